@@ -9,6 +9,7 @@
 #include "book/order_book.h"
 #include "book/replay.h"
 #include "events/event.h"
+#include "events/npy_events.h"
 
 namespace py = pybind11;
 using namespace trader;
@@ -71,6 +72,19 @@ PYBIND11_MODULE(_core, m) {
                        first_update_id, prev_update_id);
   m.attr("EVENT_DTYPE") = py::dtype::of<Event>();
   m.attr("EVENT_SIZE") = sizeof(Event);
+  m.attr("EVENT_NPY_DESCR") = kEventNpyDescr;
+  py::dict kinds;
+  kinds["BOOK_CLEAR"] = static_cast<int>(kBookClear);
+  kinds["BOOK_SNAPSHOT"] = static_cast<int>(kBookSnapshot);
+  kinds["BOOK_DELTA"] = static_cast<int>(kBookDelta);
+  kinds["TRADE"] = static_cast<int>(kTrade);
+  kinds["BOOK_TICKER"] = static_cast<int>(kBookTicker);
+  m.attr("EVENT_KINDS") = kinds;
+  py::dict flags;
+  flags["BID"] = static_cast<int>(kFlagBid);
+  flags["ASK"] = static_cast<int>(kFlagAsk);
+  flags["END_OF_MESSAGE"] = static_cast<int>(kFlagEndOfMessage);
+  m.attr("EVENT_FLAGS") = flags;
 
   py::class_<OrderBook>(m, "OrderBook", "Exact L2 book in integer ticks and lots.")
       .def(py::init<>())

@@ -79,6 +79,8 @@ class ConversionReport:
     ignored_streams: dict = field(default_factory=dict)
     gaps: list = field(default_factory=list)
     resyncs: int = 0
+    crossed: list = field(default_factory=list)  # crossed books after a message (resync mode)
+    tickers: dict = field(default_factory=dict)  # bookTicker comparison at equal update ids
 
     def count(self, kind: str) -> None:
         self.lines[kind] = self.lines.get(kind, 0) + 1
@@ -93,6 +95,8 @@ class ConversionReport:
             "ignored_streams": dict(self.ignored_streams),
             "gaps": list(self.gaps),
             "resyncs": self.resyncs,
+            "crossed": list(self.crossed),
+            "tickers": dict(self.tickers),
         }
 
 
@@ -496,6 +500,24 @@ def _to_events(ordered: list, tick: int, lot: int, files: list[FileInfo]) -> np.
     return np.array(rows, dtype=EVENT_DTYPE)
 
 
+def _check_book(events: np.ndarray, files: list[FileInfo], on_gap: str, report: ConversionReport) -> None:
+    """Replay the events through the C++ book: a crossed book after a whole message is bad data
+    (an error, or recorded in the report in resync mode); the bookTicker check goes in the report."""
+    from trader import _core
+
+    check = _core.check_tickers(events)
+    crossed = check["crossed"]
+    if crossed and on_gap == "error":
+        c = crossed[0]
+        raise FeedError(
+            files[c["file"]].path, c["line"],
+            f"crossed book after the message with update id u={c['update_id']}: best bid {c['bid']} >= "
+            f"best ask {c['ask']} (ticks); {check['replay']['crossed']} crossed message(s) in all",
+        )
+    report.crossed = [dict(c, file=files[c["file"]].path.name) for c in crossed]
+    report.tickers = {k: check[k] for k in ("tickers", "compared", "matched", "mismatched")}
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -537,6 +559,7 @@ def convert_sequence(
     tick = parse_step(tick_size, "tick_size") if tick_size else (parser.price_gcd or SCALE)
     lot = parse_step(lot_size, "lot_size") if lot_size else (parser.qty_gcd or SCALE)
     events = _to_events(ordered, tick, lot, files)
+    _check_book(events, files, on_gap, report)
     meta = {
         "format": "trader.events/1",
         "exchange": inst.exchange,

@@ -1,0 +1,19 @@
+"""`trader`: the user-facing command group. Market-data tools are also under `trader data`."""
+
+from __future__ import annotations
+
+import click
+
+from trader.sim.cli import main as sim_main
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trader")
+def main() -> None:
+    """trader: reinforcement-learning trading on crypto limit order books."""
+
+
+main.add_command(sim_main, name="data")
+
+if __name__ == "__main__":
+    main()
