@@ -36,6 +36,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -47,7 +49,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "python"))
+if importlib.util.find_spec("trader") is None:  # PYTHONPATH, when given, picks the package
+    sys.path.insert(0, str(REPO / "python"))
 
 from trader import _core  # noqa: E402
 from trader.data.binance import convert_sequence, group_sequences, sequence_name  # noqa: E402
@@ -120,22 +123,34 @@ def quiet_fd_stdout():
         os.close(devnull)
 
 
-def timed(fn, repeat: int, warmup: int = 1):
-    """Run fn() `warmup` times untimed, then `repeat` times timed. fn may return (result, seconds)
-    to time only part of its work (setup excluded); otherwise the whole call is timed."""
-    for _ in range(warmup):
-        fn()
-    times, result = [], None
-    for _ in range(repeat):
+class Timed:
+    """A function to time. fn() returns its result, or (result, seconds) to time only part of its
+    work (setup excluded); otherwise the whole call is timed."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.times: list[float] = []
+        self.result = None
+
+    def run(self) -> None:
         gc.collect()
         t0 = time.perf_counter()
-        out = fn()
+        out = self.fn()
         dt = time.perf_counter() - t0
         if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], float):
             out, dt = out
-        times.append(dt)
-        result = out
-    return result, times
+        self.times.append(dt)
+        self.result = out
+
+
+def time_interleaved(items: list[Timed], repeat: int) -> None:
+    """One untimed warm-up run of each (numba JIT compilation, file cache), then `repeat` rounds in
+    which every item runs once: ours and hftbacktest alternate, so both see the same machine load."""
+    for it in items:
+        it.fn()
+    for _ in range(repeat):
+        for it in items:
+            it.run()
 
 
 def machine_info() -> dict:
@@ -147,21 +162,34 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
+    # The compiler that built the loaded extension, from its .comment section; the build type from
+    # scikit-build's wheel build dir (build/cp*/), which is what `pip install .` used.
     compiler = "unknown"
-    for cache in sorted((REPO / "build").glob("*/CMakeCache.txt")):
-        vals = {}
+    try:
+        blob = Path(_core.__file__).read_bytes()
+        at = blob.find(b"GCC: (")
+        if at < 0:
+            at = blob.find(b"clang version")
+        if at >= 0:
+            compiler = blob[at : blob.find(b"\0", at)].decode(errors="replace")
+    except OSError:
+        pass
+    for cache in sorted((REPO / "build").glob("cp*/CMakeCache.txt")):
         for line in cache.read_text(errors="replace").splitlines():
-            for key in ("CMAKE_CXX_COMPILER:", "CMAKE_BUILD_TYPE:", "CMAKE_CXX_FLAGS_RELEASE:"):
-                if line.startswith(key):
-                    vals[key[:-1]] = line.split("=", 1)[1]
-        if vals:
-            compiler = (
-                f"{vals.get('CMAKE_CXX_COMPILER', '?')} {vals.get('CMAKE_BUILD_TYPE', '')} "
-                f"{vals.get('CMAKE_CXX_FLAGS_RELEASE', '')}".strip()
-            )
-            break
+            if line.startswith("CMAKE_BUILD_TYPE:"):
+                compiler += f", CMAKE_BUILD_TYPE={line.split('=', 1)[1]}"
+            elif line.startswith("CMAKE_CXX_FLAGS_RELEASE:"):
+                compiler += f" ({line.split('=', 1)[1]})"
+        break
+    so = Path(_core.__file__)
+    try:
+        so_id = (f"{so} sha256 {hashlib.sha256(so.read_bytes()).hexdigest()[:16]}, "
+                 f"modified {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(so.stat().st_mtime))} UTC")
+    except OSError:
+        so_id = str(so)
     info = {
         "cpu": cpu,
+        "core_so": so_id,
         "logical_cpus": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -277,6 +305,7 @@ def row(stage, impl, events, times, note=""):
         "impl": impl,
         "events": int(events),
         "seconds": med,
+        "min_seconds": min(times),
         "times": times,
         "events_per_s": events / med if med > 0 else float("inf"),
         "note": note,
@@ -290,23 +319,29 @@ def bench_sequence(files, args) -> dict:
     res = {"sequence": name, "market": market, "files": [str(p) for p in paths], "rows": [], "notes": []}
 
     # ---- conversion
-    (events, meta), t = timed(lambda: convert_sequence(files), args.repeat)
+    ours_conv = Timed(lambda: convert_sequence(files))
+    hbt_conv = None
+    if HBT_ERROR is None and market != "spot" and args.hbt_source != "ours":
+        hbt_conv = Timed(lambda: hbt_convert_files(paths, args.hbt_buffer))
+        try:
+            hbt_conv.fn()  # can it read these files at all?
+        except Exception as exc:  # noqa: BLE001
+            res["notes"].append(f"hftbacktest converter failed: {type(exc).__name__}: {exc}")
+            hbt_conv = None
+    time_interleaved([ours_conv] + ([hbt_conv] if hbt_conv else []), args.repeat)
+    events, meta = ours_conv.result
     raw_lines = sum(meta["report"]["lines"].values())
     res["raw_lines"] = raw_lines
-    res["rows"].append(row("conversion", "ours convert_sequence", len(events), t))
+    res["rows"].append(row("conversion", "ours convert_sequence", len(events), ours_conv.times))
     tick, lot = float(meta["tick_size"]), float(meta["lot_size"])
 
     hbt_arrays, hbt_path = None, None
     if HBT_ERROR is None:
-        can_convert = market != "spot" and args.hbt_source != "ours"
-        if can_convert:
-            try:
-                hbt_arrays, t = timed(lambda: hbt_convert_files(paths, args.hbt_buffer), args.repeat)
-                n = sum(len(a) for a in hbt_arrays)
-                res["rows"].append(row("conversion", "hftbacktest binancefutures.convert", n, t))
-                hbt_path = "hftbacktest's converter"
-            except Exception as exc:  # noqa: BLE001
-                res["notes"].append(f"hftbacktest converter failed: {type(exc).__name__}: {exc}")
+        if hbt_conv is not None:
+            hbt_arrays = hbt_conv.result
+            n = sum(len(a) for a in hbt_arrays)
+            res["rows"].append(row("conversion", "hftbacktest binancefutures.convert", n, hbt_conv.times))
+            hbt_path = "hftbacktest's converter"
         if hbt_arrays is None:
             if market == "spot":
                 # Show, don't assume, that its converter cannot read spot.
@@ -320,25 +355,21 @@ def bench_sequence(files, args) -> dict:
             hbt_path = "our events translated to hftbacktest's format"
         res["notes"].append(f"hftbacktest replay input: {hbt_path}")
 
-    # ---- replay: ours
-    stats, t = timed(lambda: _core.replay(events), args.repeat)
-    res["rows"].append(row("replay", "ours _core.replay", len(events), t))
-    chk, t = timed(lambda: _core.check_tickers(events), args.repeat)
-    res["rows"].append(row("replay", "ours _core.check_tickers", len(events), t))
-    res["ours_replay_stats"] = stats
-    res["ours_ticker_check"] = {k: chk[k] for k in ("tickers", "compared", "matched", "mismatched")}
+    # ---- replay
+    ours_replay = Timed(lambda: _core.replay(events))
+    ours_check = Timed(lambda: _core.check_tickers(events))
+    replay_items = [(ours_replay, "ours _core.replay", len(events), "")]
+    replay_items.append((ours_check, "ours _core.check_tickers", len(events), ""))
     _, book, _ = _core.sample_top(events, 1)
     ours_bbo = [int(x) for x in book[-1, 0]]  # bid px, bid qty, ask px, ask qty (ticks, lots)
-
-    # ---- replay: hftbacktest
+    final = {}
     if hbt_arrays is not None:
         n_hbt = sum(len(a) for a in hbt_arrays)
-        all_local = np.concatenate([a["local_ts"] for a in hbt_arrays])
-        duration = int(all_local.max() - all_local.min()) + 1_000_000_000
+        all_ts = np.concatenate([a[f][a[f] > 0] for a in hbt_arrays for f in ("exch_ts", "local_ts")])
+        duration = int(all_ts.max() - all_ts.min()) + 1_000_000_000  # the whole period, and 1 s more
         trades = [a["px"][(a["ev"] & TRADE_EVENT) == TRADE_EVENT] for a in hbt_arrays]
         tp = np.concatenate(trades) if trades else np.array([])
         roi = (float(np.floor(tp.min() * 0.9)), float(np.ceil(tp.max() * 1.1))) if len(tp) else None
-        final = {}
 
         def one_elapse(builder, roi_arg, label):
             def fn():
@@ -349,11 +380,13 @@ def bench_sequence(files, args) -> dict:
                 if r != 1:
                     raise RuntimeError(f"{label}: elapse({duration}) returned {r}, not end of data")
                 d = bt.depth(0)
+                bb, ba = d.best_bid_tick, d.best_ask_tick
+                # (ROIVectorMarketDepth.best_bid_qty returns the price in 2.4.4: use qty_at_tick)
                 final[label] = [
-                    round(d.best_bid / tick),
-                    round(d.best_bid_qty / lot),
-                    round(d.best_ask / tick),
-                    round(d.best_ask_qty / lot),
+                    int(bb),
+                    round(d.bid_qty_at_tick(bb) / lot),
+                    int(ba),
+                    round(d.ask_qty_at_tick(ba) / lot),
                 ]
                 bt.close()
                 return r, dt
@@ -368,19 +401,23 @@ def bench_sequence(files, args) -> dict:
             bt.close()
             return (steps, r), dt
 
-        _, t = timed(one_elapse(HashMapMarketDepthBacktest, None, "hashmap"), args.repeat)
-        res["rows"].append(
-            row("replay", "hftbacktest HashMap, 1 elapse", n_hbt, t, f"elapse({duration} ns)")
-        )
+        replay_items.append((Timed(one_elapse(HashMapMarketDepthBacktest, None, "hashmap")),
+                             "hftbacktest HashMap, 1 elapse", n_hbt, f"elapse({duration} ns)"))
         if roi is not None:
-            _, t = timed(one_elapse(ROIVectorMarketDepthBacktest, roi, "roivector"), args.repeat)
-            res["rows"].append(
-                row("replay", "hftbacktest ROIVector, 1 elapse", n_hbt, t, f"roi {roi[0]:g}..{roi[1]:g}")
-            )
-        (steps, _), t = timed(loop_elapse, args.repeat)
-        res["rows"].append(
-            row("replay", "hftbacktest HashMap, elapse 100ms loop", n_hbt, t, f"{steps} elapse calls in numba")
-        )
+            replay_items.append((Timed(one_elapse(ROIVectorMarketDepthBacktest, roi, "roivector")),
+                                 "hftbacktest ROIVector, 1 elapse", n_hbt, f"roi {roi[0]:g}..{roi[1]:g}"))
+        replay_items.append((Timed(loop_elapse), "hftbacktest HashMap, elapse 100ms loop", n_hbt,
+                             "elapse(100 ms) until end of data, in numba"))
+
+    time_interleaved([it[0] for it in replay_items], args.replay_repeat)
+    for timed_fn, impl, n, note in replay_items:
+        if impl.endswith("100ms loop"):
+            note += f": {timed_fn.result[0]} calls"
+        res["rows"].append(row("replay", impl, n, timed_fn.times, note))
+    res["ours_replay_stats"] = ours_replay.result
+    chk = ours_check.result
+    res["ours_ticker_check"] = {k: chk[k] for k in ("tickers", "compared", "matched", "mismatched")}
+    if final:
         res["final_bbo"] = {"ours": ours_bbo, **final}
         res["final_bbo_agree"] = all(v == ours_bbo for v in final.values())
 
@@ -395,6 +432,15 @@ def bench_sequence(files, args) -> dict:
                 r["vs"] = best["impl"]
                 r["ratio_events_per_s"] = r["events_per_s"] / best["events_per_s"]
                 r["speedup_time"] = best["seconds"] / r["seconds"]
+    ours_rp = next(r for r in res["rows"] if r["impl"] == "ours _core.replay")
+    res["ours_replay_vs_each"] = {
+        r["impl"]: {
+            "ratio_events_per_s": ours_rp["events_per_s"] / r["events_per_s"],
+            "speedup_time": r["seconds"] / ours_rp["seconds"],
+        }
+        for r in res["rows"]
+        if r["stage"] == "replay" and r["impl"].startswith("hftbacktest")
+    }
     for r in res["rows"]:
         r["raw_lines_per_s"] = raw_lines / r["seconds"] if r["seconds"] > 0 else float("inf")
     return res
@@ -429,7 +475,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", nargs="+", default=[str(p) for p in DEFAULT_FILES],
                     help="raw feed files; grouped into sequences, each benchmarked on its own")
-    ap.add_argument("--repeat", type=int, default=5, help="timed runs per row; the median is reported")
+    ap.add_argument("--repeat", type=int, default=5,
+                    help="timed runs per conversion row; the median is reported")
+    ap.add_argument("--replay-repeat", type=int, default=None,
+                    help="timed runs per replay row (fast, so more are cheap); default 3 x --repeat")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     ap.add_argument("--hbt-source", choices=("auto", "ours"), default="auto",
                     help="hftbacktest replay input: its own converter where it can read the files "
@@ -437,8 +486,10 @@ def main(argv=None) -> int:
     ap.add_argument("--hbt-buffer", type=int, default=20_000_000,
                     help="buffer_size (rows) passed to hftbacktest's converter")
     args = ap.parse_args(argv)
-    if args.repeat < 1:
-        ap.error("--repeat must be >= 1")
+    if args.replay_repeat is None:
+        args.replay_repeat = 3 * args.repeat
+    if args.repeat < 1 or args.replay_repeat < 1:
+        ap.error("--repeat and --replay-repeat must be >= 1")
 
     if HBT_ERROR is not None:
         print(f"hftbacktest cannot be imported ({HBT_ERROR}); timing ours only.", file=sys.stderr)
@@ -447,6 +498,8 @@ def main(argv=None) -> int:
     results = {
         "date": time.strftime("%Y-%m-%d"),
         "repeat": args.repeat,
+        "replay_repeat": args.replay_repeat,
+        "load_average_at_start": os.getloadavg(),
         "statistic": "median",
         "jit_excluded": True,
         "machine": machine_info(),
@@ -466,12 +519,16 @@ def main(argv=None) -> int:
     m = results["machine"]
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs; Python {m['python']}; "
           f"numpy {m['numpy']}; core: {m['core_build']}")
+    print(f"core: {m['core_so']}")
     if HBT_ERROR is None:
         print(f"hftbacktest {m['hftbacktest']} (numba {m['numba']}); JIT compile time excluded "
               "(one untimed warm-up run per row)")
-    print(f"median of {args.repeat} runs. ev/s ratio = ours events/s / hftbacktest events/s; "
-          "time ratio = hftbacktest seconds / ours seconds (same raw input);")
-    print("both against hftbacktest's fastest row of the same stage.")
+    print(f"median of {args.repeat} runs (conversion) and {args.replay_repeat} runs (replay), "
+          f"ours and hftbacktest interleaved; load average at start {results['load_average_at_start'][0]:.2f}.")
+    if HBT_ERROR is None:
+        print("ev/s ratio = ours events/s / hftbacktest events/s; "
+              "time ratio = hftbacktest seconds / ours seconds (same raw input);")
+        print("both against hftbacktest's fastest row of the same stage.")
     for s in results["sequences"]:
         print()
         print(f"== {s['sequence']}: {len(s['files'])} file(s), {s['raw_lines']:,} raw lines")
@@ -481,6 +538,9 @@ def main(argv=None) -> int:
         if "final_bbo_agree" in s:
             print(f"  final best bid/ask (ticks, lots) ours {s['final_bbo']['ours']}; "
                   f"hftbacktest agrees: {'yes' if s['final_bbo_agree'] else 'NO ' + str(s['final_bbo'])}")
+        for impl, v in s["ours_replay_vs_each"].items():
+            print(f"  ours _core.replay vs {impl}: ev/s ratio {v['ratio_events_per_s']:.2f}x, "
+                  f"time ratio {v['speedup_time']:.2f}x")
         ck = s["ours_ticker_check"]
         print(f"  our bookTicker check: {ck['matched']}/{ck['compared']} matched")
     return 0

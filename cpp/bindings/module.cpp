@@ -14,6 +14,8 @@
 namespace py = pybind11;
 using namespace trader;
 
+void bind_env(py::module_& m);  // env_bindings.cpp
+
 namespace {
 
 using EventArray = py::array_t<Event, 0>;  // no forcecast: a wrong dtype is refused, not converted
@@ -85,6 +87,7 @@ PYBIND11_MODULE(_core, m) {
   flags["ASK"] = static_cast<int>(kFlagAsk);
   flags["END_OF_MESSAGE"] = static_cast<int>(kFlagEndOfMessage);
   m.attr("EVENT_FLAGS") = flags;
+  bind_env(m);
 
   py::class_<OrderBook>(m, "OrderBook", "Exact L2 book in integer ticks and lots.")
       .def(py::init<>())

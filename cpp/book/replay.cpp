@@ -145,9 +145,13 @@ void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth,
     }
     size_t j = i;
     int64_t msg_ts = 0;
+    bool ended = false;  // found the message's END event at j
     while (j < n && is_book_event(ev[j])) {
       msg_ts = std::max(msg_ts, event_ts(ev[j], plan.clock));
-      if (ev[j].flags & kFlagEndOfMessage) break;
+      if (ev[j].flags & kFlagEndOfMessage) {
+        ended = true;
+        break;
+      }
       ++j;
     }
     clock_now = std::max(clock_now, msg_ts);
@@ -155,7 +159,9 @@ void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth,
            clock_now > plan.start_ns + static_cast<int64_t>(row) * plan.interval_ns) {
       emit(plan.start_ns + static_cast<int64_t>(row) * plan.interval_ns);
     }
-    const size_t end = std::min(j, n - 1);
+    // Without an END the message is [i, j): ev[j] (if any) is a trade or ticker, handled above on
+    // the next turn so that a trade is counted in the flow.
+    const size_t end = ended ? j : j - 1;
     for (size_t k = i; k <= end; ++k) r.apply(ev[k]);
     i = end + 1;
   }

@@ -41,6 +41,7 @@ from trader.data.rawfile import iter_lines
 _TS_UNITS = {19: ("ns", 1), 16: ("us", 1_000), 13: ("ms", 1_000_000)}
 _DEPTH_KINDS = {"depth", "depth@0ms", "depth@100ms", "depth@250ms", "depth@500ms", "depth@1000ms"}
 _MS = 1_000_000
+_INT64_MAX = 2**63 - 1  # event timestamps, prices and sizes are int64
 
 _BID, _ASK, _END = int(EventFlag.BID), int(EventFlag.ASK), int(EventFlag.END_OF_MESSAGE)
 _CLEAR, _SNAP, _DELTA = int(EventKind.BOOK_CLEAR), int(EventKind.BOOK_SNAPSHOT), int(EventKind.BOOK_DELTA)
@@ -254,6 +255,14 @@ class _Parser:
             raise FeedError(path, lineno, f"{what}: field {key!r}: {exc}") from None
         return v
 
+    @classmethod
+    def _ms(cls, path, lineno, data, key, what, default=None):
+        """An exchange time in ms, returned in ns; it must fit the int64 event field."""
+        v = cls._int(path, lineno, data, key, what, default)
+        if v * _MS > _INT64_MAX:
+            raise FeedError(path, lineno, f"{what}: field {key!r} = {v} ms is out of the int64 nanosecond range")
+        return v * _MS
+
     @staticmethod
     def _int(path, lineno, data, key, what, default=None):
         v = data.get(key, default)
@@ -285,6 +294,8 @@ class _Parser:
                     f"local timestamp has {len(ts_text)} digits where earlier lines had {unit_len}: mixed units",
                 )
             local = int(ts_text) * mult
+            if local > _INT64_MAX:
+                raise FeedError(path, lineno, f"local timestamp {ts_text.decode()} is out of the int64 nanosecond range")
             if until_ns is not None and local >= until_ns:
                 return False
             if "lastUpdateId" in msg:
@@ -293,7 +304,7 @@ class _Parser:
                 sym = msg.get("symbol")
                 if sym is not None and sym != symbol:
                     raise FeedError(path, lineno, f"snapshot symbol {sym!r}, expected {symbol!r}")
-                exch = self._int(path, lineno, msg, "E", "snapshot", 0) * _MS
+                exch = self._ms(path, lineno, msg, "E", "snapshot", 0)
                 bids = self._levels(path, lineno, msg.get("bids"), "bids")
                 asks = self._levels(path, lineno, msg.get("asks"), "asks")
                 out.append(("S", fi, lineno, local, exch, L, bids, asks))
@@ -316,7 +327,7 @@ class _Parser:
                 pu = data.get("pu")
                 if pu is not None:
                     pu = self._int(path, lineno, data, "pu", what)
-                exch = self._int(path, lineno, data, "E", what) * _MS
+                exch = self._ms(path, lineno, data, "E", what)
                 bids = self._levels(path, lineno, data.get("b"), "b")
                 asks = self._levels(path, lineno, data.get("a"), "a")
                 if not bids and not asks:
@@ -326,7 +337,7 @@ class _Parser:
                 rep.count("bookTicker")
                 what = "bookTicker"
                 u = self._int(path, lineno, data, "u", what)
-                exch = self._int(path, lineno, data, "E", what, 0) * _MS
+                exch = self._ms(path, lineno, data, "E", what, 0)
                 vals = [self._num(path, lineno, data, k, what) for k in ("b", "B", "a", "A")]
                 for v in (vals[1], vals[3]):
                     if v:
@@ -344,7 +355,7 @@ class _Parser:
                     continue
                 rep.count("trade")
                 t = self._int(path, lineno, data, "t", what)
-                exch = self._int(path, lineno, data, "T", what) * _MS
+                exch = self._ms(path, lineno, data, "T", what)
                 p = self._num(path, lineno, data, "p", what)
                 q = self._num(path, lineno, data, "q", what)
                 m = data.get("m")
@@ -452,17 +463,23 @@ def _to_events(ordered: list, tick: int, lot: int, files: list[FileInfo]) -> np.
     rows = []
     append = rows.append
 
+    def _fits(q, d, what):
+        try:
+            return check_int64(q, what)
+        except ValueError as exc:  # name the file and line, like every other bad value
+            raise FeedError(files[d[1]].path, d[2], str(exc)) from None
+
     def ticks(v, d, what):
         q, r = divmod(v, tick)
         if r:
             raise FeedError(files[d[1]].path, d[2], f"{what} {units_to_str(v)} is not a multiple of the tick size {units_to_str(tick)}")
-        return check_int64(q, what)
+        return _fits(q, d, what)
 
     def lots(v, d, what):
         q, r = divmod(v, lot)
         if r:
             raise FeedError(files[d[1]].path, d[2], f"{what} {units_to_str(v)} is not a multiple of the lot size {units_to_str(lot)}")
-        return check_int64(q, what)
+        return _fits(q, d, what)
 
     def levels(d, bids, asks, kind, U, u, pu):
         fi, ln, local, exch = d[1], d[2], d[3], d[4]

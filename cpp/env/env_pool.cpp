@@ -1,0 +1,227 @@
+#include "env/env_pool.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define TRADER_PAUSE() _mm_pause()
+#else
+#define TRADER_PAUSE() ((void)0)
+#endif
+
+namespace trader {
+
+namespace {
+constexpr int kSpinBeforeSleep = 1 << 14;
+}  // namespace
+
+void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
+  rows = n;
+  agents = k;
+  obs_dim = dim;
+  const size_t nk = n * static_cast<size_t>(k);
+  obs.assign(nk * static_cast<size_t>(dim), 0.0f);
+  reward.assign(nk, 0.0f);
+  terminated.assign(n, 0);
+  truncated.assign(n, 0);
+  env_id.assign(n, 0);
+  t.assign(n, 0);
+  episode_length.assign(n, 0);
+  episode_return.assign(nk, 0.0f);
+  position.assign(nk, 0);
+  equity.assign(nk, 0.0);
+  fees.assign(nk, 0.0);
+  filled.assign(nk, 0);
+  unfilled.assign(nk, 0);
+}
+
+OutRow PoolBuffers::row(size_t r) {
+  const size_t rk = r * static_cast<size_t>(agents);
+  return OutRow{obs.data() + rk * static_cast<size_t>(obs_dim),
+                reward.data() + rk,
+                terminated.data() + r,
+                truncated.data() + r,
+                env_id.data() + r,
+                t.data() + r,
+                episode_length.data() + r,
+                episode_return.data() + rk,
+                position.data() + rk,
+                equity.data() + rk,
+                fees.data() + rk,
+                filled.data() + rk,
+                unfilled.data() + rk};
+}
+
+EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_size, int num_threads,
+                 uint64_t seed)
+    : cfg_(cfg),
+      data_(std::move(data)),
+      num_envs_(num_envs),
+      batch_size_(batch_size),
+      num_threads_(num_threads) {
+  if (num_envs < 1) throw std::invalid_argument("num_envs: expected >= 1");
+  if (batch_size < 1 || batch_size > num_envs) {
+    throw std::invalid_argument("batch_size: expected 1 <= batch_size <= num_envs");
+  }
+  if (num_threads < 1) throw std::invalid_argument("num_threads: expected >= 1");
+  sync_mode_ = batch_size == num_envs;
+  // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
+  chunk_ = std::max<size_t>(8, static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)));
+  // Rows in flight can reach num_envs past the block the caller holds.
+  num_blocks_ = static_cast<size_t>((num_envs + batch_size - 1) / batch_size) + 1;
+  const size_t K = static_cast<size_t>(cfg.num_agents);
+  buf_.allocate(num_blocks_ * static_cast<size_t>(batch_size), cfg.num_agents,
+                data_.dim + kAccountFeatures);
+  block_done_.reset(new std::atomic<int64_t>[num_blocks_]);
+  for (size_t b = 0; b < num_blocks_; ++b) block_done_[b].store(0);
+  in_flight_.reset(new std::atomic<uint8_t>[num_envs]);
+  for (int i = 0; i < num_envs; ++i) in_flight_[i].store(0);
+  act_discrete_.assign(static_cast<size_t>(num_envs) * K, 0);
+  act_continuous_.assign(static_cast<size_t>(num_envs) * K, 0.0f);
+  tasks_.resize(2 * static_cast<size_t>(num_envs));
+  envs_.reserve(num_envs);
+  for (int i = 0; i < num_envs; ++i) {
+    envs_.emplace_back(new TradingEnv(cfg_, &data_, i, seed + static_cast<uint64_t>(i)));
+  }
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+EnvPool::~EnvPool() {
+  stop_.store(true);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    cv_.notify_all();
+  }
+  for (auto& w : workers_) w.join();
+}
+
+void EnvPool::seed(uint64_t seed) {
+  for (int i = 0; i < num_envs_; ++i) envs_[i]->reseed(seed + static_cast<uint64_t>(i));
+}
+
+void EnvPool::send(const int64_t* discrete, const float* continuous, const int32_t* env_ids, int n,
+                   bool reset) {
+  const size_t K = static_cast<size_t>(cfg_.num_agents);
+  uint64_t tail = tail_.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; ++i) {
+    const int32_t e = env_ids[i];
+    if (e < 0 || e >= num_envs_) {
+      throw std::invalid_argument("env_id: " + std::to_string(e) + " is not in [0, " +
+                                  std::to_string(num_envs_) + ")");
+    }
+    if (in_flight_[e].load(std::memory_order_acquire)) {
+      throw std::invalid_argument("env_id: env " + std::to_string(e) +
+                                  " already has an action in flight; recv its result first");
+    }
+  }
+  for (int i = 0; i < n; ++i) {
+    const int32_t e = env_ids[i];
+    in_flight_[e].store(1, std::memory_order_relaxed);
+    if (!reset) {
+      for (size_t k = 0; k < K; ++k) {
+        if (discrete) act_discrete_[e * K + k] = discrete[i * K + k];
+        if (continuous) act_continuous_[e * K + k] = continuous[i * K + k];
+      }
+    }
+    const int64_t row = sync_mode_ ? static_cast<int64_t>(sync_rows_ + static_cast<uint64_t>(i)) : -1;
+    tasks_[(tail + static_cast<uint64_t>(i)) % tasks_.size()] = Task{e, static_cast<uint8_t>(reset), row};
+  }
+  if (sync_mode_) sync_rows_ += static_cast<uint64_t>(n);
+  tail_.store(tail + static_cast<uint64_t>(n), std::memory_order_release);
+  if (sleepers_.load(std::memory_order_acquire) > 0) {
+    std::lock_guard<std::mutex> lk(mu_);
+    cv_.notify_all();
+  }
+}
+
+size_t EnvPool::run_task(const Task& task) {
+  uint64_t row = task.row >= 0 ? static_cast<uint64_t>(task.row)
+                               : next_row_.fetch_add(1, std::memory_order_relaxed);
+  const size_t slot = static_cast<size_t>(row % buf_.rows);
+  OutRow out = buf_.row(slot);
+  TradingEnv& env = *envs_[task.env];
+  if (task.reset) {
+    env.reset(out);
+  } else {
+    const size_t K = static_cast<size_t>(cfg_.num_agents);
+    const size_t off = static_cast<size_t>(task.env) * K;
+    if (cfg_.continuous) {
+      env.step(nullptr, act_continuous_.data() + off, out);
+    } else {
+      env.step(act_discrete_.data() + off, nullptr, out);
+    }
+  }
+  in_flight_[task.env].store(0, std::memory_order_release);
+  return static_cast<size_t>((row / static_cast<uint64_t>(batch_size_)) % num_blocks_);
+}
+
+size_t EnvPool::run_some(size_t chunk) {
+  uint64_t h = head_.load(std::memory_order_relaxed);
+  for (;;) {
+    const uint64_t t = tail_.load(std::memory_order_acquire);
+    if (h >= t) return 0;
+    const uint64_t n = std::min<uint64_t>(chunk, t - h);
+    if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      // One atomic add per block touched, not per env: the counters are shared by every thread.
+      size_t block = run_task(tasks_[h % tasks_.size()]);
+      int64_t count = 1;
+      for (uint64_t i = 1; i < n; ++i) {
+        const size_t b = run_task(tasks_[(h + i) % tasks_.size()]);
+        if (b != block) {
+          block_done_[block].fetch_add(count, std::memory_order_release);
+          block = b;
+          count = 0;
+        }
+        ++count;
+      }
+      block_done_[block].fetch_add(count, std::memory_order_release);
+      return static_cast<size_t>(n);
+    }
+  }
+}
+
+void EnvPool::worker_loop() {
+  int idle = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (run_some(chunk_)) {
+      idle = 0;
+      continue;
+    }
+    if (++idle < kSpinBeforeSleep) {
+      TRADER_PAUSE();
+      continue;
+    }
+    std::unique_lock<std::mutex> lk(mu_);
+    sleepers_.fetch_add(1, std::memory_order_acq_rel);
+    cv_.wait(lk, [this] {
+      return stop_.load() || head_.load(std::memory_order_acquire) < tail_.load(std::memory_order_acquire);
+    });
+    sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+    idle = 0;
+  }
+}
+
+size_t EnvPool::recv() {
+  const size_t block = static_cast<size_t>((read_row_ / static_cast<uint64_t>(batch_size_)) % num_blocks_);
+  std::atomic<int64_t>& done = block_done_[block];
+  int idle = 0;
+  while (done.load(std::memory_order_acquire) < batch_size_) {
+    if (run_some(chunk_)) continue;  // the caller steps envs too
+    const uint64_t sent = tail_.load(std::memory_order_acquire);
+    if (sent < read_row_ + static_cast<uint64_t>(batch_size_)) {
+      throw std::runtime_error("recv: " + std::to_string(sent - read_row_) +
+                               " results can still come but a batch needs " + std::to_string(batch_size_) +
+                               "; send more actions first");
+    }
+    if (++idle > 64) std::this_thread::yield();
+    TRADER_PAUSE();
+  }
+  done.store(0, std::memory_order_relaxed);
+  const size_t first = block * static_cast<size_t>(batch_size_);
+  read_row_ += static_cast<uint64_t>(batch_size_);
+  return first;
+}
+
+}  // namespace trader

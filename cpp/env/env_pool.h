@@ -1,0 +1,108 @@
+// A pool of N trading envs stepped by a fixed set of threads, envpool-style.
+//
+// Output: one contiguous buffer per field, R blocks of B rows (B = batch_size). `send` queues (env,
+// action) tasks; threads step envs and write each result into a row of the current block; `recv`
+// waits for a full block and returns its index. With batch_size == num_envs (sync mode) the row of an
+// env is its position in the send order, so `step` returns rows in env order; otherwise rows fill in
+// order of completion and `env_id` says whose row it is. Threads: num_threads counts the caller,
+// which steps envs too while it waits in recv; num_threads - 1 background workers.
+// Each env owns its random state (seed + env_id), so results do not depend on the thread count.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "env/trading_env.h"
+
+namespace trader {
+
+struct PoolBuffers {
+  size_t rows = 0;  // R * B
+  int agents = 1;
+  int64_t obs_dim = 0;
+  std::vector<float> obs;            // [rows, K, obs_dim]
+  std::vector<float> reward;         // [rows, K]
+  std::vector<uint8_t> terminated;   // [rows]
+  std::vector<uint8_t> truncated;    // [rows]
+  std::vector<int32_t> env_id;       // [rows]
+  std::vector<int64_t> t;            // [rows]
+  std::vector<int32_t> episode_length;  // [rows]
+  std::vector<float> episode_return;    // [rows, K]
+  std::vector<int64_t> position;        // [rows, K]
+  std::vector<double> equity;           // [rows, K]
+  std::vector<double> fees;             // [rows, K]
+  std::vector<int64_t> filled;          // [rows, K]
+  std::vector<int64_t> unfilled;        // [rows, K]
+
+  void allocate(size_t rows, int agents, int64_t obs_dim);
+  OutRow row(size_t r);
+};
+
+class EnvPool {
+ public:
+  EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_size, int num_threads,
+          uint64_t seed);
+  ~EnvPool();
+  EnvPool(const EnvPool&) = delete;
+  EnvPool& operator=(const EnvPool&) = delete;
+
+  // Queue actions for envs `env_ids` (n of them); discrete: n*K ints, continuous: n*K floats (one of
+  // the two is null). reset = true ignores actions and resets the envs.
+  void send(const int64_t* discrete, const float* continuous, const int32_t* env_ids, int n, bool reset);
+  // Wait for the next full block; returns its first row index in the buffers.
+  size_t recv();
+  // Reseed every env with seed + env_id (takes effect at their next reset).
+  void seed(uint64_t seed);
+
+  int num_envs() const { return num_envs_; }
+  int batch_size() const { return batch_size_; }
+  int num_threads() const { return num_threads_; }
+  const EnvConfig& config() const { return cfg_; }
+  const MarketData& data() const { return data_; }
+  PoolBuffers& buffers() { return buf_; }
+  size_t num_blocks() const { return num_blocks_; }
+
+ private:
+  struct Task {
+    int32_t env;
+    uint8_t reset;
+    int64_t row;  // -1: next free row (async)
+  };
+  void worker_loop();
+  // Claims up to `chunk` tasks and runs them; returns how many it ran.
+  size_t run_some(size_t chunk);
+  // Steps one env; returns the block its result went to.
+  size_t run_task(const Task& task);
+
+  EnvConfig cfg_;
+  MarketData data_;
+  int num_envs_, batch_size_, num_threads_;
+  bool sync_mode_;
+  size_t chunk_;
+  size_t num_blocks_;
+  std::vector<std::unique_ptr<TradingEnv>> envs_;
+  std::vector<int64_t> act_discrete_;  // [N, K] staged actions
+  std::vector<float> act_continuous_;  // [N, K]
+  PoolBuffers buf_;
+
+  std::vector<Task> tasks_;  // ring, capacity 2N
+  std::atomic<uint64_t> head_{0}, tail_{0};
+  std::atomic<uint64_t> next_row_{0};      // async row counter
+  uint64_t sync_rows_ = 0;                 // rows reserved by sync sends
+  uint64_t read_row_ = 0;                  // first row of the next block recv returns
+  std::unique_ptr<std::atomic<int64_t>[]> block_done_;
+  std::unique_ptr<std::atomic<uint8_t>[]> in_flight_;  // per env: an action is queued or running
+
+  std::vector<std::thread> workers_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sleepers_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+}  // namespace trader
