@@ -86,7 +86,7 @@ def outcome(out) -> str:
     """A label for hypothesis statistics (--hypothesis-show-statistics): ok, or the error's kind."""
     if not isinstance(out, FeedError):
         return "ok"
-    return "FeedError: " + re.split(r"[,:('\"{\[]| got", out.reason)[0].strip()
+    return "FeedError: " + re.sub(r"\d+", "N", re.split(r"[,:('\"{\[]| got", out.reason)[0].strip())
 
 
 def convert_all(paths: list[Path], **kwargs) -> list[tuple[np.ndarray, dict]] | FeedError:
@@ -258,7 +258,7 @@ def apply_line_op(lines: list[bytes], op) -> list[bytes]:
         j = pick_line(lines, op[2])
         lines[i], lines[j] = lines[j], lines[i]
     elif kind == "move":
-        j = op[2] % len(lines)
+        j = pick_line(lines, op[2])
         lines.insert(j, lines.pop(i))
     elif kind == "truncate_line":
         lines[i] = lines[i][: op[2] % (len(lines[i]) + 1)]
@@ -350,7 +350,9 @@ def mutated_feed(draw, max_line_ops=6):
         lines = apply_line_op(lines, op)
     data = join(lines)
     # byte-level damage to the text
-    for op in draw(st.lists(st.tuples(st.sampled_from(["flip", "truncate", "cut_out"]), _IDX, _BYTE), max_size=2)):
+    n_byte_ops = draw(st.sampled_from([0, 0, 1, 2]))
+    byte_op = st.tuples(st.sampled_from(["flip", "truncate", "cut_out"]), _IDX, _BYTE)
+    for op in draw(st.lists(byte_op, min_size=n_byte_ops, max_size=n_byte_ops)):
         if not data:
             break
         k = op[1] % len(data)
@@ -369,7 +371,9 @@ def mutated_feed(draw, max_line_ops=6):
             parts = [data[:cut], data[cut:]]
     codecs = [draw(st.sampled_from(["gz", "gz", "gz", "plain", "bz2", "xz"])) for _ in parts]
     # damage to the compressed stream
-    blob_ops = draw(st.lists(st.tuples(st.sampled_from(["gz_truncate", "gz_flip", "gz_append"]), _IDX, _BYTE), max_size=1))
+    n_blob_ops = draw(st.sampled_from([0, 0, 0, 1]))
+    blob_op = st.tuples(st.sampled_from(["gz_truncate", "gz_flip", "gz_append"]), _IDX, _BYTE)
+    blob_ops = draw(st.lists(blob_op, min_size=n_blob_ops, max_size=n_blob_ops))
     return parts, codecs, blob_ops
 
 
@@ -427,6 +431,29 @@ def test_fuzz_field_values(tmp_path, op, extra, ignore):
         lines = apply_line_op(lines, o)
     path = write_feed(tmp_path, join(lines))
     event(outcome(convert_all([path], on_gap="resync", ignore_streams=("kline_1m",) if ignore else ())))
+    path.unlink()
+
+
+@settings(max_examples=examples(600), **FUZZ_SETTINGS)
+@given(
+    ops=st.lists(
+        st.tuples(st.just("perturb_field"), _LINE, _IDX, _PERTURB)
+        | st.tuples(st.sampled_from(["delete", "duplicate"]), _LINE)
+        | st.tuples(st.sampled_from(["swap", "move"]), _LINE, _LINE),
+        min_size=1,
+        max_size=5,
+    ),
+    on_gap=st.sampled_from(["error", "resync"]),
+)
+def test_fuzz_plausible_values(tmp_path, ops, on_gap):
+    """Same-type values near the real ones and reordered lines: most examples convert, so this
+    reaches update-id sequencing (gaps, stale diffs, resync), the tick/lot grid, crossed-book
+    detection and the C++ replay."""
+    lines = list(base_lines())
+    for o in ops:
+        lines = apply_line_op(lines, o)
+    path = write_feed(tmp_path, join(lines))
+    event(outcome(convert_all([path], on_gap=on_gap)))
     path.unlink()
 
 
@@ -492,3 +519,14 @@ def test_out_of_range_values_are_feed_errors(tmp_path, what, index, transform):
     out = convert_all([path])
     assert isinstance(out, FeedError), f"{what}: accepted"
     assert out.line == index + 1, str(out)
+
+
+@pytest.mark.parametrize("level", ["12", {"61837.63": 1, "3.0": 2}, ["61837.63"], ["61837.63", "1", "2"], [61837.63, 1.0]])
+def test_level_must_be_a_pair_of_decimal_strings(tmp_path, level):
+    """A level given as a 2-character string ("12") or a 2-key object used to unpack into a price
+    and a size and be accepted silently."""
+    index = _snapshot_index()
+    path = _with_line(tmp_path, index, lambda ts, m: (ts, {**m, "bids": [level] + m["bids"][1:]}))
+    out = convert_all([path])
+    assert isinstance(out, FeedError) and out.line == index + 1, out
+    assert "bids" in out.reason

@@ -230,6 +230,8 @@ class _Parser:
         pg, qg = self.price_gcd, self.qty_gcd
         for lv in levels:
             try:
+                if not isinstance(lv, list):  # a 2-char string or 2-key object would unpack too
+                    raise TypeError("not a list")
                 p_text, q_text = lv
                 p = parse_units(p_text)
                 q = parse_units(q_text)

@@ -1,0 +1,268 @@
+"""Rules of the C++ trading env and its pool: execution through the book, fees, limits, latency,
+liquidity competition, autoreset, determinism across threads and sync/async, stress, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trader.sim import Market, TradingEnv, TradingParallelEnv, TradingVectorEnv, load_market, make
+
+
+def flat_market(rows=40, asks=((101, 2), (102, 3), (103, 5)), bids=((100, 2), (99, 3), (98, 5)), step_px=0):
+    """A hand-made book (tick 1, lot 1: notional = ticks * lots) whose prices rise by step_px a row."""
+    L = max(len(asks), len(bids))
+    book = np.zeros((rows, L, 4), dtype=np.int64)
+    for r in range(rows):
+        for i, (p, q) in enumerate(bids):
+            book[r, i, 0:2] = p + r * step_px, q
+        for i, (p, q) in enumerate(asks):
+            book[r, i, 2:4] = p + r * step_px, q
+    feats = np.arange(rows, dtype=np.float32)[:, None].repeat(2, 1)
+    return Market(book, feats, np.arange(rows, dtype=np.int64), tick_size=1.0, lot_size=1.0)
+
+
+def vec(market, **kw):
+    kw.setdefault("horizon", 10)
+    kw.setdefault("fee_bps", 0.0)
+    kw.setdefault("start_min", 0)
+    kw.setdefault("start_max", 0)
+    kw.setdefault("trade_size", 1.0)
+    kw.setdefault("max_position", 100.0)
+    return TradingVectorEnv(market, **kw)
+
+
+def test_market_buy_walks_levels_and_pays_fee():
+    env = vec(flat_market(), trade_size=6.0, fee_bps=10.0, initial_cash=10_000.0)
+    env.reset(seed=0)
+    obs, reward, term, trunc, info = env.step(np.array([1]))
+    notional = 2 * 101 + 3 * 102 + 1 * 103
+    fee = notional * 10 / 1e4
+    assert info["filled"][0] == 6 and info["position"][0] == 6
+    assert info["fees"][0] == pytest.approx(fee)
+    mid = 100.5
+    equity = 10_000.0 - notional - fee + 6 * mid
+    assert info["equity"][0] == pytest.approx(equity)
+    assert reward[0] == pytest.approx(equity - 10_000.0, rel=1e-6)
+    assert obs[0, 2] == pytest.approx(6 / 100)  # position / max position
+
+
+def test_order_larger_than_shown_depth_is_partly_filled():
+    env = vec(flat_market(), trade_size=15.0)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([1]))
+    assert info["filled"][0] == 10 and info["unfilled"][0] == 5
+
+
+def test_sell_walks_bids_and_short_limit():
+    env = vec(flat_market(), trade_size=4.0, max_position=5.0)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([2]))
+    assert info["position"][0] == -4
+    assert info["equity"][0] == pytest.approx(100_000 + 2 * 100 + 2 * 99 - 4 * 100.5)
+    _, _, _, _, info = env.step(np.array([2]))  # only 1 more lot allowed
+    assert info["position"][0] == -5 and info["filled"][0] == -1
+
+
+def test_no_shorting():
+    env = vec(flat_market(), allow_short=False)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([2]))
+    assert info["position"][0] == 0 and info["filled"][0] == 0
+
+
+def test_continuous_target_position():
+    env = vec(flat_market(), continuous=True, max_position=10.0)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0.5], dtype=np.float32))
+    assert info["position"][0] == 5
+    _, _, _, _, info = env.step(np.array([-0.2], dtype=np.float32))
+    assert info["position"][0] == -2 and info["filled"][0] == -7
+
+
+def test_latency_executes_at_a_later_row():
+    m = flat_market(step_px=10)  # prices move 10 ticks a row
+    env = vec(m, latency_steps=2)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([1]))  # sent at row 0, executes at row 2
+    assert info["filled"][0] == 0
+    _, _, _, _, info = env.step(np.array([0]))
+    assert info["filled"][0] == 0
+    _, _, _, _, info = env.step(np.array([0]))
+    assert info["filled"][0] == 1
+    expected_cash = 100_000 - (101 + 2 * 10)
+    assert info["equity"][0] == pytest.approx(expected_cash + (100.5 + 3 * 10))
+
+
+def test_agents_compete_for_the_same_levels():
+    first_gets_best = 0
+    for seed in range(100):
+        # both flat, both buy 3 lots: 2 at 101 and 3 at 102 are shown, so one agent pays more
+        env = vec(flat_market(), num_agents=2, trade_size=3.0, seed=seed)
+        env.reset()
+        _, _, _, _, info = env.step(np.array([[1, 1]]))
+        assert info["filled"][0].tolist() == [3, 3]
+        eq = info["equity"][0]
+        costs = sorted(100_000 + 3 * 100.5 - eq)
+        assert costs == pytest.approx([2 * 101 + 102, 2 * 102 + 103])
+        first_gets_best += eq[0] > eq[1]
+    assert 20 < first_gets_best < 80  # seeded random priority, not a fixed order
+
+
+def test_liquidity_is_shared_not_duplicated():
+    env = vec(flat_market(), num_agents=3, trade_size=5.0)
+    env.reset(seed=1)
+    _, _, _, _, info = env.step(np.array([[1, 1, 1]]))
+    assert info["filled"][0].sum() == 10  # all shown ask depth, not 15
+    assert info["unfilled"][0].sum() == 5
+
+
+def test_truncation_then_next_step_autoreset():
+    env = vec(flat_market(), horizon=3)
+    obs0, _ = env.reset(seed=0)
+    for i in range(3):
+        obs, r, term, trunc, info = env.step(np.array([1]))
+    assert trunc[0] and not term[0] and info["episode"]["l"][0] == 3
+    assert info["_episode"][0]
+    obs, r, term, trunc, info = env.step(np.array([1]))  # ignored: the env resets
+    assert info["episode"]["l"][0] == 0 and info["position"][0] == 0 and r[0] == 0
+    np.testing.assert_array_equal(obs, obs0)
+
+
+def test_ruin_terminates():
+    falling = flat_market(rows=40, asks=((1001, 100),), bids=((1000, 100),), step_px=-20)
+    env = vec(falling, initial_cash=20_000.0, trade_size=10.0, ruin_fraction=0.5, horizon=30)
+    env.reset(seed=0)
+    terminated = False
+    for _ in range(30):
+        _, _, term, trunc, info = env.step(np.array([1]))
+        if term[0]:
+            terminated = True
+            break
+    assert terminated and info["equity"][0] < 10_000 and not trunc[0]
+
+
+def run_trajectories(num_envs, batch_size, threads, steps=120, seed=3, horizon=40):
+    """Per-env trajectories under a fixed per-env action plan, through the async API."""
+    env = make(num_envs=num_envs, batch_size=batch_size, num_threads=threads, seed=seed, horizon=horizon,
+               trade_size=0.5, max_position=2.0, latency_steps=1, fee_bps=2.0)
+    plan = np.random.default_rng(0).integers(0, 3, size=(num_envs, 4 * steps))
+    traj = {i: [] for i in range(num_envs)}
+    env.async_reset()
+    while min(len(t) for t in traj.values()) < steps:
+        obs, rew, term, trunc, info = env.recv()
+        ids = info["env_id"].copy()
+        assert len(set(ids.tolist())) == len(ids) == batch_size
+        for j, e in enumerate(ids):
+            traj[e].append((obs[j].copy(), float(rew[j]), bool(term[j]), bool(trunc[j]), int(info["position"][j])))
+        env.send(plan[ids, [len(traj[e]) for e in ids]], ids)
+    return {e: t[:steps] for e, t in traj.items()}
+
+
+def assert_same(a, b):
+    for e in a:
+        assert len(a[e]) == len(b[e])
+        for x, y in zip(a[e], b[e]):
+            np.testing.assert_array_equal(x[0], y[0])
+            assert x[1:] == y[1:]
+
+
+def test_deterministic_across_threads_and_sync_async():
+    ref = run_trajectories(16, 16, 1)
+    assert_same(ref, run_trajectories(16, 16, 2))
+    assert_same(ref, run_trajectories(16, 4, 1))
+    assert_same(ref, run_trajectories(16, 4, 2))
+    assert_same(ref, run_trajectories(16, 1, 2))
+
+
+def test_sync_step_rows_are_in_env_order_and_seeded_per_env():
+    env = make(num_envs=8, num_threads=2, seed=11)
+    obs, info = env.reset(seed=11)
+    assert info["env_id"].tolist() == list(range(8))
+    single = make(num_envs=1, seed=11 + 5)
+    o1, _ = single.reset(seed=11 + 5)
+    np.testing.assert_array_equal(obs[5], o1[0])  # env i is seeded with seed + i
+
+
+def test_pool_stress_async_two_threads():
+    num_envs, batch = 256, 32
+    env = make(num_envs=num_envs, batch_size=batch, num_threads=2, seed=5, horizon=25)
+    env.async_reset()
+    seen = np.zeros(num_envs, dtype=int)
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        obs, rew, term, trunc, info = env.recv()
+        ids = info["env_id"].copy()
+        assert len(np.unique(ids)) == batch and np.isfinite(obs).all() and np.isfinite(rew).all()
+        seen[ids] += 1
+        env.send(rng.integers(0, 3, batch), ids)
+    assert seen.min() > 0 and seen.sum() == 3000 * batch
+
+
+def test_second_action_for_an_env_in_flight_is_refused():
+    env = make(num_envs=4, batch_size=2, num_threads=1)  # no background worker: tasks wait for recv
+    env.async_reset()
+    _, _, _, _, info = env.recv()
+    ids = info["env_id"].copy()
+    env.send(np.zeros(2, dtype=np.int64), ids)
+    with pytest.raises(ValueError, match="already has an action in flight"):
+        env.send(np.zeros(1, dtype=np.int64), ids[:1])
+    with pytest.raises(ValueError, match="env_id: 9 is not in"):
+        env.send(np.zeros(1, dtype=np.int64), np.array([9]))
+
+
+@pytest.mark.parametrize(
+    "kwargs,action,match",
+    [
+        ({}, np.zeros((2, 2), dtype=np.int64), r"action: expected shape \(4,\)"),
+        ({}, np.zeros(4, dtype=np.float32), "action: expected an integer array"),
+        ({}, np.array([0, 1, 3, 0]), "action: value 3 at index 2"),
+        ({"continuous": True}, np.array([0.0, 2.0, 0.0, 0.0], dtype=np.float32), r"not in \[-1, 1\]"),
+        ({"continuous": True}, np.zeros(4, dtype=np.int64), "action: expected a float array"),
+    ],
+)
+def test_bad_actions(kwargs, action, match):
+    env = make(num_envs=4, **kwargs)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="unknown option 'horizn'"):
+        make(horizn=10)
+    with pytest.raises(ValueError, match="book: .* rows are fewer than a horizon"):
+        make(horizon=10**7)
+    with pytest.raises(ValueError, match="fee_bps"):
+        make(fee_bps=-1)
+    with pytest.raises(ValueError, match="trade_size"):
+        make(trade_size=1e-9)
+    with pytest.raises(ValueError, match="batch_size"):
+        make(num_envs=4, batch_size=8)
+    m = flat_market()
+    m.features[3, 1] = np.nan
+    with pytest.raises(ValueError, match="features: non-finite value at row 3, column 1"):
+        vec(m)
+
+
+def test_gymnasium_env_checker_passes():
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(TradingEnv(horizon=50), skip_render_check=True)
+
+
+def test_pettingzoo_parallel_api():
+    from pettingzoo.test import parallel_api_test
+
+    parallel_api_test(TradingParallelEnv(num_agents=3, horizon=40), num_cycles=100)
+
+
+def test_observation_is_feature_row_plus_account():
+    market = load_market()
+    env = TradingVectorEnv(market, num_envs=2, seed=0, horizon=50)
+    obs, info = env.reset(seed=0)
+    D = market.features.shape[1]
+    assert obs.shape == (2, D + 3)
+    for j in range(2):
+        np.testing.assert_array_equal(obs[j, :D], market.features[info["t"][j]])
+        assert obs[j, D + 2] == 1.0  # whole episode left
