@@ -18,7 +18,7 @@ Every timing is repeated --repeat times and the median is reported. Before timin
 measured function runs once untimed, so numba JIT compilation (hftbacktest's converter helpers
 and its jitclass backtest methods) and the OS file cache are excluded.
 
-hftbacktest's converter cannot read spot files (spot depth diffs, snapshots and trades carry no
+hftbacktest's converter cannot read spot files (spot depth diffs and REST snapshots carry no
 "T" field, spot trades no "X"). For spot sequences hftbacktest's replay is therefore fed with our
 events translated to its event format (snapshot -> DEPTH_CLEAR + DEPTH_SNAPSHOT, diff levels ->
 DEPTH_EVENT, trades -> TRADE_EVENT, bookTicker dropped) and run through hftbacktest's own

@@ -117,7 +117,6 @@ def test_reference_matches_cpp(market, name):
             stats["filled"] += int(np.any(got["filled"][i] != 0))
             stats["unfilled"] += int(np.any(got["unfilled"][i] != 0))
 
-    print(name, stats)
     assert stats["resets"] >= 3 * NUM_ENVS, stats
     assert stats["filled"] > 0, stats
     if name == "ruin":

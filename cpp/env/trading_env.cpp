@@ -190,7 +190,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
   if (ruined || truncated) {
     needs_reset_ = true;
     for (auto& a : agents_) {  // orders still in flight are cancelled with the episode
-      a.unfilled += std::abs(pending_lots(a));
+      for (size_t i = a.pending_head; i < a.pending.size(); ++i) a.unfilled += std::abs(a.pending[i].lots);
     }
   }
   write(out, ruined, truncated);

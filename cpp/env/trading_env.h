@@ -61,7 +61,7 @@ struct OutRow {
   double* equity;           // [K] quote, marked at mid
   double* fees;             // [K] fees paid this episode, quote
   int64_t* filled;          // [K] signed lots filled this step
-  int64_t* unfilled;        // [K] lots of orders cancelled this step for lack of shown depth
+  int64_t* unfilled;        // [K] lots cancelled this step: beyond the shown depth, or in flight at episode end
 };
 
 class TradingEnv {

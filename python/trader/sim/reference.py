@@ -289,8 +289,7 @@ class ReferenceTradingEnv(gym.Env):
         if ruined or truncated:
             self.needs_reset = True
             for a in self.agents:  # orders still in flight are cancelled with the episode
-                # NB: the C++ counts |net| of the pending lots (a pending buy and sell offset each other).
-                a.unfilled += abs(a.pending_lots())
+                a.unfilled += sum(abs(o[1]) for o in a.pending)
                 a.pending = []
 
         reward = np.asarray(rewards, dtype=np.float32)

@@ -1,0 +1,1 @@
+"""Order-book encoders: labels, datasets, DeepLOB (reference) and our temporal-convolution encoder."""
