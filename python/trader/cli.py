@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from trader.nn.cli import embed, train_encoder
 from trader.sim.cli import main as sim_main
 
 
@@ -14,6 +15,8 @@ def main() -> None:
 
 
 main.add_command(sim_main, name="data")
+main.add_command(train_encoder)
+main.add_command(embed)
 
 if __name__ == "__main__":
     main()

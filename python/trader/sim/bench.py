@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import time
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -77,12 +78,14 @@ def _envpool(n, batch, threads, actions, seconds, warmup) -> float | None:
         import envpool
     except (ImportError, OSError):
         return None
-    env = envpool.make_gymnasium("CartPole-v1", num_envs=n, batch_size=batch, num_threads=threads, seed=0)
-    try:
-        return _bench_pool(env, n, batch, (actions % 2).astype(np.int32), seconds, warmup,
-                           lambda info: info["env_id"])
-    finally:
-        env.close()
+    with warnings.catch_warnings():  # envpool's CartPole Box bounds: float64 -> float32 notice (at first recv)
+        warnings.simplefilter("ignore")
+        env = envpool.make_gymnasium("CartPole-v1", num_envs=n, batch_size=batch, num_threads=threads, seed=0)
+        try:
+            return _bench_pool(env, n, batch, (actions % 2).astype(np.int32), seconds, warmup,
+                               lambda info: info["env_id"])
+        finally:
+            env.close()
 
 
 def _python(market, n, actions, seconds, warmup) -> float | None:
@@ -134,17 +137,17 @@ def run_bench(num_envs=(1, 64, 1024), threads=(1, 2), modes=("sync", "async"), s
         py_sps, py_note = None, ""
         if python:
             if n > python_max_envs:
-                py_note = f"python: not run above {python_max_envs} envs (too slow)"
+                py_note = f"python ref not run above {python_max_envs} envs (too slow)"
             else:
                 py_sps = _python(market, n, actions, seconds, warmup)
-                py_note = "python: 1 thread, sync" if py_sps is not None else "python: reference env missing"
+                py_note = "" if py_sps is not None else "python reference env missing"
             gc.collect()
         for t in threads:
             for mode in modes:
                 batch = n if mode == "sync" else max(1, n // 4)
                 notes = []
                 if mode == "async" and batch == n:
-                    notes.append("async = sync at batch = num_envs")
+                    notes.append("async = sync (batch = num_envs)")
                 ours = _ours(market, n, batch, int(t), actions, seconds, warmup)
                 gc.collect()
                 ep = _envpool(n, batch, int(t), actions, seconds, warmup) if envpool else None

@@ -1,0 +1,72 @@
+"""Baselines for mid-price direction: the majority class, and multinomial logistic regression on
+order-flow imbalance (OFI) features.
+
+OFI of level m between rows n-1 and n (Cont, Kukanov, Stoikov 2014 for the best level; Xu, Gould,
+Howison 2019 for deeper levels):
+    e = q^b_n 1{P^b_n >= P^b_{n-1}} - q^b_{n-1} 1{P^b_n <= P^b_{n-1}}
+        - q^a_n 1{P^a_n <= P^a_{n-1}} + q^a_{n-1} 1{P^a_n >= P^a_{n-1}}
+summed over the last {1, 5, 10, 20, 50} rows for levels 1..5 and scaled by the mean top-5 depth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+LAGS = (1, 5, 10, 20, 50)
+
+
+def ofi_features(book: np.ndarray, levels: int = 5, lags=LAGS) -> np.ndarray:
+    """book: int64 [T, L, 4] -> float32 [T, levels * len(lags)]; row t uses rows <= t only."""
+    b = book.astype(np.float64)
+    T = len(b)
+    m = min(levels, b.shape[1])
+    pb, qb, pa, qa = b[:, :m, 0], b[:, :m, 1], b[:, :m, 2], b[:, :m, 3]
+    e = np.zeros((T, m))
+    e[1:] = (qb[1:] * (pb[1:] >= pb[:-1]) - qb[:-1] * (pb[1:] <= pb[:-1])
+             - qa[1:] * (pa[1:] <= pa[:-1]) + qa[:-1] * (pa[1:] >= pa[:-1]))
+    depth = max(float((qb + qa).mean()), 1e-12)
+    c = np.concatenate([np.zeros((1, m)), np.cumsum(e, axis=0)])
+    cols = []
+    for lag in lags:
+        t = np.arange(T)
+        cols.append((c[t + 1] - c[np.maximum(t + 1 - lag, 0)]) / depth)
+    return np.concatenate(cols, axis=1).astype(np.float32)
+
+
+def majority_predict(train_labels: np.ndarray, n: int) -> np.ndarray:
+    return np.full(n, int(np.bincount(train_labels, minlength=3).argmax()), dtype=np.int64)
+
+
+def logistic_regression(x_train, y_train, x_test, l2: float = 1e-3, seed: int = 0) -> np.ndarray:
+    """Multinomial logistic regression fitted by L-BFGS; features standardized on the training rows."""
+    torch.manual_seed(seed)
+    mu, sd = x_train.mean(0), np.maximum(x_train.std(0), 1e-8)
+    xt = torch.tensor((x_train - mu) / sd, dtype=torch.float64)
+    yt = torch.tensor(y_train, dtype=torch.long)
+    w = torch.zeros(xt.shape[1], 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, bias], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w + bias, yt) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        logits = torch.tensor((x_test - mu) / sd, dtype=torch.float64) @ w + bias
+    return logits.argmax(1).numpy()
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """Accuracy and macro-F1 over the three classes (a class absent from both counts F1 = 0)."""
+    acc = float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+    f1s = []
+    for c in range(3):
+        tp = np.sum((y_pred == c) & (y_true == c))
+        fp = np.sum((y_pred == c) & (y_true != c))
+        fn = np.sum((y_pred != c) & (y_true == c))
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": acc, "macro_f1": float(np.mean(f1s)), "n": int(len(y_true))}

@@ -1,0 +1,317 @@
+"""Training and evaluation of the encoders, with checkpoints, resume, TensorBoard and a report.
+
+Run folder layout (one per `trader train-encoder` run):
+    <run>/<model>/weights.safetensors   model weights (+ normalization mean/std)
+    <run>/<model>/state.pt              optimizer, epoch, RNG states (for --resume)
+    <run>/<model>/config.json           model and data settings, needed to embed
+    <run>/report.json, report.md        scores per horizon on the time-ordered test split
+    <run>/tb/                           TensorBoard scalars
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from trader.nn.baselines import logistic_regression, majority_predict, ofi_features, scores
+from trader.nn.data import EncoderData
+from trader.nn.models import build_model
+
+
+@dataclass
+class TrainConfig:
+    model: str = "tcn"  # tcn | deeplob
+    epochs: int = 4
+    batch_size: int = 64  # windows (deeplob) or chunks (tcn) per step
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    chunk: int = 256  # tcn: labelled rows per chunk
+    channels: int = 64
+    embedding_dim: int = 32
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    max_steps_per_epoch: int = 0  # 0 = a full pass over the training rows
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _Stack:
+    """All series' normalized rows in one array, with offsets, on the training device."""
+
+    def __init__(self, data: EncoderData, device):
+        self.offsets = np.cumsum([0] + [len(s.features) for s in data.series])
+        self.x = torch.tensor(np.concatenate([data.normalized(i) for i in range(len(data.series))]), device=device)
+        self.y = torch.tensor(np.concatenate(data.labels), device=device)
+
+    def rows(self, data: EncoderData, split: str) -> np.ndarray:
+        return np.concatenate([self.offsets[i] + t for i, t in data.rows(split)])
+
+
+def _windows(stack: _Stack, ends: torch.Tensor, window: int) -> torch.Tensor:
+    idx = ends[:, None] + torch.arange(-window + 1, 1, device=ends.device)
+    return stack.x[idx]
+
+
+def _save(model_dir: Path, model, opt, epoch: int, cfg: TrainConfig, data: EncoderData, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors["_norm.mean"] = torch.tensor(data.mean)
+    tensors["_norm.std"] = torch.tensor(data.std)
+    tmp = model_dir / ".weights.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    os.replace(tmp, model_dir / "weights.safetensors")
+    state = {"epoch": epoch, "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
+             "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), "meta": meta}
+    torch.save(state, model_dir / ".state.pt.tmp")
+    os.replace(model_dir / ".state.pt.tmp", model_dir / "state.pt")
+    config = {"train": asdict(cfg), "horizons": list(data.horizons), "window": data.window,
+              "levels": data.series[0].levels, "in_features": int(data.mean.shape[0]), "alphas": data.alphas}
+    (model_dir / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def load_encoder(model_dir: str | Path, device="cpu"):
+    """(model, config, mean, std) from a checkpoint folder written by train_model."""
+    from safetensors.torch import load_file
+
+    model_dir = Path(model_dir)
+    cfg_path = model_dir / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: missing; expected a checkpoint folder of trader train-encoder")
+    config = json.loads(cfg_path.read_text())
+    t = config["train"]
+    model = build_model(t["model"], config["in_features"], config["levels"], len(config["horizons"]),
+                        **({"channels": t["channels"], "embedding_dim": t["embedding_dim"]} if t["model"] == "tcn" else {}))
+    tensors = load_file(str(model_dir / "weights.safetensors"))
+    mean, std = tensors.pop("_norm.mean").numpy(), tensors.pop("_norm.std").numpy()
+    model.load_state_dict(tensors)
+    return model.to(device).eval(), config, mean, std
+
+
+def train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, writer=None,
+                progress: bool = True) -> tuple[nn.Module, dict]:
+    """Train one encoder on the train split, keeping the epoch with the best validation loss."""
+    from tqdm import tqdm
+
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    stack = _Stack(data, device)
+    H = len(data.horizons)
+    model = build_model(cfg.model, stack.x.shape[1], data.series[0].levels, H,
+                        **({"channels": cfg.channels, "embedding_dim": cfg.embedding_dim} if cfg.model == "tcn" else {}))
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    model_dir = run_dir / cfg.model
+    start_epoch, meta = 0, {"train_seconds": 0.0, "samples": 0, "best_val_loss": float("inf"), "history": []}
+    if resume and (model_dir / "state.pt").is_file():
+        loaded, _, _, _ = load_encoder(model_dir, device)
+        model.load_state_dict(loaded.state_dict())
+        state = torch.load(model_dir / "state.pt", weights_only=False)
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+        random.setstate(state["python_rng"])
+        start_epoch, meta = state["epoch"], state["meta"]
+    train_rows = stack.rows(data, "train")
+    val_rows = stack.rows(data, "val")
+    W = data.window
+    amp = cfg.amp and device.type == "cuda"
+    rf = getattr(model, "receptive_field", W)
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        perm = np.random.permutation(len(train_rows))
+        if cfg.model == "tcn":
+            # Chunks: rf - 1 rows of context, then `chunk` rows whose labels are trained on. A chunk's
+            # end is a random training row; only positions that are training rows count.
+            per = cfg.chunk
+            n_steps = max(1, len(train_rows) // (per * cfg.batch_size))
+        else:
+            n_steps = max(1, len(train_rows) // cfg.batch_size)
+        if cfg.max_steps_per_epoch:
+            n_steps = min(n_steps, cfg.max_steps_per_epoch)
+        t0 = time.perf_counter()
+        seen = 0
+        bar = tqdm(range(n_steps), desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        train_set = torch.zeros(len(stack.x), dtype=torch.bool, device=device)
+        train_set[torch.as_tensor(train_rows, device=device)] = True
+        for step in bar:
+            if cfg.model == "tcn":
+                ends = torch.as_tensor(train_rows[perm[(np.arange(cfg.batch_size) + step * cfg.batch_size) % len(perm)]],
+                                       device=device)
+                length = rf - 1 + cfg.chunk
+                idx = ends[:, None] + torch.arange(-length + 1, 1, device=device)
+                valid_idx = idx.clamp(min=0)
+                x = stack.x[valid_idx]
+                y = stack.y[valid_idx]
+                mask = train_set[valid_idx] & (idx >= 0) & (y >= 0).all(-1)
+                mask[:, : rf - 1] = False
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = model(x)
+                loss = nn.functional.cross_entropy(logits[mask].float().reshape(-1, 3), y[mask].reshape(-1))
+                seen += int(mask.sum())
+            else:
+                sel = perm[(np.arange(cfg.batch_size) + step * cfg.batch_size) % len(perm)]
+                ends = torch.as_tensor(train_rows[sel], device=device)
+                x = _windows(stack, ends, W)
+                y = stack.y[ends]
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = model(x)
+                loss = nn.functional.cross_entropy(logits.float().reshape(-1, 3), y.reshape(-1))
+                seen += len(ends)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if writer is not None:
+                writer.add_scalar(f"{cfg.model}/loss_train", loss.item(), epoch * n_steps + step)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - t0
+        meta["train_seconds"] += elapsed
+        meta["samples"] += seen
+        val_loss = _loss(model, stack, data, val_rows, cfg, device)
+        meta["history"].append({"epoch": epoch + 1, "val_loss": val_loss, "seconds": elapsed,
+                                "samples_per_s": seen / max(elapsed, 1e-9)})
+        if writer is not None:
+            writer.add_scalar(f"{cfg.model}/loss_val", val_loss, epoch + 1)
+            writer.add_scalar(f"{cfg.model}/samples_per_s", seen / max(elapsed, 1e-9), epoch + 1)
+        if val_loss < meta["best_val_loss"]:
+            meta["best_val_loss"] = val_loss
+            _save(model_dir / "best", model, opt, epoch + 1, cfg, data, meta)
+        _save(model_dir, model, opt, epoch + 1, cfg, data, meta)
+    best = model_dir / "best"
+    if best.is_dir():
+        model, _, _, _ = load_encoder(best, device)
+    meta["params"] = sum(p.numel() for p in model.parameters())
+    return model, meta
+
+
+@torch.no_grad()
+def predict(model, stack: _Stack, data: EncoderData, rows: np.ndarray, cfg: TrainConfig, device) -> torch.Tensor:
+    """Logits [n, H, 3] for global row indices `rows`."""
+    model.eval()
+    if cfg.model == "tcn":
+        out = torch.empty(len(rows), len(data.horizons), 3, device=device)
+        rf = model.receptive_field
+        # Causal model: run each series in overlapping chunks, keep the logits of the rows asked for.
+        pos = {int(r): i for i, r in enumerate(rows)}
+        for i in range(len(data.series)):
+            a, b = int(stack.offsets[i]), int(stack.offsets[i + 1])
+            for s in range(a, b, 8192):
+                lo = max(a, s - (rf - 1))
+                logits = model(stack.x[lo:min(b, s + 8192)][None])[0].float()
+                for r in range(s, min(b, s + 8192)):
+                    j = pos.get(r)
+                    if j is not None:
+                        out[j] = logits[r - lo]
+        return out
+    outs = []
+    for s in range(0, len(rows), 512):
+        ends = torch.as_tensor(rows[s:s + 512], device=device)
+        outs.append(model(_windows(stack, ends, data.window))[:, 0].float())
+    return torch.cat(outs) if outs else torch.empty(0, len(data.horizons), 3, device=device)
+
+
+def _loss(model, stack, data, rows, cfg, device) -> float:
+    if len(rows) == 0:
+        return float("nan")
+    logits = predict(model, stack, data, rows, cfg, device)
+    y = stack.y[torch.as_tensor(rows, device=device)]
+    return float(nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1)))
+
+
+def evaluate(model, data: EncoderData, cfg: TrainConfig, split: str = "test") -> list[dict]:
+    device = next(model.parameters()).device
+    stack = _Stack(data, device)
+    rows = stack.rows(data, split)
+    pred = predict(model, stack, data, rows, cfg, device).argmax(-1).cpu().numpy()
+    y = stack.y[torch.as_tensor(rows, device=device)].cpu().numpy()
+    return [scores(y[:, h], pred[:, h]) for h in range(len(data.horizons))]
+
+
+def baseline_scores(data: EncoderData, split: str = "test") -> dict:
+    """Majority class and OFI logistic regression, fitted on the train split."""
+    ofi = [ofi_features(s.book) for s in data.series]
+    out = {"majority": [], "logreg_ofi": []}
+    tr, te = data.rows("train"), data.rows(split)
+    x_tr = np.concatenate([ofi[i][t] for i, t in tr])
+    x_te = np.concatenate([ofi[i][t] for i, t in te])
+    for h in range(len(data.horizons)):
+        y_tr = np.concatenate([data.labels[i][t, h] for i, t in tr])
+        y_te = np.concatenate([data.labels[i][t, h] for i, t in te])
+        out["majority"].append(scores(y_te, majority_predict(y_tr, len(y_te))))
+        out["logreg_ofi"].append(scores(y_te, logistic_regression(x_tr, y_tr, x_te)))
+    return out
+
+
+def inference_cost_us(model, in_features: int, window: int, repeats: int = 200) -> float:
+    """Median CPU time (µs) of one embedding at batch 1 from the last `window` rows."""
+    model = model.to("cpu").eval()
+    x = torch.zeros(1, window, in_features)
+    times = []
+    with torch.inference_mode():
+        for _ in range(20):
+            model.embed(x)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model.embed(x)
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e6)
+
+
+def write_report(run_dir: Path, data: EncoderData, results: dict, costs: dict, sources: list[str]) -> dict:
+    report = {
+        "instruments": sources,
+        "horizons": list(data.horizons),
+        "window": data.window,
+        "alphas": data.alphas,
+        "class_balance": data.balance(),
+        "test_scores": results,
+        "training_cost": costs,
+    }
+    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
+    lines = ["# Encoder report", "", f"Instruments pooled: {', '.join(sources)}",
+             f"Rows: {data.series[0].levels} levels, window {data.window}; splits in time order with gaps of "
+             f"{max(data.horizons)} rows; thresholds alpha (train only): "
+             + ", ".join(f"k={k}: {a:.2e}" for k, a in zip(data.horizons, data.alphas)), "",
+             "| model | " + " | ".join(f"k={k} acc | k={k} F1" for k in data.horizons) + " |",
+             "|---|" + "---|" * (2 * len(data.horizons))]
+    for name, per_h in results.items():
+        cells = " | ".join(f"{s['accuracy'] * 100:.1f} | {s['macro_f1'] * 100:.1f}" for s in per_h)
+        lines.append(f"| {name} | {cells} |")
+    lines += ["", "Test class balance (down / stationary / up):", ""]
+    for k, b in report["class_balance"]["test"].items():
+        lines.append(f"- {k}: {b['down']:.2f} / {b['stationary']:.2f} / {b['up']:.2f} ({b['rows']} rows)")
+    lines += ["", "| model | params | train seconds | samples/s | CPU inference µs/tick (batch 1) |", "|---|---|---|---|---|"]
+    for name, c in costs.items():
+        lines.append(f"| {name} | {c.get('params', '-')} | {c.get('train_seconds', 0):.1f} | "
+                     f"{c.get('samples_per_s', 0):.0f} | {c.get('inference_us', float('nan')):.0f} |")
+    (run_dir / "report.md").write_text("\n".join(lines) + "\n")
+    return report
