@@ -92,7 +92,7 @@ def test_train_save_load_round_trip_and_resume(tmp_path):
     from trader.nn.train import TrainConfig, load_encoder, train_model
 
     data = build([_series()], horizons=(10, 20), window=50)
-    cfg = TrainConfig(model="tcn", epochs=1, batch_size=4, chunk=32, channels=16, embedding_dim=8,
+    cfg = TrainConfig(model="tcn", epochs=1, chunks_per_step=4, chunk=32, channels=16, embedding_dim=8,
                       max_steps_per_epoch=3, device="cpu")
     model, meta = train_model(data, cfg, tmp_path, progress=False)
     loaded, config, mean, std = load_encoder(tmp_path / "tcn", "cpu")

@@ -232,11 +232,18 @@ def perturb(old, spec):
     delta, decimal_text, choice = spec
     if isinstance(old, bool) or old is None:
         return not old
-    if isinstance(old, int):
-        return [old + delta, max(0, old + delta), abs(delta), 0][choice % 4]
+    if isinstance(old, int):  # ids and times: off by a little, or far out of range
+        return [old + delta, max(0, old + delta), abs(delta), 0, old * 10**6, 2**64 - 1][choice % 6]
     if isinstance(old, str):
-        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", old):
-            return [decimal_text, "0", old + "1", old.rstrip("0").rstrip(".") or "0"][choice % 4]
+        if re.fullmatch(r"[0-9]+(\.[0-9]+)?", old):  # prices and sizes
+            return [
+                decimal_text,
+                "0",
+                old + "1",  # one more decimal: a finer tick / lot grid
+                old.rstrip("0").rstrip(".") or "0",
+                old.partition(".")[0] + "0" * 12,  # 1e12 times larger: past int64 on a fine grid
+                "0.000000000001",  # the finest grid: every other value becomes huge in ticks
+            ][choice % 6]
         return [old[:-1], old.upper(), old.lower(), old + "x"][choice % 4]
     if isinstance(old, list):
         return [old[1:], old[:-1], old[::-1], old + old[:1]][choice % 4]
@@ -313,7 +320,7 @@ _DECIMAL_TEXT = st.decimals(min_value=0, max_value=10**7, places=8, allow_nan=Fa
 _PERTURB = st.tuples(
     st.integers(min_value=-3, max_value=3) | st.integers(min_value=-(2**64), max_value=2**64),
     _DECIMAL_TEXT,
-    st.integers(min_value=0, max_value=3),
+    st.integers(min_value=0, max_value=5),
 )
 _BYTE = st.integers(min_value=1, max_value=255)
 _STREAMS = st.sampled_from(["kline_1m", "aggTrade", "depth20", "depth@250ms", "ticker", "", "@", "trade@x"])

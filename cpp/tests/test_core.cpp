@@ -179,8 +179,11 @@ bool full_compare(const OrderBook& book, const RefBook& ref) {
 }
 
 // One phase of random ops. Prices come from [lo, hi]; some ops reuse a resting price (updates and
-// deletes of existing levels) or hit the best few levels (the vector's fast path).
-void random_phase(std::mt19937_64& rng, int64_t lo, int64_t hi, int ops, double delete_p) {
+// deletes of existing levels) or hit the best few levels (the vector's fast path). drift > 0: fresh
+// prices are drawn within +-drift of a mid price that random-walks (with rare far jumps) over
+// [lo, hi], so the best levels wander across the whole range as in a trending market.
+void random_phase(std::mt19937_64& rng, int64_t lo, int64_t hi, int ops, double delete_p,
+                  int64_t drift = 0) {
   OrderBook book;
   RefBook ref;
   constexpr size_t kDepth = 20;
@@ -190,6 +193,8 @@ void random_phase(std::mt19937_64& rng, int64_t lo, int64_t hi, int ops, double 
   std::uniform_int_distribution<int64_t> qty_d(1, 1'000'000);
   uint64_t bad_ops = 0;
   size_t max_size = 0;
+  int64_t mid = lo + (hi - lo) / 2;
+  std::uniform_int_distribution<int64_t> drift_d(-drift, drift);
   for (int op = 0; op < ops; ++op) {
     const bool bid = rng() & 1;
     auto& rs = ref.side(bid);
@@ -208,6 +213,15 @@ void random_phase(std::mt19937_64& rng, int64_t lo, int64_t hi, int ops, double 
       const int64_t best = bid ? rs.rbegin()->first : rs.begin()->first;
       const int64_t off = static_cast<int64_t>(rng() % 21) - 10;  // no overflow near the limits
       price = off >= 0 ? (best > hi - off ? hi : best + off) : (best < lo - off ? lo : best + off);
+    } else if (drift > 0) {
+      const double j = u01(rng);
+      if (j < 0.001) {
+        mid = price_d(rng);  // a far jump
+      } else if (j < 0.3) {
+        const int64_t step = drift_d(rng) / 4;
+        mid = std::clamp(mid + step, lo + drift, hi - drift);
+      }
+      price = std::clamp(mid + drift_d(rng), lo, hi);
     } else {
       price = price_d(rng);
     }
@@ -271,6 +285,12 @@ void test_random_property() {
   // Very wide near int64 limits: keys are negated for asks, so test large magnitudes.
   random_phase(rng, std::numeric_limits<int64_t>::max() - 100'000, std::numeric_limits<int64_t>::max(),
                60'000, 0.3);
+  // Drifting: a mid that walks over a wide range, levels within +-300 ticks of it, many deletes.
+  random_phase(rng, 1, 20'000'000, 60'000, 0.45, 300);
+  // Drifting near both ends of the price range (price 1 and int64 max).
+  random_phase(rng, 1, 5'000, 30'000, 0.45, 200);
+  random_phase(rng, std::numeric_limits<int64_t>::max() - 5'000, std::numeric_limits<int64_t>::max(),
+               30'000, 0.45, 200);
 }
 
 // ---- 2. OrderBook edge cases --------------------------------------------------------------------

@@ -35,6 +35,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     chunk: int = 256  # tcn: labelled rows per chunk
+    chunks_per_step: int = 8  # tcn: chunks per optimizer step (an epoch is len(train) / chunk steps)
     channels: int = 64
     embedding_dim: int = 32
     device: str = "auto"
@@ -148,8 +149,7 @@ def train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, *, resume: b
         if cfg.model == "tcn":
             # Chunks: rf - 1 rows of context, then `chunk` rows whose labels are trained on. A chunk's
             # end is a random training row; only positions that are training rows count.
-            per = cfg.chunk
-            n_steps = max(1, len(train_rows) // (per * cfg.batch_size))
+            n_steps = max(1, len(train_rows) // cfg.chunk)
         else:
             n_steps = max(1, len(train_rows) // cfg.batch_size)
         if cfg.max_steps_per_epoch:
@@ -161,8 +161,9 @@ def train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, *, resume: b
         train_set[torch.as_tensor(train_rows, device=device)] = True
         for step in bar:
             if cfg.model == "tcn":
-                ends = torch.as_tensor(train_rows[perm[(np.arange(cfg.batch_size) + step * cfg.batch_size) % len(perm)]],
-                                       device=device)
+                ends = torch.as_tensor(
+                    train_rows[perm[(np.arange(cfg.chunks_per_step) + step * cfg.chunks_per_step) % len(perm)]],
+                    device=device)
                 length = rf - 1 + cfg.chunk
                 idx = ends[:, None] + torch.arange(-length + 1, 1, device=device)
                 valid_idx = idx.clamp(min=0)

@@ -75,6 +75,8 @@ def _gen_config(**kwargs: Any) -> TraderConfig:
     if isinstance(seed, (list, tuple, np.ndarray)) or list(kwargs.get("env_seed", [])):
         raise ValueError("seed / env_seed: per-env seed lists are not supported; pass one int seed "
                          "(env i uses seed + i)")
+    if int(seed) < 0:
+        raise ValueError(f"seed: expected >= 0, got {seed}")
     if int(kwargs.get("max_num_players", 1)) != 1:
         raise ValueError("max_num_players: only 1 is supported; for K agents per env pass num_agents=K "
                          "(observations [batch, K, dim], actions [batch, K])")

@@ -1,0 +1,723 @@
+"""What the learners (ppo.py, sac.py, maddpg.py) share: arguments and config files, device and seeding,
+the run folder and its TensorBoard writer, checkpoints, a replay buffer, GAE, Gumbel-softmax, curiosity
+(RND, ICM) and a small MLP builder. A learner file plus this module (and envs.py for the envs) is the
+whole algorithm, in the spirit of CleanRL's single-file learners.
+
+Conventions: vector envs use gymnasium 1.x NEXT_STEP autoreset (the step after a terminated or truncated
+one only resets the env, ignores its action and returns reward 0), so the observation that follows a
+done step is the episode's true final observation, and the step after it is no transition at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import json
+import math
+import os
+import random
+import re
+import tempfile
+import textwrap
+import time
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# =====================================================================================================
+# Arguments: one dataclass per learner, a docstring under each field (CleanRL's style), overridable by
+# a config file (YAML or JSON) and then by command-line flags. Unknown keys are errors, not ignored.
+# =====================================================================================================
+
+
+@dataclass
+class CommonArgs:
+    env_id: str = "trader"
+    """`trader` (the C++ order-book env), a gymnasium id (CartPole-v1, Pendulum-v1, ...) or `mpe2:NAME`"""
+    seed: int = 1
+    """seed of the experiment (python, numpy, torch and the envs: env i gets seed + i)"""
+    total_timesteps: int = 1_000_000
+    """total env steps of the experiment (all envs together)"""
+    num_envs: int = 1
+    """number of parallel envs"""
+    learning_rate: float = 3e-4
+    """learning rate of the optimizers"""
+    cuda: bool = True
+    """use an accelerator when one is there (cuda, then mps); else the CPU"""
+    torch_deterministic: bool = True
+    """deterministic torch algorithms (on the CPU: same seed, same result)"""
+    torch_threads: int = 1
+    """torch's CPU threads (small networks run fastest on one, and a busy machine makes more threads
+    wait on each other; 0: torch's default)"""
+    track: bool = True
+    """write TensorBoard scalars into the run folder"""
+    runs_dir: str = "runs"
+    """parent folder of the run folders runs/{env}__{algo}__{seed}__{time}"""
+    checkpoint_dir: str | None = None
+    """where checkpoints go (default: {run folder}/checkpoints)"""
+    save_freq: int = 0
+    """env steps between checkpoints (0: only the final one)"""
+    resume: str | None = None
+    """checkpoint file, checkpoint folder or run folder to continue from (its latest checkpoint)"""
+    progress_bar: bool = True
+    """show a progress bar"""
+    curiosity: str = "none"
+    """intrinsic reward: none, rnd (Burda et al. 2019) or icm (Pathak et al. 2017)"""
+    curiosity_coef: float = 0.01
+    """weight of the intrinsic reward added to the env reward"""
+    # trader env (env_id == "trader"); see trader.sim.make
+    data: str | None = None
+    """trader: dataset folder (default: the bundled sample; from Python also a trader.sim.Market)"""
+    num_threads: int = 1
+    """trader: worker threads of the C++ env pool"""
+    horizon: int = 500
+    """trader: steps per episode"""
+    fee_bps: float = 1.0
+    """trader: taker fee, basis points of notional"""
+    trade_size: float = 0.01
+    """trader: size of one order (base currency)"""
+    max_position: float = 0.1
+    """trader: |position| limit (base currency)"""
+    continuous: bool = False
+    """trader: continuous target-position actions in [-1, 1] instead of hold/buy/sell"""
+    latency_steps: int = 0
+    """trader: steps between sending an order and its execution"""
+    reward_scale: float = 1.0
+    """trader: reward = change of equity (quote currency) times this"""
+    num_agents: int = 1
+    """trader: agents sharing each env's book (MADDPG: 2 or more)"""
+
+
+def field_docs(cls) -> dict[str, str]:
+    """The docstring under each dataclass field (the string literal that follows it), for --help."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
+                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = nxt.value.value
+    return docs
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """`value` (from YAML, JSON or a command line) as the field's type, or a ValueError naming the field."""
+    origin, targs = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in targs:
+                return None
+        return _coerce(name, value, next(a for a in targs if a is not type(None)))
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif tp is int:
+        if isinstance(value, str):
+            value = float(value) if re.fullmatch(r"[-+]?\d+(\.0*)?([eE]\+?\d+)?", value.strip()) else value
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, (str, os.PathLike)):
+            return str(value)
+    elif origin in (tuple, list):
+        items = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if isinstance(items, (list, tuple)):
+            out = [_coerce(name, v, targs[0]) for v in items]
+            return tuple(out) if origin is tuple else out
+    raise ValueError(f"{name}: expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """A config file: JSON (.json) or YAML (anything else), one mapping of field names to values."""
+    text = Path(path).read_text()
+    if str(path).endswith(".json"):
+        cfg = json.loads(text)
+    else:
+        import yaml
+
+        cfg = yaml.safe_load(text)
+    if cfg is None:
+        return {}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: expected a mapping of option names to values, got {type(cfg).__name__}")
+    return cfg
+
+
+def make_args(cls, *layers: tuple[str, dict]):
+    """cls's defaults overridden by each (source, mapping) in turn: a config file, then command-line
+    flags. Keys may use dashes or underscores; an unknown key raises a ValueError naming its source."""
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for source, layer in layers:
+        for key, value in layer.items():
+            name = key.replace("-", "_")
+            if name not in hints:
+                close = [n for n in hints if n.split("_")[0] == name.split("_")[0]]
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ValueError(f"{source}: unknown option {key!r} for {cls.__module__}.{cls.__name__}{hint}")
+            values[name] = _coerce(name, value, hints[name])
+    return cls(**values)
+
+
+def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
+    """The arguments of a run: defaults < config file < overrides (command-line flags). Resuming
+    without a config file starts from the config saved in the run folder, so `--resume RUN` alone
+    continues the run as it was set up."""
+    overrides = dict(overrides or {})
+    layers: list[tuple[str, dict]] = []
+    resume = overrides.get("resume")
+    if config is None and resume:
+        saved = find_checkpoint(resume).parent.parent / "config.yaml"
+        if saved.exists():
+            layers.append((str(saved), {k: v for k, v in load_config(saved).items() if k != "resume"}))
+    if config is not None:
+        layers.append((str(config), load_config(config)))
+    layers.append(("command line", overrides))
+    return make_args(cls, *layers)
+
+
+def parse_args(cls, argv: list[str] | None = None):
+    """CleanRL-style flags for a learner run as a script: --seed 1 --total-timesteps 100000 --no-cuda
+    --config FILE ... (flags override the config file, which overrides the defaults)."""
+    import argparse
+
+    docs = field_docs(cls)
+    parser = argparse.ArgumentParser(description=inspect.getdoc(inspect.getmodule(cls)),
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", default=None, help="YAML or JSON file of options")
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{docs.get(f.name, '')} (default: {f.default})"
+        if typing.get_type_hints(cls)[f.name] is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, default=argparse.SUPPRESS, help=help_text)
+    ns = vars(parser.parse_args(argv))
+    config = ns.pop("config")
+    return resolve_args(cls, config, ns)
+
+
+def args_to_dict(args) -> dict:
+    """Plain values of the arguments (a Market given as `data` becomes its description)."""
+    out = {}
+    for f in dataclasses.fields(args):
+        v = getattr(args, f.name)
+        if not (v is None or isinstance(v, (bool, int, float, str))):
+            v = list(v) if isinstance(v, (tuple, list)) else f"<{type(v).__name__}>"
+        out[f.name] = v
+    return out
+
+
+# =====================================================================================================
+# Device and seeding
+# =====================================================================================================
+
+
+def pick_device(use_accelerator: bool = True) -> torch.device:
+    """cuda if there is one, else Apple's mps, else the CPU."""
+    if use_accelerator and torch.cuda.is_available():
+        return torch.device("cuda")
+    if use_accelerator and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool, device: torch.device) -> None:
+    """Seed python, numpy and torch. On the CPU, deterministic algorithms give the same result for
+    the same seed; on cuda, cudnn's deterministic kernels (as CleanRL)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
+
+
+def setup_torch(args) -> torch.device:
+    """The device, torch's CPU threads and the seeds of a run."""
+    device = pick_device(args.cuda)
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    seed_everything(args.seed, args.torch_deterministic, device)
+    return device
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state["numpy"] = (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached)
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# =====================================================================================================
+# Run folder, TensorBoard, progress
+# =====================================================================================================
+
+
+def run_folder(args, algo: str) -> Path:
+    """A new folder runs/{env}__{algo}__{seed}__{time} (CleanRL's naming) with the run's config.yaml."""
+    env = re.sub(r"[^A-Za-z0-9_.-]+", "-", args.env_id)
+    base = Path(args.runs_dir) / f"{env}__{algo}__{args.seed}__{int(time.time())}"
+    path, n = base, 1
+    while path.exists():  # two runs started within the same second
+        path, n = base.with_name(f"{base.name}-{n}"), n + 1
+    path.mkdir(parents=True)
+    import yaml
+
+    (path / "config.yaml").write_text(yaml.safe_dump(args_to_dict(args), sort_keys=False))
+    return path
+
+
+class Logger:
+    """TensorBoard scalars (charts/..., losses/...) into the run folder; no-op when tracking is off or
+    tensorboard is not installed. `purge_step` drops the events a resumed run writes again."""
+
+    def __init__(self, run_dir: Path, args, enabled: bool, purge_step: int | None = None):
+        self.writer = None
+        if not enabled:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            import warnings
+
+            warnings.warn("tensorboard is not installed: no scalars are written (pip install tensorboard)")
+            return
+        self.writer = SummaryWriter(str(run_dir), purge_step=purge_step)
+        table = "\n".join(f"|{k}|{v}|" for k, v in args_to_dict(args).items())
+        self.writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+
+    def scalar(self, tag: str, value, step: int) -> None:
+        if self.writer is not None:
+            self.writer.add_scalar(tag, float(value), step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class EpisodeStats:
+    """Returns and lengths of finished episodes, read from info["episode"] / info["_episode"] (the trader
+    env, gymnasium's RecordEpisodeStatistics and the MPE adapter all write them). Multi-agent returns
+    [B, K] are averaged over agents."""
+
+    def __init__(self, window: int = 100):
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.window = window
+
+    def add(self, info: dict) -> tuple[np.ndarray, np.ndarray]:
+        done = np.asarray(info.get("_episode", ()), dtype=bool)
+        if not done.any():
+            return np.zeros(0), np.zeros(0)
+        r = np.asarray(info["episode"]["r"], dtype=np.float64)[done]
+        r = r.reshape(len(r), -1).mean(axis=1)
+        ln = np.asarray(info["episode"]["l"])[done]
+        self.returns = (self.returns + r.tolist())[-self.window:]
+        self.lengths = (self.lengths + ln.tolist())[-self.window:]
+        return r, ln
+
+    def log(self, logger: Logger, step: int, r: np.ndarray, ln: np.ndarray) -> None:
+        if len(r):
+            logger.scalar("charts/episodic_return", r.mean(), step)
+            logger.scalar("charts/episodic_length", ln.mean(), step)
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns)) if self.returns else float("nan")
+
+    @property
+    def mean_length(self) -> float:
+        return float(np.mean(self.lengths)) if self.lengths else float("nan")
+
+
+def progress_bar(args, initial: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=args.total_timesteps, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
+                disable=not args.progress_bar, mininterval=0.5)
+
+
+# =====================================================================================================
+# Checkpoints: one torch.save file with everything a run needs to continue exactly (weights, optimizers,
+# RNG states, counters, buffers, the env's action log), written to a temp file then renamed so a crash
+# never leaves half a checkpoint; plus the weights alone as safetensors for loaders that want no pickle.
+# =====================================================================================================
+
+KEEP_FULL_CHECKPOINTS = 2  # older .pt files are deleted (they hold replay buffers); .safetensors stay
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(checkpoint_dir: Path, step: int, state: dict, modules: dict[str, nn.Module]) -> Path:
+    """checkpoint_dir/step_{step}.pt (state + every module's state_dict under state["models"]) and
+    step_{step}.safetensors (the weights, named "{module}.{param}")."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    path = checkpoint_dir / f"step_{step:012d}.pt"
+    state = dict(state, models={k: m.state_dict() for k, m in modules.items()}, step=step)
+    _atomic_write(path, lambda tmp: torch.save(state, tmp))
+    try:
+        from safetensors.torch import save_file
+    except ImportError:
+        save_file = None
+    if save_file is not None:
+        flat = {f"{k}.{n}": t.detach().cpu().contiguous() for k, m in modules.items() for n, t in m.state_dict().items()}
+        _atomic_write(path.with_suffix(".safetensors"), lambda tmp: save_file(flat, tmp))
+    for old in sorted(checkpoint_dir.glob("step_*.pt"))[:-KEEP_FULL_CHECKPOINTS]:
+        old.unlink()
+    return path
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file itself, or the latest step_*.pt in a checkpoint folder or run folder."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    found = sorted(p.glob("step_*.pt")) or sorted(p.glob("checkpoints/step_*.pt"))
+    if not found:
+        raise FileNotFoundError(f"resume: no checkpoint (step_*.pt) in {p}")
+    return found[-1]
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    return torch.load(find_checkpoint(path), map_location=map_location, weights_only=True)
+
+
+def load_weights(path: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
+    """{module: state_dict} from a checkpoint's .pt or .safetensors file."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for name, t in load_file(str(p)).items():
+            module, param = name.split(".", 1)
+            out.setdefault(module, {})[param] = t
+        return out
+    return load_checkpoint(p)["models"]
+
+
+def due(step: int, prev_step: int, every: int) -> bool:
+    """True when a multiple of `every` lies in (prev_step, step]: checkpoints and updates on a fixed
+    schedule of env steps, whatever the number of envs per vector step."""
+    return every > 0 and step // every > prev_step // every
+
+
+# =====================================================================================================
+# Networks
+# =====================================================================================================
+
+
+def layer_init(layer: nn.Linear, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Linear:
+    """Orthogonal weights and constant biases (Engstrom et al. 2020, "Implementation matters")."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def mlp(in_dim: int, hidden: typing.Sequence[int], out_dim: int, activation=nn.ReLU,
+        out_std: float | None = None) -> nn.Sequential:
+    """in_dim -> hidden... -> out_dim with `activation` between layers. With out_std set, orthogonal
+    init (sqrt(2) for hidden layers, out_std for the last) as CleanRL's PPO; else torch's default."""
+    sizes = [in_dim, *hidden, out_dim]
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        lin = nn.Linear(a, b)
+        if out_std is not None:
+            layer_init(lin, out_std if last else math.sqrt(2))
+        layers.append(lin)
+        if not last:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class RunningMeanStd(nn.Module):
+    """Running mean and variance (Chan et al.'s parallel update), kept as buffers so that checkpoints
+    carry them. Used to normalize observations and rewards."""
+
+    def __init__(self, shape=(), epsilon: float = 1e-4):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, *self.mean.shape).to(torch.float64)
+        if len(x) == 0:
+            return
+        b_mean, b_var, b_count = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta, total = b_mean - self.mean, self.count + b_count
+        m2 = self.var * self.count + b_var * b_count + delta.square() * self.count * b_count / total
+        self.mean += delta * b_count / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def normalize(self, x: torch.Tensor, clip: float = 10.0) -> torch.Tensor:
+        return ((x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)).clamp(-clip, clip)
+
+
+# =====================================================================================================
+# Advantages and sampling
+# =====================================================================================================
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, next_value: torch.Tensor, terminated: torch.Tensor,
+        truncated: torch.Tensor, gamma: float, gae_lambda: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation (Schulman et al. 2016) over a rollout [T, N] of NEXT_STEP
+    vector envs; values[t] = V(obs[t]), next_value = V(obs after the last step). Returns
+    (advantages, returns = advantages + values).
+
+    Under NEXT_STEP autoreset the observation after a terminated or truncated step is the episode's
+    final observation (the reset comes one step later), so V(s_{t+1}) is always values[t+1]:
+        delta_t = r_t + gamma * V(s_{t+1}) * (1 - terminated_t) - V(s_t)
+        A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   done = terminated | truncated
+    A truncation (time limit) still bootstraps from the final observation (Pardo et al. 2018, "Time
+    limits in RL"); a termination does not; no credit flows across an episode's end. The autoreset
+    step that follows a done step is no transition: its advantage means nothing and the caller masks
+    it out of the losses."""
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(T)):
+        next_v = next_value if t == T - 1 else values[t + 1]
+        delta = rewards[t] + gamma * next_v * (1.0 - terminated[t]) - values[t]
+        done = torch.maximum(terminated[t], truncated[t])
+        last = delta + gamma * gae_lambda * (1.0 - done) * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0, hard: bool = True) -> torch.Tensor:
+    """A differentiable sample of Categorical(softmax(logits)): softmax((logits + g) / temperature) with
+    g ~ Gumbel(0, 1) (Jang et al. 2017; Maddison et al. 2017). hard=True gives the one-hot of the
+    sample in the forward pass and the soft sample's gradient in the backward pass (straight-through,
+    Bengio et al. 2013), as MADDPG needs for discrete actions (Lowe et al. 2017, Sec. 4)."""
+    u = torch.rand_like(logits).clamp_(min=torch.finfo(logits.dtype).tiny)
+    soft = F.softmax((logits - torch.log(-torch.log(u))) / temperature, dim=-1)
+    if not hard:
+        return soft
+    one_hot = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return one_hot - soft.detach() + soft
+
+
+# =====================================================================================================
+# Replay buffer (SAC, MADDPG)
+# =====================================================================================================
+
+
+class ReplayBatch(NamedTuple):
+    observations: torch.Tensor
+    actions: torch.Tensor
+    next_observations: torch.Tensor
+    rewards: torch.Tensor
+    terminated: torch.Tensor
+
+
+class ReplayBuffer:
+    """Transitions in tensors preallocated on the training device; when full, the oldest rows are
+    overwritten (a ring). It stores `terminated`, not `truncated`: a time-limit truncation still
+    bootstraps from next_observations (Pardo et al. 2018; the same fix as SB3's handle_timeout_termination).
+    Shapes are per transition: obs_shape (D,) or (K, D) for K agents; reward_shape () or (K,)."""
+
+    def __init__(self, capacity: int, obs_shape: tuple, action_shape: tuple, device: torch.device,
+                 action_dtype: torch.dtype = torch.float32, reward_shape: tuple = ()):
+        self.capacity, self.device = int(capacity), device
+        self.observations = torch.zeros((self.capacity, *obs_shape), dtype=torch.float32, device=device)
+        self.next_observations = torch.zeros_like(self.observations)
+        self.actions = torch.zeros((self.capacity, *action_shape), dtype=action_dtype, device=device)
+        self.rewards = torch.zeros((self.capacity, *reward_shape), dtype=torch.float32, device=device)
+        self.terminated = torch.zeros(self.capacity, dtype=torch.float32, device=device)
+        self.pos, self.full = 0, False
+
+    def __len__(self) -> int:
+        return self.capacity if self.full else self.pos
+
+    def add(self, obs, next_obs, actions, rewards, terminated) -> None:
+        """Append a batch of transitions (leading dim = batch; numpy or torch)."""
+        n = len(obs)
+        if n == 0:
+            return
+        if n > self.capacity:  # only the newest `capacity` survive anyway
+            obs, next_obs, actions, rewards, terminated = (x[-self.capacity:] for x in
+                                                           (obs, next_obs, actions, rewards, terminated))
+            n = self.capacity
+        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
+        for store, x in ((self.observations, obs), (self.next_observations, next_obs), (self.actions, actions),
+                         (self.rewards, rewards), (self.terminated, terminated)):
+            store[idx] = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x,
+                                         device=self.device).to(store.dtype).reshape(n, *store.shape[1:])
+        self.full = self.full or self.pos + n >= self.capacity
+        self.pos = (self.pos + n) % self.capacity
+
+    def sample(self, batch_size: int) -> ReplayBatch:
+        """Uniform sample with replacement (torch's global generator, so seeding makes it repeatable)."""
+        idx = torch.randint(len(self), (batch_size,), device=self.device)
+        return ReplayBatch(self.observations[idx], self.actions[idx], self.next_observations[idx],
+                           self.rewards[idx], self.terminated[idx])
+
+    def state_dict(self) -> dict:
+        n = len(self)
+        return {"pos": self.pos, "full": self.full, "observations": self.observations[:n].cpu(),
+                "next_observations": self.next_observations[:n].cpu(), "actions": self.actions[:n].cpu(),
+                "rewards": self.rewards[:n].cpu(), "terminated": self.terminated[:n].cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        n = len(state["observations"])
+        if n > self.capacity:
+            raise ValueError(f"replay buffer: checkpoint holds {n} transitions, capacity is {self.capacity}")
+        for name in ("observations", "next_observations", "actions", "rewards", "terminated"):
+            getattr(self, name)[:n] = state[name].to(self.device)
+        self.pos, self.full = int(state["pos"]), bool(state["full"])
+
+
+# =====================================================================================================
+# Curiosity: an intrinsic reward for novel transitions, added to the env reward times --curiosity-coef.
+# Both modules train themselves (own optimizer) on the learner's batches and are checkpointed with it.
+# =====================================================================================================
+
+
+class RND(nn.Module):
+    """Random network distillation (Burda et al. 2019): r_int(s') = ||f_hat(s') - f(s')||^2, f a fixed
+    random network, f_hat a predictor trained on visited states, so the error is large where the agent
+    has rarely been. Observations are whitened by running statistics and clipped to [-5, 5] (Sec. 2.4);
+    intrinsic rewards are divided by a running std (of the rewards; the paper uses intrinsic returns)."""
+
+    def __init__(self, obs_dim: int, hidden: int = 64, feature_dim: int = 64, lr: float = 1e-4):
+        super().__init__()
+        self.target = mlp(obs_dim, (hidden, hidden), feature_dim, nn.LeakyReLU, out_std=1.0)
+        self.predictor = mlp(obs_dim, (hidden, hidden, hidden), feature_dim, nn.LeakyReLU, out_std=1.0)
+        self.target.requires_grad_(False)
+        self.obs_rms = RunningMeanStd((obs_dim,))
+        self.reward_rms = RunningMeanStd(())
+        self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=lr)
+
+    def _error(self, next_obs: torch.Tensor) -> torch.Tensor:
+        x = self.obs_rms.normalize(next_obs, clip=5.0)
+        return (self.predictor(x) - self.target(x)).square().mean(-1)
+
+    @torch.no_grad()
+    def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        r = self._error(next_obs)
+        self.reward_rms.update(r)
+        return r / torch.sqrt(self.reward_rms.var.float() + 1e-8)
+
+    def update(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> float:
+        self.obs_rms.update(next_obs)
+        loss = self._error(next_obs).mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
+class ICM(nn.Module):
+    """Intrinsic curiosity module (Pathak et al. 2017): features phi(s) are learned by an inverse model
+    that predicts a_t from (phi(s_t), phi(s_{t+1})), so they keep what the agent can influence; a forward
+    model predicts phi(s_{t+1}) from (phi(s_t), a_t) and its error is the intrinsic reward
+    r_int = 1/2 ||f(phi(s_t), a_t) - phi(s_{t+1})||^2. Loss (1 - beta) L_inverse + beta L_forward,
+    beta = 0.2 (Sec. 2.2, 4). Actions: integers (discrete, `num_actions` > 0) or vectors (continuous)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, num_actions: int = 0, hidden: int = 64,
+                 feature_dim: int = 32, beta: float = 0.2, lr: float = 1e-3):
+        super().__init__()
+        self.num_actions, self.beta = num_actions, beta
+        a_dim = num_actions if num_actions else action_dim
+        self.features = mlp(obs_dim, (hidden,), feature_dim, nn.ELU)
+        self.inverse = mlp(2 * feature_dim, (hidden,), a_dim, nn.ELU)
+        self.forward_model = mlp(feature_dim + a_dim, (hidden,), feature_dim, nn.ELU)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=lr)
+
+    def _encode_action(self, actions: torch.Tensor) -> torch.Tensor:
+        if self.num_actions:
+            return F.one_hot(actions.long().reshape(-1), self.num_actions).float()
+        return actions.float().reshape(len(actions), -1)
+
+    def _losses(self, obs, actions, next_obs):
+        phi, phi_next = self.features(obs), self.features(next_obs)
+        a = self._encode_action(actions)
+        forward_err = 0.5 * (self.forward_model(torch.cat([phi, a], -1)) - phi_next.detach()).square().sum(-1)
+        pred = self.inverse(torch.cat([phi, phi_next], -1))
+        if self.num_actions:
+            inverse_loss = F.cross_entropy(pred, actions.long().reshape(-1))
+        else:
+            inverse_loss = F.mse_loss(pred, a)
+        return forward_err, inverse_loss
+
+    @torch.no_grad()
+    def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        return self._losses(obs, actions, next_obs)[0]
+
+    def update(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> float:
+        forward_err, inverse_loss = self._losses(obs, actions, next_obs)
+        loss = (1 - self.beta) * inverse_loss + self.beta * forward_err.mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+
+def make_curiosity(kind: str, obs_dim: int, action_dim: int, num_actions: int, device: torch.device):
+    """None, RND or ICM for --curiosity none|rnd|icm."""
+    if kind == "none":
+        return None
+    if kind == "rnd":
+        return RND(obs_dim).to(device)
+    if kind == "icm":
+        return ICM(obs_dim, action_dim, num_actions).to(device)
+    raise ValueError(f"curiosity: expected none, rnd or icm, got {kind!r}")
+
+
+def curiosity_state(module) -> dict:
+    return {} if module is None else {"model": module.state_dict(), "optimizer": module.optimizer.state_dict()}
+
+
+def load_curiosity_state(module, state: dict) -> None:
+    if module is not None and state:
+        module.load_state_dict(state["model"])
+        module.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,308 @@
+"""Multi-agent DDPG (Lowe et al. 2017, "Multi-agent actor-critic for mixed cooperative-competitive
+environments"): decentralized actors mu_i(o_i), centralized critics Q_i(o_1..o_K, a_1..a_K), one pair per
+agent, trained off-policy from a shared replay buffer, with polyak-averaged target networks. Discrete
+actions go through the straight-through Gumbel-softmax (Sec. 4 / App.: the actor's sample is a one-hot
+in the forward pass, differentiable in the backward pass); continuous ones through a reparameterized
+tanh-Gaussian (the original code's diagonal Gaussian, squashed to [-1, 1]).
+
+Envs: the trader env with K agents sharing each book (obs [B, K, D], reward [B, K]) or an MPE task
+(`mpe2:simple_spread_v3`, the paper's cooperative navigation). Defaults are the paper's settings
+(App. / the authors' code): Adam lr 0.01, gamma 0.95, tau 0.01, batch 1024, two 64-unit ReLU layers,
+gradient norm clip 0.5, an update every 100 env steps once 1024 * 25 transitions are stored, and a small
+penalty on the actor's logits (1e-3 * mean logit^2).
+
+    python -m trader.rl.maddpg --env-id mpe2:simple_spread_v3 --total-timesteps 250000
+    trader train --algo maddpg --env trader --num-agents 2
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from trader.rl import common
+from trader.rl.common import CommonArgs
+from trader.rl.envs import EnvRunner, make_env
+
+
+@dataclass
+class Args(CommonArgs):
+    num_agents: int = 2
+    """trader: agents sharing each env's book"""
+    total_timesteps: int = 1_500_000
+    """total env steps (all envs; the paper: 60000 episodes of 25 steps)"""
+    learning_rate: float = 1e-2
+    """learning rate of the actors and critics"""
+    num_envs: int = 1
+    """number of parallel envs"""
+    buffer_size: int = 1_000_000
+    """replay buffer capacity (transitions of all agents)"""
+    gamma: float = 0.95
+    """discount factor"""
+    tau: float = 0.01
+    """target smoothing coefficient (polyak)"""
+    batch_size: int = 1024
+    """transitions per update"""
+    learning_starts: int = 25_600
+    """env steps stored before the first update (the authors' code: batch size x episode length)"""
+    update_every: int = 100
+    """env steps between updates"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layers of each actor and critic"""
+    max_grad_norm: float = 0.5
+    """gradient norm clip"""
+    actor_reg: float = 1e-3
+    """penalty on the actor's mean squared logits (discrete) or pre-squash means (continuous)"""
+    gumbel_temperature: float = 1.0
+    """temperature of the Gumbel-softmax samples"""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Networks
+# ---------------------------------------------------------------------------------------------------
+
+
+class Actor(nn.Module):
+    """mu_i(o_i): logits of the agent's moves (discrete), or mean and log std (continuous)."""
+
+    def __init__(self, obs_dim: int, num_actions: int, action_dim: int, hidden=(64, 64)):
+        super().__init__()
+        self.discrete = num_actions > 0
+        self.action_dim = action_dim
+        self.net = common.mlp(obs_dim, hidden, num_actions if self.discrete else 2 * action_dim, nn.ReLU)
+
+    def sample(self, obs: torch.Tensor, temperature: float = 1.0):
+        """(differentiable action: one-hot [B, A] or in [-1, 1]^d, the raw outputs for the penalty)."""
+        out = self.net(obs)
+        if self.discrete:
+            return common.gumbel_softmax(out, temperature, hard=True), out
+        mean, log_std = out.split(self.action_dim, -1)
+        std = log_std.clamp(-5.0, 2.0).exp()
+        return torch.tanh(mean + std * torch.randn_like(mean)), mean
+
+    def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.net(obs)
+        return out.argmax(-1) if self.discrete else torch.tanh(out[..., :self.action_dim])
+
+
+class Critic(nn.Module):
+    """Q_i(o_1..o_K, a_1..a_K): agent i's centralized critic sees every observation and action."""
+
+    def __init__(self, num_agents: int, obs_dim: int, action_in: int, hidden=(64, 64)):
+        super().__init__()
+        self.net = common.mlp(num_agents * (obs_dim + action_in), hidden, 1, nn.ReLU)
+
+    def forward(self, obs_all: torch.Tensor, actions_all: torch.Tensor) -> torch.Tensor:
+        """obs_all [B, K, D], actions_all [B, K, A_in] -> [B]."""
+        return self.net(torch.cat([obs_all.flatten(1), actions_all.flatten(1)], -1)).squeeze(-1)
+
+
+def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
+    with torch.no_grad():
+        for param, target_param in zip(net.parameters(), target.parameters()):
+            target_param.lerp_(param, tau)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Policy from a checkpoint
+# ---------------------------------------------------------------------------------------------------
+
+
+def load_policy(path, device: str = "cpu"):
+    """obs batch [B, K, D] (numpy) -> actions [B, K]: each agent's argmax move or mean action."""
+    ckpt = common.load_checkpoint(path, map_location=device)
+    spec = ckpt["policy_spec"]
+    actors = [Actor(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"]))
+              for _ in range(spec["num_agents"])]
+    for i, actor in enumerate(actors):
+        actor.load_state_dict(ckpt["models"][f"actor_{i}"])
+        actor.to(device)
+
+    @torch.no_grad()
+    def policy(obs: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(obs, np.float32), device=device)
+        a = torch.stack([actor.act_deterministic(x[:, i]) for i, actor in enumerate(actors)], 1)
+        return a.cpu().numpy() if spec["num_actions"] else a.squeeze(-1).cpu().numpy().astype(np.float32)
+
+    return policy
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+
+
+def train(args: Args) -> dict:
+    device = common.setup_torch(args)
+
+    # ---- env setup: obs [B, K, D], actions [B, K] ----
+    runner = EnvRunner(make_env(args, args.num_envs, args.seed), args.seed)
+    obs_space, act_space = runner.env.single_observation_space, runner.env.single_action_space
+    if len(obs_space.shape) != 2:
+        raise ValueError(f"env: MADDPG expects K agents' observations [K, D], got {obs_space} "
+                         "(trader: --num-agents 2 or more)")
+    K, obs_dim = obs_space.shape
+    discrete = isinstance(act_space, gym.spaces.MultiDiscrete)
+    num_actions = int(act_space.nvec[0]) if discrete else 0
+    action_dim = 1  # continuous trader agents: one target position each
+    action_in = num_actions if discrete else action_dim  # width of one agent's action at the critics
+
+    actors = [Actor(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device) for _ in range(K)]
+    critics = [Critic(K, obs_dim, action_in, args.hidden_sizes).to(device) for _ in range(K)]
+    target_actors = [Actor(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device) for _ in range(K)]
+    target_critics = [Critic(K, obs_dim, action_in, args.hidden_sizes).to(device) for _ in range(K)]
+    for net, target in zip(actors + critics, target_actors + target_critics):
+        target.load_state_dict(net.state_dict())
+    actor_optimizers = [torch.optim.Adam(a.parameters(), lr=args.learning_rate) for a in actors]
+    critic_optimizers = [torch.optim.Adam(c.parameters(), lr=args.learning_rate) for c in critics]
+    curiosity = common.make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
+    rb = common.ReplayBuffer(args.buffer_size, (K, obs_dim), (K,) if discrete else (K, action_dim), device,
+                             action_dtype=torch.long if discrete else torch.float32, reward_shape=(K,))
+
+    def one_hot(actions: torch.Tensor) -> torch.Tensor:
+        """Stored actions as the critics see them: [B, K, A_in]."""
+        return F.one_hot(actions.long(), num_actions).float() if discrete else actions
+
+    # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
+    global_step = 0
+    prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
+    ckpt = common.load_checkpoint(args.resume, map_location=device) if args.resume else None
+    modules = {**{f"actor_{i}": m for i, m in enumerate(actors)}, **{f"critic_{i}": m for i, m in enumerate(critics)},
+               **{f"target_actor_{i}": m for i, m in enumerate(target_actors)},
+               **{f"target_critic_{i}": m for i, m in enumerate(target_critics)}}
+    optimizers = {**{f"actor_{i}": o for i, o in enumerate(actor_optimizers)},
+                  **{f"critic_{i}": o for i, o in enumerate(critic_optimizers)}}
+    if ckpt is None:
+        obs = runner.reset()
+        run_dir = common.run_folder(args, "maddpg")
+    else:
+        obs = runner.replay(ckpt["env_actions"].numpy(), ckpt["obs"].numpy())
+        for name, module in modules.items():
+            module.load_state_dict(ckpt["models"][name])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+        rb.load_state_dict(ckpt["replay_buffer"])
+        common.load_curiosity_state(curiosity, ckpt["curiosity"])
+        prev_done = ckpt["prev_done"].numpy()
+        global_step = ckpt["step"]
+        common.set_rng_state(ckpt["rng"])
+        run_dir = Path(ckpt["run_dir"])
+    checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else run_dir / "checkpoints"
+    print(f"run folder: {run_dir}")
+    logger = common.Logger(run_dir, args, args.track, purge_step=global_step if ckpt else None)
+    stats = common.EpisodeStats()
+    policy_spec = {"num_agents": K, "obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
+                   "hidden_sizes": list(args.hidden_sizes)}
+
+    def save(step: int) -> str:
+        state = {"algo": "maddpg", "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                 "replay_buffer": rb.state_dict(), "curiosity": common.curiosity_state(curiosity),
+                 "obs": torch.from_numpy(np.array(obs)), "prev_done": torch.from_numpy(prev_done),
+                 "env_actions": torch.from_numpy(runner.action_log()), "rng": common.rng_state(),
+                 "args": common.args_to_dict(args), "run_dir": str(run_dir), "policy_spec": policy_spec}
+        return str(common.save_checkpoint(checkpoint_dir, step, state, modules))
+
+    def update() -> dict:
+        """Each agent's critic, then its actor, on one shared batch (as the authors' code); then targets."""
+        data = rb.sample(args.batch_size)
+        rewards = data.rewards  # [B, K]
+        if curiosity is not None:  # one module over every agent's own (o_i, a_i, o_i')
+            B = len(rewards)
+            flat = lambda x: x.reshape(B * K, *x.shape[2:])  # noqa: E731
+            rewards = rewards + args.curiosity_coef * curiosity.reward(
+                flat(data.observations), flat(data.actions), flat(data.next_observations)).reshape(B, K)
+            curiosity.update(flat(data.observations), flat(data.actions), flat(data.next_observations))
+        actions_in = one_hot(data.actions)
+        with torch.no_grad():
+            next_actions = torch.stack([target_actors[j].sample(data.next_observations[:, j], args.gumbel_temperature)[0]
+                                        for j in range(K)], 1)
+        out = {}
+        for i in range(K):
+            # ---- critic i: y = r_i + gamma (1 - d) Q'_i(o', mu'(o')) ----
+            with torch.no_grad():
+                target_q = target_critics[i](data.next_observations, next_actions)
+                y = rewards[:, i] + args.gamma * (1.0 - data.terminated) * target_q
+            q = critics[i](data.observations, actions_in)
+            critic_loss = F.mse_loss(q, y)
+            critic_optimizers[i].zero_grad()
+            critic_loss.backward()
+            nn.utils.clip_grad_norm_(critics[i].parameters(), args.max_grad_norm)
+            critic_optimizers[i].step()
+
+            # ---- actor i: ascend Q_i with agent i's action from its policy, the others' from the buffer ----
+            action_i, raw = actors[i].sample(data.observations[:, i], args.gumbel_temperature)
+            joint = torch.cat([actions_in[:, :i], action_i[:, None], actions_in[:, i + 1:]], 1)
+            actor_loss = -critics[i](data.observations, joint).mean() + args.actor_reg * raw.square().mean()
+            actor_optimizers[i].zero_grad()
+            actor_loss.backward()
+            nn.utils.clip_grad_norm_(actors[i].parameters(), args.max_grad_norm)
+            actor_optimizers[i].step()
+            out[f"losses/agent_{i}/critic_loss"] = critic_loss.item()
+            out[f"losses/agent_{i}/actor_loss"] = actor_loss.item()
+            out[f"losses/agent_{i}/q_values"] = q.mean().item()
+        for net, target in zip(actors + critics, target_actors + target_critics):
+            soft_update(net, target, args.tau)
+        return out
+
+    pbar = common.progress_bar(args, global_step)
+    start_time, start_step, last_saved = time.time(), global_step, global_step
+    bench_sum, bench_count = np.zeros(2), 0
+    while global_step < args.total_timesteps:
+        # ---- act: each agent samples from its own actor (decentralized execution) ----
+        with torch.no_grad():
+            x = torch.tensor(obs, dtype=torch.float32, device=device)
+            samples = torch.stack([actors[i].sample(x[:, i], args.gumbel_temperature)[0] for i in range(K)], 1)
+            actions = samples.argmax(-1) if discrete else samples  # [B, K] moves or [B, K, 1] positions
+        runner.send(actions.cpu().numpy() if discrete else actions.squeeze(-1).cpu().numpy())
+
+        # ---- learn while the envs step ----
+        step_after = global_step + args.num_envs
+        if step_after > args.learning_starts and common.due(step_after, global_step, args.update_every):
+            for tag, value in update().items():
+                logger.scalar(tag, value, step_after)
+
+        # ---- observe; store real transitions only (see sac.py: NEXT_STEP autoreset, truncation) ----
+        next_obs, rewards, terminations, truncations, infos = runner.recv()
+        global_step = step_after
+        real = ~prev_done
+        rb.add(obs[real], next_obs[real], actions.cpu().numpy()[real], rewards[real], terminations[real])
+        prev_done = terminations | truncations
+        obs = np.array(next_obs)
+        ep_r, ep_l = stats.add(infos)
+        stats.log(logger, global_step, ep_r, ep_l)
+        if "benchmark" in infos:  # MPE cooperative navigation measures (per env step)
+            bench_sum += infos["benchmark"][real].sum(0)
+            bench_count += int(real.sum())
+        pbar.update(args.num_envs)
+
+        # ---- logging, checkpoints ----
+        if common.due(global_step, global_step - args.num_envs, 100 * args.num_envs):
+            if bench_count:
+                logger.scalar("charts/landmark_distance", bench_sum[0] / bench_count, global_step)
+                logger.scalar("charts/collisions", bench_sum[1] / bench_count, global_step)
+                bench_sum, bench_count = np.zeros(2), 0
+            sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
+            logger.scalar("charts/SPS", sps, global_step)
+            pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
+        if common.due(global_step, last_saved, args.save_freq):
+            save(global_step)
+            last_saved = global_step
+
+    final = save(global_step)
+    pbar.close()
+    logger.close()
+    runner.env.close()
+    return {"global_step": global_step, "episodic_return": stats.mean_return, "episodic_length": stats.mean_length,
+            "sps": int((global_step - start_step) / max(time.time() - start_time, 1e-9)),
+            "run_dir": str(run_dir), "checkpoint": final}
+
+
+if __name__ == "__main__":
+    print(train(common.parse_args(Args)))

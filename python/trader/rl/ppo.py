@@ -1,0 +1,403 @@
+"""Proximal policy optimization (Schulman et al. 2017) with a categorical policy for discrete actions
+and a diagonal Gaussian for continuous ones, in the shape of CleanRL's ppo.py / ppo_continuous_action.py:
+rollout buffers (steps, envs, ...), GAE, clipped surrogate, optional value clipping, entropy bonus,
+gradient-norm clipping, annealed learning rate; flattened batch `b_*`, minibatch `mb_*`.
+
+    python -m trader.rl.ppo --env-id CartPole-v1 --total-timesteps 100000
+    trader train --algo ppo --env trader --num-envs 64
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.distributions import Categorical, Normal
+
+from trader.rl import common
+from trader.rl.common import CommonArgs
+from trader.rl.envs import EnvRunner, make_env
+
+
+@dataclass
+class Args(CommonArgs):
+    total_timesteps: int = 500_000
+    """total env steps of the experiment (all envs together)"""
+    learning_rate: float = 2.5e-4
+    """learning rate of the optimizer"""
+    num_envs: int = 4
+    """number of parallel envs"""
+    num_env_groups: int = 1
+    """split the envs into this many groups that step in turn: while one group steps (the C++ pool's
+    threads) the policy acts for the next, so the env is not idle during inference (envpool's
+    double buffering). 2 pays off with --num-threads >= 2 on the trader env"""
+    num_steps: int = 128
+    """steps per env in each rollout"""
+    anneal_lr: bool = True
+    """anneal the learning rate linearly to 0"""
+    gamma: float = 0.99
+    """discount factor"""
+    gae_lambda: float = 0.95
+    """lambda of generalized advantage estimation"""
+    num_minibatches: int = 4
+    """minibatches per epoch"""
+    update_epochs: int = 4
+    """epochs over each rollout"""
+    norm_adv: bool = True
+    """normalize advantages per minibatch"""
+    clip_coef: float = 0.2
+    """surrogate clipping coefficient"""
+    clip_vloss: bool = True
+    """clip the value loss as the surrogate (Schulman et al.'s baselines; Engstrom et al. 2020 find it optional)"""
+    ent_coef: float = 0.01
+    """entropy bonus coefficient"""
+    vf_coef: float = 0.5
+    """value loss coefficient"""
+    max_grad_norm: float = 0.5
+    """gradient norm clip"""
+    target_kl: float | None = None
+    """stop the epochs of an update early past this approximate KL"""
+    norm_obs: bool = False
+    """normalize observations by running statistics (CleanRL's continuous PPO wraps NormalizeObservation)"""
+    norm_reward: bool = False
+    """scale rewards by the running std of discounted returns (gymnasium's NormalizeReward)"""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """hidden layers of the actor and of the critic"""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------------------------------
+
+
+class Agent(nn.Module):
+    """Separate actor and critic MLPs (tanh, orthogonal init: 0.01 on the policy head, 1 on the value
+    head). Discrete: logits of a Categorical. Continuous: mean of a Normal with a state-independent
+    learned log std; actions are sampled unbounded and clipped to the space only when sent to the env."""
+
+    def __init__(self, obs_dim: int, num_actions: int, action_dim: int, hidden=(64, 64)):
+        super().__init__()
+        self.discrete = num_actions > 0
+        self.critic = common.mlp(obs_dim, hidden, 1, nn.Tanh, out_std=1.0)
+        if self.discrete:
+            self.actor = common.mlp(obs_dim, hidden, num_actions, nn.Tanh, out_std=0.01)
+        else:
+            self.actor_mean = common.mlp(obs_dim, hidden, action_dim, nn.Tanh, out_std=0.01)
+            self.actor_logstd = nn.Parameter(torch.zeros(1, action_dim))
+
+    def get_value(self, x: torch.Tensor) -> torch.Tensor:
+        return self.critic(x).squeeze(-1)
+
+    def distribution(self, x: torch.Tensor):
+        if self.discrete:
+            return Categorical(logits=self.actor(x))
+        mean = self.actor_mean(x)
+        return Normal(mean, self.actor_logstd.expand_as(mean).exp())
+
+    def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
+        dist = self.distribution(x)
+        if action is None:
+            action = dist.sample()
+        if self.discrete:
+            return action, dist.log_prob(action), dist.entropy(), self.get_value(x)
+        return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), self.get_value(x)
+
+    def act_deterministic(self, x: torch.Tensor) -> torch.Tensor:
+        return self.actor(x).argmax(-1) if self.discrete else self.actor_mean(x)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Losses (pure functions, tested on hand-computed cases)
+# ---------------------------------------------------------------------------------------------------
+
+
+def policy_loss(logratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
+    """Clipped surrogate objective, as a loss (Schulman et al. 2017, eq. 7):
+    mean(max(-A * r, -A * clip(r, 1 - eps, 1 + eps))), r = pi(a|s) / pi_old(a|s)."""
+    ratio = logratio.exp()
+    pg_loss1 = -advantages * ratio
+    pg_loss2 = -advantages * torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
+    return torch.max(pg_loss1, pg_loss2).mean()
+
+
+def value_loss(newvalue: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip_coef: float,
+               clip_vloss: bool) -> torch.Tensor:
+    """0.5 * mean((V - R)^2), or with clipping 0.5 * mean(max((V - R)^2, (V_old + clip(V - V_old) - R)^2))."""
+    v_loss_unclipped = (newvalue - returns) ** 2
+    if not clip_vloss:
+        return 0.5 * v_loss_unclipped.mean()
+    v_clipped = old_values + torch.clamp(newvalue - old_values, -clip_coef, clip_coef)
+    v_loss_clipped = (v_clipped - returns) ** 2
+    return 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Policy from a checkpoint (backtests, evaluation)
+# ---------------------------------------------------------------------------------------------------
+
+
+def load_policy(path, device: str = "cpu"):
+    """obs batch (numpy) -> action batch (numpy) of a PPO checkpoint: argmax of the logits or the mean,
+    clipped to the action space."""
+    ckpt = common.load_checkpoint(path, map_location=device)
+    spec = ckpt["policy_spec"]
+    agent = Agent(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"])).to(device)
+    agent.load_state_dict(ckpt["models"]["agent"])
+    obs_rms = common.RunningMeanStd((spec["obs_dim"],)).to(device)
+    if "obs_rms" in ckpt["models"]:
+        obs_rms.load_state_dict(ckpt["models"]["obs_rms"])
+
+    @torch.no_grad()
+    def policy(obs: np.ndarray) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(obs, np.float32), device=device)
+        if spec["norm_obs"]:
+            x = obs_rms.normalize(x)
+        a = agent.act_deterministic(x).cpu().numpy()
+        return a if agent.discrete else np.clip(a, spec["low"], spec["high"]).astype(np.float32)
+
+    return policy
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+
+
+def train(args: Args) -> dict:
+    if args.num_envs % args.num_env_groups:
+        raise ValueError(f"num_env_groups: {args.num_env_groups} does not divide num_envs {args.num_envs}")
+    if args.env_id == "trader" and args.num_agents != 1:
+        raise ValueError("num_agents: PPO trains one agent per env; use --algo maddpg for several")
+    batch_size = args.num_envs * args.num_steps
+    num_iterations = args.total_timesteps // batch_size
+    device = common.setup_torch(args)
+
+    # ---- env setup: groups of envs, env i seeded with seed + i whatever the grouping ----
+    group_size = args.num_envs // args.num_env_groups
+    runners = [EnvRunner(make_env(args, group_size, args.seed + g * group_size), args.seed + g * group_size)
+               for g in range(args.num_env_groups)]
+    groups = [slice(g * group_size, (g + 1) * group_size) for g in range(args.num_env_groups)]
+    obs_space, act_space = runners[0].env.single_observation_space, runners[0].env.single_action_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise ValueError(f"env: PPO expects flat Box observations, got {obs_space}")
+    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise ValueError(f"env: PPO expects a Discrete or Box action space, got {act_space}")
+    discrete = isinstance(act_space, gym.spaces.Discrete)
+    obs_dim = obs_space.shape[0]
+    num_actions = int(act_space.n) if discrete else 0
+    action_dim = 1 if discrete else int(np.prod(act_space.shape))
+    act_shape = () if discrete else act_space.shape
+    low = None if discrete else torch.as_tensor(act_space.low, device=device)
+    high = None if discrete else torch.as_tensor(act_space.high, device=device)
+
+    agent = Agent(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    obs_rms = common.RunningMeanStd((obs_dim,)).to(device)
+    return_rms = common.RunningMeanStd(()).to(device)
+    curiosity = common.make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
+
+    # ---- storage (CleanRL layout: steps x envs) ----
+    obs = torch.zeros((args.num_steps, args.num_envs, obs_dim), device=device)
+    actions = torch.zeros((args.num_steps, args.num_envs, *act_shape), device=device,
+                          dtype=torch.long if discrete else torch.float32)
+    logprobs = torch.zeros((args.num_steps, args.num_envs), device=device)
+    rewards = torch.zeros((args.num_steps, args.num_envs), device=device)
+    terminations = torch.zeros((args.num_steps, args.num_envs), device=device)
+    truncations = torch.zeros((args.num_steps, args.num_envs), device=device)
+    values = torch.zeros((args.num_steps, args.num_envs), device=device)
+    # NEXT_STEP autoreset: the step after an episode's end only resets the env (its action is ignored,
+    # its reward is 0); it is no transition and stays out of the losses
+    valid = torch.zeros((args.num_steps, args.num_envs), dtype=torch.bool, device=device)
+    discounted_return = torch.zeros(args.num_envs, device=device)  # for --norm-reward
+    raw_next_obs = torch.zeros((args.num_envs, obs_dim), device=device)
+    next_done = torch.zeros(args.num_envs, dtype=torch.bool, device=device)
+
+    def normalize_obs(x: torch.Tensor) -> torch.Tensor:
+        if not args.norm_obs:
+            return x
+        obs_rms.update(x)
+        return obs_rms.normalize(x)
+
+    # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
+    global_step, iteration0 = 0, 0
+    ckpt = common.load_checkpoint(args.resume, map_location=device) if args.resume else None
+    for g, (runner, cols) in enumerate(zip(runners, groups)):
+        if ckpt is None:
+            raw_next_obs[cols] = torch.tensor(runner.reset(), dtype=torch.float32, device=device)
+        else:
+            o = runner.replay(ckpt["env_actions"][g].numpy(), ckpt["raw_next_obs"][cols].cpu().numpy())
+            raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
+    if ckpt is None:
+        next_obs = normalize_obs(raw_next_obs.clone())
+        run_dir = common.run_folder(args, "ppo")
+    else:
+        agent.load_state_dict(ckpt["models"]["agent"])
+        obs_rms.load_state_dict(ckpt["models"]["obs_rms"])
+        return_rms.load_state_dict(ckpt["models"]["return_rms"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        common.load_curiosity_state(curiosity, ckpt["curiosity"])
+        discounted_return.copy_(ckpt["discounted_return"])
+        next_obs, next_done = ckpt["next_obs"].clone(), ckpt["next_done"].clone()
+        global_step, iteration0 = ckpt["step"], ckpt["iteration"]
+        common.set_rng_state(ckpt["rng"])
+        run_dir = Path(ckpt["run_dir"])
+    checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else run_dir / "checkpoints"
+    print(f"run folder: {run_dir}")
+    logger = common.Logger(run_dir, args, args.track, purge_step=global_step if ckpt else None)
+    stats = common.EpisodeStats()
+    policy_spec = {"obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
+                   "hidden_sizes": list(args.hidden_sizes), "norm_obs": args.norm_obs,
+                   "low": None if discrete else act_space.low.tolist(),
+                   "high": None if discrete else act_space.high.tolist()}
+
+    def save(step: int, iteration: int) -> str:
+        state = {"algo": "ppo", "iteration": iteration, "optimizer": optimizer.state_dict(),
+                 "curiosity": common.curiosity_state(curiosity), "discounted_return": discounted_return,
+                 "next_obs": next_obs, "raw_next_obs": raw_next_obs, "next_done": next_done,
+                 "env_actions": [torch.from_numpy(r.action_log()) for r in runners],
+                 "rng": common.rng_state(), "args": common.args_to_dict(args), "run_dir": str(run_dir),
+                 "policy_spec": policy_spec}
+        return str(common.save_checkpoint(checkpoint_dir, step, state,
+                                          {"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms}))
+
+    def record(step: int, cols: slice, result) -> None:
+        """Store one group's step results and its next observation."""
+        nonlocal global_step
+        o, r, term, trunc, info = result
+        global_step += cols.stop - cols.start
+        rewards[step, cols] = torch.as_tensor(r, dtype=torch.float32, device=device)
+        terminations[step, cols] = torch.as_tensor(term, dtype=torch.float32, device=device)
+        truncations[step, cols] = torch.as_tensor(trunc, dtype=torch.float32, device=device)
+        raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
+        next_obs[cols] = normalize_obs(raw_next_obs[cols])
+        next_done[cols] = torch.as_tensor(term | trunc, device=device)
+        stats.log(logger, global_step, *stats.add(info))
+
+    pbar = common.progress_bar(args, global_step)
+    start_time, start_step, last_saved = time.time(), global_step, global_step
+    for iteration in range(iteration0 + 1, num_iterations + 1):
+        # annealing the rate if instructed to do so
+        if args.anneal_lr:
+            frac = 1.0 - (iteration - 1.0) / num_iterations
+            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+
+        # ---- rollout: recv a group's results, act for it, send; the other groups step meanwhile ----
+        for step in range(args.num_steps):
+            for runner, cols in zip(runners, groups):
+                if step > 0:
+                    record(step - 1, cols, runner.recv())
+                obs[step, cols] = next_obs[cols]
+                valid[step, cols] = ~next_done[cols]
+                with torch.no_grad():
+                    action, logprob, _, value = agent.get_action_and_value(next_obs[cols])
+                values[step, cols] = value
+                actions[step, cols] = action
+                logprobs[step, cols] = logprob
+                runner.send((action if discrete else torch.clamp(action, low, high)).cpu().numpy())
+        for runner, cols in zip(runners, groups):
+            record(args.num_steps - 1, cols, runner.recv())
+        pbar.update(batch_size)
+        next_obs_seq = torch.cat([obs[1:], next_obs[None]])  # s_{t+1} of every step t
+
+        # ---- rewards: curiosity bonus, normalization ----
+        if curiosity is not None:
+            with torch.no_grad():
+                intrinsic = curiosity.reward(obs.reshape(-1, obs_dim), actions.reshape(-1, *act_shape),
+                                             next_obs_seq.reshape(-1, obs_dim)).reshape(args.num_steps, -1)
+            rewards += args.curiosity_coef * intrinsic * valid
+            logger.scalar("charts/intrinsic_reward", intrinsic[valid].mean(), global_step)
+        if args.norm_reward:
+            for t in range(args.num_steps):
+                discounted_return.mul_(args.gamma).add_(rewards[t])
+                return_rms.update(discounted_return[valid[t]])
+                discounted_return.mul_(1.0 - torch.maximum(terminations[t], truncations[t]))
+            rewards.div_(torch.sqrt(return_rms.var.float() + 1e-8)).clamp_(-10.0, 10.0)
+
+        # ---- advantages: bootstrap value if not done ----
+        with torch.no_grad():
+            next_value = agent.get_value(next_obs)
+            advantages, returns = common.gae(rewards, values, next_value, terminations, truncations,
+                                             args.gamma, args.gae_lambda)
+
+        # ---- flatten the batch: real transitions only ----
+        b_valid = valid.reshape(-1)
+        b_obs = obs.reshape(-1, obs_dim)[b_valid]
+        b_next_obs = next_obs_seq.reshape(-1, obs_dim)[b_valid]
+        b_actions = actions.reshape(-1, *act_shape)[b_valid]
+        b_logprobs = logprobs.reshape(-1)[b_valid]
+        b_advantages = advantages.reshape(-1)[b_valid]
+        b_returns = returns.reshape(-1)[b_valid]
+        b_values = values.reshape(-1)[b_valid]
+
+        # ---- optimizing the policy and value network ----
+        clipfracs = []
+        for epoch in range(args.update_epochs):
+            b_inds = torch.randperm(len(b_obs), device=device)
+            for mb_inds in torch.tensor_split(b_inds, args.num_minibatches):
+                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
+                logratio = newlogprob - b_logprobs[mb_inds]
+                ratio = logratio.exp()
+                with torch.no_grad():
+                    # calculate approx_kl http://joschu.net/blog/kl-approx.html
+                    old_approx_kl = (-logratio).mean()
+                    approx_kl = ((ratio - 1) - logratio).mean()
+                    clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
+
+                mb_advantages = b_advantages[mb_inds]
+                if args.norm_adv:
+                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+
+                pg_loss = policy_loss(logratio, mb_advantages, args.clip_coef)
+                v_loss = value_loss(newvalue, b_values[mb_inds], b_returns[mb_inds], args.clip_coef, args.clip_vloss)
+                entropy_loss = entropy.mean()
+                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                optimizer.step()
+                if curiosity is not None:
+                    curiosity_loss = curiosity.update(b_obs[mb_inds], b_actions[mb_inds], b_next_obs[mb_inds])
+
+            if args.target_kl is not None and approx_kl > args.target_kl:
+                break
+
+        y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
+        var_y = np.var(y_true)
+        explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+
+        # ---- logging, checkpoints ----
+        sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
+        logger.scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+        logger.scalar("losses/value_loss", v_loss.item(), global_step)
+        logger.scalar("losses/policy_loss", pg_loss.item(), global_step)
+        logger.scalar("losses/entropy", entropy_loss.item(), global_step)
+        logger.scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+        logger.scalar("losses/approx_kl", approx_kl.item(), global_step)
+        logger.scalar("losses/clipfrac", np.mean(clipfracs), global_step)
+        logger.scalar("losses/explained_variance", explained_var, global_step)
+        if curiosity is not None:
+            logger.scalar("losses/curiosity_loss", curiosity_loss, global_step)
+        logger.scalar("charts/SPS", sps, global_step)
+        pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
+        if common.due(global_step, last_saved, args.save_freq):
+            save(global_step, iteration)
+            last_saved = global_step
+
+    final = save(global_step, max(num_iterations, iteration0))
+    pbar.close()
+    logger.close()
+    for runner in runners:
+        runner.env.close()
+    return {"global_step": global_step, "episodic_return": stats.mean_return, "episodic_length": stats.mean_length,
+            "sps": int((global_step - start_step) / max(time.time() - start_time, 1e-9)),
+            "run_dir": str(run_dir), "checkpoint": final}
+
+
+if __name__ == "__main__":
+    print(train(common.parse_args(Args)))
