@@ -109,5 +109,5 @@ def test_refused_options(bad, name):
 
 
 def test_make_dm_is_refused():
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError, match="no dm_env interface"):
         envpool.make_dm(TASK_ID, num_envs=2)

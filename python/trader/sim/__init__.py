@@ -3,4 +3,13 @@
 from trader.sim.env import Market, TradingEnv, TradingVectorEnv, load_market, make
 from trader.sim.multi_agent import TradingParallelEnv
 
-__all__ = ["Market", "TradingEnv", "TradingParallelEnv", "TradingVectorEnv", "load_market", "make"]
+__all__ = ["Market", "TradingEnv", "TradingParallelEnv", "TradingVectorEnv", "load_market", "make", "register_envpool"]
+
+
+def register_envpool() -> bool:
+    """Register "Trader-v0" into envpool's registry (so `envpool.make_gymnasium("Trader-v0", ...)`
+    returns our env with envpool's send/recv API). False when envpool is not installed. Not done at
+    import time: importing envpool takes seconds."""
+    from trader.sim.envpool_compat import register_envpool as _register
+
+    return _register()

@@ -186,10 +186,10 @@ class TraderGymnasiumEnvPool(TradingVectorEnv):
 
 
 class TraderDMEnvPool:
-    """Placeholder for envpool.make_dm: Trader-v0 has no dm_env interface."""
+    """envpool's registry requires a dm_env class; Trader-v0 offers the gymnasium API only."""
 
     def __init__(self, spec: TraderEnvSpec):
-        raise NotImplementedError(f"{TASK_ID} has no dm_env interface: use envpool.make_gymnasium")
+        raise TypeError(f"{TASK_ID} has no dm_env interface: use envpool.make_gymnasium")
 
 
 def register_envpool() -> bool:
