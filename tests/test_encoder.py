@@ -109,3 +109,25 @@ def test_train_save_load_round_trip_and_resume(tmp_path):
 
 def test_deeplob_column_order():
     assert deeplob_columns(2) == [2, 6, 0, 4, 3, 7, 1, 5]
+
+
+def test_embeddings_become_the_env_observation(tmp_path):
+    import json
+
+    from trader.nn.embed import embed_dataset
+    from trader.nn.train import TrainConfig, train_model
+    from trader.sim import load_market, make
+
+    data = build([_series()], horizons=(10, 20), window=50)
+    cfg = TrainConfig(model="tcn", epochs=1, chunks_per_step=2, chunk=32, channels=16, embedding_dim=8,
+                      max_steps_per_epoch=2, device="cpu")
+    train_model(data, cfg, tmp_path, progress=False)
+    (tmp_path / "data.json").write_text(json.dumps({"interval_ms": 100.0, "depth": 10}))
+    out = embed_dataset(tmp_path / "tcn", None, tmp_path / "emb.npy")
+    emb = np.load(out)
+    market = load_market()
+    assert emb.shape == (len(market.book), 8)
+    env = make(features=out, num_envs=2, horizon=50)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (2, 8 + 3)
+    np.testing.assert_array_equal(obs[:, :8], emb[info["t"]])
