@@ -1,0 +1,1 @@
+"""Honest backtests: held-out periods, the env execution model, baselines, reports."""

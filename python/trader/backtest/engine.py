@@ -1,0 +1,131 @@
+"""Backtests on a held-out period with the env's own execution model (walking the book, fees, latency).
+
+A backtest is one episode of one C++ env that starts at the first row of the period and runs to its
+end; the policy acts at every row and sees only rows up to the current one (the env serves row t's
+features at step t). Baselines run through the same env: flat, buy-and-hold, and an order-imbalance
+rule on the top of the book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from trader.sim.env import Market, TradingVectorEnv
+
+Policy = Callable[[np.ndarray, dict], np.ndarray]  # (obs [1, D], info) -> actions [1] or [1, 1]
+
+SECONDS_PER_YEAR = 365.0 * 24 * 3600  # crypto trades around the clock
+
+
+@dataclass
+class BacktestResult:
+    name: str
+    equity: np.ndarray  # quote, one value per row from the start
+    position: np.ndarray  # lots
+    fees: float
+    trades: int
+    traded_lots: int
+    notional_traded: float
+    metrics: dict = field(default_factory=dict)
+
+
+def held_out_rows(n_rows: int, train_fraction: float, gap: int) -> tuple[int, int]:
+    """The held-out period: rows after the training fraction plus a gap (the training episodes
+    never reach it: they end before train_end)."""
+    start = int(n_rows * train_fraction) + gap
+    if start >= n_rows - 3:
+        raise ValueError(f"train_fraction {train_fraction} and gap {gap} leave no held-out rows of {n_rows}")
+    return start, n_rows - 1
+
+
+def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: int, **env_config) -> BacktestResult:
+    latency = int(env_config.get("latency_steps", 0))
+    horizon = end - start - latency - 1
+    if horizon < 2:
+        raise ValueError(f"backtest period rows {start}..{end} is too short")
+    cfg = dict(env_config, horizon=horizon, start_min=start, start_max=start)
+    env = TradingVectorEnv(market, num_envs=1, seed=0, **cfg)
+    obs, info = env.reset(seed=0)
+    equity = [float(info["equity"][0])]
+    position = [int(info["position"][0])]
+    fees = 0.0
+    trades = 0
+    traded = 0
+    notional = 0.0
+    mid_px = 0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2]) * market.tick_size
+    for _ in range(horizon):
+        t = int(info["t"][0])
+        action = policy(obs, info)
+        obs, reward, term, trunc, info = env.step(action)
+        filled = int(info["filled"][0])
+        if filled:
+            trades += 1
+            traded += abs(filled)
+            notional += abs(filled) * market.lot_size * mid_px[t]
+        equity.append(float(info["equity"][0]))
+        position.append(int(info["position"][0]))
+        fees = float(info["fees"][0])
+        if term[0] or trunc[0]:
+            break
+    return BacktestResult(name, np.array(equity), np.array(position), fees, trades, traded, notional)
+
+
+def compute_metrics(res: BacktestResult, interval_s: float, initial_cash: float) -> dict:
+    eq = res.equity
+    rets = np.diff(eq) / eq[:-1]
+    per_year = SECONDS_PER_YEAR / interval_s
+    std = rets.std()
+    sharpe = float(rets.mean() / std * np.sqrt(per_year)) if std > 0 else 0.0
+    peak = np.maximum.accumulate(eq)
+    drawdown = (eq - peak) / peak
+    res.metrics = {
+        "total_return_pct": float((eq[-1] / eq[0] - 1) * 100),
+        "sharpe_annualized": sharpe,
+        "max_drawdown_pct": float(drawdown.min() * 100),
+        "turnover": float(res.notional_traded / initial_cash),
+        "fees_paid": float(res.fees),
+        "trades": int(res.trades),
+        "final_position_lots": int(res.position[-1]),
+        "steps": int(len(eq) - 1),
+    }
+    return res.metrics
+
+
+# ---- baselines ----------------------------------------------------------------------------------
+
+
+def flat_policy(continuous: bool) -> Policy:
+    def act(obs, info):
+        return np.zeros(1, dtype=np.float32) if continuous else np.zeros(1, dtype=np.int64)
+
+    return act
+
+
+def buy_and_hold_policy(continuous: bool) -> Policy:
+    """Go to the maximum long position as fast as the book allows, then hold."""
+
+    def act(obs, info):
+        return np.ones(1, dtype=np.float32) if continuous else np.ones(1, dtype=np.int64)
+
+    return act
+
+
+def imbalance_policy(market: Market, continuous: bool, threshold: float = 0.6) -> Policy:
+    """Top-of-book imbalance rule: long when (bid size - ask size) / (bid size + ask size) > threshold,
+    short (or flat without shorting) when < -threshold, otherwise keep the position."""
+    b = market.book[:, 0, 1].astype(np.float64)
+    a = market.book[:, 0, 3].astype(np.float64)
+    imb = (b - a) / np.maximum(b + a, 1e-12)
+
+    def act(obs, info):
+        x = imb[int(info["t"][0])]
+        if continuous:
+            pos = float(obs[0, -3])  # position / max position
+            target = 1.0 if x > threshold else (-1.0 if x < -threshold else pos)
+            return np.array([np.clip(target, -1.0, 1.0)], dtype=np.float32)
+        return np.array([1 if x > threshold else (2 if x < -threshold else 0)], dtype=np.int64)
+
+    return act

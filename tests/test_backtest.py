@@ -1,0 +1,85 @@
+"""Backtests: same execution model as the env, held-out rows only, baselines, metrics, report files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trader.backtest.engine import (
+    buy_and_hold_policy,
+    compute_metrics,
+    flat_policy,
+    held_out_rows,
+    imbalance_policy,
+    run_backtest,
+)
+from trader.backtest.report import write_report
+from trader.sim import Market, load_market
+
+
+def rising_market(rows=300):
+    book = np.zeros((rows, 2, 4), dtype=np.int64)
+    for r in range(rows):
+        book[r, 0] = (1000 + r, 50, 1001 + r, 50)
+        book[r, 1] = (999 + r, 50, 1002 + r, 50)
+    return Market(book, np.zeros((rows, 3), np.float32), np.arange(rows, dtype=np.int64) * 10**8, 1.0, 1.0)
+
+
+CFG = dict(trade_size=5.0, max_position=10.0, fee_bps=10.0, initial_cash=100_000.0)
+
+
+def test_buy_and_hold_beats_flat_on_a_rising_market_and_metrics_add_up():
+    m = rising_market()
+    start, end = held_out_rows(len(m.book), 0.5, 10)
+    assert start == 160
+    flat = run_backtest(m, flat_policy(False), "flat", start=start, end=end, **CFG)
+    bh = run_backtest(m, buy_and_hold_policy(False), "buy_and_hold", start=start, end=end, **CFG)
+    fm = compute_metrics(flat, 0.1, CFG["initial_cash"])
+    bm = compute_metrics(bh, 0.1, CFG["initial_cash"])
+    assert fm["total_return_pct"] == 0 and fm["trades"] == 0 and fm["fees_paid"] == 0
+    assert bh.position[-1] == 10 and bm["trades"] == 2  # two market orders of 5 lots
+    # fees: 10 bps of the two fills (at the ask of rows start and start + 1)
+    assert bm["fees_paid"] == pytest.approx(((1001 + start) * 5 + (1002 + start) * 5) * 1e-3)
+    assert bm["total_return_pct"] > 0 and bm["sharpe_annualized"] > 0
+    assert bm["max_drawdown_pct"] <= 0
+    assert bm["steps"] == end - start - 1
+
+
+def test_policy_sees_only_rows_up_to_now():
+    m = rising_market()
+    seen = []
+
+    def spy(obs, info):
+        seen.append(int(info["t"][0]))
+        return np.zeros(1, dtype=np.int64)
+
+    start, end = held_out_rows(len(m.book), 0.7, 5)
+    run_backtest(m, spy, "spy", start=start, end=end, **CFG)
+    assert seen[0] == start and seen == list(range(start, start + len(seen)))
+    assert max(seen) < end
+
+
+def test_report_on_sample_with_baselines(tmp_path):
+    m = load_market()
+    start, end = held_out_rows(len(m.book), 0.7, 100)
+    results = []
+    for name, pol in [("flat", flat_policy(False)), ("buy_and_hold", buy_and_hold_policy(False)),
+                      ("imbalance", imbalance_policy(m, False))]:
+        r = run_backtest(m, pol, name, start=start, end=end, trade_size=0.01, max_position=0.05, fee_bps=1.0)
+        compute_metrics(r, 0.1, 100_000.0)
+        results.append(r)
+    ctx = {"data": "sample", "start": start, "end": end, "steps": end - start - 1, "interval_s": 0.1,
+           "fee_bps": 1.0, "latency_steps": 0, "initial_cash": 100_000.0, "symbol": m.symbol}
+    write_report(tmp_path, results, ctx)
+    table = json.loads((tmp_path / "backtest.json").read_text())["results"]
+    assert set(table) == {"flat", "buy_and_hold", "imbalance"}
+    assert table["imbalance"]["trades"] > 0
+    assert (tmp_path / "equity.png").stat().st_size > 10_000
+    assert "| imbalance |" in (tmp_path / "backtest.md").read_text()
+
+
+def test_held_out_needs_rows():
+    with pytest.raises(ValueError, match="no held-out rows"):
+        held_out_rows(100, 0.99, 10)
