@@ -38,7 +38,7 @@ SNAPSHOT_LEVELS = 25  # the real snapshot has 1000 levels a side (64 kB); keep t
 
 pytestmark = pytest.mark.skipif(not RAW.exists(), reason=f"real data not found at {RAW} (../shared/data)")
 
-# TRADER_FUZZ_SCALE=20 multiplies the number of examples, for a long run (default: about 10 s).
+# TRADER_FUZZ_SCALE=20 multiplies the number of examples, for a long run (default: about 20 s).
 SCALE = float(os.environ.get("TRADER_FUZZ_SCALE", "1"))
 FUZZ_SETTINGS = dict(
     deadline=None,
