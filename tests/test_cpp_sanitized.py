@@ -1,4 +1,5 @@
-"""The C++ core's own tests (cpp/tests), built with AddressSanitizer and UndefinedBehaviorSanitizer."""
+"""The C++ core's own tests (cpp/tests) under AddressSanitizer + UndefinedBehaviorSanitizer, and the env
+pool's under ThreadSanitizer."""
 
 from __future__ import annotations
 
@@ -18,4 +19,5 @@ def test_cpp_core_under_asan_and_ubsan(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     assert "100% tests passed" in out
-    assert "AddressSanitizer" not in out and "runtime error" not in out
+    assert "AddressSanitizer" not in out and "ThreadSanitizer" not in out and "runtime error" not in out
+    assert out.rstrip().endswith("0 failed")  # the TSan run of the env pool test comes last
