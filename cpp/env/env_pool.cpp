@@ -15,6 +15,7 @@ namespace trader {
 
 namespace {
 constexpr int kSpinBeforeSleep = 1 << 14;
+constexpr size_t kMaxChunk = 64;
 }  // namespace
 
 void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
@@ -68,7 +69,7 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
   if (num_threads < 1) throw std::invalid_argument("num_threads: expected >= 1");
   sync_mode_ = batch_size == num_envs;
   // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
-  chunk_ = std::max<size_t>(8, static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)));
+  chunk_ = std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)), 8, kMaxChunk);
   // Rows in flight can reach num_envs past the block the caller holds.
   num_blocks_ = static_cast<size_t>((num_envs + batch_size - 1) / batch_size) + 1;
   const size_t K = static_cast<size_t>(cfg.num_agents);
@@ -80,7 +81,10 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
   for (int i = 0; i < num_envs; ++i) in_flight_[i].store(0);
   act_discrete_.assign(static_cast<size_t>(num_envs) * K, 0);
   act_continuous_.assign(static_cast<size_t>(num_envs) * K, 0.0f);
-  tasks_.resize(2 * static_cast<size_t>(num_envs));
+  capacity_ = 1;
+  while (capacity_ < 2 * static_cast<uint64_t>(num_envs)) capacity_ <<= 1;
+  cells_.reset(new Cell[capacity_]);
+  for (uint64_t i = 0; i < capacity_; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
   envs_.reserve(num_envs);
   for (int i = 0; i < num_envs; ++i) {
     envs_.emplace_back(new TradingEnv(cfg_, &data_, i, seed + static_cast<uint64_t>(i)));
@@ -126,7 +130,13 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
       }
     }
     const int64_t row = sync_mode_ ? static_cast<int64_t>(sync_rows_ + static_cast<uint64_t>(i)) : -1;
-    tasks_[(tail + static_cast<uint64_t>(i)) % tasks_.size()] = Task{e, static_cast<uint8_t>(reset), row};
+    const uint64_t pos = tail + static_cast<uint64_t>(i);
+    Cell& cell = cells_[pos & (capacity_ - 1)];
+    while (cell.seq.load(std::memory_order_acquire) != pos) {  // a worker is still copying it out
+      std::this_thread::yield();
+    }
+    cell.task = Task{e, static_cast<uint8_t>(reset), row};
+    cell.seq.store(pos + 1, std::memory_order_release);
   }
   if (sync_mode_) sync_rows_ += static_cast<uint64_t>(n);
   tail_.store(tail + static_cast<uint64_t>(n), std::memory_order_release);
@@ -137,8 +147,10 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
 }
 
 size_t EnvPool::run_task(const Task& task) {
+  // acq_rel: the row counter orders this write after the caller's reads of the row's previous use
+  // (a task claimed early may take a row number handed out after the caller read that slot).
   uint64_t row = task.row >= 0 ? static_cast<uint64_t>(task.row)
-                               : next_row_.fetch_add(1, std::memory_order_relaxed);
+                               : next_row_.fetch_add(1, std::memory_order_acq_rel);
   const size_t slot = static_cast<size_t>(row % buf_.rows);
   OutRow out = buf_.row(slot);
   TradingEnv& env = *envs_[task.env];
@@ -164,11 +176,17 @@ size_t EnvPool::run_some(size_t chunk) {
     if (h >= t) return 0;
     const uint64_t n = std::min<uint64_t>(chunk, t - h);
     if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      Task local[kMaxChunk];
+      for (uint64_t i = 0; i < n; ++i) {  // copy out, then hand the cells back to the producer
+        Cell& cell = cells_[(h + i) & (capacity_ - 1)];
+        local[i] = cell.task;
+        cell.seq.store(h + i + capacity_, std::memory_order_release);
+      }
       // One atomic add per block touched, not per env: the counters are shared by every thread.
-      size_t block = run_task(tasks_[h % tasks_.size()]);
+      size_t block = run_task(local[0]);
       int64_t count = 1;
       for (uint64_t i = 1; i < n; ++i) {
-        const size_t b = run_task(tasks_[(h + i) % tasks_.size()]);
+        const size_t b = run_task(local[i]);
         if (b != block) {
           block_done_[block].fetch_add(count, std::memory_order_release);
           block = b;

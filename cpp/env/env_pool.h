@@ -90,7 +90,16 @@ class EnvPool {
   std::vector<float> act_continuous_;  // [N, K]
   PoolBuffers buf_;
 
-  std::vector<Task> tasks_;  // ring, capacity 2N
+  // Task ring (bounded MPMC queue after D. Vyukov): a cell's sequence number says whether the
+  // producer may write it (seq == position) or a consumer may read it (seq == position + 1). A cell
+  // is handed back only after its task was copied out, so a slow worker's claimed tasks are never
+  // overwritten by later sends.
+  struct Cell {
+    std::atomic<uint64_t> seq;
+    Task task;
+  };
+  std::unique_ptr<Cell[]> cells_;
+  uint64_t capacity_ = 0;  // power of two >= 2N
   std::atomic<uint64_t> head_{0}, tail_{0};
   std::atomic<uint64_t> next_row_{0};      // async row counter
   uint64_t sync_rows_ = 0;                 // rows reserved by sync sends
