@@ -278,5 +278,13 @@ def bench(num_envs, threads, seconds, as_json):
     console.print(t)
 
 
+def _add_serve() -> None:
+    from trader.live.exchange.cli import serve
+
+    main.add_command(serve)
+
+
+_add_serve()
+
 if __name__ == "__main__":
     main()

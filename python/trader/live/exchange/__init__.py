@@ -1,0 +1,28 @@
+"""A local exchange that speaks Binance's spot API over a replayed dataset (``trader-sim serve``).
+
+For tests and rehearsals of live trading through ccxt, with no internet. ``LocalExchange``:
+
+* replays a recorded dataset (``replay``): the exact L2 book rebuilt from its events with the C++
+  ``OrderBook``, its trades and bookTickers, at ``speed`` x real time or stepped by hand;
+* serves the REST endpoints ccxt's ``binance`` uses (``rest``) and the websocket streams ccxt.pro's
+  ``binance`` uses (``streams``): the depth diff stream carries the dataset's own update ids, so it
+  chains onto ``GET /api/v3/depth``'s ``lastUpdateId`` and ccxt's sequence checks pass;
+* matches orders against the replayed book and keeps balances per API key (``matching`` documents
+  the fill rules); checks signatures, API keys and timestamps as Binance does (``auth``);
+* injects faults on request (``faults``): latency, 429 with Retry-After, 5xx, responses dropped after
+  an order was accepted, websocket disconnects, gaps in the diff stream; seeded.
+
+Times: market data carries the dataset's exchange times (depth ``E``, trade ``T``); order and fill
+times are the replay clock on the same axis (so they line up with the data, in 2024 for the sample).
+``GET /api/v3/time`` and the ``timestamp``/``recvWindow`` check use the wall clock, because clients
+sign with their wall clock.
+
+Point a ccxt client at it with ``ccxt.binance({"apiKey": k, "secret": s, **ex.ccxt_config()})`` (or
+``urls={"api": ccxt_urls(http_url, ws_url)}``): every ccxt endpoint URL, futures and ws-api included,
+is rewritten to this server, so nothing can reach a real exchange by accident.
+"""
+
+from trader.live.exchange.faults import Faults, FaultStats
+from trader.live.exchange.server import LocalExchange, ccxt_urls, split_symbol
+
+__all__ = ["FaultStats", "Faults", "LocalExchange", "ccxt_urls", "split_symbol"]
