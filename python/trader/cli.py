@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from trader.nn.cli import embed, train_encoder
+from trader.rl.cli import train
 from trader.sim.cli import main as sim_main
 
 
@@ -17,6 +18,7 @@ def main() -> None:
 main.add_command(sim_main, name="data")
 main.add_command(train_encoder)
 main.add_command(embed)
+main.add_command(train)
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import inspect
 import json
 import math
@@ -176,7 +177,7 @@ def make_args(cls, *layers: tuple[str, dict]):
         for key, value in layer.items():
             name = key.replace("-", "_")
             if name not in hints:
-                close = [n for n in hints if n.split("_")[0] == name.split("_")[0]]
+                close = difflib.get_close_matches(name, list(hints), n=3)
                 hint = f" (did you mean {', '.join(close)}?)" if close else ""
                 raise ValueError(f"{source}: unknown option {key!r} for {cls.__module__}.{cls.__name__}{hint}")
             values[name] = _coerce(name, value, hints[name])
@@ -191,9 +192,10 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
     layers: list[tuple[str, dict]] = []
     resume = overrides.get("resume")
     if config is None and resume:
-        saved = find_checkpoint(resume).parent.parent / "config.yaml"
-        if saved.exists():
-            layers.append((str(saved), {k: v for k, v in load_config(saved).items() if k != "resume"}))
+        checkpoint = find_checkpoint(resume)
+        saved = checkpoint.parent.parent / "config.yaml"  # RUN/checkpoints/step_*.pt -> RUN/config.yaml
+        base = load_config(saved) if saved.exists() else torch.load(checkpoint, weights_only=True)["args"]
+        layers.append((str(saved if saved.exists() else checkpoint), {k: v for k, v in base.items() if k != "resume"}))
     if config is not None:
         layers.append((str(config), load_config(config)))
     layers.append(("command line", overrides))
@@ -316,7 +318,8 @@ class Logger:
         except ImportError:
             import warnings
 
-            warnings.warn("tensorboard is not installed: no scalars are written (pip install tensorboard)")
+            warnings.warn("tensorboard is not installed: no scalars are written (pip install tensorboard)",
+                          stacklevel=2)
             return
         self.writer = SummaryWriter(str(run_dir), purge_step=purge_step)
         table = "\n".join(f"|{k}|{v}|" for k, v in args_to_dict(args).items())
@@ -405,7 +408,8 @@ def save_checkpoint(checkpoint_dir: Path, step: int, state: dict, modules: dict[
     except ImportError:
         save_file = None
     if save_file is not None:
-        flat = {f"{k}.{n}": t.detach().cpu().contiguous() for k, m in modules.items() for n, t in m.state_dict().items()}
+        flat = {f"{k}.{n}": t.detach().cpu().contiguous()
+                for k, m in modules.items() for n, t in m.state_dict().items()}
         _atomic_write(path.with_suffix(".safetensors"), lambda tmp: save_file(flat, tmp))
     for old in sorted(checkpoint_dir.glob("step_*.pt"))[:-KEEP_FULL_CHECKPOINTS]:
         old.unlink()
@@ -476,19 +480,26 @@ def mlp(in_dim: int, hidden: typing.Sequence[int], out_dim: int, activation=nn.R
     return nn.Sequential(*layers)
 
 
+@torch.no_grad()
+def polyak_update(net: nn.Module, target: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) target + tau net, parameter by parameter (soft target updates, Lillicrap et al. 2016)."""
+    for param, target_param in zip(net.parameters(), target.parameters(), strict=True):
+        target_param.lerp_(param, tau)
+
+
 class RunningMeanStd(nn.Module):
     """Running mean and variance (Chan et al.'s parallel update), kept as buffers so that checkpoints
-    carry them. Used to normalize observations and rewards."""
+    carry them. Used to normalize observations and rewards. float32, which mps also has."""
 
     def __init__(self, shape=(), epsilon: float = 1e-4):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
-        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
-        self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("var", torch.ones(shape))
+        self.register_buffer("count", torch.tensor(epsilon))
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
-        x = x.reshape(-1, *self.mean.shape).to(torch.float64)
+        x = x.reshape(-1, *self.mean.shape).float()
         if len(x) == 0:
             return
         b_mean, b_var, b_count = x.mean(0), x.var(0, unbiased=False), x.shape[0]
@@ -499,7 +510,7 @@ class RunningMeanStd(nn.Module):
         self.count.copy_(total)
 
     def normalize(self, x: torch.Tensor, clip: float = 10.0) -> torch.Tensor:
-        return ((x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)).clamp(-clip, clip)
+        return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-clip, clip)
 
 
 # =====================================================================================================
@@ -583,7 +594,8 @@ class ReplayBuffer:
         n = len(obs)
         if n == 0:
             return
-        if n > self.capacity:  # only the newest `capacity` survive anyway
+        if n > self.capacity:  # as if written one by one: only the newest `capacity` survive
+            self.pos = (self.pos + n - self.capacity) % self.capacity
             obs, next_obs, actions, rewards, terminated = (x[-self.capacity:] for x in
                                                            (obs, next_obs, actions, rewards, terminated))
             n = self.capacity
@@ -645,7 +657,7 @@ class RND(nn.Module):
     def reward(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         r = self._error(next_obs)
         self.reward_rms.update(r)
-        return r / torch.sqrt(self.reward_rms.var.float() + 1e-8)
+        return r / torch.sqrt(self.reward_rms.var + 1e-8)
 
     def update(self, obs: torch.Tensor, actions: torch.Tensor, next_obs: torch.Tensor) -> float:
         self.obs_rms.update(next_obs)

@@ -56,9 +56,10 @@ class EnvRunner:
         self._steps = 0
 
     def reset(self) -> np.ndarray:
+        """Reset with the seed; a copy of the observations (the pool's own arrays change at the next step)."""
         obs, _ = self.env.reset(seed=self.seed)
         self._steps = 0
-        return obs
+        return np.array(obs)
 
     def send(self, actions: np.ndarray) -> None:
         actions = np.asarray(actions)

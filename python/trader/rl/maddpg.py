@@ -104,12 +104,6 @@ class Critic(nn.Module):
         return self.net(torch.cat([obs_all.flatten(1), actions_all.flatten(1)], -1)).squeeze(-1)
 
 
-def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
-    with torch.no_grad():
-        for param, target_param in zip(net.parameters(), target.parameters()):
-            target_param.lerp_(param, tau)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Policy from a checkpoint
 # ---------------------------------------------------------------------------------------------------
@@ -117,7 +111,7 @@ def soft_update(net: nn.Module, target: nn.Module, tau: float) -> None:
 
 def load_policy(path, device: str = "cpu"):
     """obs batch [B, K, D] (numpy) -> actions [B, K]: each agent's argmax move or mean action."""
-    ckpt = common.load_checkpoint(path, map_location=device)
+    ckpt = common.load_checkpoint(path)
     spec = ckpt["policy_spec"]
     actors = [Actor(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"]))
               for _ in range(spec["num_agents"])]
@@ -173,7 +167,8 @@ def train(args: Args) -> dict:
     # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
     global_step = 0
     prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
-    ckpt = common.load_checkpoint(args.resume, map_location=device) if args.resume else None
+    # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
+    ckpt = common.load_checkpoint(args.resume) if args.resume else None
     modules = {**{f"actor_{i}": m for i, m in enumerate(actors)}, **{f"critic_{i}": m for i, m in enumerate(critics)},
                **{f"target_actor_{i}": m for i, m in enumerate(target_actors)},
                **{f"target_critic_{i}": m for i, m in enumerate(target_critics)}}
@@ -221,8 +216,8 @@ def train(args: Args) -> dict:
             curiosity.update(flat(data.observations), flat(data.actions), flat(data.next_observations))
         actions_in = one_hot(data.actions)
         with torch.no_grad():
-            next_actions = torch.stack([target_actors[j].sample(data.next_observations[:, j], args.gumbel_temperature)[0]
-                                        for j in range(K)], 1)
+            next_actions = torch.stack([target_actors[j].sample(data.next_observations[:, j],
+                                                                args.gumbel_temperature)[0] for j in range(K)], 1)
         out = {}
         for i in range(K):
             # ---- critic i: y = r_i + gamma (1 - d) Q'_i(o', mu'(o')) ----
@@ -248,7 +243,7 @@ def train(args: Args) -> dict:
             out[f"losses/agent_{i}/actor_loss"] = actor_loss.item()
             out[f"losses/agent_{i}/q_values"] = q.mean().item()
         for net, target in zip(actors + critics, target_actors + target_critics):
-            soft_update(net, target, args.tau)
+            common.polyak_update(net, target, args.tau)
         return out
 
     pbar = common.progress_bar(args, global_step)
@@ -264,7 +259,7 @@ def train(args: Args) -> dict:
 
         # ---- learn while the envs step ----
         step_after = global_step + args.num_envs
-        if step_after > args.learning_starts and common.due(step_after, global_step, args.update_every):
+        if step_after > args.learning_starts and len(rb) > 0 and common.due(step_after, global_step, args.update_every):
             for tag, value in update().items():
                 logger.scalar(tag, value, step_after)
 

@@ -3,6 +3,10 @@ and a diagonal Gaussian for continuous ones, in the shape of CleanRL's ppo.py / 
 rollout buffers (steps, envs, ...), GAE, clipped surrogate, optional value clipping, entropy bonus,
 gradient-norm clipping, annealed learning rate; flattened batch `b_*`, minibatch `mb_*`.
 
+All envs act from one batched forward pass per step. With --num-env-groups 2 the envs step in two
+groups, pipelined: while one group steps (in the C++ pool's worker threads) the policy acts for the
+other, so inference does not leave the env idle; on a 2-core machine one group is faster.
+
     python -m trader.rl.ppo --env-id CartPole-v1 --total-timesteps 100000
     trader train --algo ppo --env trader --num-envs 64
 """
@@ -144,7 +148,7 @@ def value_loss(newvalue: torch.Tensor, old_values: torch.Tensor, returns: torch.
 def load_policy(path, device: str = "cpu"):
     """obs batch (numpy) -> action batch (numpy) of a PPO checkpoint: argmax of the logits or the mean,
     clipped to the action space."""
-    ckpt = common.load_checkpoint(path, map_location=device)
+    ckpt = common.load_checkpoint(path)
     spec = ckpt["policy_spec"]
     agent = Agent(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"])).to(device)
     agent.load_state_dict(ckpt["models"]["agent"])
@@ -225,7 +229,8 @@ def train(args: Args) -> dict:
 
     # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
     global_step, iteration0 = 0, 0
-    ckpt = common.load_checkpoint(args.resume, map_location=device) if args.resume else None
+    # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
+    ckpt = common.load_checkpoint(args.resume) if args.resume else None
     for g, (runner, cols) in enumerate(zip(runners, groups)):
         if ckpt is None:
             raw_next_obs[cols] = torch.tensor(runner.reset(), dtype=torch.float32, device=device)
@@ -242,7 +247,7 @@ def train(args: Args) -> dict:
         optimizer.load_state_dict(ckpt["optimizer"])
         common.load_curiosity_state(curiosity, ckpt["curiosity"])
         discounted_return.copy_(ckpt["discounted_return"])
-        next_obs, next_done = ckpt["next_obs"].clone(), ckpt["next_done"].clone()
+        next_obs, next_done = ckpt["next_obs"].to(device), ckpt["next_done"].to(device)
         global_step, iteration0 = ckpt["step"], ckpt["iteration"]
         common.set_rng_state(ckpt["rng"])
         run_dir = Path(ckpt["run_dir"])
@@ -316,7 +321,7 @@ def train(args: Args) -> dict:
                 discounted_return.mul_(args.gamma).add_(rewards[t])
                 return_rms.update(discounted_return[valid[t]])
                 discounted_return.mul_(1.0 - torch.maximum(terminations[t], truncations[t]))
-            rewards.div_(torch.sqrt(return_rms.var.float() + 1e-8)).clamp_(-10.0, 10.0)
+            rewards.div_(torch.sqrt(return_rms.var + 1e-8)).clamp_(-10.0, 10.0)
 
         # ---- advantages: bootstrap value if not done ----
         with torch.no_grad():
@@ -336,7 +341,7 @@ def train(args: Args) -> dict:
 
         # ---- optimizing the policy and value network ----
         clipfracs = []
-        for epoch in range(args.update_epochs):
+        for _epoch in range(args.update_epochs):
             b_inds = torch.randperm(len(b_obs), device=device)
             for mb_inds in torch.tensor_split(b_inds, args.num_minibatches):
                 _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])

@@ -155,7 +155,7 @@ def discrete_actor_loss(probs, log_probs, q1, q2, alpha: float) -> torch.Tensor:
 
 def load_policy(path, device: str = "cpu"):
     """obs batch (numpy) -> action batch (numpy): the mean action (continuous) or the argmax (discrete)."""
-    ckpt = common.load_checkpoint(path, map_location=device)
+    ckpt = common.load_checkpoint(path)
     spec = ckpt["policy_spec"]
     hidden = tuple(spec["hidden_sizes"])
     if spec["num_actions"]:
@@ -224,7 +224,8 @@ def train(args: Args) -> dict:
     # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
     global_step, n_updates = 0, 0
     prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
-    ckpt = common.load_checkpoint(args.resume, map_location=device) if args.resume else None
+    # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
+    ckpt = common.load_checkpoint(args.resume) if args.resume else None
     if ckpt is None:
         obs = runner.reset()
         run_dir = common.run_folder(args, "sac")
@@ -233,7 +234,8 @@ def train(args: Args) -> dict:
         for name, module in (("actor", actor), ("qf1", qf1), ("qf2", qf2), ("qf1_target", qf1_target),
                              ("qf2_target", qf2_target)):
             module.load_state_dict(ckpt["models"][name])
-        for opt, name in ((q_optimizer, "q_optimizer"), (actor_optimizer, "actor_optimizer"), (a_optimizer, "a_optimizer")):
+        for opt, name in ((q_optimizer, "q_optimizer"), (actor_optimizer, "actor_optimizer"),
+                          (a_optimizer, "a_optimizer")):
             opt.load_state_dict(ckpt[name])
         with torch.no_grad():
             log_alpha.copy_(ckpt["log_alpha"])
@@ -336,10 +338,8 @@ def train(args: Args) -> dict:
 
         # ---- target networks (polyak) ----
         if n_updates % args.target_network_frequency == 0:
-            with torch.no_grad():
-                for net, target in ((qf1, qf1_target), (qf2, qf2_target)):
-                    for param, target_param in zip(net.parameters(), target.parameters()):
-                        target_param.lerp_(param, args.tau)
+            common.polyak_update(qf1, qf1_target, args.tau)
+            common.polyak_update(qf2, qf2_target, args.tau)
         return out
 
     pbar = common.progress_bar(args, global_step)
@@ -358,7 +358,7 @@ def train(args: Args) -> dict:
         runner.send(actions.cpu().numpy())
 
         # ---- learn while the envs step ----
-        if global_step >= args.learning_starts:
+        if global_step >= args.learning_starts and len(rb) > 0:
             for _ in range(args.gradient_steps):
                 losses = update()
 
