@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from trader.backtest.cli import backtest
 from trader.nn.cli import embed, train_encoder
 from trader.rl.cli import train
 from trader.sim.cli import main as sim_main
@@ -19,6 +20,7 @@ main.add_command(sim_main, name="data")
 main.add_command(train_encoder)
 main.add_command(embed)
 main.add_command(train)
+main.add_command(backtest)
 
 if __name__ == "__main__":
     main()

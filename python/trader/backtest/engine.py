@@ -41,36 +41,41 @@ def held_out_rows(n_rows: int, train_fraction: float, gap: int) -> tuple[int, in
     return start, n_rows - 1
 
 
-def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: int, **env_config) -> BacktestResult:
+def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: int,
+                 **env_config) -> BacktestResult | list[BacktestResult]:
+    """One episode over rows start..end. With num_agents K > 1 the policy acts for all agents
+    (actions [1, K]) in one shared book and one result per agent comes back."""
     latency = int(env_config.get("latency_steps", 0))
     horizon = end - start - latency - 1
     if horizon < 2:
         raise ValueError(f"backtest period rows {start}..{end} is too short")
     cfg = dict(env_config, horizon=horizon, start_min=start, start_max=start)
     env = TradingVectorEnv(market, num_envs=1, seed=0, **cfg)
+    K = env.num_agents
     obs, info = env.reset(seed=0)
-    equity = [float(info["equity"][0])]
-    position = [int(info["position"][0])]
-    fees = 0.0
-    trades = 0
-    traded = 0
-    notional = 0.0
+    per = lambda key: np.atleast_1d(np.asarray(info[key][0]))  # noqa: E731  (one value per agent)
+    equity = [per("equity").astype(float)]
+    position = [per("position").astype(np.int64)]
+    trades = np.zeros(K, dtype=np.int64)
+    traded = np.zeros(K, dtype=np.int64)
+    notional = np.zeros(K)
     mid_px = 0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2]) * market.tick_size
     for _ in range(horizon):
         t = int(info["t"][0])
-        action = policy(obs, info)
-        obs, reward, term, trunc, info = env.step(action)
-        filled = int(info["filled"][0])
-        if filled:
-            trades += 1
-            traded += abs(filled)
-            notional += abs(filled) * market.lot_size * mid_px[t]
-        equity.append(float(info["equity"][0]))
-        position.append(int(info["position"][0]))
-        fees = float(info["fees"][0])
+        obs, reward, term, trunc, info = env.step(policy(obs, info))
+        filled = np.abs(per("filled"))
+        trades += filled > 0
+        traded += filled
+        notional += filled * market.lot_size * mid_px[t]
+        equity.append(per("equity").astype(float))
+        position.append(per("position").astype(np.int64))
         if term[0] or trunc[0]:
             break
-    return BacktestResult(name, np.array(equity), np.array(position), fees, trades, traded, notional)
+    fees = per("fees").astype(float)
+    eq, pos = np.array(equity), np.array(position)
+    results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], float(fees[k]),
+                              int(trades[k]), int(traded[k]), float(notional[k])) for k in range(K)]
+    return results[0] if K == 1 else results
 
 
 def compute_metrics(res: BacktestResult, interval_s: float, initial_cash: float) -> dict:

@@ -52,6 +52,8 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--continuous/--discrete", default=None,
               help="trader: target-position actions in [-1, 1] instead of hold/buy/sell [default: discrete]")
 @click.option("--num-agents", type=int, default=None, help="trader, maddpg: agents sharing each book [default: 2]")
+@click.option("--train-fraction", type=float, default=None,
+              help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="show a progress bar [default: on]")
 def train(algo: str, config: str | None, **options) -> None:
     """Train an agent; writes runs/{env}__{algo}__{seed}__{time} (TensorBoard scalars, checkpoints)."""

@@ -95,6 +95,8 @@ class CommonArgs:
     """trader: reward = change of equity (quote currency) times this"""
     num_agents: int = 1
     """trader: agents sharing each env's book (MADDPG: 2 or more)"""
+    train_fraction: float = 0.7
+    """trader: episodes lie in the first fraction of the data's rows; the rest is held out for backtests"""
 
 
 def field_docs(cls) -> dict[str, str]:

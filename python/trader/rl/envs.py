@@ -24,17 +24,32 @@ from gymnasium.vector import AutoresetMode
 def make_env(args, num_envs: int, seed: int):
     """A vector env of `num_envs` envs for args.env_id; env i is seeded with seed + i at reset."""
     if args.env_id == "trader":
-        from trader.sim import make
+        from trader.sim import Market, load_market, make
 
-        return make(args.data, num_envs=num_envs, num_threads=args.num_threads, seed=seed, horizon=args.horizon,
+        market = args.data if isinstance(args.data, Market) else load_market(args.data)
+        start_max = training_start_max(len(market.book), args.train_fraction, args.horizon, args.latency_steps)
+        return make(market, num_envs=num_envs, num_threads=args.num_threads, seed=seed, horizon=args.horizon,
                     fee_bps=args.fee_bps, trade_size=args.trade_size, max_position=args.max_position,
                     continuous=args.continuous, latency_steps=args.latency_steps, reward_scale=args.reward_scale,
-                    num_agents=args.num_agents)
+                    num_agents=args.num_agents, start_max=start_max)
     if args.env_id.startswith("mpe2:"):
         return MPEVectorEnv(args.env_id.split(":", 1)[1], num_envs)
     envs = gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="sync",
                         vector_kwargs={"autoreset_mode": AutoresetMode.NEXT_STEP})
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def training_start_max(rows: int, train_fraction: float, horizon: int, latency_steps: int) -> int:
+    """Last episode start whose episode ends inside the first `train_fraction` of the rows (the rest is
+    held out: `trader backtest` runs there)."""
+    if not 0 < train_fraction <= 1:
+        raise ValueError(f"train_fraction: expected a value in (0, 1], got {train_fraction}")
+    train_end = int(rows * train_fraction)
+    start_max = train_end - 1 - horizon - latency_steps
+    if start_max < 0:
+        raise ValueError(f"horizon: {horizon} steps do not fit in the training rows ({train_end} of {rows}); "
+                         "lower --horizon or raise --train-fraction")
+    return start_max
 
 
 def check_autoreset(env) -> None:

@@ -1,0 +1,36 @@
+"""The main job through the CLI: train on the bundled sample, then backtest on its held-out rows."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from trader.cli import main
+
+
+def test_train_then_backtest_on_the_sample(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--algo", "ppo", "--total-timesteps", "4096", "--num-envs", "4",
+                               "--runs-dir", str(tmp_path), "--no-progress-bar", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert run.name.startswith("trader__ppo__3__")
+    res = runner.invoke(main, ["backtest", "--checkpoint", str(run)])
+    assert res.exit_code == 0, res.output
+    report = json.loads((run / "backtest" / "backtest.json").read_text())
+    assert set(report["results"]) == {"ppo", "buy_and_hold", "flat", "order_imbalance"}
+    ctx = report["context"]
+    assert ctx["train_fraction"] == 0.7 and ctx["start"] > 0 and ctx["steps"] > 100
+    assert report["results"]["flat"]["trades"] == 0
+    assert (run / "backtest" / "equity.png").is_file()
+
+
+def test_backtest_refuses_a_non_trader_run(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--algo", "ppo", "--env", "CartPole-v1", "--total-timesteps", "512",
+                               "--num-envs", "2", "--runs-dir", str(tmp_path), "--no-progress-bar"])
+    assert res.exit_code == 0, res.output
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    res = runner.invoke(main, ["backtest", "--checkpoint", str(run)])
+    assert res.exit_code != 0 and "not on the trader env" in res.output
