@@ -1,5 +1,5 @@
-// Micro-benchmark and randomized cross-check of the L2 book (cpp/book/order_book.*). Not part of the
-// default build. Build by hand, e.g.:
+// Micro-benchmark and randomized cross-check of the L2 book (cpp/book/order_book.*).
+// Not part of the default build. Build by hand, e.g.:
 //   g++ -O3 -std=c++17 -Icpp benchmarks/bench_book_micro.cpp cpp/book/order_book.cpp
 //       cpp/book/replay.cpp cpp/events/npy_events.cpp -o /tmp/bench_book_micro
 // Usage:
@@ -54,7 +54,8 @@ long g_fail = 0;
 #define EXPECT(c)                                                                       \
   do {                                                                                  \
     if (!(c)) {                                                                         \
-      if (g_fail++ < 20) std::fprintf(stderr, "FAIL %s:%d %s (%s)\n", __FILE__, __LINE__, #c, ctx); \
+      if (g_fail++ < 20)                                                                \
+        std::fprintf(stderr, "FAIL %s:%d %s (%s)\n", __FILE__, __LINE__, #c, ctx);       \
     }                                                                                   \
   } while (0)
 
@@ -96,7 +97,8 @@ void check_state(const OrderBook& b, const Ref& r, std::mt19937_64& rng, const c
       EXPECT(s.best().price == best.first && s.best().qty == best.second);
       // a random level by rank
       const size_t i = rng() % m.size();
-      auto it = bid ? std::prev(m.end(), static_cast<long>(i) + 1) : std::next(m.begin(), static_cast<long>(i));
+      auto it = bid ? std::prev(m.end(), static_cast<long>(i) + 1)
+                    : std::next(m.begin(), static_cast<long>(i));
       if (m.size() < 5000 || (rng() & 7) == 0) {
         const BookLevel l = s.level(i);
         EXPECT(l.price == it->first && l.qty == it->second);
@@ -136,11 +138,13 @@ int bench(int repeats, int argc, char** argv) {
 #else
     const size_t wb = rp.book().bids().window_ticks(), wa = rp.book().asks().window_ticks();
 #endif
-    std::printf("%-28s %8zu events %8llu updates  median %7.2f ms (min %7.2f)  %6.1f ns/update (min %6.1f)  crossed %llu  W bid %zu ask %zu  levels %zu/%zu\n",
+    std::printf("%-28s %8zu events %8llu updates  median %7.2f ms (min %7.2f)  "
+                "%6.1f ns/update (min %6.1f)  crossed %llu  W bid %zu ask %zu  levels %zu/%zu\n",
                 argv[a], ev.size(), static_cast<unsigned long long>(st.level_updates), med * 1e3,
                 t[0] * 1e3, med / static_cast<double>(st.level_updates) * 1e9,
                 t[0] / static_cast<double>(st.level_updates) * 1e9,
-                static_cast<unsigned long long>(st.crossed), wb, wa, rp.book().bids().size(), rp.book().asks().size());
+                static_cast<unsigned long long>(st.crossed), wb, wa, rp.book().bids().size(),
+                rp.book().asks().size());
   }
   return 0;
 }
@@ -172,8 +176,8 @@ int verify(int argc, char** argv) {
       }
     }
     EXPECT(full_equal(b, r));
-    std::printf("verify %s: %zu messages, %zu/%zu levels, W %zu/%zu, failures so far %ld\n", argv[a],
-                msgs, b.bids().size(), b.asks().size(), b.bids().window_ticks(),
+    std::printf("verify %s: %zu messages, %zu/%zu levels, W %zu/%zu, failures so far %ld\n",
+                argv[a], msgs, b.bids().size(), b.asks().size(), b.bids().window_ticks(),
                 b.asks().window_ticks(), g_fail);
   }
   return g_fail != 0;
@@ -201,7 +205,8 @@ void run_scenario(const Scenario& sc, uint64_t seed, int ops) {
   OrderBook b;
   Ref r;
   const char* ctx = sc.name;
-  double mid = static_cast<double>(sc.lo) + (static_cast<double>(sc.hi) - static_cast<double>(sc.lo)) * u(rng);
+  const double lo = static_cast<double>(sc.lo), hi = static_cast<double>(sc.hi);
+  double mid = lo + (hi - lo) * u(rng);
   auto clamp = [&](double p) -> int64_t {
     if (p <= static_cast<double>(sc.lo)) return sc.lo;
     if (p >= static_cast<double>(sc.hi)) return sc.hi;
@@ -236,7 +241,7 @@ void run_scenario(const Scenario& sc, uint64_t seed, int ops) {
     } else {
       const double y = u(rng);
       if (y < sc.far_p) {
-        price = clamp(static_cast<double>(sc.lo) + (static_cast<double>(sc.hi) - static_cast<double>(sc.lo)) * u(rng));
+        price = clamp(lo + (hi - lo) * u(rng));
       } else if (y < sc.far_p + 0.3 && !m.empty()) {
         // an existing level by rank, mostly near the top
         const size_t n = m.size();
@@ -284,9 +289,12 @@ int fuzz(uint64_t seed, int ops) {
       {"sparse-1e12", 1, 1'000'000'000'000, 0, 0, 0, 1e9, 0.5, 0.3, 0.1, 0.001},
       {"delete-best", 1, 1'000'000, 5, 0.002, 20'000, 100, 0.01, 0.1, 0.4, 0.0},
       {"near-zero", 1, 20'000, 50, 0.01, 10'000, 2000, 0.05, 0.3, 0.05, 0.001},
-      {"near-int64-max", kMax - 10'000'000, kMax, 50, 0.005, 1'000'000, 5000, 0.05, 0.3, 0.05, 0.001},
+      {"near-int64-max", kMax - 10'000'000, kMax, 50, 0.005, 1'000'000, 5000, 0.05, 0.3, 0.05,
+       0.001},
       {"full-int64", 1, kMax, 0, 0, 0, 1e17, 0.6, 0.3, 0.1, 0.001},
       {"tiny-range", 1000, 1060, 1, 0, 0, 10, 0.2, 0.4, 0.1, 0.0},
+      {"big-book-trend", 1, 100'000'000, 400, 0.0005, 2'000'000, 20000, 0.01, 0.1, 0.02, 0.0},
+      {"big-book-wander", 1, 10'000'000, 100, 0.001, 300'000, 40000, 0.02, 0.15, 0.05, 0.0001},
   };
   for (const Scenario& sc : scenarios) run_scenario(sc, seed++, ops);
   return g_fail != 0;
@@ -296,7 +304,8 @@ int fuzz(uint64_t seed, int ops) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 3 && std::strcmp(argv[1], "bench") == 0) return bench(std::atoi(argv[2]), argc - 3, argv + 3);
+  if (argc >= 3 && std::strcmp(argv[1], "bench") == 0)
+    return bench(std::atoi(argv[2]), argc - 3, argv + 3);
 #ifndef BOOK_BASELINE
   if (argc >= 3 && std::strcmp(argv[1], "verify") == 0) return verify(argc - 2, argv + 2);
   if (argc >= 4 && std::strcmp(argv[1], "fuzz") == 0)

@@ -6,6 +6,10 @@ namespace trader {
 
 namespace {
 
+// Growth of the window: checked after every kGrowCheck updates below it.
+constexpr uint64_t kGrowCheck = 64;
+constexpr uint64_t kGrowRatio = 32;
+
 inline int top_bit(uint64_t x) { return 63 - __builtin_clzll(x); }
 // Bits 0..b inclusive.
 inline uint64_t bits_upto(uint64_t b) { return ~uint64_t{0} >> (63 - b); }
@@ -91,7 +95,10 @@ const Keyed& ChunkedLevels::from_back(size_t j) const {
 
 }  // namespace book_detail
 
-BookSide::BookSide(bool is_bid) : is_bid_(is_bid) { resize_window(kMinWindow); }
+BookSide::BookSide(bool is_bid)
+    : is_bid_(is_bid), neg_(is_bid ? 0 : ~uint64_t{0}), flip_(is_bid ? 0 : kFlip) {
+  resize_window(kMinWindow);
+}
 
 void BookSide::bad_level(int64_t price) {
   if (price <= 0) throw std::invalid_argument("book level price must be > 0 ticks");
@@ -131,7 +138,12 @@ void BookSide::pull_overflow() {
   }
 }
 
-void BookSide::place_empty(uint64_t k) { base_ = target_base(k); }
+void BookSide::set_empty() {
+  best_ = 0;
+  // Park the window at the top of the key range, where (almost) no level goes: the next level set
+  // takes the slow path and places the window around itself.
+  base_ = kFlip - window_;
+}
 
 void BookSide::evict_below(uint64_t nb) {
   // Levels with keys in [base, min(nb, base + W)) leave the window for the back of the overflow:
@@ -169,7 +181,7 @@ void BookSide::move_down() {
 void BookSide::best_removed() {
   if (win_count_ == 0) {
     if (over_.empty()) {
-      best_ = 0;
+      set_empty();
       return;
     }
     best_ = over_.back().key;
@@ -195,14 +207,14 @@ void BookSide::resize_window(uint64_t w) {
     base_ = target_base(best_);
     pull_overflow();
   } else {
-    base_ = 0;
+    set_empty();
   }
 }
 
 bool BookSide::set_outside(uint64_t k, int64_t qty) {
   if (win_count_ == 0) {  // empty side: the invariant keeps the overflow empty too
     if (qty == 0) return false;
-    place_empty(k);
+    base_ = target_base(k);
     window_put(k, qty);
     best_ = k;
     return true;
@@ -216,13 +228,15 @@ bool BookSide::set_outside(uint64_t k, int64_t qty) {
   }
   // Below the window: never the best level.
   const bool ok = over_.set(k, qty);
-  if (++misses_ >= 1024) maybe_grow();
+  if (++misses_ == kGrowCheck) maybe_grow();
   return ok;
 }
 
 void BookSide::maybe_grow() {
-  // More than 1 update in 16 outside the window: double it.
-  if (window_ < kMaxWindow && misses_ * 16 > updates_) resize_window(window_ * 2);
+  // More than 1 update in kGrowRatio below the window since the last check: 4 times wider.
+  if (window_ < kMaxWindow && misses_ * kGrowRatio > updates_) {
+    resize_window(std::min(window_ * 4, kMaxWindow));
+  }
   misses_ = 0;
   updates_ = 0;
 }
@@ -245,8 +259,8 @@ void BookSide::clear() {
     }
   }
   win_count_ = 0;
-  best_ = 0;
   over_.clear();
+  set_empty();
 }
 
 BookLevel BookSide::level(size_t i) const {

@@ -1,21 +1,25 @@
-// Exact L2 order book in integer ticks and lots.
+// Exact L2 order book in integer ticks and lots: every level is kept, at any price.
 //
 // Each side maps a price to a key that grows toward the better side (bids: key = price; asks:
 // key = 2^63 - price), so both sides share one code path with "best = highest key"; every valid
 // price (1 .. 2^63-1) gives a key in 1 .. 2^63-1.
 //
 // The levels of a side live in two places:
-//   * a dense window of W ticks (W a power of two) holding the keys [base, base + W): the size at
-//     each tick in a ring buffer indexed by key mod W, a bitmap of the non-empty ticks (one bit a
-//     tick) and a summary bitmap (one bit per non-zero bitmap word). Every update there is O(1); the
-//     next level below a removed best is found with a couple of count-leading-zeros on the bitmaps.
-//   * an overflow vector, sorted by key, for the levels below the window (far from the top of the
-//     book: stale far bids, fat-finger asks). The levels nearest to the window sit at its back, so
-//     moving the window down or up moves levels at the vector's back only.
+//   * a dense window of W ticks (W a power of two) for the keys [base, base + W): the size at each
+//     tick in a ring buffer indexed by key mod W, a bitmap of the non-empty ticks and a summary
+//     bitmap (one bit per non-zero bitmap word). An update there is O(1) with no search; the next
+//     level below a removed best, and the top-L walk, take a count-leading-zeros per level (a few
+//     more across empty stretches, through the summary).
+//   * an overflow for the levels below the window (far from the top: stale far bids, far asks):
+//     sorted, in chunks of at most 128 levels, so an insert or erase there moves at most one chunk.
+//     The levels nearest the window sit at its back, so moving the window moves levels at the back.
 // Invariants: no level has a key >= base + W; every overflow key is < base; a non-empty side has
 // its best level in the window. The window follows the best level: a new best above the window
-// moves it up, and a best that sinks into the bottom quarter moves it down (best ends up 7/8 of
-// the way up). W starts small and doubles (up to kMaxWindow) while many updates miss the window.
+// moves it up (levels falling off its bottom go to the overflow), and a best that sinks into the
+// bottom quarter moves it down (overflow levels come back in); after a move the best is 7/8 of the
+// way up. W starts at kMinWindow and grows 4x (up to kMaxWindow) while more than 1 update in 32
+// lands below the window. level(i), size() and top() are exact: size() = window count + overflow
+// size, and the walk goes from the best down through the bitmap, then into the overflow.
 #pragma once
 
 #include <cstddef>
@@ -88,7 +92,7 @@ class ChunkedLevels {
   }
 
  private:
-  std::vector<std::vector<Keyed>> chunks_;  // non-empty, ascending, each at most kChunk (+1 transiently)
+  std::vector<std::vector<Keyed>> chunks_;  // non-empty, ascending, at most kChunk levels each
   std::vector<uint64_t> firsts_;             // chunks_[i].front().key
   size_t size_ = 0;
 };
@@ -99,8 +103,8 @@ class BookSide {
  public:
   explicit BookSide(bool is_bid);
 
-  // Sets the absolute size at `price`; qty 0 removes the level. Returns false when asked to remove a
-  // level that is not there (Binance documents this as normal for diffs; callers count it).
+  // Sets the absolute size at `price`; qty 0 removes the level. Returns false when asked to remove
+  // a level that is not there (Binance documents this as normal for diffs; callers count it).
   // Throws std::invalid_argument on price <= 0 or qty < 0 (the side is left unchanged).
   bool set(int64_t price, int64_t qty) {
     if (price <= 0 || qty < 0) bad_level(price);
@@ -151,22 +155,20 @@ class BookSide {
   // Window size in ticks now (for benchmarks and tests).
   size_t window_ticks() const { return static_cast<size_t>(window_); }
 
-  static constexpr uint64_t kMinWindow = 4096;      // ticks; 32 KiB of sizes
-#ifndef BOOK_MAXW
-#define BOOK_MAXW (1 << 16)
-#endif
-  static constexpr uint64_t kMaxWindow = BOOK_MAXW;   // ticks; 512 KiB of sizes
+  static constexpr uint64_t kMinWindow = 1 << 12;  // ticks; 32 KiB of sizes
+  static constexpr uint64_t kMaxWindow = 1 << 16;  // ticks; 512 KiB of sizes
 
  private:
   using Keyed = book_detail::Keyed;
   static constexpr uint64_t kFlip = uint64_t{1} << 63;
 
+  // Bids: key = price; asks: key = 2^63 - price (branch-free: bids and asks interleave in a feed,
+  // so a branch on the side would mispredict). The map is its own inverse.
   uint64_t to_key(int64_t price) const {
-    const uint64_t p = static_cast<uint64_t>(price);
-    return is_bid_ ? p : kFlip - p;
+    return ((static_cast<uint64_t>(price) ^ neg_) - neg_) + flip_;
   }
   int64_t to_price(uint64_t key) const {
-    return static_cast<int64_t>(is_bid_ ? key : kFlip - key);
+    return static_cast<int64_t>(((key ^ neg_) - neg_) + flip_);
   }
   // The key of ring slot s (which must be inside the window).
   uint64_t slot_key(uint64_t s) const { return base_ + ((s - base_) & mask_); }
@@ -178,7 +180,7 @@ class BookSide {
   uint64_t scan_down(uint64_t s) const;
   // Highest non-zero bitmap word strictly below word w, wrapping; some other word must be set.
   uint64_t prev_word(uint64_t w) const;
-  void place_empty(uint64_t k);      // window empty: put k 7/8 up a window
+  void set_empty();                  // the side has no level (any more)
   void move_up(uint64_t k) { evict_below(target_base(k)); }  // k >= base + W: k ends 7/8 up
   void evict_below(uint64_t nb);     // window levels below nb to the overflow; base = nb >= base
   void move_down();                  // best in the bottom quarter: best 7/8 up
@@ -195,6 +197,8 @@ class BookSide {
   void resize_window(uint64_t w);
 
   bool is_bid_;
+  uint64_t neg_;             // 0 for bids, all ones for asks
+  uint64_t flip_;            // 0 for bids, 2^63 for asks
   uint64_t window_ = 0;      // W
   uint64_t mask_ = 0;        // W - 1
   uint64_t base_ = 0;        // lowest key of the window, a multiple of 64; base + W <= 2^63
