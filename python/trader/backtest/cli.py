@@ -26,8 +26,9 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
 
 
 @click.command("backtest")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True),
-              help="A run folder of trader train (its latest checkpoint) or a checkpoint file.")
+@click.option("--checkpoint", default=None, type=click.Path(exists=True),
+              help="A run folder of trader train (its latest checkpoint) or a checkpoint file "
+                   "[default: the newest runs/trader__* folder].")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder [default: the run's own data, else the bundled sample].")
 @click.option("--train-fraction", type=float, default=None,
@@ -45,6 +46,12 @@ def backtest(checkpoint, data, train_fraction, fee_bps, latency_steps, imbalance
     from trader.backtest.report import write_report
     from trader.sim import load_market
 
+    if checkpoint is None:
+        runs = sorted(Path("runs").glob("trader__*"), key=lambda p: p.stat().st_mtime)
+        if not runs:
+            raise click.UsageError("--checkpoint: no runs/trader__* folder here; train one with `trader train`")
+        checkpoint = str(runs[-1])
+        click.echo(f"backtesting {checkpoint}")
     policy, args, algo = load_trained_policy(checkpoint)
     data = data if data is not None else args.get("data")
     market = load_market(data)
