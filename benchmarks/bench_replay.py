@@ -2,7 +2,7 @@
 """Replay speed of the trader core against hftbacktest, side by side in one run.
 
 For each sequence of Binance raw feed files (the hftbacktest collector format, see
-/work/shared/data/README.md section 1) this script times:
+../shared/data/README.md section 1) this script times:
 
   conversion  raw .gz -> event array
               ours: trader.data.binance.convert_sequence
@@ -56,7 +56,7 @@ from trader import _core  # noqa: E402
 from trader.data.binance import convert_sequence, group_sequences, sequence_name  # noqa: E402
 from trader.data.events import EventFlag, EventKind  # noqa: E402
 
-DATA = Path("/work/shared/data/binance_hftbacktest_raw_feed")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_hftbacktest_raw_feed"
 DEFAULT_FILES = [
     DATA / "spot/btcusdt_20240808.gz",
     DATA / "spot/btcusdt_20240809.gz",
