@@ -103,6 +103,7 @@ void TradingEnv::execute(Agent& a, int64_t lots, int64_t row) {
     if (avail <= 0) continue;
     const int64_t take = std::min(avail, remaining);
     consumed[l] += take;
+    touched_levels_ = std::max(touched_levels_, l + 1);
     remaining -= take;
     filled += take;
     ticks_x_lots += static_cast<double>(px) * static_cast<double>(take);
@@ -154,8 +155,6 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
       execute(a, a.pending[a.pending_head].lots, cursor_);
       ++a.pending_head;
     }
-    std::fill(consumed_bid_.begin(), consumed_bid_.end(), 0);
-    std::fill(consumed_ask_.begin(), consumed_ask_.end(), 0);
   } else {
     for (int k = 0; k < K; ++k) priority_[k] = k;
     for (int k = K - 1; k > 0; --k) {  // Fisher-Yates
@@ -169,9 +168,11 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
         ++a.pending_head;
       }
     }
-    std::fill(consumed_bid_.begin(), consumed_bid_.end(), 0);
-    std::fill(consumed_ask_.begin(), consumed_ask_.end(), 0);
   }
+  // Liquidity taken this row is returned with the next row: reset only the levels touched.
+  std::fill_n(consumed_bid_.begin(), touched_levels_, 0);
+  std::fill_n(consumed_ask_.begin(), touched_levels_, 0);
+  touched_levels_ = 0;
   // 3. advance, mark to market, reward
   ++cursor_;
   ++steps_;

@@ -111,6 +111,7 @@ class TradingEnv {
   std::vector<Agent> agents_;
   std::vector<int> priority_;
   std::vector<int64_t> consumed_bid_, consumed_ask_;  // lots taken this row by earlier agents
+  int64_t touched_levels_ = 0;                         // levels of those vectors written this row
 };
 
 }  // namespace trader
