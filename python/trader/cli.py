@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from trader.backtest.cli import backtest
+from trader.live.cli import live, record
 from trader.nn.cli import embed, train_encoder
 from trader.rl.cli import train
 from trader.sim.cli import main as sim_main
@@ -21,6 +22,8 @@ main.add_command(train_encoder)
 main.add_command(embed)
 main.add_command(train)
 main.add_command(backtest)
+main.add_command(live)
+main.add_command(record)
 
 if __name__ == "__main__":
     main()

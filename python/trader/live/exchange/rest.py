@@ -98,11 +98,13 @@ class RestApi:
             if inj.error():
                 status = inj.faults.error_status
                 return web.Response(status=status, text="Service Unavailable.", headers=headers)
+        # Read the whole request first: with latency injected, a client that gives up meanwhile must
+        # not stop an order that reached the exchange from being processed (the dangerous real case).
+        query = request.rel_url.raw_query_string
+        body = await request.text() if request.can_read_body else ""
         latency = inj.latency_s()
         if latency:
             await asyncio.sleep(latency / 2)
-        query = request.rel_url.raw_query_string
-        body = await request.text() if request.can_read_body else ""
         params = dict(parse_qsl(query, keep_blank_values=True))
         if body:
             params.update(parse_qsl(body, keep_blank_values=True))

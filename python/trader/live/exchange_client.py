@@ -1,0 +1,46 @@
+"""The ccxt client that live trading and recording use: ``ccxt.pro`` (async REST plus the websocket URLs).
+
+``base_url`` points every endpoint at a local exchange (``trader-sim serve``; see
+``trader.live.exchange.ccxt_urls``), so a rehearsal can never reach a real exchange. ccxt's own
+retries stay off (``maxRetriesOnFailure = 0``): a blind resend of an order is exactly what the broker
+must never do; it retries itself, by client order id (``trader.live.broker``).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+
+def ws_base_for(base_url: str) -> str:
+    u = urlsplit(base_url)
+    scheme = {"http": "ws", "https": "wss"}.get(u.scheme, u.scheme)
+    return urlunsplit((scheme, u.netloc, "", "", ""))
+
+
+def make_client(exchange: str = "binance", *, base_url: str | None = None, keys=None, testnet: bool = False,
+                recv_window_ms: int = 5000, timeout_ms: int = 10_000, options: dict | None = None):
+    """A ``ccxt.pro`` client (async) for ``exchange``; ``keys`` an ApiKeys or None (public only)."""
+    import ccxt.pro as ccxtpro
+
+    if exchange != "binance":
+        raise ValueError(f"exchange {exchange!r}: only binance (spot) is supported (the raw stream format and "
+                         "the order protocol are Binance's)")
+    config: dict = {
+        "enableRateLimit": True,
+        "timeout": timeout_ms,
+        "options": {"defaultType": "spot", "recvWindow": recv_window_ms, "maxRetriesOnFailure": 0,
+                    "fetchOpenOrders": {"warnWithoutSymbol": False}, "warnOnFetchOpenOrdersWithoutSymbol": False,
+                    "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, **(options or {})},
+    }
+    if base_url:
+        from trader.live.exchange import ccxt_urls
+
+        config["urls"] = {"api": ccxt_urls(base_url.rstrip("/"), ws_base_for(base_url))}
+    if keys is not None:
+        config.update(keys.ccxt_config())
+    client = getattr(ccxtpro, exchange)(config)
+    if testnet:
+        if base_url:
+            raise ValueError("--testnet and --base-url: choose one")
+        client.set_sandbox_mode(True)
+    return client

@@ -1,0 +1,192 @@
+"""Build and run a live session from the command's options: clients, store, broker, feed, encoder,
+reconciliation, signal handling. ``trader live`` calls :func:`run_live`; tests call it too.
+
+Two ccxt clients: a public one for the market stream's REST snapshots and one with the keys for the
+broker, so that a snapshot (weight 10-50 under ccxt's throttle) never delays an order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from trader.live.keys import ApiKeys
+from trader.live.store import Store
+
+log = logging.getLogger("trader.live")
+
+EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_KILLED = 0, 1, 2, 3
+
+
+@dataclass
+class LiveOptions:
+    symbol: str = "BTC/USDT"
+    checkpoint: object = "scripted:hold"  # path, scripted:NAME or a callable
+    real: bool = False
+    exchange: str = "binance"
+    base_url: str | None = None
+    testnet: bool = False
+    keys: ApiKeys | None = None
+    db: str = "live.sqlite"
+    max_position: float | None = None  # default: the policy's
+    max_notional: float | None = None
+    daily_loss_limit: float | None = None
+    max_order: float | None = None
+    duration: float | None = None
+    interval_ms: float | None = None
+    depth: int | None = None
+    encoder: str | None = None
+    fee_bps: float = 10.0  # paper broker
+    max_slippage_bps: float | None = None
+    stale_after: float = 5.0
+    flatten_on_kill: bool = False
+    flatten_on_exit: bool = False
+    clear_kill: bool = False
+    rebaseline: bool = False
+    record_dir: str | None = None
+    recv_window_ms: int = 5000
+    snapshot_limit: int = 1000
+    warmup_timeout: float = 30.0
+    trade_size: float | None = None
+
+
+class RefusedToStart(RuntimeError):
+    pass
+
+
+def venue(opts: LiveOptions) -> str:
+    if opts.base_url:
+        return f"{opts.exchange}@{opts.base_url.rstrip('/')}"
+    return f"{opts.exchange}-testnet" if opts.testnet else opts.exchange
+
+
+async def run_live_async(opts: LiveOptions, console=None, install_signals: bool = True):
+    """Run a session; returns (exit code, SessionResult or None, message)."""
+    import ccxt
+
+    from trader.live.broker import CcxtBroker, PaperBroker
+    from trader.live.exchange_client import make_client
+    from trader.live.feed import LiveFeed
+    from trader.live.observation import Encoder
+    from trader.live.policy import load_policy
+    from trader.live.reconcile import ReconcileError, check_kill, reconcile
+    from trader.live.risk import RiskLimits, RiskManager
+    from trader.live.session import LiveSession, SessionConfig
+    from trader.live.store import StoreError
+
+    if opts.real and opts.keys is None:
+        return EXIT_REFUSED, None, ("--real needs API keys: set TRADER_API_KEY and TRADER_API_SECRET, or pass "
+                                    "--keys-file FILE (outside the repository)")
+    policy = load_policy(opts.checkpoint, trade_size=opts.trade_size)
+    if opts.depth is not None:
+        policy.depth = opts.depth
+    encoder = Encoder(opts.encoder) if opts.encoder else None
+    if encoder is not None:
+        policy.depth = encoder.levels
+    limits = RiskLimits(max_position=opts.max_position or policy.max_position, max_notional=opts.max_notional,
+                        daily_loss_limit=opts.daily_loss_limit, max_order=opts.max_order,
+                        flatten_on_kill=opts.flatten_on_kill)
+    store = Store(opts.db)
+    public = make_client(opts.exchange, base_url=opts.base_url, testnet=opts.testnet)
+    private = None
+    try:
+        try:
+            store.bind(venue=venue(opts), symbol=opts.symbol, broker="real" if opts.real else "paper")
+        except StoreError as exc:
+            return EXIT_REFUSED, None, str(exc)
+        if opts.clear_kill:
+            n = store.clear_kills()
+            if n:
+                store.log_event("clear-kill", f"{n} kill record(s) cleared by the operator")
+        await _load_markets(public)
+        if opts.symbol not in public.markets:
+            return EXIT_REFUSED, None, f"unknown symbol {opts.symbol!r} on {venue(opts)}"
+        feed = LiveFeed(public, opts.symbol, depth=policy.depth, stale_after=opts.stale_after,
+                        record_dir=opts.record_dir, snapshot_limit=opts.snapshot_limit)
+        if opts.real:
+            private = make_client(opts.exchange, base_url=opts.base_url, testnet=opts.testnet, keys=opts.keys,
+                                  recv_window_ms=opts.recv_window_ms)
+            try:
+                await _load_markets(private)
+            except ccxt.AuthenticationError as exc:
+                return EXIT_REFUSED, None, (f"refusing to start: the exchange refused the API key "
+                                            f"({type(exc).__name__}); check the key, its permissions and the clock")
+            broker = CcxtBroker(store, private, opts.symbol, recv_window_ms=opts.recv_window_ms)
+            try:
+                report = await reconcile(broker, store, rebaseline=opts.rebaseline)
+            except ReconcileError as exc:
+                store.log_event("refused", str(exc))
+                return EXIT_REFUSED, None, f"refusing to start: {exc}"
+            log.info("reconciled with the exchange: %s", report.summary())
+            if console is not None:
+                console.print(f"reconciled: {report.summary()}", highlight=False, markup=False)
+        else:
+            try:
+                check_kill(store)
+            except ReconcileError as exc:
+                return EXIT_REFUSED, None, f"refusing to start: {exc}"
+            broker = PaperBroker(store, public.market(opts.symbol), feed, fee_bps=opts.fee_bps)
+            await broker.start()
+        store.log_event("start", f"{broker.kind} {opts.symbol} policy {policy.name}")
+        session = LiveSession(feed, broker, store, policy, RiskManager(limits),
+                              SessionConfig(interval_ms=opts.interval_ms, duration=opts.duration,
+                                            max_slippage_bps=opts.max_slippage_bps,
+                                            flatten_on_exit=opts.flatten_on_exit,
+                                            warmup_timeout=opts.warmup_timeout),
+                              encoder=encoder, console=console)
+        loop = asyncio.get_running_loop()
+        sigs = []
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, session.stop, f"signal {signal.Signals(sig).name}")
+                    sigs.append(sig)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+        try:
+            result = await session.run()
+        finally:
+            for sig in sigs:
+                loop.remove_signal_handler(sig)
+        if result.killed:
+            return EXIT_KILLED, result, f"kill switch: {result.killed}"
+        if result.error:
+            return EXIT_ERROR, result, result.error
+        return EXIT_OK, result, result.stopped
+    finally:
+        await public.close()
+        if private is not None:
+            await private.close()
+        store.close()
+
+
+async def _load_markets(client, timeout: float = 60.0) -> None:
+    """load_markets, retried on network errors (5xx, 429 with its Retry-After, timeouts)."""
+    import time
+
+    import ccxt
+
+    deadline = time.monotonic() + timeout
+    wait = 0.2
+    while True:
+        try:
+            await client.load_markets(reload=True)
+            return
+        except ccxt.NetworkError as exc:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cannot load markets: {type(exc).__name__}: {exc}") from None
+            headers = getattr(client, "last_response_headers", None) or {}
+            retry = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+            await asyncio.sleep(float(retry) if isinstance(exc, ccxt.DDoSProtection) and retry else wait)
+            wait = min(5.0, wait * 2)
+
+
+def run_live(opts: LiveOptions, console=None):
+    return asyncio.run(run_live_async(opts, console))
+
+
+def default_db(symbol: str, real: bool) -> str:
+    return str(Path(f"live-{symbol.replace('/', '').lower()}-{'real' if real else 'paper'}.sqlite"))

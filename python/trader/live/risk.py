@@ -1,0 +1,102 @@
+"""Risk limits and the kill switch.
+
+* ``max_position``: |position| (base units) never exceeds it; a target beyond it is clipped.
+* ``max_notional``: |position| x mid (quote) never exceeds it; clipped the same way.
+* ``max_order``: the size of one order (base units); larger steps are split over several steps.
+* ``daily_loss_limit``: when the equity (mark-to-market PnL of the session's fills) falls that far
+  below its value at the start of the UTC day, the kill switch trips.
+
+The kill switch (``kill_switch``): no new orders; every open order canceled; optionally the position
+flattened with a market order; a ``kills`` record committed; the session stops. A store with an
+uncleared kill record refuses to trade again until an operator clears it (``trader live
+--clear-kill``), after looking at why it tripped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from trader.live.store import D
+
+log = logging.getLogger("trader.live.risk")
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    max_position: float
+    max_notional: float | None = None
+    daily_loss_limit: float | None = None
+    max_order: float | None = None
+    flatten_on_kill: bool = False
+
+    def __post_init__(self):
+        if self.max_position <= 0:
+            raise ValueError("max_position must be > 0")
+        for name in ("max_notional", "daily_loss_limit", "max_order"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ValueError(f"{name} must be > 0 (or unset)")
+
+
+class RiskManager:
+    def __init__(self, limits: RiskLimits):
+        self.limits = limits
+        self.clipped = 0
+
+    def order_for(self, target: float, position: Decimal, mid: float) -> tuple[Decimal, str | None]:
+        """Signed order size that moves ``position`` toward ``target`` within the limits, and why it
+        was reduced (None if not)."""
+        lim = self.limits
+        note = None
+        cap = lim.max_position
+        if lim.max_notional is not None and mid > 0:
+            cap = min(cap, lim.max_notional / mid)
+        if abs(target) > cap:
+            target = cap if target > 0 else -cap
+            note = f"target clipped to {target:+.8g} (max position / notional)"
+        delta = D(round(target, 12)) - position
+        if lim.max_order is not None and abs(delta) > D(lim.max_order):
+            delta = D(lim.max_order) if delta > 0 else -D(lim.max_order)
+            note = f"order clipped to {delta:+} (max order)"
+        if note:
+            self.clipped += 1
+        return delta, note
+
+    def loss_breach(self, day_pnl: float) -> str | None:
+        lim = self.limits.daily_loss_limit
+        if lim is not None and day_pnl <= -lim:
+            return f"daily loss limit: PnL today {day_pnl:.2f} <= -{lim:g}"
+        return None
+
+
+def utc_day(ts_ns: int | None = None) -> str:
+    t = datetime.now(timezone.utc) if ts_ns is None else datetime.fromtimestamp(ts_ns / 1e9, tz=timezone.utc)
+    return t.strftime("%Y-%m-%d")
+
+
+async def kill_switch(broker, store, reason: str, *, flatten: bool = False, mid: float | None = None) -> dict:
+    """Cancel every open order, optionally flatten, record the kill. Returns what was done."""
+    from trader.live.broker import OrderRequest
+
+    log.error("KILL SWITCH: %s", reason)
+    store.record_kill(reason)  # first: a crash from here on still leaves the session stopped
+    done = {"reason": reason, "cancelled": 0, "flatten": None}
+    try:
+        done["cancelled"] = await broker.cancel_all(f"kill switch: {reason}")
+    except Exception as exc:  # noqa: BLE001 - keep going: the kill record is already stored
+        log.error("kill switch: cancel failed: %s", exc)
+        done["cancel_error"] = str(exc)
+    if flatten:
+        pos = broker.position().base
+        amount = broker.round_amount(abs(pos))
+        small = broker.too_small(amount, mid) if mid else None
+        if amount > 0 and not small:
+            row = await broker.submit(OrderRequest("sell" if pos > 0 else "buy", amount, reason="flatten"))
+            done["flatten"] = row.status
+        else:
+            done["flatten"] = f"nothing to flatten ({small or 'flat'})"
+    store.log_event("kill", repr(done))
+    return done
