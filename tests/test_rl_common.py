@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trader.rl import common, ppo, sac  # noqa: E402
+from trader.rl import common, distributed, ppo, sac  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -164,8 +164,9 @@ def test_config_file_overrides_defaults_and_rejects_unknown_keys(tmp_path):
 
 def test_resume_starts_from_the_saved_arguments(tmp_path):
     net = torch.nn.Linear(1, 1)
-    common.save_checkpoint(tmp_path / "elsewhere", 64, {"args": {"num_steps": 7, "seed": 3, "resume": None}},
-                           {"net": net})
+    store = common.open_store(tmp_path / "elsewhere")
+    common.save_checkpoint(store, 64, distributed.Dist(), modules={"net": net}, trainer={}, rank_state={},
+                           metadata={"args": {"num_steps": 7, "seed": 3, "resume": None}})
     args = common.resolve_args(ppo.Args, None, {"resume": str(tmp_path / "elsewhere"), "seed": 4})
     assert (args.num_steps, args.seed, args.resume) == (7, 4, str(tmp_path / "elsewhere"))
 
@@ -178,15 +179,18 @@ def test_parse_args_cleanrl_flags(tmp_path):
 
 def test_checkpoint_is_atomic_and_latest_is_found(tmp_path):
     net = torch.nn.Linear(2, 2)
+    store = common.open_store(tmp_path, keep_last=2)
     for step in (10, 20, 30):
-        common.save_checkpoint(tmp_path, step, {"x": step}, {"net": net})
-    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["step_000000000020.pt", "step_000000000030.pt"]
-    assert len(list(tmp_path.glob("*.safetensors"))) == 3 and not list(tmp_path.glob("*.tmp"))
-    assert common.find_checkpoint(tmp_path).name == "step_000000000030.pt"
+        common.save_checkpoint(store, step, distributed.Dist(), modules={"net": net}, trainer={"x": step},
+                               rank_state={"n": step}, metadata={"algo": "test"})
+    assert store.list() == [20, 30] and not list(tmp_path.glob(".tmp-*"))
+    assert common.find_checkpoint(tmp_path) == str(tmp_path / "step_000000000030")
     ckpt = common.load_checkpoint(tmp_path)
-    assert ckpt["x"] == 30 and ckpt["step"] == 30
-    weights = common.load_weights(tmp_path / "step_000000000010.safetensors")
+    assert ckpt.state["trainer"]["x"] == 30 and ckpt.state["ranks"] == [{"n": 30}]
+    assert ckpt.metadata == {"algo": "test", "step": 30, "world_size": 1}
+    weights = common.load_weights(tmp_path / "step_000000000020")
     torch.testing.assert_close(weights["net"]["weight"], net.weight.detach())
+    assert (tmp_path / "step_000000000020" / "weights" / "net.safetensors").is_file()
 
 
 def test_rng_state_round_trip():

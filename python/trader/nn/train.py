@@ -1,11 +1,23 @@
 """Training and evaluation of the encoders, with checkpoints, resume, TensorBoard and a report.
 
 Run folder layout (one per `trader train-encoder` run):
-    <run>/<model>/weights.safetensors   model weights (+ normalization mean/std)
-    <run>/<model>/state.pt              optimizer, epoch, RNG states (for --resume)
+    <run>/<model>/weights.safetensors   model weights (+ normalization mean/std), exported each epoch
     <run>/<model>/config.json           model and data settings, needed to embed
+    <run>/<model>/best/                 the same for the epoch with the best validation loss
+    <run>/<model>/checkpoints/          training checkpoints (trader.store; or --checkpoint-uri URI/<model>,
+                                        a folder or s3://bucket/prefix): weights as safetensors, optimizer
+                                        and every rank's RNG states, and in the metadata the epoch, the step
+                                        within it, the history and the config; the newest --keep-checkpoints
     <run>/report.json, report.md        scores per horizon on the time-ordered test split
     <run>/tb/                           TensorBoard scalars
+
+Checkpoints are written every --save-freq optimizer steps, at every epoch's end, and on SIGTERM, SIGINT
+or a spot interruption notice (then training stops: `meta["interrupted"]` says why); --resume continues
+from the latest one, inside the epoch if it was cut short, and gives the same weights as an
+uninterrupted run on the CPU. Under torchrun (or `trader train-encoder --nproc N`) the model trains data
+parallel (see trader.rl.distributed): every rank takes its own slice of each epoch's permutation
+(batch b of the epoch goes to rank b % N, so an epoch is one pass over the training rows by all ranks
+together), gradients are averaged, rank 0 validates, exports and saves.
 """
 
 from __future__ import annotations
@@ -41,6 +53,12 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     max_steps_per_epoch: int = 0  # 0 = a full pass over the training rows
+    checkpoint_uri: str | None = None  # folder or s3://bucket/prefix (default <run>/<model>/checkpoints); + /<model>
+    keep_checkpoints: int = 3  # the newest checkpoints kept (0: all)
+    save_freq: int = 0  # optimizer steps between checkpoints (0: at each epoch's end only)
+    spot_metadata_url: str | None = None  # spot notices (default: env TRADER_SPOT_METADATA_URL, else off)
+    spot_poll_s: float = 5.0
+    dist_backend: str = "auto"  # under torchrun: auto (nccl on cuda, gloo on the CPU), gloo, nccl
     extra: dict = field(default_factory=dict)
 
 
@@ -77,7 +95,8 @@ def _windows(stack: _Stack, ends: torch.Tensor, window: int) -> torch.Tensor:
     return stack.x[idx]
 
 
-def _save(model_dir: Path, model, opt, epoch: int, cfg: TrainConfig, data: EncoderData, meta: dict) -> None:
+def _export(model_dir: Path, model, cfg: TrainConfig, data: EncoderData) -> None:
+    """weights.safetensors (+ normalization) and config.json: what `trader embed` and load_encoder read."""
     from safetensors.torch import save_file
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -87,13 +106,36 @@ def _save(model_dir: Path, model, opt, epoch: int, cfg: TrainConfig, data: Encod
     tmp = model_dir / ".weights.safetensors.tmp"
     save_file(tensors, str(tmp))
     os.replace(tmp, model_dir / "weights.safetensors")
-    state = {"epoch": epoch, "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(),
-             "numpy_rng": np.random.get_state(), "python_rng": random.getstate(), "meta": meta}
-    torch.save(state, model_dir / ".state.pt.tmp")
-    os.replace(model_dir / ".state.pt.tmp", model_dir / "state.pt")
     config = {"train": asdict(cfg), "horizons": list(data.horizons), "window": data.window,
               "levels": data.series[0].levels, "in_features": int(data.mean.shape[0]), "alphas": data.alphas}
     (model_dir / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def checkpoint_uri(cfg: TrainConfig, run_dir: Path) -> str:
+    """Where a model's training checkpoints go: --checkpoint-uri/<model>, else <run>/<model>/checkpoints."""
+    if cfg.checkpoint_uri:
+        return f"{str(cfg.checkpoint_uri).rstrip('/')}/{cfg.model}"
+    return str(Path(run_dir) / cfg.model / "checkpoints")
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(_as_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(x):
+    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
 def load_encoder(model_dir: str | Path, device="cpu"):
@@ -116,11 +158,27 @@ def load_encoder(model_dir: str | Path, device="cpu"):
 
 def train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, writer=None,
                 progress: bool = True) -> tuple[nn.Module, dict]:
-    """Train one encoder on the train split, keeping the epoch with the best validation loss."""
+    """Train one encoder on the train split, keeping the epoch with the best validation loss. `resume`:
+    continue from the latest checkpoint of checkpoint_uri(cfg, run_dir) when there is one. Under torchrun
+    one rank of a data-parallel run (the process group is started here unless it already is)."""
+    from trader.rl import distributed
+
+    dist = distributed.init(cfg.device, cfg.dist_backend)
+    # on an error the group is left as it is: the other ranks may be in the middle of a collective
+    out = _train_model(data, cfg, Path(run_dir), dist, resume=resume, writer=writer, progress=progress)
+    dist.close()
+    return out
+
+
+def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, resume: bool, writer,
+                 progress: bool) -> tuple[nn.Module, dict]:
     from tqdm import tqdm
 
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    from trader.rl import distributed
+    from trader.store import CheckpointStore
+
+    seed_everything(dist.seed(cfg.seed))
+    device = dist.device if dist.enabled else pick_device(cfg.device)
     stack = _Stack(data, device)
     H = len(data.horizons)
     model = build_model(cfg.model, stack.x.shape[1], data.series[0].levels, H,
@@ -128,87 +186,149 @@ def train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, *, resume: b
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     model_dir = run_dir / cfg.model
-    start_epoch, meta = 0, {"train_seconds": 0.0, "samples": 0, "best_val_loss": float("inf"), "history": []}
-    if resume and (model_dir / "state.pt").is_file():
-        loaded, _, _, _ = load_encoder(model_dir, device)
-        model.load_state_dict(loaded.state_dict())
-        state = torch.load(model_dir / "state.pt", weights_only=False)
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
-        random.setstate(state["python_rng"])
-        start_epoch, meta = state["epoch"], state["meta"]
+    uri = checkpoint_uri(cfg, run_dir)
+    W, rank = dist.world_size, dist.rank
+    start_epoch, start_step, global_step = 0, 0, 0
+    partial = {"seconds": 0.0, "seen": 0}  # of an epoch cut short by an interruption
+    meta = {"train_seconds": 0.0, "samples": 0, "best_val_loss": float("inf"), "history": []}
+    if resume:
+        source = CheckpointStore.open(uri, keep_last=None)
+        if source.latest() is not None:
+            ckpt = source.load(fallback=True)
+            md = ckpt.metadata
+            if md.get("model") != cfg.model:
+                raise ValueError(f"resume: {ckpt.ref.uri} holds a {md.get('model')!r} model, not {cfg.model!r}")
+            if int(md.get("world_size", 1)) != W:
+                raise ValueError(f"resume: {ckpt.ref.uri} was written by {md.get('world_size')} ranks; resume with "
+                                 f"the same number of processes, not {W}")
+            ckpt.load_into(modules={"model": model})
+            opt.load_state_dict(ckpt.state["trainer"]["optimizer"])
+            _set_rng_state(ckpt.state["ranks"][rank]["rng"])
+            start_epoch, start_step, global_step = int(md["epoch"]), int(md["step_in_epoch"]), int(md["global_step"])
+            partial, meta = md["partial"], md["meta"]
+            if dist.is_main:
+                print(f"{cfg.model}: resumed from {ckpt.ref.uri} (epoch {start_epoch + 1}, step {start_step})")
+    store = CheckpointStore.open(uri, keep_last=cfg.keep_checkpoints or None) if dist.is_main else None
+    ddp = dist.wrap(model)  # DDP: gradients averaged over the ranks
     train_rows = stack.rows(data, "train")
     val_rows = stack.rows(data, "val")
-    W = data.window
+    Wn = data.window
     amp = cfg.amp and device.type == "cuda"
-    rf = getattr(model, "receptive_field", W)
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        perm = np.random.permutation(len(train_rows))
-        if cfg.model == "tcn":
-            # Chunks: rf - 1 rows of context, then `chunk` rows whose labels are trained on. A chunk's
-            # end is a random training row; only positions that are training rows count.
-            n_steps = max(1, len(train_rows) // cfg.chunk)
-        else:
-            n_steps = max(1, len(train_rows) // cfg.batch_size)
-        if cfg.max_steps_per_epoch:
-            n_steps = min(n_steps, cfg.max_steps_per_epoch)
-        t0 = time.perf_counter()
-        seen = 0
-        bar = tqdm(range(n_steps), desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        train_set = torch.zeros(len(stack.x), dtype=torch.bool, device=device)
-        train_set[torch.as_tensor(train_rows, device=device)] = True
-        for step in bar:
+    rf = getattr(model, "receptive_field", Wn)
+    train_set = torch.zeros(len(stack.x), dtype=torch.bool, device=device)
+    train_set[torch.as_tensor(train_rows, device=device)] = True
+    per_step = cfg.chunks_per_step if cfg.model == "tcn" else cfg.batch_size  # chunks or windows a rank takes
+
+    def save(epoch: int, step_in_epoch: int, part: dict, reason: str | None = None) -> str:
+        """Rank 0 writes the model, the optimizer, every rank's RNG states and where training is."""
+        ranks = dist.gather({"rng": _rng_state()})
+
+        def write() -> str:
+            ref = store.save(global_step, weights={"model": model},
+                             state={"trainer": {"optimizer": opt.state_dict()}, "ranks": ranks},
+                             metadata={"kind": "encoder", "model": cfg.model, "config": asdict(cfg), "epoch": epoch,
+                                       "step_in_epoch": step_in_epoch, "global_step": global_step,
+                                       "partial": part, "meta": meta, "world_size": W, "reason": reason})
+            return ref.uri
+
+        return dist.run_on_main(write)
+
+    interrupted, checkpoint = None, None
+    with distributed.watcher(cfg.spot_metadata_url, cfg.spot_poll_s) as watch:
+        for epoch in range(start_epoch, cfg.epochs):
+            model.train()
+            # every rank draws the same permutation; batch b of the epoch goes to rank b % W
+            perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_rows))
             if cfg.model == "tcn":
-                ends = torch.as_tensor(
-                    train_rows[perm[(np.arange(cfg.chunks_per_step) + step * cfg.chunks_per_step) % len(perm)]],
-                    device=device)
-                length = rf - 1 + cfg.chunk
-                idx = ends[:, None] + torch.arange(-length + 1, 1, device=device)
-                valid_idx = idx.clamp(min=0)
-                x = stack.x[valid_idx]
-                y = stack.y[valid_idx]
-                mask = train_set[valid_idx] & (idx >= 0) & (y >= 0).all(-1)
-                mask[:, : rf - 1] = False
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(x)
-                loss = nn.functional.cross_entropy(logits[mask].float().reshape(-1, 3), y[mask].reshape(-1))
-                seen += int(mask.sum())
+                # Chunks: rf - 1 rows of context, then `chunk` rows whose labels are trained on. A chunk's
+                # end is a random training row; only positions that are training rows count.
+                n_steps = max(1, len(train_rows) // (cfg.chunk * W))
             else:
-                sel = perm[(np.arange(cfg.batch_size) + step * cfg.batch_size) % len(perm)]
-                ends = torch.as_tensor(train_rows[sel], device=device)
-                x = _windows(stack, ends, W)
-                y = stack.y[ends]
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(x)
-                loss = nn.functional.cross_entropy(logits.float().reshape(-1, 3), y.reshape(-1))
-                seen += len(ends)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                n_steps = max(1, len(train_rows) // (cfg.batch_size * W))
+            if cfg.max_steps_per_epoch:
+                n_steps = min(n_steps, cfg.max_steps_per_epoch)
+            first = start_step if epoch == start_epoch else 0
+            done = partial if epoch == start_epoch else {"seconds": 0.0, "seen": 0}
+            t0 = time.perf_counter()
+            seen = int(done["seen"])
+            bar = tqdm(range(first, n_steps), desc=f"{cfg.model} epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not (progress and dist.is_main), leave=False)
+            for step in bar:
+                sel = perm[(np.arange(per_step) + (step * W + rank) * per_step) % len(perm)]
+                if cfg.model == "tcn":
+                    ends = torch.as_tensor(train_rows[sel], device=device)
+                    length = rf - 1 + cfg.chunk
+                    idx = ends[:, None] + torch.arange(-length + 1, 1, device=device)
+                    valid_idx = idx.clamp(min=0)
+                    x = stack.x[valid_idx]
+                    y = stack.y[valid_idx]
+                    mask = train_set[valid_idx] & (idx >= 0) & (y >= 0).all(-1)
+                    mask[:, : rf - 1] = False
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                        logits = ddp(x)
+                    loss = nn.functional.cross_entropy(logits[mask].float().reshape(-1, 3), y[mask].reshape(-1))
+                    seen += int(mask.sum())
+                else:
+                    ends = torch.as_tensor(train_rows[sel], device=device)
+                    x = _windows(stack, ends, Wn)
+                    y = stack.y[ends]
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                        logits = ddp(x)
+                    loss = nn.functional.cross_entropy(logits.float().reshape(-1, 3), y.reshape(-1))
+                    seen += len(ends)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                global_step += 1
+                if step % 20 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                if writer is not None:
+                    writer.add_scalar(f"{cfg.model}/loss_train", loss.item(), epoch * n_steps + step)
+                part = {"seconds": done["seconds"] + time.perf_counter() - t0, "seen": seen}
+                # ---- SIGTERM, SIGINT, spot notice: every rank stops here, after a final save ----
+                if dist.any(watch.should_stop):
+                    interrupted = next((r for r in dist.all_gather(watch.reason) if r), "stop requested")
+                    if dist.is_main:
+                        print(f"\n{cfg.model}: {interrupted}: stopping at step {global_step}, after a final "
+                              "checkpoint", flush=True)
+                    checkpoint = save(epoch, step + 1, part, reason=interrupted)
+                    break
+                if cfg.save_freq and global_step % cfg.save_freq == 0 and step + 1 < n_steps:
+                    checkpoint = save(epoch, step + 1, part)
+            if interrupted:
+                break
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed = done["seconds"] + time.perf_counter() - t0
+            seen = int(dist.sum([seen])[0]) if dist.enabled else seen  # every rank's samples
+            meta["train_seconds"] += elapsed
+            meta["samples"] += seen
+            if dist.enabled:
+                dist.broadcast_buffers(model)  # BatchNorm statistics: rank 0's everywhere
+            val_loss = dist.run_on_main(_loss, model, stack, data, val_rows, cfg, device)
+            meta["history"].append({"epoch": epoch + 1, "val_loss": val_loss, "seconds": elapsed,
+                                    "samples_per_s": seen / max(elapsed, 1e-9)})
             if writer is not None:
-                writer.add_scalar(f"{cfg.model}/loss_train", loss.item(), epoch * n_steps + step)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        elapsed = time.perf_counter() - t0
-        meta["train_seconds"] += elapsed
-        meta["samples"] += seen
-        val_loss = _loss(model, stack, data, val_rows, cfg, device)
-        meta["history"].append({"epoch": epoch + 1, "val_loss": val_loss, "seconds": elapsed,
-                                "samples_per_s": seen / max(elapsed, 1e-9)})
-        if writer is not None:
-            writer.add_scalar(f"{cfg.model}/loss_val", val_loss, epoch + 1)
-            writer.add_scalar(f"{cfg.model}/samples_per_s", seen / max(elapsed, 1e-9), epoch + 1)
-        if val_loss < meta["best_val_loss"]:
-            meta["best_val_loss"] = val_loss
-            _save(model_dir / "best", model, opt, epoch + 1, cfg, data, meta)
-        _save(model_dir, model, opt, epoch + 1, cfg, data, meta)
+                writer.add_scalar(f"{cfg.model}/loss_val", val_loss, epoch + 1)
+                writer.add_scalar(f"{cfg.model}/samples_per_s", seen / max(elapsed, 1e-9), epoch + 1)
+            if dist.is_main:
+                if val_loss < meta["best_val_loss"]:
+                    _export(model_dir / "best", model, cfg, data)
+                _export(model_dir, model, cfg, data)
+            meta["best_val_loss"] = min(meta["best_val_loss"], val_loss)
+            checkpoint = save(epoch + 1, 0, {"seconds": 0.0, "seen": 0})
+    in_sync, digests = dist.in_sync({"model": model}) if dist.enabled else (True, [])
+    if dist.enabled and dist.is_main:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        (model_dir / "ddp_sync.json").write_text(json.dumps(
+            {"world_size": W, "backend": dist.backend, "global_step": global_step, "in_sync": in_sync,
+             "state_sha256": digests}, indent=1))
+    meta.update(interrupted=interrupted, checkpoint=checkpoint, checkpoint_store=uri, global_step=global_step,
+                world_size=W, rank=rank, ranks_in_sync=in_sync,
+                state_sha256=distributed.state_digest({"model": model}))  # the last weights, not the best
     best = model_dir / "best"
-    if best.is_dir():
+    if not interrupted and dist.is_main and best.is_dir():
         model, _, _, _ = load_encoder(best, device)
     meta["params"] = sum(p.numel() for p in model.parameters())
     return model, meta

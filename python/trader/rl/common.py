@@ -19,7 +19,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import textwrap
 import time
 import types
@@ -62,12 +61,25 @@ class CommonArgs:
     """write TensorBoard scalars into the run folder"""
     runs_dir: str = "runs"
     """parent folder of the run folders runs/{env}__{algo}__{seed}__{time}"""
+    checkpoint_uri: str | None = None
+    """where checkpoints go: a folder or s3://bucket/prefix (default: {run folder}/checkpoints). S3:
+    endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, credentials from boto3's usual chain"""
     checkpoint_dir: str | None = None
-    """where checkpoints go (default: {run folder}/checkpoints)"""
+    """old name of checkpoint_uri (used when checkpoint_uri is not set)"""
+    keep_checkpoints: int = 3
+    """checkpoints kept in the store, the newest (0: all)"""
     save_freq: int = 0
-    """env steps between checkpoints (0: only the final one)"""
+    """env steps between checkpoints (0: only the final one, and one on SIGTERM / SIGINT / a spot notice)"""
     resume: str | None = None
-    """checkpoint file, checkpoint folder or run folder to continue from (its latest checkpoint)"""
+    """continue from: `latest` (the latest checkpoint under checkpoint_uri), a checkpoint store (a folder
+    or s3://bucket/prefix: its latest), one checkpoint in it (.../step_000000001000) or a run folder"""
+    spot_metadata_url: str | None = None
+    """poll this instance metadata address for spot interruption notices and stop with a final save
+    (`aws`: http://169.254.169.254; default: env TRADER_SPOT_METADATA_URL, else no polling)"""
+    spot_poll_s: float = 5.0
+    """seconds between spot notice polls"""
+    dist_backend: str = "auto"
+    """torch.distributed backend under torchrun / --nproc: auto (nccl on cuda, gloo on the CPU), gloo, nccl"""
     progress_bar: bool = True
     """show a progress bar"""
     curiosity: str = "none"
@@ -188,16 +200,22 @@ def make_args(cls, *layers: tuple[str, dict]):
 
 def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
     """The arguments of a run: defaults < config file < overrides (command-line flags). Resuming
-    without a config file starts from the config saved in the run folder, so `--resume RUN` alone
-    continues the run as it was set up."""
+    without a config file starts from the arguments saved in the checkpoint's metadata, so
+    `--resume RUN` (or `--resume s3://bucket/run`, or `--resume --checkpoint-uri URI`) alone continues
+    the run as it was set up, from the store alone."""
     overrides = dict(overrides or {})
     layers: list[tuple[str, dict]] = []
     resume = overrides.get("resume")
     if config is None and resume:
-        checkpoint = find_checkpoint(resume)
-        saved = checkpoint.parent.parent / "config.yaml"  # RUN/checkpoints/step_*.pt -> RUN/config.yaml
-        base = load_config(saved) if saved.exists() else torch.load(checkpoint, weights_only=True)["args"]
-        layers.append((str(saved if saved.exists() else checkpoint), {k: v for k, v in base.items() if k != "resume"}))
+        store, step = locate_checkpoint(resume, overrides.get("checkpoint_uri") or overrides.get("checkpoint_dir"))
+        if step is None and resume == "latest" and store.latest() is None:
+            return make_args(cls, ("command line", overrides))  # nothing saved yet: a new run (resume_point)
+        manifest = store.manifest(step)
+        base = manifest.get("metadata", {}).get("args")
+        if not isinstance(base, dict):
+            raise ValueError(f"resume: {store.uri} step {manifest['step']} holds no run arguments "
+                             "(not a checkpoint of trader train)")
+        layers.append((f"{store.uri} step {manifest['step']}", {k: v for k, v in base.items() if k != "resume"}))
     if config is not None:
         layers.append((str(config), load_config(config)))
     layers.append(("command line", overrides))
@@ -261,12 +279,13 @@ def seed_everything(seed: int, deterministic: bool, device: torch.device) -> Non
     torch.backends.cudnn.deterministic = deterministic
 
 
-def setup_torch(args) -> torch.device:
-    """The device, torch's CPU threads and the seeds of a run."""
-    device = pick_device(args.cuda)
+def setup_torch(args, dist=None) -> torch.device:
+    """The device, torch's CPU threads and the seeds of a run. Data parallel (`dist`, see
+    trader.rl.distributed): the rank's device and seed (seed + rank * 10_000)."""
+    device = dist.device if dist is not None and dist.device is not None else pick_device(args.cuda)
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    seed_everything(args.seed, args.torch_deterministic, device)
+    seed_everything(dist.seed(args.seed) if dist is not None else args.seed, args.torch_deterministic, device)
     return device
 
 
@@ -371,80 +390,200 @@ class EpisodeStats:
         return float(np.mean(self.lengths)) if self.lengths else float("nan")
 
 
-def progress_bar(args, initial: int):
+def progress_bar(args, initial: int, enabled: bool = True):
     from tqdm.auto import tqdm
 
     return tqdm(total=args.total_timesteps, initial=initial, unit="step", unit_scale=True, dynamic_ncols=True,
-                disable=not args.progress_bar, mininterval=0.5)
+                disable=not (args.progress_bar and enabled), mininterval=0.5)
+
+
+def finish(args, dist, stats: EpisodeStats, modules: dict[str, nn.Module], run_dir: Path, store, checkpoint: str,
+           interrupted: str | None, global_step: int, start_step: int, start_time: float, **extra) -> dict:
+    """A learner's result. Data parallel: checks that every rank ends with the same weights (rank 0 writes
+    RUN/ddp_sync.json with each rank's sha256 of them) and averages the episode statistics over the ranks."""
+    from trader.rl import distributed
+
+    in_sync, digests = dist.in_sync(modules) if dist.enabled else (True, [])
+    if dist.enabled and dist.is_main:
+        (run_dir / "ddp_sync.json").write_text(json.dumps(
+            {"world_size": dist.world_size, "backend": dist.backend, "step": global_step, "in_sync": in_sync,
+             "state_sha256": digests}, indent=1))
+    if not in_sync:
+        import warnings
+
+        warnings.warn(f"data-parallel ranks ended with different weights: {digests}", stacklevel=2)
+    ret_sum, ret_n, len_sum = dist.sum([sum(stats.returns), len(stats.returns), sum(stats.lengths)])
+    return {"global_step": global_step, "episodic_return": ret_sum / ret_n if ret_n else float("nan"),
+            "episodic_length": len_sum / ret_n if ret_n else float("nan"),
+            "sps": int((global_step - start_step) / max(time.time() - start_time, 1e-9)),
+            "run_dir": str(run_dir), "checkpoint": checkpoint, "checkpoint_store": store.uri if store else None,
+            "interrupted": interrupted, "rank": dist.rank, "world_size": dist.world_size,
+            "ranks_in_sync": in_sync, "state_sha256": distributed.state_digest(modules), **extra}
 
 
 # =====================================================================================================
-# Checkpoints: one torch.save file with everything a run needs to continue exactly (weights, optimizers,
-# RNG states, counters, buffers, the env's action log), written to a temp file then renamed so a crash
-# never leaves half a checkpoint; plus the weights alone as safetensors for loaders that want no pickle.
+# Checkpoints, through trader.store: a folder or s3://bucket/prefix, one step_* checkpoint per save with
+# a manifest (sha256 of every file), `latest` written last, the newest --keep-checkpoints kept.
+#
+#   weights/{module}.safetensors   every network and running statistic (the policy for backtests)
+#   state/trainer.pt               what all ranks share: optimizers, temperature, curiosity, counters
+#   state/ranks.pt                 a list with one entry per rank: its RNG states, its envs' action logs
+#                                  (the env cursor: a resume replays them from the seeded reset), its
+#                                  last observations and done flags, per-env running returns
+#   state/replay_buffer.pt         SAC, MADDPG: the replay buffer's transitions, in the checkpoint itself
+#   manifest metadata (JSON)       algo, step, counters, the run's arguments (so a resume from the store
+#                                  alone has everything), run folder, policy spec, world size, why saved
 # =====================================================================================================
 
-KEEP_FULL_CHECKPOINTS = 2  # older .pt files are deleted (they hold replay buffers); .safetensors stay
+_STEP_NAME = re.compile(r"^step_(\d{12,})$")
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def open_store(uri: str | os.PathLike, keep_last: int | None = None):
+    """A trader.store CheckpointStore for a folder or s3://bucket/prefix; keep_last 0/None keeps all."""
+    from trader.store import CheckpointStore
+
+    return CheckpointStore.open(str(uri), keep_last=keep_last or None)
 
 
-def save_checkpoint(checkpoint_dir: Path, step: int, state: dict, modules: dict[str, nn.Module]) -> Path:
-    """checkpoint_dir/step_{step}.pt (state + every module's state_dict under state["models"]) and
-    step_{step}.safetensors (the weights, named "{module}.{param}")."""
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    path = checkpoint_dir / f"step_{step:012d}.pt"
-    state = dict(state, models={k: m.state_dict() for k, m in modules.items()}, step=step)
-    _atomic_write(path, lambda tmp: torch.save(state, tmp))
-    try:
-        from safetensors.torch import save_file
-    except ImportError:
-        save_file = None
-    if save_file is not None:
-        flat = {f"{k}.{n}": t.detach().cpu().contiguous()
-                for k, m in modules.items() for n, t in m.state_dict().items()}
-        _atomic_write(path.with_suffix(".safetensors"), lambda tmp: save_file(flat, tmp))
-    for old in sorted(checkpoint_dir.glob("step_*.pt"))[:-KEEP_FULL_CHECKPOINTS]:
-        old.unlink()
-    return path
+def _is_store_folder(p: Path) -> bool:
+    if not p.is_dir():
+        return False
+    return (p / "latest").is_file() or any(_STEP_NAME.match(c.name) and c.is_dir() for c in p.iterdir())
 
 
-def find_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file itself, or the latest step_*.pt in a checkpoint folder or run folder."""
-    p = Path(path)
-    if p.is_file():
-        return p
-    found = sorted(p.glob("step_*.pt")) or sorted(p.glob("checkpoints/step_*.pt"))
-    if not found:
-        raise FileNotFoundError(f"resume: no checkpoint (step_*.pt) in {p}")
-    return found[-1]
+def locate_checkpoint(target: str | os.PathLike, checkpoint_uri: str | None = None):
+    """(store, step or None for its latest) for a resume or backtest target: `latest` (the latest of
+    `checkpoint_uri`), s3://bucket/prefix, s3://bucket/prefix/step_000000001000, a checkpoint folder,
+    one step folder in it, or a run folder (its checkpoints/, else the checkpoint_uri in its config.yaml)."""
+    from urllib.parse import urlsplit
+
+    text = os.fspath(target)
+    if text == "latest":
+        if not checkpoint_uri:
+            raise ValueError("resume: `latest` continues from the latest checkpoint of --checkpoint-uri; give it")
+        return open_store(checkpoint_uri), None
+    if text.startswith("s3://"):
+        parts = urlsplit(text)
+        prefix = parts.path.strip("/")
+        head, _, last = prefix.rpartition("/")
+        m = _STEP_NAME.match(last)
+        if m:
+            return open_store(f"s3://{parts.netloc}/{head}" if head else f"s3://{parts.netloc}"), int(m.group(1))
+        return open_store(text), None
+    p = Path(text).expanduser()
+    m = _STEP_NAME.match(p.name)
+    if m and (p / "manifest.json").is_file():
+        return open_store(p.parent), int(m.group(1))
+    if _is_store_folder(p):
+        return open_store(p), None
+    if _is_store_folder(p / "checkpoints"):
+        return open_store(p / "checkpoints"), None
+    if (p / "config.yaml").is_file():
+        saved = load_config(p / "config.yaml")
+        uri = saved.get("checkpoint_uri") or saved.get("checkpoint_dir")
+        if uri and os.fspath(uri) != text:
+            return locate_checkpoint(uri)
+    if not p.exists():
+        raise FileNotFoundError(f"{text}: no such run folder, checkpoint folder or s3:// URI")
+    raise FileNotFoundError(f"{text}: no checkpoint there (expected a run folder, a checkpoint folder with "
+                            "`latest` and step_* folders, or s3://bucket/prefix)")
 
 
-def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    return torch.load(find_checkpoint(path), map_location=map_location, weights_only=True)
+def load_checkpoint(target: str | os.PathLike, map_location="cpu", checkpoint_uri: str | None = None,
+                    state: bool = True):
+    """A trader.store Checkpoint (.weights, .state, .metadata, .step, .ref) for a target of
+    locate_checkpoint; checksums are verified. The latest of a store falls back to the newest whole
+    checkpoint when it is broken (a warning says so). `state=False` reads the weights only."""
+    store, step = locate_checkpoint(target, checkpoint_uri)
+    include = None
+    if not state:
+        include = [e["name"] for e in store.manifest(step)["files"] if e.get("kind") == "weights"]
+    return store.load(step, map_location=map_location, include=include, fallback=step is None)
 
 
-def load_weights(path: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
-    """{module: state_dict} from a checkpoint's .pt or .safetensors file."""
-    p = Path(path)
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def find_checkpoint(target: str | os.PathLike, checkpoint_uri: str | None = None) -> str:
+    """Where the checkpoint a target resolves to is: its step folder (path or s3:// URI)."""
+    from trader.store import step_dir
 
-        out: dict[str, dict[str, torch.Tensor]] = {}
-        for name, t in load_file(str(p)).items():
-            module, param = name.split(".", 1)
-            out.setdefault(module, {})[param] = t
-        return out
-    return load_checkpoint(p)["models"]
+    store, step = locate_checkpoint(target, checkpoint_uri)
+    if step is None:
+        step = store.latest()
+        if step is None:
+            raise FileNotFoundError(f"{target}: no checkpoint in {store.uri}")
+    return f"{store.uri.rstrip('/')}/{step_dir(step)}"
+
+
+def load_weights(target: str | os.PathLike) -> dict[str, dict[str, torch.Tensor]]:
+    """{module: state_dict} of a checkpoint (any target of locate_checkpoint)."""
+    return load_checkpoint(target, state=False).weights
+
+
+def resume_point(args, algo: str, dist=None):
+    """(store it came from, Checkpoint) for args.resume, or (None, None): also for `latest` when the store
+    has no checkpoint yet, so one command line starts a run and continues it after an interruption.
+    Checks the algorithm and that the world size matches the checkpoint's (every rank has its own env
+    state in it)."""
+    if not args.resume:
+        return None, None
+    store, step = locate_checkpoint(args.resume, args.checkpoint_uri or args.checkpoint_dir)
+    if step is None and args.resume == "latest" and store.latest() is None:
+        # the same command line can start a run and restart it after an interruption
+        if dist is None or dist.is_main:
+            print(f"resume: no checkpoint under {store.uri} yet; starting a new run")
+        return None, None
+    ckpt = store.load(step, fallback=step is None)
+    meta = ckpt.metadata
+    if meta.get("algo") != algo:
+        raise ValueError(f"resume: {ckpt.ref.uri} is a checkpoint of {meta.get('algo')!r}, not {algo!r}")
+    world = 1 if dist is None else dist.world_size
+    if int(meta.get("world_size", 1)) != world:
+        raise ValueError(f"resume: {ckpt.ref.uri} was written by {meta.get('world_size')} ranks; resume with "
+                         f"the same number of processes (--nproc {meta.get('world_size')}), not {world}")
+    return store, ckpt
+
+
+def run_folder_for(args, algo: str, ckpt, dist) -> Path:
+    """Rank 0: a new run folder, or the resumed run's (recreated under runs_dir when it is not on this
+    machine, e.g. a resume from S3 elsewhere). Every rank gets the path."""
+    def make() -> str:
+        if ckpt is None:
+            return str(run_folder(args, algo))
+        path = Path(ckpt.metadata.get("run_dir", ""))
+        if not path.is_dir():
+            path = Path(args.runs_dir) / (path.name or f"resumed__{algo}")
+            path.mkdir(parents=True, exist_ok=True)
+            if not (path / "config.yaml").exists():
+                import yaml
+
+                (path / "config.yaml").write_text(yaml.safe_dump(args_to_dict(args), sort_keys=False))
+        return str(path)
+
+    return Path(dist.run_on_main(make))
+
+
+def checkpoint_store_for(args, run_dir: Path, resumed_from=None):
+    """The store this run saves into: --checkpoint-uri, else the store it resumed from, else
+    RUN/checkpoints; keeping the newest --keep-checkpoints."""
+    uri = args.checkpoint_uri or args.checkpoint_dir
+    if not uri:
+        uri = resumed_from.uri if resumed_from is not None else run_dir / "checkpoints"
+    return open_store(uri, args.keep_checkpoints)
+
+
+def save_checkpoint(store, step: int, dist, *, modules: dict[str, nn.Module], trainer: dict, rank_state: dict,
+                    metadata: dict, extra_state: dict | None = None) -> str:
+    """Gather every rank's `rank_state` on rank 0, which writes the checkpoint (weights of `modules`,
+    state/trainer, state/ranks, `extra_state`, `metadata` + world size); every rank gets its location
+    (and an error raised on rank 0 is raised on every rank)."""
+    ranks = dist.gather(rank_state)
+
+    def write() -> str:
+        state = {"trainer": trainer, "ranks": ranks, **(extra_state or {})}
+        ref = store.save(step, weights=modules, state=state,
+                         metadata={**metadata, "step": step, "world_size": dist.world_size})
+        return ref.uri
+
+    return dist.run_on_main(write)
 
 
 def due(step: int, prev_step: int, every: int) -> bool:
@@ -617,9 +756,10 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict:
         n = len(self)
-        return {"pos": self.pos, "full": self.full, "observations": self.observations[:n].cpu(),
-                "next_observations": self.next_observations[:n].cpu(), "actions": self.actions[:n].cpu(),
-                "rewards": self.rewards[:n].cpu(), "terminated": self.terminated[:n].cpu()}
+        # copies: a saved slice would carry its whole preallocated storage
+        rows = {name: getattr(self, name)[:n].to("cpu", copy=True)
+                for name in ("observations", "next_observations", "actions", "rewards", "terminated")}
+        return {"pos": self.pos, "full": self.full, **rows}
 
     def load_state_dict(self, state: dict) -> None:
         n = len(state["observations"])

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -27,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trader.rl import common
+from trader.rl import common, distributed
 from trader.rl.common import CommonArgs
 from trader.rl.envs import EnvRunner, make_env
 
@@ -111,12 +110,12 @@ class Critic(nn.Module):
 
 def load_policy(path, device: str = "cpu"):
     """obs batch [B, K, D] (numpy) -> actions [B, K]: each agent's argmax move or mean action."""
-    ckpt = common.load_checkpoint(path)
-    spec = ckpt["policy_spec"]
+    ckpt = common.load_checkpoint(path, state=False)
+    spec = ckpt.metadata["policy_spec"]
     actors = [Actor(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"]))
               for _ in range(spec["num_agents"])]
     for i, actor in enumerate(actors):
-        actor.load_state_dict(ckpt["models"][f"actor_{i}"])
+        actor.load_state_dict(ckpt.weights[f"actor_{i}"])
         actor.to(device)
 
     @torch.no_grad()
@@ -134,6 +133,9 @@ def load_policy(path, device: str = "cpu"):
 
 
 def train(args: Args) -> dict:
+    if distributed.under_torchrun():
+        raise ValueError("MADDPG: data-parallel training (--nproc, torchrun) is supported for ppo only")
+    dist = distributed.Dist()
     device = common.setup_torch(args)
 
     # ---- env setup: obs [B, K, D], actions [B, K] ----
@@ -168,7 +170,7 @@ def train(args: Args) -> dict:
     global_step = 0
     prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
     # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
-    ckpt = common.load_checkpoint(args.resume) if args.resume else None
+    resumed_from, ckpt = common.resume_point(args, "maddpg", dist)
     modules = {**{f"actor_{i}": m for i, m in enumerate(actors)}, **{f"critic_{i}": m for i, m in enumerate(critics)},
                **{f"target_actor_{i}": m for i, m in enumerate(target_actors)},
                **{f"target_critic_{i}": m for i, m in enumerate(target_critics)}}
@@ -176,33 +178,37 @@ def train(args: Args) -> dict:
                   **{f"critic_{i}": o for i, o in enumerate(critic_optimizers)}}
     if ckpt is None:
         obs = runner.reset()
-        run_dir = common.run_folder(args, "maddpg")
     else:
-        obs = runner.replay(ckpt["env_actions"].numpy(), ckpt["obs"].numpy())
-        for name, module in modules.items():
-            module.load_state_dict(ckpt["models"][name])
+        mine, trainer = ckpt.state["ranks"][0], ckpt.state["trainer"]
+        obs = runner.replay(np.asarray(mine["env_actions"]), np.asarray(mine["obs"]))
+        ckpt.load_into(modules=modules)
         for name, opt in optimizers.items():
-            opt.load_state_dict(ckpt["optimizers"][name])
-        rb.load_state_dict(ckpt["replay_buffer"])
-        common.load_curiosity_state(curiosity, ckpt["curiosity"])
-        prev_done = ckpt["prev_done"].numpy()
-        global_step = ckpt["step"]
-        common.set_rng_state(ckpt["rng"])
-        run_dir = Path(ckpt["run_dir"])
-    checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else run_dir / "checkpoints"
+            opt.load_state_dict(trainer["optimizers"][name])
+        rb.load_state_dict(ckpt.state["replay_buffer"])
+        common.load_curiosity_state(curiosity, trainer["curiosity"])
+        prev_done = np.asarray(mine["prev_done"]).copy()
+        global_step = int(ckpt.metadata["step"])
+        common.set_rng_state(mine["rng"])
+    run_dir = common.run_folder_for(args, "maddpg", ckpt, dist)
+    store = common.checkpoint_store_for(args, run_dir, resumed_from)
     print(f"run folder: {run_dir}")
+    print(f"checkpoints: {store.uri}" + (f" (resumed from {ckpt.ref.uri})" if ckpt is not None else ""))
     logger = common.Logger(run_dir, args, args.track, purge_step=global_step if ckpt else None)
     stats = common.EpisodeStats()
     policy_spec = {"num_agents": K, "obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
                    "hidden_sizes": list(args.hidden_sizes)}
 
-    def save(step: int) -> str:
-        state = {"algo": "maddpg", "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                 "replay_buffer": rb.state_dict(), "curiosity": common.curiosity_state(curiosity),
-                 "obs": torch.from_numpy(np.array(obs)), "prev_done": torch.from_numpy(prev_done),
-                 "env_actions": torch.from_numpy(runner.action_log()), "rng": common.rng_state(),
-                 "args": common.args_to_dict(args), "run_dir": str(run_dir), "policy_spec": policy_spec}
-        return str(common.save_checkpoint(checkpoint_dir, step, state, modules))
+    def save(step: int, reason: str | None = None) -> str:
+        """Weights as safetensors; optimizers and curiosity in state/trainer; RNG states, the env action
+        log, the last observation in state/ranks; the replay buffer in state/replay_buffer."""
+        trainer = {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                   "curiosity": common.curiosity_state(curiosity)}
+        rank_state = {"rng": common.rng_state(), "env_actions": runner.action_log(), "obs": np.array(obs),
+                      "prev_done": prev_done.copy()}
+        metadata = {"algo": "maddpg", "args": common.args_to_dict(args), "run_dir": str(run_dir),
+                    "policy_spec": policy_spec, "reason": reason}
+        return common.save_checkpoint(store, step, dist, modules=modules, trainer=trainer, rank_state=rank_state,
+                                      metadata=metadata, extra_state={"replay_buffer": rb})
 
     def update() -> dict:
         """Each agent's critic, then its actor, on one shared batch (as the authors' code); then targets."""
@@ -249,54 +255,63 @@ def train(args: Args) -> dict:
     pbar = common.progress_bar(args, global_step)
     start_time, start_step, last_saved = time.time(), global_step, global_step
     bench_sum, bench_count = np.zeros(2), 0
-    while global_step < args.total_timesteps:
-        # ---- act: each agent samples from its own actor (decentralized execution) ----
-        with torch.no_grad():
-            x = torch.tensor(obs, dtype=torch.float32, device=device)
-            samples = torch.stack([actors[i].sample(x[:, i], args.gumbel_temperature)[0] for i in range(K)], 1)
-            actions = samples.argmax(-1) if discrete else samples  # [B, K] moves or [B, K, 1] positions
-        runner.send(actions.cpu().numpy() if discrete else actions.squeeze(-1).cpu().numpy())
+    final, interrupted = None, None
+    with distributed.watcher(args.spot_metadata_url, args.spot_poll_s) as watch:
+        while global_step < args.total_timesteps:
+            # ---- act: each agent samples from its own actor (decentralized execution) ----
+            with torch.no_grad():
+                x = torch.tensor(obs, dtype=torch.float32, device=device)
+                samples = torch.stack([actors[i].sample(x[:, i], args.gumbel_temperature)[0] for i in range(K)], 1)
+                actions = samples.argmax(-1) if discrete else samples  # [B, K] moves or [B, K, 1] positions
+            runner.send(actions.cpu().numpy() if discrete else actions.squeeze(-1).cpu().numpy())
 
-        # ---- learn while the envs step ----
-        step_after = global_step + args.num_envs
-        if step_after > args.learning_starts and len(rb) > 0 and common.due(step_after, global_step, args.update_every):
-            for tag, value in update().items():
-                logger.scalar(tag, value, step_after)
+            # ---- learn while the envs step ----
+            step_after = global_step + args.num_envs
+            if (step_after > args.learning_starts and len(rb) > 0
+                    and common.due(step_after, global_step, args.update_every)):
+                for tag, value in update().items():
+                    logger.scalar(tag, value, step_after)
 
-        # ---- observe; store real transitions only (see sac.py: NEXT_STEP autoreset, truncation) ----
-        next_obs, rewards, terminations, truncations, infos = runner.recv()
-        global_step = step_after
-        real = ~prev_done
-        rb.add(obs[real], next_obs[real], actions.cpu().numpy()[real], rewards[real], terminations[real])
-        prev_done = terminations | truncations
-        obs = np.array(next_obs)
-        ep_r, ep_l = stats.add(infos)
-        stats.log(logger, global_step, ep_r, ep_l)
-        if "benchmark" in infos:  # MPE cooperative navigation measures (per env step)
-            bench_sum += infos["benchmark"][real].sum(0)
-            bench_count += int(real.sum())
-        pbar.update(args.num_envs)
+            # ---- observe; store real transitions only (see sac.py: NEXT_STEP autoreset, truncation) ----
+            next_obs, rewards, terminations, truncations, infos = runner.recv()
+            global_step = step_after
+            real = ~prev_done
+            rb.add(obs[real], next_obs[real], actions.cpu().numpy()[real], rewards[real], terminations[real])
+            prev_done = terminations | truncations
+            obs = np.array(next_obs)
+            ep_r, ep_l = stats.add(infos)
+            stats.log(logger, global_step, ep_r, ep_l)
+            if "benchmark" in infos:  # MPE cooperative navigation measures (per env step)
+                bench_sum += infos["benchmark"][real].sum(0)
+                bench_count += int(real.sum())
+            pbar.update(args.num_envs)
 
-        # ---- logging, checkpoints ----
-        if common.due(global_step, global_step - args.num_envs, 100 * args.num_envs):
-            if bench_count:
-                logger.scalar("charts/landmark_distance", bench_sum[0] / bench_count, global_step)
-                logger.scalar("charts/collisions", bench_sum[1] / bench_count, global_step)
-                bench_sum, bench_count = np.zeros(2), 0
-            sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
-            logger.scalar("charts/SPS", sps, global_step)
-            pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
-        if common.due(global_step, last_saved, args.save_freq):
-            save(global_step)
-            last_saved = global_step
+            # ---- logging, checkpoints ----
+            if common.due(global_step, global_step - args.num_envs, 100 * args.num_envs):
+                if bench_count:
+                    logger.scalar("charts/landmark_distance", bench_sum[0] / bench_count, global_step)
+                    logger.scalar("charts/collisions", bench_sum[1] / bench_count, global_step)
+                    bench_sum, bench_count = np.zeros(2), 0
+                sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
+                logger.scalar("charts/SPS", sps, global_step)
+                pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
+            # ---- SIGTERM, SIGINT, spot notice: a final save, then stop ----
+            if watch.should_stop:
+                interrupted = watch.reason
+                print(f"\n{interrupted}: stopping at step {global_step}, after a final checkpoint", flush=True)
+                final = save(global_step, reason=interrupted)
+                break
+            if common.due(global_step, last_saved, args.save_freq):
+                final = save(global_step)
+                last_saved = global_step
 
-    final = save(global_step)
+    if interrupted is None:
+        final = save(global_step)
     pbar.close()
     logger.close()
     runner.env.close()
-    return {"global_step": global_step, "episodic_return": stats.mean_return, "episodic_length": stats.mean_length,
-            "sps": int((global_step - start_step) / max(time.time() - start_time, 1e-9)),
-            "run_dir": str(run_dir), "checkpoint": final}
+    return common.finish(args, dist, stats, modules, run_dir, store, final, interrupted, global_step, start_step,
+                         start_time)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 import torch.nn as nn
 from torch.distributions import Categorical, Normal
 
-from trader.rl import common
+from trader.rl import common, distributed
 from trader.rl.common import CommonArgs
 from trader.rl.envs import EnvRunner, make_env
 
@@ -97,6 +96,10 @@ class Agent(nn.Module):
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
         return self.critic(x).squeeze(-1)
 
+    def forward(self, x: torch.Tensor, action: torch.Tensor | None = None):
+        """get_action_and_value (what DistributedDataParallel calls)."""
+        return self.get_action_and_value(x, action)
+
     def distribution(self, x: torch.Tensor):
         if self.discrete:
             return Categorical(logits=self.actor(x))
@@ -146,15 +149,15 @@ def value_loss(newvalue: torch.Tensor, old_values: torch.Tensor, returns: torch.
 
 
 def load_policy(path, device: str = "cpu"):
-    """obs batch (numpy) -> action batch (numpy) of a PPO checkpoint: argmax of the logits or the mean,
-    clipped to the action space."""
-    ckpt = common.load_checkpoint(path)
-    spec = ckpt["policy_spec"]
+    """obs batch (numpy) -> action batch (numpy) of a PPO checkpoint (a run folder, a checkpoint store,
+    one checkpoint in it or s3://...): argmax of the logits or the mean, clipped to the action space."""
+    ckpt = common.load_checkpoint(path, state=False)
+    spec = ckpt.metadata["policy_spec"]
     agent = Agent(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"])).to(device)
-    agent.load_state_dict(ckpt["models"]["agent"])
+    agent.load_state_dict(ckpt.weights["agent"])
     obs_rms = common.RunningMeanStd((spec["obs_dim"],)).to(device)
-    if "obs_rms" in ckpt["models"]:
-        obs_rms.load_state_dict(ckpt["models"]["obs_rms"])
+    if "obs_rms" in ckpt.weights:
+        obs_rms.load_state_dict(ckpt.weights["obs_rms"])
 
     @torch.no_grad()
     def policy(obs: np.ndarray) -> np.ndarray:
@@ -173,17 +176,32 @@ def load_policy(path, device: str = "cpu"):
 
 
 def train(args: Args) -> dict:
+    """Train; under torchrun (or `trader train --nproc N`) as one rank of a data-parallel run: every rank
+    steps --num-envs envs of its own (seeds seed + rank * 10_000 + i), gradients are averaged over the
+    ranks, and global_step / total_timesteps / save_freq count the env steps of all ranks together (one
+    iteration is num_envs * num_steps * world_size steps). See trader.rl.distributed."""
     if args.num_envs % args.num_env_groups:
         raise ValueError(f"num_env_groups: {args.num_env_groups} does not divide num_envs {args.num_envs}")
     if args.env_id == "trader" and args.num_agents != 1:
         raise ValueError("num_agents: PPO trains one agent per env; use --algo maddpg for several")
-    batch_size = args.num_envs * args.num_steps
-    num_iterations = args.total_timesteps // batch_size
-    device = common.setup_torch(args)
+    dist = distributed.init("auto" if args.cuda else "cpu", args.dist_backend)
+    result = _train(args, dist)  # on an error the group is left as it is: the other ranks may be mid-collective
+    dist.close()
+    return result
+
+
+def _train(args: Args, dist: distributed.Dist) -> dict:
+    if dist.enabled and args.curiosity != "none":
+        raise ValueError("curiosity: not supported in data-parallel runs (each rank would train its own module)")
+    world = dist.world_size
+    batch_size = args.num_envs * args.num_steps  # per rank
+    num_iterations = args.total_timesteps // (batch_size * world)
+    device = common.setup_torch(args, dist)
+    seed = dist.seed(args.seed)
 
     # ---- env setup: groups of envs, env i seeded with seed + i whatever the grouping ----
     group_size = args.num_envs // args.num_env_groups
-    runners = [EnvRunner(make_env(args, group_size, args.seed + g * group_size), args.seed + g * group_size)
+    runners = [EnvRunner(make_env(args, group_size, seed + g * group_size), seed + g * group_size)
                for g in range(args.num_env_groups)]
     groups = [slice(g * group_size, (g + 1) * group_size) for g in range(args.num_env_groups)]
     obs_space, act_space = runners[0].env.single_observation_space, runners[0].env.single_action_space
@@ -230,178 +248,208 @@ def train(args: Args) -> dict:
     # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
     global_step, iteration0 = 0, 0
     # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
-    ckpt = common.load_checkpoint(args.resume) if args.resume else None
+    resumed_from, ckpt = common.resume_point(args, "ppo", dist)
+    mine = ckpt.state["ranks"][dist.rank] if ckpt is not None else None  # this rank's envs, RNG, ...
     for g, (runner, cols) in enumerate(zip(runners, groups)):
         if ckpt is None:
             raw_next_obs[cols] = torch.tensor(runner.reset(), dtype=torch.float32, device=device)
         else:
-            o = runner.replay(ckpt["env_actions"][g].numpy(), ckpt["raw_next_obs"][cols].cpu().numpy())
+            o = runner.replay(np.asarray(mine["env_actions"][g]), mine["raw_next_obs"][cols].cpu().numpy())
             raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
     if ckpt is None:
         next_obs = normalize_obs(raw_next_obs.clone())
-        run_dir = common.run_folder(args, "ppo")
     else:
-        agent.load_state_dict(ckpt["models"]["agent"])
-        obs_rms.load_state_dict(ckpt["models"]["obs_rms"])
-        return_rms.load_state_dict(ckpt["models"]["return_rms"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        common.load_curiosity_state(curiosity, ckpt["curiosity"])
-        discounted_return.copy_(ckpt["discounted_return"])
-        next_obs, next_done = ckpt["next_obs"].to(device), ckpt["next_done"].to(device)
-        global_step, iteration0 = ckpt["step"], ckpt["iteration"]
-        common.set_rng_state(ckpt["rng"])
-        run_dir = Path(ckpt["run_dir"])
-    checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else run_dir / "checkpoints"
-    print(f"run folder: {run_dir}")
-    logger = common.Logger(run_dir, args, args.track, purge_step=global_step if ckpt else None)
+        ckpt.load_into(modules={"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms})
+        optimizer.load_state_dict(ckpt.state["trainer"]["optimizer"])
+        common.load_curiosity_state(curiosity, ckpt.state["trainer"]["curiosity"])
+        discounted_return.copy_(mine["discounted_return"])
+        next_obs, next_done = mine["next_obs"].to(device), mine["next_done"].to(device)
+        global_step, iteration0 = int(ckpt.metadata["step"]), int(ckpt.metadata["iteration"])
+        common.set_rng_state(mine["rng"])
+    model = dist.wrap(agent)  # DDP: gradients averaged over the ranks (the agent has no buffers)
+    run_dir = common.run_folder_for(args, "ppo", ckpt, dist)
+    store = common.checkpoint_store_for(args, run_dir, resumed_from) if dist.is_main else None
+    if dist.is_main:
+        print(f"run folder: {run_dir}")
+        print(f"checkpoints: {store.uri}" + (f" (resumed from {ckpt.ref.uri})" if ckpt is not None else "")
+              + (f"; {world} data-parallel ranks ({dist.backend})" if dist.enabled else ""))
+    logger = common.Logger(run_dir, args, args.track and dist.is_main, purge_step=global_step if ckpt else None)
     stats = common.EpisodeStats()
     policy_spec = {"obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
                    "hidden_sizes": list(args.hidden_sizes), "norm_obs": args.norm_obs,
                    "low": None if discrete else act_space.low.tolist(),
                    "high": None if discrete else act_space.high.tolist()}
 
-    def save(step: int, iteration: int) -> str:
-        state = {"algo": "ppo", "iteration": iteration, "optimizer": optimizer.state_dict(),
-                 "curiosity": common.curiosity_state(curiosity), "discounted_return": discounted_return,
-                 "next_obs": next_obs, "raw_next_obs": raw_next_obs, "next_done": next_done,
-                 "env_actions": [torch.from_numpy(r.action_log()) for r in runners],
-                 "rng": common.rng_state(), "args": common.args_to_dict(args), "run_dir": str(run_dir),
-                 "policy_spec": policy_spec}
-        return str(common.save_checkpoint(checkpoint_dir, step, state,
-                                          {"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms}))
+    def save(step: int, iteration: int, reason: str | None = None) -> str:
+        rank_state = {"rng": common.rng_state(), "env_actions": [r.action_log() for r in runners],
+                      "raw_next_obs": raw_next_obs.cpu(), "next_obs": next_obs.cpu(), "next_done": next_done.cpu(),
+                      "discounted_return": discounted_return.cpu()}
+        trainer = {"optimizer": optimizer.state_dict(), "curiosity": common.curiosity_state(curiosity)}
+        metadata = {"algo": "ppo", "iteration": iteration, "args": common.args_to_dict(args),
+                    "run_dir": str(run_dir), "policy_spec": policy_spec, "reason": reason}
+        return common.save_checkpoint(store, step, dist, modules={"agent": agent, "obs_rms": obs_rms,
+                                                                  "return_rms": return_rms},
+                                      trainer=trainer, rank_state=rank_state, metadata=metadata)
+
+    iteration_returns: list[float] = []
 
     def record(step: int, cols: slice, result) -> None:
         """Store one group's step results and its next observation."""
         nonlocal global_step
         o, r, term, trunc, info = result
-        global_step += cols.stop - cols.start
+        global_step += (cols.stop - cols.start) * world
         rewards[step, cols] = torch.as_tensor(r, dtype=torch.float32, device=device)
         terminations[step, cols] = torch.as_tensor(term, dtype=torch.float32, device=device)
         truncations[step, cols] = torch.as_tensor(trunc, dtype=torch.float32, device=device)
         raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
         next_obs[cols] = normalize_obs(raw_next_obs[cols])
         next_done[cols] = torch.as_tensor(term | trunc, device=device)
-        stats.log(logger, global_step, *stats.add(info))
+        ep_r, ep_l = stats.add(info)
+        iteration_returns.extend(ep_r.tolist())
+        stats.log(logger, global_step, ep_r, ep_l)
 
-    pbar = common.progress_bar(args, global_step)
+    pbar = common.progress_bar(args, global_step, enabled=dist.is_main)
     start_time, start_step, last_saved = time.time(), global_step, global_step
-    for iteration in range(iteration0 + 1, num_iterations + 1):
-        # annealing the rate if instructed to do so
-        if args.anneal_lr:
-            frac = 1.0 - (iteration - 1.0) / num_iterations
-            optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+    final, interrupted, history = None, None, []
+    with distributed.watcher(args.spot_metadata_url, args.spot_poll_s) as watch:
+        for iteration in range(iteration0 + 1, num_iterations + 1):
+            # annealing the rate if instructed to do so
+            if args.anneal_lr:
+                frac = 1.0 - (iteration - 1.0) / num_iterations
+                optimizer.param_groups[0]["lr"] = frac * args.learning_rate
+            if dist.enabled and args.norm_obs:
+                obs_prior = distributed.snapshot_stats(obs_rms)
 
-        # ---- rollout: recv a group's results, act for it, send; the other groups step meanwhile ----
-        for step in range(args.num_steps):
+            # ---- rollout: recv a group's results, act for it, send; the other groups step meanwhile ----
+            for step in range(args.num_steps):
+                for runner, cols in zip(runners, groups):
+                    if step > 0:
+                        record(step - 1, cols, runner.recv())
+                    obs[step, cols] = next_obs[cols]
+                    valid[step, cols] = ~next_done[cols]
+                    with torch.no_grad():
+                        action, logprob, _, value = agent.get_action_and_value(next_obs[cols])
+                    values[step, cols] = value
+                    actions[step, cols] = action
+                    logprobs[step, cols] = logprob
+                    runner.send((action if discrete else torch.clamp(action, low, high)).cpu().numpy())
             for runner, cols in zip(runners, groups):
-                if step > 0:
-                    record(step - 1, cols, runner.recv())
-                obs[step, cols] = next_obs[cols]
-                valid[step, cols] = ~next_done[cols]
-                with torch.no_grad():
-                    action, logprob, _, value = agent.get_action_and_value(next_obs[cols])
-                values[step, cols] = value
-                actions[step, cols] = action
-                logprobs[step, cols] = logprob
-                runner.send((action if discrete else torch.clamp(action, low, high)).cpu().numpy())
-        for runner, cols in zip(runners, groups):
-            record(args.num_steps - 1, cols, runner.recv())
-        pbar.update(batch_size)
-        next_obs_seq = torch.cat([obs[1:], next_obs[None]])  # s_{t+1} of every step t
+                record(args.num_steps - 1, cols, runner.recv())
+            pbar.update(batch_size * world)
+            next_obs_seq = torch.cat([obs[1:], next_obs[None]])  # s_{t+1} of every step t
+            if dist.enabled and args.norm_obs:  # every rank continues from the statistics of all ranks' data
+                dist.sync_running_stats(obs_rms, obs_prior)
 
-        # ---- rewards: curiosity bonus, normalization ----
-        if curiosity is not None:
+            # ---- rewards: curiosity bonus, normalization ----
+            if curiosity is not None:
+                with torch.no_grad():
+                    intrinsic = curiosity.reward(obs.reshape(-1, obs_dim), actions.reshape(-1, *act_shape),
+                                                 next_obs_seq.reshape(-1, obs_dim)).reshape(args.num_steps, -1)
+                rewards += args.curiosity_coef * intrinsic * valid
+                logger.scalar("charts/intrinsic_reward", intrinsic[valid].mean(), global_step)
+            if args.norm_reward:
+                return_prior = distributed.snapshot_stats(return_rms)
+                for t in range(args.num_steps):
+                    discounted_return.mul_(args.gamma).add_(rewards[t])
+                    return_rms.update(discounted_return[valid[t]])
+                    discounted_return.mul_(1.0 - torch.maximum(terminations[t], truncations[t]))
+                dist.sync_running_stats(return_rms, return_prior)
+                rewards.div_(torch.sqrt(return_rms.var + 1e-8)).clamp_(-10.0, 10.0)
+
+            # ---- advantages: bootstrap value if not done ----
             with torch.no_grad():
-                intrinsic = curiosity.reward(obs.reshape(-1, obs_dim), actions.reshape(-1, *act_shape),
-                                             next_obs_seq.reshape(-1, obs_dim)).reshape(args.num_steps, -1)
-            rewards += args.curiosity_coef * intrinsic * valid
-            logger.scalar("charts/intrinsic_reward", intrinsic[valid].mean(), global_step)
-        if args.norm_reward:
-            for t in range(args.num_steps):
-                discounted_return.mul_(args.gamma).add_(rewards[t])
-                return_rms.update(discounted_return[valid[t]])
-                discounted_return.mul_(1.0 - torch.maximum(terminations[t], truncations[t]))
-            rewards.div_(torch.sqrt(return_rms.var + 1e-8)).clamp_(-10.0, 10.0)
+                next_value = agent.get_value(next_obs)
+                advantages, returns = common.gae(rewards, values, next_value, terminations, truncations,
+                                                 args.gamma, args.gae_lambda)
 
-        # ---- advantages: bootstrap value if not done ----
-        with torch.no_grad():
-            next_value = agent.get_value(next_obs)
-            advantages, returns = common.gae(rewards, values, next_value, terminations, truncations,
-                                             args.gamma, args.gae_lambda)
+            # ---- flatten the batch: real transitions only ----
+            b_valid = valid.reshape(-1)
+            b_obs = obs.reshape(-1, obs_dim)[b_valid]
+            b_next_obs = next_obs_seq.reshape(-1, obs_dim)[b_valid]
+            b_actions = actions.reshape(-1, *act_shape)[b_valid]
+            b_logprobs = logprobs.reshape(-1)[b_valid]
+            b_advantages = advantages.reshape(-1)[b_valid]
+            b_returns = returns.reshape(-1)[b_valid]
+            b_values = values.reshape(-1)[b_valid]
 
-        # ---- flatten the batch: real transitions only ----
-        b_valid = valid.reshape(-1)
-        b_obs = obs.reshape(-1, obs_dim)[b_valid]
-        b_next_obs = next_obs_seq.reshape(-1, obs_dim)[b_valid]
-        b_actions = actions.reshape(-1, *act_shape)[b_valid]
-        b_logprobs = logprobs.reshape(-1)[b_valid]
-        b_advantages = advantages.reshape(-1)[b_valid]
-        b_returns = returns.reshape(-1)[b_valid]
-        b_values = values.reshape(-1)[b_valid]
+            # ---- optimizing the policy and value network ----
+            clipfracs = []
+            for _epoch in range(args.update_epochs):
+                b_inds = torch.randperm(len(b_obs), device=device)
+                for mb_inds in torch.tensor_split(b_inds, args.num_minibatches):
+                    _, newlogprob, entropy, newvalue = model(b_obs[mb_inds], b_actions[mb_inds])
+                    logratio = newlogprob - b_logprobs[mb_inds]
+                    ratio = logratio.exp()
+                    with torch.no_grad():
+                        # calculate approx_kl http://joschu.net/blog/kl-approx.html
+                        old_approx_kl = (-logratio).mean()
+                        approx_kl = ((ratio - 1) - logratio).mean()
+                        clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
 
-        # ---- optimizing the policy and value network ----
-        clipfracs = []
-        for _epoch in range(args.update_epochs):
-            b_inds = torch.randperm(len(b_obs), device=device)
-            for mb_inds in torch.tensor_split(b_inds, args.num_minibatches):
-                _, newlogprob, entropy, newvalue = agent.get_action_and_value(b_obs[mb_inds], b_actions[mb_inds])
-                logratio = newlogprob - b_logprobs[mb_inds]
-                ratio = logratio.exp()
-                with torch.no_grad():
-                    # calculate approx_kl http://joschu.net/blog/kl-approx.html
-                    old_approx_kl = (-logratio).mean()
-                    approx_kl = ((ratio - 1) - logratio).mean()
-                    clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
+                    mb_advantages = b_advantages[mb_inds]
+                    if args.norm_adv:
+                        mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
 
-                mb_advantages = b_advantages[mb_inds]
-                if args.norm_adv:
-                    mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
+                    pg_loss = policy_loss(logratio, mb_advantages, args.clip_coef)
+                    v_loss = value_loss(newvalue, b_values[mb_inds], b_returns[mb_inds], args.clip_coef,
+                                        args.clip_vloss)
+                    entropy_loss = entropy.mean()
+                    loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
 
-                pg_loss = policy_loss(logratio, mb_advantages, args.clip_coef)
-                v_loss = value_loss(newvalue, b_values[mb_inds], b_returns[mb_inds], args.clip_coef, args.clip_vloss)
-                entropy_loss = entropy.mean()
-                loss = pg_loss - args.ent_coef * entropy_loss + v_loss * args.vf_coef
+                    optimizer.zero_grad()
+                    loss.backward()  # DDP: all-reduced (averaged) over the ranks here
+                    nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+                    optimizer.step()
+                    if curiosity is not None:
+                        curiosity_loss = curiosity.update(b_obs[mb_inds], b_actions[mb_inds], b_next_obs[mb_inds])
 
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-                optimizer.step()
-                if curiosity is not None:
-                    curiosity_loss = curiosity.update(b_obs[mb_inds], b_actions[mb_inds], b_next_obs[mb_inds])
+                # every rank must leave the epochs together: the ranks' mean KL decides
+                if args.target_kl is not None and dist.mean(approx_kl.item()) > args.target_kl:
+                    break
 
-            if args.target_kl is not None and approx_kl > args.target_kl:
+            y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
+            var_y = np.var(y_true)
+            explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+
+            # ---- logging, checkpoints ----
+            ret_sum, ret_count = dist.sum([sum(iteration_returns), len(iteration_returns)])
+            iteration_returns.clear()
+            history.append({"step": global_step, "episodic_return": ret_sum / ret_count if ret_count else None,
+                            "value_loss": v_loss.item(), "seconds": time.time() - start_time})
+            sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
+            logger.scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
+            logger.scalar("losses/value_loss", v_loss.item(), global_step)
+            logger.scalar("losses/policy_loss", pg_loss.item(), global_step)
+            logger.scalar("losses/entropy", entropy_loss.item(), global_step)
+            logger.scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+            logger.scalar("losses/approx_kl", approx_kl.item(), global_step)
+            logger.scalar("losses/clipfrac", np.mean(clipfracs), global_step)
+            logger.scalar("losses/explained_variance", explained_var, global_step)
+            if dist.enabled and ret_count:
+                logger.scalar("charts/episodic_return_all_ranks", ret_sum / ret_count, global_step)
+            if curiosity is not None:
+                logger.scalar("losses/curiosity_loss", curiosity_loss, global_step)
+            logger.scalar("charts/SPS", sps, global_step)
+            pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
+            # ---- SIGTERM, SIGINT, spot notice: every rank stops here, after a final save ----
+            if dist.any(watch.should_stop):
+                interrupted = next((r for r in dist.all_gather(watch.reason) if r), "stop requested")
+                if dist.is_main:
+                    print(f"\n{interrupted}: stopping at step {global_step}, after a final checkpoint", flush=True)
+                final = save(global_step, iteration, reason=interrupted)
                 break
+            if common.due(global_step, last_saved, args.save_freq):
+                final = save(global_step, iteration)
+                last_saved = global_step
 
-        y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
-        var_y = np.var(y_true)
-        explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
-
-        # ---- logging, checkpoints ----
-        sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
-        logger.scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-        logger.scalar("losses/value_loss", v_loss.item(), global_step)
-        logger.scalar("losses/policy_loss", pg_loss.item(), global_step)
-        logger.scalar("losses/entropy", entropy_loss.item(), global_step)
-        logger.scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
-        logger.scalar("losses/approx_kl", approx_kl.item(), global_step)
-        logger.scalar("losses/clipfrac", np.mean(clipfracs), global_step)
-        logger.scalar("losses/explained_variance", explained_var, global_step)
-        if curiosity is not None:
-            logger.scalar("losses/curiosity_loss", curiosity_loss, global_step)
-        logger.scalar("charts/SPS", sps, global_step)
-        pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
-        if common.due(global_step, last_saved, args.save_freq):
-            save(global_step, iteration)
-            last_saved = global_step
-
-    final = save(global_step, max(num_iterations, iteration0))
+    if interrupted is None:
+        final = save(global_step, max(num_iterations, iteration0))
     pbar.close()
     logger.close()
     for runner in runners:
         runner.env.close()
-    return {"global_step": global_step, "episodic_return": stats.mean_return, "episodic_length": stats.mean_length,
-            "sps": int((global_step - start_step) / max(time.time() - start_time, 1e-9)),
-            "run_dir": str(run_dir), "checkpoint": final}
+    return common.finish(args, dist, stats, {"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms}, run_dir,
+                         store, final, interrupted, global_step, start_step, start_time, history=history)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -23,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trader.rl import common
+from trader.rl import common, distributed
 from trader.rl.common import CommonArgs
 from trader.rl.envs import EnvRunner, make_env
 
@@ -154,15 +153,16 @@ def discrete_actor_loss(probs, log_probs, q1, q2, alpha: float) -> torch.Tensor:
 
 
 def load_policy(path, device: str = "cpu"):
-    """obs batch (numpy) -> action batch (numpy): the mean action (continuous) or the argmax (discrete)."""
-    ckpt = common.load_checkpoint(path)
-    spec = ckpt["policy_spec"]
+    """obs batch (numpy) -> action batch (numpy): the mean action (continuous) or the argmax (discrete).
+    `path`: a run folder, a checkpoint store, one checkpoint in it or s3://..."""
+    ckpt = common.load_checkpoint(path, state=False)
+    spec = ckpt.metadata["policy_spec"]
     hidden = tuple(spec["hidden_sizes"])
     if spec["num_actions"]:
         actor = DiscreteActor(spec["obs_dim"], spec["num_actions"], hidden)
     else:
         actor = Actor(spec["obs_dim"], spec["action_dim"], np.array(spec["low"]), np.array(spec["high"]), hidden)
-    actor.load_state_dict(ckpt["models"]["actor"])
+    actor.load_state_dict(ckpt.weights["actor"])
     actor.to(device)
 
     @torch.no_grad()
@@ -183,6 +183,9 @@ def load_policy(path, device: str = "cpu"):
 def train(args: Args) -> dict:
     if args.env_id == "trader" and args.num_agents != 1:
         raise ValueError("num_agents: SAC trains one agent per env; use --algo maddpg for several")
+    if distributed.under_torchrun():
+        raise ValueError("SAC: data-parallel training (--nproc, torchrun) is supported for ppo only")
+    dist = distributed.Dist()
     device = common.setup_torch(args)
 
     # ---- env setup ----
@@ -225,29 +228,29 @@ def train(args: Args) -> dict:
     global_step, n_updates = 0, 0
     prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
     # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
-    ckpt = common.load_checkpoint(args.resume) if args.resume else None
+    resumed_from, ckpt = common.resume_point(args, "sac", dist)
+    modules = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target}
     if ckpt is None:
         obs = runner.reset()
-        run_dir = common.run_folder(args, "sac")
     else:
-        obs = runner.replay(ckpt["env_actions"].numpy(), ckpt["obs"].numpy())
-        for name, module in (("actor", actor), ("qf1", qf1), ("qf2", qf2), ("qf1_target", qf1_target),
-                             ("qf2_target", qf2_target)):
-            module.load_state_dict(ckpt["models"][name])
+        mine, trainer = ckpt.state["ranks"][0], ckpt.state["trainer"]
+        obs = runner.replay(np.asarray(mine["env_actions"]), np.asarray(mine["obs"]))
+        ckpt.load_into(modules=modules)
         for opt, name in ((q_optimizer, "q_optimizer"), (actor_optimizer, "actor_optimizer"),
                           (a_optimizer, "a_optimizer")):
-            opt.load_state_dict(ckpt[name])
+            opt.load_state_dict(trainer[name])
         with torch.no_grad():
-            log_alpha.copy_(ckpt["log_alpha"])
+            log_alpha.copy_(trainer["log_alpha"])
         alpha = log_alpha.exp().item() if args.autotune else args.alpha
-        rb.load_state_dict(ckpt["replay_buffer"])
-        common.load_curiosity_state(curiosity, ckpt["curiosity"])
-        prev_done = ckpt["prev_done"].numpy()
-        global_step, n_updates = ckpt["step"], ckpt["n_updates"]
-        common.set_rng_state(ckpt["rng"])
-        run_dir = Path(ckpt["run_dir"])
-    checkpoint_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else run_dir / "checkpoints"
+        rb.load_state_dict(ckpt.state["replay_buffer"])
+        common.load_curiosity_state(curiosity, trainer["curiosity"])
+        prev_done = np.asarray(mine["prev_done"]).copy()
+        global_step, n_updates = int(ckpt.metadata["step"]), int(ckpt.metadata["n_updates"])
+        common.set_rng_state(mine["rng"])
+    run_dir = common.run_folder_for(args, "sac", ckpt, dist)
+    store = common.checkpoint_store_for(args, run_dir, resumed_from)
     print(f"run folder: {run_dir}")
+    print(f"checkpoints: {store.uri}" + (f" (resumed from {ckpt.ref.uri})" if ckpt is not None else ""))
     logger = common.Logger(run_dir, args, args.track, purge_step=global_step if ckpt else None)
     stats = common.EpisodeStats()
     policy_spec = {"obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
@@ -255,16 +258,19 @@ def train(args: Args) -> dict:
                    "low": None if discrete else act_space.low.tolist(),
                    "high": None if discrete else act_space.high.tolist()}
 
-    def save(step: int) -> str:
-        state = {"algo": "sac", "n_updates": n_updates, "q_optimizer": q_optimizer.state_dict(),
-                 "actor_optimizer": actor_optimizer.state_dict(), "a_optimizer": a_optimizer.state_dict(),
-                 "log_alpha": log_alpha.detach(), "replay_buffer": rb.state_dict(),
-                 "curiosity": common.curiosity_state(curiosity), "obs": torch.from_numpy(np.array(obs)),
-                 "prev_done": torch.from_numpy(prev_done), "env_actions": torch.from_numpy(runner.action_log()),
-                 "rng": common.rng_state(), "args": common.args_to_dict(args), "run_dir": str(run_dir),
-                 "policy_spec": policy_spec}
-        return str(common.save_checkpoint(checkpoint_dir, step, state, {
-            "actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target}))
+    def save(step: int, reason: str | None = None) -> str:
+        """Weights as safetensors; optimizers, temperature, curiosity in state/trainer; RNG states, the
+        env action log, the last observation in state/ranks; the replay buffer (its transitions, as
+        tensors) in state/replay_buffer: a resume continues exactly."""
+        trainer = {"q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),
+                   "a_optimizer": a_optimizer.state_dict(), "log_alpha": log_alpha.detach().cpu(),
+                   "curiosity": common.curiosity_state(curiosity)}
+        rank_state = {"rng": common.rng_state(), "env_actions": runner.action_log(), "obs": np.array(obs),
+                      "prev_done": prev_done.copy()}
+        metadata = {"algo": "sac", "n_updates": n_updates, "args": common.args_to_dict(args),
+                    "run_dir": str(run_dir), "policy_spec": policy_spec, "reason": reason}
+        return common.save_checkpoint(store, step, dist, modules=modules, trainer=trainer, rank_state=rank_state,
+                                      metadata=metadata, extra_state={"replay_buffer": rb})
 
     def update() -> dict:
         """One gradient step of the critics; the actor and temperature every policy_frequency steps."""
@@ -345,55 +351,63 @@ def train(args: Args) -> dict:
     pbar = common.progress_bar(args, global_step)
     start_time, start_step, last_saved = time.time(), global_step, global_step
     losses: dict = {}
-    while global_step < args.total_timesteps:
-        # ---- act: random until learning starts, then the policy's samples ----
-        if global_step < args.learning_starts:
-            if discrete:
-                actions = torch.randint(num_actions, (args.num_envs,), device=device)
+    final, interrupted = None, None
+    with distributed.watcher(args.spot_metadata_url, args.spot_poll_s) as watch:
+        while global_step < args.total_timesteps:
+            # ---- act: random until learning starts, then the policy's samples ----
+            if global_step < args.learning_starts:
+                if discrete:
+                    actions = torch.randint(num_actions, (args.num_envs,), device=device)
+                else:
+                    actions = low + (high - low) * torch.rand((args.num_envs, *act_shape), device=device)
             else:
-                actions = low + (high - low) * torch.rand((args.num_envs, *act_shape), device=device)
-        else:
-            with torch.no_grad():
-                actions = actor.get_action(torch.tensor(obs, dtype=torch.float32, device=device))[0]
-        runner.send(actions.cpu().numpy())
+                with torch.no_grad():
+                    actions = actor.get_action(torch.tensor(obs, dtype=torch.float32, device=device))[0]
+            runner.send(actions.cpu().numpy())
 
-        # ---- learn while the envs step ----
-        if global_step >= args.learning_starts and len(rb) > 0:
-            for _ in range(args.gradient_steps):
-                losses = update()
+            # ---- learn while the envs step ----
+            if global_step >= args.learning_starts and len(rb) > 0:
+                for _ in range(args.gradient_steps):
+                    losses = update()
 
-        # ---- observe; store real transitions only ----
-        next_obs, rewards, terminations, truncations, infos = runner.recv()
-        global_step += args.num_envs
-        # NEXT_STEP autoreset: the step right after an episode ended only reset the env (its action
-        # was ignored), so it is no transition. After a truncation next_obs is the true final
-        # observation, and `terminated` alone stops the bootstrap (truncation is not death).
-        real = ~prev_done
-        rb.add(obs[real], next_obs[real], actions.cpu().numpy()[real], rewards[real], terminations[real])
-        prev_done = terminations | truncations
-        obs = np.array(next_obs)  # the pool's arrays are overwritten by the next step
-        stats.log(logger, global_step, *stats.add(infos))
-        pbar.update(args.num_envs)
+            # ---- observe; store real transitions only ----
+            next_obs, rewards, terminations, truncations, infos = runner.recv()
+            global_step += args.num_envs
+            # NEXT_STEP autoreset: the step right after an episode ended only reset the env (its action
+            # was ignored), so it is no transition. After a truncation next_obs is the true final
+            # observation, and `terminated` alone stops the bootstrap (truncation is not death).
+            real = ~prev_done
+            rb.add(obs[real], next_obs[real], actions.cpu().numpy()[real], rewards[real], terminations[real])
+            prev_done = terminations | truncations
+            obs = np.array(next_obs)  # the pool's arrays are overwritten by the next step
+            stats.log(logger, global_step, *stats.add(infos))
+            pbar.update(args.num_envs)
 
-        # ---- logging, checkpoints ----
-        if losses and common.due(global_step, global_step - args.num_envs, 100 * args.num_envs):
-            for tag, value in losses.items():
-                logger.scalar(tag, value, global_step)
-            logger.scalar("losses/alpha", alpha, global_step)
-            sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
-            logger.scalar("charts/SPS", sps, global_step)
-            pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
-        if common.due(global_step, last_saved, args.save_freq):
-            save(global_step)
-            last_saved = global_step
+            # ---- logging, checkpoints ----
+            if losses and common.due(global_step, global_step - args.num_envs, 100 * args.num_envs):
+                for tag, value in losses.items():
+                    logger.scalar(tag, value, global_step)
+                logger.scalar("losses/alpha", alpha, global_step)
+                sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
+                logger.scalar("charts/SPS", sps, global_step)
+                pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
+            # ---- SIGTERM, SIGINT, spot notice: a final save, then stop ----
+            if watch.should_stop:
+                interrupted = watch.reason
+                print(f"\n{interrupted}: stopping at step {global_step}, after a final checkpoint", flush=True)
+                final = save(global_step, reason=interrupted)
+                break
+            if common.due(global_step, last_saved, args.save_freq):
+                final = save(global_step)
+                last_saved = global_step
 
-    final = save(global_step)
+    if interrupted is None:
+        final = save(global_step)
     pbar.close()
     logger.close()
     runner.env.close()
-    return {"global_step": global_step, "episodic_return": stats.mean_return, "episodic_length": stats.mean_length,
-            "sps": int((global_step - start_step) / max(time.time() - start_time, 1e-9)),
-            "run_dir": str(run_dir), "checkpoint": final}
+    return common.finish(args, dist, stats, modules, run_dir, store, final, interrupted, global_step, start_step,
+                         start_time)
 
 
 if __name__ == "__main__":
