@@ -41,7 +41,25 @@ def _ts(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Commands whose module needs heavy or optional packages are imported when used (serve needs
+    aiohttp and ccxt; the data commands must not)."""
+
+    lazy = {"serve": ("trader.live.exchange.cli", "serve")}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Market-data tools of trader: convert raw feeds, inspect and verify datasets."""
 
@@ -278,13 +296,6 @@ def bench(num_envs, threads, seconds, as_json):
     console.print(t)
 
 
-def _add_serve() -> None:
-    from trader.live.exchange.cli import serve
-
-    main.add_command(serve)
-
-
-_add_serve()
 
 if __name__ == "__main__":
     main()
