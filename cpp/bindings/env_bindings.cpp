@@ -170,6 +170,8 @@ std::vector<int32_t> parse_ids(PyPool& self, const py::object& env_id, size_t& n
 void send(PyPool& self, const py::object& action, const py::object& env_id) {
   size_t n = 0;
   std::vector<int32_t> ids = parse_ids(self, env_id, n);
+  // Sync mode, every env in env order: the chunked fast path (no per-env queue entries).
+  const bool all_envs = env_id.is_none() && self.pool->batch_size() == self.pool->num_envs();
   const EnvConfig& cfg = self.pool->config();
   const size_t K = static_cast<size_t>(cfg.num_agents);
   py::array a = py::array::ensure(action);
@@ -192,7 +194,11 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
       }
     }
     py::gil_scoped_release nogil;
-    self.pool->send(nullptr, p, ids.data(), static_cast<int>(n), false);
+    if (all_envs) {
+      self.pool->send_all(nullptr, p, false);
+    } else {
+      self.pool->send(nullptr, p, ids.data(), static_cast<int>(n), false);
+    }
   } else {
     if (kind != 'i' && kind != 'u') {
       throw std::invalid_argument("action: expected an integer array (discrete mode: 0 hold, 1 buy, 2 sell)");
@@ -206,7 +212,11 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
       }
     }
     py::gil_scoped_release nogil;
-    self.pool->send(p, nullptr, ids.data(), static_cast<int>(n), false);
+    if (all_envs) {
+      self.pool->send_all(p, nullptr, false);
+    } else {
+      self.pool->send(p, nullptr, ids.data(), static_cast<int>(n), false);
+    }
   }
 }
 
@@ -233,8 +243,13 @@ void bind_env(py::module_& m) {
            [](PyPool& self, const py::object& env_id) {
              size_t n = 0;
              std::vector<int32_t> ids = parse_ids(self, env_id, n);
+             const bool all_envs = env_id.is_none() && self.pool->batch_size() == self.pool->num_envs();
              py::gil_scoped_release nogil;
-             self.pool->send(nullptr, nullptr, ids.data(), static_cast<int>(n), true);
+             if (all_envs) {
+               self.pool->send_all(nullptr, nullptr, true);
+             } else {
+               self.pool->send(nullptr, nullptr, ids.data(), static_cast<int>(n), true);
+             }
            },
            py::arg("env_id") = py::none())
       .def("recv",

@@ -70,6 +70,7 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
   sync_mode_ = batch_size == num_envs;
   // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
   chunk_ = std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)), 8, kMaxChunk);
+  sync_chunks_ = (static_cast<int64_t>(num_envs) + static_cast<int64_t>(chunk_) - 1) / static_cast<int64_t>(chunk_);
   // Rows in flight can reach num_envs past the block the caller holds.
   num_blocks_ = static_cast<size_t>((num_envs + batch_size - 1) / batch_size) + 1;
   const size_t K = static_cast<size_t>(cfg.num_agents);
@@ -105,8 +106,70 @@ void EnvPool::seed(uint64_t seed) {
   for (int i = 0; i < num_envs_; ++i) envs_[i]->reseed(seed + static_cast<uint64_t>(i));
 }
 
+void EnvPool::send_all(const int64_t* discrete, const float* continuous, bool reset) {
+  if (!sync_mode_) throw std::logic_error("send_all: only in sync mode (batch_size == num_envs)");
+  if (sync_pending_ || tail_.load(std::memory_order_acquire) != head_.load(std::memory_order_acquire)) {
+    throw std::invalid_argument("env_id: actions are already in flight; recv their results first");
+  }
+  for (int e = 0; e < num_envs_; ++e) {
+    if (in_flight_[e].load(std::memory_order_acquire)) {
+      throw std::invalid_argument("env_id: env " + std::to_string(e) +
+                                  " already has an action in flight; recv its result first");
+    }
+  }
+  const size_t nk = static_cast<size_t>(num_envs_) * static_cast<size_t>(cfg_.num_agents);
+  if (!reset) {
+    if (discrete) std::copy(discrete, discrete + nk, act_discrete_.begin());
+    if (continuous) std::copy(continuous, continuous + nk, act_continuous_.begin());
+  }
+  sync_base_ = sync_rows_;
+  sync_rows_ += static_cast<uint64_t>(num_envs_);
+  sync_reset_ = reset;
+  sync_done_.store(0, std::memory_order_relaxed);
+  sync_pending_ = true;
+  ++sync_gen_;
+  sync_claim_.store(sync_gen_ << 32, std::memory_order_release);  // publishes everything above
+  if (sleepers_.load(std::memory_order_acquire) > 0) {
+    std::lock_guard<std::mutex> lk(mu_);
+    cv_.notify_all();
+  }
+}
+
+size_t EnvPool::run_sync_chunks() {
+  size_t ran = 0;
+  uint64_t v = sync_claim_.load(std::memory_order_acquire);
+  for (;;) {
+    const int64_t idx = static_cast<int64_t>(v & 0xffffffffull);
+    if (idx >= sync_chunks_) return ran;
+    if (!sync_claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      continue;
+    }
+    const size_t K = static_cast<size_t>(cfg_.num_agents);
+    const int64_t lo = idx * static_cast<int64_t>(chunk_);
+    const int64_t hi = std::min<int64_t>(num_envs_, lo + static_cast<int64_t>(chunk_));
+    for (int64_t e = lo; e < hi; ++e) {
+      OutRow out = buf_.row(static_cast<size_t>((sync_base_ + static_cast<uint64_t>(e)) % buf_.rows));
+      TradingEnv& env = *envs_[static_cast<size_t>(e)];
+      const size_t off = static_cast<size_t>(e) * K;
+      if (sync_reset_) {
+        env.reset(out);
+      } else if (cfg_.continuous) {
+        env.step(nullptr, act_continuous_.data() + off, out);
+      } else {
+        env.step(act_discrete_.data() + off, nullptr, out);
+      }
+    }
+    sync_done_.fetch_add(1, std::memory_order_release);
+    ++ran;
+    v = sync_claim_.load(std::memory_order_acquire);
+  }
+}
+
 void EnvPool::send(const int64_t* discrete, const float* continuous, const int32_t* env_ids, int n,
                    bool reset) {
+  if (sync_pending_) {
+    throw std::invalid_argument("env_id: actions are already in flight; recv their results first");
+  }
   const size_t K = static_cast<size_t>(cfg_.num_agents);
   uint64_t tail = tail_.load(std::memory_order_relaxed);
   for (int i = 0; i < n; ++i) {
@@ -203,7 +266,7 @@ size_t EnvPool::run_some(size_t chunk) {
 void EnvPool::worker_loop() {
   int idle = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (run_some(chunk_)) {
+    if (run_some(chunk_) || run_sync_chunks()) {
       idle = 0;
       continue;
     }
@@ -214,7 +277,8 @@ void EnvPool::worker_loop() {
     std::unique_lock<std::mutex> lk(mu_);
     sleepers_.fetch_add(1, std::memory_order_acq_rel);
     cv_.wait(lk, [this] {
-      return stop_.load() || head_.load(std::memory_order_acquire) < tail_.load(std::memory_order_acquire);
+      return stop_.load() || head_.load(std::memory_order_acquire) < tail_.load(std::memory_order_acquire) ||
+             static_cast<int64_t>(sync_claim_.load(std::memory_order_acquire) & 0xffffffffull) < sync_chunks_;
     });
     sleepers_.fetch_sub(1, std::memory_order_acq_rel);
     idle = 0;
@@ -222,12 +286,23 @@ void EnvPool::worker_loop() {
 }
 
 size_t EnvPool::recv() {
+  if (sync_pending_) {
+    while (run_sync_chunks()) {
+    }
+    while (sync_done_.load(std::memory_order_acquire) < sync_chunks_) TRADER_PAUSE();
+    sync_pending_ = false;
+    const size_t first = static_cast<size_t>((sync_base_ / static_cast<uint64_t>(batch_size_)) % num_blocks_) *
+                         static_cast<size_t>(batch_size_);
+    read_row_ += static_cast<uint64_t>(batch_size_);
+    return first;
+  }
   const size_t block = static_cast<size_t>((read_row_ / static_cast<uint64_t>(batch_size_)) % num_blocks_);
   std::atomic<int64_t>& done = block_done_[block];
   int idle = 0;
   while (done.load(std::memory_order_acquire) < batch_size_) {
     if (run_some(chunk_)) continue;  // the caller steps envs too
-    const uint64_t sent = tail_.load(std::memory_order_acquire);
+    // Rows handed out so far: sync mode reserves them at send (both paths), async mode per task.
+    const uint64_t sent = sync_mode_ ? sync_rows_ : tail_.load(std::memory_order_acquire);
     if (sent < read_row_ + static_cast<uint64_t>(batch_size_)) {
       throw std::runtime_error("recv: " + std::to_string(sent - read_row_) +
                                " results can still come but a batch needs " + std::to_string(batch_size_) +

@@ -54,6 +54,9 @@ class EnvPool {
   // Queue actions for envs `env_ids` (n of them); discrete: n*K ints, continuous: n*K floats (one of
   // the two is null). reset = true ignores actions and resets the envs.
   void send(const int64_t* discrete, const float* continuous, const int32_t* env_ids, int n, bool reset);
+  // Sync mode, all envs in env order: actions for env i at row i (n = num_envs). Threads claim
+  // chunks of envs from one counter (no per-env queue entries); the caller steps envs too in recv.
+  void send_all(const int64_t* discrete, const float* continuous, bool reset);
   // Wait for the next full block; returns its first row index in the buffers.
   size_t recv();
   // Reseed every env with seed + env_id (takes effect at their next reset).
@@ -106,6 +109,17 @@ class EnvPool {
   uint64_t read_row_ = 0;                  // first row of the next block recv returns
   std::unique_ptr<std::atomic<int64_t>[]> block_done_;
   std::unique_ptr<std::atomic<uint8_t>[]> in_flight_;  // per env: an action is queued or running
+
+  // send_all: (generation << 32) | next chunk; a chunk's parameters are read only after claiming it,
+  // and the next generation is published only after every chunk of this one is done.
+  size_t run_sync_chunks();
+  std::atomic<uint64_t> sync_claim_{0xffffffffull};  // nothing to claim before the first send_all
+  std::atomic<int64_t> sync_done_{0};
+  uint64_t sync_gen_ = 0;
+  uint64_t sync_base_ = 0;  // absolute row of env 0
+  bool sync_reset_ = false;
+  bool sync_pending_ = false;
+  int64_t sync_chunks_ = 0;
 
   std::vector<std::thread> workers_;
   std::atomic<bool> stop_{false};

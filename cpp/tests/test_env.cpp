@@ -90,7 +90,12 @@ Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int 
   Traj traj(static_cast<size_t>(num_envs));
   std::vector<int32_t> all(static_cast<size_t>(num_envs));
   for (int i = 0; i < num_envs; ++i) all[static_cast<size_t>(i)] = i;
-  pool.send(nullptr, nullptr, all.data(), num_envs, true);
+  const bool sync = batch == num_envs;  // sync mode: the chunked send_all path, rows in env order
+  if (sync) {
+    pool.send_all(nullptr, nullptr, true);
+  } else {
+    pool.send(nullptr, nullptr, all.data(), num_envs, true);
+  }
   const size_t keep = static_cast<size_t>(steps) * static_cast<size_t>(2 * agents + 1);  // values per env
   size_t min_len = 0;
   std::vector<int64_t> actions;
@@ -113,7 +118,12 @@ Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int 
       const size_t n = traj[static_cast<size_t>(e)].size();
       for (int k = 0; k < agents; ++k) actions.push_back(static_cast<int64_t>((n * 7 + e * 3 + k) % 3));
     }
-    pool.send(actions.data(), nullptr, ids.data(), batch, false);
+    if (sync) {
+      for (int j = 0; j < batch; ++j) CHECK(ids[static_cast<size_t>(j)] == j);
+      pool.send_all(actions.data(), nullptr, false);
+    } else {
+      pool.send(actions.data(), nullptr, ids.data(), batch, false);
+    }
     min_len = SIZE_MAX;
     for (auto& t : traj) min_len = std::min(min_len, t.size());
   }
@@ -137,10 +147,11 @@ int main(int argc, char** argv) {
     CHECK(run(m, agents, 16, 4, 2, 150) == ref);
     CHECK(run(m, agents, 16, 1, 2, 150) == ref);
   }
-  // Stress: many small async batches on 2 threads.
+  // Stress: many small async batches on 2 threads, and the sync fast path on 2 threads.
   const Traj a = run(m, 1, 64, 8, 2, 400);
   const Traj b = run(m, 1, 64, 8, 2, 400);
   CHECK(a == b);
+  CHECK(run(m, 1, 64, 64, 2, 400) == a);
   std::printf("%llu passed, %llu failed\n", static_cast<unsigned long long>(g_passed),
               static_cast<unsigned long long>(g_failed));
   return g_failed ? 1 : 0;
