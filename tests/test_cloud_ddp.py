@@ -25,7 +25,7 @@ if not torch.distributed.is_available() or not torch.distributed.is_gloo_availab
 
 from trader.rl import common, distributed  # noqa: E402
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+from conftest import PACKAGE_ROOT as PYTHON_DIR  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

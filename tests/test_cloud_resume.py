@@ -23,7 +23,7 @@ pytest.importorskip("safetensors")
 
 from trader.rl import common  # noqa: E402
 
-PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
+from conftest import PACKAGE_ROOT as PYTHON_DIR  # noqa: E402
 ACCESS_KEY = "AKIAIOSFODNN7TESTKEY"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYTESTSECRET"
 

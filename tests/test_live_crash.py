@@ -23,6 +23,7 @@ pytest.importorskip("aiohttp")
 from trader.live.audit import audit
 from trader.live.exchange import LocalExchange
 from trader.live.store import Store
+from conftest import PACKAGE_ROOT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY, SECRET = "crash-test-key-77aa01", "crash-test-secret-c0ffee42"
@@ -35,7 +36,7 @@ def live_cmd(ex, db, *extra):
 
 
 def env(**extra):
-    return {**os.environ, "PYTHONPATH": str(ROOT / "python"), "TRADER_API_KEY": KEY, "TRADER_API_SECRET": SECRET,
+    return {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT), "TRADER_API_KEY": KEY, "TRADER_API_SECRET": SECRET,
             **extra}
 
 

@@ -25,6 +25,7 @@ from trader.live.exchange import LocalExchange
 from trader.live.keys import ApiKeys
 from trader.live.launch import EXIT_KILLED, EXIT_OK, EXIT_REFUSED, LiveOptions, run_live
 from trader.live.store import Store
+from conftest import PACKAGE_ROOT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY, SECRET = "live-test-key-5f1c2a9e", "live-test-secret-93be71d04c"
@@ -216,7 +217,7 @@ def test_trained_checkpoint_drives_a_paper_session(tmp_path):
 
 
 def test_keys_never_appear_in_any_output(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "python"), "TRADER_API_KEY": KEY, "TRADER_API_SECRET": SECRET}
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT), "TRADER_API_KEY": KEY, "TRADER_API_SECRET": SECRET}
     log = tmp_path / "live.log"
     db = tmp_path / "real.sqlite"
     with server() as ex:

@@ -26,9 +26,10 @@ from trader.data.dataset import load_dataset
 from trader.data.events import EventKind
 from trader.live.exchange import Faults, LocalExchange
 from trader.live.recorder import RawFileWriter, run_record
+from conftest import PACKAGE_ROOT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+ENV = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def sim_cli(*args) -> subprocess.CompletedProcess:
