@@ -33,6 +33,8 @@ process there.
 
 from __future__ import annotations
 
+import abc
+
 import asyncio
 import logging
 import os
@@ -79,7 +81,7 @@ class _Hook:
         await asyncio.sleep(self.seconds)
 
 
-class Broker:
+class Broker(abc.ABC):
     """What the session needs from a broker. Amount steps and minimums come from the ccxt market."""
 
     kind = "base"
@@ -125,8 +127,9 @@ class Broker:
     async def start(self) -> None:
         pass
 
+    @abc.abstractmethod
     async def submit(self, req: OrderRequest) -> OrderRow:
-        raise NotImplementedError
+        """Place one order (paper or real) and return its stored row."""
 
     async def sync(self) -> list[OrderRow]:
         """Bring orders that are not final up to date; returns them."""
