@@ -6,7 +6,6 @@ count of 10**-SCALE_DIGITS units, then divide by the tick (or lot) expressed in 
 
 from __future__ import annotations
 
-import math
 import re
 from decimal import Decimal
 
@@ -46,18 +45,6 @@ def parse_step(text: str, what: str) -> int:
     if units <= 0:
         raise ValueError(f"{what}: expected a positive size, got {text!r}")
     return units
-
-
-def grid_step(values_gcd: int) -> int:
-    """The largest step that divides every observed value (their gcd), at least one unit."""
-    return values_gcd if values_gcd > 0 else SCALE
-
-
-def gcd_all(values) -> int:
-    g = 0
-    for v in values:
-        g = math.gcd(g, v)
-    return g
 
 
 def check_int64(value: int, what: str) -> int:
