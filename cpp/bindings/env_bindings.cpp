@@ -167,6 +167,17 @@ std::vector<int32_t> parse_ids(PyPool& self, const py::object& env_id, size_t& n
   return out;
 }
 
+// Queue work with the GIL released: the chunked sync path for every env in env order, else tasks.
+void dispatch(PyPool& self, bool all_envs, const int64_t* discrete, const float* continuous,
+              const std::vector<int32_t>& ids, bool reset) {
+  py::gil_scoped_release nogil;
+  if (all_envs) {
+    self.pool->send_all(discrete, continuous, reset);
+  } else {
+    self.pool->send(discrete, continuous, ids.data(), static_cast<int>(ids.size()), reset);
+  }
+}
+
 void send(PyPool& self, const py::object& action, const py::object& env_id) {
   size_t n = 0;
   std::vector<int32_t> ids = parse_ids(self, env_id, n);
@@ -193,12 +204,7 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
                                     " is not in [-1, 1]");
       }
     }
-    py::gil_scoped_release nogil;
-    if (all_envs) {
-      self.pool->send_all(nullptr, p, false);
-    } else {
-      self.pool->send(nullptr, p, ids.data(), static_cast<int>(n), false);
-    }
+    dispatch(self, all_envs, nullptr, p, ids, false);
   } else {
     if (kind != 'i' && kind != 'u') {
       throw std::invalid_argument("action: expected an integer array (discrete mode: 0 hold, 1 buy, 2 sell)");
@@ -211,12 +217,7 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
                                     " is not 0 (hold), 1 (buy) or 2 (sell)");
       }
     }
-    py::gil_scoped_release nogil;
-    if (all_envs) {
-      self.pool->send_all(p, nullptr, false);
-    } else {
-      self.pool->send(p, nullptr, ids.data(), static_cast<int>(n), false);
-    }
+    dispatch(self, all_envs, p, nullptr, ids, false);
   }
 }
 
@@ -244,12 +245,7 @@ void bind_env(py::module_& m) {
              size_t n = 0;
              std::vector<int32_t> ids = parse_ids(self, env_id, n);
              const bool all_envs = env_id.is_none() && self.pool->batch_size() == self.pool->num_envs();
-             py::gil_scoped_release nogil;
-             if (all_envs) {
-               self.pool->send_all(nullptr, nullptr, true);
-             } else {
-               self.pool->send(nullptr, nullptr, ids.data(), static_cast<int>(n), true);
-             }
+             dispatch(self, all_envs, nullptr, nullptr, ids, true);
            },
            py::arg("env_id") = py::none())
       .def("recv",
