@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from trader.rl import maddpg, ppo, sac  # noqa: E402
-from trader.rl.distributed import state_digest  # noqa: E402
+from trader.run.distributed import state_digest  # noqa: E402
 from trader.sim import load_market  # noqa: E402
 from trader.store import CheckpointStore  # noqa: E402
 
