@@ -36,7 +36,3 @@ class EpisodeStats:
     @property
     def mean_return(self) -> float:
         return float(np.mean(self.returns)) if self.returns else float("nan")
-
-    @property
-    def mean_length(self) -> float:
-        return float(np.mean(self.lengths)) if self.lengths else float("nan")

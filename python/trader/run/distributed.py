@@ -140,12 +140,6 @@ class Dist:
         dist.broadcast_object_list(box, src=src)
         return box[0]
 
-    def barrier(self) -> None:
-        if self.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
-
     def run_on_main(self, fn, *args, **kwargs) -> Any:
         """fn(...) on rank 0, its result on every rank; an exception on rank 0 is raised on every rank
         (as a RuntimeError elsewhere), so no rank is left waiting for a checkpoint that never comes."""
