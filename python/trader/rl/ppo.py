@@ -179,6 +179,28 @@ def value_loss(newvalue: torch.Tensor, old_values: torch.Tensor, returns: torch.
     return 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
 
 
+def scale_rewards(rewards: torch.Tensor, valid: torch.Tensor, done: torch.Tensor, discounted_return: torch.Tensor,
+                  return_rms: RunningMeanStd, gamma: float, dist) -> None:
+    """--norm-reward over a rollout [T, N], in place: rewards divided by the running std of the discounted
+    returns (kept per env across rollouts in `discounted_return`, reset at episode ends) and clipped to
+    [-10, 10], as gymnasium's NormalizeReward; autoreset steps (not `valid`) stay out of the statistics,
+    which take every rank's returns (`dist`, trader.run.distributed)."""
+    prior = distributed.snapshot_stats(return_rms)
+    for t in range(len(rewards)):
+        discounted_return.mul_(gamma).add_(rewards[t])
+        return_rms.update(discounted_return[valid[t]])
+        discounted_return.mul_(1.0 - done[t])
+    dist.sync_running_stats(return_rms, prior)
+    rewards.div_(torch.sqrt(return_rms.var + 1e-8)).clamp_(-10.0, 10.0)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """1 - Var(returns - values) / Var(returns): how much of the returns the value function explains."""
+    y_pred, y_true = values.cpu().numpy(), returns.cpu().numpy()
+    var_y = np.var(y_true)
+    return np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+
+
 # ---------------------------------------------------------------------------------------------------
 # Policy from a checkpoint (trader.rl.policy: backtests, evaluation, live)
 # ---------------------------------------------------------------------------------------------------
@@ -221,8 +243,7 @@ def train(args: Args) -> dict:
     if args.curiosity != "none" and distributed.under_torchrun():
         raise ValueError("curiosity: not supported in data-parallel runs (each rank would train its own module)")
     with Run.start(args, "ppo", data_parallel=DATA_PARALLEL) as run:
-        dist, device, logger = run.dist, run.device, run.logger
-        world = dist.world_size
+        dist, device, logger, world = run.dist, run.device, run.logger, run.dist.world_size
         batch_size = args.num_envs * args.num_steps  # per rank
         num_iterations = args.total_timesteps // (batch_size * world)
         seed = dist.seed(args.seed)
@@ -240,8 +261,7 @@ def train(args: Args) -> dict:
 
         agent = Agent(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device)
         optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
-        obs_rms = RunningMeanStd((obs_dim,)).to(device)
-        return_rms = RunningMeanStd(()).to(device)
+        obs_rms, return_rms = RunningMeanStd((obs_dim,)).to(device), RunningMeanStd(()).to(device)
         curiosity = make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
         modules = {"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms}
 
@@ -291,8 +311,6 @@ def train(args: Args) -> dict:
             return run.save(step, reason, modules=modules, trainer=trainer, rank_state=rank_state,
                             metadata={"iteration": iteration, "policy_spec": policy_spec})
 
-        iteration_returns: list[float] = []
-
         def record(step: int, cols: slice, result) -> None:
             """Store one group's step results and its next observation."""
             nonlocal global_step
@@ -308,7 +326,7 @@ def train(args: Args) -> dict:
             iteration_returns.extend(ep_r.tolist())
             stats.log(logger, global_step, ep_r, ep_l)
 
-        global_step, iteration, history = run.begin(), iteration0, []
+        global_step, iteration, history, iteration_returns = run.begin(), iteration0, [], []
         for iteration in range(iteration0 + 1, num_iterations + 1):
             # annealing the rate if instructed to do so
             if args.anneal_lr:
@@ -344,13 +362,8 @@ def train(args: Args) -> dict:
                 rewards += args.curiosity_coef * intrinsic * valid
                 logger.scalar("charts/intrinsic_reward", intrinsic[valid].mean(), global_step)
             if args.norm_reward:
-                return_prior = distributed.snapshot_stats(return_rms)
-                for t in range(args.num_steps):
-                    discounted_return.mul_(args.gamma).add_(rewards[t])
-                    return_rms.update(discounted_return[valid[t]])
-                    discounted_return.mul_(1.0 - torch.maximum(terminations[t], truncations[t]))
-                dist.sync_running_stats(return_rms, return_prior)
-                rewards.div_(torch.sqrt(return_rms.var + 1e-8)).clamp_(-10.0, 10.0)
+                scale_rewards(rewards, valid, torch.maximum(terminations, truncations), discounted_return, return_rms,
+                              args.gamma, dist)
 
             # ---- advantages: bootstrap value if not done ----
             with torch.no_grad():
@@ -403,9 +416,6 @@ def train(args: Args) -> dict:
                 if args.target_kl is not None and dist.mean(approx_kl.item()) > args.target_kl:
                     break
 
-            y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
-            var_y = np.var(y_true)
-            explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
 
             # ---- logging; checkpoints; SIGTERM, SIGINT, spot notice: every rank stops, after a final save ----
             ret_sum, ret_count = dist.sum([sum(iteration_returns), len(iteration_returns)])
@@ -416,7 +426,7 @@ def train(args: Args) -> dict:
                                ("losses/value_loss", v_loss.item()), ("losses/policy_loss", pg_loss.item()),
                                ("losses/entropy", entropy_loss.item()), ("losses/old_approx_kl", old_approx_kl.item()),
                                ("losses/approx_kl", approx_kl.item()), ("losses/clipfrac", np.mean(clipfracs)),
-                               ("losses/explained_variance", explained_var)):
+                               ("losses/explained_variance", explained_variance(b_values, b_returns))):
                 logger.scalar(tag, value, global_step)
             if dist.enabled and ret_count:
                 logger.scalar("charts/episodic_return_all_ranks", ret_sum / ret_count, global_step)
