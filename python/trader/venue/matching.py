@@ -30,9 +30,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
-from trader.live.exchange import errors
-from trader.live.exchange.amounts import decimals, fmt, parse
-from trader.live.exchange.replay import MarketReplay, ReplaySink
+from trader.venue import errors
+from trader.venue.amounts import decimals, fmt, parse
+from trader.venue.replay import MarketReplay, ReplaySink
 
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
 OPEN = ("NEW", "PARTIALLY_FILLED")
