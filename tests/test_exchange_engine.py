@@ -11,12 +11,12 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
-from trader.live.exchange import (
+from trader.venue import (
     LocalExchange,
     errors,
     split_symbol,
 )
-from trader.live.exchange.auth import sign, verify
+from trader.venue.auth import sign, verify
 
 KEY = "engine-key"
 KEYS = {KEY: {"secret": "engine-secret", "balances": {"USDT": "1000000", "BTC": "10"}}}
@@ -204,7 +204,7 @@ def test_raw_streams_combined_endpoint_and_control_messages():
 
 def test_cli_serve(tmp_path):
     from click.testing import CliRunner
-    from trader.live.exchange.cli import serve
+    from trader.venue.cli import serve
 
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"cli-key-0001": {"secret": "cli-very-secret", "balances": {"USDT": "10"}}}))

@@ -16,7 +16,7 @@ ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 requests = pytest.importorskip("requests")
 
-from trader.live.exchange import Faults, LocalExchange
+from trader.venue import Faults, LocalExchange
 
 SYMBOL = "BTC/USDT"
 KEY, SECRET = "fault-key", "fault-secret"

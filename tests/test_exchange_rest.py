@@ -11,8 +11,8 @@ ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 requests = pytest.importorskip("requests")
 
-from trader.live.exchange import LocalExchange
-from trader.live.exchange.auth import sign
+from trader.venue import LocalExchange
+from trader.venue.auth import sign
 
 SYMBOL = "BTC/USDT"
 KEY, SECRET = "test-key-A", "test-secret-A"

@@ -13,7 +13,7 @@ ccxt = pytest.importorskip("ccxt")
 ccxtpro = pytest.importorskip("ccxt.pro")
 
 from trader.data.events import EventFlag, EventKind
-from trader.live.exchange import Faults, LocalExchange
+from trader.venue import Faults, LocalExchange
 
 SYMBOL = "BTC/USDT"
 DEPTH = 50

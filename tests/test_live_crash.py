@@ -1,5 +1,5 @@
 """The live process killed with SIGKILL in the middle of an order, then restarted: the reconciliation
-resolves the order by its client id (never a duplicate, never a lost fill) and the store equals the
+resolves the order by its client id (never a duplicate, never a lost fill) and the ledger equals the
 exchange again.
 
 Two places to die (``TRADER_LIVE_TEST_HOOK``, see ``trader.live.broker``): right after the order was
@@ -21,8 +21,8 @@ pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
 from trader.live.audit import audit
-from trader.live.exchange import LocalExchange
-from trader.live.store import Store
+from trader.live.ledger import Ledger
+from trader.venue import LocalExchange
 from conftest import PACKAGE_ROOT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_sigkill_mid_order_then_restart_reconciles(tmp_path, point):
         assert proc.returncode == -signal.SIGKILL
         cid = marker
 
-        st = Store(db)
+        st = Ledger(db)
         row = st.order(cid)
         assert row.status == "pending"  # what the killed process left
         on_exchange = [o for o in ex.orders(KEY) if o["clientOrderId"] == cid]
@@ -78,7 +78,7 @@ def test_sigkill_mid_order_then_restart_reconciles(tmp_path, point):
         assert again.returncode == 0, again.stderr[-3000:]
         assert "reconciled: 1 order(s) resolved" in again.stdout
 
-        st = Store(db)
+        st = Ledger(db)
         row = st.order(cid)
         on_exchange = [o for o in ex.orders(KEY) if o["clientOrderId"] == cid]
         if point == "after_pending":

@@ -1,6 +1,6 @@
 """Every injected fault of the local exchange, through the real ccxt client, with nothing lost and no
 duplicate order: each client order id at most once on the exchange, every exchange order and trade
-in SQLite with the same state, the balances equal to the store's baseline plus its fills
+in SQLite with the same state, the balances equal to the ledger's baseline plus its fills
 (``trader.live.audit``). First the order protocol itself (``CcxtBroker.submit``), then whole
 sessions under each fault."""
 
@@ -18,25 +18,25 @@ pytest.importorskip("aiohttp")
 from rich.console import Console
 from trader.live.audit import audit
 from trader.live.broker import CcxtBroker, OrderRequest
-from trader.live.exchange import Faults, LocalExchange
 from trader.live.exchange_client import make_client
 from trader.live.keys import ApiKeys
 from trader.live.launch import EXIT_OK, LiveOptions, run_live
-from trader.live.store import Store
+from trader.live.ledger import Ledger
+from trader.venue import Faults, LocalExchange
 
 KEY, SECRET = "fault-test-key-0a1b2c", "fault-test-secret-3d4e5f6a"
 KEYS = {KEY: {"secret": SECRET, "balances": {"USDT": "100000", "BTC": "1"}}}
 
 
 def with_broker(tmp_path, body, *, speed=20.0, recv_window_ms=1000, timeout_ms=10_000, faults=None):
-    """Run ``body(ex, broker, store)`` against a fresh local exchange; returns (its result, store, ex)."""
+    """Run ``body(ex, broker, ledger)`` against a fresh local exchange; returns (its result, ledger, ex)."""
 
     async def main(ex):
         client = make_client(base_url=ex.url, keys=ApiKeys(KEY, SECRET), recv_window_ms=recv_window_ms,
                              timeout_ms=timeout_ms)
         try:
             await client.load_markets()
-            st = Store(tmp_path / "broker.sqlite")
+            st = Ledger(tmp_path / "broker.sqlite")
             broker = CcxtBroker(st, client, "BTC/USDT", recv_window_ms=recv_window_ms)
             return await body(ex, broker, st), st
         finally:
@@ -180,7 +180,7 @@ def test_session_under_fault(tmp_path, name):
         code, res, msg = run_live(opts, Console(file=io.StringIO()))
         stats = ex.stats
         assert code == EXIT_OK, msg
-        st = Store(db)
+        st = Ledger(db)
         report = audit(ex, KEY, st)  # no duplicate, nothing lost, SQLite == exchange
     if TRIGGERED[name]:
         assert getattr(stats, TRIGGERED[name]) >= 1, stats

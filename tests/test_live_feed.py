@@ -15,11 +15,11 @@ import pytest
 pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
-from trader.live.exchange import Faults, LocalExchange
 from trader.live.exchange_client import make_client
 from trader.live.feed import LiveFeed
 from trader.live.observation import Encoder, ObservationBuilder
 from trader.sim.features import book_features
+from trader.venue import Faults, LocalExchange
 
 DEPTH = 50
 

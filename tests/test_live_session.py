@@ -21,10 +21,10 @@ pytest.importorskip("aiohttp")
 
 from rich.console import Console
 from trader.live.audit import audit
-from trader.live.exchange import LocalExchange
 from trader.live.keys import ApiKeys
 from trader.live.launch import EXIT_KILLED, EXIT_OK, EXIT_REFUSED, LiveOptions, run_live
-from trader.live.store import Store
+from trader.live.ledger import Ledger
+from trader.venue import LocalExchange
 from conftest import PACKAGE_ROOT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def test_paper_session_end_to_end(tmp_path):
         assert ex.orders(KEY) == []  # nothing was sent
     assert code == EXIT_OK and msg == "duration reached"
     assert res.orders >= 8 and res.steps >= res.orders
-    st = Store(db)
+    st = Ledger(db)
     orders = st.orders()
     assert len(orders) == res.orders and all(o.status == "filled" for o in orders)
     assert [o.side for o in orders[:4]] == ["buy", "sell", "buy", "sell"]
@@ -79,17 +79,17 @@ def test_real_session_end_to_end_then_restart(tmp_path):
     with server() as ex:
         code, res, msg = run_live(options(ex, db), console())
         assert code == EXIT_OK, msg
-        st = Store(db)
+        st = Ledger(db)
         report = audit(ex, KEY, st)
         assert report["orders"] == res.orders >= 8 and report["fills"] >= res.orders and report["rejected"] == 0
         assert all(o.status == "filled" and o.attempts == 1 for o in st.orders())
         btc = ex.balances(KEY)["BTC"][0]
         assert btc == Decimal(1) + st.position("BTC/USDT").base
         st.close()
-        # a second session on the same store: reconciled, goes on, still consistent
+        # a second session on the same ledger: reconciled, goes on, still consistent
         code, res2, msg = run_live(options(ex, db, duration=1.5), console())
         assert code == EXIT_OK, msg
-        st = Store(db)
+        st = Ledger(db)
         assert audit(ex, KEY, st)["orders"] == res.orders + res2.orders
         assert [e["kind"] for e in st.events()] == ["reconcile", "start", "stop", "reconcile", "start", "stop"]
 
@@ -103,9 +103,9 @@ def test_refuses_to_start_with_an_open_order_it_does_not_know(tmp_path):
         c.create_order("BTC/USDT", "limit", "buy", 0.01, round(bid * 0.9, 2), params={"clientOrderId": "by-hand-1"})
         code, res, msg = run_live(options(ex, db), console())
         assert code == EXIT_REFUSED and res is None
-        assert msg.startswith("refusing to start") and "by-hand-1" in msg and "unknown to the store" in msg
+        assert msg.startswith("refusing to start") and "by-hand-1" in msg and "unknown to the ledger" in msg
         assert len(ex.orders(KEY)) == 1  # we placed nothing
-        assert Store(db).events("refused")
+        assert Ledger(db).events("refused")
 
 
 def test_refuses_when_balances_do_not_match_and_rebaseline_accepts(tmp_path):
@@ -114,9 +114,9 @@ def test_refuses_when_balances_do_not_match_and_rebaseline_accepts(tmp_path):
         assert run_live(options(ex, db, duration=1.0), console())[0] == EXIT_OK
         c = ccxt.binance(ex.ccxt_config(KEY, SECRET))
         c.load_markets()
-        c.create_order("BTC/USDT", "market", "buy", 0.02)  # a trade the store knows nothing of
+        c.create_order("BTC/USDT", "market", "buy", 0.02)  # a trade the ledger knows nothing of
         code, _, msg = run_live(options(ex, db, duration=1.0), console())
-        assert code == EXIT_REFUSED and "balances do not match the store" in msg and "BTC: exchange" in msg
+        assert code == EXIT_REFUSED and "balances do not match the ledger" in msg and "BTC: exchange" in msg
         code, _, msg = run_live(options(ex, db, duration=1.0, rebaseline=True), console())
         assert code == EXIT_OK, msg
 
@@ -127,7 +127,7 @@ def test_kill_switch_cancels_flattens_and_blocks_restarts(tmp_path):
         code, res, msg = run_live(options(ex, db, checkpoint="scripted:buy", daily_loss_limit=1.0, max_position=0.05,
                                           flatten_on_kill=True, duration=10), console())
         assert code == EXIT_KILLED and "daily loss limit" in msg and res.killed
-        st = Store(db)
+        st = Ledger(db)
         assert st.active_kill()["reason"].startswith("daily loss limit")
         assert st.position("BTC/USDT").base == 0  # flattened
         assert st.orders()[-1].reason == "flatten" and st.orders()[-1].status == "filled"
@@ -153,7 +153,7 @@ def test_stale_data_stops_orders_and_cancels_resting_ones(tmp_path):
         private = make_client(base_url=ex.url, keys=ApiKeys(KEY, SECRET), recv_window_ms=1000)
         await public.load_markets()
         await private.load_markets()
-        st = Store(tmp_path / "s.sqlite")
+        st = Ledger(tmp_path / "s.sqlite")
         feed = LiveFeed(public, "BTC/USDT", stale_after=0.5)
         broker = CcxtBroker(st, private, "BTC/USDT", recv_window_ms=1000)
         session = LiveSession(feed, broker, st, load_policy("scripted:hold"), RiskManager(RiskLimits(0.1)),

@@ -24,8 +24,8 @@ from click.testing import CliRunner
 from trader.data.binance import group_sequences
 from trader.data.dataset import load_dataset
 from trader.data.events import EventKind
-from trader.live.exchange import Faults, LocalExchange
 from trader.live.recorder import RawFileWriter, run_record
+from trader.venue import Faults, LocalExchange
 from conftest import PACKAGE_ROOT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

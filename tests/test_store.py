@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from trader.store import CheckpointError, CheckpointStore, LocalStore, StoreError, step_dir  # noqa: E402
+from trader.store import CheckpointError, LocalStore, StoreError, open_store, parse_step_dir, step_dir  # noqa: E402
 
 ACCESS_KEY = "AKIAIOSFODNN7TESTKEY"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYTESTSECRET"
@@ -58,7 +58,7 @@ class LocalBackend:
         self.root = tmp_path / "ckpt"
 
     def make(self, **kw):
-        return CheckpointStore.open(self.root, **kw)
+        return open_store(self.root, **kw)
 
     def rels(self) -> list[str]:
         if not self.root.exists():
@@ -90,7 +90,7 @@ class S3Backend:
 
     def make(self, **kw):
         kw.setdefault("endpoint_url", self.endpoint)
-        return CheckpointStore.open(f"s3://{self.bucket}/{self.prefix}", **kw)
+        return open_store(f"s3://{self.bucket}/{self.prefix}", **kw)
 
     def rels(self) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + "/")
@@ -438,7 +438,7 @@ def test_garbage_pointer(backend):
 def test_s3_endpoint_from_environment(aws_env, moto_endpoint, monkeypatch):
     backend = S3Backend(moto_endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    store = CheckpointStore.open(f"s3://{backend.bucket}/{backend.prefix}", keep_last=2)
+    store = open_store(f"s3://{backend.bucket}/{backend.prefix}", keep_last=2)
     assert store.endpoint_url == moto_endpoint and moto_endpoint in repr(store)
     tiny_save(store, 3)
     assert store.load().step == 3
@@ -447,7 +447,7 @@ def test_s3_endpoint_from_environment(aws_env, moto_endpoint, monkeypatch):
 
 def test_s3_bucket_root_prefix(aws_env, moto_endpoint):
     backend = S3Backend(moto_endpoint)
-    store = CheckpointStore.open(f"s3://{backend.bucket}", endpoint_url=moto_endpoint)
+    store = open_store(f"s3://{backend.bucket}", endpoint_url=moto_endpoint)
     tiny_save(store, 1)
     keys = [o["Key"] for o in backend.client.list_objects_v2(Bucket=backend.bucket)["Contents"]]
     assert "latest" in keys and f"{step_dir(1)}/manifest.json" in keys
@@ -455,7 +455,7 @@ def test_s3_bucket_root_prefix(aws_env, moto_endpoint):
 
 
 def test_s3_credentials_never_shown(aws_env, moto_endpoint):
-    store = CheckpointStore.open("s3://no-such-bucket-here/x", endpoint_url=moto_endpoint)
+    store = open_store("s3://no-such-bucket-here/x", endpoint_url=moto_endpoint)
     texts = [repr(store), str(store)]
     with pytest.raises(StoreError) as e:
         tiny_save(store, 1)
@@ -465,7 +465,7 @@ def test_s3_credentials_never_shown(aws_env, moto_endpoint):
         store.latest()
     texts.append(str(e2.value))
     host = moto_endpoint.split("//")[1]
-    leaky = CheckpointStore.open("s3://b/p", endpoint_url=f"http://user:{SECRET_KEY}@{host}")
+    leaky = open_store("s3://b/p", endpoint_url=f"http://user:{SECRET_KEY}@{host}")
     texts.append(repr(leaky))
     from botocore.exceptions import EndpointConnectionError
 
@@ -476,19 +476,26 @@ def test_s3_credentials_never_shown(aws_env, moto_endpoint):
 
 
 def test_open_uris(tmp_path):
-    assert isinstance(CheckpointStore.open(tmp_path / "a"), LocalStore)
-    store = CheckpointStore.open(f"file://{tmp_path}/b")
+    assert isinstance(open_store(tmp_path / "a"), LocalStore)
+    store = open_store(f"file://{tmp_path}/b")
     assert isinstance(store, LocalStore) and store.root == tmp_path / "b"
     with pytest.raises(ValueError, match="unsupported scheme"):
-        CheckpointStore.open("gs://bucket/x")
+        open_store("gs://bucket/x")
     with pytest.raises(ValueError):
-        CheckpointStore.open(tmp_path, keep_last=0)
+        open_store(tmp_path, keep_last=0)
     with pytest.raises(ValueError):
-        CheckpointStore.open(tmp_path, endpoint_url="http://127.0.0.1:1")
+        open_store(tmp_path, endpoint_url="http://127.0.0.1:1")
+
+
+def test_step_folder_names():
+    assert step_dir(1000) == "step_000000001000" and parse_step_dir(step_dir(1000)) == 1000
+    assert parse_step_dir(step_dir(10**13)) == 10**13
+    for other in ("step_1000", "step_00000000100a", ".tmp-step_000000001000-0123456789ab", "latest"):
+        assert parse_step_dir(other) is None
 
 
 def test_local_save_leaves_no_temporaries(tmp_path):
-    store = CheckpointStore.open(tmp_path / "c", keep_last=2)
+    store = open_store(tmp_path / "c", keep_last=2)
     for step in range(4):
         tiny_save(store, step)
     names = sorted(p.name for p in (tmp_path / "c").iterdir())
@@ -497,7 +504,7 @@ def test_local_save_leaves_no_temporaries(tmp_path):
 
 def test_same_layout_locally_and_on_s3(tmp_path, aws_env, moto_endpoint):
     """A local checkpoint folder copied to S3 as it is (aws s3 sync) is a valid S3 store, and back."""
-    local = CheckpointStore.open(tmp_path / "run")
+    local = open_store(tmp_path / "run")
     model, opt = make_model()
     train(model, opt, 2, seed=3)
     local.save(2, weights={"policy": model}, state={"optimizer": opt}, metadata={"k": 1})

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from trader.backtest.cli import backtest
+from trader.data.cli import data
 from trader.live.cli import live, record
 from trader.nn.cli import embed, train_encoder
 from trader.rl.cli import train
-from trader.sim.cli import main as sim_main
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +17,7 @@ def main() -> None:
     """trader: reinforcement-learning trading on crypto limit order books."""
 
 
-main.add_command(sim_main, name="data")
+main.add_command(data)
 main.add_command(train_encoder)
 main.add_command(embed)
 main.add_command(train)

@@ -1,11 +1,11 @@
-"""Audit a live store against a local exchange's account (``trader-sim serve`` / ``LocalExchange``):
+"""Audit a live ledger against a local exchange's account (``trader-sim serve`` / ``LocalExchange``):
 the order-safety invariants, checked from both sides. Used by the tests and by rehearsals.
 
 * no client order id appears twice on the exchange (no duplicate order);
-* every exchange order is in the store, with the same exchange id, state and executed quantity;
-* every order the store marks ``rejected`` is absent from the exchange;
-* the store's fills are exactly the account's trades (same trade ids, quantities, prices, fees);
-* the exchange's balances equal the store's baseline plus what its fills moved.
+* every exchange order is in the ledger, with the same exchange id, state and executed quantity;
+* every order the ledger marks ``rejected`` is absent from the exchange;
+* the ledger's fills are exactly the account's trades (same trade ids, quantities, prices, fees);
+* the exchange's balances equal the ledger's baseline plus what its fills moved.
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ from __future__ import annotations
 from collections import Counter
 from decimal import Decimal
 
-from trader.live.store import D, Store
+from trader.live.ledger import D, Ledger
 
 _STATE = {"NEW": "open", "PARTIALLY_FILLED": "open", "FILLED": "filled", "CANCELED": "cancelled",
           "EXPIRED": "cancelled", "REJECTED": "rejected", "EXPIRED_IN_MATCH": "cancelled"}
 
 
-def audit(exchange, api_key: str, store: Store, symbol: str = "BTC/USDT", *, allow_unfinished: bool = False) -> dict:
+def audit(exchange, api_key: str, ledger: Ledger, symbol: str = "BTC/USDT", *, allow_unfinished: bool = False) -> dict:
     """Check the invariants; returns counts, raises AssertionError listing every violation."""
     orders = exchange.orders(api_key)
     trades = exchange.call(lambda: list(exchange.engine.accounts[api_key].trades))
     balances = exchange.balances(api_key)
     base, quote = exchange.engine.base, exchange.engine.quote
-    rows = {r.client_id: r for r in store.orders()}
+    rows = {r.client_id: r for r in ledger.orders()}
     problems = []
     counts = Counter(o["clientOrderId"] for o in orders)
     dup = {c: n for c, n in counts.items() if n > 1}
@@ -34,38 +34,38 @@ def audit(exchange, api_key: str, store: Store, symbol: str = "BTC/USDT", *, all
     for o in orders:
         r = rows.get(o["clientOrderId"])
         if r is None:
-            problems.append(f"exchange order {o['orderId']} ({o['clientOrderId']}) not in the store")
+            problems.append(f"exchange order {o['orderId']} ({o['clientOrderId']}) not in the ledger")
             continue
         if r.exchange_id != str(o["orderId"]):
-            problems.append(f"{r.client_id}: exchange id {o['orderId']}, store {r.exchange_id}")
+            problems.append(f"{r.client_id}: exchange id {o['orderId']}, ledger {r.exchange_id}")
         if _STATE.get(o["status"]) != r.status:
-            problems.append(f"{r.client_id}: exchange {o['status']}, store {r.status}")
+            problems.append(f"{r.client_id}: exchange {o['status']}, ledger {r.status}")
         if D(o["executedQty"]) != r.filled:
-            problems.append(f"{r.client_id}: executed {o['executedQty']} on the exchange, store {r.filled}")
+            problems.append(f"{r.client_id}: executed {o['executedQty']} on the exchange, ledger {r.filled}")
     for r in rows.values():
         if r.status == "rejected" and counts.get(r.client_id):
-            problems.append(f"{r.client_id}: rejected in the store but on the exchange")
+            problems.append(f"{r.client_id}: rejected in the ledger but on the exchange")
         if r.status in ("pending", "unknown", "open") and not allow_unfinished:
-            problems.append(f"{r.client_id}: still {r.status} in the store")
-    fills = {f.trade_id: f for f in store.fills()}
+            problems.append(f"{r.client_id}: still {r.status} in the ledger")
+    fills = {f.trade_id: f for f in ledger.fills()}
     ex_ids = {str(t["id"]): t for t in trades}
     if set(fills) != set(ex_ids):
-        problems.append(f"fills: {len(set(ex_ids) - set(fills))} exchange trade(s) missing from the store, "
-                        f"{len(set(fills) - set(ex_ids))} store fill(s) unknown to the exchange")
+        problems.append(f"fills: {len(set(ex_ids) - set(fills))} exchange trade(s) missing from the ledger, "
+                        f"{len(set(fills) - set(ex_ids))} ledger fill(s) unknown to the exchange")
     for tid in set(fills) & set(ex_ids):
         f, t = fills[tid], ex_ids[tid]
         if (f.amount, f.price, f.fee) != (D(t["qty"]), D(t["price"]), D(t["commission"])):
-            problems.append(f"fill {tid}: store {f.amount}@{f.price} fee {f.fee}, exchange {t['qty']}@{t['price']} "
+            problems.append(f"fill {tid}: ledger {f.amount}@{f.price} fee {f.fee}, exchange {t['qty']}@{t['price']} "
                             f"fee {t['commission']}")
-    pos = store.position(symbol)
+    pos = ledger.position(symbol)
     for asset, moved in ((base, pos.base), (quote, pos.quote)):
-        baseline = store.get_meta(f"baseline:{asset}")
+        baseline = ledger.get_meta(f"baseline:{asset}")
         if baseline is None:
             continue
         total = sum(balances.get(asset, (Decimal(0), Decimal(0))))
         if D(baseline) + moved != total:
-            problems.append(f"{asset}: exchange {total}, store baseline {baseline} + fills {moved}")
+            problems.append(f"{asset}: exchange {total}, ledger baseline {baseline} + fills {moved}")
     if problems:
         raise AssertionError("audit failed:\n  " + "\n  ".join(problems))
-    return {"orders": len(orders), "store_orders": len(rows), "fills": len(fills), "rejected":
+    return {"orders": len(orders), "ledger_orders": len(rows), "fills": len(fills), "rejected":
             sum(r.status == "rejected" for r in rows.values()), "position": pos.base}

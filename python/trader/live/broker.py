@@ -1,12 +1,12 @@
 """Brokers: paper (fills against the live book, with fees; a dry run) and real (ccxt orders).
 
-Both store every order and fill in the :class:`~trader.live.store.Store` the same way, so a session,
+Both record every order and fill in the :class:`~trader.live.ledger.Ledger` the same way, so a session,
 its status line and its PnL do not depend on which one runs.
 
 The real broker never places an order twice (``CcxtBroker.submit``):
 
 1. the order gets its client order id and is stored as ``pending`` *before* anything is sent;
-2. each attempt is counted and time-stamped in the store before it goes out; ccxt's own retries are
+2. each attempt is counted and time-stamped in the ledger before it goes out; ccxt's own retries are
    off (they would resend blindly);
 3. a network error, a timeout, a 5xx or a 429 leaves the outcome *unknown* (stored as such): the
    order is looked up by its client id (``GET /api/v3/order?origClientOrderId=``) before anything
@@ -22,7 +22,7 @@ The real broker never places an order twice (``CcxtBroker.submit``):
 6. rate limits: a 429/418 waits for its ``Retry-After``; other retries back off exponentially.
 
 An order whose outcome stays unknown (the exchange unreachable for longer than ``resolve_timeout``)
-stays ``unknown`` in the store; ``busy`` is then true and the session places nothing new until it is
+stays ``unknown`` in the ledger; ``busy`` is then true and the session places nothing new until it is
 resolved (``sync``), here or by ``trader live``'s reconciliation at the next start.
 
 Test hook: ``TRADER_LIVE_TEST_HOOK=after_pending:SECONDS`` or ``after_send:SECONDS`` makes the first
@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
-from trader.live.store import LIVE, UNRESOLVED, D, Fill, OrderRow, Position, Store
+from trader.live.ledger import LIVE, UNRESOLVED, D, Fill, Ledger, OrderRow, Position
 
 log = logging.getLogger("trader.live.broker")
 
@@ -86,8 +86,8 @@ class Broker(abc.ABC):
 
     kind = "base"
 
-    def __init__(self, store: Store, market: dict):
-        self.store = store
+    def __init__(self, ledger: Ledger, market: dict):
+        self.ledger = ledger
         self.market = market
         self.symbol = market["symbol"]
         self.base, self.quote = market["base"], market["quote"]
@@ -101,12 +101,12 @@ class Broker(abc.ABC):
 
     # ---- state ---------------------------------------------------------------------------------
     def position(self) -> Position:
-        return self.store.position(self.symbol)
+        return self.ledger.position(self.symbol)
 
     @property
     def busy(self) -> bool:
         """An order is not final: nothing new may be placed until it is."""
-        return bool(self.store.orders(LIVE))
+        return bool(self.ledger.orders(LIVE))
 
     def round_amount(self, amount: Decimal) -> Decimal:
         return (amount / self.amount_step).to_integral_value(ROUND_DOWN) * self.amount_step
@@ -162,15 +162,15 @@ class PaperBroker(Broker):
 
     kind = "paper"
 
-    def __init__(self, store: Store, market: dict, feed, fee_bps: float = 10.0):
-        super().__init__(store, market)
+    def __init__(self, ledger: Ledger, market: dict, feed, fee_bps: float = 10.0):
+        super().__init__(ledger, market)
         self.feed = feed
         self.fee_rate = D(fee_bps) / 10000
 
     async def submit(self, req: OrderRequest) -> OrderRow:
         t0 = time.perf_counter()
         otype = "market" if req.price is None else "limit"
-        row = self.store.new_order(self.symbol, req.side, otype, req.amount, req.price,
+        row = self.ledger.new_order(self.symbol, req.side, otype, req.amount, req.price,
                                    {} if req.price is None else {"timeInForce": "IOC"}, req.reason)
         await self._hook("after_pending", row.client_id)
         tick, lot = self.feed.tick, self.feed.lot
@@ -183,12 +183,12 @@ class PaperBroker(Broker):
                 break
             price, amount = p * tick, q * lot
             fee = (price * amount * self.fee_rate).quantize(Decimal("0.00000001"))
-            self.store.add_fill(Fill(f"paper-{row.client_id}-{i}", row.client_id, None, self.symbol, req.side, price,
+            self.ledger.add_fill(Fill(f"paper-{row.client_id}-{i}", row.client_id, None, self.symbol, req.side, price,
                                      amount, fee, self.quote), self.base, self.quote)
             got += amount
             notional += price * amount
         status = "filled" if got == req.amount else "cancelled"
-        row = self.store.update_order(row.client_id, status=status, filled=got, exchange_id=f"paper-{row.seq}",
+        row = self.ledger.update_order(row.client_id, status=status, filled=got, exchange_id=f"paper-{row.seq}",
                                       exchange_status="FILLED" if status == "filled" else "EXPIRED",
                                       average=(notional / got) if got else None)
         self.last_latency_ms = (time.perf_counter() - t0) * 1e3
@@ -197,9 +197,9 @@ class PaperBroker(Broker):
 
     async def start(self) -> None:
         # a paper order is sent nowhere: one left pending by a crash never happened
-        for row in self.store.orders(LIVE):
-            filled = self.store.filled_of(row.client_id)
-            self.store.update_order(row.client_id, status="filled" if filled and filled == row.amount else
+        for row in self.ledger.orders(LIVE):
+            filled = self.ledger.filled_of(row.client_id)
+            self.ledger.update_order(row.client_id, status="filled" if filled and filled == row.amount else
                                     ("cancelled" if filled else "rejected"), filled=filled,
                                     error="paper order interrupted by a restart")
 
@@ -212,9 +212,9 @@ class PaperBroker(Broker):
 class CcxtBroker(Broker):
     kind = "real"
 
-    def __init__(self, store: Store, client, symbol: str, *, recv_window_ms: int | None = None,
+    def __init__(self, ledger: Ledger, client, symbol: str, *, recv_window_ms: int | None = None,
                  max_attempts: int = 10, resolve_timeout: float = 120.0, max_backoff: float = 10.0):
-        super().__init__(store, client.market(symbol))
+        super().__init__(ledger, client.market(symbol))
         self.client = client
         self.recv_window_s = (recv_window_ms or int(client.options.get("recvWindow", 10_000))) / 1000.0
         self.max_attempts = max_attempts
@@ -268,7 +268,7 @@ class CcxtBroker(Broker):
     async def submit(self, req: OrderRequest) -> OrderRow:
         otype = "market" if req.price is None else "limit"
         params = {} if req.price is None else {"timeInForce": "IOC"}
-        row = self.store.new_order(self.symbol, req.side, otype, req.amount, req.price, params, req.reason)
+        row = self.ledger.new_order(self.symbol, req.side, otype, req.amount, req.price, params, req.reason)
         await self._hook("after_pending", row.client_id)
         t0 = time.perf_counter()
         row = await self._send(row)
@@ -285,8 +285,8 @@ class CcxtBroker(Broker):
         while True:
             if row.attempts >= self.max_attempts:
                 log.error("order %s: outcome still unknown after %d attempts; left unknown", cid, row.attempts)
-                return self.store.update_order(cid, status="unknown", error=f"unresolved after {row.attempts} attempts")
-            self.store.mark_attempt(cid)  # committed before the request goes out
+                return self.ledger.update_order(cid, status="unknown", error=f"unresolved after {row.attempts} attempts")
+            self.ledger.mark_attempt(cid)  # committed before the request goes out
             params = dict(row.params, clientOrderId=cid)
             try:
                 self.requests += 1
@@ -294,34 +294,34 @@ class CcxtBroker(Broker):
                                                       None if row.price is None else float(row.price), params)
             except ccxt.NetworkError as exc:  # timeout, connection lost, 5xx, 429/418: outcome unknown
                 refused = isinstance(exc, ccxt.DDoSProtection)  # a 429/418 is never processed
-                row = self.store.update_order(cid, status="unknown", error=_short(exc))
-                self.store.log_event("unknown-outcome", f"{cid} attempt {row.attempts}: {type(exc).__name__}")
+                row = self.ledger.update_order(cid, status="unknown", error=_short(exc))
+                self.ledger.log_event("unknown-outcome", f"{cid} attempt {row.attempts}: {type(exc).__name__}")
                 log.warning("order %s: %s; outcome unknown, looking it up by client id", cid, type(exc).__name__)
                 await self._backoff(exc, n)
                 n += 1
                 found = await self._resolve(cid, settled=refused)
                 if found is not None:
                     return found
-                row = self.store.order(cid)
+                row = self.ledger.order(cid)
                 continue  # the exchange does not have it: send again, same client id
             except ccxt.InvalidOrder as exc:
                 if "duplicate" in str(exc).lower():  # an earlier attempt is there (open)
                     found = await self._resolve(cid)
                     if found is not None:
                         return found
-                return self.store.update_order(cid, status="rejected", error=_short(exc))
+                return self.ledger.update_order(cid, status="rejected", error=_short(exc))
             except (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.AccountSuspended) as exc:
-                self.store.update_order(cid, status="rejected", error=_short(exc))
+                self.ledger.update_order(cid, status="rejected", error=_short(exc))
                 raise BrokerError(f"the exchange refused our credentials: {type(exc).__name__}") from None
             except (ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol, ccxt.OperationRejected,
                     ccxt.NotSupported, ccxt.ArgumentsRequired) as exc:
-                return self.store.update_order(cid, status="rejected", error=_short(exc))
+                return self.ledger.update_order(cid, status="rejected", error=_short(exc))
             except ccxt.BaseError as exc:  # anything else: do not guess; ask the exchange
-                row = self.store.update_order(cid, status="unknown", error=_short(exc))
+                row = self.ledger.update_order(cid, status="unknown", error=_short(exc))
                 found = await self._resolve(cid)
                 if found is not None:
                     return found
-                return self.store.update_order(cid, status="rejected", error=_short(exc))
+                return self.ledger.update_order(cid, status="rejected", error=_short(exc))
             await self._hook("after_send", cid)
             return await self.apply(cid, resp)
 
@@ -338,7 +338,7 @@ class CcxtBroker(Broker):
                 self.requests += 1
                 o = await self.client.fetch_order(None, self.symbol, {"origClientOrderId": cid})
             except ccxt.OrderNotFound:
-                row = self.store.order(cid)
+                row = self.ledger.order(cid)
                 if settled or row.last_sent_ns is None:
                     return None
                 # an attempt signed at last_sent can be accepted until last_sent + recvWindow
@@ -358,7 +358,7 @@ class CcxtBroker(Broker):
 
     # ---- applying the exchange's view ----------------------------------------------------------
     async def apply(self, cid: str, o: dict) -> OrderRow:
-        """Store an order as the exchange reports it, then its fills (response trades, then myTrades
+        """Record an order as the exchange reports it, then its fills (response trades, then myTrades
         when the response did not carry them all)."""
         info = o.get("info") or {}
         filled = D(info.get("executedQty", o.get("filled") or 0))
@@ -366,32 +366,32 @@ class CcxtBroker(Broker):
         quote = info.get("cummulativeQuoteQty")
         average = (D(quote) / filled) if quote is not None and filled else (D(o["average"]) if o.get("average") else None)
         for t in o.get("trades") or []:
-            self._add_trade(cid, str(o["id"]), o.get("side") or self.store.order(cid).side, t)
-        row = self.store.update_order(cid, status=status, exchange_id=str(o["id"]),
+            self._add_trade(cid, str(o["id"]), o.get("side") or self.ledger.order(cid).side, t)
+        row = self.ledger.update_order(cid, status=status, exchange_id=str(o["id"]),
                                       exchange_status=info.get("status"), filled=filled, average=average, error=None)
         await self.fetch_fills(row)
-        return self.store.order(cid)
+        return self.ledger.order(cid)
 
     def _add_trade(self, cid: str, order_id: str, side: str, t: dict) -> bool:
         if t.get("id") is None:
             return False
         info = t.get("info") or {}
         fee = t.get("fee") or {}
-        return self.store.add_fill(
+        return self.ledger.add_fill(
             Fill(str(t["id"]), cid, order_id, self.symbol, t.get("side") or side, D(info.get("price", t.get("price"))),
                  D(info.get("qty", t.get("amount"))), D(info.get("commission", fee.get("cost") or 0)),
                  info.get("commissionAsset", fee.get("currency")), t.get("timestamp")),
             self.base, self.quote)
 
     async def fetch_fills(self, row: OrderRow) -> int:
-        """myTrades of one order, when the store holds less than its executed quantity."""
-        if row.exchange_id is None or row.filled <= self.store.filled_of(row.client_id):
+        """myTrades of one order, when the ledger holds less than its executed quantity."""
+        if row.exchange_id is None or row.filled <= self.ledger.filled_of(row.client_id):
             return 0
         trades = await self._call(self.client.fetch_my_trades, self.symbol, None, None,
                                   {"orderId": row.exchange_id})
         added = sum(self._add_trade(row.client_id, row.exchange_id, row.side, t) for t in trades
                     if str(t.get("order")) == row.exchange_id)
-        have = self.store.filled_of(row.client_id)
+        have = self.ledger.filled_of(row.client_id)
         if have < row.filled:  # (more is fine: the order filled further between the two requests)
             log.warning("order %s: executed %s, fills found %s", row.client_id, row.filled, have)
         return added
@@ -401,36 +401,36 @@ class CcxtBroker(Broker):
         import ccxt
 
         out = []
-        for row in self.store.orders(LIVE):
+        for row in self.ledger.orders(LIVE):
             if row.status in UNRESOLVED:
                 found = await self._resolve(row.client_id)
                 if found is None:
-                    found = self.store.update_order(row.client_id, status="rejected",
+                    found = self.ledger.update_order(row.client_id, status="rejected",
                                                     error="not on the exchange: never placed")
                 out.append(found)
                 continue
             try:
                 o = await self._call(self.client.fetch_order, row.exchange_id, self.symbol)
             except ccxt.OrderNotFound:
-                out.append(self.store.update_order(row.client_id, status="unknown",
+                out.append(self.ledger.update_order(row.client_id, status="unknown",
                                                    error="open order not found by id"))
                 continue
             out.append(await self.apply(row.client_id, o))
-        for row in self.store.orders(("filled", "cancelled")):
-            if row.filled > self.store.filled_of(row.client_id):
+        for row in self.ledger.orders(("filled", "cancelled")):
+            if row.filled > self.ledger.filled_of(row.client_id):
                 await self.fetch_fills(row)
         return out
 
     async def cancel_all(self, reason: str) -> int:
         """Cancel every open order of the symbol on the exchange (ours; others are reported by the
-        reconciliation), and bring each to its final state in the store."""
+        reconciliation), and bring each to its final state in the ledger."""
         import ccxt
 
         n = 0
         opened = await self._call(self.client.fetch_open_orders, self.symbol)
         for o in opened:
             cid = o.get("clientOrderId")
-            if self.store.order(cid) is None:
+            if self.ledger.order(cid) is None:
                 log.warning("open order %s (client id %s) is not ours: left alone", o.get("id"), cid)
                 continue
             try:

@@ -1,7 +1,7 @@
 """The ccxt client that live trading and recording use: ``ccxt.pro`` (async REST plus the websocket URLs).
 
 ``base_url`` points every endpoint at a local exchange (``trader-sim serve``; see
-``trader.live.exchange.ccxt_urls``), so a rehearsal can never reach a real exchange. ccxt's own
+``trader.venue.ccxt_urls``), so a rehearsal can never reach a real exchange. ccxt's own
 retries stay off (``maxRetriesOnFailure = 0``): a blind resend of an order is exactly what the broker
 must never do; it retries itself, by client order id (``trader.live.broker``).
 """
@@ -33,7 +33,7 @@ def make_client(exchange: str = "binance", *, base_url: str | None = None, keys=
                     "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, **(options or {})},
     }
     if base_url:
-        from trader.live.exchange import ccxt_urls
+        from trader.venue import ccxt_urls
 
         config["urls"] = {"api": ccxt_urls(base_url.rstrip("/"), ws_base_for(base_url))}
     if keys is not None:

@@ -1,4 +1,4 @@
-"""Build and run a live session from the command's options: clients, store, broker, feed, encoder,
+"""Build and run a live session from the command's options: clients, ledger, broker, feed, encoder,
 reconciliation, signal handling. ``trader live`` calls :func:`run_live`; tests call it too.
 
 Two ccxt clients: a public one for the market stream's REST snapshots and one with the keys for the
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trader.live.keys import ApiKeys
-from trader.live.store import Store
+from trader.live.ledger import Ledger
 
 log = logging.getLogger("trader.live")
 
@@ -75,7 +75,7 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     from trader.live.reconcile import ReconcileError, check_kill, reconcile
     from trader.live.risk import RiskLimits, RiskManager
     from trader.live.session import LiveSession, SessionConfig
-    from trader.live.store import StoreError
+    from trader.live.ledger import LedgerError
 
     if opts.real and opts.keys is None:
         return EXIT_REFUSED, None, ("--real needs API keys: set TRADER_API_KEY and TRADER_API_SECRET, or pass "
@@ -89,18 +89,18 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     limits = RiskLimits(max_position=opts.max_position or policy.max_position, max_notional=opts.max_notional,
                         daily_loss_limit=opts.daily_loss_limit, max_order=opts.max_order,
                         flatten_on_kill=opts.flatten_on_kill)
-    store = Store(opts.db)
+    ledger = Ledger(opts.db)
     public = make_client(opts.exchange, base_url=opts.base_url, testnet=opts.testnet)
     private = None
     try:
         try:
-            store.bind(venue=venue(opts), symbol=opts.symbol, broker="real" if opts.real else "paper")
-        except StoreError as exc:
+            ledger.bind(venue=venue(opts), symbol=opts.symbol, broker="real" if opts.real else "paper")
+        except LedgerError as exc:
             return EXIT_REFUSED, None, str(exc)
         if opts.clear_kill:
-            n = store.clear_kills()
+            n = ledger.clear_kills()
             if n:
-                store.log_event("clear-kill", f"{n} kill record(s) cleared by the operator")
+                ledger.log_event("clear-kill", f"{n} kill record(s) cleared by the operator")
         await _load_markets(public)
         if opts.symbol not in public.markets:
             return EXIT_REFUSED, None, f"unknown symbol {opts.symbol!r} on {venue(opts)}"
@@ -114,24 +114,24 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
             except ccxt.AuthenticationError as exc:
                 return EXIT_REFUSED, None, (f"refusing to start: the exchange refused the API key "
                                             f"({type(exc).__name__}); check the key, its permissions and the clock")
-            broker = CcxtBroker(store, private, opts.symbol, recv_window_ms=opts.recv_window_ms)
+            broker = CcxtBroker(ledger, private, opts.symbol, recv_window_ms=opts.recv_window_ms)
             try:
-                report = await reconcile(broker, store, rebaseline=opts.rebaseline)
+                report = await reconcile(broker, ledger, rebaseline=opts.rebaseline)
             except ReconcileError as exc:
-                store.log_event("refused", str(exc))
+                ledger.log_event("refused", str(exc))
                 return EXIT_REFUSED, None, f"refusing to start: {exc}"
             log.info("reconciled with the exchange: %s", report.summary())
             if console is not None:
                 console.print(f"reconciled: {report.summary()}", highlight=False, markup=False)
         else:
             try:
-                check_kill(store)
+                check_kill(ledger)
             except ReconcileError as exc:
                 return EXIT_REFUSED, None, f"refusing to start: {exc}"
-            broker = PaperBroker(store, public.market(opts.symbol), feed, fee_bps=opts.fee_bps)
+            broker = PaperBroker(ledger, public.market(opts.symbol), feed, fee_bps=opts.fee_bps)
             await broker.start()
-        store.log_event("start", f"{broker.kind} {opts.symbol} policy {policy.name}")
-        session = LiveSession(feed, broker, store, policy, RiskManager(limits),
+        ledger.log_event("start", f"{broker.kind} {opts.symbol} policy {policy.name}")
+        session = LiveSession(feed, broker, ledger, policy, RiskManager(limits),
                               SessionConfig(interval_ms=opts.interval_ms, duration=opts.duration,
                                             max_slippage_bps=opts.max_slippage_bps,
                                             flatten_on_exit=opts.flatten_on_exit,
@@ -160,7 +160,7 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         await public.close()
         if private is not None:
             await private.close()
-        store.close()
+        ledger.close()
 
 
 async def _load_markets(client, timeout: float = 60.0) -> None:

@@ -7,7 +7,7 @@
   below its value at the start of the UTC day, the kill switch trips.
 
 The kill switch (``kill_switch``): no new orders; every open order canceled; optionally the position
-flattened with a market order; a ``kills`` record committed; the session stops. A store with an
+flattened with a market order; a ``kills`` record committed; the session stops. A ledger with an
 uncleared kill record refuses to trade again until an operator clears it (``trader live
 --clear-kill``), after looking at why it tripped.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from trader.live.store import D
+from trader.live.ledger import D
 
 log = logging.getLogger("trader.live.risk")
 
@@ -77,12 +77,12 @@ def utc_day(ts_ns: int | None = None) -> str:
     return t.strftime("%Y-%m-%d")
 
 
-async def kill_switch(broker, store, reason: str, *, flatten: bool = False, mid: float | None = None) -> dict:
+async def kill_switch(broker, ledger, reason: str, *, flatten: bool = False, mid: float | None = None) -> dict:
     """Cancel every open order, optionally flatten, record the kill. Returns what was done."""
     from trader.live.broker import OrderRequest
 
     log.error("KILL SWITCH: %s", reason)
-    store.record_kill(reason)  # first: a crash from here on still leaves the session stopped
+    ledger.record_kill(reason)  # first: a crash from here on still leaves the session stopped
     done = {"reason": reason, "cancelled": 0, "flatten": None}
     try:
         done["cancelled"] = await broker.cancel_all(f"kill switch: {reason}")
@@ -98,5 +98,5 @@ async def kill_switch(broker, store, reason: str, *, flatten: bool = False, mid:
             done["flatten"] = row.status
         else:
             done["flatten"] = f"nothing to flatten ({small or 'flat'})"
-    store.log_event("kill", repr(done))
+    ledger.log_event("kill", repr(done))
     return done

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from trader.live.broker import Broker, BrokerError, OrderRequest
+from trader.live.ledger import D, Ledger
 from trader.live.observation import Encoder, ObservationBuilder
 from trader.live.policy import PolicySpec
 from trader.live.risk import RiskManager, kill_switch, utc_day
-from trader.live.store import D, Store
 
 log = logging.getLogger("trader.live.session")
 
@@ -63,12 +63,12 @@ class SessionResult:
 
 
 class LiveSession:
-    def __init__(self, feed, broker: Broker, store: Store, policy: PolicySpec, risk: RiskManager,
+    def __init__(self, feed, broker: Broker, ledger: Ledger, policy: PolicySpec, risk: RiskManager,
                  config: SessionConfig | None = None, *, encoder: Encoder | None = None, console=None,
                  on_step=None):
         self.feed = feed
         self.broker = broker
-        self.store = store
+        self.ledger = ledger
         self.policy = policy
         self.risk = risk
         self.config = config or SessionConfig()
@@ -184,7 +184,7 @@ class LiveSession:
         self.mid = mid
         pos = self.broker.position()
         equity = pos.equity(mid)
-        self.day_start = self.store.day_start_equity(utc_day(), equity)
+        self.day_start = self.ledger.day_start_equity(utc_day(), equity)
         self.day_pnl = equity - self.day_start
         breach = self.risk.loss_breach(self.day_pnl)
         if breach is not None:
@@ -233,14 +233,14 @@ class LiveSession:
     async def _kill(self, reason: str, mid: float) -> None:
         self.result.killed = reason
         self.last_action = f"KILL: {reason}"
-        await kill_switch(self.broker, self.store, reason, flatten=self.risk.limits.flatten_on_kill, mid=mid)
+        await kill_switch(self.broker, self.ledger, reason, flatten=self.risk.limits.flatten_on_kill, mid=mid)
         self.stop(f"kill switch: {reason}")
 
     def _equity_snapshot(self) -> None:
         if math.isnan(self.mid):
             return
         pos = self.broker.position()
-        self.store.add_equity(pos.equity(self.mid), float(pos.base), self.mid, self.day_pnl)
+        self.ledger.add_equity(pos.equity(self.mid), float(pos.base), self.mid, self.day_pnl)
 
     async def _shutdown(self, feed_task, live) -> None:
         try:
@@ -270,7 +270,7 @@ class LiveSession:
             pos = self.broker.position()
             self.result.position = pos.base
             self.result.equity = pos.equity(self.mid) if not math.isnan(self.mid) else float(pos.quote)
-            self.store.log_event("stop", f"{self._stop_reason or 'stopped'}; steps {self.result.steps}, orders "
+            self.ledger.log_event("stop", f"{self._stop_reason or 'stopped'}; steps {self.result.steps}, orders "
                                  f"{self.result.orders}, position {pos.base}")
 
     # ---- status line ---------------------------------------------------------------------------

@@ -1,19 +1,21 @@
-"""Checkpoint storage for training runs: a local folder or s3://bucket/prefix behind one interface
-(trader.store.checkpoint, trader.store.s3), and InterruptWatcher (trader.store.interrupt), which turns
-SIGTERM, SIGINT and spot interruption notices into a flag for a final save."""
+"""Checkpoint storage for training runs: a local folder or s3://bucket/prefix behind one interface.
 
-from .checkpoint import (Checkpoint, CheckpointError, CheckpointRef, CheckpointStore, LocalStore, StoreError,
-                         step_dir)
-from .interrupt import InterruptWatcher, resolve_metadata_url
+    checkpoint.py   Checkpoint, CheckpointRef and the CheckpointStore base: save, load, verify, rotate
+    local.py        LocalStore: a folder
+    s3.py           S3Store: s3://bucket/prefix through boto3 (imported when an S3Store is made)
+    uri.py          open_store(uri): the store a folder, file:// or s3:// URI names
+    layout.py       names on storage: ``latest``, ``step_000000001000/``, ``manifest.json``
+    encoding.py     weights and state values as files
+    files.py        sha256 and fsync of local files
+    errors.py       StoreError, CheckpointError
+"""
 
+from trader.store.checkpoint import Checkpoint, CheckpointRef, CheckpointStore
+from trader.store.errors import CheckpointError, StoreError
+from trader.store.layout import parse_step_dir, step_dir
+from trader.store.local import LocalStore
+from trader.store.s3 import S3Store
+from trader.store.uri import open_store
 
-def __getattr__(name: str):
-    if name == "S3Store":  # boto3 is imported only when S3 is used
-        from .s3 import S3Store
-
-        return S3Store
-    raise AttributeError(name)
-
-
-__all__ = ["Checkpoint", "CheckpointError", "CheckpointRef", "CheckpointStore", "InterruptWatcher", "LocalStore",
-           "S3Store", "StoreError", "resolve_metadata_url", "step_dir"]
+__all__ = ["Checkpoint", "CheckpointError", "CheckpointRef", "CheckpointStore", "LocalStore", "S3Store",
+           "StoreError", "open_store", "parse_step_dir", "step_dir"]

@@ -1,6 +1,6 @@
 """Checkpoints in a local folder or under s3://bucket/prefix, behind one interface.
 
-    store = CheckpointStore.open("runs/x/checkpoints")            # or "s3://bucket/prefix"
+    store = open_store("runs/x/checkpoints")                      # or "s3://bucket/prefix"
     ref = store.save(step, weights={"policy": model}, state={"optimizer": opt, "rng": rng}, metadata={...})
     ckpt = store.load()                                            # latest; or store.load(step)
     ckpt.load_into(modules={"policy": model}, objects={"optimizer": opt})
@@ -46,47 +46,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
-import shutil
-import tempfile
 import time
-import uuid
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Iterator, Mapping
-from urllib.parse import urlsplit
 
 import numpy as np
 
+from trader.store.encoding import decode_state, encode_state, weights_tensors
+from trader.store.errors import CheckpointError
+from trader.store.files import fsync_dir, fsync_file, sha256_file
+from trader.store.layout import FORMAT, MANIFEST, POINTER, VERSION, check_name, manifest_checksum, step_dir
+
 log = logging.getLogger("trader.store")
-
-FORMAT = "trader-checkpoint"
-VERSION = 1
-POINTER = "latest"
-MANIFEST = "manifest.json"
-_STEP_DIR = "step_{:012d}"
-_STEP_RE = re.compile(r"^step_(\d{12,})$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_CHUNK = 1 << 20
-
-
-class StoreError(Exception):
-    """The store could not be read or written (permissions, network, a missing bucket)."""
-
-
-class CheckpointError(StoreError):
-    """A checkpoint is missing, partial or corrupt. ``checkpoint``: where it is; ``file``: the file within
-    it (None for the checkpoint as a whole); ``problem``: what is wrong."""
-
-    def __init__(self, checkpoint: str, problem: str, file: str | None = None):
-        self.checkpoint, self.problem, self.file = checkpoint, problem, file
-        where = f"{checkpoint}: {file}" if file else checkpoint
-        super().__init__(f"checkpoint {where}: {problem}")
-
 
 @dataclass(frozen=True)
 class CheckpointRef:
@@ -124,210 +98,12 @@ class Checkpoint:
             obj.load_state_dict(self.state[name])
 
 
-# =====================================================================================================
-# helpers
-# =====================================================================================================
-
-def _sha256_file(path: Path) -> tuple[int, str]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return size, h.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _manifest_checksum(manifest: Mapping[str, Any]) -> str:
-    return hashlib.sha256(_canonical({k: v for k, v in manifest.items() if k != "checksum"})).hexdigest()
-
-
-def step_dir(step: int) -> str:
-    """The folder (key prefix) of a checkpoint: step_000000001000."""
-    return _STEP_DIR.format(step)
-
-
-def _parse_step_dir(name: str) -> int | None:
-    m = _STEP_RE.match(name)
-    return int(m.group(1)) if m else None
-
-
-def _check_name(kind: str, name: Any) -> str:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(f"{kind} name {name!r}: use letters, digits, '_', '.', '-' (a file name, at most 128)")
-    return name
-
-
-def _redact_url(url: str | None) -> str | None:
-    """The URL without user:password@, query string or fragment (works on malformed URLs too)."""
-    if not url:
-        return url
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    if "@" in rest:
-        rest = rest.rsplit("@", 1)[1]
-    rest = rest.split("?", 1)[0].split("#", 1)[0]
-    return f"{scheme}://{rest}" if sep else rest
-
-
-def _import_torch():
-    import torch
-
-    return torch
-
-
-# ---- state values: what torch.load(weights_only=True) can read back --------------------------------
-
-def _path_str(path: list) -> str:
-    return "".join(f"[{p!r}]" for p in path)
-
-
-def _encode_state(value: Any, path: list, np_paths: list, torch, root: str = "state") -> Any:
-    """A copy of ``value`` that weights_only loading reads back: numpy arrays become tensors (their paths
-    recorded in ``np_paths``), numpy scalars Python numbers; anything unloadable raises TypeError."""
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    if isinstance(value, np.ndarray):
-        if value.dtype.hasobject or value.dtype.kind not in "biufc":
-            raise TypeError(f"{root}{_path_str(path)}: numpy dtype {value.dtype} cannot be stored; "
-                            "use a numeric or bool array")
-        if any(not isinstance(p, (str, int)) for p in path):
-            raise TypeError(f"{root}{_path_str(path)}: a numpy array under a key that is not str or int")
-        np_paths.append(list(path))
-        return _tensor_from_numpy(value, torch)
-    if isinstance(value, np.generic):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
-        return value
-    if isinstance(value, (torch.Size, torch.dtype, torch.device)):
-        return value
-    if isinstance(value, dict):
-        out = OrderedDict() if isinstance(value, OrderedDict) else {}
-        for k, v in value.items():
-            if not (k is None or isinstance(k, (bool, int, float, str, bytes, tuple))):
-                raise TypeError(f"{root}{_path_str(path)}: key {k!r} of type {type(k).__name__} cannot be stored")
-            out[k] = _encode_state(v, path + [k], np_paths, torch, root)
-        return out
-    if isinstance(value, list):
-        return [_encode_state(v, path + [i], np_paths, torch, root) for i, v in enumerate(value)]
-    if type(value) is tuple:
-        return tuple(_encode_state(v, path + [i], np_paths, torch, root) for i, v in enumerate(value))
-    if isinstance(value, (set, frozenset)):
-        items = [_encode_state(v, path + ["<set>"], [], torch, root) for v in value]
-        return set(items)
-    raise TypeError(
-        f"{root}{_path_str(path)}: {type(value).__module__}.{type(value).__qualname__} cannot be stored "
-        "(torch.load(weights_only=True) reads back tensors, numpy arrays, numbers, strings, bytes and "
-        "dict/list/tuple/set of them); convert it, or put JSON values in metadata")
-
-
-def _tensor_from_numpy(arr: np.ndarray, torch) -> Any:
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    arr = np.ascontiguousarray(arr)
-    if not arr.flags.writeable:
-        arr = arr.copy()
-    return torch.from_numpy(arr)
-
-
-def _replace_at(obj: Any, path: list, fn) -> Any:
-    if not path:
-        return fn(obj)
-    key, rest = path[0], path[1:]
-    if isinstance(obj, tuple):
-        items = list(obj)
-        items[key] = _replace_at(items[key], rest, fn)
-        return tuple(items)
-    obj[key] = _replace_at(obj[key], rest, fn)
-    return obj
-
-
-def _decode_state(value: Any, np_paths: list) -> Any:
-    for path in np_paths:
-        value = _replace_at(value, list(path), lambda t: t.cpu().numpy())
-    return value
-
-
-def _weights_tensors(name: str, value: Any, torch) -> dict[str, Any]:
-    if isinstance(value, torch.nn.Module):
-        value = value.state_dict()
-    if not isinstance(value, Mapping):
-        raise TypeError(f"weights[{name!r}]: expected an nn.Module or a state_dict, got {type(value).__name__}")
-    out: dict[str, Any] = {}
-    seen: set[int] = set()
-    for key, t in value.items():
-        if not isinstance(key, str):
-            raise TypeError(f"weights[{name!r}]: key {key!r} is not a string")
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"weights[{name!r}][{key!r}]: {type(t).__name__} is not a tensor "
-                            "(safetensors holds tensors only; put other values in state)")
-        t = t.detach().to("cpu").contiguous()
-        ptr = t.untyped_storage().data_ptr()
-        if t.numel() and ptr in seen:  # tied or shared weights: safetensors refuses shared storage
-            t = t.clone()
-        elif t.numel():
-            seen.add(ptr)
-        out[key] = t
-    return out
-
-
-# =====================================================================================================
-# the store
-# =====================================================================================================
-
 class CheckpointStore(ABC):
-    """Checkpoints in a folder (LocalStore) or under s3://bucket/prefix (S3Store). See the module doc."""
+    """Checkpoints in a folder (trader.store.local.LocalStore) or under s3://bucket/prefix
+    (trader.store.s3.S3Store); ``trader.store.open_store(uri)`` picks one. See the module doc."""
 
     uri: str
     keep_last: int | None
-
-    @staticmethod
-    def open(uri: str | os.PathLike, *, keep_last: int | None = 3, endpoint_url: str | None = None,
-             **s3_options: Any) -> "CheckpointStore":
-        """A LocalStore for a folder path or file:// URI, an S3Store for s3://bucket[/prefix]. For S3 the
-        endpoint is ``endpoint_url``, else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else boto3's default;
-        credentials come from boto3's standard chain. ``keep_last=None`` keeps every checkpoint.
-        ``s3_options``: region_name, client, staging_dir, addressing_style (see S3Store)."""
-        text = os.fspath(uri)
-        scheme = urlsplit(text).scheme if "://" in text else ""
-        if scheme == "s3":
-            from .s3 import S3Store
-
-            return S3Store.from_uri(text, keep_last=keep_last, endpoint_url=endpoint_url, **s3_options)
-        if s3_options or endpoint_url:
-            raise ValueError(f"{text}: endpoint_url and S3 options apply to s3:// URIs only")
-        if scheme == "file":
-            parts = urlsplit(text)
-            return LocalStore(Path(parts.netloc + parts.path), keep_last=keep_last)
-        if scheme:
-            raise ValueError(f"{text}: unsupported scheme {scheme!r} (a folder, file:// or s3://bucket/prefix)")
-        return LocalStore(Path(text), keep_last=keep_last)
 
     def __init__(self, keep_last: int | None) -> None:
         if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 1):
@@ -379,7 +155,7 @@ class CheckpointStore(ABC):
         or state_dict}; ``state``: {name: value or object with state_dict()}; ``metadata``: JSON object.
         Everything is checked before anything is written: a TypeError/ValueError leaves the store as it was.
         Saving a step that exists replaces it."""
-        torch = _import_torch()
+        import torch
         from safetensors.torch import save_file
 
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
@@ -392,17 +168,17 @@ class CheckpointStore(ABC):
             raise TypeError(f"metadata must be JSON-serializable: {e}") from None
 
         # prepare (and validate) everything before writing
-        weight_files = {_check_name("weights", n): _weights_tensors(n, v, torch) for n, v in weights.items()}
+        weight_files = {check_name("weights", n): weights_tensors(n, v, torch) for n, v in weights.items()}
         state_files: dict[str, tuple[str, Any, list]] = {}
         for name, value in state.items():
-            _check_name("state", name)
+            check_name("state", name)
             if hasattr(value, "state_dict") and callable(value.state_dict) and not isinstance(value, torch.Tensor):
                 value = value.state_dict()
             if isinstance(value, np.ndarray) and not value.dtype.hasobject and value.dtype.kind in "biufc":
                 state_files[name] = ("npy", value, [])
             else:
                 np_paths: list = []
-                state_files[name] = ("torch", _encode_state(value, [], np_paths, torch, f"state[{name!r}]"), np_paths)
+                state_files[name] = ("torch", encode_state(value, [], np_paths, torch, f"state[{name!r}]"), np_paths)
 
         entries: list[dict[str, Any]] = []
         with self._staging(step) as staging:
@@ -425,8 +201,8 @@ class CheckpointStore(ABC):
                                     "numpy_paths": np_paths})
             for entry in entries:
                 path = staging / entry["path"]
-                _fsync_file(path)
-                entry["size"], entry["sha256"] = _sha256_file(path)
+                fsync_file(path)
+                entry["size"], entry["sha256"] = sha256_file(path)
             now = time.time()
             manifest: dict[str, Any] = {
                 "format": FORMAT, "version": VERSION, "step": step,
@@ -434,12 +210,12 @@ class CheckpointStore(ABC):
                 "metadata": metadata_json, "files": entries,
                 "library": {"torch": torch.__version__, "numpy": np.__version__},
             }
-            manifest["checksum"] = _manifest_checksum(manifest)
+            manifest["checksum"] = manifest_checksum(manifest)
             manifest_bytes = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
             (staging / MANIFEST).write_bytes(manifest_bytes)
-            _fsync_file(staging / MANIFEST)
+            fsync_file(staging / MANIFEST)
             for sub in ("weights", "state", ""):
-                _fsync_dir(staging / sub if sub else staging)
+                fsync_dir(staging / sub if sub else staging)
             self._publish(step, staging, [e["path"] for e in entries])
 
         sha = hashlib.sha256(manifest_bytes).hexdigest()
@@ -496,7 +272,7 @@ class CheckpointStore(ABC):
         if manifest.get("version", 0) > VERSION:
             raise CheckpointError(where, f"format version {manifest.get('version')} is newer than this "
                                          f"reader ({VERSION})", MANIFEST)
-        if manifest.get("checksum") != _manifest_checksum(manifest):
+        if manifest.get("checksum") != manifest_checksum(manifest):
             raise CheckpointError(where, "checksum mismatch (the manifest was truncated or edited)", MANIFEST)
         if manifest.get("step") != step:
             raise CheckpointError(where, f"holds step {manifest.get('step')}, not {step}", MANIFEST)
@@ -552,7 +328,7 @@ class CheckpointStore(ABC):
         with self._local_file(f"{step_dir(step)}/{rel}") as path:
             if path is None:
                 raise CheckpointError(where, "missing", rel)
-            size, sha = _sha256_file(path)
+            size, sha = sha256_file(path)
             if size != entry["size"]:
                 raise CheckpointError(where, f"size mismatch: expected {entry['size']} bytes, found {size} "
                                              "(truncated or partial)", rel)
@@ -592,7 +368,7 @@ class CheckpointStore(ABC):
             raise first
 
     def _load(self, ref_or_step, map_location, include) -> Checkpoint:
-        torch = _import_torch()
+        import torch
         from safetensors.torch import load as load_safetensors
 
         step, expect = self._resolve(ref_or_step)
@@ -619,7 +395,7 @@ class CheckpointStore(ABC):
                         state[entry["name"]] = np.load(path, allow_pickle=False)
                     elif entry["encoding"] == "torch":
                         value = torch.load(path, map_location=map_location, weights_only=True)
-                        state[entry["name"]] = _decode_state(value, entry.get("numpy_paths", []))
+                        state[entry["name"]] = decode_state(value, entry.get("numpy_paths", []))
                     else:
                         raise CheckpointError(where, f"unknown encoding {entry['encoding']!r}", entry["path"])
                 except CheckpointError:
@@ -633,101 +409,3 @@ class CheckpointStore(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r}, keep_last={self.keep_last})"
 
-
-# =====================================================================================================
-# local folder
-# =====================================================================================================
-
-class LocalStore(CheckpointStore):
-    """Checkpoints in a folder (created on the first save)."""
-
-    STALE_S = 3600.0  # temporary folders older than this are leftovers of crashed saves
-
-    def __init__(self, root: str | os.PathLike, *, keep_last: int | None = 3) -> None:
-        super().__init__(keep_last)
-        self.root = Path(root).expanduser().absolute()
-        self.uri = str(self.root)
-        self._own_tmp: set[str] = set()
-
-    def _location(self, rel: str = "") -> str:
-        return str(self.root / rel) if rel else str(self.root)
-
-    def _read_bytes(self, rel: str) -> bytes | None:
-        try:
-            return (self.root / rel).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise StoreError(f"{self.root / rel}: {e}") from None
-
-    def _scan(self) -> dict[int, bool]:
-        out: dict[int, bool] = {}
-        try:
-            children = list(self.root.iterdir())
-        except FileNotFoundError:
-            return out
-        for child in children:
-            s = _parse_step_dir(child.name)
-            if s is not None and child.is_dir():
-                out[s] = (child / MANIFEST).is_file()
-        return out
-
-    @contextmanager
-    def _staging(self, step: int) -> Iterator[Path]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{step_dir(step)}-{uuid.uuid4().hex[:12]}"
-        tmp.mkdir()
-        self._own_tmp.add(tmp.name)
-        try:
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            self._own_tmp.discard(tmp.name)
-
-    def _publish(self, step: int, staging: Path, files: list[str]) -> None:
-        target = self.root / step_dir(step)
-        trash = None
-        if target.exists():
-            trash = self.root / f".trash-{step_dir(step)}-{uuid.uuid4().hex[:12]}"
-            os.replace(target, trash)
-        os.replace(staging, target)
-        _fsync_dir(self.root)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-
-    def _write_pointer(self, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=f".{POINTER}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.root / POINTER)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.root)
-
-    def _delete_step(self, step: int) -> None:
-        target = self.root / step_dir(step)
-        (target / MANIFEST).unlink(missing_ok=True)
-        _fsync_dir(target)
-        shutil.rmtree(target, ignore_errors=True)
-
-    @contextmanager
-    def _local_file(self, rel: str) -> Iterator[Path | None]:
-        path = self.root / rel
-        yield path if path.is_file() else None
-
-    def _cleanup_stale(self) -> None:
-        now = time.time()
-        for child in self.root.iterdir():
-            if child.name.startswith((".tmp-", ".trash-", f".{POINTER}.")) and child.name not in self._own_tmp:
-                try:
-                    if now - child.stat().st_mtime > self.STALE_S:
-                        if child.is_dir():
-                            shutil.rmtree(child, ignore_errors=True)
-                        else:
-                            child.unlink(missing_ok=True)
-                except FileNotFoundError:
-                    pass

@@ -19,7 +19,22 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from .checkpoint import MANIFEST, POINTER, CheckpointStore, StoreError, _parse_step_dir, _redact_url, step_dir
+from trader.store.checkpoint import CheckpointStore
+from trader.store.errors import StoreError
+from trader.store.layout import MANIFEST, POINTER, parse_step_dir, step_dir
+
+
+def _redact_url(url: str | None) -> str | None:
+    """The URL without user:password@, query string or fragment (works on malformed URLs too)."""
+    if not url:
+        return url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    if "@" in rest:
+        rest = rest.rsplit("@", 1)[1]
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}://{rest}" if sep else rest
 
 
 def _endpoint_from_env() -> str | None:
@@ -139,7 +154,7 @@ class S3Store(CheckpointStore):
             parts = key[len(root):].split("/")
             if len(parts) < 2:
                 continue
-            s = _parse_step_dir(parts[0])
+            s = parse_step_dir(parts[0])
             if s is None:
                 continue
             out[s] = out.get(s, False) or (len(parts) == 2 and parts[1] == MANIFEST)

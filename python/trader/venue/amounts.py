@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, ROUND_UP, Decimal, InvalidOperation
 
-from trader.live.exchange import errors
+from trader.venue import errors
 
 MIN_DECIMALS = 8  # Binance prints prices, sizes and balances with 8 decimals
 

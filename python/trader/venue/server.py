@@ -12,13 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from trader.live.exchange.faults import FaultInjector, Faults, FaultStats
-from trader.live.exchange.matching import MatchingEngine
-from trader.live.exchange.replay import MarketReplay, ReplayClock, ReplaySink
-from trader.live.exchange.rest import RestApi
-from trader.live.exchange.streams import StreamHub
+from trader.venue.faults import FaultInjector, Faults, FaultStats
+from trader.venue.matching import MatchingEngine
+from trader.venue.replay import MarketReplay, ReplayClock, ReplaySink
+from trader.venue.rest import RestApi
+from trader.venue.streams import StreamHub
 
-log = logging.getLogger("trader.live.exchange")
+log = logging.getLogger("trader.venue")
 
 _QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "EUR", "TRY", "BRL", "JPY", "GBP", "AUD",
            "BTC", "ETH", "BNB")

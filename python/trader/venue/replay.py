@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import numpy as np
 from trader.data.events import EventFlag, EventKind
-from trader.live.exchange.amounts import Units
+from trader.venue.amounts import Units
 
 _BID, _ASK, _END = int(EventFlag.BID), int(EventFlag.ASK), int(EventFlag.END_OF_MESSAGE)
 _CLEAR, _SNAP, _DELTA = int(EventKind.BOOK_CLEAR), int(EventKind.BOOK_SNAPSHOT), int(EventKind.BOOK_DELTA)

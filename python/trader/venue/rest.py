@@ -24,11 +24,11 @@ from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
-from trader.live.exchange import errors
-from trader.live.exchange.amounts import fmt
-from trader.live.exchange.auth import verify
+from trader.venue import errors
+from trader.venue.amounts import fmt
+from trader.venue.auth import verify
 
-log = logging.getLogger("trader.live.exchange")
+log = logging.getLogger("trader.venue")
 
 _PREFIXES = ("/api/v3/", "/sapi/v1/", "/fapi/v1/", "/dapi/v1/")
 

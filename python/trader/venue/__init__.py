@@ -22,7 +22,7 @@ Point a ccxt client at it with ``ccxt.binance({"apiKey": k, "secret": s, **ex.cc
 is rewritten to this server, so nothing can reach a real exchange by accident.
 """
 
-from trader.live.exchange.faults import Faults, FaultStats
-from trader.live.exchange.server import LocalExchange, ccxt_urls, split_symbol
+from trader.venue.faults import Faults, FaultStats
+from trader.venue.server import LocalExchange, ccxt_urls, split_symbol
 
 __all__ = ["FaultStats", "Faults", "LocalExchange", "ccxt_urls", "split_symbol"]

@@ -1,4 +1,4 @@
-"""The live session's state in SQLite: orders, fills, positions, equity snapshots, kill records.
+"""The live session's ledger in SQLite: orders, fills, positions, equity snapshots, kill records.
 
 Rules that make a crash harmless:
 
@@ -219,11 +219,12 @@ class Position:
         self.fills += 1
 
 
-class StoreError(RuntimeError):
-    pass
+class LedgerError(RuntimeError):
+    """The ledger file cannot be used: SQLite refuses WAL mode, it belongs to another venue, symbol or
+    broker, or it lacks an order asked for."""
 
 
-class Store:
+class Ledger:
     """One SQLite file per trading account and symbol. Not thread-safe: one asyncio loop uses it."""
 
     def __init__(self, path: str | os.PathLike):
@@ -233,7 +234,7 @@ class Store:
         self.db.row_factory = sqlite3.Row
         mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
-            raise StoreError(f"{self.path}: cannot switch SQLite to WAL mode (got {mode})")
+            raise LedgerError(f"{self.path}: cannot switch SQLite to WAL mode (got {mode})")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(_SCHEMA)  # CREATE ... IF NOT EXISTS: idempotent
@@ -278,7 +279,7 @@ class Store:
                 if have is None:
                     self._set_meta(key, value)
                 elif have != str(value):
-                    raise StoreError(f"{self.path} belongs to {key}={have!r}, not {value!r}: use another --db")
+                    raise LedgerError(f"{self.path} belongs to {key}={have!r}, not {value!r}: use another --db")
 
     @property
     def tag(self) -> str:
@@ -287,8 +288,8 @@ class Store:
     # ---- orders --------------------------------------------------------------------------------
     def new_order(self, symbol: str, side: str, type_: str, amount: Decimal, price: Decimal | None = None,
                   params: dict | None = None, reason: str = "") -> OrderRow:
-        """Store a new order as pending, with a client order id that is unique across restarts and
-        across stores (a random tag per file, then a sequence number): ``tr<tag>-<seq>``."""
+        """Record a new order as pending, with a client order id that is unique across restarts and
+        across ledgers (a random tag per file, then a sequence number): ``tr<tag>-<seq>``."""
         with self.tx():
             seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM orders").fetchone()[0]
             client_id = f"tr{self.tag}-{seq}"
@@ -333,7 +334,7 @@ class Store:
         with self.tx():
             n = self.db.execute(f"UPDATE orders SET {cols} WHERE client_id = ?", (*vals, client_id)).rowcount
         if n != 1:
-            raise StoreError(f"order {client_id}: not in the store")
+            raise LedgerError(f"order {client_id}: not in the ledger")
         return self.order(client_id)
 
     # ---- fills and positions -------------------------------------------------------------------

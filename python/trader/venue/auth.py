@@ -10,7 +10,7 @@ import stat
 import time
 from pathlib import Path
 
-from trader.live.exchange import errors
+from trader.venue import errors
 
 MAX_RECV_WINDOW_MS = 60_000
 DEFAULT_RECV_WINDOW_MS = 5_000

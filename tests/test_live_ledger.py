@@ -1,4 +1,4 @@
-"""The live SQLite store: WAL and durable commits, client ids, fill de-duplication, positions that
+"""The live SQLite ledger: WAL and durable commits, client ids, fill de-duplication, positions that
 follow the training env's average-cost rule, kill records; risk limits and the policy's actions."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from trader.live.ledger import Fill, Ledger, LedgerError
 from trader.live.policy import load_policy
 from trader.live.risk import RiskLimits, RiskManager
-from trader.live.store import Fill, Store, StoreError
 
 D = Decimal
 
@@ -23,7 +23,7 @@ def fill(tid, cid, side, price, amount, fee="0", cur="USDT"):
 
 def test_wal_client_ids_and_durable_pending(tmp_path):
     path = tmp_path / "s.sqlite"
-    st = Store(path)
+    st = Ledger(path)
     assert st.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     a = st.new_order("BTC/USDT", "buy", "market", D("0.01"), reason="test")
     b = st.new_order("BTC/USDT", "sell", "market", D("0.01"))
@@ -36,11 +36,11 @@ def test_wal_client_ids_and_durable_pending(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert f"('{a.client_id}', 'pending', 1)" in out
     st.close()
-    st2 = Store(path)  # same tag: ids stay unique across restarts
+    st2 = Ledger(path)  # same tag: ids stay unique across restarts
     c = st2.new_order("BTC/USDT", "buy", "market", D("0.01"))
     assert c.seq == 3 and c.client_id.startswith(a.client_id.split("-")[0])
-    other = Store(tmp_path / "other.sqlite")
-    assert other.tag != st2.tag  # two stores never share client ids
+    other = Ledger(tmp_path / "other.sqlite")
+    assert other.tag != st2.tag  # two ledgers never share client ids
     with pytest.raises(ValueError):
         st2.update_order(c.client_id, status="sent")
     with pytest.raises(sqlite3.IntegrityError):
@@ -48,15 +48,15 @@ def test_wal_client_ids_and_durable_pending(tmp_path):
 
 
 def test_bind_refuses_another_venue(tmp_path):
-    st = Store(tmp_path / "s.sqlite")
+    st = Ledger(tmp_path / "s.sqlite")
     st.bind(venue="binance", symbol="BTC/USDT", broker="real")
     st.bind(venue="binance", symbol="BTC/USDT", broker="real")
-    with pytest.raises(StoreError, match="belongs to broker='real'"):
+    with pytest.raises(LedgerError, match="belongs to broker='real'"):
         st.bind(venue="binance", symbol="BTC/USDT", broker="paper")
 
 
 def test_fills_deduplicated_and_position_follows_env_average_cost(tmp_path):
-    st = Store(tmp_path / "s.sqlite")
+    st = Ledger(tmp_path / "s.sqlite")
     o = st.new_order("BTC/USDT", "buy", "market", D("0.03"))
     assert st.add_fill(fill(1, o.client_id, "buy", "100", "0.01", "0.001"), "BTC", "USDT")
     assert st.add_fill(fill(2, o.client_id, "buy", "110", "0.02", "0.0022"), "BTC", "USDT")
@@ -81,7 +81,7 @@ def test_fills_deduplicated_and_position_follows_env_average_cost(tmp_path):
 
 
 def test_kill_records_and_day_start(tmp_path):
-    st = Store(tmp_path / "s.sqlite")
+    st = Ledger(tmp_path / "s.sqlite")
     assert st.active_kill() is None
     st.record_kill("daily loss limit")
     assert st.active_kill()["reason"] == "daily loss limit"

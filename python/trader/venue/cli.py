@@ -75,10 +75,10 @@ def serve(data_dir, host, port, speed, loop, keys_file, taker_fee_bps, maker_fee
 
     REST under /api/v3 (and what ccxt's load_markets asks under /sapi, /fapi, /dapi), websocket
     streams under /ws and /stream. Orders are matched against the replayed book; balances are kept
-    per API key. Point ccxt at it with trader.live.exchange.ccxt_urls(URL, WS_URL).
+    per API key. Point ccxt at it with trader.venue.ccxt_urls(URL, WS_URL).
     """
-    from trader.live.exchange import Faults, LocalExchange
-    from trader.live.exchange.auth import insecure_mode, load_keys
+    from trader.venue import Faults, LocalExchange
+    from trader.venue.auth import insecure_mode, load_keys
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
@@ -122,7 +122,7 @@ def serve(data_dir, host, port, speed, loop, keys_file, taker_fee_bps, maker_fee
     if active:
         click.echo(f"  faults: {active} (seed {seed})")
     click.echo("  ccxt: ccxt.binance({'apiKey': KEY, 'secret': SECRET, 'urls': {'api': "
-               f"trader.live.exchange.ccxt_urls({ex.url!r}, 'ws://{ex.host}:{ex.port}')}}}})")
+               f"trader.venue.ccxt_urls({ex.url!r}, 'ws://{ex.host}:{ex.port}')}}}})")
     click.echo("Ctrl-C to stop.")
     sys.stdout.flush()
     def _terminate(signum, frame):

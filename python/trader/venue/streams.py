@@ -26,7 +26,7 @@ from collections import deque
 import orjson
 from aiohttp import WSMsgType, web
 
-log = logging.getLogger("trader.live.exchange")
+log = logging.getLogger("trader.venue")
 
 STREAM_KINDS = ("depth", "depth@100ms", "depth@1000ms", "trade", "aggTrade", "bookTicker")
 MAX_QUEUE = 100_000  # messages waiting for one client before it is dropped as too slow
