@@ -234,7 +234,7 @@ def test_encoder_two_gloo_ranks_in_sync_and_loss_falls(tmp_path):
 
 
 def test_encoder_sigterm_then_resume_equals_uninterrupted(tmp_path):
-    from trader.store import CheckpointStore
+    from trader.store import open_store
 
     script = tmp_path / "enc.py"
     script.write_text(ENCODER_SCRIPT)
@@ -247,7 +247,7 @@ def test_encoder_sigterm_then_resume_equals_uninterrupted(tmp_path):
     assert rc == 0, err
     stopped = json.loads((run / "meta0.json").read_text())
     assert stopped["interrupted"] == "SIGTERM" and 3 <= stopped["global_step"] < 30
-    store = CheckpointStore.open(run / "tcn" / "checkpoints")
+    store = open_store(run / "tcn" / "checkpoints")
     assert store.latest() == stopped["global_step"] and store.load().metadata["reason"] == "SIGTERM"
 
     rc, _, err = finish(subprocess.Popen([*argv, "resume"], env=child_env(), stdout=subprocess.PIPE,
@@ -262,5 +262,5 @@ def test_encoder_sigterm_then_resume_equals_uninterrupted(tmp_path):
     assert rc == 0, err
     reference = json.loads((ref / "meta0.json").read_text())
     assert reference["state_sha256"] == resumed["state_sha256"]
-    assert_same_weights(CheckpointStore.open(ref / "tcn" / "checkpoints").load().weights, store.load().weights)
+    assert_same_weights(open_store(ref / "tcn" / "checkpoints").load().weights, store.load().weights)
     assert [h["val_loss"] for h in reference["history"]] == [h["val_loss"] for h in resumed["history"]]

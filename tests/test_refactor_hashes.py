@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from trader.rl import maddpg, ppo, sac  # noqa: E402
 from trader.run.distributed import state_digest  # noqa: E402
 from trader.sim import load_market  # noqa: E402
-from trader.store import CheckpointStore  # noqa: E402
+from trader.store import open_store  # noqa: E402
 
 # recorded from commit 373ccef (before the run/ refactor); they guard that the move changes no behaviour
 EXPECTED = {
@@ -63,7 +63,7 @@ def test_learner_weights_unchanged(tmp_path, market, name):
     args = module.Args(env_id="trader", data=market, horizon=100, seed=3, cuda=False, torch_threads=1, track=False,
                        progress_bar=False, runs_dir=str(tmp_path), **kw)
     result = module.train(args)
-    saved = CheckpointStore.open(result["checkpoint_store"], keep_last=None).load()
+    saved = open_store(result["checkpoint_store"], keep_last=None).load()
     assert saved.step == args.total_timesteps
     assert (result["state_sha256"], state_digest(saved.weights)) == (EXPECTED[name], EXPECTED[name])
 
@@ -77,6 +77,6 @@ def test_encoder_weights_unchanged(tmp_path):
     cfg = TrainConfig(model="tcn", epochs=2, chunks_per_step=4, chunk=32, channels=16, embedding_dim=8,
                       max_steps_per_epoch=3, save_freq=2, device="cpu")
     _, meta = train_model(data, cfg, tmp_path, progress=False)
-    saved = CheckpointStore.open(meta["checkpoint_store"], keep_last=None).load()
+    saved = open_store(meta["checkpoint_store"], keep_last=None).load()
     assert meta["global_step"] == saved.step == 6
     assert (meta["state_sha256"], state_digest(saved.weights)) == (EXPECTED["encoder_tcn"], EXPECTED["encoder_tcn"])

@@ -195,9 +195,9 @@ def test_unreachable_metadata_service_keeps_running():
 TRAINER = textwrap.dedent("""
     import sys, time, torch
     from trader.run.interrupt import InterruptWatcher
-    from trader.store import CheckpointStore
+    from trader.store import open_store
 
-    store = CheckpointStore.open(sys.argv[1], keep_last=2)
+    store = open_store(sys.argv[1], keep_last=2)
     model = torch.nn.Linear(4, 2)
     opt = torch.optim.Adam(model.parameters())
     step, save_freq = 0, 50
@@ -225,7 +225,7 @@ def test_sigterm_final_save_then_resume(tmp_path):
     exit 0. Resuming (what the child does at start when the store has a checkpoint) finds that one."""
     import torch
 
-    from trader.store import CheckpointStore
+    from trader.store import open_store
 
     script = tmp_path / "trainer.py"
     script.write_text(TRAINER)
@@ -248,7 +248,7 @@ def test_sigterm_final_save_then_resume(tmp_path):
     assert final[0] == "final" and final[2] == "SIGTERM"
     saved = int(final[1])
 
-    store = CheckpointStore.open(store_dir)
+    store = open_store(store_dir)
     assert store.latest() == saved and saved > 0
     ckpt = store.load()
     assert ckpt.metadata == {"step": saved, "reason": "SIGTERM"}

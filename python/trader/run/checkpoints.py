@@ -18,25 +18,23 @@ file), `latest` written last, the newest --keep-checkpoints kept. A learner's ch
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from trader.run.config import load_config
-from trader.store import Checkpoint, CheckpointStore
-
-_STEP_NAME = re.compile(r"^step_(\d{12,})$")
+from trader.store import Checkpoint, CheckpointStore, parse_step_dir
+from trader.store import open_store as open_checkpoint_store
 
 
 def open_store(uri: str | os.PathLike, keep_last: int | None = None) -> CheckpointStore:
     """A trader.store CheckpointStore for a folder or s3://bucket/prefix; keep_last 0/None keeps all."""
-    return CheckpointStore.open(str(uri), keep_last=keep_last or None)
+    return open_checkpoint_store(uri, keep_last=keep_last or None)
 
 
 def _is_store_folder(p: Path) -> bool:
     if not p.is_dir():
         return False
-    return (p / "latest").is_file() or any(_STEP_NAME.match(c.name) and c.is_dir() for c in p.iterdir())
+    return (p / "latest").is_file() or any(parse_step_dir(c.name) is not None and c.is_dir() for c in p.iterdir())
 
 
 def locate_checkpoint(target: str | os.PathLike,
@@ -53,14 +51,14 @@ def locate_checkpoint(target: str | os.PathLike,
         parts = urlsplit(text)
         prefix = parts.path.strip("/")
         head, _, last = prefix.rpartition("/")
-        m = _STEP_NAME.match(last)
-        if m:
-            return open_store(f"s3://{parts.netloc}/{head}" if head else f"s3://{parts.netloc}"), int(m.group(1))
+        step = parse_step_dir(last)
+        if step is not None:
+            return open_store(f"s3://{parts.netloc}/{head}" if head else f"s3://{parts.netloc}"), step
         return open_store(text), None
     p = Path(text).expanduser()
-    m = _STEP_NAME.match(p.name)
-    if m and (p / "manifest.json").is_file():
-        return open_store(p.parent), int(m.group(1))
+    step = parse_step_dir(p.name)
+    if step is not None and (p / "manifest.json").is_file():
+        return open_store(p.parent), step
     if _is_store_folder(p):
         return open_store(p), None
     if _is_store_folder(p / "checkpoints"):
