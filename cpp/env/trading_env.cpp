@@ -172,20 +172,31 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
   update_reach();
 }
 
-// The price ranges where a market event can touch an order (see on_market_event).
+// Per market event kind, a price interval that holds every event able to touch an order (see
+// replay_segment): bid levels at a bid order's price or crossing an ask order, ask levels likewise,
+// sell trades at or through a bid, buy trades at or through an ask. Empty side: an empty interval.
 void TradingEnv::update_reach() {
-  bid_lo_ = ask_lo_ = kNever;
-  bid_hi_ = ask_hi_ = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  int64_t bid_lo = kNever, bid_hi = kMin, ask_lo = kNever, ask_hi = kMin;
   for (const auto& o : orders_) {
     if (o.dead) continue;
     if (o.bid) {
-      bid_lo_ = std::min(bid_lo_, o.price);
-      bid_hi_ = std::max(bid_hi_, o.price);
+      bid_lo = std::min(bid_lo, o.price);
+      bid_hi = std::max(bid_hi, o.price);
     } else {
-      ask_lo_ = std::min(ask_lo_, o.price);
-      ask_hi_ = std::max(ask_hi_, o.price);
+      ask_lo = std::min(ask_lo, o.price);
+      ask_hi = std::max(ask_hi, o.price);
     }
   }
+  const bool bids = bid_hi != kMin, asks = ask_hi != kMin;
+  reach_lo_[kLevelBid] = std::min(bid_lo, ask_lo);
+  reach_hi_[kLevelBid] = asks ? kNever : bid_hi;
+  reach_lo_[kLevelAsk] = bids ? kMin : ask_lo;
+  reach_hi_[kLevelAsk] = std::max(ask_hi, bid_hi);
+  reach_lo_[kTradeSell] = bids ? kMin : kNever;
+  reach_hi_[kTradeSell] = bid_hi;
+  reach_lo_[kTradeBuy] = ask_lo;
+  reach_hi_[kTradeBuy] = asks ? kNever : kMin;
 }
 
 // Cash, fees and the average-cost basis after a fill of `lots` (> 0) worth `notional` quote.
@@ -358,15 +369,10 @@ void TradingEnv::replay_segment(int64_t row) {
   for (int64_t i = data_->stream_starts[row]; i < end && !orders_.empty(); ++i) {
     const MarketEvent& e = ev[i];
     if (e.exch_ts > next_due_ts_) due_orders(e.exch_ts);
-    // Only events within reach of an order can change it: a level at an order's price or crossing
-    // it, a trade at or through it. (A pure filter: the rules below decide the same without it.)
-    bool reach;
-    switch (e.kind()) {
-      case kLevelBid: reach = (e.price >= bid_lo_ && e.price <= bid_hi_) || e.price >= ask_lo_; break;
-      case kLevelAsk: reach = (e.price >= ask_lo_ && e.price <= ask_hi_) || e.price <= bid_hi_; break;
-      case kTradeSell: reach = e.price <= bid_hi_; break;
-      default: reach = e.price >= ask_lo_; break;
-    }
+    // Only events within reach of an order can change it (a pure filter: the rules in
+    // on_market_event decide the same without it).
+    const MarketEventKind kind = e.kind();
+    const bool reach = e.price >= reach_lo_[kind] && e.price <= reach_hi_[kind];
     if (reach) on_market_event(e);
     if (died_) {
       orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),

@@ -171,7 +171,7 @@ class TradingEnv {
   EnvConfig cfg_;
   int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
   bool died_ = false;    // an order died during the current market event
-  int64_t bid_lo_, bid_hi_, ask_lo_, ask_hi_;  // price range of the bid / ask orders
+  int64_t reach_lo_[4], reach_hi_[4];  // per MarketEventKind: prices that can touch an order
 };
 
 }  // namespace trader
