@@ -509,7 +509,7 @@ void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
       if (!q) a.quote_seq[side] = -1;
       if (q) {
         px[side] = q->price;
-        queue[side] = q->live ? q->front : -1.0;
+        queue[side] = q->live ? q->front : std::numeric_limits<double>::quiet_NaN();
       }
       float* f = o + D + kAccountFeatures + 3 * side;
       f[0] = q ? 1.0f : 0.0f;

@@ -570,7 +570,7 @@ class ReferenceTradingEnv(gym.Env):
                 if key.startswith(("bid_", "ask_")):
                     o = self._find(a.quote_seq[0 if key.startswith("bid") else 1])
                     v = (0 if o is None else o.price) if key.endswith("price") else \
-                        (0.0 if o is None else (o.front if o.live else -1.0))
+                        (0.0 if o is None else (o.front if o.live else math.nan))
                 else:
                     v = getattr(a, key)
                 values[key].append(v)
