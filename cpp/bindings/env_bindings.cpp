@@ -239,7 +239,6 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
     throw std::invalid_argument("start_min: " + std::to_string(cfg.start_min) + " is after the last start row " +
                                 std::to_string(last_start));
   }
-  d.mid.resize(static_cast<size_t>(d.rows));
   for (int64_t r = 0; r < d.rows; ++r) {
     const int64_t* row = d.book + r * d.levels * 4;
     if (row[0] <= 0 || row[2] <= 0 || row[0] >= row[2]) {
@@ -247,8 +246,8 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
                                   " needs a best bid and a best ask with bid < ask (got bid " +
                                   std::to_string(row[0]) + ", ask " + std::to_string(row[2]) + " ticks)");
     }
-    d.mid[static_cast<size_t>(r)] = 0.5 * static_cast<double>(row[0] + row[2]);
   }
+  d.prepare();
   const int64_t nf = d.rows * d.dim;
   for (int64_t i = 0; i < nf; ++i) {
     if (!std::isfinite(d.features[i])) {
