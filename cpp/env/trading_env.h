@@ -18,6 +18,11 @@
 //   4. the cursor moves to c + 1; equity is marked at row c + 1's mid; reward (pnl, with an inventory
 //      penalty, or dampened) times reward_scale; the observation is row c + 1.
 // Market orders leave no lasting impact: the book is restored from the data at every row.
+// Simplifications, on purpose: market orders do not trade with the agents' own resting orders; the
+// position limit clips a quote's size when it is sent (a kept order is not re-clipped, and a cancel
+// in flight can still fill); a book clear (resync) reaches resting orders as level changes to 0
+// (hftbacktest instead drops every order on a clear); agents' orders never change the market's
+// level sizes (their queue positions are estimates against the recorded market, as in hftbacktest).
 #pragma once
 
 #include <cstddef>
