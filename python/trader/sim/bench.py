@@ -164,7 +164,7 @@ def run_bench(num_envs=(1, 64, 1024), threads=(1, 2), modes=("sync", "async"), s
             for t in threads:
                 for mode in modes:
                     batch = n if mode == "sync" else max(1, n // 4)
-                    notes = []
+                    notes = [f"{kind} env"]  # also in the note: the CLI table shows notes
                     if mode == "async" and batch == n:
                         notes.append("async = sync (batch = num_envs)")
                     ours = _ours(market, n, batch, int(t), actions, seconds, warmup, options)
