@@ -7,14 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from trader.backtest.engine import (
-    buy_and_hold_policy,
-    compute_metrics,
-    flat_policy,
-    held_out_rows,
-    imbalance_policy,
-    run_backtest,
-)
+from trader.backtest.baselines import buy_and_hold_policy, flat_policy, imbalance_policy
+from trader.backtest.engine import compute_metrics, held_out_rows, run_backtest
 from trader.backtest.report import write_report
 from trader.sim import Market, load_market
 

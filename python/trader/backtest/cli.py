@@ -48,8 +48,8 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
               help="Report folder [default: RUN/backtest].")
 def backtest(checkpoint, data, train_fraction, fee_bps, latency_steps, imbalance_threshold, out):
     """Backtest a trained agent on held-out data; writes backtest.md, backtest.json and equity.png."""
-    from trader.backtest.engine import (buy_and_hold_policy, compute_metrics, flat_policy, held_out_rows,
-                                        imbalance_policy, run_backtest)
+    from trader.backtest.baselines import buy_and_hold_policy, flat_policy, imbalance_policy
+    from trader.backtest.engine import compute_metrics, held_out_rows, run_backtest
     from trader.backtest.report import write_report
     from trader.sim import load_market
 

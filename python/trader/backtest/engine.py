@@ -2,8 +2,7 @@
 
 A backtest is one episode of one C++ env that starts at the first row of the period and runs to its
 end; the policy acts at every row and sees only rows up to the current one (the env serves row t's
-features at step t). Baselines run through the same env: flat, buy-and-hold, and an order-imbalance
-rule on the top of the book.
+features at step t). The baselines (trader.backtest.baselines) run through the same env.
 """
 
 from __future__ import annotations
@@ -97,40 +96,3 @@ def compute_metrics(res: BacktestResult, interval_s: float, initial_cash: float)
         "steps": int(len(eq) - 1),
     }
     return res.metrics
-
-
-# ---- baselines ----------------------------------------------------------------------------------
-
-
-def flat_policy(continuous: bool) -> Policy:
-    def act(obs, info):
-        return np.zeros(1, dtype=np.float32) if continuous else np.zeros(1, dtype=np.int64)
-
-    return act
-
-
-def buy_and_hold_policy(continuous: bool) -> Policy:
-    """Go to the maximum long position as fast as the book allows, then hold."""
-
-    def act(obs, info):
-        return np.ones(1, dtype=np.float32) if continuous else np.ones(1, dtype=np.int64)
-
-    return act
-
-
-def imbalance_policy(market: Market, continuous: bool, threshold: float = 0.6) -> Policy:
-    """Top-of-book imbalance rule: long when (bid size - ask size) / (bid size + ask size) > threshold,
-    short (or flat without shorting) when < -threshold, otherwise keep the position."""
-    b = market.book[:, 0, 1].astype(np.float64)
-    a = market.book[:, 0, 3].astype(np.float64)
-    imb = (b - a) / np.maximum(b + a, 1e-12)
-
-    def act(obs, info):
-        x = imb[int(info["t"][0])]
-        if continuous:
-            pos = float(obs[0, -3])  # position / max position
-            target = 1.0 if x > threshold else (-1.0 if x < -threshold else pos)
-            return np.array([np.clip(target, -1.0, 1.0)], dtype=np.float32)
-        return np.array([1 if x > threshold else (2 if x < -threshold else 0)], dtype=np.int64)
-
-    return act
