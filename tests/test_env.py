@@ -24,7 +24,7 @@ def flat_market(rows=40, asks=((101, 2), (102, 3), (103, 5)), bids=((100, 2), (9
 
 def vec(market, **kw):
     kw.setdefault("horizon", 10)
-    kw.setdefault("fee_bps", 0.0)
+    kw.setdefault("taker_fee_bps", 0.0)
     kw.setdefault("start_min", 0)
     kw.setdefault("start_max", 0)
     kw.setdefault("trade_size", 1.0)
@@ -33,7 +33,7 @@ def vec(market, **kw):
 
 
 def test_market_buy_walks_levels_and_pays_fee():
-    env = vec(flat_market(), trade_size=6.0, fee_bps=10.0, initial_cash=10_000.0)
+    env = vec(flat_market(), trade_size=6.0, taker_fee_bps=10.0, initial_cash=10_000.0)
     env.reset(seed=0)
     obs, reward, term, trunc, info = env.step(np.array([1]))
     notional = 2 * 101 + 3 * 102 + 1 * 103
@@ -72,7 +72,7 @@ def test_no_shorting():
 
 
 def test_continuous_target_position():
-    env = vec(flat_market(), continuous=True, max_position=10.0)
+    env = vec(flat_market(), actions="continuous", max_position=10.0)
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([0.5], dtype=np.float32))
     assert info["position"][0] == 5
@@ -82,9 +82,9 @@ def test_continuous_target_position():
 
 def test_latency_executes_at_a_later_row():
     m = flat_market(step_px=10)  # prices move 10 ticks a row
-    env = vec(m, latency_steps=2)
+    env = vec(m, order_latency_ns=2)  # rows 1 ns apart
     env.reset(seed=0)
-    _, _, _, _, info = env.step(np.array([1]))  # sent at row 0, executes at row 2
+    _, _, _, _, info = env.step(np.array([1]))  # sent at row 0, executes at row 2 (the first at >= 0 + 2 ns)
     assert info["filled"][0] == 0
     _, _, _, _, info = env.step(np.array([0]))
     assert info["filled"][0] == 0
@@ -142,11 +142,15 @@ def test_ruin_terminates():
     assert terminated and info["equity"][0] < 10_000 and not trunc[0]
 
 
-def run_trajectories(num_envs, batch_size, threads, steps=120, seed=3, horizon=40):
+MARKET_ORDERS = dict(trade_size=0.5, max_position=2.0, order_latency_ns=100_000_000, taker_fee_bps=2.0)
+QUOTES = dict(actions="quote", quote_flatten=True, quote_min_ticks=-1, quote_levels=4, trade_size=0.01,
+              max_position=0.05, order_latency_ns=20_000_000, cancel_latency_ns=5_000_000, maker_fee_bps=-0.5)
+
+
+def run_trajectories(num_envs, batch_size, threads, steps=120, seed=3, horizon=40, options=MARKET_ORDERS):
     """Per-env trajectories under a fixed per-env action plan, through the async API."""
-    env = make(num_envs=num_envs, batch_size=batch_size, num_threads=threads, seed=seed, horizon=horizon,
-               trade_size=0.5, max_position=2.0, latency_steps=1, fee_bps=2.0)
-    plan = np.random.default_rng(0).integers(0, 3, size=(num_envs, 4 * steps))
+    env = make(num_envs=num_envs, batch_size=batch_size, num_threads=threads, seed=seed, horizon=horizon, **options)
+    plan = np.random.default_rng(0).integers(0, env.single_action_space.n, size=(num_envs, 4 * steps))
     traj = {i: [] for i in range(num_envs)}
     env.async_reset()
     while min(len(t) for t in traj.values()) < steps:
@@ -167,12 +171,13 @@ def assert_same(a, b):
             assert x[1:] == y[1:]
 
 
-def test_deterministic_across_threads_and_sync_async():
-    ref = run_trajectories(16, 16, 1)
-    assert_same(ref, run_trajectories(16, 16, 2))
-    assert_same(ref, run_trajectories(16, 4, 1))
-    assert_same(ref, run_trajectories(16, 4, 2))
-    assert_same(ref, run_trajectories(16, 1, 2))
+@pytest.mark.parametrize("options", [MARKET_ORDERS, QUOTES], ids=["market_orders", "quotes"])
+def test_deterministic_across_threads_and_sync_async(options):
+    ref = run_trajectories(16, 16, 1, options=options)
+    assert_same(ref, run_trajectories(16, 16, 2, options=options))
+    assert_same(ref, run_trajectories(16, 4, 1, options=options))
+    assert_same(ref, run_trajectories(16, 4, 2, options=options))
+    assert_same(ref, run_trajectories(16, 1, 2, options=options))
 
 
 def test_sync_step_rows_are_in_env_order_and_seeded_per_env():
@@ -217,8 +222,8 @@ def test_second_action_for_an_env_in_flight_is_refused():
         ({}, np.zeros((2, 2), dtype=np.int64), r"action: expected shape \(4,\)"),
         ({}, np.zeros(4, dtype=np.float32), "action: expected an integer array"),
         ({}, np.array([0, 1, 3, 0]), "action: value 3 at index 2"),
-        ({"continuous": True}, np.array([0.0, 2.0, 0.0, 0.0], dtype=np.float32), r"not in \[-1, 1\]"),
-        ({"continuous": True}, np.zeros(4, dtype=np.int64), "action: expected a float array"),
+        ({"actions": "continuous"}, np.array([0.0, 2.0, 0.0, 0.0], dtype=np.float32), r"not in \[-1, 1\]"),
+        ({"actions": "continuous"}, np.zeros(4, dtype=np.int64), "action: expected a float array"),
     ],
 )
 def test_bad_actions(kwargs, action, match):
@@ -233,8 +238,25 @@ def test_bad_options():
         make(horizn=10)
     with pytest.raises(ValueError, match="book: .* rows are fewer than a horizon"):
         make(horizon=10**7)
-    with pytest.raises(ValueError, match="fee_bps"):
-        make(fee_bps=-1)
+    with pytest.raises(ValueError, match="taker_fee_bps: expected a finite value >= 0"):
+        make(taker_fee_bps=-1)
+    with pytest.raises(ValueError, match="maker_fee_bps: expected a finite"):
+        make(maker_fee_bps=float("nan"))
+    with pytest.raises(ValueError, match="order_latency_ns: expected >= 0"):
+        make(order_latency_ns=-5)
+    with pytest.raises(ValueError, match="cancel_latency_ns: expected >= 0"):
+        make(cancel_latency_ns=-1)
+    with pytest.raises(ValueError, match="queue_model: expected one of 'power', 'log', 'risk_averse', got 'fifo'"):
+        make(queue_model="fifo")
+    with pytest.raises(ValueError, match="actions: expected one of 'discrete', 'continuous', 'quote'"):
+        make(actions="limit")
+    with pytest.raises(ValueError, match=r"quote_min_ticks / quote_levels: expected a quote grid inside the book "
+                                         r"depth.*\(10 levels\), got quote_min_ticks 2, quote_levels 9"):
+        make(actions="quote", quote_min_ticks=2, quote_levels=9)
+    with pytest.raises(ValueError, match="horizon: expected an integer"):
+        make(horizon=10.5)
+    with pytest.raises(ValueError, match="actions: 'quote' needs the market stream"):
+        vec(flat_market(), actions="quote", quote_levels=2)
     with pytest.raises(ValueError, match="trade_size"):
         make(trade_size=1e-9)
     with pytest.raises(ValueError, match="batch_size"):

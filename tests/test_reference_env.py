@@ -1,4 +1,7 @@
-"""The pure-Python ReferenceTradingEnv and the C++ EnvPool agree step for step."""
+"""The pure-Python ReferenceTradingEnv and the C++ EnvPool agree step for step, on real recordings
+(a spot and a USD-M BTCUSDT raw feed from ../shared/data, converted into a dataset), for every action
+type, one and two agents, zero and non-zero latency and each queue model. The reference replays the
+events with its own Python code (trader.sim.reference_stream); its stream also equals the C++ one."""
 
 from __future__ import annotations
 
@@ -7,166 +10,138 @@ import pytest
 
 pytest.importorskip("gymnasium")
 
-from trader import _core  # noqa: E402
+from conftest import shared  # noqa: E402
 from trader.data import load_dataset  # noqa: E402
+from trader.data.binance import convert_sequence, group_sequences  # noqa: E402
+from trader.data.dataset import write_dataset  # noqa: E402
+from trader.sim import spec  # noqa: E402
+from trader.sim.env import TradingVectorEnv, load_market  # noqa: E402
 from trader.sim.reference import ReferenceTradingEnv, below, llround, splitmix64  # noqa: E402
+from trader.sim.reference_stream import market_stream  # noqa: E402
 
 SEED = 1234
-NUM_ENVS = 3
-STEPS = 600
-MARKET = dict(tick_size=0.01, lot_size=1e-6)  # the bundled BTCUSDT sample
+NUM_ENVS = 2
+STEPS = 300
+INTERVAL_MS = 100.0
+RECORDINGS = {"spot": "spot/btcusdt_20240808.gz", "usdm": "usdm/btcusdt_20240718.gz"}
 
 
-@pytest.fixture(scope="module")
-def market():
-    ds = load_dataset()
-    _, book, _ = ds.sample_top(10, 100_000_000)
-    book = np.ascontiguousarray(book, dtype=np.int64)
-    # Deterministic features from the book: mid log return (bp), spread (ticks), log sizes at the top.
-    mid = 0.5 * (book[:, 0, 0] + book[:, 0, 2]).astype(np.float64)
-    ret = np.zeros_like(mid)
-    ret[1:] = np.log(mid[1:] / mid[:-1]) * 1e4
-    spread = (book[:, 0, 2] - book[:, 0, 0]).astype(np.float64)
-    log_bid = np.log1p(book[:, :3, 1].astype(np.float64))
-    log_ask = np.log1p(book[:, :3, 3].astype(np.float64))
-    feats = np.column_stack([ret, spread, log_bid, log_ask])
-    feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-9)
-    return book, np.ascontiguousarray(feats, dtype=np.float32)
+@pytest.fixture(scope="module", params=list(RECORDINGS))
+def recording(request, tmp_path_factory):
+    """(market, python records, python starts) of ~2 minutes of a real BTCUSDT feed."""
+    path = shared("binance_hftbacktest_raw_feed", RECORDINGS[request.param])
+    events, meta = convert_sequence(group_sequences([path])[0], duration_s=150)
+    folder = write_dataset(tmp_path_factory.mktemp(request.param), events, meta)
+    ds = load_dataset(folder)
+    market = load_market(ds, interval_ms=INTERVAL_MS)
+    records, starts = market_stream(ds.events, int(INTERVAL_MS * 1e6))
+    first = len(starts) - 1 - len(market.book)
+    return request.param, market, records, starts[first:]
+
+
+def test_python_stream_equals_cpp_stream(recording):
+    _, market, records, starts = recording
+    packed = np.array([(t, p, q, (k << 56) | prev) for t, p, q, k, prev in records], dtype=np.int64)
+    np.testing.assert_array_equal(packed, market.records)
+    np.testing.assert_array_equal(np.asarray(starts), market.starts)
+    kinds = market.records[:, 3] >> 56
+    assert (kinds == 2).any() and (kinds == 3).any() and (kinds <= 1).sum() > 10 * len(market.book)
 
 
 CONFIGS = {
-    "discrete_default": dict(horizon=50),
-    "discrete_latency_fees_walk": dict(horizon=50, latency_steps=3, fee_bps=5.0, trade_lots=2_000_000,
-                                       max_position_lots=6_000_000, **MARKET),
-    "continuous_long_only": dict(horizon=50, continuous=True, allow_short=False, max_position_lots=3_000_000,
-                                 fee_bps=2.0, **MARKET),
-    "multi_agent_compete": dict(horizon=50, num_agents=3, trade_lots=2_500_000, max_position_lots=5_000_000,
-                                latency_steps=1, **MARKET),
-    "ruin": dict(horizon=50, initial_cash=1000.0, ruin_fraction=0.9, fee_bps=10.0, trade_lots=200_000,
-                 max_position_lots=1_000_000, **MARKET),
+    "discrete": dict(),
+    "discrete_latency_fees": dict(order_latency_ns=150_000_000, taker_fee_bps=5.0, trade_size=0.5, max_position=2.0),
+    "continuous_long_only": dict(actions="continuous", allow_short=False, max_position=0.3, taker_fee_bps=2.0),
+    "discrete_3_agents": dict(num_agents=3, trade_size=0.4, max_position=1.0, order_latency_ns=50_000_000),
+    "quote_power": dict(actions="quote", quote_levels=3, trade_size=0.002, max_position=0.01),
+    "quote_log_latency": dict(actions="quote", queue_model="log", quote_flatten=True, quote_min_ticks=-1,
+                              quote_levels=4, order_latency_ns=30_000_000, cancel_latency_ns=10_000_000,
+                              maker_fee_bps=-0.2, trade_size=0.003, max_position=0.01),
+    "quote_risk_averse_2_agents": dict(actions="quote", queue_model="risk_averse", num_agents=2, quote_levels=2,
+                                       reward="inventory_penalty", trade_size=0.002, max_position=0.006),
+    "quote_continuous_power3": dict(actions="quote_continuous", queue_power=3.0, quote_flatten=True, quote_levels=3,
+                                    reward="dampened", dampen_eta=0.3, trade_size=0.002, max_position=0.01),
+    "quote_continuous_log_2_agents": dict(actions="quote_continuous", queue_model="log", num_agents=2,
+                                          quote_levels=3, order_latency_ns=20_000_000, cancel_latency_ns=40_000_000,
+                                          trade_size=0.001, max_position=0.004),
 }
 
 
-def _copy(out):
-    names = ("obs", "reward", "terminated", "truncated", "env_id", "t", "episode_length", "episode_return",
-             "position", "equity", "fees", "filled", "unfilled")
-    return {n: np.array(v, copy=True) for n, v in zip(names, out)}
+def _actions(space, rng, n):
+    if hasattr(space, "n"):
+        return rng.integers(0, space.n, size=n)
+    if hasattr(space, "nvec"):
+        return rng.integers(0, space.nvec, size=(n,) + space.shape)
+    return rng.uniform(-1, 1, size=(n,) + space.shape).astype(np.float32)
 
 
-def _check(name, step, i, got, obs, reward, terminated, truncated, info, K):
-    where = f"{name}: step {step}, env {i}"
-    np.testing.assert_allclose(got["obs"][i], np.asarray(obs).reshape(K, -1), rtol=1e-5, atol=1e-5, err_msg=where)
-    np.testing.assert_allclose(got["reward"][i], np.asarray(reward, dtype=np.float32).reshape(K),
-                               rtol=1e-4, atol=1e-4, err_msg=where)
-    assert bool(got["terminated"][i]) == terminated, where
-    assert bool(got["truncated"][i]) == truncated, where
-    assert got["env_id"][i] == i, where
-    assert got["t"][i] == info["t"], where
-    assert got["episode_length"][i] == info["episode_length"], where
-    np.testing.assert_array_equal(got["position"][i], np.reshape(info["position"], K), err_msg=where)
-    np.testing.assert_array_equal(got["filled"][i], np.reshape(info["filled"], K), err_msg=where)
-    np.testing.assert_array_equal(got["unfilled"][i], np.reshape(info["unfilled"], K), err_msg=where)
-    np.testing.assert_allclose(got["fees"][i], np.reshape(info["fees"], K), rtol=1e-12, atol=1e-9, err_msg=where)
-    np.testing.assert_allclose(got["equity"][i], np.reshape(info["equity"], K), rtol=1e-12, atol=1e-6, err_msg=where)
-    np.testing.assert_allclose(got["episode_return"][i], np.reshape(info["episode_return"], K),
-                               rtol=1e-4, atol=1e-3, err_msg=where)
+def _check(where, got, j, obs, reward, terminated, truncated, info, K):
+    np.testing.assert_array_equal(got["obs"][j], np.asarray(obs).reshape(got["obs"][j].shape), err_msg=where)
+    np.testing.assert_allclose(np.reshape(got["reward"][j], K), np.reshape(reward, K), rtol=1e-5, atol=1e-6,
+                               err_msg=where)
+    assert bool(got["terminated"][j]) == terminated and bool(got["truncated"][j]) == truncated, where
+    assert got["t"][j] == info["t"] and got["episode_length"][j] == info["episode_length"], where
+    for f in spec.OUTPUTS:
+        if not f.per_agent or f.name in ("obs", "reward"):
+            continue
+        a, b = np.reshape(got[f.name][j], K), np.reshape(info[f.name], K)
+        if f.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-6, err_msg=f"{where}: {f.name}")
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f"{where}: {f.name}")
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_reference_matches_cpp(market, name):
-    book, feats = market
-    cfg = CONFIGS[name]
-    K = cfg.get("num_agents", 1)
-    continuous = cfg.get("continuous", False)
-    pool = _core.EnvPool(book, feats, NUM_ENVS, NUM_ENVS, 1, SEED, **cfg)
-    refs = [ReferenceTradingEnv(book, feats, seed=SEED, env_id=i, **cfg) for i in range(NUM_ENVS)]
-    assert refs[0].observation_space.shape == ((feats.shape[1] + 3,) if K == 1 else (K, feats.shape[1] + 3))
-
-    pool.send_reset()
-    got = _copy(pool.recv())
-    for i, ref in enumerate(refs):
-        obs, info = ref.reset()
-        assert ref.observation_space.contains(obs)
-        _check(name, -1, i, got, obs, np.zeros(K, np.float32), False, False, info, K)
-
+def test_reference_matches_cpp(recording, name):
+    which, market, records, starts = recording
+    cfg = dict(CONFIGS[name], horizon=120)
+    env = TradingVectorEnv(market, num_envs=NUM_ENVS, num_threads=1, seed=SEED, **cfg)
+    full = dict(env.env_config)
+    refs = [ReferenceTradingEnv(market.book, market.features, seed=SEED, env_id=i, ts=market.ts, records=records,
+                                starts=starts, **full) for i in range(NUM_ENVS)]
+    K = full["num_agents"]
+    assert refs[0].action_space == env.single_action_space
+    assert refs[0].observation_space == env.single_observation_space
+    names = [f.name for f in spec.OUTPUTS]
+    env._pool.seed(SEED)
+    env._pool.send_reset()
+    got = {n: np.array(v, copy=True) for n, v in zip(names, env._pool.recv())}
+    outs = [r.reset(seed=SEED) for r in refs]
+    for j, (obs, info) in enumerate(outs):
+        _check(f"{which}/{name}: reset env {j}", got, j, obs, np.zeros(K), False, False, info, K)
     rng = np.random.default_rng(7)
-    done = np.zeros(NUM_ENVS, dtype=bool)
-    stats = dict(terminated=0, truncated=0, filled=0, unfilled=0, resets=0)
+    fills = 0
     for step in range(STEPS):
-        if continuous:
-            actions = rng.uniform(-1.0, 1.0, size=(NUM_ENVS, K)).astype(np.float32)
-            actions[rng.random((NUM_ENVS, K)) < 0.1] = 1.0  # exact bounds too
-        else:
-            actions = rng.choice(3, size=(NUM_ENVS, K), p=[0.4, 0.3, 0.3]).astype(np.int64)
-        pool.send(actions[:, 0] if K == 1 else actions)
-        got = _copy(pool.recv())
-        for i, ref in enumerate(refs):
-            if done[i]:  # the C++ env ignores the action and resets (next-step autoreset)
+        acts = _actions(env.single_action_space, rng, NUM_ENVS)
+        env._pool.send(acts)
+        got = {n: np.array(v, copy=True) for n, v in zip(names, env._pool.recv())}
+        for j, ref in enumerate(refs):
+            if ref.needs_reset:  # the C++ env autoresets and ignores the action
                 obs, info = ref.reset()
-                reward, terminated, truncated = np.zeros(K, np.float32), False, False
-                stats["resets"] += 1
-            else:
-                action = actions[i] if K > 1 else (actions[i] if continuous else int(actions[i, 0]))
-                obs, reward, terminated, truncated, info = ref.step(action)
-                if K == 1:
-                    assert np.isscalar(reward)
-            _check(name, step, i, got, obs, reward, terminated, truncated, info, K)
-            done[i] = terminated or truncated
-            stats["terminated"] += terminated
-            stats["truncated"] += truncated
-            stats["filled"] += int(np.any(got["filled"][i] != 0))
-            stats["unfilled"] += int(np.any(got["unfilled"][i] != 0))
-
-    assert stats["resets"] >= 3 * NUM_ENVS, stats
-    assert stats["filled"] > 0, stats
-    if name == "ruin":
-        assert stats["terminated"] > 0, stats
-    else:
-        assert stats["truncated"] >= 3 * NUM_ENVS, stats
-    if name in ("discrete_latency_fees_walk", "multi_agent_compete"):
-        assert stats["unfilled"] > 0, stats  # large orders run out of shown depth
+                _check(f"{which}/{name}: step {step} env {j} (autoreset)", got, j, obs, np.zeros(K), False, False,
+                       info, K)
+                continue
+            obs, reward, terminated, truncated, info = ref.step(acts[j])
+            _check(f"{which}/{name}: step {step} env {j}", got, j, obs, reward, terminated, truncated, info, K)
+            fills += int(np.sum(np.abs(info["maker_filled"])) + np.sum(np.abs(info["taker_filled"])))
+    assert fills > 0, "the trajectories never traded: the test would not see the fill rules"
 
 
-def test_reset_with_seed_matches_pool_seed(market):
-    book, feats = market
-    cfg = dict(horizon=50, num_agents=2, trade_lots=1_000_000, max_position_lots=3_000_000, **MARKET)
-    pool = _core.EnvPool(book, feats, NUM_ENVS, NUM_ENVS, 1, SEED, **cfg)
-    refs = [ReferenceTradingEnv(book, feats, seed=SEED, env_id=i, **cfg) for i in range(NUM_ENVS)]
-    rng = np.random.default_rng(3)
-    for new_seed in (99, 2**64 - 2):
-        pool.seed(new_seed)
-        pool.send_reset()
-        got = _copy(pool.recv())
-        for i, ref in enumerate(refs):
-            obs, info = ref.reset(seed=new_seed)
-            _check("reseed", -1, i, got, obs, np.zeros(2, np.float32), False, False, info, 2)
-        for step in range(20):
-            actions = rng.integers(0, 3, size=(NUM_ENVS, 2))
-            pool.send(actions)
-            got = _copy(pool.recv())
-            for i, ref in enumerate(refs):
-                obs, reward, terminated, truncated, info = ref.step(actions[i])
-                _check("reseed", step, i, got, obs, reward, terminated, truncated, info, 2)
-
-
-def test_unknown_config_key_raises(market):
-    book, feats = market
-    with pytest.raises(ValueError, match="horizonn"):
-        ReferenceTradingEnv(book, feats, horizonn=10)
-    with pytest.raises(ValueError, match="horizonn"):
-        _core.EnvPool(book, feats, 1, 1, 1, 0, horizonn=10)
-
-
-def test_invalid_config_and_actions(market):
-    book, feats = market
+def test_unknown_and_invalid_options_raise(recording):
+    _, market, records, starts = recording
+    with pytest.raises(ValueError, match="unknown option 'horizonn'"):
+        ReferenceTradingEnv(market.book, market.features, horizonn=10)
     with pytest.raises(ValueError, match="ruin_fraction"):
-        ReferenceTradingEnv(book, feats, ruin_fraction=1.0)
-    env = ReferenceTradingEnv(book, feats, horizon=10)
+        ReferenceTradingEnv(market.book, market.features, ruin_fraction=1.0)
+    with pytest.raises(ValueError, match="needs the market stream"):
+        ReferenceTradingEnv(market.book, market.features, actions="quote")
+    env = ReferenceTradingEnv(market.book, market.features, horizon=10, actions="quote", quote_levels=2,
+                              records=records, starts=starts)
     with pytest.raises(RuntimeError):
         env.step(0)  # not reset yet
     env.reset(seed=0)
-    with pytest.raises(ValueError):
-        env.step(3)
+    with pytest.raises(ValueError, match=r"value 9 at index 0 is not in \[0, 9\)"):
+        env.step(9)
 
 
 def test_rng_helpers():

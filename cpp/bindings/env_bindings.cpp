@@ -8,6 +8,8 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <iterator>
 
 #include "env/env_pool.h"
 
@@ -19,60 +21,155 @@ namespace {
 struct PyPool {
   py::array_t<int64_t> book;
   py::array_t<float> features;
+  py::object ts, records, starts;  // kept alive: the pool reads them
   std::unique_ptr<EnvPool> pool;
   std::vector<int32_t> all_ids;
 };
 
+// ---- Options: one parser per C++ type of the table in env/spec.h ----------------------------------
+template <typename T>
+struct Option;
+
+template <>
+struct Option<int64_t> {
+  static constexpr const char* type_name = "int";
+  static int64_t parse(const py::handle& v, const char* name) {
+    if (!py::isinstance<py::int_>(v) || py::isinstance<py::bool_>(v)) {
+      throw std::invalid_argument(std::string(name) + ": expected an integer, got " + std::string(py::repr(v)));
+    }
+    return v.cast<int64_t>();
+  }
+  static py::object to_py(int64_t v) { return py::int_(v); }
+  static py::object choices() { return py::none(); }
+};
+
+template <>
+struct Option<double> {
+  static constexpr const char* type_name = "float";
+  static double parse(const py::handle& v, const char* name) {
+    if (!(py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v)) || py::isinstance<py::bool_>(v)) {
+      throw std::invalid_argument(std::string(name) + ": expected a number, got " + std::string(py::repr(v)));
+    }
+    return v.cast<double>();
+  }
+  static py::object to_py(double v) { return py::float_(v); }
+  static py::object choices() { return py::none(); }
+};
+
+template <>
+struct Option<bool> {
+  static constexpr const char* type_name = "bool";
+  static bool parse(const py::handle& v, const char* name) {
+    if (!py::isinstance<py::bool_>(v)) {
+      throw std::invalid_argument(std::string(name) + ": expected True or False, got " + std::string(py::repr(v)));
+    }
+    return v.cast<bool>();
+  }
+  static py::object to_py(bool v) { return py::bool_(v); }
+  static py::object choices() { return py::none(); }
+};
+
+template <typename E, const char* const* Names, size_t N>
+struct EnumOption {
+  static constexpr const char* type_name = "str";
+  static E parse(const py::handle& v, const char* name) {
+    const std::string got = py::isinstance<py::str>(v) ? v.cast<std::string>() : std::string(py::repr(v));
+    std::string allowed;
+    for (size_t i = 0; i < N; ++i) {
+      if (got == Names[i]) return static_cast<E>(i);
+      allowed += (i ? ", '" : "'") + std::string(Names[i]) + "'";
+    }
+    throw std::invalid_argument(std::string(name) + ": expected one of " + allowed + ", got '" + got + "'");
+  }
+  static py::object to_py(E v) { return py::str(Names[static_cast<size_t>(v)]); }
+  static py::object choices() {
+    py::list out;
+    for (size_t i = 0; i < N; ++i) out.append(py::str(Names[i]));
+    return out;
+  }
+};
+template <>
+struct Option<ActionType> : EnumOption<ActionType, kActionTypeNames, std::size(kActionTypeNames)> {};
+template <>
+struct Option<QueueModel> : EnumOption<QueueModel, kQueueModelNames, std::size(kQueueModelNames)> {};
+template <>
+struct Option<RewardType> : EnumOption<RewardType, kRewardTypeNames, std::size(kRewardTypeNames)> {};
+
 EnvConfig parse_config(const py::dict& kw) {
   EnvConfig c;
   static const std::set<std::string> known = {
-      "horizon", "num_agents", "continuous", "trade_lots", "max_position_lots", "allow_short",
-      "latency_steps", "fee_bps", "initial_cash", "reward_scale", "ruin_fraction", "tick_size",
-      "lot_size", "start_min", "start_max"};
+#define TRADER_NAME(name, type, def, unit, doc) #name,
+      TRADER_ENV_OPTIONS(TRADER_NAME)
+#undef TRADER_NAME
+  };
   for (auto item : kw) {
     const std::string key = py::str(item.first);
     if (!known.count(key)) throw std::invalid_argument("unknown option '" + key + "'");
   }
-  auto get_i = [&](const char* k, int64_t& v) { if (kw.contains(k)) v = kw[k].cast<int64_t>(); };
-  auto get_d = [&](const char* k, double& v) { if (kw.contains(k)) v = kw[k].cast<double>(); };
-  auto get_b = [&](const char* k, bool& v) { if (kw.contains(k)) v = kw[k].cast<bool>(); };
-  int64_t agents = c.num_agents;
-  get_i("horizon", c.horizon);
-  get_i("num_agents", agents);
-  get_b("continuous", c.continuous);
-  get_i("trade_lots", c.trade_lots);
-  get_i("max_position_lots", c.max_position_lots);
-  get_b("allow_short", c.allow_short);
-  get_i("latency_steps", c.latency_steps);
-  get_d("fee_bps", c.fee_bps);
-  get_d("initial_cash", c.initial_cash);
-  get_d("reward_scale", c.reward_scale);
-  get_d("ruin_fraction", c.ruin_fraction);
-  get_d("tick_size", c.tick_size);
-  get_d("lot_size", c.lot_size);
-  get_i("start_min", c.start_min);
-  get_i("start_max", c.start_max);
-  c.num_agents = static_cast<int>(agents);
-  auto need = [](bool ok, const char* field, const std::string& what) {
-    if (!ok) throw std::invalid_argument(std::string(field) + ": expected " + what);
-  };
-  need(c.horizon >= 1, "horizon", ">= 1 steps");
-  need(agents >= 1 && agents <= 1024, "num_agents", "1 to 1024");
-  need(c.trade_lots >= 1, "trade_lots", ">= 1 lot");
-  need(c.max_position_lots >= 1, "max_position_lots", ">= 1 lot");
-  need(c.latency_steps >= 0, "latency_steps", ">= 0 steps");
-  need(c.fee_bps >= 0 && std::isfinite(c.fee_bps), "fee_bps", "a finite value >= 0");
-  need(c.initial_cash > 0 && std::isfinite(c.initial_cash), "initial_cash", "> 0");
-  need(std::isfinite(c.reward_scale), "reward_scale", "a finite number");
-  need(c.ruin_fraction >= 0 && c.ruin_fraction < 1, "ruin_fraction", "in [0, 1)");
-  need(c.tick_size > 0, "tick_size", "> 0");
-  need(c.lot_size > 0, "lot_size", "> 0");
-  need(c.start_min >= 0, "start_min", ">= 0");
+#define TRADER_PARSE(name, ctype, def, unit, doc) \
+  if (kw.contains(#name)) c.name = Option<ctype>::parse(kw[#name], #name);
+  TRADER_ENV_OPTIONS(TRADER_PARSE)
+#undef TRADER_PARSE
+  validate(c);
   return c;
 }
 
-MarketData make_data(const py::array_t<int64_t>& book, const py::array_t<float>& features,
-                     const EnvConfig& cfg) {
+py::list env_spec() {
+  py::list out;
+  const EnvConfig defaults;
+#define TRADER_SPEC(name, ctype, def, unit, doc)        \
+  {                                                    \
+    py::dict d;                                        \
+    d["name"] = #name;                                 \
+    d["type"] = Option<ctype>::type_name;              \
+    d["default"] = Option<ctype>::to_py(defaults.name); \
+    d["unit"] = unit;                                  \
+    d["doc"] = doc;                                    \
+    d["choices"] = Option<ctype>::choices();            \
+    out.append(d);                                     \
+  }
+  TRADER_ENV_OPTIONS(TRADER_SPEC)
+#undef TRADER_SPEC
+  return out;
+}
+
+template <typename T>
+const char* dtype_name() {
+  if (std::is_same_v<T, uint8_t>) return "bool";
+  if (std::is_same_v<T, float>) return "float32";
+  if (std::is_same_v<T, double>) return "float64";
+  if (std::is_same_v<T, int32_t>) return "int32";
+  return "int64";
+}
+
+py::list env_outputs() {
+  py::list out;
+  py::dict obs;
+  obs["name"] = "obs";
+  obs["dtype"] = "float32";
+  obs["per_agent"] = true;
+  obs["doc"] = "feature row, then the agent's account features (and its quotes in quote modes)";
+  out.append(obs);
+#define TRADER_OUT(name, ctype, per_agent, doc) \
+  {                                            \
+    py::dict d;                                \
+    d["name"] = #name;                         \
+    d["dtype"] = dtype_name<ctype>();          \
+    d["per_agent"] = per_agent;                \
+    d["doc"] = doc;                            \
+    out.append(d);                             \
+  }
+  TRADER_ENV_OUTPUTS(TRADER_OUT)
+#undef TRADER_OUT
+  return out;
+}
+
+// Market data: the book rows and features, and for latencies and quotes the row times and the
+// market stream (from _core.sample_market).
+MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, const py::object& records,
+                     const py::object& starts) {
+  const py::array_t<int64_t>& book = self.book;
+  const py::array_t<float>& features = self.features;
   if (book.ndim() != 3 || book.shape(2) != 4) {
     throw std::invalid_argument("book: expected an int64 array [rows, levels, 4]");
   }
@@ -86,13 +183,55 @@ MarketData make_data(const py::array_t<int64_t>& book, const py::array_t<float>&
   d.rows = book.shape(0);
   d.levels = book.shape(1);
   d.dim = features.shape(1);
-  const int64_t need_rows = cfg.horizon + cfg.latency_steps + 2;
+  validate_depth(cfg, d.levels);
+  using I64 = py::array_t<int64_t, py::array::c_style>;
+  if (!ts.is_none()) {
+    I64 t = ts.cast<I64>();
+    if (t.ndim() != 1 || t.shape(0) != d.rows) {
+      throw std::invalid_argument("ts: expected an int64 array [rows] (" + std::to_string(d.rows) + " rows)");
+    }
+    self.ts = t;
+    d.ts = t.data();
+  } else if (cfg.order_latency_ns > 0 || cfg.cancel_latency_ns > 0) {
+    throw std::invalid_argument("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)");
+  }
+  if (records.is_none() != starts.is_none()) {
+    throw std::invalid_argument("records / starts: pass both (from _core.sample_market) or neither");
+  }
+  if (!records.is_none()) {
+    I64 r = records.cast<I64>();
+    I64 s = starts.cast<I64>();
+    if (r.ndim() != 2 || r.shape(1) != 4) throw std::invalid_argument("records: expected an int64 array [E, 4]");
+    if (s.ndim() != 1 || s.shape(0) != d.rows + 1) {
+      throw std::invalid_argument("starts: expected an int64 array [rows + 1] (" + std::to_string(d.rows + 1) + ")");
+    }
+    const int64_t* sp = s.data();
+    for (int64_t i = 0; i <= d.rows; ++i) {
+      if (sp[i] < 0 || sp[i] > r.shape(0) || (i > 0 && sp[i] < sp[i - 1])) {
+        throw std::invalid_argument("starts: entry " + std::to_string(i) + " is not a non-decreasing index into records");
+      }
+    }
+    self.records = r;
+    self.starts = s;
+    d.stream = reinterpret_cast<const MarketEvent*>(r.data());
+    d.stream_starts = sp;
+    for (int64_t i = 0; i < r.shape(0); ++i) {
+      if (d.stream[i].kind() == kTradeBuy || d.stream[i].kind() == kTradeSell) {
+        d.has_trades = true;
+        break;
+      }
+    }
+  } else if (is_quote(cfg.actions)) {
+    throw std::invalid_argument("actions: '" + std::string(kActionTypeNames[static_cast<int>(cfg.actions)]) +
+                                "' needs the market stream (records, starts from _core.sample_market)");
+  }
+  const int64_t need_rows = cfg.horizon + 2;
   if (d.rows < need_rows) {
     throw std::invalid_argument("book: " + std::to_string(d.rows) + " rows are fewer than a horizon (" +
-                                std::to_string(cfg.horizon) + ") plus latency plus 2");
+                                std::to_string(cfg.horizon) + ") plus 2");
   }
-  const int64_t last_start = cfg.start_max >= 0 ? cfg.start_max : d.rows - 1 - cfg.horizon - cfg.latency_steps;
-  if (cfg.start_max >= 0 && cfg.start_max + cfg.horizon + cfg.latency_steps >= d.rows) {
+  const int64_t last_start = cfg.start_max >= 0 ? cfg.start_max : d.rows - 1 - cfg.horizon;
+  if (cfg.start_max >= 0 && cfg.start_max + cfg.horizon >= d.rows) {
     throw std::invalid_argument("start_max: episodes starting at row " + std::to_string(cfg.start_max) +
                                 " run past the data (" + std::to_string(d.rows) + " rows)");
   }
@@ -131,23 +270,23 @@ py::array view(PyPool& self, py::handle owner, T* base, size_t first, std::vecto
   return py::array_t<T>(shape, base + first * per_row, owner);
 }
 
+// One view per output field, in the order of _core.env_outputs().
 py::tuple results(PyPool& self, py::handle owner, size_t first) {
   PoolBuffers& b = self.pool->buffers();
   const ssize_t K = b.agents;
-  return py::make_tuple(
-      view(self, owner, b.obs.data(), first, {K, static_cast<ssize_t>(b.obs_dim)}),
-      view(self, owner, b.reward.data(), first, {K}),
-      view(self, owner, reinterpret_cast<bool*>(b.terminated.data()), first, {}),
-      view(self, owner, reinterpret_cast<bool*>(b.truncated.data()), first, {}),
-      view(self, owner, b.env_id.data(), first, {}),
-      view(self, owner, b.t.data(), first, {}),
-      view(self, owner, b.episode_length.data(), first, {}),
-      view(self, owner, b.episode_return.data(), first, {K}),
-      view(self, owner, b.position.data(), first, {K}),
-      view(self, owner, b.equity.data(), first, {K}),
-      view(self, owner, b.fees.data(), first, {K}),
-      view(self, owner, b.filled.data(), first, {K}),
-      view(self, owner, b.unfilled.data(), first, {K}));
+  py::list out;
+  out.append(view(self, owner, b.obs.data(), first, {K, static_cast<ssize_t>(b.obs_dim)}));
+#define TRADER_VIEW(name, ctype, per_agent, doc)                                                        \
+  if constexpr (std::is_same_v<ctype, uint8_t>) {                                                       \
+    out.append(view(self, owner, reinterpret_cast<bool*>(b.name.data()), first,                        \
+                    per_agent ? std::vector<ssize_t>{K} : std::vector<ssize_t>{}));                    \
+  } else {                                                                                             \
+    out.append(view(self, owner, b.name.data(), first,                                                 \
+                    per_agent ? std::vector<ssize_t>{K} : std::vector<ssize_t>{}));                    \
+  }
+  TRADER_ENV_OUTPUTS(TRADER_VIEW)
+#undef TRADER_VIEW
+  return py::tuple(out);
 }
 
 std::vector<int32_t> parse_ids(PyPool& self, const py::object& env_id, size_t& n) {
@@ -185,20 +324,32 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
   const bool all_envs = env_id.is_none() && self.pool->batch_size() == self.pool->num_envs();
   const EnvConfig& cfg = self.pool->config();
   const size_t K = static_cast<size_t>(cfg.num_agents);
+  const size_t W = static_cast<size_t>(action_width(cfg));
+  const bool ints = integer_actions(cfg);
   py::array a = py::array::ensure(action);
   if (!a) throw std::invalid_argument("action: expected an array");
-  const bool shape_ok = (a.ndim() == 1 && K == 1 && static_cast<size_t>(a.shape(0)) == n) ||
-                        (a.ndim() == 2 && static_cast<size_t>(a.shape(0)) == n &&
-                         static_cast<size_t>(a.shape(1)) == K);
-  const std::string want_shape = K == 1 ? "(" + std::to_string(n) + ",)" :
-                                          "(" + std::to_string(n) + ", " + std::to_string(K) + ")";
-  if (!shape_ok) throw std::invalid_argument("action: expected shape " + want_shape);
+  // Accepted shapes: (n, K[, W]), and without the K axis when K == 1, without the W axis when W == 1.
+  std::vector<size_t> want{n};
+  if (K > 1) want.push_back(K);
+  if (!ints && W > 1) want.push_back(W);
+  std::vector<size_t> full{n, K};
+  if (!ints && W > 1) full.push_back(W);
+  std::vector<size_t> got(static_cast<size_t>(a.ndim()));
+  for (size_t i = 0; i < got.size(); ++i) got[i] = static_cast<size_t>(a.shape(static_cast<ssize_t>(i)));
+  if (got != want && got != full) {
+    std::string w = "(";
+    for (size_t i = 0; i < want.size(); ++i) w += (i ? ", " : "") + std::to_string(want[i]);
+    throw std::invalid_argument("action: expected shape " + w + (want.size() == 1 ? ",)" : ")"));
+  }
   const char kind = a.dtype().kind();
-  if (cfg.continuous) {
-    if (kind != 'f') throw std::invalid_argument("action: expected a float array (continuous mode: target position in [-1, 1])");
+  const std::string mode = kActionTypeNames[static_cast<int>(cfg.actions)];
+  if (!ints) {
+    if (kind != 'f') {
+      throw std::invalid_argument("action: expected a float array (" + mode + " mode: values in [-1, 1])");
+    }
     auto f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
     const float* p = f.data();
-    for (size_t i = 0; i < n * K; ++i) {
+    for (size_t i = 0; i < n * K * W; ++i) {
       if (!(p[i] >= -1.0f && p[i] <= 1.0f)) {
         throw std::invalid_argument("action: value " + std::to_string(p[i]) + " at index " + std::to_string(i) +
                                     " is not in [-1, 1]");
@@ -206,15 +357,21 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
     }
     dispatch(self, all_envs, nullptr, p, ids, false);
   } else {
+    const int64_t count = cfg.actions == ActionType::kDiscrete
+                              ? 3
+                              : (cfg.quote_levels + 1) * (cfg.quote_levels + 1) * (cfg.quote_flatten ? 2 : 1);
+    const std::string what = cfg.actions == ActionType::kDiscrete
+                                 ? "0 (hold), 1 (buy) or 2 (sell)"
+                                 : "a quote action in [0, " + std::to_string(count) + ") (trader.sim.encode_quote)";
     if (kind != 'i' && kind != 'u') {
-      throw std::invalid_argument("action: expected an integer array (discrete mode: 0 hold, 1 buy, 2 sell)");
+      throw std::invalid_argument("action: expected an integer array (" + mode + " mode: " + what + ")");
     }
     auto d = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
     const int64_t* p = d.data();
     for (size_t i = 0; i < n * K; ++i) {
-      if (p[i] < 0 || p[i] > 2) {
+      if (p[i] < 0 || p[i] >= count) {
         throw std::invalid_argument("action: value " + std::to_string(p[i]) + " at index " + std::to_string(i) +
-                                    " is not 0 (hold), 1 (buy) or 2 (sell)");
+                                    " is not " + what);
       }
     }
     dispatch(self, all_envs, p, nullptr, ids, false);
@@ -224,21 +381,36 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
 }  // namespace
 
 void bind_env(py::module_& m) {
+  m.def("env_spec", &env_spec, "The env's options: list of dicts name, type, default, unit, doc, choices.");
+  m.def(
+      "check_config",
+      [](py::kwargs kw) {
+        const EnvConfig c = parse_config(kw);
+        py::dict out;
+#define TRADER_DICT(name, ctype, def, unit, doc) out[#name] = Option<ctype>::to_py(c.name);
+        TRADER_ENV_OPTIONS(TRADER_DICT)
+#undef TRADER_DICT
+        return out;
+      },
+      "Parse and validate env options as EnvPool does; returns every option (defaults filled in).");
+  m.def("env_outputs", &env_outputs, "The env's output fields, in recv() order: dicts name, dtype, per_agent, doc.");
   py::class_<PyPool>(m, "EnvPool", "N trading envs stepped by C++ threads; see trader.sim for the Python API.")
       .def(py::init([](py::array_t<int64_t, py::array::c_style> book, py::array_t<float, py::array::c_style> features,
-                       int num_envs, int batch_size, int num_threads, uint64_t seed, py::kwargs kw) {
+                       int num_envs, int batch_size, int num_threads, uint64_t seed, py::object ts,
+                       py::object records, py::object starts, py::kwargs kw) {
              auto self = std::make_unique<PyPool>();
              self->book = book;
              self->features = features;
              EnvConfig cfg = parse_config(kw);
-             MarketData data = make_data(book, features, cfg);
+             MarketData data = make_data(*self, cfg, ts, records, starts);
              self->pool = std::make_unique<EnvPool>(cfg, std::move(data), num_envs, batch_size, num_threads, seed);
              self->all_ids.resize(static_cast<size_t>(num_envs));
              for (int i = 0; i < num_envs; ++i) self->all_ids[static_cast<size_t>(i)] = i;
              return self;
            }),
            py::arg("book"), py::arg("features"), py::arg("num_envs"), py::arg("batch_size"),
-           py::arg("num_threads"), py::arg("seed"))
+           py::arg("num_threads"), py::arg("seed"), py::kw_only(), py::arg("ts") = py::none(),
+           py::arg("records") = py::none(), py::arg("starts") = py::none())
       .def("send", &send, py::arg("action"), py::arg("env_id") = py::none())
       .def("send_reset",
            [](PyPool& self, const py::object& env_id) {
@@ -258,14 +430,15 @@ void bind_env(py::module_& m) {
              }
              return results(self, self_obj, first);
            },
-           "Wait for a batch; returns views (obs, reward, terminated, truncated, env_id, t, episode_length, "
-           "episode_return, position, equity, fees, filled, unfilled) valid until the block is reused.")
+           "Wait for a batch; returns views in the order of env_outputs(), valid until the block is reused.")
       .def("seed", [](PyPool& self, uint64_t seed) { self.pool->seed(seed); }, py::arg("seed"))
       .def_property_readonly("num_envs", [](PyPool& s) { return s.pool->num_envs(); })
       .def_property_readonly("batch_size", [](PyPool& s) { return s.pool->batch_size(); })
       .def_property_readonly("num_threads", [](PyPool& s) { return s.pool->num_threads(); })
       .def_property_readonly("num_agents", [](PyPool& s) { return s.pool->config().num_agents; })
       .def_property_readonly("obs_dim", [](PyPool& s) { return s.pool->buffers().obs_dim; })
-      .def_property_readonly("continuous", [](PyPool& s) { return s.pool->config().continuous; })
+      .def_property_readonly("actions",
+                             [](PyPool& s) { return kActionTypeNames[static_cast<int>(s.pool->config().actions)]; })
+      .def_property_readonly("has_trades", [](PyPool& s) { return s.pool->data().has_trades; })
       .def_property_readonly("rows", [](PyPool& s) { return s.pool->data().rows; });
 }

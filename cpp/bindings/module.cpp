@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 #include "book/order_book.h"
@@ -150,6 +151,36 @@ PYBIND11_MODULE(_core, m) {
       py::arg("events"), py::arg("depth"), py::arg("interval_ns") = 0, py::arg("clock") = "exchange",
       "Top `depth` levels after every book message (interval_ns=0) or on a time grid.\n"
       "Returns (ts[T] ns, book[T, depth, 4] ticks/lots, trade_flow[T, 2] lots bought/sold).");
+
+  m.def(
+      "sample_market",
+      [](const EventArray& events, size_t depth, int64_t interval_ns, const std::string& clock) {
+        if (depth == 0) throw std::invalid_argument("depth: expected >= 1 levels");
+        const Event* p = event_ptr(events);
+        const size_t n = static_cast<size_t>(events.shape(0));
+        SamplePlan plan = plan_samples(p, n, interval_ns, parse_clock(clock));
+        py::array_t<int64_t> ts(plan.rows);
+        py::array_t<int64_t> book({plan.rows, depth, size_t{4}});
+        py::array_t<int64_t> flow({plan.rows, size_t{2}});
+        auto stream = std::make_unique<MarketStream>();
+        {
+          py::gil_scoped_release nogil;
+          sample_top(p, n, plan, depth, ts.mutable_data(), book.mutable_data(), flow.mutable_data(), stream.get());
+        }
+        // [E, 4] int64 view of the records (exch_ts, price, qty, kind << 56 | prev), owned by a capsule.
+        MarketStream* s = stream.release();
+        py::capsule owner(s, [](void* q) { delete static_cast<MarketStream*>(q); });
+        const ssize_t ne = static_cast<ssize_t>(s->events.size());
+        py::array_t<int64_t> records({ne, ssize_t{4}}, {ssize_t{sizeof(MarketEvent)}, ssize_t{8}},
+                                     reinterpret_cast<const int64_t*>(s->events.data()), owner);
+        py::array_t<int64_t> starts(static_cast<ssize_t>(s->starts.size()), s->starts.data(), owner);
+        return py::make_tuple(ts, book, flow, records, starts, s->trades);
+      },
+      py::arg("events"), py::arg("depth"), py::arg("interval_ns") = 0, py::arg("clock") = "exchange",
+      "sample_top plus the market stream between rows: returns (ts, book, trade_flow, records[E, 4] int64\n"
+      "(exch_ts ns, price ticks, qty lots, kind << 56 | previous level size), starts[T + 1], trades).\n"
+      "Kinds: 0 bid level, 1 ask level, 2 buy trade, 3 sell trade. records[starts[c]:starts[c + 1]] are\n"
+      "applied after row c and before row c + 1.");
 
   m.def(
       "check_tickers",

@@ -221,6 +221,7 @@ class OrderBook {
   const BookSide& bids() const { return bids_; }
   const BookSide& asks() const { return asks_; }
   BookSide& side(bool is_bid) { return is_bid ? bids_ : asks_; }
+  const BookSide& side(bool is_bid) const { return is_bid ? bids_ : asks_; }
 
   void clear() {
     bids_.clear();

@@ -101,11 +101,43 @@ SamplePlan plan_samples(const Event* ev, size_t n, int64_t interval_ns, Clock cl
 }
 
 void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth, int64_t* ts,
-                int64_t* book, int64_t* trade_flow) {
+                int64_t* book, int64_t* trade_flow, MarketStream* stream) {
   Replayer r;
   size_t row = 0;
   int64_t bought = 0, sold = 0;
+  if (stream) {
+    stream->events.clear();
+    stream->starts.assign(plan.rows + 1, 0);
+    stream->trades = 0;
+  }
+  // Every event goes through here: the stream records what it changes before the book applies it.
+  auto apply = [&](const Event& e) {
+    if (stream) {
+      std::vector<MarketEvent>& out = stream->events;
+      if (e.kind == kBookClear) {
+        for (bool bid : {true, false}) {
+          const BookSide& side = r.book().side(bid);
+          for (size_t i = 0; i < side.size(); ++i) {
+            const BookLevel l = side.level(i);
+            out.push_back({e.exch_ts, l.price, 0, MarketEvent::pack(bid ? kLevelBid : kLevelAsk, l.qty)});
+          }
+        }
+      } else if (e.kind == kBookSnapshot || e.kind == kBookDelta) {
+        const bool bid = side_is_bid(e);
+        const int64_t prev = e.price > 0 ? r.book().side(bid).qty_at(e.price) : 0;
+        out.push_back({e.exch_ts, e.price, e.qty, MarketEvent::pack(bid ? kLevelBid : kLevelAsk, prev)});
+      } else if (e.kind == kTrade && (e.flags & (kFlagBid | kFlagAsk))) {
+        out.push_back({e.exch_ts, e.price, e.qty, MarketEvent::pack(e.flags & kFlagBid ? kTradeBuy : kTradeSell, 0)});
+        ++stream->trades;
+      }
+    }
+    return r.apply(e);
+  };
   auto emit = [&](int64_t t) {
+    if (stream) {
+      stream->starts[row] = static_cast<int64_t>(stream->events.size());
+      stream->starts[row + 1] = stream->starts[row];
+    }
     ts[row] = t;
     r.book().top(book + row * depth * 4, depth);
     trade_flow[2 * row] = bought;
@@ -124,8 +156,9 @@ void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth,
       const Event& e = ev[i];
       if (e.kind == kTrade) count_trade(e);
       clock_now = std::max(clock_now, event_ts(e, plan.clock));
-      if (r.apply(e)) emit(clock_now);
+      if (apply(e)) emit(clock_now);
     }
+    if (stream) stream->starts[plan.rows] = static_cast<int64_t>(stream->events.size());
     return;
   }
 
@@ -139,7 +172,7 @@ void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth,
     if (!is_book_event(e)) {
       // Trades and tickers never move the grid: streams are not ordered by each other's clocks.
       if (e.kind == kTrade) count_trade(e);
-      r.apply(e);
+      apply(e);
       ++i;
       continue;
     }
@@ -162,10 +195,11 @@ void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth,
     // Without an END the message is [i, j): ev[j] (if any) is a trade or ticker, handled above on
     // the next turn so that a trade is counted in the flow.
     const size_t end = ended ? j : j - 1;
-    for (size_t k = i; k <= end; ++k) r.apply(ev[k]);
+    for (size_t k = i; k <= end; ++k) apply(ev[k]);
     i = end + 1;
   }
   while (row < plan.rows) emit(plan.start_ns + static_cast<int64_t>(row) * plan.interval_ns);
+  if (stream) stream->starts[plan.rows] = static_cast<int64_t>(stream->events.size());
 }
 
 TickerCheck check_tickers(const Event* ev, size_t n) {

@@ -67,11 +67,44 @@ struct SamplePlan {
 // interval_ns covering the book messages' timestamps.
 SamplePlan plan_samples(const Event* ev, size_t n, int64_t interval_ns, Clock clock);
 
+// ---- The market between rows: what the env's queue model sees ------------------------------------
+enum MarketEventKind : uint8_t {
+  kLevelBid = 0,   // a bid level's size changed (from prev to qty)
+  kLevelAsk = 1,   // an ask level's size changed
+  kTradeBuy = 2,   // a trade whose aggressor bought (it took asks)
+  kTradeSell = 3,  // a trade whose aggressor sold (it took bids)
+};
+
+// One book level change or trade, 32 bytes (the env walks these in its hot loop). A book clear
+// (snapshot resync) becomes one change to size 0 for every level the book held.
+struct MarketEvent {
+  int64_t exch_ts;     // ns; 0 = the exchange sent none
+  int64_t price;       // ticks
+  int64_t qty;         // level: size after the change; trade: traded lots
+  uint64_t prev_kind;  // kind << 56 | level size before the change (lots; 0 for trades)
+
+  MarketEventKind kind() const { return static_cast<MarketEventKind>(prev_kind >> 56); }
+  int64_t prev() const { return static_cast<int64_t>(prev_kind & ((uint64_t{1} << 56) - 1)); }
+  static uint64_t pack(MarketEventKind k, int64_t prev) {
+    return (static_cast<uint64_t>(k) << 56) | static_cast<uint64_t>(prev);
+  }
+};
+static_assert(sizeof(MarketEvent) == 32, "MarketEvent: 32 bytes");
+
+// events[starts[c] .. starts[c + 1]) are the changes applied after row c was sampled and before row
+// c + 1 (the sampler's own rule, so row c + 1 = row c + those changes); starts has rows + 1 entries.
+struct MarketStream {
+  std::vector<MarketEvent> events;
+  std::vector<int64_t> starts;
+  uint64_t trades = 0;  // 0: snapshot-only data, only trade-through / touch-cross can fill orders
+};
+
 // Fills ts[rows], book[rows x depth x 4] (bid px, bid qty, ask px, ask qty in ticks and lots) and
-// trade_flow[rows x 2] (lots bought and sold by aggressors since the previous row).
+// trade_flow[rows x 2] (lots bought and sold by aggressors since the previous row); with `stream`,
+// also every level change and trade in file order, split at the rows.
 // Interval mode: row k is the book after every message with timestamp <= start + k * interval.
 void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth, int64_t* ts,
-                int64_t* book, int64_t* trade_flow);
+                int64_t* book, int64_t* trade_flow, MarketStream* stream = nullptr);
 
 // ---- Checking the rebuilt book against the exchange's bookTicker -------------------------------
 struct TickerMismatch {

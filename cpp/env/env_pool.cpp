@@ -24,35 +24,23 @@ void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
   obs_dim = dim;
   const size_t nk = n * static_cast<size_t>(k);
   obs.assign(nk * static_cast<size_t>(dim), 0.0f);
-  reward.assign(nk, 0.0f);
-  terminated.assign(n, 0);
-  truncated.assign(n, 0);
-  env_id.assign(n, 0);
-  t.assign(n, 0);
-  episode_length.assign(n, 0);
-  episode_return.assign(nk, 0.0f);
-  position.assign(nk, 0);
-  equity.assign(nk, 0.0);
-  fees.assign(nk, 0.0);
-  filled.assign(nk, 0);
-  unfilled.assign(nk, 0);
+#define TRADER_OUT_ALLOC(name, type, per_agent, doc) name.assign(per_agent ? nk : n, type{});
+  TRADER_ENV_OUTPUTS(TRADER_OUT_ALLOC)
+#undef TRADER_OUT_ALLOC
 }
 
 OutRow PoolBuffers::row(size_t r) {
   const size_t rk = r * static_cast<size_t>(agents);
-  return OutRow{obs.data() + rk * static_cast<size_t>(obs_dim),
-                reward.data() + rk,
-                terminated.data() + r,
-                truncated.data() + r,
-                env_id.data() + r,
-                t.data() + r,
-                episode_length.data() + r,
-                episode_return.data() + rk,
-                position.data() + rk,
-                equity.data() + rk,
-                fees.data() + rk,
-                filled.data() + rk,
-                unfilled.data() + rk};
+  OutRow out;
+  out.obs = obs.data() + rk * static_cast<size_t>(obs_dim);
+#define TRADER_OUT_ROW(name, type, per_agent, doc) out.name = name.data() + (per_agent ? rk : r);
+  TRADER_ENV_OUTPUTS(TRADER_OUT_ROW)
+#undef TRADER_OUT_ROW
+  return out;
+}
+
+int action_width(const EnvConfig& cfg) {
+  return cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1;
 }
 
 EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_size, int num_threads,
@@ -61,7 +49,8 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
       data_(std::move(data)),
       num_envs_(num_envs),
       batch_size_(batch_size),
-      num_threads_(num_threads) {
+      num_threads_(num_threads),
+      width_(static_cast<size_t>(action_width(cfg))) {
   if (num_envs < 1) throw std::invalid_argument("num_envs: expected >= 1");
   if (batch_size < 1 || batch_size > num_envs) {
     throw std::invalid_argument("batch_size: expected 1 <= batch_size <= num_envs");
@@ -75,13 +64,13 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
   num_blocks_ = static_cast<size_t>((num_envs + batch_size - 1) / batch_size) + 1;
   const size_t K = static_cast<size_t>(cfg.num_agents);
   buf_.allocate(num_blocks_ * static_cast<size_t>(batch_size), cfg.num_agents,
-                data_.dim + kAccountFeatures);
+                data_.dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0));
   block_done_.reset(new std::atomic<int64_t>[num_blocks_]);
   for (size_t b = 0; b < num_blocks_; ++b) block_done_[b].store(0);
   in_flight_.reset(new std::atomic<uint8_t>[num_envs]);
   for (int i = 0; i < num_envs; ++i) in_flight_[i].store(0);
   act_discrete_.assign(static_cast<size_t>(num_envs) * K, 0);
-  act_continuous_.assign(static_cast<size_t>(num_envs) * K, 0.0f);
+  act_continuous_.assign(static_cast<size_t>(num_envs) * K * width_, 0.0f);
   capacity_ = 1;
   while (capacity_ < 2 * static_cast<uint64_t>(num_envs)) capacity_ <<= 1;
   cells_.reset(new Cell[capacity_]);
@@ -120,7 +109,7 @@ void EnvPool::send_all(const int64_t* discrete, const float* continuous, bool re
   const size_t nk = static_cast<size_t>(num_envs_) * static_cast<size_t>(cfg_.num_agents);
   if (!reset) {
     if (discrete) std::copy(discrete, discrete + nk, act_discrete_.begin());
-    if (continuous) std::copy(continuous, continuous + nk, act_continuous_.begin());
+    if (continuous) std::copy(continuous, continuous + nk * width_, act_continuous_.begin());
   }
   sync_base_ = sync_rows_;
   sync_rows_ += static_cast<uint64_t>(num_envs_);
@@ -153,8 +142,8 @@ size_t EnvPool::run_sync_chunks() {
       const size_t off = static_cast<size_t>(e) * K;
       if (sync_reset_) {
         env.reset(out);
-      } else if (cfg_.continuous) {
-        env.step(nullptr, act_continuous_.data() + off, out);
+      } else if (!integer_actions(cfg_)) {
+        env.step(nullptr, act_continuous_.data() + off * width_, out);
       } else {
         env.step(act_discrete_.data() + off, nullptr, out);
       }
@@ -189,7 +178,9 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
     if (!reset) {
       for (size_t k = 0; k < K; ++k) {
         if (discrete) act_discrete_[e * K + k] = discrete[i * K + k];
-        if (continuous) act_continuous_[e * K + k] = continuous[i * K + k];
+      }
+      for (size_t k = 0; k < K * width_; ++k) {
+        if (continuous) act_continuous_[e * K * width_ + k] = continuous[i * K * width_ + k];
       }
     }
     const int64_t row = sync_mode_ ? static_cast<int64_t>(sync_rows_ + static_cast<uint64_t>(i)) : -1;
@@ -222,8 +213,8 @@ size_t EnvPool::run_task(const Task& task) {
   } else {
     const size_t K = static_cast<size_t>(cfg_.num_agents);
     const size_t off = static_cast<size_t>(task.env) * K;
-    if (cfg_.continuous) {
-      env.step(nullptr, act_continuous_.data() + off, out);
+    if (!integer_actions(cfg_)) {
+      env.step(nullptr, act_continuous_.data() + off * width_, out);
     } else {
       env.step(act_discrete_.data() + off, nullptr, out);
     }

@@ -25,23 +25,21 @@ struct PoolBuffers {
   size_t rows = 0;  // R * B
   int agents = 1;
   int64_t obs_dim = 0;
-  std::vector<float> obs;            // [rows, K, obs_dim]
-  std::vector<float> reward;         // [rows, K]
-  std::vector<uint8_t> terminated;   // [rows]
-  std::vector<uint8_t> truncated;    // [rows]
-  std::vector<int32_t> env_id;       // [rows]
-  std::vector<int64_t> t;            // [rows]
-  std::vector<int32_t> episode_length;  // [rows]
-  std::vector<float> episode_return;    // [rows, K]
-  std::vector<int64_t> position;        // [rows, K]
-  std::vector<double> equity;           // [rows, K]
-  std::vector<double> fees;             // [rows, K]
-  std::vector<int64_t> filled;          // [rows, K]
-  std::vector<int64_t> unfilled;        // [rows, K]
+  std::vector<float> obs;  // [rows, K, obs_dim]
+#define TRADER_OUT_VEC(name, type, per_agent, doc) std::vector<type> name;  // [rows] or [rows, K]
+  TRADER_ENV_OUTPUTS(TRADER_OUT_VEC)
+#undef TRADER_OUT_VEC
 
   void allocate(size_t rows, int agents, int64_t obs_dim);
   OutRow row(size_t r);
 };
+
+// Floats per agent in a continuous action: 1 (target position), 2 or 3 (bid, ask[, flatten]).
+int action_width(const EnvConfig& cfg);
+// Integer actions (discrete, quote) or float actions (continuous, quote_continuous).
+inline bool integer_actions(const EnvConfig& cfg) {
+  return cfg.actions == ActionType::kDiscrete || cfg.actions == ActionType::kQuote;
+}
 
 class EnvPool {
  public:
@@ -51,8 +49,8 @@ class EnvPool {
   EnvPool(const EnvPool&) = delete;
   EnvPool& operator=(const EnvPool&) = delete;
 
-  // Queue actions for envs `env_ids` (n of them); discrete: n*K ints, continuous: n*K floats (one of
-  // the two is null). reset = true ignores actions and resets the envs.
+  // Queue actions for envs `env_ids` (n of them); integer actions: n*K ints, float actions: n*K*width
+  // floats (one of the two is null). reset = true ignores actions and resets the envs.
   void send(const int64_t* discrete, const float* continuous, const int32_t* env_ids, int n, bool reset);
   // Sync mode, all envs in env order: actions for env i at row i (n = num_envs). Threads claim
   // chunks of envs from one counter (no per-env queue entries); the caller steps envs too in recv.
@@ -90,7 +88,8 @@ class EnvPool {
   size_t num_blocks_;
   std::vector<std::unique_ptr<TradingEnv>> envs_;
   std::vector<int64_t> act_discrete_;  // [N, K] staged actions
-  std::vector<float> act_continuous_;  // [N, K]
+  std::vector<float> act_continuous_;  // [N, K, action_width]
+  size_t width_;                       // action_width(cfg_)
   PoolBuffers buf_;
 
   // Task ring (bounded MPMC queue after D. Vyukov): a cell's sequence number says whether the

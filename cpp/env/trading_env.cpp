@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 namespace trader {
 
 namespace {
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
 // splitmix64 (Steele, Lea, Flood 2014): one 64-bit state per env, so streams do not depend on threads.
 inline uint64_t splitmix64(uint64_t& s) {
   uint64_t z = (s += 0x9E3779B97F4A7C15ull);
@@ -18,19 +21,40 @@ inline uint64_t splitmix64(uint64_t& s) {
 inline uint64_t below(uint64_t r, uint64_t n) {
   return static_cast<uint64_t>((static_cast<__uint128_t>(r) * n) >> 64);
 }
+// Rust's f64::min, which hftbacktest's queue model relies on: a NaN operand yields the other one.
+inline double rust_min(double a, double b) {
+  if (std::isnan(a)) return b;
+  if (std::isnan(b)) return a;
+  return a < b ? a : b;
+}
+// Quote grid index of a continuous action in [-1, 1]: L + 1 equal buckets, the top one = no quote.
+inline int64_t grid_index(float x, int64_t levels) {
+  const double b = std::floor((static_cast<double>(x) + 1.0) * 0.5 * static_cast<double>(levels + 1));
+  return std::clamp<int64_t>(static_cast<int64_t>(b), 0, levels);
+}
 }  // namespace
 
 TradingEnv::TradingEnv(const EnvConfig& cfg, const MarketData* data, int env_id, uint64_t seed)
     : cfg_(cfg),
       data_(data),
       env_id_(env_id),
+      trade_lots_(std::llround(cfg.trade_size / cfg.lot_size)),
+      max_lots_(std::llround(cfg.max_position / cfg.lot_size)),
+      min_lots_(cfg.allow_short ? -max_lots_ : 0),
+      action_width_(cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1),
       notional_per_tick_lot_(cfg.tick_size * cfg.lot_size),
-      agents_(cfg.num_agents),
-      priority_(cfg.num_agents),
-      consumed_bid_(data->levels),
-      consumed_ask_(data->levels) {
-  for (auto& a : agents_) a.pending.reserve(static_cast<size_t>(cfg.latency_steps) + 2);
+      agents_(static_cast<size_t>(cfg.num_agents)),
+      priority_(static_cast<size_t>(cfg.num_agents)),
+      consumed_bid_(static_cast<size_t>(data->levels)),
+      consumed_ask_(static_cast<size_t>(data->levels)),
+      next_due_ts_(kNever) {
+  for (auto& a : agents_) a.pending.reserve(4);
+  orders_.reserve(static_cast<size_t>(4 * cfg.num_agents));
   reseed(seed);
+}
+
+int64_t TradingEnv::obs_dim() const {
+  return data_->dim + kAccountFeatures + (is_quote(cfg_.actions) ? kQuoteFeatures : 0);
 }
 
 void TradingEnv::reseed(uint64_t seed) {
@@ -41,24 +65,18 @@ void TradingEnv::reseed(uint64_t seed) {
 uint64_t TradingEnv::next_random() { return splitmix64(rng_); }
 
 void TradingEnv::reset(OutRow& out) {
-  const int64_t last = cfg_.start_max >= 0 ? cfg_.start_max
-                                           : data_->rows - 1 - cfg_.horizon - cfg_.latency_steps;
+  const int64_t last = cfg_.start_max >= 0 ? cfg_.start_max : data_->rows - 1 - cfg_.horizon;
   const uint64_t span = static_cast<uint64_t>(last - cfg_.start_min + 1);
   cursor_ = cfg_.start_min + static_cast<int64_t>(below(next_random(), span));
   steps_ = 0;
   needs_reset_ = false;
   for (auto& a : agents_) {
-    a.position = 0;
+    a = Agent{};
     a.cash = cfg_.initial_cash;
-    a.cost = 0;
-    a.fees = 0;
     a.equity = cfg_.initial_cash;
-    a.episode_return = 0;
-    a.filled = 0;
-    a.unfilled = 0;
-    a.pending.clear();
-    a.pending_head = 0;
   }
+  orders_.clear();
+  next_due_ts_ = kNever;
   for (int k = 0; k < cfg_.num_agents; ++k) out.reward[k] = 0.0f;
   write(out, false, false);
 }
@@ -69,22 +87,112 @@ int64_t TradingEnv::pending_lots(const Agent& a) const {
   return s;
 }
 
+int64_t TradingEnv::due_row(int64_t row) const {
+  if (cfg_.order_latency_ns == 0) return row;
+  const int64_t arrive = data_->ts[row] + cfg_.order_latency_ns;
+  while (row < data_->rows && data_->ts[row] < arrive) ++row;
+  return row;  // == rows: never executes (cancelled with the episode)
+}
+
 int64_t TradingEnv::order_from_action(const Agent& a, int64_t discrete, float continuous) const {
-  const int64_t hi = cfg_.max_position_lots;
-  const int64_t lo = cfg_.allow_short ? -cfg_.max_position_lots : 0;
   const int64_t expected = a.position + pending_lots(a);  // as if every pending order fills
   int64_t target;
-  if (cfg_.continuous) {
-    target = static_cast<int64_t>(std::llround(static_cast<double>(continuous) * static_cast<double>(hi)));
+  if (cfg_.actions == ActionType::kContinuous) {
+    target = static_cast<int64_t>(std::llround(static_cast<double>(continuous) * static_cast<double>(max_lots_)));
   } else if (discrete == 1) {
-    target = expected + cfg_.trade_lots;
+    target = expected + trade_lots_;
   } else if (discrete == 2) {
-    target = expected - cfg_.trade_lots;
+    target = expected - trade_lots_;
   } else {
     return 0;
   }
-  target = std::clamp(target, lo, hi);
+  target = std::clamp(target, min_lots_, max_lots_);
   return target - expected;
+}
+
+void TradingEnv::send_market(Agent& a, int64_t lots) {
+  if (a.pending_head == a.pending.size()) {
+    a.pending.clear();
+    a.pending_head = 0;
+  }
+  if (lots != 0) a.pending.push_back({due_row(cursor_), lots});
+}
+
+TradingEnv::LimitOrder* TradingEnv::find(int64_t seq) {
+  if (seq < 0) return nullptr;
+  for (auto& o : orders_) {
+    if (o.seq == seq) return o.dead ? nullptr : &o;
+  }
+  return nullptr;
+}
+
+// Agent k sets its bid and ask quotes on the grid of row cursor_ (index quote_levels: no quote).
+void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
+  Agent& a = agents_[static_cast<size_t>(k)];
+  const int64_t* top = data_->book + cursor_ * data_->levels * 4;
+  const int64_t now = data_->ts ? data_->ts[cursor_] : 0;
+  for (int side = 0; side < 2; ++side) {
+    const bool bid = side == 0;
+    const int64_t idx = bid ? bid_idx : ask_idx;
+    const int64_t offset = cfg_.quote_min_ticks + idx;
+    const int64_t price = idx == cfg_.quote_levels ? 0 : (bid ? top[0] - offset : top[2] + offset);
+    LimitOrder* cur = find(a.quote_seq[side]);
+    if (cur && cur->price == price) continue;  // unchanged price: keeps its queue position
+    if (cur) cur->cancel_ts = std::min(cur->cancel_ts, now + cfg_.cancel_latency_ns);
+    a.quote_seq[side] = -1;
+    if (price <= 0) continue;
+    // Size: position + this side's resting lots (cancels in flight included: they can still fill)
+    // stay within the position limit.
+    int64_t resting = 0;
+    for (const auto& o : orders_) {
+      if (!o.dead && o.agent == k && o.bid == bid) resting += o.leaves;
+    }
+    const int64_t room = bid ? max_lots_ - a.position - resting : a.position - min_lots_ - resting;
+    const int64_t lots = std::min(trade_lots_, room);
+    if (lots <= 0) continue;
+    LimitOrder o{};
+    o.seq = next_seq_++;
+    o.agent = k;
+    o.bid = bid;
+    o.price = price;
+    o.leaves = lots;
+    o.arrive_ts = now + cfg_.order_latency_ns;
+    o.cancel_ts = kNever;
+    // Size at its price and crossing levels from row c's snapshot: grid prices lie inside the shown
+    // depth (quote_min_ticks + quote_levels - 1 < levels), so absent prices have size 0.
+    for (int64_t l = 0; l < data_->levels; ++l) {
+      const int64_t* lv = top + 4 * l;
+      const int64_t own_px = bid ? lv[0] : lv[2], own_qty = bid ? lv[1] : lv[3];
+      const int64_t opp_px = bid ? lv[2] : lv[0], opp_qty = bid ? lv[3] : lv[1];
+      if (own_px == price) o.level_qty = own_qty;
+      if (opp_px > 0 && opp_qty > 0 && (bid ? opp_px <= price : opp_px >= price)) ++o.crossing;
+    }
+    orders_.push_back(o);
+    a.quote_seq[side] = o.seq;
+    a.quoted += lots;
+    next_due_ts_ = std::min(next_due_ts_, o.arrive_ts);
+  }
+  for (const auto& o : orders_) next_due_ts_ = std::min(next_due_ts_, o.cancel_ts);
+}
+
+// Cash, fees and the average-cost basis after a fill of `lots` (> 0) worth `notional` quote.
+void TradingEnv::book_fill(Agent& a, bool buy, int64_t lots, double notional, double fee) {
+  const int64_t signed_fill = buy ? lots : -lots;
+  a.fees += fee;
+  a.cash -= (buy ? notional : -notional) + fee;
+  a.filled += signed_fill;
+  // Average-cost basis of the open position: reduce proportionally, restart on a flip.
+  const int64_t before = a.position;
+  const int64_t after = before + signed_fill;
+  const double avg_px_value = notional / static_cast<double>(lots);  // quote per lot of this fill
+  if (before == 0 || (before > 0) == buy) {
+    a.cost += (buy ? notional : -notional);
+  } else if ((after > 0) == (before > 0) && after != 0) {
+    a.cost *= static_cast<double>(after) / static_cast<double>(before);
+  } else {
+    a.cost = static_cast<double>(after) * avg_px_value;
+  }
+  a.position = after;
 }
 
 void TradingEnv::execute(Agent& a, int64_t lots, int64_t row) {
@@ -99,10 +207,10 @@ void TradingEnv::execute(Agent& a, int64_t lots, int64_t row) {
   for (int64_t l = 0; l < data_->levels && remaining > 0; ++l) {
     const int64_t px = levels[4 * l + px_col];
     if (px <= 0) break;  // the book shows no more levels
-    const int64_t avail = levels[4 * l + px_col + 1] - consumed[l];
+    const int64_t avail = levels[4 * l + px_col + 1] - consumed[static_cast<size_t>(l)];
     if (avail <= 0) continue;
     const int64_t take = std::min(avail, remaining);
-    consumed[l] += take;
+    consumed[static_cast<size_t>(l)] += take;
     touched_levels_ = std::max(touched_levels_, l + 1);
     remaining -= take;
     filled += take;
@@ -111,23 +219,136 @@ void TradingEnv::execute(Agent& a, int64_t lots, int64_t row) {
   a.unfilled += remaining;
   if (filled == 0) return;
   const double notional = ticks_x_lots * notional_per_tick_lot_;
-  const double fee = notional * cfg_.fee_bps * 1e-4;
-  const int64_t signed_fill = buy ? filled : -filled;
-  a.fees += fee;
-  a.cash -= (buy ? notional : -notional) + fee;
-  a.filled += signed_fill;
-  // Average-cost basis of the open position: reduce proportionally, restart on a flip.
-  const int64_t before = a.position;
-  const int64_t after = before + signed_fill;
-  const double avg_px_value = notional / static_cast<double>(filled);  // quote per lot of this fill
-  if (before == 0 || (before > 0) == buy) {
-    a.cost += (buy ? notional : -notional);
-  } else if ((after > 0) == (before > 0) && after != 0) {
-    a.cost *= static_cast<double>(after) / static_cast<double>(before);
-  } else {
-    a.cost = static_cast<double>(after) * avg_px_value;
+  const double fee = notional * cfg_.taker_fee_bps * 1e-4;
+  a.taker_filled += filled;
+  a.taker_fees += fee;
+  book_fill(a, buy, filled, notional, fee);
+}
+
+void TradingEnv::maker_fill(LimitOrder& o, int64_t lots) {
+  Agent& a = agents_[static_cast<size_t>(o.agent)];
+  const double notional = static_cast<double>(o.price) * static_cast<double>(lots) * notional_per_tick_lot_;
+  const double fee = notional * cfg_.maker_fee_bps * 1e-4;
+  a.maker_filled += lots;
+  a.maker_fees += fee;
+  book_fill(a, o.bid, lots, notional, fee);
+  o.leaves -= lots;
+  if (o.leaves == 0) o.dead = true;
+}
+
+// Orders and cancels that reach the exchange before a market event stamped exch_ts (> their time):
+// cancels first (a cancel that overtakes its order removes it unseen), then arrivals, in seq order.
+void TradingEnv::due_orders(int64_t exch_ts) {
+  next_due_ts_ = kNever;
+  for (auto& o : orders_) {
+    if (o.dead) continue;
+    if (o.cancel_ts < exch_ts) {
+      o.dead = true;
+      continue;
+    }
+    if (!o.live && o.arrive_ts < exch_ts) {
+      if (o.crossing > 0) {  // post-only: it would take liquidity
+        o.dead = true;
+        ++agents_[static_cast<size_t>(o.agent)].rejected;
+        continue;
+      }
+      o.live = true;
+      o.front = static_cast<double>(o.level_qty);  // back of the level (hftbacktest new_order)
+      o.cum_trade = 0;
+    }
+    if (!o.live) next_due_ts_ = std::min(next_due_ts_, o.arrive_ts);
+    next_due_ts_ = std::min(next_due_ts_, o.cancel_ts);
   }
-  a.position = after;
+}
+
+// A level change at the order's price (hftbacktest models/queue.rs, QueueModel::depth).
+void TradingEnv::on_depth(LimitOrder& o, double prev, double next) const {
+  if (cfg_.queue_model == QueueModel::kRiskAverse) {  // RiskAdverseQueueModel: cancels never move it
+    o.front = rust_min(o.front, next);
+    return;
+  }
+  // ProbQueueModel: the decrease not explained by trades since the last change is split between
+  // ahead and behind with p = f(back) / (f(back) + f(front)) (Rigtorp 2013; quant.stackexchange 3782).
+  const double chg = prev - next - o.cum_trade;
+  o.cum_trade = 0;
+  if (chg < 0) {
+    o.front = rust_min(o.front, next);
+    return;
+  }
+  const double front = o.front;
+  const double back = prev - front;
+  double fb, ff;
+  if (cfg_.queue_model == QueueModel::kPower) {
+    fb = std::pow(back, cfg_.queue_power);
+    ff = std::pow(front, cfg_.queue_power);
+  } else {
+    fb = std::log(1.0 + back);
+    ff = std::log(1.0 + front);
+  }
+  double p = fb / (fb + ff);
+  if (std::isinf(p)) p = 1.0;  // hftbacktest maps only infinities; a NaN falls through rust_min below
+  const double est = front - (1.0 - p) * chg + std::min(back - p * chg, 0.0);
+  o.front = rust_min(est, next);
+}
+
+void TradingEnv::on_market_event(const MarketEvent& e) {
+  const MarketEventKind kind = e.kind();
+  if (kind == kLevelBid || kind == kLevelAsk) {
+    const bool bid_level = kind == kLevelBid;
+    const int64_t prev = e.prev();
+    for (auto& o : orders_) {
+      if (o.dead) continue;
+      if (o.bid == bid_level) {
+        if (o.price != e.price) continue;
+        if (o.live) on_depth(o, static_cast<double>(prev), static_cast<double>(e.qty));
+        o.level_qty = e.qty;
+      } else if (o.bid ? e.price <= o.price : e.price >= o.price) {
+        // The opposite side at a price that crosses the order (touch cross: hftbacktest
+        // PartialFillExchange::on_best_{bid,ask}_update fills it in full at its price).
+        o.crossing += (e.qty > 0) - (prev > 0);
+        if (o.live && o.crossing > 0) maker_fill(o, o.leaves);
+      }
+    }
+    return;
+  }
+  // A trade: a buy aggressor takes asks, a sell aggressor bids. Orders at a better price than the
+  // trade are traded through and fill in full; at the trade's price, the FIFO of the agents' orders
+  // shares the trade (hftbacktest check_if_{buy,sell}_filled, ProbQueueModel::trade, is_filled:
+  // fill floor(-front) lots once front <= -1, at most the trade's quantity not yet given to earlier
+  // orders, at most the leaves).
+  const bool hits_bids = kind == kTradeSell;
+  int64_t remaining = e.qty;
+  for (auto& o : orders_) {
+    if (o.dead || !o.live || o.bid != hits_bids) continue;
+    if (o.bid ? o.price > e.price : o.price < e.price) {
+      maker_fill(o, o.leaves);
+    } else if (o.price == e.price) {
+      o.front -= static_cast<double>(remaining);
+      o.cum_trade += static_cast<double>(e.qty);
+      if (std::round(o.front) < 0) {
+        const int64_t fill = std::min({static_cast<int64_t>(std::floor(-o.front)), remaining, o.leaves});
+        if (fill > 0) {
+          maker_fill(o, fill);
+          remaining -= fill;
+        }
+      }
+    }
+  }
+}
+
+void TradingEnv::replay_segment(int64_t row) {
+  const MarketEvent* ev = data_->stream;
+  const int64_t end = data_->stream_starts[row + 1];
+  for (int64_t i = data_->stream_starts[row]; i < end && !orders_.empty(); ++i) {
+    const MarketEvent& e = ev[i];
+    if (e.exch_ts > next_due_ts_) due_orders(e.exch_ts);
+    on_market_event(e);
+    if (std::any_of(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; })) {
+      orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
+                    orders_.end());
+    }
+  }
+  // Orders removed unseen by a market event (cancels, rejections) go at the next due time.
 }
 
 void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& out) {
@@ -136,52 +357,77 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     return;
   }
   const int K = cfg_.num_agents;
-  // 1. actions -> orders due at cursor + latency
-  for (int k = 0; k < K; ++k) {
-    Agent& a = agents_[k];
-    a.filled = 0;
-    a.unfilled = 0;
-    const int64_t lots = order_from_action(a, discrete ? discrete[k] : 0, continuous ? continuous[k] : 0.0f);
-    if (a.pending_head == a.pending.size()) {
-      a.pending.clear();
-      a.pending_head = 0;
+  const bool quoting = is_quote(cfg_.actions);
+  if (K > 1) {  // a seeded random priority: market orders and same-time quotes go in this order
+    for (int k = 0; k < K; ++k) priority_[static_cast<size_t>(k)] = k;
+    for (int k = K - 1; k > 0; --k) {  // Fisher-Yates
+      const int j = static_cast<int>(below(next_random(), static_cast<uint64_t>(k + 1)));
+      std::swap(priority_[static_cast<size_t>(k)], priority_[static_cast<size_t>(j)]);
     }
-    if (lots != 0) a.pending.push_back({cursor_ + cfg_.latency_steps, lots});
+  } else {
+    priority_[0] = 0;
   }
-  // 2. orders due now execute against this row, agents in a seeded random priority
-  if (K == 1) {
-    Agent& a = agents_[0];
+  const double mark_before = data_->mid[cursor_] * notional_per_tick_lot_;
+  // 1. actions -> orders
+  for (int idx = 0; idx < K; ++idx) {
+    const int k = priority_[static_cast<size_t>(idx)];
+    Agent& a = agents_[static_cast<size_t>(k)];
+    a.filled = a.maker_filled = a.taker_filled = a.unfilled = a.quoted = 0;
+    a.rejected = 0;
+    if (!quoting) {
+      send_market(a, order_from_action(a, discrete ? discrete[k] : 0, continuous ? continuous[k] : 0.0f));
+      continue;
+    }
+    const int64_t L1 = cfg_.quote_levels + 1;
+    int64_t bid_idx, ask_idx;
+    bool flatten;
+    if (cfg_.actions == ActionType::kQuote) {  // trader.sim.spec.encode_quote
+      const int64_t v = discrete[k];
+      flatten = v >= L1 * L1;
+      bid_idx = (v % (L1 * L1)) / L1;
+      ask_idx = v % L1;
+    } else {
+      const float* c = continuous + static_cast<size_t>(k) * static_cast<size_t>(action_width_);
+      bid_idx = grid_index(c[0], cfg_.quote_levels);
+      ask_idx = grid_index(c[1], cfg_.quote_levels);
+      flatten = action_width_ == 3 && c[2] > 0.0f;
+    }
+    send_market(a, flatten ? -(a.position + pending_lots(a)) : 0);
+    quote(k, bid_idx, ask_idx);
+  }
+  // 2. market orders due now execute against this row, agents in the priority order
+  for (int idx = 0; idx < K; ++idx) {
+    Agent& a = agents_[static_cast<size_t>(priority_[static_cast<size_t>(idx)])];
     while (a.pending_head < a.pending.size() && a.pending[a.pending_head].due <= cursor_) {
       execute(a, a.pending[a.pending_head].lots, cursor_);
       ++a.pending_head;
-    }
-  } else {
-    for (int k = 0; k < K; ++k) priority_[k] = k;
-    for (int k = K - 1; k > 0; --k) {  // Fisher-Yates
-      const int j = static_cast<int>(below(next_random(), static_cast<uint64_t>(k + 1)));
-      std::swap(priority_[k], priority_[j]);
-    }
-    for (int idx = 0; idx < K; ++idx) {
-      Agent& a = agents_[priority_[idx]];
-      while (a.pending_head < a.pending.size() && a.pending[a.pending_head].due <= cursor_) {
-        execute(a, a.pending[a.pending_head].lots, cursor_);
-        ++a.pending_head;
-      }
     }
   }
   // Liquidity taken this row is returned with the next row: reset only the levels touched.
   std::fill_n(consumed_bid_.begin(), touched_levels_, 0);
   std::fill_n(consumed_ask_.begin(), touched_levels_, 0);
   touched_levels_ = 0;
-  // 3. advance, mark to market, reward
+  // 3. the market between this row and the next, against the resting orders
+  if (!orders_.empty()) replay_segment(cursor_);
+  // 4. advance, mark to market, reward
   ++cursor_;
   ++steps_;
   const double mark = data_->mid[cursor_] * notional_per_tick_lot_;  // quote per lot at mid
   bool ruined = false;
   for (int k = 0; k < K; ++k) {
-    Agent& a = agents_[k];
+    Agent& a = agents_[static_cast<size_t>(k)];
     const double equity = a.cash + static_cast<double>(a.position) * mark;
-    const double r = (equity - a.equity) * cfg_.reward_scale;
+    double r = equity - a.equity;
+    const double q = static_cast<double>(a.position);
+    if (cfg_.reward == RewardType::kInventoryPenalty) {
+      // bps of the max-position notional at full inventory, quadratic in q / q_max
+      const double x = q / static_cast<double>(max_lots_);
+      r -= cfg_.inventory_penalty_bps * 1e-4 * static_cast<double>(max_lots_) * mark * x * x;
+    } else if (cfg_.reward == RewardType::kDampened) {
+      // Spooner, Fearnley, Savani, Koukorinis 2018: asymmetrically dampened PnL
+      r -= std::max(0.0, cfg_.dampen_eta * q * (mark - mark_before));
+    }
+    r *= cfg_.reward_scale;
     a.equity = equity;
     a.episode_return += r;
     out.reward[k] = static_cast<float>(r);
@@ -200,26 +446,58 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
 void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
   const int K = cfg_.num_agents;
   const int64_t D = data_->dim;
-  const int64_t stride = D + kAccountFeatures;
+  const int64_t stride = obs_dim();
   const float* row = data_->features + cursor_ * D;
+  const int64_t* top = data_->book + cursor_ * data_->levels * 4;
   const double mark = data_->mid[cursor_] * notional_per_tick_lot_;
-  const double max_notional = static_cast<double>(cfg_.max_position_lots) * mark;
+  const double max_notional = static_cast<double>(max_lots_) * mark;
   const float time_left =
       static_cast<float>(cfg_.horizon - steps_) / static_cast<float>(cfg_.horizon);
+  const bool quoting = is_quote(cfg_.actions);
   for (int k = 0; k < K; ++k) {
-    const Agent& a = agents_[k];
+    Agent& a = agents_[static_cast<size_t>(k)];
     float* o = out.obs + k * stride;
     std::memcpy(o, row, sizeof(float) * static_cast<size_t>(D));
-    o[D] = static_cast<float>(static_cast<double>(a.position) / static_cast<double>(cfg_.max_position_lots));
+    o[D] = static_cast<float>(static_cast<double>(a.position) / static_cast<double>(max_lots_));
     const double upnl = static_cast<double>(a.position) * mark - a.cost;
     o[D + 1] = static_cast<float>(upnl / max_notional * 100.0);
     o[D + 2] = time_left;
+    int64_t px[2] = {0, 0};
+    double queue[2] = {0, 0};
+    for (int side = 0; side < 2; ++side) {
+      const LimitOrder* q = find(a.quote_seq[side]);
+      if (!q) a.quote_seq[side] = -1;
+      if (q) {
+        px[side] = q->price;
+        queue[side] = q->live ? q->front : -1.0;
+      }
+      if (!quoting) continue;
+      float* f = o + D + kAccountFeatures + 3 * side;
+      f[0] = q ? 1.0f : 0.0f;
+      f[1] = q ? static_cast<float>(static_cast<double>(side == 0 ? top[0] - q->price : q->price - top[2]) /
+                                    static_cast<double>(cfg_.quote_levels))
+               : 0.0f;
+      f[2] = !q ? 0.0f
+                : !q->live           ? 1.0f
+                : q->level_qty > 0   ? static_cast<float>(q->front / static_cast<double>(q->level_qty))
+                                     : 0.0f;
+    }
     out.episode_return[k] = static_cast<float>(a.episode_return);
     out.position[k] = a.position;
     out.equity[k] = a.equity;
     out.fees[k] = a.fees;
+    out.maker_fees[k] = a.maker_fees;
+    out.taker_fees[k] = a.taker_fees;
     out.filled[k] = a.filled;
+    out.maker_filled[k] = a.maker_filled;
+    out.taker_filled[k] = a.taker_filled;
     out.unfilled[k] = a.unfilled;
+    out.quoted[k] = a.quoted;
+    out.rejected[k] = a.rejected;
+    out.bid_price[k] = px[0];
+    out.ask_price[k] = px[1];
+    out.bid_queue[k] = queue[0];
+    out.ask_queue[k] = queue[1];
   }
   *out.terminated = terminated;
   *out.truncated = truncated;

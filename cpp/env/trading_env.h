@@ -1,67 +1,54 @@
-// One trading environment over replayed book snapshots: K agents trade market orders against the
-// book of the current step; their orders of the same step consume the same levels in a seeded random
-// priority. Observations are rows of a feature matrix joined with each agent's account state.
+// One trading environment over replayed order books: K agents send market orders, post-only limit
+// orders and cancels; resting orders keep a queue position estimated from every level change and
+// trade between two sampled rows (hftbacktest's queue models). Observations are rows of a feature
+// matrix joined with each agent's account state (and, in quote modes, its own quotes).
 //
-// Timeline of one step (cursor c = the book row the agents observed):
-//   1. each agent's action becomes an order (signed lots) due at row c + latency_steps;
-//   2. orders due at row c execute against row c's levels (walking the book, taker fee in bps);
-//      depth the book does not show is not filled (the rest of the order is cancelled);
-//   3. the cursor moves to c + 1; equity is marked at row c + 1's mid; reward = change of equity net
-//      of fees, times reward_scale; the observation is row c + 1.
-// The book is restored from the data at every row: fills leave no lasting market impact.
+// Timeline of one step (cursor c = the book row the agents observed, T_c its time):
+//   1. each agent's action becomes orders: a market order due at the first row whose time is
+//      >= T_c + order_latency_ns (row c with latency 0); in quote modes also a bid and an ask quote
+//      (re-quoting at an unchanged price keeps the order; a new price cancels the old order, effective
+//      at T_c + cancel_latency_ns, and sends a new one that reaches the exchange at T_c +
+//      order_latency_ns and joins the back of its level);
+//   2. market orders due at row c execute against row c's levels (walking the book, taker fee in
+//      bps), agents in a seeded random priority; depth the book does not show is not filled;
+//   3. the market changes between rows c and c + 1 are replayed in file order against the resting
+//      orders: an order reaches the exchange just before the first change with exch_ts > its arrival
+//      time (rejected if it would cross: post-only), a cancel likewise; trades and level changes
+//      move its queue position and fill it (maker fee in bps, negative = rebate);
+//   4. the cursor moves to c + 1; equity is marked at row c + 1's mid; reward (pnl, with an inventory
+//      penalty, or dampened) times reward_scale; the observation is row c + 1.
+// Market orders leave no lasting impact: the book is restored from the data at every row.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-namespace trader {
+#include "book/replay.h"
+#include "env/spec.h"
 
-struct EnvConfig {
-  int64_t horizon = 1000;             // steps per episode (then truncated)
-  int num_agents = 1;                 // K agents sharing each env's book
-  bool continuous = false;            // false: Discrete(3) hold/buy/sell; true: target position in [-1, 1]
-  int64_t trade_lots = 1;             // discrete mode: size of one order (lots)
-  int64_t max_position_lots = 10;     // |position| limit (lots)
-  bool allow_short = true;            // false: position >= 0
-  int64_t latency_steps = 0;          // an order sent at row c executes at row c + latency
-  double fee_bps = 1.0;               // taker fee, basis points of notional
-  double initial_cash = 100000.0;     // quote currency
-  double reward_scale = 1.0;          // reward = delta equity (quote) * reward_scale
-  double ruin_fraction = 0.5;         // terminated when an agent's equity < ruin_fraction * initial_cash
-  double tick_size = 0.01;            // quote per tick
-  double lot_size = 1e-5;             // base per lot
-  int64_t start_min = 0;              // episode starts are drawn uniformly in [start_min, start_max]
-  int64_t start_max = -1;             // -1: the last row that leaves a full horizon
-};
+namespace trader {
 
 // Read-only market data shared by every env of a pool (not owned).
 struct MarketData {
   const int64_t* book = nullptr;   // [rows, levels, 4]: bid px, bid qty, ask px, ask qty (ticks, lots)
   const float* features = nullptr;  // [rows, dim]
+  const int64_t* ts = nullptr;      // [rows] row times, ns on the sampling clock (null: latencies must be 0)
+  const MarketEvent* stream = nullptr;  // the changes between rows (null: no quote action types)
+  const int64_t* stream_starts = nullptr;  // [rows + 1]: stream[starts[c] .. starts[c + 1]) follow row c
+  bool has_trades = false;          // false: only trade-through / touch-cross fills (snapshot-only data)
   int64_t rows = 0;
   int64_t levels = 0;
   int64_t dim = 0;
   std::vector<double> mid;  // ticks, per row (computed once)
 };
 
-constexpr int kAccountFeatures = 3;  // position / max, unrealized PnL (% of max notional), time left
-
-// Pointers to one env's output row in each field buffer (K agents where marked).
+// Pointers to one env's output row in each field buffer ([K] where the field is per agent).
 struct OutRow {
-  float* obs;               // [K, dim + 3]
-  float* reward;            // [K]
-  uint8_t* terminated;
-  uint8_t* truncated;
-  int32_t* env_id;
-  int64_t* t;               // cursor (data row) of the observation
-  int32_t* episode_length;  // steps since reset
-  float* episode_return;    // [K] sum of rewards this episode
-  int64_t* position;        // [K] lots
-  double* equity;           // [K] quote, marked at mid
-  double* fees;             // [K] fees paid this episode, quote
-  int64_t* filled;          // [K] signed lots filled this step
-  int64_t* unfilled;        // [K] lots cancelled this step: beyond the shown depth, or in flight at episode end
+  float* obs;  // [K, obs_dim]
+#define TRADER_OUT_PTR(name, type, per_agent, doc) type* name;
+  TRADER_ENV_OUTPUTS(TRADER_OUT_PTR)
+#undef TRADER_OUT_PTR
 };
 
 class TradingEnv {
@@ -70,39 +57,70 @@ class TradingEnv {
 
   void reseed(uint64_t seed);
   void reset(OutRow& out);
-  // actions: K ints (discrete) or K floats (continuous); ignored when the previous step ended the
-  // episode: then the env resets (gymnasium's next-step autoreset).
+  // actions: K ints (discrete, quote) or K * action_width floats (continuous, quote_continuous);
+  // ignored when the previous step ended the episode: then the env resets (gymnasium's next-step
+  // autoreset).
   void step(const int64_t* discrete, const float* continuous, OutRow& out);
 
   int env_id() const { return env_id_; }
+  int64_t obs_dim() const;
 
  private:
-  struct Order {
-    int64_t due;
+  struct MarketOrder {
+    int64_t due;   // row
     int64_t lots;  // signed
+  };
+  // A post-only limit order of one agent, from its sending until filled, cancelled or rejected.
+  struct LimitOrder {
+    int64_t seq;        // sending order: queue priority among the agents' orders at one price
+    int32_t agent;
+    bool bid;
+    bool live;          // reached the exchange
+    bool dead;          // filled, cancelled or rejected: removed after the current market event
+    int64_t price;      // ticks
+    int64_t leaves;     // lots
+    int64_t arrive_ts;  // ns: live just before the first market event with exch_ts > arrive_ts
+    int64_t cancel_ts;  // ns: removed just before the first market event with exch_ts > cancel_ts
+    int64_t level_qty;  // market lots at its price (row snapshot + changes since)
+    int64_t crossing;   // non-empty opposite levels at prices that cross it (> 0: would cross)
+    double front;       // market lots ahead (hftbacktest's front_q_qty)
+    double cum_trade;   // lots traded at its price since the last level change (ProbQueueModel)
   };
   struct Agent {
     int64_t position = 0;
     double cash = 0;
     double cost = 0;  // quote paid for the open position (average-cost accounting)
-    double fees = 0;
+    double fees = 0, maker_fees = 0, taker_fees = 0;
     double equity = 0;
     double episode_return = 0;
-    int64_t filled = 0;
-    int64_t unfilled = 0;
-    std::vector<Order> pending;  // FIFO, due rows non-decreasing
+    int64_t filled = 0, maker_filled = 0, taker_filled = 0, unfilled = 0, quoted = 0;
+    int32_t rejected = 0;
+    int64_t quote_seq[2] = {-1, -1};  // the current bid / ask order (seq), -1: none
+    std::vector<MarketOrder> pending;  // FIFO, due rows non-decreasing
     size_t pending_head = 0;
   };
 
   uint64_t next_random();
   int64_t pending_lots(const Agent& a) const;
+  int64_t due_row(int64_t lots_sent_at_row) const;
   int64_t order_from_action(const Agent& a, int64_t discrete, float continuous) const;
+  void send_market(Agent& a, int64_t lots);
+  void quote(int k, int64_t bid_idx, int64_t ask_idx);
   void execute(Agent& a, int64_t lots, int64_t row);
+  void book_fill(Agent& a, bool buy, int64_t lots, double notional, double fee);
+  void maker_fill(LimitOrder& o, int64_t lots);
+  void replay_segment(int64_t row);
+  void on_market_event(const MarketEvent& e);
+  void on_depth(LimitOrder& o, double prev, double next) const;
+  void due_orders(int64_t exch_ts);
+  LimitOrder* find(int64_t seq);
   void write(OutRow& out, bool terminated, bool truncated);
 
   EnvConfig cfg_;
   const MarketData* data_;
   int env_id_;
+  int64_t trade_lots_, max_lots_, min_lots_;  // from trade_size / max_position / allow_short
+  int action_width_;                          // floats per agent (continuous modes)
   uint64_t rng_ = 0;
   int64_t cursor_ = 0;
   int64_t steps_ = 0;
@@ -112,6 +130,9 @@ class TradingEnv {
   std::vector<int> priority_;
   std::vector<int64_t> consumed_bid_, consumed_ask_;  // lots taken this row by earlier agents
   int64_t touched_levels_ = 0;                         // levels of those vectors written this row
+  std::vector<LimitOrder> orders_;                     // all agents' orders, in seq order
+  int64_t next_seq_ = 0;
+  int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
 };
 
 }  // namespace trader

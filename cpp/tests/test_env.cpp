@@ -1,5 +1,6 @@
 // Tests of the trading env pool under sanitizers: the same trajectories with 1 or 2 threads, sync
-// or async, and a stress run of the async queue. Market data: the bundled sample, replayed and
+// or async, for market orders and for quotes (resting orders replayed against the market stream),
+// and a stress run of the async queue. Market data: the bundled sample, replayed and
 // sampled on a 100 ms grid.
 //
 // Usage: test_env <sample folder>. Prints "N passed, M failed" on its own line; exits 1 on failure.
@@ -30,6 +31,9 @@ uint64_t g_passed = 0, g_failed = 0;
 struct Market {
   std::vector<int64_t> book;
   std::vector<float> features;
+  std::vector<int64_t> ts;
+  MarketStream stream;
+  std::vector<int64_t> starts;  // stream.starts from the first kept row
   int64_t rows = 0, levels = 10, dim = 4;
 };
 
@@ -38,11 +42,13 @@ Market load_market(const std::string& folder) {
   SamplePlan plan = plan_samples(ev.data(), ev.size(), 100'000'000, Clock::kExchange);
   Market m;
   std::vector<int64_t> ts(plan.rows), book(plan.rows * 10 * 4), flow(plan.rows * 2);
-  sample_top(ev.data(), ev.size(), plan, 10, ts.data(), book.data(), flow.data());
+  sample_top(ev.data(), ev.size(), plan, 10, ts.data(), book.data(), flow.data(), &m.stream);
   size_t first = 0;
   while (first < plan.rows && (book[first * 40] <= 0 || book[first * 40 + 2] <= 0)) ++first;
   m.rows = static_cast<int64_t>(plan.rows - first);
   m.book.assign(book.begin() + static_cast<long>(first * 40), book.end());
+  m.ts.assign(ts.begin() + static_cast<long>(first), ts.end());
+  m.starts.assign(m.stream.starts.begin() + static_cast<long>(first), m.stream.starts.end());
   m.features.resize(static_cast<size_t>(m.rows * m.dim));
   for (int64_t r = 0; r < m.rows; ++r) {  // a few deterministic columns from the book
     const int64_t* b = &m.book[static_cast<size_t>(r * 40)];
@@ -62,21 +68,39 @@ MarketData data_of(const Market& m) {
   d.rows = m.rows;
   d.levels = m.levels;
   d.dim = m.dim;
+  d.ts = m.ts.data();
+  d.stream = m.stream.events.data();
+  d.stream_starts = m.starts.data();
+  d.has_trades = m.stream.trades > 0;
   d.mid.resize(static_cast<size_t>(m.rows));
   for (int64_t r = 0; r < m.rows; ++r) d.mid[static_cast<size_t>(r)] = 0.5 * static_cast<double>(m.book[r * 40] + m.book[r * 40 + 2]);
   return d;
 }
 
-EnvConfig config(int agents) {
+EnvConfig config(int agents, bool quotes) {
   EnvConfig c;
   c.horizon = 60;
   c.num_agents = agents;
-  c.trade_lots = 2'000'000;  // 2 BTC at lot 1e-6: walks several levels
-  c.max_position_lots = 6'000'000;
-  c.latency_steps = 1;
-  c.fee_bps = 2.0;
   c.tick_size = 0.01;
   c.lot_size = 1e-6;
+  if (quotes) {
+    c.actions = ActionType::kQuote;
+    c.quote_flatten = true;
+    c.quote_min_ticks = -1;
+    c.quote_levels = 4;
+    c.trade_size = 0.01;
+    c.max_position = 0.05;
+    c.order_latency_ns = 20'000'000;
+    c.cancel_latency_ns = 5'000'000;
+    c.maker_fee_bps = -0.5;
+  } else {
+    c.trade_size = 2.0;  // 2 BTC: walks several levels
+    c.max_position = 6.0;
+    c.order_latency_ns = 100'000'000;  // one row
+    c.taker_fee_bps = 2.0;
+  }
+  validate(c);
+  validate_depth(c, 10);
   return c;
 }
 
@@ -84,8 +108,9 @@ EnvConfig config(int agents) {
 // (env, step).
 using Traj = std::vector<std::vector<double>>;
 
-Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int steps) {
-  EnvPool pool(config(agents), data_of(m), num_envs, batch, threads, 42);
+Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int steps, bool quotes = false) {
+  EnvPool pool(config(agents, quotes), data_of(m), num_envs, batch, threads, 42);
+  const size_t num_actions = quotes ? 50 : 3;
   PoolBuffers& b = pool.buffers();
   Traj traj(static_cast<size_t>(num_envs));
   std::vector<int32_t> all(static_cast<size_t>(num_envs));
@@ -98,6 +123,7 @@ Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int 
   }
   const size_t keep = static_cast<size_t>(steps) * static_cast<size_t>(2 * agents + 1);  // values per env
   size_t min_len = 0;
+  int64_t fills = 0;
   std::vector<int64_t> actions;
   while (min_len < keep) {
     const size_t first = pool.recv();
@@ -110,13 +136,14 @@ Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int 
       for (int k = 0; k < agents; ++k) {
         t.push_back(b.reward[row * agents + k]);
         t.push_back(static_cast<double>(b.position[row * agents + k]));
+        fills += b.maker_filled[row * agents + k];
       }
       t.push_back(static_cast<double>(b.t[row]));
     }
     actions.clear();
     for (int32_t e : ids) {
       const size_t n = traj[static_cast<size_t>(e)].size();
-      for (int k = 0; k < agents; ++k) actions.push_back(static_cast<int64_t>((n * 7 + e * 3 + k) % 3));
+      for (int k = 0; k < agents; ++k) actions.push_back(static_cast<int64_t>((n * 7 + e * 3 + k) % num_actions));
     }
     if (sync) {
       for (int j = 0; j < batch; ++j) CHECK(ids[static_cast<size_t>(j)] == j);
@@ -128,6 +155,7 @@ Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int 
     for (auto& t : traj) min_len = std::min(min_len, t.size());
   }
   for (auto& t : traj) t.resize(keep);
+  if (quotes) CHECK(fills > 0);  // the quotes do get filled
   return traj;  // tasks still in flight finish before the pool's destructor joins its workers
 }
 
@@ -140,12 +168,14 @@ int main(int argc, char** argv) {
   }
   const Market m = load_market(argv[1]);
   CHECK(m.rows > 1000);
-  for (int agents : {1, 3}) {
-    const Traj ref = run(m, agents, 16, 16, 1, 150);
-    CHECK(run(m, agents, 16, 16, 2, 150) == ref);
-    CHECK(run(m, agents, 16, 4, 1, 150) == ref);
-    CHECK(run(m, agents, 16, 4, 2, 150) == ref);
-    CHECK(run(m, agents, 16, 1, 2, 150) == ref);
+  for (bool quotes : {false, true}) {
+    for (int agents : {1, 3}) {
+      const Traj ref = run(m, agents, 16, 16, 1, 150, quotes);
+      CHECK(run(m, agents, 16, 16, 2, 150, quotes) == ref);
+      CHECK(run(m, agents, 16, 4, 1, 150, quotes) == ref);
+      CHECK(run(m, agents, 16, 4, 2, 150, quotes) == ref);
+      CHECK(run(m, agents, 16, 1, 2, 150, quotes) == ref);
+    }
   }
   // Stress: many small async batches on 2 threads, and the sync fast path on 2 threads.
   const Traj a = run(m, 1, 64, 8, 2, 400);

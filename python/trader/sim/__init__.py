@@ -2,8 +2,10 @@
 
 from trader.sim.env import Market, TradingEnv, TradingVectorEnv, load_market, make
 from trader.sim.multi_agent import TradingParallelEnv
+from trader.sim.spec import decode_quote, encode_quote
 
-__all__ = ["Market", "TradingEnv", "TradingParallelEnv", "TradingVectorEnv", "load_market", "make", "register_envpool"]
+__all__ = ["Market", "TradingEnv", "TradingParallelEnv", "TradingVectorEnv", "decode_quote", "encode_quote",
+           "load_market", "make", "register_envpool"]
 
 
 def register_envpool() -> bool:

@@ -13,7 +13,21 @@ Results are numpy views of the pool's own buffers (no copy): they stay valid unt
 written as many rows again as it holds (one more step in sync mode); copy what you keep longer.
 Autoreset is gymnasium's NEXT_STEP mode: the step after a terminated or truncated one resets the env
 and ignores its action. Units: trade_size and max_position in base currency (e.g. BTC), fees in bps,
-cash and equity in quote currency; inside the core everything is ticks and lots.
+latencies in ns, cash and equity in quote currency; inside the core everything is ticks and lots.
+
+Options (trader.sim.spec lists them with defaults, units and docs; unknown ones raise ValueError):
+actions = discrete (hold/buy/sell market orders), continuous (target position), quote (bid/ask
+post-only quotes on a grid of offsets from the touch, `trader.sim.encode_quote`), quote_continuous;
+taker_fee_bps / maker_fee_bps (negative maker fee = rebate); order_latency_ns / cancel_latency_ns
+against the exchange timestamps; queue_model power (queue_power), log or risk_averse; reward pnl,
+inventory_penalty or dampened; and the sizes, limits and episode window.
+
+Resting quotes see every level change and trade between two rows (the market stream the core builds
+with `_core.sample_market`), so their queue position and fills follow hftbacktest's queue models;
+on data without trades (snapshot-only) only trade-through / touch-cross fills happen:
+info["market_has_trades"] says which. info holds every output field of trader.sim.spec.OUTPUTS
+(per agent where declared): position, equity, fees (maker_fees, taker_fees), filled (maker_filled,
+taker_filled), unfilled, quoted, rejected, bid/ask price and queue ahead.
 """
 
 from __future__ import annotations
@@ -27,11 +41,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from trader import _core
+from trader.sim import spec
 from trader.sim.features import book_features
 
-_ACCOUNT = ("position / max position", "unrealized PnL, % of max notional", "fraction of the episode left")
-_FIELDS = ("obs", "reward", "terminated", "truncated", "env_id", "t", "episode_length", "episode_return",
-           "position", "equity", "fees", "filled", "unfilled")
+_STEP_FIELDS = ("obs", "reward", "terminated", "truncated")  # the outputs returned outside info
 
 
 @dataclass
@@ -40,10 +53,14 @@ class Market:
 
     book: np.ndarray  # int64 [T, L, 4] ticks / lots
     features: np.ndarray  # float32 [T, D]
-    ts: np.ndarray  # int64 [T] ns
+    ts: np.ndarray  # int64 [T] ns, on the sampling clock
     tick_size: float
     lot_size: float
     symbol: str = ""
+    # The market stream between rows (from _core.sample_market; None: market orders only):
+    # records[starts[c]:starts[c + 1]] = (exch_ts ns, price ticks, qty lots, kind << 56 | previous size)
+    records: np.ndarray | None = None  # int64 [E, 4]
+    starts: np.ndarray | None = None  # int64 [T + 1]
 
 
 def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock: str = "exchange",
@@ -55,10 +72,11 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
     from trader.data.dataset import Dataset, load_dataset
 
     ds = data if isinstance(data, Dataset) else load_dataset(data)
-    ts, book, flow = ds.sample_top(depth=depth, interval_ns=int(interval_ms * 1e6), clock=clock)
+    ts, book, flow, records, starts, _ = _core.sample_market(ds.events, depth, int(interval_ms * 1e6), clock)
     valid = (book[:, 0, 0] > 0) & (book[:, 0, 2] > 0)
     first = int(np.argmax(valid)) if valid.any() else len(valid)
     ts, book, flow = ts[first:], np.ascontiguousarray(book[first:]), flow[first:]
+    starts = np.ascontiguousarray(starts[first:])
     tick, lot = float(Decimal(ds.meta["tick_size"])), float(Decimal(ds.meta["lot_size"]))
     if features is None:
         feats = book_features(book, lot, flow)
@@ -68,27 +86,15 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
         if feats.ndim != 2 or len(feats) not in (len(book), len(book) + first):
             raise ValueError(f"features: expected shape [{len(book)}, D] (one row per sampled book row), got {feats.shape}")
         feats = np.ascontiguousarray(feats[-len(book):], dtype=np.float32)
-    return Market(book, feats, ts, tick, lot, ds.symbol)
+    return Market(book, feats, ts, tick, lot, ds.symbol, records, starts)
 
 
-def _pool_config(market: Market, trade_size: float, max_position: float, config: dict) -> dict:
-    lots = round(trade_size / market.lot_size)
-    max_lots = round(max_position / market.lot_size)
-    if lots < 1:
-        raise ValueError(f"trade_size: {trade_size} is less than one lot ({market.lot_size})")
-    if max_lots < lots:
-        raise ValueError(f"max_position: {max_position} is less than trade_size {trade_size}")
-    return dict(config, trade_lots=lots, max_position_lots=max_lots, tick_size=market.tick_size,
-                lot_size=market.lot_size)
-
-
-def _spaces(pool, K: int):
-    obs = gym.spaces.Box(-np.inf, np.inf, (pool.obs_dim,) if K == 1 else (K, pool.obs_dim), np.float32)
-    if pool.continuous:
-        act = gym.spaces.Box(-1.0, 1.0, (1,) if K == 1 else (K,), np.float32)
-    else:
-        act = gym.spaces.Discrete(3) if K == 1 else gym.spaces.MultiDiscrete([3] * K)
-    return obs, act
+def pool_config(market: Market, config: dict) -> dict:
+    """Every env option for a pool over `market` (its tick and lot size), parsed and validated."""
+    for key in ("tick_size", "lot_size"):
+        if key in config:
+            raise ValueError(f"{key}: set from the market ({getattr(market, key)}); do not pass it")
+    return spec.check_config(**spec.from_legacy(config), tick_size=market.tick_size, lot_size=market.lot_size)
 
 
 class TradingVectorEnv(VectorEnv):
@@ -97,18 +103,20 @@ class TradingVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
     def __init__(self, market: Market, *, num_envs: int = 1, batch_size: int | None = None, num_threads: int = 1,
-                 seed: int = 0, trade_size: float = 0.01, max_position: float = 0.1, **config):
+                 seed: int = 0, **config):
         self.market = market
         self.num_envs = int(num_envs)
         batch = self.num_envs if batch_size is None else int(batch_size)
+        self.env_config = pool_config(market, config)
         self._pool = _core.EnvPool(market.book, market.features, self.num_envs, batch, int(num_threads), int(seed),
-                                   **_pool_config(market, trade_size, max_position, config))
+                                   ts=market.ts, records=market.records, starts=market.starts, **self.env_config)
         self.num_agents = self._pool.num_agents
         self.batch_size = batch
-        self.single_observation_space, self.single_action_space = _spaces(self._pool, self.num_agents)
+        self.single_observation_space, self.single_action_space = spec.spaces(self.env_config, market.features.shape[1])
         self.observation_space = batch_space(self.single_observation_space, batch)
         self.action_space = batch_space(self.single_action_space, batch)
-        self._continuous = self._pool.continuous
+        self._width = spec.action_width(self.env_config)
+        self._has_trades = np.full(batch, self._pool.has_trades)
 
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -129,34 +137,34 @@ class TradingVectorEnv(VectorEnv):
 
     def send(self, actions, env_id=None) -> None:
         actions = np.asarray(actions)
-        if self._continuous and self.num_agents == 1 and actions.ndim == 2 and actions.shape[1] == 1:
-            actions = actions[:, 0]
+        if self._width == 1 and self.num_agents == 1 and actions.ndim == 2 and actions.shape[1] == 1:
+            actions = actions[:, 0]  # Box(-1, 1, (1,)) actions of a continuous single-agent env
         self._pool.send(actions, None if env_id is None else np.asarray(env_id))
 
     def recv(self):
-        r = dict(zip(_FIELDS, self._pool.recv()))
+        """(obs, reward, terminated, truncated, info); info holds every other output field of
+        trader.sim.spec.OUTPUTS ([batch] or, per agent, [batch, K]; [batch] when K == 1), the episode
+        statistics and market_has_trades."""
         K = self.num_agents
-        squeeze = (lambda a: a[:, 0]) if K == 1 else (lambda a: a)
-        done = r["terminated"] | r["truncated"]
-        info = {
-            "env_id": r["env_id"],
-            "t": r["t"],
-            "position": squeeze(r["position"]),
-            "equity": squeeze(r["equity"]),
-            "fees": squeeze(r["fees"]),
-            "filled": squeeze(r["filled"]),
-            "unfilled": squeeze(r["unfilled"]),
-            "episode": {"r": squeeze(r["episode_return"]), "l": r["episode_length"]},
-            "_episode": done,
-        }
-        return squeeze(r["obs"]), squeeze(r["reward"]), r["terminated"], r["truncated"], info
+        info = {}
+        step = {}
+        for field, value in zip(spec.OUTPUTS, self._pool.recv()):
+            if field.per_agent and K == 1:
+                value = value[:, 0]
+            (step if field.name in _STEP_FIELDS else info)[field.name] = value
+        info["episode"] = {"r": info["episode_return"], "l": info["episode_length"]}
+        info["_episode"] = step["terminated"] | step["truncated"]
+        info["market_has_trades"] = self._has_trades
+        return step["obs"], step["reward"], step["terminated"], step["truncated"], info
 
     def close_extras(self, **kwargs) -> None:
         self._pool = None
 
     @property
     def account_features(self) -> tuple[str, ...]:
-        return _ACCOUNT
+        """Names of the observation columns after the market features."""
+        quoting = self.env_config["actions"].startswith("quote")
+        return spec.ACCOUNT_FEATURES + (spec.QUOTE_FEATURES if quoting else ())
 
 
 class TradingEnv(gym.Env):
@@ -199,12 +207,8 @@ def _first(info: dict) -> dict:
 
 def make(data=None, *, num_envs: int = 1, batch_size: int | None = None, num_threads: int = 1, seed: int = 0,
          depth: int = 10, interval_ms: float = 100.0, features=None, **config) -> TradingVectorEnv:
-    """A TradingVectorEnv over a dataset folder (default: the bundled sample).
-
-    Options (unknown ones raise ValueError): num_agents, continuous, trade_size and max_position
-    (base units), allow_short, latency_steps, fee_bps, initial_cash, reward_scale, ruin_fraction,
-    horizon (steps), start_min / start_max (rows)."""
-    config.setdefault("horizon", 500)
+    """A TradingVectorEnv over a dataset folder (default: the bundled sample) or a loaded Market.
+    Env options: those of trader.sim.spec.options() (unknown ones raise ValueError)."""
     market = data if isinstance(data, Market) else load_market(data, depth=depth, interval_ms=interval_ms,
                                                                   features=features)
     return TradingVectorEnv(market, num_envs=num_envs, batch_size=batch_size, num_threads=num_threads, seed=seed,

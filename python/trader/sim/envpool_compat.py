@@ -20,15 +20,14 @@ envpool's standard options, mapped to the pool:
   num_threads            threads stepping envs; 0 (envpool's default) = min(batch_size, CPU count).
                          Ours count the thread that calls recv, which steps envs while it waits.
   seed                   env i is seeded with seed + i (envpool's default seed, 42, applies)
-  max_episode_steps      same as `horizon` (steps before truncation; default 500, as trader.sim.make)
+  max_episode_steps      same as `horizon` (steps before truncation; default: the spec's horizon)
   reward_threshold       kept in the config, not used
   base_path, gym_reset_return_info (True only): accepted
 Refused with ValueError: per-env seed lists (`seed=[...]`, `env_seed`), max_num_players other than 1
 (use num_agents: K agents per env), thread_affinity_offset other than -1 (no thread pinning),
 render_* options (no rendering), from_pixels, and any unknown option.
-Env options: those of `trader.sim.make` (data, depth, interval_ms, features, trade_size, max_position,
-num_agents, continuous, allow_short, latency_steps, fee_bps, initial_cash, reward_scale,
-ruin_fraction, horizon, start_min, start_max); `data` may be a loaded `Market`.
+Env options: the market's (data, depth, interval_ms, features; `data` may be a loaded `Market`) and
+every option of trader.sim.spec.options() except tick_size and lot_size (set from the market).
 """
 
 from __future__ import annotations
@@ -39,17 +38,17 @@ from typing import Any
 
 import numpy as np
 
+from trader.sim import spec
 from trader.sim.env import Market, TradingVectorEnv, load_market
 
 TASK_ID = "Trader-v0"
 
 _MARKET_OPTIONS = ("data", "depth", "interval_ms", "features")
-_ENV_OPTIONS = ("trade_size", "max_position", "num_agents", "continuous", "allow_short", "latency_steps", "fee_bps",
-                "initial_cash", "reward_scale", "ruin_fraction", "horizon", "start_min", "start_max")
+_ENV_OPTIONS = tuple(o.name for o in spec.options() if o.name not in ("tick_size", "lot_size"))
 _ENVPOOL_OPTIONS = ("num_envs", "batch_size", "num_threads", "seed", "env_seed", "max_num_players",
                     "thread_affinity_offset", "base_path", "gym_reset_return_info", "max_episode_steps",
                     "reward_threshold")
-_DEFAULT_HORIZON = 500
+_DEFAULT_HORIZON = spec.defaults()["horizon"]
 
 TraderConfig = namedtuple("TraderConfig", ("num_envs", "batch_size", "num_threads", "seed", "max_num_players",
                                            "thread_affinity_offset", "base_path", "gym_reset_return_info",

@@ -1,16 +1,20 @@
 """PettingZoo ParallelEnv: K agents trading in one shared book.
 
-Agents see the same book row and their own account; their orders of the same step consume the same
-levels in a seeded random priority, so they compete for liquidity. Backed by a one-env C++ pool.
+Agents see the same book row and their own account; their market orders of the same step consume the
+same levels in a seeded random priority, and their resting quotes share each level's queue in arrival
+order (ties: that priority) and compete for the same trades. Backed by a one-env C++ pool; options as
+trader.sim.make (trader.sim.spec).
 """
 
 from __future__ import annotations
 
 import functools
 
+import gymnasium as gym
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from trader.sim import spec
 from trader.sim.env import Market, TradingVectorEnv, load_market
 
 
@@ -24,13 +28,9 @@ class TradingParallelEnv(ParallelEnv):
                                      num_agents=num_agents, **config)
         self.possible_agents = [f"trader_{k}" for k in range(num_agents)]
         self.agents: list[str] = []
-        vec = self._vec
-        import gymnasium as gym
-
-        obs_box = vec.single_observation_space
-        self._obs_space = gym.spaces.Box(-np.inf, np.inf, obs_box.shape[1:], np.float32)
-        self._act_space = (gym.spaces.Box(-1.0, 1.0, (1,), np.float32) if vec._continuous
-                           else gym.spaces.Discrete(3))
+        self._obs_space, self._act_space = spec.single_agent_spaces(self._vec.env_config,
+                                                                    self._vec.market.features.shape[1])
+        self._per_agent = [f.name for f in spec.OUTPUTS if f.per_agent and f.name not in ("obs", "reward")]
 
     @functools.lru_cache(maxsize=None)
     def observation_space(self, agent):
@@ -52,9 +52,11 @@ class TradingParallelEnv(ParallelEnv):
         extra = [a for a in actions if a not in self.agents]
         if extra:
             raise ValueError(f"actions: agents {extra} are not live")
-        if self._vec._continuous:
-            batch = np.array([[float(np.asarray(actions[a]).reshape(-1)[0]) for a in self.possible_agents]],
-                             dtype=np.float32)
+        if isinstance(self._act_space, gym.spaces.Box):
+            batch = np.stack([np.asarray(actions[a], dtype=np.float32).reshape(self._act_space.shape)
+                              for a in self.possible_agents])[None]
+            if batch.shape[-1] == 1:
+                batch = batch[..., 0]
         else:
             batch = np.array([[int(actions[a]) for a in self.possible_agents]], dtype=np.int64)
         obs, reward, term, trunc, info = self._vec.step(batch)
@@ -70,8 +72,8 @@ class TradingParallelEnv(ParallelEnv):
         return {a: obs[k].copy() for k, a in enumerate(self.possible_agents)}
 
     def _split_info(self, info):
-        per = ("position", "equity", "fees", "filled", "unfilled")
-        return {a: {key: info[key][0, k].item() for key in per} | {"t": int(info["t"][0])}
+        return {a: {key: info[key][0, k].item() for key in self._per_agent}
+                | {"t": int(info["t"][0]), "market_has_trades": bool(info["market_has_trades"][0])}
                 for k, a in enumerate(self.possible_agents)}
 
     def close(self):

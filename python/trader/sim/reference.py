@@ -1,28 +1,43 @@
-"""Pure-Python reference of the C++ trading env (cpp/env/trading_env.{h,cpp}).
+"""Pure-Python reference of the C++ trading env (cpp/env/trading_env.{h,cpp}): the readable spec.
 
-This module exists for two reasons:
+It is written out step by step, event by event, in plain Python with the same order of operations,
+the same float64 accounting and the same random draws (splitmix64 + Lemire multiply-shift) as the C++
+``TradingEnv``, so that the two give the same observations, rewards and account states step for step
+(tests/test_reference_env.py). Its market stream comes from its own Python replay of the events
+(trader.sim.reference_stream), not from the C++ builder. About 100x slower than the C++ env.
 
-* it is the readable specification of the env: one agent loop, written out step by step in plain
-  Python, with the same order of operations, the same float64 accounting and the same random draws
-  (splitmix64 + Lemire multiply-shift) as the C++ ``TradingEnv``, so that the two produce the same
-  observations, rewards and account states step for step (tests/test_reference_env.py checks this);
-* it is the Python peer that ``trader-sim bench`` compares the C++ ``EnvPool`` against.
+One step (cursor c = the book row the agents observed, T_c = ts[c]):
+  1. with K > 1 agents a seeded random priority (Fisher-Yates, K - 1 draws) orders them;
+  2. each agent's action becomes orders, agents in priority order:
+     - discrete / continuous: a market order (signed lots) due at the first row whose time is
+       >= T_c + order_latency_ns (row c with latency 0), sized so that the position expected when
+       every pending market order fills moves as asked, within the position limit;
+     - quote / quote_continuous: optionally a market order to flatten, then per side the grid index
+       (trader.sim.spec.encode_quote): the same price as the agent's current order keeps it (and its
+       queue position); otherwise the current order is cancelled (effective at T_c +
+       cancel_latency_ns; it can still fill until then) and a post-only order of min(trade size,
+       room under the position limit counting this side's resting lots) is sent; it reaches the
+       exchange at T_c + order_latency_ns. Its level's size and the opposite levels crossing it are
+       read from row c and followed through the stream;
+  3. market orders due at row c walk row c's levels (taker fee), agents in priority order, sharing
+     the shown liquidity; depth the book does not show is not filled;
+  4. the stream records between rows c and c + 1, in file order. Before a record with exch_ts > an
+     order's cancel time it is removed; before one with exch_ts > its arrival it goes live: rejected
+     (counted) if an opposite level crosses it (post-only), else it joins the back of its level
+     (front = level size; hftbacktest ProbQueueModel::new_order). Each record then:
+     - level change at a live order's price: queue model (hftbacktest models/queue.rs, depth());
+     - opposite level at a crossing price becoming non-empty: the order fills in full at its price;
+     - trade: orders traded through fill in full; at the trade's price, the agents' orders in seq
+       order each take front -= (trade lots not yet given to earlier orders), cum_trade += lots, and
+       fill min(floor(-front), those lots, leaves) once round(front) < 0 (hftbacktest
+       PartialFillExchange::check_if_*_filled with is_filled);
+     maker fills pay maker_fee_bps (negative = rebate);
+  5. the cursor moves to c + 1; equity marked at row c + 1's mid; reward = change of equity net of
+     fees (pnl), minus inventory_penalty_bps of the max-position notional times (q / q_max)^2, or
+     minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018); times reward_scale.
 
-It is about 100x slower than the C++ env: use ``trader._core.EnvPool`` for anything but reading,
-testing and benchmarking.
-
-Timeline of one step (cursor c = the book row the agents observed):
-  1. each agent's action becomes an order (signed lots) due at row c + latency_steps;
-  2. orders due at row c execute against row c's levels, agents in a seeded random priority
-     (walking the book, taker fee in bps); depth the book does not show is not filled;
-  3. the cursor moves to c + 1; equity is marked at row c + 1's mid; reward = change of equity net
-     of fees, times reward_scale; the observation is row c + 1 followed by each agent's account
-     features (position / max, unrealized PnL in % of max notional, time left).
-
-Differences from a C++ env in a pool: this env does not autoreset. The C++ env, after a step that
-ends an episode, ignores the next action and resets; here call ``reset()`` yourself (``reset()``
-without a seed draws the next episode start from the env's own random stream, exactly as the C++
-autoreset does).
+Differences from a C++ env in a pool: no autoreset (call reset(); without a seed it draws the next
+start from the env's own random stream, exactly as the C++ autoreset does).
 """
 
 from __future__ import annotations
@@ -32,35 +47,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-__all__ = ["ReferenceTradingEnv", "DEFAULT_CONFIG"]
+from trader.sim import spec
 
-# Same keys and defaults as the C++ EnvConfig (cpp/env/trading_env.h).
-DEFAULT_CONFIG: dict[str, Any] = {
-    "horizon": 1000,            # steps per episode (then truncated)
-    "num_agents": 1,            # K agents sharing the env's book
-    "continuous": False,        # False: Discrete(3) hold/buy/sell; True: target position in [-1, 1]
-    "trade_lots": 1,            # discrete mode: size of one order (lots)
-    "max_position_lots": 10,    # |position| limit (lots)
-    "allow_short": True,        # False: position >= 0
-    "latency_steps": 0,         # an order sent at row c executes at row c + latency
-    "fee_bps": 1.0,             # taker fee, basis points of notional
-    "initial_cash": 100000.0,   # quote currency
-    "reward_scale": 1.0,        # reward = delta equity (quote) * reward_scale
-    "ruin_fraction": 0.5,       # terminated when an agent's equity < ruin_fraction * initial_cash
-    "tick_size": 0.01,          # quote per tick
-    "lot_size": 1e-5,           # base per lot
-    "start_min": 0,             # episode starts are drawn uniformly in [start_min, start_max]
-    "start_max": -1,            # -1: the last row that leaves a full horizon
-}
-_INT_KEYS = ("horizon", "num_agents", "trade_lots", "max_position_lots", "latency_steps", "start_min", "start_max")
-_BOOL_KEYS = ("continuous", "allow_short")
-_FLOAT_KEYS = ("fee_bps", "initial_cash", "reward_scale", "ruin_fraction", "tick_size", "lot_size")
-
-ACCOUNT_FEATURES = 3
+__all__ = ["ReferenceTradingEnv", "below", "llround", "splitmix64"]
 
 _MASK64 = (1 << 64) - 1
+_NEVER = (1 << 63) - 1
+LEVEL_BID, LEVEL_ASK, TRADE_BUY, TRADE_SELL = 0, 1, 2, 3
 
 
 def splitmix64(state: int) -> tuple[int, int]:
@@ -80,113 +74,117 @@ def below(r: int, n: int) -> int:
 def llround(x: float) -> int:
     """C's llround: nearest integer, halfway cases away from zero (exact for any double)."""
     f = math.floor(x)
-    frac = x - f  # exact for doubles
+    frac = x - f
     if frac > 0.5 or (frac == 0.5 and x > 0):
         return int(f) + 1
     return int(f)
 
 
+def rust_min(a: float, b: float) -> float:
+    """Rust's f64::min (hftbacktest's): a NaN operand yields the other one."""
+    if math.isnan(a):
+        return b
+    if math.isnan(b):
+        return a
+    return a if a < b else b
+
+
+def c_pow(x: float, n: float) -> float:
+    """C's pow: NaN for a negative base and a non-integer exponent, inf on overflow."""
+    try:
+        return math.pow(x, n)
+    except ValueError:
+        return math.nan
+    except OverflowError:
+        return math.inf
+
+
+def c_log(x: float) -> float:
+    """C's log: -inf at 0, NaN below."""
+    return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
+
+
+class _Order:
+    """A post-only limit order, from its sending until filled, cancelled or rejected."""
+
+    def __init__(self, seq, agent, bid, price, leaves, arrive_ts):
+        self.seq, self.agent, self.bid, self.price, self.leaves = seq, agent, bid, price, leaves
+        self.arrive_ts = arrive_ts  # ns: live before the first record with exch_ts > arrive_ts
+        self.cancel_ts = _NEVER     # ns: removed before the first record with exch_ts > cancel_ts
+        self.live = self.dead = False
+        self.level_qty = 0          # market lots at its price
+        self.crossing = 0           # non-empty opposite levels crossing it
+        self.front = 0.0            # market lots ahead
+        self.cum_trade = 0.0        # lots traded at its price since the last level change
+
+
 class _Agent:
-    def __init__(self) -> None:
-        self.position = 0         # lots
-        self.cash = 0.0           # quote
-        self.cost = 0.0           # quote paid for the open position (average-cost accounting)
-        self.fees = 0.0           # fees paid this episode, quote
-        self.equity = 0.0         # quote, marked at mid
+    def __init__(self, cash: float) -> None:
+        self.position = 0
+        self.cash = cash
+        self.cost = 0.0  # quote paid for the open position (average-cost accounting)
+        self.fees = self.maker_fees = self.taker_fees = 0.0
+        self.equity = cash
         self.episode_return = 0.0
-        self.filled = 0           # signed lots filled this step
-        self.unfilled = 0         # lots of orders cancelled this step
-        self.pending: list[tuple[int, int]] = []  # FIFO of (due row, signed lots), due rows non-decreasing
+        self.quote_seq = [-1, -1]    # current bid / ask order
+        self.pending: list[list[int]] = []  # market orders [due row, signed lots], FIFO
+        self.clear_step()
 
-    def pending_lots(self) -> int:
-        return sum(lots for _, lots in self.pending)
-
-
-def _parse_config(config: dict[str, Any]) -> dict[str, Any]:
-    for key in config:
-        if key not in DEFAULT_CONFIG:
-            raise ValueError(f"unknown option '{key}'")
-    c = dict(DEFAULT_CONFIG)
-    for key, value in config.items():
-        if key in _INT_KEYS:
-            c[key] = int(value)
-        elif key in _BOOL_KEYS:
-            c[key] = bool(value)
-        else:
-            c[key] = float(value)
-
-    def need(ok: bool, field: str, what: str) -> None:
-        if not ok:
-            raise ValueError(f"{field}: expected {what}")
-
-    need(c["horizon"] >= 1, "horizon", ">= 1 steps")
-    need(1 <= c["num_agents"] <= 1024, "num_agents", "1 to 1024")
-    need(c["trade_lots"] >= 1, "trade_lots", ">= 1 lot")
-    need(c["max_position_lots"] >= 1, "max_position_lots", ">= 1 lot")
-    need(c["latency_steps"] >= 0, "latency_steps", ">= 0 steps")
-    need(c["fee_bps"] >= 0 and math.isfinite(c["fee_bps"]), "fee_bps", "a finite value >= 0")
-    need(c["initial_cash"] > 0 and math.isfinite(c["initial_cash"]), "initial_cash", "> 0")
-    need(math.isfinite(c["reward_scale"]), "reward_scale", "a finite number")
-    need(0 <= c["ruin_fraction"] < 1, "ruin_fraction", "in [0, 1)")
-    need(c["tick_size"] > 0, "tick_size", "> 0")
-    need(c["lot_size"] > 0, "lot_size", "> 0")
-    need(c["start_min"] >= 0, "start_min", ">= 0")
-    return c
+    def clear_step(self) -> None:
+        self.filled = self.maker_filled = self.taker_filled = self.unfilled = self.quoted = self.rejected = 0
 
 
 class ReferenceTradingEnv(gym.Env):
-    """One trading env with K agents, step-for-step equal to one env of ``trader._core.EnvPool``.
-
-    ``ReferenceTradingEnv(book, features, seed=s, env_id=i, **config)`` matches env ``i`` of
-    ``EnvPool(book, features, num_envs, batch_size, num_threads, s, **config)``.
-    """
+    """One trading env with K agents, step-for-step equal to env ``env_id`` of
+    ``trader._core.EnvPool(book, features, N, B, threads, seed, ts=ts, records=..., starts=...,
+    **config)``. ``records`` / ``starts``: the stream from trader.sim.reference_stream (tuples
+    (exch_ts, price, qty, kind, prev)), needed by the quote modes."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, book: np.ndarray, features: np.ndarray, seed: int = 0, env_id: int = 0, **config: Any):
+    def __init__(self, book: np.ndarray, features: np.ndarray, seed: int = 0, env_id: int = 0, *,
+                 ts=None, records=None, starts=None, **config: Any):
         super().__init__()
-        self.cfg = _parse_config(config)
+        self.cfg = cfg = spec.check_config(**config)
         self.env_id = int(env_id)
-        self._load_data(book, features)
-        cfg = self.cfg
-        K = cfg["num_agents"]
-        self.num_agents = K
-        self.notional_per_tick_lot = cfg["tick_size"] * cfg["lot_size"]
-
-        obs_shape = (self.dim + ACCOUNT_FEATURES,) if K == 1 else (K, self.dim + ACCOUNT_FEATURES)
-        self.observation_space = spaces.Box(-np.inf, np.inf, obs_shape, np.float32)
-        if cfg["continuous"]:
-            self.action_space = spaces.Box(-1.0, 1.0, (K,), np.float32)
-        else:
-            self.action_space = spaces.Discrete(3) if K == 1 else spaces.MultiDiscrete([3] * K)
-
-        self.agents = [_Agent() for _ in range(K)]
-        self.cursor = 0
-        self.steps = 0
-        self.rng = 0
+        self._load_data(book, features, ts, records, starts)
+        self.K = K = cfg["num_agents"]
+        self.quoting = cfg["actions"].startswith("quote")
+        self.ntl = cfg["tick_size"] * cfg["lot_size"]  # quote per tick-lot
+        self.trade_lots = llround(cfg["trade_size"] / cfg["lot_size"])
+        self.max_lots = llround(cfg["max_position"] / cfg["lot_size"])
+        self.min_lots = -self.max_lots if cfg["allow_short"] else 0
+        self.observation_space, self.action_space = spec.spaces(cfg, self.dim)
+        self.agents = [_Agent(cfg["initial_cash"]) for _ in range(K)]
+        self.orders: list[_Order] = []
+        self.cursor = self.steps = self.rng = self.next_seq = 0
+        self.next_due = _NEVER
         self.needs_reset = True
         self.reseed(seed + self.env_id)
 
-    # ------------------------------------------------------------------ data
-
-    def _load_data(self, book: np.ndarray, features: np.ndarray) -> None:
-        book = np.asarray(book)
-        features = np.asarray(features)
+    def _load_data(self, book, features, ts, records, starts) -> None:
+        cfg = self.cfg
+        book, features = np.asarray(book), np.asarray(features)
         if book.ndim != 3 or book.shape[2] != 4 or book.dtype != np.int64:
             raise ValueError("book: expected an int64 array [rows, levels, 4]")
         if features.ndim != 2 or features.shape[0] != book.shape[0] or features.dtype != np.float32:
             raise ValueError(f"features: expected a float32 array [rows, dim] with as many rows as book ({book.shape[0]})")
-        cfg = self.cfg
-        rows = book.shape[0]
-        if rows < cfg["horizon"] + cfg["latency_steps"] + 2:
-            raise ValueError(f"book: {rows} rows are fewer than a horizon ({cfg['horizon']}) plus latency plus 2")
-        last_start = self._last_start(rows)
-        if cfg["start_max"] >= 0 and cfg["start_max"] + cfg["horizon"] + cfg["latency_steps"] >= rows:
+        rows, levels = book.shape[0], book.shape[1]
+        if self.cfg["actions"].startswith("quote") and not (cfg["quote_min_ticks"] > -levels and
+                                                            cfg["quote_min_ticks"] + cfg["quote_levels"] - 1 < levels):
+            raise ValueError(f"quote_min_ticks / quote_levels: expected a quote grid inside the book depth ({levels})")
+        if ts is None and (cfg["order_latency_ns"] > 0 or cfg["cancel_latency_ns"] > 0):
+            raise ValueError("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)")
+        if records is None and cfg["actions"].startswith("quote"):
+            raise ValueError(f"actions: '{cfg['actions']}' needs the market stream (records, starts)")
+        if rows < cfg["horizon"] + 2:
+            raise ValueError(f"book: {rows} rows are fewer than a horizon ({cfg['horizon']}) plus 2")
+        last_start = cfg["start_max"] if cfg["start_max"] >= 0 else rows - 1 - cfg["horizon"]
+        if cfg["start_max"] >= 0 and cfg["start_max"] + cfg["horizon"] >= rows:
             raise ValueError(f"start_max: episodes starting at row {cfg['start_max']} run past the data ({rows} rows)")
         if cfg["start_min"] > last_start:
             raise ValueError(f"start_min: {cfg['start_min']} is after the last start row {last_start}")
-        bid = book[:, 0, 0]
-        ask = book[:, 0, 2]
+        bid, ask = book[:, 0, 0], book[:, 0, 2]
         bad = np.flatnonzero((bid <= 0) | (ask <= 0) | (bid >= ask))
         if bad.size:
             r = int(bad[0])
@@ -195,22 +193,16 @@ class ReferenceTradingEnv(gym.Env):
         nonfinite = np.argwhere(~np.isfinite(features))
         if nonfinite.size:
             raise ValueError(f"features: non-finite value at row {nonfinite[0][0]}, column {nonfinite[0][1]}")
-        self.book = book
-        self.features = features
-        self.rows = rows
-        self.levels = book.shape[1]
-        self.dim = features.shape[1]
-        # mid of each row in ticks: 0.5 * (best bid + best ask), as a double
-        self.mid = [0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())]
-
-    def _last_start(self, rows: int) -> int:
-        cfg = self.cfg
-        return cfg["start_max"] if cfg["start_max"] >= 0 else rows - 1 - cfg["horizon"] - cfg["latency_steps"]
+        self.book, self.features, self.rows, self.levels, self.dim = book, features, rows, levels, features.shape[1]
+        self.last_start = last_start
+        self.ts = None if ts is None else [int(t) for t in ts]
+        self.records = records
+        self.starts = None if starts is None else [int(s) for s in starts]
+        self.mid = [0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())]  # ticks
 
     # ------------------------------------------------------------------ random stream
 
     def reseed(self, seed: int) -> None:
-        """The env's random state becomes `seed` (like the C++ TradingEnv::reseed)."""
         self.rng = int(seed) & _MASK64
         self.needs_reset = True
 
@@ -225,62 +217,66 @@ class ReferenceTradingEnv(gym.Env):
         if seed is not None:
             self.reseed(seed + self.env_id)
         cfg = self.cfg
-        # episode start: uniform in [start_min, last start]
-        span = self._last_start(self.rows) - cfg["start_min"] + 1
-        self.cursor = cfg["start_min"] + below(self._next_random(), span)
+        self.cursor = cfg["start_min"] + below(self._next_random(), self.last_start - cfg["start_min"] + 1)
         self.steps = 0
         self.needs_reset = False
-        for a in self.agents:
-            a.position = 0
-            a.cash = cfg["initial_cash"]
-            a.cost = 0.0
-            a.fees = 0.0
-            a.equity = cfg["initial_cash"]
-            a.episode_return = 0.0
-            a.filled = 0
-            a.unfilled = 0
-            a.pending = []
+        self.agents = [_Agent(cfg["initial_cash"]) for _ in range(self.K)]
+        self.orders = []
+        self.next_due = _NEVER
         return self._observation(), self._info()
 
     def step(self, action):
         if self.needs_reset:
             raise RuntimeError("step: the episode has ended (or never started); call reset() first")
-        cfg = self.cfg
-        K = self.num_agents
+        cfg, K = self.cfg, self.K
         actions = self._parse_action(action)
-
-        # 1. actions -> orders due at cursor + latency
-        for k in range(K):
-            a = self.agents[k]
-            a.filled = 0
-            a.unfilled = 0
-            lots = self._order_from_action(a, actions[k])
-            if lots != 0:
-                a.pending.append((self.cursor + cfg["latency_steps"], lots))
-
-        # 2. orders due now execute against this row, agents in a seeded random priority
-        consumed = {"bid": [0] * self.levels, "ask": [0] * self.levels}  # lots taken this row by earlier agents
         priority = list(range(K))
         if K > 1:
-            for k in range(K - 1, 0, -1):  # Fisher-Yates, K - 1 draws every step
+            for k in range(K - 1, 0, -1):  # Fisher-Yates
                 j = below(self._next_random(), k + 1)
                 priority[k], priority[j] = priority[j], priority[k]
-        row_levels = self.book[self.cursor].tolist()  # [levels][bid px, bid qty, ask px, ask qty]
+        mark_before = self.mid[self.cursor] * self.ntl
+        # 2. actions -> orders
+        for k in priority:
+            a = self.agents[k]
+            a.clear_step()
+            if not self.quoting:
+                self._send_market(a, self._order_from_action(a, actions[k]))
+                continue
+            L1 = cfg["quote_levels"] + 1
+            if cfg["actions"] == "quote":
+                bid_idx, ask_idx, flatten = spec.decode_quote(actions[k], quote_levels=cfg["quote_levels"])
+            else:
+                x = actions[k]
+                bid_idx, ask_idx = (min(max(math.floor((v + 1.0) * 0.5 * L1), 0), L1 - 1) for v in x[:2])
+                flatten = len(x) == 3 and x[2] > 0.0
+            self._send_market(a, -(a.position + self._pending_lots(a)) if flatten else 0)
+            self._quote(k, bid_idx, ask_idx)
+        # 3. market orders due now walk this row
+        consumed = {True: [0] * self.levels, False: [0] * self.levels}  # buy side -> ask levels taken
+        row_levels = self.book[self.cursor].tolist()
         for k in priority:
             a = self.agents[k]
             while a.pending and a.pending[0][0] <= self.cursor:
-                _, lots = a.pending.pop(0)
-                self._execute(a, lots, row_levels, consumed)
-
-        # 3. advance, mark to market, reward
+                self._execute(a, a.pending.pop(0)[1], row_levels, consumed)
+        # 4. the market between this row and the next
+        if self.orders:
+            self._replay_segment(self.cursor)
+        # 5. advance, mark, reward
         self.cursor += 1
         self.steps += 1
-        mark = self.mid[self.cursor] * self.notional_per_tick_lot  # quote per lot at mid
-        rewards = []
-        ruined = False
+        mark = self.mid[self.cursor] * self.ntl
+        rewards, ruined = [], False
         for a in self.agents:
             equity = a.cash + float(a.position) * mark
-            r = (equity - a.equity) * cfg["reward_scale"]
+            r = equity - a.equity
+            q = float(a.position)
+            if cfg["reward"] == "inventory_penalty":
+                x = q / float(self.max_lots)
+                r -= cfg["inventory_penalty_bps"] * 1e-4 * float(self.max_lots) * mark * x * x
+            elif cfg["reward"] == "dampened":
+                r -= max(0.0, cfg["dampen_eta"] * q * (mark - mark_before))
+            r *= cfg["reward_scale"]
             a.equity = equity
             a.episode_return += r
             rewards.append(r)
@@ -288,70 +284,135 @@ class ReferenceTradingEnv(gym.Env):
         truncated = (not ruined) and self.steps >= cfg["horizon"]
         if ruined or truncated:
             self.needs_reset = True
-            for a in self.agents:  # orders still in flight are cancelled with the episode
-                a.unfilled += sum(abs(o[1]) for o in a.pending)
-                a.pending = []
-
+            for a in self.agents:  # market orders still in flight are cancelled with the episode
+                a.unfilled += sum(abs(lots) for _, lots in a.pending)
         reward = np.asarray(rewards, dtype=np.float32)
-        return (self._observation(), reward[0] if K == 1 else reward, bool(ruined), bool(truncated), self._info())
+        return self._observation(), reward[0] if K == 1 else reward, bool(ruined), bool(truncated), self._info()
 
-    # ------------------------------------------------------------------ mechanics
+    # ------------------------------------------------------------------ actions
 
     def _parse_action(self, action) -> list:
-        K = self.num_agents
+        K, cfg = self.K, self.cfg
         a = np.asarray(action)
-        if a.size != K:
-            raise ValueError(f"action: expected {K} value(s), got shape {a.shape}")
-        if self.cfg["continuous"]:
-            if a.dtype.kind not in "fiu":
-                raise ValueError("action: expected a float array (continuous mode: target position in [-1, 1])")
+        width = spec.action_width(cfg)
+        integer = cfg["actions"] in ("discrete", "quote")
+        if a.size != K * (1 if integer else width):
+            raise ValueError(f"action: expected {K * (1 if integer else width)} value(s), got shape {a.shape}")
+        if not integer:
+            if a.dtype.kind != "f":
+                raise ValueError(f"action: expected a float array ({cfg['actions']} mode: values in [-1, 1])")
             values = [float(v) for v in a.astype(np.float32).reshape(-1)]  # the C++ takes float32
             for i, v in enumerate(values):
-                if not (-1.0 <= v <= 1.0):
+                if not -1.0 <= v <= 1.0:
                     raise ValueError(f"action: value {v} at index {i} is not in [-1, 1]")
-        else:
-            if a.dtype.kind not in "iu":
-                raise ValueError("action: expected an integer array (discrete mode: 0 hold, 1 buy, 2 sell)")
-            values = [int(v) for v in a.reshape(-1)]
-            for i, v in enumerate(values):
-                if v not in (0, 1, 2):
-                    raise ValueError(f"action: value {v} at index {i} is not 0 (hold), 1 (buy) or 2 (sell)")
+            return values if width == 1 else [values[k * width:(k + 1) * width] for k in range(K)]
+        count = 3 if cfg["actions"] == "discrete" else spec.num_quote_actions(cfg)
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"action: expected an integer array ({cfg['actions']} mode)")
+        values = [int(v) for v in a.reshape(-1)]
+        for i, v in enumerate(values):
+            if not 0 <= v < count:
+                raise ValueError(f"action: value {v} at index {i} is not in [0, {count})")
         return values
 
+    def _pending_lots(self, a: _Agent) -> int:
+        return sum(lots for _, lots in a.pending)
+
     def _order_from_action(self, a: _Agent, action) -> int:
-        """Signed lots to order so that the expected position moves as the action asks, within limits."""
-        cfg = self.cfg
-        hi = cfg["max_position_lots"]
-        lo = -hi if cfg["allow_short"] else 0
-        expected = a.position + a.pending_lots()  # as if every pending order fills
-        if cfg["continuous"]:
-            target = llround(action * float(hi))
+        expected = a.position + self._pending_lots(a)  # as if every pending order fills
+        if self.cfg["actions"] == "continuous":
+            target = llround(action * float(self.max_lots))
         elif action == 1:
-            target = expected + cfg["trade_lots"]
+            target = expected + self.trade_lots
         elif action == 2:
-            target = expected - cfg["trade_lots"]
+            target = expected - self.trade_lots
         else:
             return 0
-        target = min(max(target, lo), hi)
-        return target - expected
+        return min(max(target, self.min_lots), self.max_lots) - expected
 
-    def _execute(self, a: _Agent, lots: int, levels: list, consumed: dict) -> None:
-        """A market order of `lots` (signed) walks the levels of the row, after earlier agents' fills."""
+    def _send_market(self, a: _Agent, lots: int) -> None:
         if lots == 0:
             return
+        due = self.cursor
+        if self.cfg["order_latency_ns"]:
+            arrive = self.ts[due] + self.cfg["order_latency_ns"]
+            while due < self.rows and self.ts[due] < arrive:
+                due += 1
+        a.pending.append([due, lots])
+
+    def _find(self, seq: int) -> _Order | None:
+        for o in self.orders:
+            if o.seq == seq:
+                return None if o.dead else o
+        return None
+
+    def _quote(self, k: int, bid_idx: int, ask_idx: int) -> None:
+        cfg, a = self.cfg, self.agents[k]
+        top = self.book[self.cursor].tolist()
+        now = self.ts[self.cursor] if self.ts is not None else 0
+        for side, idx in ((0, bid_idx), (1, ask_idx)):
+            bid = side == 0
+            offset = cfg["quote_min_ticks"] + idx
+            price = 0 if idx == cfg["quote_levels"] else (top[0][0] - offset if bid else top[0][2] + offset)
+            cur = self._find(a.quote_seq[side])
+            if cur is not None and cur.price == price:
+                continue  # unchanged price: keeps its queue position
+            if cur is not None:
+                cur.cancel_ts = min(cur.cancel_ts, now + cfg["cancel_latency_ns"])
+            a.quote_seq[side] = -1
+            if price <= 0:
+                continue
+            resting = sum(o.leaves for o in self.orders if not o.dead and o.agent == k and o.bid == bid)
+            room = self.max_lots - a.position - resting if bid else a.position - self.min_lots - resting
+            lots = min(self.trade_lots, room)
+            if lots <= 0:
+                continue
+            o = _Order(self.next_seq, k, bid, price, lots, now + cfg["order_latency_ns"])
+            self.next_seq += 1
+            for lv in top:  # grid prices lie inside the shown depth: absent = size 0
+                own_px, own_qty, opp_px, opp_qty = (lv[0], lv[1], lv[2], lv[3]) if bid else (lv[2], lv[3], lv[0], lv[1])
+                if own_px == price:
+                    o.level_qty = own_qty
+                if opp_px > 0 and opp_qty > 0 and (opp_px <= price if bid else opp_px >= price):
+                    o.crossing += 1
+            self.orders.append(o)
+            a.quote_seq[side] = o.seq
+            a.quoted += lots
+            self.next_due = min(self.next_due, o.arrive_ts)
+        for o in self.orders:
+            self.next_due = min(self.next_due, o.cancel_ts)
+
+    # ------------------------------------------------------------------ fills
+
+    def _book_fill(self, a: _Agent, buy: bool, lots: int, notional: float, fee: float) -> None:
+        signed = lots if buy else -lots
+        a.fees += fee
+        a.cash -= (notional if buy else -notional) + fee
+        a.filled += signed
+        # average-cost basis: add on a same-side fill, reduce proportionally, restart on a flip
+        before, after = a.position, a.position + signed
+        if before == 0 or (before > 0) == buy:
+            a.cost += notional if buy else -notional
+        elif (after > 0) == (before > 0) and after != 0:
+            a.cost *= float(after) / float(before)
+        else:
+            a.cost = float(after) * (notional / float(lots))
+        a.position = after
+
+    def _execute(self, a: _Agent, lots: int, levels: list, consumed: dict) -> None:
+        """A market order of `lots` (signed) walks the row's levels after earlier agents' fills."""
         buy = lots > 0
-        remaining = lots if buy else -lots
-        taken = consumed["ask" if buy else "bid"]
-        px_col = 2 if buy else 0
-        ticks_x_lots = 0.0  # sum of price * qty over the fills
-        filled = 0
+        remaining = abs(lots)
+        taken = consumed[buy]
+        col = 2 if buy else 0
+        ticks_x_lots, filled = 0.0, 0
         for l in range(self.levels):
             if remaining <= 0:
                 break
-            px = levels[l][px_col]
+            px = levels[l][col]
             if px <= 0:
                 break  # the book shows no more levels
-            avail = levels[l][px_col + 1] - taken[l]
+            avail = levels[l][col + 1] - taken[l]
             if avail <= 0:
                 continue
             take = min(avail, remaining)
@@ -359,62 +420,162 @@ class ReferenceTradingEnv(gym.Env):
             remaining -= take
             filled += take
             ticks_x_lots += float(px) * float(take)
-        a.unfilled += remaining  # depth the book does not show is cancelled
+        a.unfilled += remaining
         if filled == 0:
             return
-        notional = ticks_x_lots * self.notional_per_tick_lot
-        fee = notional * self.cfg["fee_bps"] * 1e-4
-        signed_fill = filled if buy else -filled
-        a.fees += fee
-        a.cash -= (notional if buy else -notional) + fee
-        a.filled += signed_fill
-        # Average-cost basis of the open position: add on a same-side fill, reduce proportionally,
-        # restart at this fill's price on a flip (or zero when flat).
-        before = a.position
-        after = before + signed_fill
-        avg_px_value = notional / float(filled)  # quote per lot of this fill
-        if before == 0 or (before > 0) == buy:
-            a.cost += notional if buy else -notional
-        elif (after > 0) == (before > 0) and after != 0:
-            a.cost *= float(after) / float(before)
+        notional = ticks_x_lots * self.ntl
+        fee = notional * self.cfg["taker_fee_bps"] * 1e-4
+        a.taker_filled += filled
+        a.taker_fees += fee
+        self._book_fill(a, buy, filled, notional, fee)
+
+    def _maker_fill(self, o: _Order, lots: int) -> None:
+        a = self.agents[o.agent]
+        notional = float(o.price) * float(lots) * self.ntl
+        fee = notional * self.cfg["maker_fee_bps"] * 1e-4
+        a.maker_filled += lots
+        a.maker_fees += fee
+        self._book_fill(a, o.bid, lots, notional, fee)
+        o.leaves -= lots
+        if o.leaves == 0:
+            o.dead = True
+
+    # ------------------------------------------------------------------ the market stream
+
+    def _replay_segment(self, row: int) -> None:
+        for i in range(self.starts[row], self.starts[row + 1]):
+            if not self.orders:
+                break
+            exch_ts, price, qty, kind, prev = self.records[i]
+            if exch_ts > self.next_due:
+                self._due_orders(exch_ts)
+            if kind in (LEVEL_BID, LEVEL_ASK):
+                self._on_level(kind == LEVEL_BID, price, qty, prev)
+            else:
+                self._on_trade(kind == TRADE_SELL, price, qty)
+            self.orders = [o for o in self.orders if not o.dead]
+
+    def _due_orders(self, exch_ts: int) -> None:
+        """Cancels, then arrivals, due before a record stamped exch_ts, in seq order."""
+        self.next_due = _NEVER
+        for o in self.orders:
+            if o.dead:
+                continue
+            if o.cancel_ts < exch_ts:
+                o.dead = True
+                continue
+            if not o.live and o.arrive_ts < exch_ts:
+                if o.crossing > 0:  # post-only: it would take liquidity
+                    o.dead = True
+                    self.agents[o.agent].rejected += 1
+                    continue
+                o.live = True
+                o.front = float(o.level_qty)  # the back of its level
+                o.cum_trade = 0.0
+            if not o.live:
+                self.next_due = min(self.next_due, o.arrive_ts)
+            self.next_due = min(self.next_due, o.cancel_ts)
+
+    def _on_level(self, bid_level: bool, price: int, qty: int, prev: int) -> None:
+        for o in self.orders:
+            if o.dead:
+                continue
+            if o.bid == bid_level:
+                if o.price != price:
+                    continue
+                if o.live:
+                    self._on_depth(o, float(prev), float(qty))
+                o.level_qty = qty
+            elif (price <= o.price) if o.bid else (price >= o.price):
+                o.crossing += (qty > 0) - (prev > 0)
+                if o.live and o.crossing > 0:  # the opposite touch reached it
+                    self._maker_fill(o, o.leaves)
+
+    def _on_depth(self, o: _Order, prev: float, new: float) -> None:
+        """hftbacktest models/queue.rs: RiskAdverseQueueModel / ProbQueueModel::depth."""
+        model = self.cfg["queue_model"]
+        if model == "risk_averse":
+            o.front = rust_min(o.front, new)
+            return
+        chg = prev - new - o.cum_trade
+        o.cum_trade = 0.0
+        if chg < 0:
+            o.front = rust_min(o.front, new)
+            return
+        front = o.front
+        back = prev - front
+        if model == "power":
+            fb, ff = c_pow(back, self.cfg["queue_power"]), c_pow(front, self.cfg["queue_power"])
         else:
-            a.cost = float(after) * avg_px_value
-        a.position = after
+            fb, ff = c_log(1.0 + back), c_log(1.0 + front)
+        try:
+            p = fb / (fb + ff)
+        except ZeroDivisionError:
+            p = math.nan if fb == 0 or math.isnan(fb) else math.copysign(math.inf, fb)
+        if math.isinf(p):
+            p = 1.0
+        est = front - (1.0 - p) * chg + min(back - p * chg, 0.0)
+        o.front = rust_min(est, new)
+
+    def _on_trade(self, hits_bids: bool, price: int, qty: int) -> None:
+        remaining = qty
+        for o in self.orders:
+            if o.dead or not o.live or o.bid != hits_bids:
+                continue
+            if (o.price > price) if o.bid else (o.price < price):
+                self._maker_fill(o, o.leaves)  # traded through
+            elif o.price == price:
+                o.front -= float(remaining)
+                o.cum_trade += float(qty)
+                if o.front <= -0.5:  # C's round(front) < 0
+                    fill = min(math.floor(-o.front), remaining, o.leaves)
+                    if fill > 0:
+                        self._maker_fill(o, fill)
+                        remaining -= fill
 
     # ------------------------------------------------------------------ output
 
     def _observation(self) -> np.ndarray:
-        cfg = self.cfg
-        K = self.num_agents
-        D = self.dim
-        row = self.features[self.cursor]
-        mark = self.mid[self.cursor] * self.notional_per_tick_lot
-        max_notional = float(cfg["max_position_lots"]) * mark
-        # time left is computed in float32 in the C++
+        cfg, D = self.cfg, self.dim
+        mark = self.mid[self.cursor] * self.ntl
+        max_notional = float(self.max_lots) * mark
         time_left = np.float32(cfg["horizon"] - self.steps) / np.float32(cfg["horizon"])
-        obs = np.empty((K, D + ACCOUNT_FEATURES), dtype=np.float32)
-        for k in range(K):
-            a = self.agents[k]
-            obs[k, :D] = row
-            obs[k, D] = np.float32(float(a.position) / float(cfg["max_position_lots"]))
-            upnl = float(a.position) * mark - a.cost
-            obs[k, D + 1] = np.float32(upnl / max_notional * 100.0)
+        top = self.book[self.cursor, 0].tolist()
+        width = D + len(spec.ACCOUNT_FEATURES) + (len(spec.QUOTE_FEATURES) if self.quoting else 0)
+        obs = np.zeros((self.K, width), dtype=np.float32)
+        for k, a in enumerate(self.agents):
+            obs[k, :D] = self.features[self.cursor]
+            obs[k, D] = np.float32(float(a.position) / float(self.max_lots))
+            obs[k, D + 1] = np.float32((float(a.position) * mark - a.cost) / max_notional * 100.0)
             obs[k, D + 2] = time_left
-        return obs[0] if K == 1 else obs
+            if not self.quoting:
+                continue
+            for side in (0, 1):
+                o = self._find(a.quote_seq[side])
+                if o is None:
+                    continue
+                f = D + 3 + 3 * side
+                dist = top[0] - o.price if side == 0 else o.price - top[2]
+                obs[k, f] = 1.0
+                obs[k, f + 1] = np.float32(float(dist) / float(cfg["quote_levels"]))
+                obs[k, f + 2] = 1.0 if not o.live else (np.float32(o.front / float(o.level_qty)) if o.level_qty > 0 else 0.0)
+        return obs[0] if self.K == 1 else obs
 
     def _info(self) -> dict[str, Any]:
-        def per_agent(values, dtype):
-            arr = np.asarray(values, dtype=dtype)
-            return arr[0] if self.num_agents == 1 else arr
-
-        ag = self.agents
-        return {
-            "position": per_agent([a.position for a in ag], np.int64),
-            "equity": per_agent([a.equity for a in ag], np.float64),
-            "fees": per_agent([a.fees for a in ag], np.float64),
-            "filled": per_agent([a.filled for a in ag], np.int64),
-            "unfilled": per_agent([a.unfilled for a in ag], np.int64),
-            "episode_return": per_agent([a.episode_return for a in ag], np.float32),
-            "episode_length": self.steps,
-            "t": self.cursor,
-        }
+        values = {"position": [], "equity": [], "fees": [], "maker_fees": [], "taker_fees": [], "filled": [],
+                  "maker_filled": [], "taker_filled": [], "unfilled": [], "quoted": [], "rejected": [],
+                  "bid_price": [], "ask_price": [], "bid_queue": [], "ask_queue": [], "episode_return": []}
+        for a in self.agents:
+            for key in values:
+                if key.startswith(("bid_", "ask_")):
+                    o = self._find(a.quote_seq[0 if key.startswith("bid") else 1])
+                    v = (0 if o is None else o.price) if key.endswith("price") else \
+                        (0.0 if o is None else (o.front if o.live else -1.0))
+                else:
+                    v = getattr(a, key)
+                values[key].append(v)
+        dtypes = {f.name: f.dtype for f in spec.OUTPUTS}
+        info = {key: np.asarray(v, dtype=dtypes[key]) for key, v in values.items()}
+        if self.K == 1:
+            info = {key: v[0] for key, v in info.items()}
+        return info | {"episode_length": self.steps, "t": self.cursor}

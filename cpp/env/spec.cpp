@@ -1,0 +1,49 @@
+#include "env/spec.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace trader {
+
+namespace {
+void need(bool ok, const char* option, const std::string& what) {
+  if (!ok) throw std::invalid_argument(std::string(option) + ": expected " + what);
+}
+bool finite_at_least(double v, double lo) { return std::isfinite(v) && v >= lo; }
+}  // namespace
+
+void validate(const EnvConfig& c) {
+  need(c.horizon >= 1, "horizon", ">= 1 steps");
+  need(c.num_agents >= 1 && c.num_agents <= 1024, "num_agents", "1 to 1024");
+  need(c.tick_size > 0 && std::isfinite(c.tick_size), "tick_size", "> 0 quote");
+  need(c.lot_size > 0 && std::isfinite(c.lot_size), "lot_size", "> 0 base");
+  need(std::isfinite(c.trade_size) && std::llround(c.trade_size / c.lot_size) >= 1, "trade_size",
+       "at least one lot (" + std::to_string(c.lot_size) + " base), got " + std::to_string(c.trade_size));
+  need(std::isfinite(c.max_position) && c.max_position >= c.trade_size, "max_position",
+       ">= trade_size (" + std::to_string(c.trade_size) + " base), got " + std::to_string(c.max_position));
+  need(finite_at_least(c.taker_fee_bps, 0), "taker_fee_bps", "a finite value >= 0 bps");
+  need(std::isfinite(c.maker_fee_bps), "maker_fee_bps", "a finite number of bps (negative = rebate)");
+  need(c.order_latency_ns >= 0, "order_latency_ns", ">= 0 ns");
+  need(c.cancel_latency_ns >= 0, "cancel_latency_ns", ">= 0 ns");
+  need(finite_at_least(c.queue_power, 0) && c.queue_power > 0, "queue_power", "a finite value > 0");
+  need(c.quote_levels >= 1, "quote_levels", ">= 1 offsets per side");
+  need(finite_at_least(c.inventory_penalty_bps, 0), "inventory_penalty_bps", "a finite value >= 0 bps");
+  need(finite_at_least(c.dampen_eta, 0), "dampen_eta", "a finite value >= 0");
+  need(c.initial_cash > 0 && std::isfinite(c.initial_cash), "initial_cash", "> 0 quote");
+  need(std::isfinite(c.reward_scale), "reward_scale", "a finite number");
+  need(c.ruin_fraction >= 0 && c.ruin_fraction < 1, "ruin_fraction", "in [0, 1)");
+  need(c.start_min >= 0, "start_min", ">= 0");
+}
+
+void validate_depth(const EnvConfig& c, int64_t levels) {
+  if (!is_quote(c.actions)) return;
+  // Every grid price must lie inside the shown depth, so that its queue is known from the row.
+  need(c.quote_min_ticks > -levels && c.quote_min_ticks + c.quote_levels - 1 < levels,
+       "quote_min_ticks / quote_levels",
+       "a quote grid inside the book depth: -depth < quote_min_ticks and quote_min_ticks + quote_levels - 1 < "
+       "depth (" + std::to_string(levels) + " levels), got quote_min_ticks " + std::to_string(c.quote_min_ticks) +
+       ", quote_levels " + std::to_string(c.quote_levels));
+}
+
+}  // namespace trader

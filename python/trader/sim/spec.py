@@ -1,0 +1,164 @@
+"""The trading env's options and output fields, read from the one declaration in the C++ core
+(cpp/env/spec.h, exposed as `_core.env_spec()` and `_core.env_outputs()`).
+
+Everything in Python that lists options or outputs builds from here: the gymnasium spaces, the
+reference env's config, the info dict of `trader.sim.make`, and (for the lead's wiring) learner
+arguments and click options:
+
+    spec.options()            # [Option(name, type, default, unit, doc, choices)]
+    spec.defaults()           # {name: default}
+    spec.dataclass_fields()   # [(name, type, dataclasses.field(default=..., metadata={...}))]
+    spec.check_config(**kw)   # every option, parsed and validated exactly as the C++ pool does
+    spec.OUTPUTS              # [Output(name, dtype, per_agent, doc)] in recv() order
+
+Quote actions (`actions="quote"`): one integer per agent,
+    action = flatten * (L + 1)**2 + bid_idx * (L + 1) + ask_idx,   L = quote_levels,
+with bid_idx, ask_idx in 0..L: index i < L quotes at offset quote_min_ticks + i ticks from the
+same-side touch of the observed row (bid = best bid - offset, ask = best ask + offset; offset -1 is
+one tick inside the spread); index L = no quote on that side. flatten (0 or 1, only with
+quote_flatten=True) also sends a market order that brings the position to 0. Use
+`encode_quote` / `decode_quote`. `quote_continuous`: Box(-1, 1, (2,)) or (3,) with quote_flatten;
+x in [-1, 1] maps to index floor((x + 1) / 2 * (L + 1)) clipped to L (the top bucket: no quote);
+the third value > 0 flattens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+
+from trader import _core
+
+
+class Option(NamedTuple):
+    name: str
+    type: type
+    default: Any
+    unit: str
+    doc: str
+    choices: tuple[str, ...] | None
+
+
+class Output(NamedTuple):
+    name: str
+    dtype: np.dtype
+    per_agent: bool
+    doc: str
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(d["name"], _TYPES[d["type"]], d["default"], d["unit"], d["doc"],
+           tuple(d["choices"]) if d["choices"] is not None else None)
+    for d in _core.env_spec())
+OUTPUTS: tuple[Output, ...] = tuple(
+    Output(d["name"], np.dtype(d["dtype"]), bool(d["per_agent"]), d["doc"]) for d in _core.env_outputs())
+
+ACCOUNT_FEATURES = ("position / max position", "unrealized PnL, % of max notional", "fraction of the episode left")
+QUOTE_FEATURES = tuple(f"{side} {what}" for side in ("bid", "ask") for what in (
+    "has an order", "distance to the touch / quote_levels", "market lots ahead / level size"))
+
+
+def options() -> tuple[Option, ...]:
+    return OPTIONS
+
+
+def defaults() -> dict[str, Any]:
+    return {o.name: o.default for o in OPTIONS}
+
+
+def dataclass_fields(skip: tuple[str, ...] = ("tick_size", "lot_size", "start_min", "start_max")) -> list:
+    """Fields for `dataclasses.make_dataclass`: (name, type, field(default, metadata help/unit/choices)).
+    The market's own grid and the episode window are skipped by default (set from the data)."""
+    return [(o.name, o.type, dataclasses.field(default=o.default, metadata={
+        "help": o.doc + (f" [{o.unit}]" if o.unit else ""), "unit": o.unit, "choices": o.choices}))
+        for o in OPTIONS if o.name not in skip]
+
+
+def check_config(**config: Any) -> dict[str, Any]:
+    """Every option, parsed and validated exactly as the C++ pool does (ValueError naming the option)."""
+    return _core.check_config(**config)
+
+
+def action_width(config: dict[str, Any]) -> int:
+    """Floats per agent of a continuous action (1 for the integer modes)."""
+    if config["actions"] == "quote_continuous":
+        return 3 if config["quote_flatten"] else 2
+    return 1
+
+
+def num_quote_actions(config: dict[str, Any]) -> int:
+    return (config["quote_levels"] + 1) ** 2 * (2 if config["quote_flatten"] else 1)
+
+
+def single_agent_spaces(config: dict[str, Any], feature_dim: int) -> tuple[gym.spaces.Box, gym.spaces.Space]:
+    """Observation and action space of one agent."""
+    extra = len(ACCOUNT_FEATURES) + (len(QUOTE_FEATURES) if config["actions"].startswith("quote") else 0)
+    obs = gym.spaces.Box(-np.inf, np.inf, (feature_dim + extra,), np.float32)
+    mode = config["actions"]
+    if mode == "discrete":
+        act = gym.spaces.Discrete(3)
+    elif mode == "quote":
+        act = gym.spaces.Discrete(num_quote_actions(config))
+    else:
+        act = gym.spaces.Box(-1.0, 1.0, (action_width(config),), np.float32)
+    return obs, act
+
+
+def spaces(config: dict[str, Any], feature_dim: int) -> tuple[gym.spaces.Box, gym.spaces.Space]:
+    """Observation and action space of one env: one agent's, or stacked over K agents."""
+    obs, act = single_agent_spaces(config, feature_dim)
+    K = config["num_agents"]
+    if K == 1:
+        return obs, act
+    obs = gym.spaces.Box(-np.inf, np.inf, (K,) + obs.shape, np.float32)
+    if isinstance(act, gym.spaces.Discrete):
+        return obs, gym.spaces.MultiDiscrete([int(act.n)] * K)
+    return obs, gym.spaces.Box(-1.0, 1.0, (K,) + act.shape, np.float32)
+
+
+def encode_quote(bid_idx: int, ask_idx: int, flatten: bool = False, *, quote_levels: int | None = None) -> int:
+    """The `quote` action for grid indices bid_idx, ask_idx (quote_levels = no quote on that side)."""
+    L = defaults()["quote_levels"] if quote_levels is None else int(quote_levels)
+    for name, i in (("bid_idx", bid_idx), ("ask_idx", ask_idx)):
+        if not 0 <= int(i) <= L:
+            raise ValueError(f"{name}: expected 0 to {L} (quote_levels = no quote), got {i}")
+    return int(flatten) * (L + 1) ** 2 + int(bid_idx) * (L + 1) + int(ask_idx)
+
+
+def decode_quote(action: int, *, quote_levels: int | None = None) -> tuple[int, int, bool]:
+    """(bid_idx, ask_idx, flatten) of a `quote` action."""
+    L = defaults()["quote_levels"] if quote_levels is None else int(quote_levels)
+    a = int(action)
+    if not 0 <= a < 2 * (L + 1) ** 2:
+        raise ValueError(f"action: expected 0 to {2 * (L + 1) ** 2 - 1}, got {a}")
+    return (a % (L + 1) ** 2) // (L + 1), a % (L + 1), a >= (L + 1) ** 2
+
+
+# Names the learners and the backtest still pass (issue 11 renamed them); the lead moves those callers
+# to the spec names, then this table goes.
+LEGACY_NAMES = {"fee_bps": "taker_fee_bps"}
+
+
+def from_legacy(config: dict[str, Any]) -> dict[str, Any]:
+    """Translate fee_bps, continuous and latency_steps (0 only) to the spec's options."""
+    out = dict(config)
+    for old, new in LEGACY_NAMES.items():
+        if old in out:
+            if new in out:
+                raise ValueError(f"{old}: the old name of {new}; pass only {new}")
+            out[new] = out.pop(old)
+    if "continuous" in out:
+        continuous = out.pop("continuous")
+        if "actions" in out and continuous:
+            raise ValueError("continuous: the old form of actions='continuous'; pass only actions")
+        out.setdefault("actions", "continuous" if continuous else "discrete")
+    if "latency_steps" in out:
+        if int(out.pop("latency_steps")) != 0:
+            raise ValueError("latency_steps: replaced by order_latency_ns (market orders execute at the first row "
+                             "at or after send time + latency); only 0 is still accepted")
+    return out
