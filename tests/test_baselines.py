@@ -9,15 +9,20 @@ import numpy as np
 import pytest
 
 from trader.backtest.baselines import (
+    AvellanedaStoikovFit,
+    IntensityFit,
+    QuoteGrid,
     arrival_depths,
+    avellaneda_stoikov_policy,
     avellaneda_stoikov_quotes,
     fit_avellaneda_stoikov,
     fit_intensity,
+    fixed_spread_policy,
     mid_volatility,
 )
 from trader.data.dataset import load_dataset
 from trader.data.events import EVENT_DTYPE, EventFlag, EventKind
-from trader.sim import Market, load_market
+from trader.sim import Market, decode_quote, load_market
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +126,48 @@ def test_avellaneda_stoikov_quotes_follow_the_paper():
     assert (end_bid + end_ask) / 2 == 1000.0  # no inventory skew at the terminal time
     with pytest.raises(ValueError, match="gamma"):
         avellaneda_stoikov_quotes(1000.0, 0.0, left, sigma, kappa, 0.0)
+
+
+def _book(bid: int, ask: int) -> Market:
+    book = np.zeros((3, 1, 4), np.int64)
+    book[:, 0] = (bid, 10, ask, 10)
+    return Market(book, np.zeros((3, 1), np.float32), np.arange(3, dtype=np.int64) * 10**8, 0.1, 0.001)
+
+
+def _decide(policy, position: int) -> tuple[int, int]:
+    action = policy(None, {"t": np.array([0]), "position": np.array([position])})
+    bid_idx, ask_idx, flatten = decode_quote(int(action[0]), quote_levels=3)
+    assert not flatten and action.dtype == np.int64 and action.shape == (1,)
+    return bid_idx, ask_idx
+
+
+def test_fixed_spread_quoter_on_hand_made_books():
+    grid = QuoteGrid(min_ticks=-1, levels=3)  # offsets -1, 0, 1; index 3: no quote
+    at_touch = fixed_spread_policy(_book(1000, 1001), grid, offset_ticks=0, trade_lots=2, max_lots=4)
+    assert _decide(at_touch, 0) == (1, 1)
+    assert _decide(at_touch, 2) == (1, 1)  # a fill would reach +4, the limit: still quoted
+    assert _decide(at_touch, 3) == (3, 1)  # a bid fill would pass +4: no bid
+    assert _decide(at_touch, -3) == (1, 3)
+    inside_narrow = fixed_spread_policy(_book(1000, 1001), grid, offset_ticks=-1, trade_lots=2, max_lots=4)
+    assert _decide(inside_narrow, 0) == (1, 1)  # one tick inside a one-tick spread would cross: at the touch
+    inside_wide = fixed_spread_policy(_book(1000, 1003), grid, offset_ticks=-1, trade_lots=2, max_lots=4)
+    assert _decide(inside_wide, 0) == (0, 0)  # 1001 and 1002
+    deep = fixed_spread_policy(_book(1000, 1001), grid, offset_ticks=5, trade_lots=2, max_lots=4)
+    assert _decide(deep, 0) == (2, 2)  # deeper than the grid: its deepest level
+
+
+def test_avellaneda_stoikov_quoter_on_a_hand_made_book():
+    fit = AvellanedaStoikovFit(1.0, IntensityFit(1.0, 0.5, np.array([0.5, 1.5]), np.array([0.8, 0.5])), 10, 5)
+    m = _book(1000, 1002)  # mid 1001, spread 2 ticks
+    grid = QuoteGrid(min_ticks=-1, levels=3)
+    # gamma 0.1, T - t = 10 steps: risk term 0.1 * 1 * 10 = 1; spread 1 + 20 ln 1.2 = 4.646 ticks
+    policy = avellaneda_stoikov_policy(m, grid, fit, gamma=0.1, trade_lots=1, max_lots=3, end_row=10)
+    assert _decide(policy, 0) == (2, 2)  # 998.68 / 1003.32: 1.32 ticks behind each touch -> offset 1
+    # long 2 quote sizes: r = 1001 - 2 * 1 = 999; bid 996.68 (offset 3.3: the grid's deepest, 1),
+    # ask 1001.32 (0.68 inside the ask: offset -1, index 0)
+    assert _decide(policy, 2) == (2, 0)
+    assert _decide(policy, 3) == (3, 0)  # at the limit: no bid
+    tight = QuoteGrid(min_ticks=0, levels=3)
+    policy = avellaneda_stoikov_policy(m, tight, fit, gamma=0.1, trade_lots=1, max_lots=3, end_row=10)
+    assert _decide(policy, 2) == (2, 0)  # a grid without inside offsets: the ask at the touch
+    assert _decide(policy, -2) == (0, 2)

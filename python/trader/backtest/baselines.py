@@ -162,3 +162,103 @@ def avellaneda_stoikov_quotes(mid: float, inventory: float, steps_left: float, s
     reservation = mid - inventory * risk
     spread = risk + (2.0 / gamma) * np.log1p(gamma / kappa)
     return reservation - 0.5 * spread, reservation + 0.5 * spread
+
+
+# ---- market-making baselines (the `quote` action space) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuoteGrid:
+    """The env's quote grid (trader.sim.spec): per side, offsets quote_min_ticks .. quote_min_ticks +
+    quote_levels - 1 ticks from the same-side touch (bid = best bid - offset, ask = best ask + offset);
+    index quote_levels = no quote."""
+
+    min_ticks: int
+    levels: int
+
+    @classmethod
+    def of(cls, env_config: dict) -> QuoteGrid:
+        return cls(int(env_config["quote_min_ticks"]), int(env_config["quote_levels"]))
+
+    def index(self, offset: float | None, spread: int) -> int:
+        """The grid index nearest to a wanted offset (ticks from the same-side touch; None: no quote).
+        Deeper than the grid: its deepest level. Inside the spread: at most spread - 1 ticks inside,
+        so that the post-only quote does not cross; when even the innermost level would, no quote."""
+        if offset is None:
+            return self.levels
+        innermost = max(self.min_ticks, 1 - spread)
+        deepest = self.min_ticks + self.levels - 1
+        if innermost > deepest:
+            return self.levels
+        return int(np.clip(np.rint(offset), innermost, deepest)) - self.min_ticks
+
+    def action(self, bid_offset: float | None, ask_offset: float | None, spread: int) -> np.ndarray:
+        from trader.sim import encode_quote
+
+        a = encode_quote(self.index(bid_offset, spread), self.index(ask_offset, spread), quote_levels=self.levels)
+        return np.array([a], dtype=np.int64)
+
+
+def _inventory_sides(position: int, trade_lots: int, max_lots: int, bid, ask):
+    """No bid while a fill would take the position past +max_lots, no ask past -max_lots."""
+    return (None if position + trade_lots > max_lots else bid), (None if position - trade_lots < -max_lots else ask)
+
+
+def fixed_spread_policy(market: Market, grid: QuoteGrid, offset_ticks: int, trade_lots: int,
+                        max_lots: int) -> Policy:
+    """Quote both sides offset_ticks from each touch (0: at the touch, -1: one tick inside), one quote
+    size each, and stop quoting the side that would take |position| past max_lots."""
+
+    def act(obs, info):
+        t = int(info["t"][0])
+        spread = int(market.book[t, 0, 2] - market.book[t, 0, 0])
+        bid, ask = _inventory_sides(int(info["position"][0]), trade_lots, max_lots, offset_ticks, offset_ticks)
+        return grid.action(bid, ask, spread)
+
+    return act
+
+
+def avellaneda_stoikov_policy(market: Market, grid: QuoteGrid, fit: AvellanedaStoikovFit, gamma: float,
+                              trade_lots: int, max_lots: int, end_row: int) -> Policy:
+    """Avellaneda-Stoikov quotes (avellaneda_stoikov_quotes) with the terminal time T at end_row (the
+    end of the backtest), inventory q in quote sizes, mapped onto the grid (QuoteGrid.index); the
+    side that would take |position| past max_lots is not quoted."""
+
+    def act(obs, info):
+        t = int(info["t"][0])
+        best_bid, best_ask = int(market.book[t, 0, 0]), int(market.book[t, 0, 2])
+        position = int(info["position"][0])
+        bid, ask = avellaneda_stoikov_quotes(0.5 * (best_bid + best_ask), position / trade_lots, end_row - t,
+                                             fit.sigma, fit.intensity.kappa, gamma)
+        bid_off, ask_off = _inventory_sides(position, trade_lots, max_lots, best_bid - bid, ask - best_ask)
+        return grid.action(bid_off, ask_off, best_ask - best_bid)
+
+    return act
+
+
+def market_making_baselines(market: Market, events: np.ndarray, env_config: dict, train_rows: int, end_row: int,
+                            offset_ticks: int, gamma: float) -> tuple[list[tuple[str, Policy]], list[str]]:
+    """The fixed-spread quoter and Avellaneda-Stoikov for a quote env with these options (sizes in
+    base units as the env takes them), Avellaneda-Stoikov fitted on rows [0, train_rows); with notes
+    saying what was fitted, for the report."""
+    from trader.sim import spec
+
+    cfg = spec.check_config(**dict(env_config, actions="quote"), tick_size=market.tick_size, lot_size=market.lot_size)
+    grid = QuoteGrid.of(cfg)
+    trade_lots = round(cfg["trade_size"] / market.lot_size)
+    max_lots = round(cfg["max_position"] / market.lot_size)
+    fit = fit_avellaneda_stoikov(market, events, train_rows)
+    policies = [
+        ("fixed_spread", fixed_spread_policy(market, grid, offset_ticks, trade_lots, max_lots)),
+        ("avellaneda_stoikov", avellaneda_stoikov_policy(market, grid, fit, gamma, trade_lots, max_lots, end_row)),
+    ]
+    notes = [
+        f"fixed_spread: both sides {offset_ticks} tick(s) from the touch, {cfg['trade_size']:g} base each, "
+        f"no quote on the side that would pass |position| {cfg['max_position']:g}.",
+        f"avellaneda_stoikov (2008): fitted on rows 0..{train_rows - 1} only: sigma {fit.sigma:.4g} ticks per step "
+        f"(std of the mid change), kappa {fit.intensity.kappa:.4g} per tick and A {fit.intensity.a:.4g} per step "
+        f"(market orders reaching delta ticks beyond the mid, {fit.steps_with_trades} steps with trades); "
+        f"gamma {gamma:g} per tick per quote size; T = the last held-out row; quotes mapped to the nearest grid "
+        f"offset ({grid.min_ticks}..{grid.min_ticks + grid.levels - 1} ticks from the touch).",
+    ]
+    return policies, notes
