@@ -267,16 +267,41 @@ def test_bad_options():
         vec(m)
 
 
-def test_gymnasium_env_checker_passes():
+@pytest.mark.parametrize("options", [{}, {"actions": "continuous"}, {"actions": "quote"},
+                                     {"actions": "quote_continuous", "quote_flatten": True}])
+def test_gymnasium_env_checker_passes(options):
     from gymnasium.utils.env_checker import check_env
 
-    check_env(TradingEnv(horizon=50), skip_render_check=True)
+    check_env(TradingEnv(horizon=50, **options), skip_render_check=True)
 
 
-def test_pettingzoo_parallel_api():
+@pytest.mark.parametrize("options", [{}, {"actions": "quote", "trade_size": 0.001, "max_position": 0.005},
+                                     {"actions": "quote_continuous", "quote_flatten": True, "trade_size": 0.001,
+                                      "max_position": 0.005}], ids=["discrete", "quote", "quote_continuous"])
+def test_pettingzoo_parallel_api(options):
     from pettingzoo.test import parallel_api_test
 
-    parallel_api_test(TradingParallelEnv(num_agents=3, horizon=40), num_cycles=100)
+    parallel_api_test(TradingParallelEnv(num_agents=3, horizon=40, **options), num_cycles=100)
+
+
+def test_spec_is_the_one_declaration():
+    from trader import _core
+    from trader.sim import spec
+
+    names = [o.name for o in spec.options()]
+    assert names == [d["name"] for d in _core.env_spec()] and len(set(names)) == len(names)
+    assert spec.defaults()["horizon"] == 500
+    assert {o.name: o.choices for o in spec.options() if o.choices} == {
+        "actions": ("discrete", "continuous", "quote", "quote_continuous"),
+        "queue_model": ("power", "log", "risk_averse"), "reward": ("pnl", "inventory_penalty", "dampened")}
+    fields = spec.dataclass_fields()
+    assert all(f[2].metadata["help"] for f in fields) and "tick_size" not in [f[0] for f in fields]
+    env = make(num_envs=2)
+    assert env.env_config == spec.check_config(**dict(env.env_config))
+    obs, reward, term, trunc, info = env.step(np.zeros(2, dtype=np.int64))
+    outputs = [f.name for f in spec.OUTPUTS]
+    assert set(outputs) - {"obs", "reward", "terminated", "truncated"} <= set(info)
+    assert outputs[:4] == ["obs", "reward", "terminated", "truncated"]
 
 
 def test_observation_is_feature_row_plus_account():

@@ -64,10 +64,13 @@ def test_make_gymnasium_gives_our_env_with_async_api():
     env.close()
 
 
-def test_same_trajectories_as_trader_sim_make():
-    actions = np.random.default_rng(0).integers(0, 3, size=(N, STEPS))
-    ours = make(num_envs=N, batch_size=B, seed=SEED)
-    via_envpool = envpool.make_gymnasium(TASK_ID, num_envs=N, batch_size=B, num_threads=2, seed=SEED)
+@pytest.mark.parametrize("options", [{}, {"actions": "quote", "quote_levels": 3, "maker_fee_bps": -0.5,
+                                          "order_latency_ns": 10_000_000, "trade_size": 0.001}],
+                         ids=["discrete", "quote"])
+def test_same_trajectories_as_trader_sim_make(options):
+    ours = make(num_envs=N, batch_size=B, seed=SEED, **options)
+    actions = np.random.default_rng(0).integers(0, ours.single_action_space.n, size=(N, STEPS))
+    via_envpool = envpool.make_gymnasium(TASK_ID, num_envs=N, batch_size=B, num_threads=2, seed=SEED, **options)
     a, b = _run_async(ours, actions), _run_async(via_envpool, actions)
     for e in range(N):
         assert len(a[e]) >= STEPS and len(b[e]) >= STEPS

@@ -48,6 +48,31 @@ def test_python_stream_equals_cpp_stream(recording):
     assert (kinds == 2).any() and (kinds == 3).any() and (kinds <= 1).sum() > 10 * len(market.book)
 
 
+def test_stream_rebuilds_every_row(recording):
+    """Every record's previous size is the book's, and the rows equal row c + the records of segment
+    c: applying all records from the first event rebuilds each sampled row's top levels."""
+    _, market, _, _ = recording
+    rec, starts, book = market.records, market.starts, market.book
+    kinds, prevs = rec[:, 3] >> 56, rec[:, 3] & ((1 << 56) - 1)
+    sides = ({}, {})
+    L = book.shape[1]
+    i = 0
+    for c in range(len(book)):
+        for i in range(i, starts[c]):
+            if kinds[i] <= 1:
+                side = sides[kinds[i]]
+                assert side.get(int(rec[i, 1]), 0) == prevs[i], f"record {i}: previous size"
+                if rec[i, 2]:
+                    side[int(rec[i, 1])] = int(rec[i, 2])
+                else:
+                    side.pop(int(rec[i, 1]), None)
+        i = starts[c]
+        bids = sorted(sides[0].items(), reverse=True)[:L]
+        asks = sorted(sides[1].items())[:L]
+        assert [tuple(x) for x in book[c, :len(bids), 0:2].tolist()] == bids, f"row {c} bids"
+        assert [tuple(x) for x in book[c, :len(asks), 2:4].tolist()] == asks, f"row {c} asks"
+
+
 CONFIGS = {
     "discrete": dict(),
     "discrete_latency_fees": dict(order_latency_ns=150_000_000, taker_fee_bps=5.0, trade_size=0.5, max_position=2.0),

@@ -431,6 +431,21 @@ void bind_env(py::module_& m) {
              return results(self, self_obj, first);
            },
            "Wait for a batch; returns views in the order of env_outputs(), valid until the block is reused.")
+      .def("recv_first",
+           [](PyPool& self) {
+             py::gil_scoped_release nogil;
+             return self.pool->recv();
+           },
+           "Wait for a batch; returns the index of its first row: views(first) are its results.")
+      .def("views", [](py::object self_obj, size_t first) {
+             PyPool& self = self_obj.cast<PyPool&>();
+             const size_t B = static_cast<size_t>(self.pool->batch_size());
+             if (first % B != 0 || first >= self.pool->buffers().rows) {
+               throw std::invalid_argument("first: expected a row index returned by recv_first");
+             }
+             return results(self, self_obj, first);
+           }, py::arg("first"),
+           "The views of the block starting at row `first` (they stay valid: cache them per block).")
       .def("seed", [](PyPool& self, uint64_t seed) { self.pool->seed(seed); }, py::arg("seed"))
       .def_property_readonly("num_envs", [](PyPool& s) { return s.pool->num_envs(); })
       .def_property_readonly("batch_size", [](PyPool& s) { return s.pool->batch_size(); })

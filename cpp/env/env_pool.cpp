@@ -24,19 +24,13 @@ void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
   obs_dim = dim;
   const size_t nk = n * static_cast<size_t>(k);
   obs.assign(nk * static_cast<size_t>(dim), 0.0f);
-#define TRADER_OUT_ALLOC(name, type, per_agent, doc) name.assign(per_agent ? nk : n, type{});
+  base.obs = obs.data();
+  base.obs_dim = dim;
+#define TRADER_OUT_ALLOC(name, type, per_agent, doc) \
+  name.assign(per_agent ? nk : n, type{});           \
+  base.name = name.data();
   TRADER_ENV_OUTPUTS(TRADER_OUT_ALLOC)
 #undef TRADER_OUT_ALLOC
-}
-
-OutRow PoolBuffers::row(size_t r) {
-  const size_t rk = r * static_cast<size_t>(agents);
-  OutRow out;
-  out.obs = obs.data() + rk * static_cast<size_t>(obs_dim);
-#define TRADER_OUT_ROW(name, type, per_agent, doc) out.name = name.data() + (per_agent ? rk : r);
-  TRADER_ENV_OUTPUTS(TRADER_OUT_ROW)
-#undef TRADER_OUT_ROW
-  return out;
 }
 
 int action_width(const EnvConfig& cfg) {

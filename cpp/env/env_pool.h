@@ -30,8 +30,10 @@ struct PoolBuffers {
   TRADER_ENV_OUTPUTS(TRADER_OUT_VEC)
 #undef TRADER_OUT_VEC
 
+  OutBase base;  // first elements of the buffers above
+
   void allocate(size_t rows, int agents, int64_t obs_dim);
-  OutRow row(size_t r);
+  OutRow row(size_t r) const { return OutRow{&base, r, r * static_cast<size_t>(agents)}; }
 };
 
 // Floats per agent in a continuous action: 1 (target position), 2 or 3 (bid, ask[, flatten]).

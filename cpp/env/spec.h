@@ -89,8 +89,8 @@ struct EnvConfig {
   X(rejected, int32_t, true, "post-only orders rejected this step (they would have crossed)")    \
   X(bid_price, int64_t, true, "price of the agent's current bid, ticks (0: none)")               \
   X(ask_price, int64_t, true, "price of the agent's current ask, ticks (0: none)")               \
-  X(bid_queue, double, true, "market lots ahead of the current bid (-1: not at the exchange yet)") \
-  X(ask_queue, double, true, "market lots ahead of the current ask (-1: not at the exchange yet)")
+  X(bid_queue, double, true, "market lots ahead of the current bid (NaN: not at the exchange yet)") \
+  X(ask_queue, double, true, "market lots ahead of the current ask (NaN: not at the exchange yet)")
 
 constexpr int kAccountFeatures = 3;  // position / max, unrealized PnL (% of max notional), time left
 // quote modes, per side (bid then ask): has an order, (touch - price) / quote_levels (asks: price -

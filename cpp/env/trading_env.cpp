@@ -35,26 +35,33 @@ inline int64_t grid_index(float x, int64_t levels) {
 }  // namespace
 
 TradingEnv::TradingEnv(const EnvConfig& cfg, const MarketData* data, int env_id, uint64_t seed)
-    : cfg_(cfg),
-      data_(data),
-      env_id_(env_id),
+    : data_(data),
+      quoting_(is_quote(cfg.actions)),
+      actions_(cfg.actions),
+      num_agents_(static_cast<int>(cfg.num_agents)),
+      order_latency_ns_(cfg.order_latency_ns),
+      obs_dim_(data->dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0)),
+      horizon_(cfg.horizon),
+      reward_(cfg.reward),
+      taker_fee_bps_(cfg.taker_fee_bps),
+      reward_scale_(cfg.reward_scale),
+      ruin_equity_(cfg.ruin_fraction * cfg.initial_cash),
       trade_lots_(std::llround(cfg.trade_size / cfg.lot_size)),
       max_lots_(std::llround(cfg.max_position / cfg.lot_size)),
       min_lots_(cfg.allow_short ? -max_lots_ : 0),
-      action_width_(cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1),
       notional_per_tick_lot_(cfg.tick_size * cfg.lot_size),
       agents_(static_cast<size_t>(cfg.num_agents)),
       priority_(static_cast<size_t>(cfg.num_agents)),
       consumed_bid_(static_cast<size_t>(data->levels)),
       consumed_ask_(static_cast<size_t>(data->levels)),
+      action_width_(cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1),
+      env_id_(env_id),
+      cfg_(cfg),
       next_due_ts_(kNever) {
   for (auto& a : agents_) a.pending.reserve(4);
   orders_.reserve(static_cast<size_t>(4 * cfg.num_agents));
+  update_reach();
   reseed(seed);
-}
-
-int64_t TradingEnv::obs_dim() const {
-  return data_->dim + kAccountFeatures + (is_quote(cfg_.actions) ? kQuoteFeatures : 0);
 }
 
 void TradingEnv::reseed(uint64_t seed) {
@@ -77,7 +84,7 @@ void TradingEnv::reset(OutRow& out) {
   }
   orders_.clear();
   next_due_ts_ = kNever;
-  for (int k = 0; k < cfg_.num_agents; ++k) out.reward[k] = 0.0f;
+  for (int k = 0; k < cfg_.num_agents; ++k) out.reward()[k] = 0.0f;
   write(out, false, false);
 }
 
@@ -87,17 +94,10 @@ int64_t TradingEnv::pending_lots(const Agent& a) const {
   return s;
 }
 
-int64_t TradingEnv::due_row(int64_t row) const {
-  if (cfg_.order_latency_ns == 0) return row;
-  const int64_t arrive = data_->ts[row] + cfg_.order_latency_ns;
-  while (row < data_->rows && data_->ts[row] < arrive) ++row;
-  return row;  // == rows: never executes (cancelled with the episode)
-}
-
 int64_t TradingEnv::order_from_action(const Agent& a, int64_t discrete, float continuous) const {
   const int64_t expected = a.position + pending_lots(a);  // as if every pending order fills
   int64_t target;
-  if (cfg_.actions == ActionType::kContinuous) {
+  if (actions_ == ActionType::kContinuous) {
     target = static_cast<int64_t>(std::llround(static_cast<double>(continuous) * static_cast<double>(max_lots_)));
   } else if (discrete == 1) {
     target = expected + trade_lots_;
@@ -108,14 +108,6 @@ int64_t TradingEnv::order_from_action(const Agent& a, int64_t discrete, float co
   }
   target = std::clamp(target, min_lots_, max_lots_);
   return target - expected;
-}
-
-void TradingEnv::send_market(Agent& a, int64_t lots) {
-  if (a.pending_head == a.pending.size()) {
-    a.pending.clear();
-    a.pending_head = 0;
-  }
-  if (lots != 0) a.pending.push_back({due_row(cursor_), lots});
 }
 
 TradingEnv::LimitOrder* TradingEnv::find(int64_t seq) {
@@ -160,12 +152,16 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     o.cancel_ts = kNever;
     // Size at its price and crossing levels from row c's snapshot: grid prices lie inside the shown
     // depth (quote_min_ticks + quote_levels - 1 < levels), so absent prices have size 0.
+    // Level l's price is at least l ticks from the touch, so levels past the offset cannot hold the
+    // price; opposite levels cross only a quote inside the spread, from the opposite touch on.
+    const int own = bid ? 0 : 2, opp = bid ? 2 : 0;
+    for (int64_t l = 0; l <= std::max<int64_t>(offset, 0) && l < data_->levels; ++l) {
+      if (top[4 * l + own] == price) o.level_qty = top[4 * l + own + 1];
+    }
     for (int64_t l = 0; l < data_->levels; ++l) {
-      const int64_t* lv = top + 4 * l;
-      const int64_t own_px = bid ? lv[0] : lv[2], own_qty = bid ? lv[1] : lv[3];
-      const int64_t opp_px = bid ? lv[2] : lv[0], opp_qty = bid ? lv[3] : lv[1];
-      if (own_px == price) o.level_qty = own_qty;
-      if (opp_px > 0 && opp_qty > 0 && (bid ? opp_px <= price : opp_px >= price)) ++o.crossing;
+      const int64_t px = top[4 * l + opp];
+      if (px <= 0 || (bid ? px > price : px < price)) break;  // levels go away from the touch
+      if (top[4 * l + opp + 1] > 0) ++o.crossing;
     }
     orders_.push_back(o);
     a.quote_seq[side] = o.seq;
@@ -173,6 +169,34 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     next_due_ts_ = std::min(next_due_ts_, o.arrive_ts);
   }
   for (const auto& o : orders_) next_due_ts_ = std::min(next_due_ts_, o.cancel_ts);
+  update_reach();
+}
+
+// Per market event kind, a price interval that holds every event able to touch an order (see
+// replay_segment): bid levels at a bid order's price or crossing an ask order, ask levels likewise,
+// sell trades at or through a bid, buy trades at or through an ask. Empty side: an empty interval.
+void TradingEnv::update_reach() {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  int64_t bid_lo = kNever, bid_hi = kMin, ask_lo = kNever, ask_hi = kMin;
+  for (const auto& o : orders_) {
+    if (o.dead) continue;
+    if (o.bid) {
+      bid_lo = std::min(bid_lo, o.price);
+      bid_hi = std::max(bid_hi, o.price);
+    } else {
+      ask_lo = std::min(ask_lo, o.price);
+      ask_hi = std::max(ask_hi, o.price);
+    }
+  }
+  const bool bids = bid_hi != kMin, asks = ask_hi != kMin;
+  reach_lo_[kLevelBid] = std::min(bid_lo, ask_lo);
+  reach_hi_[kLevelBid] = asks ? kNever : bid_hi;
+  reach_lo_[kLevelAsk] = bids ? kMin : ask_lo;
+  reach_hi_[kLevelAsk] = std::max(ask_hi, bid_hi);
+  reach_lo_[kTradeSell] = bids ? kMin : kNever;
+  reach_hi_[kTradeSell] = bid_hi;
+  reach_lo_[kTradeBuy] = ask_lo;
+  reach_hi_[kTradeBuy] = asks ? kNever : kMin;
 }
 
 // Cash, fees and the average-cost basis after a fill of `lots` (> 0) worth `notional` quote.
@@ -219,7 +243,7 @@ void TradingEnv::execute(Agent& a, int64_t lots, int64_t row) {
   a.unfilled += remaining;
   if (filled == 0) return;
   const double notional = ticks_x_lots * notional_per_tick_lot_;
-  const double fee = notional * cfg_.taker_fee_bps * 1e-4;
+  const double fee = notional * taker_fee_bps_ * 1e-4;
   a.taker_filled += filled;
   a.taker_fees += fee;
   book_fill(a, buy, filled, notional, fee);
@@ -233,7 +257,10 @@ void TradingEnv::maker_fill(LimitOrder& o, int64_t lots) {
   a.maker_fees += fee;
   book_fill(a, o.bid, lots, notional, fee);
   o.leaves -= lots;
-  if (o.leaves == 0) o.dead = true;
+  if (o.leaves == 0) {
+    o.dead = true;
+    died_ = true;
+  }
 }
 
 // Orders and cancels that reach the exchange before a market event stamped exch_ts (> their time):
@@ -243,12 +270,12 @@ void TradingEnv::due_orders(int64_t exch_ts) {
   for (auto& o : orders_) {
     if (o.dead) continue;
     if (o.cancel_ts < exch_ts) {
-      o.dead = true;
+      o.dead = died_ = true;
       continue;
     }
     if (!o.live && o.arrive_ts < exch_ts) {
       if (o.crossing > 0) {  // post-only: it would take liquidity
-        o.dead = true;
+        o.dead = died_ = true;
         ++agents_[static_cast<size_t>(o.agent)].rejected;
         continue;
       }
@@ -342,10 +369,16 @@ void TradingEnv::replay_segment(int64_t row) {
   for (int64_t i = data_->stream_starts[row]; i < end && !orders_.empty(); ++i) {
     const MarketEvent& e = ev[i];
     if (e.exch_ts > next_due_ts_) due_orders(e.exch_ts);
-    on_market_event(e);
-    if (std::any_of(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; })) {
+    // Only events within reach of an order can change it (a pure filter: the rules in
+    // on_market_event decide the same without it).
+    const MarketEventKind kind = e.kind();
+    const bool reach = e.price >= reach_lo_[kind] && e.price <= reach_hi_[kind];
+    if (reach) on_market_event(e);
+    if (died_) {
       orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
                     orders_.end());
+      died_ = false;
+      update_reach();
     }
   }
   // Orders removed unseen by a market event (cancels, rejections) go at the next due time.
@@ -356,28 +389,27 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     reset(out);
     return;
   }
-  const int K = cfg_.num_agents;
-  const bool quoting = is_quote(cfg_.actions);
+  const int K = num_agents_;
+  const bool quoting = quoting_;
   if (K > 1) {  // a seeded random priority: market orders and same-time quotes go in this order
     for (int k = 0; k < K; ++k) priority_[static_cast<size_t>(k)] = k;
     for (int k = K - 1; k > 0; --k) {  // Fisher-Yates
       const int j = static_cast<int>(below(next_random(), static_cast<uint64_t>(k + 1)));
       std::swap(priority_[static_cast<size_t>(k)], priority_[static_cast<size_t>(j)]);
     }
-  } else {
-    priority_[0] = 0;
   }
-  const double mark_before = data_->mid[cursor_] * notional_per_tick_lot_;
+  const double mid_before = data_->mid[static_cast<size_t>(cursor_)];  // ticks
   // 1. actions -> orders
   for (int idx = 0; idx < K; ++idx) {
-    const int k = priority_[static_cast<size_t>(idx)];
+    const int k = K == 1 ? 0 : priority_[static_cast<size_t>(idx)];
     Agent& a = agents_[static_cast<size_t>(k)];
-    a.filled = a.maker_filled = a.taker_filled = a.unfilled = a.quoted = 0;
-    a.rejected = 0;
+    a.filled = a.taker_filled = a.unfilled = 0;
     if (!quoting) {
       send_market(a, order_from_action(a, discrete ? discrete[k] : 0, continuous ? continuous[k] : 0.0f));
       continue;
     }
+    a.maker_filled = a.quoted = 0;
+    a.rejected = 0;
     const int64_t L1 = cfg_.quote_levels + 1;
     int64_t bid_idx, ask_idx;
     bool flatten;
@@ -397,7 +429,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
   }
   // 2. market orders due now execute against this row, agents in the priority order
   for (int idx = 0; idx < K; ++idx) {
-    Agent& a = agents_[static_cast<size_t>(priority_[static_cast<size_t>(idx)])];
+    Agent& a = agents_[K == 1 ? 0 : static_cast<size_t>(priority_[static_cast<size_t>(idx)])];
     while (a.pending_head < a.pending.size() && a.pending[a.pending_head].due <= cursor_) {
       execute(a, a.pending[a.pending_head].lots, cursor_);
       ++a.pending_head;
@@ -419,21 +451,21 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     const double equity = a.cash + static_cast<double>(a.position) * mark;
     double r = equity - a.equity;
     const double q = static_cast<double>(a.position);
-    if (cfg_.reward == RewardType::kInventoryPenalty) {
+    if (reward_ == RewardType::kInventoryPenalty) {
       // bps of the max-position notional at full inventory, quadratic in q / q_max
       const double x = q / static_cast<double>(max_lots_);
       r -= cfg_.inventory_penalty_bps * 1e-4 * static_cast<double>(max_lots_) * mark * x * x;
-    } else if (cfg_.reward == RewardType::kDampened) {
+    } else if (reward_ == RewardType::kDampened) {
       // Spooner, Fearnley, Savani, Koukorinis 2018: asymmetrically dampened PnL
-      r -= std::max(0.0, cfg_.dampen_eta * q * (mark - mark_before));
+      r -= std::max(0.0, cfg_.dampen_eta * q * (mark - mid_before * notional_per_tick_lot_));
     }
-    r *= cfg_.reward_scale;
+    r *= reward_scale_;
     a.equity = equity;
     a.episode_return += r;
-    out.reward[k] = static_cast<float>(r);
-    ruined |= equity < cfg_.ruin_fraction * cfg_.initial_cash;
+    out.reward()[k] = static_cast<float>(r);
+    ruined |= equity < ruin_equity_;
   }
-  const bool truncated = !ruined && steps_ >= cfg_.horizon;
+  const bool truncated = !ruined && steps_ >= horizon_;
   if (ruined || truncated) {
     needs_reset_ = true;
     for (auto& a : agents_) {  // orders still in flight are cancelled with the episode
@@ -444,24 +476,32 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
 }
 
 void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
-  const int K = cfg_.num_agents;
+  const int K = num_agents_;
   const int64_t D = data_->dim;
   const int64_t stride = obs_dim();
   const float* row = data_->features + cursor_ * D;
   const int64_t* top = data_->book + cursor_ * data_->levels * 4;
   const double mark = data_->mid[cursor_] * notional_per_tick_lot_;
   const double max_notional = static_cast<double>(max_lots_) * mark;
-  const float time_left =
-      static_cast<float>(cfg_.horizon - steps_) / static_cast<float>(cfg_.horizon);
-  const bool quoting = is_quote(cfg_.actions);
+  const float time_left = static_cast<float>(horizon_ - steps_) / static_cast<float>(horizon_);
+  const bool quoting = quoting_;
   for (int k = 0; k < K; ++k) {
     Agent& a = agents_[static_cast<size_t>(k)];
-    float* o = out.obs + k * stride;
+    float* o = out.obs() + k * stride;
     std::memcpy(o, row, sizeof(float) * static_cast<size_t>(D));
     o[D] = static_cast<float>(static_cast<double>(a.position) / static_cast<double>(max_lots_));
     const double upnl = static_cast<double>(a.position) * mark - a.cost;
     o[D + 1] = static_cast<float>(upnl / max_notional * 100.0);
     o[D + 2] = time_left;
+    out.episode_return()[k] = static_cast<float>(a.episode_return);
+    out.position()[k] = a.position;
+    out.equity()[k] = a.equity;
+    out.fees()[k] = a.fees;
+    out.taker_fees()[k] = a.taker_fees;
+    out.filled()[k] = a.filled;
+    out.taker_filled()[k] = a.taker_filled;
+    out.unfilled()[k] = a.unfilled;
+    if (!quoting) continue;  // the quote outputs stay 0 (buffers start zeroed; nothing else writes them)
     int64_t px[2] = {0, 0};
     double queue[2] = {0, 0};
     for (int side = 0; side < 2; ++side) {
@@ -469,9 +509,8 @@ void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
       if (!q) a.quote_seq[side] = -1;
       if (q) {
         px[side] = q->price;
-        queue[side] = q->live ? q->front : -1.0;
+        queue[side] = q->live ? q->front : std::numeric_limits<double>::quiet_NaN();
       }
-      if (!quoting) continue;
       float* f = o + D + kAccountFeatures + 3 * side;
       f[0] = q ? 1.0f : 0.0f;
       f[1] = q ? static_cast<float>(static_cast<double>(side == 0 ? top[0] - q->price : q->price - top[2]) /
@@ -482,28 +521,20 @@ void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
                 : q->level_qty > 0   ? static_cast<float>(q->front / static_cast<double>(q->level_qty))
                                      : 0.0f;
     }
-    out.episode_return[k] = static_cast<float>(a.episode_return);
-    out.position[k] = a.position;
-    out.equity[k] = a.equity;
-    out.fees[k] = a.fees;
-    out.maker_fees[k] = a.maker_fees;
-    out.taker_fees[k] = a.taker_fees;
-    out.filled[k] = a.filled;
-    out.maker_filled[k] = a.maker_filled;
-    out.taker_filled[k] = a.taker_filled;
-    out.unfilled[k] = a.unfilled;
-    out.quoted[k] = a.quoted;
-    out.rejected[k] = a.rejected;
-    out.bid_price[k] = px[0];
-    out.ask_price[k] = px[1];
-    out.bid_queue[k] = queue[0];
-    out.ask_queue[k] = queue[1];
+    out.maker_fees()[k] = a.maker_fees;
+    out.maker_filled()[k] = a.maker_filled;
+    out.quoted()[k] = a.quoted;
+    out.rejected()[k] = a.rejected;
+    out.bid_price()[k] = px[0];
+    out.ask_price()[k] = px[1];
+    out.bid_queue()[k] = queue[0];
+    out.ask_queue()[k] = queue[1];
   }
-  *out.terminated = terminated;
-  *out.truncated = truncated;
-  *out.env_id = env_id_;
-  *out.t = cursor_;
-  *out.episode_length = static_cast<int32_t>(steps_);
+  *out.terminated() = terminated;
+  *out.truncated() = truncated;
+  *out.env_id() = env_id_;
+  *out.t() = cursor_;
+  *out.episode_length() = static_cast<int32_t>(steps_);
 }
 
 }  // namespace trader

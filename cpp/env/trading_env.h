@@ -43,12 +43,24 @@ struct MarketData {
   std::vector<double> mid;  // ticks, per row (computed once)
 };
 
-// Pointers to one env's output row in each field buffer ([K] where the field is per agent).
-struct OutRow {
-  float* obs;  // [K, obs_dim]
+// The first element of every output buffer (one set per pool, shared by its envs).
+struct OutBase {
+  float* obs;  // [rows, K, obs_dim]
+  int64_t obs_dim;
 #define TRADER_OUT_PTR(name, type, per_agent, doc) type* name;
   TRADER_ENV_OUTPUTS(TRADER_OUT_PTR)
 #undef TRADER_OUT_PTR
+};
+
+// One env's output row: name() points at its entry of each field ([K] where the field is per agent).
+struct OutRow {
+  const OutBase* base;
+  size_t r, rk;  // row, row * K
+  float* obs() const { return base->obs + rk * static_cast<size_t>(base->obs_dim); }
+#define TRADER_OUT_ACCESSOR(name, type, per_agent, doc) \
+  type* name() const { return base->name + (per_agent ? rk : r); }
+  TRADER_ENV_OUTPUTS(TRADER_OUT_ACCESSOR)
+#undef TRADER_OUT_ACCESSOR
 };
 
 class TradingEnv {
@@ -63,7 +75,7 @@ class TradingEnv {
   void step(const int64_t* discrete, const float* continuous, OutRow& out);
 
   int env_id() const { return env_id_; }
-  int64_t obs_dim() const;
+  int64_t obs_dim() const { return obs_dim_; }
 
  private:
   struct MarketOrder {
@@ -86,25 +98,39 @@ class TradingEnv {
     double front;       // market lots ahead (hftbacktest's front_q_qty)
     double cum_trade;   // lots traded at its price since the last level change (ProbQueueModel)
   };
-  struct Agent {
+  struct Agent {  // what a market-order step touches first, the quote state after
     int64_t position = 0;
     double cash = 0;
     double cost = 0;  // quote paid for the open position (average-cost accounting)
-    double fees = 0, maker_fees = 0, taker_fees = 0;
     double equity = 0;
     double episode_return = 0;
-    int64_t filled = 0, maker_filled = 0, taker_filled = 0, unfilled = 0, quoted = 0;
-    int32_t rejected = 0;
-    int64_t quote_seq[2] = {-1, -1};  // the current bid / ask order (seq), -1: none
+    double fees = 0, taker_fees = 0;
+    int64_t filled = 0, taker_filled = 0, unfilled = 0;
     std::vector<MarketOrder> pending;  // FIFO, due rows non-decreasing
     size_t pending_head = 0;
+    double maker_fees = 0;
+    int64_t maker_filled = 0, quoted = 0;
+    int32_t rejected = 0;
+    int64_t quote_seq[2] = {-1, -1};  // the current bid / ask order (seq), -1: none
   };
 
   uint64_t next_random();
   int64_t pending_lots(const Agent& a) const;
-  int64_t due_row(int64_t lots_sent_at_row) const;
+  // The first row at or after row's time + order latency (rows: never).
+  int64_t due_row(int64_t row) const {
+    if (order_latency_ns_ == 0) return row;
+    const int64_t arrive = data_->ts[row] + order_latency_ns_;
+    while (row < data_->rows && data_->ts[row] < arrive) ++row;
+    return row;
+  }
   int64_t order_from_action(const Agent& a, int64_t discrete, float continuous) const;
-  void send_market(Agent& a, int64_t lots);
+  void send_market(Agent& a, int64_t lots) {
+    if (a.pending_head == a.pending.size()) {
+      a.pending.clear();
+      a.pending_head = 0;
+    }
+    if (lots != 0) a.pending.push_back({due_row(cursor_), lots});
+  }
   void quote(int k, int64_t bid_idx, int64_t ask_idx);
   void execute(Agent& a, int64_t lots, int64_t row);
   void book_fill(Agent& a, bool buy, int64_t lots, double notional, double fee);
@@ -113,26 +139,39 @@ class TradingEnv {
   void on_market_event(const MarketEvent& e);
   void on_depth(LimitOrder& o, double prev, double next) const;
   void due_orders(int64_t exch_ts);
+  void update_reach();
   LimitOrder* find(int64_t seq);
   void write(OutRow& out, bool terminated, bool truncated);
 
-  EnvConfig cfg_;
+  // Hot state first: one step of a discrete env touches the first cache lines of the object only.
   const MarketData* data_;
-  int env_id_;
-  int64_t trade_lots_, max_lots_, min_lots_;  // from trade_size / max_position / allow_short
-  int action_width_;                          // floats per agent (continuous modes)
-  uint64_t rng_ = 0;
   int64_t cursor_ = 0;
   int64_t steps_ = 0;
   bool needs_reset_ = true;
+  bool quoting_;
+  ActionType actions_;
+  int num_agents_;
+  int64_t order_latency_ns_;
+  int64_t obs_dim_;
+  int64_t horizon_;
+  RewardType reward_;
+  double taker_fee_bps_, reward_scale_;
+  double ruin_equity_;  // ruin_fraction * initial_cash
+  int64_t trade_lots_, max_lots_, min_lots_;  // from trade_size / max_position / allow_short
   double notional_per_tick_lot_;
+  uint64_t rng_ = 0;
   std::vector<Agent> agents_;
   std::vector<int> priority_;
+  std::vector<LimitOrder> orders_;                     // all agents' orders, in seq order
   std::vector<int64_t> consumed_bid_, consumed_ask_;  // lots taken this row by earlier agents
   int64_t touched_levels_ = 0;                         // levels of those vectors written this row
-  std::vector<LimitOrder> orders_;                     // all agents' orders, in seq order
   int64_t next_seq_ = 0;
+  int action_width_;  // floats per agent (continuous modes)
+  int env_id_;
+  EnvConfig cfg_;
   int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
+  bool died_ = false;    // an order died during the current market event
+  int64_t reach_lo_[4], reach_hi_[4];  // per MarketEventKind: prices that can touch an order
 };
 
 }  // namespace trader

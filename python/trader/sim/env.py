@@ -117,6 +117,7 @@ class TradingVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, batch)
         self._width = spec.action_width(self.env_config)
         self._has_trades = np.full(batch, self._pool.has_trades)
+        self._blocks: dict[int, tuple] = {}  # first row -> (step fields, info) views of that block
 
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -145,19 +146,24 @@ class TradingVectorEnv(VectorEnv):
         """(obs, reward, terminated, truncated, info); info holds every other output field of
         trader.sim.spec.OUTPUTS ([batch] or, per agent, [batch, K]; [batch] when K == 1), the episode
         statistics and market_has_trades."""
-        K = self.num_agents
-        info = {}
-        step = {}
-        for field, value in zip(spec.OUTPUTS, self._pool.recv()):
-            if field.per_agent and K == 1:
-                value = value[:, 0]
-            (step if field.name in _STEP_FIELDS else info)[field.name] = value
-        info["episode"] = {"r": info["episode_return"], "l": info["episode_length"]}
-        info["_episode"] = step["terminated"] | step["truncated"]
-        info["market_has_trades"] = self._has_trades
-        return step["obs"], step["reward"], step["terminated"], step["truncated"], info
+        first = self._pool.recv_first()
+        block = self._blocks.get(first)
+        if block is None:  # the views of a block never move: build them once
+            step, info = {}, {}
+            for field, value in zip(spec.OUTPUTS, self._pool.views(first)):
+                if field.per_agent and self.num_agents == 1:
+                    value = value[:, 0]
+                (step if field.name in _STEP_FIELDS else info)[field.name] = value
+            info["market_has_trades"] = self._has_trades
+            block = self._blocks[first] = (step["obs"], step["reward"], step["terminated"], step["truncated"], info)
+        obs, reward, terminated, truncated, views = block
+        info = dict(views)
+        info["episode"] = {"r": views["episode_return"], "l": views["episode_length"]}
+        info["_episode"] = terminated | truncated
+        return obs, reward, terminated, truncated, info
 
     def close_extras(self, **kwargs) -> None:
+        self._blocks = {}
         self._pool = None
 
     @property

@@ -23,14 +23,9 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      the shown liquidity; depth the book does not show is not filled;
   4. the stream records between rows c and c + 1, in file order. Before a record with exch_ts > an
      order's cancel time it is removed; before one with exch_ts > its arrival it goes live: rejected
-     (counted) if an opposite level crosses it (post-only), else it joins the back of its level
-     (front = level size; hftbacktest ProbQueueModel::new_order). Each record then:
-     - level change at a live order's price: queue model (hftbacktest models/queue.rs, depth());
-     - opposite level at a crossing price becoming non-empty: the order fills in full at its price;
-     - trade: orders traded through fill in full; at the trade's price, the agents' orders in seq
-       order each take front -= (trade lots not yet given to earlier orders), cum_trade += lots, and
-       fill min(floor(-front), those lots, leaves) once round(front) < 0 (hftbacktest
-       PartialFillExchange::check_if_*_filled with is_filled);
+     (counted) if an opposite level crosses it (post-only), else it joins the back of its level.
+     Then a level change at its price or a trade at its price moves it (trader.sim.reference_queue);
+     a trade through its price, or an opposite level crossing it, fills it in full at its price;
      maker fills pay maker_fee_bps (negative = rebate);
   5. the cursor moves to c + 1; equity marked at row c + 1's mid; reward = change of equity net of
      fees (pnl), minus inventory_penalty_bps of the max-position notional times (q / q_max)^2, or
@@ -49,11 +44,12 @@ import gymnasium as gym
 import numpy as np
 
 from trader.sim import spec
+from trader.sim.reference_queue import NEVER as _NEVER
+from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
 
 __all__ = ["ReferenceTradingEnv", "below", "llround", "splitmix64"]
 
 _MASK64 = (1 << 64) - 1
-_NEVER = (1 << 63) - 1
 LEVEL_BID, LEVEL_ASK, TRADE_BUY, TRADE_SELL = 0, 1, 2, 3
 
 
@@ -78,44 +74,6 @@ def llround(x: float) -> int:
     if frac > 0.5 or (frac == 0.5 and x > 0):
         return int(f) + 1
     return int(f)
-
-
-def rust_min(a: float, b: float) -> float:
-    """Rust's f64::min (hftbacktest's): a NaN operand yields the other one."""
-    if math.isnan(a):
-        return b
-    if math.isnan(b):
-        return a
-    return a if a < b else b
-
-
-def c_pow(x: float, n: float) -> float:
-    """C's pow: NaN for a negative base and a non-integer exponent, inf on overflow."""
-    try:
-        return math.pow(x, n)
-    except ValueError:
-        return math.nan
-    except OverflowError:
-        return math.inf
-
-
-def c_log(x: float) -> float:
-    """C's log: -inf at 0, NaN below."""
-    return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
-
-
-class _Order:
-    """A post-only limit order, from its sending until filled, cancelled or rejected."""
-
-    def __init__(self, seq, agent, bid, price, leaves, arrive_ts):
-        self.seq, self.agent, self.bid, self.price, self.leaves = seq, agent, bid, price, leaves
-        self.arrive_ts = arrive_ts  # ns: live before the first record with exch_ts > arrive_ts
-        self.cancel_ts = _NEVER     # ns: removed before the first record with exch_ts > cancel_ts
-        self.live = self.dead = False
-        self.level_qty = 0          # market lots at its price
-        self.crossing = 0           # non-empty opposite levels crossing it
-        self.front = 0.0            # market lots ahead
-        self.cum_trade = 0.0        # lots traded at its price since the last level change
 
 
 class _Agent:
@@ -156,7 +114,7 @@ class ReferenceTradingEnv(gym.Env):
         self.min_lots = -self.max_lots if cfg["allow_short"] else 0
         self.observation_space, self.action_space = spec.spaces(cfg, self.dim)
         self.agents = [_Agent(cfg["initial_cash"]) for _ in range(K)]
-        self.orders: list[_Order] = []
+        self.orders: list[LimitOrder] = []
         self.cursor = self.steps = self.rng = self.next_seq = 0
         self.next_due = _NEVER
         self.needs_reset = True
@@ -340,7 +298,7 @@ class ReferenceTradingEnv(gym.Env):
                 due += 1
         a.pending.append([due, lots])
 
-    def _find(self, seq: int) -> _Order | None:
+    def _find(self, seq: int) -> LimitOrder | None:
         for o in self.orders:
             if o.seq == seq:
                 return None if o.dead else o
@@ -367,7 +325,7 @@ class ReferenceTradingEnv(gym.Env):
             lots = min(self.trade_lots, room)
             if lots <= 0:
                 continue
-            o = _Order(self.next_seq, k, bid, price, lots, now + cfg["order_latency_ns"])
+            o = LimitOrder(self.next_seq, k, bid, price, lots, now + cfg["order_latency_ns"])
             self.next_seq += 1
             for lv in top:  # grid prices lie inside the shown depth: absent = size 0
                 own_px, own_qty, opp_px, opp_qty = (lv[0], lv[1], lv[2], lv[3]) if bid else (lv[2], lv[3], lv[0], lv[1])
@@ -429,7 +387,7 @@ class ReferenceTradingEnv(gym.Env):
         a.taker_fees += fee
         self._book_fill(a, buy, filled, notional, fee)
 
-    def _maker_fill(self, o: _Order, lots: int) -> None:
+    def _maker_fill(self, o: LimitOrder, lots: int) -> None:
         a = self.agents[o.agent]
         notional = float(o.price) * float(lots) * self.ntl
         fee = notional * self.cfg["maker_fee_bps"] * 1e-4
@@ -484,38 +442,12 @@ class ReferenceTradingEnv(gym.Env):
                 if o.price != price:
                     continue
                 if o.live:
-                    self._on_depth(o, float(prev), float(qty))
+                    on_depth(o, float(prev), float(qty), self.cfg["queue_model"], self.cfg["queue_power"])
                 o.level_qty = qty
             elif (price <= o.price) if o.bid else (price >= o.price):
                 o.crossing += (qty > 0) - (prev > 0)
                 if o.live and o.crossing > 0:  # the opposite touch reached it
                     self._maker_fill(o, o.leaves)
-
-    def _on_depth(self, o: _Order, prev: float, new: float) -> None:
-        """hftbacktest models/queue.rs: RiskAdverseQueueModel / ProbQueueModel::depth."""
-        model = self.cfg["queue_model"]
-        if model == "risk_averse":
-            o.front = rust_min(o.front, new)
-            return
-        chg = prev - new - o.cum_trade
-        o.cum_trade = 0.0
-        if chg < 0:
-            o.front = rust_min(o.front, new)
-            return
-        front = o.front
-        back = prev - front
-        if model == "power":
-            fb, ff = c_pow(back, self.cfg["queue_power"]), c_pow(front, self.cfg["queue_power"])
-        else:
-            fb, ff = c_log(1.0 + back), c_log(1.0 + front)
-        try:
-            p = fb / (fb + ff)
-        except ZeroDivisionError:
-            p = math.nan if fb == 0 or math.isnan(fb) else math.copysign(math.inf, fb)
-        if math.isinf(p):
-            p = 1.0
-        est = front - (1.0 - p) * chg + min(back - p * chg, 0.0)
-        o.front = rust_min(est, new)
 
     def _on_trade(self, hits_bids: bool, price: int, qty: int) -> None:
         remaining = qty
@@ -525,13 +457,10 @@ class ReferenceTradingEnv(gym.Env):
             if (o.price > price) if o.bid else (o.price < price):
                 self._maker_fill(o, o.leaves)  # traded through
             elif o.price == price:
-                o.front -= float(remaining)
-                o.cum_trade += float(qty)
-                if o.front <= -0.5:  # C's round(front) < 0
-                    fill = min(math.floor(-o.front), remaining, o.leaves)
-                    if fill > 0:
-                        self._maker_fill(o, fill)
-                        remaining -= fill
+                fill = on_trade_at_price(o, remaining, qty)
+                if fill > 0:
+                    self._maker_fill(o, fill)
+                    remaining -= fill
 
     # ------------------------------------------------------------------ output
 
@@ -562,20 +491,22 @@ class ReferenceTradingEnv(gym.Env):
         return obs[0] if self.K == 1 else obs
 
     def _info(self) -> dict[str, Any]:
-        values = {"position": [], "equity": [], "fees": [], "maker_fees": [], "taker_fees": [], "filled": [],
-                  "maker_filled": [], "taker_filled": [], "unfilled": [], "quoted": [], "rejected": [],
-                  "bid_price": [], "ask_price": [], "bid_queue": [], "ask_queue": [], "episode_return": []}
-        for a in self.agents:
-            for key in values:
-                if key.startswith(("bid_", "ask_")):
-                    o = self._find(a.quote_seq[0 if key.startswith("bid") else 1])
-                    v = (0 if o is None else o.price) if key.endswith("price") else \
-                        (0.0 if o is None else (o.front if o.live else -1.0))
+        """Every per-agent output of trader.sim.spec.OUTPUTS (but obs and reward), t, episode_length."""
+        info = {}
+        for f in spec.OUTPUTS:
+            if not f.per_agent or f.name in ("obs", "reward"):
+                continue
+            side = 0 if f.name.startswith("bid_") else 1
+            values = []
+            for a in self.agents:
+                o = self._find(a.quote_seq[side]) if f.name.startswith(("bid_", "ask_")) else None
+                if f.name.endswith("_price"):
+                    values.append(0 if o is None else o.price)
+                elif f.name.endswith("_queue"):
+                    values.append(0.0 if o is None else (o.front if o.live else math.nan))
                 else:
-                    v = getattr(a, key)
-                values[key].append(v)
-        dtypes = {f.name: f.dtype for f in spec.OUTPUTS}
-        info = {key: np.asarray(v, dtype=dtypes[key]) for key, v in values.items()}
+                    values.append(getattr(a, f.name))
+            info[f.name] = np.asarray(values, dtype=f.dtype)
         if self.K == 1:
             info = {key: v[0] for key, v in info.items()}
         return info | {"episode_length": self.steps, "t": self.cursor}
