@@ -92,8 +92,8 @@ class QuoteRule:
 class RunResult:
     name: str
     steps: int
-    orders_sent: int
-    fills: int  # order fills (each a whole order: one lot by default)
+    quoted_lots: int  # lots of the limit orders sent (each new or replaced quote)
+    fills: int  # (decision step, side) pairs with a fill: at most one order per side rests at a time
     filled_lots: int
     notional: float  # quote currency
     final_position_lots: int
@@ -102,6 +102,7 @@ class RunResult:
     fill_ts: np.ndarray  # [fills] exchange ns
     fill_side: np.ndarray  # [fills] +1 bid filled (bought), -1 ask filled (sold)
     fill_price: np.ndarray  # [fills] ticks
+    fill_lots: np.ndarray  # [fills] lots
     quotes: np.ndarray  # [steps, 2] bid, ask price ticks the strategy asked for (0: none)
     step_ts: np.ndarray  # [steps] decision times, ns (hftbacktest: its local clock)
     seconds: float
@@ -109,6 +110,11 @@ class RunResult:
     @property
     def pnl_gross(self) -> float:
         return self.pnl_net + self.fees
+
+
+def _fill_arrays(fills: list[tuple[int, int, int, int]]) -> tuple[np.ndarray, ...]:
+    """(time ns, side, price ticks, lots) of each fill, as four int64 arrays."""
+    return tuple(np.array([f[i] for f in fills], np.int64) for i in range(4))
 
 
 # ---- hftbacktest -------------------------------------------------------------------------------
@@ -148,7 +154,7 @@ def run_hftbacktest(name: str, data: np.ndarray, rule: QuoteRule, tick: float, l
     n = 0
     live = {1: None, -1: None}  # side -> id of our order resting there
     sides: dict[int, int] = {}  # id -> side, for every order not yet seen filled, cancelled or expired
-    fills: list[tuple[int, int, int]] = []
+    fills: list[tuple[int, int, int, int]] = []
     quotes, step_ts = [], []
     next_id = 0
     qty = rule.size_lots * lot
@@ -160,7 +166,7 @@ def run_hftbacktest(name: str, data: np.ndarray, rule: QuoteRule, tick: float, l
             if o is None or o.status in (NEW, PARTIALLY_FILLED):
                 continue
             if o.status == FILLED:
-                fills.append((o.exch_timestamp, side, o.exec_price_tick))
+                fills.append((o.exch_timestamp, side, o.exec_price_tick, round(o.exec_qty / lot)))
             del sides[oid]
         bt.clear_inactive_orders(0)
 
@@ -199,11 +205,9 @@ def run_hftbacktest(name: str, data: np.ndarray, rule: QuoteRule, tick: float, l
     depth = bt.depth(0)
     mid = 0.5 * (depth.best_bid + depth.best_ask)
     res = RunResult(
-        name, len(step_ts), next_id, int(sv.num_trades), round(sv.trading_volume / lot), float(sv.trading_value),
+        name, len(step_ts), next_id * rule.size_lots, int(sv.num_trades), round(sv.trading_volume / lot), float(sv.trading_value),
         round(sv.position / lot), float(sv.fee), float(sv.balance + sv.position * mid - sv.fee),
-        np.array([f[0] for f in fills], np.int64), np.array([f[1] for f in fills], np.int64),
-        np.array([f[2] for f in fills], np.int64), np.array(quotes, np.int64), np.array(step_ts, np.int64),
-        time.perf_counter() - t0)
+        *_fill_arrays(fills), np.array(quotes, np.int64), np.array(step_ts, np.int64), time.perf_counter() - t0)
     bt.close()
     return res
 
@@ -266,13 +270,11 @@ def run_ours(market, rule: QuoteRule, maker_bps: float, taker_bps: float) -> Run
         quoted += int(info["quoted"][0])
         if term[0] or trunc[0]:
             break
-    fill_lots = np.array([f[3] for f in fills], np.int64)
+    arrays = _fill_arrays(fills)
     return RunResult(
-        "ours", len(step_ts), quoted // rule.size_lots, int(len(fills)), int(fill_lots.sum()), notional,
+        "ours", len(step_ts), quoted, int(len(fills)), int(arrays[3].sum()), notional,
         int(info["position"][0]), float(info["fees"][0]), float(info["equity"][0]) - initial_cash,
-        np.array([f[0] for f in fills], np.int64), np.array([f[1] for f in fills], np.int64),
-        np.array([f[2] for f in fills], np.int64), np.array(quotes, np.int64), np.array(step_ts, np.int64),
-        time.perf_counter() - t0)
+        *arrays, np.array(quotes, np.int64), np.array(step_ts, np.int64), time.perf_counter() - t0)
 
 
 def segment_decision_times(market) -> np.ndarray:
@@ -309,7 +311,7 @@ def match_fills(a: RunResult, b: RunResult) -> dict:
 
 METRICS = (
     ("steps", "decisions", "{:d}"),
-    ("orders_sent", "orders sent", "{:d}"),
+    ("quoted_lots", "quoted (lots)", "{:d}"),
     ("fills", "fills", "{:d}"),
     ("filled_lots", "filled (lots)", "{:d}"),
     ("notional", "traded notional (USDT)", "{:.2f}"),
@@ -387,11 +389,15 @@ def main(argv=None) -> int:
         matched = match_fills(by["hbt-ours-seg"], by["ours"])
         print(f"\n== quotes {'one tick inside when the spread is >= 3 ticks' if rule.inside else 'at the touch'}")
         print(table(runs, [("ours", "hbt"), ("ours", "hbt-ours-seg")]))
-        print(f"fills of hbt-ours-seg and ours at the same decision step, side and price: {matched}")
-        print("seconds: " + ", ".join(f"{r.name} {r.seconds:.2f}" for r in runs))
+        partial = {r.name: int((r.fill_lots < size_lots).sum()) for r in (by["hbt-ours-seg"], by["ours"])}
+        print(f"fills of hbt-ours-seg and ours at the same decision step, side and price: {matched}; "
+              f"fills of fewer lots than the quote size: {partial}")
+        print("seconds (the first hftbacktest run of the process includes numba's JIT compilation): "
+              + ", ".join(f"{r.name} {r.seconds:.2f}" for r in runs))
         out["variants"][variant] = {
             "runs": {r.name: {k: getattr(r, k) for k, _, _ in METRICS} | {"seconds": r.seconds} for r in runs},
             "fills_hbt_ours_seg_vs_ours": matched,
+            "partial_fills": partial,
         }
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str))
