@@ -34,8 +34,8 @@ and never applies partial fills to position and balance (#299, #316). With the d
 lot an order cannot fill partially, so both exchange models give the same fills there.
 
 Usage:
-  PYTHONPATH=python python3 benchmarks/bench_quote_hftbacktest.py [--file F] [--variant touch|inside]
-      [--size 0.001] [--max-position 0.005] [--maker-fee-bps 2] [--taker-fee-bps 5] [--json]
+  PYTHONPATH=python python3 benchmarks/bench_quote_hftbacktest.py [--file F] [--variant touch|inside|both]
+      [--size 0.001] [--max-position 0.005] [--maker-fee-bps 2] [--taker-fee-bps 5] [--json OUT]
 
 This is a plain script, not a test.
 """
@@ -50,16 +50,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from bench_replay import hbt_convert_files, hbt_from_ours, machine_info, quiet_fd_stdout
-
-from trader.data.binance import convert_sequence, group_sequences
-from trader.sim import TradingVectorEnv, encode_quote, load_market
-
 from hftbacktest import EXCH_EVENT, LOCAL_EVENT, BacktestAsset, HashMapMarketDepthBacktest
 from hftbacktest.data.validation import correct_event_order, validate_event_order
 from hftbacktest.order import FILLED, GTX, LIMIT, NEW, PARTIALLY_FILLED
 from hftbacktest.types import event_dtype as HBT_EVENT_DTYPE
+
+# bench_replay first: it puts the checkout's python/ on sys.path when trader is not installed.
+from bench_replay import hbt_convert_files, hbt_from_ours, machine_info, quiet_fd_stdout  # noqa: I001
+
+from trader.data.binance import convert_sequence, group_sequences  # noqa: E402
+from trader.sim import TradingVectorEnv, encode_quote, load_market  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_hftbacktest_raw_feed"
 DEFAULT_FILE = DATA / "usdm/btcusdt_20240808.gz"
@@ -205,7 +205,8 @@ def run_hftbacktest(name: str, data: np.ndarray, rule: QuoteRule, tick: float, l
     depth = bt.depth(0)
     mid = 0.5 * (depth.best_bid + depth.best_ask)
     res = RunResult(
-        name, len(step_ts), next_id * rule.size_lots, int(sv.num_trades), round(sv.trading_volume / lot), float(sv.trading_value),
+        name, len(step_ts), next_id * rule.size_lots, int(sv.num_trades), round(sv.trading_volume / lot),
+        float(sv.trading_value),
         round(sv.position / lot), float(sv.fee), float(sv.balance + sv.position * mid - sv.fee),
         *_fill_arrays(fills), np.array(quotes, np.int64), np.array(step_ts, np.int64), time.perf_counter() - t0)
     bt.close()
@@ -345,7 +346,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=float, default=0.001, help="quote size, base units [default: one lot]")
     ap.add_argument("--max-position", type=float, default=0.005, help="position limit, base units")
     ap.add_argument("--maker-fee-bps", type=float, default=2.0, help="Binance USD-M VIP 0 maker fee")
-    ap.add_argument("--taker-fee-bps", type=float, default=5.0, help="Binance USD-M VIP 0 taker fee (unused: post-only)")
+    ap.add_argument("--taker-fee-bps", type=float, default=5.0,
+                    help="Binance USD-M VIP 0 taker fee (the strategy never takes)")
     ap.add_argument("--json", type=Path, default=None, help="also write every number here")
     args = ap.parse_args(argv)
 
@@ -365,7 +367,8 @@ def main(argv=None) -> int:
     ours_exch["local_ts"] = ours_exch["exch_ts"]
     ours_in_hbt = hbt_from_ours(ours_exch, tick, lot)
     print(f"data: {path.name}: {len(market.ts)} rows of 100 ms, {len(events):,} events (ours), "
-          f"{len(theirs):,} rows (hftbacktest's converter); prepared in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+          f"{len(theirs):,} rows (hftbacktest's converter); prepared in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
 
     m = machine_info()
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs; Python {m['python']}; hftbacktest "

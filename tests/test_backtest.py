@@ -97,7 +97,8 @@ def test_quote_baselines_in_the_quote_env_on_the_sample(tmp_path):
         # a -0.5 bps maker fee is a rebate: fees are negative, about 0.5 bps of the maker notional
         assert metrics["maker_fees"] == pytest.approx(-0.5e-4 * metrics["maker_volume_quote"], rel=1e-3)
         assert metrics["pnl_quote"] == pytest.approx(r.equity[-1] - r.equity[0])
-        assert metrics["pnl_bps_of_notional"] == pytest.approx(metrics["pnl_quote"] / metrics["maker_volume_quote"] * 1e4)
+        bps = metrics["pnl_quote"] / metrics["maker_volume_quote"] * 1e4
+        assert metrics["pnl_bps_of_notional"] == pytest.approx(bps)
         assert 0 < metrics["fill_ratio"] <= 1 and metrics["quoted_base"] >= metrics["maker_volume_base"]
         inv = np.abs(r.position)
         assert metrics["max_abs_inventory_base"] == pytest.approx(inv.max() * lot)
