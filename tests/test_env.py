@@ -284,6 +284,18 @@ def test_pettingzoo_parallel_api(options):
     parallel_api_test(TradingParallelEnv(num_agents=3, horizon=40, **options), num_cycles=100)
 
 
+def test_options_accept_numpy_scalars_and_name_the_option_otherwise():
+    env = make(num_envs=1, horizon=np.int64(20), trade_size=np.float32(0.01), allow_short=np.bool_(False),
+               start_max=np.int32(30))
+    assert env.env_config["horizon"] == 20 and env.env_config["allow_short"] is False
+    with pytest.raises(ValueError, match="allow_short: expected True or False, got 1"):
+        make(allow_short=1)
+    with pytest.raises(ValueError, match="taker_fee_bps: expected a number, got '1'"):
+        make(taker_fee_bps="1")
+    with pytest.raises(ValueError, match="horizon: expected an integer, got True"):
+        make(horizon=True)
+
+
 def test_spec_is_the_one_declaration():
     from trader import _core
     from trader.sim import spec

@@ -30,14 +30,19 @@ struct PyPool {
 template <typename T>
 struct Option;
 
+// Python and numpy booleans (refused where a number is expected, required where a flag is).
+bool is_bool(const py::handle& v) {
+  return py::isinstance<py::bool_>(v) || (py::hasattr(v, "dtype") && py::str(v.attr("dtype").attr("kind")).cast<std::string>() == "b");
+}
+
 template <>
 struct Option<int64_t> {
   static constexpr const char* type_name = "int";
   static int64_t parse(const py::handle& v, const char* name) {
-    if (!py::isinstance<py::int_>(v) || py::isinstance<py::bool_>(v)) {
+    if (!PyIndex_Check(v.ptr()) || is_bool(v)) {
       throw std::invalid_argument(std::string(name) + ": expected an integer, got " + std::string(py::repr(v)));
     }
-    return v.cast<int64_t>();
+    return py::int_(py::reinterpret_borrow<py::object>(v)).cast<int64_t>();
   }
   static py::object to_py(int64_t v) { return py::int_(v); }
   static py::object choices() { return py::none(); }
@@ -47,10 +52,11 @@ template <>
 struct Option<double> {
   static constexpr const char* type_name = "float";
   static double parse(const py::handle& v, const char* name) {
-    if (!(py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v)) || py::isinstance<py::bool_>(v)) {
+    if (!(PyFloat_Check(v.ptr()) || PyIndex_Check(v.ptr()) || py::hasattr(v, "__float__")) || is_bool(v) ||
+        PyComplex_Check(v.ptr())) {
       throw std::invalid_argument(std::string(name) + ": expected a number, got " + std::string(py::repr(v)));
     }
-    return v.cast<double>();
+    return py::float_(py::reinterpret_borrow<py::object>(v)).cast<double>();
   }
   static py::object to_py(double v) { return py::float_(v); }
   static py::object choices() { return py::none(); }
@@ -60,10 +66,10 @@ template <>
 struct Option<bool> {
   static constexpr const char* type_name = "bool";
   static bool parse(const py::handle& v, const char* name) {
-    if (!py::isinstance<py::bool_>(v)) {
+    if (!is_bool(v)) {
       throw std::invalid_argument(std::string(name) + ": expected True or False, got " + std::string(py::repr(v)));
     }
-    return v.cast<bool>();
+    return PyObject_IsTrue(v.ptr()) == 1;
   }
   static py::object to_py(bool v) { return py::bool_(v); }
   static py::object choices() { return py::none(); }
@@ -239,7 +245,6 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
     throw std::invalid_argument("start_min: " + std::to_string(cfg.start_min) + " is after the last start row " +
                                 std::to_string(last_start));
   }
-  d.mid.resize(static_cast<size_t>(d.rows));
   for (int64_t r = 0; r < d.rows; ++r) {
     const int64_t* row = d.book + r * d.levels * 4;
     if (row[0] <= 0 || row[2] <= 0 || row[0] >= row[2]) {
@@ -247,8 +252,8 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
                                   " needs a best bid and a best ask with bid < ask (got bid " +
                                   std::to_string(row[0]) + ", ask " + std::to_string(row[2]) + " ticks)");
     }
-    d.mid[static_cast<size_t>(r)] = 0.5 * static_cast<double>(row[0] + row[2]);
   }
+  d.prepare();
   const int64_t nf = d.rows * d.dim;
   for (int64_t i = 0; i < nf; ++i) {
     if (!std::isfinite(d.features[i])) {

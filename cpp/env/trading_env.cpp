@@ -34,6 +34,40 @@ inline int64_t grid_index(float x, int64_t levels) {
 }
 }  // namespace
 
+void MarketData::prepare() {
+  mid.resize(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t* row = book + r * levels * 4;
+    mid[static_cast<size_t>(r)] = 0.5 * static_cast<double>(row[0] + row[2]);
+  }
+  near.clear();
+  near_far_ts.clear();
+  near_starts.assign(static_cast<size_t>(rows) + 1, 0);
+  near_tail_ts.assign(static_cast<size_t>(rows), std::numeric_limits<int64_t>::min());
+  if (!stream) return;
+  // Grid quotes lie within levels - 1 ticks of the touch of the row they were sent at; twice that
+  // leaves room for the touch moving between rows before an env falls back to the whole segment.
+  near_ticks = 2 * levels;
+  for (int64_t r = 0; r < rows; ++r) {
+    near_starts[static_cast<size_t>(r)] = static_cast<int64_t>(near.size());
+    const int64_t lo = book[r * levels * 4] - near_ticks, hi = book[r * levels * 4 + 2] + near_ticks;
+    int64_t far_ts = std::numeric_limits<int64_t>::min();
+    for (int64_t i = stream_starts[r]; i < stream_starts[r + 1]; ++i) {
+      const MarketEvent& e = stream[i];
+      const MarketEventKind k = e.kind();
+      if ((k == kLevelBid && e.price < lo) || (k == kLevelAsk && e.price > hi)) {
+        far_ts = std::max(far_ts, e.exch_ts);
+        continue;
+      }
+      near.push_back(e);
+      near_far_ts.push_back(far_ts);
+      far_ts = std::numeric_limits<int64_t>::min();
+    }
+    near_tail_ts[static_cast<size_t>(r)] = far_ts;
+  }
+  near_starts[static_cast<size_t>(rows)] = static_cast<int64_t>(near.size());
+}
+
 TradingEnv::TradingEnv(const EnvConfig& cfg, const MarketData* data, int env_id, uint64_t seed)
     : data_(data),
       quoting_(is_quote(cfg.actions)),
@@ -364,16 +398,39 @@ void TradingEnv::on_market_event(const MarketEvent& e) {
 }
 
 void TradingEnv::replay_segment(int64_t row) {
-  const MarketEvent* ev = data_->stream;
-  const int64_t end = data_->stream_starts[row + 1];
-  for (int64_t i = data_->stream_starts[row]; i < end && !orders_.empty(); ++i) {
+  // Far records are level changes below best bid - near_ticks or above best ask + near_ticks (row's
+  // touch). They reach an order only if a bid level there is at a bid's price or crosses an ask, or
+  // an ask level there is at an ask's price or crosses a bid, i.e. only if the lowest bid-level
+  // reach or the highest ask-level reach lies outside the window; otherwise the near stream holds
+  // every record that can touch the orders (orders only die during a segment, so reach only shrinks).
+  const int64_t* top = data_->book + row * data_->levels * 4;
+  const bool near = reach_lo_[kLevelBid] >= top[0] - data_->near_ticks &&
+                    reach_hi_[kLevelAsk] <= top[2] + data_->near_ticks;
+  const MarketEvent* ev = near ? data_->near.data() : data_->stream;
+  const int64_t* starts = near ? data_->near_starts.data() : data_->stream_starts;
+  const int64_t end = starts[row + 1];
+  for (int64_t i = starts[row]; i < end && !orders_.empty(); ++i) {
     const MarketEvent& e = ev[i];
+    // Calls due_orders at the skipped far records' latest time, then at this record's: the same
+    // orders arrive and cancel as with one call per record (nothing else happens in between).
+    if (near && data_->near_far_ts[static_cast<size_t>(i)] > next_due_ts_) {
+      due_orders(data_->near_far_ts[static_cast<size_t>(i)]);
+    }
     if (e.exch_ts > next_due_ts_) due_orders(e.exch_ts);
     // Only events within reach of an order can change it (a pure filter: the rules in
     // on_market_event decide the same without it).
     const MarketEventKind kind = e.kind();
     const bool reach = e.price >= reach_lo_[kind] && e.price <= reach_hi_[kind];
     if (reach) on_market_event(e);
+    if (died_) {
+      orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
+                    orders_.end());
+      died_ = false;
+      update_reach();
+    }
+  }
+  if (near && !orders_.empty() && data_->near_tail_ts[static_cast<size_t>(row)] > next_due_ts_) {
+    due_orders(data_->near_tail_ts[static_cast<size_t>(row)]);
     if (died_) {
       orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
                     orders_.end());

@@ -18,6 +18,11 @@
 //   4. the cursor moves to c + 1; equity is marked at row c + 1's mid; reward (pnl, with an inventory
 //      penalty, or dampened) times reward_scale; the observation is row c + 1.
 // Market orders leave no lasting impact: the book is restored from the data at every row.
+// Simplifications, on purpose: market orders do not trade with the agents' own resting orders; the
+// position limit clips a quote's size when it is sent (a kept order is not re-clipped, and a cancel
+// in flight can still fill); a book clear (resync) reaches resting orders as level changes to 0
+// (hftbacktest instead drops every order on a clear); agents' orders never change the market's
+// level sizes (their queue positions are estimates against the recorded market, as in hftbacktest).
 #pragma once
 
 #include <cstddef>
@@ -40,7 +45,22 @@ struct MarketData {
   int64_t rows = 0;
   int64_t levels = 0;
   int64_t dim = 0;
-  std::vector<double> mid;  // ticks, per row (computed once)
+  // Derived once by prepare():
+  std::vector<double> mid;  // ticks, per row
+  // The stream without the level changes far from the touch: segment c keeps bid levels at prices
+  // >= best bid(c) - near_ticks, ask levels <= best ask(c) + near_ticks, and every trade. An env
+  // whose orders all lie inside that window walks it instead of the whole segment (the far records
+  // cannot reach its orders: the result is the same, see TradingEnv::replay_segment).
+  // Far records still move time: an order reaches the exchange before the first record stamped
+  // after its arrival, near or far. near_far_ts[i] = the latest exch_ts of the far records skipped
+  // just before near[i]; near_tail_ts[c] = the same after the last near record of segment c.
+  int64_t near_ticks = 0;
+  std::vector<MarketEvent> near;
+  std::vector<int64_t> near_far_ts;
+  std::vector<int64_t> near_starts;   // [rows + 1]
+  std::vector<int64_t> near_tail_ts;  // [rows]
+
+  void prepare();
 };
 
 // The first element of every output buffer (one set per pool, shared by its envs).

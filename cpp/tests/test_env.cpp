@@ -72,8 +72,7 @@ MarketData data_of(const Market& m) {
   d.stream = m.stream.events.data();
   d.stream_starts = m.starts.data();
   d.has_trades = m.stream.trades > 0;
-  d.mid.resize(static_cast<size_t>(m.rows));
-  for (int64_t r = 0; r < m.rows; ++r) d.mid[static_cast<size_t>(r)] = 0.5 * static_cast<double>(m.book[r * 40] + m.book[r * 40 + 2]);
+  d.prepare();
   return d;
 }
 
