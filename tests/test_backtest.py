@@ -7,15 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from trader.backtest.engine import (
-    buy_and_hold_policy,
-    compute_metrics,
-    flat_policy,
-    held_out_rows,
-    imbalance_policy,
-    run_backtest,
-)
+from trader.backtest.baselines import buy_and_hold_policy, flat_policy, imbalance_policy, market_making_baselines
+from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, run_backtest
 from trader.backtest.report import write_report
+from trader.data.dataset import load_dataset
 from trader.sim import Market, load_market
 
 
@@ -83,3 +78,49 @@ def test_report_on_sample_with_baselines(tmp_path):
 def test_held_out_needs_rows():
     with pytest.raises(ValueError, match="no held-out rows"):
         held_out_rows(100, 0.99, 10)
+
+
+def test_quote_baselines_in_the_quote_env_on_the_sample(tmp_path):
+    ds = load_dataset(None)
+    m = load_market(ds)
+    start, end = held_out_rows(len(m.book), 0.7, 0)
+    cfg = dict(actions="quote", trade_size=0.001, max_position=0.005, maker_fee_bps=-0.5, taker_fee_bps=4.0)
+    quoters, notes = market_making_baselines(m, ds.events, cfg, start, end, offset_ticks=0, gamma=0.01)
+    results = []
+    for name, pol in quoters:
+        r = run_backtest(m, pol, name, start=start, end=end, **cfg)
+        metrics = compute_metrics(r, 0.1, 100_000.0)
+        results.append(r)
+        lot = m.lot_size
+        assert r.maker_lots > 0 and r.taker_lots == 0 and metrics["taker_fees"] == 0
+        assert metrics["maker_volume_base"] == pytest.approx(r.maker_lots * lot)
+        # a -0.5 bps maker fee is a rebate: fees are negative, about 0.5 bps of the maker notional
+        assert metrics["maker_fees"] == pytest.approx(-0.5e-4 * metrics["maker_volume_quote"], rel=1e-3)
+        assert metrics["pnl_quote"] == pytest.approx(r.equity[-1] - r.equity[0])
+        bps = metrics["pnl_quote"] / metrics["maker_volume_quote"] * 1e4
+        assert metrics["pnl_bps_of_notional"] == pytest.approx(bps)
+        assert 0 < metrics["fill_ratio"] <= 1 and metrics["quoted_base"] >= metrics["maker_volume_base"]
+        inv = np.abs(r.position)
+        assert metrics["max_abs_inventory_base"] == pytest.approx(inv.max() * lot)
+        assert r.max_position_lots == round(0.005 / lot) and inv.max() <= r.max_position_lots
+        assert metrics["time_at_limit_pct"] == pytest.approx(100 * np.mean(inv == r.max_position_lots))
+    write_report(tmp_path, results, {"data": "sample", "start": start, "end": end, "steps": end - start - 1,
+                                     "interval_s": 0.1, "initial_cash": 100_000.0, "symbol": m.symbol,
+                                     "actions": "quote", "maker_fee_bps": -0.5, "taker_fee_bps": 4.0,
+                                     "baseline_notes": notes})
+    md = (tmp_path / "backtest.md").read_text()
+    assert "| fixed_spread |" in md and "| avellaneda_stoikov |" in md
+    assert "PnL (USDT)" in md and "maker volume (BTC)" in md and "fill ratio (filled / quoted)" in md
+    assert f"fitted on rows 0..{start - 1} only" in md
+
+
+def test_env_config_from_a_run_translates_old_names_and_takes_overrides():
+    old = {"fee_bps": 2.0, "continuous": True, "latency_steps": 0, "trade_size": 0.01, "max_position": 0.1,
+           "horizon": 500, "num_agents": 2, "total_timesteps": 4096, "data": None}
+    cfg = env_config_from_run(old, maker_fee_bps=-1.0, taker_fee_bps=None)
+    assert cfg == {"taker_fee_bps": 2.0, "actions": "continuous", "trade_size": 0.01, "max_position": 0.1,
+                   "maker_fee_bps": -1.0}
+    new = {"actions": "quote", "taker_fee_bps": 5.0, "maker_fee_bps": 2.0, "order_latency_ns": 10**6}
+    assert env_config_from_run(new, order_latency_ns=0) == dict(new, order_latency_ns=0)
+    with pytest.raises(ValueError, match="latency_steps"):
+        env_config_from_run({"latency_steps": 3})

@@ -1,5 +1,5 @@
 """`trader backtest --checkpoint RUN [--data DIR]`: the trained policy on the held-out rows, next to
-flat, buy-and-hold and an order-imbalance rule, with the same execution model."""
+the baselines (trader.backtest.baselines), with the same execution model."""
 
 from __future__ import annotations
 
@@ -30,18 +30,32 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
               help="Dataset folder [default: the run's own data, else the bundled sample].")
 @click.option("--train-fraction", type=float, default=None,
               help="Rows before this fraction were for training [default: the run's].")
-@click.option("--fee-bps", type=float, default=None, help="Taker fee [default: the run's].")
-@click.option("--latency-steps", type=int, default=None, help="Order latency in steps [default: the run's].")
+@click.option("--taker-fee-bps", type=float, default=None, help="Fee on market orders, bps [default: the run's].")
+@click.option("--maker-fee-bps", type=float, default=None,
+              help="Fee on limit-order fills, bps; negative = rebate [default: the run's].")
+@click.option("--order-latency-ms", type=float, default=None,
+              help="Order entry latency against the exchange timestamps, ms [default: the run's].")
 @click.option("--imbalance-threshold", type=float, default=0.6, show_default=True,
               help="Order-imbalance baseline: trade when |imbalance| exceeds this.")
+@click.option("--quote-offset-ticks", type=int, default=0, show_default=True,
+              help="Fixed-spread baseline (quote runs): quote this many ticks from each touch (-1: one inside).")
+@click.option("--as-gamma", type=float, default=0.01, show_default=True,
+              help="Avellaneda-Stoikov baseline (quote runs): risk aversion, per tick per quote size.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report folder [default: RUN/backtest].")
-def backtest(checkpoint, data, train_fraction, fee_bps, latency_steps, imbalance_threshold, out):
-    """Backtest a trained agent on held-out data; writes backtest.md, backtest.json and equity.png."""
-    from trader.backtest.engine import (buy_and_hold_policy, compute_metrics, flat_policy, held_out_rows,
-                                        imbalance_policy, run_backtest)
+def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, order_latency_ms, imbalance_threshold,
+             quote_offset_ticks, as_gamma, out):
+    """Backtest a trained agent on held-out data; writes backtest.md, backtest.json and equity.png.
+
+    Next to it, on the same rows and execution model: flat, buy-and-hold and an order-imbalance rule
+    (market orders) and, when the run quotes, a fixed-spread quoter and Avellaneda-Stoikov (2008)
+    fitted on the training rows only."""
+    from trader.backtest.baselines import (buy_and_hold_policy, flat_policy, imbalance_policy,
+                                           market_making_baselines)
+    from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, run_backtest
     from trader.backtest.report import write_report
-    from trader.sim import load_market
+    from trader.data.dataset import load_dataset
+    from trader.sim import load_market, spec
 
     if checkpoint is None:
         runs = sorted(Path("runs").glob("trader__*"), key=lambda p: p.stat().st_mtime)
@@ -49,33 +63,58 @@ def backtest(checkpoint, data, train_fraction, fee_bps, latency_steps, imbalance
             raise click.UsageError("--checkpoint: no runs/trader__* folder here; train one with `trader train`")
         checkpoint = str(runs[-1])
         click.echo(f"backtesting {checkpoint}")
+    for flag, value in (("--taker-fee-bps", taker_fee_bps), ("--order-latency-ms", order_latency_ms)):
+        if value is not None and not value >= 0:
+            raise click.BadParameter(f"expected a number >= 0, got {value}", param_hint=flag)
+    if maker_fee_bps is not None and not np.isfinite(maker_fee_bps):
+        raise click.BadParameter(f"expected a finite number, got {maker_fee_bps}", param_hint="--maker-fee-bps")
+    if not as_gamma > 0:
+        raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
     policy, args, algo = load_trained_policy(checkpoint)
     data = data if data is not None else args.get("data")
-    market = load_market(data)
+    dataset = load_dataset(data)
+    market = load_market(dataset)
     frac = train_fraction if train_fraction is not None else args.get("train_fraction", 0.7)
     start, end = held_out_rows(len(market.book), frac, 0)
-    env_cfg = dict(fee_bps=fee_bps if fee_bps is not None else args["fee_bps"],
-                   latency_steps=latency_steps if latency_steps is not None else args["latency_steps"],
-                   trade_size=args["trade_size"], max_position=args["max_position"],
-                   continuous=args["continuous"], reward_scale=args["reward_scale"])
+    try:
+        env_cfg = env_config_from_run(
+            args, taker_fee_bps=taker_fee_bps, maker_fee_bps=maker_fee_bps,
+            order_latency_ns=None if order_latency_ms is None else round(order_latency_ms * 1e6))
+    except ValueError as e:
+        raise click.UsageError(f"--checkpoint: the run's env options: {e}") from None
     agents = int(args.get("num_agents", 1))
     results = []
     trained = run_backtest(market, policy, algo, start=start, end=end, num_agents=agents, **env_cfg)
     results += trained if isinstance(trained, list) else [trained]
-    cont = bool(args["continuous"])
+    full_cfg = {**spec.defaults(), **env_cfg}
+    actions = full_cfg["actions"]
+    quoting = actions.startswith("quote")
+    # Market-order baselines trade in the market-order env (the run's, or discrete for a quote run).
+    orders_cfg = dict(env_cfg, actions="discrete" if quoting else actions)
+    cont = orders_cfg["actions"] == "continuous"
     for name, pol in (("buy_and_hold", buy_and_hold_policy(cont)), ("flat", flat_policy(cont)),
                       ("order_imbalance", imbalance_policy(market, cont, imbalance_threshold))):
-        results.append(run_backtest(market, pol, name, start=start, end=end, **env_cfg))
+        results.append(run_backtest(market, pol, name, start=start, end=end, **orders_cfg))
+    notes = []
+    if quoting:
+        try:
+            quoters, notes = market_making_baselines(market, dataset.events, env_cfg, start, end, quote_offset_ticks,
+                                                     as_gamma)
+        except ValueError as e:
+            raise click.ClickException(f"market-making baselines on the training rows: {e}") from None
+        for name, pol in quoters:
+            results.append(run_backtest(market, pol, name, start=start, end=end, **dict(env_cfg, actions="quote")))
     interval_s = float(np.median(np.diff(market.ts))) / 1e9 if len(market.ts) > 1 else 0.1
-    initial_cash = 100_000.0
+    initial_cash = float(full_cfg["initial_cash"])
     for r in results:
         compute_metrics(r, interval_s, initial_cash)
     run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent.parent
     out_dir = Path(out) if out else run_dir / "backtest"
     ctx = {"data": str(data) if data else "<bundled sample>", "symbol": market.symbol, "start": start, "end": end,
-           "steps": end - start - env_cfg["latency_steps"] - 1, "interval_s": interval_s,
-           "fee_bps": env_cfg["fee_bps"], "latency_steps": env_cfg["latency_steps"], "initial_cash": initial_cash,
-           "checkpoint": str(checkpoint), "algo": algo, "train_fraction": frac}
+           "steps": end - start - 1, "interval_s": interval_s, "actions": actions,
+           "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
+           "order_latency_ns": full_cfg["order_latency_ns"], "initial_cash": initial_cash,
+           "checkpoint": str(checkpoint), "algo": algo, "train_fraction": frac, "baseline_notes": notes}
     write_report(out_dir, results, ctx)
     click.echo((out_dir / "backtest.md").read_text())
     click.echo(f"wrote {out_dir}/backtest.md, backtest.json and equity.png")

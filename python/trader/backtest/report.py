@@ -1,4 +1,8 @@
-"""Backtest report: metrics table (Markdown and JSON) and equity / drawdown curves (PNG)."""
+"""Backtest report: two metric tables (Markdown and JSON) and equity / inventory / drawdown curves (PNG).
+
+Units are in the column headers: the instrument's base and quote currencies (BTC and USDT for BTCUSDT),
+or the words base and quote when the symbol does not show them.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,48 @@ import numpy as np
 
 from trader.backtest.engine import BacktestResult
 
-_COLUMNS = [
-    ("total_return_pct", "return %", "{:+.4f}"),
-    ("sharpe_annualized", "Sharpe (ann.)", "{:+.2f}"),
-    ("max_drawdown_pct", "max DD %", "{:.4f}"),
-    ("turnover", "turnover", "{:.3f}"),
-    ("fees_paid", "fees", "{:.2f}"),
-    ("trades", "trades", "{:d}"),
+_QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "BTC", "ETH", "EUR")
+
+# (metric key, column header, format); None values print as n/a
+_RESULTS = [
+    ("pnl_quote", "PnL (quote)", "{:+.4f}"),
+    ("pnl_bps_of_notional", "PnL (bps of traded notional)", "{:+.2f}"),
+    ("total_return_pct", "return (% of cash)", "{:+.5f}"),
+    ("sharpe_annualized", "Sharpe (annualized)", "{:+.2f}"),
+    ("max_drawdown_pct", "max drawdown (% of cash)", "{:.5f}"),
+    ("maker_fees", "maker fees (quote)", "{:+.4f}"),
+    ("taker_fees", "taker fees (quote)", "{:.4f}"),
 ]
+_EXECUTION = [
+    ("maker_volume_base", "maker volume (base)", "{:.6g}"),
+    ("maker_volume_quote", "maker volume (quote)", "{:.2f}"),
+    ("taker_volume_base", "taker volume (base)", "{:.6g}"),
+    ("taker_volume_quote", "taker volume (quote)", "{:.2f}"),
+    ("quoted_base", "quoted (base)", "{:.6g}"),
+    ("fill_ratio", "fill ratio (filled / quoted)", "{:.3f}"),
+    ("trades", "steps with fills", "{:d}"),
+    ("mean_abs_inventory_base", "mean abs inventory (base)", "{:.6g}"),
+    ("max_abs_inventory_base", "max abs inventory (base)", "{:.6g}"),
+    ("time_at_limit_pct", "time at the limit (% of steps)", "{:.1f}"),
+    ("final_position_base", "final position (base)", "{:+.6g}"),
+]
+
+
+def currencies(symbol: str) -> tuple[str, str]:
+    """(base, quote) of a symbol such as BTCUSDT; ("base", "quote") when it cannot be split."""
+    for q in _QUOTE_ASSETS:
+        if symbol.endswith(q) and len(symbol) > len(q):
+            return symbol[: -len(q)], q
+    return "base", "quote"
+
+
+def _table(results: list[BacktestResult], columns: list, base: str, quote: str) -> list[str]:
+    heads = [c[1].replace("(quote)", f"({quote})").replace("(base)", f"({base})") for c in columns]
+    lines = ["| strategy | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(columns)]
+    for r in results:
+        cells = ["n/a" if r.metrics[k] is None else fmt.format(r.metrics[k]) for k, _, fmt in columns]
+        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_report(out_dir: Path, results: list[BacktestResult], context: dict) -> dict:
@@ -28,32 +66,44 @@ def write_report(out_dir: Path, results: list[BacktestResult], context: dict) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     table = {r.name: r.metrics for r in results}
     (out_dir / "backtest.json").write_text(json.dumps({"context": context, "results": table}, indent=2))
+    base, quote = currencies(context.get("symbol", ""))
+    latency = context.get("order_latency_ns", 0)
     lines = [
-        "# Backtest",
+        f"# Backtest: {context.get('symbol', '')} (base = {base}, quote = {quote})",
         "",
         f"Data: {context.get('data')}; held-out rows {context['start']}..{context['end']} "
-        f"({context['steps']} steps of {context['interval_s']} s); fee {context['fee_bps']} bps, "
-        f"latency {context['latency_steps']} steps; initial cash {context['initial_cash']:g} quote.",
-        f"Sharpe is annualized from {context['interval_s']} s returns over 365 x 24 h.",
+        f"({context['steps']} steps of {context['interval_s']} s); actions {context.get('actions', 'discrete')}; "
+        f"maker fee {context.get('maker_fee_bps', 0.0)} bps, taker fee {context.get('taker_fee_bps', 0.0)} bps; "
+        f"order latency {latency / 1e6:g} ms; initial cash {context['initial_cash']:g} {quote}.",
+        f"Sharpe is annualized from {context['interval_s']} s returns over 365 x 24 h. Volumes in {quote} are "
+        "valued at the mid of the row each step started from.",
         "",
-        "| strategy | " + " | ".join(c[1] for c in _COLUMNS) + " |",
-        "|---|" + "---:|" * len(_COLUMNS),
+        "## Result",
+        "",
+        *_table(results, _RESULTS, base, quote),
+        "",
+        "## Execution and inventory",
+        "",
+        *_table(results, _EXECUTION, base, quote),
     ]
-    for r in results:
-        lines.append(f"| {r.name} | " + " | ".join(fmt.format(r.metrics[k]) for k, _, fmt in _COLUMNS) + " |")
+    if context.get("baseline_notes"):
+        lines += ["", "## Baselines", ""] + [f"- {n}" for n in context["baseline_notes"]]
     (out_dir / "backtest.md").write_text("\n".join(lines) + "\n")
 
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
     t = np.arange(max(len(r.equity) for r in results)) * context["interval_s"]
     for r in results:
-        ax1.plot(t[: len(r.equity)], r.equity, label=r.name, lw=1.2)
+        n = len(r.equity)
+        ax1.plot(t[:n], r.equity - r.equity[0], label=r.name, lw=1.2)
+        ax2.plot(t[:n], r.position * r.lot_size, label=r.name, lw=1.0)
         peak = np.maximum.accumulate(r.equity)
-        ax2.plot(t[: len(r.equity)], (r.equity - peak) / peak * 100, label=r.name, lw=1.0)
-    ax1.set_ylabel("equity (quote)")
-    ax1.legend(loc="best")
+        ax3.plot(t[:n], r.equity - peak, label=r.name, lw=1.0)
+    ax1.set_ylabel(f"PnL ({quote})")
+    ax1.legend(loc="best", fontsize=8)
     ax1.set_title(f"Held-out backtest: {context.get('symbol', '')}")
-    ax2.set_ylabel("drawdown %")
-    ax2.set_xlabel("seconds from the start of the held-out period")
+    ax2.set_ylabel(f"inventory ({base})")
+    ax3.set_ylabel(f"drawdown ({quote})")
+    ax3.set_xlabel("seconds from the start of the held-out period")
     fig.tight_layout()
     fig.savefig(out_dir / "equity.png", dpi=110)
     plt.close(fig)
