@@ -132,7 +132,7 @@ def train_encoder(data_dirs, models, out, window, horizons, interval_ms, depth, 
         costs[kind] = {"params": meta["params"], "train_seconds": meta["train_seconds"],
                        "samples_per_s": meta["samples"] / max(meta["train_seconds"], 1e-9),
                        "epochs": cfg.epochs, "config": asdict(cfg),
-                       "inference_us": inference_cost_us(model, data.mean.shape[0], data.window)}
+                       "inference_us": inference_cost_us(model, data.series[0].features.shape[1], data.window)}
         click.echo(f"{kind}: {meta['params']:,} params, {meta['train_seconds']:.1f} s, "
                    f"{costs[kind]['samples_per_s']:.0f} samples/s, CPU inference {costs[kind]['inference_us']:.0f} µs/tick")
     dist.close()

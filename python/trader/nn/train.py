@@ -50,6 +50,7 @@ class TrainConfig:
     chunks_per_step: int = 8  # tcn: chunks per optimizer step (an epoch is len(train) / chunk steps)
     channels: int = 64
     embedding_dim: int = 32
+    dropout: float = 0.1  # tcn, tlob
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     max_steps_per_epoch: int = 0  # 0 = a full pass over the training rows
@@ -60,6 +61,10 @@ class TrainConfig:
     spot_poll_s: float = 5.0
     dist_backend: str = "auto"  # under torchrun: auto (nccl on cuda, gloo on the CPU), gloo, nccl
     extra: dict = field(default_factory=dict)
+
+
+def model_options(cfg: TrainConfig) -> dict:
+    return {"channels": cfg.channels, "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout}
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -101,13 +106,15 @@ def _export(model_dir: Path, model, cfg: TrainConfig, data: EncoderData) -> None
 
     model_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["_norm.mean"] = torch.tensor(data.mean)
-    tensors["_norm.std"] = torch.tensor(data.std)
+    if data.mean is not None:  # norm "train"
+        tensors["_norm.mean"] = torch.tensor(data.mean)
+        tensors["_norm.std"] = torch.tensor(data.std)
     tmp = model_dir / ".weights.safetensors.tmp"
     save_file(tensors, str(tmp))
     os.replace(tmp, model_dir / "weights.safetensors")
     config = {"train": asdict(cfg), "horizons": list(data.horizons), "window": data.window,
-              "levels": data.series[0].levels, "in_features": int(data.mean.shape[0]), "alphas": data.alphas}
+              "levels": data.series[0].levels, "in_features": int(data.series[0].features.shape[1]),
+              "inputs": data.inputs, "norm": data.norm, "alphas": data.alphas}
     (model_dir / "config.json").write_text(json.dumps(config, indent=2))
 
 
@@ -149,9 +156,9 @@ def load_encoder(model_dir: str | Path, device="cpu"):
     config = json.loads(cfg_path.read_text())
     t = config["train"]
     model = build_model(t["model"], config["in_features"], config["levels"], len(config["horizons"]),
-                        **({"channels": t["channels"], "embedding_dim": t["embedding_dim"]} if t["model"] == "tcn" else {}))
+                        window=config["window"], **model_options(TrainConfig(**t)))
     tensors = load_file(str(model_dir / "weights.safetensors"))
-    mean, std = tensors.pop("_norm.mean").numpy(), tensors.pop("_norm.std").numpy()
+    mean, std = (tensors.pop(k).numpy() if k in tensors else None for k in ("_norm.mean", "_norm.std"))
     model.load_state_dict(tensors)
     return model.to(device).eval(), config, mean, std
 
@@ -181,8 +188,8 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
     device = dist.device if dist.enabled else pick_device(cfg.device)
     stack = _Stack(data, device)
     H = len(data.horizons)
-    model = build_model(cfg.model, stack.x.shape[1], data.series[0].levels, H,
-                        **({"channels": cfg.channels, "embedding_dim": cfg.embedding_dim} if cfg.model == "tcn" else {}))
+    model = build_model(cfg.model, stack.x.shape[1], data.series[0].levels, H, window=data.window,
+                        **model_options(cfg))
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     model_dir = run_dir / cfg.model
@@ -421,7 +428,8 @@ def write_report(run_dir: Path, data: EncoderData, results: dict, costs: dict, s
     lines = ["# Encoder report", "", f"Instruments pooled: {', '.join(sources)}",
              f"Rows: {data.series[0].levels} levels, window {data.window}; splits in time order with gaps of "
              f"{max(data.horizons)} rows; thresholds alpha (train only): "
-             + ", ".join(f"k={k}: {a:.2e}" for k, a in zip(data.horizons, data.alphas)), "",
+             + "; ".join(f"{s.name}: " + ", ".join(f"k={k}: {a:.2e}" for k, a in zip(data.horizons, al))
+                         for s, al in zip(data.series, data.alphas)), "",
              "| model | " + " | ".join(f"k={k} acc | k={k} F1" for k in data.horizons) + " |",
              "|---|" + "---|" * (2 * len(data.horizons))]
     for name, per_h in results.items():
