@@ -70,10 +70,10 @@ def test_embed_bad_input():
         embed_rows(model, bad, window=10)
 
 
-def _series():
+def _series(inputs="book"):
     from trader.nn.data import load_series
 
-    return load_series(None)  # the bundled BTCUSDT sample, 100 ms rows
+    return load_series(None, inputs=inputs)  # the bundled BTCUSDT sample, 100 ms rows
 
 
 def test_splits_are_time_ordered_with_gaps_and_train_only_stats():
@@ -93,8 +93,8 @@ def test_splits_are_time_ordered_with_gaps_and_train_only_stats():
 
 
 def test_rolling_norm_is_causal_and_streams():
-    s = _series()
-    data = build([s], horizons=(10, 20), window=50)  # rolling by default: no statistics of training rows
+    s = _series("book+of")
+    data = build([s], horizons=(10, 20), window=50, norm="rolling")  # no statistics of training rows
     assert data.mean is None and data.norm == {"kind": "rolling", "halflife": 1000.0}
     x = data.normalized(0)
     norm = RollingNorm(1000.0, s.features.shape[1])
@@ -140,7 +140,7 @@ def test_held_out_series_are_test_rows_with_their_own_thresholds():
     half = len(s.features) // 2
     a = Series("a", s.features[:half], s.mid[:half], s.book[:half], s.ts[:half], s.levels)
     b = Series("b", s.features[half:], s.mid[half:] * 2.0, s.book[half:], s.ts[half:], s.levels)
-    data = build([a], horizons=(10, 20), window=50, test_series=[b])
+    data = build([a], horizons=(10, 20), window=50, test_series=[b], alpha_scope="series")
     assert data.ranges["train"][1] == (0, 0) and data.ranges["val"][1] == (0, 0)
     assert data.ranges["test"][1] == (0, len(b.features))
     assert [i for i, t in data.rows("train") if len(t)] == [0]

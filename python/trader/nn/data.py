@@ -5,10 +5,12 @@ input rows of trader.nn.inputs (book features: distance to mid in bps, log sizes
 imbalances, trade flow; then order flow per level). Splits are in time order inside every series,
 train | gap | val | gap | test, with gaps of at least the longest horizon so no training label sees a
 test price; a series given as `test_series` is test rows only (a dataset never trained on).
-Normalization: the causal rolling z-score of trader.nn.inputs.RollingNorm (default), or per-feature
+Normalization: the causal rolling z-score of trader.nn.inputs.RollingNorm ("rolling"), or per-feature
 mean and std of the training rows ("train"). Label thresholds: per series from its own training rows
-(default; a test-only series from its own rows), so every instrument gets the same class balance
-whatever its tick and volatility, or one threshold pooled over the training rows ("pooled").
+("series"; a test-only series from its own rows), so every instrument gets the same class balance
+whatever its tick and volatility, or one threshold pooled over the training rows ("pooled"). The
+library defaults (book inputs, "train", "pooled") are those of the first encoder reports; `trader
+train-encoder` and benchmarks/encoder_lodo.py default to book+of, "rolling" and "series" (issue 14).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Series:
     levels: int
 
 
-def load_series(data, *, depth: int = 10, interval_ms: float = 100.0, inputs: str = "book+of") -> Series:
+def load_series(data, *, depth: int = 10, interval_ms: float = 100.0, inputs: str = "book") -> Series:
     """Sample a dataset on its exchange clock, or on the receive clock where the data has no exchange
     time (Bitstamp's order_book messages: exch_ts = 0)."""
     from trader.data.dataset import load_dataset
@@ -68,11 +70,11 @@ class EncoderData:
     window: int
     labels: list[np.ndarray] = field(default_factory=list)  # int64 [T, H], -1 = unlabelled
     ranges: dict = field(default_factory=dict)  # split -> list of (start, stop) per series
-    norm: dict = field(default_factory=lambda: {"kind": "rolling", "halflife": 1000.0})
+    norm: dict = field(default_factory=lambda: {"kind": "train"})
     mean: np.ndarray | None = None  # norm "train" only
     std: np.ndarray | None = None
     alphas: list[list[float]] = field(default_factory=list)  # per series, per horizon
-    inputs: str = "book+of"
+    inputs: str = "book"
     _normalized: dict = field(default_factory=dict, repr=False)
 
     def normalized(self, i: int) -> np.ndarray:
@@ -110,8 +112,8 @@ def normalizer(norm: dict, mean=None, std=None):
 
 def build(series: list[Series], *, horizons=(10, 20, 50, 100), window: int = 100,
           fractions=(0.7, 0.1, 0.2), stationary_share: float = 1 / 3, alphas=None, test_series=(),
-          norm: str = "rolling", norm_halflife: float = 1000.0, alpha_scope: str = "series",
-          inputs: str = "book+of") -> EncoderData:
+          norm: str = "train", norm_halflife: float = 1000.0, alpha_scope: str = "pooled",
+          inputs: str = "book") -> EncoderData:
     """Split `series` train | val | test in time order; `test_series` are test rows only. `alphas`: one
     threshold per horizon for every series (overrides alpha_scope)."""
     if not series:

@@ -50,7 +50,7 @@ class TrainConfig:
     chunks_per_step: int = 8  # tcn: chunks per optimizer step (an epoch is len(train) / chunk steps)
     channels: int = 64
     embedding_dim: int = 32
-    dropout: float = 0.1  # tcn, tlob
+    dropout: float = 0.0  # tcn, tlob
     device: str = "auto"
     amp: bool = True  # bf16 autocast on CUDA
     max_steps_per_epoch: int = 0  # 0 = a full pass over the training rows
