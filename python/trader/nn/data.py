@@ -116,8 +116,12 @@ def build(series: list[Series], *, horizons=(10, 20, 50, 100), window: int = 100
           inputs: str = "book") -> EncoderData:
     """Split `series` train | val | test in time order; `test_series` are test rows only. `alphas`: one
     threshold per horizon for every series (overrides alpha_scope)."""
-    if not series:
+    if not series and not test_series:
         raise ValueError("no data series given")
+    if not series and norm == "train":
+        raise ValueError("norm 'train' needs training series (its statistics come from their training rows)")
+    if alpha_scope == "pooled" and alphas is None and not series:
+        raise ValueError("alpha scope 'pooled' needs training series (or give alphas)")
     if norm not in NORMS:
         raise ValueError(f"norm: expected one of {', '.join(NORMS)}, got {norm!r}")
     if alpha_scope not in ALPHA_SCOPES:
