@@ -23,7 +23,10 @@ pytest.importorskip("safetensors")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
     pytest.skip("torch.distributed with gloo is not available", allow_module_level=True)
 
-from trader.rl import common, distributed  # noqa: E402
+from trader.rl.policy import load  # noqa: E402
+from trader.run.checkpoints import load_checkpoint, open_store  # noqa: E402
+from trader.run.distributed import state_digest  # noqa: E402
+from trader.run.launch import launch_env, torchrun_command  # noqa: E402
 
 from conftest import PACKAGE_ROOT as PYTHON_DIR  # noqa: E402
 
@@ -45,8 +48,8 @@ def child_env() -> dict:
 
 
 def torchrun(script: Path, *args: str, nproc: int = 2, timeout: float = 240.0) -> subprocess.CompletedProcess:
-    cmd = distributed.torchrun_command(nproc, [str(script), *args], module=False)
-    env = distributed.launch_env(child_env())
+    cmd = torchrun_command(nproc, [str(script), *args], module=False)
+    env = launch_env(child_env())
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -70,6 +73,11 @@ def finish(proc: subprocess.Popen, timeout: float = 240.0) -> tuple[int, str, st
         if proc.poll() is None:
             proc.kill()
     return proc.returncode, out, err
+
+
+def weights(target) -> dict:
+    """{module: state_dict} of a checkpoint (a run folder, a store or one checkpoint in it)."""
+    return load_checkpoint(target, state=False).weights
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -126,8 +134,8 @@ def test_ppo_two_gloo_ranks_learn_and_stay_in_sync(tmp_path):
     assert ranks[0]["state_sha256"] == ranks[1]["state_sha256"]
     sync = json.loads((Path(ranks[0]["run_dir"]) / "ddp_sync.json").read_text())
     assert sync["in_sync"] and sync["state_sha256"] == [ranks[0]["state_sha256"]] * 2 and sync["backend"] == "gloo"
-    assert distributed.state_digest(common.load_weights(ranks[0]["checkpoint"])) == ranks[0]["state_sha256"]
-    ckpt = common.load_checkpoint(ranks[0]["checkpoint"])
+    assert state_digest(weights(ranks[0]["checkpoint"])) == ranks[0]["state_sha256"]
+    ckpt = load_checkpoint(ranks[0]["checkpoint"])
     assert ckpt.metadata["world_size"] == 2 and len(ckpt.state["ranks"]) == 2
     logs = [np.asarray(r["env_actions"][0]) for r in ckpt.state["ranks"]]
     assert logs[0].shape == logs[1].shape == (8192 // 8, 4) and not np.array_equal(logs[0], logs[1])  # own seeds
@@ -144,7 +152,7 @@ def test_ppo_two_gloo_ranks_learn_and_stay_in_sync(tmp_path):
     from trader.rl.envs import evaluate, make_env
 
     args = ppo.Args(**namespace["TRADER"])
-    greedy = evaluate(ppo.load_policy(ranks[0]["checkpoint"]), make_env(args, 16, seed=999), 32).mean()
+    greedy = evaluate(load(ranks[0]["checkpoint"]).act, make_env(args, 16, seed=999), 32).mean()
     assert greedy > 12.0, greedy
 
 
@@ -170,7 +178,7 @@ def test_nproc_2_sigterm_stops_all_ranks_and_resume_equals_uninterrupted(tmp_pat
     rc, out, err = finish(proc)
     assert rc == 0, out + err
     assert "stopped by SIGTERM" in out and "resume with: trader train --nproc 2 --resume" in out, out
-    store = common.open_store(run_dir / "ckpt")
+    store = open_store(run_dir / "ckpt")
     ckpt = store.load()
     assert ckpt.metadata["reason"] == "SIGTERM" and ckpt.metadata["world_size"] == 2 and 0 < ckpt.step < 4096
     assert len(ckpt.state["ranks"]) == 2 and all(len(r["env_actions"][0]) == ckpt.step // 8 for r in ckpt.state["ranks"])
@@ -186,7 +194,7 @@ def test_nproc_2_sigterm_stops_all_ranks_and_resume_equals_uninterrupted(tmp_pat
     (reference / "cfg.yaml").write_text(PPO_CONFIG)
     rc, out, err = finish(trader_train([*NPROC_ARGS, "--checkpoint-uri", "ckpt"], reference))
     assert rc == 0, out + err
-    assert_same_weights(common.load_weights(reference / "ckpt"), common.load_weights(run_dir / "ckpt"))
+    assert_same_weights(weights(reference / "ckpt"), weights(run_dir / "ckpt"))
 
 
 # ---- encoders: 2 ranks in sync; SIGTERM, resume, the same weights ------------------------------------
@@ -219,7 +227,7 @@ def test_encoder_two_gloo_ranks_in_sync_and_loss_falls(tmp_path):
     assert metas[0]["state_sha256"] == metas[1]["state_sha256"] and metas[0]["global_step"] == 30
     sync = json.loads((tmp_path / "tcn" / "ddp_sync.json").read_text())
     assert sync["in_sync"] and sync["state_sha256"] == [metas[0]["state_sha256"]] * 2
-    assert distributed.state_digest(common.open_store(tmp_path / "tcn" / "checkpoints").load().weights) == \
+    assert state_digest(open_store(tmp_path / "tcn" / "checkpoints").load().weights) == \
         metas[0]["state_sha256"]
     val = [h["val_loss"] for h in metas[0]["history"]]
     assert val[-1] < val[0], val

@@ -21,7 +21,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
-from trader.rl import common  # noqa: E402
+from trader.run.checkpoints import load_checkpoint, open_store  # noqa: E402
 
 from conftest import PACKAGE_ROOT as PYTHON_DIR  # noqa: E402
 ACCESS_KEY = "AKIAIOSFODNN7TESTKEY"
@@ -120,6 +120,11 @@ def s3_has_checkpoint(s3, prefix: str):
     return lambda: client.list_objects_v2(Bucket=s3["bucket"], Prefix=f"{prefix}/latest").get("KeyCount", 0) > 0
 
 
+def weights(target) -> dict:
+    """{module: state_dict} of a checkpoint (a run folder, a store or one checkpoint in it)."""
+    return load_checkpoint(target, state=False).weights
+
+
 def assert_same_weights(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for module in a:
@@ -137,7 +142,7 @@ def uninterrupted(tmp_path: Path, config: str, args: list[str]) -> dict:
     res = CliRunner().invoke(main, ["train", *args, "--config", str(tmp_path / "ref.yaml"), "--runs-dir",
                                     str(tmp_path / "ref-runs"), "--checkpoint-uri", str(tmp_path / "ref-ckpt")])
     assert res.exit_code == 0, res.output
-    return common.load_weights(tmp_path / "ref-ckpt")
+    return weights(tmp_path / "ref-ckpt")
 
 
 # ---- SIGTERM midway, resume from S3 alone: the same weights as without the interruption ------------
@@ -158,7 +163,7 @@ def test_sigterm_then_resume_from_s3_equals_uninterrupted(tmp_path, s3, algo):
     assert rc == 0, err
     assert "stopped by SIGTERM" in out and f"resume with: trader train --resume {uri}" in out, out
 
-    store = common.open_store(uri)
+    store = open_store(uri)
     stopped = store.latest()
     ckpt = store.load()
     assert 0 < stopped < total and ckpt.metadata["reason"] == "SIGTERM" and ckpt.metadata["world_size"] == 1
@@ -178,7 +183,7 @@ def test_sigterm_then_resume_from_s3_equals_uninterrupted(tmp_path, s3, algo):
     assert f"final checkpoint: {uri}/step_{total:012d}" in out, out
     assert store.latest() == total and len(store.list()) <= 3  # --keep-checkpoints 3
 
-    assert_same_weights(uninterrupted(tmp_path, config, args), common.load_weights(uri))
+    assert_same_weights(uninterrupted(tmp_path, config, args), weights(uri))
 
 
 # ---- SIGINT: a final save too (exit status 130) ------------------------------------------------------
@@ -194,7 +199,7 @@ def test_sigint_saves_and_exits_130(tmp_path):
     rc, out, err = finish(proc)
     assert rc == 130, err
     assert "stopped by SIGINT" in out, out
-    store = common.open_store(ckpt_dir)
+    store = open_store(ckpt_dir)
     ckpt = store.load()
     assert ckpt.metadata["reason"] == "SIGINT" and ckpt.step == store.list()[-1] and ckpt.step < 4096
     # resuming the local run folder (the pre-store way) still works
@@ -264,7 +269,7 @@ def test_spot_notice_stops_training_with_a_final_save(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "stopped by spot interruption" in res.output, res.output
     assert imds.gets == 7  # polling stopped with the notice
-    ckpt = common.load_checkpoint(tmp_path / "ckpt")
+    ckpt = load_checkpoint(tmp_path / "ckpt")
     assert ckpt.metadata["reason"] == "spot interruption" and 0 < ckpt.step < 4096
     assert ckpt.metadata["args"]["spot_metadata_url"] == imds.url
 
@@ -284,8 +289,8 @@ def test_resume_latest_starts_a_new_run_when_the_store_is_empty(tmp_path):
     first = CliRunner().invoke(main, [*argv, "--config", str(tmp_path / "cfg.yaml")])
     assert first.exit_code == 0, first.output
     assert "no checkpoint under" in first.output and "starting a new run" in first.output
-    assert common.open_store(tmp_path / "ckpt").latest() == 256
+    assert open_store(tmp_path / "ckpt").latest() == 256
     again = CliRunner().invoke(main, ["train", "--resume", "--checkpoint-uri", str(tmp_path / "ckpt"),
                                       "--total-timesteps", "512", "--no-progress-bar"])  # the rest: saved
     assert again.exit_code == 0, again.output
-    assert "resumed from" in again.output and common.open_store(tmp_path / "ckpt").latest() == 512
+    assert "resumed from" in again.output and open_store(tmp_path / "ckpt").latest() == 512

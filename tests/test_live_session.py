@@ -193,7 +193,7 @@ def test_stale_data_stops_orders_and_cancels_resting_ones(tmp_path):
 
 def test_trained_checkpoint_drives_a_paper_session(tmp_path):
     from trader.rl import ppo
-    from trader.rl.common import resolve_args
+    from trader.run.lifecycle import resolve_args
 
     args = resolve_args(ppo.Args, None, {"total_timesteps": 128, "num_envs": 2, "num_steps": 64,
                                          "runs_dir": str(tmp_path), "track": False, "progress_bar": False,

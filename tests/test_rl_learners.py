@@ -9,8 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trader.rl import common, maddpg, ppo, sac  # noqa: E402
+from trader.rl import maddpg, ppo, sac  # noqa: E402
 from trader.rl.envs import EnvRunner, evaluate, make_env  # noqa: E402
+from trader.rl.policy import load  # noqa: E402
+from trader.run.checkpoints import load_checkpoint  # noqa: E402
 from trader.sim import Market  # noqa: E402
 
 
@@ -53,7 +55,7 @@ def random_return(args) -> float:
 
 
 def weights(result) -> dict:
-    return common.load_weights(result["checkpoint"].replace(".pt", ".safetensors"))
+    return load_checkpoint(result["checkpoint"], state=False).weights
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
@@ -71,7 +73,7 @@ def test_ppo_beats_random(tmp_path, continuous):
     args = ppo.Args(**TRADER, continuous=continuous, num_envs=8, num_steps=32, total_timesteps=8192,
                     runs_dir=str(tmp_path))
     result = ppo.train(args)
-    trained, rand = mean_return(ppo.load_policy(result["checkpoint"]), args), random_return(args)
+    trained, rand = mean_return(load(result["checkpoint"]).act, args), random_return(args)
     # best: 15.0 (discrete: a lot bought each step up to 10), 19.5 (continuous: all in at once)
     assert trained > rand + 10.0, (trained, rand)
 
@@ -81,7 +83,7 @@ def test_sac_beats_random(tmp_path, continuous):
     args = sac.Args(**TRADER, continuous=continuous, num_envs=4, total_timesteps=3000, learning_starts=500,
                     batch_size=128, hidden_sizes=(64, 64), runs_dir=str(tmp_path))
     result = sac.train(args)
-    trained, rand = mean_return(sac.load_policy(result["checkpoint"]), args), random_return(args)
+    trained, rand = mean_return(load(result["checkpoint"]).act, args), random_return(args)
     assert trained > rand + 10.0, (trained, rand)
 
 
@@ -89,7 +91,7 @@ def test_maddpg_beats_random(tmp_path):
     args = maddpg.Args(**TRADER, num_agents=2, num_envs=4, total_timesteps=4000, learning_starts=1000,
                        update_every=4, batch_size=256, learning_rate=1e-3, runs_dir=str(tmp_path))
     result = maddpg.train(args)
-    trained, rand = mean_return(maddpg.load_policy(result["checkpoint"]), args), random_return(args)
+    trained, rand = mean_return(load(result["checkpoint"]).act, args), random_return(args)
     assert trained > rand + 10.0, (trained, rand)
 
 
@@ -166,11 +168,11 @@ def test_train_command(tmp_path):
     run = next((tmp_path / "runs").glob("trader__ppo__1__*"))
     assert f"run folder: {run}" in out.output
     assert (run / "config.yaml").exists() and list(run.glob("events.out.tfevents.*"))
-    assert common.find_checkpoint(run).endswith("/step_000000000128")
+    assert load_checkpoint(run, state=False).ref.uri.endswith("/step_000000000128")
     resumed = runner.invoke(train, ["--algo", "ppo", "--resume", str(run), "--total-timesteps", "192",
                                     "--no-progress-bar"])
     assert resumed.exit_code == 0, resumed.output
-    assert common.find_checkpoint(run).endswith("/step_000000000192")
+    assert load_checkpoint(run, state=False).ref.uri.endswith("/step_000000000192")
     config.write_text("num_step: 16\n")
     bad = runner.invoke(train, ["--algo", "ppo", "--config", str(config)])
     assert bad.exit_code == 2 and "unknown option 'num_step'" in bad.output
@@ -180,7 +182,7 @@ def test_train_command(tmp_path):
 
 def test_mpe_adapter_next_step_autoreset():
     pytest.importorskip("mpe2")
-    from trader.rl.envs import MPEVectorEnv
+    from trader.rl.mpe import MPEVectorEnv
 
     env = MPEVectorEnv("simple_spread_v3", num_envs=2)
     obs, _ = env.reset(seed=0)

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from trader.store import InterruptWatcher, resolve_metadata_url
-from trader.store.interrupt import ENV_METADATA_URL, SPOT_PATH, TOKEN_PATH
+from trader.run.interrupt import ENV_METADATA_URL, SPOT_PATH, TOKEN_PATH, InterruptWatcher, resolve_metadata_url
 
 PYTHON_DIR = Path(__file__).resolve().parents[1] / "python"
 
@@ -195,7 +194,8 @@ def test_unreachable_metadata_service_keeps_running():
 
 TRAINER = textwrap.dedent("""
     import sys, time, torch
-    from trader.store import CheckpointStore, InterruptWatcher
+    from trader.run.interrupt import InterruptWatcher
+    from trader.store import CheckpointStore
 
     store = CheckpointStore.open(sys.argv[1], keep_last=2)
     model = torch.nn.Linear(4, 2)

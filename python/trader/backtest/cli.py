@@ -3,7 +3,6 @@ flat, buy-and-hold and an order-imbalance rule, with the same execution model.""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import click
@@ -12,24 +11,15 @@ import numpy as np
 
 def load_trained_policy(checkpoint: str, device: str = "cpu"):
     """(policy(obs, info) -> actions, saved training args, algo) from a run folder, its checkpoint store
-    (a folder or s3://bucket/prefix) or one checkpoint in it (.../step_N)."""
-    from trader.rl import common
+    (a folder or s3://bucket/prefix) or one checkpoint in it (.../step_N), trained on the trader env."""
+    from trader.rl.policy import load
     from trader.store import StoreError
 
     try:
-        where = common.find_checkpoint(checkpoint)
-        store, step = common.locate_checkpoint(where)
-        meta = store.manifest(step).get("metadata", {})
+        trained = load(checkpoint, device)
     except (FileNotFoundError, ValueError, StoreError) as e:
         raise click.UsageError(f"--checkpoint: {e}") from None
-    algo = meta.get("algo")
-    if algo not in ("ppo", "sac", "maddpg"):
-        raise click.UsageError(f"--checkpoint: {checkpoint} is not a checkpoint of trader train (algo {algo!r})")
-    args = meta["args"]
-    if args.get("env_id") != "trader":
-        raise click.UsageError(f"--checkpoint: that run trained on {args.get('env_id')!r}, not on the trader env")
-    act = importlib.import_module(f"trader.rl.{algo}").load_policy(where, device)
-    return (lambda obs, info: act(obs)), args, algo
+    return (lambda obs, info: trained.act(obs)), trained.args, trained.algo
 
 
 @click.command("backtest")

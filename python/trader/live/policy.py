@@ -2,9 +2,9 @@
 
 ``load_policy(spec)``:
 
-* a checkpoint of ``trader train`` (a ``step_*.pt`` file, its folder or the run folder): the learner's
-  ``load_policy`` (``trader.rl.ppo`` / ``sac`` / ``maddpg``) and the env settings saved with it
-  (trade size, max position, action kind, horizon), so that live acts on the scale it was trained on;
+* a checkpoint of ``trader train`` (a run folder, its checkpoint store or one checkpoint in it): its
+  policy (``trader.rl.policy.load``) and the env settings saved with it (trade size, max position,
+  action kind, horizon), so that live acts on the scale it was trained on;
 * ``scripted:NAME`` for rehearsals and tests, where the observation is ignored: ``hold``, ``buy``,
   ``sell``, ``alternate`` (buy, sell, buy, ...), ``cycle`` (buy, hold, sell, hold, ...);
 * a Python callable ``obs [B, D] -> actions [B]`` (tests, notebooks).
@@ -17,7 +17,6 @@ flight are done; continuous ``a`` in [-1, 1] targets ``a * max_position``; the t
 
 from __future__ import annotations
 
-import importlib
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,23 +91,12 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
     spec = str(spec)
     if spec.startswith("scripted:"):
         return PolicySpec(_scripted(spec.split(":", 1)[1]), spec, **over)
-    from trader.rl import common
+    from trader.rl.policy import load
 
-    try:
-        ckpt = common.load_checkpoint(spec, state=False)  # weights and metadata only
-    except TypeError:
-        ckpt = common.load_checkpoint(spec)
-    meta = getattr(ckpt, "metadata", ckpt)  # a trader.store Checkpoint, or the older plain dict
-    algo = meta.get("algo")
-    if algo not in ("ppo", "sac", "maddpg"):
-        raise ValueError(f"checkpoint {spec}: unknown algo {algo!r} (expected ppo, sac or maddpg)")
-    args = meta.get("args", {})
-    if args.get("env_id", "trader") != "trader":
-        raise ValueError(f"checkpoint {spec}: trained on {args['env_id']!r}, not on the trading env")
-    pspec = meta["policy_spec"]
-    act = importlib.import_module(f"trader.rl.{algo}").load_policy(spec, device)
+    trained = load(spec, device)  # weights and metadata only; a ValueError unless trained on the trading env
+    args = trained.args
     settings = {"continuous": bool(args.get("continuous", False)), "trade_size": float(args.get("trade_size", 0.01)),
                 "max_position": float(args.get("max_position", 0.1)), "horizon": int(args.get("horizon", 500))}
     settings.update(over)
-    return PolicySpec(act, f"{algo}:{spec}", obs_dim=int(pspec["obs_dim"]),
-                      num_agents=int(pspec.get("num_agents", 1)) if algo == "maddpg" else 1, **settings)
+    return PolicySpec(trained.act, f"{trained.algo}:{spec}", obs_dim=int(trained.spec["obs_dim"]),
+                      num_agents=int(trained.spec.get("num_agents", 1)), **settings)

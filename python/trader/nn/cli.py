@@ -61,26 +61,26 @@ def train_encoder(data_dirs, models, out, window, horizons, interval_ms, depth, 
                   spot_metadata_url, nproc, dist_backend, baselines):
     """Train order-book encoders on mid-price direction at several horizons; write a report. SIGTERM,
     SIGINT or a spot notice stop training with a checkpoint (exit status 0; 130 after SIGINT)."""
-    from trader.rl import distributed
+    from trader.run import distributed
+    from trader.run.interrupt import exit_code
+    from trader.run.launch import relaunch, write_result
 
     if nproc > 1:
-        from trader.rl.cli import _launch
-
         if distributed.under_torchrun():
             raise click.UsageError("--nproc: already running under torchrun")
         ctx = click.get_current_context()
         if out is None:  # every process must write the same run folder
             ctx.params["out"] = str(Path("runs") / f"encoder__{time.strftime('%Y%m%d-%H%M%S')}")
             ctx.set_parameter_source("out", click.core.ParameterSource.COMMANDLINE)
-        _launch(ctx, nproc, "train-encoder")
+        relaunch(ctx, nproc, "train-encoder")
         return
 
     from torch.utils.tensorboard import SummaryWriter
 
     from trader.data.errors import FeedError
     from trader.nn.data import build, load_series
-    from trader.nn.train import (TrainConfig, baseline_scores, evaluate, inference_cost_us, pick_device,
-                                 train_model, write_report)
+    from trader.nn.train import TrainConfig, baseline_scores, evaluate, inference_cost_us, train_model, write_report
+    from trader.run.device import pick_device
 
     dist = distributed.init(device, dist_backend)
     main = dist.is_main
@@ -123,9 +123,9 @@ def train_encoder(data_dirs, models, out, window, horizons, interval_ms, depth, 
                 click.echo(f"resume with: trader train-encoder{nproc_flag} --out {run_dir} --resume "
                            + (f"--checkpoint-uri {checkpoint_uri} " if checkpoint_uri else "")
                            + "(and the same options)")
-                distributed.write_result({"interrupted": meta["interrupted"], "checkpoint": meta["checkpoint"]})
+                write_result({"interrupted": meta["interrupted"], "checkpoint": meta["checkpoint"]})
             dist.close()
-            sys.exit(distributed.exit_code(meta["interrupted"]))
+            sys.exit(exit_code(meta["interrupted"]))
         if not main:
             continue
         results[kind] = evaluate(model, data, cfg)
@@ -142,7 +142,7 @@ def train_encoder(data_dirs, models, out, window, horizons, interval_ms, depth, 
     write_report(run_dir, data, results, costs, sources)
     click.echo((run_dir / "report.md").read_text())
     click.echo(f"wrote {run_dir}/report.md, report.json, models in {run_dir}/<model>/ and TensorBoard in {run_dir}/tb")
-    distributed.write_result({"interrupted": None, "run_dir": str(run_dir)})
+    write_result({"interrupted": None, "run_dir": str(run_dir)})
 
 
 @click.command("embed")

@@ -15,7 +15,7 @@ Checkpoints are written every --save-freq optimizer steps, at every epoch's end,
 or a spot interruption notice (then training stops: `meta["interrupted"]` says why); --resume continues
 from the latest one, inside the epoch if it was cut short, and gives the same weights as an
 uninterrupted run on the CPU. Under torchrun (or `trader train-encoder --nproc N`) the model trains data
-parallel (see trader.rl.distributed): every rank takes its own slice of each epoch's permutation
+parallel (see trader.run.distributed): every rank takes its own slice of each epoch's permutation
 (batch b of the epoch goes to rank b % N, so an epoch is one pass over the training rows by all ranks
 together), gradients are averaged, rank 0 validates, exports and saves.
 """
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +35,10 @@ from torch import nn
 from trader.nn.baselines import logistic_regression, majority_predict, ofi_features, scores
 from trader.nn.data import EncoderData
 from trader.nn.models import build_model
+from trader.run import distributed
+from trader.run.checkpoints import open_store, resume_point, save_checkpoint
+from trader.run.device import rng_state, set_rng_state, setup_torch
+from trader.run.interrupt import stop_reason, watcher
 
 
 @dataclass
@@ -52,6 +55,8 @@ class TrainConfig:
     embedding_dim: int = 32
     dropout: float = 0.0  # tcn, tlob
     device: str = "auto"
+    torch_threads: int = 1  # torch's CPU threads (0: torch's default); fixed, so that a seed gives one result
+    torch_deterministic: bool = True  # deterministic torch algorithms on the CPU, cudnn's on cuda
     amp: bool = True  # bf16 autocast on CUDA
     max_steps_per_epoch: int = 0  # 0 = a full pass over the training rows
     checkpoint_uri: str | None = None  # folder or s3://bucket/prefix (default <run>/<model>/checkpoints); + /<model>
@@ -65,22 +70,6 @@ class TrainConfig:
 
 def model_options(cfg: TrainConfig) -> dict:
     return {"channels": cfg.channels, "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 class _Stack:
@@ -125,26 +114,6 @@ def checkpoint_uri(cfg: TrainConfig, run_dir: Path) -> str:
     return str(Path(run_dir) / cfg.model / "checkpoints")
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    random.setstate(_as_tuples(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuples(x):
-    return tuple(_as_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
 def load_encoder(model_dir: str | Path, device="cpu"):
     """(model, config, mean, std) from a checkpoint folder written by train_model."""
     from safetensors.torch import load_file
@@ -168,8 +137,6 @@ def train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, *, resume: b
     """Train one encoder on the train split, keeping the epoch with the best validation loss. `resume`:
     continue from the latest checkpoint of checkpoint_uri(cfg, run_dir) when there is one. Under torchrun
     one rank of a data-parallel run (the process group is started here unless it already is)."""
-    from trader.rl import distributed
-
     dist = distributed.init(cfg.device, cfg.dist_backend)
     # on an error the group is left as it is: the other ranks may be in the middle of a collective
     out = _train_model(data, cfg, Path(run_dir), dist, resume=resume, writer=writer, progress=progress)
@@ -181,11 +148,7 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
                  progress: bool) -> tuple[nn.Module, dict]:
     from tqdm import tqdm
 
-    from trader.rl import distributed
-    from trader.store import CheckpointStore
-
-    seed_everything(dist.seed(cfg.seed))
-    device = dist.device if dist.enabled else pick_device(cfg.device)
+    device = setup_torch(cfg.seed, cfg.device, cfg.torch_threads, cfg.torch_deterministic, dist)
     stack = _Stack(data, device)
     H = len(data.horizons)
     model = build_model(cfg.model, stack.x.shape[1], data.series[0].levels, H, window=data.window,
@@ -198,24 +161,17 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
     start_epoch, start_step, global_step = 0, 0, 0
     partial = {"seconds": 0.0, "seen": 0}  # of an epoch cut short by an interruption
     meta = {"train_seconds": 0.0, "samples": 0, "best_val_loss": float("inf"), "history": []}
-    if resume:
-        source = CheckpointStore.open(uri, keep_last=None)
-        if source.latest() is not None:
-            ckpt = source.load(fallback=True)
-            md = ckpt.metadata
-            if md.get("model") != cfg.model:
-                raise ValueError(f"resume: {ckpt.ref.uri} holds a {md.get('model')!r} model, not {cfg.model!r}")
-            if int(md.get("world_size", 1)) != W:
-                raise ValueError(f"resume: {ckpt.ref.uri} was written by {md.get('world_size')} ranks; resume with "
-                                 f"the same number of processes, not {W}")
-            ckpt.load_into(modules={"model": model})
-            opt.load_state_dict(ckpt.state["trainer"]["optimizer"])
-            _set_rng_state(ckpt.state["ranks"][rank]["rng"])
-            start_epoch, start_step, global_step = int(md["epoch"]), int(md["step_in_epoch"]), int(md["global_step"])
-            partial, meta = md["partial"], md["meta"]
-            if dist.is_main:
-                print(f"{cfg.model}: resumed from {ckpt.ref.uri} (epoch {start_epoch + 1}, step {start_step})")
-    store = CheckpointStore.open(uri, keep_last=cfg.keep_checkpoints or None) if dist.is_main else None
+    _, ckpt = resume_point("latest" if resume else None, uri, "model", cfg.model, dist)
+    if ckpt is not None:
+        md = ckpt.metadata
+        ckpt.load_into(modules={"model": model})
+        opt.load_state_dict(ckpt.state["trainer"]["optimizer"])
+        set_rng_state(ckpt.state["ranks"][rank]["rng"])
+        start_epoch, start_step, global_step = int(md["epoch"]), int(md["step_in_epoch"]), int(md["global_step"])
+        partial, meta = md["partial"], md["meta"]
+        if dist.is_main:
+            print(f"{cfg.model}: resumed from {ckpt.ref.uri} (epoch {start_epoch + 1}, step {start_step})")
+    store = open_store(uri, cfg.keep_checkpoints) if dist.is_main else None
     ddp = dist.wrap(model)  # DDP: gradients averaged over the ranks
     train_rows = stack.rows(data, "train")
     val_rows = stack.rows(data, "val")
@@ -228,20 +184,14 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
 
     def save(epoch: int, step_in_epoch: int, part: dict, reason: str | None = None) -> str:
         """Rank 0 writes the model, the optimizer, every rank's RNG states and where training is."""
-        ranks = dist.gather({"rng": _rng_state()})
-
-        def write() -> str:
-            ref = store.save(global_step, weights={"model": model},
-                             state={"trainer": {"optimizer": opt.state_dict()}, "ranks": ranks},
-                             metadata={"kind": "encoder", "model": cfg.model, "config": asdict(cfg), "epoch": epoch,
-                                       "step_in_epoch": step_in_epoch, "global_step": global_step,
-                                       "partial": part, "meta": meta, "world_size": W, "reason": reason})
-            return ref.uri
-
-        return dist.run_on_main(write)
+        return save_checkpoint(store, global_step, dist, modules={"model": model},
+                               trainer={"optimizer": opt.state_dict()}, rank_state={"rng": rng_state()},
+                               metadata={"kind": "encoder", "model": cfg.model, "config": asdict(cfg), "epoch": epoch,
+                                         "step_in_epoch": step_in_epoch, "global_step": global_step,
+                                         "partial": part, "meta": meta, "reason": reason})
 
     interrupted, checkpoint = None, None
-    with distributed.watcher(cfg.spot_metadata_url, cfg.spot_poll_s) as watch:
+    with watcher(cfg.spot_metadata_url, cfg.spot_poll_s, dist) as watch:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             # every rank draws the same permutation; batch b of the epoch goes to rank b % W
@@ -294,8 +244,8 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
                     writer.add_scalar(f"{cfg.model}/loss_train", loss.item(), epoch * n_steps + step)
                 part = {"seconds": done["seconds"] + time.perf_counter() - t0, "seen": seen}
                 # ---- SIGTERM, SIGINT, spot notice: every rank stops here, after a final save ----
-                if dist.any(watch.should_stop):
-                    interrupted = next((r for r in dist.all_gather(watch.reason) if r), "stop requested")
+                interrupted = stop_reason(watch, dist)
+                if interrupted is not None:
                     if dist.is_main:
                         print(f"\n{cfg.model}: {interrupted}: stopping at step {global_step}, after a final "
                               "checkpoint", flush=True)
@@ -325,12 +275,7 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
                 _export(model_dir, model, cfg, data)
             meta["best_val_loss"] = min(meta["best_val_loss"], val_loss)
             checkpoint = save(epoch + 1, 0, {"seconds": 0.0, "seen": 0})
-    in_sync, digests = dist.in_sync({"model": model}) if dist.enabled else (True, [])
-    if dist.enabled and dist.is_main:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        (model_dir / "ddp_sync.json").write_text(json.dumps(
-            {"world_size": W, "backend": dist.backend, "global_step": global_step, "in_sync": in_sync,
-             "state_sha256": digests}, indent=1))
+    in_sync = dist.check_sync({"model": model}, model_dir / "ddp_sync.json", global_step=global_step)
     meta.update(interrupted=interrupted, checkpoint=checkpoint, checkpoint_store=uri, global_step=global_step,
                 world_size=W, rank=rank, ranks_in_sync=in_sync,
                 state_sha256=distributed.state_digest({"model": model}))  # the last weights, not the best

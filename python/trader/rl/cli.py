@@ -4,18 +4,22 @@ Options are CleanRL / RL Zoo flag names. Every learner option (see `python -m tr
 can also be set in a --config file (YAML or JSON); flags given on the command line override the
 file, which overrides the learner's defaults. `--resume RUN` alone continues a run with its saved config;
 `--resume --checkpoint-uri s3://bucket/run` (or `--resume s3://bucket/run`) continues it from S3 alone.
-`--nproc N` trains PPO data-parallel in N processes under torchrun (see trader.rl.distributed).
+`--nproc N` trains a data-parallel learner (PPO) in N processes under torchrun (see trader.run.distributed).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
-from trader.rl import ALGOS, distributed
-from trader.rl.common import resolve_args
+from trader.rl.policy import ALGOS, learner
+from trader.run import distributed
+from trader.run.checkpoints import locate_checkpoint
+from trader.run.interrupt import exit_code
+from trader.run.launch import relaunch, write_result
+from trader.run.lifecycle import resolve_args
+from trader.store import StoreError
 
 # click parameter name -> learner Args field, where they differ
 _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
@@ -36,7 +40,7 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--num-envs", type=int, default=None, help="parallel envs [default: per algorithm]")
 @click.option("--num-threads", type=int, default=None, help="trader: worker threads of the env pool [default: 1]")
 @click.option("--learning-rate", type=float, default=None, help="learning rate [default: per algorithm]")
-@click.option("--checkpoint-uri", "--checkpoint-dir", "checkpoint_uri", default=None, metavar="URI",
+@click.option("--checkpoint-uri", default=None, metavar="URI",
               help="where checkpoints go: a folder or s3://bucket/prefix (S3 endpoint from AWS_ENDPOINT_URL, "
                    "credentials from boto3's chain) [default: RUN/checkpoints]")
 @click.option("--keep-checkpoints", type=click.IntRange(min=0), default=None,
@@ -80,35 +84,33 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     final checkpoint (exit status 0; 130 after SIGINT); --resume continues from there."""
     if algo is None:
         algo = _resumed_algo(options["resume"], options["checkpoint_uri"]) if options["resume"] else "ppo"
+    module = learner(algo)
     if nproc > 1:
-        if algo != "ppo":
-            raise click.UsageError(f"--nproc: data-parallel training is supported for ppo, not {algo}")
+        if not module.DATA_PARALLEL:
+            raise click.UsageError(f"--nproc: {algo} trains in one process; data-parallel training is for "
+                                   + ", ".join(a for a in ALGOS if learner(a).DATA_PARALLEL))
         if distributed.under_torchrun():
             raise click.UsageError("--nproc: already running under torchrun")
-        _launch(click.get_current_context(), nproc)
+        relaunch(click.get_current_context(), nproc, "train")
         return
-    learner = importlib.import_module(f"trader.rl.{algo}")
     given = {_RENAMED.get(k, k): v for k, v in options.items() if v is not None}
     try:
-        args = resolve_args(learner.Args, config, given)
+        args = resolve_args(module.Args, config, given)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
     try:
-        result = learner.train(args)
+        result = module.train(args)
     except ValueError as e:  # bad option combinations found when the env is built
         raise click.UsageError(str(e)) from None
     if result["rank"] == 0:
         _report(result)
-        distributed.write_result(result)
-    code = distributed.exit_code(result["interrupted"])
+        write_result(result)
+    code = exit_code(result["interrupted"])
     if code:
         sys.exit(code)
 
 
 def _resumed_algo(resume: str, checkpoint_uri: str | None) -> str:
-    from trader.rl.common import locate_checkpoint
-    from trader.store import StoreError
-
     try:
         store, step = locate_checkpoint(resume, checkpoint_uri)
         algo = store.manifest(step).get("metadata", {}).get("algo")
@@ -133,44 +135,3 @@ def _report(result: dict) -> None:
         click.echo(f"resume with: trader train{nproc} --resume {result['checkpoint_store']}")
     else:
         click.echo(f"final checkpoint: {result['checkpoint']}")
-
-
-def command_line(ctx: click.Context, drop: tuple[str, ...] = ("nproc",)) -> list[str]:
-    """The options given to this command (on its command line or from the environment), as arguments
-    again, without `drop`: what the launched processes run."""
-    from click.core import ParameterSource
-
-    argv: list[str] = []
-    for param in ctx.command.params:
-        if not isinstance(param, click.Option) or param.name in drop:
-            continue
-        if ctx.get_parameter_source(param.name) not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
-            continue
-        value = ctx.params[param.name]
-        if value is None:
-            continue
-        if param.is_bool_flag and param.secondary_opts:
-            argv.append(param.opts[0] if value else param.secondary_opts[0])
-        elif param.is_flag and not param.secondary_opts and isinstance(value, bool):
-            if value:
-                argv.append(param.opts[0])
-        elif param.multiple:
-            for v in value:
-                argv += [param.opts[0], str(v)]
-        else:
-            argv += [param.opts[0], str(value)]
-    return argv
-
-
-def _launch(ctx: click.Context, nproc: int, command: str = "train") -> None:
-    """torchrun --nproc-per-node N -m trader.cli COMMAND (these options); exit with the run's status."""
-    argv = command_line(ctx)
-    click.echo(f"launching {nproc} processes: torchrun --nproc-per-node {nproc} -m trader.cli {command} "
-               + " ".join(argv))
-    rc, result = distributed.launch(nproc, ["trader.cli", command, *argv])
-    if result is None:
-        raise click.ClickException(f"the data-parallel run failed (torchrun exit status {rc}); see the output above")
-    code = distributed.exit_code(result.get("interrupted"))
-    if not result.get("interrupted") and rc != 0:
-        code = rc
-    sys.exit(code)

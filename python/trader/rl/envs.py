@@ -4,7 +4,7 @@ info["_episode"] episode statistics:
 - `trader`: the C++ order-book env pool (trader.sim.make); K agents give obs [B, K, D], reward [B, K];
 - a gymnasium id: gymnasium.make_vec(..., "sync") with RecordEpisodeStatistics;
 - `mpe2:NAME` (e.g. mpe2:simple_spread_v3): N copies of an MPE PettingZoo ParallelEnv behind the same
-  multi-agent layout as the trader env, for MADDPG's reference task.
+  multi-agent layout as the trader env, for MADDPG's reference task (trader.rl.mpe).
 
 `EnvRunner` puts one of them behind send()/recv(): the C++ pool steps in its worker threads between the
 two calls while the learner works. It records every action sent, so that a resumed run can bring the
@@ -14,11 +14,15 @@ envs can snapshot their state; both are deterministic given seed and actions).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
+
+from trader.rl.episodes import EpisodeStats
+from trader.rl.mpe import MPEVectorEnv
 
 
 def make_env(args, num_envs: int, seed: int):
@@ -50,6 +54,43 @@ def training_start_max(rows: int, train_fraction: float, horizon: int, latency_s
         raise ValueError(f"horizon: {horizon} steps do not fit in the training rows ({train_end} of {rows}); "
                          "lower --horizon or raise --train-fraction")
     return start_max
+
+
+@dataclass(frozen=True)
+class SingleAgentSpaces:
+    """What PPO and SAC take from an env: flat Box observations of obs_dim; Discrete actions
+    (num_actions of them, action_dim 1, no bounds) or Box actions (num_actions 0, action_dim values
+    within low..high)."""
+
+    obs_dim: int
+    num_actions: int
+    action_dim: int
+    act_shape: tuple
+    low: np.ndarray | None
+    high: np.ndarray | None
+
+    @property
+    def discrete(self) -> bool:
+        return self.num_actions > 0
+
+    def policy_spec(self) -> dict:
+        """The spaces in a checkpoint's policy spec (JSON)."""
+        return {"obs_dim": self.obs_dim, "num_actions": self.num_actions, "action_dim": self.action_dim,
+                "low": None if self.low is None else self.low.tolist(),
+                "high": None if self.high is None else self.high.tolist()}
+
+
+def single_agent_spaces(env, algo: str) -> SingleAgentSpaces:
+    """The spaces of a vector env for a single-agent learner (`algo` names it in the errors)."""
+    obs_space, act_space = env.single_observation_space, env.single_action_space
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise ValueError(f"env: {algo} expects flat Box observations, got {obs_space}")
+    if isinstance(act_space, gym.spaces.Discrete):
+        return SingleAgentSpaces(obs_space.shape[0], int(act_space.n), 1, (), None, None)
+    if isinstance(act_space, gym.spaces.Box):
+        return SingleAgentSpaces(obs_space.shape[0], 0, int(np.prod(act_space.shape)), act_space.shape,
+                                 act_space.low, act_space.high)
+    raise ValueError(f"env: {algo} expects a Discrete or Box action space, got {act_space}")
 
 
 def check_autoreset(env) -> None:
@@ -127,8 +168,6 @@ def _log_dtype(actions: np.ndarray):
 def evaluate(policy: Callable[[np.ndarray], np.ndarray], env, num_episodes: int, seed: int = 12345) -> np.ndarray:
     """Returns of the first `num_episodes` episodes that finish with `policy` (obs batch -> action batch)
     acting in every env; multi-agent returns are averaged over agents."""
-    from trader.rl.common import EpisodeStats
-
     check_autoreset(env)
     stats = EpisodeStats(window=10**9)
     obs, _ = env.reset(seed=seed)
@@ -136,97 +175,3 @@ def evaluate(policy: Callable[[np.ndarray], np.ndarray], env, num_episodes: int,
         obs, _, _, _, info = env.step(policy(obs))
         stats.add(info)
     return np.asarray(stats.returns[:num_episodes])
-
-
-class MPEVectorEnv(gym.vector.VectorEnv):
-    """N copies of a multi-agent particle env (mpe2, Lowe et al. 2017's tasks) as one vector env with
-    the trader env's multi-agent layout: obs [N, K, D] (zero-padded to the longest agent observation),
-    actions [N, K] (Discrete moves), reward [N, K]; NEXT_STEP autoreset. Episodes end by truncation
-    after max_cycles steps (25, the paper's setting). info["benchmark"] carries, per env and step, the
-    cooperative-navigation measures of the paper's Table 2 when the task has landmarks to cover:
-    the sum over landmarks of the distance to the nearest agent, and the number of colliding pairs."""
-
-    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
-
-    def __init__(self, name: str, num_envs: int, max_cycles: int = 25, **kwargs):
-        import importlib
-
-        module = importlib.import_module(f"mpe2.{name}")
-        self.envs = [module.parallel_env(max_cycles=max_cycles, continuous_actions=False, **kwargs)
-                     for _ in range(num_envs)]
-        first = self.envs[0]
-        self.agents = list(first.possible_agents)
-        self.num_envs, self.num_agents = num_envs, len(self.agents)
-        self.obs_dim = max(first.observation_space(a).shape[0] for a in self.agents)
-        moves = {first.action_space(a).n for a in self.agents}
-        if len(moves) != 1:
-            raise ValueError(f"mpe2:{name}: agents with different action counts {sorted(moves)} are not supported")
-        self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (self.num_agents, self.obs_dim), np.float32)
-        self.single_action_space = gym.spaces.MultiDiscrete([moves.pop()] * self.num_agents)
-        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
-        self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
-        self._obs = np.zeros((num_envs, self.num_agents, self.obs_dim), np.float32)
-        self._needs_reset = np.zeros(num_envs, bool)
-        self._ep_return = np.zeros((num_envs, self.num_agents))
-        self._ep_len = np.zeros(num_envs, np.int64)
-        self._seed = 0
-
-    def _put(self, i: int, obs: dict) -> None:
-        self._obs[i] = 0.0
-        for k, a in enumerate(self.agents):
-            self._obs[i, k, :len(obs[a])] = obs[a]
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
-            self._seed = seed
-        for i, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=None if seed is None else seed + i)
-            self._put(i, obs)
-        self._needs_reset[:] = False
-        self._ep_return[:] = 0.0
-        self._ep_len[:] = 0
-        return self._obs.copy(), {}
-
-    def step(self, actions):
-        actions = np.asarray(actions)
-        reward = np.zeros((self.num_envs, self.num_agents), np.float32)
-        term = np.zeros(self.num_envs, bool)
-        trunc = np.zeros(self.num_envs, bool)
-        bench = np.zeros((self.num_envs, 2), np.float32)
-        stepped = np.zeros(self.num_envs, bool)
-        for i, env in enumerate(self.envs):
-            if self._needs_reset[i]:  # NEXT_STEP: this step only resets, its action is ignored
-                obs, _ = env.reset()
-                self._put(i, obs)
-                self._needs_reset[i] = False
-                self._ep_return[i] = 0.0
-                self._ep_len[i] = 0
-                continue
-            obs, rew, te, tr, _ = env.step({a: int(actions[i, k]) for k, a in enumerate(self.agents)})
-            self._put(i, obs)
-            reward[i] = [rew[a] for a in self.agents]
-            term[i], trunc[i] = any(te.values()), any(tr.values())
-            bench[i] = _coverage(env)
-            stepped[i] = True
-        self._ep_return[stepped] += reward[stepped]
-        self._ep_len[stepped] += 1
-        done = term | trunc
-        info = {"episode": {"r": self._ep_return.copy(), "l": self._ep_len.copy()}, "_episode": done,
-                "benchmark": bench}
-        self._needs_reset = done
-        return self._obs.copy(), reward, term, trunc, info
-
-
-def _coverage(env) -> tuple[float, float]:
-    world = env.unwrapped.world
-    agents = [a.state.p_pos for a in world.agents]
-    landmarks = [lm.state.p_pos for lm in world.landmarks]
-    if not landmarks:
-        return 0.0, 0.0
-    dist = sum(min(np.linalg.norm(a - lm) for a in agents) for lm in landmarks)
-    collisions = 0
-    for i, a in enumerate(world.agents):
-        for b in world.agents[i + 1:]:
-            if np.linalg.norm(a.state.p_pos - b.state.p_pos) < a.size + b.size:
-                collisions += 1
-    return float(dist), float(collisions)

@@ -17,7 +17,6 @@ penalty on the actor's logits (1e-3 * mean logit^2).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -26,9 +25,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trader.rl import common, distributed
-from trader.rl.common import CommonArgs
+from trader.rl.args import CommonArgs
+from trader.rl.buffers import ReplayBatch, ReplayBuffer
+from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
 from trader.rl.envs import EnvRunner, make_env
+from trader.rl.episodes import EpisodeStats
+from trader.rl.mpe import Coverage
+from trader.rl.nets import mlp, polyak_update
+from trader.run.lifecycle import Run, due, parse_args
+
+DATA_PARALLEL = False
+"""one process: the replay buffer and the updates are not split over ranks"""
 
 
 @dataclass
@@ -68,6 +75,20 @@ class Args(CommonArgs):
 # ---------------------------------------------------------------------------------------------------
 
 
+def gumbel_softmax(logits: torch.Tensor, temperature: float = 1.0, hard: bool = True) -> torch.Tensor:
+    """A differentiable sample of Categorical(softmax(logits)): softmax((logits + g) / temperature) with
+    g ~ Gumbel(0, 1) (Jang et al. 2017; Maddison et al. 2017). hard=True gives the one-hot of the
+    sample in the forward pass and the soft sample's gradient in the backward pass (straight-through,
+    Bengio et al. 2013), as MADDPG needs for discrete actions (Lowe et al. 2017, Sec. 4)."""
+    u = torch.rand_like(logits).clamp_(min=torch.finfo(logits.dtype).tiny)
+    soft = F.softmax((logits - torch.log(-torch.log(u))) / temperature, dim=-1)
+    if not hard:
+        return soft
+    one_hot = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
+    return one_hot - soft.detach() + soft
+
+
+
 class Actor(nn.Module):
     """mu_i(o_i): logits of the agent's moves (discrete), or mean and log std (continuous)."""
 
@@ -75,13 +96,13 @@ class Actor(nn.Module):
         super().__init__()
         self.discrete = num_actions > 0
         self.action_dim = action_dim
-        self.net = common.mlp(obs_dim, hidden, num_actions if self.discrete else 2 * action_dim, nn.ReLU)
+        self.net = mlp(obs_dim, hidden, num_actions if self.discrete else 2 * action_dim, nn.ReLU)
 
     def sample(self, obs: torch.Tensor, temperature: float = 1.0):
         """(differentiable action: one-hot [B, A] or in [-1, 1]^d, the raw outputs for the penalty)."""
         out = self.net(obs)
         if self.discrete:
-            return common.gumbel_softmax(out, temperature, hard=True), out
+            return gumbel_softmax(out, temperature, hard=True), out
         mean, log_std = out.split(self.action_dim, -1)
         std = log_std.clamp(-5.0, 2.0).exp()
         return torch.tanh(mean + std * torch.randn_like(mean)), mean
@@ -96,7 +117,7 @@ class Critic(nn.Module):
 
     def __init__(self, num_agents: int, obs_dim: int, action_in: int, hidden=(64, 64)):
         super().__init__()
-        self.net = common.mlp(num_agents * (obs_dim + action_in), hidden, 1, nn.ReLU)
+        self.net = mlp(num_agents * (obs_dim + action_in), hidden, 1, nn.ReLU)
 
     def forward(self, obs_all: torch.Tensor, actions_all: torch.Tensor) -> torch.Tensor:
         """obs_all [B, K, D], actions_all [B, K, A_in] -> [B]."""
@@ -104,18 +125,108 @@ class Critic(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Policy from a checkpoint
+# The learner: K actors and centralized critics, their targets and optimizers, and one update
 # ---------------------------------------------------------------------------------------------------
 
 
-def load_policy(path, device: str = "cpu"):
-    """obs batch [B, K, D] (numpy) -> actions [B, K]: each agent's argmax move or mean action."""
-    ckpt = common.load_checkpoint(path, state=False)
-    spec = ckpt.metadata["policy_spec"]
+class MultiAgentDDPG:
+    """Agent i's actor mu_i and centralized critic Q_i, their polyak-averaged targets and their Adam
+    optimizers, for K agents with discrete moves (num_actions of them) or one continuous action each."""
+
+    def __init__(self, args: Args, num_agents: int, obs_dim: int, num_actions: int, device: torch.device):
+        self.args, self.K, self.num_actions = args, num_agents, num_actions
+        action_dim = 1  # continuous trader agents: one target position each
+        action_in = num_actions if num_actions else action_dim  # width of one agent's action at the critics
+        K, hidden = num_agents, args.hidden_sizes
+        self.actors = [Actor(obs_dim, num_actions, action_dim, hidden).to(device) for _ in range(K)]
+        self.critics = [Critic(K, obs_dim, action_in, hidden).to(device) for _ in range(K)]
+        self.target_actors = [Actor(obs_dim, num_actions, action_dim, hidden).to(device) for _ in range(K)]
+        self.target_critics = [Critic(K, obs_dim, action_in, hidden).to(device) for _ in range(K)]
+        for net, target in zip(self.actors + self.critics, self.target_actors + self.target_critics):
+            target.load_state_dict(net.state_dict())
+        self.actor_optimizers = [torch.optim.Adam(a.parameters(), lr=args.learning_rate) for a in self.actors]
+        self.critic_optimizers = [torch.optim.Adam(c.parameters(), lr=args.learning_rate) for c in self.critics]
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks, by their names in a checkpoint's weights."""
+        return {**{f"actor_{i}": m for i, m in enumerate(self.actors)},
+                **{f"critic_{i}": m for i, m in enumerate(self.critics)},
+                **{f"target_actor_{i}": m for i, m in enumerate(self.target_actors)},
+                **{f"target_critic_{i}": m for i, m in enumerate(self.target_critics)}}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {**{f"actor_{i}": o for i, o in enumerate(self.actor_optimizers)},
+                **{f"critic_{i}": o for i, o in enumerate(self.critic_optimizers)}}
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Each agent samples from its own actor (decentralized execution): [B, K] moves or [B, K, 1]
+        positions."""
+        samples = torch.stack([self.actors[i].sample(obs[:, i], self.args.gumbel_temperature)[0]
+                               for i in range(self.K)], 1)
+        return samples.argmax(-1) if self.num_actions else samples
+
+    def _one_hot(self, actions: torch.Tensor) -> torch.Tensor:
+        """Stored actions as the critics see them: [B, K, A_in]."""
+        return F.one_hot(actions.long(), self.num_actions).float() if self.num_actions else actions
+
+    def update(self, data: ReplayBatch, curiosity) -> dict:
+        """Each agent's critic, then its actor, on one shared batch (as the authors' code); then targets.
+        With curiosity, one module over every agent's own (o_i, a_i, o_i') adds its bonus to the rewards."""
+        args, K = self.args, self.K
+        rewards = data.rewards  # [B, K]
+        if curiosity is not None:
+            B = len(rewards)
+            flat = lambda x: x.reshape(B * K, *x.shape[2:])  # noqa: E731
+            rewards = rewards + args.curiosity_coef * curiosity.reward(
+                flat(data.observations), flat(data.actions), flat(data.next_observations)).reshape(B, K)
+            curiosity.update(flat(data.observations), flat(data.actions), flat(data.next_observations))
+        actions_in = self._one_hot(data.actions)
+        with torch.no_grad():
+            next_actions = torch.stack([self.target_actors[j].sample(data.next_observations[:, j],
+                                                                     args.gumbel_temperature)[0] for j in range(K)], 1)
+        out = {}
+        for i in range(K):
+            critic, actor = self.critics[i], self.actors[i]
+            # ---- critic i: y = r_i + gamma (1 - d) Q'_i(o', mu'(o')) ----
+            with torch.no_grad():
+                target_q = self.target_critics[i](data.next_observations, next_actions)
+                y = rewards[:, i] + args.gamma * (1.0 - data.terminated) * target_q
+            q = critic(data.observations, actions_in)
+            critic_loss = F.mse_loss(q, y)
+            self.critic_optimizers[i].zero_grad()
+            critic_loss.backward()
+            nn.utils.clip_grad_norm_(critic.parameters(), args.max_grad_norm)
+            self.critic_optimizers[i].step()
+
+            # ---- actor i: ascend Q_i with agent i's action from its policy, the others' from the buffer ----
+            action_i, raw = actor.sample(data.observations[:, i], args.gumbel_temperature)
+            joint = torch.cat([actions_in[:, :i], action_i[:, None], actions_in[:, i + 1:]], 1)
+            actor_loss = -critic(data.observations, joint).mean() + args.actor_reg * raw.square().mean()
+            self.actor_optimizers[i].zero_grad()
+            actor_loss.backward()
+            nn.utils.clip_grad_norm_(actor.parameters(), args.max_grad_norm)
+            self.actor_optimizers[i].step()
+            out[f"losses/agent_{i}/critic_loss"] = critic_loss.item()
+            out[f"losses/agent_{i}/actor_loss"] = actor_loss.item()
+            out[f"losses/agent_{i}/q_values"] = q.mean().item()
+        for net, target in zip(self.actors + self.critics, self.target_actors + self.target_critics):
+            polyak_update(net, target, args.tau)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Policy from a checkpoint (trader.rl.policy: backtests, evaluation, live)
+# ---------------------------------------------------------------------------------------------------
+
+
+def make_policy(spec: dict, weights: dict, device: str = "cpu"):
+    """obs batch [B, K, D] (numpy) -> actions [B, K] from a checkpoint's policy spec and weights: each
+    agent's argmax move or mean action."""
     actors = [Actor(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"]))
               for _ in range(spec["num_agents"])]
     for i, actor in enumerate(actors):
-        actor.load_state_dict(ckpt.weights[f"actor_{i}"])
+        actor.load_state_dict(weights[f"actor_{i}"])
         actor.to(device)
 
     @torch.no_grad()
@@ -133,143 +244,64 @@ def load_policy(path, device: str = "cpu"):
 
 
 def train(args: Args) -> dict:
-    if distributed.under_torchrun():
-        raise ValueError("MADDPG: data-parallel training (--nproc, torchrun) is supported for ppo only")
-    dist = distributed.Dist()
-    device = common.setup_torch(args)
+    with Run.start(args, "maddpg", data_parallel=DATA_PARALLEL) as run:
+        device, logger = run.device, run.logger
 
-    # ---- env setup: obs [B, K, D], actions [B, K] ----
-    runner = EnvRunner(make_env(args, args.num_envs, args.seed), args.seed)
-    obs_space, act_space = runner.env.single_observation_space, runner.env.single_action_space
-    if len(obs_space.shape) != 2:
-        raise ValueError(f"env: MADDPG expects K agents' observations [K, D], got {obs_space} "
-                         "(trader: --num-agents 2 or more)")
-    K, obs_dim = obs_space.shape
-    discrete = isinstance(act_space, gym.spaces.MultiDiscrete)
-    num_actions = int(act_space.nvec[0]) if discrete else 0
-    action_dim = 1  # continuous trader agents: one target position each
-    action_in = num_actions if discrete else action_dim  # width of one agent's action at the critics
+        # ---- env setup: obs [B, K, D], actions [B, K] ----
+        runner = EnvRunner(make_env(args, args.num_envs, args.seed), args.seed)
+        obs_space, act_space = runner.env.single_observation_space, runner.env.single_action_space
+        if len(obs_space.shape) != 2:
+            raise ValueError(f"env: MADDPG expects K agents' observations [K, D], got {obs_space} "
+                             "(trader: --num-agents 2 or more)")
+        K, obs_dim = obs_space.shape
+        discrete = isinstance(act_space, gym.spaces.MultiDiscrete)
+        num_actions = int(act_space.nvec[0]) if discrete else 0
+        action_dim = 1
 
-    actors = [Actor(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device) for _ in range(K)]
-    critics = [Critic(K, obs_dim, action_in, args.hidden_sizes).to(device) for _ in range(K)]
-    target_actors = [Actor(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device) for _ in range(K)]
-    target_critics = [Critic(K, obs_dim, action_in, args.hidden_sizes).to(device) for _ in range(K)]
-    for net, target in zip(actors + critics, target_actors + target_critics):
-        target.load_state_dict(net.state_dict())
-    actor_optimizers = [torch.optim.Adam(a.parameters(), lr=args.learning_rate) for a in actors]
-    critic_optimizers = [torch.optim.Adam(c.parameters(), lr=args.learning_rate) for c in critics]
-    curiosity = common.make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
-    rb = common.ReplayBuffer(args.buffer_size, (K, obs_dim), (K,) if discrete else (K, action_dim), device,
-                             action_dtype=torch.long if discrete else torch.float32, reward_shape=(K,))
+        # ---- networks and optimizers; curiosity; the replay buffer ----
+        agents = MultiAgentDDPG(args, K, obs_dim, num_actions, device)
+        curiosity = make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
+        rb = ReplayBuffer(args.buffer_size, (K, obs_dim), (K,) if discrete else (K, action_dim), device,
+                          action_dtype=torch.long if discrete else torch.float32, reward_shape=(K,))
+        modules, optimizers = agents.modules(), agents.optimizers()
 
-    def one_hot(actions: torch.Tensor) -> torch.Tensor:
-        """Stored actions as the critics see them: [B, K, A_in]."""
-        return F.one_hot(actions.long(), num_actions).float() if discrete else actions
+        # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
+        prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
+        mine = run.rank_state
+        if mine is None:
+            obs = runner.reset()
+        else:  # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
+            obs = runner.replay(np.asarray(mine["env_actions"]), np.asarray(mine["obs"]))
+            run.resumed.load_into(modules=modules)
+            for name, opt in optimizers.items():
+                opt.load_state_dict(run.resumed.state["trainer"]["optimizers"][name])
+            rb.load_state_dict(run.resumed.state["replay_buffer"])
+            load_curiosity_state(curiosity, run.resumed.state["trainer"]["curiosity"])
+            prev_done = np.asarray(mine["prev_done"]).copy()
+        stats, coverage = EpisodeStats(), Coverage()
+        policy_spec = {"num_agents": K, "obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
+                       "hidden_sizes": list(args.hidden_sizes)}
 
-    # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
-    global_step = 0
-    prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
-    # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
-    resumed_from, ckpt = common.resume_point(args, "maddpg", dist)
-    modules = {**{f"actor_{i}": m for i, m in enumerate(actors)}, **{f"critic_{i}": m for i, m in enumerate(critics)},
-               **{f"target_actor_{i}": m for i, m in enumerate(target_actors)},
-               **{f"target_critic_{i}": m for i, m in enumerate(target_critics)}}
-    optimizers = {**{f"actor_{i}": o for i, o in enumerate(actor_optimizers)},
-                  **{f"critic_{i}": o for i, o in enumerate(critic_optimizers)}}
-    if ckpt is None:
-        obs = runner.reset()
-    else:
-        mine, trainer = ckpt.state["ranks"][0], ckpt.state["trainer"]
-        obs = runner.replay(np.asarray(mine["env_actions"]), np.asarray(mine["obs"]))
-        ckpt.load_into(modules=modules)
-        for name, opt in optimizers.items():
-            opt.load_state_dict(trainer["optimizers"][name])
-        rb.load_state_dict(ckpt.state["replay_buffer"])
-        common.load_curiosity_state(curiosity, trainer["curiosity"])
-        prev_done = np.asarray(mine["prev_done"]).copy()
-        global_step = int(ckpt.metadata["step"])
-        common.set_rng_state(mine["rng"])
-    run_dir = common.run_folder_for(args, "maddpg", ckpt, dist)
-    store = common.checkpoint_store_for(args, run_dir, resumed_from)
-    print(f"run folder: {run_dir}")
-    print(f"checkpoints: {store.uri}" + (f" (resumed from {ckpt.ref.uri})" if ckpt is not None else ""))
-    logger = common.Logger(run_dir, args, args.track, purge_step=global_step if ckpt else None)
-    stats = common.EpisodeStats()
-    policy_spec = {"num_agents": K, "obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
-                   "hidden_sizes": list(args.hidden_sizes)}
+        def save(step: int, reason: str | None) -> str:
+            """Weights as safetensors; optimizers and curiosity in state/trainer; RNG states, the env action
+            log, the last observation in state/ranks; the replay buffer in state/replay_buffer."""
+            return run.save(step, reason, modules=modules,
+                            trainer={"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                                     "curiosity": curiosity_state(curiosity)},
+                            rank_state={"env_actions": runner.action_log(), "obs": np.array(obs),
+                                        "prev_done": prev_done.copy()},
+                            metadata={"policy_spec": policy_spec}, extra_state={"replay_buffer": rb})
 
-    def save(step: int, reason: str | None = None) -> str:
-        """Weights as safetensors; optimizers and curiosity in state/trainer; RNG states, the env action
-        log, the last observation in state/ranks; the replay buffer in state/replay_buffer."""
-        trainer = {"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                   "curiosity": common.curiosity_state(curiosity)}
-        rank_state = {"rng": common.rng_state(), "env_actions": runner.action_log(), "obs": np.array(obs),
-                      "prev_done": prev_done.copy()}
-        metadata = {"algo": "maddpg", "args": common.args_to_dict(args), "run_dir": str(run_dir),
-                    "policy_spec": policy_spec, "reason": reason}
-        return common.save_checkpoint(store, step, dist, modules=modules, trainer=trainer, rank_state=rank_state,
-                                      metadata=metadata, extra_state={"replay_buffer": rb})
-
-    def update() -> dict:
-        """Each agent's critic, then its actor, on one shared batch (as the authors' code); then targets."""
-        data = rb.sample(args.batch_size)
-        rewards = data.rewards  # [B, K]
-        if curiosity is not None:  # one module over every agent's own (o_i, a_i, o_i')
-            B = len(rewards)
-            flat = lambda x: x.reshape(B * K, *x.shape[2:])  # noqa: E731
-            rewards = rewards + args.curiosity_coef * curiosity.reward(
-                flat(data.observations), flat(data.actions), flat(data.next_observations)).reshape(B, K)
-            curiosity.update(flat(data.observations), flat(data.actions), flat(data.next_observations))
-        actions_in = one_hot(data.actions)
-        with torch.no_grad():
-            next_actions = torch.stack([target_actors[j].sample(data.next_observations[:, j],
-                                                                args.gumbel_temperature)[0] for j in range(K)], 1)
-        out = {}
-        for i in range(K):
-            # ---- critic i: y = r_i + gamma (1 - d) Q'_i(o', mu'(o')) ----
-            with torch.no_grad():
-                target_q = target_critics[i](data.next_observations, next_actions)
-                y = rewards[:, i] + args.gamma * (1.0 - data.terminated) * target_q
-            q = critics[i](data.observations, actions_in)
-            critic_loss = F.mse_loss(q, y)
-            critic_optimizers[i].zero_grad()
-            critic_loss.backward()
-            nn.utils.clip_grad_norm_(critics[i].parameters(), args.max_grad_norm)
-            critic_optimizers[i].step()
-
-            # ---- actor i: ascend Q_i with agent i's action from its policy, the others' from the buffer ----
-            action_i, raw = actors[i].sample(data.observations[:, i], args.gumbel_temperature)
-            joint = torch.cat([actions_in[:, :i], action_i[:, None], actions_in[:, i + 1:]], 1)
-            actor_loss = -critics[i](data.observations, joint).mean() + args.actor_reg * raw.square().mean()
-            actor_optimizers[i].zero_grad()
-            actor_loss.backward()
-            nn.utils.clip_grad_norm_(actors[i].parameters(), args.max_grad_norm)
-            actor_optimizers[i].step()
-            out[f"losses/agent_{i}/critic_loss"] = critic_loss.item()
-            out[f"losses/agent_{i}/actor_loss"] = actor_loss.item()
-            out[f"losses/agent_{i}/q_values"] = q.mean().item()
-        for net, target in zip(actors + critics, target_actors + target_critics):
-            common.polyak_update(net, target, args.tau)
-        return out
-
-    pbar = common.progress_bar(args, global_step)
-    start_time, start_step, last_saved = time.time(), global_step, global_step
-    bench_sum, bench_count = np.zeros(2), 0
-    final, interrupted = None, None
-    with distributed.watcher(args.spot_metadata_url, args.spot_poll_s) as watch:
+        global_step = run.begin()
         while global_step < args.total_timesteps:
             # ---- act: each agent samples from its own actor (decentralized execution) ----
-            with torch.no_grad():
-                x = torch.tensor(obs, dtype=torch.float32, device=device)
-                samples = torch.stack([actors[i].sample(x[:, i], args.gumbel_temperature)[0] for i in range(K)], 1)
-                actions = samples.argmax(-1) if discrete else samples  # [B, K] moves or [B, K, 1] positions
+            actions = agents.act(torch.tensor(obs, dtype=torch.float32, device=device))
             runner.send(actions.cpu().numpy() if discrete else actions.squeeze(-1).cpu().numpy())
 
             # ---- learn while the envs step ----
             step_after = global_step + args.num_envs
-            if (step_after > args.learning_starts and len(rb) > 0
-                    and common.due(step_after, global_step, args.update_every)):
-                for tag, value in update().items():
+            if step_after > args.learning_starts and len(rb) > 0 and due(step_after, global_step, args.update_every):
+                for tag, value in agents.update(rb.sample(args.batch_size), curiosity).items():
                     logger.scalar(tag, value, step_after)
 
             # ---- observe; store real transitions only (see sac.py: NEXT_STEP autoreset, truncation) ----
@@ -279,40 +311,19 @@ def train(args: Args) -> dict:
             rb.add(obs[real], next_obs[real], actions.cpu().numpy()[real], rewards[real], terminations[real])
             prev_done = terminations | truncations
             obs = np.array(next_obs)
-            ep_r, ep_l = stats.add(infos)
-            stats.log(logger, global_step, ep_r, ep_l)
-            if "benchmark" in infos:  # MPE cooperative navigation measures (per env step)
-                bench_sum += infos["benchmark"][real].sum(0)
-                bench_count += int(real.sum())
-            pbar.update(args.num_envs)
+            stats.log(logger, global_step, *stats.add(infos))
+            coverage.add(infos, real)  # MPE cooperative navigation measures (per env step)
 
-            # ---- logging, checkpoints ----
-            if common.due(global_step, global_step - args.num_envs, 100 * args.num_envs):
-                if bench_count:
-                    logger.scalar("charts/landmark_distance", bench_sum[0] / bench_count, global_step)
-                    logger.scalar("charts/collisions", bench_sum[1] / bench_count, global_step)
-                    bench_sum, bench_count = np.zeros(2), 0
-                sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
-                logger.scalar("charts/SPS", sps, global_step)
-                pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
-            # ---- SIGTERM, SIGINT, spot notice: a final save, then stop ----
-            if watch.should_stop:
-                interrupted = watch.reason
-                print(f"\n{interrupted}: stopping at step {global_step}, after a final checkpoint", flush=True)
-                final = save(global_step, reason=interrupted)
+            # ---- logging; checkpoints; SIGTERM, SIGINT, spot notice: a final save, then stop ----
+            if due(global_step, global_step - args.num_envs, 100 * args.num_envs):
+                coverage.log(logger, global_step)
+                logger.scalar("charts/SPS", run.sps(global_step), global_step)
+            if run.end_iteration(global_step, save, stats.mean_return):
                 break
-            if common.due(global_step, last_saved, args.save_freq):
-                final = save(global_step)
-                last_saved = global_step
 
-    if interrupted is None:
-        final = save(global_step)
-    pbar.close()
-    logger.close()
-    runner.env.close()
-    return common.finish(args, dist, stats, modules, run_dir, store, final, interrupted, global_step, start_step,
-                         start_time)
+        runner.env.close()
+        return run.finish(save, modules, stats)
 
 
 if __name__ == "__main__":
-    print(train(common.parse_args(Args)))
+    print(train(parse_args(Args)))

@@ -9,22 +9,31 @@ other, so inference does not leave the env idle; on a 2-core machine one group i
 
     python -m trader.rl.ppo --env-id CartPole-v1 --total-timesteps 100000
     trader train --algo ppo --env trader --num-envs 64
+
+One file for the algorithm, as CleanRL's (arguments, network, advantages and losses, the policy of a
+checkpoint, the training loop), which is why it runs past 400 lines; the run's lifecycle is
+trader.run.lifecycle's, the shared pieces are in this package's args, nets, curiosity, envs, episodes.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
 from torch.distributions import Categorical, Normal
 
-from trader.rl import common, distributed
-from trader.rl.common import CommonArgs
-from trader.rl.envs import EnvRunner, make_env
+from trader.rl.args import CommonArgs
+from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
+from trader.rl.envs import EnvRunner, make_env, single_agent_spaces
+from trader.rl.episodes import EpisodeStats
+from trader.rl.nets import RunningMeanStd, mlp
+from trader.run import distributed
+from trader.run.lifecycle import Run, parse_args
+
+DATA_PARALLEL = True
+"""trains under torchrun / --nproc, one rank a process (gradients averaged over the ranks)"""
 
 
 @dataclass
@@ -86,11 +95,11 @@ class Agent(nn.Module):
     def __init__(self, obs_dim: int, num_actions: int, action_dim: int, hidden=(64, 64)):
         super().__init__()
         self.discrete = num_actions > 0
-        self.critic = common.mlp(obs_dim, hidden, 1, nn.Tanh, out_std=1.0)
+        self.critic = mlp(obs_dim, hidden, 1, nn.Tanh, out_std=1.0)
         if self.discrete:
-            self.actor = common.mlp(obs_dim, hidden, num_actions, nn.Tanh, out_std=0.01)
+            self.actor = mlp(obs_dim, hidden, num_actions, nn.Tanh, out_std=0.01)
         else:
-            self.actor_mean = common.mlp(obs_dim, hidden, action_dim, nn.Tanh, out_std=0.01)
+            self.actor_mean = mlp(obs_dim, hidden, action_dim, nn.Tanh, out_std=0.01)
             self.actor_logstd = nn.Parameter(torch.zeros(1, action_dim))
 
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,8 +128,35 @@ class Agent(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Losses (pure functions, tested on hand-computed cases)
+# Advantages and losses (pure functions, tested on hand-computed cases)
 # ---------------------------------------------------------------------------------------------------
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, next_value: torch.Tensor, terminated: torch.Tensor,
+        truncated: torch.Tensor, gamma: float, gae_lambda: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation (Schulman et al. 2016) over a rollout [T, N] of NEXT_STEP
+    vector envs; values[t] = V(obs[t]), next_value = V(obs after the last step). Returns
+    (advantages, returns = advantages + values).
+
+    Under NEXT_STEP autoreset the observation after a terminated or truncated step is the episode's
+    final observation (the reset comes one step later), so V(s_{t+1}) is always values[t+1]:
+        delta_t = r_t + gamma * V(s_{t+1}) * (1 - terminated_t) - V(s_t)
+        A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1},   done = terminated | truncated
+    A truncation (time limit) still bootstraps from the final observation (Pardo et al. 2018, "Time
+    limits in RL"); a termination does not; no credit flows across an episode's end. The autoreset
+    step that follows a done step is no transition: its advantage means nothing and the caller masks
+    it out of the losses."""
+    T = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(next_value)
+    for t in reversed(range(T)):
+        next_v = next_value if t == T - 1 else values[t + 1]
+        delta = rewards[t] + gamma * next_v * (1.0 - terminated[t]) - values[t]
+        done = torch.maximum(terminated[t], truncated[t])
+        last = delta + gamma * gae_lambda * (1.0 - done) * last
+        advantages[t] = last
+    return advantages, advantages + values
+
 
 
 def policy_loss(logratio: torch.Tensor, advantages: torch.Tensor, clip_coef: float) -> torch.Tensor:
@@ -143,21 +179,41 @@ def value_loss(newvalue: torch.Tensor, old_values: torch.Tensor, returns: torch.
     return 0.5 * torch.max(v_loss_unclipped, v_loss_clipped).mean()
 
 
+def scale_rewards(rewards: torch.Tensor, valid: torch.Tensor, done: torch.Tensor, discounted_return: torch.Tensor,
+                  return_rms: RunningMeanStd, gamma: float, dist) -> None:
+    """--norm-reward over a rollout [T, N], in place: rewards divided by the running std of the discounted
+    returns (kept per env across rollouts in `discounted_return`, reset at episode ends) and clipped to
+    [-10, 10], as gymnasium's NormalizeReward; autoreset steps (not `valid`) stay out of the statistics,
+    which take every rank's returns (`dist`, trader.run.distributed)."""
+    prior = distributed.snapshot_stats(return_rms)
+    for t in range(len(rewards)):
+        discounted_return.mul_(gamma).add_(rewards[t])
+        return_rms.update(discounted_return[valid[t]])
+        discounted_return.mul_(1.0 - done[t])
+    dist.sync_running_stats(return_rms, prior)
+    rewards.div_(torch.sqrt(return_rms.var + 1e-8)).clamp_(-10.0, 10.0)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """1 - Var(returns - values) / Var(returns): how much of the returns the value function explains."""
+    y_pred, y_true = values.cpu().numpy(), returns.cpu().numpy()
+    var_y = np.var(y_true)
+    return np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+
+
 # ---------------------------------------------------------------------------------------------------
-# Policy from a checkpoint (backtests, evaluation)
+# Policy from a checkpoint (trader.rl.policy: backtests, evaluation, live)
 # ---------------------------------------------------------------------------------------------------
 
 
-def load_policy(path, device: str = "cpu"):
-    """obs batch (numpy) -> action batch (numpy) of a PPO checkpoint (a run folder, a checkpoint store,
-    one checkpoint in it or s3://...): argmax of the logits or the mean, clipped to the action space."""
-    ckpt = common.load_checkpoint(path, state=False)
-    spec = ckpt.metadata["policy_spec"]
+def make_policy(spec: dict, weights: dict, device: str = "cpu"):
+    """obs batch (numpy) -> action batch (numpy) from a checkpoint's policy spec and weights: argmax of
+    the logits or the mean, clipped to the action space."""
     agent = Agent(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"])).to(device)
-    agent.load_state_dict(ckpt.weights["agent"])
-    obs_rms = common.RunningMeanStd((spec["obs_dim"],)).to(device)
-    if "obs_rms" in ckpt.weights:
-        obs_rms.load_state_dict(ckpt.weights["obs_rms"])
+    agent.load_state_dict(weights["agent"])
+    obs_rms = RunningMeanStd((spec["obs_dim"],)).to(device)
+    if "obs_rms" in weights:
+        obs_rms.load_state_dict(weights["obs_rms"])
 
     @torch.no_grad()
     def policy(obs: np.ndarray) -> np.ndarray:
@@ -179,139 +235,98 @@ def train(args: Args) -> dict:
     """Train; under torchrun (or `trader train --nproc N`) as one rank of a data-parallel run: every rank
     steps --num-envs envs of its own (seeds seed + rank * 10_000 + i), gradients are averaged over the
     ranks, and global_step / total_timesteps / save_freq count the env steps of all ranks together (one
-    iteration is num_envs * num_steps * world_size steps). See trader.rl.distributed."""
+    iteration is num_envs * num_steps * world_size steps). See trader.run.distributed."""
     if args.num_envs % args.num_env_groups:
         raise ValueError(f"num_env_groups: {args.num_env_groups} does not divide num_envs {args.num_envs}")
     if args.env_id == "trader" and args.num_agents != 1:
         raise ValueError("num_agents: PPO trains one agent per env; use --algo maddpg for several")
-    dist = distributed.init("auto" if args.cuda else "cpu", args.dist_backend)
-    result = _train(args, dist)  # on an error the group is left as it is: the other ranks may be mid-collective
-    dist.close()
-    return result
-
-
-def _train(args: Args, dist: distributed.Dist) -> dict:
-    if dist.enabled and args.curiosity != "none":
+    if args.curiosity != "none" and distributed.under_torchrun():
         raise ValueError("curiosity: not supported in data-parallel runs (each rank would train its own module)")
-    world = dist.world_size
-    batch_size = args.num_envs * args.num_steps  # per rank
-    num_iterations = args.total_timesteps // (batch_size * world)
-    device = common.setup_torch(args, dist)
-    seed = dist.seed(args.seed)
+    with Run.start(args, "ppo", data_parallel=DATA_PARALLEL) as run:
+        dist, device, logger, world = run.dist, run.device, run.logger, run.dist.world_size
+        batch_size = args.num_envs * args.num_steps  # per rank
+        num_iterations = args.total_timesteps // (batch_size * world)
+        seed = dist.seed(args.seed)
 
-    # ---- env setup: groups of envs, env i seeded with seed + i whatever the grouping ----
-    group_size = args.num_envs // args.num_env_groups
-    runners = [EnvRunner(make_env(args, group_size, seed + g * group_size), seed + g * group_size)
-               for g in range(args.num_env_groups)]
-    groups = [slice(g * group_size, (g + 1) * group_size) for g in range(args.num_env_groups)]
-    obs_space, act_space = runners[0].env.single_observation_space, runners[0].env.single_action_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f"env: PPO expects flat Box observations, got {obs_space}")
-    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
-        raise ValueError(f"env: PPO expects a Discrete or Box action space, got {act_space}")
-    discrete = isinstance(act_space, gym.spaces.Discrete)
-    obs_dim = obs_space.shape[0]
-    num_actions = int(act_space.n) if discrete else 0
-    action_dim = 1 if discrete else int(np.prod(act_space.shape))
-    act_shape = () if discrete else act_space.shape
-    low = None if discrete else torch.as_tensor(act_space.low, device=device)
-    high = None if discrete else torch.as_tensor(act_space.high, device=device)
+        # ---- env setup: groups of envs, env i seeded with seed + i whatever the grouping ----
+        group_size = args.num_envs // args.num_env_groups
+        runners = [EnvRunner(make_env(args, group_size, seed + g * group_size), seed + g * group_size)
+                   for g in range(args.num_env_groups)]
+        groups = [slice(g * group_size, (g + 1) * group_size) for g in range(args.num_env_groups)]
+        spaces = single_agent_spaces(runners[0].env, "PPO")
+        discrete, obs_dim, act_shape = spaces.discrete, spaces.obs_dim, spaces.act_shape
+        num_actions, action_dim = spaces.num_actions, spaces.action_dim
+        low = None if discrete else torch.as_tensor(spaces.low, device=device)
+        high = None if discrete else torch.as_tensor(spaces.high, device=device)
 
-    agent = Agent(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
-    obs_rms = common.RunningMeanStd((obs_dim,)).to(device)
-    return_rms = common.RunningMeanStd(()).to(device)
-    curiosity = common.make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
+        agent = Agent(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device)
+        optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+        obs_rms, return_rms = RunningMeanStd((obs_dim,)).to(device), RunningMeanStd(()).to(device)
+        curiosity = make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
+        modules = {"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms}
 
-    # ---- storage (CleanRL layout: steps x envs) ----
-    obs = torch.zeros((args.num_steps, args.num_envs, obs_dim), device=device)
-    actions = torch.zeros((args.num_steps, args.num_envs, *act_shape), device=device,
-                          dtype=torch.long if discrete else torch.float32)
-    logprobs = torch.zeros((args.num_steps, args.num_envs), device=device)
-    rewards = torch.zeros((args.num_steps, args.num_envs), device=device)
-    terminations = torch.zeros((args.num_steps, args.num_envs), device=device)
-    truncations = torch.zeros((args.num_steps, args.num_envs), device=device)
-    values = torch.zeros((args.num_steps, args.num_envs), device=device)
-    # NEXT_STEP autoreset: the step after an episode's end only resets the env (its action is ignored,
-    # its reward is 0); it is no transition and stays out of the losses
-    valid = torch.zeros((args.num_steps, args.num_envs), dtype=torch.bool, device=device)
-    discounted_return = torch.zeros(args.num_envs, device=device)  # for --norm-reward
-    raw_next_obs = torch.zeros((args.num_envs, obs_dim), device=device)
-    next_done = torch.zeros(args.num_envs, dtype=torch.bool, device=device)
+        # ---- storage (CleanRL layout: steps x envs) ----
+        steps_envs = (args.num_steps, args.num_envs)
+        obs = torch.zeros((*steps_envs, obs_dim), device=device)
+        actions = torch.zeros((*steps_envs, *act_shape), device=device, dtype=torch.long if discrete else torch.float32)
+        logprobs, rewards, terminations, truncations, values = (torch.zeros(steps_envs, device=device)
+                                                                 for _ in range(5))
+        # NEXT_STEP autoreset: the step after an episode's end only resets the env (its action is ignored,
+        # its reward is 0); it is no transition and stays out of the losses
+        valid = torch.zeros(steps_envs, dtype=torch.bool, device=device)
+        discounted_return = torch.zeros(args.num_envs, device=device)  # for --norm-reward
+        raw_next_obs = torch.zeros((args.num_envs, obs_dim), device=device)
+        next_done = torch.zeros(args.num_envs, dtype=torch.bool, device=device)
 
-    def normalize_obs(x: torch.Tensor) -> torch.Tensor:
-        if not args.norm_obs:
-            return x
-        obs_rms.update(x)
-        return obs_rms.normalize(x)
+        def normalize_obs(x: torch.Tensor) -> torch.Tensor:
+            if not args.norm_obs:
+                return x
+            obs_rms.update(x)
+            return obs_rms.normalize(x)
 
-    # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
-    global_step, iteration0 = 0, 0
-    # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
-    resumed_from, ckpt = common.resume_point(args, "ppo", dist)
-    mine = ckpt.state["ranks"][dist.rank] if ckpt is not None else None  # this rank's envs, RNG, ...
-    for g, (runner, cols) in enumerate(zip(runners, groups)):
-        if ckpt is None:
-            raw_next_obs[cols] = torch.tensor(runner.reset(), dtype=torch.float32, device=device)
-        else:
-            o = runner.replay(np.asarray(mine["env_actions"][g]), mine["raw_next_obs"][cols].cpu().numpy())
+        # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
+        mine, iteration0 = run.rank_state, 0  # this rank's envs, RNG, ... in the checkpoint
+        for g, (runner, cols) in enumerate(zip(runners, groups)):
+            o = runner.reset() if mine is None else runner.replay(np.asarray(mine["env_actions"][g]),
+                                                                  mine["raw_next_obs"][cols].cpu().numpy())
             raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
-    if ckpt is None:
-        next_obs = normalize_obs(raw_next_obs.clone())
-    else:
-        ckpt.load_into(modules={"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms})
-        optimizer.load_state_dict(ckpt.state["trainer"]["optimizer"])
-        common.load_curiosity_state(curiosity, ckpt.state["trainer"]["curiosity"])
-        discounted_return.copy_(mine["discounted_return"])
-        next_obs, next_done = mine["next_obs"].to(device), mine["next_done"].to(device)
-        global_step, iteration0 = int(ckpt.metadata["step"]), int(ckpt.metadata["iteration"])
-        common.set_rng_state(mine["rng"])
-    model = dist.wrap(agent)  # DDP: gradients averaged over the ranks (the agent has no buffers)
-    run_dir = common.run_folder_for(args, "ppo", ckpt, dist)
-    store = common.checkpoint_store_for(args, run_dir, resumed_from) if dist.is_main else None
-    if dist.is_main:
-        print(f"run folder: {run_dir}")
-        print(f"checkpoints: {store.uri}" + (f" (resumed from {ckpt.ref.uri})" if ckpt is not None else "")
-              + (f"; {world} data-parallel ranks ({dist.backend})" if dist.enabled else ""))
-    logger = common.Logger(run_dir, args, args.track and dist.is_main, purge_step=global_step if ckpt else None)
-    stats = common.EpisodeStats()
-    policy_spec = {"obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
-                   "hidden_sizes": list(args.hidden_sizes), "norm_obs": args.norm_obs,
-                   "low": None if discrete else act_space.low.tolist(),
-                   "high": None if discrete else act_space.high.tolist()}
+        if mine is None:
+            next_obs = normalize_obs(raw_next_obs.clone())
+        else:  # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
+            run.resumed.load_into(modules=modules)
+            optimizer.load_state_dict(run.resumed.state["trainer"]["optimizer"])
+            load_curiosity_state(curiosity, run.resumed.state["trainer"]["curiosity"])
+            discounted_return.copy_(mine["discounted_return"])
+            next_obs, next_done = mine["next_obs"].to(device), mine["next_done"].to(device)
+            iteration0 = int(run.resumed.metadata["iteration"])
+        model = dist.wrap(agent)  # DDP: gradients averaged over the ranks (the agent has no buffers)
+        stats = EpisodeStats()
+        policy_spec = {**spaces.policy_spec(), "hidden_sizes": list(args.hidden_sizes), "norm_obs": args.norm_obs}
 
-    def save(step: int, iteration: int, reason: str | None = None) -> str:
-        rank_state = {"rng": common.rng_state(), "env_actions": [r.action_log() for r in runners],
-                      "raw_next_obs": raw_next_obs.cpu(), "next_obs": next_obs.cpu(), "next_done": next_done.cpu(),
-                      "discounted_return": discounted_return.cpu()}
-        trainer = {"optimizer": optimizer.state_dict(), "curiosity": common.curiosity_state(curiosity)}
-        metadata = {"algo": "ppo", "iteration": iteration, "args": common.args_to_dict(args),
-                    "run_dir": str(run_dir), "policy_spec": policy_spec, "reason": reason}
-        return common.save_checkpoint(store, step, dist, modules={"agent": agent, "obs_rms": obs_rms,
-                                                                  "return_rms": return_rms},
-                                      trainer=trainer, rank_state=rank_state, metadata=metadata)
+        def save(step: int, reason: str | None) -> str:
+            rank_state = {"env_actions": [r.action_log() for r in runners], "raw_next_obs": raw_next_obs.cpu(),
+                          "next_obs": next_obs.cpu(), "next_done": next_done.cpu(),
+                          "discounted_return": discounted_return.cpu()}
+            trainer = {"optimizer": optimizer.state_dict(), "curiosity": curiosity_state(curiosity)}
+            return run.save(step, reason, modules=modules, trainer=trainer, rank_state=rank_state,
+                            metadata={"iteration": iteration, "policy_spec": policy_spec})
 
-    iteration_returns: list[float] = []
+        def record(step: int, cols: slice, result) -> None:
+            """Store one group's step results and its next observation."""
+            nonlocal global_step
+            o, r, term, trunc, info = result
+            global_step += (cols.stop - cols.start) * world
+            rewards[step, cols] = torch.as_tensor(r, dtype=torch.float32, device=device)
+            terminations[step, cols] = torch.as_tensor(term, dtype=torch.float32, device=device)
+            truncations[step, cols] = torch.as_tensor(trunc, dtype=torch.float32, device=device)
+            raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
+            next_obs[cols] = normalize_obs(raw_next_obs[cols])
+            next_done[cols] = torch.as_tensor(term | trunc, device=device)
+            ep_r, ep_l = stats.add(info)
+            iteration_returns.extend(ep_r.tolist())
+            stats.log(logger, global_step, ep_r, ep_l)
 
-    def record(step: int, cols: slice, result) -> None:
-        """Store one group's step results and its next observation."""
-        nonlocal global_step
-        o, r, term, trunc, info = result
-        global_step += (cols.stop - cols.start) * world
-        rewards[step, cols] = torch.as_tensor(r, dtype=torch.float32, device=device)
-        terminations[step, cols] = torch.as_tensor(term, dtype=torch.float32, device=device)
-        truncations[step, cols] = torch.as_tensor(trunc, dtype=torch.float32, device=device)
-        raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
-        next_obs[cols] = normalize_obs(raw_next_obs[cols])
-        next_done[cols] = torch.as_tensor(term | trunc, device=device)
-        ep_r, ep_l = stats.add(info)
-        iteration_returns.extend(ep_r.tolist())
-        stats.log(logger, global_step, ep_r, ep_l)
-
-    pbar = common.progress_bar(args, global_step, enabled=dist.is_main)
-    start_time, start_step, last_saved = time.time(), global_step, global_step
-    final, interrupted, history = None, None, []
-    with distributed.watcher(args.spot_metadata_url, args.spot_poll_s) as watch:
+        global_step, iteration, history, iteration_returns = run.begin(), iteration0, [], []
         for iteration in range(iteration0 + 1, num_iterations + 1):
             # annealing the rate if instructed to do so
             if args.anneal_lr:
@@ -335,7 +350,6 @@ def _train(args: Args, dist: distributed.Dist) -> dict:
                     runner.send((action if discrete else torch.clamp(action, low, high)).cpu().numpy())
             for runner, cols in zip(runners, groups):
                 record(args.num_steps - 1, cols, runner.recv())
-            pbar.update(batch_size * world)
             next_obs_seq = torch.cat([obs[1:], next_obs[None]])  # s_{t+1} of every step t
             if dist.enabled and args.norm_obs:  # every rank continues from the statistics of all ranks' data
                 dist.sync_running_stats(obs_rms, obs_prior)
@@ -348,19 +362,14 @@ def _train(args: Args, dist: distributed.Dist) -> dict:
                 rewards += args.curiosity_coef * intrinsic * valid
                 logger.scalar("charts/intrinsic_reward", intrinsic[valid].mean(), global_step)
             if args.norm_reward:
-                return_prior = distributed.snapshot_stats(return_rms)
-                for t in range(args.num_steps):
-                    discounted_return.mul_(args.gamma).add_(rewards[t])
-                    return_rms.update(discounted_return[valid[t]])
-                    discounted_return.mul_(1.0 - torch.maximum(terminations[t], truncations[t]))
-                dist.sync_running_stats(return_rms, return_prior)
-                rewards.div_(torch.sqrt(return_rms.var + 1e-8)).clamp_(-10.0, 10.0)
+                scale_rewards(rewards, valid, torch.maximum(terminations, truncations), discounted_return, return_rms,
+                              args.gamma, dist)
 
             # ---- advantages: bootstrap value if not done ----
             with torch.no_grad():
                 next_value = agent.get_value(next_obs)
-                advantages, returns = common.gae(rewards, values, next_value, terminations, truncations,
-                                                 args.gamma, args.gae_lambda)
+                advantages, returns = gae(rewards, values, next_value, terminations, truncations, args.gamma,
+                                          args.gae_lambda)
 
             # ---- flatten the batch: real transitions only ----
             b_valid = valid.reshape(-1)
@@ -407,50 +416,30 @@ def _train(args: Args, dist: distributed.Dist) -> dict:
                 if args.target_kl is not None and dist.mean(approx_kl.item()) > args.target_kl:
                     break
 
-            y_pred, y_true = b_values.cpu().numpy(), b_returns.cpu().numpy()
-            var_y = np.var(y_true)
-            explained_var = np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
 
-            # ---- logging, checkpoints ----
+            # ---- logging; checkpoints; SIGTERM, SIGINT, spot notice: every rank stops, after a final save ----
             ret_sum, ret_count = dist.sum([sum(iteration_returns), len(iteration_returns)])
             iteration_returns.clear()
             history.append({"step": global_step, "episodic_return": ret_sum / ret_count if ret_count else None,
-                            "value_loss": v_loss.item(), "seconds": time.time() - start_time})
-            sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
-            logger.scalar("charts/learning_rate", optimizer.param_groups[0]["lr"], global_step)
-            logger.scalar("losses/value_loss", v_loss.item(), global_step)
-            logger.scalar("losses/policy_loss", pg_loss.item(), global_step)
-            logger.scalar("losses/entropy", entropy_loss.item(), global_step)
-            logger.scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
-            logger.scalar("losses/approx_kl", approx_kl.item(), global_step)
-            logger.scalar("losses/clipfrac", np.mean(clipfracs), global_step)
-            logger.scalar("losses/explained_variance", explained_var, global_step)
+                            "value_loss": v_loss.item(), "seconds": run.elapsed()})
+            for tag, value in (("charts/learning_rate", optimizer.param_groups[0]["lr"]),
+                               ("losses/value_loss", v_loss.item()), ("losses/policy_loss", pg_loss.item()),
+                               ("losses/entropy", entropy_loss.item()), ("losses/old_approx_kl", old_approx_kl.item()),
+                               ("losses/approx_kl", approx_kl.item()), ("losses/clipfrac", np.mean(clipfracs)),
+                               ("losses/explained_variance", explained_variance(b_values, b_returns))):
+                logger.scalar(tag, value, global_step)
             if dist.enabled and ret_count:
                 logger.scalar("charts/episodic_return_all_ranks", ret_sum / ret_count, global_step)
             if curiosity is not None:
                 logger.scalar("losses/curiosity_loss", curiosity_loss, global_step)
-            logger.scalar("charts/SPS", sps, global_step)
-            pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
-            # ---- SIGTERM, SIGINT, spot notice: every rank stops here, after a final save ----
-            if dist.any(watch.should_stop):
-                interrupted = next((r for r in dist.all_gather(watch.reason) if r), "stop requested")
-                if dist.is_main:
-                    print(f"\n{interrupted}: stopping at step {global_step}, after a final checkpoint", flush=True)
-                final = save(global_step, iteration, reason=interrupted)
+            logger.scalar("charts/SPS", run.sps(global_step), global_step)
+            if run.end_iteration(global_step, save, stats.mean_return):
                 break
-            if common.due(global_step, last_saved, args.save_freq):
-                final = save(global_step, iteration)
-                last_saved = global_step
 
-    if interrupted is None:
-        final = save(global_step, max(num_iterations, iteration0))
-    pbar.close()
-    logger.close()
-    for runner in runners:
-        runner.env.close()
-    return common.finish(args, dist, stats, {"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms}, run_dir,
-                         store, final, interrupted, global_step, start_step, start_time, history=history)
+        for runner in runners:
+            runner.env.close()
+        return run.finish(save, modules, stats, history=history)
 
 
 if __name__ == "__main__":
-    print(train(common.parse_args(Args)))
+    print(train(parse_args(Args)))

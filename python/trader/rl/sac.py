@@ -9,22 +9,30 @@ received (the C++ pool steps in its worker threads meanwhile).
 
     python -m trader.rl.sac --env-id Pendulum-v1 --total-timesteps 20000 --learning-starts 1000
     trader train --algo sac --env trader --continuous
+
+One file for the algorithm, as CleanRL's (arguments, networks, targets and losses, the gradient step,
+the policy of a checkpoint, the training loop), which is why it runs to about 400 lines.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trader.rl import common, distributed
-from trader.rl.common import CommonArgs
-from trader.rl.envs import EnvRunner, make_env
+from trader.rl.args import CommonArgs
+from trader.rl.buffers import ReplayBatch, ReplayBuffer
+from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
+from trader.rl.envs import EnvRunner, SingleAgentSpaces, make_env, single_agent_spaces
+from trader.rl.episodes import EpisodeStats
+from trader.rl.nets import mlp, polyak_update
+from trader.run.lifecycle import Run, due, parse_args
+
+DATA_PARALLEL = False
+"""one process: the replay buffer and the updates are not split over ranks"""
 
 LOG_STD_MAX = 2
 LOG_STD_MIN = -5
@@ -75,7 +83,7 @@ class SoftQNetwork(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, num_actions: int, hidden=(256, 256)):
         super().__init__()
         self.discrete = num_actions > 0
-        self.net = common.mlp(obs_dim + (0 if self.discrete else action_dim), hidden,
+        self.net = mlp(obs_dim + (0 if self.discrete else action_dim), hidden,
                               num_actions if self.discrete else 1, nn.ReLU)
 
     def forward(self, x: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,7 +98,7 @@ class Actor(nn.Module):
 
     def __init__(self, obs_dim: int, action_dim: int, low: np.ndarray, high: np.ndarray, hidden=(256, 256)):
         super().__init__()
-        self.trunk = common.mlp(obs_dim, hidden[:-1], hidden[-1], nn.ReLU)
+        self.trunk = mlp(obs_dim, hidden[:-1], hidden[-1], nn.ReLU)
         self.fc_mean = nn.Linear(hidden[-1], action_dim)
         self.fc_logstd = nn.Linear(hidden[-1], action_dim)
         self.register_buffer("action_scale", torch.tensor((high - low) / 2.0, dtype=torch.float32))
@@ -120,7 +128,7 @@ class DiscreteActor(nn.Module):
 
     def __init__(self, obs_dim: int, num_actions: int, hidden=(256, 256)):
         super().__init__()
-        self.net = common.mlp(obs_dim, hidden, num_actions, nn.ReLU)
+        self.net = mlp(obs_dim, hidden, num_actions, nn.ReLU)
 
     def get_action(self, x: torch.Tensor):
         """(sampled action, log pi(.|s) [B, A], pi(.|s) [B, A])."""
@@ -148,21 +156,149 @@ def discrete_actor_loss(probs, log_probs, q1, q2, alpha: float) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Policy from a checkpoint
+# The learner: networks, optimizers, temperature, and one gradient step
 # ---------------------------------------------------------------------------------------------------
 
 
-def load_policy(path, device: str = "cpu"):
-    """obs batch (numpy) -> action batch (numpy): the mean action (continuous) or the argmax (discrete).
-    `path`: a run folder, a checkpoint store, one checkpoint in it or s3://..."""
-    ckpt = common.load_checkpoint(path, state=False)
-    spec = ckpt.metadata["policy_spec"]
+class SoftActorCritic:
+    """The actor, the twin critics and their polyak-averaged targets, their optimizers, the entropy
+    temperature alpha (learned with --autotune) and the count of critic updates."""
+
+    def __init__(self, args: Args, spaces: SingleAgentSpaces, device: torch.device):
+        self.args, self.discrete = args, spaces.discrete
+        obs_dim, action_dim, num_actions = spaces.obs_dim, spaces.action_dim, spaces.num_actions
+        hidden = args.hidden_sizes
+        if self.discrete:
+            self.actor = DiscreteActor(obs_dim, num_actions, hidden).to(device)
+        else:
+            self.actor = Actor(obs_dim, action_dim, spaces.low, spaces.high, hidden).to(device)
+        self.qf1, self.qf2, self.qf1_target, self.qf2_target = (
+            SoftQNetwork(obs_dim, action_dim, num_actions, hidden).to(device) for _ in range(4))
+        self.qf1_target.load_state_dict(self.qf1.state_dict())
+        self.qf2_target.load_state_dict(self.qf2.state_dict())
+        self.q_optimizer = torch.optim.Adam(list(self.qf1.parameters()) + list(self.qf2.parameters()),
+                                            lr=args.learning_rate)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=args.learning_rate)
+        # automatic entropy tuning: target -|A| (continuous, Haarnoja et al. 2018) or a fraction of the
+        # largest entropy log|A| (discrete, Christodoulou 2019)
+        self.target_entropy = (args.target_entropy_scale * float(np.log(num_actions)) if self.discrete
+                               else -float(action_dim))
+        self.log_alpha = torch.tensor([float(np.log(args.alpha))], device=device, requires_grad=True)
+        self.a_optimizer = torch.optim.Adam([self.log_alpha], lr=args.learning_rate)
+        self.alpha = self.log_alpha.exp().item() if args.autotune else args.alpha
+        self.n_updates = 0
+
+    def modules(self) -> dict[str, nn.Module]:
+        """The networks, by their names in a checkpoint's weights."""
+        return {"actor": self.actor, "qf1": self.qf1, "qf2": self.qf2, "qf1_target": self.qf1_target,
+                "qf2_target": self.qf2_target}
+
+    def state_dict(self) -> dict:
+        """The optimizers and the temperature (a checkpoint's state/trainer)."""
+        return {"q_optimizer": self.q_optimizer.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
+                "a_optimizer": self.a_optimizer.state_dict(), "log_alpha": self.log_alpha.detach().cpu()}
+
+    def load_state_dict(self, state: dict, n_updates: int) -> None:
+        for opt, name in ((self.q_optimizer, "q_optimizer"), (self.actor_optimizer, "actor_optimizer"),
+                          (self.a_optimizer, "a_optimizer")):
+            opt.load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.alpha = self.log_alpha.exp().item() if self.args.autotune else self.args.alpha
+        self.n_updates = n_updates
+
+    def update(self, data: ReplayBatch, curiosity) -> dict:
+        """One gradient step of the critics; the actor and temperature every policy_frequency steps. With
+        curiosity, its bonus joins the rewards and the module takes a step on the same batch."""
+        args, discrete, actor, qf1, qf2 = self.args, self.discrete, self.actor, self.qf1, self.qf2
+        alpha = self.alpha
+        rewards = data.rewards
+        if curiosity is not None:
+            rewards = rewards + args.curiosity_coef * curiosity.reward(data.observations, data.actions,
+                                                                      data.next_observations)
+            curiosity.update(data.observations, data.actions, data.next_observations)
+
+        # ---- critic ----
+        with torch.no_grad():
+            if discrete:
+                _, next_log_pi, next_probs = actor.get_action(data.next_observations)
+                next_q_value = discrete_soft_target(next_probs, next_log_pi, self.qf1_target(data.next_observations),
+                                                    self.qf2_target(data.next_observations), rewards, data.terminated,
+                                                    alpha, args.gamma)
+            else:
+                next_actions, next_log_pi, _ = actor.get_action(data.next_observations)
+                min_qf_next = torch.min(self.qf1_target(data.next_observations, next_actions),
+                                        self.qf2_target(data.next_observations, next_actions)) - alpha * next_log_pi
+                next_q_value = rewards + (1 - data.terminated) * args.gamma * min_qf_next
+        if discrete:
+            qf1_a_values = qf1(data.observations).gather(1, data.actions.long()[:, None]).squeeze(1)
+            qf2_a_values = qf2(data.observations).gather(1, data.actions.long()[:, None]).squeeze(1)
+        else:
+            qf1_a_values = qf1(data.observations, data.actions)
+            qf2_a_values = qf2(data.observations, data.actions)
+        qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
+        qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
+        qf_loss = qf1_loss + qf2_loss
+        self.q_optimizer.zero_grad()
+        qf_loss.backward()
+        self.q_optimizer.step()
+        self.n_updates += 1
+        out = {"losses/qf1_values": qf1_a_values.mean().item(), "losses/qf2_values": qf2_a_values.mean().item(),
+               "losses/qf1_loss": qf1_loss.item(), "losses/qf2_loss": qf2_loss.item(),
+               "losses/qf_loss": qf_loss.item() / 2.0}
+
+        # ---- actor and temperature (delayed, TD3-style, with as many steps to compensate) ----
+        if self.n_updates % args.policy_frequency == 0:
+            for _ in range(args.policy_frequency):
+                if discrete:
+                    _, log_pi, probs = actor.get_action(data.observations)
+                    with torch.no_grad():
+                        q1, q2 = qf1(data.observations), qf2(data.observations)
+                    actor_loss = discrete_actor_loss(probs, log_pi, q1, q2, alpha)
+                else:
+                    pi, log_pi, _ = actor.get_action(data.observations)
+                    min_qf_pi = torch.min(qf1(data.observations, pi), qf2(data.observations, pi))
+                    actor_loss = (alpha * log_pi - min_qf_pi).mean()
+                self.actor_optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor_optimizer.step()
+                out["losses/actor_loss"] = actor_loss.item()
+
+                if args.autotune:
+                    with torch.no_grad():
+                        if discrete:
+                            _, log_pi, probs = actor.get_action(data.observations)
+                            entropy_gap = (probs * (log_pi + self.target_entropy)).sum(-1)
+                        else:
+                            entropy_gap = actor.get_action(data.observations)[1] + self.target_entropy
+                    alpha_loss = (-self.log_alpha.exp() * entropy_gap).mean()
+                    self.a_optimizer.zero_grad()
+                    alpha_loss.backward()
+                    self.a_optimizer.step()
+                    alpha = self.alpha = self.log_alpha.exp().item()
+                    out["losses/alpha_loss"] = alpha_loss.item()
+
+        # ---- target networks (polyak) ----
+        if self.n_updates % args.target_network_frequency == 0:
+            polyak_update(qf1, self.qf1_target, args.tau)
+            polyak_update(qf2, self.qf2_target, args.tau)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Policy from a checkpoint (trader.rl.policy: backtests, evaluation, live)
+# ---------------------------------------------------------------------------------------------------
+
+
+def make_policy(spec: dict, weights: dict, device: str = "cpu"):
+    """obs batch (numpy) -> action batch (numpy) from a checkpoint's policy spec and weights: the mean
+    action (continuous) or the argmax (discrete)."""
     hidden = tuple(spec["hidden_sizes"])
     if spec["num_actions"]:
         actor = DiscreteActor(spec["obs_dim"], spec["num_actions"], hidden)
     else:
         actor = Actor(spec["obs_dim"], spec["action_dim"], np.array(spec["low"]), np.array(spec["high"]), hidden)
-    actor.load_state_dict(ckpt.weights["actor"])
+    actor.load_state_dict(weights["actor"])
     actor.to(device)
 
     @torch.no_grad()
@@ -183,176 +319,50 @@ def load_policy(path, device: str = "cpu"):
 def train(args: Args) -> dict:
     if args.env_id == "trader" and args.num_agents != 1:
         raise ValueError("num_agents: SAC trains one agent per env; use --algo maddpg for several")
-    if distributed.under_torchrun():
-        raise ValueError("SAC: data-parallel training (--nproc, torchrun) is supported for ppo only")
-    dist = distributed.Dist()
-    device = common.setup_torch(args)
+    with Run.start(args, "sac", data_parallel=DATA_PARALLEL) as run:
+        device, logger = run.device, run.logger
 
-    # ---- env setup ----
-    runner = EnvRunner(make_env(args, args.num_envs, args.seed), args.seed)
-    obs_space, act_space = runner.env.single_observation_space, runner.env.single_action_space
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f"env: SAC expects flat Box observations, got {obs_space}")
-    if not isinstance(act_space, (gym.spaces.Discrete, gym.spaces.Box)):
-        raise ValueError(f"env: SAC expects a Discrete or Box action space, got {act_space}")
-    discrete = isinstance(act_space, gym.spaces.Discrete)
-    obs_dim = obs_space.shape[0]
-    num_actions = int(act_space.n) if discrete else 0
-    action_dim = 1 if discrete else int(np.prod(act_space.shape))
-    act_shape = () if discrete else act_space.shape
+        # ---- env setup ----
+        runner = EnvRunner(make_env(args, args.num_envs, args.seed), args.seed)
+        spaces = single_agent_spaces(runner.env, "SAC")
+        discrete, num_actions, act_shape = spaces.discrete, spaces.num_actions, spaces.act_shape
 
-    # ---- networks, optimizers, temperature ----
-    if discrete:
-        actor = DiscreteActor(obs_dim, num_actions, args.hidden_sizes).to(device)
-    else:
-        actor = Actor(obs_dim, action_dim, act_space.low, act_space.high, args.hidden_sizes).to(device)
-    qf1, qf2, qf1_target, qf2_target = (SoftQNetwork(obs_dim, action_dim, num_actions, args.hidden_sizes).to(device)
-                                        for _ in range(4))
-    qf1_target.load_state_dict(qf1.state_dict())
-    qf2_target.load_state_dict(qf2.state_dict())
-    q_optimizer = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.learning_rate)
-    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=args.learning_rate)
-    # automatic entropy tuning: target -|A| (continuous, Haarnoja et al. 2018) or a fraction of the
-    # largest entropy log|A| (discrete, Christodoulou 2019)
-    target_entropy = (args.target_entropy_scale * float(np.log(num_actions))) if discrete else -float(action_dim)
-    log_alpha = torch.tensor([float(np.log(args.alpha))], device=device, requires_grad=True)
-    a_optimizer = torch.optim.Adam([log_alpha], lr=args.learning_rate)
-    alpha = log_alpha.exp().item() if args.autotune else args.alpha
-    curiosity = common.make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
-    rb = common.ReplayBuffer(args.buffer_size, (obs_dim,), act_shape, device,
-                             action_dtype=torch.long if discrete else torch.float32)
-    low = None if discrete else torch.as_tensor(act_space.low, device=device)
-    high = None if discrete else torch.as_tensor(act_space.high, device=device)
+        # ---- networks, optimizers, temperature; curiosity; the replay buffer ----
+        sac = SoftActorCritic(args, spaces, device)
+        curiosity = make_curiosity(args.curiosity, spaces.obs_dim, spaces.action_dim, num_actions, device)
+        rb = ReplayBuffer(args.buffer_size, (spaces.obs_dim,), act_shape, device,
+                          action_dtype=torch.long if discrete else torch.float32)
+        low = None if discrete else torch.as_tensor(spaces.low, device=device)
+        high = None if discrete else torch.as_tensor(spaces.high, device=device)
+        modules = sac.modules()
 
-    # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
-    global_step, n_updates = 0, 0
-    prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
-    # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
-    resumed_from, ckpt = common.resume_point(args, "sac", dist)
-    modules = {"actor": actor, "qf1": qf1, "qf2": qf2, "qf1_target": qf1_target, "qf2_target": qf2_target}
-    if ckpt is None:
-        obs = runner.reset()
-    else:
-        mine, trainer = ckpt.state["ranks"][0], ckpt.state["trainer"]
-        obs = runner.replay(np.asarray(mine["env_actions"]), np.asarray(mine["obs"]))
-        ckpt.load_into(modules=modules)
-        for opt, name in ((q_optimizer, "q_optimizer"), (actor_optimizer, "actor_optimizer"),
-                          (a_optimizer, "a_optimizer")):
-            opt.load_state_dict(trainer[name])
-        with torch.no_grad():
-            log_alpha.copy_(trainer["log_alpha"])
-        alpha = log_alpha.exp().item() if args.autotune else args.alpha
-        rb.load_state_dict(ckpt.state["replay_buffer"])
-        common.load_curiosity_state(curiosity, trainer["curiosity"])
-        prev_done = np.asarray(mine["prev_done"]).copy()
-        global_step, n_updates = int(ckpt.metadata["step"]), int(ckpt.metadata["n_updates"])
-        common.set_rng_state(mine["rng"])
-    run_dir = common.run_folder_for(args, "sac", ckpt, dist)
-    store = common.checkpoint_store_for(args, run_dir, resumed_from)
-    print(f"run folder: {run_dir}")
-    print(f"checkpoints: {store.uri}" + (f" (resumed from {ckpt.ref.uri})" if ckpt is not None else ""))
-    logger = common.Logger(run_dir, args, args.track, purge_step=global_step if ckpt else None)
-    stats = common.EpisodeStats()
-    policy_spec = {"obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
-                   "hidden_sizes": list(args.hidden_sizes),
-                   "low": None if discrete else act_space.low.tolist(),
-                   "high": None if discrete else act_space.high.tolist()}
+        # ---- start, or resume: the envs replay their logged actions, the learner reloads its state ----
+        prev_done = np.zeros(args.num_envs, bool)  # NEXT_STEP: the coming step of these envs only resets them
+        mine = run.rank_state
+        if mine is None:
+            obs = runner.reset()
+        else:  # the checkpoint loads on the CPU; load_state_dict moves each state to its module's device
+            obs = runner.replay(np.asarray(mine["env_actions"]), np.asarray(mine["obs"]))
+            run.resumed.load_into(modules=modules)
+            sac.load_state_dict(run.resumed.state["trainer"], int(run.resumed.metadata["n_updates"]))
+            rb.load_state_dict(run.resumed.state["replay_buffer"])
+            load_curiosity_state(curiosity, run.resumed.state["trainer"]["curiosity"])
+            prev_done = np.asarray(mine["prev_done"]).copy()
+        stats = EpisodeStats()
+        policy_spec = {**spaces.policy_spec(), "hidden_sizes": list(args.hidden_sizes)}
 
-    def save(step: int, reason: str | None = None) -> str:
-        """Weights as safetensors; optimizers, temperature, curiosity in state/trainer; RNG states, the
-        env action log, the last observation in state/ranks; the replay buffer (its transitions, as
-        tensors) in state/replay_buffer: a resume continues exactly."""
-        trainer = {"q_optimizer": q_optimizer.state_dict(), "actor_optimizer": actor_optimizer.state_dict(),
-                   "a_optimizer": a_optimizer.state_dict(), "log_alpha": log_alpha.detach().cpu(),
-                   "curiosity": common.curiosity_state(curiosity)}
-        rank_state = {"rng": common.rng_state(), "env_actions": runner.action_log(), "obs": np.array(obs),
-                      "prev_done": prev_done.copy()}
-        metadata = {"algo": "sac", "n_updates": n_updates, "args": common.args_to_dict(args),
-                    "run_dir": str(run_dir), "policy_spec": policy_spec, "reason": reason}
-        return common.save_checkpoint(store, step, dist, modules=modules, trainer=trainer, rank_state=rank_state,
-                                      metadata=metadata, extra_state={"replay_buffer": rb})
+        def save(step: int, reason: str | None) -> str:
+            """Weights as safetensors; optimizers, temperature, curiosity in state/trainer; RNG states, the
+            env action log, the last observation in state/ranks; the replay buffer (its transitions, as
+            tensors) in state/replay_buffer: a resume continues exactly."""
+            return run.save(step, reason, modules=modules,
+                            trainer={**sac.state_dict(), "curiosity": curiosity_state(curiosity)},
+                            rank_state={"env_actions": runner.action_log(), "obs": np.array(obs),
+                                        "prev_done": prev_done.copy()},
+                            metadata={"n_updates": sac.n_updates, "policy_spec": policy_spec},
+                            extra_state={"replay_buffer": rb})
 
-    def update() -> dict:
-        """One gradient step of the critics; the actor and temperature every policy_frequency steps."""
-        nonlocal alpha, n_updates
-        data = rb.sample(args.batch_size)
-        rewards = data.rewards
-        if curiosity is not None:
-            rewards = rewards + args.curiosity_coef * curiosity.reward(data.observations, data.actions,
-                                                                      data.next_observations)
-            curiosity.update(data.observations, data.actions, data.next_observations)
-
-        # ---- critic ----
-        with torch.no_grad():
-            if discrete:
-                _, next_log_pi, next_probs = actor.get_action(data.next_observations)
-                next_q_value = discrete_soft_target(next_probs, next_log_pi, qf1_target(data.next_observations),
-                                                    qf2_target(data.next_observations), rewards, data.terminated,
-                                                    alpha, args.gamma)
-            else:
-                next_actions, next_log_pi, _ = actor.get_action(data.next_observations)
-                min_qf_next = torch.min(qf1_target(data.next_observations, next_actions),
-                                        qf2_target(data.next_observations, next_actions)) - alpha * next_log_pi
-                next_q_value = rewards + (1 - data.terminated) * args.gamma * min_qf_next
-        if discrete:
-            qf1_a_values = qf1(data.observations).gather(1, data.actions.long()[:, None]).squeeze(1)
-            qf2_a_values = qf2(data.observations).gather(1, data.actions.long()[:, None]).squeeze(1)
-        else:
-            qf1_a_values = qf1(data.observations, data.actions)
-            qf2_a_values = qf2(data.observations, data.actions)
-        qf1_loss = F.mse_loss(qf1_a_values, next_q_value)
-        qf2_loss = F.mse_loss(qf2_a_values, next_q_value)
-        qf_loss = qf1_loss + qf2_loss
-        q_optimizer.zero_grad()
-        qf_loss.backward()
-        q_optimizer.step()
-        n_updates += 1
-        out = {"losses/qf1_values": qf1_a_values.mean().item(), "losses/qf2_values": qf2_a_values.mean().item(),
-               "losses/qf1_loss": qf1_loss.item(), "losses/qf2_loss": qf2_loss.item(),
-               "losses/qf_loss": qf_loss.item() / 2.0}
-
-        # ---- actor and temperature (delayed, TD3-style, with as many steps to compensate) ----
-        if n_updates % args.policy_frequency == 0:
-            for _ in range(args.policy_frequency):
-                if discrete:
-                    _, log_pi, probs = actor.get_action(data.observations)
-                    with torch.no_grad():
-                        q1, q2 = qf1(data.observations), qf2(data.observations)
-                    actor_loss = discrete_actor_loss(probs, log_pi, q1, q2, alpha)
-                else:
-                    pi, log_pi, _ = actor.get_action(data.observations)
-                    min_qf_pi = torch.min(qf1(data.observations, pi), qf2(data.observations, pi))
-                    actor_loss = (alpha * log_pi - min_qf_pi).mean()
-                actor_optimizer.zero_grad()
-                actor_loss.backward()
-                actor_optimizer.step()
-                out["losses/actor_loss"] = actor_loss.item()
-
-                if args.autotune:
-                    with torch.no_grad():
-                        if discrete:
-                            _, log_pi, probs = actor.get_action(data.observations)
-                            entropy_gap = (probs * (log_pi + target_entropy)).sum(-1)
-                        else:
-                            entropy_gap = actor.get_action(data.observations)[1] + target_entropy
-                    alpha_loss = (-log_alpha.exp() * entropy_gap).mean()
-                    a_optimizer.zero_grad()
-                    alpha_loss.backward()
-                    a_optimizer.step()
-                    alpha = log_alpha.exp().item()
-                    out["losses/alpha_loss"] = alpha_loss.item()
-
-        # ---- target networks (polyak) ----
-        if n_updates % args.target_network_frequency == 0:
-            common.polyak_update(qf1, qf1_target, args.tau)
-            common.polyak_update(qf2, qf2_target, args.tau)
-        return out
-
-    pbar = common.progress_bar(args, global_step)
-    start_time, start_step, last_saved = time.time(), global_step, global_step
-    losses: dict = {}
-    final, interrupted = None, None
-    with distributed.watcher(args.spot_metadata_url, args.spot_poll_s) as watch:
+        global_step, losses = run.begin(), {}
         while global_step < args.total_timesteps:
             # ---- act: random until learning starts, then the policy's samples ----
             if global_step < args.learning_starts:
@@ -362,13 +372,13 @@ def train(args: Args) -> dict:
                     actions = low + (high - low) * torch.rand((args.num_envs, *act_shape), device=device)
             else:
                 with torch.no_grad():
-                    actions = actor.get_action(torch.tensor(obs, dtype=torch.float32, device=device))[0]
+                    actions = sac.actor.get_action(torch.tensor(obs, dtype=torch.float32, device=device))[0]
             runner.send(actions.cpu().numpy())
 
             # ---- learn while the envs step ----
             if global_step >= args.learning_starts and len(rb) > 0:
                 for _ in range(args.gradient_steps):
-                    losses = update()
+                    losses = sac.update(rb.sample(args.batch_size), curiosity)
 
             # ---- observe; store real transitions only ----
             next_obs, rewards, terminations, truncations, infos = runner.recv()
@@ -381,34 +391,19 @@ def train(args: Args) -> dict:
             prev_done = terminations | truncations
             obs = np.array(next_obs)  # the pool's arrays are overwritten by the next step
             stats.log(logger, global_step, *stats.add(infos))
-            pbar.update(args.num_envs)
 
-            # ---- logging, checkpoints ----
-            if losses and common.due(global_step, global_step - args.num_envs, 100 * args.num_envs):
+            # ---- logging; checkpoints; SIGTERM, SIGINT, spot notice: a final save, then stop ----
+            if losses and due(global_step, global_step - args.num_envs, 100 * args.num_envs):
                 for tag, value in losses.items():
                     logger.scalar(tag, value, global_step)
-                logger.scalar("losses/alpha", alpha, global_step)
-                sps = int((global_step - start_step) / max(time.time() - start_time, 1e-9))
-                logger.scalar("charts/SPS", sps, global_step)
-                pbar.set_postfix(ret=f"{stats.mean_return:.3g}", sps=sps, refresh=False)
-            # ---- SIGTERM, SIGINT, spot notice: a final save, then stop ----
-            if watch.should_stop:
-                interrupted = watch.reason
-                print(f"\n{interrupted}: stopping at step {global_step}, after a final checkpoint", flush=True)
-                final = save(global_step, reason=interrupted)
+                logger.scalar("losses/alpha", sac.alpha, global_step)
+                logger.scalar("charts/SPS", run.sps(global_step), global_step)
+            if run.end_iteration(global_step, save, stats.mean_return):
                 break
-            if common.due(global_step, last_saved, args.save_freq):
-                final = save(global_step)
-                last_saved = global_step
 
-    if interrupted is None:
-        final = save(global_step)
-    pbar.close()
-    logger.close()
-    runner.env.close()
-    return common.finish(args, dist, stats, modules, run_dir, store, final, interrupted, global_step, start_step,
-                         start_time)
+        runner.env.close()
+        return run.finish(save, modules, stats)
 
 
 if __name__ == "__main__":
-    print(train(common.parse_args(Args)))
+    print(train(parse_args(Args)))

@@ -1,5 +1,6 @@
-"""Data-parallel training over torch.distributed, for the learners (ppo.py) and the encoders
-(trader.nn.train), and the launcher behind `trader train --nproc N` / `trader train-encoder --nproc N`.
+"""Data-parallel training over torch.distributed, for the learners (trader.rl.ppo) and the encoders
+(trader.nn.train): this process's place in the run (`Dist`) and the collectives the training loops use.
+`trader train --nproc N` / `trader train-encoder --nproc N` start the processes (trader.run.launch).
 
 Under `torchrun --nproc-per-node N` (env RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) every
 process is one rank:
@@ -18,9 +19,10 @@ process is one rank:
   (weights, optimizer) and every rank's own state (RNG states, env action logs and cursors): rank 0
   gathers them (`Dist.gather`) before it saves. Every rank loads the same checkpoint on resume and takes
   its own entry; the world size must be the one the checkpoint was written with.
-- stopping: each rank's InterruptWatcher flag is all-reduced (max) once an iteration (`Dist.any`), so a
-  SIGTERM, SIGINT or spot notice seen by any rank stops every rank at the same iteration and no rank is
-  left waiting in a collective; then rank 0 writes the final checkpoint.
+- stopping: each rank's InterruptWatcher flag is all-reduced (max) once an iteration (`Dist.any`, see
+  trader.run.interrupt.stop_reason), so a SIGTERM, SIGINT or spot notice seen by any rank stops every
+  rank at the same iteration and no rank is left waiting in a collective; then rank 0 writes the final
+  checkpoint.
 
 Single process (no WORLD_SIZE, or WORLD_SIZE=1): `init` returns a Dist with world_size 1 whose methods
 are local no-ops, and nothing of torch.distributed is touched.
@@ -32,13 +34,7 @@ import datetime
 import hashlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,13 +47,6 @@ RANK_SEED_STRIDE = 10_000
 
 SAFETY_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}
 """set in every launched or initialized process: NVLink multicast (NVLS) off"""
-
-RESULT_FILE_ENV = "TRADER_RESULT_FILE"
-"""rank 0 of a launched run writes its result (JSON) here, for the launcher"""
-
-SHUTDOWN_TIMEOUT_S = 150
-"""how long torchrun lets the workers write their final checkpoint after a signal (a spot notice
-comes two minutes ahead)"""
 
 
 def world_from_env() -> tuple[int, int, int]:
@@ -151,12 +140,6 @@ class Dist:
         dist.broadcast_object_list(box, src=src)
         return box[0]
 
-    def barrier(self) -> None:
-        if self.enabled:
-            import torch.distributed as dist
-
-            dist.barrier()
-
     def run_on_main(self, fn, *args, **kwargs) -> Any:
         """fn(...) on rank 0, its result on every rank; an exception on rank 0 is raised on every rank
         (as a RuntimeError elsewhere), so no rank is left waiting for a checkpoint that never comes."""
@@ -203,6 +186,23 @@ class Dist:
         """(whether every rank holds the same parameters and buffers, each rank's sha256 of them)."""
         digests = self.all_gather(state_digest(modules))
         return len(set(digests)) == 1, digests
+
+    def check_sync(self, modules: Mapping[str, nn.Module], report: Path, **context: Any) -> bool:
+        """Whether every rank ends with the same weights; data parallel, rank 0 writes `report`
+        (ddp_sync.json: world size, backend, `context`, in_sync, each rank's sha256) and a warning says
+        when they differ. True with one process."""
+        if not self.enabled:
+            return True
+        in_sync, digests = self.in_sync(modules)
+        if self.is_main:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(json.dumps({"world_size": self.world_size, "backend": self.backend, **context,
+                                          "in_sync": in_sync, "state_sha256": digests}, indent=1))
+        if not in_sync:
+            import warnings
+
+            warnings.warn(f"data-parallel ranks ended with different weights: {digests}", stacklevel=2)
+        return in_sync
 
     def sync_running_stats(self, rms: nn.Module, prior: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
         """Make a RunningMeanStd (buffers mean, var, count) hold the statistics of every rank's data.
@@ -319,130 +319,3 @@ def _rank_device(device: str | torch.device | None, local_rank: int) -> torch.de
     if dev.type not in ("cpu", "cuda"):
         return torch.device("cpu")  # mps and others: data parallel runs on the CPU
     return dev
-
-
-# =====================================================================================================
-# stopping
-# =====================================================================================================
-
-
-def watcher(metadata_url: str | None = None, poll_s: float = 5.0):
-    """An InterruptWatcher for a training loop (spot polling when `metadata_url` or
-    TRADER_SPOT_METADATA_URL is set). Under torchrun a Ctrl-C reaches a worker twice (from the
-    terminal and forwarded by the agent): there, a second SIGINT within 2 s counts as the same one."""
-    from trader.store import InterruptWatcher
-
-    if not under_torchrun():
-        return InterruptWatcher(metadata_url=metadata_url, poll_s=poll_s)
-
-    class _TorchrunWatcher(InterruptWatcher):
-        _first_sigint: float | None = None
-
-        def _on_signal(self, signum, frame):
-            if signum != signal.SIGINT:
-                return super()._on_signal(signum, frame)
-            now = time.monotonic()
-            if self._first_sigint is None:
-                self._first_sigint = now
-                self.request_stop("SIGINT")
-            elif now - self._first_sigint >= 2.0:  # a real second Ctrl-C: do not wait for the save
-                raise KeyboardInterrupt
-
-    return _TorchrunWatcher(metadata_url=metadata_url, poll_s=poll_s)
-
-
-def exit_code(reason: str | None) -> int:
-    """The exit status of a run that stopped for `reason`: 0 when it finished or was asked to stop by
-    SIGTERM or a spot notice (the checkpoint is saved, the scheduler expects a clean exit), 130 for SIGINT."""
-    return 130 if reason == "SIGINT" else 0
-
-
-# =====================================================================================================
-# launcher: `trader train --nproc N` runs torchrun over `python -m trader.cli train ...`
-# =====================================================================================================
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of the launched processes: ours (with `extra`), trader importable, and the
-    safety settings (NVLink multicast off), which nothing overrides."""
-    env = dict(os.environ)
-    env.update(extra or {})
-    env.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(SHUTDOWN_TIMEOUT_S))
-    env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default for several processes, without its banner
-    package_root = str(Path(__file__).resolve().parents[2])  # the folder that holds trader/
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if package_root not in paths:
-        env["PYTHONPATH"] = os.pathsep.join([package_root, *paths])
-    env.update(SAFETY_ENV)
-    return env
-
-
-def torchrun_command(nproc: int, module_args: Sequence[str], port: int | None = None, module: bool = True) -> list[str]:
-    """python -m torch.distributed.run --nproc-per-node N --master-port P -m MODULE ARGS... (module=False:
-    SCRIPT ARGS...)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(int(nproc)),
-            "--nnodes", "1", "--master-addr", "127.0.0.1", "--master-port", str(port or free_port()),
-            *(["-m"] if module else []), *module_args]
-
-
-def launch(nproc: int, module_args: Sequence[str], *, env: Mapping[str, str] | None = None,
-           forward: Iterable[int] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)) -> tuple[int, dict | None]:
-    """Run `module_args` (e.g. ["trader.cli", "train", ...]) in `nproc` processes under torchrun and
-    wait. SIGTERM, SIGINT and SIGHUP sent to this process are passed on to torchrun, which passes them
-    to the workers (they save and stop together); torchrun runs in its own session so a Ctrl-C in the
-    terminal reaches the workers once. Returns (torchrun's exit status, rank 0's result or None)."""
-    fd, result_path = tempfile.mkstemp(prefix="trader-result-", suffix=".json")
-    os.close(fd)
-    Path(result_path).unlink()
-    proc = subprocess.Popen(torchrun_command(nproc, module_args), env=launch_env({**(env or {}),
-                                                                                  RESULT_FILE_ENV: result_path}),
-                            start_new_session=True)
-    received: list[int] = []
-
-    def pass_on(signum, frame):
-        received.append(signum)
-        if proc.poll() is None:
-            proc.send_signal(signum)
-
-    previous = {}
-    for sig in forward:
-        try:
-            previous[sig] = signal.signal(sig, pass_on)
-        except ValueError:  # not the main thread
-            pass
-    try:
-        while True:
-            try:
-                rc = proc.wait()
-                break
-            except KeyboardInterrupt:  # pragma: no cover - handlers above catch SIGINT
-                continue
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if proc.poll() is None:
-            proc.kill()
-    result = None
-    try:
-        result = json.loads(Path(result_path).read_text())
-    except (OSError, ValueError):
-        pass
-    finally:
-        Path(result_path).unlink(missing_ok=True)
-    return rc, result
-
-
-def write_result(result: Mapping[str, Any]) -> None:
-    """Rank 0 of a launched run: hand the result to the launcher (no-op outside one)."""
-    path = os.environ.get(RESULT_FILE_ENV)
-    if not path:
-        return
-    tmp = f"{path}.tmp"
-    Path(tmp).write_text(json.dumps(result, default=str))
-    os.replace(tmp, path)

@@ -1,0 +1,79 @@
+"""The options every learner shares (`CommonArgs`; ppo.py, sac.py and maddpg.py extend it with their
+own `Args`): the run (seed, budget, device, checkpoints, resume, interrupts), curiosity, and the
+trader env's settings. One dataclass field per option with its docstring under it (CleanRL's style);
+trader.run.lifecycle fills them from a config file and flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class CommonArgs:
+    env_id: str = "trader"
+    """`trader` (the C++ order-book env), a gymnasium id (CartPole-v1, Pendulum-v1, ...) or `mpe2:NAME`"""
+    seed: int = 1
+    """seed of the experiment (python, numpy, torch and the envs: env i gets seed + i)"""
+    total_timesteps: int = 1_000_000
+    """total env steps of the experiment (all envs together)"""
+    num_envs: int = 1
+    """number of parallel envs"""
+    learning_rate: float = 3e-4
+    """learning rate of the optimizers"""
+    cuda: bool = True
+    """use an accelerator when one is there (cuda, then mps); else the CPU"""
+    torch_deterministic: bool = True
+    """deterministic torch algorithms (on the CPU: same seed, same result)"""
+    torch_threads: int = 1
+    """torch's CPU threads (small networks run fastest on one, and a busy machine makes more threads
+    wait on each other; 0: torch's default)"""
+    track: bool = True
+    """write TensorBoard scalars into the run folder"""
+    runs_dir: str = "runs"
+    """parent folder of the run folders runs/{env}__{algo}__{seed}__{time}"""
+    checkpoint_uri: str | None = None
+    """where checkpoints go: a folder or s3://bucket/prefix (default: {run folder}/checkpoints). S3:
+    endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, credentials from boto3's usual chain"""
+    keep_checkpoints: int = 3
+    """checkpoints kept in the store, the newest (0: all)"""
+    save_freq: int = 0
+    """env steps between checkpoints (0: only the final one, and one on SIGTERM / SIGINT / a spot notice)"""
+    resume: str | None = None
+    """continue from: `latest` (the latest checkpoint under checkpoint_uri), a checkpoint store (a folder
+    or s3://bucket/prefix: its latest), one checkpoint in it (.../step_000000001000) or a run folder"""
+    spot_metadata_url: str | None = None
+    """poll this instance metadata address for spot interruption notices and stop with a final save
+    (`aws`: http://169.254.169.254; default: env TRADER_SPOT_METADATA_URL, else no polling)"""
+    spot_poll_s: float = 5.0
+    """seconds between spot notice polls"""
+    dist_backend: str = "auto"
+    """torch.distributed backend under torchrun / --nproc: auto (nccl on cuda, gloo on the CPU), gloo, nccl"""
+    progress_bar: bool = True
+    """show a progress bar"""
+    curiosity: str = "none"
+    """intrinsic reward: none, rnd (Burda et al. 2019) or icm (Pathak et al. 2017)"""
+    curiosity_coef: float = 0.01
+    """weight of the intrinsic reward added to the env reward"""
+    # trader env (env_id == "trader"); see trader.sim.make
+    data: str | None = None
+    """trader: dataset folder (default: the bundled sample; from Python also a trader.sim.Market)"""
+    num_threads: int = 1
+    """trader: worker threads of the C++ env pool"""
+    horizon: int = 500
+    """trader: steps per episode"""
+    fee_bps: float = 1.0
+    """trader: taker fee, basis points of notional"""
+    trade_size: float = 0.01
+    """trader: size of one order (base currency)"""
+    max_position: float = 0.1
+    """trader: |position| limit (base currency)"""
+    continuous: bool = False
+    """trader: continuous target-position actions in [-1, 1] instead of hold/buy/sell"""
+    latency_steps: int = 0
+    """trader: steps between sending an order and its execution"""
+    reward_scale: float = 1.0
+    """trader: reward = change of equity (quote currency) times this"""
+    num_agents: int = 1
+    """trader: agents sharing each env's book (MADDPG: 2 or more)"""
+    train_fraction: float = 0.7
+    """trader: episodes lie in the first fraction of the data's rows; the rest is held out for backtests"""

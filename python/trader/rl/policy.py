@@ -1,0 +1,63 @@
+"""The trained policy of a `trader train` checkpoint, for backtests, evaluation and live trading, and
+the registry of the learners it comes from.
+
+    trained = load("runs/trader__ppo__1__1700000000")      # a run folder, a checkpoint store (a folder or
+    actions = trained.act(obs)                              # s3://bucket/prefix) or one checkpoint in it
+
+Each learner (trader.rl.{algo}) has `Args`, `train(args)`, `DATA_PARALLEL` and `make_policy(spec,
+weights, device)`, which builds its deterministic policy from a checkpoint's policy spec and weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from trader.run.checkpoints import load_checkpoint
+
+ALGOS = ("ppo", "sac", "maddpg")
+"""the learners, each the module trader.rl.{algo}"""
+
+
+def learner(algo: str) -> ModuleType:
+    """The module of a learner; a ValueError for a name not in ALGOS."""
+    if algo not in ALGOS:
+        raise ValueError(f"algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
+    return importlib.import_module(f"trader.rl.{algo}")
+
+
+@dataclass(frozen=True)
+class TrainedPolicy:
+    """`act`: obs batch (numpy) -> action batch (numpy), deterministic (argmax or mean action); `algo`;
+    `args`: the run's arguments as saved; `spec`: its policy spec (obs_dim, num_actions, ...);
+    `checkpoint`: where it was loaded from (a step folder or s3:// URI)."""
+
+    act: Callable[[np.ndarray], np.ndarray]
+    algo: str
+    args: dict
+    spec: dict
+    checkpoint: str
+
+
+def load(target: str | os.PathLike, device: str = "cpu", env_id: str | None = "trader") -> TrainedPolicy:
+    """The policy of a checkpoint (its weights only are read; checksums verified): `target` is a run
+    folder, a checkpoint store (a folder or s3://bucket/prefix: its latest) or one checkpoint in it
+    (.../step_000000001000). `env_id`: the env the run must have trained on (None: any). A ValueError
+    when it is no checkpoint of `trader train` or trained elsewhere; FileNotFoundError, StoreError
+    (trader.store) when it cannot be found or read."""
+    ckpt = load_checkpoint(target, state=False)
+    meta = ckpt.metadata
+    algo = meta.get("algo")
+    if algo not in ALGOS:
+        raise ValueError(f"{ckpt.ref.uri} is not a checkpoint of trader train (algo {algo!r}; expected one of "
+                         f"{', '.join(ALGOS)})")
+    args = meta.get("args", {})
+    if env_id is not None and args.get("env_id") != env_id:
+        raise ValueError(f"{ckpt.ref.uri}: that run trained on {args.get('env_id')!r}, not on the {env_id} env")
+    act = learner(algo).make_policy(meta["policy_spec"], ckpt.weights, device)
+    return TrainedPolicy(act, algo, args, meta["policy_spec"], ckpt.ref.uri)

@@ -1,0 +1,127 @@
+"""Checkpoints of a training run, through trader.store: where a resume or backtest target points, the
+checkpoint a run resumes from (checked: same algorithm or model, same world size), the store a run
+saves into, and one save that gathers every rank's own state first.
+
+A store is a folder or s3://bucket/prefix, one step folder per save with a manifest (sha256 of every
+file), `latest` written last, the newest --keep-checkpoints kept. A learner's checkpoint holds:
+
+    weights/{module}.safetensors   every network and running statistic (the policy for backtests)
+    state/trainer.pt               what all ranks share: optimizers, temperature, curiosity, counters
+    state/ranks.pt                 a list with one entry per rank: its RNG states, its envs' action logs
+                                   (the env cursor: a resume replays them from the seeded reset), its
+                                   last observations and done flags, per-env running returns
+    state/replay_buffer.pt         SAC, MADDPG: the replay buffer's transitions, in the checkpoint itself
+    manifest metadata (JSON)       algo, step, counters, the run's arguments (so a resume from the store
+                                   alone has everything), run folder, policy spec, world size, why saved
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from trader.run.config import load_config
+from trader.store import Checkpoint, CheckpointStore
+
+_STEP_NAME = re.compile(r"^step_(\d{12,})$")
+
+
+def open_store(uri: str | os.PathLike, keep_last: int | None = None) -> CheckpointStore:
+    """A trader.store CheckpointStore for a folder or s3://bucket/prefix; keep_last 0/None keeps all."""
+    return CheckpointStore.open(str(uri), keep_last=keep_last or None)
+
+
+def _is_store_folder(p: Path) -> bool:
+    if not p.is_dir():
+        return False
+    return (p / "latest").is_file() or any(_STEP_NAME.match(c.name) and c.is_dir() for c in p.iterdir())
+
+
+def locate_checkpoint(target: str | os.PathLike,
+                      checkpoint_uri: str | None = None) -> tuple[CheckpointStore, int | None]:
+    """(store, step or None for its latest) for a resume or backtest target: `latest` (the latest of
+    `checkpoint_uri`), s3://bucket/prefix, s3://bucket/prefix/step_000000001000, a checkpoint folder,
+    one step folder in it, or a run folder (its checkpoints/, else the checkpoint_uri in its config.yaml)."""
+    text = os.fspath(target)
+    if text == "latest":
+        if not checkpoint_uri:
+            raise ValueError("resume: `latest` continues from the latest checkpoint of --checkpoint-uri; give it")
+        return open_store(checkpoint_uri), None
+    if text.startswith("s3://"):
+        parts = urlsplit(text)
+        prefix = parts.path.strip("/")
+        head, _, last = prefix.rpartition("/")
+        m = _STEP_NAME.match(last)
+        if m:
+            return open_store(f"s3://{parts.netloc}/{head}" if head else f"s3://{parts.netloc}"), int(m.group(1))
+        return open_store(text), None
+    p = Path(text).expanduser()
+    m = _STEP_NAME.match(p.name)
+    if m and (p / "manifest.json").is_file():
+        return open_store(p.parent), int(m.group(1))
+    if _is_store_folder(p):
+        return open_store(p), None
+    if _is_store_folder(p / "checkpoints"):
+        return open_store(p / "checkpoints"), None
+    if (p / "config.yaml").is_file():
+        uri = load_config(p / "config.yaml").get("checkpoint_uri")
+        if uri and os.fspath(uri) != text:
+            return locate_checkpoint(uri)
+    if not p.exists():
+        raise FileNotFoundError(f"{text}: no such run folder, checkpoint folder or s3:// URI")
+    raise FileNotFoundError(f"{text}: no checkpoint there (expected a run folder, a checkpoint folder with "
+                            "`latest` and step_* folders, or s3://bucket/prefix)")
+
+
+def load_checkpoint(target: str | os.PathLike, map_location="cpu", checkpoint_uri: str | None = None,
+                    state: bool = True) -> Checkpoint:
+    """A trader.store Checkpoint (.weights, .state, .metadata, .step, .ref) for a target of
+    locate_checkpoint; checksums are verified. The latest of a store falls back to the newest whole
+    checkpoint when it is broken (a warning says so). `state=False` reads the weights only."""
+    store, step = locate_checkpoint(target, checkpoint_uri)
+    include = None
+    if not state:
+        include = [e["name"] for e in store.manifest(step)["files"] if e.get("kind") == "weights"]
+    return store.load(step, map_location=map_location, include=include, fallback=step is None)
+
+
+def resume_point(target: str | None, checkpoint_uri: str | None, key: str, value: str,
+                 dist) -> tuple[CheckpointStore | None, Checkpoint | None]:
+    """(store it came from, Checkpoint) to resume from, or (None, None): without a target, and for
+    `latest` when the store has no checkpoint yet, so one command line starts a run and continues it
+    after an interruption. The checkpoint's metadata[key] must be `value` (the algorithm, the encoder
+    model) and its world size this run's (every rank has its own state in it)."""
+    if not target:
+        return None, None
+    store, step = locate_checkpoint(target, checkpoint_uri)
+    if step is None and target == "latest" and store.latest() is None:
+        if dist.is_main:
+            print(f"resume: no checkpoint under {store.uri} yet; starting a new run")
+        return None, None
+    ckpt = store.load(step, fallback=step is None)
+    meta = ckpt.metadata
+    if meta.get(key) != value:
+        raise ValueError(f"resume: {ckpt.ref.uri} is a checkpoint of {key} {meta.get(key)!r}, not {value!r}")
+    if int(meta.get("world_size", 1)) != dist.world_size:
+        raise ValueError(f"resume: {ckpt.ref.uri} was written by {meta.get('world_size')} ranks; resume with "
+                         f"the same number of processes (--nproc {meta.get('world_size')}), not {dist.world_size}")
+    return store, ckpt
+
+
+def save_checkpoint(store: CheckpointStore | None, step: int, dist, *, modules: dict, trainer: dict,
+                    rank_state: dict, metadata: dict, extra_state: dict | None = None) -> str:
+    """Gather every rank's `rank_state` on rank 0, which writes the checkpoint (weights of `modules`,
+    state/trainer, state/ranks, `extra_state`, `metadata` + world size) into `store` (only rank 0 has
+    one); every rank gets its location (and an error raised on rank 0 is raised on every rank)."""
+    ranks = dist.gather(rank_state)
+
+    def write() -> str:
+        state = {"trainer": trainer, "ranks": ranks, **(extra_state or {})}
+        ref = store.save(step, weights=modules, state=state,
+                         metadata={**metadata, "step": step, "world_size": dist.world_size})
+        return ref.uri
+
+    return dist.run_on_main(write)
+
