@@ -69,7 +69,7 @@ def load_all(dirs: list[Path], a) -> list:
             np.savez(f, features=s.features, mid=s.mid, book=s.book, ts=s.ts)
         z = np.load(f)
         n = a.max_rows or len(z["mid"])
-        out.append(Series(d.name, z["features"][:n], z["mid"][:n], z["book"][:n], z["ts"][:n], a.depth))
+        out.append(Series(d.name, z["features"][:n], z["mid"][:n], z["book"][:n], z["ts"][:n], a.depth, a.inputs))
     return out
 
 
@@ -87,7 +87,7 @@ def _task(job: dict) -> dict:
     held = [s for s in series if s.name == job["held_out"]]
     train = [s for s in series if s.name != job["held_out"]]
     opts = dict(horizons=HORIZONS, window=a.window, norm="rolling", norm_halflife=a.norm_halflife,
-                alpha_scope="series", inputs=a.inputs)
+                alpha_scope="series")
     train_data = build(train, fractions=(0.8, 0.2, 0.0), **opts)  # train | gap | val; no test rows
     test_data = build([], test_series=held, **opts)
     result = {"held_out": job["held_out"], "seed": job["seed"], "models": {},

@@ -215,3 +215,25 @@ def test_streaming_tcn_equals_the_full_window():
     np.testing.assert_allclose(got[window - 1::40], full, atol=2e-5)
     stream.reset()
     np.testing.assert_allclose(stream.push(x[0]), got[0], atol=1e-6)
+
+
+def test_selection_on_validation_macro_f1_and_early_stopping(tmp_path):
+    from trader.nn.train import TrainConfig, _Stack, _validate, learning_rate, load_encoder, train_model
+
+    data = build([_series("book+of")], horizons=(10, 20), window=50, norm="rolling", alpha_scope="series")
+    cfg = TrainConfig(model="tcn", epochs=6, chunks_per_step=2, chunk=32, channels=16, embedding_dim=8,
+                      max_steps_per_epoch=2, device="cpu", select="val_f1", patience=2, lr_schedule="cosine",
+                      dropout=0.1, learning_rate=3e-3)
+    _, meta = train_model(data, cfg, tmp_path, progress=False)
+    f1 = [float(np.mean(h["val_macro_f1"])) for h in meta["history"]]
+    assert meta["best_epoch"] == int(np.argmax(f1)) + 1 and meta["best_score"] == pytest.approx(max(f1))
+    assert len(f1) == 6 or len(f1) - meta["best_epoch"] == 2  # all epochs, or stopped 2 after the best
+    best, config, _, _ = load_encoder(tmp_path / "tcn" / "best")
+    assert config["norm"] == {"kind": "rolling", "halflife": 1000.0} and config["inputs"] == "book+of"
+    stack = _Stack(data, torch.device("cpu"))
+    _, again = _validate(best, stack, data, stack.rows(data, "val"), cfg, torch.device("cpu"))
+    assert float(np.mean(again)) == pytest.approx(max(f1))
+    assert learning_rate(cfg, 0, 100) == 3e-3 and learning_rate(cfg, 50, 100) == pytest.approx(1.5e-3)
+    assert learning_rate(cfg, 100, 100) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="select: expected one of val_loss, val_f1, got 'f1'"):
+        train_model(data, TrainConfig(**{**cfg.__dict__, "select": "f1"}), tmp_path / "x", progress=False)

@@ -36,6 +36,7 @@ class Series:
     book: np.ndarray  # int64 [T, L, 4]
     ts: np.ndarray  # int64 [T]
     levels: int
+    inputs: str = "book"  # trader.nn.inputs.INPUTS
 
 
 def load_series(data, *, depth: int = 10, interval_ms: float = 100.0, inputs: str = "book") -> Series:
@@ -50,7 +51,7 @@ def load_series(data, *, depth: int = 10, interval_ms: float = 100.0, inputs: st
     mid = 0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2]).astype(np.float64)
     name = Path(data).name if data is not None else "sample"
     feats = encoder_inputs(market.features, market.book, market.lot_size, inputs)
-    return Series(name, feats, mid, market.book, market.ts, depth)
+    return Series(name, feats, mid, market.book, market.ts, depth, inputs)
 
 
 def check_features(series: Series) -> None:
@@ -112,8 +113,7 @@ def normalizer(norm: dict, mean=None, std=None):
 
 def build(series: list[Series], *, horizons=(10, 20, 50, 100), window: int = 100,
           fractions=(0.7, 0.1, 0.2), stationary_share: float = 1 / 3, alphas=None, test_series=(),
-          norm: str = "train", norm_halflife: float = 1000.0, alpha_scope: str = "pooled",
-          inputs: str = "book") -> EncoderData:
+          norm: str = "train", norm_halflife: float = 1000.0, alpha_scope: str = "pooled") -> EncoderData:
     """Split `series` train | val | test in time order; `test_series` are test rows only. `alphas`: one
     threshold per horizon for every series (overrides alpha_scope)."""
     if not series and not test_series:
@@ -129,10 +129,10 @@ def build(series: list[Series], *, horizons=(10, 20, 50, 100), window: int = 100
     horizons = tuple(int(k) for k in horizons)
     gap = max(horizons)
     everything = list(series) + list(test_series)
-    widths = {s.features.shape[1] for s in everything}
+    widths = {(s.inputs, s.features.shape[1]) for s in everything}
     if len(widths) != 1:
-        raise ValueError(f"series have different input widths {sorted(widths)}; use the same depth and inputs")
-    data = EncoderData(everything, horizons, window, inputs=inputs,
+        raise ValueError(f"series have different inputs (kind, width) {sorted(widths)}; use the same depth and inputs")
+    data = EncoderData(everything, horizons, window, inputs=everything[0].inputs,
                        norm={"kind": norm, "halflife": float(norm_halflife)} if norm == "rolling" else {"kind": norm})
     data.ranges = {s: [] for s in SPLITS}
     for j, s in enumerate(everything):

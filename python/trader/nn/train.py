@@ -3,7 +3,8 @@
 Run folder layout (one per `trader train-encoder` run):
     <run>/<model>/weights.safetensors   model weights (+ normalization mean/std), exported each epoch
     <run>/<model>/config.json           model and data settings, needed to embed
-    <run>/<model>/best/                 the same for the epoch with the best validation loss
+    <run>/<model>/best/                 the same for the epoch kept: best on the validation rows by
+                                        TrainConfig.select (loss or macro-F1); meta["best_epoch"] names it
     <run>/<model>/checkpoints/          training checkpoints (trader.store; or --checkpoint-uri URI/<model>,
                                         a folder or s3://bucket/prefix): weights as safetensors, optimizer
                                         and every rank's RNG states, and in the metadata the epoch, the step
@@ -65,7 +66,24 @@ class TrainConfig:
     spot_metadata_url: str | None = None  # spot notices (default: env TRADER_SPOT_METADATA_URL, else off)
     spot_poll_s: float = 5.0
     dist_backend: str = "auto"  # under torchrun: auto (nccl on cuda, gloo on the CPU), gloo, nccl
+    # Model selection (issue 14): the epoch kept is the best on the validation rows by "val_loss" or by
+    # "val_f1" (macro-F1 averaged over the horizons, the score the reports rank by); training stops after
+    # `patience` epochs without a better one (0: never early).
+    select: str = "val_loss"
+    patience: int = 0
+    lr_schedule: str = "constant"  # constant | cosine (to 0 over epochs x steps; Loshchilov, Hutter 2017)
     extra: dict = field(default_factory=dict)
+
+
+SELECT = ("val_loss", "val_f1")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (from 0) of `total_steps`."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.learning_rate * 0.5 * (1.0 + np.cos(np.pi * min(step, total_steps) / max(total_steps, 1)))
+    return cfg.learning_rate
 
 
 def model_options(cfg: TrainConfig) -> dict:
@@ -80,8 +98,8 @@ class _Stack:
         self.x = torch.tensor(np.concatenate([data.normalized(i) for i in range(len(data.series))]), device=device)
         self.y = torch.tensor(np.concatenate(data.labels), device=device)
 
-    def rows(self, data: EncoderData, split: str) -> np.ndarray:
-        return np.concatenate([self.offsets[i] + t for i, t in data.rows(split)])
+    def rows(self, data: EncoderData, split: str, series=None) -> np.ndarray:
+        return np.concatenate([self.offsets[i] + t for i, t in data.rows(split) if series is None or i in series])
 
 
 def _windows(stack: _Stack, ends: torch.Tensor, window: int) -> torch.Tensor:
@@ -134,7 +152,7 @@ def load_encoder(model_dir: str | Path, device="cpu"):
 
 def train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, writer=None,
                 progress: bool = True) -> tuple[nn.Module, dict]:
-    """Train one encoder on the train split, keeping the epoch with the best validation loss. `resume`:
+    """Train one encoder on the train split, keeping the epoch best on the validation rows. `resume`:
     continue from the latest checkpoint of checkpoint_uri(cfg, run_dir) when there is one. Under torchrun
     one rank of a data-parallel run (the process group is started here unless it already is)."""
     dist = distributed.init(cfg.device, cfg.dist_backend)
@@ -148,6 +166,10 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
                  progress: bool) -> tuple[nn.Module, dict]:
     from tqdm import tqdm
 
+    if cfg.select not in SELECT:
+        raise ValueError(f"select: expected one of {', '.join(SELECT)}, got {cfg.select!r}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr schedule: expected one of {', '.join(LR_SCHEDULES)}, got {cfg.lr_schedule!r}")
     device = setup_torch(cfg.seed, cfg.device, cfg.torch_threads, cfg.torch_deterministic, dist)
     stack = _Stack(data, device)
     H = len(data.horizons)
@@ -160,7 +182,8 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
     W, rank = dist.world_size, dist.rank
     start_epoch, start_step, global_step = 0, 0, 0
     partial = {"seconds": 0.0, "seen": 0}  # of an epoch cut short by an interruption
-    meta = {"train_seconds": 0.0, "samples": 0, "best_val_loss": float("inf"), "history": []}
+    meta = {"train_seconds": 0.0, "samples": 0, "best_val_loss": float("inf"), "best_epoch": None,
+            "best_score": None, "select": cfg.select, "history": []}
     _, ckpt = resume_point("latest" if resume else None, uri, "model", cfg.model, dist)
     if ckpt is not None:
         md = ckpt.metadata
@@ -168,7 +191,7 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
         opt.load_state_dict(ckpt.state["trainer"]["optimizer"])
         set_rng_state(ckpt.state["ranks"][rank]["rng"])
         start_epoch, start_step, global_step = int(md["epoch"]), int(md["step_in_epoch"]), int(md["global_step"])
-        partial, meta = md["partial"], md["meta"]
+        partial, meta = md["partial"], {"best_epoch": None, "best_score": None, "select": cfg.select} | md["meta"]
         if dist.is_main:
             print(f"{cfg.model}: resumed from {ckpt.ref.uri} (epoch {start_epoch + 1}, step {start_step})")
     store = open_store(uri, cfg.keep_checkpoints) if dist.is_main else None
@@ -181,6 +204,10 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
     train_set = torch.zeros(len(stack.x), dtype=torch.bool, device=device)
     train_set[torch.as_tensor(train_rows, device=device)] = True
     per_step = cfg.chunks_per_step if cfg.model == "tcn" else cfg.batch_size  # chunks or windows a rank takes
+    # tcn chunks: rf - 1 rows of context, then `chunk` rows whose labels are trained on
+    n_steps = max(1, len(train_rows) // ((cfg.chunk if cfg.model == "tcn" else cfg.batch_size) * W))
+    if cfg.max_steps_per_epoch:
+        n_steps = min(n_steps, cfg.max_steps_per_epoch)
 
     def save(epoch: int, step_in_epoch: int, part: dict, reason: str | None = None) -> str:
         """Rank 0 writes the model, the optimizer, every rank's RNG states and where training is."""
@@ -196,14 +223,6 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
             model.train()
             # every rank draws the same permutation; batch b of the epoch goes to rank b % W
             perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_rows))
-            if cfg.model == "tcn":
-                # Chunks: rf - 1 rows of context, then `chunk` rows whose labels are trained on. A chunk's
-                # end is a random training row; only positions that are training rows count.
-                n_steps = max(1, len(train_rows) // (cfg.chunk * W))
-            else:
-                n_steps = max(1, len(train_rows) // (cfg.batch_size * W))
-            if cfg.max_steps_per_epoch:
-                n_steps = min(n_steps, cfg.max_steps_per_epoch)
             first = start_step if epoch == start_epoch else 0
             done = partial if epoch == start_epoch else {"seconds": 0.0, "seen": 0}
             t0 = time.perf_counter()
@@ -213,6 +232,7 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
             for step in bar:
                 sel = perm[(np.arange(per_step) + (step * W + rank) * per_step) % len(perm)]
                 if cfg.model == "tcn":
+                    # a chunk's end is a random training row; only positions that are training rows count
                     ends = torch.as_tensor(train_rows[sel], device=device)
                     length = rf - 1 + cfg.chunk
                     idx = ends[:, None] + torch.arange(-length + 1, 1, device=device)
@@ -233,6 +253,9 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
                         logits = ddp(x)
                     loss = nn.functional.cross_entropy(logits.float().reshape(-1, 3), y.reshape(-1))
                     seen += len(ends)
+                if cfg.lr_schedule != "constant":
+                    for g in opt.param_groups:
+                        g["lr"] = learning_rate(cfg, global_step, cfg.epochs * n_steps)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -263,18 +286,28 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
             meta["samples"] += seen
             if dist.enabled:
                 dist.broadcast_buffers(model)  # BatchNorm statistics: rank 0's everywhere
-            val_loss = dist.run_on_main(_loss, model, stack, data, val_rows, cfg, device)
-            meta["history"].append({"epoch": epoch + 1, "val_loss": val_loss, "seconds": elapsed,
-                                    "samples_per_s": seen / max(elapsed, 1e-9)})
+            val_loss, val_f1 = dist.run_on_main(_validate, model, stack, data, val_rows, cfg, device)
+            meta["history"].append({"epoch": epoch + 1, "val_loss": val_loss, "val_macro_f1": val_f1,
+                                    "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9)})
             if writer is not None:
                 writer.add_scalar(f"{cfg.model}/loss_val", val_loss, epoch + 1)
+                writer.add_scalar(f"{cfg.model}/macro_f1_val", float(np.mean(val_f1)), epoch + 1)
                 writer.add_scalar(f"{cfg.model}/samples_per_s", seen / max(elapsed, 1e-9), epoch + 1)
+            score = -val_loss if cfg.select == "val_loss" else float(np.mean(val_f1))
+            better = meta["best_score"] is None or score > meta["best_score"]
+            if better:
+                meta["best_score"], meta["best_epoch"] = score, epoch + 1
             if dist.is_main:
-                if val_loss < meta["best_val_loss"]:
+                if better:
                     _export(model_dir / "best", model, cfg, data)
                 _export(model_dir, model, cfg, data)
             meta["best_val_loss"] = min(meta["best_val_loss"], val_loss)
             checkpoint = save(epoch + 1, 0, {"seconds": 0.0, "seen": 0})
+            if cfg.patience and epoch + 1 - meta["best_epoch"] >= cfg.patience:
+                if dist.is_main and progress:
+                    print(f"{cfg.model}: no better {cfg.select} for {cfg.patience} epochs: stopping after epoch "
+                          f"{epoch + 1}, keeping epoch {meta['best_epoch']}", flush=True)
+                break
     in_sync = dist.check_sync({"model": model}, model_dir / "ddp_sync.json", global_step=global_step)
     meta.update(interrupted=interrupted, checkpoint=checkpoint, checkpoint_store=uri, global_step=global_step,
                 world_size=W, rank=rank, ranks_in_sync=in_sync,
@@ -294,16 +327,19 @@ def predict(model, stack: _Stack, data: EncoderData, rows: np.ndarray, cfg: Trai
         out = torch.empty(len(rows), len(data.horizons), 3, device=device)
         rf = model.receptive_field
         # Causal model: run each series in overlapping chunks, keep the logits of the rows asked for.
-        pos = {int(r): i for i, r in enumerate(rows)}
+        rows = np.asarray(rows)
+        if np.any(np.diff(rows) < 0):
+            raise ValueError("predict: rows must be in ascending order")
         for i in range(len(data.series)):
             a, b = int(stack.offsets[i]), int(stack.offsets[i + 1])
             for s in range(a, b, 8192):
+                e = min(b, s + 8192)
+                j0, j1 = np.searchsorted(rows, s), np.searchsorted(rows, e)
+                if j0 == j1:
+                    continue
                 lo = max(a, s - (rf - 1))
-                logits = model(stack.x[lo:min(b, s + 8192)][None])[0].float()
-                for r in range(s, min(b, s + 8192)):
-                    j = pos.get(r)
-                    if j is not None:
-                        out[j] = logits[r - lo]
+                logits = model(stack.x[lo:e][None])[0].float()
+                out[j0:j1] = logits[torch.as_tensor(rows[j0:j1] - lo, device=device)]
         return out
     outs = []
     for s in range(0, len(rows), 512):
@@ -312,28 +348,34 @@ def predict(model, stack: _Stack, data: EncoderData, rows: np.ndarray, cfg: Trai
     return torch.cat(outs) if outs else torch.empty(0, len(data.horizons), 3, device=device)
 
 
-def _loss(model, stack, data, rows, cfg, device) -> float:
+def _validate(model, stack, data, rows, cfg, device) -> tuple[float, list[float]]:
+    """(cross-entropy, macro-F1 per horizon) on global rows `rows`."""
     if len(rows) == 0:
-        return float("nan")
+        return float("nan"), [float("nan")] * len(data.horizons)
     logits = predict(model, stack, data, rows, cfg, device)
     y = stack.y[torch.as_tensor(rows, device=device)]
-    return float(nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1)))
+    loss = float(nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1)))
+    pred, y = logits.argmax(-1).cpu().numpy(), y.cpu().numpy()
+    return loss, [scores(y[:, h], pred[:, h])["macro_f1"] for h in range(len(data.horizons))]
 
 
-def evaluate(model, data: EncoderData, cfg: TrainConfig, split: str = "test") -> list[dict]:
+def evaluate(model, data: EncoderData, cfg: TrainConfig, split: str = "test", series=None) -> list[dict]:
+    """Scores per horizon on the rows of `split`, of the series indices `series` only if given."""
     device = next(model.parameters()).device
     stack = _Stack(data, device)
-    rows = stack.rows(data, split)
+    rows = stack.rows(data, split, series)
     pred = predict(model, stack, data, rows, cfg, device).argmax(-1).cpu().numpy()
     y = stack.y[torch.as_tensor(rows, device=device)].cpu().numpy()
     return [scores(y[:, h], pred[:, h]) for h in range(len(data.horizons))]
 
 
-def baseline_scores(data: EncoderData, split: str = "test") -> dict:
-    """Majority class and OFI logistic regression, fitted on the train split."""
+def baseline_scores(data: EncoderData, split: str = "test", series=None) -> dict:
+    """Majority class and OFI logistic regression, fitted on the train split, scored on the rows of
+    `split` (of the series indices `series` only if given)."""
     ofi = [ofi_features(s.book) for s in data.series]
     out = {"majority": [], "logreg_ofi": []}
-    tr, te = data.rows("train"), data.rows(split)
+    tr = data.rows("train")
+    te = [(i, t) for i, t in data.rows(split) if series is None or i in series]
     x_tr = np.concatenate([ofi[i][t] for i, t in tr])
     x_te = np.concatenate([ofi[i][t] for i, t in te])
     for h in range(len(data.horizons)):
