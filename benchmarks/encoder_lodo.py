@@ -109,7 +109,8 @@ def _task(job: dict) -> dict:
         cfg = TrainConfig(model=kind, epochs=a.epochs, seed=job["seed"], device=a.device,
                           batch_size=a.batch_size, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
                           dropout=a.dropout, max_steps_per_epoch=a.max_steps_windowed if windowed else a.max_steps_tcn,
-                          keep_checkpoints=1)
+                          keep_checkpoints=1, select="val_f1", patience=a.patience, lr_schedule="cosine",
+                          torch_threads=job["threads"])
         run_dir = Path(a.out) / "runs" / job["held_out"] / f"seed{job['seed']}"
         t0 = time.perf_counter()
         model, meta = train_model(train_data, cfg, run_dir, progress=False)
@@ -166,6 +167,7 @@ def main() -> None:
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-2)
     ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--patience", type=int, default=4, help="epochs without a better validation macro-F1")
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--interval-ms", type=float, default=100.0)
     ap.add_argument("--depth", type=int, default=10)

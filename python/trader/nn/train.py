@@ -9,7 +9,7 @@ Run folder layout (one per `trader train-encoder` run):
                                         a folder or s3://bucket/prefix): weights as safetensors, optimizer
                                         and every rank's RNG states, and in the metadata the epoch, the step
                                         within it, the history and the config; the newest --keep-checkpoints
-    <run>/report.json, report.md        scores per horizon on the time-ordered test split
+    <run>/report.json, report.md        trader.nn.report: scores per horizon, mean and std over seeds
     <run>/tb/                           TensorBoard scalars
 
 Checkpoints are written every --save-freq optimizer steps, at every epoch's end, and on SIGTERM, SIGINT
@@ -384,50 +384,3 @@ def baseline_scores(data: EncoderData, split: str = "test", series=None) -> dict
         out["majority"].append(scores(y_te, majority_predict(y_tr, len(y_te))))
         out["logreg_ofi"].append(scores(y_te, logistic_regression(x_tr, y_tr, x_te)))
     return out
-
-
-def inference_cost_us(model, in_features: int, window: int, repeats: int = 200) -> float:
-    """Median CPU time (µs) of one embedding at batch 1 from the last `window` rows."""
-    model = model.to("cpu").eval()
-    x = torch.zeros(1, window, in_features)
-    times = []
-    with torch.inference_mode():
-        for _ in range(20):
-            model.embed(x)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.embed(x)
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e6)
-
-
-def write_report(run_dir: Path, data: EncoderData, results: dict, costs: dict, sources: list[str]) -> dict:
-    report = {
-        "instruments": sources,
-        "horizons": list(data.horizons),
-        "window": data.window,
-        "alphas": data.alphas,
-        "class_balance": data.balance(),
-        "test_scores": results,
-        "training_cost": costs,
-    }
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
-    lines = ["# Encoder report", "", f"Instruments pooled: {', '.join(sources)}",
-             f"Rows: {data.series[0].levels} levels, window {data.window}; splits in time order with gaps of "
-             f"{max(data.horizons)} rows; thresholds alpha (train only): "
-             + "; ".join(f"{s.name}: " + ", ".join(f"k={k}: {a:.2e}" for k, a in zip(data.horizons, al))
-                         for s, al in zip(data.series, data.alphas)), "",
-             "| model | " + " | ".join(f"k={k} acc | k={k} F1" for k in data.horizons) + " |",
-             "|---|" + "---|" * (2 * len(data.horizons))]
-    for name, per_h in results.items():
-        cells = " | ".join(f"{s['accuracy'] * 100:.1f} | {s['macro_f1'] * 100:.1f}" for s in per_h)
-        lines.append(f"| {name} | {cells} |")
-    lines += ["", "Test class balance (down / stationary / up):", ""]
-    for k, b in report["class_balance"]["test"].items():
-        lines.append(f"- {k}: {b['down']:.2f} / {b['stationary']:.2f} / {b['up']:.2f} ({b['rows']} rows)")
-    lines += ["", "| model | params | train seconds | samples/s | CPU inference µs/tick (batch 1) |", "|---|---|---|---|---|"]
-    for name, c in costs.items():
-        lines.append(f"| {name} | {c.get('params', '-')} | {c.get('train_seconds', 0):.1f} | "
-                     f"{c.get('samples_per_s', 0):.0f} | {c.get('inference_us', float('nan')):.0f} |")
-    (run_dir / "report.md").write_text("\n".join(lines) + "\n")
-    return report
