@@ -69,7 +69,8 @@ def load_all(dirs: list[Path], a) -> list:
             np.savez(f, features=s.features, mid=s.mid, book=s.book, ts=s.ts)
         z = np.load(f)
         n = a.max_rows or len(z["mid"])
-        out.append(Series(d.name, z["features"][:n], z["mid"][:n], z["book"][:n], z["ts"][:n], a.depth, a.inputs))
+        out.append(Series(d.name, z["features"][:n], z["mid"][:n], z["book"][:n], z["ts"][:n], a.depth, a.inputs,
+                          a.interval_ms))
     return out
 
 

@@ -41,7 +41,7 @@ def backtest(checkpoint, data, train_fraction, fee_bps, latency_steps, imbalance
     from trader.backtest.engine import (buy_and_hold_policy, compute_metrics, flat_policy, held_out_rows,
                                         imbalance_policy, run_backtest)
     from trader.backtest.report import write_report
-    from trader.sim import load_market
+    from trader.rl.policy import observation_market
 
     if checkpoint is None:
         runs = sorted(Path("runs").glob("trader__*"), key=lambda p: p.stat().st_mtime)
@@ -51,7 +51,10 @@ def backtest(checkpoint, data, train_fraction, fee_bps, latency_steps, imbalance
         click.echo(f"backtesting {checkpoint}")
     policy, args, algo = load_trained_policy(checkpoint)
     data = data if data is not None else args.get("data")
-    market = load_market(data)
+    try:  # an agent trained with --encoder observes that encoder's embeddings (trader.rl.policy)
+        market = observation_market(args, data)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(f"--checkpoint: {e}") from None
     frac = train_fraction if train_fraction is not None else args.get("train_fraction", 0.7)
     start, end = held_out_rows(len(market.book), frac, 0)
     env_cfg = dict(fee_bps=fee_bps if fee_bps is not None else args["fee_bps"],

@@ -37,6 +37,7 @@ class Series:
     ts: np.ndarray  # int64 [T]
     levels: int
     inputs: str = "book"  # trader.nn.inputs.INPUTS
+    interval_ms: float = 100.0  # row spacing of the time grid
 
 
 def load_series(data, *, depth: int = 10, interval_ms: float = 100.0, inputs: str = "book") -> Series:
@@ -51,7 +52,7 @@ def load_series(data, *, depth: int = 10, interval_ms: float = 100.0, inputs: st
     mid = 0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2]).astype(np.float64)
     name = Path(data).name if data is not None else "sample"
     feats = encoder_inputs(market.features, market.book, market.lot_size, inputs)
-    return Series(name, feats, mid, market.book, market.ts, depth, inputs)
+    return Series(name, feats, mid, market.book, market.ts, depth, inputs, float(interval_ms))
 
 
 def check_features(series: Series) -> None:
@@ -129,9 +130,10 @@ def build(series: list[Series], *, horizons=(10, 20, 50, 100), window: int = 100
     horizons = tuple(int(k) for k in horizons)
     gap = max(horizons)
     everything = list(series) + list(test_series)
-    widths = {(s.inputs, s.features.shape[1]) for s in everything}
+    widths = {(s.inputs, s.features.shape[1], s.interval_ms) for s in everything}
     if len(widths) != 1:
-        raise ValueError(f"series have different inputs (kind, width) {sorted(widths)}; use the same depth and inputs")
+        raise ValueError(f"series have different inputs (kind, width, interval ms) {sorted(widths)}; use the same "
+                         "depth, inputs and interval")
     data = EncoderData(everything, horizons, window, inputs=everything[0].inputs,
                        norm={"kind": norm, "halflife": float(norm_halflife)} if norm == "rolling" else {"kind": norm})
     data.ranges = {s: [] for s in SPLITS}

@@ -121,7 +121,8 @@ def _export(model_dir: Path, model, cfg: TrainConfig, data: EncoderData) -> None
     os.replace(tmp, model_dir / "weights.safetensors")
     config = {"train": asdict(cfg), "horizons": list(data.horizons), "window": data.window,
               "levels": data.series[0].levels, "in_features": int(data.series[0].features.shape[1]),
-              "inputs": data.inputs, "norm": data.norm, "alphas": data.alphas}
+              "inputs": data.inputs, "norm": data.norm, "alphas": data.alphas,
+              "interval_ms": data.series[0].interval_ms}
     (model_dir / "config.json").write_text(json.dumps(config, indent=2))
 
 
