@@ -172,7 +172,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--interval-ms", type=float, default=100.0)
     ap.add_argument("--depth", type=int, default=10)
-    ap.add_argument("--inputs", default="book+of", choices=["book", "book+of"])
+    ap.add_argument("--inputs", default="book+of", choices=["book", "book+of", "book+of+ofi"])
     ap.add_argument("--norm-halflife", type=float, default=1000.0, help="rows (RollingNorm)")
     ap.add_argument("--max-rows", type=int, default=60_000,
                     help="rows kept per dataset, from its start (NEXOUSDT and Bitstamp have ~1 M at 100 ms; 0: all)")

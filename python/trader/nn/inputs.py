@@ -9,7 +9,8 @@ makes them comparable across days and instruments.
       bOF_m = q^b_n 1{P^b_n >= P^b_{n-1}} - q^b_{n-1} 1{P^b_n <= P^b_{n-1}}
       aOF_m = q^a_{n-1} 1{P^a_n >= P^a_{n-1}} - q^a_n 1{P^a_n <= P^a_{n-1}}
   in base units, signed so that positive means buying pressure on both sides (OFI_m = bOF_m + aOF_m).
-- `encoder_inputs`: trader.sim.features.book_features (4L + 6 columns) then bOF and aOF per level (2L).
+- `encoder_inputs`: trader.sim.features.book_features (4L + 6 columns) then bOF and aOF per level (2L),
+  optionally the OFI of levels 1..5 summed over the last 5, 10, 20, 50 rows (the baseline's inputs).
 - `InputStream`: the same normalized rows one live sample at a time.
 - `RollingNorm`: a causal exponentially weighted z-score per column, z_t = (x_t - m_t) / s_t with m_t,
   s_t^2 the weighted mean and variance of rows <= t (weights 2^(-age / halflife), normalized like
@@ -25,7 +26,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-INPUTS = ("book", "book+of")  # book_features only, or book_features then order flow per level
+# book_features only; then order flow per level; then also OFI summed over the last OFI_LAGS rows
+INPUTS = ("book", "book+of", "book+of+ofi")
+OFI_LAGS = (5, 10, 20, 50)  # rows; as the baseline's (trader.nn.baselines), for levels 1..OFI_LEVELS
+OFI_LEVELS = 5
 CLIP = 10.0
 
 
@@ -40,17 +44,32 @@ def order_flow(book: np.ndarray, lot_size: float = 1.0) -> np.ndarray:
     return out
 
 
+def history_rows(inputs: str) -> int:
+    """Book rows before a row that its input row reads (live keeps them)."""
+    return {"book": 0, "book+of": 1, "book+of+ofi": max(OFI_LAGS)}[inputs]
+
+
 def encoder_inputs(features: np.ndarray, book: np.ndarray, lot_size: float, inputs: str,
-                   previous: np.ndarray | None = None) -> np.ndarray:
+                   history: np.ndarray | None = None) -> np.ndarray:
     """features: book_features rows [T, 4L + 6] of `book` [T, L, 4] -> float32 [T, D] raw (not
-    normalized) input rows; D = 4L + 6 ('book') or 6L + 6 ('book+of'). `previous`: the book row
-    before book[0] (live: the last sample); None: book[0] starts the series and has no order flow."""
+    normalized) input rows; D = 4L + 6 ('book'), 6L + 6 ('book+of'), 6L + 6 + 20 ('book+of+ofi').
+    `history`: book rows before book[0], the last history_rows(inputs) of them count (live: the last
+    samples); None: book[0] starts the series (no order flow before it)."""
     if inputs not in INPUTS:
         raise ValueError(f"inputs: expected one of {', '.join(INPUTS)}, got {inputs!r}")
     if inputs == "book":
         return np.asarray(features, dtype=np.float32)
-    flow = order_flow(book, lot_size) if previous is None else order_flow(np.concatenate([previous[None], book]), lot_size)[1:]
-    return np.concatenate([features, flow.astype(np.float32)], axis=1)
+    n = len(book)
+    rows = book if history is None or not len(history) else np.concatenate([history[-history_rows(inputs):], book])
+    flow = order_flow(rows, lot_size)
+    cols = [features, flow[-n:].astype(np.float32)]
+    if inputs == "book+of+ofi":
+        L = book.shape[1]
+        m = min(OFI_LEVELS, L)
+        c = np.concatenate([np.zeros((1, m)), np.cumsum(flow[:, :m] + flow[:, L:L + m], axis=0)])
+        t = np.arange(len(rows) - n, len(rows))
+        cols += [((c[t + 1] - c[np.maximum(t + 1 - lag, 0)])).astype(np.float32) for lag in OFI_LAGS]
+    return np.concatenate(cols, axis=1)
 
 
 class RollingNorm:
@@ -102,9 +121,11 @@ class InputStream:
         if inputs not in INPUTS:
             raise ValueError(f"inputs: expected one of {', '.join(INPUTS)}, got {inputs!r}")
         self.inputs, self.lot_size, self.normalize = inputs, lot_size, normalize
-        self._prev: np.ndarray | None = None
+        self._history: list[np.ndarray] = []
 
     def push(self, features: np.ndarray, top: np.ndarray) -> np.ndarray:
-        row = encoder_inputs(features[None], top[None], self.lot_size, self.inputs, self._prev)[0]
-        self._prev = np.array(top, copy=True)
+        history = np.stack(self._history) if self._history else None
+        row = encoder_inputs(features[None], top[None], self.lot_size, self.inputs, history)[0]
+        keep = history_rows(self.inputs)
+        self._history = (self._history + [np.array(top, copy=True)])[-keep:] if keep else []
         return self.normalize(row)
