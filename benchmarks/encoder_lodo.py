@@ -115,6 +115,8 @@ def _task(job: dict) -> dict:
         run_dir = Path(a.out) / "runs" / job["held_out"] / f"seed{job['seed']}"
         t0 = time.perf_counter()
         model, meta = train_model(train_data, cfg, run_dir, progress=False)
+        if meta["interrupted"]:  # SIGTERM, SIGINT: stop; this task is not recorded, a rerun does it again
+            raise SystemExit(f"{kind}, held out {job['held_out']}, seed {job['seed']}: {meta['interrupted']}")
         result["models"][kind] = {
             "scores": evaluate(model, test_data, cfg), "seconds": time.perf_counter() - t0,
             "history": meta["history"], "chosen_epoch": meta.get("best_epoch"),
