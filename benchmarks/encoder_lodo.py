@@ -55,7 +55,7 @@ def convert(shared: Path, out: Path) -> list[Path]:
     return dirs
 
 
-def load_all(dirs: list[Path], a) -> list:
+def load_all(dirs: list[Path], a, inputs: str) -> list:
     """Series of every dataset, cached as .npz under OUT/series/ (workers load the cache, not the replay)."""
     from trader.nn.data import Series, load_series
 
@@ -63,13 +63,13 @@ def load_all(dirs: list[Path], a) -> list:
     cache.mkdir(parents=True, exist_ok=True)
     out = []
     for d in dirs:
-        f = cache / f"{d.name}__{a.interval_ms:g}ms_{a.depth}l_{a.inputs}.npz"
+        f = cache / f"{d.name}__{a.interval_ms:g}ms_{a.depth}l_{inputs}.npz"
         if not f.is_file():
-            s = load_series(d, depth=a.depth, interval_ms=a.interval_ms, inputs=a.inputs)
+            s = load_series(d, depth=a.depth, interval_ms=a.interval_ms, inputs=inputs)
             np.savez(f, features=s.features, mid=s.mid, book=s.book, ts=s.ts)
         z = np.load(f)
         n = a.max_rows or len(z["mid"])
-        out.append(Series(d.name, z["features"][:n], z["mid"][:n], z["book"][:n], z["ts"][:n], a.depth, a.inputs,
+        out.append(Series(d.name, z["features"][:n], z["mid"][:n], z["book"][:n], z["ts"][:n], a.depth, inputs,
                           a.interval_ms))
     return out
 
@@ -84,13 +84,18 @@ def _task(job: dict) -> dict:
 
     a = argparse.Namespace(**job["args"])
     torch.set_num_threads(job["threads"])
-    series = load_all([Path(d) for d in job["dirs"]], a)
-    held = [s for s in series if s.name == job["held_out"]]
-    train = [s for s in series if s.name != job["held_out"]]
     opts = dict(horizons=HORIZONS, window=a.window, norm="rolling", norm_halflife=a.norm_halflife,
                 alpha_scope="series")
-    train_data = build(train, fractions=(0.8, 0.2, 0.0), **opts)  # train | gap | val; no test rows
-    test_data = build([], test_series=held, **opts)
+
+    def split(inputs):
+        """(training data: train | gap | val of the other datasets, no test rows; the held-out data)"""
+        series = load_all([Path(d) for d in job["dirs"]], a, inputs)
+        train = [s for s in series if s.name != job["held_out"]]
+        held = [s for s in series if s.name == job["held_out"]]
+        return build(train, fractions=(0.8, 0.2, 0.0), **opts), build([], test_series=held, **opts)
+
+    train_data, test_data = split(a.inputs)
+    book_data = split("book")  # DeepLOB reads the book levels, as in its paper
     result = {"held_out": job["held_out"], "seed": job["seed"], "models": {},
               "test_rows": int(sum(len(t) for _, t in test_data.rows("test"))),
               "train_rows": int(sum(len(t) for _, t in train_data.rows("train")))}
@@ -109,16 +114,17 @@ def _task(job: dict) -> dict:
         windowed = kind != "tcn"
         cfg = TrainConfig(model=kind, epochs=a.epochs, seed=job["seed"], device=a.device,
                           batch_size=a.batch_size, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
-                          dropout=a.dropout, max_steps_per_epoch=a.max_steps_windowed if windowed else a.max_steps_tcn,
+                          dropout=a.dropout, channels=a.channels, tcn_blocks=a.tcn_blocks, embedding_dim=a.embedding_dim, max_steps_per_epoch=a.max_steps_windowed if windowed else a.max_steps_tcn,
                           keep_checkpoints=1, select="val_f1", patience=a.patience, lr_schedule="cosine",
                           torch_threads=job["threads"])
         run_dir = Path(a.out) / "runs" / job["held_out"] / f"seed{job['seed']}"
         t0 = time.perf_counter()
-        model, meta = train_model(train_data, cfg, run_dir, progress=False)
+        tr, te = book_data if kind == "deeplob" else (train_data, test_data)
+        model, meta = train_model(tr, cfg, run_dir, progress=False)
         if meta["interrupted"]:  # SIGTERM, SIGINT: stop; this task is not recorded, a rerun does it again
             raise SystemExit(f"{kind}, held out {job['held_out']}, seed {job['seed']}: {meta['interrupted']}")
         result["models"][kind] = {
-            "scores": evaluate(model, test_data, cfg), "seconds": time.perf_counter() - t0,
+            "scores": evaluate(model, te, cfg), "seconds": time.perf_counter() - t0,
             "history": meta["history"], "chosen_epoch": meta.get("best_epoch"),
             "params": meta["params"], "config": asdict(cfg)}
     return result
@@ -159,6 +165,8 @@ def main() -> None:
     ap.add_argument("--shared", default="../shared/data", help="the shared recordings (../shared/data)")
     ap.add_argument("--out", required=True, help="output folder (datasets, runs, lodo.json, lodo.md)")
     ap.add_argument("--datasets", default="", help="comma-separated substrings: keep only matching datasets")
+    ap.add_argument("--held-out", default="", help="comma-separated substrings: hold out only matching datasets "
+                    "(default: each in turn)")
     ap.add_argument("--models", default="tcn,tlob,deeplob", help="comma-separated: tcn, tlob, deeplob")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -170,11 +178,15 @@ def main() -> None:
     ap.add_argument("--learning-rate", type=float, default=1e-3)
     ap.add_argument("--weight-decay", type=float, default=1e-2)
     ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--channels", type=int, default=64, help="tcn")
+    ap.add_argument("--tcn-blocks", type=int, default=6, help="tcn: dilations 1 .. 2^(blocks-1)")
+    ap.add_argument("--embedding-dim", type=int, default=32, help="tcn, tlob")
     ap.add_argument("--patience", type=int, default=4, help="epochs without a better validation macro-F1")
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--interval-ms", type=float, default=100.0)
     ap.add_argument("--depth", type=int, default=10)
-    ap.add_argument("--inputs", default="book+of", choices=["book", "book+of", "book+of+ofi"])
+    ap.add_argument("--inputs", default="of+ofi", choices=["book", "book+of", "book+of+ofi", "of+ofi"],
+                    help="inputs of tcn and tlob (trader.nn.inputs); deeplob reads the book ('book')")
     ap.add_argument("--norm-halflife", type=float, default=1000.0, help="rows (RollingNorm)")
     ap.add_argument("--max-rows", type=int, default=60_000,
                     help="rows kept per dataset, from its start (NEXOUSDT and Bitstamp have ~1 M at 100 ms; 0: all)")
@@ -186,7 +198,8 @@ def main() -> None:
         dirs = [d for d in dirs if any(s in d.name for s in a.datasets.split(","))]
     if len(dirs) < 2:
         raise SystemExit(f"--datasets {a.datasets!r}: leave-one-out needs at least 2 datasets, found {len(dirs)}")
-    series = load_all(dirs, a)  # fills the cache before the workers start
+    series = load_all(dirs, a, a.inputs)  # fills the caches before the workers start
+    load_all(dirs, a, "book")
     print(f"{len(series)} datasets: " + ", ".join(f"{s.name} ({len(s.mid):,} rows)" for s in series), flush=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     args = {k: v for k, v in vars(a).items()}
@@ -195,7 +208,8 @@ def main() -> None:
     tasks_dir.mkdir(exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, a.jobs))
     jobs = [{"args": args, "dirs": [str(d) for d in dirs], "held_out": d.name, "seed": sd, "threads": threads,
-             "baselines": sd == seeds[0]} for d in dirs for sd in seeds]
+             "baselines": sd == seeds[0]} for d in dirs for sd in seeds
+            if not a.held_out or any(s in d.name for s in a.held_out.split(","))]
     results, todo = [], []
     for j in jobs:
         f = tasks_dir / f"{j['held_out']}__seed{j['seed']}.json"

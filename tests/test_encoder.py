@@ -127,7 +127,7 @@ def test_inputs_stream_equals_the_series():
 
     market = load_market(load_dataset(None), depth=10, interval_ms=100.0)
     book, feats = market.book[:200], market.features[:200]
-    for inputs, width in (("book+of", 66), ("book+of+ofi", 86)):
+    for inputs, width in (("book+of", 66), ("book+of+ofi", 86), ("of+ofi", 40)):
         want = RollingNorm(50.0, width).apply(encoder_inputs(feats, book, market.lot_size, inputs))
         stream = InputStream(inputs, market.lot_size, RollingNorm(50.0, width).push)
         got = np.stack([stream.push(feats[t], book[t]) for t in range(len(book))])
@@ -136,7 +136,7 @@ def test_inputs_stream_equals_the_series():
     raw = encoder_inputs(feats, book, market.lot_size, "book+of+ofi")
     depth = (book[:, :5, 1].astype(float) + book[:, :5, 3]).mean() * market.lot_size
     np.testing.assert_allclose(raw[:, 66:] / depth, ofi_features(book, 5, (5, 10, 20, 50)) , rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match=r"inputs: expected one of book, book\+of, book\+of\+ofi, got 'ofi'"):
+    with pytest.raises(ValueError, match=r"inputs: expected one of book, book\+of, book\+of\+ofi, of\+ofi, got 'ofi'"):
         encoder_inputs(feats, book, market.lot_size, "ofi")
 
 

@@ -124,7 +124,8 @@ def test_observations_equal_the_training_features():
 
 
 @pytest.mark.parametrize("kind,inputs,norm", [("tcn", "book+of", "rolling"), ("tlob", "book+of", "rolling"),
-                                               ("deeplob", "book+of", "rolling"), ("tcn", "book", "train")])
+                                               ("deeplob", "book+of", "rolling"), ("tcn", "book", "train"),
+                                               ("tcn", "of+ofi", "rolling")])
 def test_encoder_embeddings_equal_embed_rows(tmp_path, kind, inputs, norm):
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file

@@ -50,8 +50,11 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--horizons", default="10,20,50,100", show_default=True, help="Label horizons in rows.")
 @click.option("--interval-ms", default=100.0, show_default=True, help="Row spacing (book sampled on a time grid).")
 @click.option("--depth", default=10, show_default=True, help="Book levels a side.")
-@click.option("--inputs", type=click.Choice(INPUTS), default="book+of", show_default=True,
-              help="Book features, and order flow per level (trader.nn.inputs).")
+@click.option("--inputs", type=click.Choice(INPUTS), default="book+of+ofi", show_default=True,
+              help="Book features, order flow per level, OFI sums (trader.nn.inputs); of+ofi: no book levels "
+                   "(tcn, tlob only).")
+@click.option("--tcn-blocks", default=6, show_default=True,
+              help="tcn: dilations 1 .. 2^(blocks-1); 6 blocks see 190 rows, more than the longest horizon.")
 @click.option("--norm", type=click.Choice(NORMS), default="rolling", show_default=True,
               help="rolling: causal EW z-score per dataset; train: mean and std of the training rows.")
 @click.option("--norm-halflife", default=1000.0, show_default=True, help="Rows, for --norm rolling.")
@@ -91,7 +94,7 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
               help="torch.distributed backend with --nproc / torchrun.")
 @click.option("--baselines/--no-baselines", default=True, show_default=True)
 def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, interval_ms, depth, inputs, norm,
-                  norm_halflife, alpha_scope, epochs, patience, select, batch_size, learning_rate, lr_schedule,
+                  tcn_blocks, norm_halflife, alpha_scope, epochs, patience, select, batch_size, learning_rate, lr_schedule,
                   weight_decay, dropout, seeds, max_steps_per_epoch, device, resume, checkpoint_uri, keep_checkpoints,
                   save_freq, spot_metadata_url, nproc, dist_backend, baselines):
     """Train order-book encoders on mid-price direction at several horizons, keep the epoch best on the
@@ -111,6 +114,9 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
             ctx.set_parameter_source("out", click.core.ParameterSource.COMMANDLINE)
         relaunch(ctx, nproc, "train-encoder")
         return
+    if "deeplob" in (models or ("tcn", "deeplob")) and not inputs.startswith("book"):
+        raise click.UsageError(f"--inputs {inputs}: deeplob reads the book levels; train it with book inputs "
+                               "(--model tcn alone, or --inputs book+of+ofi)")
     if lodo and len(data_dirs) < 2:
         raise click.UsageError(f"--lodo: needs at least 2 --data datasets, got {len(data_dirs)}")
 
@@ -165,7 +171,8 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
         for kind in models or ("tcn", "deeplob"):
             for seed in seeds:
                 cfg = TrainConfig(model=kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                  weight_decay=weight_decay, dropout=dropout, seed=seed, device=device,
+                                  weight_decay=weight_decay, dropout=dropout, tcn_blocks=tcn_blocks, seed=seed,
+                                  device=device,
                                   max_steps_per_epoch=max_steps_per_epoch, checkpoint_uri=checkpoint_uri,
                                   keep_checkpoints=keep_checkpoints, save_freq=save_freq, select=select,
                                   patience=patience, lr_schedule=lr_schedule,

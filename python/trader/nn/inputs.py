@@ -26,8 +26,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-# book_features only; then order flow per level; then also OFI summed over the last OFI_LAGS rows
-INPUTS = ("book", "book+of", "book+of+ofi")
+# book_features only; then order flow per level; then also OFI summed over the last OFI_LAGS rows; or the
+# order flow and its sums alone (no level prices or sizes, which differ most between instruments)
+INPUTS = ("book", "book+of", "book+of+ofi", "of+ofi")
 OFI_LAGS = (5, 10, 20, 50)  # rows; as the baseline's (trader.nn.baselines), for levels 1..OFI_LEVELS
 OFI_LEVELS = 5
 CLIP = 10.0
@@ -46,13 +47,14 @@ def order_flow(book: np.ndarray, lot_size: float = 1.0) -> np.ndarray:
 
 def history_rows(inputs: str) -> int:
     """Book rows before a row that its input row reads (live keeps them)."""
-    return {"book": 0, "book+of": 1, "book+of+ofi": max(OFI_LAGS)}[inputs]
+    return {"book": 0, "book+of": 1, "book+of+ofi": max(OFI_LAGS), "of+ofi": max(OFI_LAGS)}[inputs]
 
 
 def encoder_inputs(features: np.ndarray, book: np.ndarray, lot_size: float, inputs: str,
                    history: np.ndarray | None = None) -> np.ndarray:
     """features: book_features rows [T, 4L + 6] of `book` [T, L, 4] -> float32 [T, D] raw (not
-    normalized) input rows; D = 4L + 6 ('book'), 6L + 6 ('book+of'), 6L + 6 + 20 ('book+of+ofi').
+    normalized) input rows; D = 4L + 6 ('book'), 6L + 6 ('book+of'), 6L + 26 ('book+of+ofi'), 2L + 20
+    ('of+ofi').
     `history`: book rows before book[0], the last history_rows(inputs) of them count (live: the last
     samples); None: book[0] starts the series (no order flow before it)."""
     if inputs not in INPUTS:
@@ -62,8 +64,8 @@ def encoder_inputs(features: np.ndarray, book: np.ndarray, lot_size: float, inpu
     n = len(book)
     rows = book if history is None or not len(history) else np.concatenate([history[-history_rows(inputs):], book])
     flow = order_flow(rows, lot_size)
-    cols = [features, flow[-n:].astype(np.float32)]
-    if inputs == "book+of+ofi":
+    cols = [flow[-n:].astype(np.float32)] if inputs == "of+ofi" else [features, flow[-n:].astype(np.float32)]
+    if inputs.endswith("+ofi"):
         L = book.shape[1]
         m = min(OFI_LEVELS, L)
         c = np.concatenate([np.zeros((1, m)), np.cumsum(flow[:, :m] + flow[:, L:L + m], axis=0)])

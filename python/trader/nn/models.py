@@ -163,13 +163,13 @@ MODELS = ("tcn", "tlob", "deeplob")
 
 
 def build_model(kind: str, in_features: int, levels: int, horizons: int, *, window: int = 100,
-                channels: int = 64, embedding_dim: int = 32, dropout: float = 0.0) -> nn.Module:
+                channels: int = 64, embedding_dim: int = 32, dropout: float = 0.0, tcn_blocks: int = 5) -> nn.Module:
     """The encoder `kind` (one of MODELS); DeepLOB keeps the paper's sizes and reads the book columns."""
     if kind == "deeplob":
         return DeepLOB(levels=levels, horizons=horizons)
     if kind == "tcn":
         return TCNEncoder(in_features, channels=channels, embedding_dim=embedding_dim, horizons=horizons,
-                          dropout=dropout)
+                          dropout=dropout, dilations=tuple(2 ** i for i in range(tcn_blocks)))
     if kind == "tlob":
         return TLOB(in_features, window, embedding_dim=embedding_dim, horizons=horizons, dropout=dropout)
     raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {kind!r}")

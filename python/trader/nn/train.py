@@ -55,6 +55,7 @@ class TrainConfig:
     channels: int = 64
     embedding_dim: int = 32
     dropout: float = 0.0  # tcn, tlob
+    tcn_blocks: int = 5  # tcn: dilations 1, 2, ..., 2^(blocks - 1); receptive field 1 + 3 (2^blocks - 1) rows
     device: str = "auto"
     torch_threads: int = 1  # torch's CPU threads (0: torch's default); fixed, so that a seed gives one result
     torch_deterministic: bool = True  # deterministic torch algorithms on the CPU, cudnn's on cuda
@@ -87,7 +88,8 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 
 def model_options(cfg: TrainConfig) -> dict:
-    return {"channels": cfg.channels, "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout}
+    return {"channels": cfg.channels, "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout,
+            "tcn_blocks": cfg.tcn_blocks}
 
 
 class _Stack:
@@ -169,6 +171,9 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
 
     if cfg.select not in SELECT:
         raise ValueError(f"select: expected one of {', '.join(SELECT)}, got {cfg.select!r}")
+    if cfg.model == "deeplob" and not data.inputs.startswith("book"):
+        raise ValueError(f"model deeplob reads the book levels (the first columns of 'book' inputs); the data's "
+                         f"inputs are {data.inputs!r}")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr schedule: expected one of {', '.join(LR_SCHEDULES)}, got {cfg.lr_schedule!r}")
     device = setup_torch(cfg.seed, cfg.device, cfg.torch_threads, cfg.torch_deterministic, dist)
