@@ -187,7 +187,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=10)
     ap.add_argument("--inputs", default="of+ofi", choices=["book", "book+of", "book+of+ofi", "of+ofi"],
                     help="inputs of tcn and tlob (trader.nn.inputs); deeplob reads the book ('book')")
-    ap.add_argument("--norm-halflife", type=float, default=1000.0, help="rows (RollingNorm)")
+    ap.add_argument("--norm-halflife", type=float, default=5000.0, help="rows (RollingNorm)")
     ap.add_argument("--max-rows", type=int, default=60_000,
                     help="rows kept per dataset, from its start (NEXOUSDT and Bitstamp have ~1 M at 100 ms; 0: all)")
     a = ap.parse_args()

@@ -95,18 +95,18 @@ def test_splits_are_time_ordered_with_gaps_and_train_only_stats():
 def test_rolling_norm_is_causal_and_streams():
     s = _series("book+of")
     data = build([s], horizons=(10, 20), window=50, norm="rolling")  # no statistics of training rows
-    assert data.mean is None and data.norm == {"kind": "rolling", "halflife": 1000.0}
+    assert data.mean is None and data.norm == {"kind": "rolling", "halflife": 5000.0}
     x = data.normalized(0)
-    norm = RollingNorm(1000.0, s.features.shape[1])
+    norm = RollingNorm(5000.0, s.features.shape[1])
     np.testing.assert_allclose(np.stack([norm.push(r) for r in s.features[:400]]), x[:400], atol=1e-4)
     # row t depends on rows <= t only
     changed = s.features.copy()
     changed[300:] *= 3.0
-    np.testing.assert_array_equal(RollingNorm(1000.0, changed.shape[1]).apply(changed)[:300], x[:300])
+    np.testing.assert_array_equal(RollingNorm(5000.0, changed.shape[1]).apply(changed)[:300], x[:300])
     # a price and size scale change (another instrument) leaves the order-flow columns' z-scores unchanged
     scaled = s.features.copy()
     scaled[:, -20:] *= 1000.0
-    np.testing.assert_allclose(RollingNorm(1000.0, scaled.shape[1]).apply(scaled)[:, -20:], x[:, -20:], atol=1e-3)
+    np.testing.assert_allclose(RollingNorm(5000.0, scaled.shape[1]).apply(scaled)[:, -20:], x[:, -20:], atol=1e-3)
 
 
 def test_order_flow_per_level_hand_made():
@@ -234,7 +234,7 @@ def test_selection_on_validation_macro_f1_and_early_stopping(tmp_path):
     assert meta["best_epoch"] == int(np.argmax(f1)) + 1 and meta["best_score"] == pytest.approx(max(f1))
     assert len(f1) == 6 or len(f1) - meta["best_epoch"] == 2  # all epochs, or stopped 2 after the best
     best, config, _, _ = load_encoder(tmp_path / "tcn" / "best")
-    assert config["norm"] == {"kind": "rolling", "halflife": 1000.0} and config["inputs"] == "book+of"
+    assert config["norm"] == {"kind": "rolling", "halflife": 5000.0} and config["inputs"] == "book+of"
     stack = _Stack(data, torch.device("cpu"))
     _, again = _validate(best, stack, data, stack.rows(data, "val"), cfg, torch.device("cpu"))
     assert float(np.mean(again)) == pytest.approx(max(f1))

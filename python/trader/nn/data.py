@@ -114,7 +114,7 @@ def normalizer(norm: dict, mean=None, std=None):
 
 def build(series: list[Series], *, horizons=(10, 20, 50, 100), window: int = 100,
           fractions=(0.7, 0.1, 0.2), stationary_share: float = 1 / 3, alphas=None, test_series=(),
-          norm: str = "train", norm_halflife: float = 1000.0, alpha_scope: str = "pooled") -> EncoderData:
+          norm: str = "train", norm_halflife: float = 5000.0, alpha_scope: str = "pooled") -> EncoderData:
     """Split `series` train | val | test in time order; `test_series` are test rows only. `alphas`: one
     threshold per horizon for every series (overrides alpha_scope)."""
     if not series and not test_series:
