@@ -1,16 +1,19 @@
 """One training run from start to finish, so that a learner's `train` reads top to bottom like CleanRL's
-single-file learners, and the arguments such a run starts from.
+single-file learners; and the arguments such a run starts from.
 
-    with Run.start(args, "ppo", data_parallel=True) as run:  # device and seeds, the checkpoint to resume
-        ...envs and networks; on a resume, their state from run.resumed ...  # from, run folder, store,
-        global_step = run.begin()                            # logger, watcher; RNG states, clock, bar
-        for ...:
+    with Run.start(args, "ppo") as run:    # device, seeds, the checkpoint to resume from, run folder,
+        ...                                # checkpoint store, logger, interrupt watcher
+        global_step = run.begin()          # a resume's RNG states; the clock and the progress bar
+        while global_step < args.total_timesteps:
             ...
-            if run.end_iteration(global_step, save):         # progress; a stop request (SIGTERM, SIGINT,
-                break                                        # spot notice) -> final save; periodic saves
-        return run.finish(save, modules, stats)              # final save, close, the result
+            if run.end_iteration(global_step, save):  # a stop request: a final save, then leave;
+                break                                 # else a checkpoint every --save-freq env steps
+        return run.finish(save, modules, stats)       # the final save, everything closed, the result
 
-`save(step, reason)` is the learner's own: what its checkpoint holds, written through `Run.save`.
+Between start and begin the learner builds its envs and networks and, on a resume, loads their state
+from `run.resumed` (the Checkpoint) and `run.rank_state` (this rank's entry in it). `save(step,
+reason)` is the learner's own: what its checkpoint holds, written through `Run.save`.
+
 The arguments (`resolve_args`, `parse_args`): defaults < the saved arguments of the checkpoint a run
 resumes < a config file < command-line flags.
 """
@@ -24,6 +27,8 @@ import time
 import typing
 from collections.abc import Callable
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from trader.run import distributed
 from trader.run.checkpoints import locate_checkpoint, open_store, resume_point, save_checkpoint
@@ -99,8 +104,6 @@ class Run:
     def begin(self) -> int:
         """The loop starts: a resumed run takes back this rank's RNG states (nothing draws a random number
         between here and the loop), the clock and the progress bar start. Returns the env step to start at."""
-        from tqdm.auto import tqdm
-
         if self.rank_state is not None:
             set_rng_state(self.rank_state["rng"])
         self._bar = tqdm(total=self.args.total_timesteps, initial=self.start_step, unit="step", unit_scale=True,
