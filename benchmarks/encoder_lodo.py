@@ -175,7 +175,7 @@ def main() -> None:
     ap.add_argument("--max-steps-tcn", type=int, default=0, help="optimizer steps per epoch, tcn (0: a full pass)")
     ap.add_argument("--max-steps-windowed", type=int, default=200, help="optimizer steps per epoch, tlob and deeplob")
     ap.add_argument("--batch-size", type=int, default=256, help="windows per step (tlob, deeplob)")
-    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--learning-rate", type=float, default=3e-4)
     ap.add_argument("--weight-decay", type=float, default=1e-2)
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--channels", type=int, default=64, help="tcn")

@@ -67,7 +67,8 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--select", type=click.Choice(SELECT), default="val_f1", show_default=True,
               help="Validation score that picks the epoch kept (val_f1: macro-F1 averaged over horizons).")
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--learning-rate", default=1e-3, show_default=True)
+@click.option("--learning-rate", default=3e-4, show_default=True,
+              help="AdamW peak rate (measured on held-out data: 1e-3 overfits after one epoch).")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="cosine", show_default=True)
 @click.option("--weight-decay", default=1e-2, show_default=True, help="AdamW weight decay.")
 @click.option("--dropout", default=0.1, show_default=True, help="tcn and tlob.")
