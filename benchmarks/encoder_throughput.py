@@ -17,7 +17,8 @@ import torch
 
 from trader.nn.data import build, load_series
 from trader.nn.models import build_model
-from trader.nn.train import _Stack, _windows, pick_device
+from trader.nn.train import _Stack, _windows
+from trader.run.device import pick_device
 
 
 def measure(kind: str, data, device, batch: int, chunk: int, steps: int, amp: bool) -> dict:

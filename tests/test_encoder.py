@@ -9,8 +9,10 @@ import torch
 from trader.nn.baselines import ofi_features, scores
 from trader.nn.data import Series, build
 from trader.nn.embed import embed_rows
-from trader.nn.labels import DOWN, NO_LABEL, STATIONARY, UP, direction_labels, smoothed_returns
-from trader.nn.models import DeepLOB, TCNEncoder, deeplob_columns
+from trader.nn.inputs import InputStream, RollingNorm, encoder_inputs, order_flow
+from trader.nn.labels import (DOWN, NO_LABEL, STATIONARY, UP, direction_labels, smoothed_returns,
+                              threshold_for_share)
+from trader.nn.models import TLOB, DeepLOB, TCNEncoder, deeplob_columns
 
 
 def test_smoothed_labels_hand_made():
@@ -46,7 +48,7 @@ def test_scores_macro_f1():
     assert s["macro_f1"] == pytest.approx(np.mean([2 / 3, 2 / 3, 1.0]))
 
 
-@pytest.mark.parametrize("model", [TCNEncoder(12, channels=16, embedding_dim=8), DeepLOB(levels=2)])
+@pytest.mark.parametrize("model", [TCNEncoder(12, channels=16, embedding_dim=8), DeepLOB(levels=2), TLOB(12, 50)])
 def test_no_look_ahead(model):
     torch.manual_seed(0)
     feats = np.random.default_rng(0).standard_normal((300, 12)).astype(np.float32)
@@ -68,15 +70,15 @@ def test_embed_bad_input():
         embed_rows(model, bad, window=10)
 
 
-def _series():
+def _series(inputs="book"):
     from trader.nn.data import load_series
 
-    return load_series(None)  # the bundled BTCUSDT sample, 100 ms rows
+    return load_series(None, inputs=inputs)  # the bundled BTCUSDT sample, 100 ms rows
 
 
 def test_splits_are_time_ordered_with_gaps_and_train_only_stats():
     s = _series()
-    data = build([s], horizons=(10, 20), window=50)
+    data = build([s], horizons=(10, 20), window=50, norm="train")
     (tr,), (va,), (te,) = data.ranges["train"], data.ranges["val"], data.ranges["test"]
     assert tr[1] + 20 <= va[0] and va[1] + 20 <= te[0]
     np.testing.assert_allclose(data.mean, s.features[tr[0]:tr[1]].mean(0), rtol=1e-5, atol=1e-6)
@@ -86,6 +88,72 @@ def test_splits_are_time_ordered_with_gaps_and_train_only_stats():
     nan.features[5, 3] = np.nan
     with pytest.raises(ValueError, match="non-finite value at row 5, column 3"):
         build([nan], window=50)
+    with pytest.raises(ValueError, match="norm: expected one of rolling, train, got 'zscore'"):
+        build([s], window=50, norm="zscore")
+
+
+def test_rolling_norm_is_causal_and_streams():
+    s = _series("book+of")
+    data = build([s], horizons=(10, 20), window=50, norm="rolling")  # no statistics of training rows
+    assert data.mean is None and data.norm == {"kind": "rolling", "halflife": 5000.0}
+    x = data.normalized(0)
+    norm = RollingNorm(5000.0, s.features.shape[1])
+    np.testing.assert_allclose(np.stack([norm.push(r) for r in s.features[:400]]), x[:400], atol=1e-4)
+    # row t depends on rows <= t only
+    changed = s.features.copy()
+    changed[300:] *= 3.0
+    np.testing.assert_array_equal(RollingNorm(5000.0, changed.shape[1]).apply(changed)[:300], x[:300])
+    # a price and size scale change (another instrument) leaves the order-flow columns' z-scores unchanged
+    scaled = s.features.copy()
+    scaled[:, -20:] *= 1000.0
+    np.testing.assert_allclose(RollingNorm(5000.0, scaled.shape[1]).apply(scaled)[:, -20:], x[:, -20:], atol=1e-3)
+
+
+def test_order_flow_per_level_hand_made():
+    book = np.zeros((3, 2, 4), dtype=np.int64)
+    book[0] = [(100, 2, 102, 4), (99, 1, 103, 7)]
+    book[1] = [(101, 5, 102, 3), (100, 2, 103, 7)]  # bid up one tick; best ask shrinks 4 -> 3
+    book[2] = [(101, 5, 101, 6), (101, 5, 102, 3)]  # ask down one tick (new best 6)
+    of = order_flow(book, lot_size=0.5)
+    L = 2
+    assert of[0].tolist() == [0, 0, 0, 0]
+    assert of[1, :L].tolist() == [5 * 0.5, 2 * 0.5] and of[1, L:].tolist() == [(4 - 3) * 0.5, 0.0]
+    assert of[2, :L].tolist() == [0.0, 5 * 0.5] and of[2, L:].tolist() == [-6 * 0.5, -3 * 0.5]
+
+
+def test_inputs_stream_equals_the_series():
+    from trader.data.dataset import load_dataset
+    from trader.sim.env import load_market
+
+    market = load_market(load_dataset(None), depth=10, interval_ms=100.0)
+    book, feats = market.book[:200], market.features[:200]
+    for inputs, width in (("book+of", 66), ("book+of+ofi", 86), ("of+ofi", 40)):
+        want = RollingNorm(50.0, width).apply(encoder_inputs(feats, book, market.lot_size, inputs))
+        stream = InputStream(inputs, market.lot_size, RollingNorm(50.0, width).push)
+        got = np.stack([stream.push(feats[t], book[t]) for t in range(len(book))])
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    # the OFI sums are the baseline's (before its depth scaling)
+    raw = encoder_inputs(feats, book, market.lot_size, "book+of+ofi")
+    depth = (book[:, :5, 1].astype(float) + book[:, :5, 3]).mean() * market.lot_size
+    np.testing.assert_allclose(raw[:, 66:] / depth, ofi_features(book, 5, (5, 10, 20, 50)) , rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"inputs: expected one of book, book\+of, book\+of\+ofi, of\+ofi, got 'ofi'"):
+        encoder_inputs(feats, book, market.lot_size, "ofi")
+
+
+def test_held_out_series_are_test_rows_with_their_own_thresholds():
+    s = _series()
+    half = len(s.features) // 2
+    a = Series("a", s.features[:half], s.mid[:half], s.book[:half], s.ts[:half], s.levels)
+    b = Series("b", s.features[half:], s.mid[half:] * 2.0, s.book[half:], s.ts[half:], s.levels)
+    data = build([a], horizons=(10, 20), window=50, test_series=[b], alpha_scope="series")
+    assert data.ranges["train"][1] == (0, 0) and data.ranges["val"][1] == (0, 0)
+    assert data.ranges["test"][1] == (0, len(b.features))
+    assert [i for i, t in data.rows("train") if len(t)] == [0]
+    (a0, a1), = [data.ranges["train"][0]]
+    lab = data.labels[0][a0:a1, 0]
+    assert abs((lab == 1).sum() / (lab >= 0).sum() - 1 / 3) < 0.01  # a third stationary on training rows
+    for h, k in enumerate((10, 20)):  # the held-out series: from its own rows (its price scale cancels)
+        assert data.alphas[1][h] == pytest.approx(threshold_for_share(smoothed_returns(s.mid[half:], k)))
 
 
 def test_train_save_load_round_trip_and_resume(tmp_path):
@@ -131,3 +199,46 @@ def test_embeddings_become_the_env_observation(tmp_path):
     obs, info = env.reset(seed=0)
     assert obs.shape == (2, 8 + 3)
     np.testing.assert_array_equal(obs[:, :8], emb[info["t"]])
+
+
+def test_streaming_tcn_equals_the_full_window():
+    from trader.nn.stream import TCNStream
+
+    torch.manual_seed(0)
+    model = TCNEncoder(66, dropout=0.1).eval()  # eval: dropout off, as in live trading
+    with torch.no_grad():  # weights away from their init, so that a wrong tap or fold shows
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    x = np.random.default_rng(1).standard_normal((260, 66)).astype(np.float32)
+    stream = TCNStream(model)
+    got = np.stack([stream.push(r) for r in x])
+    np.testing.assert_allclose(got, embed_rows(model, x, window=100), atol=2e-5)
+    window = 100  # >= the receptive field (94 rows): the last row of a window sees all it can see
+    with torch.no_grad():
+        full = np.stack([model.embed(torch.tensor(x[t - window + 1:t + 1])[None])[0].numpy()
+                         for t in range(window - 1, len(x), 40)])
+    np.testing.assert_allclose(got[window - 1::40], full, atol=2e-5)
+    stream.reset()
+    np.testing.assert_allclose(stream.push(x[0]), got[0], atol=1e-6)
+
+
+def test_selection_on_validation_macro_f1_and_early_stopping(tmp_path):
+    from trader.nn.train import TrainConfig, _Stack, _validate, learning_rate, load_encoder, train_model
+
+    data = build([_series("book+of")], horizons=(10, 20), window=50, norm="rolling", alpha_scope="series")
+    cfg = TrainConfig(model="tcn", epochs=6, chunks_per_step=2, chunk=32, channels=16, embedding_dim=8,
+                      max_steps_per_epoch=2, device="cpu", select="val_f1", patience=2, lr_schedule="cosine",
+                      dropout=0.1, learning_rate=3e-3)
+    _, meta = train_model(data, cfg, tmp_path, progress=False)
+    f1 = [float(np.mean(h["val_macro_f1"])) for h in meta["history"]]
+    assert meta["best_epoch"] == int(np.argmax(f1)) + 1 and meta["best_score"] == pytest.approx(max(f1))
+    assert len(f1) == 6 or len(f1) - meta["best_epoch"] == 2  # all epochs, or stopped 2 after the best
+    best, config, _, _ = load_encoder(tmp_path / "tcn" / "best")
+    assert config["norm"] == {"kind": "rolling", "halflife": 5000.0} and config["inputs"] == "book+of"
+    stack = _Stack(data, torch.device("cpu"))
+    _, again = _validate(best, stack, data, stack.rows(data, "val"), cfg, torch.device("cpu"))
+    assert float(np.mean(again)) == pytest.approx(max(f1))
+    assert learning_rate(cfg, 0, 100) == 3e-3 and learning_rate(cfg, 50, 100) == pytest.approx(1.5e-3)
+    assert learning_rate(cfg, 100, 100) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="select: expected one of val_loss, val_f1, got 'f1'"):
+        train_model(data, TrainConfig(**{**cfg.__dict__, "select": "f1"}), tmp_path / "x", progress=False)

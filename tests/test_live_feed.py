@@ -123,26 +123,40 @@ def test_observations_equal_the_training_features():
     assert rows[4, -1] == 1.0  # a new "episode" of horizon steps
 
 
-@pytest.mark.parametrize("kind", ["tcn", "deeplob"])
-def test_encoder_embeddings_equal_embed_rows(tmp_path, kind):
+@pytest.mark.parametrize("kind,inputs,norm", [("tcn", "book+of", "rolling"), ("tlob", "book+of", "rolling"),
+                                               ("deeplob", "book+of", "rolling"), ("tcn", "book", "train"),
+                                               ("tcn", "of+ofi", "rolling")])
+def test_encoder_embeddings_equal_embed_rows(tmp_path, kind, inputs, norm):
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
+    from trader.data.dataset import load_dataset
     from trader.nn.embed import embed_rows
+    from trader.nn.inputs import RollingNorm, encoder_inputs
     from trader.nn.models import build_model
 
-    torch.manual_seed(0)
-    model = build_model(kind, 46, 10, 2, **({"channels": 8, "embedding_dim": 4} if kind == "tcn" else {}))
-    rng = np.random.default_rng(0)
-    mean, std = rng.normal(size=46).astype(np.float32), rng.uniform(0.5, 2, 46).astype(np.float32)
-    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-    tensors["_norm.mean"], tensors["_norm.std"] = torch.tensor(mean), torch.tensor(std)
-    save_file(tensors, str(tmp_path / "weights.safetensors"))
-    (tmp_path / "config.json").write_text(json.dumps({"train": {"model": kind, "channels": 8, "embedding_dim": 4},
-                                                      "horizons": [10, 50], "window": 16, "levels": 10,
-                                                      "in_features": 46}))
-    enc = Encoder(tmp_path)
+    ds = load_dataset()
+    _ts, book, flow = ds.sample_top(depth=10, interval_ns=100_000_000)
+    ok = (book[:, 0, 0] > 0) & (book[:, 0, 2] > 0)
     n = 130 if kind == "tcn" else 30  # past the TCN's receptive field (94 rows)
-    feats = rng.normal(size=(n, 46)).astype(np.float32)
-    live = np.stack([enc(f) for f in feats])
-    want = embed_rows(enc.model, ((feats - mean) / std).astype(np.float32), 16)
-    assert live.shape == want.shape and len(live) == n and np.allclose(live, want, atol=1e-5)
+    book, flow, lot = book[ok][:n], flow[ok][:n], float(ds.lot_size)
+    raw = encoder_inputs(book_features(book, lot, flow), book, lot, inputs)
+    width = raw.shape[1]
+    torch.manual_seed(0)
+    model = build_model(kind, width, 10, 2, window=16, channels=8, embedding_dim=4)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    config = {"train": {"model": kind, "channels": 8, "embedding_dim": 4}, "horizons": [10, 50], "window": 16,
+              "levels": 10, "in_features": width}
+    if norm == "train":  # a checkpoint from before issue 14: book_features, training-row statistics
+        rng = np.random.default_rng(0)
+        mean, std = rng.normal(size=width).astype(np.float32), rng.uniform(0.5, 2, width).astype(np.float32)
+        tensors["_norm.mean"], tensors["_norm.std"] = torch.tensor(mean), torch.tensor(std)
+        x = ((raw - mean) / std).astype(np.float32)
+    else:
+        config |= {"inputs": inputs, "norm": {"kind": "rolling", "halflife": 20.0}}
+        x = RollingNorm(20.0, width).apply(raw)
+    save_file(tensors, str(tmp_path / "weights.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    ob = ObservationBuilder(lot, max_position=0.1, horizon=4, encoder=Encoder(tmp_path))
+    live = np.stack([ob.observe(book[t], flow[t], position=0.0, unrealized=0.0, mid=1.0)[:-3] for t in range(n)])
+    want = embed_rows(ob.encoder.model, x, 16)
+    assert live.shape == want.shape == (n, model.embedding_dim) and np.allclose(live, want, atol=1e-5)

@@ -55,7 +55,8 @@ def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, ord
     from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, run_backtest
     from trader.backtest.report import write_report
     from trader.data.dataset import load_dataset
-    from trader.sim import load_market, spec
+    from trader.rl.policy import observation_market
+    from trader.sim import spec
 
     if checkpoint is None:
         runs = sorted(Path("runs").glob("trader__*"), key=lambda p: p.stat().st_mtime)
@@ -72,8 +73,11 @@ def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, ord
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
     policy, args, algo = load_trained_policy(checkpoint)
     data = data if data is not None else args.get("data")
-    dataset = load_dataset(data)
-    market = load_market(dataset)
+    dataset = load_dataset(data)  # the Avellaneda-Stoikov fit reads its events
+    try:  # an agent trained with --encoder observes that encoder's embeddings (trader.rl.policy)
+        market = observation_market(args, data)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(f"--checkpoint: {e}") from None
     frac = train_fraction if train_fraction is not None else args.get("train_fraction", 0.7)
     start, end = held_out_rows(len(market.book), frac, 0)
     try:

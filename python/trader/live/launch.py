@@ -83,7 +83,14 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     policy = load_policy(opts.checkpoint, trade_size=opts.trade_size)
     if opts.depth is not None:
         policy.depth = opts.depth
-    encoder = Encoder(opts.encoder) if opts.encoder else None
+    encoder_dir = opts.encoder or policy.encoder  # an agent trained with --encoder brings its own
+    if encoder_dir and policy.encoder_sha256:
+        from trader.nn.embed import checkpoint_sha256
+
+        if checkpoint_sha256(encoder_dir) != policy.encoder_sha256:
+            return EXIT_REFUSED, None, (f"--encoder {encoder_dir}: not the encoder the agent was trained with "
+                                        f"({policy.encoder}, sha256 {policy.encoder_sha256[:12]})")
+    encoder = Encoder(encoder_dir) if encoder_dir else None
     if encoder is not None:
         policy.depth = encoder.levels
     limits = RiskLimits(max_position=opts.max_position or policy.max_position, max_notional=opts.max_notional,

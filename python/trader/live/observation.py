@@ -1,9 +1,8 @@
 """Observations for the policy, built from live samples exactly as the training env builds them.
 
 Row features: ``trader.sim.features.book_features`` on the sampled top levels and trade flow (the
-previous sample gives the mid return), or, with an encoder, the encoder's embedding of the last
-``window`` normalized feature rows (``trader.nn.embed.embed_rows``: rows before a full window repeat
-the first row). Then the account features of ``cpp/env/trading_env.cpp`` (``write``): position /
+previous sample gives the mid return), or, with an encoder, the encoder's embedding of the rows so far
+(as ``trader.nn.embed.embed_rows`` embeds a dataset). Then the account features of ``cpp/env/trading_env.cpp`` (``write``): position /
 max position, unrealized PnL in % of the max notional at the mid, and the fraction of the episode
 left, which live counts down over ``horizon`` steps and starts again (as episodes do in training).
 """
@@ -20,37 +19,48 @@ from trader.sim.features import book_features
 
 class Encoder:
     """A trained encoder (``trader train-encoder`` folder) applied to the rows seen so far, as
-    ``trader.nn.embed.embed_rows`` embeds a dataset: the first row is repeated ``window - 1`` times
-    before it; a causal model (TCN, ``embed_sequence``) sees its whole receptive field, a windowed one
-    (DeepLOB) the last ``window`` rows."""
+    ``trader.nn.embed.embed_rows`` embeds a dataset: input rows of ``trader.nn.inputs`` normalized as
+    in training (``InputStream``); a causal model (TCN) embeds each new row from its cached state
+    (``trader.nn.stream.TCNStream``), a windowed one (DeepLOB, TLOB) the last ``window`` rows, the
+    first row repeated ``window - 1`` times before it."""
 
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
         import torch
 
+        from trader.nn.data import normalizer
+        from trader.nn.inputs import InputStream, RollingNorm
+        from trader.nn.stream import TCNStream
         from trader.nn.train import load_encoder
 
         self.torch = torch
-        self.model, self.config, self.mean, self.std = load_encoder(model_dir, device)
+        self.model, self.config, mean, std = load_encoder(model_dir, device)
         self.window = int(self.config["window"])
         self.levels = int(self.config["levels"])
         self.device = device
-        self.causal = hasattr(self.model, "embed_sequence")
-        keep = max(self.window, int(getattr(self.model, "receptive_field", 0))) if self.causal else self.window
-        self._rows: deque = deque(maxlen=keep)
+        norm = self.config.get("norm", {"kind": "train"})  # checkpoints from before issue 14: "train"
+        push = (RollingNorm(norm["halflife"], self.config["in_features"]).push if norm["kind"] == "rolling"
+                else lambda row: normalizer(norm, mean, std)(row[None])[0])
+        self._inputs = lambda lot_size: InputStream(self.config.get("inputs", "book"), lot_size, push)
+        self.inputs = None  # made at the first row, when the lot size is known
+        self.stream = TCNStream(self.model) if hasattr(self.model, "embed_sequence") else None
+        self._rows: deque = deque(maxlen=self.window)
         self.dim: int | None = None
 
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        x = ((features - self.mean) / self.std).astype(np.float32)
-        if not self._rows:
-            self._rows.extend([x] * (self.window - 1))
-        self._rows.append(x)
-        with self.torch.no_grad():
-            t = self.torch.as_tensor(np.stack(self._rows)[None], device=self.device)
-            if self.causal:
-                e = self.model.embed_sequence(t)[0, -1]
-            else:
-                e = self.model.embed(t[:, -self.window:])[0]
-        e = e.cpu().numpy().astype(np.float32)
+    def __call__(self, features: np.ndarray, top: np.ndarray, lot_size: float) -> np.ndarray:
+        """The embedding of the next row: its book_features row and its sampled levels [L, 4]."""
+        if self.inputs is None:
+            self.inputs = self._inputs(lot_size)
+        x = self.inputs.push(features, top)
+        if self.stream is not None:
+            e = self.stream.push(x)
+        else:
+            if not self._rows:
+                self._rows.extend([x] * (self.window - 1))
+            self._rows.append(x)
+            with self.torch.no_grad():
+                t = self.torch.as_tensor(np.stack(self._rows)[None], device=self.device)
+                e = self.model.embed(t)[0].cpu().numpy()
+        e = e.astype(np.float32)
         self.dim = len(e)
         return e
 
@@ -78,7 +88,7 @@ class ObservationBuilder:
         """float32 [D + 3]: features (or embedding), then the account features; advances the step."""
         row = self.features(top, flow)
         if self.encoder is not None:
-            row = self.encoder(row)
+            row = self.encoder(row, top, self.lot_size)
         max_notional = self.max_position * mid
         time_left = (self.horizon - self.steps % self.horizon) / self.horizon
         account = np.array([position / self.max_position, unrealized / max_notional * 100.0, time_left],

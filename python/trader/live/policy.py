@@ -44,6 +44,8 @@ class PolicySpec:
     interval_ms: float = 100.0
     obs_dim: int | None = None  # None: any (scripted policies)
     num_agents: int = 1  # MADDPG checkpoints: the observation is given to every agent, agent 0 acts
+    encoder: str | None = None  # the encoder folder the agent was trained with (trader train --encoder)
+    encoder_sha256: str | None = None  # and the sha256 of its files (trader.nn.embed.checkpoint_sha256)
 
     def action(self, obs: np.ndarray):
         batch = obs[None] if self.num_agents == 1 else np.repeat(obs[None, None], self.num_agents, axis=1)
@@ -99,4 +101,5 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
                 "max_position": float(args.get("max_position", 0.1)), "horizon": int(args.get("horizon", 500))}
     settings.update(over)
     return PolicySpec(trained.act, f"{trained.algo}:{spec}", obs_dim=int(trained.spec["obs_dim"]),
-                      num_agents=int(trained.spec.get("num_agents", 1)), **settings)
+                      num_agents=int(trained.spec.get("num_agents", 1)), encoder=args.get("encoder"),
+                      encoder_sha256=args.get("encoder_sha256"), **settings)

@@ -2,10 +2,8 @@
 order-flow imbalance (OFI) features.
 
 OFI of level m between rows n-1 and n (Cont, Kukanov, Stoikov 2014 for the best level; Xu, Gould,
-Howison 2019 for deeper levels):
-    e = q^b_n 1{P^b_n >= P^b_{n-1}} - q^b_{n-1} 1{P^b_n <= P^b_{n-1}}
-        - q^a_n 1{P^a_n <= P^a_{n-1}} + q^a_{n-1} 1{P^a_n >= P^a_{n-1}}
-summed over the last {1, 5, 10, 20, 50} rows for levels 1..5 and scaled by the mean top-5 depth.
+Howison 2019 for deeper levels) is bOF_m + aOF_m of trader.nn.inputs.order_flow, summed over the last
+{1, 5, 10, 20, 50} rows for levels 1..5 and scaled by the mean top-5 depth.
 """
 
 from __future__ import annotations
@@ -13,19 +11,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from trader.nn.inputs import order_flow
+
 LAGS = (1, 5, 10, 20, 50)
 
 
 def ofi_features(book: np.ndarray, levels: int = 5, lags=LAGS) -> np.ndarray:
     """book: int64 [T, L, 4] -> float32 [T, levels * len(lags)]; row t uses rows <= t only."""
-    b = book.astype(np.float64)
-    T = len(b)
-    m = min(levels, b.shape[1])
-    pb, qb, pa, qa = b[:, :m, 0], b[:, :m, 1], b[:, :m, 2], b[:, :m, 3]
-    e = np.zeros((T, m))
-    e[1:] = (qb[1:] * (pb[1:] >= pb[:-1]) - qb[:-1] * (pb[1:] <= pb[:-1])
-             - qa[1:] * (pa[1:] <= pa[:-1]) + qa[:-1] * (pa[1:] >= pa[:-1]))
-    depth = max(float((qb + qa).mean()), 1e-12)
+    T, L = book.shape[0], book.shape[1]
+    m = min(levels, L)
+    flow = order_flow(book)
+    e = flow[:, :m] + flow[:, L:L + m]
+    depth = max(float((book[:, :m, 1].astype(np.float64) + book[:, :m, 3]).mean()), 1e-12)
     c = np.concatenate([np.zeros((1, m)), np.cumsum(e, axis=0)])
     cols = []
     for lag in lags:

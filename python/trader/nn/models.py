@@ -7,8 +7,15 @@
 - TCNEncoder (ours): a causal dilated temporal convolution (WaveNet/TCN style: van den Oord et al.
   2016, Bai et al. 2018) over every row feature. Causal, so one pass over a chunk of rows yields the
   embedding of every row in it: training costs about one window per chunk instead of one per label.
+  Dropout after each block's activation (Srivastava et al. 2014) against the memorization of issue 14.
+  trader.nn.stream embeds one new row at a time from the blocks' cached inputs.
+- TLOB (Berti, Kasneci 2025, "TLOB: A Novel Transformer Model with Dual Attention for Price Trend
+  Prediction with Limit Order Book Data"): over a window, transformer layers that alternate attention
+  across time (a token per row) and across features (a token per hidden feature, its values over the
+  window), then a small MLP. Our inputs are already normalized causally (trader.nn.inputs), so the
+  paper's bilinear input normalization (BiN) is left out.
 
-Both map [batch, time, features] to logits [batch, time or 1, horizons, 3] and to an embedding.
+All map [batch, time, features] to logits [batch, time or 1, horizons, 3] and to an embedding.
 """
 
 from __future__ import annotations
@@ -70,27 +77,29 @@ class DeepLOB(nn.Module):
 
 
 class CausalBlock(nn.Module):
-    def __init__(self, channels: int, kernel: int, dilation: int):
+    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float = 0.0):
         super().__init__()
         self.pad = (kernel - 1) * dilation
+        self.dilation = dilation
         self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation)
         self.mix = nn.Conv1d(channels, channels, 1)
         self.norm = nn.LayerNorm(channels)  # per row, over channels: statistics over time would leak the future
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x):
         y = self.conv(F.pad(x, (self.pad, 0)))
         y = self.norm(y.transpose(1, 2)).transpose(1, 2)
-        return x + self.mix(F.gelu(y))
+        return x + self.mix(self.drop(F.gelu(y)))
 
 
 class TCNEncoder(nn.Module):
     """Causal dilated convolutions; receptive field 1 + (kernel - 1) * sum(dilations) rows."""
 
     def __init__(self, in_features: int, channels: int = 64, embedding_dim: int = 32, kernel: int = 4,
-                 dilations=(1, 2, 4, 8, 16), horizons: int = 4):
+                 dilations=(1, 2, 4, 8, 16), horizons: int = 4, dropout: float = 0.0):
         super().__init__()
         self.inp = nn.Conv1d(in_features, channels, 1)
-        self.blocks = nn.Sequential(*[CausalBlock(channels, kernel, d) for d in dilations])
+        self.blocks = nn.Sequential(*[CausalBlock(channels, kernel, d, dropout) for d in dilations])
         self.out = nn.Conv1d(channels, embedding_dim, 1)
         self.heads = nn.Conv1d(embedding_dim, horizons * 3, 1)
         self.horizons = horizons
@@ -111,9 +120,56 @@ class TCNEncoder(nn.Module):
         return self.heads(e).transpose(1, 2).reshape(x.shape[0], x.shape[1], self.horizons, 3)
 
 
-def build_model(kind: str, in_features: int, levels: int, horizons: int, **kw) -> nn.Module:
+class TLOB(nn.Module):
+    """Dual-attention transformer over a window of rows (section 3 of the paper), one 3-class head per
+    horizon. Pre-norm encoder layers; learned positional embedding of the rows."""
+
+    def __init__(self, in_features: int, window: int, hidden: int = 40, layers: int = 2, embedding_dim: int = 32,
+                 horizons: int = 4, dropout: float = 0.1):
+        super().__init__()
+
+        def layer(d_model, heads):
+            return nn.TransformerEncoderLayer(d_model, heads, 2 * d_model, dropout, activation="gelu",
+                                              batch_first=True, norm_first=True)
+
+        self.inp = nn.Linear(in_features, hidden)
+        self.pos = nn.Parameter(torch.zeros(1, window, hidden))
+        self.temporal = nn.ModuleList([layer(hidden, 4) for _ in range(layers)])  # tokens: rows
+        self.spatial = nn.ModuleList([layer(window, 1) for _ in range(layers)])  # tokens: hidden features
+        reduced = max(1, hidden // 4) * max(1, window // 4)
+        self.reduce_h = nn.Linear(hidden, max(1, hidden // 4))
+        self.reduce_t = nn.Linear(window, max(1, window // 4))
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(reduced, embedding_dim))
+        self.heads = nn.Linear(embedding_dim, horizons * 3)
+        self.window = window
+        self.horizons = horizons
+        self.embedding_dim = embedding_dim
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, W, F] normalized rows -> [B, D]."""
+        if x.shape[1] != self.window:
+            raise ValueError(f"TLOB: expected windows of {self.window} rows, got {x.shape[1]}")
+        h = self.inp(x) + self.pos
+        for temporal, spatial in zip(self.temporal, self.spatial):
+            h = spatial(temporal(h).transpose(1, 2)).transpose(1, 2)
+        h = self.reduce_t(F.gelu(self.reduce_h(h)).transpose(1, 2))  # [B, hidden/4, W/4]
+        return torch.tanh(self.out(h.flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heads(self.embed(x)).view(-1, 1, self.horizons, 3)
+
+
+MODELS = ("tcn", "tlob", "deeplob")
+
+
+def build_model(kind: str, in_features: int, levels: int, horizons: int, *, window: int = 100,
+                channels: int = 64, embedding_dim: int = 32, dropout: float = 0.0, tcn_blocks: int = 5) -> nn.Module:
+    """The encoder `kind` (one of MODELS); DeepLOB keeps the paper's sizes and reads the book columns."""
     if kind == "deeplob":
         return DeepLOB(levels=levels, horizons=horizons)
     if kind == "tcn":
-        return TCNEncoder(in_features, horizons=horizons, **kw)
-    raise ValueError(f"model: expected 'tcn' or 'deeplob', got {kind!r}")
+        return TCNEncoder(in_features, channels=channels, embedding_dim=embedding_dim, horizons=horizons,
+                          dropout=dropout, dilations=tuple(2 ** i for i in range(tcn_blocks)))
+    if kind == "tlob":
+        return TLOB(in_features, window, embedding_dim=embedding_dim, horizons=horizons, dropout=dropout)
+    raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {kind!r}")

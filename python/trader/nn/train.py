@@ -3,12 +3,13 @@
 Run folder layout (one per `trader train-encoder` run):
     <run>/<model>/weights.safetensors   model weights (+ normalization mean/std), exported each epoch
     <run>/<model>/config.json           model and data settings, needed to embed
-    <run>/<model>/best/                 the same for the epoch with the best validation loss
+    <run>/<model>/best/                 the same for the epoch kept: best on the validation rows by
+                                        TrainConfig.select (loss or macro-F1); meta["best_epoch"] names it
     <run>/<model>/checkpoints/          training checkpoints (trader.store; or --checkpoint-uri URI/<model>,
                                         a folder or s3://bucket/prefix): weights as safetensors, optimizer
                                         and every rank's RNG states, and in the metadata the epoch, the step
                                         within it, the history and the config; the newest --keep-checkpoints
-    <run>/report.json, report.md        scores per horizon on the time-ordered test split
+    <run>/report.json, report.md        trader.nn.report: scores per horizon, mean and std over seeds
     <run>/tb/                           TensorBoard scalars
 
 Checkpoints are written every --save-freq optimizer steps, at every epoch's end, and on SIGTERM, SIGINT
@@ -53,6 +54,8 @@ class TrainConfig:
     chunks_per_step: int = 8  # tcn: chunks per optimizer step (an epoch is len(train) / chunk steps)
     channels: int = 64
     embedding_dim: int = 32
+    dropout: float = 0.0  # tcn, tlob
+    tcn_blocks: int = 5  # tcn: dilations 1, 2, ..., 2^(blocks - 1); receptive field 1 + 3 (2^blocks - 1) rows
     device: str = "auto"
     torch_threads: int = 1  # torch's CPU threads (0: torch's default); fixed, so that a seed gives one result
     torch_deterministic: bool = True  # deterministic torch algorithms on the CPU, cudnn's on cuda
@@ -64,7 +67,29 @@ class TrainConfig:
     spot_metadata_url: str | None = None  # spot notices (default: env TRADER_SPOT_METADATA_URL, else off)
     spot_poll_s: float = 5.0
     dist_backend: str = "auto"  # under torchrun: auto (nccl on cuda, gloo on the CPU), gloo, nccl
+    # Model selection (issue 14): the epoch kept is the best on the validation rows by "val_loss" or by
+    # "val_f1" (macro-F1 averaged over the horizons, the score the reports rank by); training stops after
+    # `patience` epochs without a better one (0: never early).
+    select: str = "val_loss"
+    patience: int = 0
+    lr_schedule: str = "constant"  # constant | cosine (to 0 over epochs x steps; Loshchilov, Hutter 2017)
     extra: dict = field(default_factory=dict)
+
+
+SELECT = ("val_loss", "val_f1")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step `step` (from 0) of `total_steps`."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.learning_rate * 0.5 * (1.0 + np.cos(np.pi * min(step, total_steps) / max(total_steps, 1)))
+    return cfg.learning_rate
+
+
+def model_options(cfg: TrainConfig) -> dict:
+    return {"channels": cfg.channels, "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout,
+            "tcn_blocks": cfg.tcn_blocks}
 
 
 class _Stack:
@@ -75,8 +100,8 @@ class _Stack:
         self.x = torch.tensor(np.concatenate([data.normalized(i) for i in range(len(data.series))]), device=device)
         self.y = torch.tensor(np.concatenate(data.labels), device=device)
 
-    def rows(self, data: EncoderData, split: str) -> np.ndarray:
-        return np.concatenate([self.offsets[i] + t for i, t in data.rows(split)])
+    def rows(self, data: EncoderData, split: str, series=None) -> np.ndarray:
+        return np.concatenate([self.offsets[i] + t for i, t in data.rows(split) if series is None or i in series])
 
 
 def _windows(stack: _Stack, ends: torch.Tensor, window: int) -> torch.Tensor:
@@ -90,13 +115,16 @@ def _export(model_dir: Path, model, cfg: TrainConfig, data: EncoderData) -> None
 
     model_dir.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors["_norm.mean"] = torch.tensor(data.mean)
-    tensors["_norm.std"] = torch.tensor(data.std)
+    if data.mean is not None:  # norm "train"
+        tensors["_norm.mean"] = torch.tensor(data.mean)
+        tensors["_norm.std"] = torch.tensor(data.std)
     tmp = model_dir / ".weights.safetensors.tmp"
     save_file(tensors, str(tmp))
     os.replace(tmp, model_dir / "weights.safetensors")
     config = {"train": asdict(cfg), "horizons": list(data.horizons), "window": data.window,
-              "levels": data.series[0].levels, "in_features": int(data.mean.shape[0]), "alphas": data.alphas}
+              "levels": data.series[0].levels, "in_features": int(data.series[0].features.shape[1]),
+              "inputs": data.inputs, "norm": data.norm, "alphas": data.alphas,
+              "interval_ms": data.series[0].interval_ms}
     (model_dir / "config.json").write_text(json.dumps(config, indent=2))
 
 
@@ -118,16 +146,16 @@ def load_encoder(model_dir: str | Path, device="cpu"):
     config = json.loads(cfg_path.read_text())
     t = config["train"]
     model = build_model(t["model"], config["in_features"], config["levels"], len(config["horizons"]),
-                        **({"channels": t["channels"], "embedding_dim": t["embedding_dim"]} if t["model"] == "tcn" else {}))
+                        window=config["window"], **model_options(TrainConfig(**t)))
     tensors = load_file(str(model_dir / "weights.safetensors"))
-    mean, std = tensors.pop("_norm.mean").numpy(), tensors.pop("_norm.std").numpy()
+    mean, std = (tensors.pop(k).numpy() if k in tensors else None for k in ("_norm.mean", "_norm.std"))
     model.load_state_dict(tensors)
     return model.to(device).eval(), config, mean, std
 
 
 def train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, *, resume: bool = False, writer=None,
                 progress: bool = True) -> tuple[nn.Module, dict]:
-    """Train one encoder on the train split, keeping the epoch with the best validation loss. `resume`:
+    """Train one encoder on the train split, keeping the epoch best on the validation rows. `resume`:
     continue from the latest checkpoint of checkpoint_uri(cfg, run_dir) when there is one. Under torchrun
     one rank of a data-parallel run (the process group is started here unless it already is)."""
     dist = distributed.init(cfg.device, cfg.dist_backend)
@@ -141,11 +169,18 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
                  progress: bool) -> tuple[nn.Module, dict]:
     from tqdm import tqdm
 
+    if cfg.select not in SELECT:
+        raise ValueError(f"select: expected one of {', '.join(SELECT)}, got {cfg.select!r}")
+    if cfg.model == "deeplob" and not data.inputs.startswith("book"):
+        raise ValueError(f"model deeplob reads the book levels (the first columns of 'book' inputs); the data's "
+                         f"inputs are {data.inputs!r}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr schedule: expected one of {', '.join(LR_SCHEDULES)}, got {cfg.lr_schedule!r}")
     device = setup_torch(cfg.seed, cfg.device, cfg.torch_threads, cfg.torch_deterministic, dist)
     stack = _Stack(data, device)
     H = len(data.horizons)
-    model = build_model(cfg.model, stack.x.shape[1], data.series[0].levels, H,
-                        **({"channels": cfg.channels, "embedding_dim": cfg.embedding_dim} if cfg.model == "tcn" else {}))
+    model = build_model(cfg.model, stack.x.shape[1], data.series[0].levels, H, window=data.window,
+                        **model_options(cfg))
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     model_dir = run_dir / cfg.model
@@ -153,7 +188,8 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
     W, rank = dist.world_size, dist.rank
     start_epoch, start_step, global_step = 0, 0, 0
     partial = {"seconds": 0.0, "seen": 0}  # of an epoch cut short by an interruption
-    meta = {"train_seconds": 0.0, "samples": 0, "best_val_loss": float("inf"), "history": []}
+    meta = {"train_seconds": 0.0, "samples": 0, "best_val_loss": float("inf"), "best_epoch": None,
+            "best_score": None, "select": cfg.select, "history": []}
     _, ckpt = resume_point("latest" if resume else None, uri, "model", cfg.model, dist)
     if ckpt is not None:
         md = ckpt.metadata
@@ -161,7 +197,7 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
         opt.load_state_dict(ckpt.state["trainer"]["optimizer"])
         set_rng_state(ckpt.state["ranks"][rank]["rng"])
         start_epoch, start_step, global_step = int(md["epoch"]), int(md["step_in_epoch"]), int(md["global_step"])
-        partial, meta = md["partial"], md["meta"]
+        partial, meta = md["partial"], {"best_epoch": None, "best_score": None, "select": cfg.select} | md["meta"]
         if dist.is_main:
             print(f"{cfg.model}: resumed from {ckpt.ref.uri} (epoch {start_epoch + 1}, step {start_step})")
     store = open_store(uri, cfg.keep_checkpoints) if dist.is_main else None
@@ -174,6 +210,10 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
     train_set = torch.zeros(len(stack.x), dtype=torch.bool, device=device)
     train_set[torch.as_tensor(train_rows, device=device)] = True
     per_step = cfg.chunks_per_step if cfg.model == "tcn" else cfg.batch_size  # chunks or windows a rank takes
+    # tcn chunks: rf - 1 rows of context, then `chunk` rows whose labels are trained on
+    n_steps = max(1, len(train_rows) // ((cfg.chunk if cfg.model == "tcn" else cfg.batch_size) * W))
+    if cfg.max_steps_per_epoch:
+        n_steps = min(n_steps, cfg.max_steps_per_epoch)
 
     def save(epoch: int, step_in_epoch: int, part: dict, reason: str | None = None) -> str:
         """Rank 0 writes the model, the optimizer, every rank's RNG states and where training is."""
@@ -189,14 +229,6 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
             model.train()
             # every rank draws the same permutation; batch b of the epoch goes to rank b % W
             perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_rows))
-            if cfg.model == "tcn":
-                # Chunks: rf - 1 rows of context, then `chunk` rows whose labels are trained on. A chunk's
-                # end is a random training row; only positions that are training rows count.
-                n_steps = max(1, len(train_rows) // (cfg.chunk * W))
-            else:
-                n_steps = max(1, len(train_rows) // (cfg.batch_size * W))
-            if cfg.max_steps_per_epoch:
-                n_steps = min(n_steps, cfg.max_steps_per_epoch)
             first = start_step if epoch == start_epoch else 0
             done = partial if epoch == start_epoch else {"seconds": 0.0, "seen": 0}
             t0 = time.perf_counter()
@@ -206,6 +238,7 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
             for step in bar:
                 sel = perm[(np.arange(per_step) + (step * W + rank) * per_step) % len(perm)]
                 if cfg.model == "tcn":
+                    # a chunk's end is a random training row; only positions that are training rows count
                     ends = torch.as_tensor(train_rows[sel], device=device)
                     length = rf - 1 + cfg.chunk
                     idx = ends[:, None] + torch.arange(-length + 1, 1, device=device)
@@ -226,6 +259,9 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
                         logits = ddp(x)
                     loss = nn.functional.cross_entropy(logits.float().reshape(-1, 3), y.reshape(-1))
                     seen += len(ends)
+                if cfg.lr_schedule != "constant":
+                    for g in opt.param_groups:
+                        g["lr"] = learning_rate(cfg, global_step, cfg.epochs * n_steps)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -256,18 +292,28 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
             meta["samples"] += seen
             if dist.enabled:
                 dist.broadcast_buffers(model)  # BatchNorm statistics: rank 0's everywhere
-            val_loss = dist.run_on_main(_loss, model, stack, data, val_rows, cfg, device)
-            meta["history"].append({"epoch": epoch + 1, "val_loss": val_loss, "seconds": elapsed,
-                                    "samples_per_s": seen / max(elapsed, 1e-9)})
+            val_loss, val_f1 = dist.run_on_main(_validate, model, stack, data, val_rows, cfg, device)
+            meta["history"].append({"epoch": epoch + 1, "val_loss": val_loss, "val_macro_f1": val_f1,
+                                    "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9)})
             if writer is not None:
                 writer.add_scalar(f"{cfg.model}/loss_val", val_loss, epoch + 1)
+                writer.add_scalar(f"{cfg.model}/macro_f1_val", float(np.mean(val_f1)), epoch + 1)
                 writer.add_scalar(f"{cfg.model}/samples_per_s", seen / max(elapsed, 1e-9), epoch + 1)
+            score = -val_loss if cfg.select == "val_loss" else float(np.mean(val_f1))
+            better = meta["best_score"] is None or score > meta["best_score"]
+            if better:
+                meta["best_score"], meta["best_epoch"] = score, epoch + 1
             if dist.is_main:
-                if val_loss < meta["best_val_loss"]:
+                if better:
                     _export(model_dir / "best", model, cfg, data)
                 _export(model_dir, model, cfg, data)
             meta["best_val_loss"] = min(meta["best_val_loss"], val_loss)
             checkpoint = save(epoch + 1, 0, {"seconds": 0.0, "seen": 0})
+            if cfg.patience and epoch + 1 - meta["best_epoch"] >= cfg.patience:
+                if dist.is_main and progress:
+                    print(f"{cfg.model}: no better {cfg.select} for {cfg.patience} epochs: stopping after epoch "
+                          f"{epoch + 1}, keeping epoch {meta['best_epoch']}", flush=True)
+                break
     in_sync = dist.check_sync({"model": model}, model_dir / "ddp_sync.json", global_step=global_step)
     meta.update(interrupted=interrupted, checkpoint=checkpoint, checkpoint_store=uri, global_step=global_step,
                 world_size=W, rank=rank, ranks_in_sync=in_sync,
@@ -287,16 +333,19 @@ def predict(model, stack: _Stack, data: EncoderData, rows: np.ndarray, cfg: Trai
         out = torch.empty(len(rows), len(data.horizons), 3, device=device)
         rf = model.receptive_field
         # Causal model: run each series in overlapping chunks, keep the logits of the rows asked for.
-        pos = {int(r): i for i, r in enumerate(rows)}
+        rows = np.asarray(rows)
+        if np.any(np.diff(rows) < 0):
+            raise ValueError("predict: rows must be in ascending order")
         for i in range(len(data.series)):
             a, b = int(stack.offsets[i]), int(stack.offsets[i + 1])
             for s in range(a, b, 8192):
+                e = min(b, s + 8192)
+                j0, j1 = np.searchsorted(rows, s), np.searchsorted(rows, e)
+                if j0 == j1:
+                    continue
                 lo = max(a, s - (rf - 1))
-                logits = model(stack.x[lo:min(b, s + 8192)][None])[0].float()
-                for r in range(s, min(b, s + 8192)):
-                    j = pos.get(r)
-                    if j is not None:
-                        out[j] = logits[r - lo]
+                logits = model(stack.x[lo:e][None])[0].float()
+                out[j0:j1] = logits[torch.as_tensor(rows[j0:j1] - lo, device=device)]
         return out
     outs = []
     for s in range(0, len(rows), 512):
@@ -305,28 +354,34 @@ def predict(model, stack: _Stack, data: EncoderData, rows: np.ndarray, cfg: Trai
     return torch.cat(outs) if outs else torch.empty(0, len(data.horizons), 3, device=device)
 
 
-def _loss(model, stack, data, rows, cfg, device) -> float:
+def _validate(model, stack, data, rows, cfg, device) -> tuple[float, list[float]]:
+    """(cross-entropy, macro-F1 per horizon) on global rows `rows`."""
     if len(rows) == 0:
-        return float("nan")
+        return float("nan"), [float("nan")] * len(data.horizons)
     logits = predict(model, stack, data, rows, cfg, device)
     y = stack.y[torch.as_tensor(rows, device=device)]
-    return float(nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1)))
+    loss = float(nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1)))
+    pred, y = logits.argmax(-1).cpu().numpy(), y.cpu().numpy()
+    return loss, [scores(y[:, h], pred[:, h])["macro_f1"] for h in range(len(data.horizons))]
 
 
-def evaluate(model, data: EncoderData, cfg: TrainConfig, split: str = "test") -> list[dict]:
+def evaluate(model, data: EncoderData, cfg: TrainConfig, split: str = "test", series=None) -> list[dict]:
+    """Scores per horizon on the rows of `split`, of the series indices `series` only if given."""
     device = next(model.parameters()).device
     stack = _Stack(data, device)
-    rows = stack.rows(data, split)
+    rows = stack.rows(data, split, series)
     pred = predict(model, stack, data, rows, cfg, device).argmax(-1).cpu().numpy()
     y = stack.y[torch.as_tensor(rows, device=device)].cpu().numpy()
     return [scores(y[:, h], pred[:, h]) for h in range(len(data.horizons))]
 
 
-def baseline_scores(data: EncoderData, split: str = "test") -> dict:
-    """Majority class and OFI logistic regression, fitted on the train split."""
+def baseline_scores(data: EncoderData, split: str = "test", series=None) -> dict:
+    """Majority class and OFI logistic regression, fitted on the train split, scored on the rows of
+    `split` (of the series indices `series` only if given)."""
     ofi = [ofi_features(s.book) for s in data.series]
     out = {"majority": [], "logreg_ofi": []}
-    tr, te = data.rows("train"), data.rows(split)
+    tr = data.rows("train")
+    te = [(i, t) for i, t in data.rows(split) if series is None or i in series]
     x_tr = np.concatenate([ofi[i][t] for i, t in tr])
     x_te = np.concatenate([ofi[i][t] for i, t in te])
     for h in range(len(data.horizons)):
@@ -335,49 +390,3 @@ def baseline_scores(data: EncoderData, split: str = "test") -> dict:
         out["majority"].append(scores(y_te, majority_predict(y_tr, len(y_te))))
         out["logreg_ofi"].append(scores(y_te, logistic_regression(x_tr, y_tr, x_te)))
     return out
-
-
-def inference_cost_us(model, in_features: int, window: int, repeats: int = 200) -> float:
-    """Median CPU time (µs) of one embedding at batch 1 from the last `window` rows."""
-    model = model.to("cpu").eval()
-    x = torch.zeros(1, window, in_features)
-    times = []
-    with torch.inference_mode():
-        for _ in range(20):
-            model.embed(x)
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.embed(x)
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e6)
-
-
-def write_report(run_dir: Path, data: EncoderData, results: dict, costs: dict, sources: list[str]) -> dict:
-    report = {
-        "instruments": sources,
-        "horizons": list(data.horizons),
-        "window": data.window,
-        "alphas": data.alphas,
-        "class_balance": data.balance(),
-        "test_scores": results,
-        "training_cost": costs,
-    }
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
-    lines = ["# Encoder report", "", f"Instruments pooled: {', '.join(sources)}",
-             f"Rows: {data.series[0].levels} levels, window {data.window}; splits in time order with gaps of "
-             f"{max(data.horizons)} rows; thresholds alpha (train only): "
-             + ", ".join(f"k={k}: {a:.2e}" for k, a in zip(data.horizons, data.alphas)), "",
-             "| model | " + " | ".join(f"k={k} acc | k={k} F1" for k in data.horizons) + " |",
-             "|---|" + "---|" * (2 * len(data.horizons))]
-    for name, per_h in results.items():
-        cells = " | ".join(f"{s['accuracy'] * 100:.1f} | {s['macro_f1'] * 100:.1f}" for s in per_h)
-        lines.append(f"| {name} | {cells} |")
-    lines += ["", "Test class balance (down / stationary / up):", ""]
-    for k, b in report["class_balance"]["test"].items():
-        lines.append(f"- {k}: {b['down']:.2f} / {b['stationary']:.2f} / {b['up']:.2f} ({b['rows']} rows)")
-    lines += ["", "| model | params | train seconds | samples/s | CPU inference µs/tick (batch 1) |", "|---|---|---|---|---|"]
-    for name, c in costs.items():
-        lines.append(f"| {name} | {c.get('params', '-')} | {c.get('train_seconds', 0):.1f} | "
-                     f"{c.get('samples_per_s', 0):.0f} | {c.get('inference_us', float('nan')):.0f} |")
-    (run_dir / "report.md").write_text("\n".join(lines) + "\n")
-    return report

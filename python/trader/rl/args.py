@@ -57,6 +57,12 @@ class CommonArgs:
     # trader env (env_id == "trader"); see trader.sim.make
     data: str | None = None
     """trader: dataset folder (default: the bundled sample; from Python also a trader.sim.Market)"""
+    encoder: str | None = None
+    """trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best): observations are
+    its embeddings of every row (cached beside it, trader.nn.embed.agent_features) plus the account features"""
+    encoder_sha256: str | None = None
+    """trader: the sha256 of --encoder's files, recorded by the run at its start; backtests and live runs
+    of the agent refuse an encoder with other files"""
     num_threads: int = 1
     """trader: worker threads of the C++ env pool"""
     horizon: int = 500

@@ -33,6 +33,9 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
                    "[default: trader]")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader: dataset folder [default: the bundled sample]")
+@click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
+              help="trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best); the agent "
+                   "observes its embeddings plus the account features, and backtests and live runs use it too")
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML or JSON file of learner options (flags given here override it)")
 @click.option("--seed", type=int, default=None, help="seed of the experiment [default: 1]")

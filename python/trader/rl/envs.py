@@ -31,6 +31,10 @@ def make_env(args, num_envs: int, seed: int):
         from trader.sim import Market, load_market, make
 
         market = args.data if isinstance(args.data, Market) else load_market(args.data)
+        if args.encoder:  # the encoder's embeddings replace the book features (issue 14)
+            from trader.rl.policy import encoder_market
+
+            market = encoder_market(args, market)
         start_max = training_start_max(len(market.book), args.train_fraction, args.horizon, args.latency_steps)
         return make(market, num_envs=num_envs, num_threads=args.num_threads, seed=seed, horizon=args.horizon,
                     fee_bps=args.fee_bps, trade_size=args.trade_size, max_position=args.max_position,

@@ -4,6 +4,10 @@ the registry of the learners it comes from.
     trained = load("runs/trader__ppo__1__1700000000")      # a run folder, a checkpoint store (a folder or
     actions = trained.act(obs)                              # s3://bucket/prefix) or one checkpoint in it
 
+An agent trained with `--encoder` observes that encoder's embeddings: `encoder_market` gives the
+training env, `trader backtest` and `trader live` the same rows, checked against the encoder's
+sha256 recorded in the agent's arguments.
+
 Each learner (trader.rl.{algo}) has `Args`, `train(args)`, `DATA_PARALLEL` and `make_policy(spec,
 weights, device)`, which builds its deterministic policy from a checkpoint's policy spec and weights.
 """
@@ -61,3 +65,35 @@ def load(target: str | os.PathLike, device: str = "cpu", env_id: str | None = "t
         raise ValueError(f"{ckpt.ref.uri}: that run trained on {args.get('env_id')!r}, not on the {env_id} env")
     act = learner(algo).make_policy(meta["policy_spec"], ckpt.weights, device)
     return TrainedPolicy(act, algo, args, meta["policy_spec"], ckpt.ref.uri)
+
+
+def encoder_market(args, market):
+    """`market` with its features replaced by the embeddings of args.encoder (args: a learner's Args or
+    a checkpoint's saved args dict); records the encoder's sha256 in args the first time (training) and
+    checks it afterwards. A ValueError on another encoder, a sampling mismatch or data given as a Market."""
+    from dataclasses import replace
+
+    from trader.nn.embed import agent_features
+
+    get = args.get if isinstance(args, dict) else lambda k: getattr(args, k)
+    if not isinstance(get("data"), (str, os.PathLike, type(None))):
+        raise ValueError("encoder: give the data as a dataset folder, not a Market (the embeddings are cached per dataset)")
+    interval_ms = float(np.median(np.diff(market.ts))) / 1e6 if len(market.ts) > 1 else 100.0
+    emb, sha = agent_features(get("encoder"), get("data"), interval_ms=round(interval_ms, 6), rows=len(market.book),
+                              expect_sha256=get("encoder_sha256"))
+    if isinstance(args, dict):
+        args["encoder_sha256"] = sha
+    else:
+        args.encoder_sha256 = sha
+    return replace(market, features=np.ascontiguousarray(emb, dtype=np.float32))
+
+
+def observation_market(args: dict, data=None):
+    """The market a trained agent observes on `data` (default: its own): the book features, or the
+    embeddings of the encoder it was trained with."""
+    from trader.sim import load_market
+
+    market = load_market(data if data is not None else args.get("data"))
+    if not args.get("encoder"):
+        return market
+    return encoder_market({**args, "data": data if data is not None else args.get("data")}, market)

@@ -1,0 +1,259 @@
+"""Leave-one-dataset-out benchmark of the encoders on the shared recordings (issue 14).
+
+    PYTHONPATH=python python3 benchmarks/encoder_lodo.py --shared ../shared/data --out runs/lodo --device cuda --jobs 6
+
+Converts (with `trader-sim convert`, once, into OUT/data/) every Binance BTC/ETH sequence of
+binance_hftbacktest_raw_feed, NEXOUSDT and Bitstamp BTC/USD; samples each on the same time grid
+(--interval-ms, --depth levels; Bitstamp on its receive clock: it has no exchange time). Then, for
+every dataset d and every seed: train each model on all the other datasets (each split in time order
+train | gap | val; the epoch kept is chosen on those validation rows only), and score it on every
+labelled row of d, a dataset it never saw. Baselines fitted on the same training rows: the majority
+class and the logistic regression on OFI (trader.nn.baselines). Label thresholds are per dataset (a
+third of its rows stationary), inputs are normalized causally (trader.nn.inputs.RollingNorm), so no
+statistic of d's rows reaches the models except its own label thresholds, the same for every model.
+
+Writes OUT/lodo.json (every fold, seed, model and horizon, with the chosen epochs) and OUT/lodo.md,
+and prints the table: macro-F1 (%) on the held-out dataset, averaged over the held-out datasets,
+mean +- std over seeds; then the per-dataset means. Finished (fold, seed) tasks are kept in
+OUT/tasks/ and skipped when the command is run again with the same options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+HORIZONS = (10, 20, 50, 100)
+BINANCE_BTC_ETH = ("btc", "eth")  # every BTC and ETH sequence of the hftbacktest feed (spot, USD-M, COIN-M)
+
+
+def convert(shared: Path, out: Path) -> list[Path]:
+    """Dataset folders of the shared recordings, converted once with `trader-sim convert`."""
+    sources = [("binance", sorted((shared / "binance_hftbacktest_raw_feed").glob("*/*.gz"))),
+               ("nexousdt", sorted((shared / "binance_spot_nexousdt_raw_feed").glob("*.gz"))),
+               ("bitstamp", sorted((shared / "bitstamp_btcusd_2015-05-01_l3_events_top20").glob("*.bz2")))]
+    dirs = []
+    for name, files in sources:
+        if not files:
+            raise SystemExit(f"--shared {shared}: no raw files for {name}; expected the layout of ../shared/data")
+        target = out / "data" / name
+        if not target.is_dir():
+            cmd = [sys.executable, "-m", "trader.sim.cli", "convert", *map(str, files), "-o", str(target)]
+            print(" ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        found = sorted(p.parent for p in target.rglob("meta.json"))
+        dirs += [d for d in found if name != "binance" or any(s in d.name for s in BINANCE_BTC_ETH)]
+    return dirs
+
+
+def load_all(dirs: list[Path], a, inputs: str) -> list:
+    """Series of every dataset, cached as .npz under OUT/series/ (workers load the cache, not the replay)."""
+    from trader.nn.data import Series, load_series
+
+    cache = Path(a.out) / "series"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = []
+    for d in dirs:
+        f = cache / f"{d.name}__{a.interval_ms:g}ms_{a.depth}l_{inputs}.npz"
+        if not f.is_file():
+            s = load_series(d, depth=a.depth, interval_ms=a.interval_ms, inputs=inputs)
+            np.savez(f, features=s.features, mid=s.mid, book=s.book, ts=s.ts)
+        z = np.load(f)
+        n = a.max_rows or len(z["mid"])
+        out.append(Series(d.name, z["features"][:n], z["mid"][:n], z["book"][:n], z["ts"][:n], a.depth, inputs,
+                          a.interval_ms))
+    return out
+
+
+def _task(job: dict) -> dict:
+    """One held-out dataset and one seed: every model trained on the other datasets, scored on it."""
+    import torch
+
+    from trader.nn.baselines import logistic_regression, majority_predict, ofi_features, scores
+    from trader.nn.data import build
+    from trader.nn.train import TrainConfig, evaluate, train_model
+
+    a = argparse.Namespace(**job["args"])
+    torch.set_num_threads(job["threads"])
+    opts = dict(horizons=HORIZONS, window=a.window, norm="rolling", norm_halflife=a.norm_halflife,
+                alpha_scope="series")
+
+    def split(inputs):
+        """(training data: train | gap | val of the other datasets, no test rows; the held-out data)"""
+        series = load_all([Path(d) for d in job["dirs"]], a, inputs)
+        train = [s for s in series if s.name != job["held_out"]]
+        held = [s for s in series if s.name == job["held_out"]]
+        return build(train, fractions=(0.8, 0.2, 0.0), **opts), build([], test_series=held, **opts)
+
+    train_data, test_data = split(a.inputs)
+    book_data = split("book")  # DeepLOB reads the book levels, as in its paper
+    result = {"held_out": job["held_out"], "seed": job["seed"], "models": {},
+              "test_rows": int(sum(len(t) for _, t in test_data.rows("test"))),
+              "train_rows": int(sum(len(t) for _, t in train_data.rows("train")))}
+    if job["baselines"]:
+        tr, te = train_data.rows("train"), test_data.rows("test")
+        x_tr = np.concatenate([ofi_features(train_data.series[i].book)[t] for i, t in tr])
+        x_te = np.concatenate([ofi_features(test_data.series[i].book)[t] for i, t in te])
+        for name in ("majority", "logreg_ofi"):
+            result["models"][name] = {"scores": []}
+        for h in range(len(HORIZONS)):
+            y_tr = np.concatenate([train_data.labels[i][t, h] for i, t in tr])
+            y_te = np.concatenate([test_data.labels[i][t, h] for i, t in te])
+            result["models"]["majority"]["scores"].append(scores(y_te, majority_predict(y_tr, len(y_te))))
+            result["models"]["logreg_ofi"]["scores"].append(scores(y_te, logistic_regression(x_tr, y_tr, x_te)))
+    for kind in a.models.split(","):
+        windowed = kind != "tcn"
+        cfg = TrainConfig(model=kind, epochs=a.epochs, seed=job["seed"], device=a.device,
+                          batch_size=a.batch_size, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
+                          dropout=a.dropout, channels=a.channels, tcn_blocks=a.tcn_blocks, embedding_dim=a.embedding_dim, max_steps_per_epoch=a.max_steps_windowed if windowed else a.max_steps_tcn,
+                          keep_checkpoints=1, select="val_f1", patience=a.patience, lr_schedule="cosine",
+                          torch_threads=job["threads"])
+        run_dir = Path(a.out) / "runs" / job["held_out"] / f"seed{job['seed']}"
+        t0 = time.perf_counter()
+        tr, te = book_data if kind == "deeplob" else (train_data, test_data)
+        model, meta = train_model(tr, cfg, run_dir, progress=False)
+        if meta["interrupted"]:  # SIGTERM, SIGINT: stop; this task is not recorded, a rerun does it again
+            raise SystemExit(f"{kind}, held out {job['held_out']}, seed {job['seed']}: {meta['interrupted']}")
+        result["models"][kind] = {
+            "scores": evaluate(model, te, cfg), "seconds": time.perf_counter() - t0,
+            "history": meta["history"], "chosen_epoch": meta.get("best_epoch"),
+            "params": meta["params"], "config": asdict(cfg)}
+    return result
+
+
+def table(results: list[dict], models: list[str]) -> tuple[str, dict]:
+    """Markdown: mean over held-out datasets, then mean +- std over seeds; and per held-out dataset."""
+    seeds = sorted({r["seed"] for r in results})
+    held = sorted({r["held_out"] for r in results})
+    summary = {}
+    lines = ["| model | " + " | ".join(f"k={k}" for k in HORIZONS) + " |", "|---|" + "---:|" * len(HORIZONS)]
+    for m in models:
+        per_seed = []
+        for sd in seeds:
+            rs = [r for r in results if r["seed"] == sd and m in r["models"]]
+            if len(rs) == len(held):
+                per_seed.append([np.mean([r["models"][m]["scores"][h]["macro_f1"] for r in rs]) * 100
+                                 for h in range(len(HORIZONS))])
+        if not per_seed:
+            continue
+        mean, std = np.mean(per_seed, 0), np.std(per_seed, 0)
+        summary[m] = {"mean": mean.tolist(), "std": std.tolist(), "seeds": len(per_seed)}
+        lines.append(f"| {m} | " + " | ".join(f"{x:.1f} ± {s:.1f}" for x, s in zip(mean, std)) + " |")
+    lines += ["", "Per held-out dataset (macro-F1 %, mean over seeds; k = " + ", ".join(map(str, HORIZONS)) + "):", "",
+              "| held out | test rows | " + " | ".join(models) + " |", "|---|---:|" + "---|" * len(models)]
+    for d in held:
+        rs = [r for r in results if r["held_out"] == d]
+        cells = []
+        for m in models:
+            f1 = [[r["models"][m]["scores"][h]["macro_f1"] * 100 for h in range(len(HORIZONS))] for r in rs if m in r["models"]]
+            cells.append(" / ".join(f"{x:.1f}" for x in np.mean(f1, 0)) if f1 else "-")
+        lines.append(f"| {d} | {rs[0]['test_rows']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--shared", default="../shared/data", help="the shared recordings (../shared/data)")
+    ap.add_argument("--out", required=True, help="output folder (datasets, runs, lodo.json, lodo.md)")
+    ap.add_argument("--datasets", default="", help="comma-separated substrings: keep only matching datasets")
+    ap.add_argument("--held-out", default="", help="comma-separated substrings: hold out only matching datasets "
+                    "(default: each in turn)")
+    ap.add_argument("--models", default="tcn,tlob,deeplob", help="comma-separated: tcn, tlob, deeplob")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--jobs", type=int, default=1, help="(held-out, seed) tasks run in parallel processes")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--max-steps-tcn", type=int, default=0, help="optimizer steps per epoch, tcn (0: a full pass)")
+    ap.add_argument("--max-steps-windowed", type=int, default=200, help="optimizer steps per epoch, tlob and deeplob")
+    ap.add_argument("--batch-size", type=int, default=256, help="windows per step (tlob, deeplob)")
+    ap.add_argument("--learning-rate", type=float, default=3e-4)
+    ap.add_argument("--weight-decay", type=float, default=1e-2)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--channels", type=int, default=64, help="tcn")
+    ap.add_argument("--tcn-blocks", type=int, default=6, help="tcn: dilations 1 .. 2^(blocks-1)")
+    ap.add_argument("--embedding-dim", type=int, default=32, help="tcn, tlob")
+    ap.add_argument("--patience", type=int, default=4, help="epochs without a better validation macro-F1")
+    ap.add_argument("--window", type=int, default=100)
+    ap.add_argument("--interval-ms", type=float, default=100.0)
+    ap.add_argument("--depth", type=int, default=10)
+    ap.add_argument("--inputs", default="of+ofi", choices=["book", "book+of", "book+of+ofi", "of+ofi"],
+                    help="inputs of tcn and tlob (trader.nn.inputs); deeplob reads the book ('book')")
+    ap.add_argument("--norm-halflife", type=float, default=5000.0, help="rows (RollingNorm)")
+    ap.add_argument("--max-rows", type=int, default=60_000,
+                    help="rows kept per dataset, from its start (NEXOUSDT and Bitstamp have ~1 M at 100 ms; 0: all)")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dirs = convert(Path(a.shared), out)
+    if a.datasets:
+        dirs = [d for d in dirs if any(s in d.name for s in a.datasets.split(","))]
+    if len(dirs) < 2:
+        raise SystemExit(f"--datasets {a.datasets!r}: leave-one-out needs at least 2 datasets, found {len(dirs)}")
+    series = load_all(dirs, a, a.inputs)  # fills the caches before the workers start
+    load_all(dirs, a, "book")
+    print(f"{len(series)} datasets: " + ", ".join(f"{s.name} ({len(s.mid):,} rows)" for s in series), flush=True)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    args = {k: v for k, v in vars(a).items()}
+    key = json.dumps({k: v for k, v in args.items() if k not in ("jobs", "out", "shared")}, sort_keys=True)
+    tasks_dir = out / "tasks"
+    tasks_dir.mkdir(exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // max(1, a.jobs))
+    jobs = [{"args": args, "dirs": [str(d) for d in dirs], "held_out": d.name, "seed": sd, "threads": threads,
+             "baselines": sd == seeds[0]} for d in dirs for sd in seeds
+            if not a.held_out or any(s in d.name for s in a.held_out.split(","))]
+    results, todo = [], []
+    for j in jobs:
+        f = tasks_dir / f"{j['held_out']}__seed{j['seed']}.json"
+        done = json.loads(f.read_text()) if f.is_file() else None
+        if done is not None and done.get("key") == key:
+            results.append(done["result"])
+        else:
+            todo.append(j)
+    print(f"{len(todo)} of {len(jobs)} tasks to run ({a.jobs} at a time, {threads} threads each)", flush=True)
+    t0 = time.perf_counter()
+
+    def keep(j, r):
+        (tasks_dir / f"{j['held_out']}__seed{j['seed']}.json").write_text(json.dumps({"key": key, "result": r}))
+        results.append(r)
+        print(f"[{time.perf_counter() - t0:7.1f} s] held out {r['held_out']}, seed {r['seed']}: "
+              + "; ".join(f"{m} " + "/".join(f"{s['macro_f1'] * 100:.1f}" for s in v["scores"])
+                          for m, v in r["models"].items()), flush=True)
+
+    if a.jobs == 1:
+        for j in todo:
+            keep(j, _task(j))
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(a.jobs, mp_context=mp.get_context("spawn")) as pool:
+            for j, r in zip(todo, pool.map(_task, todo)):
+                keep(j, r)
+    # baselines are deterministic: fitted once per fold (first seed), shown for every seed
+    base = {r["held_out"]: r["models"] for r in results if r["seed"] == seeds[0]}
+    for r in results:
+        for m in ("majority", "logreg_ofi"):
+            if m not in r["models"] and m in base.get(r["held_out"], {}):
+                r["models"][m] = base[r["held_out"]][m]
+    models = ["logreg_ofi", "majority"] + a.models.split(",")
+    md, summary = table(results, models)
+    head = (f"Leave-one-dataset-out, {len(dirs)} datasets, seeds {a.seeds}, {a.interval_ms:g} ms rows, "
+            f"{a.depth} levels, window {a.window}, inputs {a.inputs}; macro-F1 (%) on the held-out dataset, "
+            f"mean over held-out datasets, mean ± std over seeds (baselines: deterministic, std 0).")
+    text = head + "\n\n" + md + "\n"
+    (out / "lodo.md").write_text(text)
+    (out / "lodo.json").write_text(json.dumps({"args": args, "summary": summary, "results": results}, indent=1))
+    print(text)
+    print(f"wrote {out / 'lodo.md'} and {out / 'lodo.json'}")
+
+
+if __name__ == "__main__":
+    main()
