@@ -46,34 +46,11 @@ import numpy as np
 from trader.sim import spec
 from trader.sim.reference_queue import NEVER as _NEVER
 from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
+from trader.sim.reference_numbers import MASK64 as _MASK64, below, llround, splitmix64
 
 __all__ = ["ReferenceTradingEnv", "below", "llround", "splitmix64"]
 
-_MASK64 = (1 << 64) - 1
 LEVEL_BID, LEVEL_ASK, TRADE_BUY, TRADE_SELL = 0, 1, 2, 3
-
-
-def splitmix64(state: int) -> tuple[int, int]:
-    """One splitmix64 draw (Steele, Lea, Flood 2014): returns (new state, 64-bit output)."""
-    state = (state + 0x9E3779B97F4A7C15) & _MASK64
-    z = state
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return state, z ^ (z >> 31)
-
-
-def below(r: int, n: int) -> int:
-    """Uniform integer in [0, n) from a 64-bit draw by multiply-shift (Lemire 2019)."""
-    return (r * n) >> 64
-
-
-def llround(x: float) -> int:
-    """C's llround: nearest integer, halfway cases away from zero (exact for any double)."""
-    f = math.floor(x)
-    frac = x - f
-    if frac > 0.5 or (frac == 0.5 and x > 0):
-        return int(f) + 1
-    return int(f)
 
 
 class _Agent:
