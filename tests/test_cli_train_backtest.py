@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from trader.cli import main
@@ -34,3 +35,21 @@ def test_backtest_refuses_a_non_trader_run(tmp_path):
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     res = runner.invoke(main, ["backtest", "--checkpoint", str(run)])
     assert res.exit_code != 0 and "not on the trader env" in res.output
+
+
+@pytest.mark.parametrize("algo,extra", [("ppo", []), ("maddpg", ["--num-agents", "2"])])
+def test_quote_agents_train_then_backtest_next_to_market_makers(tmp_path, algo, extra):
+    """Issue 11: `trader train --actions quote` (PPO; MADDPG with two quoting agents in one book), then
+    `trader backtest` with the fixed-spread and Avellaneda-Stoikov baselines in the report."""
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--algo", algo, "--actions", "quote", "--maker-fee-bps", "-0.5",
+                               "--queue-model", "power", "--total-timesteps", "2048", *extra,
+                               "--runs-dir", str(tmp_path), "--no-progress-bar"])
+    assert res.exit_code == 0, res.output
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    res = runner.invoke(main, ["backtest", "--checkpoint", str(run)])
+    assert res.exit_code == 0, res.output
+    results = json.loads((run / "backtest" / "backtest.json").read_text())["results"]
+    assert {"fixed_spread", "avellaneda_stoikov", "flat"} <= set(results)
+    agents = [k for k in results if k.startswith(algo)]
+    assert len(agents) == (2 if algo == "maddpg" else 1)

@@ -77,6 +77,16 @@ class CommonArgs:
     """trader: continuous target-position actions in [-1, 1] instead of hold/buy/sell"""
     latency_steps: int = 0
     """trader: steps between sending an order and its execution"""
+    actions: str | None = None
+    """trader: discrete, continuous, quote or quote_continuous (trader.sim.spec; default: from `continuous`)"""
+    maker_fee_bps: float = 0.0
+    """trader: fee on limit-order fills, bps of notional (negative = rebate)"""
+    queue_model: str = "power"
+    """trader: queue position model of resting quotes: power, log or risk_averse (hftbacktest's)"""
+    order_latency_ms: float = 0.0
+    """trader: order entry and cancel latency against the data's exchange timestamps, ms"""
+    reward: str = "pnl"
+    """trader: pnl, inventory_penalty or dampened (trader.sim.spec)"""
     reward_scale: float = 1.0
     """trader: reward = change of equity (quote currency) times this"""
     num_agents: int = 1

@@ -77,6 +77,17 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--max-position", type=float, default=None, help="trader: |position| limit, base units [default: 0.1]")
 @click.option("--continuous/--discrete", default=None,
               help="trader: target-position actions in [-1, 1] instead of hold/buy/sell [default: discrete]")
+@click.option("--actions", type=click.Choice(["discrete", "continuous", "quote", "quote_continuous"]), default=None,
+              help="trader: market orders (discrete, continuous) or post-only quotes on a grid of ticks from the touch "
+                   "(quote, quote_continuous) [default: discrete]")
+@click.option("--maker-fee-bps", type=float, default=None,
+              help="trader: fee on limit-order fills, bps; negative = rebate [default: 0.0]")
+@click.option("--queue-model", type=click.Choice(["power", "log", "risk_averse"]), default=None,
+              help="trader: queue position model of resting quotes [default: power]")
+@click.option("--order-latency-ms", type=float, default=None,
+              help="trader: order entry and cancel latency against exchange timestamps, ms [default: 0]")
+@click.option("--reward", type=click.Choice(["pnl", "inventory_penalty", "dampened"]), default=None,
+              help="trader: reward [default: pnl]")
 @click.option("--num-agents", type=int, default=None, help="trader, maddpg: agents sharing each book [default: 2]")
 @click.option("--train-fraction", type=float, default=None,
               help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")

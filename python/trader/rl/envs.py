@@ -38,8 +38,11 @@ def make_env(args, num_envs: int, seed: int):
         start_max = training_start_max(len(market.book), args.train_fraction, args.horizon, args.latency_steps)
         return make(market, num_envs=num_envs, num_threads=args.num_threads, seed=seed, horizon=args.horizon,
                     fee_bps=args.fee_bps, trade_size=args.trade_size, max_position=args.max_position,
-                    continuous=args.continuous, latency_steps=args.latency_steps, reward_scale=args.reward_scale,
-                    num_agents=args.num_agents, start_max=start_max)
+                    actions=args.actions or ("continuous" if args.continuous else "discrete"),
+                    latency_steps=args.latency_steps, maker_fee_bps=args.maker_fee_bps, queue_model=args.queue_model,
+                    order_latency_ns=round(args.order_latency_ms * 1e6),
+                    cancel_latency_ns=round(args.order_latency_ms * 1e6), reward=args.reward,
+                    reward_scale=args.reward_scale, num_agents=args.num_agents, start_max=start_max)
     if args.env_id.startswith("mpe2:"):
         return MPEVectorEnv(args.env_id.split(":", 1)[1], num_envs)
     envs = gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="sync",
