@@ -102,7 +102,11 @@ void bind_feed(py::module_& m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const FeedError& e) {
-      py::tuple args = py::make_tuple(e.file, e.line, std::string(e.what()), e.hint);
+      // The message may quote bytes of a damaged line: decode with replacement, never fail here.
+      const std::string what = e.what();
+      py::object msg = py::reinterpret_steal<py::object>(
+          PyUnicode_DecodeUTF8(what.data(), static_cast<Py_ssize_t>(what.size()), "replace"));
+      py::tuple args = py::make_tuple(e.file, e.line, msg, e.hint);
       PyErr_SetObject(g_feed_error, args.ptr());
     }
   });

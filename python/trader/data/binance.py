@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from trader import _core
-from trader.data.errors import FeedError
+from trader.data.errors import FeedError, option_hint
 from trader.data.fixed_point import parse_step, units_to_str
 from trader.data.rawfile import open_text
 
@@ -118,18 +118,10 @@ class ConversionReport:
                 for k, v in self.__dict__.items()}
 
 
-def _hint(text: str):
-    """The C++ parser's hint 'option=value' as FeedError's (option, value, how to pass it)."""
-    if not text:
-        return None
-    name, _, value = text.partition("=")
-    api = f"{name}=[{value!r}]" if name == "ignore_streams" else f"{name}={value!r}"
-    return (name, value, api)
-
-
 def _feed_error(paths, exc) -> FeedError:
+    """The C++ parser's error (file index, line or 0, message, hint 'option=value' or '')."""
     fi, line, msg, hint = exc.args
-    return FeedError(paths[fi], line or None, msg, hint=_hint(hint))
+    return FeedError(paths[fi], line or None, msg, hint=option_hint(*hint.split("=", 1)) if hint else None)
 
 
 def _is_fast_codec(path: Path) -> bool:
@@ -249,7 +241,7 @@ def _check_book(events: np.ndarray, files: list[FileInfo], on_gap: str, report: 
             files[c["file"]].path, c["line"],
             f"crossed book after the message with update id u={c['update_id']}: best bid {c['bid']} >= "
             f"best ask {c['ask']} (ticks); {check['replay']['crossed']} crossed message(s) in all",
-            hint=("on_gap", "resync", "on_gap='resync'"),
+            hint=option_hint("on_gap", "resync"),
         )
     report.crossed = [dict(c, file=files[c["file"]].path.name) for c in crossed]
     report.tickers = {k: check[k] for k in ("tickers", "compared", "matched", "mismatched")}

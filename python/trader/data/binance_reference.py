@@ -35,7 +35,7 @@ from math import gcd
 import numpy as np
 import orjson
 
-from trader.data.errors import FeedError
+from trader.data.errors import FeedError, option_hint
 from trader.data.events import EVENT_DTYPE, EventFlag, EventKind
 from trader.data.fixed_point import SCALE, check_int64, parse_units, units_to_str
 from trader.data.rawfile import iter_lines
@@ -45,6 +45,14 @@ _DEPTH_KINDS = {"depth", "depth@0ms", "depth@100ms", "depth@250ms", "depth@500ms
 _MS = 1_000_000
 _INT64_MAX = 2**63 - 1
 _MAX_PLACES = 10  # places kept per kind of report entry; the counts are complete
+_UNITS_LIMIT = 2**128  # prices and sizes are 128-bit counts of 1e-12 units (up to about 3.4e26)
+
+
+def _units(text) -> int:
+    v = parse_units(text)
+    if v >= _UNITS_LIMIT:
+        raise ValueError(f"number too large: {text!r}")
+    return v
 
 _BID, _ASK, _END = int(EventFlag.BID), int(EventFlag.ASK), int(EventFlag.END_OF_MESSAGE)
 _CLEAR, _SNAP, _DELTA = int(EventKind.BOOK_CLEAR), int(EventKind.BOOK_SNAPSHOT), int(EventKind.BOOK_DELTA)
@@ -120,7 +128,7 @@ class _Parser:
         if key not in obj:
             self.fail(fi, line, f"{what}: missing field {key!r}")
         try:
-            return parse_units(obj[key])
+            return _units(obj[key])
         except (TypeError, ValueError) as exc:
             self.fail(fi, line, f"{what}: field {key!r}: {exc}")
 
@@ -133,7 +141,7 @@ class _Parser:
                 if not isinstance(lv, list):
                     raise TypeError("not a list")
                 p_text, q_text = lv
-                p, q = parse_units(p_text), parse_units(q_text)
+                p, q = _units(p_text), _units(q_text)
             except (TypeError, ValueError) as exc:
                 self.fail(fi, line, f"field {name!r}: expected [price, qty] decimal strings, got {lv!r} ({exc})")
             if p <= 0:
@@ -283,7 +291,7 @@ class _Parser:
             self.emit(_TRADE, (_ASK if m else _BID) | _END, fi, line, exch, local, p, q, t, 0, 0)
         else:
             self.fail(fi, line, f"unknown stream kind {kind!r} (expected depth, bookTicker, trade or a known stream "
-                      "without book data)", hint=("ignore_streams", kind))
+                      "without book data)", hint=option_hint("ignore_streams", kind))
 
     # ---- sequencing
 
@@ -335,7 +343,7 @@ class _Parser:
             msg = f"update-id gap: expected {expected} (previous u={self.last_u}), got U={U} u={u}"
             if pu is not None:
                 msg += f" pu={pu}"
-            self.deferred = FeedError(self.paths[fi], line, msg, hint=("on_gap", "resync"))
+            self.deferred = FeedError(self.paths[fi], line, msg, hint=option_hint("on_gap", "resync"))
             return
         self.r["resyncs"] += 1
         self.emit(_CLEAR, _END, fi, line, exch, local, 0, 0, u, 0, 0)

@@ -21,3 +21,9 @@ class FeedError(ValueError):
     @property
     def where(self) -> str:
         return f"{self.path}:{self.line}" if self.line is not None else self.path
+
+
+def option_hint(name: str, value: str) -> tuple:
+    """A FeedError hint for a converter option: ignore_streams takes a list, the others one value."""
+    api = f"{name}=[{value!r}]" if name == "ignore_streams" else f"{name}={value!r}"
+    return (name, value, api)
