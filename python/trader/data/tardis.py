@@ -67,9 +67,9 @@ def kind_of(header: list[str]) -> str | None:
     """incremental_book_L2, book_snapshot_N, trades, or None for any other header."""
     if header[: len(_COMMON)] != list(_COMMON):
         return None
-    if set(_INCREMENTAL) <= set(header):
+    if "is_snapshot" in header:  # the columns that tell the types apart; the others are checked after
         return "incremental_book_L2"
-    if set(_TRADES) <= set(header):
+    if "id" in header:
         return "trades"
     if "asks[0].price" in header or "bids[0].price" in header:
         levels = sum(1 for h in header if h.startswith("asks[") and h.endswith("].price"))
