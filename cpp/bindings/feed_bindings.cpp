@@ -139,18 +139,17 @@ void bind_feed(py::module_& m) {
   py::class_<BinanceParser>(m, "BinanceParser",
                             "Streaming parser of one sequence of Binance raw feed files (cpp/feed/binance_feed.h).")
       .def(py::init([](std::string symbol, bool futures, bool resync, std::vector<std::string> ignore_streams,
-                       std::vector<std::string> non_book_streams, std::vector<std::string> file_names) {
+                       std::vector<std::string> non_book_streams) {
              BinanceOptions o;
              o.symbol = std::move(symbol);
              o.futures = futures;
              o.resync = resync;
              o.ignore_streams = std::move(ignore_streams);
              o.non_book_streams = std::move(non_book_streams);
-             o.file_names = std::move(file_names);
              return std::make_unique<BinanceParser>(std::move(o));
            }),
            py::arg("symbol"), py::arg("futures"), py::arg("resync"), py::arg("ignore_streams"),
-           py::arg("non_book_streams"), py::arg("file_names"))
+           py::arg("non_book_streams"))
       .def(
           "parse_file",
           [](BinanceParser& p, int file, const std::string& path, std::optional<int64_t> until_ns,

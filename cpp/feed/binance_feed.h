@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -39,7 +38,6 @@ struct BinanceOptions {
   bool resync = false;       // on an update-id gap: false = error, true = clear the book and resync
   std::vector<std::string> ignore_streams;    // stream kinds the user skips (counted)
   std::vector<std::string> non_book_streams;  // stream kinds without book data, skipped by default
-  std::vector<std::string> file_names;        // for the report's places
 };
 
 struct Place {

@@ -184,7 +184,6 @@ BinanceOptions spot_options() {
   BinanceOptions o;
   o.symbol = "ABC";
   o.non_book_streams = {"markPrice", "aggTrade", "kline"};
-  o.file_names = {"feed"};
   return o;
 }
 
@@ -266,7 +265,6 @@ void test_binance_real(const fs::path& data) {
   CHECK_EQ(s0.ts_unit, std::string("ns"));
   BinanceOptions o = spot_options();
   o.symbol = "BTCUSDT";
-  o.file_names = {"btcusdt_20240808.gz", "btcusdt_20240809.gz"};
   BinanceParser p(o);
   CHECK(p.parse_file(0, (dir / "btcusdt_20240808.gz").string(), std::nullopt));
   CHECK_EQ(p.lines_read(), 41249u);  // data README

@@ -208,7 +208,7 @@ def parse_sequence(files, *, tick: int = 0, lot: int = 0, on_gap: str = "error",
     paths = [f.path for f in files]
     inst = files[0].instrument
     parser = _core.BinanceParser(inst.symbol, inst.market != "spot", on_gap == "resync", sorted(ignore_streams),
-                                 list(non_book_streams), [p.name for p in paths])
+                                 list(non_book_streams))
     used = len(files)
     try:
         for fi, path in enumerate(paths):
