@@ -94,6 +94,13 @@ def test_folder_of_daily_files_is_a_collection(tmp_path):
     assert np.array_equal(second["price"], parts[1].events["price"]) and (second["file"] == 2).all()
     ts, book, _ = whole.sample_top(depth=1)
     assert (book[:, 0, 0] < book[:, 0, 2]).all()  # never crossed: the book restarts at each sequence
+    # On a 100 ms grid each sequence is sampled on its own: no rows for the three weeks between them.
+    ts, book, _ = whole.sample_top(depth=1, interval_ns=100_000_000)
+    assert len(ts) == sum(len(p.sample_top(depth=1, interval_ns=100_000_000)[0]) for p in parts) < 20_000
+    from trader.sim.env import load_market
+
+    market = load_market(out)  # what `trader train --data OUT` does
+    assert len(market.book) > 5_000 and market.tick_size == 0.1
     res = run("info", out)
     assert res.exit_code == 0 and "collection" in res.stdout and names[1] in res.stdout
     assert len(json.loads(run("info", "--json", out).stdout)) == 2

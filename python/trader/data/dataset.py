@@ -49,10 +49,16 @@ class Dataset:
         return Decimal(self.meta["lot_size"])
 
     def sample_top(self, depth: int = 10, interval_ns: int = 0, clock: str = "exchange"):
-        """(ts[T] ns, book[T, depth, 4] ticks/lots, trade_flow[T, 2] lots) from the C++ replay."""
+        """(ts[T] ns, book[T, depth, 4] ticks/lots, trade_flow[T, 2] lots) from the C++ replay. A
+        collection is sampled part by part (rows never span the time between two sequences)."""
         from trader import _core
 
-        return _core.sample_top(self.events, depth, interval_ns, clock)
+        parts = self.meta.get("collection")
+        if not parts:
+            return _core.sample_top(self.events, depth, interval_ns, clock)
+        outs = [_core.sample_top(self.events[p["first_event"]: p["first_event"] + p["num_events"]], depth,
+                                 interval_ns, clock) for p in parts]
+        return tuple(np.concatenate(x) for x in zip(*outs))
 
 
 def _atomic_write(path: Path, write) -> None:
