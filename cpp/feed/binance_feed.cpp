@@ -24,6 +24,47 @@ std::string quoted(std::string_view s, size_t max = 200) {
   return out;
 }
 
+// The line without its trailing '\r' / '\n'; n = 0 if it holds only whitespace (Python's bytes.strip).
+size_t trimmed_length(const char* p, size_t n) {
+  while (n && (p[n - 1] == '\r' || p[n - 1] == '\n')) --n;
+  for (size_t i = 0; i < n; ++i) {
+    const char c = p[i];
+    if (!(c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f')) return n;
+  }
+  return 0;
+}
+
+// "<digits> <JSON object>": parses the JSON into `doc` and returns the timestamp digits; `fail`
+// throws with the message.
+template <class Fail>
+std::string_view split_line(const char* p, size_t n, JsonDoc& doc, Fail&& fail) {
+  const char* sp = static_cast<const char*>(std::memchr(p, ' ', n));
+  if (!sp || sp == p) fail("expected '<local_receive_ts> <json>' (no space found)");
+  const std::string_view ts(p, static_cast<size_t>(sp - p));
+  for (char c : ts) {
+    if (c < '0' || c > '9') fail("local timestamp must be an integer, got " + quoted(ts, 40));
+  }
+  if (!doc.parse(sp + 1, static_cast<size_t>(p + n - sp - 1))) fail("malformed JSON (" + doc.error() + ")");
+  if (doc.root().type != JType::kObject) fail("expected a JSON object");
+  return ts;
+}
+
+// Nanoseconds per unit of a local timestamp with this many digits: 19 ns, 16 us, 13 ms; 0 otherwise.
+uint64_t ts_multiplier(size_t digits) {
+  return digits == 19 ? 1 : digits == 16 ? 1000 : digits == 13 ? 1000000 : 0;
+}
+
+std::string bad_unit(std::string_view ts) {
+  return "local timestamp " + quoted(ts) + " has " + std::to_string(ts.size()) +
+         " digits; expected 19 (ns), 16 (us) or 13 (ms)";
+}
+
+uint64_t digits_value(std::string_view ts) {
+  uint64_t v = 0;
+  for (char c : ts) v = v * 10 + static_cast<uint64_t>(c - '0');
+  return v;
+}
+
 }  // namespace
 
 // ---- scanning ----------------------------------------------------------------------------------
@@ -41,40 +82,21 @@ void BinanceScanner::end() {
 bool BinanceScanner::line(const char* p, size_t n) {
   ++lineno_;
   auto fail = [this](const std::string& msg) { throw FeedError(0, lineno_, msg); };
-  while (n && (p[n - 1] == '\r' || p[n - 1] == '\n')) --n;
-  bool blank = true;
-  for (size_t i = 0; i < n && blank; ++i) {
-    const char c = p[i];
-    blank = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-  }
-  if (blank) return true;
+  n = trimmed_length(p, n);
+  if (!n) return true;
   ++r_.non_blank_lines;
   static constexpr char kSnap[] = "\"lastUpdateId\"";
   if (!r_.market.empty()) {
     if (memmem(p, std::min<size_t>(n, 64), kSnap, sizeof kSnap - 1)) r_.has_snapshot = true;
     return !r_.has_snapshot;  // both known: the rest of the file cannot change the answer
   }
-  const char* sp = static_cast<const char*>(std::memchr(p, ' ', n));
-  if (!sp || sp == p) fail("expected '<local_receive_ts> <json>' (no space found)");
-  const size_t ts_len = static_cast<size_t>(sp - p);
-  for (size_t i = 0; i < ts_len; ++i) {
-    if (p[i] < '0' || p[i] > '9') fail("local timestamp must be an integer, got " + quoted({p, ts_len}, 40));
-  }
-  if (!doc_.parse(sp + 1, static_cast<size_t>(p + n - sp - 1))) fail("malformed JSON (" + doc_.error() + ")");
+  const std::string_view ts = split_line(p, n, doc_, fail);
   const JNode& msg = doc_.root();
-  if (msg.type != JType::kObject) fail("expected a JSON object");
   if (r_.ts_unit.empty()) {
-    uint64_t mult = 0;
-    if (ts_len == 19) mult = 1, r_.ts_unit = "ns";
-    else if (ts_len == 16) mult = 1000, r_.ts_unit = "us";
-    else if (ts_len == 13) mult = 1000000, r_.ts_unit = "ms";
-    else {
-      fail("local timestamp " + quoted({p, ts_len}) + " has " + std::to_string(ts_len) +
-           " digits; expected 19 (ns), 16 (us) or 13 (ms)");
-    }
-    uint64_t ts = 0;
-    for (size_t i = 0; i < ts_len; ++i) ts = ts * 10 + static_cast<uint64_t>(p[i] - '0');
-    r_.first_local_ns = ts * mult;
+    const uint64_t mult = ts_multiplier(ts.size());
+    if (!mult) fail(bad_unit(ts));
+    r_.ts_unit = mult == 1 ? "ns" : mult == 1000 ? "us" : "ms";
+    r_.first_local_ns = digits_value(ts) * mult;
   }
   if (doc_.has(msg, "lastUpdateId")) {
     r_.has_snapshot = true;
@@ -249,13 +271,8 @@ bool BinanceParser::parse_file(int file, const std::string& path, std::optional<
 
 bool BinanceParser::line(const char* p, size_t n) {
   ++lineno_;
-  while (n && (p[n - 1] == '\r' || p[n - 1] == '\n')) --n;
-  bool blank = true;
-  for (size_t i = 0; i < n && blank; ++i) {
-    const char c = p[i];
-    blank = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-  }
-  if (blank) {
+  n = trimmed_length(p, n);
+  if (!n) {
     count(kLineBlank);
     return true;
   }
@@ -267,32 +284,18 @@ bool BinanceParser::line(const char* p, size_t n) {
   prev_line_.assign(p, n);
   have_prev_line_ = true;
 
-  const char* sp = static_cast<const char*>(std::memchr(p, ' ', n));
-  if (!sp || sp == p) fail("expected '<local_receive_ts> <json>' (no space found)");
-  const size_t ts_len = static_cast<size_t>(sp - p);
-  for (size_t i = 0; i < ts_len; ++i) {
-    if (p[i] < '0' || p[i] > '9') fail("local timestamp must be an integer, got " + quoted({p, ts_len}, 40));
-  }
-  if (!doc_.parse(sp + 1, static_cast<size_t>(p + n - sp - 1))) fail("malformed JSON (" + doc_.error() + ")");
+  const std::string_view ts = split_line(p, n, doc_, [this](const std::string& m) { fail(m); });
   const JNode& msg = doc_.root();
-  if (msg.type != JType::kObject) fail("expected a JSON object");
   if (!unit_len_) {
-    if (ts_len == 19) mult_ = 1;
-    else if (ts_len == 16) mult_ = 1000;
-    else if (ts_len == 13) mult_ = 1000000;
-    else {
-      fail("local timestamp " + quoted({p, ts_len}) + " has " + std::to_string(ts_len) +
-           " digits; expected 19 (ns), 16 (us) or 13 (ms)");
-    }
-    unit_len_ = ts_len;
-  } else if (ts_len != unit_len_) {
-    fail("local timestamp has " + std::to_string(ts_len) + " digits where earlier lines had " +
+    mult_ = static_cast<int64_t>(ts_multiplier(ts.size()));
+    if (!mult_) fail(bad_unit(ts));
+    unit_len_ = ts.size();
+  } else if (ts.size() != unit_len_) {
+    fail("local timestamp has " + std::to_string(ts.size()) + " digits where earlier lines had " +
          std::to_string(unit_len_) + ": mixed units");
   }
-  uint64_t ts = 0;
-  for (size_t i = 0; i < ts_len; ++i) ts = ts * 10 + static_cast<uint64_t>(p[i] - '0');
-  const unsigned __int128 local_w = static_cast<unsigned __int128>(ts) * static_cast<uint64_t>(mult_);
-  if (local_w > kInt64Max) fail("local timestamp " + std::string(p, ts_len) + " is out of the int64 nanosecond range");
+  const unsigned __int128 local_w = static_cast<unsigned __int128>(digits_value(ts)) * static_cast<uint64_t>(mult_);
+  if (local_w > kInt64Max) fail("local timestamp " + std::string(ts) + " is out of the int64 nanosecond range");
   const auto local = static_cast<int64_t>(local_w);
   if (until_ && local >= *until_) return false;
   if (have_prev_local_ && local < prev_local_) {
