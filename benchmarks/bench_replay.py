@@ -5,7 +5,9 @@ For each sequence of Binance raw feed files (the hftbacktest collector format, s
 ../shared/data/README.md section 1) this script times:
 
   conversion  raw .gz -> event array
-              ours: trader.data.binance.convert_sequence
+              ours: trader.data.binance.group_sequences + convert_sequence (the C++ parser,
+              cpp/feed; scanning the files, hashing them and the bookTicker check included)
+              ours, Python reference: the same with trader.data.binance_reference (timed once)
               hftbacktest: hftbacktest.data.utils.binancefutures.convert, once per file
               (it reads futures files only; on spot files it raises KeyError, see below)
   replay      every event applied to the book
@@ -24,6 +26,11 @@ events translated to its event format (snapshot -> DEPTH_CLEAR + DEPTH_SNAPSHOT,
 DEPTH_EVENT, trades -> TRADE_EVENT, bookTicker dropped) and run through hftbacktest's own
 correct_local_timestamp / correct_event_order / validate_event_order, exactly as its converter
 does; its conversion row is then n/a. --hbt-source ours forces that path for futures too.
+
+Identity: before timing, every sequence of --identity-files (default: every shared Binance file,
+../shared/data/binance_hftbacktest_raw_feed and binance_spot_nexousdt_raw_feed) is converted by
+the C++ parser and by the Python reference; the event arrays and the meta must be identical, or
+the script exits 1. --identity-files with no file skips it.
 
 Usage:
   PYTHONPATH=python python3 benchmarks/bench_replay.py [--files F ...] [--repeat N] [--json]
@@ -53,6 +60,7 @@ if importlib.util.find_spec("trader") is None:  # PYTHONPATH, when given, picks 
     sys.path.insert(0, str(REPO / "python"))
 
 from trader import _core  # noqa: E402
+from trader.data import binance_reference  # noqa: E402
 from trader.data.binance import convert_sequence, group_sequences, sequence_name  # noqa: E402
 from trader.data.events import EventFlag, EventKind  # noqa: E402
 
@@ -62,6 +70,7 @@ DEFAULT_FILES = [
     DATA / "spot/btcusdt_20240809.gz",
     DATA / "usdm/btcusdt_20240808.gz",
 ]
+IDENTITY_FILES = sorted(DATA.glob("*/*.gz")) + sorted((DATA.parent / "binance_spot_nexousdt_raw_feed").glob("*.gz"))
 STEP_NS = 100_000_000  # elapse step of the loop variant: 100 ms
 
 try:
@@ -318,8 +327,12 @@ def bench_sequence(files, args) -> dict:
     market = files[0].instrument.market
     res = {"sequence": name, "market": market, "files": [str(p) for p in paths], "rows": [], "notes": []}
 
-    # ---- conversion
-    ours_conv = Timed(lambda: convert_sequence(files))
+    # ---- conversion (ours from the raw paths: scanning and grouping included)
+    def ours_convert():
+        (seq,) = group_sequences(paths)
+        return convert_sequence(seq)
+
+    ours_conv = Timed(ours_convert)
     hbt_conv = None
     if HBT_ERROR is None and market != "spot" and args.hbt_source != "ours":
         hbt_conv = Timed(lambda: hbt_convert_files(paths, args.hbt_buffer))
@@ -332,7 +345,11 @@ def bench_sequence(files, args) -> dict:
     events, meta = ours_conv.result
     raw_lines = sum(meta["report"]["lines"].values())
     res["raw_lines"] = raw_lines
-    res["rows"].append(row("conversion", "ours convert_sequence", len(events), ours_conv.times))
+    res["rows"].append(row("conversion", "ours group_sequences + convert_sequence", len(events), ours_conv.times))
+    ref_conv = Timed(lambda: convert_sequence(files, parse=binance_reference.parse_sequence))
+    ref_conv.run()  # slow and not the product: once
+    res["rows"].append(row("conversion", "ours, Python reference parser (1 run)", len(ref_conv.result[0]),
+                           ref_conv.times))
     tick, lot = float(meta["tick_size"]), float(meta["lot_size"])
 
     hbt_arrays, hbt_path = None, None
@@ -446,6 +463,21 @@ def bench_sequence(files, args) -> dict:
     return res
 
 
+def identity(paths) -> list[dict]:
+    """C++ parser vs Python reference on every sequence of `paths`: events and meta identical?"""
+    out = []
+    for seq in group_sequences(paths):
+        t0 = time.perf_counter()
+        ev, meta = convert_sequence(seq)
+        t1 = time.perf_counter()
+        ev_r, meta_r = convert_sequence(seq, parse=binance_reference.parse_sequence)
+        t2 = time.perf_counter()
+        out.append({"sequence": sequence_name(seq), "files": [f.path.name for f in seq], "events": len(ev),
+                    "identical_events": bool(ev.dtype == ev_r.dtype and np.array_equal(ev, ev_r)),
+                    "identical_meta": meta == meta_r, "cpp_s": t1 - t0, "reference_s": t2 - t1})
+    return out
+
+
 def fmt_table(res: dict) -> str:
     head = ["stage", "implementation", "events", "seconds", "Mevents/s", "ev/s ratio", "time ratio"]
     lines = []
@@ -479,6 +511,9 @@ def main(argv=None) -> int:
                     help="timed runs per conversion row; the median is reported")
     ap.add_argument("--replay-repeat", type=int, default=None,
                     help="timed runs per replay row (fast, so more are cheap); default 3 x --repeat")
+    ap.add_argument("--identity-files", nargs="*", default=[str(p) for p in IDENTITY_FILES],
+                    help="raw files on which the C++ parser and the Python reference must agree "
+                         "(default: every shared Binance file; none: skip)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     ap.add_argument("--hbt-source", choices=("auto", "ours"), default="auto",
                     help="hftbacktest replay input: its own converter where it can read the files "
@@ -494,8 +529,13 @@ def main(argv=None) -> int:
     if HBT_ERROR is not None:
         print(f"hftbacktest cannot be imported ({HBT_ERROR}); timing ours only.", file=sys.stderr)
 
+    if args.identity_files and not args.json:
+        print(f"... identity of C++ and Python reference on {len(args.identity_files)} file(s)", file=sys.stderr,
+              flush=True)
+    same = identity(args.identity_files) if args.identity_files else []
     seqs = group_sequences(args.files)
     results = {
+        "identity": same,
         "date": time.strftime("%Y-%m-%d"),
         "repeat": args.repeat,
         "replay_repeat": args.replay_repeat,
@@ -512,9 +552,10 @@ def main(argv=None) -> int:
             print(f"... {sequence_name(files)} ({len(files)} file(s))", file=sys.stderr, flush=True)
         results["sequences"].append(bench_sequence(files, args))
 
+    ok = all(r["identical_events"] and r["identical_meta"] for r in same)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
-        return 0
+        return 0 if ok else 1
 
     m = results["machine"]
     print(f"machine: {m['cpu']}, {m['logical_cpus']} logical CPUs; Python {m['python']}; "
@@ -543,7 +584,15 @@ def main(argv=None) -> int:
                   f"time ratio {v['speedup_time']:.2f}x")
         ck = s["ours_ticker_check"]
         print(f"  our bookTicker check: {ck['matched']}/{ck['compared']} matched")
-    return 0
+    if same:
+        print()
+        print(f"== C++ parser vs Python reference: {sum(r['identical_events'] and r['identical_meta'] for r in same)} "
+              f"of {len(same)} sequences identical (events and meta), {sum(len(r['files']) for r in same)} files")
+        for r in same:
+            print(f"  {r['sequence']}: {r['events']:,} events, events {'same' if r['identical_events'] else 'DIFFER'}, "
+                  f"meta {'same' if r['identical_meta'] else 'DIFFERS'} (C++ {r['cpp_s']:.2f} s, "
+                  f"reference {r['reference_s']:.2f} s)")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Coverage-guided fuzzing of the Binance raw-feed converter with atheris (libFuzzer for Python).
 
-The property is the one of tests/test_fuzz_feed.py: converting a raw feed file either succeeds,
-and then the C++ core replays and ticker-checks the events without an exception, or it raises
-FeedError (a ValueError) whose message starts with the file's path. Any other exception, or a
-FeedError naming something else, is reported by libFuzzer as a crash (input saved as crash-<sha1>).
+The property is the one of tests/test_fuzz_feed.py: converting a raw feed file with the C++ parser
+either succeeds, and then the C++ core replays and ticker-checks the events without an exception,
+or it raises FeedError (a ValueError) whose message starts with the file's path; and the Python
+reference parser (trader.data.binance_reference) gives the same events and meta, or a FeedError
+for the same file (and line, unless the compressed data is damaged). Any other exception, a
+FeedError naming something else, or a disagreement is reported by libFuzzer as a crash (input saved
+as crash-<sha1>). Coverage guidance sees the Python side only (the reference and the wrapper
+around the C++ parser); the C++ parser runs on every input.
 
 Input layout (one libFuzzer input -> one or two raw feed files):
   byte 0   options: bit 0-1 codec (0 gzip the text, 1 plain, 2 the text is already a compressed
@@ -46,6 +50,7 @@ except ImportError:  # pragma: no cover - optional tool
 import orjson  # noqa: E402  (not instrumented: a C extension)
 
 with atheris.instrument_imports(include=["trader"]):
+    from trader.data import binance_reference
     from trader.data.binance import convert_sequence, group_sequences, sequence_name
     from trader.data.errors import FeedError
 
@@ -109,19 +114,41 @@ def check_one(data: bytes) -> None:
         p.write_bytes(blob)
         paths.append(p)
     try:
+        out = convert(paths, on_gap, ignore, None)
+        ref = convert(paths, on_gap, ignore, binance_reference.parse_sequence)
+        if isinstance(out, FeedError) != isinstance(ref, FeedError):
+            raise AssertionError(f"C++ and reference disagree:\nC++: {out!s:.500}\nreference: {ref!s:.500}")
+        if isinstance(out, FeedError):
+            damaged = "compressed data" in out.reason or "compressed data" in ref.reason
+            if out.path != ref.path or (not damaged and out.line != ref.line):
+                raise AssertionError(f"errors at different places:\nC++: {out}\nreference: {ref}")
+        else:
+            for (ev, meta), (ev_r, meta_r) in zip(out, ref, strict=True):
+                if not (ev.tobytes() == ev_r.tobytes() and meta == meta_r):
+                    raise AssertionError("C++ and reference give different events or meta")
+    finally:
+        for p in paths:
+            p.unlink()
+
+
+def convert(paths, on_gap, ignore, parse):
+    """The results, or the FeedError raised (checked to name one of the paths)."""
+    kwargs = {} if parse is None else {"parse": parse}
+    try:
+        results = []
         for seq in group_sequences(paths):
-            events, meta = convert_sequence(seq, on_gap=on_gap, ignore_streams=ignore)
+            events, meta = convert_sequence(seq, on_gap=on_gap, ignore_streams=ignore, **kwargs)
             sequence_name(seq)
             check = _core.check_tickers(events)
             if check["replay"]["events"] != len(events):
                 raise AssertionError(f"replay saw {check['replay']['events']} of {len(events)} events")
+            results.append((events, meta))
+        return results
     except FeedError as exc:
         msg = str(exc)
         if not any(msg.startswith(str(p)) for p in paths):
             raise AssertionError(f"FeedError does not start with the file path: {msg!r}") from exc
-    finally:
-        for p in paths:
-            p.unlink()
+        return exc
 
 
 def main() -> None:

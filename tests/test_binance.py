@@ -151,12 +151,69 @@ def test_truncated_gzip(tmp_path, spot_lines):
 
 def test_unknown_stream_is_an_error_unless_ignored(tmp_path, spot_lines):
     lines = list(spot_lines)
-    lines.insert(40, b'1723161254206652999 {"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","s":"BTCUSDT"}}')
+    lines.insert(40, b'1723161254206652999 {"stream":"btcusdt@fooBar","data":{"e":"fooBar","s":"BTCUSDT"}}')
     path = write_feed(tmp_path, lines)
-    with pytest.raises(FeedError, match=rf"^{path}:41: unknown stream kind 'aggTrade'"):
+    with pytest.raises(FeedError, match=rf"^{path}:41: unknown stream kind 'fooBar'") as exc:
         convert(path)
-    _, meta = convert(path, ignore_streams=["aggTrade"])
-    assert meta["report"]["ignored_streams"] == {"aggTrade": 1}
+    assert exc.value.hint[:2] == ("ignore_streams", "fooBar")
+    assert str(exc.value).endswith("(pass ignore_streams=['fooBar'] to go on)")
+    _, meta = convert(path, ignore_streams=["fooBar"])
+    assert meta["report"]["ignored_streams"] == {"fooBar": 1}
+
+
+def test_streams_without_book_data_are_counted_and_skipped(tmp_path, spot_lines):
+    extra = [
+        b'1723161254206652999 {"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","s":"BTCUSDT"}}',
+        b'1723161254206653999 {"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","s":"BTCUSDT"}}',
+        b'1723161254206654999 {"stream":"btcusdt@kline_1m","data":{"e":"kline","s":"BTCUSDT"}}',
+        b'1723161254206655999 {"stream":"!ticker@arr","data":{"e":"24hrTicker"}}',
+        b'1723161254206656999 {"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","s":"BTCUSDT"}}',
+    ]
+    lines = spot_lines[:40] + extra + spot_lines[40:]
+    events, meta = convert(write_feed(tmp_path, lines))
+    rep = meta["report"]
+    assert rep["skipped_streams"] == {"markPrice@1s": 2, "aggTrade": 1, "kline_1m": 1, "!ticker@arr": 1}
+    assert rep["lines"]["non_book_stream"] == 5
+    base, _ = convert(write_feed(tmp_path, spot_lines, "base.gz"))
+    assert np.array_equal(events[["kind", "price", "qty", "update_id"]], base[["kind", "price", "qty", "update_id"]])
+
+
+def test_duplicated_line_is_reported_as_a_duplicate_not_a_gap(tmp_path, spot_lines):
+    _, depth = depth_line_indices(spot_lines)
+    i = depth[3]
+    lines = spot_lines[: i + 1] + [spot_lines[i]] + spot_lines[i + 1 :]
+    events, meta = convert(write_feed(tmp_path, lines))
+    rep = meta["report"]
+    assert rep["gaps"] == [] and rep["lines"]["duplicate_line"] == 1
+    assert rep["duplicates"]["lines"] == [{"file": "feed.gz", "line": i + 2}]
+    # The same diff received again later (another receive time): a duplicate diff, skipped.
+    ts, payload = spot_lines[i].split(b" ", 1)
+    again = str(int(ts) + 5).encode() + b" " + payload
+    lines = spot_lines[: i + 1] + [again] + spot_lines[i + 1 :]
+    events2, meta = convert(write_feed(tmp_path, lines, "again.gz"))
+    rep = meta["report"]
+    assert rep["gaps"] == [] and rep["diffs_duplicate"] == 1
+    assert rep["duplicates"]["diffs"] == [{"file": "again.gz", "line": i + 2}]
+    assert np.array_equal(events["price"], events2["price"])
+
+
+def test_local_clock_stepping_back_is_reported(tmp_path, spot_lines):
+    lines = list(spot_lines)
+    ts, payload = lines[100].split(b" ", 1)
+    lines[100] = str(int(ts) - 10_000_000_000).encode() + b" " + payload  # 10 s back
+    _, meta = convert(write_feed(tmp_path, lines))
+    back = meta["report"]["local_ts_backwards"]
+    prev = int(lines[99].split(b" ", 1)[0])
+    assert back["count"] == 1 and back["max_step_ns"] == prev - (int(ts) - 10_000_000_000)
+    assert back["first"] == [{"file": "feed.gz", "line": 101, "from_ns": prev, "to_ns": int(ts) - 10_000_000_000}]
+
+
+def test_empty_file_says_it_is_empty(tmp_path):
+    for name, data in (("empty.gz", gzip.compress(b"")), ("blank.txt", b"\n \n")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(FeedError, match=rf"^{path}: the file is empty"):
+            group_sequences([path])
 
 
 def test_crossed_book_is_an_error_naming_the_update_id(tmp_path, spot_lines):

@@ -1,64 +1,145 @@
-"""The market-data commands (trader.data.cli) under both groups: `trader data ...` and `trader-sim ...` are
-the same commands, on the bundled sample and on a real recording; `trader-sim` adds bench and serve."""
+"""trader-sim convert / verify / info on real files, as a user runs them: raw files with streams
+that carry no book data, folders of daily files (collections), snapshot tables with --market, LOBSTER
+pairs, the Binance full-depth CSV, empty files, and error hints that name the command's own flags."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import numpy as np
+import pytest
+import orjson
 from click.testing import CliRunner
+
 from conftest import shared
-
-from trader.cli import main as trader_main
-from trader.data.dataset import load_dataset
-from trader.sim.cli import main as sim_main
-
-GROUPS = {"trader data": (trader_main, ["data"]), "trader-sim": (sim_main, [])}
+from trader.data.dataset import load_collection, load_dataset
+from trader.sim.cli import main
 
 
-def invoke(group: str, *args: str):
-    command, prefix = GROUPS[group]
-    return CliRunner().invoke(command, [*prefix, *args])
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-def test_groups_hold_the_data_commands():
-    data_help = invoke("trader data", "--help").output
-    sim_help = invoke("trader-sim", "--help").output
-    for name in ("convert", "info", "verify"):
-        assert f"  {name} " in data_help and f"  {name} " in sim_help
-    for name in ("bench", "serve"):
-        assert f"  {name} " in sim_help and f"  {name} " not in data_help
+def with_mark_price(src, dst):
+    """A copy of a raw USD-M file with a markPrice@1s line after every 50th line, as hftbacktest's
+    collector records it (one a second)."""
+    out = []
+    for k, raw in enumerate(gzip.decompress(src.read_bytes()).splitlines()):
+        out.append(raw)
+        if k % 50 == 49:
+            ts = raw.split(b" ", 1)[0]
+            data = {"e": "markPriceUpdate", "E": 1723161256000, "s": "BTCUSDT", "p": "61800.10", "i": "61790.00",
+                    "P": "61795.00", "r": "0.00010000", "T": 1723190400000}
+            out.append(ts + b" " + orjson.dumps({"stream": "btcusdt@markPrice@1s", "data": data}))
+    dst.write_bytes(gzip.compress(b"\n".join(out) + b"\n"))
+    return len(out) - k - 1
 
 
-def test_info_and_verify_on_the_sample_agree_between_groups():
-    infos = [invoke(g, "info", "--json") for g in GROUPS]
-    assert [r.exit_code for r in infos] == [0, 0]
-    assert json.loads(infos[0].output) == json.loads(infos[1].output)
-    assert json.loads(infos[0].output)["events"] == 83_468
-    verifies = [invoke(g, "verify", "--json") for g in GROUPS]
-    assert [r.exit_code for r in verifies] == [0, 0]
-    (a,), (b,) = (json.loads(r.output) for r in verifies)
-    assert a == b and a["ok"] and a["compared"] == a["matched"] == 299
+def test_verify_raw_usdm_with_mark_price_lines(tmp_path):
+    src = shared("binance_hftbacktest_raw_feed", "usdm", "btcusdt_20240808.gz")
+    n_mark = with_mark_price(src, tmp_path / "btcusdt_20240808.gz")
+    res = run("verify", "--json", tmp_path / "btcusdt_20240808.gz")
+    assert res.exit_code == 0, res.output
+    (r,) = json.loads(res.stdout)
+    assert (r["compared"], r["matched"], r["mismatched"]) == (629, 629, 0)  # data README
+    assert r["skipped_streams"] == {"markPrice@1s": n_mark} and n_mark > 1000
+    table = run("verify", tmp_path / "btcusdt_20240808.gz")
+    assert table.exit_code == 0 and f"markPrice@1s {n_mark:,}" in table.stdout
+    assert "reading btcusdt_20240808.gz (1/1" in table.stderr  # progress
 
 
-def test_convert_real_feed_same_dataset_from_both_groups(tmp_path):
-    raw = shared("binance_hftbacktest_raw_feed", "spot", "btcusdt_20240808.gz")
-    out = {}
-    for g in GROUPS:
-        folder = tmp_path / g.replace(" ", "_")
-        res = invoke(g, "convert", str(raw), "--duration", "20", "-o", str(folder))
-        assert res.exit_code == 0, res.output
-        assert f"wrote {folder}/events.npy" in res.output
-        out[g] = load_dataset(folder)
-    a, b = out.values()
-    assert len(a.events) > 1000 and np.array_equal(a.events, b.events) and a.meta == b.meta
-    res = invoke("trader-sim", "verify", "--json", str(tmp_path / "trader_data"))
-    assert res.exit_code == 0 and json.loads(res.output)[0]["mismatched"] == 0
-
-
-def test_convert_bad_option_names_the_column(tmp_path):
-    csv = shared("tardis_csv_samples", "binance-futures_book_snapshot_5_BTCUSDT.csv")
-    for g in GROUPS:
-        res = invoke(g, "convert", "--format", "csv", "--csv-ts-column", "nope", str(csv), "-o", str(tmp_path / "x"))
+def test_error_hints_name_the_commands_own_flags(tmp_path):
+    src = shared("binance_hftbacktest_raw_feed", "spot", "btcusdt_20240808.gz")
+    lines = gzip.decompress(src.read_bytes()).splitlines()[:300]
+    lines.insert(60, lines[59].split(b" ")[0] + b' {"stream":"btcusdt@fooBar","data":{"s":"BTCUSDT"}}')
+    path = tmp_path / "feed.gz"
+    path.write_bytes(gzip.compress(b"\n".join(lines)))
+    for cmd in (("convert", path, "-o", tmp_path / "out"), ("verify", path)):
+        res = run(*cmd)
         assert res.exit_code == 2
-        assert "missing column 'nope'" in res.output and csv.name in res.output
+        assert f"{path}:61: unknown stream kind 'fooBar'" in res.stderr
+        assert "pass --ignore-stream fooBar to go on" in res.stderr
+        assert "ignore_streams" not in res.stderr
+    assert run("verify", "--ignore-stream", "fooBar", path).exit_code == 0
+    # a gap: convert stops and names --on-gap; verify resyncs by default and reports it
+    lines.pop(60)
+    depth = [i for i, ln in enumerate(lines) if b"@depth" in ln and i > 80]
+    gapped = tmp_path / "gap.gz"
+    gapped.write_bytes(gzip.compress(b"\n".join(lines[: depth[2]] + lines[depth[2] + 1 :])))
+    res = run("convert", gapped, "-o", tmp_path / "out2")
+    assert res.exit_code == 2 and "update-id gap" in res.stderr and "pass --on-gap resync to go on" in res.stderr
+    res = run("verify", "--json", gapped)
+    assert res.exit_code == 1 and len(json.loads(res.stdout)[0]["gaps"]) == 1
+
+
+def test_folder_of_daily_files_is_a_collection(tmp_path):
+    src = shared("binance_hftbacktest_raw_feed", "usdm")
+    days = tmp_path / "days"
+    days.mkdir()
+    for name in ("btcusdt_20240718.gz", "btcusdt_20240719.gz", "btcusdt_20240808.gz"):
+        (days / name).write_bytes((src / name).read_bytes())
+    out = tmp_path / "out"
+    res = run("convert", days, "-o", out, "--tick-size", "0.1", "--lot-size", "0.001")
+    assert res.exit_code == 0, res.output
+    index = json.loads((out / "index.json").read_text())
+    names = [d["name"] for d in index["datasets"]]
+    assert names == ["binance_usdm_btcusdt_20240718T235700", "binance_usdm_btcusdt_20240808T235415"]
+    assert index["datasets"][0]["sources"] == ["btcusdt_20240718.gz", "btcusdt_20240719.gz"]
+    parts = load_collection(out)
+    whole = load_dataset(out)  # the learners' entry point takes the collection as one dataset
+    assert len(whole.events) == sum(len(p.events) for p in parts)
+    assert [s["name"] for s in whole.meta["sources"]] == ["btcusdt_20240718.gz", "btcusdt_20240719.gz",
+                                                          "btcusdt_20240808.gz"]
+    second = whole.events[len(parts[0].events):]
+    assert np.array_equal(second["price"], parts[1].events["price"]) and (second["file"] == 2).all()
+    ts, book, _ = whole.sample_top(depth=1)
+    assert (book[:, 0, 0] < book[:, 0, 2]).all()  # never crossed: the book restarts at each sequence
+    # On a 100 ms grid each sequence is sampled on its own: no rows for the three weeks between them.
+    ts, book, _ = whole.sample_top(depth=1, interval_ns=100_000_000)
+    assert len(ts) == sum(len(p.sample_top(depth=1, interval_ns=100_000_000)[0]) for p in parts) < 20_000
+    from trader.sim.env import load_market
+
+    with pytest.raises(ValueError, match="collection of 2 sequences"):  # the env trades one sequence at a time
+        load_market(out)
+    market = load_market(out / names[0])  # what `trader train --data OUT/<sequence>` does
+    assert len(market.book) > 1_000 and market.tick_size == 0.1
+    res = run("info", out)
+    assert res.exit_code == 0 and "collection" in res.stdout and names[1] in res.stdout
+    assert len(json.loads(run("info", "--json", out).stdout)) == 2
+    res = run("verify", "--json", out)
+    assert res.exit_code == 0 and [r["matched"] for r in json.loads(res.stdout)] == [625, 629]
+
+
+def test_snapshot_table_market_option(tmp_path):
+    path = shared("bitfinex_btcusd_book25_snapshots")
+    res = run("convert", path, "-o", tmp_path / "bfx", "--market", "usdm")
+    assert res.exit_code == 0, res.output
+    assert load_dataset(tmp_path / "bfx").meta["market"] == "usdm"
+    res = run("convert", path, "-o", tmp_path / "bfx2", "--market", "perp")
+    assert res.exit_code == 2 and "--market" in res.output
+
+
+def test_lobster_pair_and_full_depth_csv(tmp_path):
+    lob = shared("lobster_aapl_2012-06-21_level10_first999")
+    assert run("convert", lob, "-o", tmp_path / "pair").exit_code == 0
+    assert run("convert", *lob.glob("*orderbook*"), "-o", tmp_path / "book").exit_code == 0
+    assert np.array_equal(load_dataset(tmp_path / "pair").events, load_dataset(tmp_path / "book").events)
+    fd = shared("binance_spot_btcusdt_fulldepth_snapshots")
+    res = run("convert", fd, "-o", tmp_path / "fd")
+    assert res.exit_code == 0, res.output
+    ds = load_dataset(tmp_path / "fd")
+    assert ds.meta["report"]["lines"] == {"comment": 30, "level": 20000}  # data README section 3
+    assert ds.meta["symbol"] == "BTCUSDT" and ds.meta["tick_size"] == "0.01"
+    clears = ds.events[ds.events["kind"] == 1]
+    assert clears["update_id"].tolist() == [66711751276, 66813971942]
+    _, book, _ = ds.sample_top(depth=1)
+    assert book[0, 0, 0] * 0.01 == 83759.99 and book[0, 0, 2] * 0.01 == 83760.00  # README: best bid / ask
+
+
+def test_empty_file_says_it_is_empty(tmp_path):
+    for name, data in (("empty.csv", b""), ("empty.gz", gzip.compress(b""))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        res = run("convert", path, "-o", tmp_path / "out")
+        assert res.exit_code == 2 and f"{path}: the file is empty" in res.stderr

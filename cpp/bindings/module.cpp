@@ -16,6 +16,7 @@ namespace py = pybind11;
 using namespace trader;
 
 void bind_env(py::module_& m);  // env_bindings.cpp
+void bind_feed(py::module_& m);  // feed_bindings.cpp
 
 namespace {
 
@@ -89,6 +90,7 @@ PYBIND11_MODULE(_core, m) {
   flags["END_OF_MESSAGE"] = static_cast<int>(kFlagEndOfMessage);
   m.attr("EVENT_FLAGS") = flags;
   bind_env(m);
+  bind_feed(m);
 
   py::class_<OrderBook>(m, "OrderBook", "Exact L2 book in integer ticks and lots.")
       .def(py::init<>())

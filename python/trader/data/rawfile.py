@@ -1,4 +1,5 @@
-"""Opening recorded text feeds: gzip, bzip2, xz or plain, one message per line, with clear errors."""
+"""Opening recorded text feeds (gzip, bzip2, xz or plain, one message per line) with clear errors,
+and finding them: folders of daily files expand to their files."""
 
 from __future__ import annotations
 
@@ -41,3 +42,26 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
         raise FeedError(
             path, lineno + 1, f"compressed data is truncated or corrupt after line {lineno} ({exc})"
         ) from None
+
+
+def first_line(path: str | Path) -> bytes | None:
+    """The first non-blank line of a file, or None if it has none (an empty file)."""
+    for _, raw in iter_lines(path):
+        if raw.strip():
+            return raw
+    return None
+
+
+def expand_inputs(paths) -> list[Path]:
+    """Input paths with each folder replaced by the files in it (sorted by name; hidden files and
+    sub-folders left out): a folder of daily files converts like the files themselves."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            if not files:
+                raise FeedError(p, None, "folder holds no file to read")
+            out += files
+        else:
+            out.append(p)
+    return out

@@ -29,6 +29,10 @@ class VerifyResult:
     lines: dict = field(default_factory=dict)
     mismatches: list = field(default_factory=list)  # first few, with file names
     crossed_examples: list = field(default_factory=list)
+    skipped_streams: dict = field(default_factory=dict)  # streams without book data, counted
+    ignored_streams: dict = field(default_factory=dict)
+    duplicates: dict = field(default_factory=dict)  # lines / diffs / behind -> first places
+    local_ts_backwards: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -66,17 +70,24 @@ def verify_events(name: str, events: np.ndarray, meta: dict) -> VerifyResult:
         lines=dict(report.get("lines", {})),
         mismatches=[place(m) for m in check["mismatches"][:10]],
         crossed_examples=[place(c) for c in check["crossed"][:10]],
+        skipped_streams=dict(report.get("skipped_streams", {})),
+        ignored_streams=dict(report.get("ignored_streams", {})),
+        duplicates=dict(report.get("duplicates", {})),
+        local_ts_backwards=dict(report.get("local_ts_backwards", {})),
     )
 
 
-def verify_raw(paths, **convert_kwargs) -> list[VerifyResult]:
-    """Convert raw Binance files in memory (gaps reported, not raised) and check every sequence."""
+def verify_raw(paths, progress=None, **convert_kwargs) -> list[VerifyResult]:
+    """Convert raw Binance files in memory (gaps reported, not raised, unless on_gap='error') and
+    check every sequence. `convert_kwargs` are those of binance.convert_sequence; `progress(files,
+    file index, bytes read, total)` is called as files are read."""
     from trader.data.binance import convert_sequence, group_sequences, sequence_name
 
     convert_kwargs.setdefault("on_gap", "resync")
     results = []
     for files in group_sequences(paths):
-        events, meta = convert_sequence(files, **convert_kwargs)
+        report = None if progress is None else (lambda fi, done, total, files=files: progress(files, fi, done, total))
+        events, meta = convert_sequence(files, progress=report, **convert_kwargs)
         results.append(verify_events(sequence_name(files), events, meta))
     return results
 

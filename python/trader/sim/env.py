@@ -72,6 +72,10 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
     from trader.data.dataset import Dataset, load_dataset
 
     ds = data if isinstance(data, Dataset) else load_dataset(data)
+    parts = ds.meta.get("collection")
+    if parts:  # one market stream per env: sequences must not be joined across their gaps (issue 13)
+        raise ValueError(f"{ds.path}: a collection of {len(parts)} sequences; the env trades one sequence at a "
+                         f"time: pass one of its dataset folders (e.g. {ds.path / parts[0].get('name', '')})")
     ts, book, flow, records, starts, _ = _core.sample_market(ds.events, depth, int(interval_ms * 1e6), clock)
     valid = (book[:, 0, 0] > 0) & (book[:, 0, 2] > 0)
     first = int(np.argmax(valid)) if valid.any() else len(valid)
