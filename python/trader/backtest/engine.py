@@ -157,6 +157,9 @@ def env_config_from_run(args: dict, **overrides) -> dict:
 
     known = {o.name for o in spec.options()} - set(_NOT_FROM_RUN)
     legacy = set(spec.LEGACY_NAMES) | {"continuous", "latency_steps"}
+    args = {k: v for k, v in args.items() if v is not None}  # None: the run left the option at its default
+    if args.get("order_latency_ms"):  # trader train's flag: entry and cancel latency in ms
+        args["order_latency_ns"] = args["cancel_latency_ns"] = round(args["order_latency_ms"] * 1e6)
     cfg = spec.from_legacy({k: v for k, v in args.items() if k in known or k in legacy})
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg
