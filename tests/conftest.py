@@ -20,3 +20,15 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found at {path} (../shared/data beside the checkout)")
     return path
+
+
+@pytest.fixture
+def restore_torch_globals():
+    """The learners set torch's thread count and deterministic mode for the process, as scripts do;
+    put them back for the tests that run after these (modules that train use it for every test)."""
+    import torch
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)

@@ -42,14 +42,7 @@ RUNS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_globals():
-    """The learners set torch's thread count and deterministic mode for the process, as scripts do;
-    put them back for the tests that run after these."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 @pytest.fixture(scope="module")

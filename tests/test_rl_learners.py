@@ -16,14 +16,7 @@ from trader.run.checkpoints import load_checkpoint  # noqa: E402
 from trader.sim import Market  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_globals():
-    """The learners set torch's thread count and deterministic mode for the process, as scripts do;
-    put them back for the tests that run after these."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 def rising_market(rows: int = 300) -> Market:

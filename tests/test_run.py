@@ -18,14 +18,7 @@ from trader.run.distributed import Dist  # noqa: E402
 from trader.run.lifecycle import due, parse_args, resolve_args  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def restore_torch_globals():
-    """The learners set torch's thread count and deterministic mode for the process, as scripts do;
-    put them back for the tests that run after these."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
+pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 
 
 # ---- arguments ----------------------------------------------------------------------------------
