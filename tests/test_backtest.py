@@ -22,7 +22,7 @@ def rising_market(rows=300):
     return Market(book, np.zeros((rows, 3), np.float32), np.arange(rows, dtype=np.int64) * 10**8, 1.0, 1.0)
 
 
-CFG = dict(trade_size=5.0, max_position=10.0, fee_bps=10.0, initial_cash=100_000.0)
+CFG = dict(trade_size=5.0, max_position=10.0, taker_fee_bps=10.0, initial_cash=100_000.0)
 
 
 def test_buy_and_hold_beats_flat_on_a_rising_market_and_metrics_add_up():
@@ -62,7 +62,7 @@ def test_report_on_sample_with_baselines(tmp_path):
     results = []
     for name, pol in [("flat", flat_policy(False)), ("buy_and_hold", buy_and_hold_policy(False)),
                       ("imbalance", imbalance_policy(m, False))]:
-        r = run_backtest(m, pol, name, start=start, end=end, trade_size=0.01, max_position=0.05, fee_bps=1.0)
+        r = run_backtest(m, pol, name, start=start, end=end, trade_size=0.01, max_position=0.05, taker_fee_bps=1.0)
         compute_metrics(r, 0.1, 100_000.0)
         results.append(r)
     ctx = {"data": "sample", "start": start, "end": end, "steps": end - start - 1, "interval_s": 0.1,
@@ -124,3 +124,6 @@ def test_env_config_from_a_run_translates_old_names_and_takes_overrides():
     assert env_config_from_run(new, order_latency_ns=0) == dict(new, order_latency_ns=0)
     with pytest.raises(ValueError, match="latency_steps"):
         env_config_from_run({"latency_steps": 3})
+    # --order-latency-ms of a run before the spec flags set both entry and cancel latency
+    assert env_config_from_run({"order_latency_ms": 1.5, "actions": None}) == {
+        "order_latency_ns": 1_500_000, "cancel_latency_ns": 1_500_000}

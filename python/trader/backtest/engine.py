@@ -151,15 +151,12 @@ _NOT_FROM_RUN = ("horizon", "start_min", "start_max", "num_agents", "tick_size",
 
 
 def env_config_from_run(args: dict, **overrides) -> dict:
-    """The env options a training run used (its saved arguments, old option names translated by
+    """The env options a training run used (its saved arguments, an older run's names translated by
     trader.sim.spec.from_legacy), with the non-None overrides on top."""
     from trader.sim import spec
 
     known = {o.name for o in spec.options()} - set(_NOT_FROM_RUN)
-    legacy = set(spec.LEGACY_NAMES) | {"continuous", "latency_steps"}
-    args = {k: v for k, v in args.items() if v is not None}  # None: the run left the option at its default
-    if args.get("order_latency_ms"):  # trader train's flag: entry and cancel latency in ms
-        args["order_latency_ns"] = args["cancel_latency_ns"] = round(args["order_latency_ms"] * 1e6)
-    cfg = spec.from_legacy({k: v for k, v in args.items() if k in known or k in legacy})
+    saved = spec.from_legacy({k: v for k, v in args.items() if v is not None})  # None: left at the default
+    cfg = {k: v for k, v in saved.items() if k in known}
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg

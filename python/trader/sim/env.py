@@ -98,7 +98,7 @@ def pool_config(market: Market, config: dict) -> dict:
     for key in ("tick_size", "lot_size"):
         if key in config:
             raise ValueError(f"{key}: set from the market ({getattr(market, key)}); do not pass it")
-    return spec.check_config(**spec.from_legacy(config), tick_size=market.tick_size, lot_size=market.lot_size)
+    return spec.check_config(**config, tick_size=market.tick_size, lot_size=market.lot_size)
 
 
 class TradingVectorEnv(VectorEnv):
