@@ -27,9 +27,20 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
     return (lambda obs, info: trained.act(obs)), trained.args, trained.algo
 
 
+def default_out_dir(checkpoint: str) -> Path:
+    """RUN/backtest for a run folder (or a checkpoint inside it); runs/backtest__{last part} for a store URI."""
+    if "://" in checkpoint:
+        return Path("runs") / ("backtest__" + checkpoint.rstrip("/").rsplit("/", 1)[-1])
+    path = Path(checkpoint)
+    while path.name.startswith("step_") or path.name == "checkpoints":
+        path = path.parent
+    return path / "backtest"
+
+
 @click.command("backtest")
-@click.option("--checkpoint", default=None, type=click.Path(exists=True),
-              help="A run folder of trader train (its latest checkpoint) or a checkpoint file "
+@click.option("--checkpoint", default=None, metavar="RUN|URI",
+              help="A run folder of trader train (its latest checkpoint), a checkpoint store (a folder or "
+                   "s3://bucket/prefix: its latest) or one checkpoint in it (.../step_N) "
                    "[default: the newest runs/trader__* folder].")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder [default: the run's own data, else the bundled sample].")
@@ -43,7 +54,7 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
 @click.option("--as-gamma", type=float, default=0.01, show_default=True,
               help="Avellaneda-Stoikov baseline (quote runs): risk aversion, per tick per quote size.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Report folder [default: RUN/backtest].")
+              help="Report folder [default: RUN/backtest; for a store URI, runs/backtest__{prefix}].")
 def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset_ticks, as_gamma, out, **env_flags):
     """Backtest a trained agent on held-out data; writes backtest.md, backtest.json and equity.png.
 
@@ -52,7 +63,7 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     fitted on the training rows only."""
     from trader.backtest.baselines import (buy_and_hold_policy, flat_policy, imbalance_policy,
                                            market_making_baselines)
-    from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, run_backtest
+    from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, period_utc, run_backtest
     from trader.backtest.report import write_report
     from trader.data.dataset import load_dataset
     from trader.rl.policy import observation_market
@@ -105,15 +116,13 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
         for name, pol in quoters:
             results.append(run_backtest(market, pol, name, start=start, end=end, **dict(env_cfg, actions="quote")))
     interval_s = float(np.median(np.diff(market.ts))) / 1e9 if len(market.ts) > 1 else 0.1
-    initial_cash = float(full_cfg["initial_cash"])
     for r in results:
-        compute_metrics(r, interval_s, initial_cash)
-    run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent.parent
-    out_dir = Path(out) if out else run_dir / "backtest"
+        compute_metrics(r, interval_s)
+    out_dir = Path(out) if out else default_out_dir(checkpoint)
     ctx = {"data": str(data) if data else "<bundled sample>", "symbol": market.symbol, "start": start, "end": end,
            "steps": end - start - 1, "interval_s": interval_s, "actions": actions,
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
-           "order_latency_ns": full_cfg["order_latency_ns"], "initial_cash": initial_cash,
+           "order_latency_ns": full_cfg["order_latency_ns"], "period_utc": period_utc(market, start, end),
            "checkpoint": str(checkpoint), "algo": algo, "train_fraction": frac, "baseline_notes": notes}
     write_report(out_dir, results, ctx)
     click.echo((out_dir / "backtest.md").read_text())
