@@ -93,7 +93,7 @@ def test_quote_baselines_in_the_quote_env_on_the_sample(tmp_path):
     m = load_market(ds)
     start, end = held_out_rows(len(m.book), 0.7, 0)
     cfg = dict(actions="quote", trade_size=0.001, max_position=0.005, maker_fee_bps=-0.5, taker_fee_bps=4.0)
-    quoters, notes = market_making_baselines(m, ds.events, cfg, start, end, offset_ticks=0, gamma=0.01)
+    quoters, notes = market_making_baselines(m, cfg, end, 0, 0.01, m, ds.events, start)
     results = []
     for name, pol in quoters:
         r = run_backtest(m, pol, name, start=start, end=end, **cfg)

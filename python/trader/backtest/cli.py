@@ -61,10 +61,9 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     Next to it, on the same rows and execution model: flat, buy-and-hold and an order-imbalance rule
     (market orders) and, when the run quotes, a fixed-spread quoter and Avellaneda-Stoikov (2008)
     fitted on the training rows only."""
-    from trader.backtest.baselines import (buy_and_hold_policy, flat_policy, imbalance_policy,
-                                           market_making_baselines)
-    from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, period_utc, run_backtest
+    from trader.backtest.engine import env_config_from_run, held_out_rows, period_utc
     from trader.backtest.report import write_report
+    from trader.backtest.suite import BaselineOptions, run_agent, run_baselines, step_seconds
     from trader.data.dataset import load_dataset
     from trader.rl.policy import observation_market
     from trader.sim import spec
@@ -93,34 +92,18 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     except ValueError as e:
         raise click.UsageError(flag_message(str(e)) if any(k in str(e) for k in overrides)
                                else f"--checkpoint: the run's env options: {e}") from None
-    agents = int(args.get("num_agents", 1))
-    results = []
-    trained = run_backtest(market, policy, algo, start=start, end=end, num_agents=agents, **env_cfg)
-    results += trained if isinstance(trained, list) else [trained]
+    results = run_agent(market, policy, algo, env_cfg, start, end, int(args.get("num_agents", 1)))
+    try:
+        baselines, notes = run_baselines(market, dataset.events, env_cfg, start, end,
+                                         BaselineOptions(imbalance_threshold, quote_offset_ticks, as_gamma))
+    except ValueError as e:
+        raise click.ClickException(f"baselines on the training rows: {e}") from None
+    results += baselines
     full_cfg = {**spec.defaults(), **env_cfg}
-    actions = full_cfg["actions"]
-    quoting = actions.startswith("quote")
-    # Market-order baselines trade in the market-order env (the run's, or discrete for a quote run).
-    orders_cfg = dict(env_cfg, actions="discrete" if quoting else actions)
-    cont = orders_cfg["actions"] == "continuous"
-    for name, pol in (("buy_and_hold", buy_and_hold_policy(cont)), ("flat", flat_policy(cont)),
-                      ("order_imbalance", imbalance_policy(market, cont, imbalance_threshold))):
-        results.append(run_backtest(market, pol, name, start=start, end=end, **orders_cfg))
-    notes = []
-    if quoting:
-        try:
-            quoters, notes = market_making_baselines(market, dataset.events, env_cfg, start, end, quote_offset_ticks,
-                                                     as_gamma)
-        except ValueError as e:
-            raise click.ClickException(f"market-making baselines on the training rows: {e}") from None
-        for name, pol in quoters:
-            results.append(run_backtest(market, pol, name, start=start, end=end, **dict(env_cfg, actions="quote")))
-    interval_s = float(np.median(np.diff(market.ts))) / 1e9 if len(market.ts) > 1 else 0.1
-    for r in results:
-        compute_metrics(r, interval_s)
+    interval_s = step_seconds(market)
     out_dir = Path(out) if out else default_out_dir(checkpoint)
     ctx = {"data": str(data) if data else "<bundled sample>", "symbol": market.symbol, "start": start, "end": end,
-           "steps": end - start - 1, "interval_s": interval_s, "actions": actions,
+           "steps": end - start - 1, "interval_s": interval_s, "actions": full_cfg["actions"],
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
            "order_latency_ns": full_cfg["order_latency_ns"], "period_utc": period_utc(market, start, end),
            "checkpoint": str(checkpoint), "algo": algo, "train_fraction": frac, "baseline_notes": notes}
