@@ -91,25 +91,28 @@ def _job(plan: Plan, fold: Fold, seed: int) -> dict:
 
 
 def run_plan(plan: Plan, jobs: int = 1, progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """{"baselines": {fold: [curves]}, "notes": {fold: [...]}, "agents": [job results]} for every fold and seed."""
-    baselines, notes = {}, {}
-    for fold in plan.folds:
-        baselines[fold.index], notes[fold.index] = run_baselines_for(plan, fold)
+    """{"baselines": {fold: [curves]}, "notes": {fold: [...]}, "agents": [job results]} for every fold and seed.
+    `progress(done, total, what)` after each agent."""
     work = [(fold, seed) for fold in plan.folds for seed in plan.seeds]
     done: list[dict] = []
-    total = len(work)
+    baselines, notes = {}, {}
     if jobs <= 1:
+        for fold in plan.folds:
+            baselines[fold.index], notes[fold.index] = run_baselines_for(plan, fold)
         for fold, seed in work:
             done.append(train_and_test(plan, fold, seed))
             if progress:
-                progress(len(done), total, f"fold {fold.index} seed {seed}")
+                progress(len(done), len(work), f"fold {fold.index} seed {seed}")
     else:
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_job, plan, fold, seed): (fold, seed) for fold, seed in work}
-            for fut in cf.as_completed(futures):
+            base = {pool.submit(run_baselines_for, plan, fold): fold for fold in plan.folds}
+            agents = {pool.submit(_job, plan, fold, seed): (fold, seed) for fold, seed in work}
+            for fut in cf.as_completed(agents):
                 done.append(fut.result())
                 if progress:
-                    fold, seed = futures[fut]
-                    progress(len(done), total, f"fold {fold.index} seed {seed}")
+                    fold, seed = agents[fut]
+                    progress(len(done), len(work), f"fold {fold.index} seed {seed}")
+            for fut, fold in base.items():
+                baselines[fold.index], notes[fold.index] = fut.result()
     done.sort(key=lambda r: (r["fold"], r["seed"]))
     return {"baselines": baselines, "notes": notes, "agents": done}
