@@ -64,8 +64,11 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         f"- agent minus the best baseline ({ov['best_baseline']}): {_cell(ov['agent_minus_best_baseline'], '{:+.2f}')}",
         f"- seeds beating flat: {ov['seeds_beating_flat']:.0%}; seeds beating every baseline: "
         f"{ov['seeds_beating_every_baseline']:.0%}",
-        f"- agent per seed: " + ", ".join(f"seed {s}: {v:+.2f}" for s, v in ov["agent_per_seed"].items()),
+        "- agent per seed: " + ", ".join(f"seed {s}: {v:+.2f}" for s, v in ov["agent_per_seed"].items()),
     ]
+    if ov["baselines_not_in_every_fold"]:
+        lines.append("- not in the overall comparison (missing in some fold, see the fold notes): "
+                     + ", ".join(ov["baselines_not_in_every_fold"]))
     for fold, info in zip(summary["folds"], context["folds"]):
         base, quote = currencies(info.get("symbol", ""))
         lines += ["", f"## Fold {fold['fold']}", "", f"{info['describe']}; test period {info['period_utc'][0]} to "

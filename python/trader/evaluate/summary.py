@@ -4,7 +4,7 @@ seeds that beat flat.
 
 Overall, one seed's track record is the sum over folds of its PnL in bps of the max position notional
 (scale-free: folds may trade different instruments and quote currencies); the best baseline is the one
-with the highest such sum.
+with the highest such sum among those that ran in every fold.
 """
 
 from __future__ import annotations
@@ -60,6 +60,10 @@ def summarize(results: dict, seed: int = 0) -> dict:
             totals_agent[j["seed"]] = totals_agent.get(j["seed"], 0.0) + _agent_metric(j, KEY)
         for c in base_curves:
             totals_base[c["name"]] = totals_base.get(c["name"], 0.0) + c["metrics"][KEY]
+    # A baseline that could not run in some fold (e.g. no fit) has no walk-forward total to compare with.
+    partial = sorted(n for n in totals_base if sum(n in {c["name"] for c in cs} for cs in results["baselines"].values())
+                     < len(results["baselines"]))
+    totals_base = {n: v for n, v in totals_base.items() if n not in partial}
     seeds = sorted(totals_agent)
     agent_totals = [totals_agent[s] for s in seeds]
     best_name = max(totals_base, key=totals_base.get)
@@ -68,6 +72,7 @@ def summarize(results: dict, seed: int = 0) -> dict:
         "agent": _interval(agent_totals, seed),
         "agent_per_seed": dict(zip(seeds, agent_totals)),
         "baselines": totals_base,
+        "baselines_not_in_every_fold": partial,
         "best_baseline": best_name,
         "agent_minus_best_baseline": _interval([v - totals_base[best_name] for v in agent_totals], seed),
         "seeds_beating_flat": float(np.mean([v > totals_base.get("flat", 0.0) for v in agent_totals])),
