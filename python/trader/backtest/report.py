@@ -33,12 +33,16 @@ _EXECUTION = [
     ("taker_volume_quote", "taker volume (quote)", "{:.2f}"),
     ("quoted_base", "quoted (base)", "{:.6g}"),
     ("fill_ratio", "fill ratio (filled / quoted)", "{:.3f}"),
-    ("trades", "steps with fills", "{:d}"),
+    ("trades", "steps with fills", "{:.4g}"),
     ("mean_abs_inventory_base", "mean abs inventory (base)", "{:.6g}"),
     ("max_abs_inventory_base", "max abs inventory (base)", "{:.6g}"),
     ("time_at_limit_pct", "time at the limit (% of steps)", "{:.1f}"),
     ("final_position_base", "final position (base)", "{:+.6g}"),
 ]
+
+
+# every metric column of a report, by metric key (trader.evaluate picks its columns from here)
+COLUMNS = {key: (head, fmt) for key, head, fmt in _RESULTS + _EXECUTION}
 
 
 def currencies(symbol: str) -> tuple[str, str]:

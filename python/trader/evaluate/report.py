@@ -22,8 +22,9 @@ def _cell(value, fmt: str) -> str:
     return fmt.format(value)
 
 
-def _fold_table(fold: dict) -> list[str]:
-    lines = ["| strategy | " + " | ".join(h for _, h, _ in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+def _fold_table(fold: dict, base: str, quote: str) -> list[str]:
+    heads = [h.replace("(quote)", f"({quote})").replace("(base)", f"({base})") for _, h, _ in METRICS]
+    lines = ["| strategy | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(METRICS)]
     for name, metrics in fold["strategies"].items():
         label = "**agent** (mean [95 % CI] over seeds)" if name == "agent" else name
         lines.append(f"| {label} | " + " | ".join(_cell(metrics[k], f) for k, _, f in METRICS) + " |")
@@ -73,7 +74,7 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         base, quote = currencies(info.get("symbol", ""))
         lines += ["", f"## Fold {fold['fold']}", "", f"{info['describe']}; test period {info['period_utc'][0]} to "
                   f"{info['period_utc'][1]} UTC ({info['symbol']}, quote = {quote}, base = {base}).", "",
-                  *_fold_table(fold), "",
+                  *_fold_table(fold, base, quote), "",
                   f"- agent minus the best baseline ({fold['best_baseline']}), bps of max position notional: "
                   f"{_cell(fold['agent_minus_best_baseline'], '{:+.2f}')}",
                   f"- seeds beating flat: {fold['seeds_beating_flat']:.0%}"]

@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from trader.backtest.report import COLUMNS
 from trader.evaluate.stats import bootstrap_mean
 
-# (metric, header, format) of the tables; the metrics of trader.backtest.engine.compute_metrics
-METRICS = [
-    ("pnl_quote", "net PnL (quote)", "{:+.4f}"),
-    ("pnl_bps_of_notional", "PnL (bps of traded notional)", "{:+.2f}"),
-    ("pnl_bps_of_max_notional", "PnL (bps of max position notional)", "{:+.2f}"),
-    ("sharpe_period", "Sharpe over the period", "{:+.2f}"),
-    ("max_drawdown_quote", "max drawdown (quote)", "{:.4f}"),
-    ("turnover", "turnover (x max notional)", "{:.2f}"),
-    ("fees_paid", "fees (quote)", "{:+.4f}"),
-    ("fill_ratio", "fill ratio", "{:.3f}"),
-    ("trades", "steps with fills", "{:.1f}"),
-    ("mean_abs_inventory_base", "mean abs inventory (base)", "{:.4g}"),
-]
+# (metric, header, format) of the tables: the backtest report's columns (trader.backtest.report.COLUMNS)
+METRICS = [(key, *COLUMNS[key]) for key in (
+    "pnl_quote", "pnl_bps_of_notional", "pnl_bps_of_max_notional", "sharpe_period", "max_drawdown_quote", "turnover",
+    "maker_fees", "taker_fees", "fill_ratio", "trades", "mean_abs_inventory_base")]
 KEY = "pnl_bps_of_max_notional"
 
 
