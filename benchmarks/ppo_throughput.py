@@ -62,8 +62,8 @@ GPU scale (issue 18):
   learning-curve comparison; on the CPU both paths are the same code.
 
     PYTHONPATH=python python3 benchmarks/ppo_throughput.py --device cuda --num-envs 16384 65536 \
-        --total-timesteps 33554432 --sb3-timesteps 8388608 --num-threads 16 --num-env-groups 2 \
-        --cartpole-num-envs 0 --env-rows-envs 65536 --curve-num-envs 4096 --curve-timesteps 50331648 --json
+        --total-timesteps 33554432 --sb3-timesteps 4194304 --num-threads 16 --num-env-groups 1 2 \
+        --cartpole-num-envs 0 --env-rows-envs 65536 --curve-num-envs 4096 --curve-timesteps 33554432 --bf16
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def set_torch_flags(threads: int, device: str) -> None:
 
 
 def ours_args(env_id: str, market, num_envs: int, total: int, device: str, opts, runs_dir: str,
-              cuda_graphs: bool = True, bf16: bool | None = None):
+              cuda_graphs: bool = True, bf16: bool | None = None, groups: int = 1):
     from trader.rl import ppo
 
     return ppo.Args(env_id=env_id, data=market if env_id == "trader" else None, num_envs=num_envs,
@@ -197,11 +197,11 @@ def ours_args(env_id: str, market, num_envs: int, total: int, device: str, opts,
                     torch_threads=opts.torch_threads, num_threads=opts.num_threads, track=False,
                     progress_bar=False, runs_dir=runs_dir, cuda_graphs=cuda_graphs,
                     bf16=opts.bf16 if bf16 is None else bf16,
-                    num_env_groups=opts.num_env_groups if env_id == "trader" else 1)
+                    num_env_groups=groups)
 
 
 def run_ours(env_id: str, market, num_envs: int, total: int, device: str, opts, **path) -> dict:
-    """One training run of ours; `path`: cuda_graphs, bf16 (default: the new path, --bf16)."""
+    """One training run of ours; `path`: cuda_graphs, bf16 (default: the new path, --bf16), groups (env groups)."""
     from trader.rl import ppo
 
     with tempfile.TemporaryDirectory() as runs_dir:
@@ -270,7 +270,7 @@ def curves(market, num_envs: int, total: int, device: str, opts) -> list[dict]:
         paths.append(("new_bf16", dict(cuda_graphs=True, bf16=True)))
     out = []
     for name, path in paths:
-        r = run_ours("trader", market, num_envs, total, device, opts, **path)
+        r = run_ours("trader", market, num_envs, total, device, opts, groups=opts.num_env_groups[0], **path)
         out.append({"path": name, "num_envs": num_envs, "steps": r["steps"], "sps": r["sps"],
                     "episodic_return": r["episodic_return"], "curve": r["curve"]})
     return out
@@ -313,11 +313,11 @@ def loadavg() -> list[float] | None:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| env | num_envs | steps | ours steps/s | SB3 steps/s | ours / SB3 | pairs: min-max | ours return "
-            "| SB3 return |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = ("| env | num_envs | groups | steps | ours steps/s | SB3 steps/s | ours / SB3 | pairs: min-max | ours return "
+            "| SB3 return |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
     for r in rows:
-        lines.append(f"| {r['env']} | {r['num_envs']} | {r['steps']:,} | {r['ours_sps']:,.0f} | {r['sb3_sps']:,.0f} | "
+        lines.append(f"| {r['env']} | {r['num_envs']} | {r['num_env_groups']} | {r['steps']:,} | {r['ours_sps']:,.0f} | {r['sb3_sps']:,.0f} | "
                      f"{r['ratio']:.2f}x | {r['pair_ratio_min']:.2f}-{r['pair_ratio_max']:.2f} | {r['ours_return']:.3g} | "
                      f"{r['sb3_return']:.3g} |")
     return "\n".join(lines)
@@ -337,7 +337,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads of both (0: torch's default)")
     p.add_argument("--num-threads", type=int, default=1, help="worker threads of the C++ env pool (both)")
     p.add_argument("--data", default=None, help="trader dataset folder (default: the bundled sample)")
-    p.add_argument("--num-env-groups", type=int, default=1, help="ours' env groups, pipelined (trader rows)")
+    p.add_argument("--num-env-groups", type=int, nargs="+", default=[1],
+                   help="ours' env groups, pipelined: a trader row for each (the curves use the first)")
     p.add_argument("--bf16", action="store_true", help="ours: bf16 autocast on CUDA (trader.rl.ppo --bf16)")
     p.add_argument("--sb3-timesteps", type=int, default=None,
                    help="env steps of each SB3 run (default: --total-timesteps)")
@@ -371,12 +372,12 @@ def main(argv: list[str] | None = None) -> None:
               f"stable-baselines3 {info['stable_baselines3']}; torch threads {opts.torch_threads}, "
               f"pool threads {opts.num_threads}", flush=True)
 
-    configs = [("trader", n, opts.total_timesteps) for n in opts.num_envs]
+    configs = [("trader", n, opts.total_timesteps, g) for n in opts.num_envs for g in opts.num_env_groups]
     if opts.cartpole_num_envs > 0:
-        configs.append(("CartPole-v1", opts.cartpole_num_envs, opts.cartpole_timesteps or opts.total_timesteps))
+        configs.append(("CartPole-v1", opts.cartpole_num_envs, opts.cartpole_timesteps or opts.total_timesteps, 1))
 
     # warm-up, untimed: torch's first-call costs (allocator, kernels, autograd) fall here
-    for env_id, n, _ in configs[:1]:
+    for env_id, n, _, _ in configs[:1]:
         n = min(n, 1024)
         run_ours(env_id, market, n, n * ROLLOUT_STEPS * 2, device, opts)
         run_sb3(env_id, market, n, n * ROLLOUT_STEPS * 2, device, opts)
@@ -389,25 +390,27 @@ def main(argv: list[str] | None = None) -> None:
                   f"{r['ours_steps_per_s']:,.0f} steps/s", flush=True)
 
     rows, runs = [], []
-    for env_id, n, total in configs:
+    for env_id, n, total, groups in configs:
         total = total // (n * ROLLOUT_STEPS) * (n * ROLLOUT_STEPS)
         if total == 0:
             sys.exit(f"--total-timesteps: less than one rollout of {n} envs x {ROLLOUT_STEPS} steps")
-        sb3_total = total if opts.sb3_timesteps is None else max(n * ROLLOUT_STEPS, opts.sb3_timesteps)
+        sb3_total = total if opts.sb3_timesteps is None else min(total, max(n * ROLLOUT_STEPS, opts.sb3_timesteps))
         got = {"ours": [], "sb3": []}
         for _ in range(opts.repeat):  # interleaved, so both see the same machine load
-            for impl, fn in (("ours", run_ours), ("sb3", run_sb3)):
-                r = fn(env_id, market, n, total if impl == "ours" else sb3_total, device, opts)
-                r.update(env=env_id, num_envs=n, loadavg=loadavg())
+            for impl in ("ours", "sb3"):
+                r = run_ours(env_id, market, n, total, device, opts, groups=groups) if impl == "ours" \
+                    else run_sb3(env_id, market, n, sb3_total, device, opts)
+                r.update(env=env_id, num_envs=n, num_env_groups=groups, loadavg=loadavg())
                 got[impl].append(r)
                 runs.append(r)
                 if not opts.json:
-                    print(f"  {env_id} x{n} {impl}: {r['steps']:,} steps in {r['wall_s']:.1f} s = {r['sps']:,.0f} "
+                    print(f"  {env_id} x{n} ({groups} groups) {impl}: {r['steps']:,} steps in {r['wall_s']:.1f} s = {r['sps']:,.0f} "
                           f"steps/s (training loop only {r['loop_sps']:,.0f})", flush=True)
         ours_sps = statistics.median(r["sps"] for r in got["ours"])
         sb3_sps = statistics.median(r["sps"] for r in got["sb3"])
         pairs = [o["sps"] / b["sps"] for o, b in zip(got["ours"], got["sb3"])]  # run i of ours vs run i of SB3
-        rows.append({"env": env_id, "num_envs": n, "steps": total, "sb3_steps": sb3_total, "ours_sps": ours_sps, "sb3_sps": sb3_sps,
+        rows.append({"env": env_id, "num_envs": n, "num_env_groups": groups, "steps": total, "sb3_steps": sb3_total,
+                     "ours_sps": ours_sps, "sb3_sps": sb3_sps,
                      "ratio": ours_sps / sb3_sps, "pair_ratio_min": min(pairs), "pair_ratio_max": max(pairs),
                      "ours_return": got["ours"][-1]["episodic_return"],
                      "sb3_return": got["sb3"][-1]["episodic_return"]})
