@@ -31,6 +31,10 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      fees (pnl), minus inventory_penalty_bps of the max-position notional times (q / q_max)^2, or
      minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018); times reward_scale.
 
+Several datasets (``markets=``, as ``_core.EnvPool.from_markets``): a reset draws one number below the
+total of the datasets' episode starts; it picks the dataset (weighted by its number of starts) and the
+start inside it; the episode stays in that dataset and trades in its tick and lot size (issue 13).
+
 Differences from a C++ env in a pool: no autoreset (call reset(); without a seed it draws the next
 start from the env's own random stream, exactly as the C++ autoreset does).
 """
@@ -77,18 +81,38 @@ class ReferenceTradingEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, book: np.ndarray, features: np.ndarray, seed: int = 0, env_id: int = 0, *,
-                 ts=None, records=None, starts=None, **config: Any):
+    def __init__(self, book: np.ndarray | None = None, features: np.ndarray | None = None, seed: int = 0,
+                 env_id: int = 0, *, ts=None, records=None, starts=None, markets: list[dict] | None = None,
+                 **config: Any):
         super().__init__()
         self.cfg = cfg = spec.check_config(**config)
         self.env_id = int(env_id)
-        self._load_data(book, features, ts, records, starts)
+        if markets is None:
+            markets = [dict(name="", book=book, features=features, ts=ts, records=records, starts=starts,
+                            tick_size=cfg["tick_size"], lot_size=cfg["lot_size"], start_min=cfg["start_min"],
+                            start_max=cfg["start_max"])]
+        elif book is not None or features is not None:
+            raise ValueError("markets: pass either book and features or markets")
+        self.datasets: list[dict] = []  # per dataset: the attributes _use_dataset sets
+        offset = 0
+        for i, m in enumerate(markets):
+            where = m["name"] or (f"dataset {i}" if len(markets) > 1 else "")
+            try:
+                d = self._load_data(m["book"], m["features"], m["ts"], m["records"], m["starts"], m["start_min"],
+                                    m["start_max"], m["tick_size"], m["lot_size"])
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}" if where else str(e)) from None
+            first = self.datasets[0] if self.datasets else d
+            if (d["levels"], d["dim"]) != (first["levels"], first["dim"]):
+                raise ValueError(f"{where}: {d['levels']} levels and {d['dim']} feature columns, the first dataset "
+                                 f"has {first['levels']} and {first['dim']}")
+            d["offset"] = offset
+            offset += d["last_start"] - d["start_min"] + 1
+            self.datasets.append(d)
+        self.total_starts = offset
+        self._use_dataset(0)
         self.K = K = cfg["num_agents"]
         self.quoting = cfg["actions"].startswith("quote")
-        self.ntl = cfg["tick_size"] * cfg["lot_size"]  # quote per tick-lot
-        self.trade_lots = llround(cfg["trade_size"] / cfg["lot_size"])
-        self.max_lots = llround(cfg["max_position"] / cfg["lot_size"])
-        self.min_lots = -self.max_lots if cfg["allow_short"] else 0
         self.observation_space, self.action_space = spec.spaces(cfg, self.dim)
         self.agents = [_Agent(cfg["initial_cash"]) for _ in range(K)]
         self.orders: list[LimitOrder] = []
@@ -97,8 +121,18 @@ class ReferenceTradingEnv(gym.Env):
         self.needs_reset = True
         self.reseed(seed + self.env_id)
 
-    def _load_data(self, book, features, ts, records, starts) -> None:
+    def _use_dataset(self, i: int) -> None:
+        self.__dict__.update(self.datasets[i])
+
+    def _load_data(self, book, features, ts, records, starts, start_min, start_max, tick_size, lot_size) -> dict:
+        """One dataset's arrays and constants, checked as the C++ binding does."""
         cfg = self.cfg
+        if not (tick_size > 0 and math.isfinite(tick_size)):
+            raise ValueError("tick_size: expected > 0 quote")
+        if not (lot_size > 0 and math.isfinite(lot_size)):
+            raise ValueError("lot_size: expected > 0 base")
+        if llround(cfg["trade_size"] / lot_size) < 1:
+            raise ValueError(f"trade_size: expected at least one lot ({lot_size} base), got {cfg['trade_size']}")
         book, features = np.asarray(book), np.asarray(features)
         if book.ndim != 3 or book.shape[2] != 4 or book.dtype != np.int64:
             raise ValueError("book: expected an int64 array [rows, levels, 4]")
@@ -114,11 +148,13 @@ class ReferenceTradingEnv(gym.Env):
             raise ValueError(f"actions: '{cfg['actions']}' needs the market stream (records, starts)")
         if rows < cfg["horizon"] + 2:
             raise ValueError(f"book: {rows} rows are fewer than a horizon ({cfg['horizon']}) plus 2")
-        last_start = cfg["start_max"] if cfg["start_max"] >= 0 else rows - 1 - cfg["horizon"]
-        if cfg["start_max"] >= 0 and cfg["start_max"] + cfg["horizon"] >= rows:
-            raise ValueError(f"start_max: episodes starting at row {cfg['start_max']} run past the data ({rows} rows)")
-        if cfg["start_min"] > last_start:
-            raise ValueError(f"start_min: {cfg['start_min']} is after the last start row {last_start}")
+        last_start = start_max if start_max >= 0 else rows - 1 - cfg["horizon"]
+        if start_max >= 0 and start_max + cfg["horizon"] >= rows:
+            raise ValueError(f"start_max: episodes starting at row {start_max} run past the data ({rows} rows)")
+        if start_min < 0:
+            raise ValueError(f"start_min: expected >= 0, got {start_min}")
+        if start_min > last_start:
+            raise ValueError(f"start_min: {start_min} is after the last start row {last_start}")
         bid, ask = book[:, 0, 0], book[:, 0, 2]
         bad = np.flatnonzero((bid <= 0) | (ask <= 0) | (bid >= ask))
         if bad.size:
@@ -128,12 +164,15 @@ class ReferenceTradingEnv(gym.Env):
         nonfinite = np.argwhere(~np.isfinite(features))
         if nonfinite.size:
             raise ValueError(f"features: non-finite value at row {nonfinite[0][0]}, column {nonfinite[0][1]}")
-        self.book, self.features, self.rows, self.levels, self.dim = book, features, rows, levels, features.shape[1]
-        self.last_start = last_start
-        self.ts = None if ts is None else [int(t) for t in ts]
-        self.records = records
-        self.starts = None if starts is None else [int(s) for s in starts]
-        self.mid = [0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())]  # ticks
+        max_lots = llround(cfg["max_position"] / lot_size)
+        return dict(book=book, features=features, rows=rows, levels=levels, dim=features.shape[1],
+                    start_min=int(start_min), last_start=last_start,
+                    ts=None if ts is None else [int(t) for t in ts], records=records,
+                    starts=None if starts is None else [int(s) for s in starts],
+                    mid=[0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())],  # ticks
+                    ntl=tick_size * lot_size,  # quote per tick-lot
+                    trade_lots=llround(cfg["trade_size"] / lot_size), max_lots=max_lots,
+                    min_lots=-max_lots if cfg["allow_short"] else 0)
 
     # ------------------------------------------------------------------ random stream
 
@@ -152,7 +191,9 @@ class ReferenceTradingEnv(gym.Env):
         if seed is not None:
             self.reseed(seed + self.env_id)
         cfg = self.cfg
-        self.cursor = cfg["start_min"] + below(self._next_random(), self.last_start - cfg["start_min"] + 1)
+        u = below(self._next_random(), self.total_starts)
+        self._use_dataset(max(i for i, d in enumerate(self.datasets) if d["offset"] <= u))
+        self.cursor = self.start_min + u - self.offset
         self.steps = 0
         self.needs_reset = False
         self.agents = [_Agent(cfg["initial_cash"]) for _ in range(self.K)]
