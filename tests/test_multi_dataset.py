@@ -200,3 +200,9 @@ def test_train_on_two_datasets_then_backtest_each_tail(tmp_path, folders, algo, 
         ctx = report["context"]
         assert ctx["data"] == str(folder) and ctx["start"] == int(0.7 * len(load_market(folder).book))
         assert "flat" in report["results"]
+
+
+def test_pool_reports_each_datasets_rows(markets):
+    env = TradingVectorEnv(markets, num_envs=2, horizon=HORIZON)
+    assert env._pool.rows == [len(m.book) for m in markets] and env._pool.has_trades
+    assert TradingVectorEnv(markets[0], num_envs=1, horizon=HORIZON)._pool.rows == [len(markets[0].book)]

@@ -526,10 +526,10 @@ void bind_env(py::module_& m) {
                                  if (!m.has_trades) return false;
                                }
                                return true;
-                             })
+                             }, "every dataset of the pool has trades in its market stream")
       .def_property_readonly("rows", [](PyPool& s) {
         py::list out;
         for (const MarketData& m : s.pool->markets()) out.append(m.rows);
-        return out.size() == 1 ? out[0] : py::object(out);
-      });
+        return out;
+      }, "book rows of each dataset, in the order given");
 }
