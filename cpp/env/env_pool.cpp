@@ -37,10 +37,10 @@ int action_width(const EnvConfig& cfg) {
   return cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1;
 }
 
-EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_size, int num_threads,
+EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_envs, int batch_size, int num_threads,
                  uint64_t seed)
     : cfg_(cfg),
-      data_(std::move(data)),
+      markets_(std::move(markets)),
       num_envs_(num_envs),
       batch_size_(batch_size),
       num_threads_(num_threads),
@@ -50,6 +50,18 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
     throw std::invalid_argument("batch_size: expected 1 <= batch_size <= num_envs");
   }
   if (num_threads < 1) throw std::invalid_argument("num_threads: expected >= 1");
+  if (markets_.empty()) throw std::invalid_argument("markets: expected at least one dataset");
+  uint64_t offset = 0;
+  for (size_t i = 0; i < markets_.size(); ++i) {
+    MarketData& m = markets_[i];
+    if (m.levels != markets_[0].levels || m.dim != markets_[0].dim) {
+      throw std::invalid_argument("markets: dataset " + std::to_string(i) + " has " + std::to_string(m.levels) +
+                                  " levels and " + std::to_string(m.dim) + " feature columns, dataset 0 has " +
+                                  std::to_string(markets_[0].levels) + " and " + std::to_string(markets_[0].dim));
+    }
+    m.start_offset = offset;
+    offset += static_cast<uint64_t>(m.start_max - m.start_min + 1);
+  }
   sync_mode_ = batch_size == num_envs;
   // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
   chunk_ = std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)), 8, kMaxChunk);
@@ -59,7 +71,7 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
   num_blocks_ = static_cast<size_t>((num_envs + batch_size - 1) / batch_size) + 1;
   const size_t K = static_cast<size_t>(cfg.num_agents);
   buf_.allocate(num_blocks_ * static_cast<size_t>(batch_size), cfg.num_agents,
-                data_.dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0));
+                markets_[0].dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0));
   block_done_.reset(new std::atomic<int64_t>[num_blocks_]);
   for (size_t b = 0; b < num_blocks_; ++b) block_done_[b].store(0);
   in_flight_.reset(new std::atomic<uint8_t>[num_envs]);
@@ -72,7 +84,7 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
   for (uint64_t i = 0; i < capacity_; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
   envs_.reserve(num_envs);
   for (int i = 0; i < num_envs; ++i) {
-    envs_.emplace_back(new TradingEnv(cfg_, &data_, i, seed + static_cast<uint64_t>(i)));
+    envs_.emplace_back(new TradingEnv(cfg_, markets_.data(), static_cast<int>(markets_.size()), i, seed + static_cast<uint64_t>(i)));
   }
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }

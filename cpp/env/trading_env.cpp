@@ -70,30 +70,32 @@ void MarketData::prepare() {
   near_starts[static_cast<size_t>(rows)] = static_cast<int64_t>(near.size());
 }
 
-TradingEnv::TradingEnv(const EnvConfig& cfg, const MarketData* data, int env_id, uint64_t seed)
-    : data_(data),
+TradingEnv::TradingEnv(const EnvConfig& cfg, const MarketData* markets, int num_markets, int env_id,
+                       uint64_t seed)
+    : data_(markets),
       quoting_(is_quote(cfg.actions)),
       actions_(cfg.actions),
       num_agents_(static_cast<int>(cfg.num_agents)),
       order_latency_ns_(cfg.order_latency_ns),
-      obs_dim_(data->dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0)),
+      obs_dim_(markets->dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0)),
       horizon_(cfg.horizon),
       reward_(cfg.reward),
       taker_fee_bps_(cfg.taker_fee_bps),
       reward_scale_(cfg.reward_scale),
       ruin_equity_(cfg.ruin_fraction * cfg.initial_cash),
-      trade_lots_(std::llround(cfg.trade_size / cfg.lot_size)),
-      max_lots_(std::llround(cfg.max_position / cfg.lot_size)),
-      min_lots_(cfg.allow_short ? -max_lots_ : 0),
-      notional_per_tick_lot_(cfg.tick_size * cfg.lot_size),
       agents_(static_cast<size_t>(cfg.num_agents)),
       priority_(static_cast<size_t>(cfg.num_agents)),
-      consumed_bid_(static_cast<size_t>(data->levels)),
-      consumed_ask_(static_cast<size_t>(data->levels)),
+      consumed_bid_(static_cast<size_t>(markets->levels)),
+      consumed_ask_(static_cast<size_t>(markets->levels)),
       action_width_(cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1),
       env_id_(env_id),
       cfg_(cfg),
+      markets_(markets),
+      num_markets_(num_markets),
+      total_starts_(markets[num_markets - 1].start_offset +
+                    static_cast<uint64_t>(markets[num_markets - 1].start_max - markets[num_markets - 1].start_min + 1)),
       next_due_ts_(kNever) {
+  use_market(markets);
   for (auto& a : agents_) a.pending.reserve(4);
   orders_.reserve(static_cast<size_t>(4 * cfg.num_agents));
   update_reach();
@@ -107,10 +109,25 @@ void TradingEnv::reseed(uint64_t seed) {
 
 uint64_t TradingEnv::next_random() { return splitmix64(rng_); }
 
+void TradingEnv::use_market(const MarketData* m) {
+  data_ = m;
+  trade_lots_ = std::llround(cfg_.trade_size / m->lot_size);
+  max_lots_ = std::llround(cfg_.max_position / m->lot_size);
+  min_lots_ = cfg_.allow_short ? -max_lots_ : 0;
+  notional_per_tick_lot_ = m->tick_size * m->lot_size;
+}
+
+// One draw over the usable starts of every dataset: a dataset is picked with weight its number of
+// starts, the episode stays inside it (issue 13); with one dataset, the start draw of before.
 void TradingEnv::reset(OutRow& out) {
-  const int64_t last = cfg_.start_max >= 0 ? cfg_.start_max : data_->rows - 1 - cfg_.horizon;
-  const uint64_t span = static_cast<uint64_t>(last - cfg_.start_min + 1);
-  cursor_ = cfg_.start_min + static_cast<int64_t>(below(next_random(), span));
+  const uint64_t u = below(next_random(), total_starts_);
+  int m = 0, hi = num_markets_ - 1;  // the last dataset whose start_offset <= u
+  while (m < hi) {
+    const int mid = (m + hi + 1) / 2;
+    if (markets_[mid].start_offset <= u) m = mid; else hi = mid - 1;
+  }
+  if (data_ != markets_ + m) use_market(markets_ + m);
+  cursor_ = data_->start_min + static_cast<int64_t>(u - data_->start_offset);
   steps_ = 0;
   needs_reset_ = false;
   for (auto& a : agents_) {

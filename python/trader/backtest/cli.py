@@ -43,7 +43,8 @@ def default_out_dir(checkpoint: str) -> Path:
                    "s3://bucket/prefix: its latest) or one checkpoint in it (.../step_N) "
                    "[default: the newest runs/trader__* folder].")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Dataset folder [default: the run's own data, else the bundled sample].")
+              help="Dataset folder, collection or folder of datasets; each gets its own report "
+                   "[default: the run's own data (every dataset it trained on), else the bundled sample].")
 @click.option("--train-fraction", type=float, default=None,
               help="Rows before this fraction were for training [default: the run's].")
 @env_options(COST_OPTIONS, default_note="the run's")
@@ -61,12 +62,7 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     Next to it, on the same rows and execution model: flat, buy-and-hold and an order-imbalance rule
     (market orders) and, when the run quotes, a fixed-spread quoter and Avellaneda-Stoikov (2008)
     fitted on the training rows only."""
-    from trader.backtest.engine import env_config_from_run, held_out_rows, period_utc
-    from trader.backtest.report import write_report
-    from trader.backtest.suite import BaselineOptions, run_agent, run_baselines, step_seconds
-    from trader.data.dataset import load_dataset
-    from trader.rl.policy import observation_market
-    from trader.sim import spec
+    from trader.sim.env import dataset_folders
 
     if checkpoint is None:
         runs = sorted(Path("runs").glob("trader__*"), key=lambda p: p.stat().st_mtime)
@@ -78,7 +74,30 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     if not as_gamma > 0:
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
     policy, args, algo = load_trained_policy(checkpoint)
+    out_dir = Path(out) if out else default_out_dir(checkpoint)
     data = data if data is not None else args.get("data")
+    try:  # a run trained on several datasets is tested on the held-out tail of each (issue 13)
+        folders = [None] if not data else dataset_folders(data)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(f"--data: {e}") from None
+    names = [f.name for f in folders] if len(folders) > 1 else [None]
+    if len(set(names)) < len(names):
+        names = [f"{i:02d}_{f.name}" for i, f in enumerate(folders)]
+    for folder, name in zip(folders, names):
+        _backtest_dataset(folder, out_dir / name if name else out_dir, policy, args, algo, checkpoint, overrides,
+                          train_fraction, imbalance_threshold, quote_offset_ticks, as_gamma)
+
+
+def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, overrides, train_fraction, imbalance_threshold,
+                      quote_offset_ticks, as_gamma) -> None:
+    """The backtest of one dataset's held-out rows, written to out_dir."""
+    from trader.backtest.engine import env_config_from_run, held_out_rows, period_utc
+    from trader.backtest.report import write_report
+    from trader.backtest.suite import BaselineOptions, run_agent, run_baselines, step_seconds
+    from trader.data.dataset import load_dataset
+    from trader.rl.policy import observation_market
+    from trader.sim import spec
+
     dataset = load_dataset(data)  # the Avellaneda-Stoikov fit reads its events
     try:  # an agent trained with --encoder observes that encoder's embeddings (trader.rl.policy)
         market = observation_market(args, data)
@@ -101,7 +120,6 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     results += baselines
     full_cfg = {**spec.defaults(), **env_cfg}
     interval_s = step_seconds(market)
-    out_dir = Path(out) if out else default_out_dir(checkpoint)
     ctx = {"data": str(data) if data else "<bundled sample>", "symbol": market.symbol, "start": start, "end": end,
            "steps": end - start - 1, "interval_s": interval_s, "actions": full_cfg["actions"],
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],

@@ -65,8 +65,9 @@ class CommonArgs(TraderEnvArgs):
     curiosity_coef: float = 0.01
     """weight of the intrinsic reward added to the env reward"""
     # trader env (env_id == "trader"): the env's own options come from TraderEnvArgs
-    data: str | None = None
-    """trader: dataset folder (default: the bundled sample; from Python also a trader.sim.Market)"""
+    data: list[str] | None = None
+    """trader: dataset folders, collections or folders of datasets; episodes are drawn across all of them and
+    never cross from one to another (default: the bundled sample; from Python also trader.sim.Market(s))"""
     encoder: str | None = None
     """trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best): observations are
     its embeddings of every row (cached beside it, trader.nn.embed.agent_features) plus the account features"""

@@ -33,8 +33,9 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--env", "--env-id", "env", default=None,
               help="trader (order-book env), a gymnasium id (CartPole-v1, Pendulum-v1, ...) or mpe2:NAME "
                    "[default: trader]")
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="trader: dataset folder [default: the bundled sample]")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="trader: dataset folder, collection or folder of datasets; repeat it to train on several "
+                   "(episodes never cross from one dataset to another) [default: the bundled sample]")
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best); the agent "
                    "observes its embeddings plus the account features, and backtests and live runs use it too")
@@ -93,7 +94,7 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
         relaunch(click.get_current_context(), nproc, "train")
         return
     env = pop_env_values(options)
-    given = {_RENAMED.get(k, k): v for k, v in options.items() if v is not None} | env
+    given = {_RENAMED.get(k, k): v for k, v in options.items() if v is not None and v != ()} | env
     try:
         args = resolve_args(module.Args, config, given)
     except (ValueError, FileNotFoundError) as e:
