@@ -31,15 +31,21 @@ def test_buy_and_hold_beats_flat_on_a_rising_market_and_metrics_add_up():
     assert start == 160
     flat = run_backtest(m, flat_policy(False), "flat", start=start, end=end, **CFG)
     bh = run_backtest(m, buy_and_hold_policy(False), "buy_and_hold", start=start, end=end, **CFG)
-    fm = compute_metrics(flat, 0.1, CFG["initial_cash"])
-    bm = compute_metrics(bh, 0.1, CFG["initial_cash"])
-    assert fm["total_return_pct"] == 0 and fm["trades"] == 0 and fm["fees_paid"] == 0
+    fm = compute_metrics(flat, 0.1)
+    bm = compute_metrics(bh, 0.1)
+    assert fm["pnl_quote"] == 0 and fm["trades"] == 0 and fm["fees_paid"] == 0
     assert bh.position[-1] == 10 and bm["trades"] == 2  # two market orders of 5 lots
     # fees: 10 bps of the two fills (at the ask of rows start and start + 1)
     assert bm["fees_paid"] == pytest.approx(((1001 + start) * 5 + (1002 + start) * 5) * 1e-3)
-    assert bm["total_return_pct"] > 0 and bm["sharpe_annualized"] > 0
-    assert bm["max_drawdown_pct"] <= 0
+    assert bm["pnl_quote"] > 0 and bm["sharpe_per_step"] > 0 and bm["max_drawdown_quote"] <= 0
     assert bm["steps"] == end - start - 1
+    # bps of the notional the limit allows: 10 lots at the first mid (1000.5 + start ticks of 1.0)
+    assert bm["max_notional_quote"] == pytest.approx(10 * (1000.5 + start))
+    assert bm["pnl_bps_of_max_notional"] == pytest.approx(bm["pnl_quote"] / bm["max_notional_quote"] * 1e4)
+    # the Sharpe is stated with its step and period: per step, times sqrt(steps) over the period
+    assert bm["sharpe_interval_s"] == 0.1 and bm["period_s"] == pytest.approx(0.1 * bm["steps"])
+    assert bm["sharpe_period"] == pytest.approx(bm["sharpe_per_step"] * np.sqrt(bm["steps"]))
+    assert list(bh.actions[:, 0]) == [1] * bm["steps"]
 
 
 def test_policy_sees_only_rows_up_to_now():
@@ -63,7 +69,7 @@ def test_report_on_sample_with_baselines(tmp_path):
     for name, pol in [("flat", flat_policy(False)), ("buy_and_hold", buy_and_hold_policy(False)),
                       ("imbalance", imbalance_policy(m, False))]:
         r = run_backtest(m, pol, name, start=start, end=end, trade_size=0.01, max_position=0.05, fee_bps=1.0)
-        compute_metrics(r, 0.1, 100_000.0)
+        compute_metrics(r, 0.1)
         results.append(r)
     ctx = {"data": "sample", "start": start, "end": end, "steps": end - start - 1, "interval_s": 0.1,
            "fee_bps": 1.0, "latency_steps": 0, "initial_cash": 100_000.0, "symbol": m.symbol}
@@ -89,7 +95,7 @@ def test_quote_baselines_in_the_quote_env_on_the_sample(tmp_path):
     results = []
     for name, pol in quoters:
         r = run_backtest(m, pol, name, start=start, end=end, **cfg)
-        metrics = compute_metrics(r, 0.1, 100_000.0)
+        metrics = compute_metrics(r, 0.1)
         results.append(r)
         lot = m.lot_size
         assert r.maker_lots > 0 and r.taker_lots == 0 and metrics["taker_fees"] == 0

@@ -3,6 +3,7 @@ the baselines (trader.backtest.baselines), with the same execution model."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -23,8 +24,9 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
 
 
 @click.command("backtest")
-@click.option("--checkpoint", default=None, type=click.Path(exists=True),
-              help="A run folder of trader train (its latest checkpoint) or a checkpoint file "
+@click.option("--checkpoint", default=None, metavar="RUN|URI",
+              help="A run folder of trader train (its latest checkpoint), a checkpoint store (a folder or "
+                   "s3://bucket/prefix: its latest) or one checkpoint in it (.../step_N) "
                    "[default: the newest runs/trader__* folder].")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder [default: the run's own data, else the bundled sample].")
@@ -42,7 +44,7 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
 @click.option("--as-gamma", type=float, default=0.01, show_default=True,
               help="Avellaneda-Stoikov baseline (quote runs): risk aversion, per tick per quote size.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Report folder [default: RUN/backtest].")
+              help="Report folder [default: RUN/backtest; for an s3:// checkpoint backtests/BUCKET_PREFIX].")
 def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, order_latency_ms, imbalance_threshold,
              quote_offset_ticks, as_gamma, out):
     """Backtest a trained agent on held-out data; writes backtest.md, backtest.json and equity.png.
@@ -50,9 +52,8 @@ def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, ord
     Next to it, on the same rows and execution model: flat, buy-and-hold and an order-imbalance rule
     (market orders) and, when the run quotes, a fixed-spread quoter and Avellaneda-Stoikov (2008)
     fitted on the training rows only."""
-    from trader.backtest.baselines import (buy_and_hold_policy, flat_policy, imbalance_policy,
-                                           market_making_baselines)
-    from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, run_backtest
+    from trader.backtest.engine import (BaselineOptions, backtest_with_baselines, compute_metrics,
+                                        env_config_from_run, held_out_rows, sampling_interval_s)
     from trader.backtest.report import write_report
     from trader.data.dataset import load_dataset
     from trader.rl.policy import observation_market
@@ -86,41 +87,49 @@ def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, ord
             order_latency_ns=None if order_latency_ms is None else round(order_latency_ms * 1e6))
     except ValueError as e:
         raise click.UsageError(f"--checkpoint: the run's env options: {e}") from None
-    agents = int(args.get("num_agents", 1))
-    results = []
-    trained = run_backtest(market, policy, algo, start=start, end=end, num_agents=agents, **env_cfg)
-    results += trained if isinstance(trained, list) else [trained]
+    env_cfg["num_agents"] = int(args.get("num_agents", 1))
+    try:
+        results, notes = backtest_with_baselines(market, dataset.events, policy, algo, env_cfg, start=start, end=end,
+                                                 baselines=BaselineOptions(imbalance_threshold, quote_offset_ticks,
+                                                                           as_gamma))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     full_cfg = {**spec.defaults(), **env_cfg}
-    actions = full_cfg["actions"]
-    quoting = actions.startswith("quote")
-    # Market-order baselines trade in the market-order env (the run's, or discrete for a quote run).
-    orders_cfg = dict(env_cfg, actions="discrete" if quoting else actions)
-    cont = orders_cfg["actions"] == "continuous"
-    for name, pol in (("buy_and_hold", buy_and_hold_policy(cont)), ("flat", flat_policy(cont)),
-                      ("order_imbalance", imbalance_policy(market, cont, imbalance_threshold))):
-        results.append(run_backtest(market, pol, name, start=start, end=end, **orders_cfg))
-    notes = []
-    if quoting:
-        try:
-            quoters, notes = market_making_baselines(market, dataset.events, env_cfg, start, end, quote_offset_ticks,
-                                                     as_gamma)
-        except ValueError as e:
-            raise click.ClickException(f"market-making baselines on the training rows: {e}") from None
-        for name, pol in quoters:
-            results.append(run_backtest(market, pol, name, start=start, end=end, **dict(env_cfg, actions="quote")))
-    interval_s = float(np.median(np.diff(market.ts))) / 1e9 if len(market.ts) > 1 else 0.1
-    initial_cash = float(full_cfg["initial_cash"])
+    interval_s = sampling_interval_s(market)
     for r in results:
-        compute_metrics(r, interval_s, initial_cash)
-    run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent.parent
-    out_dir = Path(out) if out else run_dir / "backtest"
+        compute_metrics(r, interval_s)
+    out_dir = Path(out) if out else default_report_dir(checkpoint)
     ctx = {"data": str(data) if data else "<bundled sample>", "symbol": market.symbol, "start": start, "end": end,
-           "steps": end - start - 1, "interval_s": interval_s, "actions": actions,
+           "steps": end - start - 1, "interval_s": interval_s, "actions": full_cfg["actions"],
+           "period_utc": period_utc(market, start, end),
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
-           "order_latency_ns": full_cfg["order_latency_ns"], "initial_cash": initial_cash,
-           "checkpoint": str(checkpoint), "algo": algo, "train_fraction": frac, "baseline_notes": notes}
+           "order_latency_ns": full_cfg["order_latency_ns"], "trade_size": full_cfg["trade_size"],
+           "max_position": full_cfg["max_position"], "checkpoint": str(checkpoint), "algo": algo,
+           "train_fraction": frac, "baseline_notes": notes}
     write_report(out_dir, results, ctx)
     click.echo((out_dir / "backtest.md").read_text())
-    click.echo(f"wrote {out_dir}/backtest.md, backtest.json and equity.png")
+    click.echo(f"wrote {out_dir}/backtest.md, backtest.json, equity.png and actions.png")
     if any(not np.isfinite(r.equity).all() for r in results):
         raise click.ClickException("non-finite equity in a backtest: see backtest.json")
+
+
+def default_report_dir(checkpoint: str) -> Path:
+    """RUN/backtest for a local run folder (or RUN/checkpoints/step_N); backtests/BUCKET_PREFIX here for
+    a checkpoint in S3."""
+    if checkpoint.startswith("s3://"):
+        return Path("backtests") / re.sub(r"[^A-Za-z0-9_.-]+", "_", checkpoint[len("s3://"):]).strip("_")
+    path = Path(checkpoint)
+    if path.name.startswith("step_"):
+        path = path.parent.parent
+    elif path.name == "checkpoints":
+        path = path.parent
+    return path / "backtest"
+
+
+def period_utc(market, start: int, end: int) -> str:
+    """The UTC span of rows start..end - 1, e.g. 2024-08-08 23:58:12 to 23:59:06 UTC."""
+    from datetime import datetime, timezone
+
+    a, b = (datetime.fromtimestamp(int(market.ts[i]) / 1e9, tz=timezone.utc) for i in (start, end - 1))
+    tail = b.strftime("%H:%M:%S") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{a:%Y-%m-%d %H:%M:%S} to {tail} UTC"

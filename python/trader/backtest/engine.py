@@ -39,6 +39,9 @@ class BacktestResult:
     quoted_lots: int  # lots of new limit orders sent
     rejected: int  # post-only orders rejected (they would have crossed)
     trades: int  # steps with at least one fill
+    actions: np.ndarray  # the actions sent, one row per step
+    max_notional: float  # quote: the position limit valued at the mid of the first row
+    env_config: dict  # every option of the env it ran in (trader.sim.spec)
     metrics: dict = field(default_factory=dict)
 
     @property
@@ -80,9 +83,12 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     count = {key: np.zeros(K, dtype=np.int64) for key in ("trades", "maker", "taker", "quoted", "rejected")}
     maker_notional, taker_notional = np.zeros(K), np.zeros(K)
     mid_px = 0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2]) * market.tick_size
+    actions = []
     for _ in range(horizon):
         t = int(info["t"][0])
-        obs, reward, term, trunc, info = env.step(policy(obs, info))
+        action = np.asarray(policy(obs, info))
+        actions.append(action.reshape(K, -1) if K > 1 else action.reshape(1, -1))
+        obs, reward, term, trunc, info = env.step(action)
         maker, taker = np.abs(per("maker_filled")), np.abs(per("taker_filled"))
         count["trades"] += (maker + taker) > 0
         count["maker"] += maker
@@ -98,33 +104,44 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     maker_fees, taker_fees = per("maker_fees").astype(float), per("taker_fees").astype(float)
     eq, pos = np.array(equity), np.array(position)
     max_lots = round(env.env_config["max_position"] / market.lot_size)
+    acts = np.stack(actions)  # [steps, K, action values]
+    max_notional = float(env.env_config["max_position"] * mid_px[start])
     results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], market.lot_size, max_lots,
                               float(maker_fees[k]), float(taker_fees[k]), int(count["maker"][k]),
                               int(count["taker"][k]), float(maker_notional[k]), float(taker_notional[k]),
-                              int(count["quoted"][k]), int(count["rejected"][k]), int(count["trades"][k]))
+                              int(count["quoted"][k]), int(count["rejected"][k]), int(count["trades"][k]),
+                              acts[:, k], max_notional, dict(env.env_config))
                for k in range(K)]
     return results[0] if K == 1 else results
 
 
-def compute_metrics(res: BacktestResult, interval_s: float, initial_cash: float) -> dict:
-    """PnL (quote currency, bps of traded notional), return and risk, execution and inventory."""
+def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
+    """PnL in quote currency and in bps (of the traded notional; of the notional the position limit
+    allows), risk, execution and inventory. Sharpe is the mean over the standard deviation of the PnL
+    change per step of `interval_s` seconds; `sharpe_period` scales it to the whole period (times the
+    square root of its steps) and `sharpe_annualized` to a year of 365 x 24 h: both only beside
+    `sharpe_interval_s` and `period_s` (issue 13: an annualized Sharpe of sub-second steps alone misleads)."""
     eq = res.equity
-    rets = np.diff(eq) / eq[:-1]
-    per_year = SECONDS_PER_YEAR / interval_s
-    std = rets.std()
-    sharpe = float(rets.mean() / std * np.sqrt(per_year)) if std > 0 else 0.0
-    peak = np.maximum.accumulate(eq)
-    drawdown = (eq - peak) / peak
+    steps = np.diff(eq)
+    std = steps.std()
+    sharpe = float(steps.mean() / std) if std > 0 else 0.0
+    drawdown = eq - np.maximum.accumulate(eq)
     pnl = float(eq[-1] - eq[0])
     notional = res.notional_traded
     inventory = np.abs(res.position)
     res.metrics = {
         "pnl_quote": pnl,
         "pnl_bps_of_notional": pnl / notional * 1e4 if notional > 0 else None,
-        "total_return_pct": float((eq[-1] / eq[0] - 1) * 100),
-        "sharpe_annualized": sharpe,
-        "max_drawdown_pct": float(drawdown.min() * 100),
-        "turnover": float(notional / initial_cash),
+        "pnl_bps_of_max_notional": pnl / res.max_notional * 1e4 if res.max_notional > 0 else None,
+        "max_notional_quote": float(res.max_notional),
+        "sharpe_per_step": sharpe,
+        "sharpe_period": sharpe * float(np.sqrt(len(steps))),
+        "sharpe_annualized": sharpe * float(np.sqrt(SECONDS_PER_YEAR / interval_s)),
+        "sharpe_interval_s": float(interval_s),
+        "period_s": float(len(steps) * interval_s),
+        "max_drawdown_quote": float(drawdown.min()),
+        # traded notional per notional the limit allows: 2.0 = one full round trip
+        "turnover": float(notional / res.max_notional) if res.max_notional > 0 else None,
         "fees_paid": float(res.fees),
         "maker_fees": float(res.maker_fees),
         "taker_fees": float(res.taker_fees),
@@ -144,6 +161,59 @@ def compute_metrics(res: BacktestResult, interval_s: float, initial_cash: float)
         "steps": int(len(eq) - 1),
     }
     return res.metrics
+
+
+BASELINES = ("buy_and_hold", "flat", "order_imbalance", "fixed_spread", "avellaneda_stoikov")
+"""the baselines' result names (trader.backtest.baselines): market orders, then the quoters"""
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """Settings of the baselines (trader.backtest.baselines)."""
+
+    imbalance_threshold: float = 0.6  # order-imbalance rule: trade when |imbalance| exceeds this
+    quote_offset_ticks: int = 0  # fixed-spread quoter: ticks from each touch (-1: one inside)
+    as_gamma: float = 0.01  # Avellaneda-Stoikov: risk aversion, per tick per quote size
+
+
+def backtest_with_baselines(market: Market, events: np.ndarray, policy: Policy, name: str, env_config: dict, *,
+                            start: int, end: int, baselines: BaselineOptions = BaselineOptions()
+                            ) -> tuple[list[BacktestResult], list[str]]:
+    """The agent (policy; env_config["num_agents"] of them in one book) and every baseline over rows
+    start..end of one market, each in its own episode of the same env: flat, buy-and-hold and the
+    order-imbalance rule in the market-order env (the run's, or discrete for a quoting run), and for a
+    quoting run the fixed-spread quoter and Avellaneda-Stoikov fitted on rows [0, start) only (events:
+    the dataset's event array). Returns the results and notes on the baselines for the report; a
+    ValueError when the market-making fit fails."""
+    from trader.backtest.baselines import (buy_and_hold_policy, flat_policy, imbalance_policy,
+                                           market_making_baselines)
+    from trader.sim import spec
+
+    agent = run_backtest(market, policy, name, start=start, end=end, **env_config)
+    results = agent if isinstance(agent, list) else [agent]
+    cfg = {**spec.defaults(), **env_config}
+    quoting = cfg["actions"].startswith("quote")
+    orders_cfg = dict(env_config, actions="discrete" if quoting else cfg["actions"], num_agents=1)
+    cont = orders_cfg["actions"] == "continuous"
+    for base, pol in ((BASELINES[0], buy_and_hold_policy(cont)), (BASELINES[1], flat_policy(cont)),
+                      (BASELINES[2], imbalance_policy(market, cont, baselines.imbalance_threshold))):
+        results.append(run_backtest(market, pol, base, start=start, end=end, **orders_cfg))
+    notes = []
+    if quoting:
+        quote_cfg = dict(env_config, actions="quote", num_agents=1)
+        try:
+            quoters, notes = market_making_baselines(market, events, quote_cfg, start, end,
+                                                     baselines.quote_offset_ticks, baselines.as_gamma)
+        except ValueError as e:
+            raise ValueError(f"market-making baselines on the training rows: {e}") from None
+        for base, pol in quoters:
+            results.append(run_backtest(market, pol, base, start=start, end=end, **quote_cfg))
+    return results, notes
+
+
+def sampling_interval_s(market: Market) -> float:
+    """Seconds between two rows of the market (the median; 0.1 for a market of one row)."""
+    return float(np.median(np.diff(market.ts))) / 1e9 if len(market.ts) > 1 else 0.1
 
 
 # Set by the backtest itself (the episode window and the agents) or from the market (its grid).
