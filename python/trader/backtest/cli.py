@@ -54,7 +54,7 @@ def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, ord
     fitted on the training rows only."""
     from trader.backtest.engine import (BaselineOptions, backtest_with_baselines, compute_metrics,
                                         env_config_from_run, held_out_rows, sampling_interval_s)
-    from trader.backtest.report import write_report
+    from trader.backtest.report import period_utc, write_report
     from trader.data.dataset import load_dataset
     from trader.rl.policy import observation_market
     from trader.sim import spec
@@ -125,11 +125,3 @@ def default_report_dir(checkpoint: str) -> Path:
         path = path.parent
     return path / "backtest"
 
-
-def period_utc(market, start: int, end: int) -> str:
-    """The UTC span of rows start..end - 1, e.g. 2024-08-08 23:58:12 to 23:59:06 UTC."""
-    from datetime import datetime, timezone
-
-    a, b = (datetime.fromtimestamp(int(market.ts[i]) / 1e9, tz=timezone.utc) for i in (start, end - 1))
-    tail = b.strftime("%H:%M:%S") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{a:%Y-%m-%d %H:%M:%S} to {tail} UTC"

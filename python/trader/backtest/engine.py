@@ -179,25 +179,31 @@ class BaselineOptions:
 def backtest_with_baselines(market: Market, events: np.ndarray, policy: Policy, name: str, env_config: dict, *,
                             start: int, end: int, baselines: BaselineOptions = BaselineOptions()
                             ) -> tuple[list[BacktestResult], list[str]]:
-    """The agent (policy; env_config["num_agents"] of them in one book) and every baseline over rows
-    start..end of one market, each in its own episode of the same env: flat, buy-and-hold and the
-    order-imbalance rule in the market-order env (the run's, or discrete for a quoting run), and for a
-    quoting run the fixed-spread quoter and Avellaneda-Stoikov fitted on rows [0, start) only (events:
-    the dataset's event array). Returns the results and notes on the baselines for the report; a
-    ValueError when the market-making fit fails."""
+    """The agent (policy; env_config["num_agents"] of them in one book) and every baseline
+    (baseline_backtests) over rows start..end of one market. Returns the results and the notes on the
+    baselines for the report."""
+    agent = run_backtest(market, policy, name, start=start, end=end, **env_config)
+    results, notes = baseline_backtests(market, events, env_config, start=start, end=end, baselines=baselines)
+    return (agent if isinstance(agent, list) else [agent]) + results, notes
+
+
+def baseline_backtests(market: Market, events: np.ndarray, env_config: dict, *, start: int, end: int,
+                       baselines: BaselineOptions = BaselineOptions()) -> tuple[list[BacktestResult], list[str]]:
+    """Every baseline over rows start..end, each in its own episode of the agent's env: flat, buy-and-hold
+    and the order-imbalance rule in the market-order env (the agent's, or discrete for a quoting agent),
+    and for a quoting agent the fixed-spread quoter and Avellaneda-Stoikov fitted on rows [0, start)
+    only (events: the dataset's event array). A ValueError when the market-making fit fails."""
     from trader.backtest.baselines import (buy_and_hold_policy, flat_policy, imbalance_policy,
                                            market_making_baselines)
     from trader.sim import spec
 
-    agent = run_backtest(market, policy, name, start=start, end=end, **env_config)
-    results = agent if isinstance(agent, list) else [agent]
     cfg = {**spec.defaults(), **env_config}
     quoting = cfg["actions"].startswith("quote")
     orders_cfg = dict(env_config, actions="discrete" if quoting else cfg["actions"], num_agents=1)
     cont = orders_cfg["actions"] == "continuous"
-    for base, pol in ((BASELINES[0], buy_and_hold_policy(cont)), (BASELINES[1], flat_policy(cont)),
-                      (BASELINES[2], imbalance_policy(market, cont, baselines.imbalance_threshold))):
-        results.append(run_backtest(market, pol, base, start=start, end=end, **orders_cfg))
+    results = [run_backtest(market, pol, base, start=start, end=end, **orders_cfg)
+               for base, pol in ((BASELINES[0], buy_and_hold_policy(cont)), (BASELINES[1], flat_policy(cont)),
+                                 (BASELINES[2], imbalance_policy(market, cont, baselines.imbalance_threshold)))]
     notes = []
     if quoting:
         quote_cfg = dict(env_config, actions="quote", num_agents=1)
@@ -206,8 +212,7 @@ def backtest_with_baselines(market: Market, events: np.ndarray, policy: Policy, 
                                                      baselines.quote_offset_ticks, baselines.as_gamma)
         except ValueError as e:
             raise ValueError(f"market-making baselines on the training rows: {e}") from None
-        for base, pol in quoters:
-            results.append(run_backtest(market, pol, base, start=start, end=end, **quote_cfg))
+        results += [run_backtest(market, pol, base, start=start, end=end, **quote_cfg) for base, pol in quoters]
     return results, notes
 
 

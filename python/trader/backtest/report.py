@@ -53,6 +53,15 @@ def currencies(symbol: str) -> tuple[str, str]:
     return "base", "quote"
 
 
+def period_utc(market, start: int, end: int) -> str:
+    """The UTC span of rows start..end - 1 of a market, e.g. 2024-08-08 23:58:12 to 23:59:06 UTC."""
+    from datetime import datetime, timezone
+
+    a, b = (datetime.fromtimestamp(int(market.ts[i]) / 1e9, tz=timezone.utc) for i in (start, end - 1))
+    tail = b.strftime("%H:%M:%S") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{a:%Y-%m-%d %H:%M:%S} to {tail} UTC"
+
+
 def units(header: str, base: str, quote: str) -> str:
     return header.replace("(quote)", f"({quote})").replace("(base)", f"({base})")
 
