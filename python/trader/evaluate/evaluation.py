@@ -13,7 +13,7 @@ from pathlib import Path
 
 from trader.backtest.engine import BaselineOptions, env_config_from_run, sampling_interval_s
 from trader.evaluate.folds import Fold, block_folds, check_depth, dataset_folds, train_data
-from trader.evaluate.run import Job, fold_baselines, resolved_args, run_jobs
+from trader.evaluate.run import Job, book_market, fold_baselines, resolved_args, run_jobs
 
 
 class EvaluationError(ValueError):
@@ -34,12 +34,14 @@ class Evaluation:
         """Check the datasets and options and lay out the folds and jobs; nothing is trained yet. An
         EvaluationError naming the dataset, fold or option on bad input."""
         from trader.run.config import args_to_dict
-        from trader.sim import load_market
 
         try:
             rows, starts = [], []
             for d in datasets:
-                market = load_market(d)
+                market = book_market(d)
+                if len(market.book) < 2:
+                    raise ValueError(f"dataset {d}: {len(market.book)} book rows with both sides once sampled; "
+                                     "nothing to train or test on")
                 check_depth(d, market.book)
                 rows.append(len(market.book))
                 starts.append(int(market.ts[0]))
@@ -81,7 +83,6 @@ class Evaluation:
 
         from trader.backtest.report import period_utc
         from trader.evaluate.report import write_evaluation
-        from trader.sim import load_market
 
         opts = BaselineOptions(*baselines)
         base, contexts = [], []
@@ -89,7 +90,7 @@ class Evaluation:
             for f in self.folds:
                 results, fold_notes = fold_baselines(f, self.env_config, opts)
                 base.append(results)
-                market = load_market(f.test_data)
+                market = book_market(f.test_data)
                 contexts.append({"symbol": market.symbol, "period_utc": period_utc(market, f.test_start, f.test_end),
                                  "interval_s": sampling_interval_s(market), "baseline_notes": fold_notes})
         except ValueError as e:

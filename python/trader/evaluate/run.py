@@ -8,6 +8,7 @@ on the number of jobs running at once (--jobs).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from trader.backtest.engine import (BacktestResult, BaselineOptions, baseline_backtests, compute_metrics,
                                     env_config_from_run, run_backtest, sampling_interval_s)
@@ -35,11 +36,29 @@ def train_options(job: Job) -> dict:
 
 
 def resolved_args(job: Job):
-    """The learner's Args for the job, exactly as `trader train` resolves them (config file, then options)."""
+    """The learner's Args for the job, exactly as `trader train` resolves them (config file, then options);
+    without an encoder, the data is the dataset's market as book_market samples it (the encoder's
+    embeddings are cached per dataset folder, so an encoder run keeps the folder)."""
     from trader.rl.policy import learner
     from trader.run.lifecycle import resolve_args
 
-    return resolve_args(learner(job.algo).Args, job.config, train_options(job))
+    args = resolve_args(learner(job.algo).Args, job.config, train_options(job))
+    if not args.encoder:
+        args.data = book_market(args.data)
+    return args
+
+
+@functools.lru_cache(maxsize=2)
+def book_market(data):
+    """The dataset's market (trader.sim.load_market), sampled once per process: every agent of a fold
+    trains and tests on it. Data without exchange timestamps (the Bitstamp 2015 log) is sampled on the
+    receive clock, which is all it has."""
+    from trader.data.dataset import load_dataset
+    from trader.sim import load_market
+
+    ds = load_dataset(data)
+    clock = "local" if len(ds.events) and not ds.events["exch_ts"].any() else "exchange"
+    return load_market(ds, clock=clock)
 
 
 def train_and_test(job: Job) -> BacktestResult:
@@ -52,7 +71,8 @@ def train_and_test(job: Job) -> BacktestResult:
                          f"{args.num_agents}; backtest agents sharing a book with trader backtest")
     result = learner(job.algo).train(args)
     trained = load(result["run_dir"], "cuda" if job.device == "cuda" else "cpu")
-    market = observation_market(trained.args, job.fold.test_data)
+    test = job.fold.test_data
+    market = observation_market({**trained.args, "data": test}, test) if args.encoder else book_market(test)
     env_cfg = env_config_from_run(trained.args)
     res = run_backtest(market, lambda obs, info: trained.act(obs), f"{job.algo}_seed{job.seed}",
                        start=job.fold.test_start, end=job.fold.test_end, **env_cfg)
@@ -64,9 +84,8 @@ def train_and_test(job: Job) -> BacktestResult:
 def fold_baselines(fold: Fold, env_config: dict, baselines: BaselineOptions) -> tuple[list[BacktestResult], list[str]]:
     """The baselines on the fold's test rows, in the env the agents are tested in."""
     from trader.data.dataset import load_dataset
-    from trader.sim import load_market
 
-    market = load_market(fold.test_data)
+    market = book_market(fold.test_data)
     results, notes = baseline_backtests(market, load_dataset(fold.test_data).events, env_config,
                                         start=fold.test_start, end=fold.test_end, baselines=baselines)
     interval = sampling_interval_s(market)
