@@ -81,22 +81,31 @@ class Evaluation:
         """Train and test every job (`jobs` at once), the baselines per fold; write the report; its JSON."""
         from tqdm import tqdm
 
-        from trader.backtest.report import period_utc
-        from trader.evaluate.report import write_evaluation
+        tested = self.baselines(baselines)
+        with tqdm(total=len(self.jobs), desc="folds x seeds", unit="agent", disable=not progress) as bar:
+            results = run_jobs(self.jobs, jobs, bar.update)
+        return self.report(results, tested, jobs)
 
-        opts = BaselineOptions(*baselines)
+    def baselines(self, options: tuple = ()) -> tuple[list, list[dict]]:
+        """Per fold: the baselines' results on its test rows, and its test period for the report."""
+        from trader.backtest.report import period_utc
+
         base, contexts = [], []
         try:
             for f in self.folds:
-                results, fold_notes = fold_baselines(f, self.env_config, opts)
+                results, notes = fold_baselines(f, self.env_config, BaselineOptions(*options))
                 base.append(results)
                 market = book_market(f.test_data)
                 contexts.append({"symbol": market.symbol, "period_utc": period_utc(market, f.test_start, f.test_end),
-                                 "interval_s": sampling_interval_s(market), "baseline_notes": fold_notes})
+                                 "interval_s": sampling_interval_s(market), "baseline_notes": notes})
         except ValueError as e:
             raise EvaluationError(str(e)) from None
-        with tqdm(total=len(self.jobs), desc="folds x seeds", unit="agent", disable=not progress) as bar:
-            results = run_jobs(self.jobs, jobs, bar.update)
-        per_fold = [[r for j, r in zip(self.jobs, results) if j.fold == f] for f in self.folds]
-        return write_evaluation(self.out_dir, self.folds, per_fold, base, contexts, dict(self.context, jobs=jobs))
+        return base, contexts
 
+    def report(self, results: list, tested: tuple[list, list[dict]], jobs: int) -> dict:
+        """Write the report of the jobs' results (in the order of self.jobs) next to the baselines."""
+        from trader.evaluate.report import write_evaluation
+
+        per_fold = [[r for j, r in zip(self.jobs, results) if j.fold == f] for f in self.folds]
+        base, contexts = tested
+        return write_evaluation(self.out_dir, self.folds, per_fold, base, contexts, dict(self.context, jobs=jobs))
