@@ -121,18 +121,19 @@ def main() -> None:
                     config=None, device=a.device, out_dir=a.out / f"{name}__{actions}")
             except EvaluationError as e:
                 refused[name, actions] = str(e)
-    tested = {}
-    for key, ev in tqdm(evals.items(), desc="baselines", unit="evaluation"):
-        try:
-            tested[key] = ev.baselines()
-        except EvaluationError as e:
-            refused[key] = str(e)
+    tested = _baselines(evals, refused, a.jobs)
     evals = {k: v for k, v in evals.items() if k in tested}
     jobs = [j for ev in evals.values() for j in ev.jobs]
+    # the longest test blocks first, so that no long job starts last
+    order = sorted(range(len(jobs)), key=lambda i: -(jobs[i].fold.test_end - jobs[i].fold.test_start))
     t1 = time.time()
     with tqdm(total=len(jobs), desc="folds x seeds, all datasets", unit="agent") as bar:
-        results = iter(run_jobs(jobs, a.jobs, bar.update))
+        done = run_jobs([jobs[i] for i in order], a.jobs, bar.update)
     t_agents = time.time() - t1
+    results = [None] * len(jobs)
+    for i, r in zip(order, done):
+        results[i] = r
+    results = iter(results)
     docs = {key: ev.report([next(results) for _ in ev.jobs], tested[key], a.jobs) for key, ev in evals.items()}
     table = _table(docs, refused, a, bootstrap_mean)
     table += [f"", f"Wall time: {time.time() - t0:.0f} s (conversion {t_convert:.0f} s, agents {t_agents:.0f} s for "
@@ -142,6 +143,32 @@ def main() -> None:
     (a.out / "summary.json").write_text(json.dumps({f"{k[0]}__{k[1]}": d["overall"] for k, d in docs.items()}, indent=2))
     print("\n".join(table))
     print(f"\nreports in {a.out}/<dataset>__<actions>/evaluation.md; table in {a.out}/table.md")
+
+
+def _baselines(evals: dict, refused: dict, workers: int) -> dict:
+    """Every fold's baselines, `workers` folds at once; (results, contexts) per evaluation; the
+    evaluations whose baselines fail go to `refused`."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    from trader.evaluate.evaluation import EvaluationError, tested_baselines
+
+    tasks = [(key, f, ev.env_config) for key, ev in evals.items() for f in ev.folds]
+    out: dict = {}
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(tested_baselines, f, cfg) for _, f, cfg in tasks]
+        for (key, _, _), future in tqdm(zip(tasks, futures), total=len(tasks), desc="baselines", unit="fold"):
+            try:
+                results, ctx = future.result()
+            except EvaluationError as e:
+                refused[key] = str(e)
+                continue
+            out.setdefault(key, ([], []))
+            out[key][0].append(results)
+            out[key][1].append(ctx)
+    return {k: v for k, v in out.items() if k not in refused}
 
 
 def _table(docs: dict, refused: dict, a, bootstrap_mean) -> list[str]:

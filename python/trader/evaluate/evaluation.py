@@ -88,19 +88,8 @@ class Evaluation:
 
     def baselines(self, options: tuple = ()) -> tuple[list, list[dict]]:
         """Per fold: the baselines' results on its test rows, and its test period for the report."""
-        from trader.backtest.report import period_utc
-
-        base, contexts = [], []
-        try:
-            for f in self.folds:
-                results, notes = fold_baselines(f, self.env_config, BaselineOptions(*options))
-                base.append(results)
-                market = book_market(f.test_data)
-                contexts.append({"symbol": market.symbol, "period_utc": period_utc(market, f.test_start, f.test_end),
-                                 "interval_s": sampling_interval_s(market), "baseline_notes": notes})
-        except ValueError as e:
-            raise EvaluationError(str(e)) from None
-        return base, contexts
+        tested = [tested_baselines(f, self.env_config, options) for f in self.folds]
+        return [t[0] for t in tested], [t[1] for t in tested]
 
     def report(self, results: list, tested: tuple[list, list[dict]], jobs: int) -> dict:
         """Write the report of the jobs' results (in the order of self.jobs) next to the baselines."""
@@ -109,3 +98,17 @@ class Evaluation:
         per_fold = [[r for j, r in zip(self.jobs, results) if j.fold == f] for f in self.folds]
         base, contexts = tested
         return write_evaluation(self.out_dir, self.folds, per_fold, base, contexts, dict(self.context, jobs=jobs))
+
+
+def tested_baselines(fold: Fold, env_config: dict, options: tuple = ()) -> tuple[list, dict]:
+    """The baselines' results on the fold's test rows and its test period for the report (a job of its
+    own: a benchmark runs the folds' baselines in parallel)."""
+    from trader.backtest.report import period_utc
+
+    try:
+        results, notes = fold_baselines(fold, env_config, BaselineOptions(*options))
+    except ValueError as e:
+        raise EvaluationError(str(e)) from None
+    market = book_market(fold.test_data)
+    return results, {"symbol": market.symbol, "period_utc": period_utc(market, fold.test_start, fold.test_end),
+                     "interval_s": sampling_interval_s(market), "baseline_notes": notes}
