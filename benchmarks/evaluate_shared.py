@@ -136,7 +136,7 @@ def main() -> None:
     results = iter(results)
     docs = {key: ev.report([next(results) for _ in ev.jobs], tested[key], a.jobs) for key, ev in evals.items()}
     table = _table(docs, refused, a, bootstrap_mean)
-    table += [f"", f"Wall time: {time.time() - t0:.0f} s (conversion {t_convert:.0f} s, agents {t_agents:.0f} s for "
+    table += ["", f"Wall time: {time.time() - t0:.0f} s (conversion {t_convert:.0f} s, agents {t_agents:.0f} s for "
               f"{len(jobs)} agents in {a.jobs} processes, device {a.device})."]
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "table.md").write_text("\n".join(table) + "\n")
