@@ -201,3 +201,29 @@ def test_results_do_not_depend_on_the_number_of_jobs(tmp_path):
     two = plan(tmp_path / "two", folds=1, seeds=2).run(jobs=2, progress=False)
     pick = lambda doc: [(a["name"], a["pnl_quote"], a["trades"]) for a in doc["folds"][0]["agents"]]  # noqa: E731
     assert pick(one) == pick(two)
+
+
+def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path):
+    """--encoder RUN/MODEL passes through to train: every agent observes the embeddings (its policy's
+    obs_dim is the embedding's plus the account features) and its run records the encoder."""
+    r = CliRunner().invoke(main, ["train-encoder", "--out", str(tmp_path / "enc"), "--model", "tcn", "--epochs", "1",
+                                  "--max-steps-per-epoch", "2", "--seeds", "0", "--window", "50", "--horizons",
+                                  "10,20", "--device", "cpu", "--no-baselines"])
+    assert r.exit_code == 0, r.output
+    encoder = tmp_path / "enc" / "tcn" / "best"
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(main, ["evaluate", "--folds", "1", "--seeds", "1", "--encoder", str(encoder),
+                                    "--total-timesteps", "512", "--num-envs", "2", "--horizon", "100", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    from trader.rl.policy import load
+
+    doc = json.loads((out / "evaluation.json").read_text())
+    (agent,) = doc["folds"][0]["agents"]
+    trained = load(agent["run_dir"])
+    dim = json.loads((encoder / "config.json").read_text())["train"]["embedding_dim"]
+    assert trained.spec["obs_dim"] == dim + 3 and trained.args["encoder"] == str(encoder)
+    from trader.sim import load_market
+
+    rows = len(load_market().book)
+    assert trained.args["train_fraction"] * rows == pytest.approx(doc["folds"][0]["train_rows"] + 0.5)
+    assert "encoder " + str(encoder) in (out / "evaluation.md").read_text()

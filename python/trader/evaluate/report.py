@@ -216,7 +216,7 @@ def _plot_overall(out_dir: Path, folds: list[Fold], summaries: list[dict], algo:
     err = np.array([[s["agent"][key]["mean"] - s["agent"][key]["ci95_low"],
                      s["agent"][key]["ci95_high"] - s["agent"][key]["mean"]] for s in summaries]).T
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(folds)), 4))
-    ax.bar(x - 0.25, mean, 0.25, yerr=err, capsize=3, label=f"{algo} (mean over seeds, 95 % CI)")
+    ax.bar(x - 0.25, mean, 0.25, yerr=err.tolist(), capsize=3, label=f"{algo} (mean over seeds, 95 % CI)")
     ax.bar(x, [s["baselines"][s["best_baseline"][key]][key] for s in summaries], 0.25, label="best baseline")
     ax.bar(x + 0.25, [s["baselines"]["flat"][key] for s in summaries], 0.25, label="flat")
     ax.axhline(0, color="k", lw=0.8)
