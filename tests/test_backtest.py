@@ -130,3 +130,17 @@ def test_env_config_from_a_run_translates_old_names_and_takes_overrides():
     assert env_config_from_run(new, order_latency_ns=0) == dict(new, order_latency_ns=0)
     with pytest.raises(ValueError, match="latency_steps"):
         env_config_from_run({"latency_steps": 3})
+
+
+def test_action_distribution_on_known_actions():
+    from trader.backtest.report import action_distribution
+    from trader.sim import encode_quote
+
+    d = action_distribution(np.array([[0], [1], [1], [2]]), "discrete", 5)
+    assert d == {"hold": 0.25, "buy": 0.5, "sell": 0.25}
+    quotes = np.array([[encode_quote(0, 5, quote_levels=5)], [encode_quote(2, 1, quote_levels=5)]])
+    q = action_distribution(quotes, "quote", 5)
+    assert q["bid level 0"] == q["bid level 2"] == q["ask none"] == q["ask level 1"] == 0.5
+    assert sum(v for k, v in q.items() if k.startswith("bid")) == pytest.approx(1.0)
+    c = action_distribution(np.array([[-1.0], [0.9], [1.0]]), "continuous", 5)
+    assert c["target -1.00..-0.75"] == pytest.approx(1 / 3) and c["target +0.75..+1.00"] == pytest.approx(2 / 3)

@@ -88,7 +88,7 @@ def _table(results: list[BacktestResult], columns: list, base: str, quote: str) 
     return lines
 
 
-def action_distribution(actions: np.ndarray, action_type: str, quote_levels: int | None = None) -> dict[str, float]:
+def action_distribution(actions: np.ndarray, action_type: str, quote_levels: int) -> dict[str, float]:
     """Fraction of steps per action: hold / buy / sell (discrete), target-position buckets (continuous),
     and per side the quote offset index or `none` (quote; quote_continuous by its buckets)."""
     a = np.asarray(actions)
@@ -103,7 +103,7 @@ def action_distribution(actions: np.ndarray, action_type: str, quote_levels: int
         return {f"target {lo:+.2f}..{hi:+.2f}": float(c / n) for lo, hi, c in zip(edges[:-1], edges[1:], counts)}
     from trader.sim import spec
 
-    L = spec.defaults()["quote_levels"] if quote_levels is None else int(quote_levels)
+    L = int(quote_levels)
     if action_type == "quote":
         sides = np.array([spec.decode_quote(int(v), quote_levels=L)[:2] for v in a.reshape(len(a), -1)[:, 0]])
     else:  # quote_continuous: x in [-1, 1] -> index floor((x + 1) / 2 * (L + 1)) clipped to L (trader.sim.spec)
