@@ -29,34 +29,39 @@ import numpy as np
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-RAW = SHARED / "binance_hftbacktest_raw_feed"
-
-# name -> (raw files of one sequence, converter format)
-SEQUENCES = {
-    "spot_btcusdt_0808": ([RAW / "spot/btcusdt_20240808.gz", RAW / "spot/btcusdt_20240809.gz"], "binance"),
-    "spot_ethusdt_0808": ([RAW / "spot/ethusdt_20240808.gz", RAW / "spot/ethusdt_20240809.gz"], "binance"),
-    "usdm_btcusdt_0718": ([RAW / "usdm/btcusdt_20240718.gz", RAW / "usdm/btcusdt_20240719.gz"], "binance"),
-    "usdm_ethusdt_0718": ([RAW / "usdm/ethusdt_20240718.gz", RAW / "usdm/ethusdt_20240719.gz"], "binance"),
-    "usdm_btcusdt_0808": ([RAW / "usdm/btcusdt_20240808.gz"], "binance"),
-    "usdm_ethusdt_0808": ([RAW / "usdm/ethusdt_20240808.gz"], "binance"),
-    "cm_btcusd_perp_0808": ([RAW / "cm/btcusd_perp_20240808.gz", RAW / "cm/btcusd_perp_20240809.gz"], "binance"),
-    "cm_ethusd_perp_0808": ([RAW / "cm/ethusd_perp_20240808.gz", RAW / "cm/ethusd_perp_20240809.gz"], "binance"),
-    "spot_nexousdt_34h": (sorted((SHARED / "binance_spot_nexousdt_raw_feed").glob("*.gz")), "binance"),
-    "bitstamp_btcusd_24h": ([SHARED / "bitstamp_btcusd_2015-05-01_l3_events_top20/2015-05-01.log.bz2"], "bitstamp"),
-}
 
 
-def convert(cache: Path, names: list[str]) -> dict[str, Path]:
+def sequences(shared: Path) -> dict[str, tuple[list[Path], str]]:
+    """name -> (raw files of one sequence, converter format) under the shared data folder."""
+    raw = shared / "binance_hftbacktest_raw_feed"
+    pair = lambda market, sym, days: [raw / f"{market}/{sym}_{d}.gz" for d in days]  # noqa: E731
+    return {
+        "spot_btcusdt_0808": (pair("spot", "btcusdt", ("20240808", "20240809")), "binance"),
+        "spot_ethusdt_0808": (pair("spot", "ethusdt", ("20240808", "20240809")), "binance"),
+        "usdm_btcusdt_0718": (pair("usdm", "btcusdt", ("20240718", "20240719")), "binance"),
+        "usdm_ethusdt_0718": (pair("usdm", "ethusdt", ("20240718", "20240719")), "binance"),
+        "usdm_btcusdt_0808": (pair("usdm", "btcusdt", ("20240808",)), "binance"),
+        "usdm_ethusdt_0808": (pair("usdm", "ethusdt", ("20240808",)), "binance"),
+        "cm_btcusd_perp_0808": (pair("cm", "btcusd_perp", ("20240808", "20240809")), "binance"),
+        "cm_ethusd_perp_0808": (pair("cm", "ethusd_perp", ("20240808", "20240809")), "binance"),
+        "spot_nexousdt_34h": (sorted((shared / "binance_spot_nexousdt_raw_feed").glob("*.gz")), "binance"),
+        "bitstamp_btcusd_24h": ([shared / "bitstamp_btcusd_2015-05-01_l3_events_top20/2015-05-01.log.bz2"], "bitstamp"),
+    }
+
+
+NAMES = list(sequences(Path(".")))
+
+
+def convert(shared: Path, cache: Path, names: list[str]) -> dict[str, Path]:
     """Each sequence converted once into cache/NAME (kept between runs)."""
     from trader.cli import main
 
     out = {}
     for name in names:
-        files, fmt = SEQUENCES[name]
+        files, fmt = sequences(shared)[name]
         missing = [f for f in files if not f.exists()]
         if missing or not files:
-            sys.exit(f"{name}: raw files not found: {missing or 'none'} (../shared/data beside the checkout)")
+            sys.exit(f"{name}: raw files not found under --shared {shared}: {missing or 'none'}")
         target = cache / name
         if not (target / "meta.json").is_file():
             res = CliRunner().invoke(main, ["data", "convert", *map(str, files), "--format", fmt, "-o", str(target)])
@@ -89,7 +94,8 @@ def main() -> None:
     p.add_argument("--num-envs", type=int, default=16)
     p.add_argument("--horizon", type=int, default=500, help="steps per training episode")
     p.add_argument("--actions", nargs="+", default=["discrete", "quote"], choices=["discrete", "continuous", "quote"])
-    p.add_argument("--datasets", nargs="+", default=list(SEQUENCES), choices=list(SEQUENCES))
+    p.add_argument("--datasets", nargs="+", default=NAMES, choices=NAMES)
+    p.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data", help="the shared recordings")
     p.add_argument("--notional", type=float, default=1000.0, help="quote currency per order (sizes per instrument)")
     p.add_argument("--taker-fee-bps", type=float, default=1.0)
     p.add_argument("--maker-fee-bps", type=float, default=0.0)
@@ -106,7 +112,7 @@ def main() -> None:
 
     fee_flag = next(q.name for q in train.params if q.name in ("fee_bps", "taker_fee_bps"))
     t0 = time.time()
-    data = convert(a.cache, a.datasets)
+    data = convert(a.shared, a.cache, a.datasets)
     t_convert = time.time() - t0
     evals, refused = {}, {}
     for name, path in data.items():
