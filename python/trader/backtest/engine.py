@@ -16,8 +16,6 @@ from trader.sim.env import Market, TradingVectorEnv
 
 Policy = Callable[[np.ndarray, dict], np.ndarray]  # (obs [1, D], info) -> actions [1] or [1, 1]
 
-SECONDS_PER_YEAR = 365.0 * 24 * 3600  # crypto trades around the clock
-
 
 @dataclass
 class BacktestResult:
@@ -39,9 +37,8 @@ class BacktestResult:
     quoted_lots: int  # lots of new limit orders sent
     rejected: int  # post-only orders rejected (they would have crossed)
     trades: int  # steps with at least one fill
-    actions: np.ndarray  # the actions sent, one row per step
-    max_notional: float  # quote: the position limit valued at the mid of the first row
-    env_config: dict  # every option of the env it ran in (trader.sim.spec)
+    max_notional: float  # quote: the position limit valued at the period's mean mid (the capital at risk)
+    actions: np.ndarray  # the policy's action at every step (for the action distribution)
     metrics: dict = field(default_factory=dict)
 
     @property
@@ -66,6 +63,15 @@ def held_out_rows(n_rows: int, train_fraction: float, gap: int) -> tuple[int, in
     return start, n_rows - 1
 
 
+def period_utc(market: Market, start: int, end: int) -> tuple[str, str]:
+    """The UTC times of rows start and end (the market's clock, ns)."""
+    import datetime as dt
+
+    def fmt(ns: int) -> str:
+        return dt.datetime.fromtimestamp(int(ns) / 1e9, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return fmt(market.ts[start]), fmt(market.ts[end])
+
+
 def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: int,
                  **env_config) -> BacktestResult | list[BacktestResult]:
     """One episode over rows start..end. With num_agents K > 1 the policy acts for all agents
@@ -87,7 +93,7 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     for _ in range(horizon):
         t = int(info["t"][0])
         action = np.asarray(policy(obs, info))
-        actions.append(action.reshape(K, -1) if K > 1 else action.reshape(1, -1))
+        actions.append(action[0])
         obs, reward, term, trunc, info = env.step(action)
         maker, taker = np.abs(per("maker_filled")), np.abs(per("taker_filled"))
         count["trades"] += (maker + taker) > 0
@@ -104,44 +110,42 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     maker_fees, taker_fees = per("maker_fees").astype(float), per("taker_fees").astype(float)
     eq, pos = np.array(equity), np.array(position)
     max_lots = round(env.env_config["max_position"] / market.lot_size)
-    acts = np.stack(actions)  # [steps, K, action values]
-    max_notional = float(env.env_config["max_position"] * mid_px[start])
+    max_notional = float(env.env_config["max_position"] * mid_px[start:end + 1].mean())
+    acts = np.asarray(actions)
     results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], market.lot_size, max_lots,
                               float(maker_fees[k]), float(taker_fees[k]), int(count["maker"][k]),
                               int(count["taker"][k]), float(maker_notional[k]), float(taker_notional[k]),
                               int(count["quoted"][k]), int(count["rejected"][k]), int(count["trades"][k]),
-                              acts[:, k], max_notional, dict(env.env_config))
+                              max_notional, acts if K == 1 else acts[:, k])
                for k in range(K)]
     return results[0] if K == 1 else results
 
 
 def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
-    """PnL in quote currency and in bps (of the traded notional; of the notional the position limit
-    allows), risk, execution and inventory. Sharpe is the mean over the standard deviation of the PnL
-    change per step of `interval_s` seconds; `sharpe_period` scales it to the whole period (times the
-    square root of its steps) and `sharpe_annualized` to a year of 365 x 24 h: both only beside
-    `sharpe_interval_s` and `period_s` (issue 13: an annualized Sharpe of sub-second steps alone misleads)."""
+    """PnL in quote currency, in bps of the traded notional and of the notional the strategy may hold
+    (its position limit at the period's mean mid); the Sharpe ratio of the period (mean / std of the
+    PnL per step x sqrt(steps): not annualized, issue 13); drawdown, turnover, execution, inventory."""
     eq = res.equity
-    steps = np.diff(eq)
-    std = steps.std()
-    sharpe = float(steps.mean() / std) if std > 0 else 0.0
-    drawdown = eq - np.maximum.accumulate(eq)
+    step_pnl = np.diff(eq)
+    std = step_pnl.std()
+    sharpe_step = float(step_pnl.mean() / std) if std > 0 else 0.0
+    peak = np.maximum.accumulate(eq)
+    drawdown = float((eq - peak).min())
     pnl = float(eq[-1] - eq[0])
     notional = res.notional_traded
     inventory = np.abs(res.position)
+    cap = res.max_notional
     res.metrics = {
         "pnl_quote": pnl,
         "pnl_bps_of_notional": pnl / notional * 1e4 if notional > 0 else None,
-        "pnl_bps_of_max_notional": pnl / res.max_notional * 1e4 if res.max_notional > 0 else None,
-        "max_notional_quote": float(res.max_notional),
-        "sharpe_per_step": sharpe,
-        "sharpe_period": sharpe * float(np.sqrt(len(steps))),
-        "sharpe_annualized": sharpe * float(np.sqrt(SECONDS_PER_YEAR / interval_s)),
-        "sharpe_interval_s": float(interval_s),
-        "period_s": float(len(steps) * interval_s),
-        "max_drawdown_quote": float(drawdown.min()),
-        # traded notional per notional the limit allows: 2.0 = one full round trip
-        "turnover": float(notional / res.max_notional) if res.max_notional > 0 else None,
+        "pnl_bps_of_max_notional": pnl / cap * 1e4,
+        "sharpe_period": sharpe_step * float(np.sqrt(len(step_pnl))),
+        "sharpe_per_step": sharpe_step,
+        "step_s": float(interval_s),
+        "period_s": float(interval_s * len(step_pnl)),
+        "max_drawdown_quote": drawdown,
+        "max_drawdown_bps_of_max_notional": drawdown / cap * 1e4,
+        "turnover": float(notional / cap),
         "fees_paid": float(res.fees),
         "maker_fees": float(res.maker_fees),
         "taker_fees": float(res.taker_fees),
@@ -163,78 +167,17 @@ def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
     return res.metrics
 
 
-BASELINES = ("buy_and_hold", "flat", "order_imbalance", "fixed_spread", "avellaneda_stoikov")
-"""the baselines' result names (trader.backtest.baselines): market orders, then the quoters"""
-
-
-@dataclass(frozen=True)
-class BaselineOptions:
-    """Settings of the baselines (trader.backtest.baselines)."""
-
-    imbalance_threshold: float = 0.6  # order-imbalance rule: trade when |imbalance| exceeds this
-    quote_offset_ticks: int = 0  # fixed-spread quoter: ticks from each touch (-1: one inside)
-    as_gamma: float = 0.01  # Avellaneda-Stoikov: risk aversion, per tick per quote size
-
-
-def backtest_with_baselines(market: Market, events: np.ndarray, policy: Policy, name: str, env_config: dict, *,
-                            start: int, end: int, baselines: BaselineOptions = BaselineOptions()
-                            ) -> tuple[list[BacktestResult], list[str]]:
-    """The agent (policy; env_config["num_agents"] of them in one book) and every baseline
-    (baseline_backtests) over rows start..end of one market. Returns the results and the notes on the
-    baselines for the report."""
-    agent = run_backtest(market, policy, name, start=start, end=end, **env_config)
-    results, notes = baseline_backtests(market, events, env_config, start=start, end=end, baselines=baselines)
-    return (agent if isinstance(agent, list) else [agent]) + results, notes
-
-
-def baseline_backtests(market: Market, events: np.ndarray, env_config: dict, *, start: int, end: int,
-                       baselines: BaselineOptions = BaselineOptions()) -> tuple[list[BacktestResult], list[str]]:
-    """Every baseline over rows start..end, each in its own episode of the agent's env: flat, buy-and-hold
-    and the order-imbalance rule in the market-order env (the agent's, or discrete for a quoting agent),
-    and for a quoting agent the fixed-spread quoter and Avellaneda-Stoikov fitted on rows [0, start)
-    only (events: the dataset's event array). A ValueError when the market-making fit fails."""
-    from trader.backtest.baselines import (buy_and_hold_policy, flat_policy, imbalance_policy,
-                                           market_making_baselines)
-    from trader.sim import spec
-
-    cfg = {**spec.defaults(), **env_config}
-    quoting = cfg["actions"].startswith("quote")
-    orders_cfg = dict(env_config, actions="discrete" if quoting else cfg["actions"], num_agents=1)
-    cont = orders_cfg["actions"] == "continuous"
-    results = [run_backtest(market, pol, base, start=start, end=end, **orders_cfg)
-               for base, pol in ((BASELINES[0], buy_and_hold_policy(cont)), (BASELINES[1], flat_policy(cont)),
-                                 (BASELINES[2], imbalance_policy(market, cont, baselines.imbalance_threshold)))]
-    notes = []
-    if quoting:
-        quote_cfg = dict(env_config, actions="quote", num_agents=1)
-        try:
-            quoters, notes = market_making_baselines(market, events, quote_cfg, start, end,
-                                                     baselines.quote_offset_ticks, baselines.as_gamma)
-        except ValueError as e:
-            raise ValueError(f"market-making baselines on the training rows: {e}") from None
-        results += [run_backtest(market, pol, base, start=start, end=end, **quote_cfg) for base, pol in quoters]
-    return results, notes
-
-
-def sampling_interval_s(market: Market) -> float:
-    """Seconds between two rows of the market (the median; 0.1 for a market of one row)."""
-    return float(np.median(np.diff(market.ts))) / 1e9 if len(market.ts) > 1 else 0.1
-
-
 # Set by the backtest itself (the episode window and the agents) or from the market (its grid).
 _NOT_FROM_RUN = ("horizon", "start_min", "start_max", "num_agents", "tick_size", "lot_size")
 
 
 def env_config_from_run(args: dict, **overrides) -> dict:
-    """The env options a training run used (its saved arguments, old option names translated by
+    """The env options a training run used (its saved arguments, an older run's names translated by
     trader.sim.spec.from_legacy), with the non-None overrides on top."""
     from trader.sim import spec
 
     known = {o.name for o in spec.options()} - set(_NOT_FROM_RUN)
-    legacy = set(spec.LEGACY_NAMES) | {"continuous", "latency_steps"}
-    args = {k: v for k, v in args.items() if v is not None}  # None: the run left the option at its default
-    if args.get("order_latency_ms"):  # trader train's flag: entry and cancel latency in ms
-        args["order_latency_ns"] = args["cancel_latency_ns"] = round(args["order_latency_ms"] * 1e6)
-    cfg = spec.from_legacy({k: v for k, v in args.items() if k in known or k in legacy})
+    saved = spec.from_legacy({k: v for k, v in args.items() if v is not None})  # None: left at the default
+    cfg = {k: v for k, v in saved.items() if k in known}
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg

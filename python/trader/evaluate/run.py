@@ -1,116 +1,118 @@
-"""Train and test one fold's agents: `trader train`'s entry function (trader.rl.{algo}.train) in run
-folders under the report folder, then the trained policy through the one backtest engine
-(trader.backtest.engine) on the fold's test rows; the baselines once per fold, in the same engine.
+"""Running a walk-forward evaluation: for every fold, the baselines once (they are deterministic) and
+one agent per seed, trained by the learner's own `train` on the fold's training rows only and tested
+through the one backtest engine (trader.backtest.suite) on the fold's test rows.
 
-A job is one (fold, seed): independent of the others and seeded by itself, so results do not depend
-on the number of jobs running at once (--jobs).
+Jobs (fold x seed) run in this process or, with jobs > 1, in worker processes (spawned: each builds its
+own env pool and torch state; results do not depend on the job count).
 """
 
 from __future__ import annotations
 
-import functools
+import concurrent.futures as cf
+import multiprocessing as mp
+import time
 from dataclasses import dataclass
-from trader.backtest.engine import (BacktestResult, BaselineOptions, baseline_backtests, compute_metrics,
-                                    env_config_from_run, run_backtest, sampling_interval_s)
-from trader.evaluate.folds import Fold, train_data, train_fraction
+from pathlib import Path
+from typing import Any, Callable
+
+from trader.evaluate.folds import Fold
 
 
 @dataclass(frozen=True)
-class Job:
-    fold: Fold
-    seed: int
+class Plan:
+    """What to evaluate: the learner, its arguments (a dict as `trader train` takes them, env options by
+    their spec names), the folds and the seeds."""
+
     algo: str
-    options: dict  # trader train's options (learner and env), as its click parameters name them
-    config: str | None  # trader train's --config file
-    runs_dir: str  # parent of this job's run folder
-    device: str  # cpu or cuda
-    rows: int  # market rows of the training dataset (train_fraction is of these)
+    args: dict[str, Any]
+    folds: list[Fold]
+    seeds: list[int]
+    out_dir: Path
+    baseline_options: Any  # trader.backtest.suite.BaselineOptions
+
+    def job_dir(self, fold: Fold) -> Path:
+        return self.out_dir / f"fold_{fold.index}"
 
 
-def train_options(job: Job) -> dict:
-    """The options of the job's training run: the user's, then what the fold fixes (data, the rows the
-    episodes may reach, the seed, the run folder)."""
-    return {**job.options, "data": train_data(job.fold), "train_fraction": train_fraction(job.fold, job.rows),
-            "seed": job.seed, "runs_dir": job.runs_dir, "progress_bar": False, "track": False,
-            "cuda": job.device == "cuda"}
+def curve(result) -> dict:
+    """What the report keeps of one backtest result: metrics and the per-step series."""
+    return {"name": result.name, "metrics": result.metrics, "equity": result.equity - result.equity[0],
+            "position_base": result.position * result.lot_size, "actions": result.actions}
 
 
-def resolved_args(job: Job):
-    """The learner's Args for the job, exactly as `trader train` resolves them (config file, then options);
-    without an encoder, the data is the dataset's market as book_market samples it (the encoder's
-    embeddings are cached per dataset folder, so an encoder run keeps the folder)."""
-    from trader.rl.policy import learner
-    from trader.run.lifecycle import resolve_args
+def env_config(plan: Plan) -> dict:
+    """The env options of every run of the plan (its arguments' spec options)."""
+    from trader.backtest.engine import env_config_from_run
 
-    args = resolve_args(learner(job.algo).Args, job.config, train_options(job))
-    if not args.encoder:
-        args.data = book_market(args.data)
-    return args
+    return env_config_from_run(plan.args)
 
 
-@functools.lru_cache(maxsize=2)
-def book_market(data):
-    """The dataset's market (trader.sim.load_market), sampled once per process: every agent of a fold
-    trains and tests on it. Data without exchange timestamps (the Bitstamp 2015 log) is sampled on the
-    receive clock, which is all it has."""
+def run_baselines_for(plan: Plan, fold: Fold) -> tuple[list[dict], list[str]]:
+    from trader.backtest.suite import run_baselines
     from trader.data.dataset import load_dataset
     from trader.sim import load_market
 
-    ds = load_dataset(data)
-    clock = "local" if len(ds.events) and not ds.events["exch_ts"].any() else "exchange"
-    return load_market(ds, clock=clock)
+    test = load_dataset(fold.test_data)
+    market = load_market(test)
+    train = test if fold.train_data == fold.test_data else load_dataset(fold.train_data)
+    fit_market = market if train is test else load_market(train)
+    results, notes = run_baselines(market, test.events, env_config(plan), fold.test_start, fold.test_end,
+                                   plan.baseline_options, fit=(fit_market, train.events, fold.train_rows))
+    return [curve(r) for r in results], notes
 
 
-def train_and_test(job: Job) -> BacktestResult:
-    """Train the job's agent on the fold's past and backtest it on the fold's test rows."""
+def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
+    """Train one agent on the fold's training rows, then backtest it on the fold's test rows."""
+    from trader.backtest.engine import env_config_from_run
+    from trader.backtest.suite import run_agent
     from trader.rl.policy import learner, load, observation_market
+    from trader.run.lifecycle import resolve_args
 
-    args = resolved_args(job)
-    if int(args.num_agents) != 1:
-        raise ValueError(f"--num-agents: evaluate compares one agent per seed with the baselines, got "
-                         f"{args.num_agents}; backtest agents sharing a book with trader backtest")
-    result = learner(job.algo).train(args)
-    trained = load(result["run_dir"], "cuda" if job.device == "cuda" else "cpu")
-    test = job.fold.test_data
-    market = observation_market({**trained.args, "data": test}, test) if args.encoder else book_market(test)
-    env_cfg = env_config_from_run(trained.args)
-    res = run_backtest(market, lambda obs, info: trained.act(obs), f"{job.algo}_seed{job.seed}",
-                       start=job.fold.test_start, end=job.fold.test_end, **env_cfg)
-    compute_metrics(res, sampling_interval_s(market))
-    res.metrics["run_dir"] = str(result["run_dir"])
-    return res
-
-
-def fold_baselines(fold: Fold, env_config: dict, baselines: BaselineOptions) -> tuple[list[BacktestResult], list[str]]:
-    """The baselines on the fold's test rows, in the env the agents are tested in."""
-    from trader.data.dataset import load_dataset
-
-    market = book_market(fold.test_data)
-    results, notes = baseline_backtests(market, load_dataset(fold.test_data).events, env_config,
-                                        start=fold.test_start, end=fold.test_end, baselines=baselines)
-    interval = sampling_interval_s(market)
-    for r in results:
-        compute_metrics(r, interval)
-    return results, notes
+    module = learner(plan.algo)
+    given = dict(plan.args, data=fold.train_data, train_fraction=fold.train_fraction, seed=seed,
+                 runs_dir=str(plan.job_dir(fold)), progress_bar=False)
+    args = resolve_args(module.Args, None, given)
+    t0 = time.perf_counter()
+    result = module.train(args)
+    train_s = time.perf_counter() - t0
+    trained = load(result["run_dir"])
+    market = observation_market(trained.args, fold.test_data)
+    agents = run_agent(market, lambda obs, info: trained.act(obs), plan.algo, env_config_from_run(trained.args),
+                       fold.test_start, fold.test_end, int(trained.args.get("num_agents", 1)))
+    return {"fold": fold.index, "seed": seed, "run_dir": result["run_dir"], "train_s": train_s,
+            "steps": result["global_step"], "agents": [curve(r) for r in agents]}
 
 
-def run_jobs(jobs: list[Job], workers: int, progress) -> list[BacktestResult]:
-    """Every job, in `workers` processes at once (1: in this process); `progress()` after each; results
-    in the order of `jobs`."""
-    if workers <= 1:
-        out = []
-        for job in jobs:
-            out.append(train_and_test(job))
-            progress()
-        return out
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _job(plan: Plan, fold: Fold, seed: int) -> dict:
+    import torch  # a spawned worker: one torch thread unless the arguments say otherwise
 
-    results: list = [None] * len(jobs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(train_and_test, job): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            progress()
-    return results
+    torch.set_num_threads(max(1, int(plan.args.get("torch_threads", 1) or 1)))
+    return train_and_test(plan, fold, seed)
 
+
+def run_plan(plan: Plan, jobs: int = 1, progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """{"baselines": {fold: [curves]}, "notes": {fold: [...]}, "agents": [job results]} for every fold and seed.
+    `progress(done, total, what)` after each agent."""
+    work = [(fold, seed) for fold in plan.folds for seed in plan.seeds]
+    done: list[dict] = []
+    baselines, notes = {}, {}
+    if jobs <= 1:
+        for fold in plan.folds:
+            baselines[fold.index], notes[fold.index] = run_baselines_for(plan, fold)
+        for fold, seed in work:
+            done.append(train_and_test(plan, fold, seed))
+            if progress:
+                progress(len(done), len(work), f"fold {fold.index} seed {seed}")
+    else:
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            base = {pool.submit(run_baselines_for, plan, fold): fold for fold in plan.folds}
+            agents = {pool.submit(_job, plan, fold, seed): (fold, seed) for fold, seed in work}
+            for fut in cf.as_completed(agents):
+                done.append(fut.result())
+                if progress:
+                    fold, seed = agents[fut]
+                    progress(len(done), len(work), f"fold {fold.index} seed {seed}")
+            for fut, fold in base.items():
+                baselines[fold.index], notes[fold.index] = fut.result()
+    done.sort(key=lambda r: (r["fold"], r["seed"]))
+    return {"baselines": baselines, "notes": notes, "agents": done}
