@@ -110,3 +110,28 @@ def test_datasets_out_of_time_order_are_refused(tmp_path):
     res = runner.invoke(main, ["evaluate", "--data", str(tmp_path / "20240808"), "--data", str(tmp_path / "20240718"),
                                "--out", str(tmp_path / "ev")])
     assert res.exit_code == 2 and "starts before" in res.output and "20240718" in res.output, res.output
+
+
+def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path):
+    """Issue 13, encoder in the loop: `--encoder RUN/MODEL` reaches every fold's training run, whose agent
+    observes the embeddings (obs_dim = embedding + account features) and records the encoder; the test
+    rows are embedded by the same encoder (the backtest would refuse another)."""
+    from trader.rl.policy import load
+
+    r = CliRunner().invoke(main, ["train-encoder", "--out", str(tmp_path / "enc"), "--model", "tcn", "--epochs", "1",
+                                  "--max-steps-per-epoch", "2", "--seeds", "0", "--window", "50", "--horizons",
+                                  "10,20", "--device", "cpu", "--no-baselines"])
+    assert r.exit_code == 0, r.output
+    encoder = tmp_path / "enc" / "tcn" / "best"
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(main, ["evaluate", "--folds", "1", "--seeds", "1", "--encoder", str(encoder),
+                                    "--total-timesteps", "512", "--num-envs", "2", "--horizon", "100",
+                                    "--out", str(out), "--no-progress-bar"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "evaluation.json").read_text())
+    (job,) = doc["jobs"]
+    trained = load(job["run_dir"])
+    dim = json.loads((encoder / "config.json").read_text())["train"]["embedding_dim"]
+    assert trained.spec["obs_dim"] == dim + 3 and trained.args["encoder"] == str(encoder)
+    assert trained.args["encoder_sha256"]
+    assert set(doc["summary"]["folds"][0]["strategies"]) >= {"agent", "flat"}
