@@ -41,7 +41,7 @@ def test_too_short_for_a_fold_names_the_dataset_and_what_to_change():
         block_folds("d", 100, 2, 100)
     with pytest.raises(ValueError, match="fold 2: the training dataset of b has 50 rows"):
         dataset_folds(["a", "b", "c"], [500, 50, 300], 100)
-    with pytest.raises(ValueError, match="at least two"):
+    with pytest.raises(ValueError, match="needs at least 2 datasets"):
         dataset_folds(["a"], [500], 10)
 
 
@@ -101,15 +101,43 @@ def test_bad_input_is_a_usage_error(tmp_path):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-def test_datasets_out_of_time_order_are_refused(tmp_path):
-    raw = shared("binance_hftbacktest_raw_feed", "usdm")
+@pytest.fixture(scope="module")
+def btc_days(tmp_path_factory):
+    """Binance USD-M BTCUSDT 2024-07-18/19, spot BTCUSDT 2024-08-08/09 and USD-M BTCUSDT 2024-08-08 (real
+    recordings; the spot book has another tick and lot than the USD-M ones)."""
+    raw = shared("binance_hftbacktest_raw_feed")
+    out = tmp_path_factory.mktemp("btc")
     runner = CliRunner()
-    for day in ("20240718", "20240808"):
-        res = runner.invoke(main, ["data", "convert", str(raw / f"btcusdt_{day}.gz"), "-o", str(tmp_path / day)])
+    days = {"usdm_0718": ["usdm/btcusdt_20240718.gz", "usdm/btcusdt_20240719.gz"],
+            "spot_0808": ["spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz"],
+            "usdm_0808": ["usdm/btcusdt_20240808.gz"]}
+    for name, files in days.items():
+        res = runner.invoke(main, ["data", "convert", *[str(raw / f) for f in files], "-o", str(out / name)])
         assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["evaluate", "--data", str(tmp_path / "20240808"), "--data", str(tmp_path / "20240718"),
-                               "--out", str(tmp_path / "ev")])
-    assert res.exit_code == 2 and "starts before" in res.output and "20240718" in res.output, res.output
+    return [str(out / name) for name in days]
+
+
+def test_datasets_out_of_time_order_are_refused(tmp_path, btc_days):
+    res = CliRunner().invoke(main, ["evaluate", "--data", btc_days[2], "--data", btc_days[0],
+                                    "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 2 and "starts before" in res.output and "usdm_0718" in res.output, res.output
+
+
+def test_dataset_folds_train_on_several_datasets_together(tmp_path, btc_days):
+    assert [f.train_datasets for f in dataset_folds(["a", "b", "c", "d"], [500] * 4, 100, window=2)] == [
+        ["a", "b"], ["b", "c"]]
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(main, ["evaluate", *[x for d in btc_days for x in ("--data", d)], "--train-window", "2",
+                                    "--allow-overlap", "--seeds", "1", "--total-timesteps", "1024", "--num-envs", "4",
+                                    "--horizon", "100", "--out", str(out), "--no-progress-bar"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "evaluation.json").read_text())
+    (job,) = report["jobs"]
+    from trader.rl.policy import load
+
+    trained = load(job["run_dir"]).args["data"]  # both earlier datasets, in one env
+    assert [p.rsplit("/", 1)[-1] for p in trained] == ["usdm_0718", "spot_0808"]
+    assert "usdm_0718 + " in report["context"]["folds"][0]["describe"]
 
 
 def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path):

@@ -59,6 +59,9 @@ def _fold_info(fold, market, step_s: float) -> dict:
               help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
                    "it to see whether embeddings help)")
 @env_options()
+@click.option("--train-window", type=click.IntRange(min=1), default=1,
+              help="datasets: each fold trains on this many datasets before its test dataset, together (episodes "
+                   "never cross from one to another)")
 @click.option("--allow-overlap", is_flag=True,
               help="datasets: allow a test dataset that starts before its training dataset ends (other "
                    "instruments over the same time: a cross-instrument test, not walk-forward)")
@@ -70,7 +73,7 @@ def _fold_info(fold, market, step_s: float) -> dict:
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="report folder [default: runs/evaluate__{algo}__{time}]")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
-def evaluate(data, folds, seeds, algo, config, allow_overlap, imbalance_threshold, quote_offset_ticks, as_gamma,
+def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imbalance_threshold, quote_offset_ticks, as_gamma,
              jobs, cuda, out, progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
@@ -106,7 +109,7 @@ def evaluate(data, folds, seeds, algo, config, allow_overlap, imbalance_threshol
                 if m1.ts[0] < m0.ts[-1] and not allow_overlap:
                     raise ValueError(f"data: {p1} starts before {p0} ends: give datasets in time order, or "
                                      "--allow-overlap for a cross-instrument test")
-            plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon)
+            plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon, train_window)
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     out_dir = Path(out) if out else Path("runs") / f"evaluate__{algo}__{time.strftime('%Y%m%d-%H%M%S')}"

@@ -69,7 +69,8 @@ def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
     from trader.run.lifecycle import resolve_args
 
     module = learner(plan.algo)
-    given = dict(plan.args, data=fold.train_data, train_fraction=fold.train_fraction, seed=seed,
+    data = fold.train_data if not fold.train_earlier else fold.train_datasets  # several: one multi-dataset env
+    given = dict(plan.args, data=data, train_fraction=fold.train_fraction, seed=seed,
                  runs_dir=str(plan.job_dir(fold)), progress_bar=False)
     args = resolve_args(module.Args, None, given)
     t0 = time.perf_counter()
