@@ -242,3 +242,18 @@ def test_selection_on_validation_macro_f1_and_early_stopping(tmp_path):
     assert learning_rate(cfg, 100, 100) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="select: expected one of val_loss, val_f1, got 'f1'"):
         train_model(data, TrainConfig(**{**cfg.__dict__, "select": "f1"}), tmp_path / "x", progress=False)
+
+
+def test_skip_tcn_starts_as_a_linear_model_and_learns_a_causal_residual():
+    torch.manual_seed(0)
+    model = TCNEncoder(12, channels=16, embedding_dim=8, horizons=2, skip=True)
+    x = torch.tensor(np.random.default_rng(0).standard_normal((2, 120, 12)), dtype=torch.float32)
+    with torch.no_grad():
+        linear = (x @ model.skip.weight[:, :, 0].T + model.skip.bias).view(2, 120, 2, 3)
+        torch.testing.assert_close(model(x), linear)  # deep head starts at 0: the logistic regression
+        model.heads.weight.normal_()
+        out = model(x)
+        assert not torch.allclose(out, linear)
+        changed = x.clone()
+        changed[:, 80:] += 5.0
+        torch.testing.assert_close(model(changed)[:, :80], out[:, :80])  # still causal
