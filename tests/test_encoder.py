@@ -257,3 +257,22 @@ def test_skip_tcn_starts_as_a_linear_model_and_learns_a_causal_residual():
         changed = x.clone()
         changed[:, 80:] += 5.0
         torch.testing.assert_close(model(changed)[:, :80], out[:, :80])  # still causal
+
+
+def test_blend_weight_is_chosen_on_the_rows_given():
+    from trader.nn.baselines import blend_weight, fit_logistic_regression, logistic_regression
+
+    y = np.array([0, 1, 2, 2, 1, 0])
+    right = np.eye(3)[y]  # one-hot on the true class
+    wrong = np.eye(3)[(y + 1) % 3]
+    # the first weight of the grid 0, 0.1, ..., 1 with the best macro-F1: from 0.6 on `right` dominates
+    assert blend_weight(right, wrong, y) == 0.6 and blend_weight(wrong, right, y) == 0.0
+    half = np.where(np.arange(6)[:, None] < 3, right, wrong)  # right on the first 3 rows only
+    assert blend_weight(0.9 * half + 0.1 * wrong, 0.7 * right + 0.3 * wrong, y) == 0.0
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 2))
+    labels = np.where(x[:, 0] > 0.5, 2, np.where(x[:, 0] < -0.5, 0, 1))
+    proba = fit_logistic_regression(x, labels)(x)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(1), logistic_regression(x, labels, x))
+    assert scores(labels, proba.argmax(1))["macro_f1"] > 0.9
