@@ -33,7 +33,7 @@ PPO_ARGS = ["--algo", "ppo", "--num-envs", "4", "--total-timesteps", "4096", "--
             "--no-progress-bar", "--no-track-tensorboard", "--no-cuda"]
 SAC_CONFIG = "learning_starts: 100\nbatch_size: 32\nhidden_sizes: [32, 32]\nbuffer_size: 5000\n"
 SAC_ARGS = ["--algo", "sac", "--num-envs", "2", "--total-timesteps", "1600", "--save-freq", "200", "--seed", "12",
-            "--no-progress-bar", "--no-track-tensorboard", "--no-cuda", "--actions", "continuous"]
+            "--no-progress-bar", "--no-track-tensorboard", "--no-cuda", "--continuous"]
 
 
 @pytest.fixture(autouse=True)

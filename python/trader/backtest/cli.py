@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 import numpy as np
 
-from trader.sim import flags, spec
-
 
 def load_trained_policy(checkpoint: str, device: str = "cpu"):
     """(policy(obs, info) -> actions, saved training args, algo) from a run folder, its checkpoint store
@@ -32,7 +30,11 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
               help="Dataset folder [default: the run's own data, else the bundled sample].")
 @click.option("--train-fraction", type=float, default=None,
               help="Rows before this fraction were for training [default: the run's].")
-@flags.options(flags.BACKTEST, "[default: the run's]")
+@click.option("--taker-fee-bps", type=float, default=None, help="Fee on market orders, bps [default: the run's].")
+@click.option("--maker-fee-bps", type=float, default=None,
+              help="Fee on limit-order fills, bps; negative = rebate [default: the run's].")
+@click.option("--order-latency-ms", type=float, default=None,
+              help="Order entry latency against the exchange timestamps, ms [default: the run's].")
 @click.option("--imbalance-threshold", type=float, default=0.6, show_default=True,
               help="Order-imbalance baseline: trade when |imbalance| exceeds this.")
 @click.option("--quote-offset-ticks", type=int, default=0, show_default=True,
@@ -41,7 +43,8 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
               help="Avellaneda-Stoikov baseline (quote runs): risk aversion, per tick per quote size.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Report folder [default: RUN/backtest].")
-def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset_ticks, as_gamma, out, **env_options):
+def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, order_latency_ms, imbalance_threshold,
+             quote_offset_ticks, as_gamma, out):
     """Backtest a trained agent on held-out data; writes backtest.md, backtest.json and equity.png.
 
     Next to it, on the same rows and execution model: flat, buy-and-hold and an order-imbalance rule
@@ -53,6 +56,7 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     from trader.backtest.report import write_report
     from trader.data.dataset import load_dataset
     from trader.rl.policy import observation_market
+    from trader.sim import spec
 
     if checkpoint is None:
         runs = sorted(Path("runs").glob("trader__*"), key=lambda p: p.stat().st_mtime)
@@ -60,6 +64,11 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
             raise click.UsageError("--checkpoint: no runs/trader__* folder here; train one with `trader train`")
         checkpoint = str(runs[-1])
         click.echo(f"backtesting {checkpoint}")
+    for flag, value in (("--taker-fee-bps", taker_fee_bps), ("--order-latency-ms", order_latency_ms)):
+        if value is not None and not value >= 0:
+            raise click.BadParameter(f"expected a number >= 0, got {value}", param_hint=flag)
+    if maker_fee_bps is not None and not np.isfinite(maker_fee_bps):
+        raise click.BadParameter(f"expected a finite number, got {maker_fee_bps}", param_hint="--maker-fee-bps")
     if not as_gamma > 0:
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
     policy, args, algo = load_trained_policy(checkpoint)
@@ -72,14 +81,11 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     frac = train_fraction if train_fraction is not None else args.get("train_fraction", 0.7)
     start, end = held_out_rows(len(market.book), frac, 0)
     try:
-        env_cfg = env_config_from_run(args)
+        env_cfg = env_config_from_run(
+            args, taker_fee_bps=taker_fee_bps, maker_fee_bps=maker_fee_bps,
+            order_latency_ns=None if order_latency_ms is None else round(order_latency_ms * 1e6))
     except ValueError as e:
         raise click.UsageError(f"--checkpoint: the run's env options: {e}") from None
-    env_cfg.update(flags.env_config(env_options))
-    try:
-        spec.check_config(**env_cfg)
-    except ValueError as e:
-        raise click.UsageError(flags.flag_error(e)) from None
     agents = int(args.get("num_agents", 1))
     results = []
     trained = run_backtest(market, policy, algo, start=start, end=end, num_agents=agents, **env_cfg)

@@ -151,10 +151,15 @@ _NOT_FROM_RUN = ("horizon", "start_min", "start_max", "num_agents", "tick_size",
 
 
 def env_config_from_run(args: dict, **overrides) -> dict:
-    """The env options a training run used (its saved arguments, trader.sim.flags.env_config: old option
-    names translated), with the non-None overrides (spec option names) on top."""
-    from trader.sim import flags
+    """The env options a training run used (its saved arguments, old option names translated by
+    trader.sim.spec.from_legacy), with the non-None overrides on top."""
+    from trader.sim import spec
 
-    cfg = {k: v for k, v in flags.env_config(args).items() if k not in _NOT_FROM_RUN}
+    known = {o.name for o in spec.options()} - set(_NOT_FROM_RUN)
+    legacy = set(spec.LEGACY_NAMES) | {"continuous", "latency_steps"}
+    args = {k: v for k, v in args.items() if v is not None}  # None: the run left the option at its default
+    if args.get("order_latency_ms"):  # trader train's flag: entry and cancel latency in ms
+        args["order_latency_ns"] = args["cancel_latency_ns"] = round(args["order_latency_ms"] * 1e6)
+    cfg = spec.from_legacy({k: v for k, v in args.items() if k in known or k in legacy})
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg

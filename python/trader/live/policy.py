@@ -94,12 +94,10 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
     if spec.startswith("scripted:"):
         return PolicySpec(_scripted(spec.split(":", 1)[1]), spec, **over)
     from trader.rl.policy import load
-    from trader.sim import flags
 
     trained = load(spec, device)  # weights and metadata only; a ValueError unless trained on the trading env
     args = trained.args
-    actions = flags.env_config(args).get("actions", "discrete")  # old runs saved `continuous` (issue 11)
-    settings = {"continuous": actions == "continuous", "trade_size": float(args.get("trade_size", 0.01)),
+    settings = {"continuous": bool(args.get("continuous", False)), "trade_size": float(args.get("trade_size", 0.01)),
                 "max_position": float(args.get("max_position", 0.1)), "horizon": int(args.get("horizon", 500))}
     settings.update(over)
     return PolicySpec(trained.act, f"{trained.algo}:{spec}", obs_dim=int(trained.spec["obs_dim"]),

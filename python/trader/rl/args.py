@@ -1,19 +1,15 @@
 """The options every learner shares (`CommonArgs`; ppo.py, sac.py and maddpg.py extend it with their
 own `Args`): the run (seed, budget, device, checkpoints, resume, interrupts), curiosity, and the
 trader env's settings. One dataclass field per option with its docstring under it (CleanRL's style);
-the env's own options (horizon, fees, actions, ...) are generated from the env's declaration
-(trader.sim.flags, from cpp/env/spec.h). trader.run.lifecycle fills them from a config file and flags."""
+trader.run.lifecycle fills them from a config file and flags."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-
-from trader.sim import flags
 
 
 @dataclass
-class _RunArgs:
+class CommonArgs:
     env_id: str = "trader"
     """`trader` (the C++ order-book env), a gymnasium id (CartPole-v1, Pendulum-v1, ...) or `mpe2:NAME`"""
     seed: int = 1
@@ -69,10 +65,31 @@ class _RunArgs:
     of the agent refuse an encoder with other files"""
     num_threads: int = 1
     """trader: worker threads of the C++ env pool"""
+    horizon: int = 500
+    """trader: steps per episode"""
+    fee_bps: float = 1.0
+    """trader: taker fee, basis points of notional"""
+    trade_size: float = 0.01
+    """trader: size of one order (base currency)"""
+    max_position: float = 0.1
+    """trader: |position| limit (base currency)"""
+    continuous: bool = False
+    """trader: continuous target-position actions in [-1, 1] instead of hold/buy/sell"""
+    latency_steps: int = 0
+    """trader: steps between sending an order and its execution"""
+    actions: str | None = None
+    """trader: discrete, continuous, quote or quote_continuous (trader.sim.spec; default: from `continuous`)"""
+    maker_fee_bps: float = 0.0
+    """trader: fee on limit-order fills, bps of notional (negative = rebate)"""
+    queue_model: str = "power"
+    """trader: queue position model of resting quotes: power, log or risk_averse (hftbacktest's)"""
+    order_latency_ms: float = 0.0
+    """trader: order entry and cancel latency against the data's exchange timestamps, ms"""
+    reward: str = "pnl"
+    """trader: pnl, inventory_penalty or dampened (trader.sim.spec)"""
+    reward_scale: float = 1.0
+    """trader: reward = change of equity (quote currency) times this"""
+    num_agents: int = 1
+    """trader: agents sharing each env's book (MADDPG: 2 or more)"""
     train_fraction: float = 0.7
     """trader: episodes lie in the first fraction of the data's rows; the rest is held out for backtests"""
-
-
-CommonArgs = dataclasses.make_dataclass("CommonArgs", flags.env_fields(), bases=(_RunArgs,))
-CommonArgs.__module__ = __name__
-CommonArgs.__doc__ = "The run's options and the trader env's (trader.sim.flags)."

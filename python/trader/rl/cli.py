@@ -19,7 +19,6 @@ from trader.run.checkpoints import locate_checkpoint
 from trader.run.interrupt import exit_code
 from trader.run.launch import relaunch, write_result
 from trader.run.lifecycle import resolve_args
-from trader.sim import flags, spec
 from trader.store import StoreError
 
 # click parameter name -> learner Args field, where they differ
@@ -72,7 +71,24 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
               help="write TensorBoard scalars into the run folder [default: on]")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
               help="parent of run folders [default: runs]")
-@flags.options()
+@click.option("--horizon", type=int, default=None, help="trader: steps per episode [default: 500]")
+@click.option("--fee-bps", type=float, default=None, help="trader: taker fee in basis points [default: 1.0]")
+@click.option("--trade-size", type=float, default=None, help="trader: size of one order, base units [default: 0.01]")
+@click.option("--max-position", type=float, default=None, help="trader: |position| limit, base units [default: 0.1]")
+@click.option("--continuous/--discrete", default=None,
+              help="trader: target-position actions in [-1, 1] instead of hold/buy/sell [default: discrete]")
+@click.option("--actions", type=click.Choice(["discrete", "continuous", "quote", "quote_continuous"]), default=None,
+              help="trader: market orders (discrete, continuous) or post-only quotes on a grid of ticks from the touch "
+                   "(quote, quote_continuous) [default: discrete]")
+@click.option("--maker-fee-bps", type=float, default=None,
+              help="trader: fee on limit-order fills, bps; negative = rebate [default: 0.0]")
+@click.option("--queue-model", type=click.Choice(["power", "log", "risk_averse"]), default=None,
+              help="trader: queue position model of resting quotes [default: power]")
+@click.option("--order-latency-ms", type=float, default=None,
+              help="trader: order entry and cancel latency against exchange timestamps, ms [default: 0]")
+@click.option("--reward", type=click.Choice(["pnl", "inventory_penalty", "dampened"]), default=None,
+              help="trader: reward [default: pnl]")
+@click.option("--num-agents", type=int, default=None, help="trader, maddpg: agents sharing each book [default: 2]")
 @click.option("--train-fraction", type=float, default=None,
               help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="show a progress bar [default: on]")
@@ -96,15 +112,10 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
         args = resolve_args(module.Args, config, given)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
-    if args.env_id == "trader":
-        try:  # the env's options, checked as the C++ pool will, before a run folder is made
-            spec.check_config(**flags.env_config(args))
-        except ValueError as e:
-            raise click.UsageError(flags.flag_error(e)) from None
     try:
         result = module.train(args)
     except ValueError as e:  # bad option combinations found when the env is built
-        raise click.UsageError(flags.flag_error(e)) from None
+        raise click.UsageError(str(e)) from None
     if result["rank"] == 0:
         _report(result)
         write_result(result)

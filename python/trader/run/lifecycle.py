@@ -194,12 +194,7 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
         if not isinstance(base, dict):
             raise ValueError(f"resume: {store.uri} step {manifest['step']} holds no run arguments "
                              "(not a checkpoint of trader train)")
-        saved = {k: v for k, v in base.items() if k != "resume" and v is not None}
-        if "env_id" in saved:  # a run of trader train: option names it saved before issue 11 renamed them
-            from trader.sim.spec import from_legacy
-
-            saved = from_legacy(saved)
-        layers.append((f"{store.uri} step {manifest['step']}", saved))
+        layers.append((f"{store.uri} step {manifest['step']}", {k: v for k, v in base.items() if k != "resume"}))
     if config is not None:
         layers.append((str(config), load_config(config)))
     layers.append(("command line", overrides))
