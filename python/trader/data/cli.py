@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from trader import errors
 from trader.data.errors import FeedError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -59,7 +60,7 @@ def _ts(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=errors.Group, context_settings={"help_option_names": ["-h", "--help"]})
 def data() -> None:
     """Market-data tools of trader: convert raw feeds, inspect and verify datasets."""
 
