@@ -15,8 +15,9 @@ COST_OPTIONS = ("taker_fee_bps", "maker_fee_bps", "order_latency_ns", "cancel_la
 
 
 def load_trained_policy(checkpoint: str, device: str = "cpu"):
-    """(policy(obs, info) -> actions, saved training args, algo) from a run folder, its checkpoint store
-    (a folder or s3://bucket/prefix) or one checkpoint in it (.../step_N), trained on the trader env."""
+    """(policy(obs, info) -> actions, saved training args, algo, the checkpoint read) from a run folder,
+    its checkpoint store (a folder or s3://bucket/prefix) or one checkpoint in it (.../step_N), trained
+    on the trader env. A corrupt latest checkpoint falls back to the newest whole one (trader.store)."""
     from trader.rl.policy import load
     from trader.store import StoreError
 
@@ -24,7 +25,7 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
         trained = load(checkpoint, device)
     except (FileNotFoundError, ValueError, StoreError) as e:
         raise click.UsageError(f"--checkpoint: {e}") from None
-    return (lambda obs, info: trained.act(obs)), trained.args, trained.algo
+    return (lambda obs, info: trained.act(obs)), trained.args, trained.algo, trained.checkpoint
 
 
 def default_out_dir(checkpoint: str) -> Path:
@@ -77,7 +78,8 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     overrides = pop_env_values(env_flags)
     if not as_gamma > 0:
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
-    policy, args, algo = load_trained_policy(checkpoint)
+    policy, args, algo, used = load_trained_policy(checkpoint)
+    click.echo(f"policy: {algo} checkpoint {used}")  # after a fallback, the older step actually used
     data = data if data is not None else args.get("data")
     dataset = load_dataset(data)  # the Avellaneda-Stoikov fit reads its events
     try:  # an agent trained with --encoder observes that encoder's embeddings (trader.rl.policy)
@@ -106,7 +108,7 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
            "steps": end - start - 1, "interval_s": interval_s, "actions": full_cfg["actions"],
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
            "order_latency_ns": full_cfg["order_latency_ns"], "period_utc": period_utc(market, start, end),
-           "checkpoint": str(checkpoint), "algo": algo, "train_fraction": frac, "baseline_notes": notes}
+           "checkpoint": used, "algo": algo, "train_fraction": frac, "baseline_notes": notes}
     write_report(out_dir, results, ctx)
     click.echo((out_dir / "backtest.md").read_text())
     click.echo(f"wrote {out_dir}/backtest.md, backtest.json and equity.png")

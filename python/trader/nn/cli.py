@@ -241,5 +241,10 @@ def embed(checkpoint, data_dir, out):
     """Embed every row of a dataset once; the env reads the result as its observation matrix."""
     from trader.nn.embed import embed_dataset
 
-    target = embed_dataset(checkpoint, data_dir, out)
+    try:
+        target = embed_dataset(checkpoint, data_dir, out)
+    except (ValueError, FileNotFoundError) as e:
+        if str(checkpoint) not in str(e):
+            raise
+        raise click.BadParameter(str(e), param_hint="--checkpoint") from None
     click.echo(f"wrote {target} and {target.with_suffix('.json')}")
