@@ -10,6 +10,7 @@ The trader env's options are flags generated from its declaration (trader.sim.fl
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -102,7 +103,7 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     try:
         _check_run(algo, args)
     except ValueError as e:
-        raise click.UsageError(str(e)) from None
+        raise click.UsageError(flag_message(str(e))) from None
     try:
         result = module.train(args)
     except ValueError as e:  # bad option combinations found when the env is built
@@ -130,6 +131,11 @@ def _check_run(algo: str, args) -> None:
             gym.spec(args.env_id)
         except gym.error.Error as e:
             raise ValueError(f"--env: {e} (expected trader, mpe2:NAME or a gymnasium id such as CartPole-v1)") from None
+    if args.env_id == "trader":  # the env's options, checked as the C++ pool will
+        from trader.rl.args import TraderEnvArgs
+        from trader.sim import spec
+
+        spec.check_config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TraderEnvArgs)})
     steps = args.total_timesteps
     if algo == "ppo":  # one update = num_envs x num_steps env steps on each data-parallel rank
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
