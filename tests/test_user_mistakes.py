@@ -126,3 +126,19 @@ def test_backtest_falls_back_from_a_corrupt_latest_checkpoint_and_says_which(tmp
     assert f"checkpoint {run}/checkpoints/step_000000000256" in res.output
     context = json.loads((tmp_path / "bt" / "backtest.json").read_text())["context"]
     assert context["checkpoint"].endswith("step_000000000256")
+
+
+def test_convert_refuses_a_dataset_of_another_symbol_and_drops_stale_embeddings(tmp_path):
+    from conftest import shared
+
+    raw = shared("binance_hftbacktest_raw_feed", "spot")
+    out = tmp_path / "ds"
+    assert CliRunner().invoke(sim_main, ["convert", str(raw / "btcusdt_20240808.gz"), "-o", str(out)]).exit_code == 0
+    (out / "embeddings.npy").write_bytes(b"of the old events")
+    before = (out / "events.npy").read_bytes()
+    res = CliRunner().invoke(sim_main, ["convert", str(raw / "ethusdt_20240808.gz"), "-o", str(out)])
+    assert res.exit_code == errors.USAGE and "Traceback" not in res.output
+    assert "-o/--output" in res.output and "BTCUSDT" in res.output and "ETHUSDT" in res.output
+    assert (out / "events.npy").read_bytes() == before  # nothing replaced
+    res = CliRunner().invoke(sim_main, ["convert", str(raw / "btcusdt_20240808.gz"), "-o", str(out)])
+    assert res.exit_code == 0 and not (out / "embeddings.npy").exists()
