@@ -125,7 +125,7 @@ def test_backtest_falls_back_from_a_corrupt_latest_checkpoint_and_says_which(tmp
     assert "Traceback" not in res.output
     assert f"checkpoint {run}/checkpoints/step_000000000256" in res.output
     context = json.loads((tmp_path / "bt" / "backtest.json").read_text())["context"]
-    assert context["checkpoint"].endswith("step_000000000256")
+    assert context["checkpoint"] == str(run) and context["checkpoint_read"].endswith("step_000000000256")
 
 
 def test_convert_refuses_a_dataset_of_another_symbol_and_drops_stale_embeddings(tmp_path):

@@ -108,7 +108,8 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
            "steps": end - start - 1, "interval_s": interval_s, "actions": full_cfg["actions"],
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
            "order_latency_ns": full_cfg["order_latency_ns"], "period_utc": period_utc(market, start, end),
-           "checkpoint": used, "algo": algo, "train_fraction": frac, "baseline_notes": notes}
+           "checkpoint": str(checkpoint), "checkpoint_read": used, "algo": algo, "train_fraction": frac,
+           "baseline_notes": notes}
     write_report(out_dir, results, ctx)
     click.echo((out_dir / "backtest.md").read_text())
     click.echo(f"wrote {out_dir}/backtest.md, backtest.json and equity.png")
