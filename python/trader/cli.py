@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from trader import errors
 from trader.backtest.cli import backtest
 from trader.data.cli import data
 from trader.evaluate.cli import evaluate
@@ -12,10 +13,12 @@ from trader.nn.cli import embed, train_encoder
 from trader.rl.cli import train
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=errors.Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(package_name="trader")
 def main() -> None:
-    """trader: reinforcement-learning trading on crypto limit order books."""
+    """trader: reinforcement-learning trading on crypto limit order books.
+
+    Exit status: 0 ok, 1 failed run, 2 bad usage or input, 130 interrupted."""
 
 
 main.add_command(data)

@@ -15,8 +15,9 @@ COST_OPTIONS = ("taker_fee_bps", "maker_fee_bps", "order_latency_ns", "cancel_la
 
 
 def load_trained_policy(checkpoint: str, device: str = "cpu"):
-    """(policy(obs, info) -> actions, saved training args, algo) from a run folder, its checkpoint store
-    (a folder or s3://bucket/prefix) or one checkpoint in it (.../step_N), trained on the trader env."""
+    """(policy(obs, info) -> actions, saved training args, algo, the checkpoint read) from a run folder,
+    its checkpoint store (a folder or s3://bucket/prefix) or one checkpoint in it (.../step_N), trained
+    on the trader env. A corrupt latest checkpoint falls back to the newest whole one (trader.store)."""
     from trader.rl.policy import load
     from trader.store import StoreError
 
@@ -24,7 +25,7 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
         trained = load(checkpoint, device)
     except (FileNotFoundError, ValueError, StoreError) as e:
         raise click.UsageError(f"--checkpoint: {e}") from None
-    return (lambda obs, info: trained.act(obs)), trained.args, trained.algo
+    return (lambda obs, info: trained.act(obs)), trained.args, trained.algo, trained.checkpoint
 
 
 def default_out_dir(checkpoint: str) -> Path:
@@ -73,7 +74,8 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     overrides = pop_env_values(env_flags)
     if not as_gamma > 0:
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
-    policy, args, algo = load_trained_policy(checkpoint)
+    policy, args, algo, used = load_trained_policy(checkpoint)
+    click.echo(f"policy: {algo} checkpoint {used}")  # after a fallback, the older step actually used
     out_dir = Path(out) if out else default_out_dir(checkpoint)
     data = data if data is not None else args.get("data")
     try:  # a run trained on several datasets is tested on the held-out tail of each (issue 13)
@@ -84,12 +86,12 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     if len(set(names)) < len(names):
         names = [f"{i:02d}_{f.name}" for i, f in enumerate(folders)]
     for folder, name in zip(folders, names):
-        _backtest_dataset(folder, out_dir / name if name else out_dir, policy, args, algo, checkpoint, overrides,
+        _backtest_dataset(folder, out_dir / name if name else out_dir, policy, args, algo, checkpoint, used, overrides,
                           train_fraction, imbalance_threshold, quote_offset_ticks, as_gamma)
 
 
-def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, overrides, train_fraction, imbalance_threshold,
-                      quote_offset_ticks, as_gamma) -> None:
+def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, used, overrides, train_fraction,
+                      imbalance_threshold, quote_offset_ticks, as_gamma) -> None:
     """The backtest of one dataset's held-out rows, written to out_dir."""
     from trader.backtest.engine import env_config_from_run, held_out_rows, period_utc
     from trader.backtest.report import write_report
@@ -124,7 +126,8 @@ def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, overrides, 
            "steps": end - start - 1, "interval_s": interval_s, "actions": full_cfg["actions"],
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
            "order_latency_ns": full_cfg["order_latency_ns"], "period_utc": period_utc(market, start, end),
-           "checkpoint": str(checkpoint), "algo": algo, "train_fraction": frac, "baseline_notes": notes}
+           "checkpoint": str(checkpoint), "checkpoint_read": used, "algo": algo, "train_fraction": frac,
+           "baseline_notes": notes}
     write_report(out_dir, results, ctx)
     click.echo((out_dir / "backtest.md").read_text())
     click.echo(f"wrote {out_dir}/backtest.md, backtest.json and equity.png")

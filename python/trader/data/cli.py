@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from trader import errors
 from trader.data.errors import FeedError
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -59,7 +60,7 @@ def _ts(ns: int | None) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=errors.Group, context_settings={"help_option_names": ["-h", "--help"]})
 def data() -> None:
     """Market-data tools of trader: convert raw feeds, inspect and verify datasets."""
 
@@ -189,6 +190,8 @@ def convert(raw, output, **opts):
     try:
         outputs = _read_inputs(raw, opts)
         for name, events, meta in outputs:
+            _replaceable(Path(output) / name if name else Path(output), meta)
+        for name, events, meta in outputs:
             write_dataset(Path(output) / name if name else Path(output), events, meta)
         if len(outputs) > 1:
             write_index(output, [name for name, _, _ in outputs])
@@ -213,6 +216,22 @@ def convert(raw, output, **opts):
     if len(outputs) > 1:
         console.print(f"wrote {Path(output) / 'index.json'} ({len(outputs)} datasets)")
     console.print(f"done in {elapsed:.1f} s")
+
+
+def _replaceable(folder: Path, meta: dict) -> None:
+    """A dataset folder may be written over only by the same instrument (issue 17: convert silently
+    replaced a dataset of another symbol); its embeddings (trader embed) are of the old events, so
+    they go."""
+    old_meta = folder / "meta.json"
+    if old_meta.is_file():
+        old = json.loads(old_meta.read_text())
+        key = ("exchange", "market", "symbol")
+        if tuple(old.get(k) for k in key) != tuple(meta.get(k) for k in key):
+            raise click.UsageError(f"-o/--output: {folder} holds a dataset of {' '.join(str(old.get(k)) for k in key)}, "
+                                   f"not {' '.join(str(meta.get(k)) for k in key)}; write to another folder or "
+                                   "remove it first")
+    for stale in (folder / "embeddings.npy", folder / "embeddings.json"):
+        stale.unlink(missing_ok=True)
 
 
 def _reported(v) -> bool:

@@ -46,10 +46,10 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--model", "models", multiple=True, type=click.Choice(MODELS),
               help="Model(s) to train (default: tcn and deeplob, ours first).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/encoder__<time>).")
-@click.option("--window", default=100, show_default=True, help="Rows of history per sample.")
+@click.option("--window", type=click.IntRange(min=1), default=100, show_default=True, help="Rows of history per sample.")
 @click.option("--horizons", default="10,20,50,100", show_default=True, help="Label horizons in rows.")
-@click.option("--interval-ms", default=100.0, show_default=True, help="Row spacing (book sampled on a time grid).")
-@click.option("--depth", default=10, show_default=True, help="Book levels a side.")
+@click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, show_default=True, help="Row spacing (book sampled on a time grid).")
+@click.option("--depth", type=click.IntRange(min=1), default=10, show_default=True, help="Book levels a side.")
 @click.option("--inputs", type=click.Choice(INPUTS), default="book+of+ofi", show_default=True,
               help="Book features, order flow per level, OFI sums (trader.nn.inputs); of+ofi: no book levels "
                    "(tcn, tlob only).")
@@ -61,12 +61,13 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
               help="Rows, for --norm rolling (measured: 1,000 < 5,000 ≈ 20,000 on held-out data).")
 @click.option("--alpha-scope", type=click.Choice(ALPHA_SCOPES), default="series", show_default=True,
               help="Label thresholds per dataset, or one pooled over the training datasets.")
-@click.option("--epochs", default=30, show_default=True, help="At most; see --patience.")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True, help="At most; see --patience.")
 @click.option("--patience", default=5, show_default=True,
               help="Stop after this many epochs without a better validation score (0: never early).")
 @click.option("--select", type=click.Choice(SELECT), default="val_f1", show_default=True,
               help="Validation score that picks the epoch kept (val_f1: macro-F1 averaged over horizons).")
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Samples per optimizer step.")
 @click.option("--learning-rate", default=3e-4, show_default=True,
               help="AdamW peak rate (measured on held-out data: 1e-3 overfits after one epoch).")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="cosine", show_default=True)
@@ -133,13 +134,16 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
     from trader.nn.train import TrainConfig, baseline_scores, evaluate, train_model
     from trader.run.device import pick_device
 
+    try:
+        pick_device(device)  # a bad --device is refused before anything starts
+    except ValueError as e:
+        raise click.BadParameter(str(e).removeprefix("--device: "), param_hint="--device") from None
     dist = distributed.init(device, dist_backend)
     main = dist.is_main
     ks = _parse_horizons(horizons)
     run_dir = Path(dist.broadcast(out or str(Path("runs") / f"encoder__{time.strftime('%Y%m%d-%H%M%S')}")))
     if resume and not checkpoint_uri and not (run_dir / "data.json").is_file():
         raise click.UsageError(f"--resume: {run_dir} holds no run to resume (give its folder with --out)")
-    run_dir.mkdir(parents=True, exist_ok=True)
     opts = dict(horizons=ks, window=window, norm=norm, norm_halflife=norm_halflife, alpha_scope=alpha_scope)
     try:
         series = [load_series(d, depth=depth, interval_ms=interval_ms, inputs=inputs) for d in (data_dirs or [None])]
@@ -151,6 +155,7 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
     except (FeedError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    run_dir.mkdir(parents=True, exist_ok=True)  # after the data loaded: a failed start leaves no empty run folder
     sources = [s.name for s in series]
     if main:
         (run_dir / "data.json").write_text(json.dumps({"data": [str(d) for d in data_dirs] or ["<bundled sample>"],
@@ -239,5 +244,10 @@ def embed(checkpoint, data_dir, out):
     """Embed every row of a dataset once; the env reads the result as its observation matrix."""
     from trader.nn.embed import embed_dataset
 
-    target = embed_dataset(checkpoint, data_dir, out)
+    try:
+        target = embed_dataset(checkpoint, data_dir, out)
+    except (ValueError, FileNotFoundError) as e:
+        if str(checkpoint) not in str(e):
+            raise
+        raise click.BadParameter(str(e), param_hint="--checkpoint") from None
     click.echo(f"wrote {target} and {target.with_suffix('.json')}")

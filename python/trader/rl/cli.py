@@ -10,6 +10,8 @@ The trader env's options are flags generated from its declaration (trader.sim.fl
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 
 import click
@@ -100,6 +102,10 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
     try:
+        _check_run(algo, args)
+    except ValueError as e:
+        raise click.UsageError(flag_message(str(e))) from None
+    try:
         result = module.train(args)
     except ValueError as e:  # bad option combinations found when the env is built
         raise click.UsageError(flag_message(str(e))) from None
@@ -109,6 +115,43 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     code = exit_code(result["interrupted"])
     if code:
         sys.exit(code)
+
+
+def _check_run(algo: str, args) -> None:
+    """Refuse, before a run folder is made, a run that cannot learn (issue 17): no env steps, no envs, an
+    unknown env id, a budget below one PPO update or ending before SAC's / MADDPG's first update; say
+    so when PPO's whole updates leave part of the budget unused."""
+    if args.total_timesteps < 1:
+        raise ValueError(f"--total-timesteps: expected >= 1 env steps, got {args.total_timesteps}")
+    if args.num_envs < 1:
+        raise ValueError(f"--num-envs: expected >= 1 envs, got {args.num_envs}")
+    if args.env_id != "trader" and not args.env_id.startswith("mpe2:"):
+        import gymnasium as gym
+
+        try:
+            gym.spec(args.env_id)
+        except gym.error.Error as e:
+            raise ValueError(f"--env: {e} (expected trader, mpe2:NAME or a gymnasium id such as CartPole-v1)") from None
+    if args.env_id == "trader":  # the env's options, checked as the C++ pool will
+        from trader.rl.args import TraderEnvArgs
+        from trader.sim import spec
+
+        spec.check_config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TraderEnvArgs)})
+    steps = args.total_timesteps
+    if algo == "ppo":  # one update = num_envs x num_steps env steps on each data-parallel rank
+        ranks = int(os.environ.get("WORLD_SIZE", "1"))
+        update = args.num_envs * args.num_steps * ranks
+        how = f"--num-envs {args.num_envs} x num_steps {args.num_steps}" + (f" x {ranks} ranks" if ranks > 1 else "")
+        if steps < update:
+            raise ValueError(f"--total-timesteps: {steps} env steps are below one PPO update ({how} = {update}); "
+                             f"give at least {update}")
+        if steps % update:
+            click.echo(f"note: PPO trains in whole updates of {update} env steps ({how}): --total-timesteps {steps} "
+                       f"runs {steps // update * update} steps", err=True)
+    elif steps <= args.learning_starts:  # sac, maddpg: no update before learning_starts env steps
+        raise ValueError(f"--total-timesteps: {steps} env steps end before {algo.upper()}'s first update after its "
+                         f"warm-up of learning_starts = {args.learning_starts} env steps; raise --total-timesteps "
+                         "or set learning_starts lower in --config")
 
 
 def _resumed_algo(resume: str, checkpoint_uri: str | None) -> str:

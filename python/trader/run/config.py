@@ -81,12 +81,13 @@ def coerce(name: str, value: Any, tp: Any) -> Any:
 def load_config(path: str | os.PathLike) -> dict:
     """A config file: JSON (.json) or YAML (anything else), one mapping of field names to values."""
     text = Path(path).read_text()
-    if str(path).endswith(".json"):
-        cfg = json.loads(text)
-    else:
-        import yaml
+    import yaml
 
-        cfg = yaml.safe_load(text)
+    try:
+        cfg = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: not a valid {'JSON' if str(path).endswith('.json') else 'YAML'} file: "
+                         + " ".join(str(e).split())) from None
     if cfg is None:
         return {}
     if not isinstance(cfg, dict):

@@ -10,9 +10,19 @@ import torch
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """`auto`: cuda if there is one, else Apple's mps, else the CPU; otherwise the torch device named."""
+    """`auto`: cuda if there is one, else Apple's mps, else the CPU; otherwise the torch device named
+    (a ValueError naming --device when torch does not know it or this machine does not have it)."""
     if name != "auto":
-        return torch.device(name)
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"--device: expected auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
+        if dev.type == "cuda" and not (torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()):
+            raise ValueError(f"--device: {name}: no such CUDA device here (torch {torch.__version__}, "
+                             f"{torch.cuda.device_count()} CUDA devices); use --device auto or cpu")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"--device: {name}: Apple's mps is not available here; use --device auto or cpu")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():

@@ -10,13 +10,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from trader import errors
 from trader.data.cli import convert, info, verify
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-class _Group(click.Group):
+class _Group(errors.Group):
     """Commands whose module needs heavy or optional packages are imported when used (serve needs
     aiohttp and ccxt; the data commands must not)."""
 
@@ -34,7 +35,8 @@ class _Group(click.Group):
         return super().get_command(ctx, name)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.version_option(package_name="trader")
 def main() -> None:
     """Market-data tools of trader (convert raw feeds, inspect and verify datasets), the env pool's
     benchmark and a local Binance-compatible exchange."""
