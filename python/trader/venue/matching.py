@@ -58,6 +58,9 @@ class MatchingEngine(ReplaySink):
         self.overlay = {True: {}, False: {}}  # is_bid -> {price: lots our orders took}
         self.next_order_id = 1
         self.next_trade_id = 1
+        # Execution reports not yet sent on the user-data stream (trader.venue.userdata drains them):
+        # (order, execution type, trade or None, executed lots and cumulative quote at that moment)
+        self.reports: list[tuple[Order, str, dict | None, int, Decimal]] = []
 
     # ---- accounts ------------------------------------------------------------------------------
     def add_account(self, api_key: str, secret: str, balances: dict) -> Account:
@@ -173,6 +176,7 @@ class MatchingEngine(ReplaySink):
             order.status = "FILLED"
         elif order.type != "MARKET":
             order.status = "PARTIALLY_FILLED"
+        self.reports.append((order, "TRADE", acct.trades[-1], order.executed, order.cum_quote))
 
     def _close(self, order: Order, status: str) -> None:
         """End an order: release what it still locks."""
@@ -185,6 +189,8 @@ class MatchingEngine(ReplaySink):
         order.status = status
         order.update_ms = acct.update_ms = self.now_ms()
         self.open.pop(order.order_id, None)
+        if status != "FILLED":  # a fill was reported by its trade
+            self.reports.append((order, status, None, order.executed, order.cum_quote))
 
     # ---- requests ------------------------------------------------------------------------------
     def _check_symbol(self, params: dict) -> None:
@@ -287,6 +293,7 @@ class MatchingEngine(ReplaySink):
         acct.orders[order.order_id] = order
         acct.by_client[client_id] = order.order_id
         acct.update_ms = now
+        self.reports.append((order, "NEW", None, 0, Decimal(0)))
         if otype == "MARKET":
             for p, q in plan:
                 self._fill(order, p, q, maker=False)
@@ -296,6 +303,8 @@ class MatchingEngine(ReplaySink):
                 order.status = "FILLED" if order.executed and not book_out else "EXPIRED"
             else:
                 order.status = "FILLED" if order.executed == lots else "EXPIRED"
+            if order.status == "EXPIRED":
+                self.reports.append((order, "EXPIRED", None, order.executed, order.cum_quote))
         else:
             order.lock = lock
             acct.free[self.quote if buy else self.base] -= lock

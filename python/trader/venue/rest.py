@@ -120,6 +120,7 @@ class RestApi:
         except UnicodeDecodeError:  # a body or %-escape that is not UTF-8: a 400, never HTTP 500 (issue 16)
             err = errors.not_utf8()
             status, result = err.status, err.body()
+        self.x.userdata.flush()  # the execution reports of what the request changed
         if (status == 200 and endpoint == "order" and request.method in ("POST", "DELETE") and faulty
                 and inj.drop()):
             log.info("fault: dropped the response to an accepted %s /api/v3/order", request.method)
