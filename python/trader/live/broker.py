@@ -225,6 +225,7 @@ class CcxtBroker(Broker):
         self.max_backoff = max_backoff
         self.requests = 0
         self.retries = 0
+        self.stream_drops = 0  # user-data stream errors survived (trader.live.quoting.follow_fills)
         self.rate_limited = 0
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -425,25 +426,6 @@ class CcxtBroker(Broker):
             if row.filled > self.ledger.filled_of(row.client_id):
                 await self.fetch_fills(row)
         return out
-
-    async def requote(self, side: str, price: Decimal | None, amount: Decimal) -> OrderRow | None:
-        """Keep one post-only order on ``side`` at ``price`` (None: none), the env's re-quoting rule
-        (cpp/env/trading_env.h, step 1): an open quote at the same price is kept (its queue place with
-        it), any other quote of the side is cancelled, then a new one is sent. Nothing is sent while an
-        order's outcome is unknown. Returns the side's open or new quote row, or None."""
-        if any(r.status in UNRESOLVED for r in self.ledger.orders(LIVE)):
-            return None
-        kept = None
-        for row in self.ledger.orders(("open",)):
-            if row.side != side or not row.params.get("postOnly"):
-                continue
-            if kept is None and price is not None and row.price == price:
-                kept = row
-            else:
-                await self.cancel(row)
-        if kept is not None or price is None:
-            return kept
-        return await self.submit(OrderRequest(side, amount, "quote", price, post_only=True))
 
     async def cancel(self, row: OrderRow) -> OrderRow:
         """Cancel one open order and record its final state (a fill that beat the cancel included)."""
