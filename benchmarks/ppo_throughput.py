@@ -47,7 +47,23 @@ of a shared machine. Returns: mean episodic return of the last 100 finished epis
 (a sanity check that both learn; not a score).
 
 --json prints everything (per-run wall seconds, the learners' own loop-only rates, mean episodic
-returns of the last 100 episodes as a sanity check) as JSON instead of the table.
+returns of the last 100 episodes as a sanity check) as JSON instead of the table; --out writes it
+to a file as well.
+
+GPU scale (issue 18):
+- ours runs its CUDA rollout path (trader.rl.cuda_rollout: the policy forward and sampling as a CUDA
+  graph, pinned host buffers, non-blocking copies; --bf16 adds bf16 autocast) with --num-threads pool
+  threads and --num-env-groups groups; --sb3-timesteps gives SB3 fewer steps than ours (it is ~20x
+  slower; steps/s are compared);
+- `env_rows` (--env-rows-envs N): env-only steps/s of the pool, sync and async (batch = N / 4), at each
+  --env-rows-threads, from trader.sim.bench (the discrete env, random actions);
+- `curves` (--curve-num-envs N): return vs env steps of ours, old path (--no-cuda-graphs: the plain
+  eager rollout) against the new path (and the new path with bf16 under --bf16), same seed, for the
+  learning-curve comparison; on the CPU both paths are the same code.
+
+    PYTHONPATH=python python3 benchmarks/ppo_throughput.py --device cuda --num-envs 16384 65536 \
+        --total-timesteps 33554432 --sb3-timesteps 4194304 --num-threads 16 --num-env-groups 1 2 \
+        --cartpole-num-envs 0 --env-rows-envs 65536 --curve-num-envs 4096 --curve-timesteps 33554432 --bf16
 """
 
 from __future__ import annotations
@@ -171,21 +187,25 @@ def set_torch_flags(threads: int, device: str) -> None:
     torch.backends.cudnn.deterministic = True
 
 
-def ours_args(env_id: str, market, num_envs: int, total: int, device: str, opts, runs_dir: str):
+def ours_args(env_id: str, market, num_envs: int, total: int, device: str, opts, runs_dir: str,
+              cuda_graphs: bool = True, bf16: bool | None = None, groups: int = 1):
     from trader.rl import ppo
 
     return ppo.Args(env_id=env_id, data=market if env_id == "trader" else None, num_envs=num_envs,
                     total_timesteps=total, num_steps=ROLLOUT_STEPS, num_minibatches=NUM_MINIBATCHES,
                     update_epochs=UPDATE_EPOCHS, hidden_sizes=(64, 64), seed=SEED, cuda=device == "cuda",
                     torch_threads=opts.torch_threads, num_threads=opts.num_threads, track=False,
-                    progress_bar=False, runs_dir=runs_dir)
+                    progress_bar=False, runs_dir=runs_dir, cuda_graphs=cuda_graphs,
+                    bf16=opts.bf16 if bf16 is None else bf16,
+                    num_env_groups=groups)
 
 
-def run_ours(env_id: str, market, num_envs: int, total: int, device: str, opts) -> dict:
+def run_ours(env_id: str, market, num_envs: int, total: int, device: str, opts, **path) -> dict:
+    """One training run of ours; `path`: cuda_graphs, bf16 (default: the new path, --bf16), groups (env groups)."""
     from trader.rl import ppo
 
     with tempfile.TemporaryDirectory() as runs_dir:
-        args = ours_args(env_id, market, num_envs, total, device, opts, runs_dir)
+        args = ours_args(env_id, market, num_envs, total, device, opts, runs_dir, **path)
         set_torch_flags(opts.torch_threads, device)
         with contextlib.redirect_stdout(io.StringIO()):  # its "run folder: ..." lines
             t0 = time.perf_counter()
@@ -193,7 +213,8 @@ def run_ours(env_id: str, market, num_envs: int, total: int, device: str, opts) 
             wall = time.perf_counter() - t0
     steps = int(result["global_step"])
     return {"impl": "ours", "steps": steps, "wall_s": wall, "sps": steps / wall, "loop_sps": float(result["sps"]),
-            "episodic_return": float(result["episodic_return"])}
+            "episodic_return": float(result["episodic_return"]),
+            "curve": [{"step": h["step"], "episodic_return": h["episodic_return"]} for h in result["history"]]}
 
 
 def run_sb3(env_id: str, market, num_envs: int, total: int, device: str, opts) -> dict:
@@ -229,6 +250,29 @@ def run_sb3(env_id: str, market, num_envs: int, total: int, device: str, opts) -
         out["adapter_extra_pool_steps"] = env.extra_steps * num_envs
         out["pool_steps"] = env.pool_steps * num_envs
     env.close()
+    return out
+
+
+def env_rows(market, num_envs: int, threads: list[int], seconds: float) -> list[dict]:
+    """Env-only steps/s of the pool, sync and async (batch = num_envs / 4), discrete env (trader.sim.bench)."""
+    from trader.sim.bench import run_bench
+
+    rows = run_bench(num_envs=(num_envs,), threads=tuple(threads), modes=("sync", "async"), seconds=seconds,
+                     envpool=False, python=False, market=market, envs=("discrete",))
+    return [{k: r[k] for k in ("num_envs", "threads", "mode", "batch_size", "ours_steps_per_s")} for r in rows]
+
+
+def curves(market, num_envs: int, total: int, device: str, opts) -> list[dict]:
+    """Return vs env steps of ours, old path (eager rollout) and new path (CUDA graph, pinned copies; and
+    with bf16 under --bf16), same seed."""
+    paths = [("old", dict(cuda_graphs=False, bf16=False)), ("new", dict(cuda_graphs=True, bf16=False))]
+    if opts.bf16:
+        paths.append(("new_bf16", dict(cuda_graphs=True, bf16=True)))
+    out = []
+    for name, path in paths:
+        r = run_ours("trader", market, num_envs, total, device, opts, groups=opts.num_env_groups[0], **path)
+        out.append({"path": name, "num_envs": num_envs, "steps": r["steps"], "sps": r["sps"],
+                    "episodic_return": r["episodic_return"], "curve": r["curve"]})
     return out
 
 
@@ -269,11 +313,11 @@ def loadavg() -> list[float] | None:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| env | num_envs | steps | ours steps/s | SB3 steps/s | ours / SB3 | pairs: min-max | ours return "
-            "| SB3 return |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = ("| env | num_envs | groups | steps | ours steps/s | SB3 steps/s | ours / SB3 | pairs: min-max | ours return "
+            "| SB3 return |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
     for r in rows:
-        lines.append(f"| {r['env']} | {r['num_envs']} | {r['steps']:,} | {r['ours_sps']:,.0f} | {r['sb3_sps']:,.0f} | "
+        lines.append(f"| {r['env']} | {r['num_envs']} | {r['num_env_groups']} | {r['steps']:,} | {r['ours_sps']:,.0f} | {r['sb3_sps']:,.0f} | "
                      f"{r['ratio']:.2f}x | {r['pair_ratio_min']:.2f}-{r['pair_ratio_max']:.2f} | {r['ours_return']:.3g} | "
                      f"{r['sb3_return']:.3g} |")
     return "\n".join(lines)
@@ -293,7 +337,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads of both (0: torch's default)")
     p.add_argument("--num-threads", type=int, default=1, help="worker threads of the C++ env pool (both)")
     p.add_argument("--data", default=None, help="trader dataset folder (default: the bundled sample)")
+    p.add_argument("--num-env-groups", type=int, nargs="+", default=[1],
+                   help="ours' env groups, pipelined: a trader row for each (the curves use the first)")
+    p.add_argument("--bf16", action="store_true", help="ours: bf16 autocast on CUDA (trader.rl.ppo --bf16)")
+    p.add_argument("--sb3-timesteps", type=int, default=None,
+                   help="env steps of each SB3 run (default: --total-timesteps)")
+    p.add_argument("--env-rows-envs", type=int, default=0, help="env-only sync/async rows at this many envs (0: none)")
+    p.add_argument("--env-rows-threads", type=int, nargs="+", default=[1, 8, 16], help="pool threads of the env rows")
+    p.add_argument("--env-rows-seconds", type=float, default=1.0, help="timed seconds per env row")
+    p.add_argument("--curve-num-envs", type=int, default=0,
+                   help="return vs env steps, old path vs new path, at this many envs (0: none)")
+    p.add_argument("--curve-timesteps", type=int, default=None, help="env steps of each curve run "
+                   "(default: --total-timesteps)")
     p.add_argument("--json", action="store_true", help="print everything as JSON instead of the table")
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
     opts = p.parse_args(argv)
 
     device = opts.device
@@ -315,46 +372,73 @@ def main(argv: list[str] | None = None) -> None:
               f"stable-baselines3 {info['stable_baselines3']}; torch threads {opts.torch_threads}, "
               f"pool threads {opts.num_threads}", flush=True)
 
-    configs = [("trader", n, opts.total_timesteps) for n in opts.num_envs]
+    configs = [("trader", n, opts.total_timesteps, g) for n in opts.num_envs for g in opts.num_env_groups]
     if opts.cartpole_num_envs > 0:
-        configs.append(("CartPole-v1", opts.cartpole_num_envs, opts.cartpole_timesteps or opts.total_timesteps))
+        configs.append(("CartPole-v1", opts.cartpole_num_envs, opts.cartpole_timesteps or opts.total_timesteps, 1))
 
     # warm-up, untimed: torch's first-call costs (allocator, kernels, autograd) fall here
-    for env_id, n, _ in configs[:1]:
+    for env_id, n, _, _ in configs[:1]:
+        n = min(n, 1024)
         run_ours(env_id, market, n, n * ROLLOUT_STEPS * 2, device, opts)
         run_sb3(env_id, market, n, n * ROLLOUT_STEPS * 2, device, opts)
 
+    envs_only = env_rows(market, opts.env_rows_envs, opts.env_rows_threads, opts.env_rows_seconds) \
+        if opts.env_rows_envs else []
+    if not opts.json:
+        for r in envs_only:
+            print(f"  env only x{r['num_envs']} {r['mode']} (batch {r['batch_size']}), {r['threads']} threads: "
+                  f"{r['ours_steps_per_s']:,.0f} steps/s", flush=True)
+
     rows, runs = [], []
-    for env_id, n, total in configs:
+    for env_id, n, total, groups in configs:
         total = total // (n * ROLLOUT_STEPS) * (n * ROLLOUT_STEPS)
         if total == 0:
             sys.exit(f"--total-timesteps: less than one rollout of {n} envs x {ROLLOUT_STEPS} steps")
+        sb3_total = total if opts.sb3_timesteps is None else min(total, max(n * ROLLOUT_STEPS, opts.sb3_timesteps))
         got = {"ours": [], "sb3": []}
         for _ in range(opts.repeat):  # interleaved, so both see the same machine load
-            for impl, fn in (("ours", run_ours), ("sb3", run_sb3)):
-                r = fn(env_id, market, n, total, device, opts)
-                r.update(env=env_id, num_envs=n, loadavg=loadavg())
+            for impl in ("ours", "sb3"):
+                r = run_ours(env_id, market, n, total, device, opts, groups=groups) if impl == "ours" \
+                    else run_sb3(env_id, market, n, sb3_total, device, opts)
+                r.update(env=env_id, num_envs=n, num_env_groups=groups, loadavg=loadavg())
                 got[impl].append(r)
                 runs.append(r)
                 if not opts.json:
-                    print(f"  {env_id} x{n} {impl}: {r['steps']:,} steps in {r['wall_s']:.1f} s = {r['sps']:,.0f} "
+                    print(f"  {env_id} x{n} ({groups} groups) {impl}: {r['steps']:,} steps in {r['wall_s']:.1f} s = {r['sps']:,.0f} "
                           f"steps/s (training loop only {r['loop_sps']:,.0f})", flush=True)
         ours_sps = statistics.median(r["sps"] for r in got["ours"])
         sb3_sps = statistics.median(r["sps"] for r in got["sb3"])
         pairs = [o["sps"] / b["sps"] for o, b in zip(got["ours"], got["sb3"])]  # run i of ours vs run i of SB3
-        rows.append({"env": env_id, "num_envs": n, "steps": total, "ours_sps": ours_sps, "sb3_sps": sb3_sps,
+        rows.append({"env": env_id, "num_envs": n, "num_env_groups": groups, "steps": total, "sb3_steps": sb3_total,
+                     "ours_sps": ours_sps, "sb3_sps": sb3_sps,
                      "ratio": ours_sps / sb3_sps, "pair_ratio_min": min(pairs), "pair_ratio_max": max(pairs),
                      "ours_return": got["ours"][-1]["episodic_return"],
                      "sb3_return": got["sb3"][-1]["episodic_return"]})
+    curve_runs = []
+    if opts.curve_num_envs:
+        curve_runs = curves(market, opts.curve_num_envs, opts.curve_timesteps or opts.total_timesteps, device, opts)
+        if not opts.json:
+            for c in curve_runs:
+                print(f"  curve {c['path']} x{c['num_envs']}: {c['steps']:,} steps at {c['sps']:,.0f} steps/s, "
+                      f"return {c['episodic_return']:.4g}; " + ", ".join(
+                          f"{p['step']}: {p['episodic_return']:.3g}" for p in c["curve"]
+                          if p["episodic_return"] is not None), flush=True)
     info["loadavg_end"] = loadavg()
 
-    if opts.json:
-        def finite(x):  # NaN (no episode finished yet) as null: strict JSON
-            if isinstance(x, float) and np.isnan(x):
-                return None
-            return {k: finite(v) for k, v in x.items()} if isinstance(x, dict) else x
+    def finite(x):  # NaN (no episode finished yet) as null: strict JSON
+        if isinstance(x, float) and np.isnan(x):
+            return None
+        if isinstance(x, list):
+            return [finite(v) for v in x]
+        return {k: finite(v) for k, v in x.items()} if isinstance(x, dict) else x
 
-        print(json.dumps(finite({"machine": info, "options": vars(opts), "rows": rows, "runs": runs}), indent=1))
+    report = json.dumps(finite({"machine": info, "options": vars(opts), "rows": rows, "runs": runs,
+                                "env_rows": envs_only, "curves": curve_runs}), indent=1)
+    if opts.out:
+        with open(opts.out, "w") as f:
+            f.write(report + "\n")
+    if opts.json:
+        print(report)
         return
     print()
     print(table(rows))

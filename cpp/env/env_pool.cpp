@@ -54,6 +54,7 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
   // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
   chunk_ = std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)), 8, kMaxChunk);
   sync_chunks_ = (static_cast<int64_t>(num_envs) + static_cast<int64_t>(chunk_) - 1) / static_cast<int64_t>(chunk_);
+  if (static_cast<uint64_t>(sync_chunks_) > kClaimMask) throw std::invalid_argument("num_envs: too many envs");
   // Rows in flight can reach num_envs past the block the caller holds.
   num_blocks_ = static_cast<size_t>((num_envs + batch_size - 1) / batch_size) + 1;
   const size_t K = static_cast<size_t>(cfg.num_agents);
@@ -111,22 +112,27 @@ void EnvPool::send_all(const int64_t* discrete, const float* continuous, bool re
   sync_done_.store(0, std::memory_order_relaxed);
   sync_pending_ = true;
   ++sync_gen_;
-  sync_claim_.store(sync_gen_ << 32, std::memory_order_release);  // publishes everything above
+  sync_claim_.store(pack_claim(sync_gen_, 0, static_cast<uint64_t>(sync_chunks_)),
+                    std::memory_order_release);  // publishes everything above
   if (sleepers_.load(std::memory_order_acquire) > 0) {
     std::lock_guard<std::mutex> lk(mu_);
     cv_.notify_all();
   }
 }
 
-size_t EnvPool::run_sync_chunks() {
+size_t EnvPool::run_sync_chunks(bool from_front) {
   size_t ran = 0;
   uint64_t v = sync_claim_.load(std::memory_order_acquire);
   for (;;) {
-    const int64_t idx = static_cast<int64_t>(v & 0xffffffffull);
-    if (idx >= sync_chunks_) return ran;
-    if (!sync_claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+    const uint64_t front = (v >> kClaimBits) & kClaimMask, back = v & kClaimMask;
+    if (front >= back) return ran;
+    // The caller takes chunks from the front, workers from the back: from one call to the next an env
+    // is mostly stepped by the same thread, so its state stays in that core's cache.
+    const uint64_t next = from_front ? v + (uint64_t{1} << kClaimBits) : v - 1;
+    if (!sync_claim_.compare_exchange_weak(v, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
       continue;
     }
+    const int64_t idx = static_cast<int64_t>(from_front ? front : back - 1);
     const size_t K = static_cast<size_t>(cfg_.num_agents);
     const int64_t lo = idx * static_cast<int64_t>(chunk_);
     const int64_t hi = std::min<int64_t>(num_envs_, lo + static_cast<int64_t>(chunk_));
@@ -251,7 +257,7 @@ size_t EnvPool::run_some(size_t chunk) {
 void EnvPool::worker_loop() {
   int idle = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (run_some(chunk_) || run_sync_chunks()) {
+    if (run_some(chunk_) || run_sync_chunks(false)) {
       idle = 0;
       continue;
     }
@@ -263,7 +269,7 @@ void EnvPool::worker_loop() {
     sleepers_.fetch_add(1, std::memory_order_acq_rel);
     cv_.wait(lk, [this] {
       return stop_.load() || head_.load(std::memory_order_acquire) < tail_.load(std::memory_order_acquire) ||
-             static_cast<int64_t>(sync_claim_.load(std::memory_order_acquire) & 0xffffffffull) < sync_chunks_;
+             claim_open(sync_claim_.load(std::memory_order_acquire));
     });
     sleepers_.fetch_sub(1, std::memory_order_acq_rel);
     idle = 0;
@@ -272,7 +278,7 @@ void EnvPool::worker_loop() {
 
 size_t EnvPool::recv() {
   if (sync_pending_) {
-    while (run_sync_chunks()) {
+    while (run_sync_chunks(true)) {
     }
     while (sync_done_.load(std::memory_order_acquire) < sync_chunks_) TRADER_PAUSE();
     sync_pending_ = false;

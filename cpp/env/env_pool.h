@@ -111,10 +111,17 @@ class EnvPool {
   std::unique_ptr<std::atomic<int64_t>[]> block_done_;
   std::unique_ptr<std::atomic<uint8_t>[]> in_flight_;  // per env: an action is queued or running
 
-  // send_all: (generation << 32) | next chunk; a chunk's parameters are read only after claiming it,
+  // send_all: (generation << 48) | (front << 24) | back: chunks [front, back) are unclaimed; the caller
+  // claims at the front, workers at the back. A chunk's parameters are read only after claiming it,
   // and the next generation is published only after every chunk of this one is done.
-  size_t run_sync_chunks();
-  std::atomic<uint64_t> sync_claim_{0xffffffffull};  // nothing to claim before the first send_all
+  static constexpr int kClaimBits = 24;
+  static constexpr uint64_t kClaimMask = (uint64_t{1} << kClaimBits) - 1;
+  static uint64_t pack_claim(uint64_t gen, uint64_t front, uint64_t back) {
+    return (gen << (2 * kClaimBits)) | (front << kClaimBits) | back;
+  }
+  static bool claim_open(uint64_t v) { return ((v >> kClaimBits) & kClaimMask) < (v & kClaimMask); }
+  size_t run_sync_chunks(bool from_front);
+  std::atomic<uint64_t> sync_claim_{0};  // nothing to claim before the first send_all
   std::atomic<int64_t> sync_done_{0};
   uint64_t sync_gen_ = 0;
   uint64_t sync_base_ = 0;  // absolute row of env 0

@@ -42,6 +42,7 @@ void MarketData::prepare() {
   }
   near.clear();
   near_far_ts.clear();
+  near_due_ts.clear();
   near_starts.assign(static_cast<size_t>(rows) + 1, 0);
   near_tail_ts.assign(static_cast<size_t>(rows), std::numeric_limits<int64_t>::min());
   if (!stream) return;
@@ -61,6 +62,7 @@ void MarketData::prepare() {
       }
       near.push_back(e);
       near_far_ts.push_back(far_ts);
+      near_due_ts.push_back(std::max(far_ts, e.exch_ts));
       far_ts = std::numeric_limits<int64_t>::min();
     }
     near_tail_ts[static_cast<size_t>(r)] = far_ts;
@@ -117,6 +119,7 @@ void TradingEnv::reset(OutRow& out) {
     a.equity = cfg_.initial_cash;
   }
   orders_.clear();
+  update_reach();
   next_due_ts_ = kNever;
   for (int k = 0; k < cfg_.num_agents; ++k) out.reward()[k] = 0.0f;
   write(out, false, false);
@@ -157,6 +160,7 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
   Agent& a = agents_[static_cast<size_t>(k)];
   const int64_t* top = data_->book + cursor_ * data_->levels * 4;
   const int64_t now = data_->ts ? data_->ts[cursor_] : 0;
+  bool sent = false;
   for (int side = 0; side < 2; ++side) {
     const bool bid = side == 0;
     const int64_t idx = bid ? bid_idx : ask_idx;
@@ -164,7 +168,10 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     const int64_t price = idx == cfg_.quote_levels ? 0 : (bid ? top[0] - offset : top[2] + offset);
     LimitOrder* cur = find(a.quote_seq[side]);
     if (cur && cur->price == price) continue;  // unchanged price: keeps its queue position
-    if (cur) cur->cancel_ts = std::min(cur->cancel_ts, now + cfg_.cancel_latency_ns);
+    if (cur) {
+      cur->cancel_ts = std::min(cur->cancel_ts, now + cfg_.cancel_latency_ns);
+      next_due_ts_ = std::min(next_due_ts_, cur->cancel_ts);
+    }
     a.quote_seq[side] = -1;
     if (price <= 0) continue;
     // Size: position + this side's resting lots (cancels in flight included: they can still fill)
@@ -201,9 +208,10 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     a.quote_seq[side] = o.seq;
     a.quoted += lots;
     next_due_ts_ = std::min(next_due_ts_, o.arrive_ts);
+    sent = true;
   }
-  for (const auto& o : orders_) next_due_ts_ = std::min(next_due_ts_, o.cancel_ts);
-  update_reach();
+  // Only a new order widens the reach (a cancel in flight keeps its order reachable until it is removed).
+  if (sent) update_reach();
 }
 
 // Per market event kind, a price interval that holds every event able to touch an order (see
@@ -406,39 +414,47 @@ void TradingEnv::replay_segment(int64_t row) {
   const int64_t* top = data_->book + row * data_->levels * 4;
   const bool near = reach_lo_[kLevelBid] >= top[0] - data_->near_ticks &&
                     reach_hi_[kLevelAsk] <= top[2] + data_->near_ticks;
-  const MarketEvent* ev = near ? data_->near.data() : data_->stream;
-  const int64_t* starts = near ? data_->near_starts.data() : data_->stream_starts;
-  const int64_t end = starts[row + 1];
-  for (int64_t i = starts[row]; i < end && !orders_.empty(); ++i) {
-    const MarketEvent& e = ev[i];
-    // Calls due_orders at the skipped far records' latest time, then at this record's: the same
-    // orders arrive and cancel as with one call per record (nothing else happens in between).
-    if (near && data_->near_far_ts[static_cast<size_t>(i)] > next_due_ts_) {
-      due_orders(data_->near_far_ts[static_cast<size_t>(i)]);
+  if (near) {
+    replay_records<true>(data_->near.data(), data_->near_starts[row], data_->near_starts[row + 1]);
+    if (!orders_.empty() && data_->near_tail_ts[static_cast<size_t>(row)] > next_due_ts_) {
+      due_orders(data_->near_tail_ts[static_cast<size_t>(row)]);
+      remove_dead();
     }
-    if (e.exch_ts > next_due_ts_) due_orders(e.exch_ts);
+  } else {
+    replay_records<false>(data_->stream, data_->stream_starts[row], data_->stream_starts[row + 1]);
+  }
+  // Orders removed unseen by a market event (cancels, rejections) go at the next due time.
+}
+
+template <bool kNear>
+void TradingEnv::replay_records(const MarketEvent* ev, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const MarketEvent& e = ev[i];
+    // Near records: due_orders at the skipped far records' latest time, then at this record's: the
+    // same orders arrive and cancel as with one call per record (nothing else happens in between).
+    // near_due_ts = the later of the two, so one comparison tells whether either call has work.
+    if (kNear ? data_->near_due_ts[static_cast<size_t>(i)] > next_due_ts_ : e.exch_ts > next_due_ts_) {
+      if (kNear && data_->near_far_ts[static_cast<size_t>(i)] > next_due_ts_) {
+        due_orders(data_->near_far_ts[static_cast<size_t>(i)]);
+      }
+      if (e.exch_ts > next_due_ts_) due_orders(e.exch_ts);
+    }
     // Only events within reach of an order can change it (a pure filter: the rules in
     // on_market_event decide the same without it).
     const MarketEventKind kind = e.kind();
-    const bool reach = e.price >= reach_lo_[kind] && e.price <= reach_hi_[kind];
-    if (reach) on_market_event(e);
-    if (died_) {
-      orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
-                    orders_.end());
-      died_ = false;
-      update_reach();
-    }
+    if (e.price >= reach_lo_[kind] && e.price <= reach_hi_[kind]) on_market_event(e);
+    if (died_ && !remove_dead()) return;
   }
-  if (near && !orders_.empty() && data_->near_tail_ts[static_cast<size_t>(row)] > next_due_ts_) {
-    due_orders(data_->near_tail_ts[static_cast<size_t>(row)]);
-    if (died_) {
-      orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
-                    orders_.end());
-      died_ = false;
-      update_reach();
-    }
+}
+
+bool TradingEnv::remove_dead() {
+  if (died_) {
+    orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
+                  orders_.end());
+    died_ = false;
+    update_reach();
   }
-  // Orders removed unseen by a market event (cancels, rejections) go at the next due time.
+  return !orders_.empty();
 }
 
 void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& out) {

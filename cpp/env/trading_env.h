@@ -57,6 +57,7 @@ struct MarketData {
   int64_t near_ticks = 0;
   std::vector<MarketEvent> near;
   std::vector<int64_t> near_far_ts;
+  std::vector<int64_t> near_due_ts;   // max(near_far_ts[i], near[i].exch_ts)
   std::vector<int64_t> near_starts;   // [rows + 1]
   std::vector<int64_t> near_tail_ts;  // [rows]
 
@@ -156,6 +157,10 @@ class TradingEnv {
   void book_fill(Agent& a, bool buy, int64_t lots, double notional, double fee);
   void maker_fill(LimitOrder& o, int64_t lots);
   void replay_segment(int64_t row);
+  template <bool kNear>
+  void replay_records(const MarketEvent* ev, int64_t begin, int64_t end);
+  // Drops the orders that died (filled, cancelled, rejected) and narrows the reach; false: none left.
+  bool remove_dead();
   void on_market_event(const MarketEvent& e);
   void on_depth(LimitOrder& o, double prev, double next) const;
   void due_orders(int64_t exch_ts);

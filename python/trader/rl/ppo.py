@@ -17,6 +17,7 @@ trader.run.lifecycle's, the shared pieces are in this package's args, nets, curi
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,11 @@ class Args(CommonArgs):
     """scale rewards by the running std of discounted returns (gymnasium's NormalizeReward)"""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """hidden layers of the actor and of the critic"""
+    cuda_graphs: bool = True
+    """on CUDA: the rollout's policy forward and sampling as a CUDA graph, step results and actions through
+    pinned host buffers with non-blocking copies (trader.rl.cuda_rollout); no effect on the CPU"""
+    bf16: bool = False
+    """on CUDA: bf16 autocast for the networks' matmuls, in the rollout and in the update; no effect on the CPU"""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -103,7 +109,7 @@ class Agent(nn.Module):
             self.actor_logstd = nn.Parameter(torch.zeros(1, action_dim))
 
     def get_value(self, x: torch.Tensor) -> torch.Tensor:
-        return self.critic(x).squeeze(-1)
+        return self.critic(x).squeeze(-1).float()
 
     def forward(self, x: torch.Tensor, action: torch.Tensor | None = None):
         """get_action_and_value (what DistributedDataParallel calls)."""
@@ -111,8 +117,8 @@ class Agent(nn.Module):
 
     def distribution(self, x: torch.Tensor):
         if self.discrete:
-            return Categorical(logits=self.actor(x))
-        mean = self.actor_mean(x)
+            return Categorical(logits=self.actor(x).float())  # float32 under bf16 autocast (a no-op without)
+        mean = self.actor_mean(x).float()
         return Normal(mean, self.actor_logstd.expand_as(mean).exp())
 
     def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
@@ -300,6 +306,14 @@ def train(args: Args) -> dict:
             next_obs, next_done = mine["next_obs"].to(device), mine["next_done"].to(device)
             iteration0 = int(run.resumed.metadata["iteration"])
         model = dist.wrap(agent)  # DDP: gradients averaged over the ranks (the agent has no buffers)
+        fast = torch.device(device).type == "cuda" and args.cuda_graphs  # issue 18; the CPU keeps the plain path
+        if fast:
+            from trader.rl.cuda_rollout import GraphedActor, PinnedStaging
+
+            actor = GraphedActor(agent, group_size, obs_dim, args.bf16)  # shared: outputs copied out at once
+            staging = [PinnedStaging(group_size, obs_dim, act_shape, actions.dtype) for _ in groups]
+        update_autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast and args.bf16 \
+            else contextlib.nullcontext
         stats = EpisodeStats()
         policy_spec = {**spaces.policy_spec(), "hidden_sizes": list(args.hidden_sizes), "norm_obs": args.norm_obs}
 
@@ -311,17 +325,23 @@ def train(args: Args) -> dict:
             return run.save(step, reason, modules=modules, trainer=trainer, rank_state=rank_state,
                             metadata={"iteration": iteration, "policy_spec": policy_spec})
 
-        def record(step: int, cols: slice, result) -> None:
-            """Store one group's step results and its next observation."""
+        def record(step: int, g: int, cols: slice, result) -> None:
+            """Store group g's step results and its next observation."""
             nonlocal global_step
             o, r, term, trunc, info = result
             global_step += (cols.stop - cols.start) * world
-            rewards[step, cols] = torch.as_tensor(r, dtype=torch.float32, device=device)
-            terminations[step, cols] = torch.as_tensor(term, dtype=torch.float32, device=device)
-            truncations[step, cols] = torch.as_tensor(trunc, dtype=torch.float32, device=device)
-            raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
+            if fast:
+                o_d, r_d, term_d, trunc_d = staging[g].to_device(o, r, term, trunc, device)
+                rewards[step, cols], terminations[step, cols], truncations[step, cols] = r_d, term_d, trunc_d
+                raw_next_obs[cols] = o_d
+                next_done[cols] = torch.maximum(term_d, trunc_d) > 0
+            else:
+                rewards[step, cols] = torch.as_tensor(r, dtype=torch.float32, device=device)
+                terminations[step, cols] = torch.as_tensor(term, dtype=torch.float32, device=device)
+                truncations[step, cols] = torch.as_tensor(trunc, dtype=torch.float32, device=device)
+                raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
+                next_done[cols] = torch.as_tensor(term | trunc, device=device)
             next_obs[cols] = normalize_obs(raw_next_obs[cols])
-            next_done[cols] = torch.as_tensor(term | trunc, device=device)
             ep_r, ep_l = stats.add(info)
             iteration_returns.extend(ep_r.tolist())
             stats.log(logger, global_step, ep_r, ep_l)
@@ -337,19 +357,23 @@ def train(args: Args) -> dict:
 
             # ---- rollout: recv a group's results, act for it, send; the other groups step meanwhile ----
             for step in range(args.num_steps):
-                for runner, cols in zip(runners, groups):
+                for g, (runner, cols) in enumerate(zip(runners, groups)):
                     if step > 0:
-                        record(step - 1, cols, runner.recv())
+                        record(step - 1, g, cols, runner.recv())
                     obs[step, cols] = next_obs[cols]
                     valid[step, cols] = ~next_done[cols]
                     with torch.no_grad():
-                        action, logprob, _, value = agent.get_action_and_value(next_obs[cols])
+                        if fast:
+                            action, logprob, value = actor(next_obs[cols])
+                        else:
+                            action, logprob, _, value = agent.get_action_and_value(next_obs[cols])
                     values[step, cols] = value
                     actions[step, cols] = action
                     logprobs[step, cols] = logprob
-                    runner.send((action if discrete else torch.clamp(action, low, high)).cpu().numpy())
-            for runner, cols in zip(runners, groups):
-                record(args.num_steps - 1, cols, runner.recv())
+                    env_action = action if discrete else torch.clamp(action, low, high)
+                    runner.send(staging[g].actions_to_host(env_action) if fast else env_action.cpu().numpy())
+            for g, (runner, cols) in enumerate(zip(runners, groups)):
+                record(args.num_steps - 1, g, cols, runner.recv())
             next_obs_seq = torch.cat([obs[1:], next_obs[None]])  # s_{t+1} of every step t
             if dist.enabled and args.norm_obs:  # every rank continues from the statistics of all ranks' data
                 dist.sync_running_stats(obs_rms, obs_prior)
@@ -386,14 +410,15 @@ def train(args: Args) -> dict:
             for _epoch in range(args.update_epochs):
                 b_inds = torch.randperm(len(b_obs), device=device)
                 for mb_inds in torch.tensor_split(b_inds, args.num_minibatches):
-                    _, newlogprob, entropy, newvalue = model(b_obs[mb_inds], b_actions[mb_inds])
+                    with update_autocast():
+                        _, newlogprob, entropy, newvalue = model(b_obs[mb_inds], b_actions[mb_inds])
                     logratio = newlogprob - b_logprobs[mb_inds]
                     ratio = logratio.exp()
                     with torch.no_grad():
                         # calculate approx_kl http://joschu.net/blog/kl-approx.html
                         old_approx_kl = (-logratio).mean()
                         approx_kl = ((ratio - 1) - logratio).mean()
-                        clipfracs += [((ratio - 1.0).abs() > args.clip_coef).float().mean().item()]
+                        clipfracs.append(((ratio - 1.0).abs() > args.clip_coef).float().mean())  # no host sync
 
                     mb_advantages = b_advantages[mb_inds]
                     if args.norm_adv:
@@ -425,7 +450,7 @@ def train(args: Args) -> dict:
             for tag, value in (("charts/learning_rate", optimizer.param_groups[0]["lr"]),
                                ("losses/value_loss", v_loss.item()), ("losses/policy_loss", pg_loss.item()),
                                ("losses/entropy", entropy_loss.item()), ("losses/old_approx_kl", old_approx_kl.item()),
-                               ("losses/approx_kl", approx_kl.item()), ("losses/clipfrac", np.mean(clipfracs)),
+                               ("losses/approx_kl", approx_kl.item()), ("losses/clipfrac", np.mean(torch.stack(clipfracs).tolist())),
                                ("losses/explained_variance", explained_variance(b_values, b_returns))):
                 logger.scalar(tag, value, global_step)
             if dist.enabled and ret_count:

@@ -67,8 +67,9 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
                 features=None) -> Market:
     """Sample a dataset (default: the bundled sample) on a time grid (interval_ms > 0) or after every
     book message (interval_ms = 0) and build the observation features (default: book_features).
-    Rows before both sides of the book exist are dropped. `features`: None, an array [T, D] aligned
-    with the sampled rows, or a path to a .npy file of one."""
+    Rows before both sides of the book exist are dropped. A recording without exchange time (every
+    exch_ts 0) is sampled on its local clock. `features`: None, an array [T, D] aligned with the
+    sampled rows, or a path to a .npy file of one."""
     from trader.data.dataset import Dataset, load_dataset
 
     ds = data if isinstance(data, Dataset) else load_dataset(data)
@@ -76,6 +77,8 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
     if parts:  # one market stream per env: sequences must not be joined across their gaps (issue 13)
         raise ValueError(f"{ds.path}: a collection of {len(parts)} sequences; the env trades one sequence at a "
                          f"time: pass one of its dataset folders (e.g. {ds.path / parts[0].get('name', '')})")
+    if clock == "exchange" and len(ds.events) and not ds.events["exch_ts"].any():
+        clock = "local"  # the recording has no exchange time (e.g. Bitstamp's 2015 log: meta.json notes it)
     ts, book, flow, records, starts, _ = _core.sample_market(ds.events, depth, int(interval_ms * 1e6), clock)
     valid = (book[:, 0, 0] > 0) & (book[:, 0, 2] > 0)
     first = int(np.argmax(valid)) if valid.any() else len(valid)
@@ -98,7 +101,7 @@ def pool_config(market: Market, config: dict) -> dict:
     for key in ("tick_size", "lot_size"):
         if key in config:
             raise ValueError(f"{key}: set from the market ({getattr(market, key)}); do not pass it")
-    return spec.check_config(**spec.from_legacy(config), tick_size=market.tick_size, lot_size=market.lot_size)
+    return spec.check_config(**config, tick_size=market.tick_size, lot_size=market.lot_size)
 
 
 class TradingVectorEnv(VectorEnv):
