@@ -225,3 +225,69 @@ def test_raw_http_errors_are_binance_shaped(ex):
     assert r.json()["status"] == "FILLED" and r.json()["clientOrderId"] == "raw-1" and r.json()["fills"]
     assert json.loads(requests.get(f"{ex.url}/api/v3/ping").text) == {}
     assert requests.get(f"{ex.url}/api/v3/nothing").status_code == 404
+
+
+def _signed_post(ex, body: str) -> requests.Response:
+    import time
+
+    body = f"{body}&timestamp={int(time.time() * 1000)}"
+    return requests.post(f"{ex.url}/api/v3/order", data=f"{body}&signature={sign(SECRET, body)}",
+                         headers={"X-MBX-APIKEY": KEY, "Content-Type": "application/x-www-form-urlencoded"})
+
+
+@pytest.mark.parametrize("field", ["quantity=1e30", "quantity=1e400", "price=1e30", "price=-1", "quantity=nan",
+                                   "quantity=123456789012345678901"])
+def test_out_of_form_numbers_are_binance_400_not_500(ex, field):
+    # issue 16: these reached the decimal arithmetic and answered HTTP 500, which ccxt reads as a network
+    # error (the broker then resends); Binance refuses them with -1100 naming the parameter
+    order = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
+             "price": "60000"}
+    name, value = field.split("=")
+    order[name] = value
+    r = _signed_post(ex, "&".join(f"{k}={v}" for k, v in order.items()))
+    assert r.status_code == 400, r.text
+    assert r.json() == {"code": -1100, "msg": f"Illegal characters found in parameter '{name}'; legal range is "
+                                              "'^([0-9]{1,20})(\\.[0-9]{1,20})?$'."}
+    assert ex.orders(KEY) == []
+
+
+def test_numbers_in_form_but_over_the_filters_maxima(ex):
+    huge_qty = _signed_post(ex, "symbol=BTCUSDT&side=BUY&type=MARKET"
+                                "&quantity=99999999999999999999.99999999999999999999")
+    assert (huge_qty.status_code, huge_qty.json()) == (400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"})
+    huge_price = _signed_post(ex, "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.001"
+                                  "&price=99999999999999999999")
+    assert (huge_price.status_code, huge_price.json()) == (400, {"code": -1013,
+                                                                 "msg": "Filter failure: PRICE_FILTER"})
+    info = client(ex, key=None).load_markets()[SYMBOL]["info"]["filters"]
+    max_price = Decimal(next(f["maxPrice"] for f in info if f["filterType"] == "PRICE_FILTER"))
+    sell = "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.001&price="
+    over = _signed_post(ex, f"{sell}{max_price + ex.replay.tick}")
+    assert over.json() == {"code": -1013, "msg": "Filter failure: PRICE_FILTER"}
+    at_max = _signed_post(ex, f"{sell}{max_price}")
+    assert at_max.status_code == 200, at_max.text
+
+
+def test_bytes_that_are_not_utf8_and_bad_integers_are_400(ex):
+    r = requests.post(f"{ex.url}/api/v3/order", data=b"symbol=BTCUSDT&side=\xff\xfe&timestamp=1",
+                      headers={"X-MBX-APIKEY": KEY, "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 400 and r.json()["code"] == -1100 and "not UTF-8" in r.json()["msg"]
+    r = requests.get(f"{ex.url}/api/v3/depth?symbol=%ff%fe")
+    assert r.status_code == 400 and r.json()["code"] == -1100
+    for query, name in [("depth?symbol=BTCUSDT&limit=1e400", "limit"), ("trades?symbol=BTCUSDT&limit=-5", "limit"),
+                        ("aggTrades?symbol=BTCUSDT&fromId=x", "fromId"), ("exchangeInfo?symbols=5", "symbols")]:
+        r = requests.get(f"{ex.url}/api/v3/{query}")
+        assert r.status_code == 400 and r.json()["code"] == -1100 and f"'{name}'" in r.json()["msg"], (query, r.text)
+
+
+def test_ccxt_gets_a_refusal_not_a_network_error_for_absurd_amounts(ex):
+    # (ccxt itself cannot format 1e30 lots of 1e-6 and raises before sending: 1e20 is the largest it sends)
+    c = client(ex)
+    c.load_markets()
+    for amount, price, error, code in [(1e20, 60000.0, ccxt.BadRequest, "-1100"),
+                                       (0.01, 1e20, ccxt.BadRequest, "-1100"),
+                                       (0.01, 1e15, ccxt.InvalidOrder, "PRICE_FILTER")]:
+        with pytest.raises(error) as info:
+            c.create_order(SYMBOL, "limit", "sell", amount, price)
+        assert not isinstance(info.value, ccxt.NetworkError) and code in str(info.value)
+    assert ex.orders(KEY) == []

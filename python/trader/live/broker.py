@@ -62,6 +62,7 @@ class OrderRequest:
     amount: Decimal  # base units, a multiple of the lot step
     reason: str = "policy"
     price: Decimal | None = None  # None: market order; else LIMIT IOC at this price (a slippage cap)
+    post_only: bool = False  # with a price: a resting post-only limit order (spot LIMIT_MAKER, USD-M GTX)
 
 
 class _Hook:
@@ -168,6 +169,8 @@ class PaperBroker(Broker):
         self.fee_rate = D(fee_bps) / 10000
 
     async def submit(self, req: OrderRequest) -> OrderRow:
+        if req.post_only:  # resting orders need the env's queue model on the live book (issue 16, open)
+            raise BrokerError("the paper broker fills market and IOC orders only, not post-only quotes")
         t0 = time.perf_counter()
         otype = "market" if req.price is None else "limit"
         row = self.ledger.new_order(self.symbol, req.side, otype, req.amount, req.price,
@@ -222,6 +225,7 @@ class CcxtBroker(Broker):
         self.max_backoff = max_backoff
         self.requests = 0
         self.retries = 0
+        self.stream_drops = 0  # user-data stream errors survived (trader.live.quoting.follow_fills)
         self.rate_limited = 0
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -266,8 +270,10 @@ class CcxtBroker(Broker):
 
     # ---- placing -------------------------------------------------------------------------------
     async def submit(self, req: OrderRequest) -> OrderRow:
+        if req.post_only and req.price is None:
+            raise ValueError("a post-only order needs a price")
         otype = "market" if req.price is None else "limit"
-        params = {} if req.price is None else {"timeInForce": "IOC"}
+        params = {} if req.price is None else {"postOnly": True} if req.post_only else {"timeInForce": "IOC"}
         row = self.ledger.new_order(self.symbol, req.side, otype, req.amount, req.price, params, req.reason)
         await self._hook("after_pending", row.client_id)
         t0 = time.perf_counter()
@@ -421,11 +427,27 @@ class CcxtBroker(Broker):
                 await self.fetch_fills(row)
         return out
 
+    async def cancel(self, row: OrderRow) -> OrderRow:
+        """Cancel one open order and record its final state (a fill that beat the cancel included)."""
+        await self._cancel(row.exchange_id, row.client_id)
+        return self.ledger.order(row.client_id)
+
+    async def _cancel(self, exchange_id: str, cid: str) -> bool:
+        """Cancel by exchange id, then apply the order's final state; False when it was already final."""
+        import ccxt
+
+        try:
+            await self._call(self.client.cancel_order, exchange_id, self.symbol)
+            done = True
+        except (ccxt.OrderNotFound, ccxt.OperationRejected):
+            done = False  # filled or canceled meanwhile (or a dropped answer to an earlier cancel)
+        final = await self._call(self.client.fetch_order, exchange_id, self.symbol)
+        await self.apply(cid, final)
+        return done
+
     async def cancel_all(self, reason: str) -> int:
         """Cancel every open order of the symbol on the exchange (ours; others are reported by the
         reconciliation), and bring each to its final state in the ledger."""
-        import ccxt
-
         n = 0
         opened = await self._call(self.client.fetch_open_orders, self.symbol)
         for o in opened:
@@ -433,13 +455,7 @@ class CcxtBroker(Broker):
             if self.ledger.order(cid) is None:
                 log.warning("open order %s (client id %s) is not ours: left alone", o.get("id"), cid)
                 continue
-            try:
-                await self._call(self.client.cancel_order, o["id"], self.symbol)
-                n += 1
-            except (ccxt.OrderNotFound, ccxt.OperationRejected):
-                pass  # filled or canceled meanwhile (or a dropped answer to our own cancel)
-            final = await self._call(self.client.fetch_order, o["id"], self.symbol)
-            await self.apply(cid, final)
+            n += await self._cancel(o["id"], cid)
         await self.sync()
         log.info("cancelled %d open order(s): %s", n, reason)
         return n

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from trader.venue import errors
+from trader.venue.amounts import integer
 
 MAX_RECV_WINDOW_MS = 60_000
 DEFAULT_RECV_WINDOW_MS = 5_000
@@ -80,14 +81,10 @@ def verify(accounts: dict, api_key: str | None, query: str, body: str, params: d
     expected = sign(acct.secret, q + b)
     if not hmac.compare_digest(expected, sig.lower()):
         raise errors.bad_signature()
-    ts = params.get("timestamp")
-    if not ts:
+    if not params.get("timestamp"):
         raise errors.mandatory("timestamp")
-    try:
-        ts = int(ts)
-        window = int(params.get("recvWindow") or DEFAULT_RECV_WINDOW_MS)
-    except ValueError:
-        raise errors.bad_param("timestamp", str(ts)) from None
+    ts = integer(params, "timestamp")
+    window = integer(params, "recvWindow", DEFAULT_RECV_WINDOW_MS)
     if window > MAX_RECV_WINDOW_MS or window <= 0:
         raise errors.bad_recv_window()
     now = int(time.time() * 1000) if now_ms is None else now_ms

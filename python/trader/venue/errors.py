@@ -102,5 +102,9 @@ def bad_param(name: str, value: str) -> BinanceError:
     return BinanceError(-1100, f"Illegal characters found in parameter '{name}'; value '{value}'.", 400)
 
 
+def not_utf8() -> BinanceError:
+    return BinanceError(-1100, "Illegal characters found in a parameter: the request is not UTF-8.", 400)
+
+
 def not_supported(what: str) -> BinanceError:
     return BinanceError(-1000, f"{what} is not supported by the local exchange.", 400)

@@ -30,7 +30,7 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
 from trader.venue import errors
 from trader.venue.accounts import Account, Order
-from trader.venue.amounts import decimals, fmt, parse
+from trader.venue.amounts import decimals, fmt, integer, parse
 from trader.venue.replay import MarketReplay, ReplaySink
 
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
@@ -58,6 +58,9 @@ class MatchingEngine(ReplaySink):
         self.overlay = {True: {}, False: {}}  # is_bid -> {price: lots our orders took}
         self.next_order_id = 1
         self.next_trade_id = 1
+        # Execution reports not yet sent on the user-data stream (trader.venue.userdata drains them):
+        # (order, execution type, trade or None, executed lots and cumulative quote at that moment)
+        self.reports: list[tuple[Order, str, dict | None, int, Decimal]] = []
 
     # ---- accounts ------------------------------------------------------------------------------
     def add_account(self, api_key: str, secret: str, balances: dict) -> Account:
@@ -173,6 +176,7 @@ class MatchingEngine(ReplaySink):
             order.status = "FILLED"
         elif order.type != "MARKET":
             order.status = "PARTIALLY_FILLED"
+        self.reports.append((order, "TRADE", acct.trades[-1], order.executed, order.cum_quote))
 
     def _close(self, order: Order, status: str) -> None:
         """End an order: release what it still locks."""
@@ -185,6 +189,8 @@ class MatchingEngine(ReplaySink):
         order.status = status
         order.update_ms = acct.update_ms = self.now_ms()
         self.open.pop(order.order_id, None)
+        if status != "FILLED":  # a fill was reported by its trade
+            self.reports.append((order, status, None, order.executed, order.cum_quote))
 
     # ---- requests ------------------------------------------------------------------------------
     def _check_symbol(self, params: dict) -> None:
@@ -287,6 +293,7 @@ class MatchingEngine(ReplaySink):
         acct.orders[order.order_id] = order
         acct.by_client[client_id] = order.order_id
         acct.update_ms = now
+        self.reports.append((order, "NEW", None, 0, Decimal(0)))
         if otype == "MARKET":
             for p, q in plan:
                 self._fill(order, p, q, maker=False)
@@ -296,6 +303,8 @@ class MatchingEngine(ReplaySink):
                 order.status = "FILLED" if order.executed and not book_out else "EXPIRED"
             else:
                 order.status = "FILLED" if order.executed == lots else "EXPIRED"
+            if order.status == "EXPIRED":
+                self.reports.append((order, "EXPIRED", None, order.executed, order.cum_quote))
         else:
             order.lock = lock
             acct.free[self.quote if buy else self.base] -= lock
@@ -316,10 +325,7 @@ class MatchingEngine(ReplaySink):
     def _find(self, acct: Account, params: dict, not_found) -> Order:
         oid, cid = params.get("orderId"), params.get("origClientOrderId")
         if oid:
-            try:
-                order = acct.orders.get(int(oid))
-            except ValueError:
-                raise errors.bad_param("orderId", oid) from None
+            order = acct.orders.get(integer(params, "orderId"))
         elif cid:
             order = acct.orders.get(acct.by_client.get(cid, -1))
         else:
@@ -359,30 +365,20 @@ class MatchingEngine(ReplaySink):
 
     def all_orders(self, acct: Account, params: dict) -> list[dict]:
         self._check_symbol(params)
-        orders = list(acct.orders.values())
-        if params.get("orderId"):
-            orders = [o for o in orders if o.order_id >= int(params["orderId"])]
-        if params.get("startTime"):
-            orders = [o for o in orders if o.time_ms >= int(params["startTime"])]
-        if params.get("endTime"):
-            orders = [o for o in orders if o.time_ms <= int(params["endTime"])]
-        limit = min(int(params.get("limit") or 500), 1000)
-        orders = orders[:limit] if (params.get("orderId") or params.get("startTime")) else orders[-limit:]
+        first, start, end = (integer(params, k) for k in ("orderId", "startTime", "endTime"))
+        limit = min(integer(params, "limit", 500, least=1), 1000)
+        orders = [o for o in acct.orders.values() if (first is None or o.order_id >= first)
+                  and (start is None or o.time_ms >= start) and (end is None or o.time_ms <= end)]
+        orders = orders[:limit] if (first is not None or start is not None) else orders[-limit:]
         return [self.order_status(o) for o in orders]
 
     def my_trades(self, acct: Account, params: dict) -> list[dict]:
         self._check_symbol(params)
-        trades = acct.trades
-        if params.get("orderId"):
-            trades = [t for t in trades if t["orderId"] == int(params["orderId"])]
-        if params.get("fromId"):
-            trades = [t for t in trades if t["id"] >= int(params["fromId"])]
-        if params.get("startTime"):
-            trades = [t for t in trades if t["time"] >= int(params["startTime"])]
-        if params.get("endTime"):
-            trades = [t for t in trades if t["time"] <= int(params["endTime"])]
-        limit = min(int(params.get("limit") or 500), 1000)
-        return trades[:limit] if (params.get("fromId") or params.get("startTime")) else trades[-limit:]
+        oid, first, start, end = (integer(params, k) for k in ("orderId", "fromId", "startTime", "endTime"))
+        limit = min(integer(params, "limit", 500, least=1), 1000)
+        trades = [t for t in acct.trades if (oid is None or t["orderId"] == oid) and (first is None or t["id"] >= first)
+                  and (start is None or t["time"] >= start) and (end is None or t["time"] <= end)]
+        return trades[:limit] if (first is not None or start is not None) else trades[-limit:]
 
     def account(self, acct: Account) -> dict:
         maker, taker = int(self.maker * 10000), int(self.taker * 10000)

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import numpy as np
 from trader.data.events import EventFlag, EventKind
-from trader.venue.amounts import Units
+from trader.venue.amounts import MAX_PRICE_TICKS, MAX_QTY_LOTS, Units
 
 _BID, _ASK, _END = int(EventFlag.BID), int(EventFlag.ASK), int(EventFlag.END_OF_MESSAGE)
 _CLEAR, _SNAP, _DELTA = int(EventKind.BOOK_CLEAR), int(EventKind.BOOK_SNAPSHOT), int(EventKind.BOOK_DELTA)
@@ -101,8 +101,8 @@ class MarketReplay:
         self.symbol: str = meta["symbol"].upper()
         self.tick = Decimal(meta["tick_size"])
         self.lot = Decimal(meta["lot_size"])
-        self.price = Units(self.tick)
-        self.qty = Units(self.lot)
+        self.price = Units(self.tick, MAX_PRICE_TICKS)
+        self.qty = Units(self.lot, MAX_QTY_LOTS)
         self.loop = loop
         ev = dataset.events
         if len(ev) == 0:

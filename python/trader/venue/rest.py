@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 from trader.venue import errors
-from trader.venue.amounts import fmt
+from trader.venue.amounts import MAX_PRICE_TICKS, MAX_QTY_LOTS, fmt, integer
 from trader.venue.auth import verify
 
 log = logging.getLogger("trader.venue")
@@ -101,15 +101,15 @@ class RestApi:
         # Read the whole request first: with latency injected, a client that gives up meanwhile must
         # not stop an order that reached the exchange from being processed (the dangerous real case).
         query = request.rel_url.raw_query_string
-        body = await request.text() if request.can_read_body else ""
+        raw = await request.read() if request.can_read_body else b""
         latency = inj.latency_s()
         if latency:
             await asyncio.sleep(latency / 2)
-        params = dict(parse_qsl(query, keep_blank_values=True))
-        if body:
-            params.update(parse_qsl(body, keep_blank_values=True))
         status = 200
         try:
+            body = raw.decode("utf-8")
+            params = dict(parse_qsl(query, keep_blank_values=True, errors="strict"))
+            params.update(parse_qsl(body, keep_blank_values=True, errors="strict"))
             acct = None
             if signed:
                 acct = verify(self.x.engine.accounts, request.headers.get("X-MBX-APIKEY"), query, body, params)
@@ -117,8 +117,10 @@ class RestApi:
         except errors.BinanceError as exc:
             status, result = exc.status, exc.body()
             headers.update(exc.headers)
-        except (ValueError, TypeError) as exc:  # a malformed number in a parameter
-            status, result = 400, {"code": -1100, "msg": f"Illegal characters found in a parameter ({exc})."}
+        except UnicodeDecodeError:  # a body or %-escape that is not UTF-8: a 400, never HTTP 500 (issue 16)
+            err = errors.not_utf8()
+            status, result = err.status, err.body()
+        self.x.userdata.flush()  # the execution reports of what the request changed
         if (status == 200 and endpoint == "order" and request.method in ("POST", "DELETE") and faulty
                 and inj.drop()):
             log.info("fault: dropped the response to an accepted %s /api/v3/order", request.method)
@@ -151,9 +153,10 @@ class RestApi:
             "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False, "cancelReplaceAllowed": False,
             "amendAllowed": False, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": fmt(r.tick * 10**9), "tickSize": tick},
-                {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": fmt(r.lot * 10**12), "stepSize": lot},
-                {"filterType": "MARKET_LOT_SIZE", "minQty": lot, "maxQty": fmt(r.lot * 10**12), "stepSize": lot},
+                {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": fmt(r.tick * MAX_PRICE_TICKS),
+                 "tickSize": tick},
+                {"filterType": "LOT_SIZE", "minQty": lot, "maxQty": fmt(r.lot * MAX_QTY_LOTS), "stepSize": lot},
+                {"filterType": "MARKET_LOT_SIZE", "minQty": lot, "maxQty": fmt(r.lot * MAX_QTY_LOTS), "stepSize": lot},
                 {"filterType": "NOTIONAL", "minNotional": fmt(e.min_notional), "applyMinToMarket": True,
                  "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
             ],
@@ -168,6 +171,8 @@ class RestApi:
                 symbols = json.loads(params["symbols"])
             except json.JSONDecodeError:
                 raise errors.bad_param("symbols", params["symbols"]) from None
+            if not isinstance(symbols, list):
+                raise errors.bad_param("symbols", params["symbols"])
         if symbols is not None and any(str(s).upper() != self.x.replay.symbol for s in symbols):
             raise errors.invalid_symbol()
         return {"timezone": "UTC", "serverTime": _ms(),
@@ -181,14 +186,12 @@ class RestApi:
 
     def depth(self, acct, params: dict) -> dict:
         self._symbol(params)
-        limit = int(params.get("limit") or 100)
-        if limit <= 0:
-            raise errors.bad_param("limit", str(limit))
+        limit = integer(params, "limit", 100, least=1)
         return self.x.replay.depth(min(limit, 5000))
 
     def trades(self, acct, params: dict) -> list:
         self._symbol(params)
-        limit = min(int(params.get("limit") or 500), 1000)
+        limit = min(integer(params, "limit", 500, least=1), 1000)
         out = list(self.x.replay.recent_trades)[-limit:]
         return [{"id": t["t"], "price": t["p"], "qty": t["q"],
                  "quoteQty": fmt(Decimal(t["p"]) * Decimal(t["q"])),
@@ -196,16 +199,14 @@ class RestApi:
 
     def agg_trades(self, acct, params: dict) -> list:
         self._symbol(params)
-        limit = min(int(params.get("limit") or 500), 1000)
+        limit = min(integer(params, "limit", 500, least=1), 1000)
+        from_id, start, end = (integer(params, k) for k in ("fromId", "startTime", "endTime"))
         trades = list(self.x.replay.recent_trades)
-        if params.get("fromId"):
-            trades = [t for t in trades if t["t"] >= int(params["fromId"])][:limit]
+        if from_id is not None:
+            trades = [t for t in trades if t["t"] >= from_id][:limit]
         else:
-            if params.get("startTime"):
-                trades = [t for t in trades if t["T"] >= int(params["startTime"])]
-            if params.get("endTime"):
-                trades = [t for t in trades if t["T"] <= int(params["endTime"])]
-            trades = trades[:limit] if params.get("startTime") else trades[-limit:]
+            trades = [t for t in trades if (start is None or t["T"] >= start) and (end is None or t["T"] <= end)]
+            trades = trades[:limit] if start is not None else trades[-limit:]
         return [{"a": t["t"], "p": t["p"], "q": t["q"], "f": t["t"], "l": t["t"], "T": t["T"], "m": t["m"],
                  "M": True} for t in trades]
 

@@ -17,6 +17,7 @@ from trader.venue.matching import MatchingEngine
 from trader.venue.replay import MarketReplay, ReplayClock, ReplaySink
 from trader.venue.rest import RestApi
 from trader.venue.streams import StreamHub
+from trader.venue.userdata import WS_API_PATH, UserDataHub
 
 log = logging.getLogger("trader.venue")
 
@@ -86,7 +87,8 @@ class LocalExchange:
         self.engine = MatchingEngine(self.replay, base.upper(), quote.upper(), self.exchange_ms, taker_bps=taker_bps,
                                      maker_bps=maker_bps, min_notional=min_notional)
         self.hub = StreamHub(self.replay.symbol, self.injector)
-        self.replay.sink = _Fanout(self.engine, self.hub)
+        self.userdata = UserDataHub(self.engine, self.injector)
+        self.replay.sink = _Fanout(self.engine, self.userdata, self.hub)
         for api_key, entry in (keys or {}).items():
             self.engine.add_account(api_key, entry["secret"], entry.get("balances", {}))
         self.host = host
@@ -160,6 +162,7 @@ class LocalExchange:
         RestApi(self).install(app)
         for path in ("/ws", "/ws/{streams:.*}", "/stream"):
             app.router.add_get(path, self.hub.handle)
+        app.router.add_get(WS_API_PATH, self.userdata.handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -178,6 +181,7 @@ class LocalExchange:
                 pass
             self._task = None
         await self.hub.close_all()
+        await self.userdata.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -279,6 +283,12 @@ class LocalExchange:
         """The current book as ``GET /api/v3/depth`` returns it."""
         return self.call(self.replay.depth, limit)
 
+    def drop_user_streams(self) -> int:
+        """Close every user-data stream connection (fault injection); returns how many were open."""
+        async def go():
+            return await self.userdata.drop_all()
+        return asyncio.run_coroutine_threadsafe(go(), self._loop).result(10)
+
     def balances(self, api_key: str) -> dict[str, tuple[Decimal, Decimal]]:
         def go():
             acct = self.engine.accounts[api_key]
@@ -297,8 +307,9 @@ def ccxt_urls(http_base: str, ws_base: str) -> dict:
     """ccxt ``binance``'s ``urls['api']`` with every host replaced by the local server.
 
     HTTP keys keep their paths (``/api/v3``, ``/sapi/v1``, ``/fapi/v1``, ...); the spot/margin
-    websocket goes to ``<ws_base>/ws``, the others to paths this server does not serve (so a stray
-    futures or ws-api call fails here instead of reaching the real exchange).
+    websocket goes to ``<ws_base>/ws``, the spot WebSocket API to ``<ws_base>/ws-api/ws-api/v3`` (the
+    user-data stream, trader.venue.userdata), the others to paths this server does not serve (so a
+    stray futures call fails here instead of reaching the real exchange).
     """
     api = _ccxt_api_urls()
 
