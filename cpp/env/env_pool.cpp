@@ -155,20 +155,26 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
   }
   const size_t K = static_cast<size_t>(cfg_.num_agents);
   uint64_t tail = tail_.load(std::memory_order_relaxed);
+  // Check and mark in one pass: an id given twice finds its own mark. On an error the envs marked so
+  // far are unmarked (none was in flight before: only this thread marks, workers only unmark).
   for (int i = 0; i < n; ++i) {
     const int32_t e = env_ids[i];
+    std::string error;
     if (e < 0 || e >= num_envs_) {
-      throw std::invalid_argument("env_id: " + std::to_string(e) + " is not in [0, " +
-                                  std::to_string(num_envs_) + ")");
+      error = "env_id: " + std::to_string(e) + " is not in [0, " + std::to_string(num_envs_) + ")";
+    } else if (in_flight_[e].load(std::memory_order_acquire)) {
+      error = std::find(env_ids, env_ids + i, e) != env_ids + i
+                  ? "env_id: ids must be unique (env " + std::to_string(e) + " is given twice)"
+                  : "env_id: env " + std::to_string(e) + " already has an action in flight; recv its result first";
     }
-    if (in_flight_[e].load(std::memory_order_acquire)) {
-      throw std::invalid_argument("env_id: env " + std::to_string(e) +
-                                  " already has an action in flight; recv its result first");
+    if (!error.empty()) {
+      for (int j = 0; j < i; ++j) in_flight_[env_ids[j]].store(0, std::memory_order_relaxed);
+      throw std::invalid_argument(error);
     }
+    in_flight_[e].store(1, std::memory_order_relaxed);
   }
   for (int i = 0; i < n; ++i) {
     const int32_t e = env_ids[i];
-    in_flight_[e].store(1, std::memory_order_relaxed);
     if (!reset) {
       for (size_t k = 0; k < K; ++k) {
         if (discrete) act_discrete_[e * K + k] = discrete[i * K + k];
@@ -194,11 +200,7 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
   }
 }
 
-size_t EnvPool::run_task(const Task& task) {
-  // acq_rel: the row counter orders this write after the caller's reads of the row's previous use
-  // (a task claimed early may take a row number handed out after the caller read that slot).
-  uint64_t row = task.row >= 0 ? static_cast<uint64_t>(task.row)
-                               : next_row_.fetch_add(1, std::memory_order_acq_rel);
+size_t EnvPool::run_task(const Task& task, uint64_t row) {
   const size_t slot = static_cast<size_t>(row % buf_.rows);
   OutRow out = buf_.row(slot);
   TradingEnv& env = *envs_[task.env];
@@ -230,11 +232,18 @@ size_t EnvPool::run_some(size_t chunk) {
         local[i] = cell.task;
         cell.seq.store(h + i + capacity_, std::memory_order_release);
       }
+      // Async rows: one reservation per chunk, not per env (issue 18: a counter every thread bumped
+      // per env step capped the async pool near 5 M steps/s whatever the thread count), so a chunk's
+      // rows are also contiguous. acq_rel: the row counter orders these writes after the caller's
+      // reads of the rows' previous use (a chunk claimed early may take rows handed out after the
+      // caller read those slots).
+      const uint64_t row0 = sync_mode_ ? 0 : next_row_.fetch_add(n, std::memory_order_acq_rel);
+      auto row = [&](uint64_t i) { return sync_mode_ ? static_cast<uint64_t>(local[i].row) : row0 + i; };
       // One atomic add per block touched, not per env: the counters are shared by every thread.
-      size_t block = run_task(local[0]);
+      size_t block = run_task(local[0], row(0));
       int64_t count = 1;
       for (uint64_t i = 1; i < n; ++i) {
-        const size_t b = run_task(local[i]);
+        const size_t b = run_task(local[i], row(i));
         if (b != block) {
           block_done_[block].fetch_add(count, std::memory_order_release);
           block = b;

@@ -79,8 +79,8 @@ class EnvPool {
   void worker_loop();
   // Claims up to `chunk` tasks and runs them; returns how many it ran.
   size_t run_some(size_t chunk);
-  // Steps one env; returns the block its result went to.
-  size_t run_task(const Task& task);
+  // Steps one env into absolute output row `row`; returns the block its result went to.
+  size_t run_task(const Task& task, uint64_t row);
 
   EnvConfig cfg_;
   MarketData data_;
@@ -104,8 +104,10 @@ class EnvPool {
   };
   std::unique_ptr<Cell[]> cells_;
   uint64_t capacity_ = 0;  // power of two >= 2N
-  std::atomic<uint64_t> head_{0}, tail_{0};
-  std::atomic<uint64_t> next_row_{0};      // async row counter
+  // Own cache lines: the caller writes tail_, workers head_ and next_row_ (issue 18).
+  alignas(64) std::atomic<uint64_t> head_{0};
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  alignas(64) std::atomic<uint64_t> next_row_{0};  // async row counter
   uint64_t sync_rows_ = 0;                 // rows reserved by sync sends
   uint64_t read_row_ = 0;                  // first row of the next block recv returns
   std::unique_ptr<std::atomic<int64_t>[]> block_done_;
