@@ -77,8 +77,8 @@ class EnvPool {
     int64_t row;  // -1: next free row (async)
   };
   void worker_loop();
-  // Claims up to `chunk` tasks and runs them; returns how many it ran.
-  size_t run_some(size_t chunk);
+  // Claims one cell of tasks and runs them; returns how many it ran (0: none queued).
+  size_t run_some();
   // Steps one env into absolute output row `row`; returns the block its result went to.
   size_t run_task(const Task& task, uint64_t row);
 
@@ -94,16 +94,19 @@ class EnvPool {
   size_t width_;                       // action_width(cfg_)
   PoolBuffers buf_;
 
-  // Task ring (bounded MPMC queue after D. Vyukov): a cell's sequence number says whether the
-  // producer may write it (seq == position) or a consumer may read it (seq == position + 1). A cell
-  // is handed back only after its task was copied out, so a slow worker's claimed tasks are never
-  // overwritten by later sends.
+  // Task ring (bounded MPMC queue after D. Vyukov), one cell per chunk of up to chunk_ tasks: a
+  // cell's sequence number says whether the producer may write it (seq == position) or a consumer
+  // may read it (seq == position + 1). A cell is handed back only after its tasks were copied out,
+  // so a slow worker's claimed tasks are never overwritten by later sends.
+  static constexpr size_t kMaxChunk = 64;
   struct Cell {
     std::atomic<uint64_t> seq;
-    Task task;
+    uint32_t count;  // tasks in this cell
+    Task tasks[kMaxChunk];
   };
   std::unique_ptr<Cell[]> cells_;
-  uint64_t capacity_ = 0;  // power of two >= 2N
+  uint64_t capacity_ = 0;  // cells, a power of two >= 2 ceil(N / chunk_)
+  uint64_t sent_tasks_ = 0;  // tasks queued by send since construction (caller only)
   // Own cache lines: the caller writes tail_, workers head_ and next_row_ (issue 18).
   alignas(64) std::atomic<uint64_t> head_{0};
   alignas(64) std::atomic<uint64_t> tail_{0};
