@@ -4,7 +4,9 @@
 
 Converts (with `trader-sim convert`, once, into OUT/data/) every Binance BTC/ETH sequence of
 binance_hftbacktest_raw_feed, NEXOUSDT and Bitstamp BTC/USD; samples each on the same time grid
-(--interval-ms, --depth levels; Bitstamp on its receive clock: it has no exchange time). Then, for
+(--interval-ms, --depth levels; Bitstamp on its receive clock: it has no exchange time) and caches
+the first --max-rows rows of each in OUT/series/ (compressed .npz). `--series-from DIR` reads such a
+cache instead (a machine without the recordings or the C++ core: copy OUT/series there). Then, for
 every dataset d and every seed: train each model on all the other datasets (each split in time order
 train | gap | val; the epoch kept is chosen on those validation rows only), and score it on every
 labelled row of d, a dataset it never saw. Baselines fitted on the same training rows: the majority
@@ -55,30 +57,49 @@ def convert(shared: Path, out: Path) -> list[Path]:
     return dirs
 
 
+def cache_dir(a) -> Path:
+    return Path(a.series_from) if a.series_from else Path(a.out) / "series"
+
+
+def cache_file(a, name: str, inputs: str) -> Path:
+    return cache_dir(a) / f"{name}__{a.interval_ms:g}ms_{a.depth}l_{inputs}_{a.max_rows}r.npz"
+
+
 def load_all(dirs: list[Path], a, inputs: str) -> list:
-    """Series of every dataset, cached as .npz under OUT/series/ (workers load the cache, not the replay)."""
+    """Series of every dataset (its first --max-rows rows), cached as compressed .npz in cache_dir(a):
+    workers, and runs with --series-from (no replay, no C++ core needed), load the cache."""
     from trader.nn.data import Series, load_series
 
-    cache = Path(a.out) / "series"
-    cache.mkdir(parents=True, exist_ok=True)
     out = []
     for d in dirs:
-        f = cache / f"{d.name}__{a.interval_ms:g}ms_{a.depth}l_{inputs}.npz"
+        f = cache_file(a, d.name, inputs)
         if not f.is_file():
+            if a.series_from:
+                raise SystemExit(f"--series-from {a.series_from}: missing {f.name}; write it with a run on the "
+                                 "same --interval-ms, --depth, --inputs and --max-rows")
+            f.parent.mkdir(parents=True, exist_ok=True)
             s = load_series(d, depth=a.depth, interval_ms=a.interval_ms, inputs=inputs)
-            np.savez(f, features=s.features, mid=s.mid, book=s.book, ts=s.ts)
+            n = a.max_rows or len(s.mid)
+            np.savez_compressed(f, features=s.features[:n], mid=s.mid[:n], book=s.book[:n], ts=s.ts[:n])
         z = np.load(f)
-        n = a.max_rows or len(z["mid"])
-        out.append(Series(d.name, z["features"][:n], z["mid"][:n], z["book"][:n], z["ts"][:n], a.depth, inputs,
-                          a.interval_ms))
+        out.append(Series(d.name, z["features"], z["mid"], z["book"], z["ts"], a.depth, inputs, a.interval_ms))
     return out
+
+
+def cached_datasets(a) -> list[Path]:
+    """Dataset names of the series caches in --series-from (those written with these settings)."""
+    tail = f"__{a.interval_ms:g}ms_{a.depth}l_{a.inputs}_{a.max_rows}r.npz"
+    names = sorted(f.name[:-len(tail)] for f in Path(a.series_from).glob("*" + tail))
+    if not names:
+        raise SystemExit(f"--series-from {a.series_from}: no series cache *{tail}")
+    return [Path(n) for n in names]
 
 
 def _task(job: dict) -> dict:
     """One held-out dataset and one seed: every model trained on the other datasets, scored on it."""
     import torch
 
-    from trader.nn.baselines import logistic_regression, majority_predict, ofi_features, scores
+    from trader.nn.baselines import fit_logistic_regression, majority_predict, ofi_features, scores
     from trader.nn.data import build
     from trader.nn.train import TrainConfig, evaluate, train_model
 
@@ -99,22 +120,30 @@ def _task(job: dict) -> dict:
     result = {"held_out": job["held_out"], "seed": job["seed"], "models": {},
               "test_rows": int(sum(len(t) for _, t in test_data.rows("test"))),
               "train_rows": int(sum(len(t) for _, t in train_data.rows("train")))}
-    if job["baselines"]:
-        tr, te = train_data.rows("train"), test_data.rows("test")
-        x_tr = np.concatenate([ofi_features(train_data.series[i].book)[t] for i, t in tr])
-        x_te = np.concatenate([ofi_features(test_data.series[i].book)[t] for i, t in te])
-        for name in ("majority", "logreg_ofi"):
-            result["models"][name] = {"scores": []}
-        for h in range(len(HORIZONS)):
-            y_tr = np.concatenate([train_data.labels[i][t, h] for i, t in tr])
-            y_te = np.concatenate([test_data.labels[i][t, h] for i, t in te])
-            result["models"]["majority"]["scores"].append(scores(y_te, majority_predict(y_tr, len(y_te))))
-            result["models"]["logreg_ofi"]["scores"].append(scores(y_te, logistic_regression(x_tr, y_tr, x_te)))
+    # OFI logistic regression per horizon, fitted on the training rows; its probabilities on the validation
+    # rows (to choose blend weights) and on the held-out rows
+    r_tr, r_va, r_te = train_data.rows("train"), train_data.rows("val"), test_data.rows("test")
+    ofi_tr = [ofi_features(s.book) for s in train_data.series]
+    x_tr, x_va = (np.concatenate([ofi_tr[i][t] for i, t in rows]) for rows in (r_tr, r_va))
+    x_te = np.concatenate([ofi_features(test_data.series[i].book)[t] for i, t in r_te])
+    y_va = np.concatenate([train_data.labels[i][t] for i, t in r_va])
+    y_te = np.concatenate([test_data.labels[i][t] for i, t in r_te])
+    linear = []  # (validation, held-out) probabilities per horizon
+    for h in range(len(HORIZONS)):
+        y_tr = np.concatenate([train_data.labels[i][t, h] for i, t in r_tr])
+        proba = fit_logistic_regression(x_tr, y_tr)
+        linear.append((proba(x_va), proba(x_te)))
+        if job["baselines"]:
+            for name, pred in (("majority", majority_predict(y_tr, len(y_te))),
+                               ("logreg_ofi", proba(x_te).argmax(1))):
+                result["models"].setdefault(name, {"scores": []})["scores"].append(scores(y_te[:, h], pred))
     for kind in a.models.split(","):
         windowed = kind != "tcn"
         cfg = TrainConfig(model=kind, epochs=a.epochs, seed=job["seed"], device=a.device,
                           batch_size=a.batch_size, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
-                          dropout=a.dropout, channels=a.channels, tcn_blocks=a.tcn_blocks, embedding_dim=a.embedding_dim, max_steps_per_epoch=a.max_steps_windowed if windowed else a.max_steps_tcn,
+                          dropout=a.dropout, channels=a.channels, tcn_blocks=a.tcn_blocks,
+                          embedding_dim=a.embedding_dim, skip=a.skip,
+                          max_steps_per_epoch=a.max_steps_windowed if windowed else a.max_steps_tcn,
                           keep_checkpoints=1, select="val_f1", patience=a.patience, lr_schedule="cosine",
                           torch_threads=job["threads"])
         run_dir = Path(a.out) / "runs" / job["held_out"] / f"seed{job['seed']}"
@@ -127,7 +156,30 @@ def _task(job: dict) -> dict:
             "scores": evaluate(model, te, cfg), "seconds": time.perf_counter() - t0,
             "history": meta["history"], "chosen_epoch": meta.get("best_epoch"),
             "params": meta["params"], "config": asdict(cfg)}
+        if a.blend:
+            result["models"][f"{kind}+logreg"] = blend(model, cfg, tr, te, linear, y_va, y_te)
     return result
+
+
+def blend(model, cfg, train_data, test_data, linear, y_va, y_te) -> dict:
+    """Scores on the held-out rows of w p_model + (1 - w) p_logreg, w per horizon chosen on the validation
+    rows of the training datasets (trader.nn.baselines.blend_weight), never on the held-out rows."""
+    import torch
+
+    from trader.nn.baselines import blend_weight, scores
+    from trader.nn.train import _Stack, predict
+
+    device = next(model.parameters()).device
+    probs = []
+    for data, split in ((train_data, "val"), (test_data, "test")):
+        stack = _Stack(data, device)
+        probs.append(torch.softmax(predict(model, stack, data, stack.rows(data, split), cfg, device), -1).cpu().numpy())
+    weights, out = [], []
+    for h, (lin_va, lin_te) in enumerate(linear):
+        w = blend_weight(probs[0][:, h].astype(np.float64), lin_va, y_va[:, h])
+        weights.append(w)
+        out.append(scores(y_te[:, h], (w * probs[1][:, h] + (1 - w) * lin_te).argmax(1)))
+    return {"scores": out, "weights": weights}
 
 
 def table(results: list[dict], models: list[str]) -> tuple[str, dict]:
@@ -180,6 +232,11 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=0.1)
     ap.add_argument("--channels", type=int, default=64, help="tcn")
     ap.add_argument("--tcn-blocks", type=int, default=6, help="tcn: dilations 1 .. 2^(blocks-1)")
+    ap.add_argument("--skip", action=argparse.BooleanOptionalAction, default=False,
+                    help="tcn: a linear path from the input row to the logits, deep head started at 0")
+    ap.add_argument("--blend", action=argparse.BooleanOptionalAction, default=True,
+                    help="also score each model blended with the OFI logistic regression, the weight per horizon "
+                         "chosen on the training datasets' validation rows")
     ap.add_argument("--embedding-dim", type=int, default=32, help="tcn, tlob")
     ap.add_argument("--patience", type=int, default=4, help="epochs without a better validation macro-F1")
     ap.add_argument("--window", type=int, default=100)
@@ -190,10 +247,13 @@ def main() -> None:
     ap.add_argument("--norm-halflife", type=float, default=5000.0, help="rows (RollingNorm)")
     ap.add_argument("--max-rows", type=int, default=60_000,
                     help="rows kept per dataset, from its start (NEXOUSDT and Bitstamp have ~1 M at 100 ms; 0: all)")
+    ap.add_argument("--series-from", default="",
+                    help="a folder of series caches (OUT/series of an earlier run) to use instead of --shared: "
+                         "no conversion, no C++ core needed (for a device without the recordings)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    dirs = convert(Path(a.shared), out)
+    dirs = cached_datasets(a) if a.series_from else convert(Path(a.shared), out)
     if a.datasets:
         dirs = [d for d in dirs if any(s in d.name for s in a.datasets.split(","))]
     if len(dirs) < 2:
@@ -203,7 +263,8 @@ def main() -> None:
     print(f"{len(series)} datasets: " + ", ".join(f"{s.name} ({len(s.mid):,} rows)" for s in series), flush=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     args = {k: v for k, v in vars(a).items()}
-    key = json.dumps({k: v for k, v in args.items() if k not in ("jobs", "out", "shared")}, sort_keys=True)
+    key = json.dumps({k: v for k, v in args.items() if k not in ("jobs", "out", "shared", "series_from")},
+                     sort_keys=True)
     tasks_dir = out / "tasks"
     tasks_dir.mkdir(exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, a.jobs))
@@ -243,7 +304,8 @@ def main() -> None:
         for m in ("majority", "logreg_ofi"):
             if m not in r["models"] and m in base.get(r["held_out"], {}):
                 r["models"][m] = base[r["held_out"]][m]
-    models = ["logreg_ofi", "majority"] + a.models.split(",")
+    models = ["logreg_ofi", "majority"] + [m + sfx for m in a.models.split(",") for sfx in
+                                           ("", "+logreg")[:1 + a.blend]]
     md, summary = table(results, models)
     head = (f"Leave-one-dataset-out, {len(dirs)} datasets, seeds {a.seeds}, {a.interval_ms:g} ms rows, "
             f"{a.depth} levels, window {a.window}, inputs {a.inputs}; macro-F1 (%) on the held-out dataset, "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trader.backtest.baselines import buy_and_hold_policy, flat_policy, imbalance_policy, market_making_baselines
-from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, run_backtest
+from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, period_utc, run_backtest
 from trader.backtest.report import write_report
 from trader.data.dataset import load_dataset
 from trader.sim import Market, load_market
@@ -22,7 +22,7 @@ def rising_market(rows=300):
     return Market(book, np.zeros((rows, 3), np.float32), np.arange(rows, dtype=np.int64) * 10**8, 1.0, 1.0)
 
 
-CFG = dict(trade_size=5.0, max_position=10.0, fee_bps=10.0, initial_cash=100_000.0)
+CFG = dict(trade_size=5.0, max_position=10.0, taker_fee_bps=10.0, initial_cash=100_000.0)
 
 
 def test_buy_and_hold_beats_flat_on_a_rising_market_and_metrics_add_up():
@@ -31,15 +31,21 @@ def test_buy_and_hold_beats_flat_on_a_rising_market_and_metrics_add_up():
     assert start == 160
     flat = run_backtest(m, flat_policy(False), "flat", start=start, end=end, **CFG)
     bh = run_backtest(m, buy_and_hold_policy(False), "buy_and_hold", start=start, end=end, **CFG)
-    fm = compute_metrics(flat, 0.1, CFG["initial_cash"])
-    bm = compute_metrics(bh, 0.1, CFG["initial_cash"])
-    assert fm["total_return_pct"] == 0 and fm["trades"] == 0 and fm["fees_paid"] == 0
+    fm = compute_metrics(flat, 0.1)
+    bm = compute_metrics(bh, 0.1)
+    assert fm["pnl_quote"] == 0 and fm["trades"] == 0 and fm["fees_paid"] == 0 and fm["sharpe_period"] == 0
     assert bh.position[-1] == 10 and bm["trades"] == 2  # two market orders of 5 lots
     # fees: 10 bps of the two fills (at the ask of rows start and start + 1)
     assert bm["fees_paid"] == pytest.approx(((1001 + start) * 5 + (1002 + start) * 5) * 1e-3)
-    assert bm["total_return_pct"] > 0 and bm["sharpe_annualized"] > 0
-    assert bm["max_drawdown_pct"] <= 0
-    assert bm["steps"] == end - start - 1
+    assert bm["pnl_quote"] > 0 and bm["sharpe_period"] > 0 and bm["max_drawdown_quote"] <= 0
+    # the limit of 10 lots at the period's mean mid is the capital the strategy may put at risk
+    mean_mid = (m.book[start:end + 1, 0, 0] + m.book[start:end + 1, 0, 2]).mean() / 2
+    assert bh.max_notional == pytest.approx(10 * mean_mid)
+    assert bm["pnl_bps_of_max_notional"] == pytest.approx(bm["pnl_quote"] / (10 * mean_mid) * 1e4)
+    steps = np.diff(bh.equity)
+    assert bm["sharpe_period"] == pytest.approx(steps.mean() / steps.std() * np.sqrt(len(steps)))
+    assert bm["period_s"] == pytest.approx(0.1 * (end - start - 1))
+    assert bm["steps"] == end - start - 1 and len(bh.actions) == end - start - 1
 
 
 def test_policy_sees_only_rows_up_to_now():
@@ -62,17 +68,19 @@ def test_report_on_sample_with_baselines(tmp_path):
     results = []
     for name, pol in [("flat", flat_policy(False)), ("buy_and_hold", buy_and_hold_policy(False)),
                       ("imbalance", imbalance_policy(m, False))]:
-        r = run_backtest(m, pol, name, start=start, end=end, trade_size=0.01, max_position=0.05, fee_bps=1.0)
-        compute_metrics(r, 0.1, 100_000.0)
+        r = run_backtest(m, pol, name, start=start, end=end, trade_size=0.01, max_position=0.05, taker_fee_bps=1.0)
+        compute_metrics(r, 0.1)
         results.append(r)
     ctx = {"data": "sample", "start": start, "end": end, "steps": end - start - 1, "interval_s": 0.1,
-           "fee_bps": 1.0, "latency_steps": 0, "initial_cash": 100_000.0, "symbol": m.symbol}
+           "taker_fee_bps": 1.0, "symbol": m.symbol, "period_utc": period_utc(m, start, end)}
     write_report(tmp_path, results, ctx)
     table = json.loads((tmp_path / "backtest.json").read_text())["results"]
     assert set(table) == {"flat", "buy_and_hold", "imbalance"}
     assert table["imbalance"]["trades"] > 0
     assert (tmp_path / "equity.png").stat().st_size > 10_000
-    assert "| imbalance |" in (tmp_path / "backtest.md").read_text()
+    md = (tmp_path / "backtest.md").read_text()
+    assert "| imbalance |" in md and "not annualized" in md and "annualized)" not in md
+    assert f"{period_utc(m, start, end)[0]} to" in md and "taker 1.0 bps" in md
 
 
 def test_held_out_needs_rows():
@@ -85,11 +93,11 @@ def test_quote_baselines_in_the_quote_env_on_the_sample(tmp_path):
     m = load_market(ds)
     start, end = held_out_rows(len(m.book), 0.7, 0)
     cfg = dict(actions="quote", trade_size=0.001, max_position=0.005, maker_fee_bps=-0.5, taker_fee_bps=4.0)
-    quoters, notes = market_making_baselines(m, ds.events, cfg, start, end, offset_ticks=0, gamma=0.01)
+    quoters, notes = market_making_baselines(m, cfg, end, 0, 0.01, m, ds.events, start)
     results = []
     for name, pol in quoters:
         r = run_backtest(m, pol, name, start=start, end=end, **cfg)
-        metrics = compute_metrics(r, 0.1, 100_000.0)
+        metrics = compute_metrics(r, 0.1)
         results.append(r)
         lot = m.lot_size
         assert r.maker_lots > 0 and r.taker_lots == 0 and metrics["taker_fees"] == 0
@@ -124,3 +132,6 @@ def test_env_config_from_a_run_translates_old_names_and_takes_overrides():
     assert env_config_from_run(new, order_latency_ns=0) == dict(new, order_latency_ns=0)
     with pytest.raises(ValueError, match="latency_steps"):
         env_config_from_run({"latency_steps": 3})
+    # --order-latency-ms of a run before the spec flags set both entry and cancel latency
+    assert env_config_from_run({"order_latency_ms": 1.5, "actions": None}) == {
+        "order_latency_ns": 1_500_000, "cancel_latency_ns": 1_500_000}

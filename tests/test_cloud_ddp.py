@@ -106,7 +106,7 @@ RISING = textwrap.dedent("""
 
     # 20-step episodes, no fees; holding 10 lots earns 1 quote a step each (times reward_scale 0.1):
     # the best return is 15.0 (a lot bought each step up to 10), a random policy's about 0
-    TRADER = dict(env_id="trader", data=rising_market(), horizon=20, fee_bps=0.0, trade_size=1.0, max_position=10.0,
+    TRADER = dict(env_id="trader", data=rising_market(), horizon=20, taker_fee_bps=0.0, trade_size=1.0, max_position=10.0,
                   reward_scale=0.1, progress_bar=False, track=False, cuda=False)
 """)
 

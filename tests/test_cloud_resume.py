@@ -33,7 +33,7 @@ PPO_ARGS = ["--algo", "ppo", "--num-envs", "4", "--total-timesteps", "4096", "--
             "--no-progress-bar", "--no-track-tensorboard", "--no-cuda"]
 SAC_CONFIG = "learning_starts: 100\nbatch_size: 32\nhidden_sizes: [32, 32]\nbuffer_size: 5000\n"
 SAC_ARGS = ["--algo", "sac", "--num-envs", "2", "--total-timesteps", "1600", "--save-freq", "200", "--seed", "12",
-            "--no-progress-bar", "--no-track-tensorboard", "--no-cuda", "--continuous"]
+            "--no-progress-bar", "--no-track-tensorboard", "--no-cuda", "--actions", "continuous"]
 
 
 @pytest.fixture(autouse=True)
@@ -294,3 +294,21 @@ def test_resume_latest_starts_a_new_run_when_the_store_is_empty(tmp_path):
                                       "--total-timesteps", "512", "--no-progress-bar"])  # the rest: saved
     assert again.exit_code == 0, again.output
     assert "resumed from" in again.output and open_store(tmp_path / "ckpt").latest() == 512
+
+
+def test_backtest_reads_its_checkpoint_from_s3(tmp_path, s3, monkeypatch):
+    """`trader backtest --checkpoint s3://...` works like train's --checkpoint-uri (issue 13)."""
+    from click.testing import CliRunner
+
+    from trader.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"s3://{s3['bucket']}/bt-run"
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--algo", "ppo", "--total-timesteps", "1024", "--num-envs", "2",
+                               "--no-progress-bar", "--no-cuda", "--checkpoint-uri", uri])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["backtest", "--checkpoint", uri])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "runs" / "backtest__bt-run" / "backtest.json").read_text())
+    assert report["context"]["checkpoint"] == uri and "ppo" in report["results"]

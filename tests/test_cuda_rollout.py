@@ -71,7 +71,7 @@ def test_graph_replays_the_agent_and_sees_optimizer_steps(bf16):
 
 
 @cuda
-@pytest.mark.parametrize("options", [dict(), dict(bf16=True), dict(continuous=True, num_env_groups=2)])
+@pytest.mark.parametrize("options", [dict(), dict(bf16=True), dict(actions="continuous", num_env_groups=2)])
 def test_ppo_trains_through_the_cuda_path(tmp_path, options):
     rows = 300
     book = np.zeros((rows, 2, 4), dtype=np.int64)
@@ -81,7 +81,7 @@ def test_ppo_trains_through_the_cuda_path(tmp_path, options):
         book[:, level, 1] = book[:, level, 3] = 1000
     features = np.random.default_rng(0).normal(0.0, 0.1, (rows, 2)).astype(np.float32)
     market = Market(book, features, np.arange(rows, dtype=np.int64), tick_size=1.0, lot_size=1.0)
-    args = ppo.Args(env_id="trader", data=market, horizon=20, fee_bps=0.0, trade_size=1.0, max_position=10.0,
+    args = ppo.Args(env_id="trader", data=market, horizon=20, taker_fee_bps=0.0, trade_size=1.0, max_position=10.0,
                     reward_scale=0.1, progress_bar=False, track=False, cuda=True, num_envs=8, num_steps=32,
                     total_timesteps=2048, runs_dir=str(tmp_path), **options)
     result = ppo.train(args)

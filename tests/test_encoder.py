@@ -242,3 +242,37 @@ def test_selection_on_validation_macro_f1_and_early_stopping(tmp_path):
     assert learning_rate(cfg, 100, 100) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="select: expected one of val_loss, val_f1, got 'f1'"):
         train_model(data, TrainConfig(**{**cfg.__dict__, "select": "f1"}), tmp_path / "x", progress=False)
+
+
+def test_skip_tcn_starts_as_a_linear_model_and_learns_a_causal_residual():
+    torch.manual_seed(0)
+    model = TCNEncoder(12, channels=16, embedding_dim=8, horizons=2, skip=True)
+    x = torch.tensor(np.random.default_rng(0).standard_normal((2, 120, 12)), dtype=torch.float32)
+    with torch.no_grad():
+        linear = (x @ model.skip.weight[:, :, 0].T + model.skip.bias).view(2, 120, 2, 3)
+        torch.testing.assert_close(model(x), linear)  # deep head starts at 0: the logistic regression
+        model.heads.weight.normal_()
+        out = model(x)
+        assert not torch.allclose(out, linear)
+        changed = x.clone()
+        changed[:, 80:] += 5.0
+        torch.testing.assert_close(model(changed)[:, :80], out[:, :80])  # still causal
+
+
+def test_blend_weight_is_chosen_on_the_rows_given():
+    from trader.nn.baselines import blend_weight, fit_logistic_regression, logistic_regression
+
+    y = np.array([0, 1, 2, 2, 1, 0])
+    right = np.eye(3)[y]  # one-hot on the true class
+    wrong = np.eye(3)[(y + 1) % 3]
+    # the first weight of the grid 0, 0.1, ..., 1 with the best macro-F1: from 0.6 on `right` dominates
+    assert blend_weight(right, wrong, y) == 0.6 and blend_weight(wrong, right, y) == 0.0
+    half = np.where(np.arange(6)[:, None] < 3, right, wrong)  # right on the first 3 rows only
+    assert blend_weight(0.9 * half + 0.1 * wrong, 0.7 * right + 0.3 * wrong, y) == 0.0
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 2))
+    labels = np.where(x[:, 0] > 0.5, 2, np.where(x[:, 0] < -0.5, 0, 1))
+    proba = fit_logistic_regression(x, labels)(x)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    np.testing.assert_array_equal(proba.argmax(1), logistic_regression(x, labels, x))
+    assert scores(labels, proba.argmax(1))["macro_f1"] > 0.9

@@ -32,9 +32,9 @@ EXPECTED = {
 SMALL = dict(hidden_sizes=(32, 32))
 RUNS = {
     "ppo": (ppo, dict(num_envs=4, num_steps=64, total_timesteps=1024, curiosity="rnd", save_freq=512, **SMALL)),
-    "ppo_continuous": (ppo, dict(continuous=True, num_envs=4, num_steps=64, total_timesteps=1024, norm_obs=True,
+    "ppo_continuous": (ppo, dict(actions="continuous", num_envs=4, num_steps=64, total_timesteps=1024, norm_obs=True,
                                  norm_reward=True, num_env_groups=2, **SMALL)),
-    "sac": (sac, dict(continuous=True, num_envs=2, total_timesteps=512, learning_starts=128, batch_size=64,
+    "sac": (sac, dict(actions="continuous", num_envs=2, total_timesteps=512, learning_starts=128, batch_size=64,
                       curiosity="icm", **SMALL)),
     "sac_discrete": (sac, dict(num_envs=2, total_timesteps=512, learning_starts=128, batch_size=64, **SMALL)),
     "maddpg": (maddpg, dict(num_agents=2, num_envs=2, total_timesteps=512, learning_starts=128, update_every=8,

@@ -33,7 +33,7 @@ def rising_market(rows: int = 300) -> Market:
 
 MARKET = rising_market()
 # 20-step episodes, no fees; holding 10 lots earns 1 quote a step each (times reward_scale 0.1)
-TRADER = dict(env_id="trader", data=MARKET, horizon=20, fee_bps=0.0, trade_size=1.0, max_position=10.0,
+TRADER = dict(env_id="trader", data=MARKET, horizon=20, taker_fee_bps=0.0, trade_size=1.0, max_position=10.0,
               reward_scale=0.1, progress_bar=False, track=False)
 
 
@@ -63,7 +63,7 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 @pytest.mark.parametrize("continuous", [False, True])
 def test_ppo_beats_random(tmp_path, continuous):
-    args = ppo.Args(**TRADER, continuous=continuous, num_envs=8, num_steps=32, total_timesteps=8192,
+    args = ppo.Args(**TRADER, actions="continuous" if continuous else "discrete", num_envs=8, num_steps=32, total_timesteps=8192,
                     runs_dir=str(tmp_path))
     result = ppo.train(args)
     trained, rand = mean_return(load(result["checkpoint"]).act, args), random_return(args)
@@ -73,7 +73,7 @@ def test_ppo_beats_random(tmp_path, continuous):
 
 @pytest.mark.parametrize("continuous", [False, True])
 def test_sac_beats_random(tmp_path, continuous):
-    args = sac.Args(**TRADER, continuous=continuous, num_envs=4, total_timesteps=3000, learning_starts=500,
+    args = sac.Args(**TRADER, actions="continuous" if continuous else "discrete", num_envs=4, total_timesteps=3000, learning_starts=500,
                     batch_size=128, hidden_sizes=(64, 64), runs_dir=str(tmp_path))
     result = sac.train(args)
     trained, rand = mean_return(load(result["checkpoint"]).act, args), random_return(args)
@@ -110,7 +110,7 @@ def test_same_seed_same_weights(tmp_path, algo):
 
 RESUME_EXTRAS = {  # exercise the state a checkpoint must carry: curiosity, running statistics, groups
     "ppo": dict(curiosity="rnd", norm_obs=True, norm_reward=True, num_env_groups=2),
-    "sac": dict(curiosity="icm", continuous=True),
+    "sac": dict(curiosity="icm", actions="continuous"),
     "maddpg": dict(curiosity="rnd"),
 }
 

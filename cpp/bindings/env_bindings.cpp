@@ -19,9 +19,7 @@ using namespace trader;
 namespace {
 
 struct PyPool {
-  py::array_t<int64_t> book;
-  py::array_t<float> features;
-  py::object ts, records, starts;  // kept alive: the pool reads them
+  std::vector<py::object> keep;  // every dataset's arrays, kept alive: the pool reads them
   std::unique_ptr<EnvPool> pool;
   std::vector<int32_t> all_ids;
 };
@@ -170,12 +168,11 @@ py::list env_outputs() {
   return out;
 }
 
-// Market data: the book rows and features, and for latencies and quotes the row times and the
-// market stream (from _core.sample_market).
-MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, const py::object& records,
-                     const py::object& starts) {
-  const py::array_t<int64_t>& book = self.book;
-  const py::array_t<float>& features = self.features;
+MarketData make_data_checked(PyPool& self, const EnvConfig& cfg,
+                              const py::array_t<int64_t, py::array::c_style>& book,
+                              const py::array_t<float, py::array::c_style>& features, const py::object& ts,
+                              const py::object& records, const py::object& starts, double tick_size,
+                              double lot_size, int64_t start_min, int64_t start_max) {
   if (book.ndim() != 3 || book.shape(2) != 4) {
     throw std::invalid_argument("book: expected an int64 array [rows, levels, 4]");
   }
@@ -183,7 +180,17 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
     throw std::invalid_argument("features: expected a float32 array [rows, dim] with as many rows as book (" +
                                 std::to_string(book.shape(0)) + ")");
   }
+  if (!(tick_size > 0 && std::isfinite(tick_size))) throw std::invalid_argument("tick_size: expected > 0 quote");
+  if (!(lot_size > 0 && std::isfinite(lot_size))) throw std::invalid_argument("lot_size: expected > 0 base");
+  if (std::llround(cfg.trade_size / lot_size) < 1) {
+    throw std::invalid_argument("trade_size: expected at least one lot (" + std::to_string(lot_size) + " base), got " +
+                                std::to_string(cfg.trade_size));
+  }
+  self.keep.push_back(book);
+  self.keep.push_back(features);
   MarketData d;
+  d.tick_size = tick_size;
+  d.lot_size = lot_size;
   d.book = book.data();
   d.features = features.data();
   d.rows = book.shape(0);
@@ -196,7 +203,7 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
     if (t.ndim() != 1 || t.shape(0) != d.rows) {
       throw std::invalid_argument("ts: expected an int64 array [rows] (" + std::to_string(d.rows) + " rows)");
     }
-    self.ts = t;
+    self.keep.push_back(t);
     d.ts = t.data();
   } else if (cfg.order_latency_ns > 0 || cfg.cancel_latency_ns > 0) {
     throw std::invalid_argument("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)");
@@ -217,8 +224,8 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
         throw std::invalid_argument("starts: entry " + std::to_string(i) + " is not a non-decreasing index into records");
       }
     }
-    self.records = r;
-    self.starts = s;
+    self.keep.push_back(r);
+    self.keep.push_back(s);
     d.stream = reinterpret_cast<const MarketEvent*>(r.data());
     d.stream_starts = sp;
     for (int64_t i = 0; i < r.shape(0); ++i) {
@@ -236,13 +243,14 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
     throw std::invalid_argument("book: " + std::to_string(d.rows) + " rows are fewer than a horizon (" +
                                 std::to_string(cfg.horizon) + ") plus 2");
   }
-  const int64_t last_start = cfg.start_max >= 0 ? cfg.start_max : d.rows - 1 - cfg.horizon;
-  if (cfg.start_max >= 0 && cfg.start_max + cfg.horizon >= d.rows) {
-    throw std::invalid_argument("start_max: episodes starting at row " + std::to_string(cfg.start_max) +
+  const int64_t last_start = start_max >= 0 ? start_max : d.rows - 1 - cfg.horizon;
+  if (start_max >= 0 && start_max + cfg.horizon >= d.rows) {
+    throw std::invalid_argument("start_max: episodes starting at row " + std::to_string(start_max) +
                                 " run past the data (" + std::to_string(d.rows) + " rows)");
   }
-  if (cfg.start_min > last_start) {
-    throw std::invalid_argument("start_min: " + std::to_string(cfg.start_min) + " is after the last start row " +
+  if (start_min < 0) throw std::invalid_argument("start_min: expected >= 0, got " + std::to_string(start_min));
+  if (start_min > last_start) {
+    throw std::invalid_argument("start_min: " + std::to_string(start_min) + " is after the last start row " +
                                 std::to_string(last_start));
   }
   for (int64_t r = 0; r < d.rows; ++r) {
@@ -253,6 +261,8 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
                                   std::to_string(row[0]) + ", ask " + std::to_string(row[2]) + " ticks)");
     }
   }
+  d.start_min = start_min;
+  d.start_max = last_start;
   d.prepare();
   const int64_t nf = d.rows * d.dim;
   for (int64_t i = 0; i < nf; ++i) {
@@ -262,6 +272,32 @@ MarketData make_data(PyPool& self, const EnvConfig& cfg, const py::object& ts, c
     }
   }
   return d;
+}
+
+// One dataset's market data: the book rows and features, and for latencies and quotes the row times
+// and the market stream (from _core.sample_market); its tick and lot size and its episode window
+// (start_max -1: the last row that leaves a full horizon). `where` prefixes every error (the dataset's
+// name, empty for a pool of one).
+MarketData make_data(PyPool& self, const EnvConfig& cfg, const std::string& where,
+                     const py::array_t<int64_t, py::array::c_style>& book,
+                     const py::array_t<float, py::array::c_style>& features, const py::object& ts,
+                     const py::object& records, const py::object& starts, double tick_size, double lot_size,
+                     int64_t start_min, int64_t start_max) {
+  try {
+    return make_data_checked(self, cfg, book, features, ts, records, starts, tick_size, lot_size, start_min,
+                             start_max);
+  } catch (const std::invalid_argument& e) {
+    if (where.empty()) throw;
+    throw std::invalid_argument(where + ": " + e.what());
+  }
+}
+
+void start_pool(PyPool& self, const EnvConfig& cfg, std::vector<MarketData> markets, int num_envs, int batch_size,
+                int num_threads, uint64_t seed) {
+  if (markets.empty()) throw std::invalid_argument("markets: expected at least one dataset");
+  self.pool = std::make_unique<EnvPool>(cfg, std::move(markets), num_envs, batch_size, num_threads, seed);
+  self.all_ids.resize(static_cast<size_t>(num_envs));
+  for (int i = 0; i < num_envs; ++i) self.all_ids[static_cast<size_t>(i)] = i;
 }
 
 template <typename T>
@@ -402,18 +438,43 @@ void bind_env(py::module_& m) {
                        int num_envs, int batch_size, int num_threads, uint64_t seed, py::object ts,
                        py::object records, py::object starts, py::kwargs kw) {
              auto self = std::make_unique<PyPool>();
-             self->book = book;
-             self->features = features;
              EnvConfig cfg = parse_config(kw);
-             MarketData data = make_data(*self, cfg, ts, records, starts);
-             self->pool = std::make_unique<EnvPool>(cfg, std::move(data), num_envs, batch_size, num_threads, seed);
-             self->all_ids.resize(static_cast<size_t>(num_envs));
-             for (int i = 0; i < num_envs; ++i) self->all_ids[static_cast<size_t>(i)] = i;
+             std::vector<MarketData> markets;
+             markets.push_back(make_data(*self, cfg, "", book, features, ts, records, starts, cfg.tick_size,
+                                         cfg.lot_size, cfg.start_min, cfg.start_max));
+             start_pool(*self, cfg, std::move(markets), num_envs, batch_size, num_threads, seed);
              return self;
            }),
            py::arg("book"), py::arg("features"), py::arg("num_envs"), py::arg("batch_size"),
            py::arg("num_threads"), py::arg("seed"), py::kw_only(), py::arg("ts") = py::none(),
            py::arg("records") = py::none(), py::arg("starts") = py::none())
+      .def_static("from_markets",
+           [](const py::list& markets, int num_envs, int batch_size, int num_threads, uint64_t seed, py::kwargs kw) {
+             auto self = std::make_unique<PyPool>();
+             EnvConfig cfg = parse_config(kw);
+             std::vector<MarketData> data;
+             for (auto item : markets) {
+               const py::dict m = item.cast<py::dict>();
+               const auto get = [&](const char* key) {
+                 if (!m.contains(key)) throw std::invalid_argument(std::string("markets: an entry lacks '") + key + "'");
+                 return py::reinterpret_borrow<py::object>(m[key]);
+               };
+               const std::string name = get("name").cast<std::string>();
+               data.push_back(make_data(
+                   *self, cfg, name.empty() ? "dataset " + std::to_string(data.size()) : name,
+                   get("book").cast<py::array_t<int64_t, py::array::c_style>>(),
+                   get("features").cast<py::array_t<float, py::array::c_style>>(), get("ts"), get("records"),
+                   get("starts"), get("tick_size").cast<double>(), get("lot_size").cast<double>(),
+                   get("start_min").cast<int64_t>(), get("start_max").cast<int64_t>()));
+             }
+             start_pool(*self, cfg, std::move(data), num_envs, batch_size, num_threads, seed);
+             return self;
+           },
+           py::arg("markets"), py::arg("num_envs"), py::arg("batch_size"), py::arg("num_threads"), py::arg("seed"),
+           "A pool over several datasets: markets is a list of dicts (name, book, features, ts, records, starts, "
+           "tick_size, lot_size, start_min, start_max); each episode runs inside one of them, drawn with weight "
+           "its number of episode starts; tick_size, lot_size, start_min and start_max options are the "
+           "datasets' own.")
       .def("send", &send, py::arg("action"), py::arg("env_id") = py::none())
       .def("send_reset",
            [](PyPool& self, const py::object& env_id) {
@@ -457,6 +518,16 @@ void bind_env(py::module_& m) {
       .def_property_readonly("obs_dim", [](PyPool& s) { return s.pool->buffers().obs_dim; })
       .def_property_readonly("actions",
                              [](PyPool& s) { return kActionTypeNames[static_cast<int>(s.pool->config().actions)]; })
-      .def_property_readonly("has_trades", [](PyPool& s) { return s.pool->data().has_trades; })
-      .def_property_readonly("rows", [](PyPool& s) { return s.pool->data().rows; });
+      .def_property_readonly("has_trades",
+                             [](PyPool& s) {
+                               for (const MarketData& m : s.pool->markets()) {
+                                 if (!m.has_trades) return false;
+                               }
+                               return true;
+                             }, "every dataset of the pool has trades in its market stream")
+      .def_property_readonly("rows", [](PyPool& s) {
+        py::list out;
+        for (const MarketData& m : s.pool->markets()) out.append(m.rows);
+        return out;
+      }, "book rows of each dataset, in the order given");
 }

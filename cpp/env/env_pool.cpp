@@ -36,10 +36,10 @@ int action_width(const EnvConfig& cfg) {
   return cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1;
 }
 
-EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_size, int num_threads,
+EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_envs, int batch_size, int num_threads,
                  uint64_t seed)
     : cfg_(cfg),
-      data_(std::move(data)),
+      markets_(std::move(markets)),
       num_envs_(num_envs),
       batch_size_(batch_size),
       num_threads_(num_threads),
@@ -49,15 +49,28 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
     throw std::invalid_argument("batch_size: expected 1 <= batch_size <= num_envs");
   }
   if (num_threads < 1) throw std::invalid_argument("num_threads: expected >= 1");
+  if (markets_.empty()) throw std::invalid_argument("markets: expected at least one dataset");
+  uint64_t offset = 0;
+  for (size_t i = 0; i < markets_.size(); ++i) {
+    MarketData& m = markets_[i];
+    if (m.levels != markets_[0].levels || m.dim != markets_[0].dim) {
+      throw std::invalid_argument("markets: dataset " + std::to_string(i) + " has " + std::to_string(m.levels) +
+                                  " levels and " + std::to_string(m.dim) + " feature columns, dataset 0 has " +
+                                  std::to_string(markets_[0].levels) + " and " + std::to_string(markets_[0].dim));
+    }
+    m.start_offset = offset;
+    offset += static_cast<uint64_t>(m.start_max - m.start_min + 1);
+  }
   sync_mode_ = batch_size == num_envs;
   // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
   chunk_ = std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)), 8, kMaxChunk);
   sync_chunks_ = (static_cast<int64_t>(num_envs) + static_cast<int64_t>(chunk_) - 1) / static_cast<int64_t>(chunk_);
+  if (static_cast<uint64_t>(sync_chunks_) > kClaimMask) throw std::invalid_argument("num_envs: too many envs");
   // Rows in flight can reach num_envs past the block the caller holds.
   num_blocks_ = static_cast<size_t>((num_envs + batch_size - 1) / batch_size) + 1;
   const size_t K = static_cast<size_t>(cfg.num_agents);
   buf_.allocate(num_blocks_ * static_cast<size_t>(batch_size), cfg.num_agents,
-                data_.dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0));
+                markets_[0].dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0));
   block_done_.reset(new std::atomic<int64_t>[num_blocks_]);
   for (size_t b = 0; b < num_blocks_; ++b) block_done_[b].store(0);
   in_flight_.reset(new std::atomic<uint8_t>[num_envs]);
@@ -71,7 +84,7 @@ EnvPool::EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_
   for (uint64_t i = 0; i < capacity_; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
   envs_.reserve(num_envs);
   for (int i = 0; i < num_envs; ++i) {
-    envs_.emplace_back(new TradingEnv(cfg_, &data_, i, seed + static_cast<uint64_t>(i)));
+    envs_.emplace_back(new TradingEnv(cfg_, markets_.data(), static_cast<int>(markets_.size()), i, seed + static_cast<uint64_t>(i)));
   }
   for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
@@ -111,22 +124,27 @@ void EnvPool::send_all(const int64_t* discrete, const float* continuous, bool re
   sync_done_.store(0, std::memory_order_relaxed);
   sync_pending_ = true;
   ++sync_gen_;
-  sync_claim_.store(sync_gen_ << 32, std::memory_order_release);  // publishes everything above
+  sync_claim_.store(pack_claim(sync_gen_, 0, static_cast<uint64_t>(sync_chunks_)),
+                    std::memory_order_release);  // publishes everything above
   if (sleepers_.load(std::memory_order_acquire) > 0) {
     std::lock_guard<std::mutex> lk(mu_);
     cv_.notify_all();
   }
 }
 
-size_t EnvPool::run_sync_chunks() {
+size_t EnvPool::run_sync_chunks(bool from_front) {
   size_t ran = 0;
   uint64_t v = sync_claim_.load(std::memory_order_acquire);
   for (;;) {
-    const int64_t idx = static_cast<int64_t>(v & 0xffffffffull);
-    if (idx >= sync_chunks_) return ran;
-    if (!sync_claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+    const uint64_t front = (v >> kClaimBits) & kClaimMask, back = v & kClaimMask;
+    if (front >= back) return ran;
+    // The caller takes chunks from the front, workers from the back: from one call to the next an env
+    // is mostly stepped by the same thread, so its state stays in that core's cache.
+    const uint64_t next = from_front ? v + (uint64_t{1} << kClaimBits) : v - 1;
+    if (!sync_claim_.compare_exchange_weak(v, next, std::memory_order_acq_rel, std::memory_order_acquire)) {
       continue;
     }
+    const int64_t idx = static_cast<int64_t>(from_front ? front : back - 1);
     const size_t K = static_cast<size_t>(cfg_.num_agents);
     const int64_t lo = idx * static_cast<int64_t>(chunk_);
     const int64_t hi = std::min<int64_t>(num_envs_, lo + static_cast<int64_t>(chunk_));
@@ -265,7 +283,7 @@ size_t EnvPool::run_some() {
 void EnvPool::worker_loop() {
   int idle = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (run_some() || run_sync_chunks()) {
+    if (run_some() || run_sync_chunks(false)) {
       idle = 0;
       continue;
     }
@@ -277,7 +295,7 @@ void EnvPool::worker_loop() {
     sleepers_.fetch_add(1, std::memory_order_acq_rel);
     cv_.wait(lk, [this] {
       return stop_.load() || head_.load(std::memory_order_acquire) < tail_.load(std::memory_order_acquire) ||
-             static_cast<int64_t>(sync_claim_.load(std::memory_order_acquire) & 0xffffffffull) < sync_chunks_;
+             claim_open(sync_claim_.load(std::memory_order_acquire));
     });
     sleepers_.fetch_sub(1, std::memory_order_acq_rel);
     idle = 0;
@@ -286,7 +304,7 @@ void EnvPool::worker_loop() {
 
 size_t EnvPool::recv() {
   if (sync_pending_) {
-    while (run_sync_chunks()) {
+    while (run_sync_chunks(true)) {
     }
     while (sync_done_.load(std::memory_order_acquire) < sync_chunks_) TRADER_PAUSE();
     sync_pending_ = false;

@@ -7,6 +7,7 @@
 // order of completion and `env_id` says whose row it is. Threads: num_threads counts the caller,
 // which steps envs too while it waits in recv; num_threads - 1 background workers.
 // Each env owns its random state (seed + env_id), so results do not depend on the thread count.
+// The pool holds one or more datasets (MarketData); each episode runs inside one (issue 13).
 #pragma once
 
 #include <atomic>
@@ -45,7 +46,8 @@ inline bool integer_actions(const EnvConfig& cfg) {
 
 class EnvPool {
  public:
-  EnvPool(const EnvConfig& cfg, MarketData data, int num_envs, int batch_size, int num_threads,
+  // markets: at least one, all with the same levels and dim (std::invalid_argument naming the dataset).
+  EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_envs, int batch_size, int num_threads,
           uint64_t seed);
   ~EnvPool();
   EnvPool(const EnvPool&) = delete;
@@ -66,7 +68,7 @@ class EnvPool {
   int batch_size() const { return batch_size_; }
   int num_threads() const { return num_threads_; }
   const EnvConfig& config() const { return cfg_; }
-  const MarketData& data() const { return data_; }
+  const std::vector<MarketData>& markets() const { return markets_; }
   PoolBuffers& buffers() { return buf_; }
   size_t num_blocks() const { return num_blocks_; }
 
@@ -83,7 +85,7 @@ class EnvPool {
   size_t run_task(const Task& task, uint64_t row);
 
   EnvConfig cfg_;
-  MarketData data_;
+  std::vector<MarketData> markets_;  // never resized after construction: the envs point into it
   int num_envs_, batch_size_, num_threads_;
   bool sync_mode_;
   size_t chunk_;
@@ -116,10 +118,17 @@ class EnvPool {
   std::unique_ptr<std::atomic<int64_t>[]> block_done_;
   std::unique_ptr<std::atomic<uint8_t>[]> in_flight_;  // per env: an action is queued or running
 
-  // send_all: (generation << 32) | next chunk; a chunk's parameters are read only after claiming it,
+  // send_all: (generation << 48) | (front << 24) | back: chunks [front, back) are unclaimed; the caller
+  // claims at the front, workers at the back. A chunk's parameters are read only after claiming it,
   // and the next generation is published only after every chunk of this one is done.
-  size_t run_sync_chunks();
-  std::atomic<uint64_t> sync_claim_{0xffffffffull};  // nothing to claim before the first send_all
+  static constexpr int kClaimBits = 24;
+  static constexpr uint64_t kClaimMask = (uint64_t{1} << kClaimBits) - 1;
+  static uint64_t pack_claim(uint64_t gen, uint64_t front, uint64_t back) {
+    return (gen << (2 * kClaimBits)) | (front << kClaimBits) | back;
+  }
+  static bool claim_open(uint64_t v) { return ((v >> kClaimBits) & kClaimMask) < (v & kClaimMask); }
+  size_t run_sync_chunks(bool from_front);
+  std::atomic<uint64_t> sync_claim_{0};  // nothing to claim before the first send_all
   std::atomic<int64_t> sync_done_{0};
   uint64_t sync_gen_ = 0;
   uint64_t sync_base_ = 0;  // absolute row of env 0

@@ -42,6 +42,7 @@ void MarketData::prepare() {
   }
   near.clear();
   near_far_ts.clear();
+  near_due_ts.clear();
   near_starts.assign(static_cast<size_t>(rows) + 1, 0);
   near_tail_ts.assign(static_cast<size_t>(rows), std::numeric_limits<int64_t>::min());
   if (!stream) return;
@@ -61,6 +62,7 @@ void MarketData::prepare() {
       }
       near.push_back(e);
       near_far_ts.push_back(far_ts);
+      near_due_ts.push_back(std::max(far_ts, e.exch_ts));
       far_ts = std::numeric_limits<int64_t>::min();
     }
     near_tail_ts[static_cast<size_t>(r)] = far_ts;
@@ -68,30 +70,32 @@ void MarketData::prepare() {
   near_starts[static_cast<size_t>(rows)] = static_cast<int64_t>(near.size());
 }
 
-TradingEnv::TradingEnv(const EnvConfig& cfg, const MarketData* data, int env_id, uint64_t seed)
-    : data_(data),
+TradingEnv::TradingEnv(const EnvConfig& cfg, const MarketData* markets, int num_markets, int env_id,
+                       uint64_t seed)
+    : data_(markets),
       quoting_(is_quote(cfg.actions)),
       actions_(cfg.actions),
       num_agents_(static_cast<int>(cfg.num_agents)),
       order_latency_ns_(cfg.order_latency_ns),
-      obs_dim_(data->dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0)),
+      obs_dim_(markets->dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0)),
       horizon_(cfg.horizon),
       reward_(cfg.reward),
       taker_fee_bps_(cfg.taker_fee_bps),
       reward_scale_(cfg.reward_scale),
       ruin_equity_(cfg.ruin_fraction * cfg.initial_cash),
-      trade_lots_(std::llround(cfg.trade_size / cfg.lot_size)),
-      max_lots_(std::llround(cfg.max_position / cfg.lot_size)),
-      min_lots_(cfg.allow_short ? -max_lots_ : 0),
-      notional_per_tick_lot_(cfg.tick_size * cfg.lot_size),
       agents_(static_cast<size_t>(cfg.num_agents)),
       priority_(static_cast<size_t>(cfg.num_agents)),
-      consumed_bid_(static_cast<size_t>(data->levels)),
-      consumed_ask_(static_cast<size_t>(data->levels)),
+      consumed_bid_(static_cast<size_t>(markets->levels)),
+      consumed_ask_(static_cast<size_t>(markets->levels)),
       action_width_(cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1),
       env_id_(env_id),
       cfg_(cfg),
+      markets_(markets),
+      num_markets_(num_markets),
+      total_starts_(markets[num_markets - 1].start_offset +
+                    static_cast<uint64_t>(markets[num_markets - 1].start_max - markets[num_markets - 1].start_min + 1)),
       next_due_ts_(kNever) {
+  use_market(markets);
   for (auto& a : agents_) a.pending.reserve(4);
   orders_.reserve(static_cast<size_t>(4 * cfg.num_agents));
   update_reach();
@@ -105,10 +109,25 @@ void TradingEnv::reseed(uint64_t seed) {
 
 uint64_t TradingEnv::next_random() { return splitmix64(rng_); }
 
+void TradingEnv::use_market(const MarketData* m) {
+  data_ = m;
+  trade_lots_ = std::llround(cfg_.trade_size / m->lot_size);
+  max_lots_ = std::llround(cfg_.max_position / m->lot_size);
+  min_lots_ = cfg_.allow_short ? -max_lots_ : 0;
+  notional_per_tick_lot_ = m->tick_size * m->lot_size;
+}
+
+// One draw over the usable starts of every dataset: a dataset is picked with weight its number of
+// starts, the episode stays inside it (issue 13); with one dataset, the start draw of before.
 void TradingEnv::reset(OutRow& out) {
-  const int64_t last = cfg_.start_max >= 0 ? cfg_.start_max : data_->rows - 1 - cfg_.horizon;
-  const uint64_t span = static_cast<uint64_t>(last - cfg_.start_min + 1);
-  cursor_ = cfg_.start_min + static_cast<int64_t>(below(next_random(), span));
+  const uint64_t u = below(next_random(), total_starts_);
+  int m = 0, hi = num_markets_ - 1;  // the last dataset whose start_offset <= u
+  while (m < hi) {
+    const int mid = (m + hi + 1) / 2;
+    if (markets_[mid].start_offset <= u) m = mid; else hi = mid - 1;
+  }
+  if (data_ != markets_ + m) use_market(markets_ + m);
+  cursor_ = data_->start_min + static_cast<int64_t>(u - data_->start_offset);
   steps_ = 0;
   needs_reset_ = false;
   for (auto& a : agents_) {
@@ -117,6 +136,7 @@ void TradingEnv::reset(OutRow& out) {
     a.equity = cfg_.initial_cash;
   }
   orders_.clear();
+  update_reach();
   next_due_ts_ = kNever;
   for (int k = 0; k < cfg_.num_agents; ++k) out.reward()[k] = 0.0f;
   write(out, false, false);
@@ -157,6 +177,7 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
   Agent& a = agents_[static_cast<size_t>(k)];
   const int64_t* top = data_->book + cursor_ * data_->levels * 4;
   const int64_t now = data_->ts ? data_->ts[cursor_] : 0;
+  bool sent = false;
   for (int side = 0; side < 2; ++side) {
     const bool bid = side == 0;
     const int64_t idx = bid ? bid_idx : ask_idx;
@@ -164,7 +185,10 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     const int64_t price = idx == cfg_.quote_levels ? 0 : (bid ? top[0] - offset : top[2] + offset);
     LimitOrder* cur = find(a.quote_seq[side]);
     if (cur && cur->price == price) continue;  // unchanged price: keeps its queue position
-    if (cur) cur->cancel_ts = std::min(cur->cancel_ts, now + cfg_.cancel_latency_ns);
+    if (cur) {
+      cur->cancel_ts = std::min(cur->cancel_ts, now + cfg_.cancel_latency_ns);
+      next_due_ts_ = std::min(next_due_ts_, cur->cancel_ts);
+    }
     a.quote_seq[side] = -1;
     if (price <= 0) continue;
     // Size: position + this side's resting lots (cancels in flight included: they can still fill)
@@ -201,9 +225,10 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     a.quote_seq[side] = o.seq;
     a.quoted += lots;
     next_due_ts_ = std::min(next_due_ts_, o.arrive_ts);
+    sent = true;
   }
-  for (const auto& o : orders_) next_due_ts_ = std::min(next_due_ts_, o.cancel_ts);
-  update_reach();
+  // Only a new order widens the reach (a cancel in flight keeps its order reachable until it is removed).
+  if (sent) update_reach();
 }
 
 // Per market event kind, a price interval that holds every event able to touch an order (see
@@ -406,39 +431,47 @@ void TradingEnv::replay_segment(int64_t row) {
   const int64_t* top = data_->book + row * data_->levels * 4;
   const bool near = reach_lo_[kLevelBid] >= top[0] - data_->near_ticks &&
                     reach_hi_[kLevelAsk] <= top[2] + data_->near_ticks;
-  const MarketEvent* ev = near ? data_->near.data() : data_->stream;
-  const int64_t* starts = near ? data_->near_starts.data() : data_->stream_starts;
-  const int64_t end = starts[row + 1];
-  for (int64_t i = starts[row]; i < end && !orders_.empty(); ++i) {
-    const MarketEvent& e = ev[i];
-    // Calls due_orders at the skipped far records' latest time, then at this record's: the same
-    // orders arrive and cancel as with one call per record (nothing else happens in between).
-    if (near && data_->near_far_ts[static_cast<size_t>(i)] > next_due_ts_) {
-      due_orders(data_->near_far_ts[static_cast<size_t>(i)]);
+  if (near) {
+    replay_records<true>(data_->near.data(), data_->near_starts[row], data_->near_starts[row + 1]);
+    if (!orders_.empty() && data_->near_tail_ts[static_cast<size_t>(row)] > next_due_ts_) {
+      due_orders(data_->near_tail_ts[static_cast<size_t>(row)]);
+      remove_dead();
     }
-    if (e.exch_ts > next_due_ts_) due_orders(e.exch_ts);
+  } else {
+    replay_records<false>(data_->stream, data_->stream_starts[row], data_->stream_starts[row + 1]);
+  }
+  // Orders removed unseen by a market event (cancels, rejections) go at the next due time.
+}
+
+template <bool kNear>
+void TradingEnv::replay_records(const MarketEvent* ev, int64_t begin, int64_t end) {
+  for (int64_t i = begin; i < end; ++i) {
+    const MarketEvent& e = ev[i];
+    // Near records: due_orders at the skipped far records' latest time, then at this record's: the
+    // same orders arrive and cancel as with one call per record (nothing else happens in between).
+    // near_due_ts = the later of the two, so one comparison tells whether either call has work.
+    if (kNear ? data_->near_due_ts[static_cast<size_t>(i)] > next_due_ts_ : e.exch_ts > next_due_ts_) {
+      if (kNear && data_->near_far_ts[static_cast<size_t>(i)] > next_due_ts_) {
+        due_orders(data_->near_far_ts[static_cast<size_t>(i)]);
+      }
+      if (e.exch_ts > next_due_ts_) due_orders(e.exch_ts);
+    }
     // Only events within reach of an order can change it (a pure filter: the rules in
     // on_market_event decide the same without it).
     const MarketEventKind kind = e.kind();
-    const bool reach = e.price >= reach_lo_[kind] && e.price <= reach_hi_[kind];
-    if (reach) on_market_event(e);
-    if (died_) {
-      orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
-                    orders_.end());
-      died_ = false;
-      update_reach();
-    }
+    if (e.price >= reach_lo_[kind] && e.price <= reach_hi_[kind]) on_market_event(e);
+    if (died_ && !remove_dead()) return;
   }
-  if (near && !orders_.empty() && data_->near_tail_ts[static_cast<size_t>(row)] > next_due_ts_) {
-    due_orders(data_->near_tail_ts[static_cast<size_t>(row)]);
-    if (died_) {
-      orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
-                    orders_.end());
-      died_ = false;
-      update_reach();
-    }
+}
+
+bool TradingEnv::remove_dead() {
+  if (died_) {
+    orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
+                  orders_.end());
+    died_ = false;
+    update_reach();
   }
-  // Orders removed unseen by a market event (cancels, rejections) go at the next due time.
+  return !orders_.empty();
 }
 
 void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& out) {

@@ -34,7 +34,9 @@
 
 namespace trader {
 
-// Read-only market data shared by every env of a pool (not owned).
+// Read-only market data of one dataset (a day, an instrument), shared by every env of a pool (not
+// owned). A pool may hold several: an episode runs inside one of them and never crosses into another
+// (issue 13), with that dataset's own tick and lot size.
 struct MarketData {
   const int64_t* book = nullptr;   // [rows, levels, 4]: bid px, bid qty, ask px, ask qty (ticks, lots)
   const float* features = nullptr;  // [rows, dim]
@@ -45,6 +47,10 @@ struct MarketData {
   int64_t rows = 0;
   int64_t levels = 0;
   int64_t dim = 0;
+  double tick_size = 0.01;  // quote per tick
+  double lot_size = 1e-5;   // base per lot
+  int64_t start_min = 0, start_max = 0;  // rows: episodes start in [start_min, start_max]
+  uint64_t start_offset = 0;  // usable starts of the pool's datasets before this one (set by EnvPool)
   // Derived once by prepare():
   std::vector<double> mid;  // ticks, per row
   // The stream without the level changes far from the touch: segment c keeps bid levels at prices
@@ -57,6 +63,7 @@ struct MarketData {
   int64_t near_ticks = 0;
   std::vector<MarketEvent> near;
   std::vector<int64_t> near_far_ts;
+  std::vector<int64_t> near_due_ts;   // max(near_far_ts[i], near[i].exch_ts)
   std::vector<int64_t> near_starts;   // [rows + 1]
   std::vector<int64_t> near_tail_ts;  // [rows]
 
@@ -85,7 +92,8 @@ struct OutRow {
 
 class TradingEnv {
  public:
-  TradingEnv(const EnvConfig& cfg, const MarketData* data, int env_id, uint64_t seed);
+  // markets: num_markets datasets of equal levels and dim, start_offset set (EnvPool does it).
+  TradingEnv(const EnvConfig& cfg, const MarketData* markets, int num_markets, int env_id, uint64_t seed);
 
   void reseed(uint64_t seed);
   void reset(OutRow& out);
@@ -156,11 +164,17 @@ class TradingEnv {
   void book_fill(Agent& a, bool buy, int64_t lots, double notional, double fee);
   void maker_fill(LimitOrder& o, int64_t lots);
   void replay_segment(int64_t row);
+  template <bool kNear>
+  void replay_records(const MarketEvent* ev, int64_t begin, int64_t end);
+  // Drops the orders that died (filled, cancelled, rejected) and narrows the reach; false: none left.
+  bool remove_dead();
   void on_market_event(const MarketEvent& e);
   void on_depth(LimitOrder& o, double prev, double next) const;
   void due_orders(int64_t exch_ts);
   void update_reach();
   LimitOrder* find(int64_t seq);
+  // Points the env at one dataset: data_ and the constants in its tick and lot size.
+  void use_market(const MarketData* m);
   void write(OutRow& out, bool terminated, bool truncated);
 
   // Hot state first: one step of a discrete env touches the first cache lines of the object only.
@@ -189,6 +203,9 @@ class TradingEnv {
   int action_width_;  // floats per agent (continuous modes)
   int env_id_;
   EnvConfig cfg_;
+  const MarketData* markets_;  // every dataset of the pool; data_ is one of them
+  int num_markets_;
+  uint64_t total_starts_;  // usable episode starts over all datasets
   int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
   bool died_ = false;    // an order died during the current market event
   int64_t reach_lo_[4], reach_hi_[4];  // per MarketEventKind: prices that can touch an order

@@ -61,8 +61,14 @@ Market load_market(const std::string& folder) {
   return m;
 }
 
-MarketData data_of(const Market& m) {
+// The market as one dataset of a pool: tick 0.01, the given lot size, episodes starting in
+// [start_min, start_max] (start_max -1: the last row that leaves a full horizon of 60).
+MarketData data_of(const Market& m, double lot_size = 1e-6, int64_t start_min = 0, int64_t start_max = -1) {
   MarketData d;
+  d.tick_size = 0.01;
+  d.lot_size = lot_size;
+  d.start_min = start_min;
+  d.start_max = start_max >= 0 ? start_max : m.rows - 1 - 60;
   d.book = m.book.data();
   d.features = m.features.data();
   d.rows = m.rows;
@@ -107,8 +113,13 @@ EnvConfig config(int agents, bool quotes) {
 // (env, step).
 using Traj = std::vector<std::vector<double>>;
 
-Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int steps, bool quotes = false) {
-  EnvPool pool(config(agents, quotes), data_of(m), num_envs, batch, threads, 42);
+// datasets = 2: the pool holds the market twice, the second time on a 10x coarser lot and a shorter
+// start window (issue 13: each episode draws its dataset, then trades in that dataset's lots).
+Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int steps, bool quotes = false,
+         int datasets = 1) {
+  std::vector<MarketData> markets{data_of(m)};
+  if (datasets == 2) markets.push_back(data_of(m, 1e-5, 100, 400));
+  EnvPool pool(config(agents, quotes), std::move(markets), num_envs, batch, threads, 42);
   const size_t num_actions = quotes ? 50 : 3;
   PoolBuffers& b = pool.buffers();
   Traj traj(static_cast<size_t>(num_envs));
@@ -176,6 +187,11 @@ int main(int argc, char** argv) {
       CHECK(run(m, agents, 16, 1, 2, 150, quotes) == ref);
     }
   }
+  // Two datasets: the same trajectories whatever the threads and batches.
+  const Traj two = run(m, 1, 16, 16, 1, 150, false, 2);
+  CHECK(two != run(m, 1, 16, 16, 1, 150, false));
+  CHECK(run(m, 1, 16, 4, 2, 150, false, 2) == two);
+  CHECK(run(m, 3, 16, 1, 2, 150, true, 2) == run(m, 3, 16, 16, 1, 150, true, 2));
   // Stress: many small async batches on 2 threads, and the sync fast path on 2 threads.
   const Traj a = run(m, 1, 64, 8, 2, 400);
   const Traj b = run(m, 1, 64, 8, 2, 400);

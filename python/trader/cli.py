@@ -6,6 +6,7 @@ import click
 
 from trader.backtest.cli import backtest
 from trader.data.cli import data
+from trader.evaluate.cli import evaluate
 from trader.live.cli import live, record
 from trader.nn.cli import embed, train_encoder
 from trader.rl.cli import train
@@ -22,6 +23,7 @@ main.add_command(train_encoder)
 main.add_command(embed)
 main.add_command(train)
 main.add_command(backtest)
+main.add_command(evaluate)
 main.add_command(live)
 main.add_command(record)
 

@@ -236,29 +236,40 @@ def avellaneda_stoikov_policy(market: Market, grid: QuoteGrid, fit: AvellanedaSt
     return act
 
 
-def market_making_baselines(market: Market, events: np.ndarray, env_config: dict, train_rows: int, end_row: int,
-                            offset_ticks: int, gamma: float) -> tuple[list[tuple[str, Policy]], list[str]]:
-    """The fixed-spread quoter and Avellaneda-Stoikov for a quote env with these options (sizes in
-    base units as the env takes them), Avellaneda-Stoikov fitted on rows [0, train_rows); with notes
-    saying what was fitted, for the report."""
+def market_making_baselines(market: Market, env_config: dict, end_row: int, offset_ticks: int, gamma: float,
+                            fit_market: Market, fit_events: np.ndarray,
+                            fit_rows: int) -> tuple[list[tuple[str, Policy]], list[str]]:
+    """The fixed-spread quoter and Avellaneda-Stoikov for a quote env over `market` with these options
+    (sizes in base units as the env takes them), Avellaneda-Stoikov fitted on rows [0, fit_rows) of
+    `fit_market` (its events: `fit_events`), training rows only; with notes saying what was fitted,
+    for the report."""
     from trader.sim import spec
 
     cfg = spec.check_config(**dict(env_config, actions="quote"), tick_size=market.tick_size, lot_size=market.lot_size)
     grid = QuoteGrid.of(cfg)
     trade_lots = round(cfg["trade_size"] / market.lot_size)
     max_lots = round(cfg["max_position"] / market.lot_size)
-    fit = fit_avellaneda_stoikov(market, events, train_rows)
-    policies = [
-        ("fixed_spread", fixed_spread_policy(market, grid, offset_ticks, trade_lots, max_lots)),
-        ("avellaneda_stoikov", avellaneda_stoikov_policy(market, grid, fit, gamma, trade_lots, max_lots, end_row)),
-    ]
-    notes = [
-        f"fixed_spread: both sides {offset_ticks} tick(s) from the touch, {cfg['trade_size']:g} base each, "
-        f"no quote on the side that would pass |position| {cfg['max_position']:g}.",
-        f"avellaneda_stoikov (2008): fitted on rows 0..{train_rows - 1} only: sigma {fit.sigma:.4g} ticks per step "
+    policies = [("fixed_spread", fixed_spread_policy(market, grid, offset_ticks, trade_lots, max_lots))]
+    notes = [f"fixed_spread: both sides {offset_ticks} tick(s) from the touch, {cfg['trade_size']:g} base each, "
+             f"no quote on the side that would pass |position| {cfg['max_position']:g}."]
+    # Its parameters are in ticks and steps of the instrument it quotes: fitted on another one they mean nothing.
+    if (fit_market.symbol, fit_market.tick_size) != (market.symbol, market.tick_size):
+        notes.append(f"avellaneda_stoikov: not run: the training data is another instrument ({fit_market.symbol}, tick "
+                     f"{fit_market.tick_size:g}) than the test data ({market.symbol}, tick {market.tick_size:g}), and "
+                     "its parameters are in ticks of the instrument it quotes.")
+        return policies, notes
+    try:
+        fit = fit_avellaneda_stoikov(fit_market, fit_events, fit_rows)
+    except ValueError as e:  # e.g. no trade sides in the training data: no arrival intensity to fit
+        notes.append(f"avellaneda_stoikov: not run: its fit on the training rows failed: {e}")
+        return policies, notes
+    where = "" if fit_market is market else " of the training dataset"
+    policies.append(("avellaneda_stoikov",
+                     avellaneda_stoikov_policy(market, grid, fit, gamma, trade_lots, max_lots, end_row)))
+    notes.append(
+        f"avellaneda_stoikov (2008): fitted on rows 0..{fit_rows - 1}{where} only: sigma {fit.sigma:.4g} ticks per step "
         f"(std of the mid change), kappa {fit.intensity.kappa:.4g} per tick and A {fit.intensity.a:.4g} per step "
         f"(market orders reaching delta ticks beyond the mid, {fit.steps_with_trades} steps with trades); "
         f"gamma {gamma:g} per tick per quote size; T = the last held-out row; quotes mapped to the nearest grid "
-        f"offset ({grid.min_ticks}..{grid.min_ticks + grid.levels - 1} ticks from the touch).",
-    ]
+        f"offset ({grid.min_ticks}..{grid.min_ticks + grid.levels - 1} ticks from the touch).")
     return policies, notes

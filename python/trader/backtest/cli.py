@@ -8,6 +8,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from trader.sim.flags import env_options, flag_message, pop_env_values
+
+# The execution costs and timing a backtest may change from the run's (the rest is the run's own env).
+COST_OPTIONS = ("taker_fee_bps", "maker_fee_bps", "order_latency_ns", "cancel_latency_ns", "queue_model", "queue_power")
+
 
 def load_trained_policy(checkpoint: str, device: str = "cpu"):
     """(policy(obs, info) -> actions, saved training args, algo) from a run folder, its checkpoint store
@@ -22,19 +27,27 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
     return (lambda obs, info: trained.act(obs)), trained.args, trained.algo
 
 
+def default_out_dir(checkpoint: str) -> Path:
+    """RUN/backtest for a run folder (or a checkpoint inside it); runs/backtest__{last part} for a store URI."""
+    if "://" in checkpoint:
+        return Path("runs") / ("backtest__" + checkpoint.rstrip("/").rsplit("/", 1)[-1])
+    path = Path(checkpoint)
+    while path.name.startswith("step_") or path.name == "checkpoints":
+        path = path.parent
+    return path / "backtest"
+
+
 @click.command("backtest")
-@click.option("--checkpoint", default=None, type=click.Path(exists=True),
-              help="A run folder of trader train (its latest checkpoint) or a checkpoint file "
+@click.option("--checkpoint", default=None, metavar="RUN|URI",
+              help="A run folder of trader train (its latest checkpoint), a checkpoint store (a folder or "
+                   "s3://bucket/prefix: its latest) or one checkpoint in it (.../step_N) "
                    "[default: the newest runs/trader__* folder].")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Dataset folder [default: the run's own data, else the bundled sample].")
+              help="Dataset folder, collection or folder of datasets; each gets its own report "
+                   "[default: the run's own data (every dataset it trained on), else the bundled sample].")
 @click.option("--train-fraction", type=float, default=None,
               help="Rows before this fraction were for training [default: the run's].")
-@click.option("--taker-fee-bps", type=float, default=None, help="Fee on market orders, bps [default: the run's].")
-@click.option("--maker-fee-bps", type=float, default=None,
-              help="Fee on limit-order fills, bps; negative = rebate [default: the run's].")
-@click.option("--order-latency-ms", type=float, default=None,
-              help="Order entry latency against the exchange timestamps, ms [default: the run's].")
+@env_options(COST_OPTIONS, default_note="the run's")
 @click.option("--imbalance-threshold", type=float, default=0.6, show_default=True,
               help="Order-imbalance baseline: trade when |imbalance| exceeds this.")
 @click.option("--quote-offset-ticks", type=int, default=0, show_default=True,
@@ -42,21 +55,14 @@ def load_trained_policy(checkpoint: str, device: str = "cpu"):
 @click.option("--as-gamma", type=float, default=0.01, show_default=True,
               help="Avellaneda-Stoikov baseline (quote runs): risk aversion, per tick per quote size.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Report folder [default: RUN/backtest].")
-def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, order_latency_ms, imbalance_threshold,
-             quote_offset_ticks, as_gamma, out):
+              help="Report folder [default: RUN/backtest; for a store URI, runs/backtest__{prefix}].")
+def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset_ticks, as_gamma, out, **env_flags):
     """Backtest a trained agent on held-out data; writes backtest.md, backtest.json and equity.png.
 
     Next to it, on the same rows and execution model: flat, buy-and-hold and an order-imbalance rule
     (market orders) and, when the run quotes, a fixed-spread quoter and Avellaneda-Stoikov (2008)
     fitted on the training rows only."""
-    from trader.backtest.baselines import (buy_and_hold_policy, flat_policy, imbalance_policy,
-                                           market_making_baselines)
-    from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, run_backtest
-    from trader.backtest.report import write_report
-    from trader.data.dataset import load_dataset
-    from trader.rl.policy import observation_market
-    from trader.sim import spec
+    from trader.sim.env import dataset_folders
 
     if checkpoint is None:
         runs = sorted(Path("runs").glob("trader__*"), key=lambda p: p.stat().st_mtime)
@@ -64,15 +70,34 @@ def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, ord
             raise click.UsageError("--checkpoint: no runs/trader__* folder here; train one with `trader train`")
         checkpoint = str(runs[-1])
         click.echo(f"backtesting {checkpoint}")
-    for flag, value in (("--taker-fee-bps", taker_fee_bps), ("--order-latency-ms", order_latency_ms)):
-        if value is not None and not value >= 0:
-            raise click.BadParameter(f"expected a number >= 0, got {value}", param_hint=flag)
-    if maker_fee_bps is not None and not np.isfinite(maker_fee_bps):
-        raise click.BadParameter(f"expected a finite number, got {maker_fee_bps}", param_hint="--maker-fee-bps")
+    overrides = pop_env_values(env_flags)
     if not as_gamma > 0:
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
     policy, args, algo = load_trained_policy(checkpoint)
+    out_dir = Path(out) if out else default_out_dir(checkpoint)
     data = data if data is not None else args.get("data")
+    try:  # a run trained on several datasets is tested on the held-out tail of each (issue 13)
+        folders = [None] if not data else dataset_folders(data)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(f"--data: {e}") from None
+    names = [f.name for f in folders] if len(folders) > 1 else [None]
+    if len(set(names)) < len(names):
+        names = [f"{i:02d}_{f.name}" for i, f in enumerate(folders)]
+    for folder, name in zip(folders, names):
+        _backtest_dataset(folder, out_dir / name if name else out_dir, policy, args, algo, checkpoint, overrides,
+                          train_fraction, imbalance_threshold, quote_offset_ticks, as_gamma)
+
+
+def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, overrides, train_fraction, imbalance_threshold,
+                      quote_offset_ticks, as_gamma) -> None:
+    """The backtest of one dataset's held-out rows, written to out_dir."""
+    from trader.backtest.engine import env_config_from_run, held_out_rows, period_utc
+    from trader.backtest.report import write_report
+    from trader.backtest.suite import BaselineOptions, run_agent, run_baselines, step_seconds
+    from trader.data.dataset import load_dataset
+    from trader.rl.policy import observation_market
+    from trader.sim import spec
+
     dataset = load_dataset(data)  # the Avellaneda-Stoikov fit reads its events
     try:  # an agent trained with --encoder observes that encoder's embeddings (trader.rl.policy)
         market = observation_market(args, data)
@@ -81,43 +106,24 @@ def backtest(checkpoint, data, train_fraction, taker_fee_bps, maker_fee_bps, ord
     frac = train_fraction if train_fraction is not None else args.get("train_fraction", 0.7)
     start, end = held_out_rows(len(market.book), frac, 0)
     try:
-        env_cfg = env_config_from_run(
-            args, taker_fee_bps=taker_fee_bps, maker_fee_bps=maker_fee_bps,
-            order_latency_ns=None if order_latency_ms is None else round(order_latency_ms * 1e6))
+        env_cfg = env_config_from_run(args, **overrides)
+        spec.check_config(**{k: v for k, v in env_cfg.items() if k in overrides})
     except ValueError as e:
-        raise click.UsageError(f"--checkpoint: the run's env options: {e}") from None
-    agents = int(args.get("num_agents", 1))
-    results = []
-    trained = run_backtest(market, policy, algo, start=start, end=end, num_agents=agents, **env_cfg)
-    results += trained if isinstance(trained, list) else [trained]
+        raise click.UsageError(flag_message(str(e)) if any(k in str(e) for k in overrides)
+                               else f"--checkpoint: the run's env options: {e}") from None
+    results = run_agent(market, policy, algo, env_cfg, start, end, int(args.get("num_agents", 1)))
+    try:
+        baselines, notes = run_baselines(market, dataset.events, env_cfg, start, end,
+                                         BaselineOptions(imbalance_threshold, quote_offset_ticks, as_gamma))
+    except ValueError as e:
+        raise click.ClickException(f"baselines on the training rows: {e}") from None
+    results += baselines
     full_cfg = {**spec.defaults(), **env_cfg}
-    actions = full_cfg["actions"]
-    quoting = actions.startswith("quote")
-    # Market-order baselines trade in the market-order env (the run's, or discrete for a quote run).
-    orders_cfg = dict(env_cfg, actions="discrete" if quoting else actions)
-    cont = orders_cfg["actions"] == "continuous"
-    for name, pol in (("buy_and_hold", buy_and_hold_policy(cont)), ("flat", flat_policy(cont)),
-                      ("order_imbalance", imbalance_policy(market, cont, imbalance_threshold))):
-        results.append(run_backtest(market, pol, name, start=start, end=end, **orders_cfg))
-    notes = []
-    if quoting:
-        try:
-            quoters, notes = market_making_baselines(market, dataset.events, env_cfg, start, end, quote_offset_ticks,
-                                                     as_gamma)
-        except ValueError as e:
-            raise click.ClickException(f"market-making baselines on the training rows: {e}") from None
-        for name, pol in quoters:
-            results.append(run_backtest(market, pol, name, start=start, end=end, **dict(env_cfg, actions="quote")))
-    interval_s = float(np.median(np.diff(market.ts))) / 1e9 if len(market.ts) > 1 else 0.1
-    initial_cash = float(full_cfg["initial_cash"])
-    for r in results:
-        compute_metrics(r, interval_s, initial_cash)
-    run_dir = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent.parent
-    out_dir = Path(out) if out else run_dir / "backtest"
+    interval_s = step_seconds(market)
     ctx = {"data": str(data) if data else "<bundled sample>", "symbol": market.symbol, "start": start, "end": end,
-           "steps": end - start - 1, "interval_s": interval_s, "actions": actions,
+           "steps": end - start - 1, "interval_s": interval_s, "actions": full_cfg["actions"],
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
-           "order_latency_ns": full_cfg["order_latency_ns"], "initial_cash": initial_cash,
+           "order_latency_ns": full_cfg["order_latency_ns"], "period_utc": period_utc(market, start, end),
            "checkpoint": str(checkpoint), "algo": algo, "train_fraction": frac, "baseline_notes": notes}
     write_report(out_dir, results, ctx)
     click.echo((out_dir / "backtest.md").read_text())

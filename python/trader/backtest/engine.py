@@ -16,8 +16,6 @@ from trader.sim.env import Market, TradingVectorEnv
 
 Policy = Callable[[np.ndarray, dict], np.ndarray]  # (obs [1, D], info) -> actions [1] or [1, 1]
 
-SECONDS_PER_YEAR = 365.0 * 24 * 3600  # crypto trades around the clock
-
 
 @dataclass
 class BacktestResult:
@@ -39,6 +37,8 @@ class BacktestResult:
     quoted_lots: int  # lots of new limit orders sent
     rejected: int  # post-only orders rejected (they would have crossed)
     trades: int  # steps with at least one fill
+    max_notional: float  # quote: the position limit valued at the period's mean mid (the capital at risk)
+    actions: np.ndarray  # the policy's action at every step (for the action distribution)
     metrics: dict = field(default_factory=dict)
 
     @property
@@ -63,6 +63,15 @@ def held_out_rows(n_rows: int, train_fraction: float, gap: int) -> tuple[int, in
     return start, n_rows - 1
 
 
+def period_utc(market: Market, start: int, end: int) -> tuple[str, str]:
+    """The UTC times of rows start and end (the market's clock, ns)."""
+    import datetime as dt
+
+    def fmt(ns: int) -> str:
+        return dt.datetime.fromtimestamp(int(ns) / 1e9, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return fmt(market.ts[start]), fmt(market.ts[end])
+
+
 def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: int,
                  **env_config) -> BacktestResult | list[BacktestResult]:
     """One episode over rows start..end. With num_agents K > 1 the policy acts for all agents
@@ -80,9 +89,12 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     count = {key: np.zeros(K, dtype=np.int64) for key in ("trades", "maker", "taker", "quoted", "rejected")}
     maker_notional, taker_notional = np.zeros(K), np.zeros(K)
     mid_px = 0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2]) * market.tick_size
+    actions = []
     for _ in range(horizon):
         t = int(info["t"][0])
-        obs, reward, term, trunc, info = env.step(policy(obs, info))
+        action = np.asarray(policy(obs, info))
+        actions.append(action[0])
+        obs, reward, term, trunc, info = env.step(action)
         maker, taker = np.abs(per("maker_filled")), np.abs(per("taker_filled"))
         count["trades"] += (maker + taker) > 0
         count["maker"] += maker
@@ -98,33 +110,42 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     maker_fees, taker_fees = per("maker_fees").astype(float), per("taker_fees").astype(float)
     eq, pos = np.array(equity), np.array(position)
     max_lots = round(env.env_config["max_position"] / market.lot_size)
+    max_notional = float(env.env_config["max_position"] * mid_px[start:end + 1].mean())
+    acts = np.asarray(actions)
     results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], market.lot_size, max_lots,
                               float(maker_fees[k]), float(taker_fees[k]), int(count["maker"][k]),
                               int(count["taker"][k]), float(maker_notional[k]), float(taker_notional[k]),
-                              int(count["quoted"][k]), int(count["rejected"][k]), int(count["trades"][k]))
+                              int(count["quoted"][k]), int(count["rejected"][k]), int(count["trades"][k]),
+                              max_notional, acts if K == 1 else acts[:, k])
                for k in range(K)]
     return results[0] if K == 1 else results
 
 
-def compute_metrics(res: BacktestResult, interval_s: float, initial_cash: float) -> dict:
-    """PnL (quote currency, bps of traded notional), return and risk, execution and inventory."""
+def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
+    """PnL in quote currency, in bps of the traded notional and of the notional the strategy may hold
+    (its position limit at the period's mean mid); the Sharpe ratio of the period (mean / std of the
+    PnL per step x sqrt(steps): not annualized, issue 13); drawdown, turnover, execution, inventory."""
     eq = res.equity
-    rets = np.diff(eq) / eq[:-1]
-    per_year = SECONDS_PER_YEAR / interval_s
-    std = rets.std()
-    sharpe = float(rets.mean() / std * np.sqrt(per_year)) if std > 0 else 0.0
+    step_pnl = np.diff(eq)
+    std = step_pnl.std()
+    sharpe_step = float(step_pnl.mean() / std) if std > 0 else 0.0
     peak = np.maximum.accumulate(eq)
-    drawdown = (eq - peak) / peak
+    drawdown = float((eq - peak).min())
     pnl = float(eq[-1] - eq[0])
     notional = res.notional_traded
     inventory = np.abs(res.position)
+    cap = res.max_notional
     res.metrics = {
         "pnl_quote": pnl,
         "pnl_bps_of_notional": pnl / notional * 1e4 if notional > 0 else None,
-        "total_return_pct": float((eq[-1] / eq[0] - 1) * 100),
-        "sharpe_annualized": sharpe,
-        "max_drawdown_pct": float(drawdown.min() * 100),
-        "turnover": float(notional / initial_cash),
+        "pnl_bps_of_max_notional": pnl / cap * 1e4,
+        "sharpe_period": sharpe_step * float(np.sqrt(len(step_pnl))),
+        "sharpe_per_step": sharpe_step,
+        "step_s": float(interval_s),
+        "period_s": float(interval_s * len(step_pnl)),
+        "max_drawdown_quote": drawdown,
+        "max_drawdown_bps_of_max_notional": drawdown / cap * 1e4,
+        "turnover": float(notional / cap),
         "fees_paid": float(res.fees),
         "maker_fees": float(res.maker_fees),
         "taker_fees": float(res.taker_fees),
@@ -151,15 +172,12 @@ _NOT_FROM_RUN = ("horizon", "start_min", "start_max", "num_agents", "tick_size",
 
 
 def env_config_from_run(args: dict, **overrides) -> dict:
-    """The env options a training run used (its saved arguments, old option names translated by
+    """The env options a training run used (its saved arguments, an older run's names translated by
     trader.sim.spec.from_legacy), with the non-None overrides on top."""
     from trader.sim import spec
 
     known = {o.name for o in spec.options()} - set(_NOT_FROM_RUN)
-    legacy = set(spec.LEGACY_NAMES) | {"continuous", "latency_steps"}
-    args = {k: v for k, v in args.items() if v is not None}  # None: the run left the option at its default
-    if args.get("order_latency_ms"):  # trader train's flag: entry and cancel latency in ms
-        args["order_latency_ns"] = args["cancel_latency_ns"] = round(args["order_latency_ms"] * 1e6)
-    cfg = spec.from_legacy({k: v for k, v in args.items() if k in known or k in legacy})
+    saved = spec.from_legacy({k: v for k, v in args.items() if v is not None})  # None: left at the default
+    cfg = {k: v for k, v in saved.items() if k in known}
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     return cfg

@@ -19,9 +19,10 @@ _QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "BTC", "ETH", "EUR")
 _RESULTS = [
     ("pnl_quote", "PnL (quote)", "{:+.4f}"),
     ("pnl_bps_of_notional", "PnL (bps of traded notional)", "{:+.2f}"),
-    ("total_return_pct", "return (% of cash)", "{:+.5f}"),
-    ("sharpe_annualized", "Sharpe (annualized)", "{:+.2f}"),
-    ("max_drawdown_pct", "max drawdown (% of cash)", "{:.5f}"),
+    ("pnl_bps_of_max_notional", "PnL (bps of max position notional)", "{:+.2f}"),
+    ("sharpe_period", "Sharpe over the period", "{:+.2f}"),
+    ("max_drawdown_quote", "max drawdown (quote)", "{:.4f}"),
+    ("turnover", "turnover (x max position notional)", "{:.2f}"),
     ("maker_fees", "maker fees (quote)", "{:+.4f}"),
     ("taker_fees", "taker fees (quote)", "{:.4f}"),
 ]
@@ -32,12 +33,16 @@ _EXECUTION = [
     ("taker_volume_quote", "taker volume (quote)", "{:.2f}"),
     ("quoted_base", "quoted (base)", "{:.6g}"),
     ("fill_ratio", "fill ratio (filled / quoted)", "{:.3f}"),
-    ("trades", "steps with fills", "{:d}"),
+    ("trades", "steps with fills", "{:.4g}"),
     ("mean_abs_inventory_base", "mean abs inventory (base)", "{:.6g}"),
     ("max_abs_inventory_base", "max abs inventory (base)", "{:.6g}"),
     ("time_at_limit_pct", "time at the limit (% of steps)", "{:.1f}"),
     ("final_position_base", "final position (base)", "{:+.6g}"),
 ]
+
+
+# every metric column of a report, by metric key (trader.evaluate picks its columns from here)
+COLUMNS = {key: (head, fmt) for key, head, fmt in _RESULTS + _EXECUTION}
 
 
 def currencies(symbol: str) -> tuple[str, str]:
@@ -46,6 +51,19 @@ def currencies(symbol: str) -> tuple[str, str]:
         if symbol.endswith(q) and len(symbol) > len(q):
             return symbol[: -len(q)], q
     return "base", "quote"
+
+
+def period_text(context: dict) -> str:
+    """", 2024-08-08 00:00:00 to 00:54:00 UTC" from the context's period_utc (start, end), if any."""
+    period = context.get("period_utc")
+    return f", {period[0]} to {period[1]} UTC" if period else ""
+
+
+def title(context: dict) -> str:
+    """What was tested and under which costs: symbol, data, fees, latency."""
+    latency = context.get("order_latency_ns", 0) or 0
+    return (f"{context.get('symbol', '')} on {context.get('data')}, maker {context.get('maker_fee_bps', 0.0)} bps / "
+            f"taker {context.get('taker_fee_bps', 0.0)} bps, order latency {latency / 1e6:g} ms")
 
 
 def _table(results: list[BacktestResult], columns: list, base: str, quote: str) -> list[str]:
@@ -67,16 +85,15 @@ def write_report(out_dir: Path, results: list[BacktestResult], context: dict) ->
     table = {r.name: r.metrics for r in results}
     (out_dir / "backtest.json").write_text(json.dumps({"context": context, "results": table}, indent=2))
     base, quote = currencies(context.get("symbol", ""))
-    latency = context.get("order_latency_ns", 0)
     lines = [
-        f"# Backtest: {context.get('symbol', '')} (base = {base}, quote = {quote})",
+        f"# Backtest: {title(context)}",
         "",
         f"Data: {context.get('data')}; held-out rows {context['start']}..{context['end']} "
-        f"({context['steps']} steps of {context['interval_s']} s); actions {context.get('actions', 'discrete')}; "
-        f"maker fee {context.get('maker_fee_bps', 0.0)} bps, taker fee {context.get('taker_fee_bps', 0.0)} bps; "
-        f"order latency {latency / 1e6:g} ms; initial cash {context['initial_cash']:g} {quote}.",
-        f"Sharpe is annualized from {context['interval_s']} s returns over 365 x 24 h. Volumes in {quote} are "
-        "valued at the mid of the row each step started from.",
+        f"({context['steps']} steps of {context['interval_s']} s{period_text(context)}); "
+        f"actions {context.get('actions', 'discrete')}; base = {base}, quote = {quote}.",
+        f"Sharpe over the period = mean / std of the PnL per {context['interval_s']} s step x sqrt({context['steps']} "
+        "steps): the period's own Sharpe ratio, not annualized. Max position notional = the position limit at the "
+        f"period's mean mid. Volumes in {quote} are valued at the mid of the row each step started from.",
         "",
         "## Result",
         "",
@@ -100,7 +117,7 @@ def write_report(out_dir: Path, results: list[BacktestResult], context: dict) ->
         ax3.plot(t[:n], r.equity - peak, label=r.name, lw=1.0)
     ax1.set_ylabel(f"PnL ({quote})")
     ax1.legend(loc="best", fontsize=8)
-    ax1.set_title(f"Held-out backtest: {context.get('symbol', '')}")
+    ax1.set_title(f"Held-out backtest: {title(context)}", fontsize=9)
     ax2.set_ylabel(f"inventory ({base})")
     ax3.set_ylabel(f"drawdown ({quote})")
     ax3.set_xlabel("seconds from the start of the held-out period")

@@ -94,10 +94,11 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
     if spec.startswith("scripted:"):
         return PolicySpec(_scripted(spec.split(":", 1)[1]), spec, **over)
     from trader.rl.policy import load
+    from trader.sim.spec import from_legacy
 
     trained = load(spec, device)  # weights and metadata only; a ValueError unless trained on the trading env
-    args = trained.args
-    settings = {"continuous": bool(args.get("continuous", False)), "trade_size": float(args.get("trade_size", 0.01)),
+    args = from_legacy({k: v for k, v in trained.args.items() if v is not None})  # older runs' names too
+    settings = {"continuous": args.get("actions") == "continuous", "trade_size": float(args.get("trade_size", 0.01)),
                 "max_position": float(args.get("max_position", 0.1)), "horizon": int(args.get("horizon", 500))}
     settings.update(over)
     return PolicySpec(trained.act, f"{trained.algo}:{spec}", obs_dim=int(trained.spec["obs_dim"]),

@@ -1,5 +1,5 @@
 """Baselines for mid-price direction: the majority class, and multinomial logistic regression on
-order-flow imbalance (OFI) features.
+order-flow imbalance (OFI) features; and the blend weight of a deep model with that regression.
 
 OFI of level m between rows n-1 and n (Cont, Kukanov, Stoikov 2014 for the best level; Xu, Gould,
 Howison 2019 for deeper levels) is bOF_m + aOF_m of trader.nn.inputs.order_flow, summed over the last
@@ -35,8 +35,9 @@ def majority_predict(train_labels: np.ndarray, n: int) -> np.ndarray:
     return np.full(n, int(np.bincount(train_labels, minlength=3).argmax()), dtype=np.int64)
 
 
-def logistic_regression(x_train, y_train, x_test, l2: float = 1e-3, seed: int = 0) -> np.ndarray:
-    """Multinomial logistic regression fitted by L-BFGS; features standardized on the training rows."""
+def fit_logistic_regression(x_train, y_train, l2: float = 1e-3, seed: int = 0):
+    """Multinomial logistic regression fitted by L-BFGS, features standardized on the training rows ->
+    a function of rows [n, F] -> class probabilities float64 [n, 3]."""
     torch.manual_seed(seed)
     mu, sd = x_train.mean(0), np.maximum(x_train.std(0), 1e-8)
     xt = torch.tensor((x_train - mu) / sd, dtype=torch.float64)
@@ -52,9 +53,24 @@ def logistic_regression(x_train, y_train, x_test, l2: float = 1e-3, seed: int = 
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        logits = torch.tensor((x_test - mu) / sd, dtype=torch.float64) @ w + bias
-    return logits.argmax(1).numpy()
+
+    @torch.no_grad()
+    def proba(x):
+        return torch.softmax(torch.tensor((x - mu) / sd, dtype=torch.float64) @ w + bias, dim=1).numpy()
+
+    return proba
+
+
+def logistic_regression(x_train, y_train, x_test, l2: float = 1e-3, seed: int = 0) -> np.ndarray:
+    """Predicted classes of x_test by fit_logistic_regression."""
+    return fit_logistic_regression(x_train, y_train, l2, seed)(x_test).argmax(1)
+
+
+def blend_weight(p_deep, p_linear, y, grid=np.arange(11) / 10) -> float:
+    """The weight w of the deep model's probabilities in w p_deep + (1 - w) p_linear with the best macro-F1
+    on rows `y` (validation rows: choosing it on the scored rows would be tuning on them)."""
+    f1 = [scores(y, (w * p_deep + (1 - w) * p_linear).argmax(1))["macro_f1"] for w in grid]
+    return float(grid[int(np.argmax(f1))])
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict:

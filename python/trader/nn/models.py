@@ -9,6 +9,12 @@
   embedding of every row in it: training costs about one window per chunk instead of one per label.
   Dropout after each block's activation (Srivastava et al. 2014) against the memorization of issue 14.
   trader.nn.stream embeds one new row at a time from the blocks' cached inputs.
+  With `skip` the logits are a linear map of the input row (a logistic regression on the order-flow
+  inputs, the bar of issue 14) plus the deep head, whose weights start at zero: the model starts as the
+  logistic regression and the deep part only learns a residual on it. On small training sets the
+  logistic regression generalizes better than a deep model (issue 14's leave-one-dataset-out table);
+  this is the wide & deep split of Cheng et al. 2016 (arXiv:1606.07792) with the residual start of
+  He et al. 2016. The embedding is the deep part's (the skip is a classifier, not a representation).
 - TLOB (Berti, Kasneci 2025, "TLOB: A Novel Transformer Model with Dual Attention for Price Trend
   Prediction with Limit Order Book Data"): over a window, transformer layers that alternate attention
   across time (a token per row) and across features (a token per hidden feature, its values over the
@@ -96,12 +102,16 @@ class TCNEncoder(nn.Module):
     """Causal dilated convolutions; receptive field 1 + (kernel - 1) * sum(dilations) rows."""
 
     def __init__(self, in_features: int, channels: int = 64, embedding_dim: int = 32, kernel: int = 4,
-                 dilations=(1, 2, 4, 8, 16), horizons: int = 4, dropout: float = 0.0):
+                 dilations=(1, 2, 4, 8, 16), horizons: int = 4, dropout: float = 0.0, skip: bool = False):
         super().__init__()
         self.inp = nn.Conv1d(in_features, channels, 1)
         self.blocks = nn.Sequential(*[CausalBlock(channels, kernel, d, dropout) for d in dilations])
         self.out = nn.Conv1d(channels, embedding_dim, 1)
         self.heads = nn.Conv1d(embedding_dim, horizons * 3, 1)
+        self.skip = nn.Conv1d(in_features, horizons * 3, 1) if skip else None
+        if skip:
+            nn.init.zeros_(self.heads.weight)
+            nn.init.zeros_(self.heads.bias)
         self.horizons = horizons
         self.embedding_dim = embedding_dim
         self.receptive_field = 1 + (kernel - 1) * sum(dilations)
@@ -117,7 +127,8 @@ class TCNEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, F] -> logits [B, T, H, 3] for every row."""
         e = self.embed_sequence(x).transpose(1, 2)
-        return self.heads(e).transpose(1, 2).reshape(x.shape[0], x.shape[1], self.horizons, 3)
+        logits = self.heads(e) if self.skip is None else self.heads(e) + self.skip(x.transpose(1, 2))
+        return logits.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.horizons, 3)
 
 
 class TLOB(nn.Module):
@@ -163,13 +174,14 @@ MODELS = ("tcn", "tlob", "deeplob")
 
 
 def build_model(kind: str, in_features: int, levels: int, horizons: int, *, window: int = 100,
-                channels: int = 64, embedding_dim: int = 32, dropout: float = 0.0, tcn_blocks: int = 5) -> nn.Module:
+                channels: int = 64, embedding_dim: int = 32, dropout: float = 0.0, tcn_blocks: int = 5,
+                skip: bool = False) -> nn.Module:
     """The encoder `kind` (one of MODELS); DeepLOB keeps the paper's sizes and reads the book columns."""
     if kind == "deeplob":
         return DeepLOB(levels=levels, horizons=horizons)
     if kind == "tcn":
         return TCNEncoder(in_features, channels=channels, embedding_dim=embedding_dim, horizons=horizons,
-                          dropout=dropout, dilations=tuple(2 ** i for i in range(tcn_blocks)))
+                          dropout=dropout, dilations=tuple(2 ** i for i in range(tcn_blocks)), skip=skip)
     if kind == "tlob":
         return TLOB(in_features, window, embedding_dim=embedding_dim, horizons=horizons, dropout=dropout)
     raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {kind!r}")

@@ -56,6 +56,7 @@ class TrainConfig:
     embedding_dim: int = 32
     dropout: float = 0.0  # tcn, tlob
     tcn_blocks: int = 5  # tcn: dilations 1, 2, ..., 2^(blocks - 1); receptive field 1 + 3 (2^blocks - 1) rows
+    skip: bool = False  # tcn: logits = linear map of the input row + deep head started at 0 (trader.nn.models)
     device: str = "auto"
     torch_threads: int = 1  # torch's CPU threads (0: torch's default); fixed, so that a seed gives one result
     torch_deterministic: bool = True  # deterministic torch algorithms on the CPU, cudnn's on cuda
@@ -89,7 +90,7 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 def model_options(cfg: TrainConfig) -> dict:
     return {"channels": cfg.channels, "embedding_dim": cfg.embedding_dim, "dropout": cfg.dropout,
-            "tcn_blocks": cfg.tcn_blocks}
+            "tcn_blocks": cfg.tcn_blocks, "skip": cfg.skip}
 
 
 class _Stack:

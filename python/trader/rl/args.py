@@ -1,15 +1,25 @@
 """The options every learner shares (`CommonArgs`; ppo.py, sac.py and maddpg.py extend it with their
-own `Args`): the run (seed, budget, device, checkpoints, resume, interrupts), curiosity, and the
-trader env's settings. One dataclass field per option with its docstring under it (CleanRL's style);
-trader.run.lifecycle fills them from a config file and flags."""
+own `Args`): the run (seed, budget, device, checkpoints, resume, interrupts), curiosity, the trader
+env's data and encoder, and the env's own options (`TraderEnvArgs`, generated from its spec). One
+dataclass field per option with its docstring under it (CleanRL's style; the generated fields carry
+theirs as metadata); trader.run.lifecycle fills them from a config file and flags."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+from trader.sim import spec
+from trader.sim.flags import NOT_FLAGS
+
+# One field per option of the trader env's declaration (cpp/env/spec.h via trader.sim.spec), with its
+# doc and unit as help: a new env option is a learner argument, a config key and a flag at once.
+TraderEnvArgs = dataclasses.make_dataclass("TraderEnvArgs", spec.dataclass_fields(skip=NOT_FLAGS))
+TraderEnvArgs.__module__ = __name__
 
 
 @dataclass
-class CommonArgs:
+class CommonArgs(TraderEnvArgs):
     env_id: str = "trader"
     """`trader` (the C++ order-book env), a gymnasium id (CartPole-v1, Pendulum-v1, ...) or `mpe2:NAME`"""
     seed: int = 1
@@ -54,9 +64,10 @@ class CommonArgs:
     """intrinsic reward: none, rnd (Burda et al. 2019) or icm (Pathak et al. 2017)"""
     curiosity_coef: float = 0.01
     """weight of the intrinsic reward added to the env reward"""
-    # trader env (env_id == "trader"); see trader.sim.make
-    data: str | None = None
-    """trader: dataset folder (default: the bundled sample; from Python also a trader.sim.Market)"""
+    # trader env (env_id == "trader"): the env's own options come from TraderEnvArgs
+    data: list[str] | None = None
+    """trader: dataset folders, collections or folders of datasets; episodes are drawn across all of them and
+    never cross from one to another (default: the bundled sample; from Python also trader.sim.Market(s))"""
     encoder: str | None = None
     """trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best): observations are
     its embeddings of every row (cached beside it, trader.nn.embed.agent_features) plus the account features"""
@@ -65,31 +76,11 @@ class CommonArgs:
     of the agent refuse an encoder with other files"""
     num_threads: int = 1
     """trader: worker threads of the C++ env pool"""
-    horizon: int = 500
-    """trader: steps per episode"""
-    fee_bps: float = 1.0
-    """trader: taker fee, basis points of notional"""
-    trade_size: float = 0.01
-    """trader: size of one order (base currency)"""
-    max_position: float = 0.1
-    """trader: |position| limit (base currency)"""
-    continuous: bool = False
-    """trader: continuous target-position actions in [-1, 1] instead of hold/buy/sell"""
-    latency_steps: int = 0
-    """trader: steps between sending an order and its execution"""
-    actions: str | None = None
-    """trader: discrete, continuous, quote or quote_continuous (trader.sim.spec; default: from `continuous`)"""
-    maker_fee_bps: float = 0.0
-    """trader: fee on limit-order fills, bps of notional (negative = rebate)"""
-    queue_model: str = "power"
-    """trader: queue position model of resting quotes: power, log or risk_averse (hftbacktest's)"""
-    order_latency_ms: float = 0.0
-    """trader: order entry and cancel latency against the data's exchange timestamps, ms"""
-    reward: str = "pnl"
-    """trader: pnl, inventory_penalty or dampened (trader.sim.spec)"""
-    reward_scale: float = 1.0
-    """trader: reward = change of equity (quote currency) times this"""
-    num_agents: int = 1
-    """trader: agents sharing each env's book (MADDPG: 2 or more)"""
     train_fraction: float = 0.7
     """trader: episodes lie in the first fraction of the data's rows; the rest is held out for backtests"""
+
+    @classmethod
+    def migrate(cls, saved: dict) -> dict:
+        """Saved arguments (a checkpoint's, a config file's) of a run older than the env spec, under
+        today's names (trader.sim.spec.from_legacy); trader.run.lifecycle.resolve_args calls it."""
+        return spec.from_legacy(saved)

@@ -5,6 +5,7 @@ can also be set in a --config file (YAML or JSON); flags given on the command li
 file, which overrides the learner's defaults. `--resume RUN` alone continues a run with its saved config;
 `--resume --checkpoint-uri s3://bucket/run` (or `--resume s3://bucket/run`) continues it from S3 alone.
 `--nproc N` trains a data-parallel learner (PPO) in N processes under torchrun (see trader.run.distributed).
+The trader env's options are flags generated from its declaration (trader.sim.flags).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from trader.run.checkpoints import locate_checkpoint
 from trader.run.interrupt import exit_code
 from trader.run.launch import relaunch, write_result
 from trader.run.lifecycle import resolve_args
+from trader.sim.flags import env_options, flag_message, pop_env_values
 from trader.store import StoreError
 
 # click parameter name -> learner Args field, where they differ
@@ -31,8 +33,9 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--env", "--env-id", "env", default=None,
               help="trader (order-book env), a gymnasium id (CartPole-v1, Pendulum-v1, ...) or mpe2:NAME "
                    "[default: trader]")
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
-              help="trader: dataset folder [default: the bundled sample]")
+@click.option("--data", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="trader: dataset folder, collection or folder of datasets; repeat it to train on several "
+                   "(episodes never cross from one dataset to another) [default: the bundled sample]")
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best); the agent "
                    "observes its embeddings plus the account features, and backtests and live runs use it too")
@@ -71,24 +74,7 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
               help="write TensorBoard scalars into the run folder [default: on]")
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
               help="parent of run folders [default: runs]")
-@click.option("--horizon", type=int, default=None, help="trader: steps per episode [default: 500]")
-@click.option("--fee-bps", type=float, default=None, help="trader: taker fee in basis points [default: 1.0]")
-@click.option("--trade-size", type=float, default=None, help="trader: size of one order, base units [default: 0.01]")
-@click.option("--max-position", type=float, default=None, help="trader: |position| limit, base units [default: 0.1]")
-@click.option("--continuous/--discrete", default=None,
-              help="trader: target-position actions in [-1, 1] instead of hold/buy/sell [default: discrete]")
-@click.option("--actions", type=click.Choice(["discrete", "continuous", "quote", "quote_continuous"]), default=None,
-              help="trader: market orders (discrete, continuous) or post-only quotes on a grid of ticks from the touch "
-                   "(quote, quote_continuous) [default: discrete]")
-@click.option("--maker-fee-bps", type=float, default=None,
-              help="trader: fee on limit-order fills, bps; negative = rebate [default: 0.0]")
-@click.option("--queue-model", type=click.Choice(["power", "log", "risk_averse"]), default=None,
-              help="trader: queue position model of resting quotes [default: power]")
-@click.option("--order-latency-ms", type=float, default=None,
-              help="trader: order entry and cancel latency against exchange timestamps, ms [default: 0]")
-@click.option("--reward", type=click.Choice(["pnl", "inventory_penalty", "dampened"]), default=None,
-              help="trader: reward [default: pnl]")
-@click.option("--num-agents", type=int, default=None, help="trader, maddpg: agents sharing each book [default: 2]")
+@env_options()
 @click.option("--train-fraction", type=float, default=None,
               help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="show a progress bar [default: on]")
@@ -107,7 +93,8 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
             raise click.UsageError("--nproc: already running under torchrun")
         relaunch(click.get_current_context(), nproc, "train")
         return
-    given = {_RENAMED.get(k, k): v for k, v in options.items() if v is not None}
+    env = pop_env_values(options)
+    given = {_RENAMED.get(k, k): v for k, v in options.items() if v is not None and v != ()} | env
     try:
         args = resolve_args(module.Args, config, given)
     except (ValueError, FileNotFoundError) as e:
@@ -115,7 +102,7 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     try:
         result = module.train(args)
     except ValueError as e:  # bad option combinations found when the env is built
-        raise click.UsageError(str(e)) from None
+        raise click.UsageError(flag_message(str(e))) from None
     if result["rank"] == 0:
         _report(result)
         write_result(result)

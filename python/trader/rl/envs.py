@@ -14,6 +14,7 @@ envs can snapshot their state; both are deterministic given seed and actions).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from trader.rl.args import TraderEnvArgs
 from trader.rl.episodes import EpisodeStats
 from trader.rl.mpe import MPEVectorEnv
 
@@ -28,21 +30,21 @@ from trader.rl.mpe import MPEVectorEnv
 def make_env(args, num_envs: int, seed: int):
     """A vector env of `num_envs` envs for args.env_id; env i is seeded with seed + i at reset."""
     if args.env_id == "trader":
-        from trader.sim import Market, load_market, make
+        from trader.sim import make
 
-        market = args.data if isinstance(args.data, Market) else load_market(args.data)
+        markets = training_markets(args)
         if args.encoder:  # the encoder's embeddings replace the book features (issue 14)
             from trader.rl.policy import encoder_market
 
-            market = encoder_market(args, market)
-        start_max = training_start_max(len(market.book), args.train_fraction, args.horizon, args.latency_steps)
-        return make(market, num_envs=num_envs, num_threads=args.num_threads, seed=seed, horizon=args.horizon,
-                    fee_bps=args.fee_bps, trade_size=args.trade_size, max_position=args.max_position,
-                    actions=args.actions or ("continuous" if args.continuous else "discrete"),
-                    latency_steps=args.latency_steps, maker_fee_bps=args.maker_fee_bps, queue_model=args.queue_model,
-                    order_latency_ns=round(args.order_latency_ms * 1e6),
-                    cancel_latency_ns=round(args.order_latency_ms * 1e6), reward=args.reward,
-                    reward_scale=args.reward_scale, num_agents=args.num_agents, start_max=start_max)
+            if len(markets) > 1:
+                raise ValueError("encoder: embeddings are cached per dataset; train with --encoder on one dataset")
+            if not isinstance(args.data, (str, type(None))):
+                args.data = None if not args.data else args.data[0]
+            markets = [encoder_market(args, markets[0])]
+        start_max = [training_start_max(len(m.book), args.train_fraction, args.horizon, m.name) for m in markets]
+        options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TraderEnvArgs)}
+        return make(markets[0] if len(markets) == 1 else markets, num_envs=num_envs, num_threads=args.num_threads,
+                    seed=seed, start_max=start_max[0] if len(markets) == 1 else start_max, **options)
     if args.env_id.startswith("mpe2:"):
         return MPEVectorEnv(args.env_id.split(":", 1)[1], num_envs)
     envs = gym.make_vec(args.env_id, num_envs=num_envs, vectorization_mode="sync",
@@ -50,15 +52,34 @@ def make_env(args, num_envs: int, seed: int):
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
-def training_start_max(rows: int, train_fraction: float, horizon: int, latency_steps: int) -> int:
+def training_markets(args) -> list:
+    """The Markets of args.data: one Market, a list of them, or dataset folders (a folder, a collection,
+    a folder of datasets, or a list of those: trader.sim.load_markets); None: the bundled sample."""
+    from trader.sim import Market, load_market, load_markets
+
+    data = args.data
+    if isinstance(data, Market):
+        return [data]
+    if data is None:
+        return [load_market(None)]
+    items = [data] if isinstance(data, str) else list(data)
+    if not items:
+        return [load_market(None)]
+    if all(isinstance(m, Market) for m in items):
+        return items
+    return load_markets(items)
+
+
+def training_start_max(rows: int, train_fraction: float, horizon: int, name: str = "") -> int:
     """Last episode start whose episode ends inside the first `train_fraction` of the rows (the rest is
-    held out: `trader backtest` runs there)."""
+    held out: `trader backtest` runs there). With several datasets, each keeps its own tail."""
     if not 0 < train_fraction <= 1:
         raise ValueError(f"train_fraction: expected a value in (0, 1], got {train_fraction}")
     train_end = int(rows * train_fraction)
-    start_max = train_end - 1 - horizon - latency_steps
+    start_max = train_end - 1 - horizon
     if start_max < 0:
-        raise ValueError(f"horizon: {horizon} steps do not fit in the training rows ({train_end} of {rows}); "
+        where = f"{name}: " if name else ""
+        raise ValueError(f"{where}horizon: {horizon} steps do not fit in the training rows ({train_end} of {rows}); "
                          "lower --horizon or raise --train-fraction")
     return start_max
 

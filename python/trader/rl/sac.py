@@ -8,7 +8,7 @@ The env steps while the learner trains: actions are sent, the gradient steps run
 received (the C++ pool steps in its worker threads meanwhile).
 
     python -m trader.rl.sac --env-id Pendulum-v1 --total-timesteps 20000 --learning-starts 1000
-    trader train --algo sac --env trader --continuous
+    trader train --algo sac --env trader --actions continuous
 
 One file for the algorithm, as CleanRL's (arguments, networks, targets and losses, the gradient step,
 the policy of a checkpoint, the training loop), which is why it runs to about 400 lines.

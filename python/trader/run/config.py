@@ -19,12 +19,17 @@ from typing import Any
 
 
 def field_docs(cls) -> dict[str, str]:
-    """The docstring under each dataclass field (the string literal that follows it), for --help."""
-    docs: dict[str, str] = {}
+    """The docstring under each dataclass field (the string literal that follows it), or the field's
+    metadata "help" for generated dataclasses (trader.rl.args.TraderEnvArgs), for --help."""
+    docs: dict[str, str] = {f.name: f.metadata["help"] for f in dataclasses.fields(cls) if "help" in f.metadata}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue
-        body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # made by dataclasses.make_dataclass: no source, help in metadata
+            continue
+        body = ast.parse(textwrap.dedent(source)).body[0].body
         for node, nxt in zip(body, body[1:]):
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
                     and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):

@@ -183,6 +183,7 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
     `--resume RUN` (or `--resume s3://bucket/run`, or `--resume --checkpoint-uri URI`) alone continues
     the run as it was set up, from the store alone."""
     overrides = dict(overrides or {})
+    migrate = getattr(cls, "migrate", lambda saved: saved)  # an older run's option names -> today's
     layers: list[tuple[str, dict]] = []
     resume = overrides.get("resume")
     if config is None and resume:
@@ -194,9 +195,10 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
         if not isinstance(base, dict):
             raise ValueError(f"resume: {store.uri} step {manifest['step']} holds no run arguments "
                              "(not a checkpoint of trader train)")
-        layers.append((f"{store.uri} step {manifest['step']}", {k: v for k, v in base.items() if k != "resume"}))
+        saved = {k: v for k, v in base.items() if k != "resume"}
+        layers.append((f"{store.uri} step {manifest['step']}", migrate(saved)))
     if config is not None:
-        layers.append((str(config), load_config(config)))
+        layers.append((str(config), migrate(load_config(config))))
     layers.append(("command line", overrides))
     return make_args(cls, *layers)
 

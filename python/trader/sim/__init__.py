@@ -1,11 +1,11 @@
 """Trading environments over replayed order books (C++ pool), for gymnasium, PettingZoo and envpool."""
 
-from trader.sim.env import Market, TradingEnv, TradingVectorEnv, load_market, make
+from trader.sim.env import Market, TradingEnv, TradingVectorEnv, dataset_folders, load_market, load_markets, make
 from trader.sim.multi_agent import TradingParallelEnv
 from trader.sim.spec import decode_quote, encode_quote
 
-__all__ = ["Market", "TradingEnv", "TradingParallelEnv", "TradingVectorEnv", "decode_quote", "encode_quote",
-           "load_market", "make", "register_envpool"]
+__all__ = ["Market", "TradingEnv", "TradingParallelEnv", "TradingVectorEnv", "dataset_folders", "decode_quote",
+           "encode_quote", "load_market", "load_markets", "make", "register_envpool"]
 
 
 def register_envpool() -> bool:

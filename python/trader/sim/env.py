@@ -28,12 +28,19 @@ on data without trades (snapshot-only) only trade-through / touch-cross fills ha
 info["market_has_trades"] says which. info holds every output field of trader.sim.spec.OUTPUTS
 (per agent where declared): position, equity, fees (maker_fees, taker_fees), filled (maker_filled,
 taker_filled), unfilled, quoted, rejected, bid/ask price and queue ahead.
+
+Many datasets (issue 13): `load_markets` reads several dataset folders, collections or folders of
+them; a TradingVectorEnv over a list of Markets draws each episode's dataset with weight its number of
+episode starts, then the start, from the env's own seeded generator; the episode stays inside that
+dataset (it truncates at the horizon, which never reaches past the dataset's last row) and trades in
+its tick and lot size. All datasets need the same depth and feature width.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -61,14 +68,16 @@ class Market:
     # records[starts[c]:starts[c + 1]] = (exch_ts ns, price ticks, qty lots, kind << 56 | previous size)
     records: np.ndarray | None = None  # int64 [E, 4]
     starts: np.ndarray | None = None  # int64 [T + 1]
+    name: str = ""  # the dataset folder it came from (names it in errors)
 
 
 def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock: str = "exchange",
                 features=None) -> Market:
     """Sample a dataset (default: the bundled sample) on a time grid (interval_ms > 0) or after every
     book message (interval_ms = 0) and build the observation features (default: book_features).
-    Rows before both sides of the book exist are dropped. `features`: None, an array [T, D] aligned
-    with the sampled rows, or a path to a .npy file of one."""
+    Rows before both sides of the book exist are dropped. A recording without exchange time (every
+    exch_ts 0) is sampled on its local clock. `features`: None, an array [T, D] aligned with the
+    sampled rows, or a path to a .npy file of one."""
     from trader.data.dataset import Dataset, load_dataset
 
     ds = data if isinstance(data, Dataset) else load_dataset(data)
@@ -76,6 +85,8 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
     if parts:  # one market stream per env: sequences must not be joined across their gaps (issue 13)
         raise ValueError(f"{ds.path}: a collection of {len(parts)} sequences; the env trades one sequence at a "
                          f"time: pass one of its dataset folders (e.g. {ds.path / parts[0].get('name', '')})")
+    if clock == "exchange" and len(ds.events) and not ds.events["exch_ts"].any():
+        clock = "local"  # the recording has no exchange time (e.g. Bitstamp's 2015 log: meta.json notes it)
     ts, book, flow, records, starts, _ = _core.sample_market(ds.events, depth, int(interval_ms * 1e6), clock)
     valid = (book[:, 0, 0] > 0) & (book[:, 0, 2] > 0)
     first = int(np.argmax(valid)) if valid.any() else len(valid)
@@ -90,7 +101,37 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
         if feats.ndim != 2 or len(feats) not in (len(book), len(book) + first):
             raise ValueError(f"features: expected shape [{len(book)}, D] (one row per sampled book row), got {feats.shape}")
         feats = np.ascontiguousarray(feats[-len(book):], dtype=np.float32)
-    return Market(book, feats, ts, tick, lot, ds.symbol, records, starts)
+    return Market(book, feats, ts, tick, lot, ds.symbol, records, starts, str(ds.path))
+
+
+def dataset_folders(paths) -> list[Path]:
+    """The dataset folders behind `paths`: a dataset folder is itself, a collection (index.json) its
+    sequences in index order, any other folder the datasets and collections directly inside it (by name)."""
+    from trader.data.dataset import INDEX_FILE, META_FILE, load_collection
+
+    out: list[Path] = []
+    for path in [paths] if isinstance(paths, (str, Path)) else paths:
+        path = Path(path)
+        if (path / META_FILE).is_file():
+            out.append(path)
+        elif (path / INDEX_FILE).is_file():
+            out.extend(ds.path for ds in load_collection(path))
+        elif path.is_dir():
+            inner = [p for p in sorted(path.iterdir()) if (p / META_FILE).is_file() or (p / INDEX_FILE).is_file()]
+            if not inner:
+                raise ValueError(f"{path}: neither a dataset folder (meta.json), a collection (index.json) nor a "
+                                 "folder holding any")
+            out.extend(dataset_folders(inner))
+        else:
+            raise ValueError(f"{path}: not a folder")
+    if not out:
+        raise ValueError("data: no dataset given")
+    return out
+
+
+def load_markets(paths, **kwargs) -> list[Market]:
+    """One Market per dataset folder behind `paths` (see dataset_folders); kwargs as load_market's."""
+    return [load_market(folder, **kwargs) for folder in dataset_folders(paths)]
 
 
 def pool_config(market: Market, config: dict) -> dict:
@@ -98,22 +139,56 @@ def pool_config(market: Market, config: dict) -> dict:
     for key in ("tick_size", "lot_size"):
         if key in config:
             raise ValueError(f"{key}: set from the market ({getattr(market, key)}); do not pass it")
-    return spec.check_config(**spec.from_legacy(config), tick_size=market.tick_size, lot_size=market.lot_size)
+    return spec.check_config(**config, tick_size=market.tick_size, lot_size=market.lot_size)
+
+
+def _market_pool(markets: list[Market], config: dict, num_envs: int, batch: int, num_threads: int, seed: int):
+    """The C++ pool and its options over several datasets. start_min / start_max: one value for every
+    dataset or a sequence of one per dataset (-1 start_max: the last row that leaves a full horizon)."""
+    first = markets[0]
+    for m in markets[1:]:
+        if m.book.shape[1] != first.book.shape[1] or m.features.shape[1] != first.features.shape[1]:
+            raise ValueError(f"{m.name or m.symbol}: {m.book.shape[1]} book levels and {m.features.shape[1]} feature "
+                             f"columns, but {first.name or first.symbol} has {first.book.shape[1]} and "
+                             f"{first.features.shape[1]}: every dataset of one env needs the same depth and features")
+    windows = {}
+    for key, default in (("start_min", 0), ("start_max", -1)):
+        value = config.pop(key, default)
+        values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value] * len(markets)
+        if len(values) != len(markets):
+            raise ValueError(f"{key}: {len(values)} values for {len(markets)} datasets")
+        windows[key] = [int(v) for v in values]
+    env_config = pool_config(first, config)
+    entries = [dict(name=m.name or m.symbol, book=m.book, features=m.features, ts=m.ts, records=m.records,
+                    starts=m.starts, tick_size=m.tick_size, lot_size=m.lot_size, start_min=lo, start_max=hi)
+               for m, lo, hi in zip(markets, windows["start_min"], windows["start_max"])]
+    options = {k: v for k, v in env_config.items() if k not in ("tick_size", "lot_size")}
+    pool = _core.EnvPool.from_markets(entries, num_envs, batch, num_threads, seed, **options)
+    return pool, env_config | windows
 
 
 class TradingVectorEnv(VectorEnv):
-    """N envs in one C++ pool. `batch_size < num_envs` turns on the async send/recv API."""
+    """N envs in one C++ pool over one Market or a list of them (episodes never cross from one to
+    another). `batch_size < num_envs` turns on the async send/recv API."""
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
-    def __init__(self, market: Market, *, num_envs: int = 1, batch_size: int | None = None, num_threads: int = 1,
-                 seed: int = 0, **config):
-        self.market = market
+    def __init__(self, market: Market | list[Market], *, num_envs: int = 1, batch_size: int | None = None,
+                 num_threads: int = 1, seed: int = 0, **config):
+        self.markets = list(market) if isinstance(market, (list, tuple)) else [market]
+        if not self.markets:
+            raise ValueError("market: expected a Market or a non-empty list of them")
+        market = self.market = self.markets[0]
         self.num_envs = int(num_envs)
         batch = self.num_envs if batch_size is None else int(batch_size)
-        self.env_config = pool_config(market, config)
-        self._pool = _core.EnvPool(market.book, market.features, self.num_envs, batch, int(num_threads), int(seed),
-                                   ts=market.ts, records=market.records, starts=market.starts, **self.env_config)
+        if len(self.markets) == 1:
+            self.env_config = pool_config(market, config)
+            self._pool = _core.EnvPool(market.book, market.features, self.num_envs, batch, int(num_threads),
+                                       int(seed), ts=market.ts, records=market.records, starts=market.starts,
+                                       **self.env_config)
+        else:
+            self._pool, self.env_config = _market_pool(self.markets, dict(spec.from_legacy(config)), self.num_envs,
+                                                       batch, int(num_threads), int(seed))
         self.num_agents = self._pool.num_agents
         self.batch_size = batch
         self.single_observation_space, self.single_action_space = spec.spaces(self.env_config, market.features.shape[1])
@@ -217,9 +292,19 @@ def _first(info: dict) -> dict:
 
 def make(data=None, *, num_envs: int = 1, batch_size: int | None = None, num_threads: int = 1, seed: int = 0,
          depth: int = 10, interval_ms: float = 100.0, features=None, **config) -> TradingVectorEnv:
-    """A TradingVectorEnv over a dataset folder (default: the bundled sample) or a loaded Market.
-    Env options: those of trader.sim.spec.options() (unknown ones raise ValueError)."""
-    market = data if isinstance(data, Market) else load_market(data, depth=depth, interval_ms=interval_ms,
-                                                                  features=features)
+    """A TradingVectorEnv over a dataset folder (default: the bundled sample), a loaded Market, or a
+    list of either (several datasets, see load_markets). Env options: those of trader.sim.spec.options()
+    (unknown ones raise ValueError)."""
+    if isinstance(data, (list, tuple)):
+        market = [m if isinstance(m, Market) else None for m in data]
+        if any(m is None for m in market):
+            if features is not None:
+                raise ValueError("features: one array fits one dataset; pass Markets to combine several")
+            market = [m if isinstance(m, Market) else load_markets(m, depth=depth, interval_ms=interval_ms)
+                      for m in data]
+            market = [x for m in market for x in (m if isinstance(m, list) else [m])]
+    else:
+        market = data if isinstance(data, Market) else load_market(data, depth=depth, interval_ms=interval_ms,
+                                                                      features=features)
     return TradingVectorEnv(market, num_envs=num_envs, batch_size=batch_size, num_threads=num_threads, seed=seed,
                             **config)

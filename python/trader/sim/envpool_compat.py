@@ -3,7 +3,7 @@
     from trader.sim.envpool_compat import register_envpool
     register_envpool()
     env = envpool.make_gymnasium("Trader-v0", num_envs=1024, batch_size=256, num_threads=2, seed=0,
-                                 horizon=500, fee_bps=1.0)
+                                 horizon=500, taker_fee_bps=1.0)
     env.async_reset()
     obs, reward, terminated, truncated, info = env.recv()
     env.send(actions, info["env_id"])

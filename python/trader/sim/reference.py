@@ -31,6 +31,10 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      fees (pnl), minus inventory_penalty_bps of the max-position notional times (q / q_max)^2, or
      minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018); times reward_scale.
 
+Several datasets (``markets=``, as ``_core.EnvPool.from_markets``): a reset draws one number below the
+total of the datasets' episode starts; it picks the dataset (weighted by its number of starts) and the
+start inside it; the episode stays in that dataset and trades in its tick and lot size (issue 13).
+
 Differences from a C++ env in a pool: no autoreset (call reset(); without a seed it draws the next
 start from the env's own random stream, exactly as the C++ autoreset does).
 """
@@ -46,6 +50,7 @@ import numpy as np
 from trader.sim import spec
 from trader.sim.reference_queue import NEVER as _NEVER
 from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
+from trader.sim.reference_data import load_datasets
 from trader.sim.reference_numbers import MASK64 as _MASK64, below, llround, splitmix64
 
 __all__ = ["ReferenceTradingEnv", "below", "llround", "splitmix64"]
@@ -77,18 +82,22 @@ class ReferenceTradingEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, book: np.ndarray, features: np.ndarray, seed: int = 0, env_id: int = 0, *,
-                 ts=None, records=None, starts=None, **config: Any):
+    def __init__(self, book: np.ndarray | None = None, features: np.ndarray | None = None, seed: int = 0,
+                 env_id: int = 0, *, ts=None, records=None, starts=None, markets: list[dict] | None = None,
+                 **config: Any):
         super().__init__()
         self.cfg = cfg = spec.check_config(**config)
         self.env_id = int(env_id)
-        self._load_data(book, features, ts, records, starts)
+        if markets is None:
+            markets = [dict(name="", book=book, features=features, ts=ts, records=records, starts=starts,
+                            tick_size=cfg["tick_size"], lot_size=cfg["lot_size"], start_min=cfg["start_min"],
+                            start_max=cfg["start_max"])]
+        elif book is not None or features is not None:
+            raise ValueError("markets: pass either book and features or markets")
+        self.datasets, self.total_starts = load_datasets(cfg, markets)  # per dataset: the attributes it sets
+        self._use_dataset(0)
         self.K = K = cfg["num_agents"]
         self.quoting = cfg["actions"].startswith("quote")
-        self.ntl = cfg["tick_size"] * cfg["lot_size"]  # quote per tick-lot
-        self.trade_lots = llround(cfg["trade_size"] / cfg["lot_size"])
-        self.max_lots = llround(cfg["max_position"] / cfg["lot_size"])
-        self.min_lots = -self.max_lots if cfg["allow_short"] else 0
         self.observation_space, self.action_space = spec.spaces(cfg, self.dim)
         self.agents = [_Agent(cfg["initial_cash"]) for _ in range(K)]
         self.orders: list[LimitOrder] = []
@@ -97,43 +106,8 @@ class ReferenceTradingEnv(gym.Env):
         self.needs_reset = True
         self.reseed(seed + self.env_id)
 
-    def _load_data(self, book, features, ts, records, starts) -> None:
-        cfg = self.cfg
-        book, features = np.asarray(book), np.asarray(features)
-        if book.ndim != 3 or book.shape[2] != 4 or book.dtype != np.int64:
-            raise ValueError("book: expected an int64 array [rows, levels, 4]")
-        if features.ndim != 2 or features.shape[0] != book.shape[0] or features.dtype != np.float32:
-            raise ValueError(f"features: expected a float32 array [rows, dim] with as many rows as book ({book.shape[0]})")
-        rows, levels = book.shape[0], book.shape[1]
-        if self.cfg["actions"].startswith("quote") and not (cfg["quote_min_ticks"] > -levels and
-                                                            cfg["quote_min_ticks"] + cfg["quote_levels"] - 1 < levels):
-            raise ValueError(f"quote_min_ticks / quote_levels: expected a quote grid inside the book depth ({levels})")
-        if ts is None and (cfg["order_latency_ns"] > 0 or cfg["cancel_latency_ns"] > 0):
-            raise ValueError("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)")
-        if records is None and cfg["actions"].startswith("quote"):
-            raise ValueError(f"actions: '{cfg['actions']}' needs the market stream (records, starts)")
-        if rows < cfg["horizon"] + 2:
-            raise ValueError(f"book: {rows} rows are fewer than a horizon ({cfg['horizon']}) plus 2")
-        last_start = cfg["start_max"] if cfg["start_max"] >= 0 else rows - 1 - cfg["horizon"]
-        if cfg["start_max"] >= 0 and cfg["start_max"] + cfg["horizon"] >= rows:
-            raise ValueError(f"start_max: episodes starting at row {cfg['start_max']} run past the data ({rows} rows)")
-        if cfg["start_min"] > last_start:
-            raise ValueError(f"start_min: {cfg['start_min']} is after the last start row {last_start}")
-        bid, ask = book[:, 0, 0], book[:, 0, 2]
-        bad = np.flatnonzero((bid <= 0) | (ask <= 0) | (bid >= ask))
-        if bad.size:
-            r = int(bad[0])
-            raise ValueError(f"book: row {r} needs a best bid and a best ask with bid < ask "
-                             f"(got bid {int(bid[r])}, ask {int(ask[r])} ticks)")
-        nonfinite = np.argwhere(~np.isfinite(features))
-        if nonfinite.size:
-            raise ValueError(f"features: non-finite value at row {nonfinite[0][0]}, column {nonfinite[0][1]}")
-        self.book, self.features, self.rows, self.levels, self.dim = book, features, rows, levels, features.shape[1]
-        self.last_start = last_start
-        self.ts = None if ts is None else [int(t) for t in ts]
-        self.records = records
-        self.starts = None if starts is None else [int(s) for s in starts]
-        self.mid = [0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())]  # ticks
+    def _use_dataset(self, i: int) -> None:
+        self.__dict__.update(self.datasets[i])
 
     # ------------------------------------------------------------------ random stream
 
@@ -152,7 +126,9 @@ class ReferenceTradingEnv(gym.Env):
         if seed is not None:
             self.reseed(seed + self.env_id)
         cfg = self.cfg
-        self.cursor = cfg["start_min"] + below(self._next_random(), self.last_start - cfg["start_min"] + 1)
+        u = below(self._next_random(), self.total_starts)
+        self._use_dataset(max(i for i, d in enumerate(self.datasets) if d["offset"] <= u))
+        self.cursor = self.start_min + u - self.offset
         self.steps = 0
         self.needs_reset = False
         self.agents = [_Agent(cfg["initial_cash"]) for _ in range(self.K)]

@@ -139,14 +139,18 @@ def decode_quote(action: int, *, quote_levels: int | None = None) -> tuple[int, 
     return (a % (L + 1) ** 2) // (L + 1), a % (L + 1), a >= (L + 1) ** 2
 
 
-# Names the learners and the backtest still pass (issue 11 renamed them); the lead moves those callers
-# to the spec names, then this table goes.
+# Option names of runs saved before issue 11 (trader train's arguments in their checkpoints and config
+# files) -> today's; from_legacy translates them wherever saved arguments are read.
 LEGACY_NAMES = {"fee_bps": "taker_fee_bps"}
 
 
 def from_legacy(config: dict[str, Any]) -> dict[str, Any]:
-    """Translate fee_bps, continuous and latency_steps (0 only) to the spec's options."""
+    """Saved arguments of an older run under today's names: fee_bps -> taker_fee_bps, continuous ->
+    actions, order_latency_ms -> order_latency_ns and cancel_latency_ns (it set both), latency_steps
+    (only 0 is accepted; it was replaced by latency in ns). An `actions` of None is left unset."""
     out = dict(config)
+    if out.get("actions", "") is None:
+        del out["actions"]
     for old, new in LEGACY_NAMES.items():
         if old in out:
             if new in out:
@@ -157,8 +161,13 @@ def from_legacy(config: dict[str, Any]) -> dict[str, Any]:
         if "actions" in out and continuous:
             raise ValueError("continuous: the old form of actions='continuous'; pass only actions")
         out.setdefault("actions", "continuous" if continuous else "discrete")
+    if "order_latency_ms" in out:
+        ms = out.pop("order_latency_ms")
+        if ms is not None:
+            for name in ("order_latency_ns", "cancel_latency_ns"):
+                out.setdefault(name, round(float(ms) * 1e6))
     if "latency_steps" in out:
-        if int(out.pop("latency_steps")) != 0:
+        if int(out.pop("latency_steps") or 0) != 0:
             raise ValueError("latency_steps: replaced by order_latency_ns (market orders execute at the first row "
                              "at or after send time + latency); only 0 is still accepted")
     return out

@@ -1,0 +1,149 @@
+"""`trader evaluate`: walk-forward evaluation of an algorithm on data it never trained on.
+
+    trader evaluate --data DAY --folds 3 --seeds 5 --algo ppo --actions quote --total-timesteps 200000
+    trader evaluate --data DAY1 --data DAY2 --data DAY3 --seeds 5   # datasets in time order
+
+Writes evaluation.md, evaluation.json and plots into --out (default runs/evaluate__{algo}__{time}), with
+every fold's runs under fold_N/.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from trader.rl.policy import ALGOS
+from trader.sim.flags import env_options, flag_message, pop_env_values
+
+
+def _datasets(data: tuple[str, ...]) -> list[str | None]:
+    """The dataset folders in the order given; a collection folder (index.json) stands for its parts."""
+    from trader.data.dataset import load_collection
+
+    if not data:
+        return [None]
+    out: list[str | None] = []
+    for d in data:
+        if (Path(d) / "index.json").is_file():
+            out += [str(p.path) for p in load_collection(d, mmap=True)]
+        else:
+            out.append(d)
+    return out
+
+
+def _fold_info(fold, market, step_s: float) -> dict:
+    from trader.backtest.engine import period_utc
+
+    return {"describe": fold.describe(), "symbol": market.symbol, "step_s": step_s,
+            "period_utc": period_utc(market, fold.test_start, fold.test_end)}
+
+
+@click.command("evaluate", context_settings={"show_default": True})
+@click.option("--data", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="dataset folder(s) in time order (a collection folder counts as its parts); one dataset is cut "
+                   "into --folds + 1 blocks [default: the bundled sample]")
+@click.option("--folds", type=click.IntRange(min=1), default=3,
+              help="one dataset: walk-forward folds (fold i trains on blocks 0..i-1, tests on block i)")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, help="agents per fold (seeds 0..N-1)")
+@click.option("--algo", type=click.Choice(ALGOS), default="ppo", help="learner")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML or JSON file of learner options (as trader train takes)")
+@click.option("--total-timesteps", type=click.IntRange(min=1), default=None,
+              help="env steps per agent [default: the learner's]")
+@click.option("--num-envs", type=click.IntRange(min=1), default=None, help="parallel envs [default: the learner's]")
+@click.option("--num-threads", type=click.IntRange(min=1), default=None, help="env pool threads [default: 1]")
+@click.option("--learning-rate", type=float, default=None, help="[default: the learner's]")
+@click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
+              help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
+                   "it to see whether embeddings help)")
+@env_options()
+@click.option("--train-window", type=click.IntRange(min=1), default=1,
+              help="datasets: each fold trains on this many datasets before its test dataset, together (episodes "
+                   "never cross from one to another)")
+@click.option("--allow-overlap", is_flag=True,
+              help="datasets: allow a test dataset that starts before its training dataset ends (other "
+                   "instruments over the same time: a cross-instrument test, not walk-forward)")
+@click.option("--imbalance-threshold", type=float, default=0.6, help="order-imbalance baseline threshold")
+@click.option("--quote-offset-ticks", type=int, default=0, help="fixed-spread baseline: ticks from the touch")
+@click.option("--as-gamma", type=float, default=0.01, help="Avellaneda-Stoikov baseline risk aversion")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, help="fold x seed jobs run at once (processes)")
+@click.option("--cuda/--no-cuda", default=False, help="train on cuda when there is one")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="report folder [default: runs/evaluate__{algo}__{time}]")
+@click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
+def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imbalance_threshold, quote_offset_ticks, as_gamma,
+             jobs, cuda, out, progress_bar, **options):
+    """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
+    baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
+    bootstrap 95 % intervals, the agent minus the best baseline, and the fraction of seeds beating flat."""
+    from trader.backtest.suite import BaselineOptions, step_seconds
+    from trader.evaluate.folds import block_folds, dataset_folds
+    from trader.evaluate.report import write_evaluation
+    from trader.evaluate.run import Plan, run_plan
+    from trader.evaluate.summary import summarize
+    from trader.rl.policy import learner
+    from trader.run.config import load_config
+    from trader.sim import load_market, spec
+
+    env = pop_env_values(options)
+    given = {k: v for k, v in options.items() if v is not None} | env
+    args = {**(load_config(config) if config else {}), **given, "cuda": cuda}
+    module = learner(algo)
+    try:
+        base_options = BaselineOptions(imbalance_threshold, quote_offset_ticks, as_gamma)
+        base_options.check()
+        spec.check_config(**{k: v for k, v in args.items() if k in spec.defaults()})
+        horizon = int(args.get("horizon", module.Args.horizon))
+        paths = _datasets(data)
+        markets = [load_market(p) for p in paths]
+        widths = {m.features.shape[1] for m in markets}
+        if len(widths) > 1:
+            raise ValueError("data: the datasets give observations of different widths "
+                             + ", ".join(f"{p or 'sample'}: {m.features.shape[1]}" for p, m in zip(paths, markets)))
+        if len(paths) == 1:
+            plan_folds = block_folds(paths[0], len(markets[0].book), folds, horizon)
+        else:
+            for (p0, m0), (p1, m1) in zip(zip(paths, markets), zip(paths[1:], markets[1:])):
+                if m1.ts[0] < m0.ts[-1] and not allow_overlap:
+                    raise ValueError(f"data: {p1} starts before {p0} ends: give datasets in time order, or "
+                                     "--allow-overlap for a cross-instrument test")
+            plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon, train_window)
+    except ValueError as e:
+        raise click.UsageError(flag_message(str(e))) from None
+    out_dir = Path(out) if out else Path("runs") / f"evaluate__{algo}__{time.strftime('%Y%m%d-%H%M%S')}"
+    plan = Plan(algo, args, plan_folds, list(range(seeds)), out_dir, base_options)
+    by_path = dict(zip(paths, markets))
+    click.echo(f"{len(plan_folds)} folds x {seeds} seeds -> {out_dir}")
+    for f in plan_folds:
+        click.echo("  " + f.describe())
+    bar = None
+    if progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(plan_folds) * seeds, unit="agent", desc="folds x seeds")
+    t0 = time.perf_counter()
+    try:
+        results = run_plan(plan, jobs, (lambda done, total, what: bar.update(1)) if bar else None)
+    except ValueError as e:
+        raise click.UsageError(flag_message(str(e))) from None
+    finally:
+        if bar:
+            bar.close()
+    import torch
+
+    from trader.backtest.engine import env_config_from_run
+
+    context = {
+        "algo": algo, "data": ", ".join(p or "<bundled sample>" for p in paths), "seeds": plan.seeds,
+        "total_timesteps": int(args.get("total_timesteps", module.Args.total_timesteps)),
+        "env": {**spec.defaults(), **env_config_from_run(args)}, "args": {k: v for k, v in args.items()},
+        "folds": [_fold_info(f, by_path[f.test_data], step_seconds(by_path[f.test_data])) for f in plan_folds],
+        "wall_s": time.perf_counter() - t0,
+        "device": torch.cuda.get_device_name(0) if cuda and torch.cuda.is_available() else "cpu",
+    }
+    summary = summarize(results)
+    write_evaluation(out_dir, results, summary, context)
+    click.echo((out_dir / "evaluation.md").read_text())
+    click.echo(f"wrote {out_dir}/evaluation.md, evaluation.json and plots")

@@ -1,0 +1,143 @@
+"""The evaluation report folder: evaluation.md, evaluation.json and plots (per fold: equity, inventory and
+drawdown of every seed and baseline; overall: each strategy's summed PnL with the agent's interval; the
+agent's action distribution per fold)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from trader.backtest.report import currencies
+from trader.evaluate.stats import Interval
+from trader.evaluate.summary import KEY, METRICS
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, dict):
+        return Interval(**value).text(fmt)
+    return fmt.format(value)
+
+
+def _fold_table(fold: dict, base: str, quote: str) -> list[str]:
+    heads = [h.replace("(quote)", f"({quote})").replace("(base)", f"({base})") for _, h, _ in METRICS]
+    lines = ["| strategy | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(METRICS)]
+    for name, metrics in fold["strategies"].items():
+        label = "**agent** (mean [95 % CI] over seeds)" if name == "agent" else name
+        lines.append(f"| {label} | " + " | ".join(_cell(metrics[k], f) for k, _, f in METRICS) + " |")
+    return lines
+
+
+def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [{k: v for k, v in j.items() if k != "agents"} | {"metrics": [a["metrics"] for a in j["agents"]]}
+            for j in results["agents"]]
+    baselines = {i: {c["name"]: c["metrics"] for c in curves} for i, curves in results["baselines"].items()}
+    (out_dir / "evaluation.json").write_text(json.dumps(
+        {"context": context, "summary": summary, "jobs": jobs, "baselines": baselines}, indent=2, default=float))
+    ov = summary["overall"]
+    lines = [
+        f"# Walk-forward evaluation: {context['algo']} on {context['data']}",
+        "",
+        f"{len(context['folds'])} folds x {len(context['seeds'])} seeds (seeds {context['seeds']}); actions "
+        f"{context['env']['actions']}; maker {context['env']['maker_fee_bps']} bps / taker "
+        f"{context['env']['taker_fee_bps']} bps; order latency {context['env']['order_latency_ns'] / 1e6:g} ms, "
+        f"cancel latency {context['env']['cancel_latency_ns'] / 1e6:g} ms; {context['total_timesteps']} env steps "
+        f"per agent; wall time {context['wall_s']:.0f} s on {context['device']}.",
+        "",
+        "Every fold trains on its training rows only and tests on the next block, which no training episode "
+        "reaches. Intervals: percentile bootstrap of the mean over seeds, 95 %, 10,000 resamples. Sharpe over "
+        "the period = mean / std of the PnL per step x sqrt(steps) (not annualized). Max position notional = "
+        "the position limit at the test period's mean mid.",
+        "",
+        "## Overall",
+        "",
+        f"Metric: {ov['metric']} (each seed's walk-forward track record).",
+        "",
+        "| strategy | PnL (bps of max position notional, summed over folds) |",
+        "|---|---:|",
+        f"| **agent** (mean [95 % CI] over seeds) | {_cell(ov['agent'], '{:+.2f}')} |",
+        *[f"| {name} | {value:+.2f} |" for name, value in ov["baselines"].items()],
+        "",
+        f"- agent minus the best baseline ({ov['best_baseline']}): {_cell(ov['agent_minus_best_baseline'], '{:+.2f}')}",
+        f"- seeds beating flat: {ov['seeds_beating_flat']:.0%}; seeds beating every baseline: "
+        f"{ov['seeds_beating_every_baseline']:.0%}",
+        "- agent per seed: " + ", ".join(f"seed {s}: {v:+.2f}" for s, v in ov["agent_per_seed"].items()),
+    ]
+    if ov["baselines_not_in_every_fold"]:
+        lines.append("- not in the overall comparison (missing in some fold, see the fold notes): "
+                     + ", ".join(ov["baselines_not_in_every_fold"]))
+    for fold, info in zip(summary["folds"], context["folds"]):
+        base, quote = currencies(info.get("symbol", ""))
+        lines += ["", f"## Fold {fold['fold']}", "", f"{info['describe']}; test period {info['period_utc'][0]} to "
+                  f"{info['period_utc'][1]} UTC ({info['symbol']}, quote = {quote}, base = {base}).", "",
+                  *_fold_table(fold, base, quote), "",
+                  f"- agent minus the best baseline ({fold['best_baseline']}), bps of max position notional: "
+                  f"{_cell(fold['agent_minus_best_baseline'], '{:+.2f}')}",
+                  f"- seeds beating flat: {fold['seeds_beating_flat']:.0%}"]
+        lines += [f"- {n}" for n in results["notes"].get(fold["fold"], [])]
+    lines += ["", "Plots: " + ", ".join(f"`fold_{f['fold']}.png`" for f in summary["folds"]) +
+              ", `overall.png`, `actions.png`."]
+    (out_dir / "evaluation.md").write_text("\n".join(lines) + "\n")
+    _plots(out_dir, results, summary, context)
+
+
+def _plots(out_dir: Path, results: dict, summary: dict, context: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for fold in summary["folds"]:
+        i = fold["fold"]
+        step_s = context["folds"][i - 1]["step_s"]
+        fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
+        series = [(f"agent seed {j['seed']}", a, 0.8) for j in results["agents"] if j["fold"] == i for a in j["agents"]]
+        series += [(c["name"], c, 1.4) for c in results["baselines"][i]]
+        for label, c, lw in series:
+            eq = np.asarray(c["equity"])
+            t = np.arange(len(eq)) * step_s
+            axes[0].plot(t, eq, lw=lw, label=label)
+            axes[1].plot(t, np.asarray(c["position_base"]), lw=lw)
+            axes[2].plot(t, eq - np.maximum.accumulate(eq), lw=lw)
+        axes[0].set_ylabel("PnL (quote)")
+        axes[1].set_ylabel("inventory (base)")
+        axes[2].set_ylabel("drawdown (quote)")
+        axes[2].set_xlabel("seconds from the start of the test block")
+        axes[0].legend(fontsize=7, ncol=3)
+        axes[0].set_title(context["folds"][i - 1]["describe"], fontsize=9)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"fold_{i}.png", dpi=100)
+        plt.close(fig)
+
+    ov = summary["overall"]
+    names = ["agent", *ov["baselines"]]
+    values = [ov["agent"]["mean"], *ov["baselines"].values()]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(names, values, color=["C0"] + ["C7"] * len(ov["baselines"]))
+    if ov["agent"]["low"] is not None:
+        ax.errorbar([0], [ov["agent"]["mean"]], yerr=[[ov["agent"]["mean"] - ov["agent"]["low"]],
+                                                      [ov["agent"]["high"] - ov["agent"]["mean"]]], color="k", capsize=6)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel(f"{KEY}, summed over folds")
+    ax.set_title("walk-forward total (agent: mean and 95 % CI over seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "overall.png", dpi=100)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(summary["folds"]), figsize=(4 * len(summary["folds"]), 3), squeeze=False)
+    for ax, fold in zip(axes[0], summary["folds"]):
+        acts = [np.asarray(a["actions"]) for j in results["agents"] if j["fold"] == fold["fold"] for a in j["agents"]]
+        flat = np.concatenate([x.reshape(len(x), -1)[:, 0] for x in acts]) if acts else np.zeros(0)
+        if flat.dtype.kind in "iu":
+            values, counts = np.unique(flat, return_counts=True)
+            ax.bar(values.astype(str), counts / counts.sum())
+        else:
+            ax.hist(flat, bins=21, range=(-1, 1), density=True)
+        ax.set_title(f"fold {fold['fold']}: agent actions", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "actions.png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,119 @@
+"""Running a walk-forward evaluation: for every fold, the baselines once (they are deterministic) and
+one agent per seed, trained by the learner's own `train` on the fold's training rows only and tested
+through the one backtest engine (trader.backtest.suite) on the fold's test rows.
+
+Jobs (fold x seed) run in this process or, with jobs > 1, in worker processes (spawned: each builds its
+own env pool and torch state; results do not depend on the job count).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from trader.evaluate.folds import Fold
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to evaluate: the learner, its arguments (a dict as `trader train` takes them, env options by
+    their spec names), the folds and the seeds."""
+
+    algo: str
+    args: dict[str, Any]
+    folds: list[Fold]
+    seeds: list[int]
+    out_dir: Path
+    baseline_options: Any  # trader.backtest.suite.BaselineOptions
+
+    def job_dir(self, fold: Fold) -> Path:
+        return self.out_dir / f"fold_{fold.index}"
+
+
+def curve(result) -> dict:
+    """What the report keeps of one backtest result: metrics and the per-step series."""
+    return {"name": result.name, "metrics": result.metrics, "equity": result.equity - result.equity[0],
+            "position_base": result.position * result.lot_size, "actions": result.actions}
+
+
+def env_config(plan: Plan) -> dict:
+    """The env options of every run of the plan (its arguments' spec options)."""
+    from trader.backtest.engine import env_config_from_run
+
+    return env_config_from_run(plan.args)
+
+
+def run_baselines_for(plan: Plan, fold: Fold) -> tuple[list[dict], list[str]]:
+    from trader.backtest.suite import run_baselines
+    from trader.data.dataset import load_dataset
+    from trader.sim import load_market
+
+    test = load_dataset(fold.test_data)
+    market = load_market(test)
+    train = test if fold.train_data == fold.test_data else load_dataset(fold.train_data)
+    fit_market = market if train is test else load_market(train)
+    results, notes = run_baselines(market, test.events, env_config(plan), fold.test_start, fold.test_end,
+                                   plan.baseline_options, fit=(fit_market, train.events, fold.train_rows))
+    return [curve(r) for r in results], notes
+
+
+def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
+    """Train one agent on the fold's training rows, then backtest it on the fold's test rows."""
+    from trader.backtest.engine import env_config_from_run
+    from trader.backtest.suite import run_agent
+    from trader.rl.policy import learner, load, observation_market
+    from trader.run.lifecycle import resolve_args
+
+    module = learner(plan.algo)
+    data = fold.train_data if not fold.train_earlier else fold.train_datasets  # several: one multi-dataset env
+    given = dict(plan.args, data=data, train_fraction=fold.train_fraction, seed=seed,
+                 runs_dir=str(plan.job_dir(fold)), progress_bar=False)
+    args = resolve_args(module.Args, None, given)
+    t0 = time.perf_counter()
+    result = module.train(args)
+    train_s = time.perf_counter() - t0
+    trained = load(result["run_dir"])
+    market = observation_market(trained.args, fold.test_data)
+    agents = run_agent(market, lambda obs, info: trained.act(obs), plan.algo, env_config_from_run(trained.args),
+                       fold.test_start, fold.test_end, int(trained.args.get("num_agents", 1)))
+    return {"fold": fold.index, "seed": seed, "run_dir": result["run_dir"], "train_s": train_s,
+            "steps": result["global_step"], "agents": [curve(r) for r in agents]}
+
+
+def _job(plan: Plan, fold: Fold, seed: int) -> dict:
+    import torch  # a spawned worker: one torch thread unless the arguments say otherwise
+
+    torch.set_num_threads(max(1, int(plan.args.get("torch_threads", 1) or 1)))
+    return train_and_test(plan, fold, seed)
+
+
+def run_plan(plan: Plan, jobs: int = 1, progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """{"baselines": {fold: [curves]}, "notes": {fold: [...]}, "agents": [job results]} for every fold and seed.
+    `progress(done, total, what)` after each agent."""
+    work = [(fold, seed) for fold in plan.folds for seed in plan.seeds]
+    done: list[dict] = []
+    baselines, notes = {}, {}
+    if jobs <= 1:
+        for fold in plan.folds:
+            baselines[fold.index], notes[fold.index] = run_baselines_for(plan, fold)
+        for fold, seed in work:
+            done.append(train_and_test(plan, fold, seed))
+            if progress:
+                progress(len(done), len(work), f"fold {fold.index} seed {seed}")
+    else:
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            base = {pool.submit(run_baselines_for, plan, fold): fold for fold in plan.folds}
+            agents = {pool.submit(_job, plan, fold, seed): (fold, seed) for fold, seed in work}
+            for fut in cf.as_completed(agents):
+                done.append(fut.result())
+                if progress:
+                    fold, seed = agents[fut]
+                    progress(len(done), len(work), f"fold {fold.index} seed {seed}")
+            for fut, fold in base.items():
+                baselines[fold.index], notes[fold.index] = fut.result()
+    done.sort(key=lambda r: (r["fold"], r["seed"]))
+    return {"baselines": baselines, "notes": notes, "agents": done}

@@ -1,0 +1,77 @@
+"""The numbers of an evaluation: per fold and overall, the agent's mean over seeds with a bootstrap 95 %
+interval, every baseline, the agent minus the best baseline with its interval, and the fraction of
+seeds that beat flat.
+
+Overall, one seed's track record is the sum over folds of its PnL in bps of the max position notional
+(scale-free: folds may trade different instruments and quote currencies); the best baseline is the one
+with the highest such sum among those that ran in every fold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trader.backtest.report import COLUMNS
+from trader.evaluate.stats import bootstrap_mean
+
+# (metric, header, format) of the tables: the backtest report's columns (trader.backtest.report.COLUMNS)
+METRICS = [(key, *COLUMNS[key]) for key in (
+    "pnl_quote", "pnl_bps_of_notional", "pnl_bps_of_max_notional", "sharpe_period", "max_drawdown_quote", "turnover",
+    "maker_fees", "taker_fees", "fill_ratio", "trades", "mean_abs_inventory_base")]
+KEY = "pnl_bps_of_max_notional"
+
+
+def _agent_metric(job: dict, key: str) -> float | None:
+    """One seed's value: the mean over its agents (one, or K in one book), None if undefined for all."""
+    vals = [a["metrics"][key] for a in job["agents"] if a["metrics"][key] is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _interval(values: list, seed: int) -> dict | None:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    return bootstrap_mean(vals, seed=seed)._asdict()
+
+
+def summarize(results: dict, seed: int = 0) -> dict:
+    folds, totals_agent, totals_base = [], {}, {}
+    for index, base_curves in sorted(results["baselines"].items()):
+        jobs = [j for j in results["agents"] if j["fold"] == index]
+        strategies = {"agent": {k: _interval([_agent_metric(j, k) for j in jobs], seed) for k, _, _ in METRICS}}
+        for c in base_curves:
+            strategies[c["name"]] = {k: c["metrics"][k] for k, _, _ in METRICS}
+        best = max((c for c in base_curves), key=lambda c: c["metrics"][KEY])
+        agent_vals = [_agent_metric(j, KEY) for j in jobs]
+        folds.append({
+            "fold": index, "strategies": strategies, "best_baseline": best["name"],
+            "agent_minus_best_baseline": _interval([v - best["metrics"][KEY] for v in agent_vals], seed),
+            "seeds_beating_flat": float(np.mean([v > _flat(base_curves) for v in agent_vals])),
+        })
+        for j in jobs:
+            totals_agent[j["seed"]] = totals_agent.get(j["seed"], 0.0) + _agent_metric(j, KEY)
+        for c in base_curves:
+            totals_base[c["name"]] = totals_base.get(c["name"], 0.0) + c["metrics"][KEY]
+    # A baseline that could not run in some fold (e.g. no fit) has no walk-forward total to compare with.
+    partial = sorted(n for n in totals_base if sum(n in {c["name"] for c in cs} for cs in results["baselines"].values())
+                     < len(results["baselines"]))
+    totals_base = {n: v for n, v in totals_base.items() if n not in partial}
+    seeds = sorted(totals_agent)
+    agent_totals = [totals_agent[s] for s in seeds]
+    best_name = max(totals_base, key=totals_base.get)
+    overall = {
+        "metric": f"{KEY}, summed over folds",
+        "agent": _interval(agent_totals, seed),
+        "agent_per_seed": dict(zip(seeds, agent_totals)),
+        "baselines": totals_base,
+        "baselines_not_in_every_fold": partial,
+        "best_baseline": best_name,
+        "agent_minus_best_baseline": _interval([v - totals_base[best_name] for v in agent_totals], seed),
+        "seeds_beating_flat": float(np.mean([v > totals_base.get("flat", 0.0) for v in agent_totals])),
+        "seeds_beating_every_baseline": float(np.mean([v > max(totals_base.values()) for v in agent_totals])),
+    }
+    return {"folds": folds, "overall": overall}
+
+
+def _flat(curves: list[dict]) -> float:
+    return next((c["metrics"][KEY] for c in curves if c["name"] == "flat"), 0.0)

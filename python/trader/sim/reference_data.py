@@ -1,0 +1,85 @@
+"""The market data of the pure-Python reference env (trader.sim.reference): each dataset's arrays and
+its constants in its own tick and lot size, checked as the C++ binding checks them
+(cpp/bindings/env_bindings.cpp, make_data), and the numbering of episode starts across datasets that
+the reset draw uses (cpp/env/trading_env.cpp, TradingEnv::reset; issue 13)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from trader.sim.reference_numbers import llround
+
+
+def load_datasets(cfg: dict[str, Any], markets: list[dict]) -> tuple[list[dict], int]:
+    """(per dataset: the env attributes it sets, with `offset` = the starts of the datasets before it;
+    the total of episode starts). markets: dicts as _core.EnvPool.from_markets takes them."""
+    datasets: list[dict] = []
+    offset = 0
+    for i, m in enumerate(markets):
+        where = m["name"] or (f"dataset {i}" if len(markets) > 1 else "")
+        try:
+            d = _load(cfg, m["book"], m["features"], m["ts"], m["records"], m["starts"], m["start_min"],
+                      m["start_max"], m["tick_size"], m["lot_size"])
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}" if where else str(e)) from None
+        first = datasets[0] if datasets else d
+        if (d["levels"], d["dim"]) != (first["levels"], first["dim"]):
+            raise ValueError(f"{where}: {d['levels']} levels and {d['dim']} feature columns, the first dataset "
+                             f"has {first['levels']} and {first['dim']}")
+        d["offset"] = offset
+        offset += d["last_start"] - d["start_min"] + 1
+        datasets.append(d)
+    return datasets, offset
+
+
+def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_size, lot_size) -> dict:
+    """One dataset's arrays and constants."""
+    if not (tick_size > 0 and math.isfinite(tick_size)):
+        raise ValueError("tick_size: expected > 0 quote")
+    if not (lot_size > 0 and math.isfinite(lot_size)):
+        raise ValueError("lot_size: expected > 0 base")
+    if llround(cfg["trade_size"] / lot_size) < 1:
+        raise ValueError(f"trade_size: expected at least one lot ({lot_size} base), got {cfg['trade_size']}")
+    book, features = np.asarray(book), np.asarray(features)
+    if book.ndim != 3 or book.shape[2] != 4 or book.dtype != np.int64:
+        raise ValueError("book: expected an int64 array [rows, levels, 4]")
+    if features.ndim != 2 or features.shape[0] != book.shape[0] or features.dtype != np.float32:
+        raise ValueError(f"features: expected a float32 array [rows, dim] with as many rows as book ({book.shape[0]})")
+    rows, levels = book.shape[0], book.shape[1]
+    if cfg["actions"].startswith("quote") and not (cfg["quote_min_ticks"] > -levels and
+                                                   cfg["quote_min_ticks"] + cfg["quote_levels"] - 1 < levels):
+        raise ValueError(f"quote_min_ticks / quote_levels: expected a quote grid inside the book depth ({levels})")
+    if ts is None and (cfg["order_latency_ns"] > 0 or cfg["cancel_latency_ns"] > 0):
+        raise ValueError("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)")
+    if records is None and cfg["actions"].startswith("quote"):
+        raise ValueError(f"actions: '{cfg['actions']}' needs the market stream (records, starts)")
+    if rows < cfg["horizon"] + 2:
+        raise ValueError(f"book: {rows} rows are fewer than a horizon ({cfg['horizon']}) plus 2")
+    last_start = start_max if start_max >= 0 else rows - 1 - cfg["horizon"]
+    if start_max >= 0 and start_max + cfg["horizon"] >= rows:
+        raise ValueError(f"start_max: episodes starting at row {start_max} run past the data ({rows} rows)")
+    if start_min < 0:
+        raise ValueError(f"start_min: expected >= 0, got {start_min}")
+    if start_min > last_start:
+        raise ValueError(f"start_min: {start_min} is after the last start row {last_start}")
+    bid, ask = book[:, 0, 0], book[:, 0, 2]
+    bad = np.flatnonzero((bid <= 0) | (ask <= 0) | (bid >= ask))
+    if bad.size:
+        r = int(bad[0])
+        raise ValueError(f"book: row {r} needs a best bid and a best ask with bid < ask "
+                         f"(got bid {int(bid[r])}, ask {int(ask[r])} ticks)")
+    nonfinite = np.argwhere(~np.isfinite(features))
+    if nonfinite.size:
+        raise ValueError(f"features: non-finite value at row {nonfinite[0][0]}, column {nonfinite[0][1]}")
+    max_lots = llround(cfg["max_position"] / lot_size)
+    return dict(book=book, features=features, rows=rows, levels=levels, dim=features.shape[1],
+                start_min=int(start_min), last_start=last_start,
+                ts=None if ts is None else [int(t) for t in ts], records=records,
+                starts=None if starts is None else [int(s) for s in starts],
+                mid=[0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())],  # ticks
+                ntl=tick_size * lot_size,  # quote per tick-lot
+                trade_lots=llround(cfg["trade_size"] / lot_size), max_lots=max_lots,
+                min_lots=-max_lots if cfg["allow_short"] else 0)

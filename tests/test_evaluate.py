@@ -1,0 +1,165 @@
+"""`trader evaluate` (issue 13): walk-forward folds never leak, the bootstrap on known cases, seeds
+reproduce whatever the job count, and bad input gets a clear error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import shared
+from trader.cli import main
+from trader.evaluate.folds import block_folds, dataset_folds
+from trader.evaluate.stats import bootstrap_mean
+from trader.rl.envs import training_start_max
+
+
+@pytest.mark.parametrize("rows, folds, horizon", [(1797, 3, 100), (1000, 1, 50), (5003, 7, 200)])
+def test_no_training_episode_reaches_a_test_row(rows, folds, horizon):
+    plan = block_folds("d", rows, folds, horizon)
+    assert [f.index for f in plan] == list(range(1, folds + 1))
+    for f in plan:
+        last_start = training_start_max(f.train_total, f.train_fraction, horizon)
+        assert last_start + horizon < f.test_start  # the last row an episode reaches is before the test block
+        assert f.test_start == f.train_rows and f.test_end < rows
+    # the test blocks tile the rows after the first block, in order
+    assert [f.test_start for f in plan[1:]] == [f.test_end + 1 for f in plan[:-1]]
+    assert plan[-1].test_end == rows - 1
+
+
+def test_dataset_folds_train_on_the_one_before():
+    plan = dataset_folds(["a", "b", "c"], [500, 400, 300], 100)
+    assert [(f.train_data, f.train_rows, f.test_data, f.test_start, f.test_end) for f in plan] == [
+        ("a", 500, "b", 0, 399), ("b", 400, "c", 0, 299)]
+    assert all(f.train_fraction == 1.0 for f in plan)
+
+
+def test_too_short_for_a_fold_names_the_dataset_and_what_to_change():
+    with pytest.raises(ValueError, match=r"fold 1: the training rows of d has 33 rows, fewer than the 102"):
+        block_folds("d", 100, 2, 100)
+    with pytest.raises(ValueError, match="fold 2: the training dataset of b has 50 rows"):
+        dataset_folds(["a", "b", "c"], [500, 50, 300], 100)
+    with pytest.raises(ValueError, match="needs at least 2 datasets"):
+        dataset_folds(["a"], [500], 10)
+
+
+def test_bootstrap_on_known_cases():
+    assert bootstrap_mean([2.5] * 7)[:3] == (2.5, 2.5, 2.5)
+    one = bootstrap_mean([4.0])
+    assert one.mean == 4.0 and one.low is None and one.text() == "+4.00 (n=1)"
+    x = np.random.default_rng(1).normal(3.0, 2.0, size=400)
+    ci = bootstrap_mean(x, seed=7)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))  # the normal interval the bootstrap approaches
+    assert ci.mean == pytest.approx(x.mean())
+    assert ci.low == pytest.approx(x.mean() - half, abs=0.1 * half)
+    assert ci.high == pytest.approx(x.mean() + half, abs=0.1 * half)
+    assert bootstrap_mean(x, seed=7) == ci  # seeded
+    with pytest.raises(ValueError, match="finite"):
+        bootstrap_mean([1.0, float("nan")])
+
+
+def _evaluate(tmp_path, name, *extra):
+    out = tmp_path / name
+    res = CliRunner().invoke(main, ["evaluate", "--folds", "2", "--seeds", "2", "--total-timesteps", "1024",
+                                    "--num-envs", "4", "--horizon", "100", "--actions", "quote",
+                                    "--out", str(out), "--no-progress-bar", *extra])
+    assert res.exit_code == 0, res.output
+    return out, json.loads((out / "evaluation.json").read_text())
+
+
+def test_evaluate_on_the_sample_reproduces_and_never_trains_on_test_rows(tmp_path):
+    out, first = _evaluate(tmp_path, "a")
+    _, second = _evaluate(tmp_path, "b", "--jobs", "2")
+    assert first["summary"] == second["summary"]  # same seeds, same numbers, in one process or two
+    summary = first["summary"]
+    assert len(summary["folds"]) == 2 and summary["overall"]["agent"]["n"] == 2
+    strategies = summary["folds"][0]["strategies"]
+    assert {"agent", "flat", "buy_and_hold", "order_imbalance", "fixed_spread", "avellaneda_stoikov"} == set(strategies)
+    assert strategies["flat"]["pnl_quote"] == 0
+    # every trained run saw only its fold's training rows
+    from trader.rl.policy import load
+
+    for job in first["jobs"]:
+        fold = first["context"]["folds"][job["fold"] - 1]
+        args = load(job["run_dir"]).args
+        test_start = int(fold["describe"].split("test sample rows ")[1].split("..")[0])
+        assert training_start_max(1797, args["train_fraction"], args["horizon"]) + args["horizon"] < test_start
+    md = (out / "evaluation.md").read_text()
+    assert "95 % CI" in md and "agent minus the best baseline" in md and "seeds beating flat" in md
+    for png in ("fold_1.png", "fold_2.png", "overall.png", "actions.png"):
+        assert (out / png).stat().st_size > 5_000
+
+
+def test_bad_input_is_a_usage_error(tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(main, ["evaluate", "--folds", "40", "--horizon", "500", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "fold 1" in res.output and "--folds" in res.output, res.output
+    res = runner.invoke(main, ["evaluate", "--taker-fee-bps", "nan", "--out", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "--taker-fee-bps" in res.output and "Traceback" not in res.output, res.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.fixture(scope="module")
+def btc_days(tmp_path_factory):
+    """Binance USD-M BTCUSDT 2024-07-18/19, spot BTCUSDT 2024-08-08/09 and USD-M BTCUSDT 2024-08-08 (real
+    recordings; the spot book has another tick and lot than the USD-M ones)."""
+    raw = shared("binance_hftbacktest_raw_feed")
+    out = tmp_path_factory.mktemp("btc")
+    runner = CliRunner()
+    days = {"usdm_0718": ["usdm/btcusdt_20240718.gz", "usdm/btcusdt_20240719.gz"],
+            "spot_0808": ["spot/btcusdt_20240808.gz", "spot/btcusdt_20240809.gz"],
+            "usdm_0808": ["usdm/btcusdt_20240808.gz"]}
+    for name, files in days.items():
+        res = runner.invoke(main, ["data", "convert", *[str(raw / f) for f in files], "-o", str(out / name)])
+        assert res.exit_code == 0, res.output
+    return [str(out / name) for name in days]
+
+
+def test_datasets_out_of_time_order_are_refused(tmp_path, btc_days):
+    res = CliRunner().invoke(main, ["evaluate", "--data", btc_days[2], "--data", btc_days[0],
+                                    "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 2 and "starts before" in res.output and "usdm_0718" in res.output, res.output
+
+
+def test_dataset_folds_train_on_several_datasets_together(tmp_path, btc_days):
+    assert [f.train_datasets for f in dataset_folds(["a", "b", "c", "d"], [500] * 4, 100, window=2)] == [
+        ["a", "b"], ["b", "c"]]
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(main, ["evaluate", *[x for d in btc_days for x in ("--data", d)], "--train-window", "2",
+                                    "--allow-overlap", "--seeds", "1", "--total-timesteps", "1024", "--num-envs", "4",
+                                    "--horizon", "100", "--out", str(out), "--no-progress-bar"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "evaluation.json").read_text())
+    (job,) = report["jobs"]
+    from trader.rl.policy import load
+
+    trained = load(job["run_dir"]).args["data"]  # both earlier datasets, in one env
+    assert [p.rsplit("/", 1)[-1] for p in trained] == ["usdm_0718", "spot_0808"]
+    assert "usdm_0718 + " in report["context"]["folds"][0]["describe"]
+
+
+def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path):
+    """Issue 13, encoder in the loop: `--encoder RUN/MODEL` reaches every fold's training run, whose agent
+    observes the embeddings (obs_dim = embedding + account features) and records the encoder; the test
+    rows are embedded by the same encoder (the backtest would refuse another)."""
+    from trader.rl.policy import load
+
+    r = CliRunner().invoke(main, ["train-encoder", "--out", str(tmp_path / "enc"), "--model", "tcn", "--epochs", "1",
+                                  "--max-steps-per-epoch", "2", "--seeds", "0", "--window", "50", "--horizons",
+                                  "10,20", "--device", "cpu", "--no-baselines"])
+    assert r.exit_code == 0, r.output
+    encoder = tmp_path / "enc" / "tcn" / "best"
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(main, ["evaluate", "--folds", "1", "--seeds", "1", "--encoder", str(encoder),
+                                    "--total-timesteps", "512", "--num-envs", "2", "--horizon", "100",
+                                    "--out", str(out), "--no-progress-bar"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "evaluation.json").read_text())
+    (job,) = doc["jobs"]
+    trained = load(job["run_dir"])
+    dim = json.loads((encoder / "config.json").read_text())["train"]["embedding_dim"]
+    assert trained.spec["obs_dim"] == dim + 3 and trained.args["encoder"] == str(encoder)
+    assert trained.args["encoder_sha256"]
+    assert set(doc["summary"]["folds"][0]["strategies"]) >= {"agent", "flat"}
