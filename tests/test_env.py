@@ -216,6 +216,17 @@ def test_second_action_for_an_env_in_flight_is_refused():
         env.send(np.zeros(1, dtype=np.int64), np.array([9]))
 
 
+def test_an_id_given_twice_is_refused_and_nothing_is_queued():
+    env = make(num_envs=4, batch_size=2, num_threads=1)
+    env.async_reset()
+    _, _, _, _, info = env.recv()
+    a, b = info["env_id"].tolist()
+    with pytest.raises(ValueError, match=f"ids must be unique \\(env {b} is given twice\\)"):
+        env.send(np.zeros(3, dtype=np.int64), np.array([b, a, b]))
+    env.send(np.zeros(2, dtype=np.int64), np.array([a, b]))  # the refused send left both envs free
+    assert sorted(env.recv()[-1]["env_id"].tolist() + env.recv()[-1]["env_id"].tolist()) == [0, 1, 2, 3]
+
+
 @pytest.mark.parametrize(
     "kwargs,action,match",
     [

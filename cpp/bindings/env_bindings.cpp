@@ -341,10 +341,8 @@ std::vector<int32_t> parse_ids(PyPool& self, const py::object& env_id, size_t& n
   }
   auto ids = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(arr);
   n = static_cast<size_t>(ids.shape(0));
-  std::vector<int32_t> out(ids.data(), ids.data() + n);
-  std::set<int32_t> uniq(out.begin(), out.end());
-  if (uniq.size() != out.size()) throw std::invalid_argument("env_id: ids must be unique");
-  return out;
+  // Unique ids: EnvPool::send checks them as it marks each env in flight (no set per call, issue 18).
+  return std::vector<int32_t>(ids.data(), ids.data() + n);
 }
 
 // Queue work with the GIL released: the chunked sync path for every env in env order, else tasks.

@@ -15,7 +15,6 @@ namespace trader {
 
 namespace {
 constexpr int kSpinBeforeSleep = 1 << 14;
-constexpr size_t kMaxChunk = 64;
 }  // namespace
 
 void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
@@ -78,8 +77,9 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
   for (int i = 0; i < num_envs; ++i) in_flight_[i].store(0);
   act_discrete_.assign(static_cast<size_t>(num_envs) * K, 0);
   act_continuous_.assign(static_cast<size_t>(num_envs) * K * width_, 0.0f);
-  capacity_ = 1;
-  while (capacity_ < 2 * static_cast<uint64_t>(num_envs)) capacity_ <<= 1;
+  // Cells of up to chunk_ tasks; a full ring only makes send run queued tasks itself (see send).
+  capacity_ = 2;
+  while (capacity_ < 2 * (static_cast<uint64_t>(num_envs) + chunk_ - 1) / chunk_) capacity_ <<= 1;
   cells_.reset(new Cell[capacity_]);
   for (uint64_t i = 0; i < capacity_; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
   envs_.reserve(num_envs);
@@ -172,51 +172,60 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
     throw std::invalid_argument("env_id: actions are already in flight; recv their results first");
   }
   const size_t K = static_cast<size_t>(cfg_.num_agents);
-  uint64_t tail = tail_.load(std::memory_order_relaxed);
+  // Check and mark in one pass: an id given twice finds its own mark. On an error the envs marked so
+  // far are unmarked (none was in flight before: only this thread marks, workers only unmark).
   for (int i = 0; i < n; ++i) {
     const int32_t e = env_ids[i];
+    std::string error;
     if (e < 0 || e >= num_envs_) {
-      throw std::invalid_argument("env_id: " + std::to_string(e) + " is not in [0, " +
-                                  std::to_string(num_envs_) + ")");
+      error = "env_id: " + std::to_string(e) + " is not in [0, " + std::to_string(num_envs_) + ")";
+    } else if (in_flight_[e].load(std::memory_order_acquire)) {
+      error = std::find(env_ids, env_ids + i, e) != env_ids + i
+                  ? "env_id: ids must be unique (env " + std::to_string(e) + " is given twice)"
+                  : "env_id: env " + std::to_string(e) + " already has an action in flight; recv its result first";
     }
-    if (in_flight_[e].load(std::memory_order_acquire)) {
-      throw std::invalid_argument("env_id: env " + std::to_string(e) +
-                                  " already has an action in flight; recv its result first");
+    if (!error.empty()) {
+      for (int j = 0; j < i; ++j) in_flight_[env_ids[j]].store(0, std::memory_order_relaxed);
+      throw std::invalid_argument(error);
     }
-  }
-  for (int i = 0; i < n; ++i) {
-    const int32_t e = env_ids[i];
     in_flight_[e].store(1, std::memory_order_relaxed);
-    if (!reset) {
-      for (size_t k = 0; k < K; ++k) {
-        if (discrete) act_discrete_[e * K + k] = discrete[i * K + k];
-      }
-      for (size_t k = 0; k < K * width_; ++k) {
-        if (continuous) act_continuous_[e * K * width_ + k] = continuous[i * K * width_ + k];
-      }
+  }
+  // Tasks go out in cells of up to chunk_ (issue 18: a cell per task cost the caller a cache miss
+  // per env on the sequence numbers the workers had written, which capped async near 5 M steps/s);
+  // each cell is published at once, so workers start on a large send before it is all queued.
+  uint64_t tail = tail_.load(std::memory_order_relaxed);
+  for (int i = 0; i < n; ++tail) {
+    Cell& cell = cells_[tail & (capacity_ - 1)];
+    while (cell.seq.load(std::memory_order_acquire) != tail) {  // a worker is still copying it out,
+      if (!run_some()) std::this_thread::yield();               // or the ring is full: run tasks
     }
-    const int64_t row = sync_mode_ ? static_cast<int64_t>(sync_rows_ + static_cast<uint64_t>(i)) : -1;
-    const uint64_t pos = tail + static_cast<uint64_t>(i);
-    Cell& cell = cells_[pos & (capacity_ - 1)];
-    while (cell.seq.load(std::memory_order_acquire) != pos) {  // a worker is still copying it out
-      std::this_thread::yield();
+    const int m = std::min(static_cast<int>(chunk_), n - i);
+    for (int j = 0; j < m; ++j, ++i) {
+      const int32_t e = env_ids[i];
+      if (!reset) {
+        for (size_t k = 0; k < K; ++k) {
+          if (discrete) act_discrete_[e * K + k] = discrete[i * K + k];
+        }
+        for (size_t k = 0; k < K * width_; ++k) {
+          if (continuous) act_continuous_[e * K * width_ + k] = continuous[i * K * width_ + k];
+        }
+      }
+      const int64_t row = sync_mode_ ? static_cast<int64_t>(sync_rows_ + static_cast<uint64_t>(i)) : -1;
+      cell.tasks[j] = Task{e, static_cast<uint8_t>(reset), row};
     }
-    cell.task = Task{e, static_cast<uint8_t>(reset), row};
-    cell.seq.store(pos + 1, std::memory_order_release);
+    cell.count = static_cast<uint32_t>(m);
+    cell.seq.store(tail + 1, std::memory_order_relaxed);
+    tail_.store(tail + 1, std::memory_order_release);  // publishes the cell and its envs' actions
   }
   if (sync_mode_) sync_rows_ += static_cast<uint64_t>(n);
-  tail_.store(tail + static_cast<uint64_t>(n), std::memory_order_release);
+  sent_tasks_ += static_cast<uint64_t>(n);
   if (sleepers_.load(std::memory_order_acquire) > 0) {
     std::lock_guard<std::mutex> lk(mu_);
     cv_.notify_all();
   }
 }
 
-size_t EnvPool::run_task(const Task& task) {
-  // acq_rel: the row counter orders this write after the caller's reads of the row's previous use
-  // (a task claimed early may take a row number handed out after the caller read that slot).
-  uint64_t row = task.row >= 0 ? static_cast<uint64_t>(task.row)
-                               : next_row_.fetch_add(1, std::memory_order_acq_rel);
+size_t EnvPool::run_task(const Task& task, uint64_t row) {
   const size_t slot = static_cast<size_t>(row % buf_.rows);
   OutRow out = buf_.row(slot);
   TradingEnv& env = *envs_[task.env];
@@ -235,24 +244,29 @@ size_t EnvPool::run_task(const Task& task) {
   return static_cast<size_t>((row / static_cast<uint64_t>(batch_size_)) % num_blocks_);
 }
 
-size_t EnvPool::run_some(size_t chunk) {
+size_t EnvPool::run_some() {
   uint64_t h = head_.load(std::memory_order_relaxed);
   for (;;) {
     const uint64_t t = tail_.load(std::memory_order_acquire);
     if (h >= t) return 0;
-    const uint64_t n = std::min<uint64_t>(chunk, t - h);
-    if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    if (head_.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      Cell& cell = cells_[h & (capacity_ - 1)];  // copy out, then hand the cell back to the producer
+      const uint64_t n = cell.count;
       Task local[kMaxChunk];
-      for (uint64_t i = 0; i < n; ++i) {  // copy out, then hand the cells back to the producer
-        Cell& cell = cells_[(h + i) & (capacity_ - 1)];
-        local[i] = cell.task;
-        cell.seq.store(h + i + capacity_, std::memory_order_release);
-      }
+      std::copy(cell.tasks, cell.tasks + n, local);
+      cell.seq.store(h + capacity_, std::memory_order_release);
+      // Async rows: one reservation per chunk, not per env (issue 18: a counter every thread bumped
+      // per env step capped the async pool near 5 M steps/s whatever the thread count), so a chunk's
+      // rows are also contiguous. acq_rel: the row counter orders these writes after the caller's
+      // reads of the rows' previous use (a chunk claimed early may take rows handed out after the
+      // caller read those slots).
+      const uint64_t row0 = sync_mode_ ? 0 : next_row_.fetch_add(n, std::memory_order_acq_rel);
+      auto row = [&](uint64_t i) { return sync_mode_ ? static_cast<uint64_t>(local[i].row) : row0 + i; };
       // One atomic add per block touched, not per env: the counters are shared by every thread.
-      size_t block = run_task(local[0]);
+      size_t block = run_task(local[0], row(0));
       int64_t count = 1;
       for (uint64_t i = 1; i < n; ++i) {
-        const size_t b = run_task(local[i]);
+        const size_t b = run_task(local[i], row(i));
         if (b != block) {
           block_done_[block].fetch_add(count, std::memory_order_release);
           block = b;
@@ -269,7 +283,7 @@ size_t EnvPool::run_some(size_t chunk) {
 void EnvPool::worker_loop() {
   int idle = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (run_some(chunk_) || run_sync_chunks(false)) {
+    if (run_some() || run_sync_chunks(false)) {
       idle = 0;
       continue;
     }
@@ -303,9 +317,9 @@ size_t EnvPool::recv() {
   std::atomic<int64_t>& done = block_done_[block];
   int idle = 0;
   while (done.load(std::memory_order_acquire) < batch_size_) {
-    if (run_some(chunk_)) continue;  // the caller steps envs too
+    if (run_some()) continue;  // the caller steps envs too
     // Rows handed out so far: sync mode reserves them at send (both paths), async mode per task.
-    const uint64_t sent = sync_mode_ ? sync_rows_ : tail_.load(std::memory_order_acquire);
+    const uint64_t sent = sync_mode_ ? sync_rows_ : sent_tasks_;
     if (sent < read_row_ + static_cast<uint64_t>(batch_size_)) {
       throw std::runtime_error("recv: " + std::to_string(sent - read_row_) +
                                " results can still come but a batch needs " + std::to_string(batch_size_) +

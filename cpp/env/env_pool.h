@@ -79,10 +79,10 @@ class EnvPool {
     int64_t row;  // -1: next free row (async)
   };
   void worker_loop();
-  // Claims up to `chunk` tasks and runs them; returns how many it ran.
-  size_t run_some(size_t chunk);
-  // Steps one env; returns the block its result went to.
-  size_t run_task(const Task& task);
+  // Claims one cell of tasks and runs them; returns how many it ran (0: none queued).
+  size_t run_some();
+  // Steps one env into absolute output row `row`; returns the block its result went to.
+  size_t run_task(const Task& task, uint64_t row);
 
   EnvConfig cfg_;
   std::vector<MarketData> markets_;  // never resized after construction: the envs point into it
@@ -96,18 +96,23 @@ class EnvPool {
   size_t width_;                       // action_width(cfg_)
   PoolBuffers buf_;
 
-  // Task ring (bounded MPMC queue after D. Vyukov): a cell's sequence number says whether the
-  // producer may write it (seq == position) or a consumer may read it (seq == position + 1). A cell
-  // is handed back only after its task was copied out, so a slow worker's claimed tasks are never
-  // overwritten by later sends.
+  // Task ring (bounded MPMC queue after D. Vyukov), one cell per chunk of up to chunk_ tasks: a
+  // cell's sequence number says whether the producer may write it (seq == position) or a consumer
+  // may read it (seq == position + 1). A cell is handed back only after its tasks were copied out,
+  // so a slow worker's claimed tasks are never overwritten by later sends.
+  static constexpr size_t kMaxChunk = 64;
   struct Cell {
     std::atomic<uint64_t> seq;
-    Task task;
+    uint32_t count;  // tasks in this cell
+    Task tasks[kMaxChunk];
   };
   std::unique_ptr<Cell[]> cells_;
-  uint64_t capacity_ = 0;  // power of two >= 2N
-  std::atomic<uint64_t> head_{0}, tail_{0};
-  std::atomic<uint64_t> next_row_{0};      // async row counter
+  uint64_t capacity_ = 0;  // cells, a power of two >= 2 ceil(N / chunk_)
+  uint64_t sent_tasks_ = 0;  // tasks queued by send since construction (caller only)
+  // Own cache lines: the caller writes tail_, workers head_ and next_row_ (issue 18).
+  alignas(64) std::atomic<uint64_t> head_{0};
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  alignas(64) std::atomic<uint64_t> next_row_{0};  // async row counter
   uint64_t sync_rows_ = 0;                 // rows reserved by sync sends
   uint64_t read_row_ = 0;                  // first row of the next block recv returns
   std::unique_ptr<std::atomic<int64_t>[]> block_done_;
