@@ -322,17 +322,16 @@ void TradingEnv::maker_fill(LimitOrder& o, int64_t lots) {
   }
 }
 
-// Orders and cancels that reach the exchange before a market event stamped exch_ts (> their time):
-// cancels first (a cancel that overtakes its order removes it unseen), then arrivals, in seq order.
+// Orders and cancels that reach the exchange before a market event stamped exch_ts (> their time), in
+// seq order. Per order, in its own time order: an arrival before its cancel is seen first (a crossing
+// order is rejected, a new one joins its level) and the cancel removes it after; a cancel at or before
+// the arrival overtakes its order and removes it unseen. The outcome depends only on the times, not on
+// how the calls group them, so one call for several skipped far records equals one call per record.
 void TradingEnv::due_orders(int64_t exch_ts) {
   next_due_ts_ = kNever;
   for (auto& o : orders_) {
     if (o.dead) continue;
-    if (o.cancel_ts < exch_ts) {
-      o.dead = died_ = true;
-      continue;
-    }
-    if (!o.live && o.arrive_ts < exch_ts) {
+    if (!o.live && o.arrive_ts < exch_ts && o.arrive_ts < o.cancel_ts) {
       if (o.crossing > 0) {  // post-only: it would take liquidity
         o.dead = died_ = true;
         ++agents_[static_cast<size_t>(o.agent)].rejected;
@@ -341,6 +340,10 @@ void TradingEnv::due_orders(int64_t exch_ts) {
       o.live = true;
       o.front = static_cast<double>(o.level_qty);  // back of the level (hftbacktest new_order)
       o.cum_trade = 0;
+    }
+    if (o.cancel_ts < exch_ts) {
+      o.dead = died_ = true;
+      continue;
     }
     if (!o.live) next_due_ts_ = std::min(next_due_ts_, o.arrive_ts);
     next_due_ts_ = std::min(next_due_ts_, o.cancel_ts);

@@ -367,15 +367,14 @@ class ReferenceTradingEnv(gym.Env):
             self.orders = [o for o in self.orders if not o.dead]
 
     def _due_orders(self, exch_ts: int) -> None:
-        """Cancels, then arrivals, due before a record stamped exch_ts, in seq order."""
+        """Arrivals and cancels due before a record stamped exch_ts, in seq order; per order in its own
+        time order: an arrival before its cancel is seen (rejected if it would cross, else it joins its
+        level), then the cancel removes it; a cancel at or before the arrival removes it unseen."""
         self.next_due = _NEVER
         for o in self.orders:
             if o.dead:
                 continue
-            if o.cancel_ts < exch_ts:
-                o.dead = True
-                continue
-            if not o.live and o.arrive_ts < exch_ts:
+            if not o.live and o.arrive_ts < exch_ts and o.arrive_ts < o.cancel_ts:
                 if o.crossing > 0:  # post-only: it would take liquidity
                     o.dead = True
                     self.agents[o.agent].rejected += 1
@@ -383,6 +382,9 @@ class ReferenceTradingEnv(gym.Env):
                 o.live = True
                 o.front = float(o.level_qty)  # the back of its level
                 o.cum_trade = 0.0
+            if o.cancel_ts < exch_ts:
+                o.dead = True
+                continue
             if not o.live:
                 self.next_due = min(self.next_due, o.arrive_ts)
             self.next_due = min(self.next_due, o.cancel_ts)
