@@ -277,7 +277,8 @@ def convert_sequence(
     for f in files[1:]:
         if f.instrument != inst:
             raise FeedError(f.path, None, f"instrument {f.instrument.key} does not match {inst.key}")
-    until_ns = None if duration_s is None else files[0].first_local_ns + int(duration_s * 1e9)
+    # clamped to int64: a (corrupt) first timestamp near its top must not overflow the C++ parser's argument
+    until_ns = None if duration_s is None else min(files[0].first_local_ns + int(duration_s * 1e9), 2**63 - 1)
     kwargs = dict(tick=parse_step(tick_size, "tick_size") if tick_size else 0,
                   lot=parse_step(lot_size, "lot_size") if lot_size else 0,
                   on_gap=on_gap, ignore_streams=tuple(ignore_streams), non_book_streams=NON_BOOK_STREAMS,
