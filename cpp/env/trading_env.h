@@ -27,12 +27,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "book/replay.h"
 #include "env/spec.h"
 
 namespace trader {
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();  // a time (ns) that never comes
 
 // Read-only market data of one dataset (a day, an instrument), shared by every env of a pool (not
 // owned). A pool may hold several: an episode runs inside one of them and never crosses into another
