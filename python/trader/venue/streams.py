@@ -32,6 +32,25 @@ STREAM_KINDS = ("depth", "depth@100ms", "depth@1000ms", "trade", "aggTrade", "bo
 MAX_QUEUE = 100_000  # messages waiting for one client before it is dropped as too slow
 
 
+async def serve_connection(conn: "WsConnection", conns: set, on_text) -> None:
+    """Run one websocket connection: its sender in the background, each text frame to on_text(conn,
+    text), until the client closes; then the connection is marked closed, leaves `conns` and its
+    sender stops."""
+    conns.add(conn)
+    sender = asyncio.ensure_future(conn.sender())
+    try:
+        async for msg in conn.ws:
+            if msg.type == WSMsgType.TEXT:
+                on_text(conn, msg.data)
+            elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+    finally:
+        conn.closed = True
+        conns.discard(conn)
+        conn.ready.set()
+        sender.cancel()
+
+
 class WsConnection:
     def __init__(self, ws: web.WebSocketResponse, combined: bool, hub: StreamHub):
         self.ws = ws
@@ -183,8 +202,6 @@ class StreamHub:
         for name in filter(None, initial.split("/")):
             if self.valid(name):
                 conn.subs.add(name)
-        self.conns.add(conn)
-        sender = asyncio.ensure_future(conn.sender())
         timer = None
         every = self.injector.faults.ws_disconnect_every
         if every > 0:
@@ -194,18 +211,10 @@ class StreamHub:
                     asyncio.ensure_future(conn.close(1001, b"injected disconnect"))
             timer = asyncio.get_running_loop().call_later(every, disconnect)
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    self._control(conn, msg.data)
-                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-                    break
+            await serve_connection(conn, self.conns, self._control)
         finally:
-            conn.closed = True
-            self.conns.discard(conn)
-            conn.ready.set()
             if timer is not None:
                 timer.cancel()
-            sender.cancel()
         return ws
 
     def _control(self, conn: WsConnection, text: str) -> None:

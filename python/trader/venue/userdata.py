@@ -21,12 +21,12 @@ import logging
 from decimal import Decimal
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from trader.venue import errors
 from trader.venue.amounts import fmt
 from trader.venue.auth import verify
 from trader.venue.replay import ReplaySink
-from trader.venue.streams import WsConnection
+from trader.venue.streams import WsConnection, serve_connection
 
 log = logging.getLogger("trader.venue")
 
@@ -111,21 +111,11 @@ class UserDataHub(ReplaySink):
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=1 << 20)
         await ws.prepare(request)
         conn = WsConnection(ws, False, self)
-        self.conns.add(conn)
         self.subs[conn] = {}
-        sender = asyncio.ensure_future(conn.sender())
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    self._request(conn, msg.data)
-                elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-                    break
+            await serve_connection(conn, self.conns, self._request)
         finally:
-            conn.closed = True
-            self.conns.discard(conn)
             self.subs.pop(conn, None)
-            conn.ready.set()
-            sender.cancel()
         return ws
 
     def _request(self, conn: WsConnection, text: str) -> None:
