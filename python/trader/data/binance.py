@@ -17,7 +17,6 @@ and local-clock steps backwards are reported with their places.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from trader import _core
 from trader.data.errors import FeedError, option_hint
 from trader.data.fixed_point import parse_step, units_to_str
 from trader.data.rawfile import open_text
+from trader.store.files import sha256_file
 
 # Streams that carry no book information: counted and skipped by default (Binance spot and
 # futures "WebSocket Market Streams" docs). A kind matches by its name before '@' and before a
@@ -247,14 +247,6 @@ def _check_book(events: np.ndarray, files: list[FileInfo], on_gap: str, report: 
     report.tickers = {k: check[k] for k in ("tickers", "compared", "matched", "mismatched")}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_sequence(
     files: list[FileInfo],
     *,
@@ -300,7 +292,7 @@ def convert_sequence(
         "lot_size_source": "option" if lot_size else "gcd of all non-zero sizes in the data",
         "qty_unit": "contracts" if inst.market == "coinm" else "base asset",
         "sources": [
-            {"name": f.path.name, "sha256": _sha256(f.path), "local_ts_unit": f.ts_unit} for f in files
+            {"name": f.path.name, "sha256": sha256_file(f.path)[1], "local_ts_unit": f.ts_unit} for f in files
         ],
         "report": report.as_dict(),
     }

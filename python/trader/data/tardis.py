@@ -26,7 +26,6 @@ are the options or the gcd of all values.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 from decimal import Decimal, InvalidOperation
 from math import gcd
@@ -38,6 +37,7 @@ from trader.data.errors import FeedError
 from trader.data.events import EVENT_DTYPE, EventFlag, EventKind
 from trader.data.fixed_point import SCALE, parse_step, units_to_str
 from trader.data.rawfile import iter_lines
+from trader.store.files import sha256_file
 
 _COMMON = ("exchange", "symbol", "timestamp", "local_timestamp")
 _INCREMENTAL = _COMMON + ("is_snapshot", "side", "price", "amount")
@@ -253,14 +253,6 @@ def _trades(f: _File):
         yield [(_TRADE, flag, exch, local, line, price, amount, tid)]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_tardis_files(paths, *, tick_size=None, lot_size=None, symbol=None, exchange=None, market=None):
     """Convert Tardis CSV files (any mix of the types above, one instrument) to (events, meta)."""
     paths = [Path(p) for p in paths]
@@ -314,7 +306,7 @@ def convert_tardis_files(paths, *, tick_size=None, lot_size=None, symbol=None, e
         "tick_size_source": "option" if tick_size else "gcd of all prices in the data",
         "lot_size_source": "option" if lot_size else "gcd of all non-zero sizes in the data",
         "qty_unit": "as in the data (Tardis 'amount': base asset, or contracts on inverse futures)",
-        "sources": [{"name": f.path.name, "sha256": _sha256(f.path), "format": f"tardis {f.kind}"} for f in files],
+        "sources": [{"name": f.path.name, "sha256": sha256_file(f.path)[1], "format": f"tardis {f.kind}"} for f in files],
         "report": parser.report,
     }
     return events, meta

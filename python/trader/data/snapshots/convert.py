@@ -5,7 +5,6 @@ records (one BOOK_CLEAR then one BOOK_SNAPSHOT a level per snapshot; TRADE event
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from trader.data.fixed_point import SCALE, parse_step, units_to_str
 from trader.data.rawfile import iter_lines
 from trader.data.snapshots.collect import Collector, SnapshotReport
 from trader.data.snapshots.values import INT64_MAX, TS_MULT, Clock
+from trader.store.files import sha256_file
 
 # format name -> its module (DESCRIPTION, EXCHANGE, SYMBOL, parse; annotate where the format adds to the report)
 _FORMATS = {"jsonl": jsonl, "csv": csv_table, "bitfinex": bitfinex, "coinbase": coinbase, "bitstamp": bitstamp,
@@ -71,14 +71,6 @@ def _to_events(records: list, tick: int, lot: int) -> np.ndarray:
             _, fi, ln, exch, local, tid, p, q, flags = r
             append((_TRADE, flags, fi, ln, exch, local, p // tick, q // lot, tid, 0, 0))
     return np.array(rows, dtype=EVENT_DTYPE)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sniff_format(path) -> str | None:
@@ -205,8 +197,8 @@ def convert_snapshot_files(
         else:
             lobster.parse(path, fi, col)
             msg_path = lobster.message_path(path)
-            source["message_file"] = {"name": msg_path.name, "sha256": _sha256(msg_path)}
-        source["sha256"] = _sha256(path)
+            source["message_file"] = {"name": msg_path.name, "sha256": sha256_file(msg_path)[1]}
+        source["sha256"] = sha256_file(path)[1]
         sources.append(source)
 
     # Tick and lot: the option (values checked against it), else the gcd of what the data holds.
