@@ -85,7 +85,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
     from trader.evaluate.summary import summarize
     from trader.rl.policy import learner
     from trader.run.config import load_config
-    from trader.sim import load_market, spec
+    from trader.sim import features, load_market, spec
 
     env = pop_env_values(options)
     given = {k: v for k, v in options.items() if v is not None} | env
@@ -97,7 +97,8 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
         spec.check_config(**{k: v for k, v in args.items() if k in spec.defaults()})
         horizon = int(args.get("horizon", module.Args.horizon))
         paths = _datasets(data)
-        markets = [load_market(p) for p in paths]
+        feature_set = features.check_set(args.get("feature_set", module.Args.feature_set))
+        markets = [load_market(p, feature_set=feature_set) for p in paths]
         widths = {m.features.shape[1] for m in markets}
         if len(widths) > 1:
             raise ValueError("data: the datasets give observations of different widths "

@@ -183,7 +183,7 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
     `--resume RUN` (or `--resume s3://bucket/run`, or `--resume --checkpoint-uri URI`) alone continues
     the run as it was set up, from the store alone."""
     overrides = dict(overrides or {})
-    migrate = getattr(cls, "migrate", lambda saved: saved)  # an older run's option names -> today's
+    migrate = getattr(cls, "migrate", lambda saved, recorded=False: saved)  # an older run's options -> today's
     layers: list[tuple[str, dict]] = []
     resume = overrides.get("resume")
     if config is None and resume:
@@ -196,7 +196,7 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
             raise ValueError(f"resume: {store.uri} step {manifest['step']} holds no run arguments "
                              "(not a checkpoint of trader train)")
         saved = {k: v for k, v in base.items() if k != "resume"}
-        layers.append((f"{store.uri} step {manifest['step']}", migrate(saved)))
+        layers.append((f"{store.uri} step {manifest['step']}", migrate(saved, recorded=True)))
     if config is not None:
         layers.append((str(config), migrate(load_config(config))))
     layers.append(("command line", overrides))
