@@ -94,26 +94,35 @@ def _job(plan: Plan, fold: Fold, seed: int) -> dict:
 def run_plan(plan: Plan, jobs: int = 1, progress: Callable[[int, int, str], None] | None = None) -> dict:
     """{"baselines": {fold: [curves]}, "notes": {fold: [...]}, "agents": [job results]} for every fold and seed.
     `progress(done, total, what)` after each agent."""
-    work = [(fold, seed) for fold in plan.folds for seed in plan.seeds]
-    done: list[dict] = []
-    baselines, notes = {}, {}
+    return run_plans([plan], jobs, progress)[0]
+
+
+def run_plans(plans: list[Plan], jobs: int = 1, progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
+    """run_plan's result for each plan, all their jobs in one pool of `jobs` processes (a sweep keeps
+    every worker busy across its points)."""
+    work = [(p, fold, seed) for p in range(len(plans)) for fold in plans[p].folds for seed in plans[p].seeds]
+    out = [{"baselines": {}, "notes": {}, "agents": []} for _ in plans]
+
+    def finished(p: int, fold: Fold, seed: int, result: dict) -> None:
+        out[p]["agents"].append(result)
+        if progress:
+            progress(sum(len(o["agents"]) for o in out), len(work), f"plan {p + 1} fold {fold.index} seed {seed}")
+
     if jobs <= 1:
-        for fold in plan.folds:
-            baselines[fold.index], notes[fold.index] = run_baselines_for(plan, fold)
-        for fold, seed in work:
-            done.append(train_and_test(plan, fold, seed))
-            if progress:
-                progress(len(done), len(work), f"fold {fold.index} seed {seed}")
+        for p, plan in enumerate(plans):
+            for fold in plan.folds:
+                out[p]["baselines"][fold.index], out[p]["notes"][fold.index] = run_baselines_for(plan, fold)
+        for p, fold, seed in work:
+            finished(p, fold, seed, train_and_test(plans[p], fold, seed))
     else:
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            base = {pool.submit(run_baselines_for, plan, fold): fold for fold in plan.folds}
-            agents = {pool.submit(_job, plan, fold, seed): (fold, seed) for fold, seed in work}
+            base = {pool.submit(run_baselines_for, plan, fold): (p, fold) for p, plan in enumerate(plans)
+                    for fold in plan.folds}
+            agents = {pool.submit(_job, plans[p], fold, seed): (p, fold, seed) for p, fold, seed in work}
             for fut in cf.as_completed(agents):
-                done.append(fut.result())
-                if progress:
-                    fold, seed = agents[fut]
-                    progress(len(done), len(work), f"fold {fold.index} seed {seed}")
-            for fut, fold in base.items():
-                baselines[fold.index], notes[fold.index] = fut.result()
-    done.sort(key=lambda r: (r["fold"], r["seed"]))
-    return {"baselines": baselines, "notes": notes, "agents": done}
+                finished(*agents[fut], fut.result())
+            for fut, (p, fold) in base.items():
+                out[p]["baselines"][fold.index], out[p]["notes"][fold.index] = fut.result()
+    for o in out:
+        o["agents"].sort(key=lambda r: (r["fold"], r["seed"]))
+    return out

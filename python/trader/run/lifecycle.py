@@ -200,6 +200,12 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
     if config is not None:
         layers.append((str(config), migrate(load_config(config))))
     layers.append(("command line", overrides))
+    env_id = next((layer["env_id"] for _, layer in reversed(layers) if layer.get("env_id") is not None),
+                  getattr(cls, "env_id", None))
+    if not (config is None and resume) and env_id == "trader":  # a new run on the trader env: the swept defaults
+        from trader.rl.defaults import trader_defaults
+
+        layers.insert(0, ("trader.rl.defaults", trader_defaults(cls)))
     return make_args(cls, *layers)
 
 
