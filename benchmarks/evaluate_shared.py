@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--cuda", action="store_true")
     ap.add_argument("--train-window", type=int, default=1,
                     help="> 1: also the mixed mode, folds that train on this many datasets of any instrument")
+    ap.add_argument("--mixed-only", action="store_true", help="only the mixed mode (not the per-group evaluations)")
     ap.add_argument("--mixed-duration", type=float, default=3600.0, help="mixed mode: seconds kept of each sequence")
     ap.add_argument("--trade-notional", type=float, default=200.0, help="mixed mode: quote currency per order")
     ap.add_argument("--max-position-notional", type=float, default=2000.0, help="mixed mode: position limit, quote")
@@ -99,7 +100,7 @@ def main() -> None:
                      "wall_s": time.perf_counter() - t0, **report["summary"]["overall"]})
 
     groups = a.groups.split(",")
-    for group in groups:
+    for group in [] if a.mixed_only else groups:
         paths = [p for i, (fmt, files) in enumerate(GROUPS[group]["sources"])
                  for p in convert(a.shared, a.work, f"{group}_{i}", fmt, files)]
         for mode in a.modes.split(","):

@@ -114,7 +114,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
     p.add_argument("--work", type=Path, default=Path("runs") / "sweep")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=int, default=4)
     p.add_argument("--train-window", type=int, default=2, help="datasets each fold trains on")
     p.add_argument("--timesteps", type=int, default=40_000, help="env steps per agent")
     p.add_argument("--params", nargs="+", default=list(GRID), choices=list(GRID), help="options to sweep")

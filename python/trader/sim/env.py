@@ -12,8 +12,10 @@
 Results are numpy views of the pool's own buffers (no copy): they stay valid until the pool has
 written as many rows again as it holds (one more step in sync mode); copy what you keep longer.
 Autoreset is gymnasium's NEXT_STEP mode: the step after a terminated or truncated one resets the env
-and ignores its action. Units: trade_size and max_position in base currency (e.g. BTC), fees in bps,
-latencies in ns, cash and equity in quote currency; inside the core everything is ticks and lots.
+and ignores its action. Units: trade_size and max_position in base currency (e.g. BTC), or
+trade_notional and max_position_notional in quote currency (each dataset converts them to its own lots
+at the mid of its first row: one size for several instruments), fees in bps, latencies in ns, cash and
+equity in quote currency; inside the core everything is ticks and lots.
 
 Options (trader.sim.spec lists them with defaults, units and docs; unknown ones raise ValueError):
 actions = discrete (hold/buy/sell market orders), continuous (target position), quote (bid/ask
