@@ -46,16 +46,16 @@ DATASETS = [
 DURATION_NEXO = 1200  # s: about as many rows as each other dataset (34 h would outweigh them all)
 TRADE_NOTIONAL, MAX_NOTIONAL = 200.0, 2000.0  # USDT: >= 1 lot of every instrument (BTCUSDT USD-M: 0.001 BTC)
 
-# option -> values tried (the base value among them)
+# option -> values tried (the base value among them); points are queued in this order
 GRID = {
+    "feature_set": [1, 2],
     "learning_rate": [1e-4, 2.5e-4, 1e-3],
     "ent_coef": [0.0, 0.01, 0.05],
-    "horizon": [200, 500, 1000],
     "reward_scale": [0.1, 1.0, 10.0],
-    "num_envs": [4, 16, 64],
     "actions": ["discrete", "quote"],
     "reward": ["pnl", "inventory_penalty", "dampened"],
-    "feature_set": [1, 2],
+    "horizon": [200, 500, 1000],
+    "num_envs": [4, 16, 64],
 }
 
 
@@ -147,39 +147,52 @@ def main() -> None:
     print(f"{len(plans)} points x {len(plans[0].folds)} folds x {a.seeds} seeds = {total} agents, "
           f"{a.timesteps:,} env steps each, {a.jobs} jobs; data ready in {t_data:.0f} s", flush=True)
     t0 = time.perf_counter()
-    results = run_plans(plans, a.jobs, lambda done, n, what: print(f"  {done}/{n} {what} "
-                                                                    f"{time.perf_counter() - t0:.0f} s", flush=True))
-    wall = time.perf_counter() - t0
-    rows = []
-    for (name, options), plan, result in zip(points(base, a.params), plans, results):
+    named = points(base, a.params)
+    rows: list[dict | None] = [None] * len(plans)
+
+    def table(chosen: dict | None) -> list[str]:
+        done = [r for r in rows if r is not None]
+        head = [
+            f"Defaults sweep: PPO, {len(plans[0].folds)} walk-forward folds (each trains on {a.train_window} "
+            f"datasets, tests on the next) over {len(paths)} Binance datasets of BTCUSDT, ETHUSDT and NEXOUSDT, "
+            f"{a.seeds} seeds, {a.timesteps:,} env steps per agent, sizes {TRADE_NOTIONAL:g} / {MAX_NOTIONAL:g} USDT; "
+            f"base {json.dumps(base)}; one option at a time. Net PnL summed over folds, bps of max notional, mean "
+            "over seeds [95 % bootstrap CI].", "",
+            "| point | agent | agent - best baseline | best baseline | seeds beating flat | train s / agent |",
+            "|---|---:|---:|---|---:|---:|",
+            *[f"| {r['point']} | {_ci(r['overall']['agent'])} | {_ci(r['overall']['agent_minus_best_baseline'])} | "
+              f"{r['overall']['best_baseline']} | {r['overall']['seeds_beating_flat']:.0%} | {r['train_s']:.0f} |"
+              for r in done], "",
+            f"{len(done)} of {len(plans)} points, {total} agents planned; {time.perf_counter() - t0:.0f} s with --jobs "
+            f"{a.jobs} ({'cuda' if a.cuda else 'cpu'}), data {t_data:.0f} s, all {time.perf_counter() - t_all:.0f} s."]
+        if chosen is None:
+            return head + ["", "Unfinished: no choice made."]
+        return head + ["", "Chosen (per option, the value whose lower bound of agent - best baseline beats the base "
+                           "point's; the combination itself not evaluated): trader/rl/defaults.py TRADER_DEFAULTS line",
+                       "", f"    {_defaults_line(chosen).strip()}"]
+
+    def plan_done(i: int, result: dict) -> None:
+        (name, options), plan = named[i], plans[i]
         summary = summarize(result)
         by_path = {path: markets[(path, options["feature_set"])] for path in paths}
-        write_evaluation(plan.out_dir, result, summary, evaluation_context(plan, by_path, wall, a.cuda))
-        option, _, value = name.partition("=")
-        rows.append({"point": name, "option": option, "value": options.get(option), "overall": summary["overall"],
-                     "train_s": sum(j["train_s"] for j in result["agents"]) / len(result["agents"])})
-    chosen = choose(base, rows)
-    line = f'    "ppo": {json.dumps(chosen)},'.replace("true", "True").replace("false", "False")
-    table = [
-        f"Defaults sweep: PPO, {len(plans[0].folds)} walk-forward folds (each trains on {a.train_window} datasets, "
-        f"tests on the next) over {len(paths)} Binance datasets of BTCUSDT, ETHUSDT and NEXOUSDT, {a.seeds} seeds, "
-        f"{a.timesteps:,} env steps per agent, sizes {TRADE_NOTIONAL:g} / {MAX_NOTIONAL:g} USDT; base "
-        f"{json.dumps(base)}; one option at a time. Net PnL summed over folds, bps of max notional, mean over "
-        "seeds [95 % bootstrap CI].", "",
-        "| point | agent | agent - best baseline | best baseline | seeds beating flat | train s / agent |",
-        "|---|---:|---:|---|---:|---:|",
-        *[f"| {r['point']} | {_ci(r['overall']['agent'])} | {_ci(r['overall']['agent_minus_best_baseline'])} | "
-          f"{r['overall']['best_baseline']} | {r['overall']['seeds_beating_flat']:.0%} | {r['train_s']:.0f} |"
-          for r in rows], "",
-        f"{total} agents in {wall:.0f} s with --jobs {a.jobs} ({'cuda' if a.cuda else 'cpu'}), data {t_data:.0f} s, "
-        f"all {time.perf_counter() - t_all:.0f} s.", "",
-        "Chosen (per option, the value whose lower bound of agent - best baseline beats the base point's; the "
-        "combination itself not evaluated): trader/rl/defaults.py TRADER_DEFAULTS line", "", f"    {line.strip()}",
-    ]
+        write_evaluation(plan.out_dir, result, summary,
+                         evaluation_context(plan, by_path, time.perf_counter() - t0, a.cuda))
+        option = name.partition("=")[0]
+        rows[i] = {"point": name, "option": option, "value": options.get(option), "overall": summary["overall"],
+                   "train_s": sum(j["train_s"] for j in result["agents"]) / len(result["agents"])}
+        (a.work / "sweep.md").write_text("\n".join(table(None)) + "\n")  # what is done so far, if cut short
+
     a.work.mkdir(parents=True, exist_ok=True)
-    (a.work / "sweep.md").write_text("\n".join(table) + "\n")
-    (a.work / "defaults.txt").write_text(line + "\n")
-    print("\n".join(table))
+    run_plans(plans, a.jobs, lambda done, n, what: print(f"  {done}/{n} {what} {time.perf_counter() - t0:.0f} s",
+                                                         flush=True), plan_done)
+    chosen = choose(base, rows)
+    (a.work / "sweep.md").write_text("\n".join(table(chosen)) + "\n")
+    (a.work / "defaults.txt").write_text(_defaults_line(chosen) + "\n")
+    print("\n".join(table(chosen)))
+
+
+def _defaults_line(chosen: dict) -> str:
+    return f'    "ppo": {json.dumps(chosen)},'.replace("true", "True").replace("false", "False")
 
 
 if __name__ == "__main__":
