@@ -67,8 +67,9 @@ uint64_t TradingEnv::next_random() { return splitmix64(rng_); }
 
 void TradingEnv::use_market(const MarketData* m) {
   data_ = m;
-  trade_lots_ = std::llround(cfg_.trade_size / m->lot_size);
-  max_lots_ = std::llround(cfg_.max_position / m->lot_size);
+  const SizeLots lots = size_lots(cfg_, m->lot_size, m->mid[0] * m->tick_size);
+  trade_lots_ = lots.trade;
+  max_lots_ = lots.max;
   min_lots_ = cfg_.allow_short ? -max_lots_ : 0;
   notional_per_tick_lot_ = m->tick_size * m->lot_size;
 }

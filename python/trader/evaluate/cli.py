@@ -33,13 +33,6 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
     return out
 
 
-def _fold_info(fold, market, step_s: float) -> dict:
-    from trader.backtest.engine import period_utc
-
-    return {"describe": fold.describe(), "symbol": market.symbol, "step_s": step_s,
-            "period_utc": period_utc(market, fold.test_start, fold.test_end)}
-
-
 @click.command("evaluate", context_settings={"show_default": True})
 @click.option("--data", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="dataset folder(s) in time order (a collection folder counts as its parts); one dataset is cut "
@@ -59,6 +52,9 @@ def _fold_info(fold, market, step_s: float) -> dict:
               help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
                    "it to see whether embeddings help)")
 @env_options()
+@click.option("--feature-set", type=click.IntRange(min=1), default=None,
+              help="observation features (trader.sim.features): 1 = sizes in base units, 2 = scale-free across "
+                   "instruments (use it with --train-window > 1 over several instruments) [default: train's]")
 @click.option("--train-window", type=click.IntRange(min=1), default=1,
               help="datasets: each fold trains on this many datasets before its test dataset, together (episodes "
                    "never cross from one to another)")
@@ -78,13 +74,14 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
     bootstrap 95 % intervals, the agent minus the best baseline, and the fraction of seeds beating flat."""
-    from trader.backtest.suite import BaselineOptions, step_seconds
+    from trader.backtest.suite import BaselineOptions
     from trader.evaluate.folds import block_folds, dataset_folds
-    from trader.evaluate.report import write_evaluation
+    from trader.evaluate.report import evaluation_context, write_evaluation
     from trader.evaluate.run import Plan, run_plan
     from trader.evaluate.summary import summarize
     from trader.rl.policy import learner
     from trader.run.config import load_config
+    from trader.run.lifecycle import resolve_args
     from trader.sim import load_market, spec
 
     env = pop_env_values(options)
@@ -95,9 +92,10 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
         base_options = BaselineOptions(imbalance_threshold, quote_offset_ticks, as_gamma)
         base_options.check()
         spec.check_config(**{k: v for k, v in args.items() if k in spec.defaults()})
-        horizon = int(args.get("horizon", module.Args.horizon))
+        run_args = resolve_args(module.Args, None, args)  # what each fold's run will use (trader.rl.defaults)
+        horizon = run_args.horizon
         paths = _datasets(data)
-        markets = [load_market(p) for p in paths]
+        markets = [load_market(p, feature_set=run_args.feature_set) for p in paths]
         widths = {m.features.shape[1] for m in markets}
         if len(widths) > 1:
             raise ValueError("data: the datasets give observations of different widths "
@@ -131,18 +129,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
     finally:
         if bar:
             bar.close()
-    import torch
-
-    from trader.backtest.engine import env_config_from_run
-
-    context = {
-        "algo": algo, "data": ", ".join(p or "<bundled sample>" for p in paths), "seeds": plan.seeds,
-        "total_timesteps": int(args.get("total_timesteps", module.Args.total_timesteps)),
-        "env": {**spec.defaults(), **env_config_from_run(args)}, "args": {k: v for k, v in args.items()},
-        "folds": [_fold_info(f, by_path[f.test_data], step_seconds(by_path[f.test_data])) for f in plan_folds],
-        "wall_s": time.perf_counter() - t0,
-        "device": torch.cuda.get_device_name(0) if cuda and torch.cuda.is_available() else "cpu",
-    }
+    context = evaluation_context(plan, by_path, time.perf_counter() - t0, cuda)
     summary = summarize(results)
     write_evaluation(out_dir, results, summary, context)
     click.echo((out_dir / "evaluation.md").read_text())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from trader.sim import spec
+from trader.sim import features, spec
 from trader.sim.flags import NOT_FLAGS
 
 # One field per option of the trader env's declaration (cpp/env/spec.h via trader.sim.spec), with its
@@ -78,9 +78,17 @@ class CommonArgs(TraderEnvArgs):
     """trader: worker threads of the C++ env pool"""
     train_fraction: float = 0.7
     """trader: episodes lie in the first fraction of the data's rows; the rest is held out for backtests"""
+    feature_set: int = features.DEFAULT_SET
+    """trader: observation features of the book (trader.sim.features): 1 = sizes in base units, 2 = sizes
+    relative to the instrument's own depth (scale-free across instruments); recorded with the run"""
 
     @classmethod
-    def migrate(cls, saved: dict) -> dict:
+    def migrate(cls, saved: dict, *, recorded: bool = False) -> dict:
         """Saved arguments (a checkpoint's, a config file's) of a run older than the env spec, under
-        today's names (trader.sim.spec.from_legacy); trader.run.lifecycle.resolve_args calls it."""
-        return spec.from_legacy(saved)
+        today's names (trader.sim.spec.from_legacy); trader.run.lifecycle.resolve_args calls it.
+        `recorded`: a run's own saved arguments, which predate any field they lack: such a run
+        observed features.LEGACY_SET."""
+        out = spec.from_legacy(saved)
+        if recorded:
+            out.setdefault("feature_set", features.LEGACY_SET)
+        return out

@@ -61,13 +61,13 @@ def training_markets(args) -> list:
     if isinstance(data, Market):
         return [data]
     if data is None:
-        return [load_market(None)]
+        return [load_market(None, feature_set=args.feature_set)]
     items = [data] if isinstance(data, str) else list(data)
     if not items:
-        return [load_market(None)]
+        return [load_market(None, feature_set=args.feature_set)]
     if all(isinstance(m, Market) for m in items):
         return items
-    return load_markets(items)
+    return load_markets(items, feature_set=args.feature_set)
 
 
 def training_start_max(rows: int, train_fraction: float, horizon: int, name: str = "") -> int:

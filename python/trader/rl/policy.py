@@ -89,11 +89,13 @@ def encoder_market(args, market):
 
 
 def observation_market(args: dict, data=None):
-    """The market a trained agent observes on `data` (default: its own): the book features, or the
-    embeddings of the encoder it was trained with."""
-    from trader.sim import load_market
+    """The market a trained agent observes on `data` (default: its own): the book features of the set
+    it recorded (trader.sim.features), or the embeddings of the encoder it was trained with."""
+    from trader.sim import features, load_market
 
-    market = load_market(data if data is not None else args.get("data"))
+    # a run saved before feature sets had numbers observed the legacy set
+    feature_set = args.get("feature_set", features.LEGACY_SET)
+    market = load_market(data if data is not None else args.get("data"), feature_set=feature_set)
     if not args.get("encoder"):
         return market
     return encoder_market({**args, "data": data if data is not None else args.get("data")}, market)
