@@ -388,7 +388,7 @@ def train(args: Args) -> dict:
                                               args.gae_lambda)
 
             # ---- flatten the batch: real transitions only ----
-            b_valid = valid.reshape(-1)
+            b_valid = valid.reshape(-1).nonzero().squeeze(1)  # one host sync for the seven selections
             b_obs = obs.reshape(-1, obs_dim)[b_valid]
             b_next_obs = next_obs_seq.reshape(-1, obs_dim)[b_valid]
             b_actions = actions.reshape(-1, *act_shape)[b_valid]
