@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trader.rl import ppo  # noqa: E402
+from trader.rl import maddpg, ppo, sac  # noqa: E402
 from trader.rl.cuda_rollout import GroupStep, sample_action_value  # noqa: E402
 from trader.sim import Market  # noqa: E402
 
@@ -147,9 +147,7 @@ def test_graphed_group_step_acts_as_the_agent_and_sees_optimizer_steps(bf16):
         assert torch.allclose(store["values"][0], agent.get_value(x), atol=tol)
 
 
-@cuda
-@pytest.mark.parametrize("options", [dict(), dict(bf16=True), dict(actions="continuous", num_env_groups=2)])
-def test_ppo_trains_through_the_cuda_path(tmp_path, options):
+def small_market() -> Market:
     rows = 300
     book = np.zeros((rows, 2, 4), dtype=np.int64)
     mid = 1000 + np.arange(rows)
@@ -157,10 +155,33 @@ def test_ppo_trains_through_the_cuda_path(tmp_path, options):
         book[:, level, 0], book[:, level, 2] = mid - level, mid + 1 + level
         book[:, level, 1] = book[:, level, 3] = 1000
     features = np.random.default_rng(0).normal(0.0, 0.1, (rows, 2)).astype(np.float32)
-    market = Market(book, features, np.arange(rows, dtype=np.int64), tick_size=1.0, lot_size=1.0)
-    args = ppo.Args(env_id="trader", data=market, horizon=20, taker_fee_bps=0.0, trade_size=1.0, max_position=10.0,
-                    reward_scale=0.1, progress_bar=False, track=False, cuda=True, num_envs=8, num_steps=32,
-                    total_timesteps=2048, runs_dir=str(tmp_path), **options)
+    return Market(book, features, np.arange(rows, dtype=np.int64), tick_size=1.0, lot_size=1.0)
+
+
+SMALL_ENV = dict(env_id="trader", horizon=20, taker_fee_bps=0.0, trade_size=1.0, max_position=10.0, reward_scale=0.1,
+                 progress_bar=False, track=False, cuda=True)
+
+
+@cuda
+@pytest.mark.parametrize("options", [dict(), dict(bf16=True), dict(actions="continuous", num_env_groups=2),
+                                     dict(norm_obs=True, norm_reward=True, curiosity="rnd")])
+def test_ppo_trains_through_the_cuda_path(tmp_path, options):
+    args = ppo.Args(data=small_market(), num_envs=8, num_steps=32, total_timesteps=2048, runs_dir=str(tmp_path),
+                    **SMALL_ENV, **options)
     result = ppo.train(args)
     assert result["global_step"] == 2048
+    assert np.isfinite(result["episodic_return"])
+
+
+@cuda
+@pytest.mark.parametrize("learner, options", [(sac, dict(actions="continuous")), (sac, dict()),
+                                              (sac, dict(cuda_graphs=False)), (maddpg, dict(num_agents=2)),
+                                              (maddpg, dict(num_agents=2, actions="continuous"))])
+def test_off_policy_learners_train_through_the_cuda_path(tmp_path, learner, options):
+    args = learner.Args(data=small_market(), num_envs=4, total_timesteps=1200, learning_starts=400, batch_size=64,
+                        runs_dir=str(tmp_path), **SMALL_ENV, **options)
+    if learner is maddpg:
+        args.update_every = 8
+    result = learner.train(args)
+    assert result["global_step"] == 1200
     assert np.isfinite(result["episodic_return"])

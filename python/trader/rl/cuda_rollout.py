@@ -1,7 +1,8 @@
 """The learners' per-step work on the device without per-step Python and host-synchronisation overhead
 (issue 18): PPO's rollout step of one env group (`GroupStep`), the capture of a function of fixed
-tensors as a CUDA graph (`capture`), graph-safe policy sampling (`sample_action_value`), and the
-page-locked host buffers through which step results go in and actions come out (`HostStaging`).
+tensors as a CUDA graph (`capture`; `graphed` for a function of one tensor, as SAC's and MADDPG's acting
+forward), graph-safe policy sampling (`sample_action_value`), and the page-locked host buffers through
+which step results go in and actions come out (`HostStaging`).
 
 `GroupStep` holds the two halves of a rollout step of one group as functions of fixed tensors: `record`
 stores a step's results (rewards, terminations, truncations at the step's row; the raw and the
@@ -11,9 +12,8 @@ actions. Rows are chosen by step counters kept on the device (`index_copy_`), so
 
 - on CUDA with --cuda-graphs each half is captured once as a CUDA graph and replayed every step (two
   launches instead of ~40 kernels and their Python); the discrete actions are sampled by Gumbel-max
-  (argmax(logits + Gumbel noise), Gumbel 1954 / Maddison et al. 2014: the distribution of
-  torch.multinomial, from torch.rand, which a graph can capture); bf16 autocast (--bf16) runs the
-  MLPs' matmuls in bf16 and everything else in float32;
+  (`gumbel_max`: torch.multinomial's distribution, from torch.rand, which a graph can capture); bf16
+  autocast (--bf16) runs the MLPs' matmuls in bf16 and everything else in float32;
 - elsewhere (the CPU; CUDA with --no-cuda-graphs) the same functions run eagerly with the agent's own
   sampling (torch.distributions): CPU runs are bit-identical to the plain loop they replaced.
 
@@ -33,23 +33,44 @@ WARMUP_CALLS = 3
 
 
 def capture(fn: Callable[[], object], state: Sequence[torch.Tensor] = ()) -> tuple[torch.cuda.CUDAGraph, object]:
-    """fn (no arguments: it reads and writes fixed tensors) captured as a CUDA graph: (graph, fn's
-    outputs as static tensors, which each replay rewrites). The warm-up calls run fn for real: the
-    tensors in `state` (counters, running statistics, ...) are put back as they were before them."""
-    saved = [t.clone() for t in state]
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(WARMUP_CALLS):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fn()
+    """fn (no arguments: it reads and writes fixed tensors; no gradients) captured as a CUDA graph:
+    (graph, fn's outputs as static tensors, which each replay rewrites). The warm-up calls run fn for
+    real: the tensors in `state` (counters, running statistics, ...) are put back as they were before."""
     with torch.no_grad():
+        saved = [t.clone() for t in state]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_CALLS):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = fn()
         for t, s in zip(state, saved):
             t.copy_(s)
     return graph, out
+
+
+def graphed(fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """x -> fn(x), one tensor in (shaped as `example`) and one out, replayed from a CUDA graph; the
+    result is a copy (the graph rewrites its own output at the next call)."""
+    x_in = torch.zeros_like(example)
+    graph, out = capture(lambda: fn(x_in))
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        x_in.copy_(x)
+        graph.replay()
+        return out.clone()
+
+    return call
+
+
+def gumbel_max(logits: torch.Tensor) -> torch.Tensor:
+    """A sample of Categorical(logits=logits) per row, graph-safe: argmax(logits + Gumbel noise) (Gumbel
+    1954; Maddison et al. 2014), the noise from torch.rand (torch.multinomial's sampling is not capturable)."""
+    u = torch.rand_like(logits).clamp_(min=torch.finfo(logits.dtype).tiny)
+    return (logits - torch.log(-torch.log(u))).argmax(-1)
 
 
 @torch.no_grad()
@@ -62,8 +83,7 @@ def sample_action_value(agent, x: torch.Tensor, bf16: bool = False):
         value = agent.get_value(x).float()
         if agent.discrete:
             logp = agent.actor(x).float().log_softmax(-1)
-            u = torch.rand_like(logp).clamp_(min=torch.finfo(torch.float32).tiny)
-            action = (logp - torch.log(-torch.log(u))).argmax(-1)
+            action = gumbel_max(logp)
             return action, logp.gather(-1, action[:, None]).squeeze(-1), value
         mean = agent.actor_mean(x).float()
         std = agent.actor_logstd.float().expand_as(mean).exp()
@@ -85,13 +105,13 @@ class HostStaging:
         self.event = torch.cuda.Event() if self.cuda else None
 
     def stage(self, *arrays) -> list[torch.Tensor]:
-        """The arrays in the device buffers (returned; on the CPU the host buffers themselves)."""
+        """The arrays in the first device buffers (returned; on the CPU the host buffers themselves)."""
         for host, src in zip(self.host, arrays):
             np.copyto(host.numpy(), src, casting="unsafe")
         if self.cuda:
-            for dev, host in zip(self.device, self.host):
+            for dev, host in zip(self.device, self.host[:len(arrays)]):
                 dev.copy_(host, non_blocking=True)
-        return self.device
+        return self.device[:len(arrays)]
 
     def fetch(self, *tensors: torch.Tensor) -> list[np.ndarray]:
         """Device tensors as numpy arrays through the host buffers (valid until the next fetch): the
