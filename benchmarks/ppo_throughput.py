@@ -51,10 +51,11 @@ returns of the last 100 episodes as a sanity check) as JSON instead of the table
 to a file as well.
 
 GPU scale (issue 18):
-- ours runs its CUDA rollout path (trader.rl.cuda_rollout: the policy forward and sampling as a CUDA
-  graph, pinned host buffers, non-blocking copies; --bf16 adds bf16 autocast) with --num-threads pool
-  threads and --num-env-groups groups; --sb3-timesteps gives SB3 fewer steps than ours (it is ~20x
-  slower; steps/s are compared);
+- ours runs its CUDA path (trader.rl.cuda_rollout: each env group's rollout step, storing the step's
+  results and then acting (policy forward, sampling, storing action, log-probability and value), as
+  two CUDA graphs with device-side row counters; pinned host buffers, non-blocking copies; GAE as a
+  graph; fused Adam; --bf16 adds bf16 autocast) with --num-threads pool threads and --num-env-groups
+  groups; --sb3-timesteps gives SB3 fewer steps than ours (it is ~20x slower; steps/s are compared);
 - `env_rows` (--env-rows-envs N): env-only steps/s of the pool, sync and async (batch = N / 4), at each
   --env-rows-threads, from trader.sim.bench (the discrete env, random actions);
 - `curves` (--curve-num-envs N): return vs env steps of ours, old path (--no-cuda-graphs: the plain
@@ -63,7 +64,7 @@ GPU scale (issue 18):
 
     PYTHONPATH=python python3 benchmarks/ppo_throughput.py --device cuda --num-envs 16384 65536 \
         --total-timesteps 33554432 --sb3-timesteps 4194304 --num-threads 16 --num-env-groups 1 2 \
-        --cartpole-num-envs 0 --env-rows-envs 65536 --curve-num-envs 4096 --curve-timesteps 33554432 --bf16
+        --cartpole-num-envs 0 --curve-num-envs 4096 --curve-timesteps 16777216 --out ppo_throughput.json
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ def capture(fn: Callable[[], object], state: Sequence[torch.Tensor] = ()) -> tup
     return graph, out
 
 
-def graphed(fn: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def graphed(fn: Callable[[torch.Tensor], torch.Tensor],
+            example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """x -> fn(x), one tensor in (shaped as `example`) and one out, replayed from a CUDA graph; the
     result is a copy (the graph rewrites its own output at the next call)."""
     x_in = torch.zeros_like(example)
