@@ -10,8 +10,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trader.rl import maddpg, ppo, sac  # noqa: E402
+from test_rl_learners import TRADER, mean_return, random_return  # noqa: E402
+from trader.rl import cuda_rollout, maddpg, ppo, sac  # noqa: E402
 from trader.rl.cuda_rollout import GroupStep, sample_action_value  # noqa: E402
+from trader.rl.policy import load  # noqa: E402
 from trader.sim import Market  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("restore_torch_globals")
@@ -145,6 +147,63 @@ def test_graphed_group_step_acts_as_the_agent_and_sees_optimizer_steps(bf16):
     step.act()
     with torch.no_grad():
         assert torch.allclose(store["values"][0], agent.get_value(x), atol=tol)
+
+
+# ---- the graph branches' Python on the CPU: capture emulated ------------------------------------
+
+
+class EagerGraph:
+    """What the learners see of a captured CUDA graph, on the CPU: replay runs the function again and
+    copies its results into the outputs of the capture call (a graph rewrites those static tensors)."""
+
+    def __init__(self, fn, out):
+        self.fn, self.out = fn, out
+
+    def replay(self) -> None:
+        new = self.fn()
+        if new is not None:
+            for o, n in zip(*((self.out, new) if isinstance(new, tuple) else ((self.out,), (new,)))):
+                o.copy_(n)
+
+
+def eager_capture(fn, state=()):
+    """cuda_rollout.capture without CUDA: the warm-up calls, the state put back, one call for the outputs."""
+    with torch.no_grad():
+        saved = [t.clone() for t in state]
+        for _ in range(cuda_rollout.WARMUP_CALLS):
+            fn()
+        for t, s in zip(state, saved):
+            t.copy_(s)
+        out = fn()  # a capture does not run: undo this call's effects as well
+        for t, s in zip(state, saved):
+            t.copy_(s)
+    return EagerGraph(fn, out), out
+
+
+@pytest.fixture
+def emulated_graphs(monkeypatch):
+    monkeypatch.setattr(cuda_rollout, "capture", eager_capture)
+    monkeypatch.setattr(ppo, "capture", eager_capture)
+    for module in (ppo, sac, maddpg):
+        monkeypatch.setattr(module, "graphs_available", lambda device: True)
+
+
+@pytest.mark.parametrize("learner, options", [
+    (ppo, dict(num_envs=8, num_steps=32, total_timesteps=8192)),
+    (ppo, dict(actions="continuous", num_envs=8, num_steps=32, total_timesteps=8192, num_env_groups=2,
+               norm_obs=True)),
+    (sac, dict(num_envs=4, total_timesteps=3000, learning_starts=500, batch_size=128, hidden_sizes=(64, 64))),
+    (maddpg, dict(num_agents=2, num_envs=4, total_timesteps=4000, learning_starts=1000, update_every=4,
+                  batch_size=256, learning_rate=1e-3))])
+def test_graph_branches_learn_with_capture_emulated(tmp_path, emulated_graphs, learner, options):
+    """The learners' --cuda-graphs code (the group steps with their counters and restored state, the
+    GAE graph's static outputs, Gumbel-max sampling, the graphed acting forward) run on the CPU, each
+    'graph' replayed as an eager call: they learn the rising market of test_rl_learners as the eager
+    path does (the CUDA specifics, capture and pinned copies, are the CUDA tests' part)."""
+    args = learner.Args(**TRADER, runs_dir=str(tmp_path), **options)
+    result = learner.train(args)
+    trained, rand = mean_return(load(result["checkpoint"]).act, args), random_return(args)
+    assert trained > rand + 10.0, (trained, rand)
 
 
 def small_market() -> Market:

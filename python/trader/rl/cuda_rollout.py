@@ -32,6 +32,11 @@ WARMUP_CALLS = 3
 """eager calls on a side stream before capture, as torch.cuda.graphs' documentation asks"""
 
 
+def graphs_available(device) -> bool:
+    """Whether the learners' --cuda-graphs applies on `device` (a CUDA device; the CPU runs eagerly)."""
+    return torch.device(device).type == "cuda"
+
+
 def capture(fn: Callable[[], object], state: Sequence[torch.Tensor] = ()) -> tuple[torch.cuda.CUDAGraph, object]:
     """fn (no arguments: it reads and writes fixed tensors; no gradients) captured as a CUDA graph:
     (graph, fn's outputs as static tensors, which each replay rewrites). The warm-up calls run fn for

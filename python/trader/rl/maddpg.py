@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from trader.rl.args import CommonArgs
 from trader.rl.buffers import ReplayBatch, ReplayBuffer, real_rows
-from trader.rl.cuda_rollout import HostStaging, graphed
+from trader.rl.cuda_rollout import HostStaging, graphed, graphs_available
 from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
 from trader.rl.envs import EnvRunner, make_env
 from trader.rl.episodes import EpisodeStats
@@ -295,7 +295,7 @@ def train(args: Args) -> dict:
         staging = [HostStaging([obs.shape, (n, K), (n,)], [torch.float32] * 3, device) for _ in range(2)]
         action_out = HostStaging([(n, K)], [torch.long if discrete else torch.float32], device)
         obs_t, current = staging[0].stage(obs)[0], 0
-        act = graphed(agents.act, obs_t) if torch.device(device).type == "cuda" and args.cuda_graphs else agents.act
+        act = graphed(agents.act, obs_t) if args.cuda_graphs and graphs_available(device) else agents.act
         policy_spec = {"num_agents": K, "obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
                        "hidden_sizes": list(args.hidden_sizes)}
 

@@ -26,7 +26,7 @@ import torch.nn as nn
 from torch.distributions import Categorical, Normal
 
 from trader.rl.args import CommonArgs
-from trader.rl.cuda_rollout import GroupStep, capture
+from trader.rl.cuda_rollout import GroupStep, capture, graphs_available
 from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
 from trader.rl.envs import EnvRunner, make_env, single_agent_spaces
 from trader.rl.episodes import EpisodeStats
@@ -311,7 +311,7 @@ def train(args: Args) -> dict:
             next_obs, next_done = mine["next_obs"].to(device), mine["next_done"].to(device)
             iteration0 = int(run.resumed.metadata["iteration"])
         model = dist.wrap(agent)  # DDP: gradients averaged over the ranks (the agent has no buffers)
-        fast = torch.device(device).type == "cuda" and args.cuda_graphs  # issue 18; the CPU runs the same steps eagerly
+        fast = args.cuda_graphs and graphs_available(device)  # issue 18; the CPU runs the same steps eagerly
         storage = {"obs": obs, "actions": actions, "logprobs": logprobs, "rewards": rewards,
                    "terminations": terminations, "truncations": truncations, "values": values, "valid": valid,
                    "raw_next_obs": raw_next_obs, "next_obs": next_obs, "next_done": next_done}

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from trader.rl.args import CommonArgs
 from trader.rl.buffers import ReplayBatch, ReplayBuffer, real_rows
-from trader.rl.cuda_rollout import HostStaging, graphed, gumbel_max
+from trader.rl.cuda_rollout import HostStaging, graphed, graphs_available, gumbel_max
 from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
 from trader.rl.envs import EnvRunner, SingleAgentSpaces, make_env, single_agent_spaces
 from trader.rl.episodes import EpisodeStats
@@ -372,8 +372,8 @@ def train(args: Args) -> dict:
         staging = [HostStaging([obs.shape, (n,), (n,)], [torch.float32] * 3, device) for _ in range(2)]
         action_out = HostStaging([(n, *act_shape)], [action_dtype], device)
         obs_t, current = staging[0].stage(obs)[0], 0
-        act = graphed(partial(sample_action, sac.actor), obs_t) if torch.device(device).type == "cuda" and \
-            args.cuda_graphs else (lambda x: sac.actor.get_action(x)[0])
+        act = graphed(partial(sample_action, sac.actor), obs_t) if args.cuda_graphs and graphs_available(device) \
+            else (lambda x: sac.actor.get_action(x)[0])
 
         def save(step: int, reason: str | None) -> str:
             """Weights as safetensors; optimizers, temperature, curiosity in state/trainer; RNG states, the
