@@ -38,14 +38,13 @@ import json
 import sys
 import tempfile
 import time
-import traceback
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
-from ppo_throughput import loadavg, machine_info, make_adapter_class, set_torch_flags
+from ppo_throughput import attempt, loadavg, machine_info, make_adapter_class, set_torch_flags
 
 SEED = 1
 
@@ -100,15 +99,6 @@ def run_sb3(market, num_envs: int, total: int, opts) -> dict:
            else float("nan"), "adapter_extra_pool_steps": env.extra_steps * num_envs}
     env.close()
     return out
-
-
-def attempt(fn, *args, **kw) -> dict:
-    """fn's result, or the error (and its traceback on stderr): one failing row does not stop the others."""
-    try:
-        return fn(*args, **kw)
-    except Exception as e:  # noqa: BLE001 (reported in the row)
-        traceback.print_exc()
-        return {"error": f"{type(e).__name__}: {e}"}
 
 
 def table(rows: list[dict]) -> str:
