@@ -16,7 +16,7 @@ Rows, for each --num-envs:
 
 Settings shared by ours and SB3's SAC (ours: trader.rl.sac.Args defaults): Adam lr 3e-4, buffer 1 M
 transitions, batch 256, gamma 0.99, tau 0.005, one gradient step per vector step (SB3: train_freq 1,
-gradient_steps 1), targets updated every step, automatic entropy tuning with target -|A|, two 256-unit
+gradient_steps 1), targets updated every step, automatic entropy tuning from 0.2 with target -|A|, two 256-unit
 ReLU layers for the actor and each critic, --learning-starts env steps of uniform random actions
 first, seed 1. Ours updates the actor every second critic step with two actor steps (CleanRL's
 TD3-style delay: the same number of actor steps); SB3 updates it every step. MADDPG: trader.rl.maddpg
@@ -87,7 +87,8 @@ def run_sb3(market, num_envs: int, total: int, opts) -> dict:
     env = make_adapter_class()(make_env(ours, num_envs, SEED))
     model = SAC("MlpPolicy", env, learning_rate=ours.learning_rate, buffer_size=ours.buffer_size,
                 learning_starts=opts.learning_starts, batch_size=ours.batch_size, tau=ours.tau, gamma=ours.gamma,
-                train_freq=1, gradient_steps=ours.gradient_steps, ent_coef="auto", target_update_interval=1,
+                train_freq=1, gradient_steps=ours.gradient_steps, ent_coef=f"auto_{ours.alpha}",
+                target_update_interval=1,
                 policy_kwargs={"net_arch": list(ours.hidden_sizes), "activation_fn": nn.ReLU}, seed=SEED,
                 device=opts.device, verbose=0)
     model.learn(total_timesteps=total, progress_bar=False)
