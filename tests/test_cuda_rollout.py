@@ -14,7 +14,6 @@ from test_rl_learners import TRADER, mean_return, random_return  # noqa: E402
 from trader.rl import cuda_rollout, maddpg, ppo, sac  # noqa: E402
 from trader.rl.cuda_rollout import GroupStep, sample_action_value  # noqa: E402
 from trader.rl.policy import load  # noqa: E402
-from trader.sim import Market  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("restore_torch_globals")
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -206,27 +205,12 @@ def test_graph_branches_learn_with_capture_emulated(tmp_path, emulated_graphs, l
     assert trained > rand + 10.0, (trained, rand)
 
 
-def small_market() -> Market:
-    rows = 300
-    book = np.zeros((rows, 2, 4), dtype=np.int64)
-    mid = 1000 + np.arange(rows)
-    for level in range(2):
-        book[:, level, 0], book[:, level, 2] = mid - level, mid + 1 + level
-        book[:, level, 1] = book[:, level, 3] = 1000
-    features = np.random.default_rng(0).normal(0.0, 0.1, (rows, 2)).astype(np.float32)
-    return Market(book, features, np.arange(rows, dtype=np.int64), tick_size=1.0, lot_size=1.0)
-
-
-SMALL_ENV = dict(env_id="trader", horizon=20, taker_fee_bps=0.0, trade_size=1.0, max_position=10.0, reward_scale=0.1,
-                 progress_bar=False, track=False, cuda=True)
-
-
 @cuda
 @pytest.mark.parametrize("options", [dict(), dict(bf16=True), dict(actions="continuous", num_env_groups=2),
                                      dict(norm_obs=True, norm_reward=True, curiosity="rnd")])
 def test_ppo_trains_through_the_cuda_path(tmp_path, options):
-    args = ppo.Args(data=small_market(), num_envs=8, num_steps=32, total_timesteps=2048, runs_dir=str(tmp_path),
-                    **SMALL_ENV, **options)
+    args = ppo.Args(**TRADER, cuda=True, num_envs=8, num_steps=32, total_timesteps=2048, runs_dir=str(tmp_path),
+                    **options)
     result = ppo.train(args)
     assert result["global_step"] == 2048
     assert np.isfinite(result["episodic_return"])
@@ -237,8 +221,8 @@ def test_ppo_trains_through_the_cuda_path(tmp_path, options):
                                               (sac, dict(cuda_graphs=False)), (maddpg, dict(num_agents=2)),
                                               (maddpg, dict(num_agents=2, actions="continuous"))])
 def test_off_policy_learners_train_through_the_cuda_path(tmp_path, learner, options):
-    args = learner.Args(data=small_market(), num_envs=4, total_timesteps=1200, learning_starts=400, batch_size=64,
-                        runs_dir=str(tmp_path), **SMALL_ENV, **options)
+    args = learner.Args(**TRADER, cuda=True, num_envs=4, total_timesteps=1200, learning_starts=400, batch_size=64,
+                        runs_dir=str(tmp_path), **options)
     if learner is maddpg:
         args.update_every = 8
     result = learner.train(args)
