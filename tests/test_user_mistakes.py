@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import click
@@ -142,3 +144,53 @@ def test_convert_refuses_a_dataset_of_another_symbol_and_drops_stale_embeddings(
     assert (out / "events.npy").read_bytes() == before  # nothing replaced
     res = CliRunner().invoke(sim_main, ["convert", str(raw / "btcusdt_20240808.gz"), "-o", str(out)])
     assert res.exit_code == 0 and not (out / "embeddings.npy").exists()
+
+
+def _blackhole() -> socket.socket:
+    """A local port that accepts connections (the kernel's backlog) and never answers a request."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    return s
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("where", ["refused", "blackhole"])
+def test_live_without_the_exchange_fails_within_the_connect_timeout(tmp_path, where):
+    pytest.importorskip("ccxt")
+    hole = _blackhole() if where == "blackhole" else None
+    url = f"http://127.0.0.1:{hole.getsockname()[1] if hole else _closed_port()}"
+    try:
+        t0 = time.monotonic()
+        res = CliRunner().invoke(trader_main, ["live", "--base-url", url, "--connect-timeout", "2", "--duration", "1",
+                                               "--state-dir", str(tmp_path / "state")])
+        elapsed = time.monotonic() - t0
+    finally:
+        if hole:
+            hole.close()
+    assert res.exit_code == errors.FAILED and "Traceback" not in res.output, res.output
+    text = " ".join(res.output.split())
+    assert "the exchange could not be reached" in text and url in text and "--connect-timeout" in text
+    assert elapsed < 6, f"{elapsed:.1f} s to fail with --connect-timeout 2"
+
+
+def test_live_keeps_its_ledger_in_the_state_dir_not_the_working_directory(tmp_path, monkeypatch):
+    from trader.live.launch import LiveOptions, default_db, state_dir
+
+    monkeypatch.delenv("TRADER_STATE_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert state_dir() == tmp_path / "xdg" / "trader" / "live"
+    assert default_db(LiveOptions()) == str(tmp_path / "xdg/trader/live/binance__btc-usdt__paper.sqlite")
+    monkeypatch.setenv("TRADER_STATE_DIR", str(tmp_path / "state"))
+    assert default_db(LiveOptions(real=True)) == str(tmp_path / "state/binance__btc-usdt__real.sqlite")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(trader_main, ["live", "--base-url", f"http://127.0.0.1:{_closed_port()}",
+                                           "--connect-timeout", "0.5", "--duration", "1"])
+    assert res.exit_code == errors.FAILED
+    assert len(list((tmp_path / "state").glob("binance-http-127.0.0.1-*__btc-usdt__paper.sqlite"))) == 1
+    assert not list(tmp_path.glob("*.sqlite"))  # nothing in the working directory

@@ -9,6 +9,10 @@ import sys
 
 import click
 
+from trader import errors
+from trader.options import deprecated_alias
+from trader.sim import spec
+
 _SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
@@ -51,7 +55,12 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--keys-file", type=click.Path(dir_okay=False), default=None,
               help='JSON {"apiKey": ..., "secret": ...} outside the repository (default: TRADER_API_KEY and '
                    "TRADER_API_SECRET).")
-@click.option("--db", default=None, help="SQLite state file [default: live-<symbol>-<paper|real>.sqlite].")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of the SQLite ledgers (orders, fills, position, kill switch), one per venue, symbol and "
+                   "paper/real [default: $TRADER_STATE_DIR, else $XDG_DATA_HOME/trader/live, i.e. "
+                   "~/.local/share/trader/live].")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="The SQLite ledger file itself [default: STATE_DIR/{venue}__{symbol}__{paper|real}.sqlite].")
 @click.option("--max-position", type=float, default=None, help="|position| limit, base units [default: the policy's].")
 @click.option("--max-notional", type=float, default=None, help="|position| x mid limit, quote units.")
 @click.option("--max-order", type=float, default=None, help="Largest single order, base units.")
@@ -68,53 +77,69 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader train-encoder model folder: observations are its embeddings.")
 @click.option("--trade-size", type=float, default=None, help="Override the policy's order size (base units).")
-@click.option("--fee-bps", type=float, default=10.0, help="Paper broker taker fee.")
+@click.option("--taker-fee-bps", "fee_bps", type=click.FloatRange(min=0), default=spec.defaults()["taker_fee_bps"],
+              help="Paper broker: fee on its fills (market orders), bps of notional; the default is trader train's "
+                   "and trader backtest's.")
 @click.option("--max-slippage-bps", type=float, default=None,
               help="Send LIMIT IOC orders capped this far past the best price instead of market orders.")
 @click.option("--stale-after", type=float, default=5.0, help="Seconds without a book update before no new orders.")
 @click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
               help="Also record the raw stream into this folder (trader record's format).")
 @click.option("--recv-window-ms", type=int, default=5000, help="Binance recvWindow of signed requests.")
-@click.option("--log-file", type=click.Path(dir_okay=False), default=None)
-@click.option("-v", "--verbose", is_flag=True)
-def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, db, max_position, max_notional,
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
+              help="How long the start waits for the exchange (its markets), retries included, before it gives up "
+                   "(exit status 1).")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None, help="Also write the log to this file.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (orders, reconnects, reconciliation).")
+@deprecated_alias("--fee-bps", "fee_bps", "--taker-fee-bps", type=click.FloatRange(min=0))
+def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, state_dir, db, max_position, max_notional,
          max_order, daily_loss_limit, flatten_on_kill, flatten_on_exit, clear_kill, rebaseline, duration, interval_ms,
-         depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms, log_file,
-         verbose):
+         depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms,
+         connect_timeout, log_file, verbose):
     """Trade a policy live: the websocket book, the training features, the policy every step, and a
     paper or a real broker with risk limits; state in SQLite, reconciled with the exchange at start."""
     from rich.console import Console
 
     from trader.live.keys import KeysError, load_keys
-    from trader.live.launch import EXIT_OK, LiveOptions, default_db, run_live
+    from trader.live.launch import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, ExchangeUnreachable, LiveOptions, default_db, run_live
 
     err = Console(stderr=True)
     try:
         keys = load_keys(keys_file, warn=lambda m: err.print(f"warning: {m}", highlight=False, markup=False))
-    except KeysError as exc:
-        raise click.ClickException(str(exc)) from None
+    except KeysError as exc:  # missing or malformed keys: bad input, exit status 2 (README)
+        raise click.UsageError(str(exc)) from None
     _logging(verbose, log_file, keys)
     real = not paper
     opts = LiveOptions(symbol=symbol, checkpoint=checkpoint, real=real, exchange=exchange, base_url=base_url,
-                       testnet=testnet, keys=keys if real else None, db=db or default_db(symbol, real),
+                       testnet=testnet, keys=keys if real else None, db=db,
                        max_position=max_position, max_notional=max_notional, daily_loss_limit=daily_loss_limit,
                        max_order=max_order, duration=duration, interval_ms=interval_ms, depth=depth, encoder=encoder,
                        fee_bps=fee_bps, max_slippage_bps=max_slippage_bps, stale_after=stale_after,
                        flatten_on_kill=flatten_on_kill, flatten_on_exit=flatten_on_exit, clear_kill=clear_kill,
                        rebaseline=rebaseline, record_dir=record_dir, recv_window_ms=recv_window_ms,
-                       trade_size=trade_size)
+                       trade_size=trade_size, connect_timeout=connect_timeout)
+    opts.db = db or default_db(opts, state_dir)
     console = Console()
     where = base_url or ("binance testnet" if testnet else exchange)
     console.print(f"trader live: {symbol} on {where}, {'REAL orders' if real else 'paper'}, policy {checkpoint}, "
                   f"state {opts.db}", highlight=False, markup=False)
     import ccxt
 
+    from trader.store import StoreError
+
     try:
         code, result, message = run_live(opts, console)
-    except (ValueError, FileNotFoundError, RuntimeError, ccxt.BaseError) as exc:
+    except ExchangeUnreachable as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(EXIT_ERROR)
+    except (ValueError, FileNotFoundError, StoreError) as exc:  # a checkpoint or option that does not fit
+        msg = keys.redact(str(exc)) if keys else str(exc)
+        err.print(f"error: {msg}", highlight=False, markup=False)
+        sys.exit(EXIT_REFUSED)
+    except (RuntimeError, ccxt.BaseError) as exc:
         msg = keys.redact(str(exc)) if keys else str(exc)
         err.print(f"error: {type(exc).__name__}: {msg}", highlight=False, markup=False)
-        sys.exit(1)
+        sys.exit(EXIT_ERROR)
     if keys is not None:
         message = keys.redact(message)
     if result is not None:
@@ -167,7 +192,7 @@ def record(exchange, symbol, out_dir, base_url, testnet, rotate_mb, rotate_minut
                       markup=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=errors.Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Live trading and recording (the same commands as `trader live` and `trader record`)."""
 
