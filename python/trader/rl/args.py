@@ -68,6 +68,9 @@ class CommonArgs(TraderEnvArgs):
     data: list[str] | None = None
     """trader: dataset folders, collections or folders of datasets; episodes are drawn across all of them and
     never cross from one to another (default: the bundled sample; from Python also trader.sim.Market(s))"""
+    interval_ms: float = 100.0
+    """trader: the env's rows, and so its step, are the book sampled every interval_ms milliseconds (the
+    grid of train-encoder's --interval-ms; backtests and live sessions of the agent use the run's)"""
     encoder: str | None = None
     """trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best): observations are
     its embeddings of every row (cached beside it, trader.nn.embed.agent_features) plus the account features"""

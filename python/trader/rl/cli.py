@@ -77,6 +77,9 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
               help="parent of run folders [default: runs]")
 @env_options()
+@click.option("--interval-ms", type=float, default=None,
+              help="trader: the env's rows (its step) are the book sampled every this many ms; refused below half "
+                   "the data's own update spacing unless given on purpose [default: 100]")
 @click.option("--train-fraction", type=float, default=None,
               help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="show a progress bar [default: on]")
@@ -102,7 +105,7 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
     try:
-        _check_run(algo, args)
+        _check_run(algo, args, given)
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     try:
@@ -117,10 +120,11 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
         sys.exit(code)
 
 
-def _check_run(algo: str, args) -> None:
+def _check_run(algo: str, args, given: dict) -> None:
     """Refuse, before a run folder is made, a run that cannot learn (issue 17): no env steps, no envs, an
-    unknown env id, a budget below one PPO update or ending before SAC's / MADDPG's first update; say
-    so when PPO's whole updates leave part of the budget unused."""
+    unknown env id, a budget below one PPO update or ending before SAC's / MADDPG's first update, the
+    default 100 ms grid over data that changes far less often; say so when PPO's whole updates leave
+    part of the budget unused (`given`: the options given as flags)."""
     if args.total_timesteps < 1:
         raise ValueError(f"--total-timesteps: expected >= 1 env steps, got {args.total_timesteps}")
     if args.num_envs < 1:
@@ -137,6 +141,7 @@ def _check_run(algo: str, args) -> None:
         from trader.sim import spec
 
         spec.check_config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TraderEnvArgs)})
+        _check_interval(args, "interval_ms" in given)
     steps = args.total_timesteps
     if algo == "ppo":  # one update = num_envs x num_steps env steps on each data-parallel rank
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
@@ -152,6 +157,28 @@ def _check_run(algo: str, args) -> None:
         raise ValueError(f"--total-timesteps: {steps} env steps end before {algo.upper()}'s first update after its "
                          f"warm-up of learning_starts = {args.learning_starts} env steps; raise --total-timesteps "
                          "or set learning_starts lower in --config")
+
+
+def _check_interval(args, given: bool) -> None:
+    """--interval-ms against each dataset's own book update spacing: a 1-minute dataset sampled on the
+    default 100 ms grid would repeat every book 600 times (issue 17). Refused when the grid is the
+    default, a warning when it was given; a resumed run keeps its grid."""
+    from trader.sim.env import book_spacing_ms, dataset_folders
+
+    if not args.interval_ms > 0:
+        raise ValueError(f"--interval-ms: expected a grid > 0 ms, got {args.interval_ms}")
+    if args.resume or any(not isinstance(d, (str, os.PathLike)) for d in args.data or []):
+        return
+    for folder in dataset_folders(args.data) if args.data else [None]:
+        spacing = book_spacing_ms(folder)
+        if spacing is None or args.interval_ms >= spacing / 2:
+            continue
+        what = (f"{folder or 'the bundled sample'} updates its book every {spacing:g} ms (median): a {args.interval_ms:g} "
+                f"ms grid repeats each book about {spacing / args.interval_ms:.0f} times")
+        if not given:
+            raise ValueError(f"--interval-ms: {what}; give --interval-ms {spacing:g} (the data's spacing), or a finer "
+                             "grid on purpose")
+        click.echo(f"warning: --interval-ms {args.interval_ms:g}: {what}", err=True)
 
 
 def _resumed_algo(resume: str, checkpoint_uri: str | None) -> str:

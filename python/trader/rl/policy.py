@@ -93,7 +93,7 @@ def observation_market(args: dict, data=None):
     embeddings of the encoder it was trained with."""
     from trader.sim import load_market
 
-    market = load_market(data if data is not None else args.get("data"))
+    market = load_market(data if data is not None else args.get("data"), interval_ms=args.get("interval_ms", 100.0))
     if not args.get("encoder"):
         return market
     return encoder_market({**args, "data": data if data is not None else args.get("data")}, market)
