@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 import click
+from click.core import ParameterSource
 
 SEED = 0
 """the seed every command starts from when none is given (train's --seed, serve's --seed; the first of
@@ -47,7 +48,8 @@ def deprecated_alias(old: str, name: str, flag: str, **option):
         def wrapper(*args, **kwargs):
             value = kwargs.pop(key)
             if value is not None:
-                if kwargs.get(name) is not None:
+                source = click.get_current_context().get_parameter_source(name)
+                if source not in (None, ParameterSource.DEFAULT):
                     raise click.UsageError(f"{old} and {flag}: give one ({old} is the deprecated spelling of {flag})")
                 click.echo(f"note: {old} is deprecated; use {flag}", err=True)
                 kwargs[name] = value

@@ -3,7 +3,7 @@
     trader evaluate --data DAY --folds 3 --seeds 5 --algo ppo --actions quote --total-timesteps 200000
     trader evaluate --data DAY1 --data DAY2 --data DAY3 --seeds 5   # datasets in time order
 
-Writes evaluation.md, evaluation.json and plots into --out (default runs/evaluate__{algo}__{time}), with
+Writes evaluation.md, evaluation.json and plots into -o/--out (default runs/evaluate__{algo}__{date-time}), with
 every fold's runs under fold_N/.
 """
 
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import click
 
+from trader.options import out_option
 from trader.rl.policy import ALGOS
+from trader.run.logger import run_dir
 from trader.sim.flags import env_options, flag_message, pop_env_values
 
 
@@ -70,8 +72,7 @@ def _fold_info(fold, market, step_s: float) -> dict:
 @click.option("--as-gamma", type=float, default=0.01, help="Avellaneda-Stoikov baseline risk aversion")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, help="fold x seed jobs run at once (processes)")
 @click.option("--cuda/--no-cuda", default=False, help="train on cuda when there is one")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="report folder [default: runs/evaluate__{algo}__{time}]")
+@out_option("report folder [default: runs/evaluate__{algo}__{date-time}]")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
 def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imbalance_threshold, quote_offset_ticks, as_gamma,
              jobs, cuda, out, progress_bar, **options):
@@ -112,7 +113,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
             plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon, train_window)
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
-    out_dir = Path(out) if out else Path("runs") / f"evaluate__{algo}__{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = Path(out) if out else run_dir("runs", "evaluate", algo)
     plan = Plan(algo, args, plan_folds, list(range(seeds)), out_dir, base_options)
     by_path = dict(zip(paths, markets))
     click.echo(f"{len(plan_folds)} folds x {seeds} seeds -> {out_dir}")

@@ -10,7 +10,7 @@ import sys
 import click
 
 from trader import errors
-from trader.options import deprecated_alias
+from trader.options import deprecated_alias, out_option
 from trader.sim import spec
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
@@ -103,7 +103,7 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
     from trader.live.keys import KeysError, load_keys
     from trader.live.launch import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, ExchangeUnreachable, LiveOptions, default_db, run_live
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # whole lines: paths and URLs unbroken
     try:
         keys = load_keys(keys_file, warn=lambda m: err.print(f"warning: {m}", highlight=False, markup=False))
     except KeysError as exc:  # missing or malformed keys: bad input, exit status 2 (README)
@@ -119,7 +119,7 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
                        rebaseline=rebaseline, record_dir=record_dir, recv_window_ms=recv_window_ms,
                        trade_size=trade_size, connect_timeout=connect_timeout)
     opts.db = db or default_db(opts, state_dir)
-    console = Console()
+    console = Console(soft_wrap=True)
     where = base_url or ("binance testnet" if testnet else exchange)
     console.print(f"trader live: {symbol} on {where}, {'REAL orders' if real else 'paper'}, policy {checkpoint}, "
                   f"state {opts.db}", highlight=False, markup=False)
@@ -155,8 +155,6 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
 @click.command("record", context_settings=_SETTINGS)
 @click.option("--exchange", default="binance", help="ccxt exchange id (binance spot).")
 @click.option("--symbol", default="BTC/USDT", help="Market, ccxt style.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for the raw feed files (<symbol>_<time>_<n>.gz).")
 @click.option("--base-url", default=None, metavar="URL", help="A local exchange (trader-sim serve).")
 @click.option("--testnet", is_flag=True, help="Binance's spot testnet.")
 @click.option("--rotate-mb", type=float, default=256.0, help="Start a new file past this compressed size.")
@@ -164,8 +162,9 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
 @click.option("--depth-stream", default="depth@100ms", help="Diff stream: depth@100ms or depth (1 s).")
 @click.option("--snapshot-limit", type=int, default=1000, help="Levels a side of the REST snapshot.")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Stop after SECONDS.")
-@click.option("-v", "--verbose", is_flag=True)
-def record(exchange, symbol, out_dir, base_url, testnet, rotate_mb, rotate_minutes, depth_stream, snapshot_limit,
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (snapshots, gaps, reconnects).")
+@out_option("Folder for the raw feed files (<symbol>_<time>_<n>.gz).", required=True, old=("--output",))
+def record(exchange, symbol, out, base_url, testnet, rotate_mb, rotate_minutes, depth_stream, snapshot_limit,
            duration, verbose):
     """Record depth diffs, trades and bookTickers with REST snapshots into raw feed files that
     trader-sim convert reads (a new file with a fresh snapshot after every reconnect or gap)."""
@@ -174,10 +173,10 @@ def record(exchange, symbol, out_dir, base_url, testnet, rotate_mb, rotate_minut
     from trader.live.recorder import run_record
 
     _logging(verbose, None)
-    console = Console()
-    console.print(f"recording {symbol} from {base_url or exchange} into {out_dir} (Ctrl-C to stop)",
+    console = Console(soft_wrap=True)
+    console.print(f"recording {symbol} from {base_url or exchange} into {out} (Ctrl-C to stop)",
                   highlight=False, markup=False)
-    stats, stream = run_record(exchange, symbol, out_dir, base_url=base_url, duration=duration, rotate_mb=rotate_mb,
+    stats, stream = run_record(exchange, symbol, out, base_url=base_url, duration=duration, rotate_mb=rotate_mb,
                                rotate_s=rotate_minutes * 60 if rotate_minutes else None, depth_stream=depth_stream,
                                snapshot_limit=snapshot_limit, testnet=testnet)
     s = stream.stats

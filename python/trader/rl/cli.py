@@ -16,6 +16,7 @@ import sys
 
 import click
 
+from trader.options import SEED
 from trader.rl.policy import ALGOS, learner
 from trader.run import distributed
 from trader.run.checkpoints import locate_checkpoint
@@ -43,7 +44,7 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
                    "observes its embeddings plus the account features, and backtests and live runs use it too")
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML or JSON file of learner options (flags given here override it)")
-@click.option("--seed", type=int, default=None, help="seed of the experiment [default: 1]")
+@click.option("--seed", type=int, default=None, help=f"seed of the experiment [default: {SEED}]")
 @click.option("--total-timesteps", type=int, default=None, help="total env steps [default: per algorithm]")
 @click.option("--num-envs", type=int, default=None, help="parallel envs [default: per algorithm]")
 @click.option("--num-threads", type=int, default=None, help="trader: worker threads of the env pool [default: 1]")
@@ -74,8 +75,11 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--cuda/--no-cuda", default=None, help="use cuda or mps when there is one [default: --cuda]")
 @click.option("--track-tensorboard/--no-track-tensorboard", default=None,
               help="write TensorBoard scalars into the run folder [default: on]")
-@click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
-              help="parent of run folders [default: runs]")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="the run folder (config, TensorBoard scalars, checkpoints) [default: "
+                   "runs/{env}__{algo}__{seed}__{date-time}]")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=None, hidden=True,
+              help="deprecated: the parent of the generated run folder; use -o/--out for the folder itself")
 @env_options()
 @click.option("--interval-ms", type=float, default=None,
               help="trader: the env's rows (its step) are the book sampled every this many ms; refused below half "
@@ -84,9 +88,10 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
               help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="show a progress bar [default: on]")
 def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
-    """Train an agent; writes runs/{env}__{algo}__{seed}__{time} (TensorBoard scalars, config) and its
-    checkpoints (RUN/checkpoints or --checkpoint-uri). SIGTERM, SIGINT or a spot notice stop it with a
-    final checkpoint (exit status 0; 130 after SIGINT); --resume continues from there."""
+    """Train an agent; writes its run folder (-o/--out, default runs/{env}__{algo}__{seed}__{date-time}:
+    config, TensorBoard scalars) and its checkpoints (RUN/checkpoints or --checkpoint-uri). SIGTERM, SIGINT
+    or a spot notice stop it with a final checkpoint (exit status 0; 130 after SIGINT); --resume continues
+    from there."""
     if algo is None:
         algo = _resumed_algo(options["resume"], options["checkpoint_uri"]) if options["resume"] else "ppo"
     module = learner(algo)
@@ -98,6 +103,8 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
             raise click.UsageError("--nproc: already running under torchrun")
         relaunch(click.get_current_context(), nproc, "train")
         return
+    if options["runs_dir"] is not None:
+        click.echo("note: --runs-dir is deprecated; use -o/--out RUN_FOLDER", err=True)
     env = pop_env_values(options)
     given = {_RENAMED.get(k, k): v for k, v in options.items() if v is not None and v != ()} | env
     try:
