@@ -54,6 +54,8 @@ def _cases(tmp: Path, agent_run: Path) -> tuple[list[tuple[object, list[str], st
     not_empty.mkdir()
     (not_empty / "notes.txt").write_text("mine")
     keys = {"TRADER_API_KEY": None, "TRADER_API_SECRET": None}
+    table = tmp / "book.csv"
+    table.write_text("time,bid_price_0,bid_size_0,ask_price_0,ask_size_0\n1,1,1,2,1\n")
     train = ["train", "-o", str(tmp / "runs" / "run"), *FAST]
     cases = [
         (trader_main, [*train, "--num-envs", "0"], "--num-envs"),
@@ -93,6 +95,8 @@ def _cases(tmp: Path, agent_run: Path) -> tuple[list[tuple[object, list[str], st
         (sim_main, ["info", str(tmp / "no_such_dataset")], "no_such_dataset"),
         (sim_main, ["convert", str(bad_yaml)], "-o/--out"),
         (sim_main, ["serve", "--rate-limit", "many"], "--rate-limit"),
+        (sim_main, ["convert", str(table), "--format", "csv", "--csv-ts-column", "ts", "-o", str(tmp / "cv")],
+         "--csv-ts-column"),
     ]
     if not torch.cuda.is_available():
         cases.append((trader_main, ["train-encoder", "--device", "cuda", "--out", str(tmp / "enc")], "--device"))
@@ -295,3 +299,24 @@ def test_one_surface_seed_fee_and_output_option_everywhere():
         opts = [p.opts for p in params[name].values() if isinstance(p, click.Option) and not p.hidden]
         assert ["-o", "--out"] in opts, name
     assert params[" train"]["resume"].flag_value == params[" train-encoder"]["resume"].flag_value == "latest"
+
+
+def test_train_refuses_the_default_grid_on_one_minute_data_and_warns_on_a_given_one(tmp_path):
+    from conftest import shared
+
+    raw = shared("coinbase_btcusd_2021-04-17_1min_book15", "test.csv.gz")
+    data = tmp_path / "cb"
+    assert CliRunner().invoke(sim_main, ["convert", str(raw), "-o", str(data)]).exit_code == 0
+    train = ["train", "--data", str(data), "--total-timesteps", "128", "--num-envs", "1", "--horizon", "50",
+             "--config", str(_tiny(tmp_path)), *FAST]
+    res = CliRunner().invoke(trader_main, [*train, "-o", str(tmp_path / "refused")])
+    assert res.exit_code == errors.USAGE and "Traceback" not in res.output
+    assert "--interval-ms" in res.output and "every 60000 ms" in res.output and "--interval-ms 60000" in res.output
+    assert not (tmp_path / "refused").exists()
+    res = CliRunner().invoke(trader_main, [*train, "--interval-ms", "1000", "-o", str(tmp_path / "fine")])
+    assert res.exit_code == 0, res.output
+    assert "warning: --interval-ms 1000" in res.output and "repeats each book about 60 times" in res.output
+    res = CliRunner().invoke(trader_main, [*train, "--interval-ms", "60000", "-o", str(tmp_path / "minutes")])
+    assert res.exit_code == 0 and "warning" not in res.output, res.output
+    saved = (tmp_path / "minutes" / "config.yaml").read_text()
+    assert "interval_ms: 60000" in saved

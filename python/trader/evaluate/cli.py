@@ -61,6 +61,8 @@ def _fold_info(fold, market, step_s: float) -> dict:
               help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
                    "it to see whether embeddings help)")
 @env_options()
+@click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="the env's rows: the book sampled every this many ms, as trader train's [default: 100]")
 @click.option("--train-window", type=click.IntRange(min=1), default=1,
               help="datasets: each fold trains on this many datasets before its test dataset, together (episodes "
                    "never cross from one to another)")
@@ -98,7 +100,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
         spec.check_config(**{k: v for k, v in args.items() if k in spec.defaults()})
         horizon = int(args.get("horizon", module.Args.horizon))
         paths = _datasets(data)
-        markets = [load_market(p) for p in paths]
+        markets = [load_market(p, interval_ms=args.get("interval_ms", 100.0)) for p in paths]
         widths = {m.features.shape[1] for m in markets}
         if len(widths) > 1:
             raise ValueError("data: the datasets give observations of different widths "

@@ -20,6 +20,7 @@ from trader.options import SEED
 from trader.rl.policy import ALGOS, learner
 from trader.run import distributed
 from trader.run.checkpoints import locate_checkpoint
+from trader.run.config import load_config
 from trader.run.interrupt import exit_code
 from trader.run.launch import relaunch, write_result
 from trader.run.lifecycle import resolve_args
@@ -112,7 +113,7 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
     try:
-        _check_run(algo, args, given)
+        _check_run(algo, args, {*given, *(load_config(config) if config else {})})
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     try:
@@ -127,11 +128,11 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
         sys.exit(code)
 
 
-def _check_run(algo: str, args, given: dict) -> None:
+def _check_run(algo: str, args, given: set[str]) -> None:
     """Refuse, before a run folder is made, a run that cannot learn (issue 17): no env steps, no envs, an
     unknown env id, a budget below one PPO update or ending before SAC's / MADDPG's first update, the
     default 100 ms grid over data that changes far less often; say so when PPO's whole updates leave
-    part of the budget unused (`given`: the options given as flags)."""
+    part of the budget unused (`given`: the options given as flags or in the config file)."""
     if args.total_timesteps < 1:
         raise ValueError(f"--total-timesteps: expected >= 1 env steps, got {args.total_timesteps}")
     if args.num_envs < 1:
