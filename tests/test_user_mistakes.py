@@ -267,9 +267,11 @@ def test_deprecated_spellings_still_work_and_say_so(tmp_path):
     assert res.exit_code == errors.FAILED and "--fee-bps is deprecated; use --taker-fee-bps" in res.output
     res = CliRunner().invoke(trader_main, ["live", "--fee-bps", "2", "--taker-fee-bps", "3"])
     assert res.exit_code == errors.USAGE and "--fee-bps and --taker-fee-bps: give one" in res.output
-    res = CliRunner().invoke(trader_main, ["train", "--runs-dir", str(tmp_path / "runs"), "--total-timesteps", "128",
+    res = CliRunner().invoke(trader_main, ["train", "--runs-dir", str(tmp_path / "runs"), "--total-timesteps", "150",
                                            "--num-envs", "1", "--horizon", "50", "--config", str(_tiny(tmp_path)), *FAST])
     assert res.exit_code == 0 and "--runs-dir is deprecated; use -o/--out" in res.output, res.output
+    assert "PPO trains in whole updates of 64 env steps" in res.output and "runs 128 steps" in res.output
+    assert "steps: 128 " in res.output
     (run,) = (tmp_path / "runs").iterdir()
     assert re.fullmatch(r"trader__ppo__0__\d{8}-\d{6}", run.name)  # date-time, as evaluate and train-encoder
 

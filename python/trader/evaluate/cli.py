@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from trader.options import out_option
+from trader.options import SEED, out_option
 from trader.rl.policy import ALGOS
 from trader.run.logger import run_dir
 from trader.sim.flags import env_options, flag_message, pop_env_values
@@ -48,7 +48,7 @@ def _fold_info(fold, market, step_s: float) -> dict:
                    "into --folds + 1 blocks [default: the bundled sample]")
 @click.option("--folds", type=click.IntRange(min=1), default=3,
               help="one dataset: walk-forward folds (fold i trains on blocks 0..i-1, tests on block i)")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, help="agents per fold (seeds 0..N-1)")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, help=f"agents per fold (seeds {SEED}..{SEED}+N-1)")
 @click.option("--algo", type=click.Choice(ALGOS), default="ppo", help="learner")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML or JSON file of learner options (as trader train takes)")
@@ -116,7 +116,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     out_dir = Path(out) if out else run_dir("runs", "evaluate", algo)
-    plan = Plan(algo, args, plan_folds, list(range(seeds)), out_dir, base_options)
+    plan = Plan(algo, args, plan_folds, list(range(SEED, SEED + seeds)), out_dir, base_options)
     by_path = dict(zip(paths, markets))
     click.echo(f"{len(plan_folds)} folds x {seeds} seeds -> {out_dir}")
     for f in plan_folds:

@@ -72,7 +72,8 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--rebaseline", is_flag=True,
               help="Accept the exchange's balances as the new baseline (after transfers made on purpose).")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Stop after SECONDS.")
-@click.option("--interval-ms", type=float, default=None, help="Step interval [default: the policy's, 100].")
+@click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Step interval, ms [default: the policy's run's --interval-ms; 100 for scripted policies].")
 @click.option("--depth", type=int, default=None, help="Book levels of the features [default: 10 or the encoder's].")
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader train-encoder model folder: observations are its embeddings.")

@@ -1,7 +1,7 @@
 """The trained policy of a `trader train` checkpoint, for backtests, evaluation and live trading, and
 the registry of the learners it comes from.
 
-    trained = load("runs/trader__ppo__1__1700000000")      # a run folder, a checkpoint store (a folder or
+    trained = load("runs/trader__ppo__0__20261204-150000")  # a run folder, a checkpoint store (a folder or
     actions = trained.act(obs)                              # s3://bucket/prefix) or one checkpoint in it
 
 An agent trained with `--encoder` observes that encoder's embeddings: `encoder_market` gives the
