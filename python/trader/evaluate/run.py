@@ -53,9 +53,10 @@ def run_baselines_for(plan: Plan, fold: Fold) -> tuple[list[dict], list[str]]:
     from trader.sim import load_market
 
     test = load_dataset(fold.test_data)
-    market = load_market(test)
+    interval_ms = plan.args.get("interval_ms", 100.0)  # the agents' grid (trader train --interval-ms)
+    market = load_market(test, interval_ms=interval_ms)
     train = test if fold.train_data == fold.test_data else load_dataset(fold.train_data)
-    fit_market = market if train is test else load_market(train)
+    fit_market = market if train is test else load_market(train, interval_ms=interval_ms)
     results, notes = run_baselines(market, test.events, env_config(plan), fold.test_start, fold.test_end,
                                    plan.baseline_options, fit=(fit_market, train.events, fold.train_rows))
     return [curve(r) for r in results], notes

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from trader.options import SEED
 from trader.sim import features, spec
 from trader.sim.flags import NOT_FLAGS
 
@@ -22,7 +23,7 @@ TraderEnvArgs.__module__ = __name__
 class CommonArgs(TraderEnvArgs):
     env_id: str = "trader"
     """`trader` (the C++ order-book env), a gymnasium id (CartPole-v1, Pendulum-v1, ...) or `mpe2:NAME`"""
-    seed: int = 1
+    seed: int = SEED
     """seed of the experiment (python, numpy, torch and the envs: env i gets seed + i)"""
     total_timesteps: int = 1_000_000
     """total env steps of the experiment (all envs together)"""
@@ -39,8 +40,10 @@ class CommonArgs(TraderEnvArgs):
     wait on each other; 0: torch's default)"""
     track: bool = True
     """write TensorBoard scalars into the run folder"""
+    out: str | None = None
+    """the run folder (default: {runs_dir}/{env}__{algo}__{seed}__{date-time})"""
     runs_dir: str = "runs"
-    """parent folder of the run folders runs/{env}__{algo}__{seed}__{time}"""
+    """parent folder of the run folders named {env}__{algo}__{seed}__{date-time}"""
     checkpoint_uri: str | None = None
     """where checkpoints go: a folder or s3://bucket/prefix (default: {run folder}/checkpoints). S3:
     endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, credentials from boto3's usual chain"""
@@ -68,6 +71,9 @@ class CommonArgs(TraderEnvArgs):
     data: list[str] | None = None
     """trader: dataset folders, collections or folders of datasets; episodes are drawn across all of them and
     never cross from one to another (default: the bundled sample; from Python also trader.sim.Market(s))"""
+    interval_ms: float = 100.0
+    """trader: the env's rows, and so its step, are the book sampled every interval_ms milliseconds (the
+    grid of train-encoder's --interval-ms; backtests and live sessions of the agent use the run's)"""
     encoder: str | None = None
     """trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best): observations are
     its embeddings of every row (cached beside it, trader.nn.embed.agent_features) plus the account features"""

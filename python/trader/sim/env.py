@@ -108,6 +108,19 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
     return Market(book, feats, ts, tick, lot, ds.symbol, records, starts, str(ds.path))
 
 
+def book_spacing_ms(data=None) -> float | None:
+    """The median time between the book updates of a dataset (default: the bundled sample), ms, on
+    load_market's clock: the finest grid whose consecutive rows differ. None with fewer than two."""
+    from trader.data.dataset import Dataset, load_dataset
+    from trader.data.events import BOOK_KINDS
+
+    ds = data if isinstance(data, Dataset) else load_dataset(data)
+    events = ds.events
+    clock = "exch_ts" if events["exch_ts"].any() else "local_ts"
+    ts = np.unique(events[clock][np.isin(events["kind"], BOOK_KINDS)])
+    return float(np.median(np.diff(ts))) / 1e6 if len(ts) > 2 else None
+
+
 def dataset_folders(paths) -> list[Path]:
     """The dataset folders behind `paths`: a dataset folder is itself, a collection (index.json) its
     sequences in index order, any other folder the datasets and collections directly inside it (by name)."""
