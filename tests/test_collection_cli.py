@@ -43,7 +43,8 @@ def test_train_on_a_collection_then_backtest_each_sequence(tmp_path, restore_tor
     args = load(run).args
     assert args["data"] == [str(collection)]
     # the run's env: one pool over both sequences, each with its own episode window
-    markets = training_markets(SimpleNamespace(data=args["data"], feature_set=args["feature_set"]))
+    markets = training_markets(SimpleNamespace(data=args["data"], feature_set=args["feature_set"],
+                                               interval_ms=args["interval_ms"]))
     assert [m.name.rsplit("/", 1)[-1] for m in markets] == sequences
     env = make_env(SimpleNamespace(**args), 8, 0)
     D = markets[0].features.shape[1]
