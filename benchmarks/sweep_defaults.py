@@ -16,9 +16,10 @@ jobs in one pool of --jobs processes (trader.evaluate.run.run_plans), the same s
 Writes WORK/<point>/evaluation.md (the full `trader evaluate` report), WORK/sweep.md (the table for
 benchmarks/README.md: agent net PnL summed over folds in bps of max notional, mean over seeds with its
 95 % bootstrap interval, agent minus the best baseline, the share of seeds beating flat, train time) and
-WORK/defaults.txt: the line of trader/rl/defaults.py that applies the result. A value replaces the base
-one only when its lower 95 % bound of agent minus the best baseline is above the base point's (one
-option at a time: the combination is not itself evaluated; say so when applying it).
+WORK/defaults.txt: a candidate line of trader/rl/defaults.py. A value replaces the base one only when its
+agents trade (fills in at least half the tests) and its agent minus the best baseline beats the base
+point's in mean and lower 95 % bound. One option at a time: the combination is not evaluated here; stage 2
+(benchmarks/sweep_confirm.py) evaluates combinations and checks the chosen one on held-out recordings.
 """
 
 from __future__ import annotations
@@ -97,16 +98,27 @@ def _ci(d) -> str:
     return f"{d['mean']:+.2f}" if d["low"] is None else f"{d['mean']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
 
 
+def trading_share(result: dict) -> float:
+    """Share of the fold x seed tests in which the agent filled anything."""
+    jobs = result["agents"]
+    return sum(any(a["metrics"]["trades"] > 0 for a in j["agents"]) for j in jobs) / len(jobs)
+
+
 def choose(base: dict, rows: list[dict]) -> dict:
-    """Per option, the value whose lower bound of agent minus the best baseline beats the base point's."""
-    ref = next(r for r in rows if r["point"] == "base")["overall"]["agent_minus_best_baseline"]["low"]
+    """Per option, the value whose agent minus the best baseline beats the base point's in mean and lower
+    bound, among values whose agents trade (fills in at least half the tests: a point that stays flat
+    must not "win" by not losing; stage 1 on the device picked feature_set 1 that way)."""
+    ref = next(r for r in rows if r["point"] == "base")["overall"]["agent_minus_best_baseline"]
     chosen = dict(base)
+    if ref["low"] is None:
+        return chosen
     for name in GRID:
-        best = ref
+        best = (ref["low"], ref["mean"])
         for r in rows:
-            low = r["overall"]["agent_minus_best_baseline"]["low"]
-            if r["option"] == name and low is not None and ref is not None and low > best:
-                chosen[name], best = r["value"], low
+            d = r["overall"]["agent_minus_best_baseline"]
+            if (r["option"] == name and r["trading"] >= 0.5 and d["low"] is not None and d["low"] > best[0]
+                    and d["mean"] > best[1]):
+                chosen[name], best = r["value"], (d["low"], d["mean"])
     return chosen
 
 
@@ -158,17 +170,19 @@ def main() -> None:
             f"{a.seeds} seeds, {a.timesteps:,} env steps per agent, sizes {TRADE_NOTIONAL:g} / {MAX_NOTIONAL:g} USDT; "
             f"base {json.dumps(base)}; one option at a time. Net PnL summed over folds, bps of max notional, mean "
             "over seeds [95 % bootstrap CI].", "",
-            "| point | agent | agent - best baseline | best baseline | seeds beating flat | train s / agent |",
-            "|---|---:|---:|---|---:|---:|",
+            "| point | agent | agent - best baseline | best baseline | seeds beating flat | tests with fills | "
+            "train s / agent |",
+            "|---|---:|---:|---|---:|---:|---:|",
             *[f"| {r['point']} | {_ci(r['overall']['agent'])} | {_ci(r['overall']['agent_minus_best_baseline'])} | "
-              f"{r['overall']['best_baseline']} | {r['overall']['seeds_beating_flat']:.0%} | {r['train_s']:.0f} |"
-              for r in done], "",
+              f"{r['overall']['best_baseline']} | {r['overall']['seeds_beating_flat']:.0%} | {r['trading']:.0%} | "
+              f"{r['train_s']:.0f} |" for r in done], "",
             f"{len(done)} of {len(plans)} points, {total} agents planned; {time.perf_counter() - t0:.0f} s with --jobs "
             f"{a.jobs} ({'cuda' if a.cuda else 'cpu'}), data {t_data:.0f} s, all {time.perf_counter() - t_all:.0f} s."]
         if chosen is None:
             return head + ["", "Unfinished: no choice made."]
-        return head + ["", "Chosen (per option, the value whose lower bound of agent - best baseline beats the base "
-                           "point's; the combination itself not evaluated): trader/rl/defaults.py TRADER_DEFAULTS line",
+        return head + ["", "Chosen (per option, the value whose agents trade and whose agent - best baseline beats the "
+                           "base point's in mean and lower bound; the combination itself not evaluated: "
+                           "benchmarks/sweep_confirm.py does that): trader/rl/defaults.py TRADER_DEFAULTS line",
                        "", f"    {_defaults_line(chosen).strip()}"]
 
     def plan_done(i: int, result: dict) -> None:
@@ -179,7 +193,8 @@ def main() -> None:
                          evaluation_context(plan, by_path, time.perf_counter() - t0, a.cuda))
         option = name.partition("=")[0]
         rows[i] = {"point": name, "option": option, "value": options.get(option), "overall": summary["overall"],
-                   "train_s": sum(j["train_s"] for j in result["agents"]) / len(result["agents"])}
+                   "train_s": sum(j["train_s"] for j in result["agents"]) / len(result["agents"]),
+                   "trading": trading_share(result)}
         (a.work / "sweep.md").write_text("\n".join(table(None)) + "\n")  # what is done so far, if cut short
 
     a.work.mkdir(parents=True, exist_ok=True)
