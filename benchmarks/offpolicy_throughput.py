@@ -9,10 +9,10 @@ SAC on the same env and settings, in the same process, one after the other; and 
 Rows, for each --num-envs:
 - `sac`: the C++ order-book env on the bundled sample with continuous actions (target position) and
   the learners' default env options; ours with its acting forward as a CUDA graph (`graphs`: the
-  default on CUDA) and without (`eager`: --no-cuda-graphs, the same sync-free acting path run kernel by
-  kernel), SB3's SAC over the very same pool through ppo_throughput.py's NEXT_STEP -> same-step
+  default on CUDA) and, with --eager, without (`eager`: --no-cuda-graphs, the same sync-free acting path
+  run kernel by kernel), SB3's SAC over the very same pool through ppo_throughput.py's NEXT_STEP -> same-step
   autoreset adapter (one extra pool step per episode end, not counted; see there);
-- `maddpg`: the same env with 2 agents sharing each book, discrete moves, ours only (graphs, eager).
+- `maddpg`: the same env with 2 agents sharing each book, discrete moves, ours only.
 
 Settings shared by ours and SB3's SAC (ours: trader.rl.sac.Args defaults): Adam lr 3e-4, buffer 1 M
 transitions, batch 256, gamma 0.99, tau 0.005, one gradient step per vector step (SB3: train_freq 1,
@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-threads", type=int, default=1, help="worker threads of the C++ env pool")
     p.add_argument("--data", default=None, help="trader dataset folder (default: the bundled sample)")
     p.add_argument("--no-sb3", action="store_true", help="ours only")
+    p.add_argument("--eager", action="store_true", help="on CUDA also ours without the acting graph (--no-cuda-graphs)")
+    p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up runs")
     p.add_argument("--out", default=None, help="write everything as JSON to this file")
     opts = p.parse_args(argv)
     if opts.device == "auto":
@@ -147,10 +149,10 @@ def main(argv: list[str] | None = None) -> None:
           f"stable-baselines3 {info['stable_baselines3']}; pool threads {opts.num_threads}", flush=True)
 
     # warm-up, untimed: torch's first-call costs (allocator, kernels, autograd, graph capture)
-    warm = 2 * opts.learning_starts
-    for algo in opts.algos:
+    warm = opts.learning_starts + 16 * 32  # 32 updates
+    for algo in opts.algos if not opts.no_warmup else ():
         attempt(run_ours, algo, market, 16, warm, opts, graphs=opts.device == "cuda")
-    if "sac" in opts.algos and not opts.no_sb3:
+    if "sac" in opts.algos and not opts.no_sb3 and not opts.no_warmup:
         attempt(run_sb3, market, 16, warm, opts)
 
     rows = []
@@ -158,19 +160,24 @@ def main(argv: list[str] | None = None) -> None:
         total = max(opts.total_timesteps // n, 1) * n
         sb3_total = max((opts.sb3_timesteps or opts.total_timesteps) // n, 1) * n
         for algo in opts.algos:
-            impls = [("graphs", True), ("eager", False)] if opts.device == "cuda" else [("eager", False)]
-            got = {name: attempt(run_ours, algo, market, n, total, opts, graphs=g) for name, g in impls}
+            impls = [("eager", False)]  # the CPU has no graphs
+            if opts.device == "cuda":
+                impls = [("graphs", True)] + impls if opts.eager else [("graphs", True)]
+            runs = [(name, lambda g=g: run_ours(algo, market, n, total, opts, graphs=g)) for name, g in impls]
             if algo == "sac" and not opts.no_sb3:
-                got["sb3"] = attempt(run_sb3, market, n, sb3_total, opts)
-            sb3_sps = got.get("sb3", {}).get("sps")
-            for impl, r in got.items():
-                row = {"algo": algo, "impl": impl, "num_envs": n, **r, "loadavg": loadavg()}
-                if impl != "sb3" and sb3_sps and "sps" in r:
-                    row["vs_sb3"] = r["sps"] / sb3_sps
-                rows.append(row)
+                runs.append(("sb3", lambda: run_sb3(market, n, sb3_total, opts)))
+            block = []
+            for impl, run in runs:  # each printed as soon as it is done
+                row = {"algo": algo, "impl": impl, "num_envs": n, **attempt(run), "loadavg": loadavg()}
+                block.append(row)
                 print(f"  {algo} x{n} {impl}: " + (row["error"] if "error" in row else
                       f"{row['steps']:,} steps in {row['wall_s']:.1f} s = {row['sps']:,.0f} steps/s "
                       f"(training loop only {row['loop_sps']:,.0f}), return {row['episodic_return']:.3g}"), flush=True)
+            sb3_sps = next((r.get("sps") for r in block if r["impl"] == "sb3"), None)
+            for row in block:
+                if row["impl"] != "sb3" and sb3_sps and "sps" in row:
+                    row["vs_sb3"] = row["sps"] / sb3_sps
+            rows.extend(block)
     info["loadavg_end"] = loadavg()
     print()
     print(table(rows))

@@ -223,8 +223,11 @@ def run_ours(env_id: str, market, num_envs: int, total: int, device: str, opts, 
             result = ppo.train(args)
             wall = time.perf_counter() - t0
     steps = int(result["global_step"])
+    history = result["history"]
     return {"steps": steps, "wall_s": wall, "sps": steps / wall, "loop_sps": float(result["sps"]),
             "episodic_return": float(result["episodic_return"]),
+            "rollout_s": sum(h["rollout_seconds"] for h in history),
+            "iterations_s": sum(h["iteration_seconds"] for h in history),
             "curve": [{"step": h["step"], "episodic_return": h["episodic_return"]} for h in result["history"]]}
 
 
@@ -354,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-env-groups", type=int, nargs="+", default=[1],
                    help="ours' env groups, pipelined: a trader row for each (the curves use the first)")
     p.add_argument("--bf16", action="store_true", help="ours: bf16 autocast on CUDA (trader.rl.ppo --bf16)")
+    p.add_argument("--sb3-num-envs", type=int, nargs="+", default=None,
+                   help="run SB3 only at these env counts (default: every one; once per env count, whatever the groups)")
     p.add_argument("--sb3-timesteps", type=int, default=None,
                    help="env steps of each SB3 run (default: --total-timesteps)")
     p.add_argument("--env-rows-envs", type=int, default=0, help="env-only sync/async rows at this many envs (0: none)")
@@ -403,15 +408,16 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  env only x{r['num_envs']} {r['mode']} (batch {r['batch_size']}), {r['threads']} threads: "
                   f"{r['ours_steps_per_s']:,.0f} steps/s", flush=True)
 
-    rows, runs = [], []
+    rows, runs, sb3_runs = [], [], {}  # SB3 has no env groups: its runs of an env count serve every group row
     for env_id, n, total, groups in configs:
         total = total // (n * ROLLOUT_STEPS) * (n * ROLLOUT_STEPS)
         if total == 0:
             sys.exit(f"--total-timesteps: less than one rollout of {n} envs x {ROLLOUT_STEPS} steps")
         sb3_total = total if opts.sb3_timesteps is None else min(total, max(n * ROLLOUT_STEPS, opts.sb3_timesteps))
-        got = {"ours": [], "sb3": []}
+        with_sb3 = (env_id, n) not in sb3_runs and (opts.sb3_num_envs is None or n in opts.sb3_num_envs)
+        got = {"ours": [], "sb3": sb3_runs.setdefault((env_id, n), [])}
         for _ in range(opts.repeat):  # interleaved, so both see the same machine load
-            for impl in ("ours", "sb3"):
+            for impl in ("ours", "sb3") if with_sb3 else ("ours",):
                 r = attempt(run_ours, env_id, market, n, total, device, opts, groups=groups) if impl == "ours" \
                     else attempt(run_sb3, env_id, market, n, sb3_total, device, opts)
                 r.update(impl=impl, env=env_id, num_envs=n, num_env_groups=groups, loadavg=loadavg())
@@ -421,18 +427,20 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 got[impl].append(r)
                 if not opts.json:
+                    split = (f"; rollout {r['rollout_s']:.2f} s, rest of the iterations "
+                             f"{r['iterations_s'] - r['rollout_s']:.2f} s") if impl == "ours" else ""
                     print(f"  {env_id} x{n} ({groups} groups) {impl}: {r['steps']:,} steps in {r['wall_s']:.1f} s = {r['sps']:,.0f} "
-                          f"steps/s (training loop only {r['loop_sps']:,.0f})", flush=True)
-        if not got["ours"] or not got["sb3"]:
+                          f"steps/s (training loop only {r['loop_sps']:,.0f}{split})", flush=True)
+        if not got["ours"]:
             continue
         ours_sps = statistics.median(r["sps"] for r in got["ours"])
-        sb3_sps = statistics.median(r["sps"] for r in got["sb3"])
-        pairs = [o["sps"] / b["sps"] for o, b in zip(got["ours"], got["sb3"])]  # run i of ours vs run i of SB3
+        sb3_sps = statistics.median(r["sps"] for r in got["sb3"]) if got["sb3"] else float("nan")
+        pairs = [o["sps"] / b["sps"] for o, b in zip(got["ours"], got["sb3"])] or [float("nan")]  # run i vs run i
         rows.append({"env": env_id, "num_envs": n, "num_env_groups": groups, "steps": total, "sb3_steps": sb3_total,
                      "ours_sps": ours_sps, "sb3_sps": sb3_sps,
                      "ratio": ours_sps / sb3_sps, "pair_ratio_min": min(pairs), "pair_ratio_max": max(pairs),
                      "ours_return": got["ours"][-1]["episodic_return"],
-                     "sb3_return": got["sb3"][-1]["episodic_return"]})
+                     "sb3_return": got["sb3"][-1]["episodic_return"] if got["sb3"] else float("nan")})
     curve_runs = []
     if opts.curve_num_envs:
         curve_runs = curves(market, opts.curve_num_envs, opts.curve_timesteps or opts.total_timesteps, device, opts)

@@ -39,7 +39,7 @@ class ReplayBuffer:
     def add(self, obs, next_obs, actions, rewards, terminated, rows: torch.Tensor | None = None) -> None:
         """Append a batch of transitions (leading dim = batch; numpy, or torch on any device); `rows`
         (indices into the batch, on the buffer's device) keeps only those. The batch lands in at most two
-        contiguous slices of the ring: no index tensor, no host synchronisation (issue 18)."""
+        contiguous slices of the ring: no ring index tensor, no host synchronisation (issue 18)."""
         batch = [(x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))).to(self.device)
                  for x in (obs, next_obs, actions, rewards, terminated)]
         if rows is not None:
@@ -60,6 +60,7 @@ class ReplayBuffer:
         self.pos = (self.pos + n) % self.capacity
 
     def stores(self) -> tuple[torch.Tensor, ...]:
+        """The storage tensors, in add's argument order."""
         return self.observations, self.next_observations, self.actions, self.rewards, self.terminated
 
     def sample(self, batch_size: int) -> ReplayBatch:

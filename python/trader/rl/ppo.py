@@ -18,6 +18,7 @@ trader.run.lifecycle's, the shared pieces are in this package's args, nets, curi
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -351,6 +352,7 @@ def train(args: Args) -> dict:
                 obs_prior = distributed.snapshot_stats(obs_rms)
 
             # ---- rollout: recv a group's results, act for it, send; the other groups step meanwhile ----
+            rollout_start = time.perf_counter()  # its share of the iteration goes into the history (issue 18)
             for step in range(args.num_steps):
                 for g, runner in enumerate(runners):
                     if step > 0:
@@ -358,6 +360,7 @@ def train(args: Args) -> dict:
                     runner.send(group_steps[g].act())
             for g, runner in enumerate(runners):
                 record(g, runner.recv())
+            rollout_s = time.perf_counter() - rollout_start  # each act waited for the device: nothing left queued
             next_obs_seq = torch.cat([obs[1:], next_obs[None]])  # s_{t+1} of every step t
             if dist.enabled and args.norm_obs:  # every rank continues from the statistics of all ranks' data
                 dist.sync_running_stats(obs_rms, obs_prior)
@@ -438,7 +441,8 @@ def train(args: Args) -> dict:
             ret_sum, ret_count = dist.sum([sum(iteration_returns), len(iteration_returns)])
             iteration_returns.clear()
             history.append({"step": global_step, "episodic_return": ret_sum / ret_count if ret_count else None,
-                            "value_loss": v_loss.item(), "seconds": run.elapsed()})
+                            "value_loss": v_loss.item(), "seconds": run.elapsed(), "rollout_seconds": rollout_s,
+                            "iteration_seconds": time.perf_counter() - rollout_start})
             for tag, value in (("charts/learning_rate", optimizer.param_groups[0]["lr"]),
                                ("losses/value_loss", v_loss.item()), ("losses/policy_loss", pg_loss.item()),
                                ("losses/entropy", entropy_loss.item()), ("losses/old_approx_kl", old_approx_kl.item()),
