@@ -59,6 +59,8 @@ def main() -> None:
     p.add_argument("--held-out-s", type=float, default=HELD_OUT_S, help="seconds kept of each held-out recording")
     p.add_argument("--datasets", type=int, default=len(DATASETS), help="the first N selection datasets (a CPU slice)")
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--held-out", choices=list(COMBINATIONS), default=None,
+                   help="skip phase 1: put this combination against the old defaults on the held-out data")
     a = p.parse_args()
 
     from trader.backtest.suite import BaselineOptions
@@ -107,7 +109,7 @@ def main() -> None:
         return summary
 
     t0 = time.perf_counter()
-    names = list(COMBINATIONS)
+    names = [] if a.held_out else list(COMBINATIONS)
     plans = []
     for name in names:
         options = {**BASE, **COMBINATIONS[name]}
@@ -122,6 +124,8 @@ def main() -> None:
     eligible = [r for r in sel if r["trading"] >= 0.5 and r["overall"]["agent_minus_best_baseline"]["low"] is not None]
     best = max(eligible, key=lambda r: (r["overall"]["agent_minus_best_baseline"]["low"],
                                         r["overall"]["agent_minus_best_baseline"]["mean"])) if eligible else None
+    if a.held_out:
+        best = {"name": a.held_out}
     t_sel = time.perf_counter() - t0
 
     chosen = {**BASE, **COMBINATIONS[best["name"]]} if best else None
@@ -147,14 +151,16 @@ def main() -> None:
         f"{TRADE_NOTIONAL:g} / {MAX_NOTIONAL:g} of quote currency. Net PnL summed over folds, bps of max notional, "
         "mean over seeds [95 % bootstrap CI].", "",
         f"Selection data (stage 1 and this table): {', '.join(Path(x).name for x in selection)}; "
-        f"{len(plans[0].folds)} walk-forward folds, each training on the 2 datasets before its test dataset.", "",
+        + (f"phase 1 not run (--held-out {a.held_out})." if a.held_out else
+           f"{len(plans[0].folds)} walk-forward folds, each training on the 2 datasets before its test dataset."), "",
         "| combination (on stage 1's base) | agent | agent - best baseline | best baseline | seeds beating flat | "
         "tests with fills |", "|---|---:|---:|---|---:|---:|",
         *[f"| {r['name']} | {_ci(r['overall']['agent'])} | {_ci(r['overall']['agent_minus_best_baseline'])} | "
           f"{r['overall']['best_baseline']} | {r['overall']['seeds_beating_flat']:.0%} | {r['trading']:.0%} |"
           for r in sel], "",
-        f"Chosen: {best['name'] if best else 'none (no combination trades in half its tests)'} (highest lower bound "
-        f"of agent - best baseline among those that trade). {t_sel:.0f} s.", "",
+        (f"Held out: {a.held_out}, given with --held-out." if a.held_out else
+         f"Chosen: {best['name'] if best else 'none (no combination trades in half its tests)'} (highest lower bound "
+         f"of agent - best baseline among those that trade). {t_sel:.0f} s."), "",
         f"Held-out data (never used for selection): {', '.join(Path(x).name for x in held)}, first "
         f"{a.held_out_s / 3600:g} h each, {a.folds} expanding-window folds each (NEXO's first block holds the 20 "
         "minutes stage 1 used, as training rows only).", "",
