@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trader.nn.inputs import INPUTS
+
 HORIZONS = (10, 20, 50, 100)
 BINANCE_BTC_ETH = ("btc", "eth")  # every BTC and ETH sequence of the hftbacktest feed (spot, USD-M, COIN-M)
 
@@ -67,12 +69,21 @@ def cache_file(a, name: str, inputs: str) -> Path:
 
 def load_all(dirs: list[Path], a, inputs: str) -> list:
     """Series of every dataset (its first --max-rows rows), cached as compressed .npz in cache_dir(a):
-    workers, and runs with --series-from (no replay, no C++ core needed), load the cache."""
+    workers, and runs with --series-from (no replay, no C++ core needed), load the cache. Inputs other
+    than 'book' without a cache of their own are derived from the 'book' cache (its book_features and
+    levels) with order flow in lots: the cache has no lot size, and the rolling z-score that every model
+    reads removes that scale."""
     from trader.nn.data import Series, load_series
+    from trader.nn.inputs import encoder_inputs
 
     out = []
     for d in dirs:
         f = cache_file(a, d.name, inputs)
+        if not f.is_file() and inputs != "book" and cache_file(a, d.name, "book").is_file():
+            z = np.load(cache_file(a, d.name, "book"))
+            feats = encoder_inputs(z["features"], z["book"], 1.0, inputs)
+            out.append(Series(d.name, feats, z["mid"], z["book"], z["ts"], a.depth, inputs, a.interval_ms))
+            continue
         if not f.is_file():
             if a.series_from:
                 raise SystemExit(f"--series-from {a.series_from}: missing {f.name}; write it with a run on the "
@@ -87,8 +98,8 @@ def load_all(dirs: list[Path], a, inputs: str) -> list:
 
 
 def cached_datasets(a) -> list[Path]:
-    """Dataset names of the series caches in --series-from (those written with these settings)."""
-    tail = f"__{a.interval_ms:g}ms_{a.depth}l_{a.inputs}_{a.max_rows}r.npz"
+    """Dataset names of the series caches in --series-from (the 'book' caches written with these settings)."""
+    tail = f"__{a.interval_ms:g}ms_{a.depth}l_book_{a.max_rows}r.npz"
     names = sorted(f.name[:-len(tail)] for f in Path(a.series_from).glob("*" + tail))
     if not names:
         raise SystemExit(f"--series-from {a.series_from}: no series cache *{tail}")
@@ -242,7 +253,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=100)
     ap.add_argument("--interval-ms", type=float, default=100.0)
     ap.add_argument("--depth", type=int, default=10)
-    ap.add_argument("--inputs", default="of+ofi", choices=["book", "book+of", "book+of+ofi", "of+ofi"],
+    ap.add_argument("--inputs", default="of+ofi", choices=INPUTS,
                     help="inputs of tcn and tlob (trader.nn.inputs); deeplob reads the book ('book')")
     ap.add_argument("--norm-halflife", type=float, default=5000.0, help="rows (RollingNorm)")
     ap.add_argument("--max-rows", type=int, default=60_000,
@@ -258,8 +269,8 @@ def main() -> None:
         dirs = [d for d in dirs if any(s in d.name for s in a.datasets.split(","))]
     if len(dirs) < 2:
         raise SystemExit(f"--datasets {a.datasets!r}: leave-one-out needs at least 2 datasets, found {len(dirs)}")
-    series = load_all(dirs, a, a.inputs)  # fills the caches before the workers start
-    load_all(dirs, a, "book")
+    load_all(dirs, a, "book")  # fills the caches before the workers start
+    series = load_all(dirs, a, a.inputs)
     print(f"{len(series)} datasets: " + ", ".join(f"{s.name} ({len(s.mid):,} rows)" for s in series), flush=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     args = {k: v for k, v in vars(a).items()}
