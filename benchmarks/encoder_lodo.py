@@ -28,7 +28,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
@@ -106,8 +106,12 @@ def cached_datasets(a) -> list[Path]:
     return [Path(n) for n in names]
 
 
+MODEL_COST = {"deeplob": 0, "tlob": 1, "tcn": 2, "baselines": 3}  # slowest first: the pool's tail is short
+
+
 def _task(job: dict) -> dict:
-    """One held-out dataset and one seed: every model trained on the other datasets, scored on it."""
+    """One held-out dataset, one seed and one model ("baselines": the majority class and the OFI logistic
+    regression) trained on the other datasets, scored on it."""
     import torch
 
     from trader.nn.baselines import fit_logistic_regression, majority_predict, ofi_features, scores
@@ -115,60 +119,56 @@ def _task(job: dict) -> dict:
     from trader.nn.train import TrainConfig, evaluate, train_model
 
     a = argparse.Namespace(**job["args"])
+    kind = job["model"]
     torch.set_num_threads(job["threads"])
+    t0 = time.perf_counter()
     opts = dict(horizons=HORIZONS, window=a.window, norm="rolling", norm_halflife=a.norm_halflife,
                 alpha_scope="series")
-
-    def split(inputs):
-        """(training data: train | gap | val of the other datasets, no test rows; the held-out data)"""
-        series = load_all([Path(d) for d in job["dirs"]], a, inputs)
-        train = [s for s in series if s.name != job["held_out"]]
-        held = [s for s in series if s.name == job["held_out"]]
-        return build(train, fractions=(0.8, 0.2, 0.0), **opts), build([], test_series=held, **opts)
-
-    train_data, test_data = split(a.inputs)
-    book_data = split("book")  # DeepLOB reads the book levels, as in its paper
-    result = {"held_out": job["held_out"], "seed": job["seed"], "models": {},
+    series = load_all([Path(d) for d in job["dirs"]], a, a.inputs if kind in ("tcn", "tlob") else "book")
+    # training data: train | gap | val of the other datasets, no test rows; DeepLOB reads the book levels
+    train_data = build([s for s in series if s.name != job["held_out"]], fractions=(0.8, 0.2, 0.0), **opts)
+    test_data = build([], test_series=[s for s in series if s.name == job["held_out"]], **opts)
+    result = {"held_out": job["held_out"], "seed": job["seed"], "model": kind, "models": {},
               "test_rows": int(sum(len(t) for _, t in test_data.rows("test"))),
               "train_rows": int(sum(len(t) for _, t in train_data.rows("train")))}
     # OFI logistic regression per horizon, fitted on the training rows; its probabilities on the validation
     # rows (to choose blend weights) and on the held-out rows
     r_tr, r_va, r_te = train_data.rows("train"), train_data.rows("val"), test_data.rows("test")
-    ofi_tr = [ofi_features(s.book) for s in train_data.series]
-    x_tr, x_va = (np.concatenate([ofi_tr[i][t] for i, t in rows]) for rows in (r_tr, r_va))
-    x_te = np.concatenate([ofi_features(test_data.series[i].book)[t] for i, t in r_te])
     y_va = np.concatenate([train_data.labels[i][t] for i, t in r_va])
     y_te = np.concatenate([test_data.labels[i][t] for i, t in r_te])
     linear = []  # (validation, held-out) probabilities per horizon
-    for h in range(len(HORIZONS)):
-        y_tr = np.concatenate([train_data.labels[i][t, h] for i, t in r_tr])
-        proba = fit_logistic_regression(x_tr, y_tr)
-        linear.append((proba(x_va), proba(x_te)))
-        if job["baselines"]:
-            for name, pred in (("majority", majority_predict(y_tr, len(y_te))),
-                               ("logreg_ofi", proba(x_te).argmax(1))):
-                result["models"].setdefault(name, {"scores": []})["scores"].append(scores(y_te[:, h], pred))
-    for kind in a.models.split(","):
+    if kind == "baselines" or a.blend:
+        ofi_tr = [ofi_features(s.book) for s in train_data.series]
+        x_tr, x_va = (np.concatenate([ofi_tr[i][t] for i, t in rows]) for rows in (r_tr, r_va))
+        x_te = np.concatenate([ofi_features(test_data.series[i].book)[t] for i, t in r_te])
+        for h in range(len(HORIZONS)):
+            y_tr = np.concatenate([train_data.labels[i][t, h] for i, t in r_tr])
+            proba = fit_logistic_regression(x_tr, y_tr)
+            linear.append((proba(x_va), proba(x_te)))
+            if kind == "baselines":
+                for name, pred in (("majority", majority_predict(y_tr, len(y_te))),
+                                   ("logreg_ofi", proba(x_te).argmax(1))):
+                    result["models"].setdefault(name, {"scores": []})["scores"].append(scores(y_te[:, h], pred))
+    if kind != "baselines":
         windowed = kind != "tcn"
         cfg = TrainConfig(model=kind, epochs=a.epochs, seed=job["seed"], device=a.device,
                           batch_size=a.batch_size, learning_rate=a.learning_rate, weight_decay=a.weight_decay,
                           dropout=a.dropout, channels=a.channels, tcn_blocks=a.tcn_blocks,
-                          embedding_dim=a.embedding_dim, skip=a.skip,
+                          embedding_dim=a.embedding_dim, skip=a.skip, balance=a.balance,
                           max_steps_per_epoch=a.max_steps_windowed if windowed else a.max_steps_tcn,
                           keep_checkpoints=1, select="val_f1", patience=a.patience, lr_schedule="cosine",
                           torch_threads=job["threads"])
         run_dir = Path(a.out) / "runs" / job["held_out"] / f"seed{job['seed']}"
-        t0 = time.perf_counter()
-        tr, te = book_data if kind == "deeplob" else (train_data, test_data)
-        model, meta = train_model(tr, cfg, run_dir, progress=False)
+        model, meta = train_model(train_data, cfg, run_dir, progress=False)
         if meta["interrupted"]:  # SIGTERM, SIGINT: stop; this task is not recorded, a rerun does it again
             raise SystemExit(f"{kind}, held out {job['held_out']}, seed {job['seed']}: {meta['interrupted']}")
         result["models"][kind] = {
-            "scores": evaluate(model, te, cfg), "seconds": time.perf_counter() - t0,
+            "scores": evaluate(model, test_data, cfg), "train_seconds": meta["train_seconds"],
             "history": meta["history"], "chosen_epoch": meta.get("best_epoch"),
             "params": meta["params"], "config": asdict(cfg)}
         if a.blend:
-            result["models"][f"{kind}+logreg"] = blend(model, cfg, tr, te, linear, y_va, y_te)
+            result["models"][f"{kind}+logreg"] = blend(model, cfg, train_data, test_data, linear, y_va, y_te)
+    result["seconds"] = time.perf_counter() - t0
     return result
 
 
@@ -245,6 +245,9 @@ def main() -> None:
     ap.add_argument("--tcn-blocks", type=int, default=6, help="tcn: dilations 1 .. 2^(blocks-1)")
     ap.add_argument("--skip", action=argparse.BooleanOptionalAction, default=False,
                     help="tcn: a linear path from the input row to the logits, deep head started at 0")
+    ap.add_argument("--balance", action=argparse.BooleanOptionalAction, default=False,
+                    help="every training dataset weighs the same in the rows trained on and in the validation "
+                         "score (trader.nn.train.TrainConfig.balance)")
     ap.add_argument("--blend", action=argparse.BooleanOptionalAction, default=True,
                     help="also score each model blended with the OFI logistic regression, the weight per horizon "
                          "chosen on the training datasets' validation rows")
@@ -274,17 +277,24 @@ def main() -> None:
     print(f"{len(series)} datasets: " + ", ".join(f"{s.name} ({len(s.mid):,} rows)" for s in series), flush=True)
     seeds = [int(s) for s in a.seeds.split(",")]
     args = {k: v for k, v in vars(a).items()}
-    key = json.dumps({k: v for k, v in args.items() if k not in ("jobs", "out", "shared", "series_from")},
+    # per-model tasks: a change of --models keeps the finished tasks of the other models
+    key = json.dumps({k: v for k, v in args.items() if k not in ("jobs", "out", "shared", "series_from", "models")},
                      sort_keys=True)
     tasks_dir = out / "tasks"
     tasks_dir.mkdir(exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, a.jobs))
-    jobs = [{"args": args, "dirs": [str(d) for d in dirs], "held_out": d.name, "seed": sd, "threads": threads,
-             "baselines": sd == seeds[0]} for d in dirs for sd in seeds
+    kinds = a.models.split(",")
+    jobs = [{"args": args, "dirs": [str(d) for d in dirs], "held_out": d.name, "seed": sd, "model": m,
+             "threads": threads} for d in dirs for sd in seeds for m in kinds + ["baselines"] * (sd == seeds[0])
             if not a.held_out or any(s in d.name for s in a.held_out.split(","))]
+    jobs.sort(key=lambda j: MODEL_COST[j["model"]])
+
+    def task_file(j):
+        return tasks_dir / f"{j['held_out']}__seed{j['seed']}__{j['model']}.json"
+
     results, todo = [], []
     for j in jobs:
-        f = tasks_dir / f"{j['held_out']}__seed{j['seed']}.json"
+        f = task_file(j)
         done = json.loads(f.read_text()) if f.is_file() else None
         if done is not None and done.get("key") == key:
             results.append(done["result"])
@@ -294,11 +304,11 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def keep(j, r):
-        (tasks_dir / f"{j['held_out']}__seed{j['seed']}.json").write_text(json.dumps({"key": key, "result": r}))
+        task_file(j).write_text(json.dumps({"key": key, "result": r}))
         results.append(r)
-        print(f"[{time.perf_counter() - t0:7.1f} s] held out {r['held_out']}, seed {r['seed']}: "
-              + "; ".join(f"{m} " + "/".join(f"{s['macro_f1'] * 100:.1f}" for s in v["scores"])
-                          for m, v in r["models"].items()), flush=True)
+        print(f"[{time.perf_counter() - t0:7.1f} s] held out {r['held_out']}, seed {r['seed']}, {r['model']} "
+              f"({r['seconds']:.0f} s): " + "; ".join(f"{m} " + "/".join(f"{s['macro_f1'] * 100:.1f}" for s in v["scores"])
+                                                     for m, v in r["models"].items()), flush=True)
 
     if a.jobs == 1:
         for j in todo:
@@ -307,10 +317,18 @@ def main() -> None:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(a.jobs, mp_context=mp.get_context("spawn")) as pool:
-            for j, r in zip(todo, pool.map(_task, todo)):
-                keep(j, r)
-    # baselines are deterministic: fitted once per fold (first seed), shown for every seed
-    base = {r["held_out"]: r["models"] for r in results if r["seed"] == seeds[0]}
+            futures = {pool.submit(_task, j): j for j in todo}
+            for f in as_completed(futures):
+                keep(futures[f], f.result())
+    # one row per (held-out dataset, seed) with every model; the baselines are deterministic: fitted
+    # once per fold (first seed), shown for every seed
+    merged = {}
+    for r in results:
+        m = merged.setdefault((r["held_out"], r["seed"]), {"held_out": r["held_out"], "seed": r["seed"],
+                                                          "test_rows": r["test_rows"], "models": {}})
+        m["models"].update(r["models"])
+    base = {r["held_out"]: r["models"] for r in results if r["model"] == "baselines"}
+    results = list(merged.values())
     for r in results:
         for m in ("majority", "logreg_ofi"):
             if m not in r["models"] and m in base.get(r["held_out"], {}):

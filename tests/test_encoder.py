@@ -292,6 +292,31 @@ def test_skip_is_the_logistic_regression_fitted_first_then_frozen(tmp_path):
         np.testing.assert_allclose(model.skip.bias[3 * h:3 * h + 3].detach().numpy(), b, rtol=1e-5, atol=1e-6)
 
 
+def test_balance_weighs_every_training_dataset_the_same():
+    from trader.nn.train import TrainConfig, _Stack, _validate, epoch_order
+
+    s = _series("of+ofi")
+    cut = len(s.features) // 5
+    small, big = (Series(n, s.features[a:b], s.mid[a:b], s.book[a:b], s.ts[a:b], s.levels, s.inputs)
+                  for n, (a, b) in (("small", (0, cut)), ("big", (cut, len(s.features)))))
+    data = build([small, big], horizons=(10, 20), window=50, norm="rolling", alpha_scope="series")
+    stack = _Stack(data, torch.device("cpu"))
+    rows = stack.rows(data, "train")
+    n_small = sum(len(t) for i, t in data.rows("train") if i == 0)
+    cfg = TrainConfig(model="tcn", channels=8, embedding_dim=4, device="cpu", balance=True)
+    drawn = rows[epoch_order(rows, stack.offsets, cfg, 0)]
+    assert abs(np.mean(drawn < stack.offsets[1]) - 0.5) < 0.05  # half from each, though small has ~1/5 of rows
+    assert n_small / len(rows) < 0.3
+    plain = epoch_order(rows, stack.offsets, TrainConfig(model="tcn"), 0)
+    assert sorted(plain.tolist()) == list(range(len(rows)))  # without balance: a permutation
+    model = TCNEncoder(s.features.shape[1], channels=8, embedding_dim=4, horizons=2).eval()
+    val = stack.rows(data, "val")
+    _, f1 = _validate(model, stack, data, val, cfg, torch.device("cpu"))
+    per = [_validate(model, stack, data, val[(val >= stack.offsets[i]) & (val < stack.offsets[i + 1])],
+                     TrainConfig(model="tcn"), torch.device("cpu"))[1] for i in range(2)]
+    np.testing.assert_allclose(f1, np.mean(per, 0))
+
+
 def test_blend_weight_is_chosen_on_the_rows_given():
     from trader.nn.baselines import blend_weight, fit_logistic_regression, logistic_regression
 
