@@ -347,12 +347,12 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
 
 def epoch_order(rows: np.ndarray, offsets: np.ndarray, cfg: TrainConfig, epoch: int) -> np.ndarray:
     """Positions in `rows` (global row indices) in the order epoch `epoch` trains on them: a permutation,
-    or with cfg.balance as many draws with replacement, every series (offsets: where each starts) drawn
-    equally often in expectation."""
+    or with cfg.balance and rows of several series as many draws with replacement, every series
+    (offsets: where each starts) drawn equally often in expectation."""
     rng = np.random.default_rng([cfg.seed, epoch])
-    if not cfg.balance:
-        return rng.permutation(len(rows))
     of_series = np.searchsorted(offsets, rows, side="right") - 1
+    if not cfg.balance or len(np.unique(of_series)) < 2:
+        return rng.permutation(len(rows))
     p = 1.0 / np.bincount(of_series)[of_series]
     return rng.choice(len(rows), len(rows), p=p / p.sum())
 
