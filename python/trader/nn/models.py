@@ -13,10 +13,11 @@
   whose weights start at zero; trader.nn.train fits the regression first, by L-BFGS to convergence
   (trader.nn.baselines.logistic_weights), freezes it, and trains the deep part as a residual on it
   (stagewise additive fitting, Friedman 2001 "Greedy function approximation"; the wide & deep split of
-  Cheng et al. 2016, arXiv:1606.07792), validating the regression alone as epoch 0. Trained jointly by
-  AdamW from zero instead, the same model was below the regression held out (benchmarks/README.md):
-  the linear part was far from converged when the deep part began to fit the training rows. The
-  embedding is the deep part's, then the regression's logits (3 per horizon).
+  Cheng et al. 2016, arXiv:1606.07792), validating the regression alone as epoch 0. An earlier version trained
+  both parts jointly by AdamW from zero (on the `of+ofi` inputs) and stayed below the regression held
+  out; fitting first is the change made for it, measured together with the `of+ofi+trend` inputs
+  (benchmarks/README.md, encoder section). The embedding is the deep part's, then the regression's
+  logits (3 per horizon).
 - TLOB (Berti, Kasneci 2025, "TLOB: A Novel Transformer Model with Dual Attention for Price Trend
   Prediction with Limit Order Book Data"): over a window, transformer layers that alternate attention
   across time (a token per row) and across features (a token per hidden feature, its values over the
