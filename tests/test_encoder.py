@@ -9,7 +9,7 @@ import torch
 from trader.nn.baselines import ofi_features, scores
 from trader.nn.data import Series, build
 from trader.nn.embed import embed_rows
-from trader.nn.inputs import InputStream, RollingNorm, encoder_inputs, order_flow
+from trader.nn.inputs import InputStream, RollingNorm, encoder_inputs, mid_trend, order_flow
 from trader.nn.labels import (DOWN, NO_LABEL, STATIONARY, UP, direction_labels, smoothed_returns,
                               threshold_for_share)
 from trader.nn.models import TLOB, DeepLOB, TCNEncoder, deeplob_columns
@@ -127,7 +127,7 @@ def test_inputs_stream_equals_the_series():
 
     market = load_market(load_dataset(None), depth=10, interval_ms=100.0)
     book, feats = market.book[:200], market.features[:200]
-    for inputs, width in (("book+of", 66), ("book+of+ofi", 86), ("of+ofi", 40)):
+    for inputs, width in (("book+of", 66), ("book+of+ofi", 86), ("of+ofi", 40), ("of+ofi+trend", 44)):
         want = RollingNorm(50.0, width).apply(encoder_inputs(feats, book, market.lot_size, inputs))
         stream = InputStream(inputs, market.lot_size, RollingNorm(50.0, width).push)
         got = np.stack([stream.push(feats[t], book[t]) for t in range(len(book))])
@@ -136,8 +136,20 @@ def test_inputs_stream_equals_the_series():
     raw = encoder_inputs(feats, book, market.lot_size, "book+of+ofi")
     depth = (book[:, :5, 1].astype(float) + book[:, :5, 3]).mean() * market.lot_size
     np.testing.assert_allclose(raw[:, 66:] / depth, ofi_features(book, 5, (5, 10, 20, 50)) , rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match=r"inputs: expected one of book, book\+of, book\+of\+ofi, of\+ofi, got 'ofi'"):
+    np.testing.assert_array_equal(encoder_inputs(feats, book, market.lot_size, "of+ofi+trend")[:, 40:],
+                                  mid_trend(book).astype(np.float32))
+    with pytest.raises(ValueError, match=r"inputs: expected one of book, book\+of, book\+of\+ofi, of\+ofi, "
+                                         r"of\+ofi\+trend, got 'ofi'"):
         encoder_inputs(feats, book, market.lot_size, "ofi")
+
+
+def test_mid_trend_hand_made():
+    book = np.zeros((4, 1, 4), dtype=np.int64)
+    book[:, 0] = [(99, 1, 101, 1), (101, 1, 103, 1), (103, 1, 105, 1), (99, 1, 101, 1)]  # mids 100, 102, 104, 100
+    got = mid_trend(book, windows=(1, 2, 3))
+    assert got[:, 0].tolist() == [0.0] * 4  # the mean of the last 1 mid is the mid
+    np.testing.assert_allclose(got[:, 1], [0.0, 1 / 102 * 1e4, 1 / 104 * 1e4, -2 / 100 * 1e4])
+    np.testing.assert_allclose(got[:, 2], [0.0, 1 / 102 * 1e4, 2 / 104 * 1e4, (100 - 102) / 100 * 1e4])
 
 
 def test_held_out_series_are_test_rows_with_their_own_thresholds():
@@ -201,17 +213,20 @@ def test_embeddings_become_the_env_observation(tmp_path):
     np.testing.assert_array_equal(obs[:, :8], emb[info["t"]])
 
 
-def test_streaming_tcn_equals_the_full_window():
+@pytest.mark.parametrize("skip", [False, True])
+def test_streaming_tcn_equals_the_full_window(skip):
     from trader.nn.stream import TCNStream
 
     torch.manual_seed(0)
-    model = TCNEncoder(66, dropout=0.1).eval()  # eval: dropout off, as in live trading
+    model = TCNEncoder(66, dropout=0.1, skip=skip).eval()  # eval: dropout off, as in live trading
+    assert model.embedding_dim == 32 + 12 * skip  # the skip's logits (4 horizons x 3) follow the embedding
     with torch.no_grad():  # weights away from their init, so that a wrong tap or fold shows
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))
     x = np.random.default_rng(1).standard_normal((260, 66)).astype(np.float32)
     stream = TCNStream(model)
     got = np.stack([stream.push(r) for r in x])
+    assert got.shape == (260, model.embedding_dim)
     np.testing.assert_allclose(got, embed_rows(model, x, window=100), atol=2e-5)
     window = 100  # >= the receptive field (94 rows): the last row of a window sees all it can see
     with torch.no_grad():
@@ -257,6 +272,49 @@ def test_skip_tcn_starts_as_a_linear_model_and_learns_a_causal_residual():
         changed = x.clone()
         changed[:, 80:] += 5.0
         torch.testing.assert_close(model(changed)[:, :80], out[:, :80])  # still causal
+
+
+def test_skip_is_the_logistic_regression_fitted_first_then_frozen(tmp_path):
+    from trader.nn.baselines import logistic_weights
+    from trader.nn.train import TrainConfig, _Stack, train_model
+
+    data = build([_series("of+ofi+trend")], horizons=(10, 20), window=50, norm="rolling", alpha_scope="series")
+    cfg = TrainConfig(model="tcn", epochs=2, chunks_per_step=2, chunk=32, channels=16, embedding_dim=8,
+                      max_steps_per_epoch=3, device="cpu", select="val_f1", skip=True, learning_rate=3e-3)
+    model, meta = train_model(data, cfg, tmp_path, progress=False)
+    assert [h["epoch"] for h in meta["history"]] == [0, 1, 2]  # epoch 0: the regression alone, a candidate
+    stack = _Stack(data, torch.device("cpu"))
+    rows = torch.as_tensor(stack.rows(data, "train"))
+    x, y = stack.x[rows].double().numpy(), stack.y[rows].numpy()
+    for h in range(2):  # whichever epoch was kept, the skip is the regression: training left it alone
+        w, b = logistic_weights(x, y[:, h])
+        np.testing.assert_allclose(model.skip.weight[3 * h:3 * h + 3, :, 0].detach().numpy(), w.T, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(model.skip.bias[3 * h:3 * h + 3].detach().numpy(), b, rtol=1e-5, atol=1e-6)
+
+
+def test_balance_weighs_every_training_dataset_the_same():
+    from trader.nn.train import TrainConfig, _Stack, _validate, epoch_order
+
+    s = _series("of+ofi")
+    cut = len(s.features) // 5
+    small, big = (Series(n, s.features[a:b], s.mid[a:b], s.book[a:b], s.ts[a:b], s.levels, s.inputs)
+                  for n, (a, b) in (("small", (0, cut)), ("big", (cut, len(s.features)))))
+    data = build([small, big], horizons=(10, 20), window=50, norm="rolling", alpha_scope="series")
+    stack = _Stack(data, torch.device("cpu"))
+    rows = stack.rows(data, "train")
+    n_small = sum(len(t) for i, t in data.rows("train") if i == 0)
+    cfg = TrainConfig(model="tcn", channels=8, embedding_dim=4, device="cpu", balance=True)
+    drawn = rows[epoch_order(rows, stack.offsets, cfg, 0)]
+    assert abs(np.mean(drawn < stack.offsets[1]) - 0.5) < 0.05  # half from each, though small has ~1/5 of rows
+    assert n_small / len(rows) < 0.3
+    plain = epoch_order(rows, stack.offsets, TrainConfig(model="tcn"), 0)
+    assert sorted(plain.tolist()) == list(range(len(rows)))  # without balance: a permutation
+    model = TCNEncoder(s.features.shape[1], channels=8, embedding_dim=4, horizons=2).eval()
+    val = stack.rows(data, "val")
+    _, f1 = _validate(model, stack, data, val, cfg, torch.device("cpu"))
+    per = [_validate(model, stack, data, val[(val >= stack.offsets[i]) & (val < stack.offsets[i + 1])],
+                     TrainConfig(model="tcn"), torch.device("cpu"))[1] for i in range(2)]
+    np.testing.assert_allclose(f1, np.mean(per, 0))
 
 
 def test_blend_weight_is_chosen_on_the_rows_given():

@@ -72,3 +72,17 @@ def test_encoder_market_refuses_a_market_object():
     market = load_market()
     with pytest.raises(ValueError, match="give the data as a dataset folder, not a Market"):
         encoder_market({"data": market, "encoder": "x", "encoder_sha256": None}, market)
+
+
+def test_the_skip_encoder_on_trend_inputs_drives_the_agent(tmp_path):
+    """Ours as measured in benchmarks/README.md: the regression skip's logits (3 per horizon) follow the
+    TCN's embedding in what the agent observes."""
+    encoder = _encoder(tmp_path, "--inputs", "of+ofi+trend", "--skip")
+    config = json.loads((encoder / "config.json").read_text())
+    assert config["inputs"] == "of+ofi+trend" and config["train"]["skip"] and config["train"]["balance"]
+    r = _train(tmp_path, encoder)
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert load(run).spec["obs_dim"] == config["train"]["embedding_dim"] + 3 * 2 + 3  # + logits of 2 horizons
+    r = CliRunner().invoke(main, ["backtest", "--checkpoint", str(run)])
+    assert r.exit_code == 0, r.output

@@ -35,10 +35,12 @@ def majority_predict(train_labels: np.ndarray, n: int) -> np.ndarray:
     return np.full(n, int(np.bincount(train_labels, minlength=3).argmax()), dtype=np.int64)
 
 
-def fit_logistic_regression(x_train, y_train, l2: float = 1e-3, seed: int = 0):
-    """Multinomial logistic regression fitted by L-BFGS, features standardized on the training rows ->
-    a function of rows [n, F] -> class probabilities float64 [n, 3]."""
+def logistic_weights(x_train, y_train, l2: float = 1e-3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression fitted by L-BFGS (to convergence, strong Wolfe line search) on
+    features standardized on the training rows, the penalty l2 |w|^2 on the standardized weights ->
+    (w float64 [F, 3], b [3]) such that x @ w + b are the logits of raw rows x (standardization folded in)."""
     torch.manual_seed(seed)
+    x_train = np.asarray(x_train, dtype=np.float64)
     mu, sd = x_train.mean(0), np.maximum(x_train.std(0), 1e-8)
     xt = torch.tensor((x_train - mu) / sd, dtype=torch.float64)
     yt = torch.tensor(y_train, dtype=torch.long)
@@ -53,10 +55,18 @@ def fit_logistic_regression(x_train, y_train, l2: float = 1e-3, seed: int = 0):
         return loss
 
     opt.step(closure)
+    w_std, b_std = w.detach().numpy(), bias.detach().numpy()
+    w_raw = w_std / sd[:, None]
+    return w_raw, b_std - mu @ w_raw
+
+
+def fit_logistic_regression(x_train, y_train, l2: float = 1e-3, seed: int = 0):
+    """logistic_weights as a function of rows [n, F] -> class probabilities float64 [n, 3]."""
+    w, b = (torch.tensor(a) for a in logistic_weights(x_train, y_train, l2, seed))
 
     @torch.no_grad()
     def proba(x):
-        return torch.softmax(torch.tensor((x - mu) / sd, dtype=torch.float64) @ w + bias, dim=1).numpy()
+        return torch.softmax(torch.tensor(np.asarray(x), dtype=torch.float64) @ w + b, dim=1).numpy()
 
     return proba
 

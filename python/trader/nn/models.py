@@ -9,12 +9,15 @@
   embedding of every row in it: training costs about one window per chunk instead of one per label.
   Dropout after each block's activation (Srivastava et al. 2014) against the memorization of issue 14.
   trader.nn.stream embeds one new row at a time from the blocks' cached inputs.
-  With `skip` the logits are a linear map of the input row (a logistic regression on the order-flow
-  inputs, the bar of issue 14) plus the deep head, whose weights start at zero: the model starts as the
-  logistic regression and the deep part only learns a residual on it. On small training sets the
-  logistic regression generalizes better than a deep model (issue 14's leave-one-dataset-out table);
-  this is the wide & deep split of Cheng et al. 2016 (arXiv:1606.07792) with the residual start of
-  He et al. 2016. The embedding is the deep part's (the skip is a classifier, not a representation).
+  With `skip` the logits are a multinomial logistic regression on the input row plus the deep head,
+  whose weights start at zero; trader.nn.train fits the regression first, by L-BFGS to convergence
+  (trader.nn.baselines.logistic_weights), freezes it, and trains the deep part as a residual on it
+  (stagewise additive fitting, Friedman 2001 "Greedy function approximation"; the wide & deep split of
+  Cheng et al. 2016, arXiv:1606.07792), validating the regression alone as epoch 0. An earlier version trained
+  both parts jointly by AdamW from zero (on the `of+ofi` inputs) and stayed below the regression held
+  out; fitting first is the change made for it, measured together with the `of+ofi+trend` inputs
+  (benchmarks/README.md, encoder section). The embedding is the deep part's, then the regression's
+  logits (3 per horizon).
 - TLOB (Berti, Kasneci 2025, "TLOB: A Novel Transformer Model with Dual Attention for Price Trend
   Prediction with Limit Order Book Data"): over a window, transformer layers that alternate attention
   across time (a token per row) and across features (a token per hidden feature, its values over the
@@ -113,21 +116,30 @@ class TCNEncoder(nn.Module):
             nn.init.zeros_(self.heads.weight)
             nn.init.zeros_(self.heads.bias)
         self.horizons = horizons
-        self.embedding_dim = embedding_dim
+        self.embedding_dim = embedding_dim + (horizons * 3 if skip else 0)
         self.receptive_field = 1 + (kernel - 1) * sum(dilations)
+
+    def _deep(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, F, T] -> the deep embedding [B, embedding_dim, T]."""
+        return torch.tanh(self.out(self.blocks(self.inp(x))))
 
     def embed_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, T, F] -> embeddings [B, T, D]; row t depends on rows <= t only."""
-        h = self.blocks(self.inp(x.transpose(1, 2)))
-        return torch.tanh(self.out(h)).transpose(1, 2)
+        x = x.transpose(1, 2)
+        e = self._deep(x)
+        if self.skip is not None:
+            e = torch.cat([e, self.skip(x)], dim=1)
+        return e.transpose(1, 2)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed_sequence(x)[:, -1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, F] -> logits [B, T, H, 3] for every row."""
-        e = self.embed_sequence(x).transpose(1, 2)
-        logits = self.heads(e) if self.skip is None else self.heads(e) + self.skip(x.transpose(1, 2))
+        xt = x.transpose(1, 2)
+        logits = self.heads(self._deep(xt))
+        if self.skip is not None:
+            logits = logits + self.skip(xt)
         return logits.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.horizons, 3)
 
 

@@ -45,6 +45,8 @@ class TCNStream:
                 "ring": np.zeros((2 * ((k - 1) * blk.dilation + 1), blk.conv.in_channels), np.float32),
             })
         self.out_w, self.out_b = w(model.out.weight[:, :, 0]), w(model.out.bias)
+        # the logistic regression on the row (TCNEncoder's skip): its logits follow the deep embedding
+        self.skip = None if model.skip is None else (w(model.skip.weight[:, :, 0]), w(model.skip.bias))
         self.embedding_dim = model.embedding_dim
         self.t = 0
 
@@ -55,7 +57,8 @@ class TCNStream:
         self.t = 0
 
     def push(self, row: np.ndarray) -> np.ndarray:
-        h = self.inp_w @ np.asarray(row, dtype=np.float32) + self.inp_b
+        row = np.asarray(row, dtype=np.float32)
+        h = self.inp_w @ row + self.inp_b
         t = self.t
         for b in self.blocks:
             # the ring holds its n = (k - 1) d + 1 rows twice, so the taps t - (k - 1) d, ..., t are one
@@ -74,4 +77,5 @@ class TCNStream:
             h = h + b["mix_w"] @ (u * (1.0 + erf(u)))
             h += b["mix_b"]
         self.t = t + 1
-        return np.tanh(self.out_w @ h + self.out_b)
+        e = np.tanh(self.out_w @ h + self.out_b)
+        return e if self.skip is None else np.concatenate([e, self.skip[0] @ row + self.skip[1]])

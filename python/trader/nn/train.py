@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trader.nn.baselines import logistic_regression, majority_predict, ofi_features, scores
+from trader.nn.baselines import logistic_regression, logistic_weights, majority_predict, ofi_features, scores
 from trader.nn.data import EncoderData
 from trader.nn.models import build_model
 from trader.run import distributed
@@ -56,7 +56,8 @@ class TrainConfig:
     embedding_dim: int = 32
     dropout: float = 0.0  # tcn, tlob
     tcn_blocks: int = 5  # tcn: dilations 1, 2, ..., 2^(blocks - 1); receptive field 1 + 3 (2^blocks - 1) rows
-    skip: bool = False  # tcn: logits = linear map of the input row + deep head started at 0 (trader.nn.models)
+    skip: bool = False  # tcn: logits = logistic regression on the input row, fitted first and frozen, + deep head
+    # started at 0 (trader.nn.models); epoch 0 is the regression alone
     device: str = "auto"
     torch_threads: int = 1  # torch's CPU threads (0: torch's default); fixed, so that a seed gives one result
     torch_deterministic: bool = True  # deterministic torch algorithms on the CPU, cudnn's on cuda
@@ -74,6 +75,11 @@ class TrainConfig:
     select: str = "val_loss"
     patience: int = 0
     lr_schedule: str = "constant"  # constant | cosine (to 0 over epochs x steps; Loshchilov, Hutter 2017)
+    # Every training dataset weighs the same: in the rows drawn for training (with replacement, each row
+    # with probability 1 / (datasets x its dataset's rows)) and in the validation score (macro-F1 per
+    # dataset, averaged). Pooled, two 60,000-row datasets outweigh eight of 3,000-6,500 rows and the epoch
+    # kept is the one best on them; a held-out dataset is scored alone (benchmarks/README.md, encoder).
+    balance: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -183,7 +189,11 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
     model = build_model(cfg.model, stack.x.shape[1], data.series[0].levels, H, window=data.window,
                         **model_options(cfg))
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    skip = getattr(model, "skip", None)
+    if skip is not None:
+        skip.requires_grad_(False)  # fitted below (or restored by a resume), never trained by the optimizer
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate,
+                            weight_decay=cfg.weight_decay)
     model_dir = run_dir / cfg.model
     uri = checkpoint_uri(cfg, run_dir)
     W, rank = dist.world_size, dist.rank
@@ -224,12 +234,36 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
                                          "step_in_epoch": step_in_epoch, "global_step": global_step,
                                          "partial": part, "meta": meta, "reason": reason})
 
+    def judge(epoch: int, elapsed: float, seen: int) -> None:
+        """Validate the model after `epoch` epochs; keep it (best/) if it is the best so far."""
+        val_loss, val_f1 = dist.run_on_main(_validate, model, stack, data, val_rows, cfg, device)
+        meta["history"].append({"epoch": epoch, "val_loss": val_loss, "val_macro_f1": val_f1,
+                                "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9)})
+        if writer is not None:
+            writer.add_scalar(f"{cfg.model}/loss_val", val_loss, epoch)
+            writer.add_scalar(f"{cfg.model}/macro_f1_val", float(np.mean(val_f1)), epoch)
+            writer.add_scalar(f"{cfg.model}/samples_per_s", seen / max(elapsed, 1e-9), epoch)
+        score = -val_loss if cfg.select == "val_loss" else float(np.mean(val_f1))
+        better = meta["best_score"] is None or score > meta["best_score"]
+        if better:
+            meta["best_score"], meta["best_epoch"] = score, epoch
+        if dist.is_main:
+            if better:
+                _export(model_dir / "best", model, cfg, data)
+            _export(model_dir, model, cfg, data)
+        meta["best_val_loss"] = min(meta["best_val_loss"], val_loss)
+
+    if skip is not None and ckpt is None:
+        t0 = time.perf_counter()
+        fit_skip(skip, stack, train_rows, len(data.horizons), cfg.seed)
+        judge(0, time.perf_counter() - t0, 0)  # epoch 0: the logistic regression alone
+
     interrupted, checkpoint = None, None
     with watcher(cfg.spot_metadata_url, cfg.spot_poll_s, dist) as watch:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             # every rank draws the same permutation; batch b of the epoch goes to rank b % W
-            perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_rows))
+            perm = epoch_order(train_rows, stack.offsets, cfg, epoch)
             first = start_step if epoch == start_epoch else 0
             done = partial if epoch == start_epoch else {"seconds": 0.0, "seen": 0}
             t0 = time.perf_counter()
@@ -293,22 +327,7 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
             meta["samples"] += seen
             if dist.enabled:
                 dist.broadcast_buffers(model)  # BatchNorm statistics: rank 0's everywhere
-            val_loss, val_f1 = dist.run_on_main(_validate, model, stack, data, val_rows, cfg, device)
-            meta["history"].append({"epoch": epoch + 1, "val_loss": val_loss, "val_macro_f1": val_f1,
-                                    "seconds": elapsed, "samples_per_s": seen / max(elapsed, 1e-9)})
-            if writer is not None:
-                writer.add_scalar(f"{cfg.model}/loss_val", val_loss, epoch + 1)
-                writer.add_scalar(f"{cfg.model}/macro_f1_val", float(np.mean(val_f1)), epoch + 1)
-                writer.add_scalar(f"{cfg.model}/samples_per_s", seen / max(elapsed, 1e-9), epoch + 1)
-            score = -val_loss if cfg.select == "val_loss" else float(np.mean(val_f1))
-            better = meta["best_score"] is None or score > meta["best_score"]
-            if better:
-                meta["best_score"], meta["best_epoch"] = score, epoch + 1
-            if dist.is_main:
-                if better:
-                    _export(model_dir / "best", model, cfg, data)
-                _export(model_dir, model, cfg, data)
-            meta["best_val_loss"] = min(meta["best_val_loss"], val_loss)
+            judge(epoch + 1, elapsed, seen)
             checkpoint = save(epoch + 1, 0, {"seconds": 0.0, "seen": 0})
             if cfg.patience and epoch + 1 - meta["best_epoch"] >= cfg.patience:
                 if dist.is_main and progress:
@@ -324,6 +343,30 @@ def _train_model(data: EncoderData, cfg: TrainConfig, run_dir: Path, dist, *, re
         model, _, _, _ = load_encoder(best, device)
     meta["params"] = sum(p.numel() for p in model.parameters())
     return model, meta
+
+
+def epoch_order(rows: np.ndarray, offsets: np.ndarray, cfg: TrainConfig, epoch: int) -> np.ndarray:
+    """Positions in `rows` (global row indices) in the order epoch `epoch` trains on them: a permutation,
+    or with cfg.balance and rows of several series as many draws with replacement, every series
+    (offsets: where each starts) drawn equally often in expectation."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    of_series = np.searchsorted(offsets, rows, side="right") - 1
+    if not cfg.balance or len(np.unique(of_series)) < 2:
+        return rng.permutation(len(rows))
+    p = 1.0 / np.bincount(of_series)[of_series]
+    return rng.choice(len(rows), len(rows), p=p / p.sum())
+
+
+def fit_skip(skip: nn.Conv1d, stack: _Stack, rows: np.ndarray, horizons: int, seed: int) -> None:
+    """The skip path of a TCNEncoder set to the logistic regression of each horizon's labels on the
+    normalized input rows `rows` (trader.nn.baselines.logistic_weights)."""
+    x = stack.x[torch.as_tensor(rows, device=stack.x.device)].double().cpu().numpy()
+    y = stack.y[torch.as_tensor(rows, device=stack.y.device)].cpu().numpy()
+    for h in range(horizons):
+        w, b = logistic_weights(x, y[:, h], seed=seed)
+        with torch.no_grad():
+            skip.weight[3 * h:3 * h + 3, :, 0] = torch.tensor(w.T, dtype=skip.weight.dtype)
+            skip.bias[3 * h:3 * h + 3] = torch.tensor(b, dtype=skip.bias.dtype)
 
 
 @torch.no_grad()
@@ -356,14 +399,22 @@ def predict(model, stack: _Stack, data: EncoderData, rows: np.ndarray, cfg: Trai
 
 
 def _validate(model, stack, data, rows, cfg, device) -> tuple[float, list[float]]:
-    """(cross-entropy, macro-F1 per horizon) on global rows `rows`."""
+    """(cross-entropy, macro-F1 per horizon) on global rows `rows`; with cfg.balance the mean over the
+    series of each series' loss and macro-F1."""
     if len(rows) == 0:
         return float("nan"), [float("nan")] * len(data.horizons)
     logits = predict(model, stack, data, rows, cfg, device)
     y = stack.y[torch.as_tensor(rows, device=device)]
-    loss = float(nn.functional.cross_entropy(logits.reshape(-1, 3), y.reshape(-1)))
-    pred, y = logits.argmax(-1).cpu().numpy(), y.cpu().numpy()
-    return loss, [scores(y[:, h], pred[:, h])["macro_f1"] for h in range(len(data.horizons))]
+    parts = [np.arange(len(rows))]
+    if cfg.balance:
+        of_series = np.searchsorted(stack.offsets, rows, side="right") - 1
+        parts = [np.flatnonzero(of_series == i) for i in np.unique(of_series)]
+    pred, y_np = logits.argmax(-1).cpu().numpy(), y.cpu().numpy()
+    loss = np.mean([float(nn.functional.cross_entropy(logits[torch.as_tensor(j, device=device)].reshape(-1, 3),
+                                                      y[torch.as_tensor(j, device=device)].reshape(-1)))
+                    for j in parts])
+    f1 = [np.mean([scores(y_np[j, h], pred[j, h])["macro_f1"] for j in parts]) for h in range(len(data.horizons))]
+    return float(loss), [float(x) for x in f1]
 
 
 def evaluate(model, data: EncoderData, cfg: TrainConfig, split: str = "test", series=None) -> list[dict]:
