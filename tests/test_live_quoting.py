@@ -13,7 +13,7 @@ ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
 from trader.live.audit import audit
-from trader.live.broker import BrokerError, CcxtBroker, OrderRequest, PaperBroker
+from trader.live.broker import CcxtBroker
 from trader.live.exchange_client import make_client
 from trader.live.keys import ApiKeys
 from trader.live.ledger import Ledger
@@ -117,12 +117,3 @@ def test_fills_from_the_user_data_stream_with_rest_backfill_after_a_drop(tmp_pat
         assert final.status == "filled" and sum(f.amount for f in fills) == final.filled == Decimal("1.5")
         assert len({f.trade_id for f in fills}) == len(fills) > streamed  # and the fills after the drop
         audit(ex, KEY, st)
-
-
-def test_paper_broker_refuses_post_only_quotes(tmp_path):
-    with LocalExchange(speed=0) as ex:
-        market = ccxt.binance(ex.ccxt_config()).load_markets()["BTC/USDT"]
-    broker = PaperBroker(Ledger(tmp_path / "p.sqlite"), market, feed=None)
-    with pytest.raises(BrokerError, match="post-only"):
-        asyncio.run(broker.submit(OrderRequest("buy", AMOUNT, price=Decimal(60000), post_only=True)))
-    assert broker.ledger.orders() == []  # refused before anything was stored
