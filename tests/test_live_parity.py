@@ -37,14 +37,14 @@ from trader.live.policy import PolicySpec  # noqa: E402
 from trader.sim import TradingVectorEnv, load_market, spec  # noqa: E402
 from trader.venue import LocalExchange  # noqa: E402
 
-HORIZON = 400
+HORIZON = 1000
 LIVE_LOT = Decimal("0.00000001")
 COMPARED = ("position", "equity", "fees", "maker_fees", "taker_fees", "filled", "maker_filled", "taker_filled",
             "unfilled", "quoted", "rejected", "bid_price", "ask_price")
 
 
 def usdm_dataset(tmp_path):
-    """150 s of the USD-M BTCUSDT recording. The local exchange serves Binance's spot API (USD-M comes
+    """200 s of the USD-M BTCUSDT recording. The local exchange serves Binance's spot API (USD-M comes
     with its own branch), whose diff stream chains by ``U == previous u + 1``; USD-M diffs chain by
     ``pu`` instead, so each diff's ``U`` is set to the previous message's ``u`` + 1 here. Update ids
     are not part of what the env or the kernel sees (levels, trades, times)."""
@@ -53,7 +53,7 @@ def usdm_dataset(tmp_path):
     from trader.data.events import EventKind
 
     path = shared("binance_hftbacktest_raw_feed", "usdm", "btcusdt_20240718.gz")
-    events, meta = convert_sequence(group_sequences([path])[0], duration_s=150)
+    events, meta = convert_sequence(group_sequences([path])[0], duration_s=200)
     snap = events["kind"] == int(EventKind.BOOK_SNAPSHOT)
     delta = np.flatnonzero(events["kind"] == int(EventKind.BOOK_DELTA))
     last = int(events["prev_update_id"][snap][-1] or events["update_id"][snap][-1])
@@ -85,12 +85,16 @@ def env_config(actions: str, trade_size: float) -> dict:
 
 
 def seeded_actions(env: dict, n: int) -> np.ndarray:
+    """Random actions, each held for a few steps (a quote kept at the touch long enough to be reached)."""
     rng = np.random.default_rng(7)
+    hold = 8
     if env["actions"] == "quote":
-        acts = rng.integers(0, spec.num_quote_actions(env), n)
         L1 = env["quote_levels"] + 1
-        # flatten rarely, so that positions build up and quotes meet the position limit
-        return np.where(rng.random(n) < 0.9, acts % (L1 * L1), acts)
+        acts = rng.integers(0, L1 * L1, n // hold + 1)
+        acts = np.where(rng.random(len(acts)) < 0.5, acts % L1, acts)  # often the bid at the touch
+        acts = np.repeat(acts, hold)[:n]
+        # flatten one step in ten (a market order), so that positions also come back
+        return np.where(rng.random(n) < 0.1, acts + L1 * L1, acts)
     return rng.choice(3, n, p=[0.5, 0.25, 0.25])
 
 
@@ -119,7 +123,7 @@ def test_paper_session_equals_the_env(tmp_path, actions, data):
     env = env_config(actions, trade_size)
     acts = seeded_actions(env, 10_000)
     steps, res = paper_session(ds, env, acts, tmp_path / "paper.sqlite", seconds=8.0)
-    assert res.skipped_orders == 0 and len(steps) > 60
+    assert res.skipped_orders == 0 and res.stale_steps == 0 and len(steps) > 60
 
     market = load_market(ds, interval_ms=100.0)
     r0 = int(np.searchsorted(market.ts, steps[0][0]))

@@ -248,14 +248,18 @@ class PaperBroker(Broker):
         return row
 
     async def cancel_all(self, reason: str) -> int:
-        """Every paper order not final is cancelled in the ledger (the kernel stops with the session)."""
-        n = 0
-        for row in self.ledger.orders(LIVE):
-            self._finish(row.client_id, "cancelled", reason)
-            n += 1
+        """The resting paper quotes are cancelled in the ledger (the kernel drops them at its next step,
+        when the session sends its idle action or stops; market orders already sent still execute)."""
+        for cid in self._quotes.values():
+            self._finish(cid, "cancelled", reason)
+        n = len(self._quotes)
         self._quotes.clear()
-        self._markets.clear()
         return n
+
+    def end(self, reason: str) -> None:
+        """The session stops: market orders the kernel has not executed yet never will."""
+        while self._markets:
+            self._finish(self._markets.popleft()[0], "cancelled", reason)
 
     async def start(self) -> None:
         # a paper order is sent nowhere: one left pending by a crash never happened

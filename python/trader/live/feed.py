@@ -268,13 +268,19 @@ class LiveFeed:
         last = self.stream.stats.last_depth_monotonic
         return float("inf") if not last else time.monotonic() - last
 
-    def stale_reason(self) -> str | None:
-        """Why the book must not be traded on now, or None."""
+    def stale_reason(self, row: LiveRow | None = None) -> str | None:
+        """Why the book must not be traded on now, or None. With a row: the stream's state now and
+        that row's book (not the book now, which may be crossed for a moment between two rows)."""
         if not (self.stream.in_sync and self.book.synced):
             return "book not in sync (waiting for a snapshot)"
         age = self.age()
         if age > self.stale_after:
             return f"no depth update for {age:.1f} s"
+        if row is not None:
+            bid, ask = row.top[0, 0], row.top[0, 2]
+            if row.top[0, 1] <= 0 or row.top[0, 3] <= 0:
+                return "one side of the book is empty"
+            return "crossed book" if bid >= ask else None
         if self.book.book.crossed():
             return "crossed book"
         if self.book.book.num_levels(True) == 0 or self.book.book.num_levels(False) == 0:

@@ -92,6 +92,7 @@ class LiveSession:
         self.day_start: float | None = None
         self.action = None  # the action of the previous row, for the kernel's next step
         self.plan: Plan | None = None
+        self._carry: list[np.ndarray] = []  # market events of rows the kernel could not take (crossed books)
 
     def stop(self, reason: str = "stopped") -> None:
         if not self._stop.is_set():
@@ -127,7 +128,7 @@ class LiveSession:
                     feed_task.result()  # raises what ended the feed
                     self.stop("feed ended")
                     break
-                stale = self.feed.stale_reason() if row is None else None
+                stale = self.feed.stale_reason(row)
                 if stale is not None:
                     self.result.stale_steps += 1
                     if stale_since is None:
@@ -136,6 +137,10 @@ class LiveSession:
                         self.last_action = f"STALE: {stale}"
                         if cfg.cancel_on_stale:
                             await self.broker.cancel_all(f"stale data: {stale}")
+                    if row is not None and row.top[0, 0] < row.top[0, 2] and row.top[0, 1] > 0 and row.top[0, 3] > 0:
+                        await self._step(row, idle=True)  # the kernel steps on every valid row, with no orders
+                    elif row is not None:  # a crossed or one-sided row: its events go with the next one
+                        self._carry.append(row.records)
                     continue
                 if row is None:
                     continue
@@ -192,8 +197,13 @@ class LiveSession:
                 return
             await asyncio.sleep(0.02)
 
-    async def _step(self, row) -> None:
+    async def _step(self, row, idle: bool = False) -> None:
+        """One row: the kernel steps with the previous action; the policy acts (idle: the action that
+        sends nothing and cancels the quotes, while the data is stale)."""
         res, k, broker = self.result, self.kernel, self.broker
+        if self._carry:
+            row.records = np.concatenate(self._carry + [row.records])
+            self._carry = []
         k.add(row)
         k.advance(self.action)
         if broker.kind == "paper":
@@ -215,6 +225,11 @@ class LiveSession:
         if self.policy.obs_dim is not None and len(obs) != self.policy.obs_dim:
             raise ValueError(f"observation has {len(obs)} values, the policy expects {self.policy.obs_dim}: "
                              "same --depth and --encoder as in training?")
+        if idle:
+            self.action, self.plan = self._idle_action(), None
+            if broker.kind == "paper":
+                broker.place(k.plan(self.action))
+            return
         t0 = time.perf_counter()
         action = self.policy.action(obs)
         self.infer_ms = (time.perf_counter() - t0) * 1e3
@@ -244,6 +259,16 @@ class LiveSession:
             self.last_action = f"skipped: {why}"
             return False
         return True
+
+    def _idle_action(self):
+        """The action that sends nothing and quotes nothing: hold, or no quote on either side."""
+        env = self.kernel.options
+        mode, L = env["actions"], env["quote_levels"]
+        if mode == "quote":
+            return L * (L + 1) + L
+        if mode == "quote_continuous":
+            return np.array([1.0, 1.0, -1.0][:3 if env["quote_flatten"] else 2], dtype=np.float32)
+        return self._without_market_order(np.zeros(1, np.float32) if mode == "continuous" else 0)
 
     def _without_market_order(self, action):
         """The action with its market order taken out: hold; for quotes, the same quotes without flatten."""
@@ -311,6 +336,8 @@ class LiveSession:
                     await self.broker.cancel_all("session end")
                 except BrokerError as exc:
                     log.error("at stop: %s (the next start reconciles)", exc)
+            if self.broker.kind == "paper":
+                self.broker.end("session end")
             if self.config.flatten_on_exit and self.result.killed is None and not math.isnan(self.mid):
                 pos = self.broker.position().base
                 amount = self.broker.round_amount(abs(pos))

@@ -14,6 +14,13 @@ Rules (documented in the package docstring too):
   would take. A resting order fills **at its limit price** (maker fee) when the replayed opposite best
   price reaches it (buy: best ask <= limit; sell: best bid >= limit), for as much as the crossing
   levels hold, and when a replayed trade prints strictly through it, for up to the trade's size.
+* Queue position, by the training env's queue model (hftbacktest's, ``trader.sim.reference_queue``:
+  the same rules the C++ env follows): a resting order joins the back of its level (the replayed size
+  at its price when it rests); a replayed trade at its price by the opposite aggressor consumes the
+  queue ahead first, then fills it (partial fills; our orders at one price share the trade in order
+  of arrival); level decreases not explained by trades move it forward with probability from the
+  ``power`` model, exponent 2 (the env's defaults; ``queue_model`` / ``queue_power``); a snapshot
+  leaves it no further back than the level's new size.
 * Fees: ``taker_bps`` / ``maker_bps`` (default 10 = 0.1 %) of the notional, always charged in the quote
   asset (commissionAsset = quote), rounded up to the quote precision. A buy pays price * qty + fee; a
   sell receives price * qty - fee. LIMIT buys lock price * qty * (1 + max fee) of quote; sells lock qty.
@@ -31,6 +38,7 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from trader.venue import errors
 from trader.venue.accounts import Account, Order
 from trader.venue.amounts import decimals, fmt, integer, parse
+from trader.sim import reference_queue
 from trader.venue.replay import MarketReplay, ReplaySink
 
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
@@ -38,9 +46,25 @@ _TYPES = ("MARKET", "LIMIT", "LIMIT_MAKER")
 _TIFS = ("GTC", "IOC", "FOK")
 
 
+class _QueueSpot:
+    """A resting order's place in its level (the fields trader.sim.reference_queue's rules use)."""
+
+    def __init__(self, front: float):
+        self.front = front  # market lots ahead
+        self.cum_trade = 0.0  # lots traded at its price since the last level change
+        self.leaves = 0  # lots it still rests for (set before each trade)
+
+
 class MatchingEngine(ReplaySink):
     def __init__(self, replay: MarketReplay, base: str, quote: str, now_ms, *, taker_bps: float = 10,
-                 maker_bps: float = 10, min_notional: str = "5"):
+                 maker_bps: float = 10, min_notional: str = "5", queue_model: str = "power",
+                 queue_power: float = 2.0):
+        if queue_model not in ("power", "log", "risk_averse"):
+            raise ValueError(f"queue_model: expected power, log or risk_averse, got {queue_model!r}")
+        if not queue_power > 0:
+            raise ValueError(f"queue_power: expected > 0, got {queue_power}")
+        self.queue_model, self.queue_power = queue_model, float(queue_power)
+        self.queue: dict[int, _QueueSpot] = {}  # order id -> place of each resting order
         self.replay = replay
         self.book = replay.book
         self.symbol = replay.symbol
@@ -189,6 +213,7 @@ class MatchingEngine(ReplaySink):
         order.status = status
         order.update_ms = acct.update_ms = self.now_ms()
         self.open.pop(order.order_id, None)
+        self.queue.pop(order.order_id, None)
         if status != "FILLED":  # a fill was reported by its trade
             self.reports.append((order, status, None, order.executed, order.cum_quote))
 
@@ -320,6 +345,7 @@ class MatchingEngine(ReplaySink):
                 self._close(order, "EXPIRED")
             else:
                 self.open[order.order_id] = order
+                self.queue[order.order_id] = _QueueSpot(float(self.book.qty_at(buy, price)))  # the back of its level
         return self.order_response(order, resp_type)
 
     def _find(self, acct: Account, params: dict, not_found) -> Order:
@@ -423,11 +449,19 @@ class MatchingEngine(ReplaySink):
     def on_snapshot(self) -> None:
         self.overlay[True].clear()
         self.overlay[False].clear()
+        for oid, spot in self.queue.items():
+            o = self.open[oid]
+            spot.front = reference_queue.rust_min(spot.front, float(self.book.qty_at(o.side == "BUY", o.price)))
         self._match_resting()
 
-    def on_depth(self, msg: dict, changed: list[tuple[bool, int]]) -> None:
-        for is_bid, price in changed:
+    def on_depth(self, msg: dict, changed: list[tuple[bool, int, int]]) -> None:
+        for is_bid, price, prev in changed:
             self.overlay[is_bid].pop(price, None)
+            for oid, spot in self.queue.items():
+                o = self.open[oid]
+                if o.price == price and (o.side == "BUY") == is_bid:
+                    reference_queue.on_depth(spot, float(prev), float(self.book.qty_at(is_bid, price)),
+                                             self.queue_model, self.queue_power)
         self._match_resting()
 
     def on_trade(self, msg: dict, price: int, qty: int) -> None:
@@ -441,6 +475,21 @@ class MatchingEngine(ReplaySink):
                 take = min(order.remaining, left)
                 self._fill(order, order.price, take, maker=True)
                 order.fills.clear()  # not part of any response
+                left -= take
+                if order.remaining == 0:
+                    self._close(order, "FILLED")
+        # At its price, by the opposite aggressor ("m": the buyer was the maker, the seller took bids):
+        # the queue ahead first, then our orders in arrival order (trader.sim.reference_queue).
+        hits_bids = bool(msg.get("m"))
+        left = qty
+        for order in sorted((o for o in self.open.values() if o.price == price and (o.side == "BUY") == hits_bids),
+                            key=lambda o: o.order_id):
+            spot = self.queue[order.order_id]
+            spot.leaves = order.remaining
+            take = reference_queue.on_trade_at_price(spot, left, qty)
+            if take > 0:
+                self._fill(order, order.price, take, maker=True)
+                order.fills.clear()
                 left -= take
                 if order.remaining == 0:
                     self._close(order, "FILLED")
