@@ -171,3 +171,81 @@ def test_paper_session_equals_the_env(tmp_path, actions, data):
         assert {o.status for o in quotes} <= {"filled", "cancelled", "rejected", "open"}
     else:
         assert not quotes
+
+
+@pytest.mark.parametrize("config", [
+    {"actions": "discrete"},
+    {"actions": "continuous", "order_latency_ns": 150_000_000},
+    {"actions": "quote", "quote_flatten": True, "order_latency_ns": 30_000_000, "cancel_latency_ns": 20_000_000},
+    {"actions": "quote_continuous", "quote_flatten": True, "queue_model": "log", "quote_min_ticks": -1},
+], ids=["discrete", "continuous-latency", "quote-latency", "quote_continuous-log"])
+def test_kernel_equals_the_env_row_by_row(config):
+    """The kernel alone, fed the sample's rows one at a time (no server): every action mode, latencies,
+    queue models; the plan it gives before a step is what the env then does (quote prices, new orders)."""
+    from trader import _core
+
+    market = load_market(None, interval_ms=100.0)
+    env = spec.check_config(horizon=1000, trade_size=0.001, max_position=0.004, maker_fee_bps=-0.2, **config)
+    options = {k: v for k, v in env.items() if k not in ("tick_size", "lot_size", "start_min", "start_max", "num_agents")}
+    r0, n = 40, 700
+    vec = TradingVectorEnv(market, num_envs=1, start_min=r0, start_max=r0, **options)
+    obs, info = vec.reset(seed=0)
+    kernel = _core.LiveKernel(market.book.shape[1], market.features.shape[1], market.tick_size, market.lot_size, **options)
+    kernel.append(market.book[r0], market.features[r0], int(market.ts[r0]), np.zeros((0, 4), np.int64))
+    kernel.reset()
+    assert np.array_equal(kernel.obs, obs[0])
+    rng = np.random.default_rng(3)
+    space = vec.single_action_space
+    fills = quotes = 0
+    for i in range(1, n):
+        if hasattr(space, "n"):
+            a = int(rng.integers(space.n))
+        else:
+            a = np.clip(rng.normal(0, 0.7, space.shape), -1, 1).astype(np.float32)
+        plan = kernel.plan(a)
+        r = r0 + i
+        kernel.append(market.book[r], market.features[r], int(market.ts[r]), market.records[market.starts[r - 1]:market.starts[r]])
+        kernel.step(a)
+        obs, _, _, _, info = vec.step(np.asarray([a]))
+        out = kernel.outputs()
+        assert np.array_equal(kernel.obs, obs[0]), f"step {i}"
+        for f in COMPARED:
+            assert info[f][0] == out[f], f"step {i}: {f}"
+        if env["actions"].startswith("quote"):
+            new = [plan[s]["lots"] for s in ("bid", "ask") if plan[s]["price"] and not plan[s]["kept"]]
+            assert out["quoted"] == sum(new)  # the orders the plan announced are the ones the step sent
+            quotes += len(new)
+        fills += len(kernel.fills())
+        assert sum(f[4] for f in kernel.fills()) == abs(out["maker_filled"]) + abs(out["taker_filled"])
+    assert fills > 5 and (quotes > 50 or not env["actions"].startswith("quote"))
+
+
+def test_kernel_refuses_bad_input():
+    from trader import _core
+
+    k = _core.LiveKernel(10, 46, 0.01, 1e-6, actions="quote", quote_levels=3)
+    with pytest.raises(ValueError, match="unknown option 'bogus'"):
+        _core.LiveKernel(10, 46, 0.01, 1e-6, bogus=1)
+    with pytest.raises(ValueError, match="quote_levels"):
+        _core.LiveKernel(2, 46, 0.01, 1e-6, actions="quote", quote_levels=5)
+    with pytest.raises(ValueError, match="book: expected an int64 array \\[levels, 4\\]"):
+        k.append(np.zeros((10, 3), np.int64), np.zeros(46, np.float32), 0, np.zeros((0, 4), np.int64))
+    top = np.zeros((10, 4), np.int64)
+    top[0] = [100, 5, 99, 5]
+    with pytest.raises(ValueError, match="row 0 needs a best bid and a best ask with bid < ask"):
+        k.append(top, np.zeros(46, np.float32), 0, np.zeros((0, 4), np.int64))
+    top[0] = [99, 5, 100, 5]
+    bad = np.zeros(46, np.float32)
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="features: non-finite value at row 0, column 3"):
+        k.append(top, bad, 0, np.zeros((0, 4), np.int64))
+    k.append(top, np.zeros(46, np.float32), 100, np.zeros((0, 4), np.int64))
+    with pytest.raises(RuntimeError, match="plan: reset first"):
+        k.plan(0)
+    k.reset()
+    with pytest.raises(ValueError, match=r"action: 16 is not in \[0, 16\) \(quote mode\)"):
+        k.plan(16)
+    with pytest.raises(RuntimeError, match="the next row has not arrived"):
+        k.step(0)
+    with pytest.raises(ValueError, match="ts: row 1 at 50 ns is before the previous row"):
+        k.append(top, np.zeros(46, np.float32), 50, np.zeros((0, 4), np.int64))

@@ -17,7 +17,9 @@ Guards, in the order a step checks them:
 * the daily loss limit: the kill switch (cancel all, optional flatten, kill record, stop);
 * an order whose outcome is unknown (pending / unknown): no new order until the broker has resolved it;
 * a market order the risk limits would clip or the exchange would refuse as too small: not sent (the
-  step holds: the kernel steps with the action's no-market-order variant).
+  step holds: the kernel steps with the action's no-market-order variant);
+* real broker, newer rows already waiting (the session is behind the feed): the kernel steps on the
+  row but nothing is sent; orders go out on the newest row only.
 
 A status line shows position, PnL, latencies (feed lag behind the exchange's event time when the
 clocks are comparable, book age, inference, order round trip) and the last action; on a terminal it
@@ -60,6 +62,7 @@ class SessionConfig:
 class SessionResult:
     steps: int = 0
     stale_steps: int = 0
+    late_steps: int = 0  # real broker: steps that sent nothing because newer rows were already waiting
     orders: int = 0
     skipped_orders: int = 0
     stopped: str = ""
@@ -81,7 +84,7 @@ class LiveSession:
         self.kernel = kernel
         self.config = config or SessionConfig()
         self.console = console
-        self.on_step = on_step  # test hook: called with (session, obs, action) after each step
+        self.on_step = on_step  # test hook: (session, obs, action) once the step's action and plan are set
         self.result = SessionResult()
         self._stop = asyncio.Event()
         self._stop_reason = ""
@@ -236,8 +239,6 @@ class LiveSession:
         res.steps += 1
         key = action if np.ndim(action) == 0 else tuple(np.round(action, 3).tolist())
         res.actions[key] = res.actions.get(key, 0) + 1
-        if self.on_step is not None:
-            self.on_step(self, obs, action)
         if broker.kind == "real" and self.ledger.orders(UNRESOLVED):
             await broker.sync()
         unresolved = broker.kind == "real" and bool(self.ledger.orders(UNRESOLVED))
@@ -247,7 +248,12 @@ class LiveSession:
             action = self._without_market_order(action)
             plan = k.plan(action)
         self.action, self.plan = action, plan
+        if self.on_step is not None:
+            self.on_step(self, obs, action)
         if unresolved:
+            return
+        if broker.kind == "real" and self.feed.book.rows:  # behind the feed: orders only on the newest row
+            res.late_steps += 1
             return
         await self._place(plan, row)
 
