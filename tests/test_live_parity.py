@@ -228,8 +228,10 @@ def test_kernel_refuses_bad_input():
         _core.LiveKernel(10, 46, 0.01, 1e-6, bogus=1)
     with pytest.raises(ValueError, match="quote_levels"):
         _core.LiveKernel(2, 46, 0.01, 1e-6, actions="quote", quote_levels=5)
-    with pytest.raises(ValueError, match="book: expected an int64 array \\[levels, 4\\]"):
-        k.append(np.zeros((10, 3), np.int64), np.zeros(46, np.float32), 0, np.zeros((0, 4), np.int64))
+    with pytest.raises(ValueError, match="book: expected an int64 array \\[levels, 4\\] \\(10 levels\\)"):
+        k.append(np.zeros((5, 4), np.int64), np.zeros(46, np.float32), 0, np.zeros((0, 4), np.int64))
+    with pytest.raises(ValueError, match="features: expected a float32 array \\[dim\\] \\(46 columns\\)"):
+        k.append(np.zeros((10, 4), np.int64), np.zeros(40, np.float32), 0, np.zeros((0, 4), np.int64))
     top = np.zeros((10, 4), np.int64)
     top[0] = [100, 5, 99, 5]
     with pytest.raises(ValueError, match="row 0 needs a best bid and a best ask with bid < ask"):
@@ -239,6 +241,8 @@ def test_kernel_refuses_bad_input():
     bad[3] = np.nan
     with pytest.raises(ValueError, match="features: non-finite value at row 0, column 3"):
         k.append(top, bad, 0, np.zeros((0, 4), np.int64))
+    with pytest.raises(ValueError, match="records: record 0 has kind 7"):
+        k.append(top, np.zeros(46, np.float32), 100, np.array([[100, 99, 5, 7 << 56]], np.int64))
     k.append(top, np.zeros(46, np.float32), 100, np.zeros((0, 4), np.int64))
     with pytest.raises(RuntimeError, match="plan: reset first"):
         k.plan(0)

@@ -83,15 +83,27 @@ void bind_live(py::module_& m) {
       .def(
           "append",
           [](LiveKernel& k, const I64& book, const F32& features, int64_t ts, const I64& records) {
-            if (book.ndim() != 2 || book.shape(1) != 4) {
-              throw std::invalid_argument("book: expected an int64 array [levels, 4]");
+            if (book.ndim() != 2 || book.shape(0) != k.levels() || book.shape(1) != 4) {
+              throw std::invalid_argument("book: expected an int64 array [levels, 4] (" + std::to_string(k.levels()) +
+                                          " levels)");
             }
-            if (features.ndim() != 1) throw std::invalid_argument("features: expected a float32 array [dim]");
+            if (features.ndim() != 1 || features.shape(0) != k.dim()) {
+              throw std::invalid_argument("features: expected a float32 array [dim] (" + std::to_string(k.dim()) +
+                                          " columns)");
+            }
             if (records.ndim() != 2 || records.shape(1) != 4) {
               throw std::invalid_argument("records: expected an int64 array [E, 4] (exch_ts, price, qty, kind << 56 | prev)");
             }
-            k.append(book.data(), features.data(), ts, reinterpret_cast<const MarketEvent*>(records.data()),
-                     static_cast<size_t>(records.shape(0)));
+            const auto* ev = reinterpret_cast<const MarketEvent*>(records.data());
+            for (ssize_t i = 0; i < records.shape(0); ++i) {
+              if (ev[i].kind() > kTradeSell || ev[i].qty < 0) {
+                throw std::invalid_argument("records: record " + std::to_string(i) + " has kind " +
+                                            std::to_string(static_cast<int>(ev[i].kind())) + " and qty " +
+                                            std::to_string(ev[i].qty) +
+                                            " (expected kind 0-3: bid level, ask level, buy trade, sell trade; qty >= 0)");
+              }
+            }
+            k.append(book.data(), features.data(), ts, ev, static_cast<size_t>(records.shape(0)));
           },
           py::arg("book"), py::arg("features"), py::arg("ts"), py::arg("records"))
       .def("reset", &LiveKernel::reset)

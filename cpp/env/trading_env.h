@@ -211,6 +211,7 @@ class TradingEnv {
   double ruin_equity_;  // ruin_fraction * initial_cash
   int64_t trade_lots_, max_lots_, min_lots_;  // from trade_size / max_position / allow_short
   double notional_per_tick_lot_;
+  std::vector<ExecFill>* fill_log_ = nullptr;  // beside what execute() reads anyway (set_fill_log)
   uint64_t rng_ = 0;
   std::vector<Agent> agents_;
   std::vector<int> priority_;
@@ -227,7 +228,6 @@ class TradingEnv {
   int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
   bool died_ = false;    // an order died during the current market event
   int64_t reach_lo_[4], reach_hi_[4];  // per MarketEventKind: prices that can touch an order
-  std::vector<ExecFill>* fill_log_ = nullptr;
 };
 
 }  // namespace trader

@@ -57,6 +57,8 @@ class LiveKernel {
   void set_account(int64_t position, double cash, double cost);
 
   int64_t rows() const { return data_.rows; }
+  int64_t levels() const { return data_.levels; }
+  int64_t dim() const { return data_.dim; }
   int64_t cursor() const { return env_.cursor_; }
   int64_t obs_dim() const { return env_.obs_dim(); }
   const float* obs() const { return obs_.data(); }

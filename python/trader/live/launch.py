@@ -69,11 +69,12 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     """Run a session; returns (exit code, SessionResult or None, message)."""
     import ccxt
 
-    from trader.live.broker import CcxtBroker, PaperBroker
+    from trader.live.broker import CcxtBroker
     from trader.live.exchange_client import make_client
     from trader.live.feed import LiveFeed
     from trader.live.kernel import ExecutionKernel
     from trader.live.observation import Encoder, RowFeatures
+    from trader.live.paper import PaperBroker
     from trader.live.policy import load_policy
     from trader.live.reconcile import ReconcileError, check_kill, reconcile
     from trader.live.risk import RiskLimits, RiskManager

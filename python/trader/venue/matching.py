@@ -38,21 +38,12 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from trader.venue import errors
 from trader.venue.accounts import Account, Order
 from trader.venue.amounts import decimals, fmt, integer, parse
-from trader.sim import reference_queue
+from trader.venue.queue import QueueSpot, queue_on_depth, queue_on_snapshot, queue_on_trade
 from trader.venue.replay import MarketReplay, ReplaySink
 
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
 _TYPES = ("MARKET", "LIMIT", "LIMIT_MAKER")
 _TIFS = ("GTC", "IOC", "FOK")
-
-
-class _QueueSpot:
-    """A resting order's place in its level (the fields trader.sim.reference_queue's rules use)."""
-
-    def __init__(self, front: float):
-        self.front = front  # market lots ahead
-        self.cum_trade = 0.0  # lots traded at its price since the last level change
-        self.leaves = 0  # lots it still rests for (set before each trade)
 
 
 class MatchingEngine(ReplaySink):
@@ -64,7 +55,7 @@ class MatchingEngine(ReplaySink):
         if not queue_power > 0:
             raise ValueError(f"queue_power: expected > 0, got {queue_power}")
         self.queue_model, self.queue_power = queue_model, float(queue_power)
-        self.queue: dict[int, _QueueSpot] = {}  # order id -> place of each resting order
+        self.queue: dict[int, QueueSpot] = {}  # order id -> place of each resting order
         self.replay = replay
         self.book = replay.book
         self.symbol = replay.symbol
@@ -345,7 +336,7 @@ class MatchingEngine(ReplaySink):
                 self._close(order, "EXPIRED")
             else:
                 self.open[order.order_id] = order
-                self.queue[order.order_id] = _QueueSpot(float(self.book.qty_at(buy, price)))  # the back of its level
+                self.queue[order.order_id] = QueueSpot(float(self.book.qty_at(buy, price)))  # the back of its level
         return self.order_response(order, resp_type)
 
     def _find(self, acct: Account, params: dict, not_found) -> Order:
@@ -451,7 +442,7 @@ class MatchingEngine(ReplaySink):
         self.overlay[False].clear()
         for oid, spot in self.queue.items():
             o = self.open[oid]
-            spot.front = reference_queue.rust_min(spot.front, float(self.book.qty_at(o.side == "BUY", o.price)))
+            queue_on_snapshot(spot, self.book.qty_at(o.side == "BUY", o.price))
         self._match_resting()
 
     def on_depth(self, msg: dict, changed: list[tuple[bool, int, int]]) -> None:
@@ -460,8 +451,7 @@ class MatchingEngine(ReplaySink):
             for oid, spot in self.queue.items():
                 o = self.open[oid]
                 if o.price == price and (o.side == "BUY") == is_bid:
-                    reference_queue.on_depth(spot, float(prev), float(self.book.qty_at(is_bid, price)),
-                                             self.queue_model, self.queue_power)
+                    queue_on_depth(spot, prev, self.book.qty_at(is_bid, price), self.queue_model, self.queue_power)
         self._match_resting()
 
     def on_trade(self, msg: dict, price: int, qty: int) -> None:
@@ -484,9 +474,7 @@ class MatchingEngine(ReplaySink):
         left = qty
         for order in sorted((o for o in self.open.values() if o.price == price and (o.side == "BUY") == hits_bids),
                             key=lambda o: o.order_id):
-            spot = self.queue[order.order_id]
-            spot.leaves = order.remaining
-            take = reference_queue.on_trade_at_price(spot, left, qty)
+            take = queue_on_trade(self.queue[order.order_id], order.remaining, left, qty)
             if take > 0:
                 self._fill(order, order.price, take, maker=True)
                 order.fills.clear()
