@@ -14,13 +14,8 @@ Rules (documented in the package docstring too):
   would take. A resting order fills **at its limit price** (maker fee) when the replayed opposite best
   price reaches it (buy: best ask <= limit; sell: best bid >= limit), for as much as the crossing
   levels hold, and when a replayed trade prints strictly through it, for up to the trade's size.
-* Queue position, by the training env's queue model (hftbacktest's, ``trader.sim.reference_queue``:
-  the same rules the C++ env follows): a resting order joins the back of its level (the replayed size
-  at its price when it rests); a replayed trade at its price by the opposite aggressor consumes the
-  queue ahead first, then fills it (partial fills; our orders at one price share the trade in order
-  of arrival); level decreases not explained by trades move it forward with probability from the
-  ``power`` model, exponent 2 (the env's defaults; ``queue_model`` / ``queue_power``); a snapshot
-  leaves it no further back than the level's new size.
+* A resting order also keeps a place in its level's queue by the training env's queue model
+  (``trader.venue.queue``, power 2 by default): trades at its price fill it once the queue ahead is gone.
 * Fees: ``taker_bps`` / ``maker_bps`` (default 10 = 0.1 %) of the notional, always charged in the quote
   asset (commissionAsset = quote), rounded up to the quote precision. A buy pays price * qty + fee; a
   sell receives price * qty - fee. LIMIT buys lock price * qty * (1 + max fee) of quote; sells lock qty.
@@ -38,7 +33,7 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from trader.venue import errors
 from trader.venue.accounts import Account, Order
 from trader.venue.amounts import decimals, fmt, integer, parse
-from trader.venue.queue import QueueSpot, queue_on_depth, queue_on_snapshot, queue_on_trade
+from trader.venue.queue import QueueSpot, check_queue_model, queue_on_depth, queue_on_snapshot, queue_on_trade
 from trader.venue.replay import MarketReplay, ReplaySink
 
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
@@ -50,10 +45,7 @@ class MatchingEngine(ReplaySink):
     def __init__(self, replay: MarketReplay, base: str, quote: str, now_ms, *, taker_bps: float = 10,
                  maker_bps: float = 10, min_notional: str = "5", queue_model: str = "power",
                  queue_power: float = 2.0):
-        if queue_model not in ("power", "log", "risk_averse"):
-            raise ValueError(f"queue_model: expected power, log or risk_averse, got {queue_model!r}")
-        if not queue_power > 0:
-            raise ValueError(f"queue_power: expected > 0, got {queue_power}")
+        check_queue_model(queue_model, queue_power)
         self.queue_model, self.queue_power = queue_model, float(queue_power)
         self.queue: dict[int, QueueSpot] = {}  # order id -> place of each resting order
         self.replay = replay
@@ -441,8 +433,7 @@ class MatchingEngine(ReplaySink):
         self.overlay[True].clear()
         self.overlay[False].clear()
         for oid, spot in self.queue.items():
-            o = self.open[oid]
-            queue_on_snapshot(spot, self.book.qty_at(o.side == "BUY", o.price))
+            queue_on_snapshot(spot, self.book.qty_at(self.open[oid].side == "BUY", self.open[oid].price))
         self._match_resting()
 
     def on_depth(self, msg: dict, changed: list[tuple[bool, int, int]]) -> None:
@@ -468,12 +459,8 @@ class MatchingEngine(ReplaySink):
                 left -= take
                 if order.remaining == 0:
                     self._close(order, "FILLED")
-        # At its price, by the opposite aggressor ("m": the buyer was the maker, the seller took bids):
-        # the queue ahead first, then our orders in arrival order (trader.sim.reference_queue).
-        hits_bids = bool(msg.get("m"))
-        left = qty
-        for order in sorted((o for o in self.open.values() if o.price == price and (o.side == "BUY") == hits_bids),
-                            key=lambda o: o.order_id):
+        left, hit = qty, "BUY" if msg.get("m") else "SELL"  # at its price, by the opposite aggressor ("m": sold)
+        for order in sorted((o for o in self.open.values() if o.price == price and o.side == hit), key=lambda o: o.order_id):
             take = queue_on_trade(self.queue[order.order_id], order.remaining, left, qty)
             if take > 0:
                 self._fill(order, order.price, take, maker=True)

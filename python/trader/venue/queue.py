@@ -1,10 +1,25 @@
 """Queue places of the local exchange's resting orders, by the training env's queue model: the rules
 of ``trader.sim.reference_queue`` (hftbacktest's, the readable spec the C++ env equals), applied to the
-orders the matching engine keeps (``trader.venue.matching``)."""
+orders the matching engine keeps (``trader.venue.matching``).
+
+A resting order joins the back of its level (the replayed size at its price when it rests); a replayed
+trade at its price by the opposite aggressor consumes the queue ahead first, then fills it (partial
+fills; our orders at one price share the trade in order of arrival); level decreases not explained by
+trades move it forward with the probability of the ``power`` model, exponent 2 (the env's defaults;
+``MatchingEngine(queue_model=, queue_power=)``); a snapshot leaves it no further back than the level's
+new size. Fills by a trade through its price and by the opposite touch crossing it stay the engine's.
+"""
 
 from __future__ import annotations
 
 from trader.sim import reference_queue
+
+
+def check_queue_model(model: str, power: float) -> None:
+    if model not in ("power", "log", "risk_averse"):
+        raise ValueError(f"queue_model: expected power, log or risk_averse, got {model!r}")
+    if not power > 0:
+        raise ValueError(f"queue_power: expected > 0, got {power}")
 
 
 class QueueSpot:
