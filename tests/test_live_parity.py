@@ -104,7 +104,7 @@ def paper_session(data, env: dict, actions: np.ndarray, db, seconds: float):
     steps = []
 
     def on_step(session, obs, action):
-        steps.append((session.kernel.ts_ns, obs.copy(), int(action), session.kernel.outputs()))
+        steps.append((session.kernel.ts_ns, obs.copy(), int(action), session.kernel.outputs(), session.plan))
 
     it = iter(actions.tolist())
     policy = PolicySpec(lambda obs: np.array([next(it)]), "seeded", dict(env))
@@ -142,7 +142,7 @@ def test_paper_session_equals_the_env(tmp_path, actions, data):
     orders = fills = 0
     for i in range(1, n):
         obs, _, _, _, info = vec.step(np.array([acts[i - 1]]))
-        _ts, live_obs, live_action, out = steps[i]
+        _ts, live_obs, live_action, out, _plan = steps[i]
         assert live_action == acts[i]
         assert np.array_equal(obs[0], live_obs), f"step {i}"
         for f in COMPARED:
@@ -165,6 +165,18 @@ def test_paper_session_equals_the_env(tmp_path, actions, data):
     assert pos.equity(mid) + env["initial_cash"] == pytest.approx(last["equity"], abs=1e-6)
     fees = sum((f.fee for f in st.fills()), Decimal(0))
     assert float(fees) == pytest.approx(last["fees"], abs=1e-9)
+    # every order the kernel's plans announced, in order, and nothing else (then: same fills, same PnL)
+    k = {"tick": Decimal(ds.meta["tick_size"]), "lot": lot}
+    want = []
+    for *_, plan in steps:
+        if plan.market_lots:
+            want.append(("buy" if plan.market_lots > 0 else "sell", "market", abs(plan.market_lots) * k["lot"], None))
+        for side, q in (("buy", plan.bid), ("sell", plan.ask)):
+            if q.price and not q.kept:
+                want.append((side, "limit", q.lots * k["lot"], q.price * k["tick"]))
+    assert [(o.side, o.type, o.amount, o.price) for o in st.orders()] == want
+    filled = sum(abs(s[3]["maker_filled"]) + abs(s[3]["taker_filled"]) for s in steps)
+    assert sum((f.amount for f in st.fills()), Decimal(0)) == filled * lot  # each kernel fill once in the ledger
     quotes = [o for o in st.orders() if o.type == "limit"]
     if actions == "quote":
         assert quotes and all(o.params == {"postOnly": True} for o in quotes)
