@@ -54,7 +54,7 @@ struct MarketData {
   double lot_size = 1e-5;   // base per lot
   int64_t start_min = 0, start_max = 0;  // rows: episodes start in [start_min, start_max]
   uint64_t start_offset = 0;  // usable starts of the pool's datasets before this one (set by EnvPool)
-  // Derived once by prepare():
+  // Derived by prepare() (a live market: row by row, prepare(from)):
   std::vector<double> mid;  // ticks, per row
   // The stream without the level changes far from the touch: segment c keeps bid levels at prices
   // >= best bid(c) - near_ticks, ask levels <= best ask(c) + near_ticks, and every trade. An env
