@@ -23,7 +23,7 @@ MarketData empty_market(const EnvConfig& cfg, int64_t levels, int64_t dim) {
   validate_depth(cfg, levels);
   if (!(cfg.tick_size > 0 && std::isfinite(cfg.tick_size))) throw std::invalid_argument("tick_size: expected > 0 quote");
   if (!(cfg.lot_size > 0 && std::isfinite(cfg.lot_size))) throw std::invalid_argument("lot_size: expected > 0 base");
-  if (std::llround(cfg.trade_size / cfg.lot_size) < 1) {
+  if (!sizes_in_quote(cfg) && std::llround(cfg.trade_size / cfg.lot_size) < 1) {
     throw std::invalid_argument("trade_size: expected at least one lot (" + std::to_string(cfg.lot_size) +
                                 " base), got " + std::to_string(cfg.trade_size));
   }
@@ -40,15 +40,13 @@ MarketData empty_market(const EnvConfig& cfg, int64_t levels, int64_t dim) {
 LiveKernel::LiveKernel(const EnvConfig& cfg, int64_t levels, int64_t dim, double tick_size, double lot_size)
     : cfg_(live_config(cfg, tick_size, lot_size)),
       data_(empty_market(cfg_, levels, dim)),
-      starts_{0},
-      env_(cfg_, &data_, 1, 0, 0) {
-  obs_.assign(static_cast<size_t>(env_.obs_dim()), 0.0f);
+      starts_{0} {
+  obs_.assign(static_cast<size_t>(dim + kAccountFeatures + (is_quote(cfg_.actions) ? kQuoteFeatures : 0)), 0.0f);
   base_.obs = obs_.data();
-  base_.obs_dim = env_.obs_dim();
+  base_.obs_dim = static_cast<int64_t>(obs_.size());
 #define TRADER_OUT_BIND(name, type, per_agent, doc) base_.name = &name##_;
   TRADER_ENV_OUTPUTS(TRADER_OUT_BIND)
 #undef TRADER_OUT_BIND
-  env_.set_fill_log(&fills_);
   refresh();
 }
 
@@ -89,21 +87,26 @@ void LiveKernel::append(const int64_t* book, const float* features, int64_t ts, 
 
 void LiveKernel::write() {
   OutRow row{&base_, 0, 0};
-  env_.write(row, false, false);
+  env_->write(row, false, false);
 }
 
 void LiveKernel::reset() {
   if (data_.rows < 1) throw std::logic_error("reset: no row yet");
+  // Sizes in quote currency become lots at the first row's mid (TradingEnv::use_market; issue 13).
+  if (sizes_in_quote(cfg_) && size_lots(cfg_, data_.lot_size, data_.mid[0] * data_.tick_size).trade < 1) {
+    throw std::invalid_argument("trade_notional: less than one lot at the first row's mid");
+  }
   fills_.clear();
+  env_.emplace(cfg_, &data_, 1, 0, 0);
+  env_->set_fill_log(&fills_);
   OutRow row{&base_, 0, 0};
-  env_.reset(row);
-  started_ = true;
+  env_->reset(row);
 }
 
 OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) const {
-  if (!started_) throw std::logic_error("plan: reset first");
+  if (!env_) throw std::logic_error("plan: reset first");
   // Phase 1 of TradingEnv::step on a copy of the env: the same quote() and order_from_action().
-  TradingEnv sim = env_;
+  TradingEnv sim = *env_;
   sim.fill_log_ = nullptr;
   TradingEnv::Agent& a = sim.agents_[0];
   OrderPlan p;
@@ -148,43 +151,45 @@ OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) con
 }
 
 void LiveKernel::step(const int64_t* discrete, const float* continuous) {
-  if (!started_) throw std::logic_error("step: reset first");
-  if (env_.cursor_ + 1 >= data_.rows) throw std::logic_error("step: the next row has not arrived");
+  if (!env_) throw std::logic_error("step: reset first");
+  if (env_->cursor_ + 1 >= data_.rows) throw std::logic_error("step: the next row has not arrived");
   fills_.clear();
   OutRow row{&base_, 0, 0};
-  env_.step(discrete, continuous, row);
-  if (env_.needs_reset_) {  // the horizon (or ruin): a live session goes on with its account
-    env_.needs_reset_ = false;
-    env_.steps_ = 0;
+  env_->step(discrete, continuous, row);
+  if (env_->needs_reset_) {  // the horizon (or ruin): a live session goes on with its account
+    env_->needs_reset_ = false;
+    env_->steps_ = 0;
     write();
   }
 }
 
 void LiveKernel::market(int64_t lots) {
-  if (!started_) throw std::logic_error("market: reset first");
+  if (!env_) throw std::logic_error("market: reset first");
   fills_.clear();
-  TradingEnv::Agent& a = env_.agents_[0];
+  TradingEnv::Agent& a = env_->agents_[0];
   a.filled = a.taker_filled = a.unfilled = 0;
-  env_.execute(a, lots, env_.cursor_);
-  const double mark = data_.mid[static_cast<size_t>(env_.cursor_)] * env_.notional_per_tick_lot_;
+  env_->execute(a, lots, env_->cursor_);
+  const double mark = data_.mid[static_cast<size_t>(env_->cursor_)] * env_->notional_per_tick_lot_;
   a.equity = a.cash + static_cast<double>(a.position) * mark;
   write();
 }
 
 int64_t LiveKernel::leaves(int64_t seq) const {
-  for (const auto& o : env_.orders_) {
+  if (!env_) return -1;
+  for (const auto& o : env_->orders_) {
     if (o.seq == seq) return o.dead ? -1 : o.leaves;
   }
   return -1;
 }
 
 void LiveKernel::set_account(int64_t position, double cash, double cost) {
-  TradingEnv::Agent& a = env_.agents_[0];
+  if (!env_) throw std::logic_error("set_account: reset first");
+  TradingEnv::Agent& a = env_->agents_[0];
   a.position = position;
   a.cash = cash;
   a.cost = cost;
-  a.equity = cash + static_cast<double>(position) * data_.mid[static_cast<size_t>(env_.cursor_)] *
-                        env_.notional_per_tick_lot_;
+  a.equity = cash + static_cast<double>(position) * data_.mid[static_cast<size_t>(env_->cursor_)] *
+                        env_->notional_per_tick_lot_;
   write();
 }
 

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "env/trading_env.h"
@@ -59,13 +60,13 @@ class LiveKernel {
   int64_t rows() const { return data_.rows; }
   int64_t levels() const { return data_.levels; }
   int64_t dim() const { return data_.dim; }
-  int64_t cursor() const { return env_.cursor_; }
-  int64_t obs_dim() const { return env_.obs_dim(); }
+  int64_t cursor() const { return env_ ? env_->cursor_ : 0; }
+  int64_t obs_dim() const { return static_cast<int64_t>(obs_.size()); }
   const float* obs() const { return obs_.data(); }
   const OutBase& out() const { return base_; }
   const std::vector<ExecFill>& fills() const { return fills_; }  // of the last step
-  double cash() const { return env_.agents_[0].cash; }
-  double cost() const { return env_.agents_[0].cost; }
+  double cash() const { return env_ ? env_->agents_[0].cash : cfg_.initial_cash; }
+  double cost() const { return env_ ? env_->agents_[0].cost : 0.0; }
   const EnvConfig& config() const { return cfg_; }
 
  private:
@@ -77,14 +78,13 @@ class LiveKernel {
   std::vector<int64_t> book_, ts_, starts_;
   std::vector<float> features_;
   std::vector<MarketEvent> stream_;
-  TradingEnv env_;
+  std::optional<TradingEnv> env_;  // made at reset(): its sizes in lots can depend on the first row's mid
   std::vector<float> obs_;
   OutBase base_{};
 #define TRADER_OUT_VALUE(name, type, per_agent, doc) type name##_ = 0;
   TRADER_ENV_OUTPUTS(TRADER_OUT_VALUE)
 #undef TRADER_OUT_VALUE
   std::vector<ExecFill> fills_;
-  bool started_ = false;
 };
 
 }  // namespace trader

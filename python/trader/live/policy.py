@@ -104,6 +104,8 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
     args = env_spec.from_legacy({k: v for k, v in trained.args.items() if v is not None})  # older runs' names too
     known = env_spec.defaults()
     env = env_spec.check_config(**{k: v for k, v in args.items() if k in known and k not in NOT_FROM_POLICY} | over)
-    return PolicySpec(trained.act, f"{trained.algo}:{spec}", env, obs_dim=int(trained.spec["obs_dim"]),
+    # named by the step read: after a fallback from a corrupt latest checkpoint, the older one
+    return PolicySpec(trained.act, f"{trained.algo}:{trained.checkpoint}", env, obs_dim=int(trained.spec["obs_dim"]),
+                      interval_ms=float(args.get("interval_ms", 100.0)),
                       num_agents=int(trained.spec.get("num_agents", 1)), encoder=args.get("encoder"),
                       encoder_sha256=args.get("encoder_sha256"))
