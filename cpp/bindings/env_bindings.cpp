@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <iterator>
 
+#include "bindings/env_options.h"
 #include "env/env_pool.h"
 
 namespace py = pybind11;
@@ -99,6 +100,9 @@ struct Option<QueueModel> : EnumOption<QueueModel, kQueueModelNames, std::size(k
 template <>
 struct Option<RewardType> : EnumOption<RewardType, kRewardTypeNames, std::size(kRewardTypeNames)> {};
 
+}  // namespace
+
+// Declared in bindings/env_options.h (the live kernel's binding parses the same options).
 EnvConfig parse_config(const py::dict& kw) {
   EnvConfig c;
   static const std::set<std::string> known = {
@@ -117,6 +121,8 @@ EnvConfig parse_config(const py::dict& kw) {
   validate(c);
   return c;
 }
+
+namespace {
 
 py::list env_spec() {
   py::list out;

@@ -18,22 +18,24 @@ inline double rust_min(double a, double b) {
 }
 }  // namespace
 
-void MarketData::prepare() {
+void MarketData::prepare(int64_t from) {
+  from = std::clamp<int64_t>(from, 0, rows);
   mid.resize(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = from; r < rows; ++r) {
     const int64_t* row = book + r * levels * 4;
     mid[static_cast<size_t>(r)] = 0.5 * static_cast<double>(row[0] + row[2]);
   }
-  near.clear();
-  near_far_ts.clear();
-  near_due_ts.clear();
-  near_starts.assign(static_cast<size_t>(rows) + 1, 0);
-  near_tail_ts.assign(static_cast<size_t>(rows), std::numeric_limits<int64_t>::min());
+  const size_t kept = from == 0 || near_starts.empty() ? 0 : static_cast<size_t>(near_starts[static_cast<size_t>(from)]);
+  near.resize(kept);
+  near_far_ts.resize(kept);
+  near_due_ts.resize(kept);
+  near_starts.resize(static_cast<size_t>(rows) + 1, 0);
+  near_tail_ts.resize(static_cast<size_t>(rows), std::numeric_limits<int64_t>::min());
   if (!stream) return;
   // Grid quotes lie within levels - 1 ticks of the touch of the row they were sent at; twice that
   // leaves room for the touch moving between rows before an env falls back to the whole segment.
   near_ticks = 2 * levels;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = from; r < rows; ++r) {
     near_starts[static_cast<size_t>(r)] = static_cast<int64_t>(near.size());
     const int64_t lo = book[r * levels * 4] - near_ticks, hi = book[r * levels * 4 + 2] + near_ticks;
     int64_t far_ts = std::numeric_limits<int64_t>::min();
@@ -97,6 +99,7 @@ void TradingEnv::maker_fill(LimitOrder& o, int64_t lots) {
   const double fee = notional * cfg_.maker_fee_bps * 1e-4;
   a.maker_filled += lots;
   a.maker_fees += fee;
+  if (fill_log_) fill_log_->push_back({o.seq, o.bid, true, o.price, lots, fee});
   book_fill(a, o.bid, lots, notional, fee);
   o.leaves -= lots;
   a.resting[o.bid ? 0 : 1] -= lots;

@@ -230,6 +230,10 @@ void TradingEnv::execute(Agent& a, int64_t lots, int64_t row) {
     remaining -= take;
     filled += take;
     ticks_x_lots += static_cast<double>(px) * static_cast<double>(take);
+    if (fill_log_) {
+      const double level_notional = static_cast<double>(px) * static_cast<double>(take) * notional_per_tick_lot_;
+      fill_log_->push_back({-1, buy, false, px, take, level_notional * taker_fee_bps_ * 1e-4});
+    }
   }
   a.unfilled += remaining;
   if (filled == 0) return;

@@ -42,7 +42,8 @@ class LiveOptions:
     interval_ms: float | None = None
     depth: int | None = None
     encoder: str | None = None
-    fee_bps: float = spec.defaults()["taker_fee_bps"]  # paper broker: the taker fee of training and backtests
+    fee_bps: float = spec.defaults()["taker_fee_bps"]  # paper: the kernel's taker fee (training's default)
+    maker_fee_bps: float | None = None  # paper: the kernel's maker fee (None: the policy's)
     max_slippage_bps: float | None = None
     stale_after: float = 5.0
     flatten_on_kill: bool = False
@@ -55,6 +56,7 @@ class LiveOptions:
     warmup_timeout: float = 30.0
     connect_timeout: float = 10.0  # seconds the start waits for the exchange's markets, retries included
     trade_size: float | None = None
+    on_step: object = None  # test hook: LiveSession's on_step(session, obs, action)
 
 
 class RefusedToStart(RuntimeError):
@@ -71,16 +73,21 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     """Run a session; returns (exit code, SessionResult or None, message)."""
     import ccxt
 
-    from trader.live.broker import CcxtBroker, PaperBroker
+    from trader.live.broker import CcxtBroker
     from trader.live.exchange_client import make_client
     from trader.live.feed import LiveFeed
-    from trader.live.observation import Encoder
+    from trader.live.kernel import ExecutionKernel
+    from trader.live.observation import Encoder, RowFeatures
+    from trader.live.paper import PaperBroker
     from trader.live.policy import load_policy
     from trader.live.reconcile import ReconcileError, check_kill, reconcile
     from trader.live.risk import RiskLimits, RiskManager
     from trader.live.session import LiveSession, SessionConfig
     from trader.live.ledger import LedgerError
 
+    if not opts.real and opts.max_slippage_bps is not None:
+        return EXIT_REFUSED, None, ("--max-slippage-bps: the paper broker executes as the training env does (market "
+                                    "orders walk the book); the cap applies to --real orders only")
     if opts.real and opts.keys is None:
         return EXIT_REFUSED, None, ("--real needs API keys: set TRADER_API_KEY and TRADER_API_SECRET, or pass "
                                     "--keys-file FILE (outside the repository)")
@@ -119,8 +126,13 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         await _load_markets(public, venue(opts), opts.connect_timeout)
         if opts.symbol not in public.markets:
             return EXIT_REFUSED, None, f"unknown symbol {opts.symbol!r} on {venue(opts)}"
-        feed = LiveFeed(public, opts.symbol, depth=policy.depth, stale_after=opts.stale_after,
-                        record_dir=opts.record_dir, snapshot_limit=opts.snapshot_limit)
+        feed = LiveFeed(public, opts.symbol, depth=policy.depth, interval_ms=opts.interval_ms or policy.interval_ms,
+                        stale_after=opts.stale_after, record_dir=opts.record_dir, snapshot_limit=opts.snapshot_limit)
+        env = dict(policy.env, taker_fee_bps=opts.fee_bps)
+        if opts.maker_fee_bps is not None:
+            env["maker_fee_bps"] = opts.maker_fee_bps
+        kernel = ExecutionKernel(env, tick=feed.tick, lot=feed.lot, levels=policy.depth,
+                                 features=RowFeatures(feed.lot_size, encoder))
         if opts.real:
             private = make_client(opts.exchange, base_url=opts.base_url, testnet=opts.testnet, keys=opts.keys,
                                   recv_window_ms=opts.recv_window_ms)
@@ -143,15 +155,14 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
                 check_kill(ledger)
             except ReconcileError as exc:
                 return EXIT_REFUSED, None, f"refusing to start: {exc}"
-            broker = PaperBroker(ledger, public.market(opts.symbol), feed, fee_bps=opts.fee_bps)
+            broker = PaperBroker(ledger, public.market(opts.symbol), kernel)
             await broker.start()
         ledger.log_event("start", f"{broker.kind} {opts.symbol} policy {policy.name}")
-        session = LiveSession(feed, broker, ledger, policy, RiskManager(limits),
-                              SessionConfig(interval_ms=opts.interval_ms, duration=opts.duration,
-                                            max_slippage_bps=opts.max_slippage_bps,
+        session = LiveSession(feed, broker, ledger, policy, RiskManager(limits), kernel,
+                              SessionConfig(duration=opts.duration, max_slippage_bps=opts.max_slippage_bps,
                                             flatten_on_exit=opts.flatten_on_exit,
                                             warmup_timeout=opts.warmup_timeout),
-                              encoder=encoder, console=console)
+                              console=console, on_step=opts.on_step)
         loop = asyncio.get_running_loop()
         sigs = []
         if install_signals:
