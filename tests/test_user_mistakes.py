@@ -322,3 +322,9 @@ def test_train_refuses_the_default_grid_on_one_minute_data_and_warns_on_a_given_
     assert res.exit_code == 0 and "warning" not in res.output, res.output
     saved = (tmp_path / "minutes" / "config.yaml").read_text()
     assert "interval_ms: 60000" in saved
+    # evaluate applies the same check before any fold trains
+    res = CliRunner().invoke(trader_main, ["evaluate", "--data", str(data), "--folds", "1", "--seeds", "1",
+                                           "--no-progress-bar", "-o", str(tmp_path / "evaluation")])
+    assert res.exit_code == errors.USAGE and "Traceback" not in res.output
+    assert "--interval-ms" in res.output and "every 60000 ms" in res.output
+    assert not (tmp_path / "evaluation").exists()

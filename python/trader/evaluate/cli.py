@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
@@ -82,6 +83,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
     from trader.evaluate.report import evaluation_context, write_evaluation
     from trader.evaluate.run import Plan, run_plan
     from trader.evaluate.summary import summarize
+    from trader.rl.cli import check_interval
     from trader.rl.policy import learner
     from trader.run.config import load_config
     from trader.run.lifecycle import resolve_args
@@ -98,6 +100,8 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
         run_args = resolve_args(module.Args, None, args)  # what each fold's run will use (trader.rl.defaults)
         horizon = run_args.horizon
         paths = _datasets(data)
+        check_interval(SimpleNamespace(interval_ms=run_args.interval_ms, resume=None, data=[p for p in paths if p]),
+                       given="interval_ms" in args)
         markets = [load_market(p, feature_set=run_args.feature_set, interval_ms=run_args.interval_ms)
                    for p in paths]
         widths = {m.features.shape[1] for m in markets}

@@ -149,7 +149,7 @@ def _check_run(algo: str, args, given: set[str]) -> None:
         from trader.sim import spec
 
         spec.check_config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TraderEnvArgs)})
-        _check_interval(args, "interval_ms" in given)
+        check_interval(args, "interval_ms" in given)
     steps = args.total_timesteps
     if algo == "ppo":  # one update = num_envs x num_steps env steps on each data-parallel rank
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
@@ -167,10 +167,10 @@ def _check_run(algo: str, args, given: set[str]) -> None:
                          "or set learning_starts lower in --config")
 
 
-def _check_interval(args, given: bool) -> None:
+def check_interval(args, given: bool) -> None:
     """--interval-ms against each dataset's own book update spacing: a 1-minute dataset sampled on the
     default 100 ms grid would repeat every book 600 times (issue 17). Refused when the grid is the
-    default, a warning when it was given; a resumed run keeps its grid."""
+    default, a warning when it was given; a resumed run keeps its grid. Also trader evaluate's check."""
     from trader.sim.env import book_spacing_ms, dataset_folders
 
     if not args.interval_ms > 0:
