@@ -205,7 +205,8 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
     if not (config is None and resume) and env_id == "trader":  # a new run on the trader env: the swept defaults
         from trader.rl.defaults import trader_defaults
 
-        layers.insert(0, ("trader.rl.defaults", trader_defaults(cls)))
+        given = {k: v for _, layer in layers for k, v in layer.items()}
+        layers.insert(0, ("trader.rl.defaults", trader_defaults(cls, given)))
     return make_args(cls, *layers)
 
 
