@@ -63,6 +63,7 @@ class OrderRequest:
     reason: str = "policy"
     price: Decimal | None = None  # None: market order; else LIMIT IOC at this price (a slippage cap)
     post_only: bool = False  # with a price: a resting post-only limit order (spot LIMIT_MAKER, USD-M GTX)
+    reduce_only: bool = False  # USD-M: the order may only reduce the position (reduceOnly=true)
 
 
 class _Hook:
@@ -274,6 +275,8 @@ class CcxtBroker(Broker):
             raise ValueError("a post-only order needs a price")
         otype = "market" if req.price is None else "limit"
         params = {} if req.price is None else {"postOnly": True} if req.post_only else {"timeInForce": "IOC"}
+        if req.reduce_only:
+            params["reduceOnly"] = True
         row = self.ledger.new_order(self.symbol, req.side, otype, req.amount, req.price, params, req.reason)
         await self._hook("after_pending", row.client_id)
         t0 = time.perf_counter()
@@ -322,6 +325,18 @@ class CcxtBroker(Broker):
             except (ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol, ccxt.OperationRejected,
                     ccxt.NotSupported, ccxt.ArgumentsRequired) as exc:
                 return self.ledger.update_order(cid, status="rejected", error=_short(exc))
+            except ccxt.ExchangeError as exc:
+                if "duplicate" in str(exc).lower():  # USD-M -4116 "ClientOrderId is duplicated."
+                    found = await self._resolve(cid)
+                    if found is not None:
+                        return found
+                if _refusal_code(exc) is not None:  # a Binance error code: this request was refused
+                    return self.ledger.update_order(cid, status="rejected", error=_short(exc))
+                row = self.ledger.update_order(cid, status="unknown", error=_short(exc))
+                found = await self._resolve(cid)
+                if found is not None:
+                    return found
+                return self.ledger.update_order(cid, status="rejected", error=_short(exc))
             except ccxt.BaseError as exc:  # anything else: do not guess; ask the exchange
                 row = self.ledger.update_order(cid, status="unknown", error=_short(exc))
                 found = await self._resolve(cid)
@@ -369,7 +384,7 @@ class CcxtBroker(Broker):
         info = o.get("info") or {}
         filled = D(info.get("executedQty", o.get("filled") or 0))
         status = _STATUS.get(o.get("status"), "open")
-        quote = info.get("cummulativeQuoteQty")
+        quote = info.get("cummulativeQuoteQty", info.get("cumQuote"))  # spot / USD-M
         average = (D(quote) / filled) if quote is not None and filled else (D(o["average"]) if o.get("average") else None)
         for t in o.get("trades") or []:
             self._add_trade(cid, str(o["id"]), o.get("side") or self.ledger.order(cid).side, t)
@@ -462,6 +477,16 @@ class CcxtBroker(Broker):
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _refusal_code(exc) -> int | None:
+    """The Binance error code in a ccxt error's message (``binanceusdm {"code":-2019,"msg":...}``): the
+    exchange answered and refused the request. ccxt names the class by the host for some codes (USD-M
+    -2019, -2022 on fapi.binance.com) and falls back to ExchangeError elsewhere (a local exchange)."""
+    import re
+
+    m = re.search(r'"code":\s*(-\d+)', str(exc))
+    return int(m.group(1)) if m else None
 
 
 def _short(exc) -> str:
