@@ -106,3 +106,46 @@ def test_settings_quotes_reduce_only_funding_and_reconcile(usdm_data, tmp_path):
     amount, st, ex = with_broker(usdm_data, tmp_path, body)
     report = audit(ex, KEY, st, SYMBOL)
     assert report["funding"] == 1 and report["position"] == 0 and report["rejected"] == 2
+
+
+FAULTS = {
+    "none": {},
+    "429": {"rate_limit": 6, "rate_window_s": 1.0},
+    "5xx": {"error_rate": 0.25},
+    "drop-after-accept": {"drop_after_accept": 0.4},
+    "ws-disconnect": {"ws_disconnect_every": 1.0},
+    # USD-M diffs are denser (the recording's depth@0ms) and a futures snapshot (limit 1000, weight 20)
+    # waits ~1 s in ccxt's throttle: one gap per 300 diffs at 20x leaves time to resync between gaps
+    "sequence-gap": {"sequence_gap_every": 300},
+}
+TRIGGERED = {"none": None, "429": "rate_limited", "5xx": "errors", "drop-after-accept": "dropped",
+             "ws-disconnect": "ws_disconnects", "sequence-gap": "sequence_gaps"}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_usdm_session_under_fault(usdm_data, tmp_path, name):
+    """``trader live --real --market usdm`` (run_live) for a few seconds of the replay under each fault:
+    leverage and margin mode set at start, every order once, the ledger equal to the exchange."""
+    import io
+
+    from rich.console import Console
+    from trader.live.launch import EXIT_OK, LiveOptions, run_live
+
+    db = tmp_path / "real.sqlite"
+    with LocalExchange(usdm_data, keys=KEYS, speed=20, loop=True, faults=Faults(seed=5, **FAULTS[name])) as ex:
+        opts = LiveOptions(symbol="BTC/USDT", market="usdm", leverage=3, margin_mode="isolated",
+                           checkpoint="scripted:alternate", real=True, base_url=ex.url, keys=ApiKeys(KEY, SECRET),
+                           db=str(db), duration=10.0 if name == "5xx" else 3.5, interval_ms=150,
+                           recv_window_ms=1000)  # a 5xx'd order is resent only after recvWindow + 1 s
+        code, res, msg = run_live(opts, Console(file=io.StringIO()))
+        stats = ex.stats
+        assert code == EXIT_OK, msg
+        st = Ledger(db)
+        report = audit(ex, KEY, st, SYMBOL)  # no duplicate, nothing lost, position and wallet equal
+        risk = ex.position(KEY)
+    assert (risk["leverage"], risk["marginType"]) == ("3", "isolated")
+    if TRIGGERED[name]:
+        assert getattr(stats, TRIGGERED[name]) >= 1, stats
+    assert report["orders"] == res.orders >= (2 if name == "5xx" else 3) and report["rejected"] == 0
+    if name in ("ws-disconnect", "sequence-gap"):
+        assert res.stale_steps > 0  # no order while the book was resyncing

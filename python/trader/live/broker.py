@@ -87,6 +87,7 @@ class Broker(abc.ABC):
     """What the session needs from a broker. Amount steps and minimums come from the ccxt market."""
 
     kind = "base"
+    futures = False  # USD-M: closes are reduce-only (trader.live.futures)
 
     def __init__(self, ledger: Ledger, market: dict):
         self.ledger = ledger
@@ -136,6 +137,10 @@ class Broker(abc.ABC):
     async def sync(self) -> list[OrderRow]:
         """Bring orders that are not final up to date; returns them."""
         return []
+
+    async def guard(self, mid: float) -> str | None:
+        """Why no new order may be placed now (None: it may); USD-M: the liquidation guard."""
+        return None
 
     async def cancel_all(self, reason: str) -> int:
         return 0

@@ -75,18 +75,30 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
               help="Also record the raw stream into this folder (trader record's format).")
 @click.option("--recv-window-ms", type=int, default=5000, help="Binance recvWindow of signed requests.")
+# ---- USD-M futures (trader.live.futures) ----
+@click.option("--market", type=click.Choice(["spot", "usdm"]), default="spot",
+              help="spot (ccxt binance) or usdm: USD-M perpetual futures through ccxt binanceusdm (--symbol BTC/USDT "
+                   "means BTC/USDT:USDT).")
+@click.option("--leverage", type=click.IntRange(1, 125), default=1,
+              help="usdm: leverage set on the exchange at start (and checked there).")
+@click.option("--margin-mode", type=click.Choice(["cross", "isolated"]), default="cross",
+              help="usdm: margin mode set on the exchange at start (and checked there).")
+@click.option("--liquidation-buffer-pct", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              help="usdm: when the mark price is within this many percent (of the mark) of the liquidation price, "
+                   "no new order and the position is closed with a reduce-only market order.")
+# ----
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None)
 @click.option("-v", "--verbose", is_flag=True)
 def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, db, max_position, max_notional,
          max_order, daily_loss_limit, flatten_on_kill, flatten_on_exit, clear_kill, rebaseline, duration, interval_ms,
-         depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms, log_file,
-         verbose):
+         depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms, market,
+         leverage, margin_mode, liquidation_buffer_pct, log_file, verbose):
     """Trade a policy live: the websocket book, the training features, the policy every step, and a
     paper or a real broker with risk limits; state in SQLite, reconciled with the exchange at start."""
     from rich.console import Console
 
     from trader.live.keys import KeysError, load_keys
-    from trader.live.launch import EXIT_OK, LiveOptions, default_db, run_live
+    from trader.live.launch import EXIT_OK, LiveOptions, default_db, market_symbol, run_live
 
     err = Console(stderr=True)
     try:
@@ -96,13 +108,15 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, db, 
     _logging(verbose, log_file, keys)
     real = not paper
     opts = LiveOptions(symbol=symbol, checkpoint=checkpoint, real=real, exchange=exchange, base_url=base_url,
-                       testnet=testnet, keys=keys if real else None, db=db or default_db(symbol, real),
+                       testnet=testnet, keys=keys if real else None,
+                       db=db or default_db(market_symbol(symbol, market), real),
                        max_position=max_position, max_notional=max_notional, daily_loss_limit=daily_loss_limit,
                        max_order=max_order, duration=duration, interval_ms=interval_ms, depth=depth, encoder=encoder,
                        fee_bps=fee_bps, max_slippage_bps=max_slippage_bps, stale_after=stale_after,
                        flatten_on_kill=flatten_on_kill, flatten_on_exit=flatten_on_exit, clear_kill=clear_kill,
                        rebaseline=rebaseline, record_dir=record_dir, recv_window_ms=recv_window_ms,
-                       trade_size=trade_size)
+                       trade_size=trade_size, market=market, leverage=leverage, margin_mode=margin_mode,
+                       liquidation_buffer_pct=liquidation_buffer_pct)
     console = Console()
     where = base_url or ("binance testnet" if testnet else exchange)
     console.print(f"trader live: {symbol} on {where}, {'REAL orders' if real else 'paper'}, policy {checkpoint}, "

@@ -190,6 +190,11 @@ class LiveSession:
         if breach is not None:
             await self._kill(breach, mid)
             return
+        blocked = await self.broker.guard(mid)  # USD-M: the liquidation-distance guard (trader.live.futures)
+        if blocked is not None:
+            self.last_action = blocked
+            res.skipped_orders += 1
+            return
         obs = builder.observe(sample.top, sample.flow, position=float(pos.base), unrealized=pos.unrealized(mid),
                               mid=mid)
         if self.policy.obs_dim is not None and len(obs) != self.policy.obs_dim:
@@ -254,7 +259,8 @@ class LiveSession:
                 pos = self.broker.position().base
                 amount = self.broker.round_amount(abs(pos))
                 if amount > 0 and not self.broker.too_small(amount, self.mid):
-                    await self.broker.submit(OrderRequest("sell" if pos > 0 else "buy", amount, "flatten on exit"))
+                    await self.broker.submit(OrderRequest("sell" if pos > 0 else "buy", amount, "flatten on exit",
+                                                          reduce_only=self.broker.futures))
             self._equity_snapshot()
         finally:
             self.feed.stop()
