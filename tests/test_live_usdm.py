@@ -51,7 +51,8 @@ def with_broker(data, tmp_path, body, *, speed=0.0, faults=None, leverage=5, mar
             await client.load_markets()
             st = Ledger(tmp_path / "usdm.sqlite")
             broker = FuturesBroker(st, client, SYMBOL, leverage=leverage, margin_mode=margin_mode,
-                                   liquidation_buffer_pct=buffer_pct, guard_every=0.0, recv_window_ms=1000)
+                                   liquidation_buffer_pct=buffer_pct, guard_every=0.0, funding_every=0.0,
+                                   recv_window_ms=1000)
             return await body(ex, broker, st), st
         finally:
             await client.close()
@@ -149,3 +150,107 @@ def test_usdm_session_under_fault(usdm_data, tmp_path, name):
     assert report["orders"] == res.orders >= (2 if name == "5xx" else 3) and report["rejected"] == 0
     if name in ("ws-disconnect", "sequence-gap"):
         assert res.stale_steps > 0  # no order while the book was resyncing
+
+
+def test_quotes_fill_over_the_user_data_stream_with_backfill_after_a_drop(usdm_data, tmp_path):
+    """A post-only ask at the best ask fills as the hand-stepped replay trades through it: its fills
+    come over the USD-M user-data stream (ORDER_TRADE_UPDATE). Then a post-only bid rests, the stream is
+    dropped and the replay runs on before the client can reconnect: the bid's fills reach the ledger
+    by the REST backfill after the reconnect. The short position is closed reduce-only."""
+
+    async def body(ex, broker, st):
+        await broker.configure()
+        await reconcile(broker, st)
+        sell = await requote(broker, "sell", Decimal(ex.book(1)["asks"][0][0]), Decimal("0.2"))
+        assert sell.status == "open"
+        stop = asyncio.Event()
+        task = asyncio.ensure_future(follow_fills(broker, stop))
+        for _ in range(300):
+            if ex.call(lambda: len(ex.userdata.subs)) == 1:
+                break
+            await asyncio.sleep(0.01)
+        ex.advance(25.0)
+        for _ in range(600):
+            ex.advance(0.1)
+            await asyncio.sleep(0.01)
+            if st.filled_of(sell.client_id) > 0:
+                break
+        streamed = st.fills(sell.client_id)
+        assert st.order(sell.client_id).filled == 0  # only the stream records fills without the order row
+        buy = await requote(broker, "buy", Decimal(ex.book(1)["bids"][0][0]), Decimal("0.2"))
+        dropped = ex.drop_user_streams()
+        ex.advance(200.0)  # both fill while nothing listens: the stream never carries these fills
+        assert ex.call(lambda: ex.engine.accounts[KEY].position.lots) == 0
+        for _ in range(500):
+            if st.filled_of(buy.client_id) == st.filled_of(sell.client_id) == Decimal("0.2"):
+                break
+            await asyncio.sleep(0.02)
+        backfilled = [f for f in st.fills() if f.trade_id not in {g.trade_id for g in streamed}]
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        await broker.cancel_all("test end")
+        return streamed, dropped, backfilled, st.order(sell.client_id), st.order(buy.client_id)
+
+    (streamed, dropped, backfilled, sell, buy), st, ex = with_broker(usdm_data, tmp_path, body, leverage=5,
+                                                                     margin_mode="cross")
+    assert len(streamed) >= 1 and dropped == 1
+    assert sum(f.amount for f in backfilled) == Decimal("0.4") - sum(f.amount for f in streamed)  # by REST
+    assert (sell.status, sell.filled, buy.status, buy.filled) == ("filled", Decimal("0.2"), "filled", Decimal("0.2"))
+    assert st.position(SYMBOL).base == 0
+    assert audit(ex, KEY, st, SYMBOL)["funding"] == 1  # the 00:00 UTC payment of the short, in the ledger
+
+
+@pytest.mark.parametrize("fault", ["429", "5xx", "drop-after-accept"])
+def test_requote_under_rest_faults_places_each_quote_once(usdm_data, tmp_path, fault):
+    """Replacing quotes (cancel + new) while the order endpoints answer 429s, 5xx or lose their answers:
+    each client id once on the exchange, nothing left open, the ledger equal to the exchange."""
+    settings = {"429": {"rate_limit": 4, "rate_window_s": 1.0}, "5xx": {"error_rate": 0.3},
+                "drop-after-accept": {"drop_after_accept": 0.5}}[fault]
+
+    async def body(ex, broker, st):
+        await broker.configure()
+        await reconcile(broker, st)
+        for k, v in settings.items():
+            setattr(ex.faults, k, v)
+        ex.faults.paths = frozenset({"order", "openOrders", "userTrades"})
+        tick = ex.replay.tick
+        rows = []
+        for i in range(4):
+            bid = Decimal(ex.book(1)["bids"][0][0])
+            rows.append(await requote(broker, "buy", bid - (5 + i) * tick, Decimal("0.01")))
+        await broker.cancel_all("test end")
+        for k in settings:
+            setattr(ex.faults, k, type(getattr(Faults(), k))(getattr(Faults(), k)))
+        return rows
+
+    rows, st, ex = with_broker(usdm_data, tmp_path, body)
+    stat = {"429": "rate_limited", "5xx": "errors", "drop-after-accept": "dropped"}[fault]
+    assert getattr(ex.stats, stat) >= 1
+    ids = [o["clientOrderId"] for o in ex.orders(KEY)]
+    assert len(ids) == len(set(ids)) == 4 and all(r.status == "open" for r in rows)
+    assert not [o for o in ex.orders(KEY) if o["status"] == "NEW"]
+    audit(ex, KEY, st, SYMBOL)
+
+
+def test_liquidation_guard_closes_the_position_reduce_only(usdm_data, tmp_path):
+    """125x isolated: the liquidation price is ~0.4 % from the entry; with a 1 % buffer the guard
+    refuses new orders and closes the position with a reduce-only market order."""
+
+    async def body(ex, broker, st):
+        await broker.configure()
+        await reconcile(broker, st)
+        flat = await broker.guard(0.0)
+        buy = await broker.submit(OrderRequest("buy", Decimal("0.1")))
+        risk = ex.position(KEY)
+        reason = await broker.guard(0.0)
+        return flat, buy, risk, reason
+
+    (flat, buy, risk, reason), st, ex = with_broker(usdm_data, tmp_path, body, leverage=125, buffer_pct=1.0)
+    entry, liq = Decimal(risk["entryPrice"]), Decimal(risk["liquidationPrice"])
+    assert flat is None and buy.status == "filled"
+    assert Decimal("0.003") < (entry - liq) / entry < Decimal("0.005")  # 1/125 margin less 0.4 % maintenance
+    assert reason is not None and "liquidation guard" in reason and "--liquidation-buffer-pct 1" in reason
+    close = st.orders()[-1]
+    assert close.params == {"reduceOnly": True} and close.side == "sell" and close.status == "filled"
+    assert st.position(SYMBOL).base == 0 and len(st.events("liquidation-guard")) == 1
+    audit(ex, KEY, st, SYMBOL)
