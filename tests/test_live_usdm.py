@@ -14,7 +14,6 @@ import pytest
 ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
-from conftest import shared  # noqa: E402
 from trader.live.audit import audit  # noqa: E402
 from trader.live.broker import OrderRequest  # noqa: E402
 from trader.live.exchange_client import make_client  # noqa: E402
@@ -29,16 +28,6 @@ KEY, SECRET = "usdm-test-key-4d5e6f", "usdm-test-secret-a1b2c3d4"
 KEYS = {KEY: {"secret": SECRET, "balances": {"USDT": "10000"}}}
 SYMBOL = "BTC/USDT:USDT"
 FUNDING_MS = 1721347200000  # 2024-07-19 00:00:00 UTC, inside the recording
-
-
-@pytest.fixture(scope="session")
-def usdm_data(tmp_path_factory):
-    from trader.data.binance import convert_files
-    from trader.data.dataset import write_dataset
-
-    paths = [shared("binance_hftbacktest_raw_feed", "usdm", f"btcusdt_{d}.gz") for d in ("20240718", "20240719")]
-    (events, meta), = convert_files(paths)
-    return write_dataset(tmp_path_factory.mktemp("usdm") / "btcusdt", events, meta)
 
 
 def with_broker(data, tmp_path, body, *, speed=0.0, faults=None, leverage=5, margin_mode="isolated",

@@ -25,10 +25,11 @@ An order whose outcome stays unknown (the exchange unreachable for longer than `
 stays ``unknown`` in the ledger; ``busy`` is then true and the session places nothing new until it is
 resolved (``sync``), here or by ``trader live``'s reconciliation at the next start.
 
-Test hook: ``TRADER_LIVE_TEST_HOOK=after_pending:SECONDS`` or ``after_send:SECONDS`` makes the first
-order sleep at that point (after storing it as pending; after the exchange accepted it, before its
-answer is stored) and prints ``TEST-HOOK <point> <client id>`` to stderr, so a test can kill the
-process there.
+Test hook: ``TRADER_LIVE_TEST_HOOK=after_pending:SECONDS[:N]`` or ``after_send:SECONDS[:N]`` makes the
+N-th order (default the first) sleep at that point (after storing it as pending; after the exchange
+accepted it, before its answer is stored) and prints ``TEST-HOOK <point> <client id>`` to stderr, so a
+test can kill the process there (N = 2 with quotes: in the middle of a replace, the old quote
+cancelled, the new one not yet known).
 """
 
 from __future__ import annotations
@@ -71,12 +72,17 @@ class _Hook:
 
     def __init__(self):
         spec = os.environ.get("TRADER_LIVE_TEST_HOOK", "")
-        self.point, _, secs = spec.partition(":")
+        self.point, _, rest = spec.partition(":")
+        secs, _, nth = rest.partition(":")
         self.seconds = float(secs or 0)
+        self.left = int(nth or 1)
         self.done = not spec
 
     async def __call__(self, point: str, client_id: str) -> None:
         if self.done or point != self.point:
+            return
+        self.left -= 1
+        if self.left > 0:
             return
         self.done = True
         print(f"TEST-HOOK {point} {client_id}", file=sys.stderr, flush=True)
