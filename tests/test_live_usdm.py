@@ -243,3 +243,22 @@ def test_liquidation_guard_closes_the_position_reduce_only(usdm_data, tmp_path):
     assert close.params == {"reduceOnly": True} and close.side == "sell" and close.status == "filled"
     assert st.position(SYMBOL).base == 0 and len(st.events("liquidation-guard")) == 1
     audit(ex, KEY, st, SYMBOL)
+
+
+def test_paper_usdm_session_sends_nothing(usdm_data, tmp_path):
+    """``trader live --market usdm`` on paper: the futures book from the /fstream diff stream (chained
+    by ``pu``), fills against it in the ledger, nothing sent to the exchange."""
+    import io
+
+    from rich.console import Console
+    from trader.live.launch import EXIT_OK, LiveOptions, run_live
+
+    with LocalExchange(usdm_data, keys=KEYS, speed=20, loop=True) as ex:
+        opts = LiveOptions(symbol="BTC/USDT", market="usdm", checkpoint="scripted:alternate", base_url=ex.url,
+                           db=str(tmp_path / "paper.sqlite"), duration=2.5, interval_ms=150)
+        code, res, msg = run_live(opts, Console(file=io.StringIO()))
+        assert code == EXIT_OK, msg
+        assert ex.orders(KEY) == []
+    st = Ledger(tmp_path / "paper.sqlite")
+    assert res.orders >= 3 and len(st.fills()) >= 3 and st.get_meta("symbol") == SYMBOL
+    assert st.get_meta("venue").startswith("binance-usdm@")

@@ -336,19 +336,10 @@ class CcxtBroker(Broker):
             except (ccxt.InsufficientFunds, ccxt.BadRequest, ccxt.BadSymbol, ccxt.OperationRejected,
                     ccxt.NotSupported, ccxt.ArgumentsRequired) as exc:
                 return self.ledger.update_order(cid, status="rejected", error=_short(exc))
-            except ccxt.ExchangeError as exc:
-                if "duplicate" in str(exc).lower():  # USD-M -4116 "ClientOrderId is duplicated."
-                    found = await self._resolve(cid)
-                    if found is not None:
-                        return found
-                if _refusal_code(exc) is not None:  # a Binance error code: this request was refused
-                    return self.ledger.update_order(cid, status="rejected", error=_short(exc))
-                row = self.ledger.update_order(cid, status="unknown", error=_short(exc))
-                found = await self._resolve(cid)
-                if found is not None:
-                    return found
-                return self.ledger.update_order(cid, status="rejected", error=_short(exc))
             except ccxt.BaseError as exc:  # anything else: do not guess; ask the exchange
+                duplicate = "duplicate" in str(exc).lower()  # USD-M -4116 "ClientOrderId is duplicated."
+                if _refusal_code(exc) is not None and not duplicate:  # a Binance code: this request was refused
+                    return self.ledger.update_order(cid, status="rejected", error=_short(exc))
                 row = self.ledger.update_order(cid, status="unknown", error=_short(exc))
                 found = await self._resolve(cid)
                 if found is not None:
@@ -491,9 +482,8 @@ class CcxtBroker(Broker):
 
 
 def _refusal_code(exc) -> int | None:
-    """The Binance error code in a ccxt error's message (``binanceusdm {"code":-2019,"msg":...}``): the
-    exchange answered and refused the request. ccxt names the class by the host for some codes (USD-M
-    -2019, -2022 on fapi.binance.com) and falls back to ExchangeError elsewhere (a local exchange)."""
+    """The Binance error code in a ccxt error (``{"code":-2019,"msg":...}``): the exchange refused the
+    request. ccxt maps some USD-M codes only for fapi.binance.com, else raises ExchangeError."""
     import re
 
     m = re.search(r'"code":\s*(-\d+)', str(exc))
