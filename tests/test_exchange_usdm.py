@@ -81,7 +81,7 @@ def test_settings_codes_and_duplicate_client_id(ex):
     assert signed(ex, "POST", "/fapi/v1/order", body).status_code == 200
     assert signed(ex, "POST", "/fapi/v1/order", body).json()["code"] == -4116  # open with that id
     r = signed(ex, "POST", "/fapi/v1/marginType", "symbol=BTCUSDT&marginType=ISOLATED")
-    assert r.json()["code"] == -4048  # an open order: the margin type is kept
+    assert r.json()["code"] == -4047  # an open order: the margin type is kept
     assert requests.post(f"{ex.url}/fapi/v1/listenKey").json()["code"] == -2014  # no API key
 
 

@@ -31,7 +31,7 @@ def _ms() -> int:
 
 
 class FapiApi(RestApi):
-    def __init__(self, exchange):  # noqa: super().__init__ holds the spot routes
+    def __init__(self, exchange):  # not RestApi.__init__: its routes are the spot API's
         self.x = exchange
         e = exchange.engine
         u = exchange.userdata

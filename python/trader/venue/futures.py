@@ -15,12 +15,15 @@ Differences from spot, as Binance's USD-M API behaves (codes from its "Error Cod
 * fees (``taker_bps`` / ``maker_bps``, default Binance's 5 / 2 bps) are paid from the wallet in the
   margin asset; each fill's realized PnL and fee, and each funding payment, is an income entry;
 * leverage 1..125 (-4028) and margin type CROSSED / ISOLATED (-4046 when unchanged, -4048 with a
-  position or open orders) per account;
+  position, -4047 with open orders) per account;
 * funding: at every funding time (00:00, 08:00, 16:00 UTC of the exchange clock) the position pays
   ``position x mark x rate`` (longs pay a positive rate). The rate is ``funding_rate`` (default
   0.0001 = 0.01 %, Binance's rate when the premium is zero: its interest rate component): the
   recordings hold no markPrice stream, so the real rate of the day is not known; the payment times
   are those of the recording's clock (the USD-M sample crosses 2024-07-19 00:00 UTC).
+
+Not modelled: liquidation itself (the liquidation price is reported, a position past it is not
+closed by the exchange), hedge mode, stop and trailing orders, leverage tiers beyond the first.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from decimal import Decimal
 from trader.venue import errors
 from trader.venue.amounts import fmt, integer, parse
 from trader.venue.matching import MatchingEngine
-from trader.venue.positions import (MAINT_MARGIN_RATE, MAX_LEVERAGE, FuturesAccount, FuturesOrder,
+from trader.venue.positions import (FUNDING_INTERVAL_MS, MAINT_MARGIN_RATE, MAX_LEVERAGE, FuturesAccount, FuturesOrder,
                                     liquidation_price, next_funding_ms)
 
 _CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
@@ -173,7 +176,7 @@ class FuturesEngine(MatchingEngine):
                 self._income(acct, "FUNDING_FEE", pay)
                 acct.income[-1]["time"] = self.next_funding
                 self.account_events.append((acct, "FUNDING_FEE"))
-            self.next_funding += next_funding_ms(self.next_funding) - self.next_funding
+            self.next_funding += FUNDING_INTERVAL_MS
 
     def on_snapshot(self) -> None:
         super().on_snapshot()
@@ -209,8 +212,10 @@ class FuturesEngine(MatchingEngine):
         pos = acct.position
         if want == pos.margin_type:
             raise _err(-4046, "No need to change margin type.")
-        if pos.lots or any(o.is_open for o in acct.orders.values()):
+        if pos.lots:
             raise _err(-4048, "Margin type cannot be changed if there exists position.")
+        if any(o.is_open for o in acct.orders.values()):
+            raise _err(-4047, "Margin type cannot be changed if there exists open orders.")
         pos.margin_type = want
         return {"code": 200, "msg": "success"}
 
