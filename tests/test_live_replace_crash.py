@@ -3,7 +3,8 @@ the new one stored as pending; or the new one accepted by the exchange, its answ
 then ``trader live --real`` started again on the same ledger: the reconciliation resolves the new
 quote by its client id (never sent twice, never lost, cancelled if it rests), and the ledger equals
 the exchange. Spot (ccxt binance) and USD-M futures (ccxt binanceusdm), both against the local
-exchange over the real recordings.
+exchange over the real recordings; and a USD-M session killed after its market order filled, whose
+restart recovers the position.
 
 The quoting process is a short program driving the real broker (``requote``: cancel + new at a new
 price, ``trader.live.quoting``), since ``trader live``'s own steps place market orders; the hook
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -128,3 +130,45 @@ def test_sigkill_mid_replace_then_restart_reconciles(tmp_path, market, point, re
             assert row.status == "cancelled" and len(on_exchange) == 1 and on_exchange[0]["status"] == "CANCELED"
         report = audit(ex, KEY, st, SYMBOLS[market])  # each client id once; states, fills, balances equal
         assert report["orders"] == (1 if point == "after_pending" else 2) and report["position"] == 0
+
+
+def test_usdm_sigkill_after_a_market_order_was_accepted_then_restart_reconciles_the_position(usdm_data, tmp_path):
+    """``trader live --real --market usdm`` killed after the exchange filled its first order, before the
+    answer was stored: the restart finds it by client id with its fills, and the position and wallet
+    check of the reconciliation passes (the position the killed process opened is the ledger's)."""
+    db = tmp_path / "live.sqlite"
+    err_path = tmp_path / "stderr.txt"
+    cmd = [sys.executable, "-m", "trader.live.cli", "live", "--real", "--market", "usdm", "--leverage", "2",
+           "--margin-mode", "isolated", "--recv-window-ms", "1000", "--db", str(db), "-v"]
+    keys = {KEY: {"secret": SECRET, "balances": BALANCES["usdm"]}}
+    with LocalExchange(usdm_data, keys=keys, speed=5, loop=True) as ex:
+        with open(err_path, "w") as err:
+            proc = subprocess.Popen([*cmd, "--base-url", ex.url, "--checkpoint", "scripted:buy", "--duration", "60"],
+                                    env=env(TRADER_LIVE_TEST_HOOK="after_send:60"), stdout=subprocess.DEVNULL,
+                                    stderr=err)
+            deadline = time.monotonic() + 60
+            marker = None
+            while marker is None:
+                assert proc.poll() is None, err_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the hook was never reached"
+                for line in err_path.read_text().splitlines():
+                    if line.startswith("TEST-HOOK after_send "):
+                        marker = line.split()[-1]
+                time.sleep(0.05)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        st = Ledger(db)
+        assert st.order(marker).status == "pending" and st.position(SYMBOLS["usdm"]).base == 0
+        assert ex.position(KEY)["positionAmt"] == "0.01000000"  # the exchange has it, the ledger not yet
+        st.close()
+
+        again = subprocess.run([*cmd, "--base-url", ex.url, "--checkpoint", "scripted:hold", "--duration", "1.0"],
+                               env=env(), capture_output=True, text=True, timeout=60, check=False)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "reconciled: 1 order(s) resolved" in again.stdout
+
+        st = Ledger(db)
+        row = st.order(marker)
+        assert row.status == "filled" and st.filled_of(marker) == row.amount == st.position(SYMBOLS["usdm"]).base
+        report = audit(ex, KEY, st, SYMBOLS["usdm"])
+        assert report["orders"] == 1 and report["position"] == Decimal("0.01")
