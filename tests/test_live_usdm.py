@@ -262,3 +262,27 @@ def test_paper_usdm_session_sends_nothing(usdm_data, tmp_path):
     st = Ledger(tmp_path / "paper.sqlite")
     assert res.orders >= 3 and len(st.fills()) >= 3 and st.get_meta("symbol") == SYMBOL
     assert st.get_meta("venue").startswith("binance-usdm@")
+
+
+def test_session_liquidation_guard_refuses_and_closes(usdm_data, tmp_path):
+    """A session at 125x isolated with ``--liquidation-buffer-pct 1`` buying every step: once long, the
+    mark is ~0.4 % from the liquidation price, so the step places nothing and the position is closed
+    reduce-only; the ledger still equals the exchange."""
+    import io
+
+    from rich.console import Console
+    from trader.live.launch import EXIT_OK, LiveOptions, run_live
+
+    db = tmp_path / "real.sqlite"
+    with LocalExchange(usdm_data, keys=KEYS, speed=20, loop=True) as ex:
+        opts = LiveOptions(symbol="BTC/USDT", market="usdm", leverage=125, margin_mode="isolated",
+                           liquidation_buffer_pct=1.0, checkpoint="scripted:buy", real=True, base_url=ex.url,
+                           keys=ApiKeys(KEY, SECRET), db=str(db), duration=3.0, interval_ms=150, recv_window_ms=1000)
+        code, res, msg = run_live(opts, Console(file=io.StringIO()))
+        assert code == EXIT_OK, msg
+        st = Ledger(db)
+        audit(ex, KEY, st, SYMBOL)
+    trips = st.events("liquidation-guard")
+    closes = [r for r in st.orders() if r.params.get("reduceOnly")]
+    assert len(trips) >= 1 and len(closes) == len(trips) and all(r.status == "filled" for r in closes)
+    assert res.skipped_orders >= len(trips)
