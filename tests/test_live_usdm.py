@@ -77,8 +77,8 @@ def test_settings_quotes_reduce_only_funding_and_reconcile(usdm_data, tmp_path):
         assert wrong_way.status == "rejected" and "-2022" in wrong_way.error and wrong_way.attempts == 1
         before = st.position(SYMBOL)
         advance_past(ex, FUNDING_MS)
-        await broker.cancel_all("before funding check")
-        assert await broker.sync_funding() == 1 and await broker.sync_funding() == 0
+        await broker.cancel_all("before funding check")  # its sync reads the funding income (funding_every 0)
+        assert len(st.funding(SYMBOL)) == 1 and await broker.sync_funding() == 0  # stored once
         (fid, amount, ts), = st.funding(SYMBOL)
         held = st.position(SYMBOL).base  # the quote may have filled meanwhile
         assert ts == FUNDING_MS and amount < 0  # a long pays a positive rate
@@ -103,7 +103,8 @@ FAULTS = {
     "429": {"rate_limit": 6, "rate_window_s": 1.0},
     "5xx": {"error_rate": 0.25},
     "drop-after-accept": {"drop_after_accept": 0.4},
-    "ws-disconnect": {"ws_disconnect_every": 1.0},
+    # each reconnect waits ~1 s for a futures snapshot in ccxt's throttle (weight 20): one drop per 2 s
+    "ws-disconnect": {"ws_disconnect_every": 2.0},
     # USD-M diffs are denser (the recording's depth@0ms) and a futures snapshot (limit 1000, weight 20)
     # waits ~1 s in ccxt's throttle: one gap per 300 diffs at 20x leaves time to resync between gaps
     "sequence-gap": {"sequence_gap_every": 300},
@@ -125,7 +126,7 @@ def test_usdm_session_under_fault(usdm_data, tmp_path, name):
     with LocalExchange(usdm_data, keys=KEYS, speed=20, loop=True, faults=Faults(seed=5, **FAULTS[name])) as ex:
         opts = LiveOptions(symbol="BTC/USDT", market="usdm", leverage=3, margin_mode="isolated",
                            checkpoint="scripted:alternate", real=True, base_url=ex.url, keys=ApiKeys(KEY, SECRET),
-                           db=str(db), duration=10.0 if name == "5xx" else 3.5, interval_ms=150,
+                           db=str(db), duration={"5xx": 10.0, "ws-disconnect": 5.0}.get(name, 3.5), interval_ms=150,
                            recv_window_ms=1000)  # a 5xx'd order is resent only after recvWindow + 1 s
         code, res, msg = run_live(opts, Console(file=io.StringIO()))
         stats = ex.stats
