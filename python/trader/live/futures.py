@@ -83,10 +83,11 @@ class FuturesBroker(CcxtBroker):
         return risk
 
     async def position_risk(self) -> dict:
-        """The raw ``positionRisk`` entry of the symbol (ccxt lists only positions with an entry price,
-        so the endpoint is read directly)."""
+        """The raw ``GET /fapi/v2/positionRisk`` entry of the symbol: v2, because it lists the symbol
+        when flat too and carries ``leverage`` and ``marginType`` (v3 drops both and lists only symbols
+        with a position or open orders; ccxt's ``fetch_positions`` also skips flat ones)."""
         market = self.client.market(self.symbol)
-        rows = await self._call(self.client.fapiPrivateV3GetPositionRisk, {"symbol": market["id"]})
+        rows = await self._call(self.client.fapiPrivateV2GetPositionRisk, {"symbol": market["id"]})
         row = next((r for r in rows if r.get("symbol") == market["id"] and r.get("positionSide", "BOTH") == "BOTH"),
                    None)
         if row is None:
