@@ -82,19 +82,12 @@ class FuturesEngine(MatchingEngine):
         self.accounts[api_key] = acct
         return acct
 
-    def mark_units(self) -> int | None:
-        """The mark price in ticks x 2 (the mid of the replayed best prices), None without a book."""
+    def mark(self) -> Decimal:
+        """The mark price (quote): the mid of the replayed best prices, else the last trade's price."""
         bid, ask = self._best(True), self._best(False)
         if bid is None or ask is None:
-            return None
-        return bid + ask
-
-    def mark(self) -> Decimal:
-        m = self.mark_units()
-        if m is None:
-            last = self.replay.recent_trades[-1]["p"] if self.replay.recent_trades else "0"
-            return Decimal(last)
-        return self.replay.tick * m / 2
+            return Decimal(self.replay.recent_trades[-1]["p"] if self.replay.recent_trades else "0")
+        return self.replay.tick * (bid + ask) / 2
 
     def _value(self, lots: int, price: Decimal) -> Decimal:
         return self.replay.lot * abs(lots) * price
