@@ -24,6 +24,7 @@ from trader.live.audit import audit
 from trader.live.keys import ApiKeys
 from trader.live.launch import EXIT_KILLED, EXIT_OK, EXIT_REFUSED, LiveOptions, run_live
 from trader.live.ledger import Ledger
+from trader.sim import spec
 from trader.venue import LocalExchange
 from conftest import PACKAGE_ROOT  # noqa: E402
 
@@ -60,8 +61,9 @@ def test_paper_session_end_to_end(tmp_path):
     assert [o.side for o in orders[:4]] == ["buy", "sell", "buy", "sell"]
     fills = st.fills()
     assert {f.client_id for f in fills} == {o.client_id for o in orders}
+    rate = Decimal(str(spec.defaults()["taker_fee_bps"])) / 10000  # paper's default fee is training's (issue 17)
     for f in fills:  # the paper broker charges the taker fee on the notional
-        assert f.fee == (f.price * f.amount * Decimal("0.001")).quantize(Decimal("0.00000001"))
+        assert f.fee == (f.price * f.amount * rate).quantize(Decimal("0.00000001"))
     pos = st.position("BTC/USDT")
     assert pos.base == sum(o.signed_filled for o in orders) and pos.base in (0, Decimal("0.01"))
     assert float(pos.quote) < 0  # fees and spread cost money

@@ -59,26 +59,34 @@ void MarketData::prepare() {
 // replay_segment): bid levels at a bid order's price or crossing an ask order, ask levels likewise,
 // sell trades at or through a bid, buy trades at or through an ask. Empty side: an empty interval.
 void TradingEnv::update_reach() {
-  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
-  int64_t bid_lo = kNever, bid_hi = kMin, ask_lo = kNever, ask_hi = kMin;
+  bid_lo_ = ask_lo_ = kNever;
+  bid_hi_ = ask_hi_ = std::numeric_limits<int64_t>::min();
   for (const auto& o : orders_) {
-    if (o.dead) continue;
-    if (o.bid) {
-      bid_lo = std::min(bid_lo, o.price);
-      bid_hi = std::max(bid_hi, o.price);
-    } else {
-      ask_lo = std::min(ask_lo, o.price);
-      ask_hi = std::max(ask_hi, o.price);
-    }
+    if (!o.dead) widen_reach(o);
   }
-  const bool bids = bid_hi != kMin, asks = ask_hi != kMin;
-  reach_lo_[kLevelBid] = std::min(bid_lo, ask_lo);
-  reach_hi_[kLevelBid] = asks ? kNever : bid_hi;
-  reach_lo_[kLevelAsk] = bids ? kMin : ask_lo;
-  reach_hi_[kLevelAsk] = std::max(ask_hi, bid_hi);
+  set_reach();
+}
+
+void TradingEnv::widen_reach(const LimitOrder& o) {
+  if (o.bid) {
+    bid_lo_ = std::min(bid_lo_, o.price);
+    bid_hi_ = std::max(bid_hi_, o.price);
+  } else {
+    ask_lo_ = std::min(ask_lo_, o.price);
+    ask_hi_ = std::max(ask_hi_, o.price);
+  }
+}
+
+void TradingEnv::set_reach() {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  const bool bids = bid_hi_ != kMin, asks = ask_hi_ != kMin;
+  reach_lo_[kLevelBid] = std::min(bid_lo_, ask_lo_);
+  reach_hi_[kLevelBid] = asks ? kNever : bid_hi_;
+  reach_lo_[kLevelAsk] = bids ? kMin : ask_lo_;
+  reach_hi_[kLevelAsk] = std::max(ask_hi_, bid_hi_);
   reach_lo_[kTradeSell] = bids ? kMin : kNever;
-  reach_hi_[kTradeSell] = bid_hi;
-  reach_lo_[kTradeBuy] = ask_lo;
+  reach_hi_[kTradeSell] = bid_hi_;
+  reach_lo_[kTradeBuy] = ask_lo_;
   reach_hi_[kTradeBuy] = asks ? kNever : kMin;
 }
 
@@ -91,6 +99,7 @@ void TradingEnv::maker_fill(LimitOrder& o, int64_t lots) {
   a.maker_fees += fee;
   book_fill(a, o.bid, lots, notional, fee);
   o.leaves -= lots;
+  a.resting[o.bid ? 0 : 1] -= lots;
   if (o.leaves == 0) {
     o.dead = true;
     died_ = true;
@@ -244,7 +253,11 @@ void TradingEnv::replay_records(const MarketEvent* ev, int64_t begin, int64_t en
 
 bool TradingEnv::remove_dead() {
   if (died_) {
-    orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
+    orders_.erase(std::remove_if(orders_.begin(), orders_.end(),
+                                 [this](const LimitOrder& o) {
+                                   if (o.dead) agents_[static_cast<size_t>(o.agent)].resting[o.bid ? 0 : 1] -= o.leaves;
+                                   return o.dead;
+                                 }),
                   orders_.end());
     died_ = false;
     update_reach();

@@ -143,6 +143,7 @@ class TradingEnv {
     int64_t maker_filled = 0, quoted = 0;
     int32_t rejected = 0;
     int64_t quote_seq[2] = {-1, -1};  // the current bid / ask order (seq), -1: none
+    int64_t resting[2] = {0, 0};      // leaves of its orders not removed yet, bid / ask (cancels in flight too)
   };
 
   uint64_t next_random();
@@ -174,7 +175,11 @@ class TradingEnv {
   void on_market_event(const MarketEvent& e);
   void on_depth(LimitOrder& o, double prev, double next) const;
   void due_orders(int64_t exch_ts);
+  // The reach from the orders' price range: recomputed from every order when orders die, widened by
+  // a new order in O(1) (orders_ holds no dead order when quote() runs: replay_segment removes them).
   void update_reach();
+  void widen_reach(const LimitOrder& o);
+  void set_reach();
   LimitOrder* find(int64_t seq);
   // Points the env at one dataset: data_ and the constants in its tick and lot size.
   void use_market(const MarketData* m);
@@ -211,6 +216,7 @@ class TradingEnv {
   uint64_t total_starts_;  // usable episode starts over all datasets
   int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
   bool died_ = false;    // an order died during the current market event
+  int64_t bid_lo_, bid_hi_, ask_lo_, ask_hi_;  // price range of the orders per side (empty: lo > hi)
   int64_t reach_lo_[4], reach_hi_[4];  // per MarketEventKind: prices that can touch an order
 };
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from trader.live.ledger import LIVE, UNRESOLVED, D, Fill, Ledger, OrderRow, Position
+from trader.sim import spec
 
 log = logging.getLogger("trader.live.broker")
 
@@ -175,7 +176,7 @@ class PaperBroker(Broker):
 
     kind = "paper"
 
-    def __init__(self, ledger: Ledger, market: dict, feed, fee_bps: float = 10.0):
+    def __init__(self, ledger: Ledger, market: dict, feed, fee_bps: float = spec.defaults()["taker_fee_bps"]):
         super().__init__(ledger, market)
         self.feed = feed
         self.fee_rate = D(fee_bps) / 10000

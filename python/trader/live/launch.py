@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from trader.live.keys import ApiKeys
 from trader.live.ledger import Ledger
+from trader.sim import spec
 
 log = logging.getLogger("trader.live")
 
@@ -30,7 +33,7 @@ class LiveOptions:
     base_url: str | None = None
     testnet: bool = False
     keys: ApiKeys | None = None
-    db: str = "live.sqlite"
+    db: str | None = None  # the SQLite ledger [default: default_db(self)]
     max_position: float | None = None  # default: the policy's
     max_notional: float | None = None
     daily_loss_limit: float | None = None
@@ -39,7 +42,7 @@ class LiveOptions:
     interval_ms: float | None = None
     depth: int | None = None
     encoder: str | None = None
-    fee_bps: float = 10.0  # paper broker
+    fee_bps: float = spec.defaults()["taker_fee_bps"]  # paper broker: the taker fee of training and backtests
     max_slippage_bps: float | None = None
     stale_after: float = 5.0
     flatten_on_kill: bool = False
@@ -50,6 +53,7 @@ class LiveOptions:
     recv_window_ms: int = 5000
     snapshot_limit: int = 1000
     warmup_timeout: float = 30.0
+    connect_timeout: float = 10.0  # seconds the start waits for the exchange's markets, retries included
     # USD-M futures (trader.live.futures)
     market: str = "spot"  # spot | usdm
     leverage: int = 1
@@ -96,6 +100,8 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         return EXIT_REFUSED, None, ("--real needs API keys: set TRADER_API_KEY and TRADER_API_SECRET, or pass "
                                     "--keys-file FILE (outside the repository)")
     policy = load_policy(opts.checkpoint, trade_size=opts.trade_size)
+    if console is not None:
+        console.print(f"policy: {policy.name}", highlight=False, markup=False)
     if opts.depth is not None:
         policy.depth = opts.depth
     encoder_dir = opts.encoder or policy.encoder  # an agent trained with --encoder brings its own
@@ -112,7 +118,9 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
                         daily_loss_limit=opts.daily_loss_limit, max_order=opts.max_order,
                         flatten_on_kill=opts.flatten_on_kill)
     symbol = market_symbol(opts.symbol, opts.market)
-    ledger = Ledger(opts.db)
+    db = Path(opts.db or default_db(opts))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(db)
     public = make_client(opts.exchange, market=opts.market, base_url=opts.base_url, testnet=opts.testnet)
     private = None
     try:
@@ -124,7 +132,7 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
             n = ledger.clear_kills()
             if n:
                 ledger.log_event("clear-kill", f"{n} kill record(s) cleared by the operator")
-        await _load_markets(public)
+        await _load_markets(public, venue(opts), opts.connect_timeout)
         if symbol not in public.markets:
             return EXIT_REFUSED, None, f"unknown symbol {symbol!r} on {venue(opts)}"
         feed = LiveFeed(public, symbol, depth=policy.depth, stale_after=opts.stale_after,
@@ -133,7 +141,7 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
             private = make_client(opts.exchange, market=opts.market, base_url=opts.base_url, testnet=opts.testnet,
                                   keys=opts.keys, recv_window_ms=opts.recv_window_ms)
             try:
-                await _load_markets(private)
+                await _load_markets(private, venue(opts), opts.connect_timeout)
             except ccxt.AuthenticationError as exc:
                 return EXIT_REFUSED, None, (f"refusing to start: the exchange refused the API key "
                                             f"({type(exc).__name__}); check the key, its permissions and the clock")
@@ -193,30 +201,65 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         ledger.close()
 
 
-async def _load_markets(client, timeout: float = 60.0) -> None:
-    """load_markets, retried on network errors (5xx, 429 with its Retry-After, timeouts)."""
+class ExchangeUnreachable(ConnectionError):
+    """The exchange did not answer within --connect-timeout (retries included)."""
+
+
+async def _load_markets(client, where: str, timeout: float) -> None:
+    """load_markets, retried on network errors (5xx, 429 with its Retry-After, timeouts) for at most
+    `timeout` seconds in all: every attempt's own request timeout is cut to the time left, so that an
+    exchange that cannot be reached fails the start within --connect-timeout, not after ccxt's
+    per-request timeout times the retries (issue 17: 68-95 s before)."""
     import time
 
     import ccxt
 
     deadline = time.monotonic() + timeout
-    wait = 0.2
-    while True:
-        try:
-            await client.load_markets(reload=True)
-            return
-        except ccxt.NetworkError as exc:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"cannot load markets: {type(exc).__name__}: {exc}") from None
-            headers = getattr(client, "last_response_headers", None) or {}
-            retry = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-            await asyncio.sleep(float(retry) if isinstance(exc, ccxt.DDoSProtection) and retry else wait)
-            wait = min(5.0, wait * 2)
+    own_timeout_ms, wait, attempts = client.timeout, 0.2, 0
+    try:
+        while True:
+            client.timeout = max(100, min(own_timeout_ms, int((deadline - time.monotonic()) * 1000)))
+            attempts += 1
+            try:
+                await client.load_markets(reload=True)
+                return
+            except ccxt.NetworkError as exc:
+                left = deadline - time.monotonic()
+                if left < 0.1:
+                    raise ExchangeUnreachable(
+                        f"the exchange could not be reached: {where}: no answer in {timeout:g} s ({attempts} "
+                        f"attempt(s); last: {type(exc).__name__}: {exc}); check the network, --base-url or "
+                        "--testnet, or allow more time with --connect-timeout") from None
+                headers = getattr(client, "last_response_headers", None) or {}
+                retry = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+                delay = float(retry) if isinstance(exc, ccxt.DDoSProtection) and retry else wait
+                await asyncio.sleep(min(delay, left))
+                wait = min(2.0, wait * 2)
+    finally:
+        client.timeout = own_timeout_ms
 
 
 def run_live(opts: LiveOptions, console=None):
     return asyncio.run(run_live_async(opts, console))
 
 
-def default_db(symbol: str, real: bool) -> str:
-    return str(Path(f"live-{symbol.replace('/', '').replace(':', '-').lower()}-{'real' if real else 'paper'}.sqlite"))
+STATE_DIR_ENV = "TRADER_STATE_DIR"
+
+
+def state_dir() -> Path:
+    """Where live sessions keep their SQLite ledgers: $TRADER_STATE_DIR, else $XDG_DATA_HOME/trader/live
+    (~/.local/share/trader/live; the XDG base directory spec's place for user data). One place whatever
+    the working directory, so that a restart finds its orders, position and kill switch record, and no
+    ledger lands inside a checkout (issue 17)."""
+    if os.environ.get(STATE_DIR_ENV):
+        return Path(os.environ[STATE_DIR_ENV]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home).expanduser() / "trader" / "live"
+
+
+def default_db(opts: LiveOptions, folder: str | os.PathLike | None = None) -> str:
+    """The ledger of a venue, symbol and broker kind: FOLDER/{venue}__{symbol}__{paper|real}.sqlite, under
+    `folder` (--state-dir) or state_dir()."""
+    name = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "-", part).strip("-").lower()
+                     for part in (venue(opts), market_symbol(opts.symbol, opts.market), "real" if opts.real else "paper"))
+    return str((Path(folder).expanduser() if folder else state_dir()) / f"{name}.sqlite")

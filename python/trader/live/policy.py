@@ -99,8 +99,10 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
     trained = load(spec, device)  # weights and metadata only; a ValueError unless trained on the trading env
     args = from_legacy({k: v for k, v in trained.args.items() if v is not None})  # older runs' names too
     settings = {"continuous": args.get("actions") == "continuous", "trade_size": float(args.get("trade_size", 0.01)),
-                "max_position": float(args.get("max_position", 0.1)), "horizon": int(args.get("horizon", 500))}
+                "max_position": float(args.get("max_position", 0.1)), "horizon": int(args.get("horizon", 500)),
+                "interval_ms": float(args.get("interval_ms", 100.0))}
     settings.update(over)
-    return PolicySpec(trained.act, f"{trained.algo}:{spec}", obs_dim=int(trained.spec["obs_dim"]),
+    # named by the step read: after a fallback from a corrupt latest checkpoint, the older one
+    return PolicySpec(trained.act, f"{trained.algo}:{trained.checkpoint}", obs_dim=int(trained.spec["obs_dim"]),
                       num_agents=int(trained.spec.get("num_agents", 1)), encoder=args.get("encoder"),
                       encoder_sha256=args.get("encoder_sha256"), **settings)
