@@ -32,3 +32,15 @@ def restore_torch_globals():
     yield
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
+
+
+@pytest.fixture(scope="session")
+def usdm_data(tmp_path_factory):
+    """The real USD-M BTCUSDT perpetual recording (2024-07-18 23:57 to 07-19 00:05 UTC, across the
+    00:00 UTC funding time) converted into a dataset folder, for the local exchange's USD-M API."""
+    from trader.data.binance import convert_files
+    from trader.data.dataset import write_dataset
+
+    paths = [shared("binance_hftbacktest_raw_feed", "usdm", f"btcusdt_{d}.gz") for d in ("20240718", "20240719")]
+    (events, meta), = convert_files(paths)
+    return write_dataset(tmp_path_factory.mktemp("usdm") / "btcusdt", events, meta)

@@ -5,7 +5,10 @@ the order-safety invariants, checked from both sides. Used by the tests and by r
 * every exchange order is in the ledger, with the same exchange id, state and executed quantity;
 * every order the ledger marks ``rejected`` is absent from the exchange;
 * the ledger's fills are exactly the account's trades (same trade ids, quantities, prices, fees);
-* the exchange's balances equal the ledger's baseline plus what its fills moved.
+* the exchange's balances equal the ledger's baseline plus what its fills moved; USD-M futures: the
+  position amount equals the ledger's, the wallet balance equals the baseline plus the realized PnL,
+  fees and funding of the ledger (``trader.live.futures``), and the ledger's funding payments are the
+  account's FUNDING_FEE incomes.
 """
 
 from __future__ import annotations
@@ -58,6 +61,13 @@ def audit(exchange, api_key: str, ledger: Ledger, symbol: str = "BTC/USDT", *, a
             problems.append(f"fill {tid}: ledger {f.amount}@{f.price} fee {f.fee}, exchange {t['qty']}@{t['price']} "
                             f"fee {t['commission']}")
     pos = ledger.position(symbol)
+    if getattr(exchange, "market", "spot") == "usdm":
+        problems += _futures_problems(exchange, api_key, ledger, symbol, pos, balances[quote][0], quote)
+        if problems:
+            raise AssertionError("audit failed:\n  " + "\n  ".join(problems))
+        return {"orders": len(orders), "ledger_orders": len(rows), "fills": len(fills), "rejected":
+                sum(r.status == "rejected" for r in rows.values()), "position": pos.base,
+                "funding": len(ledger.funding(symbol))}
     for asset, moved in ((base, pos.base), (quote, pos.quote)):
         baseline = ledger.get_meta(f"baseline:{asset}")
         if baseline is None:
@@ -69,3 +79,21 @@ def audit(exchange, api_key: str, ledger: Ledger, symbol: str = "BTC/USDT", *, a
         raise AssertionError("audit failed:\n  " + "\n  ".join(problems))
     return {"orders": len(orders), "ledger_orders": len(rows), "fills": len(fills), "rejected":
             sum(r.status == "rejected" for r in rows.values()), "position": pos.base}
+
+
+def _futures_problems(exchange, api_key: str, ledger: Ledger, symbol: str, pos, wallet: Decimal, quote: str) -> list:
+    problems = []
+    amt = D(exchange.position(api_key)["positionAmt"])
+    if amt != pos.base:
+        problems.append(f"position: exchange {amt}, ledger {pos.base}")
+    incomes = exchange.call(lambda: [i for i in exchange.engine.accounts[api_key].income
+                                     if i["incomeType"] == "FUNDING_FEE"])
+    have = {i: a for i, a, _ in ledger.funding(symbol)}
+    want = {str(i["tranId"]): D(i["income"]) for i in incomes}
+    if have != want:
+        problems.append(f"funding: ledger {have}, exchange {want}")
+    baseline = ledger.get_meta(f"baseline:{quote}")
+    if baseline is not None and abs(D(baseline) + pos.quote + pos.cost - wallet) > Decimal("1e-8"):
+        problems.append(f"{quote} wallet: exchange {wallet}, ledger baseline {baseline} + realized, fees and funding "
+                        f"{pos.quote + pos.cost}")
+    return problems

@@ -26,10 +26,11 @@ An order whose outcome stays unknown (the exchange unreachable for longer than `
 stays ``unknown`` in the ledger; ``busy`` is then true and the session places nothing new until it is
 resolved (``sync``), here or by ``trader live``'s reconciliation at the next start.
 
-Test hook: ``TRADER_LIVE_TEST_HOOK=after_pending:SECONDS`` or ``after_send:SECONDS`` makes the first
-order sleep at that point (after storing it as pending; after the exchange accepted it, before its
-answer is stored) and prints ``TEST-HOOK <point> <client id>`` to stderr, so a test can kill the
-process there.
+Test hook: ``TRADER_LIVE_TEST_HOOK=after_pending:SECONDS[:N]`` or ``after_send:SECONDS[:N]`` makes the
+N-th order (default the first) sleep at that point (after storing it as pending; after the exchange
+accepted it, before its answer is stored) and prints ``TEST-HOOK <point> <client id>`` to stderr, so a
+test can kill the process there (N = 2 with quotes: in the middle of a replace, the old quote
+cancelled, the new one not yet known).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class OrderRequest:
     reason: str = "policy"
     price: Decimal | None = None  # None: market order; else LIMIT IOC at this price (a slippage cap)
     post_only: bool = False  # with a price: a resting post-only limit order (spot LIMIT_MAKER, USD-M GTX)
+    reduce_only: bool = False  # USD-M: the order may only reduce the position (reduceOnly=true)
 
 
 class _Hook:
@@ -71,12 +73,17 @@ class _Hook:
 
     def __init__(self):
         spec = os.environ.get("TRADER_LIVE_TEST_HOOK", "")
-        self.point, _, secs = spec.partition(":")
+        self.point, _, rest = spec.partition(":")
+        secs, _, nth = rest.partition(":")
         self.seconds = float(secs or 0)
+        self.left = int(nth or 1)
         self.done = not spec
 
     async def __call__(self, point: str, client_id: str) -> None:
         if self.done or point != self.point:
+            return
+        self.left -= 1
+        if self.left > 0:
             return
         self.done = True
         print(f"TEST-HOOK {point} {client_id}", file=sys.stderr, flush=True)
@@ -87,6 +94,7 @@ class Broker(abc.ABC):
     """What the session needs from a broker. Amount steps and minimums come from the ccxt market."""
 
     kind = "base"
+    futures = False  # USD-M: closes are reduce-only (trader.live.futures)
 
     def __init__(self, ledger: Ledger, market: dict):
         self.ledger = ledger
@@ -136,6 +144,10 @@ class Broker(abc.ABC):
     async def sync(self) -> list[OrderRow]:
         """Bring orders that are not final up to date; returns them."""
         return []
+
+    async def guard(self, mid: float) -> str | None:
+        """Why no new order may be placed now (None: it may); USD-M: the liquidation guard."""
+        return None
 
     async def cancel_all(self, reason: str) -> int:
         return 0
@@ -218,6 +230,8 @@ class CcxtBroker(Broker):
             raise ValueError("a post-only order needs a price")
         otype = "market" if req.price is None else "limit"
         params = {} if req.price is None else {"postOnly": True} if req.post_only else {"timeInForce": "IOC"}
+        if req.reduce_only:
+            params["reduceOnly"] = True
         row = self.ledger.new_order(self.symbol, req.side, otype, req.amount, req.price, params, req.reason)
         await self._hook("after_pending", row.client_id)
         t0 = time.perf_counter()
@@ -267,6 +281,9 @@ class CcxtBroker(Broker):
                     ccxt.NotSupported, ccxt.ArgumentsRequired) as exc:
                 return self.ledger.update_order(cid, status="rejected", error=_short(exc))
             except ccxt.BaseError as exc:  # anything else: do not guess; ask the exchange
+                duplicate = "duplicate" in str(exc).lower()  # USD-M -4116 "ClientOrderId is duplicated."
+                if _refusal_code(exc) is not None and not duplicate:  # a Binance code: this request was refused
+                    return self.ledger.update_order(cid, status="rejected", error=_short(exc))
                 row = self.ledger.update_order(cid, status="unknown", error=_short(exc))
                 found = await self._resolve(cid)
                 if found is not None:
@@ -313,7 +330,7 @@ class CcxtBroker(Broker):
         info = o.get("info") or {}
         filled = D(info.get("executedQty", o.get("filled") or 0))
         status = _STATUS.get(o.get("status"), "open")
-        quote = info.get("cummulativeQuoteQty")
+        quote = info.get("cummulativeQuoteQty", info.get("cumQuote"))  # spot / USD-M
         average = (D(quote) / filled) if quote is not None and filled else (D(o["average"]) if o.get("average") else None)
         for t in o.get("trades") or []:
             self._add_trade(cid, str(o["id"]), o.get("side") or self.ledger.order(cid).side, t)
@@ -406,6 +423,15 @@ class CcxtBroker(Broker):
 
     async def close(self) -> None:
         await self.client.close()
+
+
+def _refusal_code(exc) -> int | None:
+    """The Binance error code in a ccxt error (``{"code":-2019,"msg":...}``): the exchange refused the
+    request. ccxt maps some USD-M codes only for fapi.binance.com, else raises ExchangeError."""
+    import re
+
+    m = re.search(r'"code":\s*(-\d+)', str(exc))
+    return int(m.group(1)) if m else None
 
 
 def _short(exc) -> str:

@@ -87,6 +87,18 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
               help="Also record the raw stream into this folder (trader record's format).")
 @click.option("--recv-window-ms", type=int, default=5000, help="Binance recvWindow of signed requests.")
+# ---- USD-M futures (trader.live.futures) ----
+@click.option("--market", type=click.Choice(["spot", "usdm"]), default="spot",
+              help="spot (ccxt binance) or usdm: USD-M perpetual futures through ccxt binanceusdm (--symbol BTC/USDT "
+                   "means BTC/USDT:USDT).")
+@click.option("--leverage", type=click.IntRange(1, 125), default=1,
+              help="usdm: leverage set on the exchange at start (and checked there).")
+@click.option("--margin-mode", type=click.Choice(["cross", "isolated"]), default="cross",
+              help="usdm: margin mode set on the exchange at start (and checked there).")
+@click.option("--liquidation-buffer-pct", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              help="usdm: when the mark price is within this many percent (of the mark) of the liquidation price, "
+                   "no new order and the position is closed with a reduce-only market order.")
+# ----
 @click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
               help="How long the start waits for the exchange (its markets), retries included, before it gives up "
                    "(exit status 1).")
@@ -95,8 +107,8 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @deprecated_alias("--fee-bps", "fee_bps", "--taker-fee-bps", type=click.FloatRange(min=0))
 def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, state_dir, db, max_position, max_notional,
          max_order, daily_loss_limit, flatten_on_kill, flatten_on_exit, clear_kill, rebaseline, duration, interval_ms,
-         depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms,
-         connect_timeout, log_file, verbose):
+         depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms, market,
+         leverage, margin_mode, liquidation_buffer_pct, connect_timeout, log_file, verbose):
     """Trade a policy live: the websocket book, the training features, the policy every step, and a
     paper or a real broker with risk limits; state in SQLite, reconciled with the exchange at start."""
     from rich.console import Console
@@ -118,7 +130,8 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
                        fee_bps=fee_bps, max_slippage_bps=max_slippage_bps, stale_after=stale_after,
                        flatten_on_kill=flatten_on_kill, flatten_on_exit=flatten_on_exit, clear_kill=clear_kill,
                        rebaseline=rebaseline, record_dir=record_dir, recv_window_ms=recv_window_ms,
-                       trade_size=trade_size, connect_timeout=connect_timeout)
+                       trade_size=trade_size, connect_timeout=connect_timeout, market=market,
+                       leverage=leverage, margin_mode=margin_mode, liquidation_buffer_pct=liquidation_buffer_pct)
     opts.db = db or default_db(opts, state_dir)
     console = Console(soft_wrap=True)
     where = base_url or ("binance testnet" if testnet else exchange)

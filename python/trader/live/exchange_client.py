@@ -17,20 +17,30 @@ def ws_base_for(base_url: str) -> str:
     return urlunsplit((scheme, u.netloc, "", "", ""))
 
 
-def make_client(exchange: str = "binance", *, base_url: str | None = None, keys=None, testnet: bool = False,
-                recv_window_ms: int = 5000, timeout_ms: int = 10_000, options: dict | None = None):
-    """A ``ccxt.pro`` client (async) for ``exchange``; ``keys`` an ApiKeys or None (public only)."""
+MARKETS = ("spot", "usdm")  # Binance spot (ccxt binance) and USD-M perpetual futures (ccxt binanceusdm)
+
+
+def make_client(exchange: str = "binance", *, market: str = "spot", base_url: str | None = None, keys=None,
+                testnet: bool = False, recv_window_ms: int = 5000, timeout_ms: int = 10_000,
+                options: dict | None = None):
+    """A ``ccxt.pro`` client (async) for ``exchange`` and ``market`` (spot: ``binance``, usdm:
+    ``binanceusdm``); ``keys`` an ApiKeys or None (public only)."""
     import ccxt.pro as ccxtpro
 
     if exchange != "binance":
-        raise ValueError(f"exchange {exchange!r}: only binance (spot) is supported (the raw stream format and "
-                         "the order protocol are Binance's)")
+        raise ValueError(f"exchange {exchange!r}: only binance is supported (the raw stream format and the order "
+                         "protocol are Binance's)")
+    if market not in MARKETS:
+        raise ValueError(f"market {market!r}: expected one of {', '.join(MARKETS)}")
+    usdm = market == "usdm"
     config: dict = {
         "enableRateLimit": True,
         "timeout": timeout_ms,
-        "options": {"defaultType": "spot", "recvWindow": recv_window_ms, "maxRetriesOnFailure": 0,
-                    "fetchOpenOrders": {"warnWithoutSymbol": False}, "warnOnFetchOpenOrdersWithoutSymbol": False,
-                    "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, **(options or {})},
+        "options": {"defaultType": "swap" if usdm else "spot", "recvWindow": recv_window_ms,
+                    "maxRetriesOnFailure": 0, "fetchOpenOrders": {"warnWithoutSymbol": False},
+                    "warnOnFetchOpenOrdersWithoutSymbol": False,
+                    "fetchMarkets": {"types": ["linear" if usdm else "spot"]}, "fetchCurrencies": False,
+                    **(options or {})},
     }
     if base_url:
         from trader.venue import ccxt_urls
@@ -38,7 +48,7 @@ def make_client(exchange: str = "binance", *, base_url: str | None = None, keys=
         config["urls"] = {"api": ccxt_urls(base_url.rstrip("/"), ws_base_for(base_url))}
     if keys is not None:
         config.update(keys.ccxt_config())
-    client = getattr(ccxtpro, exchange)(config)
+    client = (ccxtpro.binanceusdm if usdm else ccxtpro.binance)(config)
     if testnet:
         if base_url:
             raise ValueError("--testnet and --base-url: choose one")

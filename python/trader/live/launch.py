@@ -55,6 +55,11 @@ class LiveOptions:
     snapshot_limit: int = 1000
     warmup_timeout: float = 30.0
     connect_timeout: float = 10.0  # seconds the start waits for the exchange's markets, retries included
+    # USD-M futures (trader.live.futures)
+    market: str = "spot"  # spot | usdm
+    leverage: int = 1
+    margin_mode: str = "cross"  # cross | isolated
+    liquidation_buffer_pct: float = 10.0  # percent of the mark price
     trade_size: float | None = None
     on_step: object = None  # test hook: LiveSession's on_step(session, obs, action)
 
@@ -64,17 +69,27 @@ class RefusedToStart(RuntimeError):
 
 
 def venue(opts: LiveOptions) -> str:
+    name = opts.exchange if opts.market == "spot" else f"{opts.exchange}-{opts.market}"
     if opts.base_url:
-        return f"{opts.exchange}@{opts.base_url.rstrip('/')}"
-    return f"{opts.exchange}-testnet" if opts.testnet else opts.exchange
+        return f"{name}@{opts.base_url.rstrip('/')}"
+    return f"{name}-testnet" if opts.testnet else name
+
+
+def market_symbol(symbol: str, market: str) -> str:
+    """ccxt's symbol of the market: USD-M perpetuals settle in their quote (``BTC/USDT`` ->
+    ``BTC/USDT:USDT``)."""
+    if market == "usdm" and ":" not in symbol and "/" in symbol:
+        return f"{symbol}:{symbol.split('/')[1]}"
+    return symbol
 
 
 async def run_live_async(opts: LiveOptions, console=None, install_signals: bool = True):
     """Run a session; returns (exit code, SessionResult or None, message)."""
     import ccxt
 
-    from trader.live.broker import CcxtBroker
+    from trader.live.broker import BrokerError, CcxtBroker
     from trader.live.exchange_client import make_client
+    from trader.live.futures import FuturesBroker
     from trader.live.feed import LiveFeed
     from trader.live.kernel import ExecutionKernel
     from trader.live.observation import Encoder, RowFeatures
@@ -109,14 +124,15 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     limits = RiskLimits(max_position=opts.max_position or policy.max_position, max_notional=opts.max_notional,
                         daily_loss_limit=opts.daily_loss_limit, max_order=opts.max_order,
                         flatten_on_kill=opts.flatten_on_kill)
+    symbol = market_symbol(opts.symbol, opts.market)
     db = Path(opts.db or default_db(opts))
     db.parent.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(db)
-    public = make_client(opts.exchange, base_url=opts.base_url, testnet=opts.testnet)
+    public = make_client(opts.exchange, market=opts.market, base_url=opts.base_url, testnet=opts.testnet)
     private = None
     try:
         try:
-            ledger.bind(venue=venue(opts), symbol=opts.symbol, broker="real" if opts.real else "paper")
+            ledger.bind(venue=venue(opts), symbol=symbol, broker="real" if opts.real else "paper")
         except LedgerError as exc:
             return EXIT_REFUSED, None, str(exc)
         if opts.clear_kill:
@@ -124,9 +140,9 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
             if n:
                 ledger.log_event("clear-kill", f"{n} kill record(s) cleared by the operator")
         await _load_markets(public, venue(opts), opts.connect_timeout)
-        if opts.symbol not in public.markets:
-            return EXIT_REFUSED, None, f"unknown symbol {opts.symbol!r} on {venue(opts)}"
-        feed = LiveFeed(public, opts.symbol, depth=policy.depth, interval_ms=opts.interval_ms or policy.interval_ms,
+        if symbol not in public.markets:
+            return EXIT_REFUSED, None, f"unknown symbol {symbol!r} on {venue(opts)}"
+        feed = LiveFeed(public, symbol, depth=policy.depth, interval_ms=opts.interval_ms or policy.interval_ms,
                         stale_after=opts.stale_after, record_dir=opts.record_dir, snapshot_limit=opts.snapshot_limit)
         env = dict(policy.env, taker_fee_bps=opts.fee_bps)
         if opts.maker_fee_bps is not None:
@@ -134,17 +150,24 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         kernel = ExecutionKernel(env, tick=feed.tick, lot=feed.lot, levels=policy.depth,
                                  features=RowFeatures(feed.lot_size, encoder))
         if opts.real:
-            private = make_client(opts.exchange, base_url=opts.base_url, testnet=opts.testnet, keys=opts.keys,
-                                  recv_window_ms=opts.recv_window_ms)
+            private = make_client(opts.exchange, market=opts.market, base_url=opts.base_url, testnet=opts.testnet,
+                                  keys=opts.keys, recv_window_ms=opts.recv_window_ms)
             try:
                 await _load_markets(private, venue(opts), opts.connect_timeout)
             except ccxt.AuthenticationError as exc:
                 return EXIT_REFUSED, None, (f"refusing to start: the exchange refused the API key "
                                             f"({type(exc).__name__}); check the key, its permissions and the clock")
-            broker = CcxtBroker(ledger, private, opts.symbol, recv_window_ms=opts.recv_window_ms)
+            if opts.market == "usdm":
+                broker = FuturesBroker(ledger, private, symbol, recv_window_ms=opts.recv_window_ms,
+                                       leverage=opts.leverage, margin_mode=opts.margin_mode,
+                                       liquidation_buffer_pct=opts.liquidation_buffer_pct)
+            else:
+                broker = CcxtBroker(ledger, private, symbol, recv_window_ms=opts.recv_window_ms)
             try:
                 report = await reconcile(broker, ledger, rebaseline=opts.rebaseline)
-            except ReconcileError as exc:
+                if broker.futures:  # after the reconciliation: no open order, the position known
+                    await broker.configure()
+            except (ReconcileError, BrokerError) as exc:
                 ledger.log_event("refused", str(exc))
                 return EXIT_REFUSED, None, f"refusing to start: {exc}"
             log.info("reconciled with the exchange: %s", report.summary())
@@ -155,9 +178,9 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
                 check_kill(ledger)
             except ReconcileError as exc:
                 return EXIT_REFUSED, None, f"refusing to start: {exc}"
-            broker = PaperBroker(ledger, public.market(opts.symbol), kernel)
+            broker = PaperBroker(ledger, public.market(symbol), kernel)
             await broker.start()
-        ledger.log_event("start", f"{broker.kind} {opts.symbol} policy {policy.name}")
+        ledger.log_event("start", f"{broker.kind} {symbol} policy {policy.name}")
         session = LiveSession(feed, broker, ledger, policy, RiskManager(limits), kernel,
                               SessionConfig(duration=opts.duration, max_slippage_bps=opts.max_slippage_bps,
                                             flatten_on_exit=opts.flatten_on_exit,
@@ -249,5 +272,5 @@ def default_db(opts: LiveOptions, folder: str | os.PathLike | None = None) -> st
     """The ledger of a venue, symbol and broker kind: FOLDER/{venue}__{symbol}__{paper|real}.sqlite, under
     `folder` (--state-dir) or state_dir()."""
     name = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "-", part).strip("-").lower()
-                     for part in (venue(opts), opts.symbol, "real" if opts.real else "paper"))
+                     for part in (venue(opts), market_symbol(opts.symbol, opts.market), "real" if opts.real else "paper"))
     return str((Path(folder).expanduser() if folder else state_dir()) / f"{name}.sqlite")

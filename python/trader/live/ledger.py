@@ -7,6 +7,8 @@ Rules that make a crash harmless:
 * Every state change is its own transaction, committed before the next network call: an order is
   stored as ``pending`` (with its client order id) before it is sent; each send attempt is counted
   and time-stamped before it goes out; the exchange's answer is stored before anything else is done.
+* Funding payments of futures positions are keyed by the exchange's income id (``tranId``) the same
+  way; each moves the position's quote amount in its own transaction (so they are in the PnL).
 * Fills are keyed by the exchange's trade id (``INSERT OR IGNORE``): a fill seen twice (in the order
   response, in ``myTrades``, after a restart) is counted once. The position is updated in the same
   transaction as the fill that changes it, so the two never disagree.
@@ -82,6 +84,14 @@ CREATE TABLE IF NOT EXISTS positions (
     fees TEXT NOT NULL,
     fills INTEGER NOT NULL,
     updated_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS funding (
+    income_id TEXT PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    amount TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    recorded_ns INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS equity (
     ts_ns INTEGER NOT NULL,
@@ -358,6 +368,29 @@ class Ledger:
                 (pos.symbol, S(pos.base), S(pos.quote), S(pos.cost),
                  json.dumps({k: S(v) for k, v in pos.fees.items()}), pos.fills, now_ns()))
         return True
+
+    def add_funding(self, income_id: str, symbol: str, amount: Decimal, asset: str, ts_ms: int) -> bool:
+        """Record a funding payment once (by income id; > 0 received, < 0 paid) and move the position's
+        quote amount in the same transaction; False if it was already there."""
+        with self.tx():
+            n = self.db.execute("INSERT OR IGNORE INTO funding (income_id, symbol, amount, asset, ts_ms, recorded_ns) "
+                                "VALUES (?, ?, ?, ?, ?, ?)", (str(income_id), symbol, S(amount), asset, int(ts_ms),
+                                                              now_ns())).rowcount
+            if n == 0:
+                return False
+            pos = self._position(symbol)
+            self.db.execute(
+                "INSERT INTO positions (symbol, base, quote, cost, fees, fills, updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (symbol) DO UPDATE SET quote = excluded.quote, updated_ns = excluded.updated_ns",
+                (symbol, S(pos.base), S(pos.quote + amount), S(pos.cost),
+                 json.dumps({k: S(v) for k, v in pos.fees.items()}), pos.fills, now_ns()))
+        return True
+
+    def funding(self, symbol: str) -> list[tuple[str, Decimal, int]]:
+        """(income id, amount, time ms) of the recorded funding payments, oldest first."""
+        rows = self.db.execute("SELECT income_id, amount, ts_ms FROM funding WHERE symbol = ? ORDER BY ts_ms, income_id",
+                               (symbol,)).fetchall()
+        return [(r[0], D(r[1]), r[2]) for r in rows]
 
     def fills(self, client_id: str | None = None) -> list[Fill]:
         q = "SELECT * FROM fills" + (" WHERE client_id = ?" if client_id else "") + " ORDER BY recorded_ns, trade_id"

@@ -12,7 +12,7 @@ Run before the first order of every real session (after a clean stop, a crash or
 4. open orders on the exchange for the symbol: one that the ledger does not know (placed by hand or
    by another program) means the state cannot be reconciled: refuse, naming it. Ours are canceled
    (the session starts without resting orders);
-5. balances: the exchange's total of base and quote must equal the baseline recorded at the first
+5. balances (USD-M futures: the position and the wallet balance, ``trader.live.futures``): the exchange's total of base and quote must equal the baseline recorded at the first
    start plus what the stored fills moved (fees included). A difference means trades or transfers the
    ledger does not know of: refuse, with the numbers (``--rebaseline`` accepts the exchange's balances
    as the new baseline, after transfers made on purpose).
@@ -114,7 +114,13 @@ async def reconcile(broker: CcxtBroker, ledger: Ledger, *, rebaseline: bool = Fa
                                  "Cancel them (or use another account) before starting")
         if opened:
             rep.cancelled = await broker.cancel_all("open at start")
-        # 5. balances
+        # 5. balances (USD-M: the position and the wallet balance, trader.live.futures)
+        if getattr(broker, "futures", False):
+            from trader.live.futures import check_futures_account
+
+            await check_futures_account(broker, ledger, rep, rebaseline=rebaseline, tolerance=tolerance)
+            ledger.log_event("reconcile", rep.summary())
+            return rep
         bal = await broker._call(broker.client.fetch_balance)
         pos = ledger.position(sym)
         moved = {broker.base: pos.base, broker.quote: pos.quote}

@@ -7,11 +7,14 @@
 
 The orders come from the execution kernel (the training env), whole: the session holds instead of
 sending what the limits refuse, so that the kernel and the exchange stay in step.
+
+USD-M futures add the liquidation-distance guard (``trader.live.futures``, ``--liquidation-buffer-pct``): it
+refuses new orders and closes the position when the mark is that close to the liquidation price.
 * ``daily_loss_limit``: when the equity (mark-to-market PnL of the session's fills) falls that far
   below its value at the start of the UTC day, the kill switch trips.
 
 The kill switch (``kill_switch``): no new orders; every open order canceled; optionally the position
-flattened with a market order; a ``kills`` record committed; the session stops. A ledger with an
+flattened with a market order (reduce-only on USD-M futures); a ``kills`` record committed; the session stops. A ledger with an
 uncleared kill record refuses to trade again until an operator clears it (``trader live
 --clear-kill``), after looking at why it tripped.
 """
@@ -91,7 +94,8 @@ async def kill_switch(broker, ledger, reason: str, *, flatten: bool = False, mid
         amount = broker.round_amount(abs(pos))
         small = broker.too_small(amount, mid) if mid else None
         if amount > 0 and not small:
-            row = await broker.submit(OrderRequest("sell" if pos > 0 else "buy", amount, reason="flatten"))
+            row = await broker.submit(OrderRequest("sell" if pos > 0 else "buy", amount, reason="flatten",
+                                                   reduce_only=broker.futures))
             done["flatten"] = row.status
         else:
             done["flatten"] = f"nothing to flatten ({small or 'flat'})"

@@ -224,6 +224,12 @@ class LiveSession:
         if breach is not None:
             await self._kill(breach, mid)
             return
+        blocked = await broker.guard(mid)  # USD-M: the liquidation-distance guard (trader.live.futures)
+        if blocked is not None:  # the guard cancelled and closed: the kernel's next action sends nothing
+            self.last_action = blocked
+            res.skipped_orders += 1
+            self.action, self.plan = self._idle_action(), None
+            return
         obs = k.obs
         if self.policy.obs_dim is not None and len(obs) != self.policy.obs_dim:
             raise ValueError(f"observation has {len(obs)} values, the policy expects {self.policy.obs_dim}: "
@@ -348,7 +354,8 @@ class LiveSession:
                 pos = self.broker.position().base
                 amount = self.broker.round_amount(abs(pos))
                 if amount > 0 and not self.broker.too_small(amount, self.mid):
-                    await self.broker.submit(OrderRequest("sell" if pos > 0 else "buy", amount, "flatten on exit"))
+                    await self.broker.submit(OrderRequest("sell" if pos > 0 else "buy", amount, "flatten on exit",
+                                                          reduce_only=self.broker.futures))
             self._equity_snapshot()
         finally:
             self.feed.stop()

@@ -109,9 +109,12 @@ class MarketStream:
         self.symbol = symbol
         market = client.market(symbol)
         self.market_id = market["id"]
+        # USD-M futures (ccxt binanceusdm): diffs chain by "pu" (the previous diff's "u"), not by U = u + 1
+        # (Binance's "How to manage a local order book correctly", USD-M futures)
+        self.futures = bool(market.get("linear"))
         s = self.market_id.lower()
         self.names = [f"{s}@{depth_stream}"] + ([f"{s}@trade"] if trades else []) + ([f"{s}@bookTicker"] if tickers else [])
-        base = ws_url or _spot_ws(client)
+        base = ws_url or _ws_base(client, "linear" if self.futures else "spot")
         self.url = stream_url(base, self.names)
         self.book = book or BookHandler()
         self.on_raw = on_raw
@@ -258,7 +261,8 @@ class MarketStream:
         backoff = 0.1
         while True:
             try:
-                snap = await self.client.publicGetDepth({"symbol": self.market_id, "limit": self.snapshot_limit})
+                get_depth = self.client.fapiPublicGetDepth if self.futures else self.client.publicGetDepth
+                snap = await get_depth({"symbol": self.market_id, "limit": self.snapshot_limit})
                 q.put_nowait(("snapshot", time.time_ns(), snap))
                 return
             except ccxt.NetworkError as exc:  # 429/418 (DDoSProtection), 5xx, timeouts
@@ -354,10 +358,16 @@ class MarketStream:
         else:
             self._emit_raw(ts, payload, False)
 
+    def _follows(self, d: dict, last_u: int) -> bool:
+        """Whether diff ``d`` is the one right after the diff that ended at ``last_u``."""
+        if self.futures:
+            return int(d.get("pu", -1)) == last_u
+        return int(d["U"]) == last_u + 1
+
     def _on_diff(self, ts: int, text: str, d: dict) -> None:
         U, u = int(d["U"]), int(d["u"])
         if self._state == "await":
-            if self._buffer and U != self._buffer[-1][1]["u"] + 1:
+            if self._buffer and not self._follows(d, int(self._buffer[-1][1]["u"])):
                 # a gap before any snapshot applied: the buffered diffs can never be applied in order;
                 # they are older than any snapshot still to come, so they are dropped (not recorded)
                 self.stats.gaps += 1
@@ -373,9 +383,9 @@ class MarketStream:
                 self.stats.diffs_stale += 1
                 self._emit_raw(ts, text, True)
                 return
-            if U > self._last_u + 1:
+            if U > self._last_u + 1 and not self._follows(d, self._last_u):
                 return self._gap(ts, text, d)
-        elif U != self._last_u + 1:
+        elif not self._follows(d, self._last_u):
             return self._gap(ts, text, d)
         self._emit_raw(ts, text, True)
         self._apply(ts, d)
@@ -412,7 +422,8 @@ class MarketStream:
         newer = [(t, d) for t, d in self._buffer if int(d["u"]) > L]
         if not newer:
             return  # wait for a diff past the snapshot to tell whether it is recent enough
-        if int(newer[0][1]["U"]) > L + 1:
+        first = newer[0][1]
+        if int(first["U"]) > L + 1 and not (self.futures and int(first.get("pu", -1)) == L):
             # the snapshot is older than the first diff we hold: fetch another (Binance's step 3)
             self.stats.snapshots_refetched += 1
             self._refetches += 1
@@ -438,12 +449,14 @@ class MarketStream:
             self._apply(t, d)
 
 
-def _spot_ws(client) -> str:
+def _ws_base(client, kind: str) -> str:
+    """ccxt's ``urls['api']['ws'][kind]``: ``spot`` or ``linear`` (USD-M futures)."""
     ws = client.urls.get("api", {}).get("ws")
     if isinstance(ws, dict):
-        ws = ws.get("spot")
+        ws = ws.get(kind)
     if not isinstance(ws, str):
-        raise ValueError("the ccxt client has no websocket URL (urls['api']['ws']['spot']): use ccxt.pro.binance")
+        raise ValueError(f"the ccxt client has no websocket URL (urls['api']['ws']['{kind}']): use ccxt.pro.binance "
+                         "or ccxt.pro.binanceusdm")
     return ws
 
 

@@ -1,4 +1,5 @@
-"""A local exchange that speaks Binance's spot API over a replayed dataset (``trader-sim serve``).
+"""A local exchange that speaks Binance's spot or USD-M futures API over a replayed dataset
+(``trader-sim serve``).
 
 For tests and rehearsals of live trading through ccxt, with no internet. ``LocalExchange``:
 
@@ -8,6 +9,10 @@ For tests and rehearsals of live trading through ccxt, with no internet. ``Local
   ``binance`` uses (``streams``): the depth diff stream carries the dataset's own update ids, so it
   chains onto ``GET /api/v3/depth``'s ``lastUpdateId`` and ccxt's sequence checks pass; the spot
   user-data stream (execution reports, balances) over the WebSocket API (``userdata``);
+* with ``market="usdm"`` (a USD-M recording, or ``--market usdm``): the futures API ccxt's
+  ``binanceusdm`` uses instead (``fapi``: REST; ``futures``: the engine on margin, one-way positions,
+  funding; ``positions``: entry price, PnL, liquidation price; ``futures_userdata``: the listenKey
+  stream), market streams under ``/fstream``;
 * refuses malformed input as Binance does, with a 400 and its code, never an HTTP 500 (which ccxt
   reads as a network error): numbers not in Binance's decimal form (``amounts.LEGAL_DECIMAL``, -1100),
   over the PRICE_FILTER / LOT_SIZE maxima (-1013), bodies or escapes that are not UTF-8 (-1100);

@@ -62,6 +62,16 @@ def sign(secret: str, payload: str) -> str:
     return hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 
 
+def api_key_only(accounts: dict, api_key: str | None):
+    """The account of a request that carries only its API key (the listenKey endpoints: no signature)."""
+    if not api_key:
+        raise errors.api_key_format()
+    acct = accounts.get(api_key)
+    if acct is None:
+        raise errors.invalid_api_key()
+    return acct
+
+
 def verify(accounts: dict, api_key: str | None, query: str, body: str, params: dict, now_ms: int | None = None):
     """The account of a correctly signed request, or the Binance error a bad one gets.
 

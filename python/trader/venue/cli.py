@@ -53,6 +53,13 @@ def _rate_limit(value: str | None) -> tuple[int, float]:
               help="Fee on orders that take liquidity, bps of notional (the default is trader train's).")
 @click.option("--maker-fee-bps", type=float, default=spec.defaults()["maker_fee_bps"], show_default=True,
               help="Fee on resting orders that fill, bps of notional (the default is trader train's).")
+@click.option("--market", type=click.Choice(["spot", "usdm"]), default=None,
+              help="API to serve: spot (/api/v3, ccxt binance) or usdm (/fapi, ccxt binanceusdm) "
+                   "[default: the dataset's market].")
+@click.option("--funding-rate", default="0.0001", show_default=True,
+              help="usdm: funding rate paid at every funding time (00:00, 08:00, 16:00 UTC of the data's clock); "
+                   "the recordings carry no rate.")
+@click.option("--leverage", type=int, default=20, show_default=True, help="usdm: each account's initial leverage.")
 @click.option("--min-notional", default="5", show_default=True, help="NOTIONAL filter, in quote.")
 @click.option("--latency-ms", type=float, default=0.0, show_default=True,
               help="Round-trip latency added to REST responses; half of it to websocket messages.")
@@ -75,13 +82,15 @@ def _rate_limit(value: str | None) -> tuple[int, float]:
 @click.option("--seed", type=int, default=SEED, show_default=True, help="Seed of the fault injection.")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Stop after SECONDS (wall).")
 @click.option("-v", "--verbose", is_flag=True, help="Log faults and connections.")
-def serve(data_dir, host, port, speed, loop, keys_file, taker_fee_bps, maker_fee_bps, min_notional, latency_ms,
+def serve(data_dir, host, port, speed, loop, keys_file, taker_fee_bps, maker_fee_bps, market, funding_rate, leverage,
+          min_notional, latency_ms,
           latency_jitter_ms, rate_limit, error_rate, error_status, drop_after_accept, ws_disconnect_every,
           sequence_gap_every, fault_paths, seed, duration, verbose):
-    """Serve a local exchange that speaks Binance's spot API, replaying a recorded dataset.
+    """Serve a local exchange that speaks Binance's spot or USD-M futures API, replaying a recorded dataset.
 
-    REST under /api/v3 (and what ccxt's load_markets asks under /sapi, /fapi, /dapi), websocket
-    streams under /ws and /stream. Orders are matched against the replayed book; balances are kept
+    Spot: REST under /api/v3 (and what ccxt's load_markets asks under /sapi, /fapi, /dapi), websocket
+    streams under /ws and /stream. USD-M: REST under /fapi, streams under /fstream (user data by
+    listenKey). Orders are matched against the replayed book; balances are kept
     per API key. Point ccxt at it with trader.venue.ccxt_urls(URL, WS_URL).
     """
     from trader.venue import Faults, LocalExchange
@@ -111,14 +120,18 @@ def serve(data_dir, host, port, speed, loop, keys_file, taker_fee_bps, maker_fee
                     seed=seed)
     try:
         ex = LocalExchange(data_dir, keys=keys, speed=speed, host=host, port=port, loop=loop, faults=faults,
-                           taker_bps=taker_fee_bps, maker_bps=maker_fee_bps, min_notional=min_notional)
+                           taker_bps=taker_fee_bps, maker_bps=maker_fee_bps, min_notional=min_notional, market=market,
+                           funding_rate=funding_rate, leverage=leverage)
         ex.start()
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     r = ex.replay
     click.echo(f"local exchange: {r.symbol} from {ex.dataset_path}")
     click.echo(f"  data {_utc(r.start_ns)} .. {_utc(r.end_ns)} UTC, replay x{speed:g}{' (looping)' if loop else ''}")
-    click.echo(f"  REST {ex.url}/api/v3   websocket {ex.ws_url}")
+    if ex.market == "usdm":
+        click.echo(f"  USD-M futures: REST {ex.url}/fapi   websocket ws://{ex.host}:{ex.port}/fstream/ws")
+    else:
+        click.echo(f"  REST {ex.url}/api/v3   websocket {ex.ws_url}")
     for key in keys:
         bal = ", ".join(f"{a} {v}" for a, v in keys[key].get("balances", {}).items())
         click.echo(f"  account {key[:4]}...{key[-2:] if len(key) > 8 else ''}: {bal or 'no balances'}")
@@ -128,7 +141,7 @@ def serve(data_dir, host, port, speed, loop, keys_file, taker_fee_bps, maker_fee
         active["paths"] = ",".join(sorted(active["paths"]))
     if active:
         click.echo(f"  faults: {active} (seed {seed})")
-    click.echo("  ccxt: ccxt.binance({'apiKey': KEY, 'secret': SECRET, 'urls': {'api': "
+    click.echo(f"  ccxt: ccxt.{'binanceusdm' if ex.market == 'usdm' else 'binance'}({{'apiKey': KEY, 'secret': SECRET, 'urls': {{'api': "
                f"trader.venue.ccxt_urls({ex.url!r}, 'ws://{ex.host}:{ex.port}')}}}})")
     click.echo("Ctrl-C to stop.")
     sys.stdout.flush()

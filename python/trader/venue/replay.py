@@ -100,6 +100,7 @@ class MarketReplay:
 
         meta = dataset.meta
         self.symbol: str = meta["symbol"].upper()
+        self.market: str = meta.get("market", "spot")  # spot | usdm | coinm (trader.data.binance)
         self.tick = Decimal(meta["tick_size"])
         self.lot = Decimal(meta["lot_size"])
         self.price = Units(self.tick, MAX_PRICE_TICKS)
@@ -220,6 +221,9 @@ class MarketReplay:
             msg = {"e": "depthUpdate", "E": self._event_ms(int(first["exch_ts"]), int(first["local_ts"])),
                    "s": self.symbol, "U": int(first["first_update_id"]) + self.uid_off, "u": u,
                    "b": bids, "a": asks}
+            if self.market != "spot":  # futures diffs: "T" and "pu" (the previous diff's "u") as recorded
+                msg["T"] = msg["E"]
+                msg["pu"] = int(first["prev_update_id"]) + self.uid_off
             self.last_update_id = u
             self.sink.on_depth(msg, changed)
         elif kind == _TRADE:

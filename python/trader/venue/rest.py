@@ -26,11 +26,11 @@ import orjson
 from aiohttp import web
 from trader.venue import errors
 from trader.venue.amounts import MAX_PRICE_TICKS, MAX_QTY_LOTS, fmt, integer
-from trader.venue.auth import verify
+from trader.venue.auth import api_key_only, verify
 
 log = logging.getLogger("trader.venue")
 
-_PREFIXES = ("/api/v3/", "/sapi/v1/", "/fapi/v1/", "/dapi/v1/")
+_PREFIXES = ("/api/v3/", "/sapi/v1/", "/fapi/v1/", "/fapi/v2/", "/fapi/v3/", "/dapi/v1/")
 
 
 def _ms() -> int:
@@ -111,7 +111,9 @@ class RestApi:
             params = dict(parse_qsl(query, keep_blank_values=True, errors="strict"))
             params.update(parse_qsl(body, keep_blank_values=True, errors="strict"))
             acct = None
-            if signed:
+            if signed == "key":  # the API key alone (listenKey endpoints)
+                acct = api_key_only(self.x.engine.accounts, request.headers.get("X-MBX-APIKEY"))
+            elif signed:
                 acct = verify(self.x.engine.accounts, request.headers.get("X-MBX-APIKEY"), query, body, params)
             result = handler(acct, params)
         except errors.BinanceError as exc:

@@ -12,7 +12,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from trader.venue.fapi import FapiApi
 from trader.venue.faults import FaultInjector, Faults, FaultStats
+from trader.venue.futures import FuturesEngine
+from trader.venue.futures_userdata import FuturesUserData
 from trader.venue.matching import MatchingEngine
 from trader.venue.replay import MarketReplay, ReplayClock, ReplaySink
 from trader.venue.rest import RestApi
@@ -67,12 +70,17 @@ class LocalExchange:
     ``keys``: ``{api_key: {"secret": ..., "balances": {asset: amount}}}``.
     ``loop``: start the data again when it ends (ids and times keep increasing).
     ``faults``: a :class:`Faults`; changeable while running (``ex.faults.error_rate = 0.5``).
+    ``market``: ``spot`` (the Binance spot API) or ``usdm`` (the USD-M futures API, ``trader.venue.fapi``,
+    for ccxt's ``binanceusdm``); default: the dataset's market. ``funding_rate`` (per 8 h funding
+    time) and ``leverage`` (each account's initial leverage): USD-M only. Fees default to Binance's
+    base tiers: spot 10/10 bps, USD-M taker 5 / maker 2 bps.
     """
 
     def __init__(self, data=None, *, keys: dict | None = None, speed: float = 1.0, host: str = "127.0.0.1",
-                 port: int = 0, loop: bool = False, faults: Faults | None = None, taker_bps: float = 10,
-                 maker_bps: float = 10, min_notional: str = "5", base: str | None = None,
-                 quote: str | None = None):
+                 port: int = 0, loop: bool = False, faults: Faults | None = None, taker_bps: float | None = None,
+                 maker_bps: float | None = None, min_notional: str = "5", base: str | None = None,
+                 quote: str | None = None, market: str | None = None, funding_rate: str = "0.0001",
+                 leverage: int = 20):
         from trader.data.dataset import Dataset, load_dataset
 
         dataset = data if isinstance(data, Dataset) else load_dataset(data)
@@ -84,10 +92,21 @@ class LocalExchange:
         self.clock = ReplayClock(self.replay.start_ns, speed)
         self.faults = faults or Faults()
         self.injector = FaultInjector(self.faults)
-        self.engine = MatchingEngine(self.replay, base.upper(), quote.upper(), self.exchange_ms, taker_bps=taker_bps,
-                                     maker_bps=maker_bps, min_notional=min_notional)
+        self.market = market or self.replay.market
+        if self.market == "usdm":
+            self.engine = FuturesEngine(self.replay, base.upper(), quote.upper(), self.exchange_ms,
+                                        taker_bps=5 if taker_bps is None else taker_bps,
+                                        maker_bps=2 if maker_bps is None else maker_bps, min_notional=min_notional,
+                                        funding_rate=funding_rate, leverage=leverage)
+            self.userdata = FuturesUserData(self.engine, self.injector)
+        elif self.market == "spot":
+            self.engine = MatchingEngine(self.replay, base.upper(), quote.upper(), self.exchange_ms,
+                                         taker_bps=10 if taker_bps is None else taker_bps,
+                                         maker_bps=10 if maker_bps is None else maker_bps, min_notional=min_notional)
+            self.userdata = UserDataHub(self.engine, self.injector)
+        else:
+            raise ValueError(f"market {self.market!r}: the local exchange serves spot or usdm")
         self.hub = StreamHub(self.replay.symbol, self.injector)
-        self.userdata = UserDataHub(self.engine, self.injector)
         self.replay.sink = _Fanout(self.engine, self.userdata, self.hub)
         for api_key, entry in (keys or {}).items():
             self.engine.add_account(api_key, entry["secret"], entry.get("balances", {}))
@@ -159,10 +178,17 @@ class LocalExchange:
         """Bind and start serving on the running event loop (for callers that own one)."""
         self._loop = asyncio.get_running_loop()
         app = web.Application()
-        RestApi(self).install(app)
-        for path in ("/ws", "/ws/{streams:.*}", "/stream"):
-            app.router.add_get(path, self.hub.handle)
-        app.router.add_get(WS_API_PATH, self.userdata.handle)
+        if self.market == "usdm":
+            FapiApi(self).install(app)
+            app.router.add_get("/fstream/private/ws", self.userdata.handle)
+            for path in ("/fstream/ws", "/fstream/ws/{streams:.*}", "/fstream/stream", "/fstream/{category}/ws",
+                         "/fstream/{category}/ws/{streams:.*}", "/fstream/{category}/stream"):
+                app.router.add_get(path, self.hub.handle)
+        else:
+            RestApi(self).install(app)
+            for path in ("/ws", "/ws/{streams:.*}", "/stream"):
+                app.router.add_get(path, self.hub.handle)
+            app.router.add_get(WS_API_PATH, self.userdata.handle)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -290,10 +316,17 @@ class LocalExchange:
         return asyncio.run_coroutine_threadsafe(go(), self._loop).result(10)
 
     def balances(self, api_key: str) -> dict[str, tuple[Decimal, Decimal]]:
+        """{asset: (free, locked)}; USD-M: {margin asset: (wallet balance, 0)}."""
         def go():
             acct = self.engine.accounts[api_key]
+            if self.market == "usdm":
+                return {self.engine.quote: (acct.wallet, Decimal(0))}
             return {a: (acct.free[a], acct.locked[a]) for a in dict.fromkeys([*acct.free, *acct.locked])}
         return self.call(go)
+
+    def position(self, api_key: str) -> dict:
+        """USD-M: the account's position as ``GET /fapi/v3/positionRisk`` shows it."""
+        return self.call(lambda: self.engine.position_risk(self.engine.accounts[api_key]))
 
     def orders(self, api_key: str) -> list[dict]:
         """Every order of the account, oldest first, as ``GET /api/v3/order`` shows it."""

@@ -166,6 +166,8 @@ class StreamHub:
         if m is None:
             m = self._merged = {"e": "depthUpdate", "E": msg["E"], "s": msg["s"], "U": msg["U"], "u": msg["u"],
                                 "b": {}, "a": {}}
+            if "pu" in msg:  # futures: the merged diff follows the one before its first part
+                m["pu"] = msg["pu"]
         m["E"], m["u"] = msg["E"], msg["u"]
         for p, q in msg["b"]:
             m["b"][p] = q
@@ -196,7 +198,7 @@ class StreamHub:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True, heartbeat=None, max_msg_size=1 << 20)
         await ws.prepare(request)
-        combined = request.path.startswith("/stream")
+        combined = request.path.endswith("/stream")  # /stream, or /fstream/stream for USD-M
         conn = WsConnection(ws, combined, self)
         initial = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
         for name in filter(None, initial.split("/")):
