@@ -215,11 +215,7 @@ class FuturesEngine(MatchingEngine):
     # ---- orders --------------------------------------------------------------------------------
     def place(self, acct: FuturesAccount, params: dict, test: bool = False) -> dict:
         self._check_symbol(params)
-        side = (params.get("side") or "").upper()
-        if not side:
-            raise errors.mandatory("side")
-        if side not in ("BUY", "SELL"):
-            raise errors.invalid_side()
+        side = self._side(params)
         if (params.get("positionSide") or "BOTH").upper() != "BOTH":
             raise _err(-4061, "Order's position side does not match user's setting.")
         otype = (params.get("type") or "").upper()

@@ -26,13 +26,13 @@ from decimal import Decimal
 from aiohttp import web
 from trader.venue import errors
 from trader.venue.amounts import fmt
-from trader.venue.replay import ReplaySink
+from trader.venue.replay import FlushingSink
 from trader.venue.streams import WsConnection, serve_connection
 
 _ZERO = Decimal(0)
 
 
-class FuturesUserData(ReplaySink):
+class FuturesUserData(FlushingSink):
     def __init__(self, engine, injector):
         self.engine = engine
         self.injector = injector
@@ -116,15 +116,6 @@ class FuturesUserData(ReplaySink):
             if sub is acct:
                 conn.send_json_later(event)
                 self.sent += 1
-
-    def on_snapshot(self):
-        self.flush()
-
-    def on_depth(self, msg, changed):
-        self.flush()
-
-    def on_trade(self, msg, price, qty):
-        self.flush()
 
     # ---- connections ---------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.WebSocketResponse:

@@ -208,13 +208,18 @@ class MatchingEngine(ReplaySink):
         if symbol.upper() != self.symbol:
             raise errors.invalid_symbol()
 
-    def place(self, acct: Account, params: dict, test: bool = False) -> dict:
-        self._check_symbol(params)
+    @staticmethod
+    def _side(params: dict) -> str:
         side = (params.get("side") or "").upper()
         if not side:
             raise errors.mandatory("side")
         if side not in ("BUY", "SELL"):
             raise errors.invalid_side()
+        return side
+
+    def place(self, acct: Account, params: dict, test: bool = False) -> dict:
+        self._check_symbol(params)
+        side = self._side(params)
         otype = (params.get("type") or "").upper()
         if not otype:
             raise errors.mandatory("type")

@@ -25,7 +25,7 @@ from aiohttp import web
 from trader.venue import errors
 from trader.venue.amounts import fmt
 from trader.venue.auth import verify
-from trader.venue.replay import ReplaySink
+from trader.venue.replay import FlushingSink
 from trader.venue.streams import WsConnection, serve_connection
 
 log = logging.getLogger("trader.venue")
@@ -34,7 +34,7 @@ WS_API_PATH = "/ws-api/ws-api/v3"
 _ZERO = fmt(Decimal(0))
 
 
-class UserDataHub(ReplaySink):
+class UserDataHub(FlushingSink):
     def __init__(self, engine, injector):
         self.engine = engine
         self.injector = injector
@@ -96,15 +96,6 @@ class UserDataHub(ReplaySink):
                 if sub_acct is acct:
                     conn.send_json_later({"subscriptionId": sid, "event": event})
                     self.sent += 1
-
-    def on_snapshot(self):
-        self.flush()
-
-    def on_depth(self, msg, changed):
-        self.flush()
-
-    def on_trade(self, msg, price, qty):
-        self.flush()
 
     # ---- connections ---------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
