@@ -78,8 +78,11 @@ def test_live_book_equals_the_server_book_and_its_tickers():
 
 def test_book_recovers_after_disconnects_and_gaps():
     async def calm_down(ex, feed):
-        # a snapshot is trusted once a diff confirms it, so the book can only be compared on a
-        # connection that lives past the pause: stop the faults, let the last faulty one close
+        # the faults run until the feed has lived through them (on a loaded machine the replay is slower
+        # and 3 s may not hold a gap), then a snapshot is trusted once a diff confirms it, so the book
+        # can only be compared on a connection that lives past the pause: stop the faults, let the last
+        # faulty one close
+        await _until(lambda: feed.stream.stats.reconnects >= 2 and feed.stream.stats.gaps >= 1, timeout=60.0)
         ex.faults.ws_disconnect_every, ex.faults.sequence_gap_every = 0, 0
         await asyncio.sleep(1.2)
         await _until(lambda: feed.stale_reason() is None)
