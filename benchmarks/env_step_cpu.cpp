@@ -75,15 +75,16 @@ int main(int argc, char** argv) {
   data.rows = rows;
   data.levels = 10;
   data.dim = dim;
+  data.tick_size = 0.01;  // the sample's tick and lot
+  data.lot_size = 1e-5;
   data.prepare();
-  EnvConfig cfg;  // the bench's env: defaults, horizon 500, the sample's tick and lot
+  EnvConfig cfg;  // the bench's env: defaults, horizon 500
   cfg.horizon = 500;
-  cfg.tick_size = 0.01;
-  cfg.lot_size = 1e-5;
+  data.start_max = rows - 1 - cfg.horizon;
   if (env == "quote") cfg.actions = ActionType::kQuote;
   constexpr int kEnvs = 1024, kChunk = 64, kBatches = 64;
   std::vector<std::unique_ptr<TradingEnv>> envs;
-  for (int i = 0; i < kEnvs; ++i) envs.emplace_back(new TradingEnv(cfg, &data, i, static_cast<uint64_t>(i)));
+  for (int i = 0; i < kEnvs; ++i) envs.emplace_back(new TradingEnv(cfg, &data, 1, i, static_cast<uint64_t>(i)));
   PoolBuffers out;
   out.allocate(kEnvs, 1, envs[0]->obs_dim());
   const int64_t n_actions = env == "quote" ? (cfg.quote_levels + 1) * (cfg.quote_levels + 1) : 3;

@@ -9,6 +9,13 @@ Binance USD-M BTCUSDT 2024-07-18/19, spot BTCUSDT 2024-08-08/09, USD-M BTCUSDT 2
 order (fold i trains on dataset i-1, tests on dataset i); ETH = USD-M ETHUSDT 07-18/19, spot ETHUSDT
 08-08/09, USD-M ETHUSDT 08-08 likewise; NEXO = Binance spot NEXOUSDT 34 h cut into 5 blocks (4 folds).
 COIN-M sequences are left out: their sizes are contracts of 100 / 10 USD, not base units.
+
+`--train-window K` (K > 1) adds the mixed mode: every group's datasets (each cut to its first
+--mixed-duration seconds, so that the 24 h and 34 h recordings do not outweigh the rest) in one list in
+time order, fold i training on the K datasets before dataset i together, whatever their instrument, and
+testing on dataset i; sizes in quote currency (--trade-notional, --max-position-notional: one size for
+every instrument, per dataset in its own lots at its first mid) and feature set 2 (scale-free), so that
+an agent trained on BTC and ETH reads and trades NEXO on the same footing (issue 13).
 """
 
 from __future__ import annotations
@@ -39,13 +46,15 @@ GROUPS = {
 }
 
 
-def convert(shared: Path, work: Path, name: str, fmt: str, files: list[str]) -> list[str]:
-    """The dataset folders of one source (a collection's parts when the converter splits it)."""
+def convert(shared: Path, work: Path, name: str, fmt: str, files: list[str], duration_s: float | None = None) -> list[str]:
+    """The dataset folders of one source (a collection's parts when the converter splits it); with
+    duration_s, each sequence's first duration_s seconds (into WORK/data_<duration_s>s)."""
     from trader.data.cli import data
 
-    out = work / "data" / name
+    out = work / ("data" if duration_s is None else f"data_{duration_s:g}s") / name
     if not (out / "meta.json").exists() and not (out / "index.json").exists():
-        data.main(["convert", *[str(shared / f) for f in files], "-o", str(out), "--format", fmt],
+        extra = [] if duration_s is None else ["--duration", str(duration_s)]
+        data.main(["convert", *[str(shared / f) for f in files], "-o", str(out), "--format", fmt, *extra],
                   standalone_mode=False)
     if (out / "index.json").exists():
         from trader.data.dataset import load_collection
@@ -66,28 +75,47 @@ def main() -> None:
     ap.add_argument("--num-envs", type=int, default=256)
     ap.add_argument("--horizon", type=int, default=500)
     ap.add_argument("--cuda", action="store_true")
+    ap.add_argument("--train-window", type=int, default=1,
+                    help="> 1: also the mixed mode, folds that train on this many datasets of any instrument")
+    ap.add_argument("--mixed-only", action="store_true", help="only the mixed mode (not the per-group evaluations)")
+    ap.add_argument("--mixed-duration", type=float, default=3600.0, help="mixed mode: seconds kept of each sequence")
+    ap.add_argument("--trade-notional", type=float, default=200.0, help="mixed mode: quote currency per order")
+    ap.add_argument("--max-position-notional", type=float, default=2000.0, help="mixed mode: position limit, quote")
     a = ap.parse_args()
     from trader.evaluate.cli import evaluate
 
     rows = []
     t_all = time.perf_counter()
-    for group in a.groups.split(","):
-        spec = GROUPS[group]
-        paths = []
-        for i, (fmt, files) in enumerate(spec["sources"]):
-            paths += convert(a.shared, a.work, f"{group}_{i}", fmt, files)
+    common = ["--seeds", str(a.seeds), "--jobs", str(a.jobs), "--allow-overlap", "--total-timesteps",
+              str(a.total_timesteps), "--num-envs", str(a.num_envs), "--horizon", str(a.horizon), "--no-progress-bar",
+              "--cuda" if a.cuda else "--no-cuda"]
+
+    def run(group: str, mode: str, paths: list[str], options: list[str]) -> None:
+        out = a.work / f"{group}_{mode}"
+        t0 = time.perf_counter()
+        evaluate.main([x for p in paths for x in ("--data", p)] + options + common + ["--actions", mode, "--out", str(out)],
+                      standalone_mode=False)
+        report = json.loads((out / "evaluation.json").read_text())
+        rows.append({"group": group, "mode": mode, "folds": len(report["summary"]["folds"]),
+                     "wall_s": time.perf_counter() - t0, **report["summary"]["overall"]})
+
+    groups = a.groups.split(",")
+    for group in [] if a.mixed_only else groups:
+        paths = [p for i, (fmt, files) in enumerate(GROUPS[group]["sources"])
+                 for p in convert(a.shared, a.work, f"{group}_{i}", fmt, files)]
         for mode in a.modes.split(","):
-            out = a.work / f"{group}_{mode}"
-            argv = [x for p in paths for x in ("--data", p)] + spec["options"] + [
-                "--actions", mode, "--seeds", str(a.seeds), "--jobs", str(a.jobs), "--allow-overlap",
-                "--total-timesteps", str(a.total_timesteps), "--num-envs", str(a.num_envs), "--horizon",
-                str(a.horizon), "--out", str(out), "--no-progress-bar", "--cuda" if a.cuda else "--no-cuda"]
-            t0 = time.perf_counter()
-            evaluate.main(argv, standalone_mode=False)
-            report = json.loads((out / "evaluation.json").read_text())
-            ov = report["summary"]["overall"]
-            rows.append({"group": group, "mode": mode, "folds": len(report["summary"]["folds"]),
-                         "wall_s": time.perf_counter() - t0, **ov})
+            run(group, mode, paths, GROUPS[group]["options"])
+    if a.train_window > 1:
+        from trader.data.dataset import load_dataset
+
+        paths = [p for group in groups for i, (fmt, files) in enumerate(GROUPS[group]["sources"])
+                 for p in convert(a.shared, a.work, f"{group}_{i}", fmt, files, a.mixed_duration)]
+        first_ts = {p: int(load_dataset(p).events["local_ts"][0]) for p in paths}
+        paths.sort(key=first_ts.get)  # time order across instruments
+        for mode in a.modes.split(","):
+            run(f"mixed_window{a.train_window}", mode, paths, [
+                "--train-window", str(a.train_window), "--feature-set", "2", "--trade-notional",
+                str(a.trade_notional), "--max-position-notional", str(a.max_position_notional)])
     print(f"\n## Walk-forward evaluation on the shared data ({time.perf_counter() - t_all:.0f} s)\n")
     print("| group | actions | folds | agent (bps of max notional, sum over folds; mean [95 % CI] over seeds) | "
           "best baseline | agent - best [95 % CI] | seeds > flat | seeds > every baseline | wall s |")

@@ -51,10 +51,11 @@ returns of the last 100 episodes as a sanity check) as JSON instead of the table
 to a file as well.
 
 GPU scale (issue 18):
-- ours runs its CUDA rollout path (trader.rl.cuda_rollout: the policy forward and sampling as a CUDA
-  graph, pinned host buffers, non-blocking copies; --bf16 adds bf16 autocast) with --num-threads pool
-  threads and --num-env-groups groups; --sb3-timesteps gives SB3 fewer steps than ours (it is ~20x
-  slower; steps/s are compared);
+- ours runs its CUDA path (trader.rl.cuda_rollout: each env group's rollout step, storing the step's
+  results and then acting (policy forward, sampling, storing action, log-probability and value), as
+  two CUDA graphs with device-side row counters; pinned host buffers, non-blocking copies; GAE as a
+  graph; fused Adam; --bf16 adds bf16 autocast) with --num-threads pool threads and --num-env-groups
+  groups; --sb3-timesteps gives SB3 fewer steps than ours (it is ~20x slower; steps/s are compared);
 - `env_rows` (--env-rows-envs N): env-only steps/s of the pool, sync and async (batch = N / 4), at each
   --env-rows-threads, from trader.sim.bench (the discrete env, random actions);
 - `curves` (--curve-num-envs N): return vs env steps of ours, old path (--no-cuda-graphs: the plain
@@ -63,7 +64,7 @@ GPU scale (issue 18):
 
     PYTHONPATH=python python3 benchmarks/ppo_throughput.py --device cuda --num-envs 16384 65536 \
         --total-timesteps 33554432 --sb3-timesteps 4194304 --num-threads 16 --num-env-groups 1 2 \
-        --cartpole-num-envs 0 --env-rows-envs 65536 --curve-num-envs 4096 --curve-timesteps 33554432 --bf16
+        --cartpole-num-envs 0 --curve-num-envs 4096 --curve-timesteps 16777216 --out ppo_throughput.json
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 
 import numpy as np
@@ -177,6 +179,15 @@ def make_adapter_class():
 # ---------------------------------------------------------------------------------------------------
 
 
+def attempt(fn, *args, **kw) -> dict:
+    """fn's result, or {"error": ...} (the traceback on stderr): one failing run does not stop the others."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:  # noqa: BLE001 (reported in the row)
+        traceback.print_exc()
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
 def set_torch_flags(threads: int, device: str) -> None:
     """What trader.rl.common.setup_torch sets for ours (threads, deterministic algorithms on the CPU),
     set the same for SB3."""
@@ -212,8 +223,11 @@ def run_ours(env_id: str, market, num_envs: int, total: int, device: str, opts, 
             result = ppo.train(args)
             wall = time.perf_counter() - t0
     steps = int(result["global_step"])
-    return {"impl": "ours", "steps": steps, "wall_s": wall, "sps": steps / wall, "loop_sps": float(result["sps"]),
+    history = result["history"]
+    return {"steps": steps, "wall_s": wall, "sps": steps / wall, "loop_sps": float(result["sps"]),
             "episodic_return": float(result["episodic_return"]),
+            "rollout_s": sum(h["rollout_seconds"] for h in history),
+            "iterations_s": sum(h["iteration_seconds"] for h in history),
             "curve": [{"step": h["step"], "episodic_return": h["episodic_return"]} for h in result["history"]]}
 
 
@@ -243,7 +257,7 @@ def run_sb3(env_id: str, market, num_envs: int, total: int, device: str, opts) -
     wall = time.perf_counter() - t0
     loop_s = max((time.time_ns() - model.start_time) / 1e9, 1e-9)
     steps = int(model.num_timesteps)
-    out = {"impl": "sb3", "steps": steps, "wall_s": wall, "sps": steps / wall, "loop_sps": steps / loop_s,
+    out = {"steps": steps, "wall_s": wall, "sps": steps / wall, "loop_sps": steps / loop_s,
            "episodic_return": float(safe_mean([e["r"] for e in model.ep_info_buffer])) if model.ep_info_buffer
            else float("nan")}
     if env_id == "trader":
@@ -270,7 +284,10 @@ def curves(market, num_envs: int, total: int, device: str, opts) -> list[dict]:
         paths.append(("new_bf16", dict(cuda_graphs=True, bf16=True)))
     out = []
     for name, path in paths:
-        r = run_ours("trader", market, num_envs, total, device, opts, groups=opts.num_env_groups[0], **path)
+        r = attempt(run_ours, "trader", market, num_envs, total, device, opts, groups=opts.num_env_groups[0], **path)
+        if "error" in r:
+            out.append({"path": name, "num_envs": num_envs, "error": r["error"]})
+            continue
         out.append({"path": name, "num_envs": num_envs, "steps": r["steps"], "sps": r["sps"],
                     "episodic_return": r["episodic_return"], "curve": r["curve"]})
     return out
@@ -340,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-env-groups", type=int, nargs="+", default=[1],
                    help="ours' env groups, pipelined: a trader row for each (the curves use the first)")
     p.add_argument("--bf16", action="store_true", help="ours: bf16 autocast on CUDA (trader.rl.ppo --bf16)")
+    p.add_argument("--sb3-num-envs", type=int, nargs="+", default=None,
+                   help="run SB3 only at these env counts (default: every one; once per env count, whatever the groups)")
     p.add_argument("--sb3-timesteps", type=int, default=None,
                    help="env steps of each SB3 run (default: --total-timesteps)")
     p.add_argument("--env-rows-envs", type=int, default=0, help="env-only sync/async rows at this many envs (0: none)")
@@ -379,8 +398,8 @@ def main(argv: list[str] | None = None) -> None:
     # warm-up, untimed: torch's first-call costs (allocator, kernels, autograd) fall here
     for env_id, n, _, _ in configs[:1]:
         n = min(n, 1024)
-        run_ours(env_id, market, n, n * ROLLOUT_STEPS * 2, device, opts)
-        run_sb3(env_id, market, n, n * ROLLOUT_STEPS * 2, device, opts)
+        attempt(run_ours, env_id, market, n, n * ROLLOUT_STEPS * 2, device, opts)
+        attempt(run_sb3, env_id, market, n, n * ROLLOUT_STEPS * 2, device, opts)
 
     envs_only = env_rows(market, opts.env_rows_envs, opts.env_rows_threads, opts.env_rows_seconds) \
         if opts.env_rows_envs else []
@@ -389,36 +408,47 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  env only x{r['num_envs']} {r['mode']} (batch {r['batch_size']}), {r['threads']} threads: "
                   f"{r['ours_steps_per_s']:,.0f} steps/s", flush=True)
 
-    rows, runs = [], []
+    rows, runs, sb3_runs = [], [], {}  # SB3 has no env groups: its runs of an env count serve every group row
     for env_id, n, total, groups in configs:
         total = total // (n * ROLLOUT_STEPS) * (n * ROLLOUT_STEPS)
         if total == 0:
             sys.exit(f"--total-timesteps: less than one rollout of {n} envs x {ROLLOUT_STEPS} steps")
         sb3_total = total if opts.sb3_timesteps is None else min(total, max(n * ROLLOUT_STEPS, opts.sb3_timesteps))
-        got = {"ours": [], "sb3": []}
+        with_sb3 = (env_id, n) not in sb3_runs and (opts.sb3_num_envs is None or n in opts.sb3_num_envs)
+        got = {"ours": [], "sb3": sb3_runs.setdefault((env_id, n), [])}
         for _ in range(opts.repeat):  # interleaved, so both see the same machine load
-            for impl in ("ours", "sb3"):
-                r = run_ours(env_id, market, n, total, device, opts, groups=groups) if impl == "ours" \
-                    else run_sb3(env_id, market, n, sb3_total, device, opts)
-                r.update(env=env_id, num_envs=n, num_env_groups=groups, loadavg=loadavg())
-                got[impl].append(r)
+            for impl in ("ours", "sb3") if with_sb3 else ("ours",):
+                r = attempt(run_ours, env_id, market, n, total, device, opts, groups=groups) if impl == "ours" \
+                    else attempt(run_sb3, env_id, market, n, sb3_total, device, opts)
+                r.update(impl=impl, env=env_id, num_envs=n, num_env_groups=groups, loadavg=loadavg())
                 runs.append(r)
+                if "error" in r:
+                    print(f"  {env_id} x{n} ({groups} groups) {impl}: {r['error']}", flush=True)
+                    continue
+                got[impl].append(r)
                 if not opts.json:
+                    split = (f"; rollout {r['rollout_s']:.2f} s, rest of the iterations "
+                             f"{r['iterations_s'] - r['rollout_s']:.2f} s") if impl == "ours" else ""
                     print(f"  {env_id} x{n} ({groups} groups) {impl}: {r['steps']:,} steps in {r['wall_s']:.1f} s = {r['sps']:,.0f} "
-                          f"steps/s (training loop only {r['loop_sps']:,.0f})", flush=True)
+                          f"steps/s (training loop only {r['loop_sps']:,.0f}{split})", flush=True)
+        if not got["ours"]:
+            continue
         ours_sps = statistics.median(r["sps"] for r in got["ours"])
-        sb3_sps = statistics.median(r["sps"] for r in got["sb3"])
-        pairs = [o["sps"] / b["sps"] for o, b in zip(got["ours"], got["sb3"])]  # run i of ours vs run i of SB3
+        sb3_sps = statistics.median(r["sps"] for r in got["sb3"]) if got["sb3"] else float("nan")
+        pairs = [o["sps"] / b["sps"] for o, b in zip(got["ours"], got["sb3"])] or [float("nan")]  # run i vs run i
         rows.append({"env": env_id, "num_envs": n, "num_env_groups": groups, "steps": total, "sb3_steps": sb3_total,
                      "ours_sps": ours_sps, "sb3_sps": sb3_sps,
                      "ratio": ours_sps / sb3_sps, "pair_ratio_min": min(pairs), "pair_ratio_max": max(pairs),
                      "ours_return": got["ours"][-1]["episodic_return"],
-                     "sb3_return": got["sb3"][-1]["episodic_return"]})
+                     "sb3_return": got["sb3"][-1]["episodic_return"] if got["sb3"] else float("nan")})
     curve_runs = []
     if opts.curve_num_envs:
         curve_runs = curves(market, opts.curve_num_envs, opts.curve_timesteps or opts.total_timesteps, device, opts)
         if not opts.json:
             for c in curve_runs:
+                if "error" in c:
+                    print(f"  curve {c['path']} x{c['num_envs']}: {c['error']}", flush=True)
+                    continue
                 print(f"  curve {c['path']} x{c['num_envs']}: {c['steps']:,} steps at {c['sps']:,.0f} steps/s, "
                       f"return {c['episodic_return']:.4g}; " + ", ".join(
                           f"{p['step']}: {p['episodic_return']:.3g}" for p in c["curve"]

@@ -163,3 +163,39 @@ def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path):
     assert trained.spec["obs_dim"] == dim + 3 and trained.args["encoder"] == str(encoder)
     assert trained.args["encoder_sha256"]
     assert set(doc["summary"]["folds"][0]["strategies"]) >= {"agent", "flat"}
+
+
+def test_folds_that_mix_instruments(tmp_path):
+    """--train-window 2 over ETHUSDT, NEXOUSDT and BTCUSDT (in time order): the fold trains one agent on
+    ETH and NEXO together and tests it on BTC, reading all three through feature set 2 (scale-free) and
+    trading one size in USDT, each dataset in its own lots."""
+    from trader.data.binance import convert_files
+    from trader.data.dataset import write_dataset
+    from trader.rl.policy import load
+
+    paths = []
+    for name, parts, seconds in (("eth", ("binance_hftbacktest_raw_feed", "usdm", "ethusdt_20240718.gz"), 120),
+                                 ("nexo", ("binance_spot_nexousdt_raw_feed", "nexousdt_20240723.dat.gz"), 600),
+                                 ("btc", ("binance_hftbacktest_raw_feed", "spot", "btcusdt_20240808.gz"), 120)):
+        (events, meta), = convert_files([shared(*parts)], duration_s=seconds)
+        paths.append(str(write_dataset(tmp_path / name, events, meta)))
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(main, ["evaluate", *[x for p in paths for x in ("--data", p)], "--train-window", "2",
+                                    "--feature-set", "2", "--trade-notional", "200", "--max-position-notional", "2000",
+                                    "--seeds", "1", "--total-timesteps", "1024", "--num-envs", "4", "--horizon", "100",
+                                    "--out", str(out), "--no-progress-bar"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "evaluation.json").read_text())
+    (job,) = report["jobs"]
+    args = load(job["run_dir"]).args
+    assert [p.rsplit("/", 1)[-1] for p in args["data"]] == ["eth", "nexo"]
+    assert (args["feature_set"], args["trade_notional"], args["max_position_notional"]) == (2, 200.0, 2000.0)
+    assert report["context"]["folds"][0]["symbol"] == "BTCUSDT"
+    assert report["context"]["env"]["trade_notional"] == 200.0
+    # the baselines on BTC trade 200 USDT per order too: buy-and-hold holds the 2000 USDT limit
+    from trader.sim import load_market, spec
+
+    btc = load_market(paths[2])
+    price = spec.reference_price(btc.book, btc.tick_size)
+    hold = report["baselines"]["1"]["buy_and_hold"]
+    assert 0.9 * 2000 < hold["mean_abs_inventory_base"] * price < 1.1 * 2000

@@ -86,9 +86,9 @@ def test_crossing_limit_takes_then_rests_without_refilling_from_the_same_liquidi
     acct = ex.engine.accounts[KEY]
     # the lock left is the remainder's price * qty * (1 + fee)
     assert acct.locked["USDT"] == order.lock
-    ex.engine.on_depth({}, [(True, 1)])  # an update elsewhere: the level we took is still used up
+    ex.engine.on_depth({}, [(True, 1, 0)])  # an update elsewhere: the level we took is still used up
     assert order.executed == executed and order.status == "PARTIALLY_FILLED"
-    ex.engine.on_depth({}, [(False, order.price)])  # the data updates that level: its size is fresh
+    ex.engine.on_depth({}, [(False, order.price, 0)])  # the data updates that level: its size is fresh
     assert order.status == "FILLED" and ex.engine.open == {}
     assert acct.locked["USDT"] == 0
 

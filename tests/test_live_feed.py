@@ -17,7 +17,7 @@ pytest.importorskip("aiohttp")
 
 from trader.live.exchange_client import make_client
 from trader.live.feed import LiveFeed
-from trader.live.observation import Encoder, ObservationBuilder
+from trader.live.observation import Encoder, RowFeatures
 from trader.sim.features import book_features
 from trader.venue import Faults, LocalExchange
 
@@ -106,7 +106,7 @@ def test_stale_guard_when_the_stream_goes_quiet():
     assert np.array_equal(got, want)
 
 
-def test_observations_equal_the_training_features():
+def test_feature_rows_equal_the_training_features():
     from trader.data.dataset import load_dataset
 
     ds = load_dataset()
@@ -115,12 +115,9 @@ def test_observations_equal_the_training_features():
     book, flow = book[ok][:300], flow[ok][:300]
     lot = float(ds.lot_size)
     want = book_features(book, lot, flow)
-    ob = ObservationBuilder(lot, max_position=0.1, horizon=4)
-    rows = [ob.observe(book[t], flow[t], position=0.05, unrealized=3.0, mid=60000.0) for t in range(len(book))]
-    rows = np.stack(rows)
-    assert np.allclose(rows[:, :-3], want, atol=1e-6) and rows.dtype == np.float32
-    assert np.allclose(rows[:4, -3:], [[0.5, 0.05, 1.0], [0.5, 0.05, 0.75], [0.5, 0.05, 0.5], [0.5, 0.05, 0.25]])
-    assert rows[4, -1] == 1.0  # a new "episode" of horizon steps
+    features = RowFeatures(lot)
+    rows = np.stack([features(book[t], flow[t]) for t in range(len(book))])
+    assert np.allclose(rows, want, atol=1e-6) and rows.dtype == np.float32
 
 
 @pytest.mark.parametrize("kind,inputs,norm", [("tcn", "book+of", "rolling"), ("tlob", "book+of", "rolling"),
@@ -156,7 +153,7 @@ def test_encoder_embeddings_equal_embed_rows(tmp_path, kind, inputs, norm):
         x = RollingNorm(20.0, width).apply(raw)
     save_file(tensors, str(tmp_path / "weights.safetensors"))
     (tmp_path / "config.json").write_text(json.dumps(config))
-    ob = ObservationBuilder(lot, max_position=0.1, horizon=4, encoder=Encoder(tmp_path))
-    live = np.stack([ob.observe(book[t], flow[t], position=0.0, unrealized=0.0, mid=1.0)[:-3] for t in range(n)])
-    want = embed_rows(ob.encoder.model, x, 16)
+    features = RowFeatures(lot, Encoder(tmp_path))
+    live = np.stack([features(book[t], flow[t]) for t in range(n)])
+    want = embed_rows(features.encoder.model, x, 16)
     assert live.shape == want.shape == (n, model.embedding_dim) and np.allclose(live, want, atol=1e-5)

@@ -90,25 +90,24 @@ def test_kill_records_and_day_start(tmp_path):
     assert st.clear_kills() == 1 and st.active_kill() is None
 
 
-def test_risk_limits_clip_targets():
+def test_risk_limits_refuse_orders():
     r = RiskManager(RiskLimits(max_position=0.05, max_notional=2000, max_order=0.02, daily_loss_limit=10))
-    delta, note = r.order_for(0.1, D(0), 50_000)  # notional cap 2000 / 50000 = 0.04 < 0.05; order cap 0.02
-    assert delta == D("0.02") and "max order" in note
-    delta, _ = r.order_for(-0.01, D("0.03"), 50_000)
-    assert delta == D("-0.02")
-    delta, note = r.order_for(0.045, D("0.03"), 50_000)
-    assert delta == D("0.01") and "clipped" in note
+    assert r.refuses(D("0.02"), D("0.02"), 50_000) is None  # 0.04 = the notional cap 2000 / 50000 (< 0.05)
+    assert "max position / notional" in r.refuses(D("0.01"), D("0.035"), 50_000)
+    assert r.refuses(D("-0.01"), D("0.045"), 50_000) is None  # back toward the limit: allowed
+    assert "max order" in r.refuses(D("-0.03"), D("0.03"), 50_000)
     assert r.loss_breach(-9.99) is None and "daily loss" in r.loss_breach(-10)
 
 
-def test_policy_actions_follow_the_env():
+def test_policy_actions_and_env_settings():
     p = load_policy("scripted:cycle", trade_size=0.01, max_position=0.02)
     obs = np.zeros(49, np.float32)
     acts = [p.action(obs) for _ in range(5)]
     assert acts == [1, 0, 2, 0, 1]
-    assert p.target(1, 0.0) == 0.01 and p.target(1, 0.015) == 0.02 and p.target(0, 0.0) is None
-    assert p.target(2, -0.015) == -0.02
+    assert p.env["actions"] == "discrete" and p.trade_size == 0.01 and p.max_position == 0.02
     c = load_policy(lambda o: np.full((len(o), 1), 0.5, np.float32), continuous=True, max_position=0.1)
-    assert c.target(c.action(obs), 0.0) == pytest.approx(0.05)
+    assert c.env["actions"] == "continuous" and c.action(obs).tolist() == [0.5]
+    with pytest.raises(ValueError, match="max_position"):
+        load_policy("scripted:hold", max_position=-1.0)
     with pytest.raises(ValueError, match="scripted policy"):
         load_policy("scripted:nope")

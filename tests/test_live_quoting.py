@@ -5,6 +5,7 @@ refused by the exchange, and with every order answer dropped no order is placed 
 from __future__ import annotations
 
 import asyncio
+import io
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,7 @@ ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
 from trader.live.audit import audit
-from trader.live.broker import BrokerError, CcxtBroker, OrderRequest, PaperBroker
+from trader.live.broker import CcxtBroker
 from trader.live.exchange_client import make_client
 from trader.live.keys import ApiKeys
 from trader.live.ledger import Ledger
@@ -119,10 +120,50 @@ def test_fills_from_the_user_data_stream_with_rest_backfill_after_a_drop(tmp_pat
         audit(ex, KEY, st)
 
 
-def test_paper_broker_refuses_post_only_quotes(tmp_path):
-    with LocalExchange(speed=0) as ex:
-        market = ccxt.binance(ex.ccxt_config()).load_markets()["BTC/USDT"]
-    broker = PaperBroker(Ledger(tmp_path / "p.sqlite"), market, feed=None)
-    with pytest.raises(BrokerError, match="post-only"):
-        asyncio.run(broker.submit(OrderRequest("buy", AMOUNT, price=Decimal(60000), post_only=True)))
-    assert broker.ledger.orders() == []  # refused before anything was stored
+def test_quoting_session_end_to_end_paper_and_real(tmp_path, restore_torch_globals):
+    """A PPO agent trained with ``--actions quote`` (tiny, in the test) runs ``trader live`` against the
+    local exchange: paper (the kernel's quotes and fills in the ledger, nothing sent) and real (the same
+    kernel's quotes sent as post-only LIMIT_MAKER orders, kept at an unchanged price, cancelled at the
+    end; the ledger equals the exchange)."""
+    from rich.console import Console
+    from trader.live.launch import EXIT_OK, LiveOptions, run_live
+    from trader.live.policy import load_policy
+    from trader.rl import ppo
+    from trader.run.lifecycle import resolve_args
+
+    args = resolve_args(ppo.Args, None, {"total_timesteps": 128, "num_envs": 2, "num_steps": 64, "runs_dir": str(tmp_path),
+                                         "track": False, "progress_bar": False, "cuda": False, "actions": "quote",
+                                         "quote_levels": 3, "max_position": 0.03})
+    run_dir = ppo.train(args)["run_dir"]
+    spec = load_policy(run_dir)
+    assert spec.env["actions"] == "quote" and spec.env["quote_levels"] == 3 and spec.obs_dim == 46 + 3 + 6
+
+    def session(real: bool, db):
+        plans = []
+        opts = LiveOptions(checkpoint=run_dir, real=real, keys=ApiKeys(KEY, SECRET) if real else None, db=str(db),
+                           duration=4.0, recv_window_ms=1000,
+                           on_step=lambda s, obs, action: plans.append((obs.shape, s.plan)))
+        with LocalExchange(keys=KEYS, speed=10, loop=True) as ex:
+            opts.base_url = ex.url
+            code, res, msg = run_live(opts, Console(file=io.StringIO()))
+            assert code == EXIT_OK, msg
+            orders = ex.orders(KEY)
+            report = audit(ex, KEY, Ledger(db)) if real else None
+            assert ex.call(lambda: len(ex.engine.open)) == 0  # nothing left resting
+        return res, plans, orders, report
+
+    res, plans, orders, _ = session(False, tmp_path / "paper.sqlite")
+    assert orders == [] and res.steps > 10 and all(shape == (55,) for shape, _ in plans)
+    st = Ledger(tmp_path / "paper.sqlite")
+    quotes = [o for o in st.orders() if o.type == "limit"]
+    assert quotes and all(o.params == {"postOnly": True} for o in quotes)
+    assert not [o for o in st.orders() if o.status in ("open", "pending", "unknown")]  # cancelled at the end
+    sent = sum((p.bid.price > 0 and not p.bid.kept) + (p.ask.price > 0 and not p.ask.kept) for _, p in plans if p)
+    assert sent == len(quotes)  # one ledger order per new kernel quote
+
+    res, plans, orders, report = session(True, tmp_path / "real.sqlite")
+    assert res.steps > 5 and res.orders == report["ledger_orders"] and len(orders) == report["orders"] > 0
+    assert report["orders"] == report["ledger_orders"] - report["rejected"]  # the refused ones never rested
+    assert {o["type"] for o in orders} <= {"LIMIT_MAKER", "MARKET"} and any(o["type"] == "LIMIT_MAKER" for o in orders)
+    ids = [o["clientOrderId"] for o in orders]
+    assert len(ids) == len(set(ids))  # never a duplicate

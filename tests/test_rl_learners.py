@@ -158,7 +158,7 @@ def test_train_command(tmp_path):
                                 "--config", str(config), "--runs-dir", str(tmp_path / "runs"), "--no-progress-bar",
                                 "--save-freq", "64"])
     assert out.exit_code == 0, out.output
-    run = next((tmp_path / "runs").glob("trader__ppo__1__*"))
+    run = next((tmp_path / "runs").glob("trader__ppo__0__*"))
     assert f"run folder: {run}" in out.output
     assert (run / "config.yaml").exists() and list(run.glob("events.out.tfevents.*"))
     assert load_checkpoint(run, state=False).ref.uri.endswith("/step_000000000128")

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from trader.rl.buffers import ReplayBuffer  # noqa: E402
+from trader.rl.buffers import ReplayBuffer, real_rows  # noqa: E402
 from trader.rl.curiosity import make_curiosity  # noqa: E402
 from trader.rl.nets import RunningMeanStd  # noqa: E402
 
@@ -31,6 +31,23 @@ def test_replay_buffer_wraps_around():
     assert rb.observations[:, 0].tolist() == [7.0] * 5 and rb.pos == 3
     batch = rb.sample(64)
     assert batch.observations.shape == (64, 2) and batch.actions.dtype == torch.long
+
+
+def test_replay_buffer_keeps_the_real_rows_of_a_step():
+    """Tensors in, `rows` from the done flags of the previous step (real_rows): the envs that only
+    reset are left out, in order, across the ring's end."""
+    rb = ReplayBuffer(4, (1,), (), torch.device("cpu"), action_dtype=torch.long)
+    assert real_rows(np.zeros(3, bool), torch.device("cpu")) is None  # no episode ended: no index
+    rb.add(*(torch.arange(3.0)[:, None], torch.arange(3.0)[:, None], torch.arange(3), torch.arange(3.0),
+             torch.zeros(3)), rows=real_rows(np.zeros(3, bool), torch.device("cpu")))
+    prev_done = np.array([True, False, True, False, False])
+    step = torch.arange(10.0, 15.0)
+    rb.add(step[:, None], step[:, None] + 100, step.long(), step, torch.ones(5), rows=real_rows(prev_done, "cpu"))
+    assert rb.observations[:, 0].tolist() == [13, 14, 2, 11] and rb.pos == 2 and rb.full
+    assert rb.next_observations[:, 0].tolist() == [113, 114, 2, 111]
+    assert rb.actions.tolist() == [13, 14, 2, 11] and rb.terminated.tolist() == [1, 1, 0, 1]
+    rb.add(step[:, None], step[:, None], step.long(), step, step, rows=real_rows(np.ones(5, bool), "cpu"))
+    assert rb.pos == 2  # every env only reset: nothing stored
 
 
 def test_replay_buffer_multi_agent_shapes_and_state_round_trip():

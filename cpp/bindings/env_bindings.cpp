@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <iterator>
 
+#include "bindings/env_options.h"
 #include "env/env_pool.h"
 
 namespace py = pybind11;
@@ -99,6 +100,9 @@ struct Option<QueueModel> : EnumOption<QueueModel, kQueueModelNames, std::size(k
 template <>
 struct Option<RewardType> : EnumOption<RewardType, kRewardTypeNames, std::size(kRewardTypeNames)> {};
 
+}  // namespace
+
+// Declared in bindings/env_options.h (the live kernel's binding parses the same options).
 EnvConfig parse_config(const py::dict& kw) {
   EnvConfig c;
   static const std::set<std::string> known = {
@@ -117,6 +121,8 @@ EnvConfig parse_config(const py::dict& kw) {
   validate(c);
   return c;
 }
+
+namespace {
 
 py::list env_spec() {
   py::list out;
@@ -182,7 +188,7 @@ MarketData make_data_checked(PyPool& self, const EnvConfig& cfg,
   }
   if (!(tick_size > 0 && std::isfinite(tick_size))) throw std::invalid_argument("tick_size: expected > 0 quote");
   if (!(lot_size > 0 && std::isfinite(lot_size))) throw std::invalid_argument("lot_size: expected > 0 base");
-  if (std::llround(cfg.trade_size / lot_size) < 1) {
+  if (!sizes_in_quote(cfg) && std::llround(cfg.trade_size / lot_size) < 1) {
     throw std::invalid_argument("trade_size: expected at least one lot (" + std::to_string(lot_size) + " base), got " +
                                 std::to_string(cfg.trade_size));
   }
@@ -264,6 +270,15 @@ MarketData make_data_checked(PyPool& self, const EnvConfig& cfg,
   d.start_min = start_min;
   d.start_max = last_start;
   d.prepare();
+  if (sizes_in_quote(cfg)) {
+    const double ref_price = d.mid[0] * tick_size;
+    if (size_lots(cfg, lot_size, ref_price).trade < 1) {
+      throw std::invalid_argument("trade_notional: expected at least one lot (" + std::to_string(lot_size) +
+                                  " base = " + std::to_string(lot_size * ref_price) +
+                                  " quote at the first row's mid " + std::to_string(ref_price) + "), got " +
+                                  std::to_string(cfg.trade_notional));
+    }
+  }
   const int64_t nf = d.rows * d.dim;
   for (int64_t i = 0; i < nf; ++i) {
     if (!std::isfinite(d.features[i])) {

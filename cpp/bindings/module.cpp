@@ -17,6 +17,7 @@ using namespace trader;
 
 void bind_env(py::module_& m);  // env_bindings.cpp
 void bind_feed(py::module_& m);  // feed_bindings.cpp
+void bind_live(py::module_& m);  // live_bindings.cpp
 
 namespace {
 
@@ -91,6 +92,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("EVENT_FLAGS") = flags;
   bind_env(m);
   bind_feed(m);
+  bind_live(m);
 
   py::class_<OrderBook>(m, "OrderBook", "Exact L2 book in integer ticks and lots.")
       .def(py::init<>())

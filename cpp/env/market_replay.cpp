@@ -18,22 +18,24 @@ inline double rust_min(double a, double b) {
 }
 }  // namespace
 
-void MarketData::prepare() {
+void MarketData::prepare(int64_t from) {
+  from = std::clamp<int64_t>(from, 0, rows);
   mid.resize(static_cast<size_t>(rows));
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = from; r < rows; ++r) {
     const int64_t* row = book + r * levels * 4;
     mid[static_cast<size_t>(r)] = 0.5 * static_cast<double>(row[0] + row[2]);
   }
-  near.clear();
-  near_far_ts.clear();
-  near_due_ts.clear();
-  near_starts.assign(static_cast<size_t>(rows) + 1, 0);
-  near_tail_ts.assign(static_cast<size_t>(rows), std::numeric_limits<int64_t>::min());
+  const size_t kept = from == 0 || near_starts.empty() ? 0 : static_cast<size_t>(near_starts[static_cast<size_t>(from)]);
+  near.resize(kept);
+  near_far_ts.resize(kept);
+  near_due_ts.resize(kept);
+  near_starts.resize(static_cast<size_t>(rows) + 1, 0);
+  near_tail_ts.resize(static_cast<size_t>(rows), std::numeric_limits<int64_t>::min());
   if (!stream) return;
   // Grid quotes lie within levels - 1 ticks of the touch of the row they were sent at; twice that
   // leaves room for the touch moving between rows before an env falls back to the whole segment.
   near_ticks = 2 * levels;
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = from; r < rows; ++r) {
     near_starts[static_cast<size_t>(r)] = static_cast<int64_t>(near.size());
     const int64_t lo = book[r * levels * 4] - near_ticks, hi = book[r * levels * 4 + 2] + near_ticks;
     int64_t far_ts = std::numeric_limits<int64_t>::min();
@@ -59,26 +61,34 @@ void MarketData::prepare() {
 // replay_segment): bid levels at a bid order's price or crossing an ask order, ask levels likewise,
 // sell trades at or through a bid, buy trades at or through an ask. Empty side: an empty interval.
 void TradingEnv::update_reach() {
-  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
-  int64_t bid_lo = kNever, bid_hi = kMin, ask_lo = kNever, ask_hi = kMin;
+  bid_lo_ = ask_lo_ = kNever;
+  bid_hi_ = ask_hi_ = std::numeric_limits<int64_t>::min();
   for (const auto& o : orders_) {
-    if (o.dead) continue;
-    if (o.bid) {
-      bid_lo = std::min(bid_lo, o.price);
-      bid_hi = std::max(bid_hi, o.price);
-    } else {
-      ask_lo = std::min(ask_lo, o.price);
-      ask_hi = std::max(ask_hi, o.price);
-    }
+    if (!o.dead) widen_reach(o);
   }
-  const bool bids = bid_hi != kMin, asks = ask_hi != kMin;
-  reach_lo_[kLevelBid] = std::min(bid_lo, ask_lo);
-  reach_hi_[kLevelBid] = asks ? kNever : bid_hi;
-  reach_lo_[kLevelAsk] = bids ? kMin : ask_lo;
-  reach_hi_[kLevelAsk] = std::max(ask_hi, bid_hi);
+  set_reach();
+}
+
+void TradingEnv::widen_reach(const LimitOrder& o) {
+  if (o.bid) {
+    bid_lo_ = std::min(bid_lo_, o.price);
+    bid_hi_ = std::max(bid_hi_, o.price);
+  } else {
+    ask_lo_ = std::min(ask_lo_, o.price);
+    ask_hi_ = std::max(ask_hi_, o.price);
+  }
+}
+
+void TradingEnv::set_reach() {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  const bool bids = bid_hi_ != kMin, asks = ask_hi_ != kMin;
+  reach_lo_[kLevelBid] = std::min(bid_lo_, ask_lo_);
+  reach_hi_[kLevelBid] = asks ? kNever : bid_hi_;
+  reach_lo_[kLevelAsk] = bids ? kMin : ask_lo_;
+  reach_hi_[kLevelAsk] = std::max(ask_hi_, bid_hi_);
   reach_lo_[kTradeSell] = bids ? kMin : kNever;
-  reach_hi_[kTradeSell] = bid_hi;
-  reach_lo_[kTradeBuy] = ask_lo;
+  reach_hi_[kTradeSell] = bid_hi_;
+  reach_lo_[kTradeBuy] = ask_lo_;
   reach_hi_[kTradeBuy] = asks ? kNever : kMin;
 }
 
@@ -89,8 +99,10 @@ void TradingEnv::maker_fill(LimitOrder& o, int64_t lots) {
   const double fee = notional * cfg_.maker_fee_bps * 1e-4;
   a.maker_filled += lots;
   a.maker_fees += fee;
+  if (fill_log_) fill_log_->push_back({o.seq, o.bid, true, o.price, lots, fee});
   book_fill(a, o.bid, lots, notional, fee);
   o.leaves -= lots;
+  a.resting[o.bid ? 0 : 1] -= lots;
   if (o.leaves == 0) {
     o.dead = true;
     died_ = true;
@@ -244,7 +256,11 @@ void TradingEnv::replay_records(const MarketEvent* ev, int64_t begin, int64_t en
 
 bool TradingEnv::remove_dead() {
   if (died_) {
-    orders_.erase(std::remove_if(orders_.begin(), orders_.end(), [](const LimitOrder& o) { return o.dead; }),
+    orders_.erase(std::remove_if(orders_.begin(), orders_.end(),
+                                 [this](const LimitOrder& o) {
+                                   if (o.dead) agents_[static_cast<size_t>(o.agent)].resting[o.bid ? 0 : 1] -= o.leaves;
+                                   return o.dead;
+                                 }),
                   orders_.end());
     died_ = false;
     update_reach();

@@ -18,10 +18,27 @@ void validate(const EnvConfig& c) {
   need(c.num_agents >= 1 && c.num_agents <= 1024, "num_agents", "1 to 1024");
   need(c.tick_size > 0 && std::isfinite(c.tick_size), "tick_size", "> 0 quote");
   need(c.lot_size > 0 && std::isfinite(c.lot_size), "lot_size", "> 0 base");
-  need(std::isfinite(c.trade_size) && std::llround(c.trade_size / c.lot_size) >= 1, "trade_size",
-       "at least one lot (" + std::to_string(c.lot_size) + " base), got " + std::to_string(c.trade_size));
-  need(std::isfinite(c.max_position) && c.max_position >= c.trade_size, "max_position",
-       ">= trade_size (" + std::to_string(c.trade_size) + " base), got " + std::to_string(c.max_position));
+  need(finite_at_least(c.trade_notional, 0), "trade_notional", "a finite value >= 0 quote (0: off)");
+  need(finite_at_least(c.max_position_notional, 0), "max_position_notional", "a finite value >= 0 quote (0: off)");
+  need((c.trade_notional > 0) == (c.max_position_notional > 0), "trade_notional / max_position_notional",
+       "both > 0 (sizes in quote currency) or both 0 (trade_size and max_position in base units), got " +
+           std::to_string(c.trade_notional) + " and " + std::to_string(c.max_position_notional));
+  if (sizes_in_quote(c)) {
+    const EnvConfig defaults;
+    need(c.trade_size == defaults.trade_size && c.max_position == defaults.max_position,
+         "trade_size / trade_notional",
+         "sizes in base units (trade_size, max_position) or in quote currency (trade_notional, "
+         "max_position_notional), not both; got trade_size " + std::to_string(c.trade_size) + ", max_position " +
+             std::to_string(c.max_position) + " with trade_notional " + std::to_string(c.trade_notional));
+    need(c.max_position_notional >= c.trade_notional, "max_position_notional",
+         ">= trade_notional (" + std::to_string(c.trade_notional) + " quote), got " +
+             std::to_string(c.max_position_notional));
+  } else {
+    need(std::isfinite(c.trade_size) && std::llround(c.trade_size / c.lot_size) >= 1, "trade_size",
+         "at least one lot (" + std::to_string(c.lot_size) + " base), got " + std::to_string(c.trade_size));
+    need(std::isfinite(c.max_position) && c.max_position >= c.trade_size, "max_position",
+         ">= trade_size (" + std::to_string(c.trade_size) + " base), got " + std::to_string(c.max_position));
+  }
   need(finite_at_least(c.taker_fee_bps, 0), "taker_fee_bps", "a finite value >= 0 bps");
   need(std::isfinite(c.maker_fee_bps), "maker_fee_bps", "a finite number of bps (negative = rebate)");
   need(c.order_latency_ns >= 0, "order_latency_ns", ">= 0 ns");
@@ -34,6 +51,14 @@ void validate(const EnvConfig& c) {
   need(std::isfinite(c.reward_scale), "reward_scale", "a finite number");
   need(c.ruin_fraction >= 0 && c.ruin_fraction < 1, "ruin_fraction", "in [0, 1)");
   need(c.start_min >= 0, "start_min", ">= 0");
+}
+
+SizeLots size_lots(const EnvConfig& c, double lot_size, double ref_price) {
+  if (sizes_in_quote(c)) {
+    const double quote_per_lot = ref_price * lot_size;
+    return {std::llround(c.trade_notional / quote_per_lot), std::llround(c.max_position_notional / quote_per_lot)};
+  }
+  return {std::llround(c.trade_size / lot_size), std::llround(c.max_position / lot_size)};
 }
 
 void validate_depth(const EnvConfig& c, int64_t levels) {

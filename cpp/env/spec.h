@@ -4,8 +4,9 @@
 // and from those, in Python, trader.sim.spec (spaces, the reference env's config, learner arguments
 // and CLI options). Add an option or an output here and nowhere else.
 //
-// Units are the user's: trade_size and max_position in base currency, fees in bps of notional,
-// latencies in ns of the data's clocks. The env converts to lots and ticks once, at construction.
+// Units are the user's: trade_size and max_position in base currency (or trade_notional and
+// max_position_notional in quote currency, issue 13: one size for every instrument), fees in bps of
+// notional, latencies in ns of the data's clocks. The env converts to lots and ticks once per dataset.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,11 @@ inline constexpr const char* kRewardTypeNames[] = {"pnl", "inventory_penalty", "
     "of bid/ask post-only quotes; quote_continuous: the same grid from a Box(-1, 1)")                      \
   X(trade_size, double, 0.01, "base", "size of one market order (discrete) or one quote")                  \
   X(max_position, double, 0.1, "base", "|position| limit")                                                  \
+  X(trade_notional, double, 0.0, "quote",                                                                   \
+    "trade_size in quote currency instead (0: off), converted to lots per dataset at the mid of its first " \
+    "row; set with max_position_notional, leave trade_size and max_position at their defaults")            \
+  X(max_position_notional, double, 0.0, "quote",                                                            \
+    "max_position in quote currency instead (0: off), per dataset at the mid of its first row")            \
   X(allow_short, bool, true, "", "false: position >= 0")                                                   \
   X(taker_fee_bps, double, 1.0, "bps", "fee on market orders, bps of notional (>= 0)")                     \
   X(maker_fee_bps, double, 0.0, "bps", "fee on limit-order fills, bps of notional (negative = rebate)")    \
@@ -99,6 +105,16 @@ constexpr int kQuoteFeatures = 6;
 
 // Throws std::invalid_argument naming the option and what was expected.
 void validate(const EnvConfig& c);
+
+// Sizes in quote currency (trade_notional, max_position_notional > 0) rather than base units.
+inline bool sizes_in_quote(const EnvConfig& c) { return c.trade_notional > 0; }
+
+// The order size and position limit in lots of one dataset: base units / lot_size, or quote currency /
+// (ref_price * lot_size), ref_price in quote per base (the mid of the dataset's first row; issue 13).
+struct SizeLots {
+  int64_t trade, max;
+};
+SizeLots size_lots(const EnvConfig& c, double lot_size, double ref_price);
 // The quote grid against the book depth of the data (levels per side).
 void validate_depth(const EnvConfig& c, int64_t levels);
 

@@ -67,8 +67,9 @@ uint64_t TradingEnv::next_random() { return splitmix64(rng_); }
 
 void TradingEnv::use_market(const MarketData* m) {
   data_ = m;
-  trade_lots_ = std::llround(cfg_.trade_size / m->lot_size);
-  max_lots_ = std::llround(cfg_.max_position / m->lot_size);
+  const SizeLots lots = size_lots(cfg_, m->lot_size, m->mid[0] * m->tick_size);
+  trade_lots_ = lots.trade;
+  max_lots_ = lots.max;
   min_lots_ = cfg_.allow_short ? -max_lots_ : 0;
   notional_per_tick_lot_ = m->tick_size * m->lot_size;
 }
@@ -149,10 +150,7 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     if (price <= 0) continue;
     // Size: position + this side's resting lots (cancels in flight included: they can still fill)
     // stay within the position limit.
-    int64_t resting = 0;
-    for (const auto& o : orders_) {
-      if (!o.dead && o.agent == k && o.bid == bid) resting += o.leaves;
-    }
+    const int64_t resting = a.resting[side];
     const int64_t room = bid ? max_lots_ - a.position - resting : a.position - min_lots_ - resting;
     const int64_t lots = std::min(trade_lots_, room);
     if (lots <= 0) continue;
@@ -166,11 +164,14 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     o.cancel_ts = kNever;
     // Size at its price and crossing levels from row c's snapshot: grid prices lie inside the shown
     // depth (quote_min_ticks + quote_levels - 1 < levels), so absent prices have size 0.
-    // Level l's price is at least l ticks from the touch, so levels past the offset cannot hold the
-    // price; opposite levels cross only a quote inside the spread, from the opposite touch on.
+    // Opposite levels cross only a quote inside the spread, from the opposite touch on.
     const int own = bid ? 0 : 2, opp = bid ? 2 : 0;
-    for (int64_t l = 0; l <= std::max<int64_t>(offset, 0) && l < data_->levels; ++l) {
-      if (top[4 * l + own] == price) o.level_qty = top[4 * l + own + 1];
+    // A level's price is at least its index in ticks from the touch, so only the first quote_min_ticks +
+    // quote_levels levels can hold a grid price: a fixed count the branch predictor learns (an exit at
+    // the price would mispredict about once per quote).
+    const int64_t grid_levels = std::clamp<int64_t>(cfg_.quote_min_ticks + cfg_.quote_levels, 0, data_->levels);
+    for (int64_t l = 0; l < grid_levels; ++l) {
+      o.level_qty = top[4 * l + own] == price ? top[4 * l + own + 1] : o.level_qty;
     }
     for (int64_t l = 0; l < data_->levels; ++l) {
       const int64_t px = top[4 * l + opp];
@@ -178,13 +179,15 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
       if (top[4 * l + opp + 1] > 0) ++o.crossing;
     }
     orders_.push_back(o);
+    widen_reach(o);
     a.quote_seq[side] = o.seq;
     a.quoted += lots;
+    a.resting[side] += lots;
     next_due_ts_ = std::min(next_due_ts_, o.arrive_ts);
     sent = true;
   }
   // Only a new order widens the reach (a cancel in flight keeps its order reachable until it is removed).
-  if (sent) update_reach();
+  if (sent) set_reach();
 }
 
 // Cash, fees and the average-cost basis after a fill of `lots` (> 0) worth `notional` quote.
@@ -227,6 +230,10 @@ void TradingEnv::execute(Agent& a, int64_t lots, int64_t row) {
     remaining -= take;
     filled += take;
     ticks_x_lots += static_cast<double>(px) * static_cast<double>(take);
+    if (fill_log_) {
+      const double level_notional = static_cast<double>(px) * static_cast<double>(take) * notional_per_tick_lot_;
+      fill_log_->push_back({-1, buy, false, px, take, level_notional * taker_fee_bps_ * 1e-4});
+    }
   }
   a.unfilled += remaining;
   if (filled == 0) return;
@@ -263,11 +270,12 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     }
     a.maker_filled = a.quoted = 0;
     a.rejected = 0;
-    const int64_t L1 = cfg_.quote_levels + 1;
     int64_t bid_idx, ask_idx;
     bool flatten;
     if (cfg_.actions == ActionType::kQuote) {  // trader.sim.spec.encode_quote
-      const int64_t v = discrete[k];
+      // 32-bit divisions: the action is below 2 (L + 1)^2 (the binding checks it), and they cost a
+      // fraction of 64-bit ones.
+      const uint32_t v = static_cast<uint32_t>(discrete[k]), L1 = static_cast<uint32_t>(cfg_.quote_levels + 1);
       flatten = v >= L1 * L1;
       bid_idx = (v % (L1 * L1)) / L1;
       ask_idx = v % L1;
@@ -329,9 +337,13 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
 }
 
 void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
+  // Every value is read before the first store: the stores cannot alias the env's state, so nothing is
+  // reloaded between them.
+  const OutBase& b = *out.base;
+  const size_t r = out.r;
   const int K = num_agents_;
   const int64_t D = data_->dim;
-  const int64_t stride = obs_dim();
+  const int64_t stride = obs_dim_;
   const float* row = data_->features + cursor_ * D;
   const int64_t* top = data_->book + cursor_ * data_->levels * 4;
   const double mark = data_->mid[cursor_] * notional_per_tick_lot_;
@@ -340,54 +352,57 @@ void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
   const bool quoting = quoting_;
   for (int k = 0; k < K; ++k) {
     Agent& a = agents_[static_cast<size_t>(k)];
-    float* o = out.obs() + k * stride;
+    const size_t i = out.rk + static_cast<size_t>(k);
+    float* o = b.obs + i * static_cast<size_t>(stride);
     std::memcpy(o, row, sizeof(float) * static_cast<size_t>(D));
-    o[D] = static_cast<float>(static_cast<double>(a.position) / static_cast<double>(max_lots_));
     const double upnl = static_cast<double>(a.position) * mark - a.cost;
+    o[D] = static_cast<float>(static_cast<double>(a.position) / static_cast<double>(max_lots_));
     o[D + 1] = static_cast<float>(upnl / max_notional * 100.0);
     o[D + 2] = time_left;
-    out.episode_return()[k] = static_cast<float>(a.episode_return);
-    out.position()[k] = a.position;
-    out.equity()[k] = a.equity;
-    out.fees()[k] = a.fees;
-    out.taker_fees()[k] = a.taker_fees;
-    out.filled()[k] = a.filled;
-    out.taker_filled()[k] = a.taker_filled;
-    out.unfilled()[k] = a.unfilled;
+    b.episode_return[i] = static_cast<float>(a.episode_return);
+    b.position[i] = a.position;
+    b.equity[i] = a.equity;
+    b.fees[i] = a.fees;
+    b.taker_fees[i] = a.taker_fees;
+    b.filled[i] = a.filled;
+    b.taker_filled[i] = a.taker_filled;
+    b.unfilled[i] = a.unfilled;
     if (!quoting) continue;  // the quote outputs stay 0 (buffers start zeroed; nothing else writes them)
     int64_t px[2] = {0, 0};
     double queue[2] = {0, 0};
+    float f[kQuoteFeatures];
     for (int side = 0; side < 2; ++side) {
       const LimitOrder* q = find(a.quote_seq[side]);
-      if (!q) a.quote_seq[side] = -1;
-      if (q) {
-        px[side] = q->price;
-        queue[side] = q->live ? q->front : std::numeric_limits<double>::quiet_NaN();
+      float* g = f + 3 * side;
+      if (!q) {
+        a.quote_seq[side] = -1;
+        g[0] = g[1] = g[2] = 0.0f;
+        continue;
       }
-      float* f = o + D + kAccountFeatures + 3 * side;
-      f[0] = q ? 1.0f : 0.0f;
-      f[1] = q ? static_cast<float>(static_cast<double>(side == 0 ? top[0] - q->price : q->price - top[2]) /
-                                    static_cast<double>(cfg_.quote_levels))
-               : 0.0f;
-      f[2] = !q ? 0.0f
-                : !q->live           ? 1.0f
-                : q->level_qty > 0   ? static_cast<float>(q->front / static_cast<double>(q->level_qty))
-                                     : 0.0f;
+      px[side] = q->price;
+      queue[side] = q->live ? q->front : std::numeric_limits<double>::quiet_NaN();
+      g[0] = 1.0f;
+      g[1] = static_cast<float>(static_cast<double>(side == 0 ? top[0] - q->price : q->price - top[2]) /
+                                static_cast<double>(cfg_.quote_levels));
+      g[2] = !q->live            ? 1.0f
+             : q->level_qty > 0  ? static_cast<float>(q->front / static_cast<double>(q->level_qty))
+                                 : 0.0f;
     }
-    out.maker_fees()[k] = a.maker_fees;
-    out.maker_filled()[k] = a.maker_filled;
-    out.quoted()[k] = a.quoted;
-    out.rejected()[k] = a.rejected;
-    out.bid_price()[k] = px[0];
-    out.ask_price()[k] = px[1];
-    out.bid_queue()[k] = queue[0];
-    out.ask_queue()[k] = queue[1];
+    std::memcpy(o + D + kAccountFeatures, f, sizeof f);
+    b.maker_fees[i] = a.maker_fees;
+    b.maker_filled[i] = a.maker_filled;
+    b.quoted[i] = a.quoted;
+    b.rejected[i] = a.rejected;
+    b.bid_price[i] = px[0];
+    b.ask_price[i] = px[1];
+    b.bid_queue[i] = queue[0];
+    b.ask_queue[i] = queue[1];
   }
-  *out.terminated() = terminated;
-  *out.truncated() = truncated;
-  *out.env_id() = env_id_;
-  *out.t() = cursor_;
-  *out.episode_length() = static_cast<int32_t>(steps_);
+  b.terminated[r] = terminated;
+  b.truncated[r] = truncated;
+  b.env_id[r] = env_id_;
+  b.t[r] = cursor_;
+  b.episode_length[r] = static_cast<int32_t>(steps_);
 }
 
 }  // namespace trader

@@ -54,7 +54,7 @@ struct MarketData {
   double lot_size = 1e-5;   // base per lot
   int64_t start_min = 0, start_max = 0;  // rows: episodes start in [start_min, start_max]
   uint64_t start_offset = 0;  // usable starts of the pool's datasets before this one (set by EnvPool)
-  // Derived once by prepare():
+  // Derived by prepare() (a live market: row by row, prepare(from)):
   std::vector<double> mid;  // ticks, per row
   // The stream without the level changes far from the touch: segment c keeps bid levels at prices
   // >= best bid(c) - near_ticks, ask levels <= best ask(c) + near_ticks, and every trade. An env
@@ -70,7 +70,9 @@ struct MarketData {
   std::vector<int64_t> near_starts;   // [rows + 1]
   std::vector<int64_t> near_tail_ts;  // [rows]
 
-  void prepare();
+  // Derives mid and the near stream for rows >= from (the rows before are kept as prepared; a
+  // growing live market re-prepares its last row once the segment after it is known).
+  void prepare(int64_t from = 0);
 };
 
 // The first element of every output buffer (one set per pool, shared by its envs).
@@ -93,6 +95,16 @@ struct OutRow {
 #undef TRADER_OUT_ACCESSOR
 };
 
+// One fill of an agent's order, as the execution kernel reports it (cpp/exec/live_kernel.h).
+struct ExecFill {
+  int64_t order;  // seq of the limit order; -1: a market order
+  bool buy;
+  bool maker;
+  int64_t price;  // ticks
+  int64_t lots;
+  double fee;     // quote
+};
+
 class TradingEnv {
  public:
   // markets: num_markets datasets of equal levels and dim, start_offset set (EnvPool does it).
@@ -106,9 +118,12 @@ class TradingEnv {
   void step(const int64_t* discrete, const float* continuous, OutRow& out);
 
   int env_id() const { return env_id_; }
+  // Every fill from now on is also appended to *log (null: none; the pool never sets it).
+  void set_fill_log(std::vector<ExecFill>* log) { fill_log_ = log; }
   int64_t obs_dim() const { return obs_dim_; }
 
  private:
+  friend class LiveKernel;  // drives one env step by step on live rows (cpp/exec/live_kernel.h)
   struct MarketOrder {
     int64_t due;   // row
     int64_t lots;  // signed
@@ -143,6 +158,7 @@ class TradingEnv {
     int64_t maker_filled = 0, quoted = 0;
     int32_t rejected = 0;
     int64_t quote_seq[2] = {-1, -1};  // the current bid / ask order (seq), -1: none
+    int64_t resting[2] = {0, 0};      // leaves of its orders not removed yet, bid / ask (cancels in flight too)
   };
 
   uint64_t next_random();
@@ -174,7 +190,11 @@ class TradingEnv {
   void on_market_event(const MarketEvent& e);
   void on_depth(LimitOrder& o, double prev, double next) const;
   void due_orders(int64_t exch_ts);
+  // The reach from the orders' price range: recomputed from every order when orders die, widened by
+  // a new order in O(1) (orders_ holds no dead order when quote() runs: replay_segment removes them).
   void update_reach();
+  void widen_reach(const LimitOrder& o);
+  void set_reach();
   LimitOrder* find(int64_t seq);
   // Points the env at one dataset: data_ and the constants in its tick and lot size.
   void use_market(const MarketData* m);
@@ -196,6 +216,7 @@ class TradingEnv {
   double ruin_equity_;  // ruin_fraction * initial_cash
   int64_t trade_lots_, max_lots_, min_lots_;  // from trade_size / max_position / allow_short
   double notional_per_tick_lot_;
+  std::vector<ExecFill>* fill_log_ = nullptr;  // beside what execute() reads anyway (set_fill_log)
   uint64_t rng_ = 0;
   std::vector<Agent> agents_;
   std::vector<int> priority_;
@@ -211,6 +232,7 @@ class TradingEnv {
   uint64_t total_starts_;  // usable episode starts over all datasets
   int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
   bool died_ = false;    // an order died during the current market event
+  int64_t bid_lo_, bid_hi_, ask_lo_, ask_hi_;  // price range of the orders per side (empty: lo > hi)
   int64_t reach_lo_[4], reach_hi_[4];  // per MarketEventKind: prices that can touch an order
 };
 

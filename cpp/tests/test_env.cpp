@@ -1,6 +1,6 @@
 // Tests of the trading env pool under sanitizers: the same trajectories with 1 or 2 threads, sync
 // or async, for market orders and for quotes (resting orders replayed against the market stream),
-// and a stress run of the async queue. Market data: the bundled sample, replayed and
+// a stress run of the async queue, and the live execution kernel grown row by row against the env. Market data: the bundled sample, replayed and
 // sampled on a 100 ms grid.
 //
 // Usage: test_env <sample folder>. Prints "N passed, M failed" on its own line; exits 1 on failure.
@@ -13,6 +13,7 @@
 #include "book/replay.h"
 #include "env/env_pool.h"
 #include "events/npy_events.h"
+#include "exec/live_kernel.h"
 
 using namespace trader;
 
@@ -169,6 +170,64 @@ Traj run(const Market& m, int agents, int num_envs, int batch, int threads, int 
   return traj;  // tasks still in flight finish before the pool's destructor joins its workers
 }
 
+// Output buffers of one env row (K = 1).
+struct OneRow {
+  std::vector<float> obs;
+#define TRADER_ONE_FIELD(name, type, per_agent, doc) type name = 0;
+  TRADER_ENV_OUTPUTS(TRADER_ONE_FIELD)
+#undef TRADER_ONE_FIELD
+  OutBase base{};
+  explicit OneRow(int64_t obs_dim) : obs(static_cast<size_t>(obs_dim)) {
+    base.obs = obs.data();
+    base.obs_dim = obs_dim;
+#define TRADER_ONE_BIND(name, type, per_agent, doc) base.name = &name;
+    TRADER_ENV_OUTPUTS(TRADER_ONE_BIND)
+#undef TRADER_ONE_BIND
+  }
+};
+
+// The live kernel, its market growing one row (and one segment of market events) at a time, equals a
+// TradingEnv over the whole market from the same start row: quotes with latencies and flattening; and
+// the orders plan() announces before a step are the ones the step sends.
+void live_kernel_equals_env(const Market& m) {
+  EnvConfig c = config(1, true);
+  c.horizon = 400;
+  const int64_t r0 = 50;
+  MarketData d = data_of(m, 1e-6, r0, r0);
+  TradingEnv env(c, &d, 1, 0, 7);
+  OneRow want(env.obs_dim());
+  OutRow want_row{&want.base, 0, 0};
+  env.reset(want_row);
+  LiveKernel k(c, m.levels, m.dim, 0.01, 1e-6);
+  auto append = [&](int64_t r) {
+    const int64_t from = r > r0 ? m.starts[static_cast<size_t>(r - 1)] : 0;
+    const int64_t to = r > r0 ? m.starts[static_cast<size_t>(r)] : 0;
+    k.append(&m.book[static_cast<size_t>(r * 40)], &m.features[static_cast<size_t>(r * m.dim)], m.ts[static_cast<size_t>(r)],
+             m.stream.events.data() + from, static_cast<size_t>(to - from));
+  };
+  append(r0);
+  k.reset();
+  CHECK(std::memcmp(k.obs(), want.obs.data(), want.obs.size() * sizeof(float)) == 0);
+  int64_t quoted = 0, fills = 0;
+  for (int64_t i = 1; i < 300; ++i) {
+    const int64_t a = (i * 7) % 50;
+    const OrderPlan p = k.plan(&a, nullptr);
+    append(r0 + i);
+    k.step(&a, nullptr);
+    env.step(&a, nullptr, want_row);
+    CHECK(std::memcmp(k.obs(), want.obs.data(), want.obs.size() * sizeof(float)) == 0);
+    const OutBase& got = k.out();
+    CHECK(*got.position == want.position && *got.equity == want.equity && *got.fees == want.fees);
+    CHECK(*got.bid_price == want.bid_price && *got.ask_price == want.ask_price);
+    int64_t announced = 0;
+    for (const auto& s : p.side) announced += s.price > 0 && !s.kept ? s.lots : 0;
+    CHECK(announced == want.quoted);
+    quoted += want.quoted;
+    fills += static_cast<int64_t>(k.fills().size());
+  }
+  CHECK(quoted > 0 && fills > 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -178,6 +237,7 @@ int main(int argc, char** argv) {
   }
   const Market m = load_market(argv[1]);
   CHECK(m.rows > 1000);
+  live_kernel_equals_env(m);
   for (bool quotes : {false, true}) {
     for (int agents : {1, 3}) {
       const Traj ref = run(m, agents, 16, 16, 1, 150, quotes);

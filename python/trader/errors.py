@@ -59,7 +59,22 @@ def _message(e: BaseException) -> str:
 
 
 class Group(click.Group):
-    """A click group whose commands end with the exit codes above and no traceback for a user mistake."""
+    """A click group whose commands end with the exit codes above and no traceback for a user mistake.
+    `lazy` maps command names to (module, attribute): imported when the command is used or listed, so
+    that `trader live` does not wait for torch and scipy to load."""
+
+    lazy: dict[str, tuple[str, str]] = {}
+
+    def list_commands(self, ctx):
+        return list(dict.fromkeys([*super().list_commands(ctx), *self.lazy]))
+
+    def get_command(self, ctx, name):
+        if name in self.lazy and name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[name]
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, cmd.get_short_help_str(limit=1000)) for name in self.list_commands(ctx)

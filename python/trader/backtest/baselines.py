@@ -247,11 +247,10 @@ def market_making_baselines(market: Market, env_config: dict, end_row: int, offs
 
     cfg = spec.check_config(**dict(env_config, actions="quote"), tick_size=market.tick_size, lot_size=market.lot_size)
     grid = QuoteGrid.of(cfg)
-    trade_lots = round(cfg["trade_size"] / market.lot_size)
-    max_lots = round(cfg["max_position"] / market.lot_size)
+    trade_lots, max_lots = spec.size_lots(cfg, market.lot_size, spec.reference_price(market.book, market.tick_size))
     policies = [("fixed_spread", fixed_spread_policy(market, grid, offset_ticks, trade_lots, max_lots))]
-    notes = [f"fixed_spread: both sides {offset_ticks} tick(s) from the touch, {cfg['trade_size']:g} base each, "
-             f"no quote on the side that would pass |position| {cfg['max_position']:g}."]
+    notes = [f"fixed_spread: both sides {offset_ticks} tick(s) from the touch, {trade_lots * market.lot_size:g} base "
+             f"each, no quote on the side that would pass |position| {max_lots * market.lot_size:g}."]
     # Its parameters are in ticks and steps of the instrument it quotes: fitted on another one they mean nothing.
     if (fit_market.symbol, fit_market.tick_size) != (market.symbol, market.tick_size):
         notes.append(f"avellaneda_stoikov: not run: the training data is another instrument ({fit_market.symbol}, tick "

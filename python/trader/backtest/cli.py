@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from trader.options import out_option
 from trader.sim.flags import env_options, flag_message, pop_env_values
 
 # The execution costs and timing a backtest may change from the run's (the rest is the run's own env).
@@ -55,8 +56,7 @@ def default_out_dir(checkpoint: str) -> Path:
               help="Fixed-spread baseline (quote runs): quote this many ticks from each touch (-1: one inside).")
 @click.option("--as-gamma", type=float, default=0.01, show_default=True,
               help="Avellaneda-Stoikov baseline (quote runs): risk aversion, per tick per quote size.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Report folder [default: RUN/backtest; for a store URI, runs/backtest__{prefix}].")
+@out_option("Report folder [default: RUN/backtest; for a store URI, runs/backtest__{prefix}].")
 def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset_ticks, as_gamma, out, **env_flags):
     """Backtest a trained agent on held-out data; writes backtest.md, backtest.json and equity.png.
 

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from trader.sim import spec
 from trader.sim.env import Market, TradingVectorEnv
 
 Policy = Callable[[np.ndarray, dict], np.ndarray]  # (obs [1, D], info) -> actions [1] or [1, 1]
@@ -109,8 +110,10 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
             break
     maker_fees, taker_fees = per("maker_fees").astype(float), per("taker_fees").astype(float)
     eq, pos = np.array(equity), np.array(position)
-    max_lots = round(env.env_config["max_position"] / market.lot_size)
-    max_notional = float(env.env_config["max_position"] * mid_px[start:end + 1].mean())
+    env_cfg = env.env_config
+    _, max_lots = spec.size_lots(env_cfg, market.lot_size, spec.reference_price(market.book, market.tick_size))
+    max_base = max_lots * market.lot_size if env_cfg["trade_notional"] > 0 else env_cfg["max_position"]
+    max_notional = float(max_base * mid_px[start:end + 1].mean())
     acts = np.asarray(actions)
     results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], market.lot_size, max_lots,
                               float(maker_fees[k]), float(taker_fees[k]), int(count["maker"][k]),

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from trader import errors
 from trader.data.errors import FeedError
+from trader.options import out_option
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -174,14 +175,14 @@ def _read_inputs(raw, opts: dict, progress: bool = True) -> list[tuple[str | Non
 
 @data.command()
 @click.argument("raw", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Dataset folder to write.")
 @_input_options(on_gap_default="error")
-def convert(raw, output, **opts):
+@out_option("Dataset folder to write.", required=True, old=("--output",))
+def convert(raw, out, **opts):
     """Convert RAW files (or folders of them, e.g. one file a day) to event datasets.
 
     Binance raw feeds are grouped by instrument into sequences (files joined in time order; a file
-    with a REST snapshot starts a new sequence). One sequence is written to OUTPUT itself (events.npy
-    + meta.json); several go to OUTPUT/<market>_<symbol>_<start time>/, listed in OUTPUT/index.json
+    with a REST snapshot starts a new sequence). One sequence is written to OUT itself (events.npy
+    + meta.json); several go to OUT/<market>_<symbol>_<start time>/, listed in OUT/index.json
     (a collection: `info` and the learners take it whole).
     """
     from trader.data.dataset import write_dataset, write_index
@@ -190,16 +191,16 @@ def convert(raw, output, **opts):
     try:
         outputs = _read_inputs(raw, opts)
         for name, events, meta in outputs:
-            _replaceable(Path(output) / name if name else Path(output), meta)
+            _replaceable(Path(out) / name if name else Path(out), meta)
         for name, events, meta in outputs:
-            write_dataset(Path(output) / name if name else Path(output), events, meta)
+            write_dataset(Path(out) / name if name else Path(out), events, meta)
         if len(outputs) > 1:
-            write_index(output, [name for name, _, _ in outputs])
+            write_index(out, [name for name, _, _ in outputs])
     except (FeedError, ValueError) as exc:
         _fail(exc)
     elapsed = time.perf_counter() - t0
     for name, events, meta in outputs:
-        folder = Path(output) / name if name else Path(output)
+        folder = Path(out) / name if name else Path(out)
         rep = meta["report"]
         lines = ", ".join(f"{k} {v:,}" for k, v in sorted(rep.get("lines", {}).items()))
         console.print(f"[bold]{meta['exchange']} {meta['market']} {meta['symbol']}[/]: {len(events):,} events "
@@ -214,7 +215,7 @@ def convert(raw, output, **opts):
             console.print(f"  [yellow]{len(rep['crossed'])} crossed book(s) (see meta.json report)[/]")
         console.print(f"  wrote {folder}/events.npy and meta.json")
     if len(outputs) > 1:
-        console.print(f"wrote {Path(output) / 'index.json'} ({len(outputs)} datasets)")
+        console.print(f"wrote {Path(out) / 'index.json'} ({len(outputs)} datasets)")
     console.print(f"done in {elapsed:.1f} s")
 
 
@@ -227,7 +228,7 @@ def _replaceable(folder: Path, meta: dict) -> None:
         old = json.loads(old_meta.read_text())
         key = ("exchange", "market", "symbol")
         if tuple(old.get(k) for k in key) != tuple(meta.get(k) for k in key):
-            raise click.UsageError(f"-o/--output: {folder} holds a dataset of {' '.join(str(old.get(k)) for k in key)}, "
+            raise click.UsageError(f"-o/--out: {folder} holds a dataset of {' '.join(str(old.get(k)) for k in key)}, "
                                    f"not {' '.join(str(meta.get(k)) for k in key)}; write to another folder or "
                                    "remove it first")
     for stale in (folder / "embeddings.npy", folder / "embeddings.json"):

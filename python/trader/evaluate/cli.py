@@ -3,7 +3,7 @@
     trader evaluate --data DAY --folds 3 --seeds 5 --algo ppo --actions quote --total-timesteps 200000
     trader evaluate --data DAY1 --data DAY2 --data DAY3 --seeds 5   # datasets in time order
 
-Writes evaluation.md, evaluation.json and plots into --out (default runs/evaluate__{algo}__{time}), with
+Writes evaluation.md, evaluation.json and plots into -o/--out (default runs/evaluate__{algo}__{date-time}), with
 every fold's runs under fold_N/.
 """
 
@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
+from trader.options import SEED, out_option
 from trader.rl.policy import ALGOS
+from trader.run.logger import run_dir
 from trader.sim.flags import env_options, flag_message, pop_env_values
 
 
@@ -33,20 +36,13 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
     return out
 
 
-def _fold_info(fold, market, step_s: float) -> dict:
-    from trader.backtest.engine import period_utc
-
-    return {"describe": fold.describe(), "symbol": market.symbol, "step_s": step_s,
-            "period_utc": period_utc(market, fold.test_start, fold.test_end)}
-
-
 @click.command("evaluate", context_settings={"show_default": True})
 @click.option("--data", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="dataset folder(s) in time order (a collection folder counts as its parts); one dataset is cut "
                    "into --folds + 1 blocks [default: the bundled sample]")
 @click.option("--folds", type=click.IntRange(min=1), default=3,
               help="one dataset: walk-forward folds (fold i trains on blocks 0..i-1, tests on block i)")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, help="agents per fold (seeds 0..N-1)")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, help=f"agents per fold (seeds {SEED}..{SEED}+N-1)")
 @click.option("--algo", type=click.Choice(ALGOS), default="ppo", help="learner")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML or JSON file of learner options (as trader train takes)")
@@ -59,6 +55,11 @@ def _fold_info(fold, market, step_s: float) -> dict:
               help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
                    "it to see whether embeddings help)")
 @env_options()
+@click.option("--feature-set", type=click.IntRange(min=1), default=None,
+              help="observation features (trader.sim.features): 1 = sizes in base units, 2 = scale-free across "
+                   "instruments (use it with --train-window > 1 over several instruments) [default: train's]")
+@click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="the env's rows: the book sampled every this many ms, as trader train's [default: 100]")
 @click.option("--train-window", type=click.IntRange(min=1), default=1,
               help="datasets: each fold trains on this many datasets before its test dataset, together (episodes "
                    "never cross from one to another)")
@@ -70,21 +71,22 @@ def _fold_info(fold, market, step_s: float) -> dict:
 @click.option("--as-gamma", type=float, default=0.01, help="Avellaneda-Stoikov baseline risk aversion")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, help="fold x seed jobs run at once (processes)")
 @click.option("--cuda/--no-cuda", default=False, help="train on cuda when there is one")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="report folder [default: runs/evaluate__{algo}__{time}]")
+@out_option("report folder [default: runs/evaluate__{algo}__{date-time}]")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
 def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imbalance_threshold, quote_offset_ticks, as_gamma,
              jobs, cuda, out, progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
     bootstrap 95 % intervals, the agent minus the best baseline, and the fraction of seeds beating flat."""
-    from trader.backtest.suite import BaselineOptions, step_seconds
+    from trader.backtest.suite import BaselineOptions
     from trader.evaluate.folds import block_folds, dataset_folds
-    from trader.evaluate.report import write_evaluation
+    from trader.evaluate.report import evaluation_context, write_evaluation
     from trader.evaluate.run import Plan, run_plan
     from trader.evaluate.summary import summarize
+    from trader.rl.cli import check_interval
     from trader.rl.policy import learner
     from trader.run.config import load_config
+    from trader.run.lifecycle import resolve_args
     from trader.sim import load_market, spec
 
     env = pop_env_values(options)
@@ -95,9 +97,13 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
         base_options = BaselineOptions(imbalance_threshold, quote_offset_ticks, as_gamma)
         base_options.check()
         spec.check_config(**{k: v for k, v in args.items() if k in spec.defaults()})
-        horizon = int(args.get("horizon", module.Args.horizon))
+        run_args = resolve_args(module.Args, None, args)  # what each fold's run will use (trader.rl.defaults)
+        horizon = run_args.horizon
         paths = _datasets(data)
-        markets = [load_market(p) for p in paths]
+        check_interval(SimpleNamespace(interval_ms=run_args.interval_ms, resume=None, data=[p for p in paths if p]),
+                       given="interval_ms" in args)
+        markets = [load_market(p, feature_set=run_args.feature_set, interval_ms=run_args.interval_ms)
+                   for p in paths]
         widths = {m.features.shape[1] for m in markets}
         if len(widths) > 1:
             raise ValueError("data: the datasets give observations of different widths "
@@ -112,8 +118,8 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
             plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon, train_window)
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
-    out_dir = Path(out) if out else Path("runs") / f"evaluate__{algo}__{time.strftime('%Y%m%d-%H%M%S')}"
-    plan = Plan(algo, args, plan_folds, list(range(seeds)), out_dir, base_options)
+    out_dir = Path(out) if out else run_dir("runs", "evaluate", algo)
+    plan = Plan(algo, args, plan_folds, list(range(SEED, SEED + seeds)), out_dir, base_options)
     by_path = dict(zip(paths, markets))
     click.echo(f"{len(plan_folds)} folds x {seeds} seeds -> {out_dir}")
     for f in plan_folds:
@@ -131,18 +137,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
     finally:
         if bar:
             bar.close()
-    import torch
-
-    from trader.backtest.engine import env_config_from_run
-
-    context = {
-        "algo": algo, "data": ", ".join(p or "<bundled sample>" for p in paths), "seeds": plan.seeds,
-        "total_timesteps": int(args.get("total_timesteps", module.Args.total_timesteps)),
-        "env": {**spec.defaults(), **env_config_from_run(args)}, "args": {k: v for k, v in args.items()},
-        "folds": [_fold_info(f, by_path[f.test_data], step_seconds(by_path[f.test_data])) for f in plan_folds],
-        "wall_s": time.perf_counter() - t0,
-        "device": torch.cuda.get_device_name(0) if cuda and torch.cuda.is_available() else "cpu",
-    }
+    context = evaluation_context(plan, by_path, time.perf_counter() - t0, cuda)
     summary = summarize(results)
     write_evaluation(out_dir, results, summary, context)
     click.echo((out_dir / "evaluation.md").read_text())

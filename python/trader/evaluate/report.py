@@ -31,6 +31,34 @@ def _fold_table(fold: dict, base: str, quote: str) -> list[str]:
     return lines
 
 
+def evaluation_context(plan, markets: dict, wall_s: float, cuda: bool) -> dict:
+    """What the report says about an evaluation: the learner, data, seeds, env options and folds of `plan`
+    (trader.evaluate.run.Plan; markets: its datasets' Markets by path), its wall time and device."""
+    import torch
+
+    from trader.backtest.engine import env_config_from_run, period_utc
+    from trader.backtest.suite import step_seconds
+    from trader.rl.policy import learner
+    from trader.run.config import args_to_dict
+    from trader.run.lifecycle import resolve_args
+    from trader.sim import spec
+
+    run_args = args_to_dict(resolve_args(learner(plan.algo).Args, None, plan.args))
+
+    def fold_info(fold) -> dict:
+        market = markets[fold.test_data]
+        return {"describe": fold.describe(), "symbol": market.symbol, "step_s": step_seconds(market),
+                "period_utc": period_utc(market, fold.test_start, fold.test_end)}
+
+    return {
+        "algo": plan.algo, "data": ", ".join(p or "<bundled sample>" for p in markets), "seeds": plan.seeds,
+        "total_timesteps": run_args["total_timesteps"],
+        "env": {**spec.defaults(), **env_config_from_run(run_args)}, "args": dict(plan.args),
+        "folds": [fold_info(f) for f in plan.folds], "wall_s": wall_s,
+        "device": torch.cuda.get_device_name(0) if cuda and torch.cuda.is_available() else "cpu",
+    }
+
+
 def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [{k: v for k, v in j.items() if k != "agents"} | {"metrics": [a["metrics"] for a in j["agents"]]}

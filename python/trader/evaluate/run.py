@@ -53,9 +53,10 @@ def run_baselines_for(plan: Plan, fold: Fold) -> tuple[list[dict], list[str]]:
     from trader.sim import load_market
 
     test = load_dataset(fold.test_data)
-    market = load_market(test)
+    interval_ms = plan.args.get("interval_ms", 100.0)  # the agents' grid (trader train --interval-ms)
+    market = load_market(test, interval_ms=interval_ms)
     train = test if fold.train_data == fold.test_data else load_dataset(fold.train_data)
-    fit_market = market if train is test else load_market(train)
+    fit_market = market if train is test else load_market(train, interval_ms=interval_ms)
     results, notes = run_baselines(market, test.events, env_config(plan), fold.test_start, fold.test_end,
                                    plan.baseline_options, fit=(fit_market, train.events, fold.train_rows))
     return [curve(r) for r in results], notes
@@ -94,26 +95,48 @@ def _job(plan: Plan, fold: Fold, seed: int) -> dict:
 def run_plan(plan: Plan, jobs: int = 1, progress: Callable[[int, int, str], None] | None = None) -> dict:
     """{"baselines": {fold: [curves]}, "notes": {fold: [...]}, "agents": [job results]} for every fold and seed.
     `progress(done, total, what)` after each agent."""
-    work = [(fold, seed) for fold in plan.folds for seed in plan.seeds]
-    done: list[dict] = []
-    baselines, notes = {}, {}
+    return run_plans([plan], jobs, progress)[0]
+
+
+def run_plans(plans: list[Plan], jobs: int = 1, progress: Callable[[int, int, str], None] | None = None,
+              plan_done: Callable[[int, dict], None] | None = None) -> list[dict]:
+    """run_plan's result for each plan, all their jobs in one pool of `jobs` processes (a sweep keeps
+    every worker busy across its points). `plan_done(p, result)` as soon as plan p is complete (jobs are
+    queued plan by plan, so a caller cut short keeps the plans done by then)."""
+    work = [(p, fold, seed) for p in range(len(plans)) for fold in plans[p].folds for seed in plans[p].seeds]
+    out = [{"baselines": {}, "notes": {}, "agents": []} for _ in plans]
+    left = [len(plan.folds) * len(plan.seeds) for plan in plans]
+
+    def finished(p: int, fold: Fold, seed: int, result: dict, baselines: Callable[[], None]) -> None:
+        out[p]["agents"].append(result)
+        left[p] -= 1
+        if progress:
+            progress(sum(len(o["agents"]) for o in out), len(work), f"plan {p + 1} fold {fold.index} seed {seed}")
+        if left[p] == 0:
+            baselines()
+            out[p]["agents"].sort(key=lambda r: (r["fold"], r["seed"]))
+            if plan_done:
+                plan_done(p, out[p])
+
     if jobs <= 1:
-        for fold in plan.folds:
-            baselines[fold.index], notes[fold.index] = run_baselines_for(plan, fold)
-        for fold, seed in work:
-            done.append(train_and_test(plan, fold, seed))
-            if progress:
-                progress(len(done), len(work), f"fold {fold.index} seed {seed}")
+        def baselines_of(p: int) -> Callable[[], None]:
+            def run() -> None:
+                for fold in plans[p].folds:
+                    out[p]["baselines"][fold.index], out[p]["notes"][fold.index] = run_baselines_for(plans[p], fold)
+            return run
+        for p, fold, seed in work:
+            finished(p, fold, seed, train_and_test(plans[p], fold, seed), baselines_of(p))
     else:
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            base = {pool.submit(run_baselines_for, plan, fold): fold for fold in plan.folds}
-            agents = {pool.submit(_job, plan, fold, seed): (fold, seed) for fold, seed in work}
+            base = [{fold.index: pool.submit(run_baselines_for, plan, fold) for fold in plan.folds} for plan in plans]
+            agents = {pool.submit(_job, plans[p], fold, seed): (p, fold, seed) for p, fold, seed in work}
+
+            def collect(p: int) -> Callable[[], None]:
+                def run() -> None:
+                    for index, fut in base[p].items():
+                        out[p]["baselines"][index], out[p]["notes"][index] = fut.result()
+                return run
             for fut in cf.as_completed(agents):
-                done.append(fut.result())
-                if progress:
-                    fold, seed = agents[fut]
-                    progress(len(done), len(work), f"fold {fold.index} seed {seed}")
-            for fut, fold in base.items():
-                baselines[fold.index], notes[fold.index] = fut.result()
-    done.sort(key=lambda r: (r["fold"], r["seed"]))
-    return {"baselines": baselines, "notes": notes, "agents": done}
+                p, fold, seed = agents[fut]
+                finished(p, fold, seed, fut.result(), collect(p))
+    return out

@@ -1,4 +1,5 @@
-"""Brokers: paper (fills against the live book, with fees; a dry run) and real (ccxt orders).
+"""Brokers: the interface a session needs, and the real one (ccxt orders); the paper broker is
+``trader.live.paper`` (the execution kernel's orders and fills).
 
 Both record every order and fill in the :class:`~trader.live.ledger.Ledger` the same way, so a session,
 its status line and its PnL do not depend on which one runs.
@@ -148,63 +149,6 @@ def _step(market: dict, filter_type: str, key: str, fallback) -> Decimal:
         if f.get("filterType") == filter_type and D(f.get(key, 0)) > 0:
             return D(f[key]).normalize()
     return D(fallback)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Paper
-# ---------------------------------------------------------------------------------------------------
-
-
-class PaperBroker(Broker):
-    """Fills market orders (and IOC limits) against the live book at once: the order walks the
-    opposite side's levels, best first (as the training env executes), and pays ``fee_bps`` of the
-    notional in the quote asset. What the book does not show is not filled. The book is not changed
-    (no market impact), as in the env."""
-
-    kind = "paper"
-
-    def __init__(self, ledger: Ledger, market: dict, feed, fee_bps: float = 10.0):
-        super().__init__(ledger, market)
-        self.feed = feed
-        self.fee_rate = D(fee_bps) / 10000
-
-    async def submit(self, req: OrderRequest) -> OrderRow:
-        if req.post_only:  # resting orders need the env's queue model on the live book (issue 16, open)
-            raise BrokerError("the paper broker fills market and IOC orders only, not post-only quotes")
-        t0 = time.perf_counter()
-        otype = "market" if req.price is None else "limit"
-        row = self.ledger.new_order(self.symbol, req.side, otype, req.amount, req.price,
-                                   {} if req.price is None else {"timeInForce": "IOC"}, req.reason)
-        await self._hook("after_pending", row.client_id)
-        tick, lot = self.feed.tick, self.feed.lot
-        want = int(req.amount / lot)
-        limit = None if req.price is None else int(req.price / tick)
-        got, notional = Decimal(0), Decimal(0)
-        buy = req.side == "buy"
-        for i, (p, q) in enumerate(self.feed.walk(buy, want)):
-            if limit is not None and (p > limit if buy else p < limit):
-                break
-            price, amount = p * tick, q * lot
-            fee = (price * amount * self.fee_rate).quantize(Decimal("0.00000001"))
-            self.ledger.add_fill(Fill(f"paper-{row.client_id}-{i}", row.client_id, None, self.symbol, req.side, price,
-                                     amount, fee, self.quote), self.base, self.quote)
-            got += amount
-            notional += price * amount
-        status = "filled" if got == req.amount else "cancelled"
-        row = self.ledger.update_order(row.client_id, status=status, filled=got, exchange_id=f"paper-{row.seq}",
-                                      exchange_status="FILLED" if status == "filled" else "EXPIRED",
-                                      average=(notional / got) if got else None)
-        self.last_latency_ms = (time.perf_counter() - t0) * 1e3
-        self.last_order = row
-        return row
-
-    async def start(self) -> None:
-        # a paper order is sent nowhere: one left pending by a crash never happened
-        for row in self.ledger.orders(LIVE):
-            filled = self.ledger.filled_of(row.client_id)
-            self.ledger.update_order(row.client_id, status="filled" if filled and filled == row.amount else
-                                    ("cancelled" if filled else "rejected"), filled=filled,
-                                    error="paper order interrupted by a restart")
 
 
 # ---------------------------------------------------------------------------------------------------

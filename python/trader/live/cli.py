@@ -9,6 +9,10 @@ import sys
 
 import click
 
+from trader import errors
+from trader.options import deprecated_alias, out_option
+from trader.sim import spec
+
 _SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
@@ -51,7 +55,12 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--keys-file", type=click.Path(dir_okay=False), default=None,
               help='JSON {"apiKey": ..., "secret": ...} outside the repository (default: TRADER_API_KEY and '
                    "TRADER_API_SECRET).")
-@click.option("--db", default=None, help="SQLite state file [default: live-<symbol>-<paper|real>.sqlite].")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of the SQLite ledgers (orders, fills, position, kill switch), one per venue, symbol and "
+                   "paper/real [default: $TRADER_STATE_DIR, else $XDG_DATA_HOME/trader/live, i.e. "
+                   "~/.local/share/trader/live].")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="The SQLite ledger file itself [default: STATE_DIR/{venue}__{symbol}__{paper|real}.sqlite].")
 @click.option("--max-position", type=float, default=None, help="|position| limit, base units [default: the policy's].")
 @click.option("--max-notional", type=float, default=None, help="|position| x mid limit, quote units.")
 @click.option("--max-order", type=float, default=None, help="Largest single order, base units.")
@@ -63,58 +72,75 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--rebaseline", is_flag=True,
               help="Accept the exchange's balances as the new baseline (after transfers made on purpose).")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Stop after SECONDS.")
-@click.option("--interval-ms", type=float, default=None, help="Step interval [default: the policy's, 100].")
+@click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Step interval, ms [default: the policy's run's --interval-ms; 100 for scripted policies].")
 @click.option("--depth", type=int, default=None, help="Book levels of the features [default: 10 or the encoder's].")
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader train-encoder model folder: observations are its embeddings.")
 @click.option("--trade-size", type=float, default=None, help="Override the policy's order size (base units).")
-@click.option("--fee-bps", type=float, default=10.0, help="Paper broker taker fee.")
+@click.option("--taker-fee-bps", "fee_bps", type=click.FloatRange(min=0), default=spec.defaults()["taker_fee_bps"],
+              help="Paper broker: fee on its fills (market orders), bps of notional; the default is trader train's "
+                   "and trader backtest's.")
 @click.option("--max-slippage-bps", type=float, default=None,
               help="Send LIMIT IOC orders capped this far past the best price instead of market orders.")
 @click.option("--stale-after", type=float, default=5.0, help="Seconds without a book update before no new orders.")
 @click.option("--record", "record_dir", type=click.Path(file_okay=False), default=None,
               help="Also record the raw stream into this folder (trader record's format).")
 @click.option("--recv-window-ms", type=int, default=5000, help="Binance recvWindow of signed requests.")
-@click.option("--log-file", type=click.Path(dir_okay=False), default=None)
-@click.option("-v", "--verbose", is_flag=True)
-def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, db, max_position, max_notional,
+@click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
+              help="How long the start waits for the exchange (its markets), retries included, before it gives up "
+                   "(exit status 1).")
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None, help="Also write the log to this file.")
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (orders, reconnects, reconciliation).")
+@deprecated_alias("--fee-bps", "fee_bps", "--taker-fee-bps", type=click.FloatRange(min=0))
+def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, state_dir, db, max_position, max_notional,
          max_order, daily_loss_limit, flatten_on_kill, flatten_on_exit, clear_kill, rebaseline, duration, interval_ms,
-         depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms, log_file,
-         verbose):
+         depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms,
+         connect_timeout, log_file, verbose):
     """Trade a policy live: the websocket book, the training features, the policy every step, and a
     paper or a real broker with risk limits; state in SQLite, reconciled with the exchange at start."""
     from rich.console import Console
 
     from trader.live.keys import KeysError, load_keys
-    from trader.live.launch import EXIT_OK, LiveOptions, default_db, run_live
+    from trader.live.launch import EXIT_ERROR, EXIT_OK, EXIT_REFUSED, ExchangeUnreachable, LiveOptions, default_db, run_live
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # whole lines: paths and URLs unbroken
     try:
         keys = load_keys(keys_file, warn=lambda m: err.print(f"warning: {m}", highlight=False, markup=False))
-    except KeysError as exc:
-        raise click.ClickException(str(exc)) from None
+    except KeysError as exc:  # missing or malformed keys: bad input, exit status 2 (README)
+        raise click.UsageError(str(exc)) from None
     _logging(verbose, log_file, keys)
     real = not paper
     opts = LiveOptions(symbol=symbol, checkpoint=checkpoint, real=real, exchange=exchange, base_url=base_url,
-                       testnet=testnet, keys=keys if real else None, db=db or default_db(symbol, real),
+                       testnet=testnet, keys=keys if real else None, db=db,
                        max_position=max_position, max_notional=max_notional, daily_loss_limit=daily_loss_limit,
                        max_order=max_order, duration=duration, interval_ms=interval_ms, depth=depth, encoder=encoder,
                        fee_bps=fee_bps, max_slippage_bps=max_slippage_bps, stale_after=stale_after,
                        flatten_on_kill=flatten_on_kill, flatten_on_exit=flatten_on_exit, clear_kill=clear_kill,
                        rebaseline=rebaseline, record_dir=record_dir, recv_window_ms=recv_window_ms,
-                       trade_size=trade_size)
-    console = Console()
+                       trade_size=trade_size, connect_timeout=connect_timeout)
+    opts.db = db or default_db(opts, state_dir)
+    console = Console(soft_wrap=True)
     where = base_url or ("binance testnet" if testnet else exchange)
     console.print(f"trader live: {symbol} on {where}, {'REAL orders' if real else 'paper'}, policy {checkpoint}, "
                   f"state {opts.db}", highlight=False, markup=False)
     import ccxt
 
+    from trader.store import StoreError
+
     try:
         code, result, message = run_live(opts, console)
-    except (ValueError, FileNotFoundError, RuntimeError, ccxt.BaseError) as exc:
+    except ExchangeUnreachable as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(EXIT_ERROR)
+    except (ValueError, FileNotFoundError, StoreError) as exc:  # a checkpoint or option that does not fit
+        msg = keys.redact(str(exc)) if keys else str(exc)
+        err.print(f"error: {msg}", highlight=False, markup=False)
+        sys.exit(EXIT_REFUSED)
+    except (RuntimeError, ccxt.BaseError) as exc:
         msg = keys.redact(str(exc)) if keys else str(exc)
         err.print(f"error: {type(exc).__name__}: {msg}", highlight=False, markup=False)
-        sys.exit(1)
+        sys.exit(EXIT_ERROR)
     if keys is not None:
         message = keys.redact(message)
     if result is not None:
@@ -130,8 +156,6 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, db, 
 @click.command("record", context_settings=_SETTINGS)
 @click.option("--exchange", default="binance", help="ccxt exchange id (binance spot).")
 @click.option("--symbol", default="BTC/USDT", help="Market, ccxt style.")
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for the raw feed files (<symbol>_<time>_<n>.gz).")
 @click.option("--base-url", default=None, metavar="URL", help="A local exchange (trader-sim serve).")
 @click.option("--testnet", is_flag=True, help="Binance's spot testnet.")
 @click.option("--rotate-mb", type=float, default=256.0, help="Start a new file past this compressed size.")
@@ -139,8 +163,9 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, db, 
 @click.option("--depth-stream", default="depth@100ms", help="Diff stream: depth@100ms or depth (1 s).")
 @click.option("--snapshot-limit", type=int, default=1000, help="Levels a side of the REST snapshot.")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Stop after SECONDS.")
-@click.option("-v", "--verbose", is_flag=True)
-def record(exchange, symbol, out_dir, base_url, testnet, rotate_mb, rotate_minutes, depth_stream, snapshot_limit,
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (snapshots, gaps, reconnects).")
+@out_option("Folder for the raw feed files (<symbol>_<time>_<n>.gz).", required=True, old=("--output",))
+def record(exchange, symbol, out, base_url, testnet, rotate_mb, rotate_minutes, depth_stream, snapshot_limit,
            duration, verbose):
     """Record depth diffs, trades and bookTickers with REST snapshots into raw feed files that
     trader-sim convert reads (a new file with a fresh snapshot after every reconnect or gap)."""
@@ -149,10 +174,10 @@ def record(exchange, symbol, out_dir, base_url, testnet, rotate_mb, rotate_minut
     from trader.live.recorder import run_record
 
     _logging(verbose, None)
-    console = Console()
-    console.print(f"recording {symbol} from {base_url or exchange} into {out_dir} (Ctrl-C to stop)",
+    console = Console(soft_wrap=True)
+    console.print(f"recording {symbol} from {base_url or exchange} into {out} (Ctrl-C to stop)",
                   highlight=False, markup=False)
-    stats, stream = run_record(exchange, symbol, out_dir, base_url=base_url, duration=duration, rotate_mb=rotate_mb,
+    stats, stream = run_record(exchange, symbol, out, base_url=base_url, duration=duration, rotate_mb=rotate_mb,
                                rotate_s=rotate_minutes * 60 if rotate_minutes else None, depth_stream=depth_stream,
                                snapshot_limit=snapshot_limit, testnet=testnet)
     s = stream.stats
@@ -167,7 +192,7 @@ def record(exchange, symbol, out_dir, base_url, testnet, rotate_mb, rotate_minut
                       markup=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=errors.Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Live trading and recording (the same commands as `trader live` and `trader record`)."""
 

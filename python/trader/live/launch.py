@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from trader.live.keys import ApiKeys
 from trader.live.ledger import Ledger
+from trader.sim import spec
 
 log = logging.getLogger("trader.live")
 
@@ -30,7 +33,7 @@ class LiveOptions:
     base_url: str | None = None
     testnet: bool = False
     keys: ApiKeys | None = None
-    db: str = "live.sqlite"
+    db: str | None = None  # the SQLite ledger [default: default_db(self)]
     max_position: float | None = None  # default: the policy's
     max_notional: float | None = None
     daily_loss_limit: float | None = None
@@ -39,7 +42,8 @@ class LiveOptions:
     interval_ms: float | None = None
     depth: int | None = None
     encoder: str | None = None
-    fee_bps: float = 10.0  # paper broker
+    fee_bps: float = spec.defaults()["taker_fee_bps"]  # paper: the kernel's taker fee (training's default)
+    maker_fee_bps: float | None = None  # paper: the kernel's maker fee (None: the policy's)
     max_slippage_bps: float | None = None
     stale_after: float = 5.0
     flatten_on_kill: bool = False
@@ -50,7 +54,9 @@ class LiveOptions:
     recv_window_ms: int = 5000
     snapshot_limit: int = 1000
     warmup_timeout: float = 30.0
+    connect_timeout: float = 10.0  # seconds the start waits for the exchange's markets, retries included
     trade_size: float | None = None
+    on_step: object = None  # test hook: LiveSession's on_step(session, obs, action)
 
 
 class RefusedToStart(RuntimeError):
@@ -67,20 +73,27 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     """Run a session; returns (exit code, SessionResult or None, message)."""
     import ccxt
 
-    from trader.live.broker import CcxtBroker, PaperBroker
+    from trader.live.broker import CcxtBroker
     from trader.live.exchange_client import make_client
     from trader.live.feed import LiveFeed
-    from trader.live.observation import Encoder
+    from trader.live.kernel import ExecutionKernel
+    from trader.live.observation import Encoder, RowFeatures
+    from trader.live.paper import PaperBroker
     from trader.live.policy import load_policy
     from trader.live.reconcile import ReconcileError, check_kill, reconcile
     from trader.live.risk import RiskLimits, RiskManager
     from trader.live.session import LiveSession, SessionConfig
     from trader.live.ledger import LedgerError
 
+    if not opts.real and opts.max_slippage_bps is not None:
+        return EXIT_REFUSED, None, ("--max-slippage-bps: the paper broker executes as the training env does (market "
+                                    "orders walk the book); the cap applies to --real orders only")
     if opts.real and opts.keys is None:
         return EXIT_REFUSED, None, ("--real needs API keys: set TRADER_API_KEY and TRADER_API_SECRET, or pass "
                                     "--keys-file FILE (outside the repository)")
     policy = load_policy(opts.checkpoint, trade_size=opts.trade_size)
+    if console is not None:
+        console.print(f"policy: {policy.name}", highlight=False, markup=False)
     if opts.depth is not None:
         policy.depth = opts.depth
     encoder_dir = opts.encoder or policy.encoder  # an agent trained with --encoder brings its own
@@ -96,7 +109,9 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     limits = RiskLimits(max_position=opts.max_position or policy.max_position, max_notional=opts.max_notional,
                         daily_loss_limit=opts.daily_loss_limit, max_order=opts.max_order,
                         flatten_on_kill=opts.flatten_on_kill)
-    ledger = Ledger(opts.db)
+    db = Path(opts.db or default_db(opts))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(db)
     public = make_client(opts.exchange, base_url=opts.base_url, testnet=opts.testnet)
     private = None
     try:
@@ -108,16 +123,21 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
             n = ledger.clear_kills()
             if n:
                 ledger.log_event("clear-kill", f"{n} kill record(s) cleared by the operator")
-        await _load_markets(public)
+        await _load_markets(public, venue(opts), opts.connect_timeout)
         if opts.symbol not in public.markets:
             return EXIT_REFUSED, None, f"unknown symbol {opts.symbol!r} on {venue(opts)}"
-        feed = LiveFeed(public, opts.symbol, depth=policy.depth, stale_after=opts.stale_after,
-                        record_dir=opts.record_dir, snapshot_limit=opts.snapshot_limit)
+        feed = LiveFeed(public, opts.symbol, depth=policy.depth, interval_ms=opts.interval_ms or policy.interval_ms,
+                        stale_after=opts.stale_after, record_dir=opts.record_dir, snapshot_limit=opts.snapshot_limit)
+        env = dict(policy.env, taker_fee_bps=opts.fee_bps)
+        if opts.maker_fee_bps is not None:
+            env["maker_fee_bps"] = opts.maker_fee_bps
+        kernel = ExecutionKernel(env, tick=feed.tick, lot=feed.lot, levels=policy.depth,
+                                 features=RowFeatures(feed.lot_size, encoder))
         if opts.real:
             private = make_client(opts.exchange, base_url=opts.base_url, testnet=opts.testnet, keys=opts.keys,
                                   recv_window_ms=opts.recv_window_ms)
             try:
-                await _load_markets(private)
+                await _load_markets(private, venue(opts), opts.connect_timeout)
             except ccxt.AuthenticationError as exc:
                 return EXIT_REFUSED, None, (f"refusing to start: the exchange refused the API key "
                                             f"({type(exc).__name__}); check the key, its permissions and the clock")
@@ -135,15 +155,14 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
                 check_kill(ledger)
             except ReconcileError as exc:
                 return EXIT_REFUSED, None, f"refusing to start: {exc}"
-            broker = PaperBroker(ledger, public.market(opts.symbol), feed, fee_bps=opts.fee_bps)
+            broker = PaperBroker(ledger, public.market(opts.symbol), kernel)
             await broker.start()
         ledger.log_event("start", f"{broker.kind} {opts.symbol} policy {policy.name}")
-        session = LiveSession(feed, broker, ledger, policy, RiskManager(limits),
-                              SessionConfig(interval_ms=opts.interval_ms, duration=opts.duration,
-                                            max_slippage_bps=opts.max_slippage_bps,
+        session = LiveSession(feed, broker, ledger, policy, RiskManager(limits), kernel,
+                              SessionConfig(duration=opts.duration, max_slippage_bps=opts.max_slippage_bps,
                                             flatten_on_exit=opts.flatten_on_exit,
                                             warmup_timeout=opts.warmup_timeout),
-                              encoder=encoder, console=console)
+                              console=console, on_step=opts.on_step)
         loop = asyncio.get_running_loop()
         sigs = []
         if install_signals:
@@ -170,30 +189,65 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         ledger.close()
 
 
-async def _load_markets(client, timeout: float = 60.0) -> None:
-    """load_markets, retried on network errors (5xx, 429 with its Retry-After, timeouts)."""
+class ExchangeUnreachable(ConnectionError):
+    """The exchange did not answer within --connect-timeout (retries included)."""
+
+
+async def _load_markets(client, where: str, timeout: float) -> None:
+    """load_markets, retried on network errors (5xx, 429 with its Retry-After, timeouts) for at most
+    `timeout` seconds in all: every attempt's own request timeout is cut to the time left, so that an
+    exchange that cannot be reached fails the start within --connect-timeout, not after ccxt's
+    per-request timeout times the retries (issue 17: 68-95 s before)."""
     import time
 
     import ccxt
 
     deadline = time.monotonic() + timeout
-    wait = 0.2
-    while True:
-        try:
-            await client.load_markets(reload=True)
-            return
-        except ccxt.NetworkError as exc:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"cannot load markets: {type(exc).__name__}: {exc}") from None
-            headers = getattr(client, "last_response_headers", None) or {}
-            retry = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-            await asyncio.sleep(float(retry) if isinstance(exc, ccxt.DDoSProtection) and retry else wait)
-            wait = min(5.0, wait * 2)
+    own_timeout_ms, wait, attempts = client.timeout, 0.2, 0
+    try:
+        while True:
+            client.timeout = max(100, min(own_timeout_ms, int((deadline - time.monotonic()) * 1000)))
+            attempts += 1
+            try:
+                await client.load_markets(reload=True)
+                return
+            except ccxt.NetworkError as exc:
+                left = deadline - time.monotonic()
+                if left < 0.1:
+                    raise ExchangeUnreachable(
+                        f"the exchange could not be reached: {where}: no answer in {timeout:g} s ({attempts} "
+                        f"attempt(s); last: {type(exc).__name__}: {exc}); check the network, --base-url or "
+                        "--testnet, or allow more time with --connect-timeout") from None
+                headers = getattr(client, "last_response_headers", None) or {}
+                retry = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+                delay = float(retry) if isinstance(exc, ccxt.DDoSProtection) and retry else wait
+                await asyncio.sleep(min(delay, left))
+                wait = min(2.0, wait * 2)
+    finally:
+        client.timeout = own_timeout_ms
 
 
 def run_live(opts: LiveOptions, console=None):
     return asyncio.run(run_live_async(opts, console))
 
 
-def default_db(symbol: str, real: bool) -> str:
-    return str(Path(f"live-{symbol.replace('/', '').lower()}-{'real' if real else 'paper'}.sqlite"))
+STATE_DIR_ENV = "TRADER_STATE_DIR"
+
+
+def state_dir() -> Path:
+    """Where live sessions keep their SQLite ledgers: $TRADER_STATE_DIR, else $XDG_DATA_HOME/trader/live
+    (~/.local/share/trader/live; the XDG base directory spec's place for user data). One place whatever
+    the working directory, so that a restart finds its orders, position and kill switch record, and no
+    ledger lands inside a checkout (issue 17)."""
+    if os.environ.get(STATE_DIR_ENV):
+        return Path(os.environ[STATE_DIR_ENV]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home).expanduser() / "trader" / "live"
+
+
+def default_db(opts: LiveOptions, folder: str | os.PathLike | None = None) -> str:
+    """The ledger of a venue, symbol and broker kind: FOLDER/{venue}__{symbol}__{paper|real}.sqlite, under
+    `folder` (--state-dir) or state_dir()."""
+    name = "__".join(re.sub(r"[^A-Za-z0-9.-]+", "-", part).strip("-").lower()
+                     for part in (venue(opts), opts.symbol, "real" if opts.real else "paper"))
+    return str((Path(folder).expanduser() if folder else state_dir()) / f"{name}.sqlite")

@@ -1,10 +1,8 @@
-"""Observations for the policy, built from live samples exactly as the training env builds them.
-
-Row features: ``trader.sim.features.book_features`` on the sampled top levels and trade flow (the
-previous sample gives the mid return), or, with an encoder, the encoder's embedding of the rows so far
-(as ``trader.nn.embed.embed_rows`` embeds a dataset). Then the account features of ``cpp/env/trading_env.cpp`` (``write``): position /
-max position, unrealized PnL in % of the max notional at the mid, and the fraction of the episode
-left, which live counts down over ``horizon`` steps and starts again (as episodes do in training).
+"""The feature row of each live row, built exactly as training builds a dataset's: ``trader.sim.features.
+book_features`` on the sampled top levels and trade flow (the previous row gives the mid return), or,
+with an encoder, the encoder's embedding of the rows so far (as ``trader.nn.embed.embed_rows`` embeds a
+dataset). The account and quote features after it are the execution kernel's (``trader.live.kernel``):
+the env writes them.
 """
 
 from __future__ import annotations
@@ -65,33 +63,19 @@ class Encoder:
         return e
 
 
-class ObservationBuilder:
-    def __init__(self, lot_size: float, *, max_position: float, horizon: int, encoder: Encoder | None = None):
-        if max_position <= 0:
-            raise ValueError("max_position must be > 0")
+class RowFeatures:
+    """Feature rows of consecutive live rows (book_features, or an encoder's embedding of them)."""
+
+    def __init__(self, lot_size: float, encoder: Encoder | None = None):
         self.lot_size = lot_size
-        self.max_position = max_position
-        self.horizon = max(1, int(horizon))
         self.encoder = encoder
-        self.steps = 0
         self._prev_top: np.ndarray | None = None
 
-    def features(self, top: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """The feature row of this sample (book_features of [previous, current], last row)."""
+    def __call__(self, top: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """float32 [D]: the row's book_features (of [previous, current], last row) or its embedding."""
         prev = top if self._prev_top is None else self._prev_top
-        rows = book_features(np.stack([prev, top]), self.lot_size, np.stack([np.zeros(2, np.int64), flow]))
+        row = book_features(np.stack([prev, top]), self.lot_size, np.stack([np.zeros(2, np.int64), flow]))[1]
         self._prev_top = top.copy()
-        return rows[1]
-
-    def observe(self, top: np.ndarray, flow: np.ndarray, *, position: float, unrealized: float,
-                mid: float) -> np.ndarray:
-        """float32 [D + 3]: features (or embedding), then the account features; advances the step."""
-        row = self.features(top, flow)
         if self.encoder is not None:
             row = self.encoder(row, top, self.lot_size)
-        max_notional = self.max_position * mid
-        time_left = (self.horizon - self.steps % self.horizon) / self.horizon
-        account = np.array([position / self.max_position, unrealized / max_notional * 100.0, time_left],
-                           dtype=np.float32)
-        self.steps += 1
-        return np.concatenate([row.astype(np.float32), account])
+        return np.ascontiguousarray(row, dtype=np.float32)

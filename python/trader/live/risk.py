@@ -1,8 +1,12 @@
 """Risk limits and the kill switch.
 
-* ``max_position``: |position| (base units) never exceeds it; a target beyond it is clipped.
-* ``max_notional``: |position| x mid (quote) never exceeds it; clipped the same way.
-* ``max_order``: the size of one order (base units); larger steps are split over several steps.
+* ``max_position``: |position| (base units) never exceeds it: an order that would take it past (further
+  from 0) is not sent;
+* ``max_notional``: |position| x mid (quote) never exceeds it, the same way;
+* ``max_order``: the size of one order (base units); a larger one is not sent.
+
+The orders come from the execution kernel (the training env), whole: the session holds instead of
+sending what the limits refuse, so that the kernel and the exchange stay in step.
 * ``daily_loss_limit``: when the equity (mark-to-market PnL of the session's fills) falls that far
   below its value at the start of the UTC day, the kill switch trips.
 
@@ -19,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from trader.live.ledger import D
 
 log = logging.getLogger("trader.live.risk")
 
@@ -44,26 +47,20 @@ class RiskLimits:
 class RiskManager:
     def __init__(self, limits: RiskLimits):
         self.limits = limits
-        self.clipped = 0
+        self.refused = 0  # orders not sent
 
-    def order_for(self, target: float, position: Decimal, mid: float) -> tuple[Decimal, str | None]:
-        """Signed order size that moves ``position`` toward ``target`` within the limits, and why it
-        was reduced (None if not)."""
+    def refuses(self, delta: Decimal, position: Decimal, mid: float) -> str | None:
+        """Why a signed order of ``delta`` base units from ``position`` is not within the limits (None: it is)."""
         lim = self.limits
-        note = None
         cap = lim.max_position
         if lim.max_notional is not None and mid > 0:
             cap = min(cap, lim.max_notional / mid)
-        if abs(target) > cap:
-            target = cap if target > 0 else -cap
-            note = f"target clipped to {target:+.8g} (max position / notional)"
-        delta = D(round(target, 12)) - position
-        if lim.max_order is not None and abs(delta) > D(lim.max_order):
-            delta = D(lim.max_order) if delta > 0 else -D(lim.max_order)
-            note = f"order clipped to {delta:+} (max order)"
-        if note:
-            self.clipped += 1
-        return delta, note
+        target = float(position + delta)
+        if abs(target) > cap * (1 + 1e-12) and abs(target) > abs(float(position)):
+            return f"position {target:+.8g} past the limit {cap:.8g} (max position / notional)"
+        if lim.max_order is not None and abs(float(delta)) > lim.max_order * (1 + 1e-12):
+            return f"order {delta:+} larger than the max order {lim.max_order:g}"
+        return None
 
     def loss_breach(self, day_pnl: float) -> str | None:
         lim = self.limits.daily_loss_limit

@@ -1,15 +1,25 @@
-"""The live loop: every ``interval_ms``, sample the book, build the observation, ask the policy, turn
-its action into an order within the risk limits, and hand it to the broker.
+"""The live loop: every row the feed samples on the exchange clock goes into the execution kernel (the
+training env, ``trader.live.kernel``), which steps on it with the previous action; the policy acts on
+the kernel's observation, and the orders the kernel says the action implies go to the broker.
 
-    feed (websocket -> C++ book) --sample--> features [+ encoder] + account --> policy --> action
-        --> target position --> risk (max position / notional / order) --> broker (paper | ccxt)
-        --> SQLite (orders, fills, positions, equity)
+    feed (websocket -> C++ book) --row every interval_ms of exchange time--> kernel (the env: features
+        [+ encoder], account and quote features; paper fills) --> obs --> policy --> action
+        --> kernel.plan: market lots, bid / ask quotes --> risk (max position / notional / order)
+        --> broker (paper: the kernel's own execution | ccxt: market orders, post-only quotes kept at an
+        unchanged price, else cancelled and sent anew) --> SQLite (orders, fills, positions, equity)
+
+Real trading feeds the exchange's fills back into the kernel's account before each observation.
 
 Guards, in the order a step checks them:
 
-* stale data (``LiveFeed.stale_reason``): no order; resting orders are canceled once per stale spell;
-* an order not final (pending / unknown / open): no new order until the broker has resolved it;
-* the daily loss limit: the kill switch (cancel all, optional flatten, kill record, stop).
+* stale data (``LiveFeed.stale_reason``, checked whenever no row came for an interval): no order;
+  resting orders are cancelled once per stale spell;
+* the daily loss limit: the kill switch (cancel all, optional flatten, kill record, stop);
+* an order whose outcome is unknown (pending / unknown): no new order until the broker has resolved it;
+* a market order the risk limits would clip or the exchange would refuse as too small: not sent (the
+  step holds: the kernel steps with the action's no-market-order variant);
+* real broker, newer rows already waiting (the session is behind the feed): the kernel steps on the
+  row but nothing is sent; orders go out on the newest row only.
 
 A status line shows position, PnL, latencies (feed lag behind the exchange's event time when the
 clocks are comparable, book age, inference, order round trip) and the last action; on a terminal it
@@ -25,9 +35,11 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
+
 from trader.live.broker import Broker, BrokerError, OrderRequest
-from trader.live.ledger import D, Ledger
-from trader.live.observation import Encoder, ObservationBuilder
+from trader.live.kernel import ExecutionKernel, Plan
+from trader.live.ledger import UNRESOLVED, D, Ledger
 from trader.live.policy import PolicySpec
 from trader.live.risk import RiskManager, kill_switch, utc_day
 
@@ -36,7 +48,6 @@ log = logging.getLogger("trader.live.session")
 
 @dataclass
 class SessionConfig:
-    interval_ms: float | None = None  # None: the policy's (training) interval
     duration: float | None = None  # seconds; None: until stopped
     warmup_timeout: float = 30.0  # seconds to wait for a book in sync before giving up
     sync_every: float = 1.0  # seconds between polls of orders not final
@@ -50,8 +61,8 @@ class SessionConfig:
 @dataclass
 class SessionResult:
     steps: int = 0
-    late_steps: int = 0
     stale_steps: int = 0
+    late_steps: int = 0  # real broker: steps that sent nothing because newer rows were already waiting
     orders: int = 0
     skipped_orders: int = 0
     stopped: str = ""
@@ -64,17 +75,16 @@ class SessionResult:
 
 class LiveSession:
     def __init__(self, feed, broker: Broker, ledger: Ledger, policy: PolicySpec, risk: RiskManager,
-                 config: SessionConfig | None = None, *, encoder: Encoder | None = None, console=None,
-                 on_step=None):
+                 kernel: ExecutionKernel, config: SessionConfig | None = None, *, console=None, on_step=None):
         self.feed = feed
         self.broker = broker
         self.ledger = ledger
         self.policy = policy
         self.risk = risk
+        self.kernel = kernel
         self.config = config or SessionConfig()
-        self.encoder = encoder
         self.console = console
-        self.on_step = on_step  # test hook: called with (session, obs, action) after each step
+        self.on_step = on_step  # test hook: (session, obs, action) once the step's action and plan are set
         self.result = SessionResult()
         self._stop = asyncio.Event()
         self._stop_reason = ""
@@ -83,6 +93,9 @@ class LiveSession:
         self.mid = math.nan
         self.day_pnl = 0.0
         self.day_start: float | None = None
+        self.action = None  # the action of the previous row, for the kernel's next step
+        self.plan: Plan | None = None
+        self._carry: list[np.ndarray] = []  # market events of rows the kernel could not take (crossed books)
 
     def stop(self, reason: str = "stopped") -> None:
         if not self._stop.is_set():
@@ -92,25 +105,23 @@ class LiveSession:
     # ---- the loop ------------------------------------------------------------------------------
     async def run(self) -> SessionResult:
         cfg = self.config
-        interval = (cfg.interval_ms or self.policy.interval_ms) / 1000.0
+        interval = self.feed.book.interval_ns / 1e9
         feed_task = asyncio.ensure_future(self.feed.run())
+        fills_task = None
+        if self.broker.kind == "real" and self.kernel.quoting:  # resting quotes: fills from the user-data stream
+            from trader.live.quoting import follow_fills
+
+            fills_task = asyncio.ensure_future(follow_fills(self.broker, self._stop))
         live = None
         try:
             await self._warm_up(feed_task)
-            builder = ObservationBuilder(self.feed.lot_size, max_position=self.policy.max_position,
-                                         horizon=self.policy.horizon, encoder=self.encoder)
             live = self._status_start()
             t_end = None if cfg.duration is None else time.monotonic() + cfg.duration
-            next_t = time.monotonic()
             last_sync = last_equity = last_status = time.monotonic()
             stale_since = None
             while not self._stop.is_set():
-                next_t += interval
-                now = time.monotonic()
-                if next_t < now - interval:  # fell behind (a slow order): skip the missed steps
-                    self.result.late_steps += int((now - next_t) / interval)
-                    next_t = now
-                await self._sleep_until(min(next_t, t_end) if t_end else next_t)
+                wait = interval if t_end is None else max(0.0, min(interval, t_end - time.monotonic()))
+                row = await self._next_row(wait)
                 if self._stop.is_set():
                     break
                 if t_end is not None and time.monotonic() >= t_end:
@@ -120,7 +131,7 @@ class LiveSession:
                     feed_task.result()  # raises what ended the feed
                     self.stop("feed ended")
                     break
-                stale = self.feed.stale_reason()
+                stale = self.feed.stale_reason(row)
                 if stale is not None:
                     self.result.stale_steps += 1
                     if stale_since is None:
@@ -129,13 +140,19 @@ class LiveSession:
                         self.last_action = f"STALE: {stale}"
                         if cfg.cancel_on_stale:
                             await self.broker.cancel_all(f"stale data: {stale}")
+                    if row is not None and row.top[0, 0] < row.top[0, 2] and row.top[0, 1] > 0 and row.top[0, 3] > 0:
+                        await self._step(row, idle=True)  # the kernel steps on every valid row, with no orders
+                    elif row is not None:  # a crossed or one-sided row: its events go with the next one
+                        self._carry.append(row.records)
+                    continue
+                if row is None:
                     continue
                 if stale_since is not None:
                     log.info("data fresh again after %.1f s", time.monotonic() - stale_since)
                     stale_since = None
-                await self._step(builder)
+                await self._step(row)
                 now = time.monotonic()
-                if now - last_sync >= cfg.sync_every:
+                if self.broker.kind == "real" and now - last_sync >= cfg.sync_every:
                     last_sync = now
                     if self.broker.busy:
                         await self.broker.sync()
@@ -150,9 +167,25 @@ class LiveSession:
             self.stop(f"broker error: {exc}")
             log.error("stopping: %s", exc)
         finally:
+            self.stop(self._stop_reason or "stopped")
+            if fills_task is not None:
+                try:
+                    await asyncio.wait_for(fills_task, 30)
+                except Exception as exc:  # noqa: BLE001 - the REST sync at shutdown reads what it missed
+                    log.warning("user-data stream at stop: %s", exc)
             await self._shutdown(feed_task, live)
         self.result.stopped = self._stop_reason or "stopped"
         return self.result
+
+    async def _next_row(self, timeout: float):
+        row = asyncio.ensure_future(self.feed.next_row(timeout))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({row, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not row.done():
+            row.cancel()
+            return None
+        return row.result()
 
     async def _warm_up(self, feed_task) -> None:
         deadline = time.monotonic() + self.config.warmup_timeout
@@ -166,23 +199,24 @@ class LiveSession:
             if self._stop.is_set():
                 return
             await asyncio.sleep(0.02)
-        self.feed.sample()  # start the trade-flow interval here
 
-    async def _sleep_until(self, t: float) -> None:
-        delay = t - time.monotonic()
-        if delay <= 0:
-            return
-        try:
-            await asyncio.wait_for(self._stop.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
-
-    async def _step(self, builder: ObservationBuilder) -> None:
-        res = self.result
-        sample = self.feed.sample()
-        mid = sample.mid
+    async def _step(self, row, idle: bool = False) -> None:
+        """One row: the kernel steps with the previous action; the policy acts (idle: the action that
+        sends nothing and cancels the quotes, while the data is stale)."""
+        res, k, broker = self.result, self.kernel, self.broker
+        if self._carry:
+            row.records = np.concatenate(self._carry + [row.records])
+            self._carry = []
+        k.add(row)
+        k.advance(self.action)
+        if broker.kind == "paper":
+            broker.book()
+        else:  # the exchange's fills are the account
+            pos = broker.position()
+            k.set_account(pos.base, k.options.get("initial_cash", 0.0) + float(pos.quote), float(pos.cost))
+        mid = row.mid_ticks * float(k.tick)
         self.mid = mid
-        pos = self.broker.position()
+        pos = broker.position()
         equity = pos.equity(mid)
         self.day_start = self.ledger.day_start_equity(utc_day(), equity)
         self.day_pnl = equity - self.day_start
@@ -190,45 +224,103 @@ class LiveSession:
         if breach is not None:
             await self._kill(breach, mid)
             return
-        obs = builder.observe(sample.top, sample.flow, position=float(pos.base), unrealized=pos.unrealized(mid),
-                              mid=mid)
+        obs = k.obs
         if self.policy.obs_dim is not None and len(obs) != self.policy.obs_dim:
             raise ValueError(f"observation has {len(obs)} values, the policy expects {self.policy.obs_dim}: "
                              "same --depth and --encoder as in training?")
+        if idle:
+            self.action, self.plan = self._idle_action(), None
+            if broker.kind == "paper":
+                broker.place(k.plan(self.action))
+            return
         t0 = time.perf_counter()
         action = self.policy.action(obs)
         self.infer_ms = (time.perf_counter() - t0) * 1e3
         res.steps += 1
-        res.actions[action] = res.actions.get(action, 0) + 1
+        key = action if np.ndim(action) == 0 else tuple(np.round(action, 3).tolist())
+        res.actions[key] = res.actions.get(key, 0) + 1
+        if broker.kind == "real" and self.ledger.orders(UNRESOLVED):
+            await broker.sync()
+        unresolved = broker.kind == "real" and bool(self.ledger.orders(UNRESOLVED))
+        plan = k.plan(action)
+        if plan.market_lots and (unresolved or not self._market_allowed(plan, pos, mid)):
+            res.skipped_orders += 1
+            action = self._without_market_order(action)
+            plan = k.plan(action)
+        self.action, self.plan = action, plan
         if self.on_step is not None:
             self.on_step(self, obs, action)
-        if self.broker.busy:
-            await self.broker.sync()
-            if self.broker.busy:
-                res.skipped_orders += 1
-                return
-        target = self.policy.target(action, float(pos.base))
-        if target is None:
+        if unresolved:
             return
-        delta, note = self.risk.order_for(target, pos.base, mid)
-        amount = self.broker.round_amount(abs(delta))
-        if amount == 0:
+        if broker.kind == "real" and self.feed.book.rows:  # behind the feed: orders only on the newest row
+            res.late_steps += 1
             return
-        small = self.broker.too_small(amount, mid)
-        if small:
-            res.skipped_orders += 1
-            self.last_action = f"skipped: {small}"
+        await self._place(plan, row)
+
+    def _market_allowed(self, plan: Plan, pos, mid: float) -> bool:
+        delta = self.kernel.amount(plan.market_lots)
+        why = self.risk.refuses(delta, pos.base, mid) or self.broker.too_small(abs(delta), mid)
+        if why:
+            self.risk.refused += 1
+            self.last_action = f"skipped: {why}"
+            return False
+        return True
+
+    def _idle_action(self):
+        """The action that sends nothing and quotes nothing: hold, or no quote on either side."""
+        env = self.kernel.options
+        mode, L = env["actions"], env["quote_levels"]
+        if mode == "quote":
+            return L * (L + 1) + L
+        if mode == "quote_continuous":
+            return np.array([1.0, 1.0, -1.0][:3 if env["quote_flatten"] else 2], dtype=np.float32)
+        return self._without_market_order(np.zeros(1, np.float32) if mode == "continuous" else 0)
+
+    def _without_market_order(self, action):
+        """The action with its market order taken out: hold; for quotes, the same quotes without flatten."""
+        env = self.kernel.options
+        mode = env["actions"]
+        if mode == "discrete":
+            return 0
+        if mode == "quote":
+            return int(action) % (env["quote_levels"] + 1) ** 2
+        a = np.array(action, dtype=np.float32)
+        if mode == "quote_continuous":
+            a[2] = -1.0
+        else:  # continuous: the target that is the position now
+            a[0] = np.float32(self.kernel.outputs()["position"] / round(env["max_position"] / float(self.kernel.lot)))
+        return a
+
+    async def _place(self, plan: Plan, row) -> None:
+        """The plan's orders: paper, the kernel's; real, a market order (LIMIT IOC with a slippage cap)
+        and per side one post-only quote (trader.live.quoting.requote: kept at an unchanged price)."""
+        res, k, broker = self.result, self.kernel, self.broker
+        if broker.kind == "paper":
+            rows = broker.place(plan)
+            res.orders += len(rows)
+            if rows:
+                self.last_action = ", ".join(f"{r.side} {r.amount.normalize():f}" + (f" @ {r.price}" if r.price else "")
+                                             for r in rows)
             return
-        side = "buy" if delta > 0 else "sell"
-        price = None
-        if self.config.max_slippage_bps is not None:
-            k = self.config.max_slippage_bps / 1e4
-            ref = sample.best_ask * (1 + k) if side == "buy" else sample.best_bid * (1 - k)
-            price = self.broker.round_price(D(ref), up=side == "sell")
-        row = await self.broker.submit(OrderRequest(side, amount, "policy", price))
-        res.orders += 1
-        avg = f" @ {row.average:.2f}" if row.average else ""
-        self.last_action = f"{side} {amount} -> {row.status} {row.filled}{avg}" + (f" ({note})" if note else "")
+        from trader.live.quoting import requote
+
+        if plan.market_lots:
+            side = "buy" if plan.market_lots > 0 else "sell"
+            amount = k.amount(abs(plan.market_lots))
+            price = None
+            if self.config.max_slippage_bps is not None:
+                f = self.config.max_slippage_bps / 1e4
+                ref = float(k.price(row.top[0, 2])) * (1 + f) if side == "buy" else float(k.price(row.top[0, 0])) * (1 - f)
+                price = broker.round_price(D(ref), up=side == "sell")
+            order = await broker.submit(OrderRequest(side, amount, "policy", price))
+            res.orders += 1
+            avg = f" @ {order.average:.2f}" if order.average else ""
+            self.last_action = f"{side} {amount} -> {order.status} {order.filled}{avg}"
+        if k.quoting:
+            for side, q in (("buy", plan.bid), ("sell", plan.ask)):
+                before = broker.last_order
+                await requote(broker, side, k.price(q.price) if q.price else None, k.amount(q.lots))
+                res.orders += int(broker.last_order is not before)
 
     async def _kill(self, reason: str, mid: float) -> None:
         self.result.killed = reason
@@ -244,12 +336,14 @@ class LiveSession:
 
     async def _shutdown(self, feed_task, live) -> None:
         try:
-            if self.result.killed is None and self.result.error is None and self.broker.kind == "real":
+            if self.result.killed is None and self.result.error is None:
                 try:
                     await self.broker.sync()
                     await self.broker.cancel_all("session end")
                 except BrokerError as exc:
                     log.error("at stop: %s (the next start reconciles)", exc)
+            if self.broker.kind == "paper":
+                self.broker.end("session end")
             if self.config.flatten_on_exit and self.result.killed is None and not math.isnan(self.mid):
                 pos = self.broker.position().base
                 amount = self.broker.round_amount(abs(pos))

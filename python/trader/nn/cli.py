@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
 from trader.nn.data import ALPHA_SCOPES, NORMS
+from trader.options import SEED, out_option
 from trader.nn.inputs import INPUTS
 from trader.nn.models import MODELS
 from trader.nn.train import LR_SCHEDULES, SELECT
@@ -44,7 +44,6 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
               help="Leave one dataset out: for each --data dataset, train on the others and score on it.")
 @click.option("--model", "models", multiple=True, type=click.Choice(MODELS),
               help="Model(s) to train (default: tcn and deeplob, ours first).")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder (default runs/encoder__<time>).")
 @click.option("--window", type=click.IntRange(min=1), default=100, show_default=True, help="Rows of history per sample.")
 @click.option("--horizons", default="10,20,50,100", show_default=True, help="Label horizons in rows.")
 @click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=100.0, show_default=True, help="Row spacing (book sampled on a time grid).")
@@ -69,7 +68,8 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
               help="Samples per optimizer step.")
 @click.option("--learning-rate", default=3e-4, show_default=True,
               help="AdamW peak rate (measured on held-out data: 1e-3 overfits after one epoch).")
-@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="cosine", show_default=True)
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default="cosine", show_default=True,
+              help="Learning rate over the run: cosine decay after a warm-up, or constant.")
 @click.option("--weight-decay", default=1e-2, show_default=True, help="AdamW weight decay.")
 @click.option("--dropout", default=0.1, show_default=True, help="tcn and tlob.")
 @click.option("--skip/--no-skip", default=False, show_default=True,
@@ -77,12 +77,13 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
                    "head started at 0 (measured best held out with --inputs of+ofi+trend --balance).")
 @click.option("--balance/--no-balance", default=True, show_default=True,
               help="Every --data dataset weighs the same in the rows trained on and in the validation score.")
-@click.option("--seeds", default="0,1,2", show_default=True, callback=lambda c, p, v: _parse_seeds(v),
+@click.option("--seeds", default=",".join(str(SEED + i) for i in range(3)), show_default=True, callback=lambda c, p, v: _parse_seeds(v),
               help="Seeds: every model is trained once per seed; the report gives mean and std.")
 @click.option("--max-steps-per-epoch", default=0, show_default=True, help="Cap on optimizer steps per epoch (0: full pass).")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, mps, cpu) or a torch device.")
-@click.option("--resume", is_flag=True,
-              help="Continue the run in --out (or under --checkpoint-uri) from its latest checkpoint.")
+@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[RUN]",
+              help="Continue a run from its latest checkpoints: alone, the run in -o/--out (or under "
+                   "--checkpoint-uri); or the run folder RUN. As in trader train.")
 @click.option("--checkpoint-uri", default=None, metavar="URI",
               help="Training checkpoints under URI/<model>: a folder or s3://bucket/prefix "
                    "[default: <out>/<model>/checkpoints].")
@@ -99,7 +100,9 @@ def _parse_seeds(text: str) -> tuple[int, ...]:
                    "cuda with NCCL, gloo on the CPU).")
 @click.option("--dist-backend", type=click.Choice(["auto", "gloo", "nccl"]), default="auto", show_default=True,
               help="torch.distributed backend with --nproc / torchrun.")
-@click.option("--baselines/--no-baselines", default=True, show_default=True)
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Also score the majority-class and OFI logistic-regression baselines on the same rows.")
+@out_option("Run folder [default: runs/encoder__{models}__{date-time}].")
 def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, interval_ms, depth, inputs, norm,
                   tcn_blocks, norm_halflife, alpha_scope, epochs, patience, select, batch_size, learning_rate, lr_schedule,
                   weight_decay, dropout, skip, balance, seeds, max_steps_per_epoch, device, resume, checkpoint_uri, keep_checkpoints,
@@ -111,17 +114,23 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
     from trader.run import distributed
     from trader.run.interrupt import exit_code
     from trader.run.launch import relaunch, write_result
+    from trader.run.logger import run_dir as new_run_dir
 
+    if resume not in (None, "latest"):  # --resume RUN: that run's folder (train's --resume RUN too)
+        if out is not None and Path(out) != Path(resume):
+            raise click.UsageError(f"--resume {resume} and -o/--out {out}: give the run folder once")
+        out = resume
+    kinds = models or ("tcn", "deeplob")
     if nproc > 1:
         if distributed.under_torchrun():
             raise click.UsageError("--nproc: already running under torchrun")
         ctx = click.get_current_context()
         if out is None:  # every process must write the same run folder
-            ctx.params["out"] = str(Path("runs") / f"encoder__{time.strftime('%Y%m%d-%H%M%S')}")
+            ctx.params["out"] = str(new_run_dir("runs", "encoder", "+".join(kinds)))
             ctx.set_parameter_source("out", click.core.ParameterSource.COMMANDLINE)
         relaunch(ctx, nproc, "train-encoder")
         return
-    if "deeplob" in (models or ("tcn", "deeplob")) and not inputs.startswith("book"):
+    if "deeplob" in kinds and not inputs.startswith("book"):
         raise click.UsageError(f"--inputs {inputs}: deeplob reads the book levels; train it with book inputs "
                                "(--model tcn alone, or --inputs book+of+ofi)")
     if lodo and len(data_dirs) < 2:
@@ -142,9 +151,9 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
     dist = distributed.init(device, dist_backend)
     main = dist.is_main
     ks = _parse_horizons(horizons)
-    run_dir = Path(dist.broadcast(out or str(Path("runs") / f"encoder__{time.strftime('%Y%m%d-%H%M%S')}")))
+    run_dir = Path(dist.broadcast(out or str(new_run_dir("runs", "encoder", "+".join(kinds)))))
     if resume and not checkpoint_uri and not (run_dir / "data.json").is_file():
-        raise click.UsageError(f"--resume: {run_dir} holds no run to resume (give its folder with --out)")
+        raise click.UsageError(f"--resume: {run_dir} holds no run to resume (give its folder: --resume RUN)")
     opts = dict(horizons=ks, window=window, norm=norm, norm_halflife=norm_halflife, alpha_scope=alpha_scope)
     try:
         series = [load_series(d, depth=depth, interval_ms=interval_ms, inputs=inputs) for d in (data_dirs or [None])]
@@ -179,7 +188,7 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
             for name, idx in sets.items():
                 for m, sc in baseline_scores(data, "test", idx).items():
                     results.setdefault(name, {})[m] = [sc]
-        for kind in models or ("tcn", "deeplob"):
+        for kind in kinds:
             for seed in seeds:
                 cfg = TrainConfig(model=kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                   weight_decay=weight_decay, dropout=dropout, tcn_blocks=tcn_blocks, skip=skip,
@@ -190,14 +199,14 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
                                   patience=patience, lr_schedule=lr_schedule,
                                   spot_metadata_url=spot_metadata_url, dist_backend=dist_backend)
                 where = run_dir / fold / (f"seed{seed}" if len(seeds) > 1 else "")
-                model, meta = train_model(data, cfg, where, resume=resume, writer=writer, progress=main)
+                model, meta = train_model(data, cfg, where, resume=resume is not None, writer=writer, progress=main)
                 if meta["interrupted"]:
                     if main:
                         writer.close()
                         click.echo(f"{kind}: stopped by {meta['interrupted']} at step {meta['global_step']}; "
                                    f"checkpoint saved: {meta['checkpoint']}")
                         nproc_flag = f" --nproc {dist.world_size}" if dist.enabled else ""
-                        click.echo(f"resume with: trader train-encoder{nproc_flag} --out {run_dir} --resume "
+                        click.echo(f"resume with: trader train-encoder{nproc_flag} --resume {run_dir} "
                                    + (f"--checkpoint-uri {checkpoint_uri} " if checkpoint_uri else "")
                                    + "(and the same options)")
                         write_result({"interrupted": meta["interrupted"], "checkpoint": meta["checkpoint"]})
@@ -240,8 +249,7 @@ def train_encoder(data_dirs, test_dirs, lodo, models, out, window, horizons, int
               help="An encoder folder of a train-encoder run (e.g. runs/encoder__.../tcn).")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder (default: the bundled sample, written to --out).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Output .npy (default: <data>/embeddings.npy).")
+@out_option("Output .npy [default: <data>/embeddings.npy].", file=True)
 def embed(checkpoint, data_dir, out):
     """Embed every row of a dataset once; the env reads the result as its observation matrix."""
     from trader.nn.embed import embed_dataset

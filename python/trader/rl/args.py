@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from trader.sim import spec
+from trader.options import SEED
+from trader.sim import features, spec
 from trader.sim.flags import NOT_FLAGS
 
 # One field per option of the trader env's declaration (cpp/env/spec.h via trader.sim.spec), with its
@@ -22,7 +23,7 @@ TraderEnvArgs.__module__ = __name__
 class CommonArgs(TraderEnvArgs):
     env_id: str = "trader"
     """`trader` (the C++ order-book env), a gymnasium id (CartPole-v1, Pendulum-v1, ...) or `mpe2:NAME`"""
-    seed: int = 1
+    seed: int = SEED
     """seed of the experiment (python, numpy, torch and the envs: env i gets seed + i)"""
     total_timesteps: int = 1_000_000
     """total env steps of the experiment (all envs together)"""
@@ -39,8 +40,10 @@ class CommonArgs(TraderEnvArgs):
     wait on each other; 0: torch's default)"""
     track: bool = True
     """write TensorBoard scalars into the run folder"""
+    out: str | None = None
+    """the run folder (default: {runs_dir}/{env}__{algo}__{seed}__{date-time})"""
     runs_dir: str = "runs"
-    """parent folder of the run folders runs/{env}__{algo}__{seed}__{time}"""
+    """parent folder of the run folders named {env}__{algo}__{seed}__{date-time}"""
     checkpoint_uri: str | None = None
     """where checkpoints go: a folder or s3://bucket/prefix (default: {run folder}/checkpoints). S3:
     endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, credentials from boto3's usual chain"""
@@ -68,6 +71,9 @@ class CommonArgs(TraderEnvArgs):
     data: list[str] | None = None
     """trader: dataset folders, collections or folders of datasets; episodes are drawn across all of them and
     never cross from one to another (default: the bundled sample; from Python also trader.sim.Market(s))"""
+    interval_ms: float = 100.0
+    """trader: the env's rows, and so its step, are the book sampled every interval_ms milliseconds (the
+    grid of train-encoder's --interval-ms; backtests and live sessions of the agent use the run's)"""
     encoder: str | None = None
     """trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best): observations are
     its embeddings of every row (cached beside it, trader.nn.embed.agent_features) plus the account features"""
@@ -78,9 +84,17 @@ class CommonArgs(TraderEnvArgs):
     """trader: worker threads of the C++ env pool"""
     train_fraction: float = 0.7
     """trader: episodes lie in the first fraction of the data's rows; the rest is held out for backtests"""
+    feature_set: int = features.DEFAULT_SET
+    """trader: observation features of the book (trader.sim.features): 1 = sizes in base units, 2 = sizes
+    relative to the instrument's own depth (scale-free across instruments); recorded with the run"""
 
     @classmethod
-    def migrate(cls, saved: dict) -> dict:
+    def migrate(cls, saved: dict, *, recorded: bool = False) -> dict:
         """Saved arguments (a checkpoint's, a config file's) of a run older than the env spec, under
-        today's names (trader.sim.spec.from_legacy); trader.run.lifecycle.resolve_args calls it."""
-        return spec.from_legacy(saved)
+        today's names (trader.sim.spec.from_legacy); trader.run.lifecycle.resolve_args calls it.
+        `recorded`: a run's own saved arguments, which predate any field they lack: such a run
+        observed features.LEGACY_SET."""
+        out = spec.from_legacy(saved)
+        if recorded:
+            out.setdefault("feature_set", features.LEGACY_SET)
+        return out

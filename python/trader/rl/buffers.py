@@ -36,23 +36,32 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.capacity if self.full else self.pos
 
-    def add(self, obs, next_obs, actions, rewards, terminated) -> None:
-        """Append a batch of transitions (leading dim = batch; numpy or torch)."""
-        n = len(obs)
+    def add(self, obs, next_obs, actions, rewards, terminated, rows: torch.Tensor | None = None) -> None:
+        """Append a batch of transitions (leading dim = batch; numpy, or torch on any device); `rows`
+        (indices into the batch, on the buffer's device) keeps only those. The batch lands in at most two
+        contiguous slices of the ring: no ring index tensor, no host synchronisation (issue 18)."""
+        batch = [(x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x))).to(self.device)
+                 for x in (obs, next_obs, actions, rewards, terminated)]
+        if rows is not None:
+            batch = [x[rows] for x in batch]
+        n = len(batch[0])
         if n == 0:
             return
         if n > self.capacity:  # as if written one by one: only the newest `capacity` survive
             self.pos = (self.pos + n - self.capacity) % self.capacity
-            obs, next_obs, actions, rewards, terminated = (x[-self.capacity:] for x in
-                                                           (obs, next_obs, actions, rewards, terminated))
+            batch = [x[-self.capacity:] for x in batch]
             n = self.capacity
-        idx = (self.pos + torch.arange(n, device=self.device)) % self.capacity
-        for store, x in ((self.observations, obs), (self.next_observations, next_obs), (self.actions, actions),
-                         (self.rewards, rewards), (self.terminated, terminated)):
-            store[idx] = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x,
-                                         device=self.device).to(store.dtype).reshape(n, *store.shape[1:])
+        first = min(n, self.capacity - self.pos)  # up to the ring's end; the rest from its start
+        for store, x in zip(self.stores(), batch):
+            x = x.to(store.dtype).reshape(n, *store.shape[1:])
+            store[self.pos:self.pos + first] = x[:first]
+            store[:n - first] = x[first:]
         self.full = self.full or self.pos + n >= self.capacity
         self.pos = (self.pos + n) % self.capacity
+
+    def stores(self) -> tuple[torch.Tensor, ...]:
+        """The storage tensors, in add's argument order."""
+        return self.observations, self.next_observations, self.actions, self.rewards, self.terminated
 
     def sample(self, batch_size: int) -> ReplayBatch:
         """Uniform sample with replacement (torch's global generator, so seeding makes it repeatable)."""
@@ -74,3 +83,12 @@ class ReplayBuffer:
         for name in ("observations", "next_observations", "actions", "rewards", "terminated"):
             getattr(self, name)[:n] = state[name].to(self.device)
         self.pos, self.full = int(state["pos"]), bool(state["full"])
+
+
+def real_rows(prev_done: np.ndarray, device: torch.device) -> torch.Tensor | None:
+    """The rows of a vector step that are transitions, for ReplayBuffer.add: all but the envs whose
+    previous step ended an episode (under NEXT_STEP autoreset their step only reset them; its action was
+    ignored). None when that is every row, the common case: no index, nothing to copy to the device."""
+    if not prev_done.any():
+        return None
+    return torch.from_numpy(np.flatnonzero(~prev_done)).to(device)

@@ -16,9 +16,11 @@ import sys
 
 import click
 
+from trader.options import SEED
 from trader.rl.policy import ALGOS, learner
 from trader.run import distributed
 from trader.run.checkpoints import locate_checkpoint
+from trader.run.config import load_config
 from trader.run.interrupt import exit_code
 from trader.run.launch import relaunch, write_result
 from trader.run.lifecycle import resolve_args
@@ -43,7 +45,7 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
                    "observes its embeddings plus the account features, and backtests and live runs use it too")
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML or JSON file of learner options (flags given here override it)")
-@click.option("--seed", type=int, default=None, help="seed of the experiment [default: 1]")
+@click.option("--seed", type=int, default=None, help=f"seed of the experiment [default: {SEED}]")
 @click.option("--total-timesteps", type=int, default=None, help="total env steps [default: per algorithm]")
 @click.option("--num-envs", type=int, default=None, help="parallel envs [default: per algorithm]")
 @click.option("--num-threads", type=int, default=None, help="trader: worker threads of the env pool [default: 1]")
@@ -74,16 +76,23 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--cuda/--no-cuda", default=None, help="use cuda or mps when there is one [default: --cuda]")
 @click.option("--track-tensorboard/--no-track-tensorboard", default=None,
               help="write TensorBoard scalars into the run folder [default: on]")
-@click.option("--runs-dir", type=click.Path(file_okay=False), default=None,
-              help="parent of run folders [default: runs]")
+@click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
+              help="the run folder (config, TensorBoard scalars, checkpoints) [default: "
+                   "runs/{env}__{algo}__{seed}__{date-time}]")
+@click.option("--runs-dir", type=click.Path(file_okay=False), default=None, hidden=True,
+              help="deprecated: the parent of the generated run folder; use -o/--out for the folder itself")
 @env_options()
+@click.option("--interval-ms", type=float, default=None,
+              help="trader: the env's rows (its step) are the book sampled every this many ms; refused below half "
+                   "the data's own update spacing unless given on purpose [default: 100]")
 @click.option("--train-fraction", type=float, default=None,
               help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="show a progress bar [default: on]")
 def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
-    """Train an agent; writes runs/{env}__{algo}__{seed}__{time} (TensorBoard scalars, config) and its
-    checkpoints (RUN/checkpoints or --checkpoint-uri). SIGTERM, SIGINT or a spot notice stop it with a
-    final checkpoint (exit status 0; 130 after SIGINT); --resume continues from there."""
+    """Train an agent; writes its run folder (-o/--out, default runs/{env}__{algo}__{seed}__{date-time}:
+    config, TensorBoard scalars) and its checkpoints (RUN/checkpoints or --checkpoint-uri). SIGTERM, SIGINT
+    or a spot notice stop it with a final checkpoint (exit status 0; 130 after SIGINT); --resume continues
+    from there."""
     if algo is None:
         algo = _resumed_algo(options["resume"], options["checkpoint_uri"]) if options["resume"] else "ppo"
     module = learner(algo)
@@ -95,6 +104,8 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
             raise click.UsageError("--nproc: already running under torchrun")
         relaunch(click.get_current_context(), nproc, "train")
         return
+    if options["runs_dir"] is not None:
+        click.echo("note: --runs-dir is deprecated; use -o/--out RUN_FOLDER", err=True)
     env = pop_env_values(options)
     given = {_RENAMED.get(k, k): v for k, v in options.items() if v is not None and v != ()} | env
     try:
@@ -102,7 +113,7 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(str(e)) from None
     try:
-        _check_run(algo, args)
+        _check_run(algo, args, {*given, *(load_config(config) if config else {})})
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     try:
@@ -117,10 +128,11 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
         sys.exit(code)
 
 
-def _check_run(algo: str, args) -> None:
+def _check_run(algo: str, args, given: set[str]) -> None:
     """Refuse, before a run folder is made, a run that cannot learn (issue 17): no env steps, no envs, an
-    unknown env id, a budget below one PPO update or ending before SAC's / MADDPG's first update; say
-    so when PPO's whole updates leave part of the budget unused."""
+    unknown env id, a budget below one PPO update or ending before SAC's / MADDPG's first update, the
+    default 100 ms grid over data that changes far less often; say so when PPO's whole updates leave
+    part of the budget unused (`given`: the options given as flags or in the config file)."""
     if args.total_timesteps < 1:
         raise ValueError(f"--total-timesteps: expected >= 1 env steps, got {args.total_timesteps}")
     if args.num_envs < 1:
@@ -137,6 +149,7 @@ def _check_run(algo: str, args) -> None:
         from trader.sim import spec
 
         spec.check_config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TraderEnvArgs)})
+        check_interval(args, "interval_ms" in given)
     steps = args.total_timesteps
     if algo == "ppo":  # one update = num_envs x num_steps env steps on each data-parallel rank
         ranks = int(os.environ.get("WORLD_SIZE", "1"))
@@ -152,6 +165,28 @@ def _check_run(algo: str, args) -> None:
         raise ValueError(f"--total-timesteps: {steps} env steps end before {algo.upper()}'s first update after its "
                          f"warm-up of learning_starts = {args.learning_starts} env steps; raise --total-timesteps "
                          "or set learning_starts lower in --config")
+
+
+def check_interval(args, given: bool) -> None:
+    """--interval-ms against each dataset's own book update spacing: a 1-minute dataset sampled on the
+    default 100 ms grid would repeat every book 600 times (issue 17). Refused when the grid is the
+    default, a warning when it was given; a resumed run keeps its grid. Also trader evaluate's check."""
+    from trader.sim.env import book_spacing_ms, dataset_folders
+
+    if not args.interval_ms > 0:
+        raise ValueError(f"--interval-ms: expected a grid > 0 ms, got {args.interval_ms}")
+    if args.resume or any(not isinstance(d, (str, os.PathLike)) for d in args.data or []):
+        return
+    for folder in dataset_folders(args.data) if args.data else [None]:
+        spacing = book_spacing_ms(folder)
+        if spacing is None or args.interval_ms >= spacing / 2:
+            continue
+        what = (f"{folder or 'the bundled sample'} updates its book every {spacing:g} ms (median): a {args.interval_ms:g} "
+                f"ms grid repeats each book about {spacing / args.interval_ms:.0f} times")
+        if not given:
+            raise ValueError(f"--interval-ms: {what}; give --interval-ms {spacing:g} (the data's spacing), or a finer "
+                             "grid on purpose")
+        click.echo(f"warning: --interval-ms {args.interval_ms:g}: {what}", err=True)
 
 
 def _resumed_algo(resume: str, checkpoint_uri: str | None) -> str:

@@ -57,17 +57,17 @@ def training_markets(args) -> list:
     a folder of datasets, or a list of those: trader.sim.load_markets); None: the bundled sample."""
     from trader.sim import Market, load_market, load_markets
 
-    data = args.data
+    data, interval_ms = args.data, args.interval_ms
     if isinstance(data, Market):
         return [data]
     if data is None:
-        return [load_market(None)]
+        return [load_market(None, interval_ms=interval_ms, feature_set=args.feature_set)]
     items = [data] if isinstance(data, str) else list(data)
     if not items:
-        return [load_market(None)]
+        return [load_market(None, interval_ms=interval_ms, feature_set=args.feature_set)]
     if all(isinstance(m, Market) for m in items):
         return items
-    return load_markets(items)
+    return load_markets(items, interval_ms=interval_ms, feature_set=args.feature_set)
 
 
 def training_start_max(rows: int, train_fraction: float, horizon: int, name: str = "") -> int:

@@ -26,7 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trader.rl.args import CommonArgs
-from trader.rl.buffers import ReplayBatch, ReplayBuffer
+from trader.rl.buffers import ReplayBatch, ReplayBuffer, real_rows
+from trader.rl.cuda_rollout import HostStaging, graphed, graphs_available
 from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
 from trader.rl.envs import EnvRunner, make_env
 from trader.rl.episodes import EpisodeStats
@@ -68,6 +69,9 @@ class Args(CommonArgs):
     """penalty on the actor's mean squared logits (discrete) or pre-squash means (continuous)"""
     gumbel_temperature: float = 1.0
     """temperature of the Gumbel-softmax samples"""
+    cuda_graphs: bool = True
+    """on CUDA: the agents' acting forward and sampling as a CUDA graph (trader.rl.cuda_rollout.graphed);
+    no effect on the CPU"""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -106,6 +110,13 @@ class Actor(nn.Module):
         mean, log_std = out.split(self.action_dim, -1)
         std = log_std.clamp(-5.0, 2.0).exp()
         return torch.tanh(mean + std * torch.randn_like(mean)), mean
+
+    def act(self, obs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """The env's action of a sample: the move of `sample`'s one-hot (the argmax of the soft sample from
+        the same noise; the straight-through one-hot only matters to gradients) or the position [B, 1]."""
+        if not self.discrete:
+            return self.sample(obs, temperature)[0]
+        return gumbel_softmax(self.net(obs), temperature, hard=False).argmax(-1)
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         out = self.net(obs)
@@ -162,9 +173,7 @@ class MultiAgentDDPG:
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """Each agent samples from its own actor (decentralized execution): [B, K] moves or [B, K, 1]
         positions."""
-        samples = torch.stack([self.actors[i].sample(obs[:, i], self.args.gumbel_temperature)[0]
-                               for i in range(self.K)], 1)
-        return samples.argmax(-1) if self.num_actions else samples
+        return torch.stack([self.actors[i].act(obs[:, i], self.args.gumbel_temperature) for i in range(self.K)], 1)
 
     def _one_hot(self, actions: torch.Tensor) -> torch.Tensor:
         """Stored actions as the critics see them: [B, K, A_in]."""
@@ -172,7 +181,8 @@ class MultiAgentDDPG:
 
     def update(self, data: ReplayBatch, curiosity) -> dict:
         """Each agent's critic, then its actor, on one shared batch (as the authors' code); then targets.
-        With curiosity, one module over every agent's own (o_i, a_i, o_i') adds its bonus to the rewards."""
+        With curiosity, one module over every agent's own (o_i, a_i, o_i') adds its bonus to the rewards.
+        The losses come back as device tensors (read when logged, not per update)."""
         args, K = self.args, self.K
         rewards = data.rewards  # [B, K]
         if curiosity is not None:
@@ -207,9 +217,9 @@ class MultiAgentDDPG:
             actor_loss.backward()
             nn.utils.clip_grad_norm_(actor.parameters(), args.max_grad_norm)
             self.actor_optimizers[i].step()
-            out[f"losses/agent_{i}/critic_loss"] = critic_loss.item()
-            out[f"losses/agent_{i}/actor_loss"] = actor_loss.item()
-            out[f"losses/agent_{i}/q_values"] = q.mean().item()
+            out[f"losses/agent_{i}/critic_loss"] = critic_loss.detach()
+            out[f"losses/agent_{i}/actor_loss"] = actor_loss.detach()
+            out[f"losses/agent_{i}/q_values"] = q.mean().detach()
         for net, target in zip(self.actors + self.critics, self.target_actors + self.target_critics):
             polyak_update(net, target, args.tau)
         return out
@@ -279,6 +289,13 @@ def train(args: Args) -> dict:
             load_curiosity_state(curiosity, run.resumed.state["trainer"]["curiosity"])
             prev_done = np.asarray(mine["prev_done"]).copy()
         stats, coverage = EpisodeStats(), Coverage()
+        # ---- the acting path (as sac.py's): observations staged once per step in one of two buffers,
+        # actions out through one host buffer, transitions written on the device (issue 18) ----
+        n = args.num_envs
+        staging = [HostStaging([obs.shape, (n, K), (n,)], [torch.float32] * 3, device) for _ in range(2)]
+        action_out = HostStaging([(n, K)], [torch.long if discrete else torch.float32], device)
+        obs_t, current = staging[0].stage(obs)[0], 0
+        act = graphed(agents.act, obs_t) if args.cuda_graphs and graphs_available(device) else agents.act
         policy_spec = {"num_agents": K, "obs_dim": obs_dim, "num_actions": num_actions, "action_dim": action_dim,
                        "hidden_sizes": list(args.hidden_sizes)}
 
@@ -288,15 +305,15 @@ def train(args: Args) -> dict:
             return run.save(step, reason, modules=modules,
                             trainer={"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                                      "curiosity": curiosity_state(curiosity)},
-                            rank_state={"env_actions": runner.action_log(), "obs": np.array(obs),
+                            rank_state={"env_actions": runner.action_log(), "obs": obs_t.cpu().numpy(),
                                         "prev_done": prev_done.copy()},
                             metadata={"policy_spec": policy_spec}, extra_state={"replay_buffer": rb})
 
         global_step = run.begin()
         while global_step < args.total_timesteps:
             # ---- act: each agent samples from its own actor (decentralized execution) ----
-            actions = agents.act(torch.tensor(obs, dtype=torch.float32, device=device))
-            runner.send(actions.cpu().numpy() if discrete else actions.squeeze(-1).cpu().numpy())
+            actions = act(obs_t)
+            runner.send(action_out.fetch(actions if discrete else actions.squeeze(-1))[0])
 
             # ---- learn while the envs step ----
             step_after = global_step + args.num_envs
@@ -307,12 +324,13 @@ def train(args: Args) -> dict:
             # ---- observe; store real transitions only (see sac.py: NEXT_STEP autoreset, truncation) ----
             next_obs, rewards, terminations, truncations, infos = runner.recv()
             global_step = step_after
-            real = ~prev_done
-            rb.add(obs[real], next_obs[real], actions.cpu().numpy()[real], rewards[real], terminations[real])
+            current = 1 - current  # the other buffer: obs_t, this step's observations, stays
+            next_obs_t, rewards_t, terminations_t = staging[current].stage(next_obs, rewards, terminations)
+            rb.add(obs_t, next_obs_t, actions, rewards_t, terminations_t, real_rows(prev_done, device))
+            coverage.add(infos, ~prev_done)  # MPE cooperative navigation measures (per env step)
             prev_done = terminations | truncations
-            obs = np.array(next_obs)
+            obs_t = next_obs_t
             stats.log(logger, global_step, *stats.add(infos))
-            coverage.add(infos, real)  # MPE cooperative navigation measures (per env step)
 
             # ---- logging; checkpoints; SIGTERM, SIGINT, spot notice: a final save, then stop ----
             if due(global_step, global_step - args.num_envs, 100 * args.num_envs):

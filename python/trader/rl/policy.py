@@ -1,7 +1,7 @@
 """The trained policy of a `trader train` checkpoint, for backtests, evaluation and live trading, and
 the registry of the learners it comes from.
 
-    trained = load("runs/trader__ppo__1__1700000000")      # a run folder, a checkpoint store (a folder or
+    trained = load("runs/trader__ppo__0__20261204-150000")  # a run folder, a checkpoint store (a folder or
     actions = trained.act(obs)                              # s3://bucket/prefix) or one checkpoint in it
 
 An agent trained with `--encoder` observes that encoder's embeddings: `encoder_market` gives the
@@ -89,11 +89,14 @@ def encoder_market(args, market):
 
 
 def observation_market(args: dict, data=None):
-    """The market a trained agent observes on `data` (default: its own): the book features, or the
-    embeddings of the encoder it was trained with."""
-    from trader.sim import load_market
+    """The market a trained agent observes on `data` (default: its own): the book features of the set
+    it recorded (trader.sim.features), or the embeddings of the encoder it was trained with."""
+    from trader.sim import features, load_market
 
-    market = load_market(data if data is not None else args.get("data"))
+    # a run saved before feature sets had numbers observed the legacy set
+    feature_set = args.get("feature_set", features.LEGACY_SET)
+    market = load_market(data if data is not None else args.get("data"), feature_set=feature_set,
+                         interval_ms=args.get("interval_ms", 100.0))
     if not args.get("encoder"):
         return market
     return encoder_market({**args, "data": data if data is not None else args.get("data")}, market)

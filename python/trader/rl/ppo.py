@@ -18,6 +18,7 @@ trader.run.lifecycle's, the shared pieces are in this package's args, nets, curi
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch.nn as nn
 from torch.distributions import Categorical, Normal
 
 from trader.rl.args import CommonArgs
+from trader.rl.cuda_rollout import GroupStep, capture, graphs_available
 from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
 from trader.rl.envs import EnvRunner, make_env, single_agent_spaces
 from trader.rl.episodes import EpisodeStats
@@ -116,10 +118,12 @@ class Agent(nn.Module):
         return self.get_action_and_value(x, action)
 
     def distribution(self, x: torch.Tensor):
-        if self.discrete:
-            return Categorical(logits=self.actor(x).float())  # float32 under bf16 autocast (a no-op without)
+        # argument checks read their result on the host: on CUDA a sync per minibatch, so only on the CPU
+        check = x.device.type == "cpu"
+        if self.discrete:  # float32 under bf16 autocast (a no-op without)
+            return Categorical(logits=self.actor(x).float(), validate_args=check)
         mean = self.actor_mean(x).float()
-        return Normal(mean, self.actor_logstd.expand_as(mean).exp())
+        return Normal(mean, self.actor_logstd.expand_as(mean).exp(), validate_args=check)
 
     def get_action_and_value(self, x: torch.Tensor, action: torch.Tensor | None = None):
         dist = self.distribution(x)
@@ -201,10 +205,10 @@ def scale_rewards(rewards: torch.Tensor, valid: torch.Tensor, done: torch.Tensor
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
-    """1 - Var(returns - values) / Var(returns): how much of the returns the value function explains."""
-    y_pred, y_true = values.cpu().numpy(), returns.cpu().numpy()
-    var_y = np.var(y_true)
-    return np.nan if var_y == 0 else 1 - np.var(y_true - y_pred) / var_y
+    """1 - Var(returns - values) / Var(returns): how much of the returns the value function explains
+    (on the tensors' device: a copy to the host of millions of values per iteration would cost more)."""
+    var_y = returns.var(unbiased=False).item()
+    return np.nan if var_y == 0 else 1 - (returns - values).var(unbiased=False).item() / var_y
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -266,7 +270,9 @@ def train(args: Args) -> dict:
         high = None if discrete else torch.as_tensor(spaces.high, device=device)
 
         agent = Agent(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device)
-        optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+        # fused on CUDA: the whole Adam step in one kernel (the CPU keeps the reference implementation)
+        optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5,
+                                     fused=torch.device(device).type == "cuda")
         obs_rms, return_rms = RunningMeanStd((obs_dim,)).to(device), RunningMeanStd(()).to(device)
         curiosity = make_curiosity(args.curiosity, obs_dim, action_dim, num_actions, device)
         modules = {"agent": agent, "obs_rms": obs_rms, "return_rms": return_rms}
@@ -306,12 +312,13 @@ def train(args: Args) -> dict:
             next_obs, next_done = mine["next_obs"].to(device), mine["next_done"].to(device)
             iteration0 = int(run.resumed.metadata["iteration"])
         model = dist.wrap(agent)  # DDP: gradients averaged over the ranks (the agent has no buffers)
-        fast = torch.device(device).type == "cuda" and args.cuda_graphs  # issue 18; the CPU keeps the plain path
-        if fast:
-            from trader.rl.cuda_rollout import GraphedActor, PinnedStaging
-
-            actor = GraphedActor(agent, group_size, obs_dim, args.bf16)  # shared: outputs copied out at once
-            staging = [PinnedStaging(group_size, obs_dim, act_shape, actions.dtype) for _ in groups]
+        fast = args.cuda_graphs and graphs_available(device)  # issue 18; the CPU runs the same steps eagerly
+        storage = {"obs": obs, "actions": actions, "logprobs": logprobs, "rewards": rewards,
+                   "terminations": terminations, "truncations": truncations, "values": values, "valid": valid,
+                   "raw_next_obs": raw_next_obs, "next_obs": next_obs, "next_done": next_done}
+        group_steps = [GroupStep(storage, cols, agent, normalize_obs, list(obs_rms.buffers()) if args.norm_obs else [],
+                                 low, high, fast, args.bf16) for cols in groups]
+        advantage_graph = None  # GAE captured at the first update on the fast path
         update_autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast and args.bf16 \
             else contextlib.nullcontext
         stats = EpisodeStats()
@@ -325,23 +332,12 @@ def train(args: Args) -> dict:
             return run.save(step, reason, modules=modules, trainer=trainer, rank_state=rank_state,
                             metadata={"iteration": iteration, "policy_spec": policy_spec})
 
-        def record(step: int, g: int, cols: slice, result) -> None:
+        def record(g: int, result) -> None:
             """Store group g's step results and its next observation."""
             nonlocal global_step
             o, r, term, trunc, info = result
-            global_step += (cols.stop - cols.start) * world
-            if fast:
-                o_d, r_d, term_d, trunc_d = staging[g].to_device(o, r, term, trunc, device)
-                rewards[step, cols], terminations[step, cols], truncations[step, cols] = r_d, term_d, trunc_d
-                raw_next_obs[cols] = o_d
-                next_done[cols] = torch.maximum(term_d, trunc_d) > 0
-            else:
-                rewards[step, cols] = torch.as_tensor(r, dtype=torch.float32, device=device)
-                terminations[step, cols] = torch.as_tensor(term, dtype=torch.float32, device=device)
-                truncations[step, cols] = torch.as_tensor(trunc, dtype=torch.float32, device=device)
-                raw_next_obs[cols] = torch.tensor(o, dtype=torch.float32, device=device)
-                next_done[cols] = torch.as_tensor(term | trunc, device=device)
-            next_obs[cols] = normalize_obs(raw_next_obs[cols])
+            global_step += group_size * world
+            group_steps[g].record(o, r, term, trunc)
             ep_r, ep_l = stats.add(info)
             iteration_returns.extend(ep_r.tolist())
             stats.log(logger, global_step, ep_r, ep_l)
@@ -356,24 +352,15 @@ def train(args: Args) -> dict:
                 obs_prior = distributed.snapshot_stats(obs_rms)
 
             # ---- rollout: recv a group's results, act for it, send; the other groups step meanwhile ----
+            rollout_start = time.perf_counter()  # its share of the iteration goes into the history (issue 18)
             for step in range(args.num_steps):
-                for g, (runner, cols) in enumerate(zip(runners, groups)):
+                for g, runner in enumerate(runners):
                     if step > 0:
-                        record(step - 1, g, cols, runner.recv())
-                    obs[step, cols] = next_obs[cols]
-                    valid[step, cols] = ~next_done[cols]
-                    with torch.no_grad():
-                        if fast:
-                            action, logprob, value = actor(next_obs[cols])
-                        else:
-                            action, logprob, _, value = agent.get_action_and_value(next_obs[cols])
-                    values[step, cols] = value
-                    actions[step, cols] = action
-                    logprobs[step, cols] = logprob
-                    env_action = action if discrete else torch.clamp(action, low, high)
-                    runner.send(staging[g].actions_to_host(env_action) if fast else env_action.cpu().numpy())
-            for g, (runner, cols) in enumerate(zip(runners, groups)):
-                record(args.num_steps - 1, g, cols, runner.recv())
+                        record(g, runner.recv())
+                    runner.send(group_steps[g].act())
+            for g, runner in enumerate(runners):
+                record(g, runner.recv())
+            rollout_s = time.perf_counter() - rollout_start  # each act waited for the device: nothing left queued
             next_obs_seq = torch.cat([obs[1:], next_obs[None]])  # s_{t+1} of every step t
             if dist.enabled and args.norm_obs:  # every rank continues from the statistics of all ranks' data
                 dist.sync_running_stats(obs_rms, obs_prior)
@@ -391,12 +378,20 @@ def train(args: Args) -> dict:
 
             # ---- advantages: bootstrap value if not done ----
             with torch.no_grad():
-                next_value = agent.get_value(next_obs)
-                advantages, returns = gae(rewards, values, next_value, terminations, truncations, args.gamma,
-                                          args.gae_lambda)
+                if fast:  # one launch instead of ~10 kernels per step (the same arithmetic)
+                    if advantage_graph is None:
+                        next_value = agent.get_value(next_obs)
+                        advantage_graph, (advantages, returns) = capture(lambda: gae(
+                            rewards, values, next_value, terminations, truncations, args.gamma, args.gae_lambda))
+                    next_value.copy_(agent.get_value(next_obs))
+                    advantage_graph.replay()
+                else:
+                    next_value = agent.get_value(next_obs)
+                    advantages, returns = gae(rewards, values, next_value, terminations, truncations, args.gamma,
+                                              args.gae_lambda)
 
             # ---- flatten the batch: real transitions only ----
-            b_valid = valid.reshape(-1)
+            b_valid = valid.reshape(-1).nonzero().squeeze(1)  # one host sync for the seven selections
             b_obs = obs.reshape(-1, obs_dim)[b_valid]
             b_next_obs = next_obs_seq.reshape(-1, obs_dim)[b_valid]
             b_actions = actions.reshape(-1, *act_shape)[b_valid]
@@ -446,7 +441,8 @@ def train(args: Args) -> dict:
             ret_sum, ret_count = dist.sum([sum(iteration_returns), len(iteration_returns)])
             iteration_returns.clear()
             history.append({"step": global_step, "episodic_return": ret_sum / ret_count if ret_count else None,
-                            "value_loss": v_loss.item(), "seconds": run.elapsed()})
+                            "value_loss": v_loss.item(), "seconds": run.elapsed(), "rollout_seconds": rollout_s,
+                            "iteration_seconds": time.perf_counter() - rollout_start})
             for tag, value in (("charts/learning_rate", optimizer.param_groups[0]["lr"]),
                                ("losses/value_loss", v_loss.item()), ("losses/policy_loss", pg_loss.item()),
                                ("losses/entropy", entropy_loss.item()), ("losses/old_approx_kl", old_approx_kl.item()),

@@ -17,6 +17,7 @@ the policy of a checkpoint, the training loop), which is why it runs to about 40
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -24,7 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trader.rl.args import CommonArgs
-from trader.rl.buffers import ReplayBatch, ReplayBuffer
+from trader.rl.buffers import ReplayBatch, ReplayBuffer, real_rows
+from trader.rl.cuda_rollout import HostStaging, graphed, graphs_available, gumbel_max
 from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
 from trader.rl.envs import EnvRunner, SingleAgentSpaces, make_env, single_agent_spaces
 from trader.rl.episodes import EpisodeStats
@@ -70,6 +72,9 @@ class Args(CommonArgs):
     """discrete: target entropy = scale * log(num actions) (Christodoulou 2019 uses 0.98; CleanRL 0.89)"""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """hidden layers of the actor and of each critic"""
+    cuda_graphs: bool = True
+    """on CUDA: the acting forward and sampling as a CUDA graph (trader.rl.cuda_rollout.capture); no effect
+    on the CPU"""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -114,7 +119,8 @@ class Actor(nn.Module):
     def get_action(self, x: torch.Tensor):
         """(sampled action, its log-probability [B], deterministic action) via the reparameterization trick."""
         mean, log_std = self(x)
-        normal = torch.distributions.Normal(mean, log_std.exp())
+        # argument checks read their result on the host: on CUDA a sync per call, so only on the CPU
+        normal = torch.distributions.Normal(mean, log_std.exp(), validate_args=x.device.type == "cpu")
         x_t = normal.rsample()
         y_t = torch.tanh(x_t)
         action = y_t * self.action_scale + self.action_bias
@@ -133,8 +139,15 @@ class DiscreteActor(nn.Module):
     def get_action(self, x: torch.Tensor):
         """(sampled action, log pi(.|s) [B, A], pi(.|s) [B, A])."""
         logits = self.net(x)
-        dist = torch.distributions.Categorical(logits=logits)
+        dist = torch.distributions.Categorical(logits=logits, validate_args=x.device.type == "cpu")  # as Actor's
         return dist.sample(), F.log_softmax(logits, -1), dist.probs
+
+
+def sample_action(actor, x: torch.Tensor) -> torch.Tensor:
+    """The acting sample, graph-safe (no host sync, RNG from torch.rand / torch.randn): the continuous
+    actor's own reparameterized sample; for the discrete actor Gumbel-max over its logits (the same
+    distribution as Categorical.sample, as trader.rl.cuda_rollout.sample_action_value)."""
+    return actor.get_action(x)[0] if isinstance(actor, Actor) else gumbel_max(actor.net(x).float())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -185,7 +198,8 @@ class SoftActorCritic:
                                else -float(action_dim))
         self.log_alpha = torch.tensor([float(np.log(args.alpha))], device=device, requires_grad=True)
         self.a_optimizer = torch.optim.Adam([self.log_alpha], lr=args.learning_rate)
-        self.alpha = self.log_alpha.exp().item() if args.autotune else args.alpha
+        # a tensor while tuned: reading it on the host would sync every actor step
+        self.alpha = self.log_alpha.exp().detach() if args.autotune else args.alpha
         self.n_updates = 0
 
     def modules(self) -> dict[str, nn.Module]:
@@ -204,12 +218,13 @@ class SoftActorCritic:
             opt.load_state_dict(state[name])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
-        self.alpha = self.log_alpha.exp().item() if self.args.autotune else self.args.alpha
+        self.alpha = self.log_alpha.exp().detach() if self.args.autotune else self.args.alpha
         self.n_updates = n_updates
 
     def update(self, data: ReplayBatch, curiosity) -> dict:
         """One gradient step of the critics; the actor and temperature every policy_frequency steps. With
-        curiosity, its bonus joins the rewards and the module takes a step on the same batch."""
+        curiosity, its bonus joins the rewards and the module takes a step on the same batch. The losses
+        come back as device tensors (read when logged: no host sync per step)."""
         args, discrete, actor, qf1, qf2 = self.args, self.discrete, self.actor, self.qf1, self.qf2
         alpha = self.alpha
         rewards = data.rewards
@@ -243,9 +258,9 @@ class SoftActorCritic:
         qf_loss.backward()
         self.q_optimizer.step()
         self.n_updates += 1
-        out = {"losses/qf1_values": qf1_a_values.mean().item(), "losses/qf2_values": qf2_a_values.mean().item(),
-               "losses/qf1_loss": qf1_loss.item(), "losses/qf2_loss": qf2_loss.item(),
-               "losses/qf_loss": qf_loss.item() / 2.0}
+        out = {"losses/qf1_values": qf1_a_values.mean().detach(), "losses/qf2_values": qf2_a_values.mean().detach(),
+               "losses/qf1_loss": qf1_loss.detach(), "losses/qf2_loss": qf2_loss.detach(),
+               "losses/qf_loss": qf_loss.detach() / 2.0}
 
         # ---- actor and temperature (delayed, TD3-style, with as many steps to compensate) ----
         if self.n_updates % args.policy_frequency == 0:
@@ -262,7 +277,7 @@ class SoftActorCritic:
                 self.actor_optimizer.zero_grad()
                 actor_loss.backward()
                 self.actor_optimizer.step()
-                out["losses/actor_loss"] = actor_loss.item()
+                out["losses/actor_loss"] = actor_loss.detach()
 
                 if args.autotune:
                     with torch.no_grad():
@@ -275,8 +290,8 @@ class SoftActorCritic:
                     self.a_optimizer.zero_grad()
                     alpha_loss.backward()
                     self.a_optimizer.step()
-                    alpha = self.alpha = self.log_alpha.exp().item()
-                    out["losses/alpha_loss"] = alpha_loss.item()
+                    alpha = self.alpha = self.log_alpha.exp().detach()
+                    out["losses/alpha_loss"] = alpha_loss.detach()
 
         # ---- target networks (polyak) ----
         if self.n_updates % args.target_network_frequency == 0:
@@ -350,6 +365,15 @@ def train(args: Args) -> dict:
             prev_done = np.asarray(mine["prev_done"]).copy()
         stats = EpisodeStats()
         policy_spec = {**spaces.policy_spec(), "hidden_sizes": list(args.hidden_sizes)}
+        # ---- the acting path: observations staged once per step (two buffers: a step's and the next's),
+        # actions out through one host buffer, transitions written on the device; no host sync but the
+        # actions' copy, which the env needs (issue 18) ----
+        n, action_dtype = args.num_envs, torch.long if discrete else torch.float32
+        staging = [HostStaging([obs.shape, (n,), (n,)], [torch.float32] * 3, device) for _ in range(2)]
+        action_out = HostStaging([(n, *act_shape)], [action_dtype], device)
+        obs_t, current = staging[0].stage(obs)[0], 0
+        act = graphed(partial(sample_action, sac.actor), obs_t) if args.cuda_graphs and graphs_available(device) \
+            else (lambda x: sac.actor.get_action(x)[0])
 
         def save(step: int, reason: str | None) -> str:
             """Weights as safetensors; optimizers, temperature, curiosity in state/trainer; RNG states, the
@@ -357,7 +381,7 @@ def train(args: Args) -> dict:
             tensors) in state/replay_buffer: a resume continues exactly."""
             return run.save(step, reason, modules=modules,
                             trainer={**sac.state_dict(), "curiosity": curiosity_state(curiosity)},
-                            rank_state={"env_actions": runner.action_log(), "obs": np.array(obs),
+                            rank_state={"env_actions": runner.action_log(), "obs": obs_t.cpu().numpy(),
                                         "prev_done": prev_done.copy()},
                             metadata={"n_updates": sac.n_updates, "policy_spec": policy_spec},
                             extra_state={"replay_buffer": rb})
@@ -372,8 +396,8 @@ def train(args: Args) -> dict:
                     actions = low + (high - low) * torch.rand((args.num_envs, *act_shape), device=device)
             else:
                 with torch.no_grad():
-                    actions = sac.actor.get_action(torch.tensor(obs, dtype=torch.float32, device=device))[0]
-            runner.send(actions.cpu().numpy())
+                    actions = act(obs_t)
+            runner.send(action_out.fetch(actions)[0])
 
             # ---- learn while the envs step ----
             if global_step >= args.learning_starts and len(rb) > 0:
@@ -386,10 +410,11 @@ def train(args: Args) -> dict:
             # NEXT_STEP autoreset: the step right after an episode ended only reset the env (its action
             # was ignored), so it is no transition. After a truncation next_obs is the true final
             # observation, and `terminated` alone stops the bootstrap (truncation is not death).
-            real = ~prev_done
-            rb.add(obs[real], next_obs[real], actions.cpu().numpy()[real], rewards[real], terminations[real])
+            current = 1 - current  # the other buffer: obs_t, this step's observations, stays
+            next_obs_t, rewards_t, terminations_t = staging[current].stage(next_obs, rewards, terminations)
+            rb.add(obs_t, next_obs_t, actions, rewards_t, terminations_t, real_rows(prev_done, device))
             prev_done = terminations | truncations
-            obs = np.array(next_obs)  # the pool's arrays are overwritten by the next step
+            obs_t = next_obs_t
             stats.log(logger, global_step, *stats.add(infos))
 
             # ---- logging; checkpoints; SIGTERM, SIGINT, spot notice: a final save, then stop ----

@@ -183,7 +183,7 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
     `--resume RUN` (or `--resume s3://bucket/run`, or `--resume --checkpoint-uri URI`) alone continues
     the run as it was set up, from the store alone."""
     overrides = dict(overrides or {})
-    migrate = getattr(cls, "migrate", lambda saved: saved)  # an older run's option names -> today's
+    migrate = getattr(cls, "migrate", lambda saved, recorded=False: saved)  # an older run's options -> today's
     layers: list[tuple[str, dict]] = []
     resume = overrides.get("resume")
     if config is None and resume:
@@ -196,10 +196,17 @@ def resolve_args(cls, config: str | None = None, overrides: dict | None = None):
             raise ValueError(f"resume: {store.uri} step {manifest['step']} holds no run arguments "
                              "(not a checkpoint of trader train)")
         saved = {k: v for k, v in base.items() if k != "resume"}
-        layers.append((f"{store.uri} step {manifest['step']}", migrate(saved)))
+        layers.append((f"{store.uri} step {manifest['step']}", migrate(saved, recorded=True)))
     if config is not None:
         layers.append((str(config), migrate(load_config(config))))
     layers.append(("command line", overrides))
+    env_id = next((layer["env_id"] for _, layer in reversed(layers) if layer.get("env_id") is not None),
+                  getattr(cls, "env_id", None))
+    if not (config is None and resume) and env_id == "trader":  # a new run on the trader env: the swept defaults
+        from trader.rl.defaults import trader_defaults
+
+        given = {k: v for _, layer in layers for k, v in layer.items()}
+        layers.insert(0, ("trader.rl.defaults", trader_defaults(cls, given)))
     return make_args(cls, *layers)
 
 

@@ -1,5 +1,6 @@
-"""A run's folder, runs/{env}__{algo}__{seed}__{time} (CleanRL's naming) with its config.yaml, and the
-TensorBoard scalars written into it."""
+"""Run folders: the one name every command gives them, {what}__{algo}__...__{date-time} under runs/
+(CleanRL's runs/{env}__{algo}__{seed}__{time}, with the time as a date); a training run's folder with
+its config.yaml; the TensorBoard scalars written into it."""
 
 from __future__ import annotations
 
@@ -16,14 +17,29 @@ def _write_config(path: Path, args) -> None:
     (path / "config.yaml").write_text(yaml.safe_dump(args_to_dict(args), sort_keys=False))
 
 
-def new_run_folder(args, algo: str) -> Path:
-    """A new folder runs/{env}__{algo}__{seed}__{time} with the run's config.yaml."""
-    env = re.sub(r"[^A-Za-z0-9_.-]+", "-", args.env_id)
-    base = Path(args.runs_dir) / f"{env}__{algo}__{args.seed}__{int(time.time())}"
-    path, n = base, 1
-    while path.exists():  # two runs started within the same second
+def run_dir(parent: str | Path, *parts) -> Path:
+    """PARENT/{part}__{part}__...__{YYYYmmdd-HHMMSS}, local time (`trader train`: trader__ppo__0__...,
+    `train-encoder`: encoder__tcn+deeplob__..., `evaluate`: evaluate__ppo__...); -1, -2, ... appended
+    when a folder of that name exists (two runs started within the same second)."""
+    name = "__".join(re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(p)) for p in (*parts, time.strftime("%Y%m%d-%H%M%S")))
+    base = path = Path(parent) / name
+    n = 1
+    while path.exists():
         path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    path.mkdir(parents=True)
+    return path
+
+
+def new_run_folder(args, algo: str) -> Path:
+    """A new run folder with the run's config.yaml: args.out, else runs_dir/{env}__{algo}__{seed}__{date-time}.
+    An --out folder that holds files is refused (its run is continued with --resume)."""
+    if args.out:
+        path = Path(args.out)
+        if path.is_dir() and any(path.iterdir()):
+            raise ValueError(f"--out: {path} is not empty; continue the run there with --resume {path}, or give "
+                             "another folder")
+    else:
+        path = run_dir(args.runs_dir, args.env_id, algo, args.seed)
+    path.mkdir(parents=True, exist_ok=True)
     _write_config(path, args)
     return path
 
@@ -36,7 +52,7 @@ def run_folder(args, algo: str, resumed, dist) -> Path:
             return str(new_run_folder(args, algo))
         path = Path(resumed.metadata.get("run_dir", ""))
         if not path.is_dir():
-            path = Path(args.runs_dir) / (path.name or f"resumed__{algo}")
+            path = Path(args.out) if args.out else Path(args.runs_dir) / (path.name or f"resumed__{algo}")
             path.mkdir(parents=True, exist_ok=True)
             if not (path / "config.yaml").exists():
                 _write_config(path, args)

@@ -18,21 +18,7 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class _Group(errors.Group):
-    """Commands whose module needs heavy or optional packages are imported when used (serve needs
-    aiohttp and ccxt; the data commands must not)."""
-
-    lazy = {"serve": ("trader.venue.cli", "serve")}
-
-    def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
-
-    def get_command(self, ctx, name):
-        if name in self.lazy and name not in self.commands:
-            import importlib
-
-            module, attr = self.lazy[name]
-            self.add_command(getattr(importlib.import_module(module), attr), name)
-        return super().get_command(ctx, name)
+    lazy = {"serve": ("trader.venue.cli", "serve")}  # needs aiohttp and ccxt; the data commands must not
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})

@@ -12,8 +12,10 @@
 Results are numpy views of the pool's own buffers (no copy): they stay valid until the pool has
 written as many rows again as it holds (one more step in sync mode); copy what you keep longer.
 Autoreset is gymnasium's NEXT_STEP mode: the step after a terminated or truncated one resets the env
-and ignores its action. Units: trade_size and max_position in base currency (e.g. BTC), fees in bps,
-latencies in ns, cash and equity in quote currency; inside the core everything is ticks and lots.
+and ignores its action. Units: trade_size and max_position in base currency (e.g. BTC), or
+trade_notional and max_position_notional in quote currency (each dataset converts them to its own lots
+at the mid of its first row: one size for several instruments), fees in bps, latencies in ns, cash and
+equity in quote currency; inside the core everything is ticks and lots.
 
 Options (trader.sim.spec lists them with defaults, units and docs; unknown ones raise ValueError):
 actions = discrete (hold/buy/sell market orders), continuous (target position), quote (bid/ask
@@ -49,7 +51,7 @@ from gymnasium.vector.utils import batch_space
 
 from trader import _core
 from trader.sim import spec
-from trader.sim.features import book_features
+from trader.sim import features as feature_sets
 
 _STEP_FIELDS = ("obs", "reward", "terminated", "truncated")  # the outputs returned outside info
 
@@ -72,9 +74,10 @@ class Market:
 
 
 def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock: str = "exchange",
-                features=None) -> Market:
+                features=None, feature_set: int | None = None) -> Market:
     """Sample a dataset (default: the bundled sample) on a time grid (interval_ms > 0) or after every
-    book message (interval_ms = 0) and build the observation features (default: book_features).
+    book message (interval_ms = 0) and build the observation features (set `feature_set` of
+    trader.sim.features; None: its DEFAULT_SET).
     Rows before both sides of the book exist are dropped. A recording without exchange time (every
     exch_ts 0) is sampled on its local clock. `features`: None, an array [T, D] aligned with the
     sampled rows, or a path to a .npy file of one."""
@@ -94,7 +97,8 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
     starts = np.ascontiguousarray(starts[first:])
     tick, lot = float(Decimal(ds.meta["tick_size"])), float(Decimal(ds.meta["lot_size"]))
     if features is None:
-        feats = book_features(book, lot, flow)
+        feats = feature_sets.features(book, lot, flow, feature_set=feature_sets.DEFAULT_SET if feature_set is None
+                                      else feature_set)
     else:
         feats = np.load(features) if isinstance(features, (str, bytes)) or hasattr(features, "__fspath__") else features
         feats = np.asarray(feats)
@@ -102,6 +106,19 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
             raise ValueError(f"features: expected shape [{len(book)}, D] (one row per sampled book row), got {feats.shape}")
         feats = np.ascontiguousarray(feats[-len(book):], dtype=np.float32)
     return Market(book, feats, ts, tick, lot, ds.symbol, records, starts, str(ds.path))
+
+
+def book_spacing_ms(data=None) -> float | None:
+    """The median time between the book updates of a dataset (default: the bundled sample), ms, on
+    load_market's clock: the finest grid whose consecutive rows differ. None with fewer than two."""
+    from trader.data.dataset import Dataset, load_dataset
+    from trader.data.events import BOOK_KINDS
+
+    ds = data if isinstance(data, Dataset) else load_dataset(data)
+    events = ds.events
+    clock = "exch_ts" if events["exch_ts"].any() else "local_ts"
+    ts = np.unique(events[clock][np.isin(events["kind"], BOOK_KINDS)])
+    return float(np.median(np.diff(ts))) / 1e6 if len(ts) > 2 else None
 
 
 def dataset_folders(paths) -> list[Path]:
@@ -291,20 +308,22 @@ def _first(info: dict) -> dict:
 
 
 def make(data=None, *, num_envs: int = 1, batch_size: int | None = None, num_threads: int = 1, seed: int = 0,
-         depth: int = 10, interval_ms: float = 100.0, features=None, **config) -> TradingVectorEnv:
+         depth: int = 10, interval_ms: float = 100.0, features=None, feature_set: int | None = None,
+         **config) -> TradingVectorEnv:
     """A TradingVectorEnv over a dataset folder (default: the bundled sample), a loaded Market, or a
-    list of either (several datasets, see load_markets). Env options: those of trader.sim.spec.options()
-    (unknown ones raise ValueError)."""
+    list of either (several datasets, see load_markets; `feature_set` applies to the folders loaded
+    here). Env options: those of trader.sim.spec.options() (unknown ones raise ValueError)."""
     if isinstance(data, (list, tuple)):
         market = [m if isinstance(m, Market) else None for m in data]
         if any(m is None for m in market):
             if features is not None:
                 raise ValueError("features: one array fits one dataset; pass Markets to combine several")
-            market = [m if isinstance(m, Market) else load_markets(m, depth=depth, interval_ms=interval_ms)
+            market = [m if isinstance(m, Market) else load_markets(m, depth=depth, interval_ms=interval_ms,
+                                                                   feature_set=feature_set)
                       for m in data]
             market = [x for m in market for x in (m if isinstance(m, list) else [m])]
     else:
         market = data if isinstance(data, Market) else load_market(data, depth=depth, interval_ms=interval_ms,
-                                                                      features=features)
+                                                                      features=features, feature_set=feature_set)
     return TradingVectorEnv(market, num_envs=num_envs, batch_size=batch_size, num_threads=num_threads, seed=seed,
                             **config)

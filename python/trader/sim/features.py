@@ -1,25 +1,58 @@
-"""Default observation features from book snapshots: normalized, no look-ahead (row t uses rows <= t).
+"""Observation features from book snapshots, in versioned sets: normalized, no look-ahead (row t uses
+rows <= t). A run records the set it trained on (`feature_set` in its arguments); runs saved before
+sets had numbers used set 1 (LEGACY_SET), and every later reader rebuilds the set a run recorded.
 
-For L levels a side, per row: distance of each level to the mid in bps (/10), log1p of each level's
-size in base units, then mid return since the previous row (bps), spread (bps), top-of-book and
-depth imbalance, and the aggressor trade flow of the interval (log volume and imbalance).
-D = 4 L + 6 columns. Missing levels (price 0) get distance 0 and size 0.
+Set 1 (`book_features`), D = 4 L + 6 columns: distance of each level to the mid in bps (/10), log1p of
+each level's size in base units, then mid return since the previous row (bps), spread (bps), top-of-book
+and depth imbalance, and the aggressor trade flow of the interval (log1p of base units, imbalance).
+Sizes in base units are not comparable across instruments (0.01 BTC and 100 NEXO are similar notionals).
+
+Set 2 (`scale_free_features`, issue 13), D = 4 L + 7 columns, the same layout plus one: every size is
+relative to a causal scale of the instrument's own depth, the exponentially weighted mean of the
+mean level size over the shown depth, both sides (weight 1 / SCALE_ROWS per row, the first row its own
+scale), so that an agent trained on one instrument reads another's book on the same footing: log1p of
+level size / scale, log1p of the interval's traded volume / scale, and last the order flow imbalance
+at the touch (Cont, Kukanov and Stoikov 2014, eq. 10, over one row) / scale, clipped to +-OFI_CLIP.
+Prices stay in bps of the mid (scale-free already). Multiplying every size by a constant (another lot
+size, another instrument's typical depth) leaves set 2 unchanged. The mean level size rather than the
+touch size: on 2 minutes of Binance BTCUSDT and ETHUSDT and 5 of NEXOUSDT the median of log1p(level /
+scale) is 0.19, 0.14, 0.28 with it, 0.03, 0.03, 1.46 with the touch (BTC and ETH pile size at the touch).
+
+Missing levels (price 0) get distance 0 and size 0 in both sets.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import lfilter
+
+SETS = (1, 2)
+DEFAULT_SET = 1  # new runs unless told (trader train's PPO defaults come from benchmarks/sweep_defaults.py)
+LEGACY_SET = 1  # the set of runs saved before sets had numbers (no feature_set in their arguments)
+SCALE_ROWS = 600  # rows of the depth scale's exponential mean (60 s on the default 100 ms grid)
+OFI_CLIP = 10.0  # touch sizes of order flow imbalance, either way
 
 
-def book_features(book: np.ndarray, lot_size: float, trade_flow: np.ndarray | None = None) -> np.ndarray:
-    """book: int64 [T, L, 4] (bid px, bid qty, ask px, ask qty in ticks/lots) -> float32 [T, 4L+6]."""
+def check_set(feature_set) -> int:
+    if isinstance(feature_set, bool) or feature_set not in SETS:
+        raise ValueError(f"feature_set: expected one of {', '.join(map(str, SETS))}, got {feature_set!r}")
+    return int(feature_set)
+
+
+def features(book: np.ndarray, lot_size: float, trade_flow: np.ndarray | None = None, *,
+             feature_set: int = DEFAULT_SET) -> np.ndarray:
+    """The observation features of set `feature_set` (see the module docstring)."""
+    if check_set(feature_set) == 1:
+        return book_features(book, lot_size, trade_flow)
+    return scale_free_features(book, trade_flow)
+
+
+def _prices(book: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(bid distance, ask distance in bps / 10, return in bps, spread in bps) of every row."""
     if book.ndim != 3 or book.shape[2] != 4:
         raise ValueError(f"book: expected shape [rows, levels, 4], got {book.shape}")
-    T, L, _ = book.shape
     bid_px = book[:, :, 0].astype(np.float64)
-    bid_q = book[:, :, 1].astype(np.float64) * lot_size
     ask_px = book[:, :, 2].astype(np.float64)
-    ask_q = book[:, :, 3].astype(np.float64) * lot_size
     if np.any(bid_px[:, 0] <= 0) or np.any(ask_px[:, 0] <= 0):
         bad = int(np.argmax((bid_px[:, 0] <= 0) | (ask_px[:, 0] <= 0)))
         raise ValueError(f"book: row {bad} has an empty side; sample after the first snapshot")
@@ -27,19 +60,70 @@ def book_features(book: np.ndarray, lot_size: float, trade_flow: np.ndarray | No
     m = mid[:, None]
     bid_dist = np.where(bid_px > 0, (m - bid_px) / m * 1e4 / 10.0, 0.0)
     ask_dist = np.where(ask_px > 0, (ask_px - m) / m * 1e4 / 10.0, 0.0)
-    ret = np.zeros(T)
+    ret = np.zeros(len(book))
     ret[1:] = np.log(mid[1:] / mid[:-1]) * 1e4
     spread = (ask_px[:, 0] - bid_px[:, 0]) / mid * 1e4
-    top_imb = (bid_q[:, 0] - ask_q[:, 0]) / np.maximum(bid_q[:, 0] + ask_q[:, 0], 1e-12)
-    depth_imb = (bid_q.sum(1) - ask_q.sum(1)) / np.maximum(bid_q.sum(1) + ask_q.sum(1), 1e-12)
+    return bid_dist, ask_dist, ret, spread
+
+
+def _imbalances(bid_q: np.ndarray, ask_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    top = (bid_q[:, 0] - ask_q[:, 0]) / np.maximum(bid_q[:, 0] + ask_q[:, 0], 1e-12)
+    depth = (bid_q.sum(1) - ask_q.sum(1)) / np.maximum(bid_q.sum(1) + ask_q.sum(1), 1e-12)
+    return top, depth
+
+
+def _flow(trade_flow: np.ndarray | None, rows: int, unit: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bought + sold, their imbalance) of every row's interval; sizes times `unit`."""
     if trade_flow is None:
-        vol = np.zeros(T)
-        flow_imb = np.zeros(T)
-    else:
-        bought = trade_flow[:, 0] * lot_size
-        sold = trade_flow[:, 1] * lot_size
-        vol = np.log1p(bought + sold)
-        flow_imb = (bought - sold) / np.maximum(bought + sold, 1e-12)
+        return np.zeros(rows), np.zeros(rows)
+    bought = trade_flow[:, 0] * unit
+    sold = trade_flow[:, 1] * unit
+    return bought + sold, (bought - sold) / np.maximum(bought + sold, 1e-12)
+
+
+def _scalars(ret, spread, top_imb, depth_imb, vol, flow_imb) -> np.ndarray:
+    return np.stack([np.clip(ret, -50, 50) / 5.0, np.clip(spread, 0, 100) / 5.0, top_imb, depth_imb, vol, flow_imb], 1)
+
+
+def book_features(book: np.ndarray, lot_size: float, trade_flow: np.ndarray | None = None) -> np.ndarray:
+    """Set 1. book: int64 [T, L, 4] (bid px, bid qty, ask px, ask qty in ticks/lots) -> float32 [T, 4L+6]."""
+    bid_dist, ask_dist, ret, spread = _prices(book)
+    bid_q = book[:, :, 1].astype(np.float64) * lot_size
+    ask_q = book[:, :, 3].astype(np.float64) * lot_size
+    vol, flow_imb = _flow(trade_flow, len(book), lot_size)
     cols = [bid_dist, ask_dist, np.log1p(bid_q), np.log1p(ask_q),
-            np.stack([np.clip(ret, -50, 50) / 5.0, np.clip(spread, 0, 100) / 5.0, top_imb, depth_imb, vol, flow_imb], 1)]
+            _scalars(ret, spread, *_imbalances(bid_q, ask_q), np.log1p(vol), flow_imb)]
+    return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)
+
+
+def depth_scale(book: np.ndarray) -> np.ndarray:
+    """The causal size scale of every row (lots): exponential mean over SCALE_ROWS rows of the mean level
+    size of the shown depth (both sides, missing levels 0), starting from row 0's own; never below one lot."""
+    level = 0.5 * (book[:, :, 1] + book[:, :, 3]).mean(axis=1, dtype=np.float64)
+    a = 1.0 / SCALE_ROWS
+    scale, _ = lfilter([a], [1.0, a - 1.0], level, zi=[(1.0 - a) * level[0]])
+    return np.maximum(scale, 1.0)
+
+
+def touch_ofi(book: np.ndarray) -> np.ndarray:
+    """Order flow imbalance at the touch from each row to the next, lots (Cont, Kukanov and Stoikov 2014,
+    eq. 10: bid size added at or above the previous best bid minus size removed from it, less the same on
+    the ask side); 0 at row 0."""
+    pb, qb, pa, qa = (book[:, 0, i].astype(np.float64) for i in range(4))
+    e = np.zeros(len(book))
+    e[1:] = ((pb[1:] >= pb[:-1]) * qb[1:] - (pb[1:] <= pb[:-1]) * qb[:-1]
+             - (pa[1:] <= pa[:-1]) * qa[1:] + (pa[1:] >= pa[:-1]) * qa[:-1])
+    return e
+
+
+def scale_free_features(book: np.ndarray, trade_flow: np.ndarray | None = None) -> np.ndarray:
+    """Set 2. book: int64 [T, L, 4] -> float32 [T, 4L+7]; sizes relative to depth_scale (lot size cancels)."""
+    bid_dist, ask_dist, ret, spread = _prices(book)
+    scale = depth_scale(book)
+    bid_q = book[:, :, 1].astype(np.float64) / scale[:, None]
+    ask_q = book[:, :, 3].astype(np.float64) / scale[:, None]
+    vol, flow_imb = _flow(trade_flow, len(book), 1.0 / scale)
+    ofi = np.clip(touch_ofi(book) / scale, -OFI_CLIP, OFI_CLIP)
+    cols = [bid_dist, ask_dist, np.log1p(bid_q), np.log1p(ask_q),
+            _scalars(ret, spread, *_imbalances(bid_q, ask_q), np.log1p(vol), flow_imb), ofi[:, None]]
     return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from trader.sim import spec
 from trader.sim.reference_numbers import llround
 
 
@@ -41,7 +42,7 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
         raise ValueError("tick_size: expected > 0 quote")
     if not (lot_size > 0 and math.isfinite(lot_size)):
         raise ValueError("lot_size: expected > 0 base")
-    if llround(cfg["trade_size"] / lot_size) < 1:
+    if cfg["trade_notional"] <= 0 and llround(cfg["trade_size"] / lot_size) < 1:
         raise ValueError(f"trade_size: expected at least one lot ({lot_size} base), got {cfg['trade_size']}")
     book, features = np.asarray(book), np.asarray(features)
     if book.ndim != 3 or book.shape[2] != 4 or book.dtype != np.int64:
@@ -74,12 +75,16 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
     nonfinite = np.argwhere(~np.isfinite(features))
     if nonfinite.size:
         raise ValueError(f"features: non-finite value at row {nonfinite[0][0]}, column {nonfinite[0][1]}")
-    max_lots = llround(cfg["max_position"] / lot_size)
+    ref_price = spec.reference_price(book, tick_size)
+    trade_lots, max_lots = spec.size_lots(cfg, lot_size, ref_price)
+    if trade_lots < 1:
+        raise ValueError(f"trade_notional: expected at least one lot ({lot_size} base = {lot_size * ref_price} quote "
+                         f"at the first row's mid {ref_price}), got {cfg['trade_notional']}")
     return dict(book=book, features=features, rows=rows, levels=levels, dim=features.shape[1],
                 start_min=int(start_min), last_start=last_start,
                 ts=None if ts is None else [int(t) for t in ts], records=records,
                 starts=None if starts is None else [int(s) for s in starts],
                 mid=[0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())],  # ticks
                 ntl=tick_size * lot_size,  # quote per tick-lot
-                trade_lots=llround(cfg["trade_size"] / lot_size), max_lots=max_lots,
+                trade_lots=trade_lots, max_lots=max_lots,
                 min_lots=-max_lots if cfg["allow_short"] else 0)

@@ -84,6 +84,24 @@ def check_config(**config: Any) -> dict[str, Any]:
     return _core.check_config(**config)
 
 
+def size_lots(config: dict[str, Any], lot_size: float, ref_price: float) -> tuple[int, int]:
+    """(order size, position limit) in lots of one dataset, as the C++ env converts them (cpp/env/spec.h,
+    size_lots): base units / lot_size, or with trade_notional > 0 quote currency / (ref_price * lot_size);
+    ref_price in quote per base: the mid of the dataset's first row (`reference_price`)."""
+    from trader.sim.reference_numbers import llround
+
+    if config["trade_notional"] > 0:
+        quote_per_lot = ref_price * lot_size
+        return llround(config["trade_notional"] / quote_per_lot), llround(config["max_position_notional"] / quote_per_lot)
+    return llround(config["trade_size"] / lot_size), llround(config["max_position"] / lot_size)
+
+
+def reference_price(book: np.ndarray, tick_size: float) -> float:
+    """Quote per base at which sizes in quote currency become lots: the mid of the first row of `book`
+    (int64 [T, L, 4] ticks), computed as the C++ env does."""
+    return 0.5 * float(int(book[0, 0, 0]) + int(book[0, 0, 2])) * tick_size
+
+
 def action_width(config: dict[str, Any]) -> int:
     """Floats per agent of a continuous action (1 for the integer modes)."""
     if config["actions"] == "quote_continuous":

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import click
 
+from trader.options import SEED
+from trader.sim import spec
+
 
 def _utc(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -46,17 +49,21 @@ def _rate_limit(value: str | None) -> tuple[int, float]:
 @click.option("--keys", "keys_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help='JSON file {"API_KEY": {"secret": ..., "balances": {"USDT": "100000", "BTC": "1"}}}; '
                    "keep it outside the repository. Without it only public endpoints work.")
-@click.option("--taker-fee-bps", type=float, default=10.0, show_default=True)
-@click.option("--maker-fee-bps", type=float, default=10.0, show_default=True)
+@click.option("--taker-fee-bps", type=float, default=spec.defaults()["taker_fee_bps"], show_default=True,
+              help="Fee on orders that take liquidity, bps of notional (the default is trader train's).")
+@click.option("--maker-fee-bps", type=float, default=spec.defaults()["maker_fee_bps"], show_default=True,
+              help="Fee on resting orders that fill, bps of notional (the default is trader train's).")
 @click.option("--min-notional", default="5", show_default=True, help="NOTIONAL filter, in quote.")
 @click.option("--latency-ms", type=float, default=0.0, show_default=True,
               help="Round-trip latency added to REST responses; half of it to websocket messages.")
-@click.option("--latency-jitter-ms", type=float, default=0.0, show_default=True)
+@click.option("--latency-jitter-ms", type=float, default=0.0, show_default=True,
+              help="Random extra latency of REST responses, uniform in 0..this, on top of --latency-ms.")
 @click.option("--rate-limit", default=None, metavar="N[/SECONDS]",
               help="Answer 429 (Retry-After, code -1003) past N requests per window (default 10 s).")
 @click.option("--error-rate", type=float, default=0.0, show_default=True,
               help="Probability of a 5xx instead of processing a request.")
-@click.option("--error-status", type=int, default=503, show_default=True)
+@click.option("--error-status", type=int, default=503, show_default=True,
+              help="HTTP status of the errors that --error-rate injects.")
 @click.option("--drop-after-accept", type=float, default=0.0, show_default=True,
               help="Probability of closing the connection after an order was placed or canceled.")
 @click.option("--ws-disconnect-every", type=float, default=0.0, show_default=True, metavar="SECONDS",
@@ -65,7 +72,7 @@ def _rate_limit(value: str | None) -> tuple[int, float]:
               help="Leave out every N-th message of the depth diff streams.")
 @click.option("--fault-paths", default=None, metavar="LIST",
               help="Comma-separated REST endpoints the REST faults apply to (e.g. order,depth); default all.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault injection.")
+@click.option("--seed", type=int, default=SEED, show_default=True, help="Seed of the fault injection.")
 @click.option("--duration", type=float, default=None, metavar="SECONDS", help="Stop after SECONDS (wall).")
 @click.option("-v", "--verbose", is_flag=True, help="Log faults and connections.")
 def serve(data_dir, host, port, speed, loop, keys_file, taker_fee_bps, maker_fee_bps, min_notional, latency_ms,

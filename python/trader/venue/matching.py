@@ -14,6 +14,8 @@ Rules (documented in the package docstring too):
   would take. A resting order fills **at its limit price** (maker fee) when the replayed opposite best
   price reaches it (buy: best ask <= limit; sell: best bid >= limit), for as much as the crossing
   levels hold, and when a replayed trade prints strictly through it, for up to the trade's size.
+* A resting order also keeps a place in its level's queue by the training env's queue model
+  (``trader.venue.queue``, power 2 by default): trades at its price fill it once the queue ahead is gone.
 * Fees: ``taker_bps`` / ``maker_bps`` (default 10 = 0.1 %) of the notional, always charged in the quote
   asset (commissionAsset = quote), rounded up to the quote precision. A buy pays price * qty + fee; a
   sell receives price * qty - fee. LIMIT buys lock price * qty * (1 + max fee) of quote; sells lock qty.
@@ -31,6 +33,7 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from trader.venue import errors
 from trader.venue.accounts import Account, Order
 from trader.venue.amounts import decimals, fmt, integer, parse
+from trader.venue.queue import QueueSpot, check_queue_model, queue_on_depth, queue_on_snapshot, queue_on_trade
 from trader.venue.replay import MarketReplay, ReplaySink
 
 _CLIENT_ID = re.compile(r"^[a-zA-Z0-9\-_]{1,36}$")
@@ -40,7 +43,11 @@ _TIFS = ("GTC", "IOC", "FOK")
 
 class MatchingEngine(ReplaySink):
     def __init__(self, replay: MarketReplay, base: str, quote: str, now_ms, *, taker_bps: float = 10,
-                 maker_bps: float = 10, min_notional: str = "5"):
+                 maker_bps: float = 10, min_notional: str = "5", queue_model: str = "power",
+                 queue_power: float = 2.0):
+        check_queue_model(queue_model, queue_power)
+        self.queue_model, self.queue_power = queue_model, float(queue_power)
+        self.queue: dict[int, QueueSpot] = {}  # order id -> place of each resting order
         self.replay = replay
         self.book = replay.book
         self.symbol = replay.symbol
@@ -189,6 +196,7 @@ class MatchingEngine(ReplaySink):
         order.status = status
         order.update_ms = acct.update_ms = self.now_ms()
         self.open.pop(order.order_id, None)
+        self.queue.pop(order.order_id, None)
         if status != "FILLED":  # a fill was reported by its trade
             self.reports.append((order, status, None, order.executed, order.cum_quote))
 
@@ -320,6 +328,7 @@ class MatchingEngine(ReplaySink):
                 self._close(order, "EXPIRED")
             else:
                 self.open[order.order_id] = order
+                self.queue[order.order_id] = QueueSpot(float(self.book.qty_at(buy, price)))  # the back of its level
         return self.order_response(order, resp_type)
 
     def _find(self, acct: Account, params: dict, not_found) -> Order:
@@ -423,11 +432,17 @@ class MatchingEngine(ReplaySink):
     def on_snapshot(self) -> None:
         self.overlay[True].clear()
         self.overlay[False].clear()
+        for oid, spot in self.queue.items():
+            queue_on_snapshot(spot, self.book.qty_at(self.open[oid].side == "BUY", self.open[oid].price))
         self._match_resting()
 
-    def on_depth(self, msg: dict, changed: list[tuple[bool, int]]) -> None:
-        for is_bid, price in changed:
+    def on_depth(self, msg: dict, changed: list[tuple[bool, int, int]]) -> None:
+        for is_bid, price, prev in changed:
             self.overlay[is_bid].pop(price, None)
+            for oid, spot in self.queue.items():
+                o = self.open[oid]
+                if o.price == price and (o.side == "BUY") == is_bid:
+                    queue_on_depth(spot, prev, self.book.qty_at(is_bid, price), self.queue_model, self.queue_power)
         self._match_resting()
 
     def on_trade(self, msg: dict, price: int, qty: int) -> None:
@@ -441,6 +456,15 @@ class MatchingEngine(ReplaySink):
                 take = min(order.remaining, left)
                 self._fill(order, order.price, take, maker=True)
                 order.fills.clear()  # not part of any response
+                left -= take
+                if order.remaining == 0:
+                    self._close(order, "FILLED")
+        left, hit = qty, "BUY" if msg.get("m") else "SELL"  # at its price, by the opposite aggressor ("m": sold)
+        for order in sorted((o for o in self.open.values() if o.price == price and o.side == hit), key=lambda o: o.order_id):
+            take = queue_on_trade(self.queue[order.order_id], order.remaining, left, qty)
+            if take > 0:
+                self._fill(order, order.price, take, maker=True)
+                order.fills.clear()
                 left -= take
                 if order.remaining == 0:
                     self._close(order, "FILLED")

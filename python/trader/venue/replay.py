@@ -86,7 +86,8 @@ class ReplaySink:
 
     def on_snapshot(self) -> None: ...
 
-    def on_depth(self, msg: dict, changed: list[tuple[bool, int]]) -> None: ...
+    def on_depth(self, msg: dict, changed: list[tuple[bool, int, int]]) -> None:
+        """``changed``: (is_bid, price ticks, size before in lots) of each level the diff set."""
 
     def on_trade(self, msg: dict, price: int, qty: int) -> None: ...
 
@@ -211,9 +212,9 @@ class MarketReplay:
             bids, asks, changed = [], [], []
             for is_bid, price, qty in zip(((ev["flags"] & _BID) != 0).tolist(), ev["price"].tolist(),
                                           ev["qty"].tolist()):
+                changed.append((is_bid, price, self.book.qty_at(is_bid, price)))
                 self.book.set(is_bid, price, qty)
                 (bids if is_bid else asks).append([P(price), Q(qty)])
-                changed.append((is_bid, price))
             first = ev[0]
             u = int(first["update_id"]) + self.uid_off
             msg = {"e": "depthUpdate", "E": self._event_ms(int(first["exch_ts"]), int(first["local_ts"])),

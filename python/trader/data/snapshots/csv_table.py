@@ -30,9 +30,9 @@ def parse(path, fi, col: Collector, clock: Clock, opts: dict) -> None:
         ts_name = next((n for n in _TS_NAMES if n in index), None)
         if ts_name is None:
             raise missing_column(path, hline, header, _TS_NAMES[0],
-                                  f"timestamp; none of {', '.join(_TS_NAMES)} found, pass csv_ts_column")
+                                  f"timestamp; none of {', '.join(_TS_NAMES)} found, pass --csv-ts-column NAME")
     elif ts_name not in index:
-        raise missing_column(path, hline, header, ts_name, "timestamp, csv_ts_column")
+        raise missing_column(path, hline, header, ts_name, "timestamp, --csv-ts-column")
     ts_col = index[ts_name]
     bid_cols = level_columns(path, hline, header, (opts["bid_price"], opts["bid_size"]), opts["levels"], "bid levels")
     ask_cols = level_columns(path, hline, header, (opts["ask_price"], opts["ask_size"]), opts["levels"], "ask levels")

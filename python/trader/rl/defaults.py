@@ -1,0 +1,48 @@
+"""`trader train`'s defaults on the trader env, per learner: the one declaration the defaults sweep
+(benchmarks/sweep_defaults.py, table in benchmarks/README.md "Defaults sweep") sets. A new run on the
+trader env starts from these, then its config file and flags (trader.run.lifecycle.resolve_args); a
+resumed run keeps its own saved arguments. Other envs (gymnasium tasks, MPE) keep the learner's defaults.
+
+Until the sweep has run on the GPU these are the values the learners and the env had before (PPO's
+learning rate, entropy coefficient and envs, the env's horizon and reward scale, feature set 1).
+"""
+
+from __future__ import annotations
+
+TRADER_DEFAULTS: dict[str, dict] = {
+    "ppo": {"learning_rate": 2.5e-4, "ent_coef": 0.01, "horizon": 500, "reward_scale": 1.0, "num_envs": 4, "feature_set": 1},
+}
+
+
+# On CUDA a new PPO run on the trader env without --num-envs steps as many envs as its budget allows (issue 13):
+# the GPU acts for thousands of envs at the cost of one (benchmarks/README.md "GPU scale: one H200": 16,384 envs
+# train at 10.3 M env-steps/s, 15.9x Stable-Baselines3), while the CPU default of 4 leaves it idle.
+CUDA_MAX_ENVS = 16_384
+CUDA_MIN_UPDATES = 16  # the budget still holds this many PPO updates
+
+
+def cuda_num_envs(total_timesteps: int, num_steps: int, cpu_default: int) -> int:
+    """The largest power-of-two multiple of `cpu_default` up to CUDA_MAX_ENVS whose rollouts of
+    `num_steps` fit CUDA_MIN_UPDATES times in `total_timesteps` (at least `cpu_default`)."""
+    n = cpu_default
+    while n * 2 <= CUDA_MAX_ENVS and n * 2 * num_steps * CUDA_MIN_UPDATES <= total_timesteps:
+        n *= 2
+    return n
+
+
+def trader_defaults(args_cls, given: dict | None = None) -> dict:
+    """The trader-env defaults of the learner whose Args class is `args_cls` (trader.rl.{algo}.Args);
+    `given`: the run's options from its config file and flags (PPO on CUDA without num_envs gets
+    cuda_num_envs of its budget)."""
+    out = dict(TRADER_DEFAULTS.get(args_cls.__module__.rsplit(".", 1)[-1], {}))
+    given = given or {}
+    fields = args_cls.__dataclass_fields__
+    if "num_steps" in fields and "num_envs" not in given and given.get("cuda", fields["cuda"].default):
+        import torch
+
+        def pick(name: str) -> int:
+            return int(given.get(name, out.get(name, fields[name].default)))
+
+        if torch.cuda.is_available():
+            out["num_envs"] = cuda_num_envs(pick("total_timesteps"), pick("num_steps"), pick("num_envs"))
+    return out
