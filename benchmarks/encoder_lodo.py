@@ -272,6 +272,8 @@ def main() -> None:
     ap.add_argument("--series-from", default="",
                     help="a folder of series caches (OUT/series of an earlier run) to use instead of --shared: "
                          "no conversion, no C++ core needed (for a device without the recordings)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run no task: the table of the tasks finished in OUT/tasks with these options")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,8 +288,8 @@ def main() -> None:
     seeds = [int(s) for s in a.seeds.split(",")]
     args = {k: v for k, v in vars(a).items()}
     # per-model tasks: a change of --models keeps the finished tasks of the other models
-    key = json.dumps({k: v for k, v in args.items() if k not in ("jobs", "out", "shared", "series_from", "models")},
-                     sort_keys=True)
+    unkeyed = ("jobs", "out", "shared", "series_from", "models", "report_only")
+    key = json.dumps({k: v for k, v in args.items() if k not in unkeyed}, sort_keys=True)
     tasks_dir = out / "tasks"
     tasks_dir.mkdir(exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, a.jobs))
@@ -308,15 +310,19 @@ def main() -> None:
             results.append(done["result"])
         else:
             todo.append(j)
+    if a.report_only:  # the table of the finished tasks (e.g. copied back from a device run cut by its timeout)
+        print(f"--report-only: {len(results)} of {len(jobs)} tasks finished, {len(todo)} not run", flush=True)
+        todo = []
     print(f"{len(todo)} of {len(jobs)} tasks to run ({a.jobs} at a time, {threads} threads each)", flush=True)
     t0 = time.perf_counter()
 
     def keep(j, r):
         task_file(j).write_text(json.dumps({"key": key, "result": r}))
         results.append(r)
+        f1 = "; ".join(f"{m} " + "/".join(f"{s['macro_f1'] * 100:.1f}" for s in v["scores"])
+                       for m, v in r["models"].items())
         print(f"[{time.perf_counter() - t0:7.1f} s] held out {r['held_out']}, seed {r['seed']}, {r['model']} "
-              f"({r['seconds']:.0f} s): " + "; ".join(f"{m} " + "/".join(f"{s['macro_f1'] * 100:.1f}" for s in v["scores"])
-                                                     for m, v in r["models"].items()), flush=True)
+              f"({r['seconds']:.0f} s): {f1}", flush=True)
 
     if a.jobs == 1:
         for j in todo:

@@ -365,8 +365,8 @@ def fit_skip(skip: nn.Conv1d, stack: _Stack, rows: np.ndarray, horizons: int, se
     for h in range(horizons):
         w, b = logistic_weights(x, y[:, h], seed=seed)
         with torch.no_grad():
-            skip.weight[3 * h:3 * h + 3, :, 0] = torch.tensor(w.T, dtype=skip.weight.dtype)
-            skip.bias[3 * h:3 * h + 3] = torch.tensor(b, dtype=skip.bias.dtype)
+            skip.weight[3 * h:3 * h + 3, :, 0] = torch.tensor(w.T, dtype=skip.weight.dtype, device=skip.weight.device)
+            skip.bias[3 * h:3 * h + 3] = torch.tensor(b, dtype=skip.bias.dtype, device=skip.bias.device)
 
 
 @torch.no_grad()
