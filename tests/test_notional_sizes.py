@@ -117,6 +117,7 @@ def test_cli_flags(tmp_path, folders, restore_torch_globals):
     assert res.exit_code != 0 and "--trade-size / --trade-notional: expected sizes in base units" in res.output
     res = runner.invoke(main, ["train", "--algo", "ppo", "--data", str(folders[0]), "--data", str(folders[1]),
                                "--trade-notional", "50", "--max-position-notional", "500", "--horizon", "30",
+                               "--interval-ms", "250",  # NEXOUSDT's book updates every ~200 ms
                                "--total-timesteps", "256", "--num-envs", "2", "--no-cuda", "--no-progress-bar",
                                "--runs-dir", str(tmp_path / "runs")])
     assert res.exit_code == 0, res.output
