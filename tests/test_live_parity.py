@@ -44,10 +44,10 @@ COMPARED = ("position", "equity", "fees", "maker_fees", "taker_fees", "filled", 
 
 
 def usdm_dataset(tmp_path):
-    """200 s of the USD-M BTCUSDT recording. The local exchange serves Binance's spot API (USD-M comes
-    with its own branch), whose diff stream chains by ``U == previous u + 1``; USD-M diffs chain by
-    ``pu`` instead, so each diff's ``U`` is set to the previous message's ``u`` + 1 here. Update ids
-    are not part of what the env or the kernel sees (levels, trades, times)."""
+    """200 s of the USD-M BTCUSDT recording, served on Binance's spot API (the session under test is the
+    spot paper session), whose diff stream chains by ``U == previous u + 1``; USD-M diffs chain by ``pu``
+    instead, so each diff's ``U`` is set to the previous message's ``u`` + 1 here. Update ids are not
+    part of what the env or the kernel sees (levels, trades, times)."""
     from trader.data.binance import convert_sequence, group_sequences
     from trader.data.dataset import write_dataset
     from trader.data.events import EventKind
@@ -108,7 +108,7 @@ def paper_session(data, env: dict, actions: np.ndarray, db, seconds: float):
 
     it = iter(actions.tolist())
     policy = PolicySpec(lambda obs: np.array([next(it)]), "seeded", dict(env))
-    with LocalExchange(data, speed=10) as ex:
+    with LocalExchange(data, speed=10, market="spot") as ex:
         opts = LiveOptions(symbol="BTC/USDT", checkpoint=policy, base_url=ex.url, db=str(db), duration=seconds,
                            interval_ms=100, fee_bps=env["taker_fee_bps"], on_step=on_step)
         code, res, msg = run_live(opts, Console(file=io.StringIO()))

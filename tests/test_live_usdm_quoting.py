@@ -73,10 +73,11 @@ async def quote_session(ex, broker: FuturesBroker, feed: LiveFeed, seconds: floa
         was_stale = False
         if any(r.status in UNRESOLVED for r in broker.ledger.orders(UNRESOLVED)):
             await broker.sync()
-        s = feed.sample()
+        top = feed.book.book.top(1)  # the live C++ book's touch, ticks
+        best_bid, best_ask = D(int(top[0, 0])) * feed.tick, D(int(top[0, 2])) * feed.tick
         pos = broker.position().base
-        bid = broker.round_price(D(s.best_bid), up=False) if pos < MAX_POSITION else None
-        ask = broker.round_price(D(s.best_ask), up=True) if pos > -MAX_POSITION else None
+        bid = broker.round_price(best_bid, up=False) if pos < MAX_POSITION else None
+        ask = broker.round_price(best_ask, up=True) if pos > -MAX_POSITION else None
         await requote(broker, "buy", bid, SIZE)
         await requote(broker, "sell", ask, SIZE)
         out["steps"] += 1

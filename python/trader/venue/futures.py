@@ -145,7 +145,7 @@ class FuturesEngine(MatchingEngine):
     def _close(self, order: FuturesOrder, status: str) -> None:
         order.status = status
         order.update_ms = order.account.update_ms = self.now_ms()
-        self.open.pop(order.order_id, None)
+        self._unrest(order)
         if status != "FILLED":
             self.reports.append((order, status, None, order.executed, order.cum_quote))
 
@@ -286,7 +286,7 @@ class FuturesEngine(MatchingEngine):
         elif otype == "MARKET" or tif in ("IOC", "FOK"):
             self._close(order, "EXPIRED")
         else:
-            self.open[order.order_id] = order
+            self._rest(order)
         return self.order_status(order)
 
     def cancel(self, acct: FuturesAccount, params: dict) -> dict:

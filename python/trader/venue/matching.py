@@ -195,10 +195,18 @@ class MatchingEngine(ReplaySink):
             order.lock = Decimal(0)
         order.status = status
         order.update_ms = acct.update_ms = self.now_ms()
-        self.open.pop(order.order_id, None)
-        self.queue.pop(order.order_id, None)
+        self._unrest(order)
         if status != "FILLED":  # a fill was reported by its trade
             self.reports.append((order, status, None, order.executed, order.cum_quote))
+
+    def _rest(self, order: Order) -> None:
+        """The order rests on the book, at the back of its level's queue (the env's queue model)."""
+        self.open[order.order_id] = order
+        self.queue[order.order_id] = QueueSpot(float(self.book.qty_at(order.side == "BUY", order.price)))
+
+    def _unrest(self, order: Order) -> None:
+        self.open.pop(order.order_id, None)
+        self.queue.pop(order.order_id, None)
 
     # ---- requests ------------------------------------------------------------------------------
     def _check_symbol(self, params: dict) -> None:
@@ -332,8 +340,7 @@ class MatchingEngine(ReplaySink):
             elif tif in ("IOC", "FOK"):
                 self._close(order, "EXPIRED")
             else:
-                self.open[order.order_id] = order
-                self.queue[order.order_id] = QueueSpot(float(self.book.qty_at(buy, price)))  # the back of its level
+                self._rest(order)
         return self.order_response(order, resp_type)
 
     def _find(self, acct: Account, params: dict, not_found) -> Order:
