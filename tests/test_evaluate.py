@@ -183,6 +183,7 @@ def test_folds_that_mix_instruments(tmp_path):
     res = CliRunner().invoke(main, ["evaluate", *[x for p in paths for x in ("--data", p)], "--train-window", "2",
                                     "--feature-set", "2", "--trade-notional", "200", "--max-position-notional", "2000",
                                     "--seeds", "1", "--total-timesteps", "1024", "--num-envs", "4", "--horizon", "100",
+                                    "--interval-ms", "250",  # NEXOUSDT's book changes every ~300 ms
                                     "--out", str(out), "--no-progress-bar"])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "evaluation.json").read_text())

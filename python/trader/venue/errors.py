@@ -63,6 +63,16 @@ def invalid_side() -> BinanceError:
     return BinanceError(-1117, "Invalid side.", 400)
 
 
+def order_side(params: dict) -> str:
+    """An order's side parameter, BUY or SELL; otherwise the error Binance answers."""
+    side = (params.get("side") or "").upper()
+    if not side:
+        raise mandatory("side")
+    if side not in ("BUY", "SELL"):
+        raise invalid_side()
+    return side
+
+
 def invalid_tif() -> BinanceError:
     return BinanceError(-1115, "Invalid timeInForce.", 400)
 

@@ -215,7 +215,7 @@ class FuturesEngine(MatchingEngine):
     # ---- orders --------------------------------------------------------------------------------
     def place(self, acct: FuturesAccount, params: dict, test: bool = False) -> dict:
         self._check_symbol(params)
-        side = self._side(params)
+        side = errors.order_side(params)
         if (params.get("positionSide") or "BOTH").upper() != "BOTH":
             raise _err(-4061, "Order's position side does not match user's setting.")
         otype = (params.get("type") or "").upper()

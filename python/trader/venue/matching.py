@@ -199,8 +199,7 @@ class MatchingEngine(ReplaySink):
         if status != "FILLED":  # a fill was reported by its trade
             self.reports.append((order, status, None, order.executed, order.cum_quote))
 
-    def _rest(self, order: Order) -> None:
-        """The order rests on the book, at the back of its level's queue (the env's queue model)."""
+    def _rest(self, order: Order) -> None:  # on the book, at the back of its level's queue (the env's model)
         self.open[order.order_id] = order
         self.queue[order.order_id] = QueueSpot(float(self.book.qty_at(order.side == "BUY", order.price)))
 
@@ -216,18 +215,9 @@ class MatchingEngine(ReplaySink):
         if symbol.upper() != self.symbol:
             raise errors.invalid_symbol()
 
-    @staticmethod
-    def _side(params: dict) -> str:
-        side = (params.get("side") or "").upper()
-        if not side:
-            raise errors.mandatory("side")
-        if side not in ("BUY", "SELL"):
-            raise errors.invalid_side()
-        return side
-
     def place(self, acct: Account, params: dict, test: bool = False) -> dict:
         self._check_symbol(params)
-        side = self._side(params)
+        side = errors.order_side(params)
         otype = (params.get("type") or "").upper()
         if not otype:
             raise errors.mandatory("type")
