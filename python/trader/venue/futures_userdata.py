@@ -19,20 +19,19 @@ trades, bookTicker) is the spot ``StreamHub`` under ``/fstream/...``.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from decimal import Decimal
 
 from aiohttp import web
 from trader.venue import errors
 from trader.venue.amounts import fmt
-from trader.venue.replay import FlushingSink
 from trader.venue.streams import WsConnection, serve_connection
+from trader.venue.userdata import UserDataStreams
 
 _ZERO = Decimal(0)
 
 
-class FuturesUserData(FlushingSink):
+class FuturesUserData(UserDataStreams):
     def __init__(self, engine, injector):
         self.engine = engine
         self.injector = injector
@@ -135,15 +134,3 @@ class FuturesUserData(FlushingSink):
             self.subs.pop(conn, None)
         return ws
 
-    async def drop_all(self) -> int:
-        """Close every user-data connection (injected fault); returns how many were closed."""
-        conns = list(self.conns)
-        for conn in conns:
-            self.subs.pop(conn, None)
-        await asyncio.gather(*(c.close(1001, b"injected user-data stream drop") for c in conns),
-                             return_exceptions=True)
-        return len(conns)
-
-    async def close_all(self) -> None:
-        await asyncio.gather(*(c.close(1001, b"server shutdown") for c in list(self.conns)),
-                             return_exceptions=True)

@@ -15,7 +15,6 @@ the diff stream (``U`` jumps) and resyncs from a new REST snapshot, as it would 
 
 from __future__ import annotations
 
-import abc
 
 import time
 from collections import deque
@@ -95,23 +94,6 @@ class ReplaySink:
 
     def on_book_ticker(self, msg: dict) -> None: ...
 
-
-class FlushingSink(ReplaySink, abc.ABC):
-    """A sink whose events wait until the replayed market moves: every snapshot, diff and trade
-    flushes them (the user-data streams: fills go out with the market message that made them)."""
-
-    @abc.abstractmethod
-    def flush(self) -> None:
-        """Send what waits."""
-
-    def on_snapshot(self) -> None:
-        self.flush()
-
-    def on_depth(self, msg: dict, changed: list[tuple[bool, int, int]]) -> None:
-        self.flush()
-
-    def on_trade(self, msg: dict, price: int, qty: int) -> None:
-        self.flush()
 
 
 class MarketReplay:

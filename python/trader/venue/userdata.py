@@ -16,6 +16,7 @@ lost to it, as on Binance, and must be read back over REST.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from decimal import Decimal
@@ -25,7 +26,7 @@ from aiohttp import web
 from trader.venue import errors
 from trader.venue.amounts import fmt
 from trader.venue.auth import verify
-from trader.venue.replay import FlushingSink
+from trader.venue.replay import ReplaySink
 from trader.venue.streams import WsConnection, serve_connection
 
 log = logging.getLogger("trader.venue")
@@ -34,7 +35,43 @@ WS_API_PATH = "/ws-api/ws-api/v3"
 _ZERO = fmt(Decimal(0))
 
 
-class UserDataHub(FlushingSink):
+class UserDataStreams(ReplaySink, abc.ABC):
+    """What the spot and USD-M user-data hubs share: their events wait until the replayed market moves
+    (every snapshot, diff and trade flushes them: fills go out with the market message that made them),
+    and their connections (``conns``; ``subs``: connection -> its subscriptions) close on a fault or at
+    shutdown."""
+
+    conns: set
+    subs: dict
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Send what waits."""
+
+    def on_snapshot(self) -> None:
+        self.flush()
+
+    def on_depth(self, msg: dict, changed: list[tuple[bool, int, int]]) -> None:
+        self.flush()
+
+    def on_trade(self, msg: dict, price: int, qty: int) -> None:
+        self.flush()
+
+    async def drop_all(self) -> int:
+        """Close every user-data connection (injected fault); returns how many were closed."""
+        conns = list(self.conns)
+        for conn in conns:
+            self.subs.pop(conn, None)
+        await asyncio.gather(*(c.close(1001, b"injected user-data stream drop") for c in conns),
+                             return_exceptions=True)
+        return len(conns)
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(c.close(1001, b"server shutdown") for c in list(self.conns)),
+                             return_exceptions=True)
+
+
+class UserDataHub(UserDataStreams):
     def __init__(self, engine, injector):
         self.engine = engine
         self.injector = injector
@@ -147,15 +184,3 @@ class UserDataHub(FlushingSink):
         self.subs[conn][sid] = acct
         return {"subscriptionId": sid}
 
-    async def drop_all(self) -> int:
-        """Close every user-data connection (injected fault); returns how many were closed."""
-        conns = list(self.conns)
-        for conn in conns:
-            self.subs.pop(conn, None)
-        await asyncio.gather(*(c.close(1001, b"injected user-data stream drop") for c in conns),
-                             return_exceptions=True)
-        return len(conns)
-
-    async def close_all(self) -> None:
-        await asyncio.gather(*(c.close(1001, b"server shutdown") for c in list(self.conns)),
-                             return_exceptions=True)
