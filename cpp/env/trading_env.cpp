@@ -337,8 +337,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
 }
 
 void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
-  // Every value is read before the first store: the stores cannot alias the env's state, so nothing is
-  // reloaded between them.
+  // The pool's output pointers are read once (OutBase), not once per field through OutRow.
   const OutBase& b = *out.base;
   const size_t r = out.r;
   const int K = num_agents_;
