@@ -44,3 +44,24 @@ def usdm_data(tmp_path_factory):
     paths = [shared("binance_hftbacktest_raw_feed", "usdm", f"btcusdt_{d}.gz") for d in ("20240718", "20240719")]
     (events, meta), = convert_files(paths)
     return write_dataset(tmp_path_factory.mktemp("usdm") / "btcusdt", events, meta)
+
+
+def kill_at_hook(proc, err_path, point: str, timeout: float = 60.0) -> str:
+    """Wait until the `trader live` subprocess `proc` (stderr to err_path, TRADER_LIVE_TEST_HOOK set)
+    prints its ``TEST-HOOK point <marker>`` line, SIGKILL it there and return the marker."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    marker = None
+    while marker is None:
+        assert proc.poll() is None, err_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the hook was never reached"
+        for line in err_path.read_text().splitlines():
+            if line.startswith(f"TEST-HOOK {point} "):
+                marker = line.split()[-1]
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    return marker

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ pytest.importorskip("aiohttp")
 from trader.live.audit import audit
 from trader.live.ledger import Ledger
 from trader.venue import LocalExchange
-from conftest import PACKAGE_ROOT  # noqa: E402
+from conftest import PACKAGE_ROOT, kill_at_hook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY, SECRET = "crash-test-key-77aa01", "crash-test-secret-c0ffee42"
@@ -48,17 +47,7 @@ def test_sigkill_mid_order_then_restart_reconciles(tmp_path, point):
         with open(err_path, "w") as err:
             proc = subprocess.Popen(live_cmd(ex, db, "--checkpoint", "scripted:buy", "--duration", "60"),
                                     env=env(TRADER_LIVE_TEST_HOOK=f"{point}:60"), stdout=subprocess.DEVNULL, stderr=err)
-            deadline = time.monotonic() + 60
-            marker = None
-            while marker is None:
-                assert proc.poll() is None, err_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the hook was never reached"
-                for line in err_path.read_text().splitlines():
-                    if line.startswith(f"TEST-HOOK {point} "):
-                        marker = line.split()[-1]
-                time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            marker = kill_at_hook(proc, err_path, point)
         assert proc.returncode == -signal.SIGKILL
         cid = marker
 

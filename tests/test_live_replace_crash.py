@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from decimal import Decimal
 
 import pytest
@@ -24,7 +23,7 @@ import pytest
 pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
-from conftest import PACKAGE_ROOT  # noqa: E402
+from conftest import PACKAGE_ROOT, kill_at_hook  # noqa: E402
 from trader.live.audit import audit  # noqa: E402
 from trader.live.ledger import Ledger  # noqa: E402
 from trader.venue import LocalExchange  # noqa: E402
@@ -90,17 +89,7 @@ def test_sigkill_mid_replace_then_restart_reconciles(tmp_path, market, point, re
             proc = subprocess.Popen([sys.executable, "-c", QUOTER, ex.url, str(db), market, SYMBOLS[market], KEY,
                                      SECRET], env=env(TRADER_LIVE_TEST_HOOK=f"{point}:60:2"),
                                     stdout=subprocess.DEVNULL, stderr=err)
-            deadline = time.monotonic() + 60
-            marker = None
-            while marker is None:
-                assert proc.poll() is None, err_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the hook was never reached"
-                for line in err_path.read_text().splitlines():
-                    if line.startswith(f"TEST-HOOK {point} "):
-                        marker = line.split()[-1]
-                time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            marker = kill_at_hook(proc, err_path, point)
         assert proc.returncode == -signal.SIGKILL
 
         st = Ledger(db)
@@ -146,17 +135,7 @@ def test_usdm_sigkill_after_a_market_order_was_accepted_then_restart_reconciles_
             proc = subprocess.Popen([*cmd, "--base-url", ex.url, "--checkpoint", "scripted:buy", "--duration", "60"],
                                     env=env(TRADER_LIVE_TEST_HOOK="after_send:60"), stdout=subprocess.DEVNULL,
                                     stderr=err)
-            deadline = time.monotonic() + 60
-            marker = None
-            while marker is None:
-                assert proc.poll() is None, err_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the hook was never reached"
-                for line in err_path.read_text().splitlines():
-                    if line.startswith("TEST-HOOK after_send "):
-                        marker = line.split()[-1]
-                time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            marker = kill_at_hook(proc, err_path, "after_send")
         st = Ledger(db)
         assert st.order(marker).status == "pending" and st.position(SYMBOLS["usdm"]).base == 0
         assert ex.position(KEY)["positionAmt"] == "0.01000000"  # the exchange has it, the ledger not yet
