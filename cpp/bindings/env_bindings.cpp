@@ -345,10 +345,13 @@ py::tuple results(PyPool& self, py::handle owner, size_t first) {
   return py::tuple(out);
 }
 
-std::vector<int32_t> parse_ids(PyPool& self, const py::object& env_id, size_t& n) {
+// The env ids of a send: every env in order (env_id None) or a 1-D integer array, as int32 (`hold`
+// keeps a converted array alive; an int32 array is used in place). Unique ids: EnvPool::send checks
+// them as it marks each env in flight (no set per call, issue 18).
+const int32_t* parse_ids(PyPool& self, const py::object& env_id, size_t& n, py::object& hold) {
   if (env_id.is_none()) {
     n = self.all_ids.size();
-    return self.all_ids;
+    return self.all_ids.data();
   }
   py::array arr = py::array::ensure(env_id);
   if (!arr || arr.ndim() != 1 || (arr.dtype().kind() != 'i' && arr.dtype().kind() != 'u')) {
@@ -356,24 +359,25 @@ std::vector<int32_t> parse_ids(PyPool& self, const py::object& env_id, size_t& n
   }
   auto ids = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(arr);
   n = static_cast<size_t>(ids.shape(0));
-  // Unique ids: EnvPool::send checks them as it marks each env in flight (no set per call, issue 18).
-  return std::vector<int32_t>(ids.data(), ids.data() + n);
+  hold = ids;
+  return ids.data();
 }
 
 // Queue work with the GIL released: the chunked sync path for every env in env order, else tasks.
-void dispatch(PyPool& self, bool all_envs, const int64_t* discrete, const float* continuous,
-              const std::vector<int32_t>& ids, bool reset) {
+void dispatch(PyPool& self, bool all_envs, const int64_t* discrete, const float* continuous, const int32_t* ids,
+              size_t n, bool reset) {
   py::gil_scoped_release nogil;
   if (all_envs) {
     self.pool->send_all(discrete, continuous, reset);
   } else {
-    self.pool->send(discrete, continuous, ids.data(), static_cast<int>(ids.size()), reset);
+    self.pool->send(discrete, continuous, ids, static_cast<int>(n), reset);
   }
 }
 
 void send(PyPool& self, const py::object& action, const py::object& env_id) {
   size_t n = 0;
-  std::vector<int32_t> ids = parse_ids(self, env_id, n);
+  py::object hold;
+  const int32_t* ids = parse_ids(self, env_id, n, hold);
   // Sync mode, every env in env order: the chunked fast path (no per-env queue entries).
   const bool all_envs = env_id.is_none() && self.pool->batch_size() == self.pool->num_envs();
   const EnvConfig& cfg = self.pool->config();
@@ -383,23 +387,26 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
   py::array a = py::array::ensure(action);
   if (!a) throw std::invalid_argument("action: expected an array");
   // Accepted shapes: (n, K[, W]), and without the K axis when K == 1, without the W axis when W == 1.
-  std::vector<size_t> want{n};
-  if (K > 1) want.push_back(K);
-  if (!ints && W > 1) want.push_back(W);
-  std::vector<size_t> full{n, K};
-  if (!ints && W > 1) full.push_back(W);
-  std::vector<size_t> got(static_cast<size_t>(a.ndim()));
-  for (size_t i = 0; i < got.size(); ++i) got[i] = static_cast<size_t>(a.shape(static_cast<ssize_t>(i)));
-  if (got != want && got != full) {
+  const size_t want[3] = {n, K > 1 ? K : W, W}, full[3] = {n, K, W};
+  const size_t want_nd = 1 + (K > 1) + (!ints && W > 1), full_nd = 2 + (!ints && W > 1);
+  auto shape_is = [&](const size_t* dims, size_t nd) {
+    if (static_cast<size_t>(a.ndim()) != nd) return false;
+    for (size_t i = 0; i < nd; ++i) {
+      if (static_cast<size_t>(a.shape(static_cast<ssize_t>(i))) != dims[i]) return false;
+    }
+    return true;
+  };
+  if (!shape_is(want, want_nd) && !shape_is(full, full_nd)) {
     std::string w = "(";
-    for (size_t i = 0; i < want.size(); ++i) w += (i ? ", " : "") + std::to_string(want[i]);
-    throw std::invalid_argument("action: expected shape " + w + (want.size() == 1 ? ",)" : ")"));
+    for (size_t i = 0; i < want_nd; ++i) w += (i ? ", " : "") + std::to_string(want[i]);
+    throw std::invalid_argument("action: expected shape " + w + (want_nd == 1 ? ",)" : ")"));
   }
   const char kind = a.dtype().kind();
-  const std::string mode = kActionTypeNames[static_cast<int>(cfg.actions)];
+  // The messages are built only on an error (issue 18: send runs once per batch in async loops).
+  auto mode = [&] { return std::string(kActionTypeNames[static_cast<int>(cfg.actions)]); };
   if (!ints) {
     if (kind != 'f') {
-      throw std::invalid_argument("action: expected a float array (" + mode + " mode: values in [-1, 1])");
+      throw std::invalid_argument("action: expected a float array (" + mode() + " mode: values in [-1, 1])");
     }
     auto f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
     const float* p = f.data();
@@ -409,26 +416,28 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
                                     " is not in [-1, 1]");
       }
     }
-    dispatch(self, all_envs, nullptr, p, ids, false);
+    dispatch(self, all_envs, nullptr, p, ids, n, false);
   } else {
     const int64_t count = cfg.actions == ActionType::kDiscrete
                               ? 3
                               : (cfg.quote_levels + 1) * (cfg.quote_levels + 1) * (cfg.quote_flatten ? 2 : 1);
-    const std::string what = cfg.actions == ActionType::kDiscrete
-                                 ? "0 (hold), 1 (buy) or 2 (sell)"
-                                 : "a quote action in [0, " + std::to_string(count) + ") (trader.sim.encode_quote)";
+    auto what = [&] {
+      return cfg.actions == ActionType::kDiscrete
+                 ? std::string("0 (hold), 1 (buy) or 2 (sell)")
+                 : "a quote action in [0, " + std::to_string(count) + ") (trader.sim.encode_quote)";
+    };
     if (kind != 'i' && kind != 'u') {
-      throw std::invalid_argument("action: expected an integer array (" + mode + " mode: " + what + ")");
+      throw std::invalid_argument("action: expected an integer array (" + mode() + " mode: " + what() + ")");
     }
     auto d = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
     const int64_t* p = d.data();
     for (size_t i = 0; i < n * K; ++i) {
       if (p[i] < 0 || p[i] >= count) {
         throw std::invalid_argument("action: value " + std::to_string(p[i]) + " at index " + std::to_string(i) +
-                                    " is not " + what);
+                                    " is not " + what());
       }
     }
-    dispatch(self, all_envs, p, nullptr, ids, false);
+    dispatch(self, all_envs, p, nullptr, ids, n, false);
   }
 }
 
@@ -494,9 +503,10 @@ void bind_env(py::module_& m) {
       .def("send_reset",
            [](PyPool& self, const py::object& env_id) {
              size_t n = 0;
-             std::vector<int32_t> ids = parse_ids(self, env_id, n);
+             py::object hold;
+             const int32_t* ids = parse_ids(self, env_id, n, hold);
              const bool all_envs = env_id.is_none() && self.pool->batch_size() == self.pool->num_envs();
-             dispatch(self, all_envs, nullptr, nullptr, ids, true);
+             dispatch(self, all_envs, nullptr, nullptr, ids, n, true);
            },
            py::arg("env_id") = py::none())
       .def("recv",

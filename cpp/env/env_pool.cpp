@@ -32,6 +32,14 @@ void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
 #undef TRADER_OUT_ALLOC
 }
 
+EnvPool::Scratch EnvPool::make_scratch() const {
+  const size_t K = static_cast<size_t>(cfg_.num_agents);
+  Scratch s;
+  s.discrete.resize(integer_actions(cfg_) ? kMaxChunk * K : 0);
+  s.continuous.resize(integer_actions(cfg_) ? 0 : kMaxChunk * K * width_);
+  return s;
+}
+
 int action_width(const EnvConfig& cfg) {
   return cfg.actions == ActionType::kQuoteContinuous ? (cfg.quote_flatten ? 3 : 2) : 1;
 }
@@ -73,14 +81,16 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
                 markets_[0].dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0));
   block_done_.reset(new std::atomic<int64_t>[num_blocks_]);
   for (size_t b = 0; b < num_blocks_; ++b) block_done_[b].store(0);
-  in_flight_.reset(new std::atomic<uint8_t>[num_envs]);
-  for (int i = 0; i < num_envs; ++i) in_flight_[i].store(0);
+  in_flight_.assign(static_cast<size_t>(num_envs), 0);
   act_discrete_.assign(static_cast<size_t>(num_envs) * K, 0);
   act_continuous_.assign(static_cast<size_t>(num_envs) * K * width_, 0.0f);
   // Cells of up to chunk_ tasks; a full ring only makes send run queued tasks itself (see send).
   capacity_ = 2;
   while (capacity_ < 2 * (static_cast<uint64_t>(num_envs) + chunk_ - 1) / chunk_) capacity_ <<= 1;
   cells_.reset(new Cell[capacity_]);
+  cell_discrete_.assign(integer_actions(cfg_) ? capacity_ * kMaxChunk * K : 0, 0);
+  cell_continuous_.assign(integer_actions(cfg_) ? 0 : capacity_ * kMaxChunk * K * width_, 0.0f);
+  caller_scratch_ = make_scratch();
   for (uint64_t i = 0; i < capacity_; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
   envs_.reserve(num_envs);
   for (int i = 0; i < num_envs; ++i) {
@@ -108,7 +118,7 @@ void EnvPool::send_all(const int64_t* discrete, const float* continuous, bool re
     throw std::invalid_argument("env_id: actions are already in flight; recv their results first");
   }
   for (int e = 0; e < num_envs_; ++e) {
-    if (in_flight_[e].load(std::memory_order_acquire)) {
+    if (in_flight_[static_cast<size_t>(e)]) {
       throw std::invalid_argument("env_id: env " + std::to_string(e) +
                                   " already has an action in flight; recv its result first");
     }
@@ -179,35 +189,36 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
     std::string error;
     if (e < 0 || e >= num_envs_) {
       error = "env_id: " + std::to_string(e) + " is not in [0, " + std::to_string(num_envs_) + ")";
-    } else if (in_flight_[e].load(std::memory_order_acquire)) {
+    } else if (in_flight_[static_cast<size_t>(e)]) {
       error = std::find(env_ids, env_ids + i, e) != env_ids + i
                   ? "env_id: ids must be unique (env " + std::to_string(e) + " is given twice)"
                   : "env_id: env " + std::to_string(e) + " already has an action in flight; recv its result first";
     }
     if (!error.empty()) {
-      for (int j = 0; j < i; ++j) in_flight_[env_ids[j]].store(0, std::memory_order_relaxed);
+      for (int j = 0; j < i; ++j) in_flight_[static_cast<size_t>(env_ids[j])] = 0;
       throw std::invalid_argument(error);
     }
-    in_flight_[e].store(1, std::memory_order_relaxed);
+    in_flight_[static_cast<size_t>(e)] = 1;
   }
   // Tasks go out in cells of up to chunk_ (issue 18: a cell per task cost the caller a cache miss
   // per env on the sequence numbers the workers had written, which capped async near 5 M steps/s);
   // each cell is published at once, so workers start on a large send before it is all queued.
+  // Actions travel in the cell with their tasks (written and copied out in sequence), not at their
+  // env's index: scattered per-env writes cost a cache line moved between cores per env step (issue 18).
   uint64_t tail = tail_.load(std::memory_order_relaxed);
   for (int i = 0; i < n; ++tail) {
     Cell& cell = cells_[tail & (capacity_ - 1)];
     while (cell.seq.load(std::memory_order_acquire) != tail) {  // a worker is still copying it out,
-      if (!run_some()) std::this_thread::yield();               // or the ring is full: run tasks
+      if (!run_some(caller_scratch_)) std::this_thread::yield();               // or the ring is full: run tasks
     }
     const int m = std::min(static_cast<int>(chunk_), n - i);
     for (int j = 0; j < m; ++j, ++i) {
       const int32_t e = env_ids[i];
       if (!reset) {
-        for (size_t k = 0; k < K; ++k) {
-          if (discrete) act_discrete_[e * K + k] = discrete[i * K + k];
-        }
-        for (size_t k = 0; k < K * width_; ++k) {
-          if (continuous) act_continuous_[e * K * width_ + k] = continuous[i * K * width_ + k];
+        const size_t at = (static_cast<size_t>(tail & (capacity_ - 1)) * kMaxChunk + static_cast<size_t>(j)) * K;
+        if (discrete) std::copy(discrete + i * K, discrete + (i + 1) * K, cell_discrete_.begin() + at);
+        if (continuous) {
+          std::copy(continuous + i * K * width_, continuous + (i + 1) * K * width_, cell_continuous_.begin() + at * width_);
         }
       }
       const int64_t row = sync_mode_ ? static_cast<int64_t>(sync_rows_ + static_cast<uint64_t>(i)) : -1;
@@ -225,26 +236,19 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
   }
 }
 
-size_t EnvPool::run_task(const Task& task, uint64_t row) {
+size_t EnvPool::run_task(const Task& task, uint64_t row, const int64_t* discrete, const float* continuous) {
   const size_t slot = static_cast<size_t>(row % buf_.rows);
   OutRow out = buf_.row(slot);
   TradingEnv& env = *envs_[task.env];
   if (task.reset) {
     env.reset(out);
   } else {
-    const size_t K = static_cast<size_t>(cfg_.num_agents);
-    const size_t off = static_cast<size_t>(task.env) * K;
-    if (!integer_actions(cfg_)) {
-      env.step(nullptr, act_continuous_.data() + off * width_, out);
-    } else {
-      env.step(act_discrete_.data() + off, nullptr, out);
-    }
+    env.step(discrete, continuous, out);
   }
-  in_flight_[task.env].store(0, std::memory_order_release);
   return static_cast<size_t>((row / static_cast<uint64_t>(batch_size_)) % num_blocks_);
 }
 
-size_t EnvPool::run_some() {
+size_t EnvPool::run_some(Scratch& scratch) {
   uint64_t h = head_.load(std::memory_order_relaxed);
   for (;;) {
     const uint64_t t = tail_.load(std::memory_order_acquire);
@@ -254,6 +258,15 @@ size_t EnvPool::run_some() {
       const uint64_t n = cell.count;
       Task local[kMaxChunk];
       std::copy(cell.tasks, cell.tasks + n, local);
+      const size_t K = static_cast<size_t>(cfg_.num_agents);
+      const size_t at = static_cast<size_t>(h & (capacity_ - 1)) * kMaxChunk * K;
+      const bool ints = integer_actions(cfg_);
+      if (ints) {
+        std::copy(cell_discrete_.begin() + at, cell_discrete_.begin() + at + n * K, scratch.discrete.begin());
+      } else {
+        std::copy(cell_continuous_.begin() + at * width_, cell_continuous_.begin() + (at + n * K) * width_,
+                  scratch.continuous.begin());
+      }
       cell.seq.store(h + capacity_, std::memory_order_release);
       // Async rows: one reservation per chunk, not per env (issue 18: a counter every thread bumped
       // per env step capped the async pool near 5 M steps/s whatever the thread count), so a chunk's
@@ -263,10 +276,14 @@ size_t EnvPool::run_some() {
       const uint64_t row0 = sync_mode_ ? 0 : next_row_.fetch_add(n, std::memory_order_acq_rel);
       auto row = [&](uint64_t i) { return sync_mode_ ? static_cast<uint64_t>(local[i].row) : row0 + i; };
       // One atomic add per block touched, not per env: the counters are shared by every thread.
-      size_t block = run_task(local[0], row(0));
+      auto run = [&](uint64_t i) {
+        return ints ? run_task(local[i], row(i), scratch.discrete.data() + i * K, nullptr)
+                    : run_task(local[i], row(i), nullptr, scratch.continuous.data() + i * K * width_);
+      };
+      size_t block = run(0);
       int64_t count = 1;
       for (uint64_t i = 1; i < n; ++i) {
-        const size_t b = run_task(local[i], row(i));
+        const size_t b = run(i);
         if (b != block) {
           block_done_[block].fetch_add(count, std::memory_order_release);
           block = b;
@@ -281,9 +298,10 @@ size_t EnvPool::run_some() {
 }
 
 void EnvPool::worker_loop() {
+  Scratch scratch = make_scratch();
   int idle = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (run_some() || run_sync_chunks(false)) {
+    if (run_some(scratch) || run_sync_chunks(false)) {
       idle = 0;
       continue;
     }
@@ -317,7 +335,7 @@ size_t EnvPool::recv() {
   std::atomic<int64_t>& done = block_done_[block];
   int idle = 0;
   while (done.load(std::memory_order_acquire) < batch_size_) {
-    if (run_some()) continue;  // the caller steps envs too
+    if (run_some(caller_scratch_)) continue;  // the caller steps envs too
     // Rows handed out so far: sync mode reserves them at send (both paths), async mode per task.
     const uint64_t sent = sync_mode_ ? sync_rows_ : sent_tasks_;
     if (sent < read_row_ + static_cast<uint64_t>(batch_size_)) {
@@ -330,6 +348,10 @@ size_t EnvPool::recv() {
   }
   done.store(0, std::memory_order_relaxed);
   const size_t first = block * static_cast<size_t>(batch_size_);
+  // An env stays in flight until its result is received: only the caller reads and writes the flags
+  // (issue 18: flags cleared by the workers moved a cache line between cores per env step).
+  const int32_t* ids = buf_.env_id.data() + first;
+  for (int i = 0; i < batch_size_; ++i) in_flight_[static_cast<size_t>(ids[i])] = 0;
   read_row_ += static_cast<uint64_t>(batch_size_);
   return first;
 }

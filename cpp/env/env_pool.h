@@ -78,11 +78,18 @@ class EnvPool {
     uint8_t reset;
     int64_t row;  // -1: next free row (async)
   };
+  // A thread's copy of the actions of the cell it runs (the cell goes back to the producer at once).
+  struct Scratch {
+    std::vector<int64_t> discrete;  // [kMaxChunk, K]
+    std::vector<float> continuous;  // [kMaxChunk, K, action_width]
+  };
+  Scratch make_scratch() const;
   void worker_loop();
   // Claims one cell of tasks and runs them; returns how many it ran (0: none queued).
-  size_t run_some();
-  // Steps one env into absolute output row `row`; returns the block its result went to.
-  size_t run_task(const Task& task, uint64_t row);
+  size_t run_some(Scratch& scratch);
+  // Steps one env (its actions: discrete or continuous) into absolute output row `row`; returns the
+  // block its result went to.
+  size_t run_task(const Task& task, uint64_t row, const int64_t* discrete, const float* continuous);
 
   EnvConfig cfg_;
   std::vector<MarketData> markets_;  // never resized after construction: the envs point into it
@@ -91,7 +98,7 @@ class EnvPool {
   size_t chunk_;
   size_t num_blocks_;
   std::vector<std::unique_ptr<TradingEnv>> envs_;
-  std::vector<int64_t> act_discrete_;  // [N, K] staged actions
+  std::vector<int64_t> act_discrete_;  // [N, K] actions of a send_all
   std::vector<float> act_continuous_;  // [N, K, action_width]
   size_t width_;                       // action_width(cfg_)
   PoolBuffers buf_;
@@ -107,6 +114,9 @@ class EnvPool {
     Task tasks[kMaxChunk];
   };
   std::unique_ptr<Cell[]> cells_;
+  std::vector<int64_t> cell_discrete_;  // [capacity_, kMaxChunk, K]: the actions of each cell's tasks
+  std::vector<float> cell_continuous_;  // [capacity_, kMaxChunk, K, action_width]
+  Scratch caller_scratch_;
   uint64_t capacity_ = 0;  // cells, a power of two >= 2 ceil(N / chunk_)
   uint64_t sent_tasks_ = 0;  // tasks queued by send since construction (caller only)
   // Own cache lines: the caller writes tail_, workers head_ and next_row_ (issue 18).
@@ -116,7 +126,7 @@ class EnvPool {
   uint64_t sync_rows_ = 0;                 // rows reserved by sync sends
   uint64_t read_row_ = 0;                  // first row of the next block recv returns
   std::unique_ptr<std::atomic<int64_t>[]> block_done_;
-  std::unique_ptr<std::atomic<uint8_t>[]> in_flight_;  // per env: an action is queued or running
+  std::vector<uint8_t> in_flight_;  // per env: sent, result not received yet (caller only)
 
   // send_all: (generation << 48) | (front << 24) | back: chunks [front, back) are unclaimed; the caller
   // claims at the front, workers at the back. A chunk's parameters are read only after claiming it,
