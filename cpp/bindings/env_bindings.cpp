@@ -535,6 +535,15 @@ void bind_env(py::module_& m) {
              return results(self, self_obj, first);
            }, py::arg("first"),
            "The views of the block starting at row `first` (they stay valid: cache them per block).")
+      .def("obs_buffer",
+           [](py::object self_obj) {
+             PoolBuffers& b = self_obj.cast<PyPool&>().pool->buffers();
+             return py::array_t<float>({static_cast<ssize_t>(b.rows), static_cast<ssize_t>(b.agents),
+                                        static_cast<ssize_t>(b.obs_dim)},
+                                       b.obs.data(), self_obj);
+           },
+           "The observations of every block, [rows, K, obs_dim]: the memory behind recv's obs views (it never "
+           "moves), e.g. to register as page-locked memory once.")
       .def("seed", [](PyPool& self, uint64_t seed) { self.pool->seed(seed); }, py::arg("seed"))
       .def_property_readonly("num_envs", [](PyPool& s) { return s.pool->num_envs(); })
       .def_property_readonly("batch_size", [](PyPool& s) { return s.pool->batch_size(); })

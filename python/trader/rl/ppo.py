@@ -27,7 +27,7 @@ import torch.nn as nn
 from torch.distributions import Categorical, Normal
 
 from trader.rl.args import CommonArgs
-from trader.rl.cuda_rollout import GroupStep, capture, graphs_available
+from trader.rl.cuda_rollout import GroupStep, PageLocked, capture, graphs_available
 from trader.rl.curiosity import curiosity_state, load_curiosity_state, make_curiosity
 from trader.rl.envs import EnvRunner, make_env, single_agent_spaces
 from trader.rl.episodes import EpisodeStats
@@ -316,8 +316,13 @@ def train(args: Args) -> dict:
         storage = {"obs": obs, "actions": actions, "logprobs": logprobs, "rewards": rewards,
                    "terminations": terminations, "truncations": truncations, "values": values, "valid": valid,
                    "raw_next_obs": raw_next_obs, "next_obs": next_obs, "next_done": next_done}
+        page_locked = PageLocked()  # the pools' observations go to the GPU without a host copy (issue 18)
+        if fast:
+            for runner in runners:
+                if hasattr(runner.env, "obs_buffer"):
+                    page_locked.register(runner.env.obs_buffer)
         group_steps = [GroupStep(storage, cols, agent, normalize_obs, list(obs_rms.buffers()) if args.norm_obs else [],
-                                 low, high, fast, args.bf16) for cols in groups]
+                                 low, high, fast, args.bf16, page_locked) for cols in groups]
         advantage_graph = None  # GAE captured at the first update on the fast path
         update_autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if fast and args.bf16 \
             else contextlib.nullcontext
@@ -457,6 +462,7 @@ def train(args: Args) -> dict:
             if run.end_iteration(global_step, save, stats.mean_return):
                 break
 
+        page_locked.release()
         for runner in runners:
             runner.env.close()
         return run.finish(save, modules, stats, history=history)

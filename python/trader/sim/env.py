@@ -263,6 +263,11 @@ class TradingVectorEnv(VectorEnv):
         self._pool = None
 
     @property
+    def obs_buffer(self) -> np.ndarray:
+        """Every block's observations [rows, K, obs_dim]: the fixed memory that recv's obs views point into."""
+        return self._pool.obs_buffer()
+
+    @property
     def account_features(self) -> tuple[str, ...]:
         """Names of the observation columns after the market features."""
         quoting = self.env_config["actions"].startswith("quote")
