@@ -69,21 +69,6 @@ HELD_OUT = [
 ]
 
 
-def tail_folds(path: str, ts, tail_s: float, folds: int, horizon: int):
-    """`folds` test blocks of equal rows over the last tail_s seconds of one recording (ts: its rows'
-    times, ns); fold i trains on every row before its block (trader.evaluate.folds.Fold)."""
-    import numpy as np
-
-    from trader.evaluate.folds import Fold
-
-    first = int(np.searchsorted(ts, ts[-1] - int(tail_s * 1e9)))
-    if first < horizon + 2:
-        raise ValueError(f"{path}: {first} rows before its last {tail_s:g} s, fewer than the {horizon + 2} a fold "
-                         "trains on")
-    bounds = [first + round(j * (len(ts) - first) / folds) for j in range(folds + 1)]
-    return [Fold(i + 1, path, bounds[i], len(ts), path, bounds[i], bounds[i + 1] - 1) for i in range(folds)]
-
-
 def options_of(name: str, schedule: str, venue: str, timesteps: int) -> dict:
     """The learner and env options of one candidate at one venue's fees."""
     c = {**BASE, **CANDIDATES[name]}
@@ -156,7 +141,7 @@ def main() -> None:
 
     from trader.backtest.suite import BaselineOptions
     from trader.data.cli import data
-    from trader.evaluate.folds import dataset_folds
+    from trader.evaluate.folds import dataset_folds, tail_folds
     from trader.evaluate.run import Plan, run_plans
     from trader.evaluate.summary import summarize
     from trader.sim import load_market
