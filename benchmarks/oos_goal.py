@@ -163,7 +163,8 @@ def main() -> None:
         for name in a.candidates:
             for venue in venues:
                 plans.append(Plan("ppo", options_of(name, schedule, venue, a.timesteps), by_venue[venue],
-                                  list(range(a.seeds)), a.work / "selection" / schedule / name / venue, baseline_options))
+                                  list(range(a.seeds)), a.work / "selection" / schedule / name / venue,
+                                  baseline_options))
                 keys.append((schedule, name, venue))
     log(f"selection: {len(folds)} folds ({', '.join(f'{v}: {len(by_venue[v])}' for v in venues)}), "
         f"{len(a.candidates)} candidates x {len(a.schedules)} fee schedules x {a.seeds} seeds = "
@@ -191,9 +192,52 @@ def main() -> None:
         sel_rows += rows_s
     t_sel = time.perf_counter() - t_all
     log(f"selection done; chosen: {chosen}")
+    held_paths: dict[str, tuple[str, float]] = {}
+    held_rows: list[dict] = []
+
+    def fees_text(schedule: str) -> str:
+        return ", ".join(f"{v} {m:g}/{t:g}" for v, (m, t) in FEES[schedule].items())
+
+    def write() -> None:
+        """oos_goal.md and .json: the selection, and the held-out rows done so far."""
+        lines = [
+            "# Issue 13's goal at the venues' fees (`benchmarks/oos_goal.py`)", "",
+            f"PPO, feature set 2, sizes {TRADE_NOTIONAL:g} / {MAX_NOTIONAL:g} of quote currency, {a.timesteps:,} env "
+            f"steps per agent (x{LONG['timesteps_factor']} on {LONG['num_envs']} envs for *_long). Fees "
+            "maker/taker bps: " + "; ".join(f"**{s}**: {fees_text(s)}" for s in a.schedules) + ". Net PnL summed "
+            "over folds, bps of max notional, mean over seeds [95 % bootstrap CI]; baselines: every one (market "
+            "orders and market making).", "",
+            f"Selection: {len(folds)} walk-forward folds over {', '.join(report['selection_data'])} (each trains on "
+            f"the 2 datasets before its test dataset), {a.seeds} seeds.", "",
+            "| fees | candidate | agent | agent - best baseline | best baseline | every baseline | seeds > flat | "
+            "tests with fills |", "|---|---|---:|---:|---|---|---:|---:|",
+            *[f"| {r['schedule']} | {r['name']} | {_ci(r['overall']['agent'])} | "
+              f"{_ci(r['overall']['agent_minus_best_baseline'])} | {r['overall']['best_baseline']} | "
+              + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(r["overall"]["baselines"].items()))
+              + f" | {r['overall']['seeds_beating_flat']:.0%} | {r['trading']:.0%} |" for r in sel_rows], "",
+            "Chosen: " + "; ".join(f"{s}: {c['name']}" + ("" if c["trades"] else " (none trades in half its tests: "
+                                                                                      "the best anyway)")
+                                   for s, c in chosen.items()) + f". Selection {t_sel:.0f} s.", "",
+            "Held out (named before any run): " + ", ".join(f"{n}, its last {s / 3600:.3g} h" for n, (_, s) in
+                                                              held_paths.items())
+            + f"; {a.held_out_folds} test blocks each, every fold training on all rows before its block; "
+              f"{a.held_out_seeds} seeds.", "",
+            "| fees | chosen | data | agent | agent - best baseline | best baseline | every baseline | seeds > flat | "
+            "seeds > every baseline | tests with fills |", "|---|---|---|---:|---:|---|---|---:|---:|---:|",
+            *[f"| {r['schedule']} | {r['name']} | {r['data']} | {_ci(r['overall']['agent'])} | "
+              f"{_ci(r['overall']['agent_minus_best_baseline'])} | {r['overall']['best_baseline']} | "
+              + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(r["overall"]["baselines"].items()))
+              + f" | {r['overall']['seeds_beating_flat']:.0%} | {r['overall']['seeds_beating_every_baseline']:.0%} | "
+              f"{r['trading']:.0%} |" for r in sorted(held_rows, key=lambda r: (r["schedule"], r["data"]))], "",
+            f"{'All' if len(held_rows) == len(held_paths) * len(a.schedules) else 'Unfinished (held out pending):'} "
+            f"{time.perf_counter() - t_all:.0f} s with --jobs {a.jobs} (cpu).",
+        ]
+        (out_dir / "oos_goal.md").write_text("\n".join(lines) + "\n")
+        (out_dir / "oos_goal.json").write_text(json.dumps(report, indent=1, default=str))
+    write()
 
     held_names = [h[0] for h in HELD_OUT] if a.held_out is None else a.held_out
-    plans2, keys2, held_paths = [], [], {}
+    plans2, keys2 = [], []
     for name, fmt, files, venue, tail_s in HELD_OUT:
         if name not in held_names:
             continue
@@ -211,60 +255,25 @@ def main() -> None:
                                list(range(a.held_out_seeds)), a.work / "held_out" / schedule / cand / name,
                                baseline_options))
             keys2.append((schedule, name))
-    res2, ref2 = {}, {}
     if plans2:
-        log(f"held out: {len(plans2)} plans, {sum(len(x.folds) * len(x.seeds) for x in plans2)} agents")
-        res2 = dict(zip(keys2, run_plans(plans2, a.jobs, lambda done, n, what: log(f"held out {done}/{n} {what}"))))
         market_orders = [(k, x) for k, x in zip(keys2, plans2) if x.args["actions"] != "quote"]
         ref2 = dict(zip([k for k, _ in market_orders], quote_baselines([x for _, x in market_orders], a.jobs)))
-    held_rows = []
-    for schedule in a.schedules:
-        cand = chosen[schedule]["name"]
-        for name in held_paths:
-            result = merged([res2[(schedule, name)]], [ref2[(schedule, name)]] if (schedule, name) in ref2 else None)
-            ov = summarize(result)["overall"]
-            row = {"schedule": schedule, "name": cand, "data": name, "overall": ov, "trading": trading_share(result),
+        log(f"held out: {len(plans2)} plans, {sum(len(x.folds) * len(x.seeds) for x in plans2)} agents")
+
+        def held_done(i: int, result: dict) -> None:
+            schedule, name = keys2[i]
+            result = merged([result], [ref2[keys2[i]]] if keys2[i] in ref2 else None)
+            row = {"schedule": schedule, "name": chosen[schedule]["name"], "data": name,
+                   "overall": summarize(result)["overall"], "trading": trading_share(result),
                    "held_out_s": held_paths[name][1]}
             held_rows.append(row)
             report["held_out"][f"{schedule}/{name}"] = row
+            write()
 
-    def fees_text(schedule: str) -> str:
-        return ", ".join(f"{v} {m:g}/{t:g}" for v, (m, t) in FEES[schedule].items())
-
-    lines = [
-        f"# Issue 13's goal at the venues' fees (`benchmarks/oos_goal.py`)", "",
-        f"PPO, feature set 2, sizes {TRADE_NOTIONAL:g} / {MAX_NOTIONAL:g} of quote currency, {a.timesteps:,} env steps "
-        f"per agent (x{LONG['timesteps_factor']} on {LONG['num_envs']} envs for *_long). Fees maker/taker bps: "
-        + "; ".join(f"**{s}**: {fees_text(s)}" for s in a.schedules) + ". Net PnL summed over folds, bps of max "
-        "notional, mean over seeds [95 % bootstrap CI]; baselines: every one (market orders and market making).", "",
-        f"Selection: {len(folds)} walk-forward folds over {', '.join(report['selection_data'])} (each trains on the "
-        f"2 datasets before its test dataset), {a.seeds} seeds.", "",
-        "| fees | candidate | agent | agent - best baseline | best baseline | every baseline | seeds > flat | "
-        "tests with fills |", "|---|---|---:|---:|---|---|---:|---:|",
-        *[f"| {r['schedule']} | {r['name']} | {_ci(r['overall']['agent'])} | "
-          f"{_ci(r['overall']['agent_minus_best_baseline'])} | {r['overall']['best_baseline']} | "
-          + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(r["overall"]["baselines"].items()))
-          + f" | {r['overall']['seeds_beating_flat']:.0%} | {r['trading']:.0%} |" for r in sel_rows], "",
-        "Chosen: " + "; ".join(f"{s}: {c['name']}" + ("" if c["trades"] else " (none trades in half its tests: "
-                                                                                  "the best anyway)")
-                               for s, c in chosen.items()) + f". Selection {t_sel:.0f} s.", "",
-        f"Held out (named before any run): " + ", ".join(f"{n}, its last {s / 3600:.3g} h" for n, (_, s) in
-                                                          held_paths.items())
-        + f"; {a.held_out_folds} test blocks each, every fold training on all rows before its block; "
-          f"{a.held_out_seeds} seeds.", "",
-        "| fees | chosen | data | agent | agent - best baseline | best baseline | every baseline | seeds > flat | "
-        "seeds > every baseline | tests with fills |", "|---|---|---|---:|---:|---|---|---:|---:|---:|",
-        *[f"| {r['schedule']} | {r['name']} | {r['data']} | {_ci(r['overall']['agent'])} | "
-          f"{_ci(r['overall']['agent_minus_best_baseline'])} | {r['overall']['best_baseline']} | "
-          + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(r["overall"]["baselines"].items()))
-          + f" | {r['overall']['seeds_beating_flat']:.0%} | {r['overall']['seeds_beating_every_baseline']:.0%} | "
-          f"{r['trading']:.0%} |" for r in held_rows], "",
-        f"All {time.perf_counter() - t_all:.0f} s with --jobs {a.jobs} (cpu).",
-    ]
-    (out_dir / "oos_goal.md").write_text("\n".join(lines) + "\n")
-    (out_dir / "oos_goal.json").write_text(json.dumps(report, indent=1, default=str))
+        run_plans(plans2, a.jobs, lambda done, n, what: log(f"held out {done}/{n} {what}"), held_done)
+    write()
     log("done")
-    print("\n".join(lines))
+    print((out_dir / "oos_goal.md").read_text())
 
 
 if __name__ == "__main__":
