@@ -78,6 +78,27 @@ def options_of(name: str, schedule: str, venue: str, timesteps: int) -> dict:
             "total_timesteps": timesteps * c.get("timesteps_factor", 1)}
 
 
+def moves_table(paths: list[str]) -> list[str]:
+    """Per selection dataset: its median spread and mean absolute mid move over 1, 10 and 60 s, in bps,
+    beside a VIP 0 round trip (two fills) at its venue: what any strategy has to beat."""
+    import numpy as np
+
+    from trader.sim import load_market
+
+    lines = ["| dataset | minutes | median spread | mean abs mid move 1 s / 10 s / 60 s | VIP 0 round trip maker / "
+             "taker |", "|---|---:|---:|---:|---:|"]
+    for path in paths:
+        m = load_market(path, feature_set=2)
+        bid, ask = m.book[:, 0, 0].astype(float), m.book[:, 0, 2].astype(float)
+        mid, step_s = 0.5 * (bid + ask), float(np.median(np.diff(m.ts))) / 1e9
+        moves = [np.mean(np.abs(np.log(mid[k:] / mid[:-k]))) * 1e4 for k in (round(s / step_s) for s in (1, 10, 60))]
+        maker, taker = FEES["vip0"][VENUES[Path(path).name]]
+        lines.append(f"| {Path(path).name} | {(m.ts[-1] - m.ts[0]) / 6e10:.1f} | "
+                     f"{np.median((ask - bid) / mid) * 1e4:.3f} | {' / '.join(f'{x:.2f}' for x in moves)} | "
+                     f"{2 * maker:g} / {2 * taker:g} |")
+    return lines
+
+
 def merged(results: list[dict], reference: list[dict] | None) -> dict:
     """One evaluation's result from the per-venue plans of one candidate (their folds are disjoint);
     reference: a quoting candidate's results on the same plans, whose baselines include the market-making
@@ -147,6 +168,7 @@ def main() -> None:
     from trader.sim import load_market
 
     selection = convert_all(a.shared, a.work)[:a.datasets]
+    moves = moves_table(selection)
     rows = [len(load_market(x, feature_set=2).book) for x in selection]
     folds = dataset_folds(selection, rows, BASE["horizon"], 2)
     by_venue: dict[str, list] = {}
@@ -208,7 +230,7 @@ def main() -> None:
             "over folds, bps of max notional, mean over seeds [95 % bootstrap CI]; baselines: every one (market "
             "orders and market making).", "",
             f"Selection: {len(folds)} walk-forward folds over {', '.join(report['selection_data'])} (each trains on "
-            f"the 2 datasets before its test dataset), {a.seeds} seeds.", "",
+            f"the 2 datasets before its test dataset), {a.seeds} seeds. What there is to earn (bps):", "", *moves, "",
             "| fees | candidate | agent | agent - best baseline | best baseline | every baseline | seeds > flat | "
             "tests with fills |", "|---|---|---:|---:|---|---|---:|---:|",
             *[f"| {r['schedule']} | {r['name']} | {_ci(r['overall']['agent'])} | "
