@@ -24,11 +24,11 @@ one with the highest lower 95 % bound of agent minus the best baseline (summed o
 notional), ties by the mean, among those that trade in at least half the tests (a candidate that stays
 flat cannot win by not losing); when none trades, the best by the same order, flagged.
 
-Held out (HELD_OUT, named before this script first ran; no stage of any sweep looked at these rows): the
-last 6 h of Binance spot NEXOUSDT (2024-07-24 19:51 to 2024-07-25 01:51 UTC) and the last 6 h of
-Bitstamp BTC/USD 2015-05-01 (18:00 to 24:00 UTC), each cut into --held-out-folds test blocks; fold i
-trains on every row of the recording before its test block (expanding window) and tests on it,
---held-out-seeds seeds. The goal: agent minus the best baseline with its 95 % interval above zero.
+Held out (HELD_OUT, named before this script first ran; no choice of any session was tested on these
+rows): the last 6 h of Binance spot NEXOUSDT (2024-07-24 19:51 to 2024-07-25 01:51 UTC) and the last 6 h
+of Bitstamp BTC/USD 2015-05-01 (18:00 to 24:00 UTC), each cut into --held-out-folds test blocks (2 of
+3 h); fold i trains on every row of the recording before its test block (expanding window) and tests on
+it, --held-out-seeds seeds. The goal: agent minus the best baseline with its 95 % interval above zero.
 
 Writes into --out at most 3 files: oos_goal.md (the tables), oos_goal.json (every summary) and
 oos_goal.log (progress).
@@ -140,7 +140,7 @@ def main() -> None:
     p.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     p.add_argument("--seeds", type=int, default=3, help="selection seeds per fold")
     p.add_argument("--held-out-seeds", type=int, default=5)
-    p.add_argument("--held-out-folds", type=int, default=3)
+    p.add_argument("--held-out-folds", type=int, default=2, help="test blocks per held-out recording (2: 3 h each)")
     p.add_argument("--held-out-s", type=float, default=None, help="seconds held out at each recording's end "
                                                                    "[default: HELD_OUT's 6 h; smaller for a CPU slice]")
     p.add_argument("--timesteps", type=int, default=40_000, help="env steps per agent (x25 for the long candidates)")
