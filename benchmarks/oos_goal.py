@@ -131,6 +131,12 @@ def quote_baselines(plans: list, jobs: int) -> list[dict]:
     return out
 
 
+def _goal(row: dict) -> bool:
+    """Issue 13's goal on one row: agent minus the best baseline with its lower 95 % bound above zero."""
+    d = row["overall"]["agent_minus_best_baseline"]
+    return d["low"] is not None and d["low"] > 0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
@@ -240,17 +246,21 @@ def main() -> None:
             "Chosen: " + "; ".join(f"{s}: {c['name']}" + ("" if c["trades"] else " (none trades in half its tests: "
                                                                                       "the best anyway)")
                                    for s, c in chosen.items()) + f". Selection {t_sel:.0f} s.", "",
+            "Issue 13's goal (agent - best baseline with its lower 95 % bound above zero) met on the selection folds "
+            "by: " + (", ".join(f"{r['schedule']}/{r['name']}" for r in sel_rows if _goal(r)) or "none") + ".", "",
             "Held out (named before any run): " + ", ".join(f"{n}, its last {s / 3600:.3g} h" for n, (_, s) in
                                                               held_paths.items())
             + f"; {a.held_out_folds} test blocks each, every fold training on all rows before its block; "
               f"{a.held_out_seeds} seeds.", "",
             "| fees | chosen | data | agent | agent - best baseline | best baseline | every baseline | seeds > flat | "
-            "seeds > every baseline | tests with fills |", "|---|---|---|---:|---:|---|---|---:|---:|---:|",
+            "seeds > every baseline | tests with fills | goal met |",
+            "|---|---|---|---:|---:|---|---|---:|---:|---:|---|",
             *[f"| {r['schedule']} | {r['name']} | {r['data']} | {_ci(r['overall']['agent'])} | "
               f"{_ci(r['overall']['agent_minus_best_baseline'])} | {r['overall']['best_baseline']} | "
               + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(r["overall"]["baselines"].items()))
               + f" | {r['overall']['seeds_beating_flat']:.0%} | {r['overall']['seeds_beating_every_baseline']:.0%} | "
-              f"{r['trading']:.0%} |" for r in sorted(held_rows, key=lambda r: (r["schedule"], r["data"]))], "",
+              f"{r['trading']:.0%} | {'yes' if _goal(r) else 'no'} |"
+              for r in sorted(held_rows, key=lambda r: (r["schedule"], r["data"]))], "",
             f"{'All' if len(held_rows) == len(held_paths) * len(a.schedules) else 'Unfinished (held out pending):'} "
             f"{time.perf_counter() - t_all:.0f} s with --jobs {a.jobs} (cpu).",
         ]
