@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from conftest import shared
 from trader.cli import main
-from trader.evaluate.folds import block_folds, dataset_folds
+from trader.evaluate.folds import block_folds, dataset_folds, tail_folds
 from trader.evaluate.stats import bootstrap_mean
 from trader.rl.envs import training_start_max
 
@@ -27,6 +27,22 @@ def test_no_training_episode_reaches_a_test_row(rows, folds, horizon):
     # the test blocks tile the rows after the first block, in order
     assert [f.test_start for f in plan[1:]] == [f.test_end + 1 for f in plan[:-1]]
     assert plan[-1].test_end == rows - 1
+
+
+def test_tail_folds_test_only_the_last_seconds_and_never_train_on_them():
+    ts = np.arange(10_000, dtype=np.int64) * 100_000_000 + 7  # 100 ms rows, 1,000 s
+    plan = tail_folds("d", ts, 250.0, 3, 100)
+    first = 10_000 - 2_500 - 1  # the first row at most 250 s before the last one
+    assert plan[0].test_start == first and ts[-1] - ts[first] == 250 * 10**9
+    assert [f.test_start for f in plan[1:]] == [f.test_end + 1 for f in plan[:-1]] and plan[-1].test_end == 9_999
+    for f in plan:
+        assert f.train_data == f.test_data == "d" and f.train_rows == f.test_start
+        assert training_start_max(f.train_total, f.train_fraction, 100) + 100 < f.test_start
+    with pytest.raises(ValueError, match=r"fold 1: the training rows of d has 0 rows, fewer than the 102 it needs; hold out "
+                                         "fewer seconds"):
+        tail_folds("d", ts, 2_000.0, 2, 100)
+    with pytest.raises(ValueError, match="the test block of d has 2 rows"):
+        tail_folds("d", ts, 0.3, 2, 100)
 
 
 def test_dataset_folds_train_on_the_one_before():

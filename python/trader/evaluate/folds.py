@@ -2,6 +2,9 @@
 
 - One dataset cut into `folds + 1` equal blocks of rows: fold i trains on blocks 0..i-1 (an expanding
   window: rows [0, b_i)) and tests on block i (rows [b_i, b_{i+1})).
+- The last seconds of one recording (`tail_folds`): that tail cut into `folds` equal blocks of rows, fold i
+  training on every row before its block (an expanding window) and testing on it; a held-out check on the
+  end of a long recording whose start other stages used.
 - Several datasets in time order: fold i trains on the `window` datasets before dataset i (all of their
   rows, in one multi-dataset env whose episodes never cross from one to another) and tests on dataset i.
 
@@ -56,6 +59,27 @@ def block_folds(data: str | None, rows: int, folds: int, horizon: int) -> list[F
                    "use fewer --folds or a shorter --horizon")
         _need_rows(i, "the test block", data, bounds[i + 1] - bounds[i], 4, "use fewer --folds")
         out.append(Fold(i, data, bounds[i], rows, data, bounds[i], bounds[i + 1] - 1))
+    return out
+
+
+def tail_folds(data: str | None, ts, tail_s: float, folds: int, horizon: int) -> list[Fold]:
+    """`folds` walk-forward folds whose test blocks (equal in rows) tile the last `tail_s` seconds of one
+    recording (ts: its rows' times, ns, ascending); fold i trains on every row before its test block."""
+    import numpy as np
+
+    if folds < 1:
+        raise ValueError(f"folds: expected >= 1, got {folds}")
+    if not tail_s > 0:
+        raise ValueError(f"tail_s: expected seconds > 0, got {tail_s}")
+    ts = np.asarray(ts)
+    first = int(np.searchsorted(ts, ts[-1] - int(tail_s * 1e9)))
+    bounds = [first + round(j * (len(ts) - first) / folds) for j in range(folds + 1)]
+    out = []
+    for i in range(1, folds + 1):
+        _need_rows(i, "the training rows", data, bounds[i - 1], horizon + 2,
+                   "hold out fewer seconds or use a shorter --horizon")
+        _need_rows(i, "the test block", data, bounds[i] - bounds[i - 1], 4, "use fewer folds")
+        out.append(Fold(i, data, bounds[i - 1], len(ts), data, bounds[i - 1], bounds[i] - 1))
     return out
 
 
