@@ -2,12 +2,15 @@
 (``TradingVectorEnv``) and through a paper ``trader live`` session fed by the local exchange replaying
 the same recording over the real ccxt client, with one fixed seeded action sequence: the same rows, the
 same orders (market lots, quote prices), the same fills (maker and taker lots, every step), the same
-observations and the same PnL.
+observations and the same PnL. Spot data on the spot API; USD-M data on the USD-M API (``trader live
+--market usdm``); and a checkpoint trained on feature set 2 with sizes in quote currency.
 
 Exact, not approximate, in the kernel: the session's rows are sampled on the exchange clock by
 ``sample_top``'s rule, and its execution kernel is the env itself (cpp/exec/live_kernel.h), so the
-env's equity, fees and observations are equal to the last bit -- except the first row's mid return and
-trade flow (the session has no row before its first; its flow counts from the sync). The ledger holds
+env's equity, fees and observations are equal to the last bit. The env is compared on the dataset as
+it would be if it began at the session's first row (``market_from``): that row has no mid return and
+no touch OFI, set 2's depth scale starts there, sizes in quote currency become lots at its mid; only
+that row's trade flow differs (the session counts it from the sync). The ledger holds
 the same fills in decimals (prices in ticks, sizes in lots exactly; fees are the kernel's float64 fees
 written out in full), so its PnL equals the env's to float64 rounding of the sums.
 
@@ -39,29 +42,22 @@ from trader.venue import LocalExchange  # noqa: E402
 
 HORIZON = 1000
 LIVE_LOT = Decimal("0.00000001")
+FUNDING_NS = 1721347200 * 10**9  # 2024-07-19 00:00:00 UTC
 COMPARED = ("position", "equity", "fees", "maker_fees", "taker_fees", "filled", "maker_filled", "taker_filled",
             "unfilled", "quoted", "rejected", "bid_price", "ask_price")
 
 
 def usdm_dataset(tmp_path):
-    """200 s of the USD-M BTCUSDT recording, served on Binance's spot API (the session under test is the
-    spot paper session), whose diff stream chains by ``U == previous u + 1``; USD-M diffs chain by ``pu``
-    instead, so each diff's ``U`` is set to the previous message's ``u`` + 1 here. Update ids are not
-    part of what the env or the kernel sees (levels, trades, times)."""
+    """170 s of the USD-M BTCUSDT recording (2024-07-18 23:57:02 UTC on), as recorded: served on the USD-M
+    API (fapi, diffs chained by ``pu``) to a paper ``trader live --market usdm`` session. It holds no
+    funding time (00:00 UTC): funding is a payment on the position that the env does not model and the
+    paper broker does not book (a real session records the exchange's, trader.live.futures)."""
     from trader.data.binance import convert_sequence, group_sequences
     from trader.data.dataset import write_dataset
-    from trader.data.events import EventKind
 
     path = shared("binance_hftbacktest_raw_feed", "usdm", "btcusdt_20240718.gz")
-    events, meta = convert_sequence(group_sequences([path])[0], duration_s=200)
-    snap = events["kind"] == int(EventKind.BOOK_SNAPSHOT)
-    delta = np.flatnonzero(events["kind"] == int(EventKind.BOOK_DELTA))
-    last = int(events["prev_update_id"][snap][-1] or events["update_id"][snap][-1])
-    u = events["update_id"][delta]
-    new_msg = np.r_[True, u[1:] != u[:-1]]
-    prev_u = np.r_[last, u[:-1]]
-    first = np.maximum.accumulate(np.where(new_msg, prev_u + 1, 0))
-    events["first_update_id"][delta] = first
+    events, meta = convert_sequence(group_sequences([path])[0], duration_s=170)
+    assert events["exch_ts"].max() < FUNDING_NS
     return write_dataset(tmp_path / "usdm", events, meta)
 
 
@@ -138,9 +134,11 @@ def market_from(ds, ts0: int, feature_set: int):
                   whole.symbol, whole.records[first:], whole.starts[r0:] - first)
 
 
-def assert_parity(ds, env: dict, feature_set: int, steps, db):
+def assert_parity(ds, env: dict, feature_set: int, steps, db, symbol: str = "BTC/USDT"):
     """The env over the session's rows with the session's actions gives the session's observations, orders,
-    fills and PnL; the ledger holds them in decimals."""
+    fills and PnL; the ledger holds them in decimals, under the session's symbol (a USD-M session's is
+    BTC/USDT:USDT: read under BTC/USDT, its position would be empty and its PnL 0 -- the "equity mismatch"
+    that once kept the USD-M case on the spot API)."""
     market = market_from(ds, steps[0][0], feature_set)
     n = min(len(steps), env["horizon"])  # the env truncates there; live carries on
     assert np.array_equal(market.ts[:n], [s[0] for s in steps[:n]])  # the same rows, one by one
@@ -167,7 +165,8 @@ def assert_parity(ds, env: dict, feature_set: int, steps, db):
     # the ledger: the kernel's orders and fills in decimals, the same PnL
     st = Ledger(db)
     last = steps[-1][3]
-    pos = st.position(st.orders()[0].symbol)
+    assert {o.symbol for o in st.orders()} == {symbol}
+    pos = st.position(symbol)
     lot = Decimal(ds.meta["lot_size"])
     assert pos.base == last["position"] * lot
     top = market.book[len(steps) - 1, 0]
@@ -200,10 +199,11 @@ def test_paper_session_equals_the_env(tmp_path, actions, data):
     ds = in_live_lots(load_dataset(None if data == "sample" else usdm_dataset(tmp_path)), tmp_path / "live_lots")
     env = env_config(actions, 0.001)
     acts = seeded_actions(env, 10_000)
-    steps, res = paper_session(ds, seeded_policy(env, acts), tmp_path / "paper.sqlite", seconds=8.0)
+    steps, res = paper_session(ds, seeded_policy(env, acts), tmp_path / "paper.sqlite", seconds=8.0,
+                               market="usdm" if data == "usdm" else "spot")
     assert res.skipped_orders == 0 and res.stale_steps == 0 and len(steps) > 60
     assert [s[2] for s in steps] == acts[:len(steps)].tolist()
-    assert_parity(ds, env, 1, steps, tmp_path / "paper.sqlite")
+    assert_parity(ds, env, 1, steps, tmp_path / "paper.sqlite", "BTC/USDT:USDT" if data == "usdm" else "BTC/USDT")
 
 
 def test_checkpoint_with_feature_set_2_and_notional_sizes_runs_as_in_the_env(tmp_path, restore_torch_globals):
