@@ -348,6 +348,8 @@ class LiveSession:
                 try:
                     await self.broker.sync()
                     await self.broker.cancel_all("session end")
+                    if self.broker.futures:  # the funding paid up to the stop, whenever the last read was
+                        await self.broker.sync_funding()
                 except BrokerError as exc:
                     log.error("at stop: %s (the next start reconciles)", exc)
             if self.broker.kind == "paper":
