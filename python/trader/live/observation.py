@@ -1,8 +1,8 @@
 """The feature row of each live row, built exactly as training builds a dataset's: the feature set the
 agent trained on (``trader.sim.features``, row by row: ``FeatureStream``) on the sampled top levels and
 trade flow, or, with an encoder, the encoder's embedding of the rows so far (as
-``trader.nn.embed.embed_rows`` embeds a dataset: of set 1's rows). The account and quote features after it are the execution kernel's (``trader.live.kernel``):
-the env writes them.
+``trader.nn.embed.embed_rows`` embeds a dataset: of set 1's rows). The account and quote features after
+it are the execution kernel's (``trader.live.kernel``): the env writes them.
 """
 
 from __future__ import annotations
