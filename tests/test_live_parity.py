@@ -224,7 +224,7 @@ def test_checkpoint_with_feature_set_2_and_notional_sizes_runs_as_in_the_env(tmp
     policy = load_policy(run_dir)
     assert policy.feature_set == 2 and policy.sizes_in_quote and policy.max_position is None
     assert (policy.env["trade_notional"], policy.env["taker_fee_bps"], policy.env["horizon"]) == (60.0, 4.0, 700)
-    with pytest.raises(ValueError, match=r"--trade-size / --max-position in base units: .*\(trade_notional 60, "):
+    with pytest.raises(ValueError, match=r"--trade-size 0.01 \(base units\): .*\(trade_notional 60, "):
         load_policy(run_dir, trade_size=0.01)
     ds = in_live_lots(load_dataset(None), tmp_path / "live_lots")
     steps, res = paper_session(ds, run_dir, tmp_path / "paper.sqlite", seconds=8.0)

@@ -114,9 +114,10 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
     trained = load(str(spec), device)  # weights and metadata only; a ValueError unless trained on the trading env
     args = trained.args
     if args.get("trade_notional") and (trade_size is not None or max_position is not None):
-        raise ValueError(f"--trade-size / --max-position in base units: {spec} sizes its orders in quote currency "
-                         f"(trade_notional {args['trade_notional']:g}, max_position_notional "
-                         f"{args.get('max_position_notional', 0):g}); leave its sizes as trained")
+        given = f"--trade-size {trade_size:g}" if trade_size is not None else f"max_position {max_position:g}"
+        raise ValueError(f"{given} (base units): {spec} sizes its orders in quote currency (trade_notional "
+                         f"{args['trade_notional']:g}, max_position_notional {args.get('max_position_notional', 0):g}); "
+                         "leave its sizes as trained (--max-position still caps the position as a risk limit)")
     # the env options as trader backtest reads them; live keeps the run's horizon (the time-left feature)
     env = env_spec.check_config(**env_config_from_run(args, horizon=args.get("horizon")) | over)
     # named by the step read: after a fallback from a corrupt latest checkpoint, the older one
