@@ -105,14 +105,15 @@ def book_features(book: np.ndarray, lot_size: float, trade_flow: np.ndarray | No
     return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)
 
 
-def depth_scale(book: np.ndarray, before: float | None = None) -> np.ndarray:
+def depth_scale(book: np.ndarray) -> np.ndarray:
     """The causal size scale of every row (lots): exponential mean over SCALE_ROWS rows of the mean level
-    size of the shown depth (both sides, missing levels 0), starting from row 0's own (or carrying on from
-    `before`, the mean of the row before row 0); never below one lot."""
-    return np.maximum(_depth_mean(book, before), 1.0)
+    size of the shown depth (both sides, missing levels 0), starting from row 0's own; never below one lot."""
+    return np.maximum(_depth_mean(book, None), 1.0)
 
 
 def _depth_mean(book: np.ndarray, before: float | None) -> np.ndarray:
+    """depth_scale's exponential mean, unclipped; `before`: the mean of the row before row 0, which it
+    carries on from (None: row 0's own level)."""
     level = 0.5 * (book[:, :, 1] + book[:, :, 3]).mean(axis=1, dtype=np.float64)
     a = 1.0 / SCALE_ROWS
     mean, _ = lfilter([a], [1.0, a - 1.0], level, zi=[(1.0 - a) * (level[0] if before is None else before)])
