@@ -109,18 +109,21 @@ def test_stale_guard_when_the_stream_goes_quiet():
     assert np.array_equal(got, want)
 
 
-def test_feature_rows_equal_the_training_features():
+@pytest.mark.parametrize("feature_set", [1, 2])
+def test_feature_rows_equal_the_training_features(feature_set):
+    """Row by row, the set's features of every row so far, to the bit (set 2: the depth scale carried on)."""
     from trader.data.dataset import load_dataset
+    from trader.sim.features import features as training_features
 
     ds = load_dataset()
     _ts, book, flow = ds.sample_top(depth=10, interval_ns=100_000_000)
     ok = (book[:, 0, 0] > 0) & (book[:, 0, 2] > 0)
-    book, flow = book[ok][:300], flow[ok][:300]
+    book, flow = book[ok], flow[ok]
     lot = float(ds.lot_size)
-    want = book_features(book, lot, flow)
-    features = RowFeatures(lot)
+    want = training_features(book, lot, flow, feature_set=feature_set)
+    features = RowFeatures(lot, feature_set=feature_set)
     rows = np.stack([features(book[t], flow[t]) for t in range(len(book))])
-    assert np.allclose(rows, want, atol=1e-6) and rows.dtype == np.float32
+    assert np.array_equal(rows, want) and rows.dtype == np.float32 and len(rows) > 1000
 
 
 @pytest.mark.parametrize("kind,inputs,norm", [("tcn", "book+of", "rolling"), ("tlob", "book+of", "rolling"),

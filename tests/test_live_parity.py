@@ -2,12 +2,15 @@
 (``TradingVectorEnv``) and through a paper ``trader live`` session fed by the local exchange replaying
 the same recording over the real ccxt client, with one fixed seeded action sequence: the same rows, the
 same orders (market lots, quote prices), the same fills (maker and taker lots, every step), the same
-observations and the same PnL.
+observations and the same PnL. Spot data on the spot API; USD-M data on the USD-M API (``trader live
+--market usdm``); and a checkpoint trained on feature set 2 with sizes in quote currency.
 
 Exact, not approximate, in the kernel: the session's rows are sampled on the exchange clock by
 ``sample_top``'s rule, and its execution kernel is the env itself (cpp/exec/live_kernel.h), so the
-env's equity, fees and observations are equal to the last bit -- except the first row's mid return and
-trade flow (the session has no row before its first; its flow counts from the sync). The ledger holds
+env's equity, fees and observations are equal to the last bit. The env is compared on the dataset as
+it would be if it began at the session's first row (``market_from``): that row has no mid return and
+no touch OFI, set 2's depth scale starts there, sizes in quote currency become lots at its mid; only
+that row's trade flow differs (the session counts it from the sync). The ledger holds
 the same fills in decimals (prices in ticks, sizes in lots exactly; fees are the kernel's float64 fees
 written out in full), so its PnL equals the env's to float64 rounding of the sums.
 
@@ -39,29 +42,22 @@ from trader.venue import LocalExchange  # noqa: E402
 
 HORIZON = 1000
 LIVE_LOT = Decimal("0.00000001")
+FUNDING_NS = 1721347200 * 10**9  # 2024-07-19 00:00:00 UTC
 COMPARED = ("position", "equity", "fees", "maker_fees", "taker_fees", "filled", "maker_filled", "taker_filled",
             "unfilled", "quoted", "rejected", "bid_price", "ask_price")
 
 
 def usdm_dataset(tmp_path):
-    """200 s of the USD-M BTCUSDT recording, served on Binance's spot API (the session under test is the
-    spot paper session), whose diff stream chains by ``U == previous u + 1``; USD-M diffs chain by ``pu``
-    instead, so each diff's ``U`` is set to the previous message's ``u`` + 1 here. Update ids are not
-    part of what the env or the kernel sees (levels, trades, times)."""
+    """170 s of the USD-M BTCUSDT recording (2024-07-18 23:57:02 UTC on), as recorded: served on the USD-M
+    API (fapi, diffs chained by ``pu``) to a paper ``trader live --market usdm`` session. It holds no
+    funding time (00:00 UTC): funding is a payment on the position that the env does not model and the
+    paper broker does not book (a real session records the exchange's, trader.live.futures)."""
     from trader.data.binance import convert_sequence, group_sequences
     from trader.data.dataset import write_dataset
-    from trader.data.events import EventKind
 
     path = shared("binance_hftbacktest_raw_feed", "usdm", "btcusdt_20240718.gz")
-    events, meta = convert_sequence(group_sequences([path])[0], duration_s=200)
-    snap = events["kind"] == int(EventKind.BOOK_SNAPSHOT)
-    delta = np.flatnonzero(events["kind"] == int(EventKind.BOOK_DELTA))
-    last = int(events["prev_update_id"][snap][-1] or events["update_id"][snap][-1])
-    u = events["update_id"][delta]
-    new_msg = np.r_[True, u[1:] != u[:-1]]
-    prev_u = np.r_[last, u[:-1]]
-    first = np.maximum.accumulate(np.where(new_msg, prev_u + 1, 0))
-    events["first_update_id"][delta] = first
+    events, meta = convert_sequence(group_sequences([path])[0], duration_s=170)
+    assert events["exch_ts"].max() < FUNDING_NS
     return write_dataset(tmp_path / "usdm", events, meta)
 
 
@@ -98,91 +94,142 @@ def seeded_actions(env: dict, n: int) -> np.ndarray:
     return rng.choice(3, n, p=[0.5, 0.25, 0.25])
 
 
-def paper_session(data, env: dict, actions: np.ndarray, db, seconds: float):
-    """A paper `trader live` session over the replay of `data`; per step: the row time, obs, action,
-    the kernel's outputs."""
+def paper_session(data, policy, db, seconds: float, market: str = "spot"):
+    """A paper `trader live` session over the replay of `data` with `policy` (a PolicySpec or a
+    checkpoint); per step: the row time, obs, action, the kernel's outputs, the plan."""
     steps = []
 
     def on_step(session, obs, action):
         steps.append((session.kernel.ts_ns, obs.copy(), int(action), session.kernel.outputs(), session.plan))
 
-    it = iter(actions.tolist())
-    policy = PolicySpec(lambda obs: np.array([next(it)]), "seeded", dict(env))
-    with LocalExchange(data, speed=10, market="spot") as ex:
+    with LocalExchange(data, speed=10, market=market) as ex:
         opts = LiveOptions(symbol="BTC/USDT", checkpoint=policy, base_url=ex.url, db=str(db), duration=seconds,
-                           interval_ms=100, fee_bps=env["taker_fee_bps"], on_step=on_step)
+                           interval_ms=100, market=market, on_step=on_step)
         code, res, msg = run_live(opts, Console(file=io.StringIO()))
     assert code == EXIT_OK, msg
     return steps, res
 
 
-@pytest.mark.parametrize("actions,data", [("quote", "sample"), ("discrete", "sample"), ("quote", "usdm")])
-def test_paper_session_equals_the_env(tmp_path, actions, data):
-    ds = in_live_lots(load_dataset(None if data == "sample" else usdm_dataset(tmp_path)), tmp_path / "live_lots")
-    trade_size = 0.001
-    env = env_config(actions, trade_size)
-    acts = seeded_actions(env, 10_000)
-    steps, res = paper_session(ds, env, acts, tmp_path / "paper.sqlite", seconds=8.0)
-    assert res.skipped_orders == 0 and res.stale_steps == 0 and len(steps) > 60
+def seeded_policy(env: dict, actions: np.ndarray) -> PolicySpec:
+    it = iter(actions.tolist())
+    return PolicySpec(lambda obs: np.array([next(it)]), "seeded", dict(env))
 
-    market = load_market(ds, interval_ms=100.0)
-    r0 = int(np.searchsorted(market.ts, steps[0][0]))
-    assert market.ts[r0] == steps[0][0]
-    n = min(len(steps), HORIZON)
-    assert np.array_equal(market.ts[r0:r0 + n], [s[0] for s in steps[:n]])  # the same rows, one by one
-    vec = TradingVectorEnv(market, num_envs=1, start_min=r0, start_max=r0,
+
+def market_from(ds, ts0: int, feature_set: int):
+    """The dataset as the env sees it when it starts at the session's first row (time ts0): the rows from
+    there, their features computed from there (the mid return, the touch OFI and set 2's depth scale
+    start at the first row, as live's do) and sizes in quote currency converted at that row's mid."""
+    from trader.sim import features
+    from trader.sim.env import Market
+
+    whole = load_market(ds, interval_ms=100.0)
+    r0 = int(np.searchsorted(whole.ts, ts0))
+    assert whole.ts[r0] == ts0
+    ts, book, flow = ds.sample_top(depth=whole.book.shape[1], interval_ns=100_000_000)
+    s0 = int(np.searchsorted(ts, ts0))
+    assert np.array_equal(book[s0:s0 + 50], whole.book[r0:r0 + 50])
+    feats = features.features(book[s0:], float(ds.lot_size), flow[s0:], feature_set=feature_set)
+    first = whole.starts[r0]
+    return Market(whole.book[r0:], feats[:len(whole.book) - r0], whole.ts[r0:], whole.tick_size, whole.lot_size,
+                  whole.symbol, whole.records[first:], whole.starts[r0:] - first)
+
+
+def assert_parity(ds, env: dict, feature_set: int, steps, db, symbol: str = "BTC/USDT"):
+    """The env over the session's rows with the session's actions gives the session's observations, orders,
+    fills and PnL; the ledger holds them in decimals, under the session's symbol (a USD-M session's is
+    BTC/USDT:USDT: read under BTC/USDT, its position would be empty and its PnL 0 -- the "equity mismatch"
+    that once kept the USD-M case on the spot API)."""
+    market = market_from(ds, steps[0][0], feature_set)
+    n = min(len(steps), env["horizon"])  # the env truncates there; live carries on
+    assert np.array_equal(market.ts[:n], [s[0] for s in steps[:n]])  # the same rows, one by one
+    vec = TradingVectorEnv(market, num_envs=1, start_min=0, start_max=0,
                            **{k: v for k, v in env.items() if k not in ("tick_size", "lot_size", "start_min", "start_max")})
     obs, info = vec.reset(seed=0)
-    D = market.features.shape[1]
-    ret_col = 4 * market.book.shape[1]  # the mid return since the previous row: the session has none at its first
+    flow_cols = [4 * market.book.shape[1] + 4, 4 * market.book.shape[1] + 5]  # trade volume and imbalance
     first = obs[0].copy()
-    own = [ret_col, D - 2, D - 1]  # mid return, trade volume and imbalance: the session has no earlier row
-    first[own] = steps[0][1][own]
+    first[flow_cols] = steps[0][1][flow_cols]  # the session's first interval counts trades from the sync
     assert np.array_equal(first, steps[0][1])
     orders = fills = 0
     for i in range(1, n):
-        obs, _, _, _, info = vec.step(np.array([acts[i - 1]]))
-        _ts, live_obs, live_action, out, _plan = steps[i]
-        assert live_action == acts[i]
+        obs, _, _, _, info = vec.step(np.array([steps[i - 1][2]]))
+        _ts, live_obs, _action, out, _plan = steps[i]
         assert np.array_equal(obs[0], live_obs), f"step {i}"
         for f in COMPARED:
             assert info[f][0] == out[f], f"step {i}: {f} env {info[f][0]} live {out[f]}"
         orders += int(info["quoted"][0] > 0) + int(info["taker_filled"][0] != 0)
         fills += int(info["filled"][0] != 0)
     assert fills > 3 and orders > 3
-    if actions == "quote":
+    if env["actions"] == "quote":
         assert sum(s[3]["maker_filled"] for s in steps[:n]) > 0  # the queue model filled resting quotes
 
     # the ledger: the kernel's orders and fills in decimals, the same PnL
-    st = Ledger(tmp_path / "paper.sqlite")
+    st = Ledger(db)
     last = steps[-1][3]
-    pos = st.position("BTC/USDT")
+    assert {o.symbol for o in st.orders()} == {symbol}
+    pos = st.position(symbol)
     lot = Decimal(ds.meta["lot_size"])
     assert pos.base == last["position"] * lot
-    tick = float(Decimal(ds.meta["tick_size"]))
-    top = market.book[r0 + len(steps) - 1, 0]
-    mid = 0.5 * (top[0] + top[2]) * tick
+    top = market.book[len(steps) - 1, 0]
+    mid = 0.5 * (top[0] + top[2]) * market.tick_size
     assert pos.equity(mid) + env["initial_cash"] == pytest.approx(last["equity"], abs=1e-6)
     fees = sum((f.fee for f in st.fills()), Decimal(0))
     assert float(fees) == pytest.approx(last["fees"], abs=1e-9)
     # every order the kernel's plans announced, in order, and nothing else (then: same fills, same PnL)
-    k = {"tick": Decimal(ds.meta["tick_size"]), "lot": lot}
+    tick = Decimal(ds.meta["tick_size"])
     want = []
     for *_, plan in steps:
         if plan.market_lots:
-            want.append(("buy" if plan.market_lots > 0 else "sell", "market", abs(plan.market_lots) * k["lot"], None))
+            want.append(("buy" if plan.market_lots > 0 else "sell", "market", abs(plan.market_lots) * lot, None))
         for side, q in (("buy", plan.bid), ("sell", plan.ask)):
             if q.price and not q.kept:
-                want.append((side, "limit", q.lots * k["lot"], q.price * k["tick"]))
+                want.append((side, "limit", q.lots * lot, q.price * tick))
     assert [(o.side, o.type, o.amount, o.price) for o in st.orders()] == want
     filled = sum(abs(s[3]["maker_filled"]) + abs(s[3]["taker_filled"]) for s in steps)
     assert sum((f.amount for f in st.fills()), Decimal(0)) == filled * lot  # each kernel fill once in the ledger
     quotes = [o for o in st.orders() if o.type == "limit"]
-    if actions == "quote":
+    if env["actions"] == "quote":
         assert quotes and all(o.params == {"postOnly": True} for o in quotes)
         assert {o.status for o in quotes} <= {"filled", "cancelled", "rejected", "open"}
     else:
         assert not quotes
+
+
+@pytest.mark.parametrize("actions,data", [("quote", "sample"), ("discrete", "sample"), ("quote", "usdm")])
+def test_paper_session_equals_the_env(tmp_path, actions, data):
+    ds = in_live_lots(load_dataset(None if data == "sample" else usdm_dataset(tmp_path)), tmp_path / "live_lots")
+    env = env_config(actions, 0.001)
+    acts = seeded_actions(env, 10_000)
+    steps, res = paper_session(ds, seeded_policy(env, acts), tmp_path / "paper.sqlite", seconds=8.0,
+                               market="usdm" if data == "usdm" else "spot")
+    assert res.skipped_orders == 0 and res.stale_steps == 0 and len(steps) > 60
+    assert [s[2] for s in steps] == acts[:len(steps)].tolist()
+    assert_parity(ds, env, 1, steps, tmp_path / "paper.sqlite", "BTC/USDT:USDT" if data == "usdm" else "BTC/USDT")
+
+
+def test_checkpoint_with_feature_set_2_and_notional_sizes_runs_as_in_the_env(tmp_path, restore_torch_globals):
+    """A quote agent trained (tiny, here) on feature set 2 with sizes in quote currency: ``trader live``
+    reads both from its checkpoint (and its fees, horizon, grid), as ``trader backtest`` does, and observes
+    exactly what the env observes on the same rows, with its lots converted at the session's first mid
+    (the env's rule for a dataset's first row)."""
+    from trader.live.policy import load_policy
+    from trader.rl import ppo
+    from trader.run.lifecycle import resolve_args
+
+    args = resolve_args(ppo.Args, None, {"total_timesteps": 128, "num_envs": 2, "num_steps": 64, "runs_dir": str(tmp_path),
+                                         "track": False, "progress_bar": False, "cuda": False, "actions": "quote",
+                                         "quote_levels": 3, "quote_flatten": True, "feature_set": 2,
+                                         "trade_notional": 60.0, "max_position_notional": 300.0, "taker_fee_bps": 4.0,
+                                         "maker_fee_bps": -0.5, "horizon": 700})
+    run_dir = ppo.train(args)["run_dir"]
+    policy = load_policy(run_dir)
+    assert policy.feature_set == 2 and policy.sizes_in_quote and policy.max_position is None
+    assert (policy.env["trade_notional"], policy.env["taker_fee_bps"], policy.env["horizon"]) == (60.0, 4.0, 700)
+    with pytest.raises(ValueError, match=r"--trade-size 0.01 \(base units\): .*\(trade_notional 60, "):
+        load_policy(run_dir, trade_size=0.01)
+    ds = in_live_lots(load_dataset(None), tmp_path / "live_lots")
+    steps, res = paper_session(ds, run_dir, tmp_path / "paper.sqlite", seconds=8.0)
+    assert res.stale_steps == 0 and len(steps) > 60 and len(steps[0][1]) == policy.obs_dim == 4 * 10 + 7 + 3 + 6
+    assert_parity(ds, policy.env, 2, steps, tmp_path / "paper.sqlite")
 
 
 @pytest.mark.parametrize("config", [

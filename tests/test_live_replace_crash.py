@@ -7,8 +7,9 @@ exchange over the real recordings; and a USD-M session killed after its market o
 restart recovers the position.
 
 The quoting process is a short program driving the real broker (``requote``: cancel + new at a new
-price, ``trader.live.quoting``), since ``trader live``'s own steps place market orders; the hook
-``TRADER_LIVE_TEST_HOOK=<point>:60:2`` holds it at the second order (``trader.live.broker``)."""
+price, ``trader.live.quoting``), so that the second order is a replace whatever the market does; the hook
+``TRADER_LIVE_TEST_HOOK=<point>:60:2`` holds it at the second order (``trader.live.broker``). A quote
+agent killed mid-replace through ``trader live`` itself: tests/test_live_quote_agent.py."""
 
 from __future__ import annotations
 

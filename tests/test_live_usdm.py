@@ -287,3 +287,29 @@ def test_session_liquidation_guard_refuses_and_closes(usdm_data, tmp_path):
     closes = [r for r in st.orders() if r.params.get("reduceOnly")]
     assert len(trips) >= 1 and len(closes) == len(trips) and all(r.status == "filled" for r in closes)
     assert res.skipped_orders >= len(trips)
+
+
+def test_session_books_the_funding_paid_before_its_stop(usdm_data, tmp_path):
+    """A session long from its first steps while the exchange pays the 00:00 UTC funding, stopped a few
+    seconds later (before its 10 s funding poll comes round): the stop reads the funding paid so far, so
+    the ledger's PnL holds it and equals the exchange's wallet."""
+    import io
+
+    from rich.console import Console
+    from trader.live.launch import EXIT_OK, LiveOptions, run_live
+
+    db = tmp_path / "real.sqlite"
+    with LocalExchange(usdm_data, keys=KEYS, speed=0, loop=True) as ex:
+        advance_past(ex, FUNDING_MS - 21_000)  # 20 s of data before the funding time, then 5x: ~4 s of wall time
+        ex.resume(speed=5.0)
+        opts = LiveOptions(symbol="BTC/USDT", market="usdm", leverage=3, checkpoint="scripted:buy", real=True,
+                           base_url=ex.url, keys=ApiKeys(KEY, SECRET), db=str(db), duration=7.0, interval_ms=150,
+                           recv_window_ms=1000)
+        code, res, msg = run_live(opts, Console(file=io.StringIO()))
+        assert code == EXIT_OK, msg
+        assert ex.exchange_ms() > FUNDING_MS
+        st = Ledger(db)
+        report = audit(ex, KEY, st, SYMBOL)  # the ledger's funding payments are the account's
+    assert report["funding"] == 1 and report["position"] > 0
+    (_, paid, ts_ms), = st.funding(SYMBOL)
+    assert paid < 0 and ts_ms == FUNDING_MS  # a long pays a positive rate

@@ -283,6 +283,7 @@ def _tiny(tmp_path: Path) -> Path:
 
 
 def test_one_surface_seed_fee_and_output_option_everywhere():
+    from trader.live.policy import load_policy
     from trader.options import SEED
     from trader.rl.args import CommonArgs
     from trader.sim import spec
@@ -294,7 +295,10 @@ def test_one_surface_seed_fee_and_output_option_everywhere():
     assert CommonArgs.seed == SEED and params[" serve"]["seed"].default == SEED
     assert params[" train-encoder"]["seeds"].default.split(",")[0] == str(SEED)
     fees = spec.defaults()
-    assert params[" live"]["fee_bps"].default == fees["taker_fee_bps"] == params[" serve"]["taker_fee_bps"].default
+    assert params[" serve"]["taker_fee_bps"].default == fees["taker_fee_bps"]
+    # live's paper fee is the policy's, as in backtest (issue 16); a scripted policy's is the env spec's
+    assert params[" live"]["fee_bps"].default is None
+    assert load_policy("scripted:hold").env["taker_fee_bps"] == fees["taker_fee_bps"]
     assert params[" serve"]["maker_fee_bps"].default == fees["maker_fee_bps"]
     writers = [" train", " train-encoder", " embed", " backtest", " evaluate", " record", " convert", " data convert"]
     for name in writers:  # where a command writes: -o/--out in every one

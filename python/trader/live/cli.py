@@ -11,7 +11,6 @@ import click
 
 from trader import errors
 from trader.options import deprecated_alias, out_option
-from trader.sim import spec
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -78,9 +77,9 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader train-encoder model folder: observations are its embeddings.")
 @click.option("--trade-size", type=float, default=None, help="Override the policy's order size (base units).")
-@click.option("--taker-fee-bps", "fee_bps", type=click.FloatRange(min=0), default=spec.defaults()["taker_fee_bps"],
-              help="Paper broker: fee on its fills (market orders), bps of notional; the default is trader train's "
-                   "and trader backtest's.")
+@click.option("--taker-fee-bps", "fee_bps", type=click.FloatRange(min=0), default=None,
+              help="Paper broker: fee on its fills (market orders), bps of notional [default: the policy's, as in "
+                   "trader backtest; trader train's default for scripted policies].")
 @click.option("--max-slippage-bps", type=float, default=None,
               help="Send LIMIT IOC orders capped this far past the best price instead of market orders.")
 @click.option("--stale-after", type=float, default=5.0, help="Seconds without a book update before no new orders.")

@@ -23,6 +23,7 @@ from trader import _core
 from trader.live.feed import LiveRow
 from trader.live.observation import RowFeatures
 from trader.live.policy import NOT_FROM_POLICY
+from trader.sim import spec
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,12 @@ class ExecutionKernel:
         self.core: _core.LiveKernel | None = None  # made at the first row (the feature width is known then)
         self.started = False
         self.ts_ns: int | None = None  # grid time of the last row
+        self.ref_price: float | None = None  # quote per base: the first row's mid
 
     def add(self, row: LiveRow) -> None:
         feats = self.features(row.top, row.flow)
         if self.core is None:
+            self.ref_price = spec.reference_price(row.top[None], float(self.tick))
             self.core = _core.LiveKernel(self.levels, len(feats), float(self.tick), float(self.lot), **self.options)
         self.core.append(row.top, feats, row.ts_ns, row.records)
         self.ts_ns = row.ts_ns
@@ -79,6 +82,13 @@ class ExecutionKernel:
 
     def outputs(self) -> dict:
         return self.core.outputs()
+
+    @property
+    def max_lots(self) -> int:
+        """The position limit in lots: max_position, or max_position_notional at the first row's mid -- the
+        env's rule for a dataset (trader.sim.spec.size_lots; issue 13), the session being the dataset.
+        A restarted session converts at its own first mid."""
+        return spec.size_lots(self.options, float(self.lot), self.ref_price)[1]
 
     def price(self, ticks: int) -> Decimal:
         return Decimal(int(ticks)) * self.tick

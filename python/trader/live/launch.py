@@ -17,7 +17,6 @@ from pathlib import Path
 
 from trader.live.keys import ApiKeys
 from trader.live.ledger import Ledger
-from trader.sim import spec
 
 log = logging.getLogger("trader.live")
 
@@ -42,7 +41,7 @@ class LiveOptions:
     interval_ms: float | None = None
     depth: int | None = None
     encoder: str | None = None
-    fee_bps: float = spec.defaults()["taker_fee_bps"]  # paper: the kernel's taker fee (training's default)
+    fee_bps: float | None = None  # paper: the kernel's taker fee (None: the policy's, as trader backtest)
     maker_fee_bps: float | None = None  # paper: the kernel's maker fee (None: the policy's)
     max_slippage_bps: float | None = None
     stale_after: float = 5.0
@@ -121,6 +120,7 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     encoder = Encoder(encoder_dir) if encoder_dir else None
     if encoder is not None:
         policy.depth = encoder.levels
+    # None with sizes in quote currency: the kernel's limit, in lots at the first row's mid (session.py)
     limits = RiskLimits(max_position=opts.max_position or policy.max_position, max_notional=opts.max_notional,
                         daily_loss_limit=opts.daily_loss_limit, max_order=opts.max_order,
                         flatten_on_kill=opts.flatten_on_kill)
@@ -144,11 +144,13 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
             return EXIT_REFUSED, None, f"unknown symbol {symbol!r} on {venue(opts)}"
         feed = LiveFeed(public, symbol, depth=policy.depth, interval_ms=opts.interval_ms or policy.interval_ms,
                         stale_after=opts.stale_after, record_dir=opts.record_dir, snapshot_limit=opts.snapshot_limit)
-        env = dict(policy.env, taker_fee_bps=opts.fee_bps)
+        env = dict(policy.env)
+        if opts.fee_bps is not None:
+            env["taker_fee_bps"] = opts.fee_bps
         if opts.maker_fee_bps is not None:
             env["maker_fee_bps"] = opts.maker_fee_bps
         kernel = ExecutionKernel(env, tick=feed.tick, lot=feed.lot, levels=policy.depth,
-                                 features=RowFeatures(feed.lot_size, encoder))
+                                 features=RowFeatures(feed.lot_size, encoder, policy.feature_set))
         if opts.real:
             private = make_client(opts.exchange, market=opts.market, base_url=opts.base_url, testnet=opts.testnet,
                                   keys=opts.keys, recv_window_ms=opts.recv_window_ms)

@@ -1,8 +1,8 @@
-"""The feature row of each live row, built exactly as training builds a dataset's: ``trader.sim.features.
-book_features`` on the sampled top levels and trade flow (the previous row gives the mid return), or,
-with an encoder, the encoder's embedding of the rows so far (as ``trader.nn.embed.embed_rows`` embeds a
-dataset). The account and quote features after it are the execution kernel's (``trader.live.kernel``):
-the env writes them.
+"""The feature row of each live row, built exactly as training builds a dataset's: the feature set the
+agent trained on (``trader.sim.features``, row by row: ``FeatureStream``) on the sampled top levels and
+trade flow, or, with an encoder, the encoder's embedding of the rows so far (as
+``trader.nn.embed.embed_rows`` embeds a dataset: of set 1's rows). The account and quote features after
+it are the execution kernel's (``trader.live.kernel``): the env writes them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trader.sim.features import book_features
+from trader.sim.features import DEFAULT_SET, FeatureStream
 
 
 class Encoder:
@@ -64,18 +64,18 @@ class Encoder:
 
 
 class RowFeatures:
-    """Feature rows of consecutive live rows (book_features, or an encoder's embedding of them)."""
+    """Feature rows of consecutive live rows: set `feature_set` of trader.sim.features, or an encoder's
+    embedding of set 1's (the encoder's inputs, trader.nn.inputs)."""
 
-    def __init__(self, lot_size: float, encoder: Encoder | None = None):
+    def __init__(self, lot_size: float, encoder: Encoder | None = None, feature_set: int = DEFAULT_SET):
         self.lot_size = lot_size
         self.encoder = encoder
-        self._prev_top: np.ndarray | None = None
+        self.stream = FeatureStream(lot_size, 1 if encoder is not None else feature_set)
 
     def __call__(self, top: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """float32 [D]: the row's book_features (of [previous, current], last row) or its embedding."""
-        prev = top if self._prev_top is None else self._prev_top
-        row = book_features(np.stack([prev, top]), self.lot_size, np.stack([np.zeros(2, np.int64), flow]))[1]
-        self._prev_top = top.copy()
+        """float32 [D]: the row's features (the last row of trader.sim.features.features over the rows so
+        far) or its embedding."""
+        row = self.stream.push(top, flow)
         if self.encoder is not None:
             row = self.encoder(row, top, self.lot_size)
         return np.ascontiguousarray(row, dtype=np.float32)

@@ -3,9 +3,11 @@
 ``load_policy(spec)``:
 
 * a checkpoint of ``trader train`` (a run folder, its checkpoint store or one checkpoint in it): its
-  policy (``trader.rl.policy.load``) and the env options saved with it (action kind, trade size, max
-  position, horizon, quote grid, fees, queue model, ...), so that live acts on the scale and with the
-  order rules it was trained on;
+  policy (``trader.rl.policy.load``) and what the run says about its env, read as ``trader backtest``
+  reads it (``trader.backtest.engine.env_config_from_run``: action kind, sizes in base units or in quote
+  currency, quote grid, fees, queue model, ...; the horizon too, for the time-left feature), its
+  feature set (``trader.sim.features.run_set``), grid interval and encoder, so that live observes and
+  acts as it was trained;
 * ``scripted:NAME`` for rehearsals and tests, where the observation is ignored: ``hold``, ``buy``,
   ``sell``, ``alternate`` (buy, sell, buy, ...), ``cycle`` (buy, hold, sell, hold, ...);
 * a Python callable ``obs [B, D] -> actions [B]`` (tests, notebooks).
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from trader.sim import features
 from trader.sim import spec as env_spec
 
 SCRIPTED = {
@@ -46,18 +49,25 @@ class PolicySpec:
     num_agents: int = 1  # MADDPG checkpoints: the observation is given to every agent, agent 0 acts
     encoder: str | None = None  # the encoder folder the agent was trained with (trader train --encoder)
     encoder_sha256: str | None = None  # and the sha256 of its files (trader.nn.embed.checkpoint_sha256)
+    feature_set: int = features.DEFAULT_SET  # trader.sim.features; scripted and callable policies: the default
 
     @property
     def continuous(self) -> bool:
         return self.env["actions"] in ("continuous", "quote_continuous")
 
     @property
-    def max_position(self) -> float:
-        return float(self.env["max_position"])
+    def sizes_in_quote(self) -> bool:
+        """Sizes in quote currency (trade_notional, max_position_notional): lots at the first row's mid."""
+        return self.env["trade_notional"] > 0
 
     @property
-    def trade_size(self) -> float:
-        return float(self.env["trade_size"])
+    def max_position(self) -> float | None:
+        """|position| limit, base units; None when the sizes are in quote currency (known at the first row)."""
+        return None if self.sizes_in_quote else float(self.env["max_position"])
+
+    @property
+    def trade_size(self) -> float | None:
+        return None if self.sizes_in_quote else float(self.env["trade_size"])
 
     def action(self, obs: np.ndarray):
         """The action for one observation: an int (discrete, quote) or a float array (continuous modes)."""
@@ -98,14 +108,20 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
         if callable(spec):
             return PolicySpec(spec, getattr(spec, "__name__", "callable"), env)
         return PolicySpec(_scripted(str(spec).split(":", 1)[1]), str(spec), env)
+    from trader.backtest.engine import env_config_from_run
     from trader.rl.policy import load
 
     trained = load(str(spec), device)  # weights and metadata only; a ValueError unless trained on the trading env
-    args = env_spec.from_legacy({k: v for k, v in trained.args.items() if v is not None})  # older runs' names too
-    known = env_spec.defaults()
-    env = env_spec.check_config(**{k: v for k, v in args.items() if k in known and k not in NOT_FROM_POLICY} | over)
+    args = trained.args
+    if args.get("trade_notional") and (trade_size is not None or max_position is not None):
+        given = f"--trade-size {trade_size:g}" if trade_size is not None else f"max_position {max_position:g}"
+        raise ValueError(f"{given} (base units): {spec} sizes its orders in quote currency (trade_notional "
+                         f"{args['trade_notional']:g}, max_position_notional {args.get('max_position_notional', 0):g}); "
+                         "leave its sizes as trained (--max-position still caps the position as a risk limit)")
+    # the env options as trader backtest reads them; live keeps the run's horizon (the time-left feature)
+    env = env_spec.check_config(**env_config_from_run(args, horizon=args.get("horizon")) | over)
     # named by the step read: after a fallback from a corrupt latest checkpoint, the older one
     return PolicySpec(trained.act, f"{trained.algo}:{trained.checkpoint}", env, obs_dim=int(trained.spec["obs_dim"]),
                       interval_ms=float(args.get("interval_ms", 100.0)),
                       num_agents=int(trained.spec.get("num_agents", 1)), encoder=args.get("encoder"),
-                      encoder_sha256=args.get("encoder_sha256"))
+                      encoder_sha256=args.get("encoder_sha256"), feature_set=features.run_set(args))

@@ -1,7 +1,8 @@
 """Risk limits and the kill switch.
 
 * ``max_position``: |position| (base units) never exceeds it: an order that would take it past (further
-  from 0) is not sent;
+  from 0) is not sent; by default the policy's, and for a policy sized in quote currency the kernel's
+  limit in lots at the session's first mid (``RiskManager.position_limit``, set by the session);
 * ``max_notional``: |position| x mid (quote) never exceeds it, the same way;
 * ``max_order``: the size of one order (base units); a larger one is not sent.
 
@@ -32,14 +33,14 @@ log = logging.getLogger("trader.live.risk")
 
 @dataclass(frozen=True)
 class RiskLimits:
-    max_position: float
+    max_position: float | None  # None: the policy's, known at the first row (sizes in quote currency)
     max_notional: float | None = None
     daily_loss_limit: float | None = None
     max_order: float | None = None
     flatten_on_kill: bool = False
 
     def __post_init__(self):
-        if self.max_position <= 0:
+        if self.max_position is not None and self.max_position <= 0:
             raise ValueError("max_position must be > 0")
         for name in ("max_notional", "daily_loss_limit", "max_order"):
             v = getattr(self, name)
@@ -50,12 +51,13 @@ class RiskLimits:
 class RiskManager:
     def __init__(self, limits: RiskLimits):
         self.limits = limits
+        self.position_limit = limits.max_position  # base units; None until the session's first row sets it
         self.refused = 0  # orders not sent
 
     def refuses(self, delta: Decimal, position: Decimal, mid: float) -> str | None:
         """Why a signed order of ``delta`` base units from ``position`` is not within the limits (None: it is)."""
         lim = self.limits
-        cap = lim.max_position
+        cap = self.position_limit
         if lim.max_notional is not None and mid > 0:
             cap = min(cap, lim.max_notional / mid)
         target = float(position + delta)

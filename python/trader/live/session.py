@@ -209,6 +209,8 @@ class LiveSession:
             self._carry = []
         k.add(row)
         k.advance(self.action)
+        if self.risk.position_limit is None:  # sizes in quote currency: the kernel's limit, now known
+            self.risk.position_limit = float(k.amount(k.max_lots))
         if broker.kind == "paper":
             broker.book()
         else:  # the exchange's fills are the account
@@ -294,7 +296,7 @@ class LiveSession:
         if mode == "quote_continuous":
             a[2] = -1.0
         else:  # continuous: the target that is the position now
-            a[0] = np.float32(self.kernel.outputs()["position"] / round(env["max_position"] / float(self.kernel.lot)))
+            a[0] = np.float32(self.kernel.outputs()["position"] / self.kernel.max_lots)
         return a
 
     async def _place(self, plan: Plan, row) -> None:
@@ -346,6 +348,8 @@ class LiveSession:
                 try:
                     await self.broker.sync()
                     await self.broker.cancel_all("session end")
+                    if self.broker.futures:  # the funding paid up to the stop, whenever the last read was
+                        await self.broker.sync_funding()
                 except BrokerError as exc:
                     log.error("at stop: %s (the next start reconciles)", exc)
             if self.broker.kind == "paper":

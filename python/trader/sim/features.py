@@ -19,6 +19,10 @@ touch size: on 2 minutes of Binance BTCUSDT and ETHUSDT and 5 of NEXOUSDT the me
 scale) is 0.19, 0.14, 0.28 with it, 0.03, 0.03, 1.46 with the touch (BTC and ETH pile size at the touch).
 
 Missing levels (price 0) get distance 0 and size 0 in both sets.
+
+A live session (trader.live) gets its rows one at a time: `FeatureStream` gives each row's features by
+the same functions on the window [previous row, row], the depth scale carried on from the row before,
+so that every row equals the last row of `features` over the rows so far, to the bit.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ DEFAULT_SET = 1  # new runs unless told (trader train's PPO defaults come from b
 LEGACY_SET = 1  # the set of runs saved before sets had numbers (no feature_set in their arguments)
 SCALE_ROWS = 600  # rows of the depth scale's exponential mean (60 s on the default 100 ms grid)
 OFI_CLIP = 10.0  # touch sizes of order flow imbalance, either way
+
+
+def run_set(args: dict) -> int:
+    """The set a run observed, from its saved arguments (LEGACY_SET for a run saved before sets had numbers)."""
+    return check_set(args.get("feature_set", LEGACY_SET))
 
 
 def check_set(feature_set) -> int:
@@ -99,10 +108,16 @@ def book_features(book: np.ndarray, lot_size: float, trade_flow: np.ndarray | No
 def depth_scale(book: np.ndarray) -> np.ndarray:
     """The causal size scale of every row (lots): exponential mean over SCALE_ROWS rows of the mean level
     size of the shown depth (both sides, missing levels 0), starting from row 0's own; never below one lot."""
+    return np.maximum(_depth_mean(book, None), 1.0)
+
+
+def _depth_mean(book: np.ndarray, before: float | None) -> np.ndarray:
+    """depth_scale's exponential mean, unclipped; `before`: the mean of the row before row 0, which it
+    carries on from (None: row 0's own level)."""
     level = 0.5 * (book[:, :, 1] + book[:, :, 3]).mean(axis=1, dtype=np.float64)
     a = 1.0 / SCALE_ROWS
-    scale, _ = lfilter([a], [1.0, a - 1.0], level, zi=[(1.0 - a) * level[0]])
-    return np.maximum(scale, 1.0)
+    mean, _ = lfilter([a], [1.0, a - 1.0], level, zi=[(1.0 - a) * (level[0] if before is None else before)])
+    return mean
 
 
 def touch_ofi(book: np.ndarray) -> np.ndarray:
@@ -116,10 +131,12 @@ def touch_ofi(book: np.ndarray) -> np.ndarray:
     return e
 
 
-def scale_free_features(book: np.ndarray, trade_flow: np.ndarray | None = None) -> np.ndarray:
-    """Set 2. book: int64 [T, L, 4] -> float32 [T, 4L+7]; sizes relative to depth_scale (lot size cancels)."""
+def scale_free_features(book: np.ndarray, trade_flow: np.ndarray | None = None,
+                        scale: np.ndarray | None = None) -> np.ndarray:
+    """Set 2. book: int64 [T, L, 4] -> float32 [T, 4L+7]; sizes relative to depth_scale (lot size cancels;
+    `scale`: the rows' depth_scale when known)."""
     bid_dist, ask_dist, ret, spread = _prices(book)
-    scale = depth_scale(book)
+    scale = depth_scale(book) if scale is None else scale
     bid_q = book[:, :, 1].astype(np.float64) / scale[:, None]
     ask_q = book[:, :, 3].astype(np.float64) / scale[:, None]
     vol, flow_imb = _flow(trade_flow, len(book), 1.0 / scale)
@@ -127,3 +144,29 @@ def scale_free_features(book: np.ndarray, trade_flow: np.ndarray | None = None) 
     cols = [bid_dist, ask_dist, np.log1p(bid_q), np.log1p(ask_q),
             _scalars(ret, spread, *_imbalances(bid_q, ask_q), np.log1p(vol), flow_imb), ofi[:, None]]
     return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)
+
+
+class FeatureStream:
+    """The features of set `feature_set` of one row at a time (a live feed's): each equal to the last row
+    of `features` over every row pushed so far. The window [previous row, row] gives the mid return and
+    the touch OFI; set 2's depth scale carries on from the exponential mean of the row before."""
+
+    def __init__(self, lot_size: float, feature_set: int = DEFAULT_SET):
+        self.lot_size = lot_size
+        self.feature_set = check_set(feature_set)
+        self._prev: np.ndarray | None = None  # the previous row's levels [L, 4]
+        self._before: float | None = None  # the depth mean of the row before the previous one
+
+    def push(self, top: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """float32 [D]: the features of the next row, its levels top [L, 4] and its trade flow [2]."""
+        book = top[None] if self._prev is None else np.stack([self._prev, top])
+        flows = np.zeros((len(book), 2), np.int64)
+        flows[-1] = flow
+        if self.feature_set == 1:
+            row = book_features(book, self.lot_size, flows)[-1]
+        else:
+            mean = _depth_mean(book, self._before)
+            row = scale_free_features(book, flows, np.maximum(mean, 1.0))[-1]
+            self._before = None if self._prev is None else float(mean[0])  # the next window's row before
+        self._prev = top.copy()
+        return row
