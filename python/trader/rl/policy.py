@@ -93,9 +93,7 @@ def observation_market(args: dict, data=None):
     it recorded (trader.sim.features), or the embeddings of the encoder it was trained with."""
     from trader.sim import features, load_market
 
-    # a run saved before feature sets had numbers observed the legacy set
-    feature_set = args.get("feature_set", features.LEGACY_SET)
-    market = load_market(data if data is not None else args.get("data"), feature_set=feature_set,
+    market = load_market(data if data is not None else args.get("data"), feature_set=features.run_set(args),
                          interval_ms=args.get("interval_ms", 100.0))
     if not args.get("encoder"):
         return market
