@@ -153,6 +153,9 @@ def main() -> None:
     p.add_argument("--datasets", type=int, default=len(DATASETS), help="the first N selection datasets (a CPU slice)")
     p.add_argument("--held-out", nargs="*", default=None, choices=[h[0] for h in HELD_OUT],
                    help="held-out recordings to confirm on [default: all]; none given: selection only")
+    p.add_argument("--confirm", choices=list(CANDIDATES), default=None,
+                   help="skip the selection: check this candidate on the held-out data (outside the selection rule; "
+                        "the report says so)")
     p.add_argument("--jobs", type=int, default=1)
     a = p.parse_args()
     out_dir = a.out or a.work
@@ -187,7 +190,7 @@ def main() -> None:
                          "market-making ones every candidate is judged against)")
     baseline_options = BaselineOptions(0.6, 0, 0.01)
     plans, keys = [], []
-    for schedule in a.schedules:
+    for schedule in [] if a.confirm else a.schedules:
         for name in a.candidates:
             for venue in venues:
                 plans.append(Plan("ppo", options_of(name, schedule, venue, a.timesteps), by_venue[venue],
@@ -201,8 +204,9 @@ def main() -> None:
     res = dict(zip(keys, results))
     report = {"fees": FEES, "candidates": CANDIDATES, "base": BASE, "timesteps": a.timesteps, "seeds": a.seeds,
               "selection_data": [Path(x).name for x in selection], "selection": {}, "chosen": {}, "held_out": {}}
-    sel_rows, chosen = [], {}
-    for schedule in a.schedules:
+    sel_rows, chosen = [], {s: {"name": a.confirm, "trades": True} for s in a.schedules} if a.confirm else {}
+    report["chosen"] = chosen
+    for schedule in [] if a.confirm else a.schedules:
         ref = [res[(schedule, quoting[0], v)] for v in venues]
         rows_s = []
         for name in a.candidates:
@@ -216,7 +220,6 @@ def main() -> None:
         best = max(eligible, key=lambda r: (r["overall"]["agent_minus_best_baseline"]["low"],
                                             r["overall"]["agent_minus_best_baseline"]["mean"]))
         chosen[schedule] = {"name": best["name"], "trades": eligible is not rows_s or best["trading"] >= 0.5}
-        report["chosen"][schedule] = chosen[schedule]
         sel_rows += rows_s
     t_sel = time.perf_counter() - t_all
     log(f"selection done; chosen: {chosen}")
@@ -243,9 +246,10 @@ def main() -> None:
               f"{_ci(r['overall']['agent_minus_best_baseline'])} | {r['overall']['best_baseline']} | "
               + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(r["overall"]["baselines"].items()))
               + f" | {r['overall']['seeds_beating_flat']:.0%} | {r['trading']:.0%} |" for r in sel_rows], "",
-            "Chosen: " + "; ".join(f"{s}: {c['name']}" + ("" if c["trades"] else " (none trades in half its tests: "
-                                                                                      "the best anyway)")
-                                   for s, c in chosen.items()) + f". Selection {t_sel:.0f} s.", "",
+            (f"Selection not run: {a.confirm} given with --confirm, a check outside the selection rule." if a.confirm
+             else "Chosen: " + "; ".join(f"{s}: {c['name']}" + ("" if c["trades"] else " (none trades in half its "
+                                                                                        "tests: the best anyway)")
+                                         for s, c in chosen.items()) + f". Selection {t_sel:.0f} s."), "",
             "Issue 13's goal (agent - best baseline with its lower 95 % bound above zero) met on the selection folds "
             "by: " + (", ".join(f"{r['schedule']}/{r['name']}" for r in sel_rows if _goal(r)) or "none") + ".", "",
             "Held out (named before any run): " + ", ".join(f"{n}, its last {s / 3600:.3g} h" for n, (_, s) in
