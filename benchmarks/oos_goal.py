@@ -250,8 +250,10 @@ def main() -> None:
              else "Chosen: " + "; ".join(f"{s}: {c['name']}" + ("" if c["trades"] else " (none trades in half its "
                                                                                         "tests: the best anyway)")
                                          for s, c in chosen.items()) + f". Selection {t_sel:.0f} s."), "",
-            "Issue 13's goal (agent - best baseline with its lower 95 % bound above zero) met on the selection folds "
-            "by: " + (", ".join(f"{r['schedule']}/{r['name']}" for r in sel_rows if _goal(r)) or "none") + ".", "",
+            *([] if a.confirm else [
+                "Issue 13's goal (agent - best baseline with its lower 95 % bound above zero) met on the selection "
+                "folds by: " + (", ".join(f"{r['schedule']}/{r['name']}" for r in sel_rows if _goal(r)) or "none")
+                + ".", ""]),
             "Held out (named before any run): " + ", ".join(f"{n}, its last {s / 3600:.3g} h" for n, (_, s) in
                                                               held_paths.items())
             + f"; {a.held_out_folds} test blocks each, every fold training on all rows before its block; "
