@@ -70,7 +70,7 @@ def test_encoder_market_refuses_a_market_object():
     from trader.sim import load_market
 
     market = load_market()
-    with pytest.raises(ValueError, match="give the data as a dataset folder, not a Market"):
+    with pytest.raises(ValueError, match="give the data as dataset folders, not Markets"):
         encoder_market({"data": market, "encoder": "x", "encoder_sha256": None}, market)
 
 

@@ -205,6 +205,28 @@ def test_train_on_two_datasets_then_backtest_each_tail(tmp_path, folders, algo, 
         assert "flat" in report["results"]
 
 
+def test_train_with_an_encoder_on_two_datasets_then_backtest_each_tail(tmp_path, folders):
+    """`trader train --encoder` embeds every dataset with the encoder (one cache file each, issue 14) and
+    backtest embeds each dataset's tail with it again."""
+    runner = CliRunner()
+    res = runner.invoke(main, ["train-encoder", "--out", str(tmp_path / "enc"), "--model", "tcn", "--epochs", "1",
+                               "--max-steps-per-epoch", "2", "--seeds", "0", "--window", "50", "--horizons", "10,20",
+                               "--device", "cpu", "--no-baselines"])
+    assert res.exit_code == 0, res.output
+    encoder = tmp_path / "enc" / "tcn" / "best"
+    res = runner.invoke(main, ["train", "--algo", "ppo", "--data", str(folders[0]), "--data", str(folders[1]),
+                               "--encoder", str(encoder), "--horizon", "50", "--total-timesteps", "512",
+                               "--num-envs", "4", "--out", str(tmp_path / "run"), "--no-progress-bar", "--no-cuda"])
+    assert res.exit_code == 0, res.output
+    cached = sorted(p.name.split("__")[0] for p in (encoder / "embeddings").glob("*.npy"))
+    assert cached == sorted(folder.name for folder in folders)
+    run = tmp_path / "run"
+    res = runner.invoke(main, ["backtest", "--checkpoint", str(run)])
+    assert res.exit_code == 0, res.output
+    for folder in folders:
+        assert "flat" in json.loads((run / "backtest" / folder.name / "backtest.json").read_text())["results"]
+
+
 def test_pool_reports_each_datasets_rows(markets):
     env = TradingVectorEnv(markets, num_envs=2, horizon=HORIZON)
     assert env._pool.rows == [len(m.book) for m in markets] and env._pool.has_trades

@@ -33,14 +33,10 @@ def make_env(args, num_envs: int, seed: int):
         from trader.sim import make
 
         markets = training_markets(args)
-        if args.encoder:  # the encoder's embeddings replace the book features (issue 14)
+        if args.encoder:  # the encoder's embeddings replace the book features of every dataset (issue 14)
             from trader.rl.policy import encoder_market
 
-            if len(markets) > 1:
-                raise ValueError("encoder: embeddings are cached per dataset; train with --encoder on one dataset")
-            if not isinstance(args.data, (str, type(None))):
-                args.data = None if not args.data else args.data[0]
-            markets = [encoder_market(args, markets[0])]
+            markets = [encoder_market(args, m) for m in markets]
         start_max = [training_start_max(len(m.book), args.train_fraction, args.horizon, m.name) for m in markets]
         options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TraderEnvArgs)}
         return make(markets[0] if len(markets) == 1 else markets, num_envs=num_envs, num_threads=args.num_threads,

@@ -68,18 +68,21 @@ def load(target: str | os.PathLike, device: str = "cpu", env_id: str | None = "t
 
 
 def encoder_market(args, market):
-    """`market` with its features replaced by the embeddings of args.encoder (args: a learner's Args or
-    a checkpoint's saved args dict); records the encoder's sha256 in args the first time (training) and
-    checks it afterwards. A ValueError on another encoder, a sampling mismatch or data given as a Market."""
+    """`market` (loaded from a dataset folder: market.name) with its features replaced by the embeddings
+    of args.encoder for that dataset (args: a learner's Args or a checkpoint's saved args dict); records
+    the encoder's sha256 in args the first time (training) and checks it afterwards. A ValueError on
+    another encoder, a sampling mismatch or data given as Markets."""
     from dataclasses import replace
 
     from trader.nn.embed import agent_features
 
     get = args.get if isinstance(args, dict) else lambda k: getattr(args, k)
-    if not isinstance(get("data"), (str, os.PathLike, type(None))):
-        raise ValueError("encoder: give the data as a dataset folder, not a Market (the embeddings are cached per dataset)")
+    data = get("data")
+    folders = data if isinstance(data, (list, tuple)) else [data]
+    if not all(isinstance(d, (str, os.PathLike, type(None))) for d in folders) or not market.name:
+        raise ValueError("encoder: give the data as dataset folders, not Markets (the embeddings are cached per dataset)")
     interval_ms = float(np.median(np.diff(market.ts))) / 1e6 if len(market.ts) > 1 else 100.0
-    emb, sha = agent_features(get("encoder"), get("data"), interval_ms=round(interval_ms, 6), rows=len(market.book),
+    emb, sha = agent_features(get("encoder"), market.name, interval_ms=round(interval_ms, 6), rows=len(market.book),
                               expect_sha256=get("encoder_sha256"))
     if isinstance(args, dict):
         args["encoder_sha256"] = sha
