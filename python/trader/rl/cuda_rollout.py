@@ -141,6 +141,7 @@ class HostStaging:
         self.cuda = torch.device(device).type == "cuda"
         self.page_locked = page_locked if self.cuda else None
         self.host = [torch.zeros(s, dtype=d, pin_memory=self.cuda) for s, d in zip(shapes, dtypes)]
+        self.host_np = [h.numpy() for h in self.host]  # numpy views of the same memory
         self.device = [torch.zeros(s, dtype=d, device=device) for s, d in zip(shapes, dtypes)] if self.cuda \
             else self.host
         self.event = torch.cuda.Event() if self.cuda else None
@@ -149,11 +150,11 @@ class HostStaging:
         """The arrays in the first device buffers (returned; on the CPU the host buffers themselves). An
         array in page-locked memory of the right dtype goes to the device directly; it must stay unchanged
         until the next `fetch` (the pool writes a block only after the actions that fetch returns)."""
-        for host, dev, src in zip(self.host, self.device, arrays):
-            if self.page_locked is not None and src.dtype == host.numpy().dtype and self.page_locked.holds(src):
+        for host, host_np, dev, src in zip(self.host, self.host_np, self.device, arrays):
+            if self.page_locked is not None and src.dtype == host_np.dtype and self.page_locked.holds(src):
                 dev.copy_(torch.from_numpy(src).view(dev.shape), non_blocking=True)
                 continue
-            np.copyto(host.numpy(), src, casting="unsafe")
+            np.copyto(host_np, src, casting="unsafe")
             if self.cuda:
                 dev.copy_(host, non_blocking=True)
         return self.device[:len(arrays)]
@@ -167,7 +168,7 @@ class HostStaging:
             host.copy_(t, non_blocking=True)
         self.event.record()
         self.event.synchronize()
-        return [h.numpy() for h in self.host[:len(tensors)]]
+        return self.host_np[:len(tensors)]
 
 
 ROW_FIELDS = ("obs", "actions", "logprobs", "rewards", "terminations", "truncations", "values", "valid")
