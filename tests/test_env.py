@@ -189,6 +189,37 @@ def test_sync_step_rows_are_in_env_order_and_seeded_per_env():
     np.testing.assert_array_equal(obs[5], o1[0])  # env i is seeded with seed + i
 
 
+def async_blocks(threads, num_envs=64, batch=16, rounds=200, shuffle=False):
+    """The blocks recv returns (env ids, obs, rewards) under a fixed action plan; with shuffle the
+    envs of each block are sent back in a seeded random order."""
+    env = make(num_envs=num_envs, batch_size=batch, num_threads=threads, seed=7, horizon=30)
+    rng = np.random.default_rng(2)
+    env.async_reset()
+    blocks = []
+    for r in range(rounds):
+        obs, rew, _, _, info = env.recv()
+        ids = info["env_id"].copy()
+        blocks.append((ids, obs.copy(), rew.copy()))
+        if shuffle:
+            ids = ids[rng.permutation(batch)]
+        env.send(rng.integers(0, 3, batch), ids)
+    env.close()
+    return blocks
+
+
+@pytest.mark.parametrize("shuffle", [False, True], ids=["same_order", "shuffled"])
+def test_async_rows_come_in_send_order_whatever_the_thread_count(shuffle):
+    # Rows are reserved at send (issue 18): a block is batch_size consecutive tasks in send order, so
+    # the whole stream of blocks, not only each env's trajectory, is the same with 1 or 3 threads.
+    ref = async_blocks(1, shuffle=shuffle)
+    assert [b[0].tolist() for b in ref[:4]] == [list(range(i * 16, i * 16 + 16)) for i in range(4)]
+    for got in (async_blocks(2, shuffle=shuffle), async_blocks(3, shuffle=shuffle)):
+        for (ids_a, obs_a, rew_a), (ids_b, obs_b, rew_b) in zip(ref, got):
+            np.testing.assert_array_equal(ids_a, ids_b)
+            np.testing.assert_array_equal(obs_a, obs_b)
+            np.testing.assert_array_equal(rew_a, rew_b)
+
+
 def test_pool_stress_async_two_threads():
     num_envs, batch = 256, 32
     env = make(num_envs=num_envs, batch_size=batch, num_threads=2, seed=5, horizon=25)

@@ -15,6 +15,13 @@ namespace trader {
 
 namespace {
 constexpr int kSpinBeforeSleep = 1 << 14;
+constexpr size_t kMaxChunk = 64;  // tasks a thread claims at once, at most
+
+uint64_t pow2_above(uint64_t n) {
+  uint64_t p = 2;
+  while (p <= n) p <<= 1;
+  return p;
+}
 }  // namespace
 
 void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
@@ -30,14 +37,6 @@ void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
   base.name = name.data();
   TRADER_ENV_OUTPUTS(TRADER_OUT_ALLOC)
 #undef TRADER_OUT_ALLOC
-}
-
-EnvPool::Scratch EnvPool::make_scratch() const {
-  const size_t K = static_cast<size_t>(cfg_.num_agents);
-  Scratch s;
-  s.discrete.resize(integer_actions(cfg_) ? kMaxChunk * K : 0);
-  s.continuous.resize(integer_actions(cfg_) ? 0 : kMaxChunk * K * width_);
-  return s;
 }
 
 int action_width(const EnvConfig& cfg) {
@@ -84,14 +83,22 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
   in_flight_.assign(static_cast<size_t>(num_envs), 0);
   act_discrete_.assign(static_cast<size_t>(num_envs) * K, 0);
   act_continuous_.assign(static_cast<size_t>(num_envs) * K * width_, 0.0f);
-  // Cells of up to chunk_ tasks; a full ring only makes send run queued tasks itself (see send).
-  capacity_ = 2;
-  while (capacity_ < 2 * (static_cast<uint64_t>(num_envs) + chunk_ - 1) / chunk_) capacity_ <<= 1;
-  cells_.reset(new Cell[capacity_]);
-  cell_discrete_.assign(integer_actions(cfg_) ? capacity_ * kMaxChunk * K : 0, 0);
-  cell_continuous_.assign(integer_actions(cfg_) ? 0 : capacity_ * kMaxChunk * K * width_, 0.0f);
-  caller_scratch_ = make_scratch();
-  for (uint64_t i = 0; i < capacity_; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
+  chunk_cap_ = pow2_above(static_cast<uint64_t>(num_envs));
+  task_cap_ = chunk_cap_;
+  for (Queue& q : queues_) {
+    q.chunks.reset(new Chunk[chunk_cap_]);
+    for (uint64_t i = 0; i < chunk_cap_; ++i) q.chunks[i].claim.store(kByCaller, std::memory_order_relaxed);
+  }
+  // First homes: one chunk of envs in num_threads to the caller, the others to the workers.
+  home_.resize(static_cast<size_t>(num_envs));
+  for (int e = 0; e < num_envs; ++e) {
+    home_[static_cast<size_t>(e)] =
+        num_threads == 1 || (static_cast<size_t>(e) / chunk_) % static_cast<size_t>(num_threads) == 0 ? kCallerHome
+                                                                                                      : kWorkerHome;
+  }
+  task_env_.assign(task_cap_, 0);
+  task_discrete_.assign(integer_actions(cfg_) ? task_cap_ * K : 0, 0);
+  task_continuous_.assign(integer_actions(cfg_) ? 0 : task_cap_ * K * width_, 0.0f);
   envs_.reserve(num_envs);
   for (int i = 0; i < num_envs; ++i) {
     envs_.emplace_back(new TradingEnv(cfg_, markets_.data(), static_cast<int>(markets_.size()), i, seed + static_cast<uint64_t>(i)));
@@ -114,22 +121,16 @@ void EnvPool::seed(uint64_t seed) {
 
 void EnvPool::send_all(const int64_t* discrete, const float* continuous, bool reset) {
   if (!sync_mode_) throw std::logic_error("send_all: only in sync mode (batch_size == num_envs)");
-  if (sync_pending_ || tail_.load(std::memory_order_acquire) != head_.load(std::memory_order_acquire)) {
+  if (sent_ != read_row_) {
     throw std::invalid_argument("env_id: actions are already in flight; recv their results first");
-  }
-  for (int e = 0; e < num_envs_; ++e) {
-    if (in_flight_[static_cast<size_t>(e)]) {
-      throw std::invalid_argument("env_id: env " + std::to_string(e) +
-                                  " already has an action in flight; recv its result first");
-    }
   }
   const size_t nk = static_cast<size_t>(num_envs_) * static_cast<size_t>(cfg_.num_agents);
   if (!reset) {
     if (discrete) std::copy(discrete, discrete + nk, act_discrete_.begin());
     if (continuous) std::copy(continuous, continuous + nk * width_, act_continuous_.begin());
   }
-  sync_base_ = sync_rows_;
-  sync_rows_ += static_cast<uint64_t>(num_envs_);
+  sync_base_ = sent_;
+  sent_ += static_cast<uint64_t>(num_envs_);
   sync_reset_ = reset;
   sync_done_.store(0, std::memory_order_relaxed);
   sync_pending_ = true;
@@ -200,108 +201,127 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
     }
     in_flight_[static_cast<size_t>(e)] = 1;
   }
-  // Tasks go out in cells of up to chunk_ (issue 18: a cell per task cost the caller a cache miss
-  // per env on the sequence numbers the workers had written, which capped async near 5 M steps/s);
-  // each cell is published at once, so workers start on a large send before it is all queued.
-  // Actions travel in the cell with their tasks (written and copied out in sequence), not at their
-  // env's index: scattered per-env writes cost a cache line moved between cores per env step (issue 18).
-  uint64_t tail = tail_.load(std::memory_order_relaxed);
-  for (int i = 0; i < n; ++tail) {
-    Cell& cell = cells_[tail & (capacity_ - 1)];
-    while (cell.seq.load(std::memory_order_acquire) != tail) {  // a worker is still copying it out,
-      if (!run_some(caller_scratch_)) std::this_thread::yield();               // or the ring is full: run tasks
-    }
+  // Tasks go out in chunks, each published at once, so workers start on a large send before it is all
+  // queued. Actions travel with their task, written and read in send order, not at their env's index:
+  // scattered per-env writes cost a cache line moved between cores per env step (issue 18).
+  uint64_t task = tasks_sent_, row = sent_;  // locals: no store to the pool's lines per task
+  const uint64_t task_mask = task_cap_ - 1;
+  int32_t* task_env = task_env_.data();
+  int64_t* task_discrete = task_discrete_.data();
+  float* task_continuous = task_continuous_.data();
+  const size_t W = K * width_;
+  for (int i = 0; i < n;) {
     const int m = std::min(static_cast<int>(chunk_), n - i);
-    for (int j = 0; j < m; ++j, ++i) {
-      const int32_t e = env_ids[i];
-      if (!reset) {
-        const size_t at = (static_cast<size_t>(tail & (capacity_ - 1)) * kMaxChunk + static_cast<size_t>(j)) * K;
-        if (discrete) std::copy(discrete + i * K, discrete + (i + 1) * K, cell_discrete_.begin() + at);
-        if (continuous) {
-          std::copy(continuous + i * K * width_, continuous + (i + 1) * K * width_, cell_continuous_.begin() + at * width_);
-        }
+    Queue& q = queues_[home_[static_cast<size_t>(env_ids[i])]];
+    const uint64_t c = q.published.load(std::memory_order_relaxed);
+    Chunk& chunk = q.chunks[c & (chunk_cap_ - 1)];
+    chunk.first_task = task;
+    chunk.first_row = row;
+    chunk.count = static_cast<uint32_t>(m);
+    chunk.reset = static_cast<uint8_t>(reset);
+    for (int j = 0; j < m; ++j, ++i, ++task) {
+      const size_t slot = static_cast<size_t>(task & task_mask);
+      task_env[slot] = env_ids[i];
+      if (!reset && discrete) {  // a few values a task: plain loops, no memmove call each
+        for (size_t k = 0; k < K; ++k) task_discrete[slot * K + k] = discrete[i * K + k];
       }
-      const int64_t row = sync_mode_ ? static_cast<int64_t>(sync_rows_ + static_cast<uint64_t>(i)) : -1;
-      cell.tasks[j] = Task{e, static_cast<uint8_t>(reset), row};
+      if (!reset && continuous) {
+        for (size_t k = 0; k < W; ++k) task_continuous[slot * W + k] = continuous[i * W + k];
+      }
     }
-    cell.count = static_cast<uint32_t>(m);
-    cell.seq.store(tail + 1, std::memory_order_relaxed);
-    tail_.store(tail + 1, std::memory_order_release);  // publishes the cell and its envs' actions
+    row += static_cast<uint64_t>(m);
+    chunk.claim.store(c << 2 | kOpen, std::memory_order_release);  // publishes the chunk and its tasks
+    q.published.store(c + 1, std::memory_order_release);
   }
-  if (sync_mode_) sync_rows_ += static_cast<uint64_t>(n);
-  sent_tasks_ += static_cast<uint64_t>(n);
+  tasks_sent_ = task;
+  sent_ = row;
+  caller_back_ = queues_[kWorkerHome].published.load(std::memory_order_relaxed);
   if (sleepers_.load(std::memory_order_acquire) > 0) {
     std::lock_guard<std::mutex> lk(mu_);
     cv_.notify_all();
   }
 }
 
-size_t EnvPool::run_task(const Task& task, uint64_t row, const int64_t* discrete, const float* continuous) {
-  const size_t slot = static_cast<size_t>(row % buf_.rows);
-  OutRow out = buf_.row(slot);
-  TradingEnv& env = *envs_[task.env];
-  if (task.reset) {
-    env.reset(out);
-  } else {
-    env.step(discrete, continuous, out);
+size_t EnvPool::run_chunk(Queue& q, uint64_t c, bool by_caller) {
+  const Chunk& chunk = q.chunks[c & (chunk_cap_ - 1)];
+  const uint8_t home = by_caller ? kCallerHome : kWorkerHome;
+  const uint64_t first_task = chunk.first_task, first_row = chunk.first_row, n = chunk.count;
+  const bool reset = chunk.reset != 0;
+  const size_t K = static_cast<size_t>(cfg_.num_agents);
+  const bool ints = integer_actions(cfg_);
+  // One atomic add per block touched, not per env: the counters are shared by every thread. Buffer
+  // rows and block boundaries advance by increments (no division per task).
+  const size_t B = static_cast<size_t>(batch_size_);
+  size_t slot_row = static_cast<size_t>(first_row % buf_.rows);
+  size_t block = slot_row / B;
+  size_t block_end = (block + 1) * B;
+  int64_t count = 0;
+  for (uint64_t i = 0; i < n; ++i, ++slot_row) {
+    if (slot_row == block_end) {
+      block_done_[block].fetch_add(count, std::memory_order_release);
+      count = 0;
+      if (slot_row == buf_.rows) slot_row = 0;
+      block = slot_row / B;
+      block_end = (block + 1) * B;
+    }
+    const size_t slot = static_cast<size_t>((first_task + i) & (task_cap_ - 1));
+    OutRow out = buf_.row(slot_row);
+    const size_t e = static_cast<size_t>(task_env_[slot]);
+    if (home_[e] != home) home_[e] = home;  // written only when it moves: the line stays shared
+    TradingEnv& env = *envs_[e];
+    if (reset) {
+      env.reset(out);
+    } else if (ints) {
+      env.step(task_discrete_.data() + slot * K, nullptr, out);
+    } else {
+      env.step(nullptr, task_continuous_.data() + slot * K * width_, out);
+    }
+    ++count;
   }
-  return static_cast<size_t>((row / static_cast<uint64_t>(batch_size_)) % num_blocks_);
+  block_done_[block].fetch_add(count, std::memory_order_release);
+  return static_cast<size_t>(n);
 }
 
-size_t EnvPool::run_some(Scratch& scratch) {
-  uint64_t h = head_.load(std::memory_order_relaxed);
+size_t EnvPool::run_front(Queue& q, bool by_caller) {
+  uint64_t f = q.front.load(std::memory_order_acquire);
   for (;;) {
-    const uint64_t t = tail_.load(std::memory_order_acquire);
-    if (h >= t) return 0;
-    if (head_.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-      Cell& cell = cells_[h & (capacity_ - 1)];  // copy out, then hand the cell back to the producer
-      const uint64_t n = cell.count;
-      Task local[kMaxChunk];
-      std::copy(cell.tasks, cell.tasks + n, local);
-      const size_t K = static_cast<size_t>(cfg_.num_agents);
-      const size_t at = static_cast<size_t>(h & (capacity_ - 1)) * kMaxChunk * K;
-      const bool ints = integer_actions(cfg_);
-      if (ints) {
-        std::copy(cell_discrete_.begin() + at, cell_discrete_.begin() + at + n * K, scratch.discrete.begin());
-      } else {
-        std::copy(cell_continuous_.begin() + at * width_, cell_continuous_.begin() + (at + n * K) * width_,
-                  scratch.continuous.begin());
-      }
-      cell.seq.store(h + capacity_, std::memory_order_release);
-      // Async rows: one reservation per chunk, not per env (issue 18: a counter every thread bumped
-      // per env step capped the async pool near 5 M steps/s whatever the thread count), so a chunk's
-      // rows are also contiguous. acq_rel: the row counter orders these writes after the caller's
-      // reads of the rows' previous use (a chunk claimed early may take rows handed out after the
-      // caller read those slots).
-      const uint64_t row0 = sync_mode_ ? 0 : next_row_.fetch_add(n, std::memory_order_acq_rel);
-      auto row = [&](uint64_t i) { return sync_mode_ ? static_cast<uint64_t>(local[i].row) : row0 + i; };
-      // One atomic add per block touched, not per env: the counters are shared by every thread.
-      auto run = [&](uint64_t i) {
-        return ints ? run_task(local[i], row(i), scratch.discrete.data() + i * K, nullptr)
-                    : run_task(local[i], row(i), nullptr, scratch.continuous.data() + i * K * width_);
-      };
-      size_t block = run(0);
-      int64_t count = 1;
-      for (uint64_t i = 1; i < n; ++i) {
-        const size_t b = run(i);
-        if (b != block) {
-          block_done_[block].fetch_add(count, std::memory_order_release);
-          block = b;
-          count = 0;
-        }
-        ++count;
-      }
-      block_done_[block].fetch_add(count, std::memory_order_release);
-      return static_cast<size_t>(n);
+    if (f >= q.published.load(std::memory_order_acquire)) return 0;
+    if (!q.front.compare_exchange_weak(f, f + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    uint64_t open = f << 2 | kOpen;
+    if (q.chunks[f & (chunk_cap_ - 1)].claim.compare_exchange_strong(open, f << 2 | (by_caller ? kByCaller : kByWorker),
+                                                                     std::memory_order_acq_rel)) {
+      return run_chunk(q, f, by_caller);
     }
+    f = q.front.load(std::memory_order_acquire);  // the caller took it from the back
   }
+}
+
+size_t EnvPool::steal_back() {
+  // The workers' chunks at or above caller_back_ were tried already; below the front they are taken.
+  // A chunk claimed by a worker means every older chunk was taken at the front too.
+  Queue& q = queues_[kWorkerHome];
+  while (caller_back_ > q.front.load(std::memory_order_acquire)) {
+    const uint64_t c = caller_back_ - 1;
+    uint64_t open = c << 2 | kOpen;
+    if (q.chunks[c & (chunk_cap_ - 1)].claim.compare_exchange_strong(open, c << 2 | kByCaller,
+                                                                     std::memory_order_acq_rel)) {
+      caller_back_ = c;
+      return run_chunk(q, c, true);
+    }
+    if ((open & 3) == kByWorker) {
+      caller_back_ = q.front.load(std::memory_order_acquire);
+      return 0;
+    }
+    caller_back_ = c;  // the caller's own steal of an earlier send
+  }
+  return 0;
 }
 
 void EnvPool::worker_loop() {
-  Scratch scratch = make_scratch();
   int idle = 0;
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (run_some(scratch) || run_sync_chunks(false)) {
+    // Own queue first, then the caller's oldest chunks (issue 18: homes keep envs on one core).
+    if (run_front(queues_[kWorkerHome], false) || run_front(queues_[kCallerHome], false) || run_sync_chunks(false)) {
       idle = 0;
       continue;
     }
@@ -312,7 +332,7 @@ void EnvPool::worker_loop() {
     std::unique_lock<std::mutex> lk(mu_);
     sleepers_.fetch_add(1, std::memory_order_acq_rel);
     cv_.wait(lk, [this] {
-      return stop_.load() || head_.load(std::memory_order_acquire) < tail_.load(std::memory_order_acquire) ||
+      return stop_.load() || queues_[kWorkerHome].open() || queues_[kCallerHome].open() ||
              claim_open(sync_claim_.load(std::memory_order_acquire));
     });
     sleepers_.fetch_sub(1, std::memory_order_acq_rel);
@@ -335,11 +355,9 @@ size_t EnvPool::recv() {
   std::atomic<int64_t>& done = block_done_[block];
   int idle = 0;
   while (done.load(std::memory_order_acquire) < batch_size_) {
-    if (run_some(caller_scratch_)) continue;  // the caller steps envs too
-    // Rows handed out so far: sync mode reserves them at send (both paths), async mode per task.
-    const uint64_t sent = sync_mode_ ? sync_rows_ : sent_tasks_;
-    if (sent < read_row_ + static_cast<uint64_t>(batch_size_)) {
-      throw std::runtime_error("recv: " + std::to_string(sent - read_row_) +
+    if (run_front(queues_[kCallerHome], true) || steal_back()) continue;  // the caller steps envs too
+    if (sent_ < read_row_ + static_cast<uint64_t>(batch_size_)) {
+      throw std::runtime_error("recv: " + std::to_string(sent_ - read_row_) +
                                " results can still come but a batch needs " + std::to_string(batch_size_) +
                                "; send more actions first");
     }

@@ -1,11 +1,12 @@
 // A pool of N trading envs stepped by a fixed set of threads, envpool-style.
 //
 // Output: one contiguous buffer per field, R blocks of B rows (B = batch_size). `send` queues (env,
-// action) tasks; threads step envs and write each result into a row of the current block; `recv`
-// waits for a full block and returns its index. With batch_size == num_envs (sync mode) the row of an
-// env is its position in the send order, so `step` returns rows in env order; otherwise rows fill in
-// order of completion and `env_id` says whose row it is. Threads: num_threads counts the caller,
-// which steps envs too while it waits in recv; num_threads - 1 background workers.
+// action) tasks and reserves each its output row in send order; threads step envs and write each
+// result into its row; `recv` waits for the next full block and returns its index. So the rows of a
+// block are the results of B consecutive tasks in the order they were sent, whatever the thread count:
+// in sync mode (batch_size == num_envs) `step` returns rows in env order; otherwise `env_id` says
+// whose row it is. Threads: num_threads counts the caller, which steps envs too while it waits in
+// recv; num_threads - 1 background workers.
 // Each env owns its random state (seed + env_id), so results do not depend on the thread count.
 // The pool holds one or more datasets (MarketData); each episode runs inside one (issue 13).
 #pragma once
@@ -73,23 +74,14 @@ class EnvPool {
   size_t num_blocks() const { return num_blocks_; }
 
  private:
-  struct Task {
-    int32_t env;
-    uint8_t reset;
-    int64_t row;  // -1: next free row (async)
-  };
-  // A thread's copy of the actions of the cell it runs (the cell goes back to the producer at once).
-  struct Scratch {
-    std::vector<int64_t> discrete;  // [kMaxChunk, K]
-    std::vector<float> continuous;  // [kMaxChunk, K, action_width]
-  };
-  Scratch make_scratch() const;
+  struct Queue;
+  // Runs chunk c of queue q, claimed by the caller or a worker; returns how many tasks it ran.
+  size_t run_chunk(Queue& q, uint64_t c, bool by_caller);
+  // Claims the oldest open chunk of q; 0: none open.
+  size_t run_front(Queue& q, bool by_caller);
+  // The caller takes the newest open chunk of the workers' queue; 0: none open.
+  size_t steal_back();
   void worker_loop();
-  // Claims one cell of tasks and runs them; returns how many it ran (0: none queued).
-  size_t run_some(Scratch& scratch);
-  // Steps one env (its actions: discrete or continuous) into absolute output row `row`; returns the
-  // block its result went to.
-  size_t run_task(const Task& task, uint64_t row, const int64_t* discrete, const float* continuous);
 
   EnvConfig cfg_;
   std::vector<MarketData> markets_;  // never resized after construction: the envs point into it
@@ -103,30 +95,45 @@ class EnvPool {
   size_t width_;                       // action_width(cfg_)
   PoolBuffers buf_;
 
-  // Task ring (bounded MPMC queue after D. Vyukov), one cell per chunk of up to chunk_ tasks: a
-  // cell's sequence number says whether the producer may write it (seq == position) or a consumer
-  // may read it (seq == position + 1). A cell is handed back only after its tasks were copied out,
-  // so a slow worker's claimed tasks are never overwritten by later sends.
-  static constexpr size_t kMaxChunk = 64;
-  struct Cell {
-    std::atomic<uint64_t> seq;
-    uint32_t count;  // tasks in this cell
-    Task tasks[kMaxChunk];
+  // Task queues of send (issue 18). Tasks keep their send order: task i of all sends since construction
+  // lives in slot i % task_cap_ and its output row is reserved at its send, so a block holds the
+  // results of batch_size consecutive tasks and recv's rows come in send order whatever the thread
+  // count. Tasks go out in chunks of up to chunk_ consecutive tasks of one send, each chunk to the
+  // queue of the home of its first env: the thread group that stepped that env last, the caller or
+  // the workers. Each group runs its own queue oldest first; only when its queue is empty does it take
+  // the other's chunks (workers the caller's oldest, the caller the workers' newest), which moves
+  // their envs' home. An env thus stays on one side from step to step and its state and output rows
+  // stay in that core's cache, as with send_all's two-ended claims: a single FIFO claimed by any
+  // thread moved them between cores on most steps, and a two-ended claim without homes moved a chunk
+  // or two per batch whenever the split point jittered (10-40 % of steps); either ran async at about
+  // half the sync rate on 2 cores. A slot is reused only after its result was received: at most
+  // num_envs tasks are in flight and results are received in send order, so a capacity above
+  // num_envs suffices (chunks too: each holds at least one task in flight).
+  struct alignas(64) Chunk {  // a line each: the caller writes one while a worker claims the one before
+    // (chunk number << 2) | state (kOpen, kByWorker, kByCaller). The number makes a stale claim fail:
+    // a worker that read the front long ago cannot take the slot's later chunk by mistake.
+    std::atomic<uint64_t> claim;
+    uint64_t first_task;  // task number of its first task
+    uint64_t first_row;   // absolute output row of its first task
+    uint32_t count;
+    uint8_t reset;
   };
-  std::unique_ptr<Cell[]> cells_;
-  std::vector<int64_t> cell_discrete_;  // [capacity_, kMaxChunk, K]: the actions of each cell's tasks
-  std::vector<float> cell_continuous_;  // [capacity_, kMaxChunk, K, action_width]
-  Scratch caller_scratch_;
-  uint64_t capacity_ = 0;  // cells, a power of two >= 2 ceil(N / chunk_)
-  uint64_t sent_tasks_ = 0;  // tasks queued by send since construction (caller only)
-  // Own cache lines: the caller writes tail_, workers head_ and next_row_ (issue 18).
-  alignas(64) std::atomic<uint64_t> head_{0};
-  alignas(64) std::atomic<uint64_t> tail_{0};
-  alignas(64) std::atomic<uint64_t> next_row_{0};  // async row counter
-  uint64_t sync_rows_ = 0;                 // rows reserved by sync sends
-  uint64_t read_row_ = 0;                  // first row of the next block recv returns
+  static constexpr uint64_t kOpen = 0, kByWorker = 1, kByCaller = 2;
+  struct Queue {  // chunks in send order; published by the caller, claimed at the front (and the back)
+    std::unique_ptr<Chunk[]> chunks;                 // [chunk_cap_]
+    alignas(64) std::atomic<uint64_t> published{0};  // chunks queued (the caller writes it)
+    alignas(64) std::atomic<uint64_t> front{0};      // chunks taken at the front
+    bool open() const { return front.load(std::memory_order_acquire) < published.load(std::memory_order_acquire); }
+  };
+  static constexpr uint8_t kCallerHome = 0, kWorkerHome = 1;
+  Queue queues_[2];                     // [kCallerHome], [kWorkerHome]
+  std::vector<uint8_t> home_;           // per env: kCallerHome or kWorkerHome
+  uint64_t chunk_cap_ = 0;              // a power of two > num_envs
+  uint64_t task_cap_ = 0;               // a power of two > num_envs
+  std::vector<int32_t> task_env_;       // [task_cap_]
+  std::vector<int64_t> task_discrete_;  // [task_cap_, K]
+  std::vector<float> task_continuous_;  // [task_cap_, K, action_width]
   std::unique_ptr<std::atomic<int64_t>[]> block_done_;
-  std::vector<uint8_t> in_flight_;  // per env: sent, result not received yet (caller only)
 
   // send_all: (generation << 48) | (front << 24) | back: chunks [front, back) are unclaimed; the caller
   // claims at the front, workers at the back. A chunk's parameters are read only after claiming it,
@@ -138,19 +145,28 @@ class EnvPool {
   }
   static bool claim_open(uint64_t v) { return ((v >> kClaimBits) & kClaimMask) < (v & kClaimMask); }
   size_t run_sync_chunks(bool from_front);
-  std::atomic<uint64_t> sync_claim_{0};  // nothing to claim before the first send_all
-  std::atomic<int64_t> sync_done_{0};
-  uint64_t sync_gen_ = 0;
-  uint64_t sync_base_ = 0;  // absolute row of env 0
-  bool sync_reset_ = false;
-  bool sync_pending_ = false;
   int64_t sync_chunks_ = 0;
+  // Lines apart: everything above is fixed after construction and read by every thread; a counter the
+  // caller bumps on the same line as a field the workers read moved that line between cores once per
+  // task (issue 18: the async pool ran at half speed whenever the two vCPUs were far apart).
+  alignas(64) std::atomic<uint64_t> sync_claim_{0};  // nothing to claim before the first send_all
+  alignas(64) std::atomic<int64_t> sync_done_{0};
+  alignas(64) uint64_t sync_base_ = 0;  // absolute row of env 0 (written once per send_all)
+  bool sync_reset_ = false;
+  // The caller's own state.
+  alignas(64) uint64_t tasks_sent_ = 0;  // tasks queued since construction
+  uint64_t caller_back_ = 0;             // the workers' chunks below this one are left for the caller to try
+  uint64_t sent_ = 0;                    // output rows reserved by send and send_all
+  uint64_t read_row_ = 0;                // first row of the next block recv returns
+  uint64_t sync_gen_ = 0;
+  bool sync_pending_ = false;
+  std::vector<uint8_t> in_flight_;  // per env: sent, result not received yet
 
-  std::vector<std::thread> workers_;
-  std::atomic<bool> stop_{false};
+  alignas(64) std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
   std::mutex mu_;
   std::condition_variable cv_;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace trader
