@@ -367,3 +367,16 @@ def test_observation_is_feature_row_plus_account():
     for j in range(2):
         np.testing.assert_array_equal(obs[j, :D], market.features[info["t"][j]])
         assert obs[j, D + 2] == 1.0  # whole episode left
+
+
+def test_episode_mask_is_terminated_or_truncated_of_each_block():
+    env = make(num_envs=8, batch_size=4, num_threads=2, seed=1, horizon=5, initial_cash=30.0)
+    env.async_reset()
+    rng, ends = np.random.default_rng(0), 0
+    for _ in range(60):
+        _, _, term, trunc, info = env.recv()
+        assert info["_episode"].dtype == bool
+        np.testing.assert_array_equal(info["_episode"], term | trunc)
+        ends += int(info["_episode"].sum())
+        env.send(rng.integers(0, 3, 4), info["env_id"].copy())
+    assert ends > 0

@@ -21,6 +21,9 @@ struct PyPool {
   std::vector<py::object> keep;  // every dataset's arrays, kept alive: the pool reads them
   std::unique_ptr<EnvPool> pool;
   std::vector<int32_t> all_ids;
+  // Per row: terminated or truncated, written by recv_first for the block it returns (gymnasium's
+  // info["_episode"] mask as a view, so the Python recv computes nothing per call: issue 18).
+  std::vector<uint8_t> done;
 };
 
 template <typename T>
@@ -191,8 +194,18 @@ void start_pool(PyPool& self, const EnvConfig& cfg, std::vector<MarketData> mark
                 int num_threads, uint64_t seed) {
   if (markets.empty()) throw std::invalid_argument("markets: expected at least one dataset");
   self.pool = std::make_unique<EnvPool>(cfg, std::move(markets), num_envs, batch_size, num_threads, seed);
+  self.done.assign(self.pool->buffers().rows, 0);
   self.all_ids.resize(static_cast<size_t>(num_envs));
   for (int i = 0; i < num_envs; ++i) self.all_ids[static_cast<size_t>(i)] = i;
+}
+
+// Waits for the next block (the GIL released by the caller); sets its rows of PyPool::done.
+size_t recv_block(PyPool& self) {
+  const size_t first = self.pool->recv();
+  const PoolBuffers& b = self.pool->buffers();
+  const size_t B = static_cast<size_t>(self.pool->batch_size());
+  for (size_t i = first; i < first + B; ++i) self.done[i] = b.terminated[i] | b.truncated[i];
+  return first;
 }
 
 template <typename T>
@@ -390,7 +403,7 @@ void bind_env(py::module_& m) {
              size_t first;
              {
                py::gil_scoped_release nogil;
-               first = self.pool->recv();
+               first = recv_block(self);
              }
              return results(self, self_obj, first);
            },
@@ -398,9 +411,21 @@ void bind_env(py::module_& m) {
       .def("recv_first",
            [](PyPool& self) {
              py::gil_scoped_release nogil;
-             return self.pool->recv();
+             return recv_block(self);
            },
-           "Wait for a batch; returns the index of its first row: views(first) are its results.")
+           "Wait for a batch; returns the index of its first row: views(first) are its results and "
+           "done_view(first) their terminated | truncated.")
+      .def("done_view",
+           [](py::object self_obj, size_t first) {
+             PyPool& self = self_obj.cast<PyPool&>();
+             const size_t B = static_cast<size_t>(self.pool->batch_size());
+             if (first % B != 0 || first >= self.pool->buffers().rows) {
+               throw std::invalid_argument("first: expected a row index returned by recv_first");
+             }
+             return py::array(py::dtype("bool"), {static_cast<ssize_t>(B)}, {static_cast<ssize_t>(1)},
+                              self.done.data() + first, self_obj);
+           },
+           py::arg("first"), "terminated | truncated of the block starting at row `first`, set by recv_first.")
       .def("views", [](py::object self_obj, size_t first) {
              PyPool& self = self_obj.cast<PyPool&>();
              const size_t B = static_cast<size_t>(self.pool->batch_size());
