@@ -83,11 +83,11 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
   in_flight_.assign(static_cast<size_t>(num_envs), 0);
   act_discrete_.assign(static_cast<size_t>(num_envs) * K, 0);
   act_continuous_.assign(static_cast<size_t>(num_envs) * K * width_, 0.0f);
-  chunk_cap_ = pow2_above(static_cast<uint64_t>(num_envs));
-  task_cap_ = chunk_cap_;
+  const uint64_t cap = pow2_above(static_cast<uint64_t>(num_envs));
+  ring_mask_ = cap - 1;
   for (Queue& q : queues_) {
-    q.chunks.reset(new Chunk[chunk_cap_]);
-    for (uint64_t i = 0; i < chunk_cap_; ++i) q.chunks[i].claim.store(kByCaller, std::memory_order_relaxed);
+    q.chunks.reset(new Chunk[cap]);
+    for (uint64_t i = 0; i < cap; ++i) q.chunks[i].claim.store(kByCaller, std::memory_order_relaxed);
   }
   // First homes: one chunk of envs in num_threads to the caller, the others to the workers.
   home_.resize(static_cast<size_t>(num_envs));
@@ -96,9 +96,9 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
         num_threads == 1 || (static_cast<size_t>(e) / chunk_) % static_cast<size_t>(num_threads) == 0 ? kCallerHome
                                                                                                       : kWorkerHome;
   }
-  task_env_.assign(task_cap_, 0);
-  task_discrete_.assign(integer_actions(cfg_) ? task_cap_ * K : 0, 0);
-  task_continuous_.assign(integer_actions(cfg_) ? 0 : task_cap_ * K * width_, 0.0f);
+  task_env_.assign(cap, 0);
+  task_discrete_.assign(integer_actions(cfg_) ? cap * K : 0, 0);
+  task_continuous_.assign(integer_actions(cfg_) ? 0 : cap * K * width_, 0.0f);
   envs_.reserve(num_envs);
   for (int i = 0; i < num_envs; ++i) {
     envs_.emplace_back(new TradingEnv(cfg_, markets_.data(), static_cast<int>(markets_.size()), i, seed + static_cast<uint64_t>(i)));
@@ -205,7 +205,6 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
   // queued. Actions travel with their task, written and read in send order, not at their env's index:
   // scattered per-env writes cost a cache line moved between cores per env step (issue 18).
   uint64_t task = tasks_sent_, row = sent_;  // locals: no store to the pool's lines per task
-  const uint64_t task_mask = task_cap_ - 1;
   int32_t* task_env = task_env_.data();
   int64_t* task_discrete = task_discrete_.data();
   float* task_continuous = task_continuous_.data();
@@ -214,13 +213,13 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
     const int m = std::min(static_cast<int>(chunk_), n - i);
     Queue& q = queues_[home_[static_cast<size_t>(env_ids[i])]];
     const uint64_t c = q.published.load(std::memory_order_relaxed);
-    Chunk& chunk = q.chunks[c & (chunk_cap_ - 1)];
+    Chunk& chunk = q.chunks[c & ring_mask_];
     chunk.first_task = task;
     chunk.first_row = row;
     chunk.count = static_cast<uint32_t>(m);
     chunk.reset = static_cast<uint8_t>(reset);
     for (int j = 0; j < m; ++j, ++i, ++task) {
-      const size_t slot = static_cast<size_t>(task & task_mask);
+      const size_t slot = static_cast<size_t>(task & ring_mask_);
       task_env[slot] = env_ids[i];
       if (!reset && discrete) {  // a few values a task: plain loops, no memmove call each
         for (size_t k = 0; k < K; ++k) task_discrete[slot * K + k] = discrete[i * K + k];
@@ -243,7 +242,7 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
 }
 
 size_t EnvPool::run_chunk(Queue& q, uint64_t c, bool by_caller) {
-  const Chunk& chunk = q.chunks[c & (chunk_cap_ - 1)];
+  const Chunk& chunk = q.chunks[c & ring_mask_];
   const uint8_t home = by_caller ? kCallerHome : kWorkerHome;
   const uint64_t first_task = chunk.first_task, first_row = chunk.first_row, n = chunk.count;
   const bool reset = chunk.reset != 0;
@@ -264,7 +263,7 @@ size_t EnvPool::run_chunk(Queue& q, uint64_t c, bool by_caller) {
       block = slot_row / B;
       block_end = (block + 1) * B;
     }
-    const size_t slot = static_cast<size_t>((first_task + i) & (task_cap_ - 1));
+    const size_t slot = static_cast<size_t>((first_task + i) & ring_mask_);
     OutRow out = buf_.row(slot_row);
     const size_t e = static_cast<size_t>(task_env_[slot]);
     if (home_[e] != home) home_[e] = home;  // written only when it moves: the line stays shared
@@ -288,7 +287,7 @@ size_t EnvPool::run_front(Queue& q, bool by_caller) {
     if (f >= q.published.load(std::memory_order_acquire)) return 0;
     if (!q.front.compare_exchange_weak(f, f + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
     uint64_t open = f << 2 | kOpen;
-    if (q.chunks[f & (chunk_cap_ - 1)].claim.compare_exchange_strong(open, f << 2 | (by_caller ? kByCaller : kByWorker),
+    if (q.chunks[f & ring_mask_].claim.compare_exchange_strong(open, f << 2 | (by_caller ? kByCaller : kByWorker),
                                                                      std::memory_order_acq_rel)) {
       return run_chunk(q, f, by_caller);
     }
@@ -303,7 +302,7 @@ size_t EnvPool::steal_back() {
   while (caller_back_ > q.front.load(std::memory_order_acquire)) {
     const uint64_t c = caller_back_ - 1;
     uint64_t open = c << 2 | kOpen;
-    if (q.chunks[c & (chunk_cap_ - 1)].claim.compare_exchange_strong(open, c << 2 | kByCaller,
+    if (q.chunks[c & ring_mask_].claim.compare_exchange_strong(open, c << 2 | kByCaller,
                                                                      std::memory_order_acq_rel)) {
       caller_back_ = c;
       return run_chunk(q, c, true);

@@ -96,7 +96,7 @@ class EnvPool {
   PoolBuffers buf_;
 
   // Task queues of send (issue 18). Tasks keep their send order: task i of all sends since construction
-  // lives in slot i % task_cap_ and its output row is reserved at its send, so a block holds the
+  // lives in slot i & ring_mask_ and its output row is reserved at its send, so a block holds the
   // results of batch_size consecutive tasks and recv's rows come in send order whatever the thread
   // count. Tasks go out in chunks of up to chunk_ consecutive tasks of one send, each chunk to the
   // queue of the home of its first env: the thread group that stepped that env last, the caller or
@@ -120,7 +120,7 @@ class EnvPool {
   };
   static constexpr uint64_t kOpen = 0, kByWorker = 1, kByCaller = 2;
   struct Queue {  // chunks in send order; published by the caller, claimed at the front (and the back)
-    std::unique_ptr<Chunk[]> chunks;                 // [chunk_cap_]
+    std::unique_ptr<Chunk[]> chunks;                 // [ring_mask_ + 1]
     alignas(64) std::atomic<uint64_t> published{0};  // chunks queued (the caller writes it)
     alignas(64) std::atomic<uint64_t> front{0};      // chunks taken at the front
     bool open() const { return front.load(std::memory_order_acquire) < published.load(std::memory_order_acquire); }
@@ -128,11 +128,11 @@ class EnvPool {
   static constexpr uint8_t kCallerHome = 0, kWorkerHome = 1;
   Queue queues_[2];                     // [kCallerHome], [kWorkerHome]
   std::vector<uint8_t> home_;           // per env: kCallerHome or kWorkerHome
-  uint64_t chunk_cap_ = 0;              // a power of two > num_envs
-  uint64_t task_cap_ = 0;               // a power of two > num_envs
-  std::vector<int32_t> task_env_;       // [task_cap_]
-  std::vector<int64_t> task_discrete_;  // [task_cap_, K]
-  std::vector<float> task_continuous_;  // [task_cap_, K, action_width]
+  // Capacity - 1 of the task slots and of each queue's chunks: one power of two > num_envs for both.
+  uint64_t ring_mask_ = 0;
+  std::vector<int32_t> task_env_;       // [ring_mask_ + 1]
+  std::vector<int64_t> task_discrete_;  // [ring_mask_ + 1, K]
+  std::vector<float> task_continuous_;  // [ring_mask_ + 1, K, action_width]
   std::unique_ptr<std::atomic<int64_t>[]> block_done_;
 
   // send_all: (generation << 48) | (front << 24) | back: chunks [front, back) are unclaimed; the caller
