@@ -261,7 +261,7 @@ def test_an_id_given_twice_is_refused_and_nothing_is_queued():
 @pytest.mark.parametrize(
     "kwargs,action,match",
     [
-        ({}, np.zeros((2, 2), dtype=np.int64), r"action: expected shape \(4,\)"),
+        ({}, np.zeros((2, 2), dtype=np.int64), r"action: expected shape \(4,\) or \(4, 1\), got \(2, 2\)"),
         ({}, np.zeros(4, dtype=np.float32), "action: expected an integer array"),
         ({}, np.array([0, 1, 3, 0]), "action: value 3 at index 2"),
         ({"actions": "continuous"}, np.array([0.0, 2.0, 0.0, 0.0], dtype=np.float32), r"not in \[-1, 1\]"),
@@ -380,3 +380,21 @@ def test_episode_mask_is_terminated_or_truncated_of_each_block():
         ends += int(info["_episode"].sum())
         env.send(rng.integers(0, 3, 4), info["env_id"].copy())
     assert ends > 0
+
+
+def test_actions_as_lists_or_with_a_unit_axis_and_a_fresh_info_dict_per_recv():
+    """send hands actions straight to the pool: lists, and (n, 1) for a Box(-1, 1, (1,)) action, step
+    like the flat array; each recv's info dict (and its episode dict) is the caller's to change."""
+    outs = []
+    for action in ([0.5, -0.5], np.array([[0.5], [-0.5]], dtype=np.float32)):
+        env = make(num_envs=2, seed=3, horizon=5, actions="continuous")
+        env.reset()
+        obs, reward, _, _, info = env.step(action)
+        outs.append((obs.copy(), reward.copy(), info["position"].copy()))
+        info["position"] = None
+        info["episode"]["r"] = None
+        _, _, _, _, info = env.step(action)
+        assert info["position"] is not None and info["episode"]["r"] is not None
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+    assert outs[0][2].tolist() != [0.0, 0.0]  # the actions moved the positions

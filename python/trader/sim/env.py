@@ -211,7 +211,6 @@ class TradingVectorEnv(VectorEnv):
         self.single_observation_space, self.single_action_space = spec.spaces(self.env_config, market.features.shape[1])
         self.observation_space = batch_space(self.single_observation_space, batch)
         self.action_space = batch_space(self.single_action_space, batch)
-        self._width = spec.action_width(self.env_config)
         self._has_trades = np.full(batch, self._pool.has_trades)
         self._blocks: dict[int, tuple] = {}  # first row -> (step fields, info) views of that block
 
@@ -233,31 +232,35 @@ class TradingVectorEnv(VectorEnv):
         self._pool.send_reset()
 
     def send(self, actions, env_id=None) -> None:
-        actions = np.asarray(actions)
-        if self._width == 1 and self.num_agents == 1 and actions.ndim == 2 and actions.shape[1] == 1:
-            actions = actions[:, 0]  # Box(-1, 1, (1,)) actions of a continuous single-agent env
-        self._pool.send(actions, None if env_id is None else np.asarray(env_id))
+        """Actions [batch, ...] for the envs `env_id` (default: every env, in order). The pool checks the
+        shape ((n, K, W) or without the K / W axes of size 1), dtype, range and ids (issue 18: one call,
+        no numpy work here, as send runs once per batch in async loops)."""
+        self._pool.send(actions, env_id)
 
     def recv(self):
         """(obs, reward, terminated, truncated, info); info holds every other output field of
         trader.sim.spec.OUTPUTS ([batch] or, per agent, [batch, K]; [batch] when K == 1), the episode
         statistics and market_has_trades."""
         first = self._pool.recv_first()
-        block = self._blocks.get(first)
-        if block is None:  # the views of a block never move: build them once
-            step, info = {}, {}
-            for field, value in zip(spec.OUTPUTS, self._pool.views(first)):
-                if field.per_agent and self.num_agents == 1:
-                    value = value[:, 0]
-                (step if field.name in _STEP_FIELDS else info)[field.name] = value
-            info["market_has_trades"] = self._has_trades
-            # terminated | truncated, set by recv_first (issue 18: a numpy `|` per call cost as much as 16 env steps)
-            info["_episode"] = self._pool.done_view(first)
-            block = self._blocks[first] = (step["obs"], step["reward"], step["terminated"], step["truncated"], info)
-        obs, reward, terminated, truncated, views = block
-        info = dict(views)  # the caller's to change; its arrays are the block's views
-        info["episode"] = {"r": views["episode_return"], "l": views["episode_length"]}
+        try:
+            obs, reward, terminated, truncated, views, episode = self._blocks[first]
+        except KeyError:  # the views of a block never move: built once
+            obs, reward, terminated, truncated, views, episode = self._blocks[first] = self._block(first)
+        info = views.copy()  # the caller's to change; its arrays are the block's views
+        info["episode"] = episode.copy()
         return obs, reward, terminated, truncated, info
+
+    def _block(self, first: int) -> tuple:
+        step, info = {}, {}
+        for field, value in zip(spec.OUTPUTS, self._pool.views(first)):
+            if field.per_agent and self.num_agents == 1:
+                value = value[:, 0]
+            (step if field.name in _STEP_FIELDS else info)[field.name] = value
+        info["market_has_trades"] = self._has_trades
+        # terminated | truncated, set by recv_first (issue 18: a numpy `|` per call cost as much as 16 env steps)
+        info["_episode"] = self._pool.done_view(first)
+        episode = {"r": info["episode_return"], "l": info["episode_length"]}
+        return step["obs"], step["reward"], step["terminated"], step["truncated"], info, episode
 
     def close_extras(self, **kwargs) -> None:
         self._blocks = {}
