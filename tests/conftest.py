@@ -22,6 +22,33 @@ def shared(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _dump_asyncio_tasks_before_the_timeout(request):
+    """A minute before pytest-timeout fails a hung test, write every asyncio task's stack to stderr: the
+    timeout's own traceback of a test blocked in an event loop shows only the loop's select()."""
+    import asyncio
+    import gc
+    import sys
+    import threading
+
+    limit = request.config.getini("timeout")
+    if not limit or float(limit) <= 120:
+        yield
+        return
+
+    def dump():
+        for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]:
+            for task in list(asyncio.all_tasks(loop)):
+                print(f"asyncio task of {request.node.nodeid}: {task!r}", file=sys.stderr)
+                task.print_stack(file=sys.stderr)
+
+    timer = threading.Timer(float(limit) - 60, dump)
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
+
+
 @pytest.fixture
 def restore_torch_globals():
     """The learners set torch's thread count and deterministic mode for the process, as scripts do;
