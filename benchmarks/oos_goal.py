@@ -30,6 +30,11 @@ of Bitstamp BTC/USD 2015-05-01 (18:00 to 24:00 UTC), each cut into --held-out-fo
 3 h); fold i trains on every row of the recording before its test block (expanding window) and tests on
 it, --held-out-seeds seeds. The goal: agent minus the best baseline with its 95 % interval above zero.
 
+--encoder (with --confirm): the agents observe the embeddings of an encoder instead of the book features
+(issue 13's encoder in the loop); the encoder is trained by `trader train-encoder` (ENCODER_ARGS) on each
+held-out recording's rows before its first test block only, so no test row reaches it, as none reaches
+the agents.
+
 Writes into --out at most 3 files: oos_goal.md (the tables), oos_goal.json (every summary) and
 oos_goal.log (progress).
 """
@@ -76,6 +81,52 @@ def options_of(name: str, schedule: str, venue: str, timesteps: int) -> dict:
     return {**{k: v for k, v in c.items() if k != "timesteps_factor"}, "maker_fee_bps": maker, "taker_fee_bps": taker,
             "trade_notional": TRADE_NOTIONAL, "max_position_notional": MAX_NOTIONAL, "cuda": False,
             "total_timesteps": timesteps * c.get("timesteps_factor", 1)}
+
+
+# trader train-encoder's arguments for --encoder: issue 14's model and inputs (benchmarks/README.md, "Ours beats
+# the OFI logistic regression on every held-out dataset"), at most 3 epochs of 100 steps, one seed.
+ENCODER_ARGS = ["--model", "tcn", "--inputs", "of+ofi+trend", "--skip", "--epochs", "3", "--patience", "2",
+                "--max-steps-per-epoch", "100", "--seeds", "0"]
+
+
+def head_of(shared: Path, work: Path, name: str, files: list[str], fmt: str, ts, first_test_row: int) -> str:
+    """The recording's rows before its first held-out test block, as a dataset folder of its own (converted
+    again with --duration, 5 minutes short: the converter counts from the first event, rows from the first
+    book), checked to end before that block."""
+    from trader.data.cli import data
+    from trader.sim import load_market
+
+    seconds = round((int(ts[first_test_row]) - int(ts[0])) / 1e9 - 300)
+    head = work / "data" / f"{name}_first_{seconds}s"  # named by its cut: another --held-out-s, another head
+    if not (head / "meta.json").exists():
+        data.main(["convert", *[str(shared / f) for f in files], "-o", str(head), "--format", fmt, "--duration",
+                   str(seconds)], standalone_mode=False)
+    end = int(load_market(str(head), feature_set=2).ts[-1])
+    if end >= int(ts[first_test_row]):
+        raise SystemExit(f"{head}: ends at {end} ns, inside the held-out rows (from {int(ts[first_test_row])} ns)")
+    return str(head)
+
+
+def train_encoder(work: Path, heads: list[str], data_dirs: list[str], log) -> str:
+    """trader train-encoder on the heads only (ENCODER_ARGS), once into WORK/encoder/<heads>; then the
+    embeddings of every dataset the agents train and test on, cached before their processes start. Returns
+    the model."""
+    from trader.nn.cli import train_encoder as command
+    from trader.nn.embed import agent_features
+    from trader.rl.args import CommonArgs
+    from trader.sim import load_market
+
+    out = work / "encoder" / "+".join(Path(h).name for h in heads)
+    model = out / "tcn" / "best"
+    if not (model / "config.json").exists():
+        log(f"encoder: trader train-encoder on {', '.join(heads)}")
+        command.main([*[x for h in heads for x in ("--data", h)], *ENCODER_ARGS, "--out", str(out)],
+                     standalone_mode=False)
+    for d in dict.fromkeys(data_dirs):
+        log(f"encoder: embeddings of {d}")
+        rows = len(load_market(d, interval_ms=CommonArgs.interval_ms).book)  # the agents' grid: train's default
+        agent_features(str(model), d, interval_ms=CommonArgs.interval_ms, rows=rows)
+    return str(model)
 
 
 def moves_table(paths: list[str]) -> list[str]:
@@ -156,8 +207,13 @@ def main() -> None:
     p.add_argument("--confirm", choices=list(CANDIDATES), default=None,
                    help="skip the selection: check this candidate on the held-out data (outside the selection rule; "
                         "the report says so)")
+    p.add_argument("--encoder", action="store_true",
+                   help="with --confirm: the agents observe the embeddings of an encoder trained (trader train-encoder, "
+                        "into WORK/encoder) only on the rows before the held-out tails (issue 13's encoder in the loop)")
     p.add_argument("--jobs", type=int, default=1)
     a = p.parse_args()
+    if a.encoder and not a.confirm:
+        p.error("--encoder: give it with --confirm (the selection runs without an encoder)")
     out_dir = a.out or a.work
     out_dir.mkdir(parents=True, exist_ok=True)
     log_file = open(out_dir / "oos_goal.log", "a")
@@ -275,7 +331,7 @@ def main() -> None:
     write()
 
     held_names = [h[0] for h in HELD_OUT] if a.held_out is None else a.held_out
-    plans2, keys2 = [], []
+    plans2, keys2, heads = [], [], []
     for name, fmt, files, venue, tail_s in HELD_OUT:
         if name not in held_names:
             continue
@@ -287,12 +343,19 @@ def main() -> None:
         hold_s = tail_s if a.held_out_s is None else a.held_out_s
         held_paths[name] = (str(path), hold_s)
         hf = tail_folds(str(path), ts, hold_s, a.held_out_folds, BASE["horizon"])
+        if a.encoder:
+            heads.append(head_of(a.shared, a.work, name, files, fmt, ts, hf[0].test_start))
         for schedule in a.schedules:
             cand = chosen[schedule]["name"]
             plans2.append(Plan("ppo", options_of(cand, schedule, venue, a.timesteps), hf,
-                               list(range(a.held_out_seeds)), a.work / "held_out" / schedule / cand / name,
+                               list(range(a.held_out_seeds)),
+                               a.work / "held_out" / schedule / (cand + ("+encoder" if a.encoder else "")) / name,
                                baseline_options))
             keys2.append((schedule, name))
+    if a.encoder:
+        encoder = train_encoder(a.work, heads, [x.folds[0].train_data for x in plans2], log)
+        for x in plans2:
+            x.args["encoder"] = encoder
     if plans2:
         market_orders = [(k, x) for k, x in zip(keys2, plans2) if x.args["actions"] != "quote"]
         ref2 = dict(zip([k for k, _ in market_orders], quote_baselines([x for _, x in market_orders], a.jobs)))
@@ -301,7 +364,8 @@ def main() -> None:
         def held_done(i: int, result: dict) -> None:
             schedule, name = keys2[i]
             result = merged([result], [ref2[keys2[i]]] if keys2[i] in ref2 else None)
-            row = {"schedule": schedule, "name": chosen[schedule]["name"], "data": name,
+            row = {"schedule": schedule, "name": chosen[schedule]["name"] + ("+encoder" if a.encoder else ""),
+                   "data": name,
                    "overall": summarize(result)["overall"], "trading": trading_share(result),
                    "held_out_s": held_paths[name][1]}
             held_rows.append(row)
