@@ -258,8 +258,8 @@ const int32_t* parse_ids(PyPool& self, const py::object& env_id, size_t& n, py::
 }
 
 // Queue work: the chunked sync path for every env in env order, else tasks. The GIL stays held: a send
-// only copies actions into task slots and never waits (issue 18: releasing and taking the GIL back was a
-// tenth of a 16-env async send).
+// only copies actions into task slots and never waits (issue 18: an async loop sends once per batch, and
+// releasing and taking back the GIL is a per-call cost).
 void dispatch(PyPool& self, bool all_envs, const int64_t* discrete, const float* continuous, const int32_t* ids,
               size_t n, bool reset) {
   if (all_envs) {
