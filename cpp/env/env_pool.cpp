@@ -137,10 +137,7 @@ void EnvPool::send_all(const int64_t* discrete, const float* continuous, bool re
   ++sync_gen_;
   sync_claim_.store(pack_claim(sync_gen_, 0, static_cast<uint64_t>(sync_chunks_)),
                     std::memory_order_release);  // publishes everything above
-  if (sleepers_.load(std::memory_order_acquire) > 0) {
-    std::lock_guard<std::mutex> lk(mu_);
-    cv_.notify_all();
-  }
+  wake_sleepers();
 }
 
 size_t EnvPool::run_sync_chunks(bool from_front) {
@@ -235,7 +232,16 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
   tasks_sent_ = task;
   sent_ = row;
   caller_back_ = queues_[kWorkerHome].published.load(std::memory_order_relaxed);
-  if (sleepers_.load(std::memory_order_acquire) > 0) {
+  wake_sleepers();
+}
+
+// After publishing work. The caller stores the work then loads sleepers_; a worker going to sleep stores
+// sleepers_ then loads the queues (worker_loop). Without a seq_cst fence on both sides each load may be
+// served before the other thread's store is visible (x86 lets a load pass the caller's buffered store),
+// both miss, and the worker sleeps on queued work until the next send: the store-load (Dekker) pattern.
+void EnvPool::wake_sleepers() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_relaxed) > 0) {
     std::lock_guard<std::mutex> lk(mu_);
     cv_.notify_all();
   }
@@ -329,7 +335,8 @@ void EnvPool::worker_loop() {
       continue;
     }
     std::unique_lock<std::mutex> lk(mu_);
-    sleepers_.fetch_add(1, std::memory_order_acq_rel);
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with wake_sleepers()
     cv_.wait(lk, [this] {
       return stop_.load() || queues_[kWorkerHome].open() || queues_[kCallerHome].open() ||
              claim_open(sync_claim_.load(std::memory_order_acquire));

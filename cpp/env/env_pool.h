@@ -82,6 +82,7 @@ class EnvPool {
   // The caller takes the newest open chunk of the workers' queue; 0: none open.
   size_t steal_back();
   void worker_loop();
+  void wake_sleepers();
 
   EnvConfig cfg_;
   std::vector<MarketData> markets_;  // never resized after construction: the envs point into it
