@@ -129,6 +129,46 @@ def train_encoder(work: Path, heads: list[str], data_dirs: list[str], log) -> st
     return str(model)
 
 
+def validation_folds(folds: list, ts, seconds: float, horizon: int) -> tuple[list, list]:
+    """Per held-out fold, two folds whose agents train on the same rows (those before the last `seconds`
+    ahead of its test block), so that one seed is one agent in both (training is deterministic by seed):
+    the first tests on those seconds (validation), the second on the fold's test block."""
+    import numpy as np
+
+    from trader.evaluate.folds import Fold
+
+    val, test = [], []
+    for f in folds:
+        v = int(np.searchsorted(ts, int(ts[f.test_start]) - int(seconds * 1e9)))
+        if v < horizon + 2:
+            raise SystemExit(f"--validation-s {seconds:g}: fold {f.index} keeps {v} training rows, fewer than a "
+                             f"horizon ({horizon}) plus 2")
+        val.append(Fold(f.index, f.train_data, v, f.train_total, f.test_data, v, f.test_start - 1))
+        test.append(Fold(f.index, f.train_data, v, f.train_total, f.test_data, f.test_start, f.test_end))
+    return val, test
+
+
+def chosen_on_validation(val: dict, test: dict, k: int) -> tuple[dict, list[float]]:
+    """The test results of the agents chosen on validation: the seeds in groups of k (0..k-1, k..2k-1, ...);
+    in each fold each group keeps its seed with the best validation PnL, and a group is one seed of the
+    result. Also, per fold, the correlation of validation and test PnL over every seed."""
+    import numpy as np
+
+    from trader.evaluate.summary import KEY, agent_metric
+
+    score = {(j["fold"], j["seed"]): agent_metric(j, KEY) for j in val["agents"]}
+    jobs = {(j["fold"], j["seed"]): j for j in test["agents"]}
+    agents, corr = [], []
+    for fold in sorted({f for f, _ in jobs}):
+        seeds = sorted(s for f, s in jobs if f == fold)
+        corr.append(float(np.corrcoef([score[(fold, s)] for s in seeds],
+                                      [agent_metric(jobs[(fold, s)], KEY) for s in seeds])[0, 1]))
+        for g in range(len(seeds) // k):
+            best = max(seeds[g * k:(g + 1) * k], key=lambda s: score[(fold, s)])
+            agents.append({**jobs[(fold, best)], "seed": g, "chosen_seed": best})
+    return {"baselines": test["baselines"], "notes": test["notes"], "agents": agents}, corr
+
+
 def moves_table(paths: list[str]) -> list[str]:
     """Per selection dataset: its median spread and mean absolute mid move over 1, 10 and 60 s, in bps,
     beside a VIP 0 round trip (two fills) at its venue: what any strategy has to beat."""
@@ -210,8 +250,14 @@ def main() -> None:
     p.add_argument("--encoder", action="store_true",
                    help="with --confirm: the agents observe the embeddings of an encoder trained (trader train-encoder, "
                         "into WORK/encoder) only on the rows before the held-out tails (issue 13's encoder in the loop)")
+    p.add_argument("--validation-s", type=float, default=None,
+                   help="with --confirm: the agents train without the last SECONDS before each test block and, in "
+                        "groups of --choose-among seeds, the one with the best PnL on those seconds is tested")
+    p.add_argument("--choose-among", type=int, default=4, help="--validation-s: seeds per group")
     p.add_argument("--jobs", type=int, default=1)
     a = p.parse_args()
+    if a.validation_s is not None and not a.confirm:
+        p.error("--validation-s: give it with --confirm")
     if a.encoder and not a.confirm:
         p.error("--encoder: give it with --confirm (the selection runs without an encoder)")
     out_dir = a.out or a.work
@@ -259,7 +305,8 @@ def main() -> None:
     results = run_plans(plans, a.jobs, lambda done, n, what: log(f"selection {done}/{n} {what}"))
     res = dict(zip(keys, results))
     report = {"fees": FEES, "candidates": CANDIDATES, "base": BASE, "timesteps": a.timesteps, "seeds": a.seeds,
-              "selection_data": [Path(x).name for x in selection], "selection": {}, "chosen": {}, "held_out": {}}
+              "selection_data": [Path(x).name for x in selection], "selection": {}, "chosen": {}, "held_out": {},
+              "validation_test_correlation": {}}  # --validation-s: per fold, over every seed
     sel_rows, chosen = [], {s: {"name": a.confirm, "trades": True} for s in a.schedules} if a.confirm else {}
     report["chosen"] = chosen
     for schedule in [] if a.confirm else a.schedules:
@@ -284,6 +331,9 @@ def main() -> None:
 
     def fees_text(schedule: str) -> str:
         return ", ".join(f"{v} {m:g}/{t:g}" for v, (m, t) in FEES[schedule].items())
+
+    rows_due = len(HELD_OUT if a.held_out is None else a.held_out) * len(a.schedules) * (1 if a.validation_s is None
+                                                                                          else 2)
 
     def write() -> None:
         """oos_goal.md and .json: the selection, and the held-out rows done so far."""
@@ -312,8 +362,9 @@ def main() -> None:
                 + ".", ""]),
             "Held out (named before any run): " + ", ".join(f"{n}, its last {s / 3600:.3g} h" for n, (_, s) in
                                                               held_paths.items())
-            + f"; {a.held_out_folds} test blocks each, every fold training on all rows before its block; "
-              f"{a.held_out_seeds} seeds.", "",
+            + f"; {a.held_out_folds} test blocks each, every fold training on all rows before its block"
+            + ("" if a.validation_s is None else f" but the last {a.validation_s / 3600:.3g} h (its validation)")
+            + f"; {a.held_out_seeds} seeds.", "",
             "| fees | chosen | data | agent | agent - best baseline | best baseline | every baseline | seeds > flat | "
             "seeds > every baseline | tests with fills | goal met |",
             "|---|---|---|---:|---:|---|---|---:|---:|---:|---|",
@@ -323,7 +374,10 @@ def main() -> None:
               + f" | {r['overall']['seeds_beating_flat']:.0%} | {r['overall']['seeds_beating_every_baseline']:.0%} | "
               f"{r['trading']:.0%} | {'yes' if _goal(r) else 'no'} |"
               for r in sorted(held_rows, key=lambda r: (r["schedule"], r["data"]))], "",
-            f"{'All' if len(held_rows) == len(held_paths) * len(a.schedules) else 'Unfinished (held out pending):'} "
+            *(["Correlation over seeds of validation and test PnL, per fold: " + "; ".join(
+                f"{k} " + ", ".join(f"{c:+.2f}" for c in v) for k, v in report["validation_test_correlation"].items())
+               + ".", ""] if a.validation_s is not None else []),
+            f"{'All' if len(held_rows) == rows_due else 'Unfinished (held out pending):'} "
             f"{time.perf_counter() - t_all:.0f} s with --jobs {a.jobs} (cpu).",
         ]
         (out_dir / "oos_goal.md").write_text("\n".join(lines) + "\n")
@@ -345,13 +399,17 @@ def main() -> None:
         hf = tail_folds(str(path), ts, hold_s, a.held_out_folds, BASE["horizon"])
         if a.encoder:
             heads.append(head_of(a.shared, a.work, name, files, fmt, ts, hf[0].test_start))
+        parts = [("", hf)]
+        if a.validation_s is not None:
+            parts = list(zip(("validation", "test"), validation_folds(hf, ts, a.validation_s, BASE["horizon"])))
         for schedule in a.schedules:
             cand = chosen[schedule]["name"]
-            plans2.append(Plan("ppo", options_of(cand, schedule, venue, a.timesteps), hf,
-                               list(range(a.held_out_seeds)),
-                               a.work / "held_out" / schedule / (cand + ("+encoder" if a.encoder else "")) / name,
-                               baseline_options))
-            keys2.append((schedule, name))
+            for part, part_folds in parts:
+                plans2.append(Plan("ppo", options_of(cand, schedule, venue, a.timesteps), part_folds,
+                                   list(range(a.held_out_seeds)),
+                                   a.work / "held_out" / schedule / (cand + ("+encoder" if a.encoder else "")) / name
+                                   / part, baseline_options))
+                keys2.append((schedule, name, part))
     if a.encoder:
         encoder = train_encoder(a.work, heads, [x.folds[0].train_data for x in plans2], log)
         for x in plans2:
@@ -361,15 +419,28 @@ def main() -> None:
         ref2 = dict(zip([k for k, _ in market_orders], quote_baselines([x for _, x in market_orders], a.jobs)))
         log(f"held out: {len(plans2)} plans, {sum(len(x.folds) * len(x.seeds) for x in plans2)} agents")
 
-        def held_done(i: int, result: dict) -> None:
-            schedule, name = keys2[i]
-            result = merged([result], [ref2[keys2[i]]] if keys2[i] in ref2 else None)
-            row = {"schedule": schedule, "name": chosen[schedule]["name"] + ("+encoder" if a.encoder else ""),
-                   "data": name,
-                   "overall": summarize(result)["overall"], "trading": trading_share(result),
+        parts_done: dict[tuple, dict] = {}
+
+        def add_row(schedule: str, name: str, label: str, result: dict) -> None:
+            row = {"schedule": schedule, "name": chosen[schedule]["name"] + ("+encoder" if a.encoder else "") + label,
+                   "data": name, "overall": summarize(result)["overall"], "trading": trading_share(result),
                    "held_out_s": held_paths[name][1]}
             held_rows.append(row)
-            report["held_out"][f"{schedule}/{name}"] = row
+            report["held_out"][f"{schedule}/{name}{label}"] = row
+
+        def held_done(i: int, result: dict) -> None:
+            schedule, name, part = keys2[i]
+            result = merged([result], [ref2[keys2[i]]] if keys2[i] in ref2 else None)
+            parts_done[keys2[i]] = result
+            if part == "":
+                add_row(schedule, name, "", result)
+            elif (schedule, name, "validation") in parts_done and (schedule, name, "test") in parts_done:
+                test = parts_done[(schedule, name, "test")]
+                best, corr = chosen_on_validation(parts_done[(schedule, name, "validation")], test, a.choose_among)
+                v = f"{a.validation_s / 3600:.3g} h"
+                add_row(schedule, name, f", every seed (trained without the {v} of validation)", test)
+                add_row(schedule, name, f", the best of {a.choose_among} on the {v} of validation", best)
+                report["validation_test_correlation"][f"{schedule}/{name}"] = corr
             write()
 
         run_plans(plans2, a.jobs, lambda done, n, what: log(f"held out {done}/{n} {what}"), held_done)

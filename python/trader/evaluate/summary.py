@@ -21,7 +21,7 @@ METRICS = [(key, *COLUMNS[key]) for key in (
 KEY = "pnl_bps_of_max_notional"
 
 
-def _agent_metric(job: dict, key: str) -> float | None:
+def agent_metric(job: dict, key: str) -> float | None:
     """One seed's value: the mean over its agents (one, or K in one book), None if undefined for all."""
     vals = [a["metrics"][key] for a in job["agents"] if a["metrics"][key] is not None]
     return float(np.mean(vals)) if vals else None
@@ -38,18 +38,18 @@ def summarize(results: dict, seed: int = 0) -> dict:
     folds, totals_agent, totals_base = [], {}, {}
     for index, base_curves in sorted(results["baselines"].items()):
         jobs = [j for j in results["agents"] if j["fold"] == index]
-        strategies = {"agent": {k: _interval([_agent_metric(j, k) for j in jobs], seed) for k, _, _ in METRICS}}
+        strategies = {"agent": {k: _interval([agent_metric(j, k) for j in jobs], seed) for k, _, _ in METRICS}}
         for c in base_curves:
             strategies[c["name"]] = {k: c["metrics"][k] for k, _, _ in METRICS}
         best = max((c for c in base_curves), key=lambda c: c["metrics"][KEY])
-        agent_vals = [_agent_metric(j, KEY) for j in jobs]
+        agent_vals = [agent_metric(j, KEY) for j in jobs]
         folds.append({
             "fold": index, "strategies": strategies, "best_baseline": best["name"],
             "agent_minus_best_baseline": _interval([v - best["metrics"][KEY] for v in agent_vals], seed),
             "seeds_beating_flat": float(np.mean([v > _flat(base_curves) for v in agent_vals])),
         })
         for j in jobs:
-            totals_agent[j["seed"]] = totals_agent.get(j["seed"], 0.0) + _agent_metric(j, KEY)
+            totals_agent[j["seed"]] = totals_agent.get(j["seed"], 0.0) + agent_metric(j, KEY)
         for c in base_curves:
             totals_base[c["name"]] = totals_base.get(c["name"], 0.0) + c["metrics"][KEY]
     # A baseline that could not run in some fold (e.g. no fit) has no walk-forward total to compare with.
