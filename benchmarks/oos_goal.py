@@ -148,25 +148,28 @@ def validation_folds(folds: list, ts, seconds: float, horizon: int) -> tuple[lis
     return val, test
 
 
-def chosen_on_validation(val: dict, test: dict, k: int) -> tuple[dict, list[float]]:
+def chosen_on_validation(val: dict, test: dict, k: int) -> tuple[dict, list[dict]]:
     """The test results of the agents chosen on validation: the seeds in groups of k (0..k-1, k..2k-1, ...);
     in each fold each group keeps its seed with the best validation PnL, and a group is one seed of the
-    result. Also, per fold, the correlation of validation and test PnL over every seed."""
+    result. Also, per fold, every seed's validation and test numbers and their correlation over seeds."""
     import numpy as np
 
-    from trader.evaluate.summary import KEY, agent_metric
+    from trader.evaluate.summary import KEY, METRICS, agent_metric
 
     score = {(j["fold"], j["seed"]): agent_metric(j, KEY) for j in val["agents"]}
     jobs = {(j["fold"], j["seed"]): j for j in test["agents"]}
-    agents, corr = [], []
+    agents, per_fold = [], []
     for fold in sorted({f for f, _ in jobs}):
         seeds = sorted(s for f, s in jobs if f == fold)
-        corr.append(float(np.corrcoef([score[(fold, s)] for s in seeds],
-                                      [agent_metric(jobs[(fold, s)], KEY) for s in seeds])[0, 1]))
-        for g in range(len(seeds) // k):
-            best = max(seeds[g * k:(g + 1) * k], key=lambda s: score[(fold, s)])
-            agents.append({**jobs[(fold, best)], "seed": g, "chosen_seed": best})
-    return {"baselines": test["baselines"], "notes": test["notes"], "agents": agents}, corr
+        chosen = {g: max(seeds[g * k:(g + 1) * k], key=lambda s: score[(fold, s)]) for g in range(len(seeds) // k)}
+        agents += [{**jobs[(fold, best)], "seed": g, "chosen_seed": best} for g, best in chosen.items()]
+        per_fold.append({
+            "fold": fold, "chosen": chosen,
+            "correlation": float(np.corrcoef([score[(fold, s)] for s in seeds],
+                                             [agent_metric(jobs[(fold, s)], KEY) for s in seeds])[0, 1]),
+            "validation": {s: score[(fold, s)] for s in seeds},
+            "test": {s: {m: agent_metric(jobs[(fold, s)], m) for m, _, _ in METRICS} for s in seeds}})
+    return {"baselines": test["baselines"], "notes": test["notes"], "agents": agents}, per_fold
 
 
 def moves_table(paths: list[str]) -> list[str]:
@@ -306,7 +309,7 @@ def main() -> None:
     res = dict(zip(keys, results))
     report = {"fees": FEES, "candidates": CANDIDATES, "base": BASE, "timesteps": a.timesteps, "seeds": a.seeds,
               "selection_data": [Path(x).name for x in selection], "selection": {}, "chosen": {}, "held_out": {},
-              "validation_test_correlation": {}}  # --validation-s: per fold, over every seed
+              "validation": {}}  # --validation-s: per fold, every seed's numbers
     sel_rows, chosen = [], {s: {"name": a.confirm, "trades": True} for s in a.schedules} if a.confirm else {}
     report["chosen"] = chosen
     for schedule in [] if a.confirm else a.schedules:
@@ -375,7 +378,7 @@ def main() -> None:
               f"{r['trading']:.0%} | {'yes' if _goal(r) else 'no'} |"
               for r in sorted(held_rows, key=lambda r: (r["schedule"], r["data"]))], "",
             *(["Correlation over seeds of validation and test PnL, per fold: " + "; ".join(
-                f"{k} " + ", ".join(f"{c:+.2f}" for c in v) for k, v in report["validation_test_correlation"].items())
+                f"{k} " + ", ".join(f"{f['correlation']:+.2f}" for f in v) for k, v in report["validation"].items())
                + ".", ""] if a.validation_s is not None else []),
             f"{'All' if len(held_rows) == rows_due else 'Unfinished (held out pending):'} "
             f"{time.perf_counter() - t_all:.0f} s with --jobs {a.jobs} (cpu).",
@@ -436,11 +439,12 @@ def main() -> None:
                 add_row(schedule, name, "", result)
             elif (schedule, name, "validation") in parts_done and (schedule, name, "test") in parts_done:
                 test = parts_done[(schedule, name, "test")]
-                best, corr = chosen_on_validation(parts_done[(schedule, name, "validation")], test, a.choose_among)
+                best, per_fold = chosen_on_validation(parts_done[(schedule, name, "validation")], test,
+                                                      a.choose_among)
                 v = f"{a.validation_s / 3600:.3g} h"
                 add_row(schedule, name, f", every seed (trained without the {v} of validation)", test)
                 add_row(schedule, name, f", the best of {a.choose_among} on the {v} of validation", best)
-                report["validation_test_correlation"][f"{schedule}/{name}"] = corr
+                report["validation"][f"{schedule}/{name}"] = per_fold
             write()
 
         run_plans(plans2, a.jobs, lambda done, n, what: log(f"held out {done}/{n} {what}"), held_done)
