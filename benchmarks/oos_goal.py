@@ -35,6 +35,11 @@ it, --held-out-seeds seeds. The goal: agent minus the best baseline with its 95 
 held-out recording's rows before its first test block only, so no test row reaches it, as none reaches
 the agents.
 
+--validation-s S --choose-among K (with --confirm): the agents train without the last S seconds before each
+test block and are backtested on those seconds too; in each fold the seeds form groups of K and each group
+keeps the seed with the best PnL there (one group, one seed of the result). No test row is trained on or
+chosen with.
+
 Writes into --out at most 3 files: oos_goal.md (the tables), oos_goal.json (every summary) and
 oos_goal.log (progress).
 """
