@@ -134,49 +134,6 @@ def train_encoder(work: Path, heads: list[str], data_dirs: list[str], log) -> st
     return str(model)
 
 
-def validation_folds(folds: list, ts, seconds: float, horizon: int) -> tuple[list, list]:
-    """Per held-out fold, two folds whose agents train on the same rows (those before the last `seconds`
-    ahead of its test block), so that one seed is one agent in both (training is deterministic by seed):
-    the first tests on those seconds (validation), the second on the fold's test block."""
-    import numpy as np
-
-    from trader.evaluate.folds import Fold
-
-    val, test = [], []
-    for f in folds:
-        v = int(np.searchsorted(ts, int(ts[f.test_start]) - int(seconds * 1e9)))
-        if v < horizon + 2:
-            raise SystemExit(f"--validation-s {seconds:g}: fold {f.index} keeps {v} training rows, fewer than a "
-                             f"horizon ({horizon}) plus 2")
-        val.append(Fold(f.index, f.train_data, v, f.train_total, f.test_data, v, f.test_start - 1))
-        test.append(Fold(f.index, f.train_data, v, f.train_total, f.test_data, f.test_start, f.test_end))
-    return val, test
-
-
-def chosen_on_validation(val: dict, test: dict, k: int) -> tuple[dict, list[dict]]:
-    """The test results of the agents chosen on validation: the seeds in groups of k (0..k-1, k..2k-1, ...);
-    in each fold each group keeps its seed with the best validation PnL, and a group is one seed of the
-    result. Also, per fold, every seed's validation and test numbers and their correlation over seeds."""
-    import numpy as np
-
-    from trader.evaluate.summary import KEY, METRICS, agent_metric
-
-    score = {(j["fold"], j["seed"]): agent_metric(j, KEY) for j in val["agents"]}
-    jobs = {(j["fold"], j["seed"]): j for j in test["agents"]}
-    agents, per_fold = [], []
-    for fold in sorted({f for f, _ in jobs}):
-        seeds = sorted(s for f, s in jobs if f == fold)
-        chosen = {g: max(seeds[g * k:(g + 1) * k], key=lambda s: score[(fold, s)]) for g in range(len(seeds) // k)}
-        agents += [{**jobs[(fold, best)], "seed": g, "chosen_seed": best} for g, best in chosen.items()]
-        per_fold.append({
-            "fold": fold, "chosen": chosen,
-            "correlation": float(np.corrcoef([score[(fold, s)] for s in seeds],
-                                             [agent_metric(jobs[(fold, s)], KEY) for s in seeds])[0, 1]),
-            "validation": {s: score[(fold, s)] for s in seeds},
-            "test": {s: {m: agent_metric(jobs[(fold, s)], m) for m, _, _ in METRICS} for s in seeds}})
-    return {"baselines": test["baselines"], "notes": test["notes"], "agents": agents}, per_fold
-
-
 def moves_table(paths: list[str]) -> list[str]:
     """Per selection dataset: its median spread and mean absolute mid move over 1, 10 and 60 s, in bps,
     beside a VIP 0 round trip (two fills) at its venue: what any strategy has to beat."""
@@ -281,6 +238,7 @@ def main() -> None:
 
     from trader.backtest.suite import BaselineOptions
     from trader.data.cli import data
+    from trader.evaluate.choose import chosen_on_validation, validation_folds
     from trader.evaluate.folds import dataset_folds, tail_folds
     from trader.evaluate.run import Plan, run_plans
     from trader.evaluate.summary import summarize
@@ -383,7 +341,8 @@ def main() -> None:
               f"{r['trading']:.0%} | {'yes' if _goal(r) else 'no'} |"
               for r in sorted(held_rows, key=lambda r: (r["schedule"], r["data"]))], "",
             *(["Correlation over seeds of validation and test PnL, per fold: " + "; ".join(
-                f"{k} " + ", ".join(f"{f['correlation']:+.2f}" for f in v) for k, v in report["validation"].items())
+                f"{k} " + ", ".join(f"{f['correlation']:+.2f}" if f["correlation"] is not None else "n/a" for f in v)
+                for k, v in report["validation"].items())
                + ".", ""] if a.validation_s is not None else []),
             f"{'All' if len(held_rows) == rows_due else 'Unfinished (held out pending):'} "
             f"{time.perf_counter() - t_all:.0f} s with --jobs {a.jobs} (cpu).",
@@ -409,7 +368,8 @@ def main() -> None:
             heads.append(head_of(a.shared, a.work, name, files, fmt, ts, hf[0].test_start))
         parts = [("", hf)]
         if a.validation_s is not None:
-            parts = list(zip(("validation", "test"), validation_folds(hf, ts, a.validation_s, BASE["horizon"])))
+            parts = list(zip(("validation", "test"), validation_folds(hf, lambda _: ts, a.validation_s,
+                                                                       BASE["horizon"])))
         for schedule in a.schedules:
             cand = chosen[schedule]["name"]
             for part, part_folds in parts:

@@ -216,3 +216,61 @@ def test_folds_that_mix_instruments(tmp_path):
     price = spec.reference_price(btc.book, btc.tick_size)
     hold = report["baselines"]["1"]["buy_and_hold"]
     assert 0.9 * 2000 < hold["mean_abs_inventory_base"] * price < 1.1 * 2000
+
+
+def test_validation_folds_train_on_the_same_rows_and_validate_just_before_the_test_block():
+    from trader.evaluate.choose import validation_folds
+
+    ts = np.arange(10_000, dtype=np.int64) * 100_000_000  # 100 ms rows
+    plan = tail_folds("d", ts, 250.0, 2, 100)
+    val, test = validation_folds(plan, lambda _: ts, 60.0, 100)
+    for f, v, t in zip(plan, val, test):
+        assert v.train_rows == t.train_rows and v.train_data == t.train_data == "d"  # one seed, one agent
+        assert (t.test_start, t.test_end) == (f.test_start, f.test_end)  # the fold's own test block
+        assert v.test_start == v.train_rows and v.test_end == f.test_start - 1  # the rows just before it
+        assert ts[f.test_start] - ts[v.test_start] == 60 * 10**9
+        assert training_start_max(v.train_total, v.train_fraction, 100) + 100 < v.test_start  # no leak
+    # several datasets: the validation block is the end of the training dataset
+    ts_of = {"a": np.arange(3_000, dtype=np.int64) * 100_000_000, "b": np.arange(2_000, dtype=np.int64)}.get
+    (v,), (t,) = validation_folds(dataset_folds(["a", "b"], [3_000, 2_000], 100), ts_of, 100.0, 100)
+    assert (v.test_data, v.test_start, v.test_end, t.test_data, t.train_rows) == ("a", 1_999, 2_999, "b", 1_999)
+    with pytest.raises(ValueError, match=r"fold 1: the training rows before the validation block of d has \d+ rows, "
+                                         "fewer than the 102 it needs; use a shorter --validation-s"):
+        validation_folds(plan, lambda _: ts, 745.0, 100)
+
+
+def test_chosen_on_validation_keeps_each_groups_best_seed_on_validation():
+    from trader.evaluate.choose import chosen_on_validation
+    from trader.evaluate.summary import METRICS
+
+    def job(fold, seed, pnl):
+        return {"fold": fold, "seed": seed, "agents": [{"metrics": {m: pnl for m, _, _ in METRICS}}]}
+
+    val_pnl = {0: 5.0, 1: -2.0, 2: 1.0, 3: 3.0}  # groups (0, 1) and (2, 3): seeds 0 and 3 are chosen
+    test_pnl = {0: 7.0, 1: -9.0, 2: 0.5, 3: 4.0}
+    val = {"baselines": {}, "notes": {}, "agents": [job(1, s, p) for s, p in val_pnl.items()]}
+    test = {"baselines": {1: []}, "notes": {1: []}, "agents": [job(1, s, p) for s, p in test_pnl.items()]}
+    result, (fold,) = chosen_on_validation(val, test, 2)
+    assert [(a["seed"], a["chosen_seed"], a["agents"][0]["metrics"]["pnl_quote"]) for a in result["agents"]] == [
+        (0, 0, 7.0), (1, 3, 4.0)]
+    assert fold["chosen"] == {0: 0, 1: 3}
+    assert fold["correlation"] == pytest.approx(np.corrcoef(list(val_pnl.values()), list(test_pnl.values()))[0, 1])
+    with pytest.raises(ValueError, match="4 seeds are not groups of 3"):
+        chosen_on_validation(val, test, 3)
+
+
+def test_evaluate_chooses_among_seeds_on_validation(tmp_path):
+    out, first = _evaluate(tmp_path, "v", "--validation-s", "20", "--choose-among", "2")
+    choice = first["context"]["choice"]
+    assert first["summary"]["overall"]["agent"]["n"] == 1  # 2 seeds, one group
+    for fold in choice["folds"]:
+        best = max(fold["validation"], key=fold["validation"].get)
+        assert fold["chosen"] == {"0": int(best)}
+    assert "Seeds chosen on validation" in (out / "evaluation.md").read_text()
+    runner = CliRunner()
+    res = runner.invoke(main, ["evaluate", "--seeds", "3", "--choose-among", "2", "--validation-s", "20",
+                               "--folds", "2", "--horizon", "100", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "--seeds" in res.output and "multiple of --choose-among 2" in res.output, res.output
+    res = runner.invoke(main, ["evaluate", "--validation-s", "500", "--seeds", "4", "--folds", "2", "--horizon", "100",
+                               "--out", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "use a shorter --validation-s" in res.output and "Traceback" not in res.output

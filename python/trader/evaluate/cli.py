@@ -66,6 +66,12 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
 @click.option("--allow-overlap", is_flag=True,
               help="datasets: allow a test dataset that starts before its training dataset ends (other "
                    "instruments over the same time: a cross-instrument test, not walk-forward)")
+@click.option("--validation-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="choose among seeds (trader.evaluate.choose): every agent trains without the last SECONDS of its "
+                   "training rows and is backtested on them; in each fold, of every --choose-among seeds the one "
+                   "best there is tested")
+@click.option("--choose-among", type=click.IntRange(min=1), default=4,
+              help="--validation-s: seeds per group (--seeds must be a multiple); a group is one seed of the report")
 @click.option("--imbalance-threshold", type=float, default=0.6, help="order-imbalance baseline threshold")
 @click.option("--quote-offset-ticks", type=int, default=0, help="fixed-spread baseline: ticks from the touch")
 @click.option("--as-gamma", type=float, default=0.01, help="Avellaneda-Stoikov baseline risk aversion")
@@ -73,15 +79,16 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
 @click.option("--cuda/--no-cuda", default=False, help="train on cuda when there is one")
 @out_option("report folder [default: runs/evaluate__{algo}__{date-time}]")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
-def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imbalance_threshold, quote_offset_ticks, as_gamma,
-             jobs, cuda, out, progress_bar, **options):
+def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, validation_s, choose_among,
+             imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
     bootstrap 95 % intervals, the agent minus the best baseline, and the fraction of seeds beating flat."""
     from trader.backtest.suite import BaselineOptions
     from trader.evaluate.folds import block_folds, dataset_folds
     from trader.evaluate.report import evaluation_context, write_evaluation
-    from trader.evaluate.run import Plan, run_plan
+    from trader.evaluate.choose import chosen_on_validation, validation_folds
+    from trader.evaluate.run import Plan, run_plans
     from trader.evaluate.summary import summarize
     from trader.rl.cli import check_interval
     from trader.rl.policy import learner
@@ -89,6 +96,9 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
     from trader.run.lifecycle import resolve_args
     from trader.sim import load_market, spec
 
+    if validation_s is not None and seeds % choose_among:
+        raise click.UsageError(f"--seeds {seeds} is not a multiple of --choose-among {choose_among} (each group of "
+                               f"--choose-among seeds gives one chosen agent: e.g. --seeds {5 * choose_among} for 5)")
     env = pop_env_values(options)
     given = {k: v for k, v in options.items() if v is not None} | env
     args = {**(load_config(config) if config else {}), **given, "cuda": cuda}
@@ -116,28 +126,43 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, imba
                     raise ValueError(f"data: {p1} starts before {p0} ends: give datasets in time order, or "
                                      "--allow-overlap for a cross-instrument test")
             plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon, train_window)
+        by_path = dict(zip(paths, markets))
+        val_folds = None
+        if validation_s is not None:
+            val_folds, plan_folds = validation_folds(plan_folds, lambda p: by_path[p].ts, validation_s, horizon)
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     out_dir = Path(out) if out else run_dir("runs", "evaluate", algo)
-    plan = Plan(algo, args, plan_folds, list(range(SEED, SEED + seeds)), out_dir, base_options)
-    by_path = dict(zip(paths, markets))
+    seed_list = list(range(SEED, SEED + seeds))
+    plan = Plan(algo, args, plan_folds, seed_list, out_dir / "test" if val_folds else out_dir, base_options)
+    plans = [plan] if val_folds is None else [Plan(algo, args, val_folds, seed_list, out_dir / "validation",
+                                                   base_options), plan]
     click.echo(f"{len(plan_folds)} folds x {seeds} seeds -> {out_dir}")
+    for f in val_folds or []:
+        click.echo("  validation " + f.describe())
     for f in plan_folds:
         click.echo("  " + f.describe())
     bar = None
     if progress_bar:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(plan_folds) * seeds, unit="agent", desc="folds x seeds")
+        bar = tqdm(total=len(plans) * len(plan_folds) * seeds, unit="agent", desc="folds x seeds")
     t0 = time.perf_counter()
     try:
-        results = run_plan(plan, jobs, (lambda done, total, what: bar.update(1)) if bar else None)
+        results = run_plans(plans, jobs, (lambda done, total, what: bar.update(1)) if bar else None)
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     finally:
         if bar:
             bar.close()
     context = evaluation_context(plan, by_path, time.perf_counter() - t0, cuda)
+    if val_folds is None:
+        results = results[0]
+    else:
+        results, per_fold = chosen_on_validation(*results, choose_among)
+        context["seeds"] = sorted({j["seed"] for j in results["agents"]})
+        context["choice"] = {"validation_s": validation_s, "choose_among": choose_among, "seeds": seed_list,
+                             "folds": per_fold}
     summary = summarize(results)
     write_evaluation(out_dir, results, summary, context)
     click.echo((out_dir / "evaluation.md").read_text())

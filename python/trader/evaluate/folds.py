@@ -42,7 +42,7 @@ class Fold:
         return f"fold {self.index}: train {train}; test {self.test_data or 'sample'} rows {self.test_start}..{self.test_end}"
 
 
-def _need_rows(fold: int, what: str, data: str | None, rows: int, need: int, hint: str) -> None:
+def need_rows(fold: int, what: str, data: str | None, rows: int, need: int, hint: str) -> None:
     if rows < need:
         raise ValueError(f"fold {fold}: {what} of {data or 'the bundled sample'} has {rows} rows, fewer than the "
                          f"{need} it needs; {hint}")
@@ -55,9 +55,9 @@ def block_folds(data: str | None, rows: int, folds: int, horizon: int) -> list[F
     bounds = [round(j * rows / (folds + 1)) for j in range(folds + 2)]
     out = []
     for i in range(1, folds + 1):
-        _need_rows(i, "the training rows", data, bounds[i], horizon + 2,
+        need_rows(i, "the training rows", data, bounds[i], horizon + 2,
                    "use fewer --folds or a shorter --horizon")
-        _need_rows(i, "the test block", data, bounds[i + 1] - bounds[i], 4, "use fewer --folds")
+        need_rows(i, "the test block", data, bounds[i + 1] - bounds[i], 4, "use fewer --folds")
         out.append(Fold(i, data, bounds[i], rows, data, bounds[i], bounds[i + 1] - 1))
     return out
 
@@ -76,9 +76,9 @@ def tail_folds(data: str | None, ts, tail_s: float, folds: int, horizon: int) ->
     bounds = [first + round(j * (len(ts) - first) / folds) for j in range(folds + 1)]
     out = []
     for i in range(1, folds + 1):
-        _need_rows(i, "the training rows", data, bounds[i - 1], horizon + 2,
+        need_rows(i, "the training rows", data, bounds[i - 1], horizon + 2,
                    "hold out fewer seconds or use a shorter --horizon")
-        _need_rows(i, "the test block", data, bounds[i] - bounds[i - 1], 4, "use fewer folds")
+        need_rows(i, "the test block", data, bounds[i] - bounds[i - 1], 4, "use fewer folds")
         out.append(Fold(i, data, bounds[i - 1], len(ts), data, bounds[i - 1], bounds[i] - 1))
     return out
 
@@ -93,8 +93,8 @@ def dataset_folds(datasets: list[str], rows: list[int], horizon: int, window: in
     out = []
     for n, i in enumerate(range(window, len(datasets)), start=1):
         for j in range(i - window, i):
-            _need_rows(n, "the training dataset", datasets[j], rows[j], horizon + 2, "use a shorter --horizon")
-        _need_rows(n, "the test dataset", datasets[i], rows[i], 4, "drop it")
+            need_rows(n, "the training dataset", datasets[j], rows[j], horizon + 2, "use a shorter --horizon")
+        need_rows(n, "the test dataset", datasets[i], rows[i], 4, "drop it")
         out.append(Fold(n, datasets[i - 1], rows[i - 1], rows[i - 1], datasets[i], 0, rows[i] - 1,
                         tuple(datasets[i - window:i - 1])))
     return out

@@ -59,6 +59,22 @@ def evaluation_context(plan, markets: dict, wall_s: float, cuda: bool) -> dict:
     }
 
 
+def _choice_lines(choice: dict | None) -> list[str]:
+    """What --validation-s did (trader.evaluate.choose), per fold: the seeds chosen and how well the
+    validation PnL of every seed foretold its test PnL."""
+    if choice is None:
+        return []
+    k = choice["choose_among"]
+    out = [f"Seeds chosen on validation: every agent trained without the last {choice['validation_s']:g} s of its "
+           f"training rows and was backtested on them; of every {k} of the seeds {choice['seeds']}, the one with the "
+           f"best PnL there is tested, and each such group is one seed below (seed g: the g-th group, in seed order).", ""]
+    for f in choice["folds"]:
+        corr = "n/a" if f["correlation"] is None else f"{f['correlation']:+.2f}"
+        out.append(f"- fold {f['fold']}: chosen seeds {list(f['chosen'].values())}; correlation over seeds of "
+                   f"validation and test PnL {corr}")
+    return out + [""]
+
+
 def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = [{k: v for k, v in j.items() if k != "agents"} | {"metrics": [a["metrics"] for a in j["agents"]]}
@@ -76,6 +92,7 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         f"cancel latency {context['env']['cancel_latency_ns'] / 1e6:g} ms; {context['total_timesteps']} env steps "
         f"per agent; wall time {context['wall_s']:.0f} s on {context['device']}.",
         "",
+        *_choice_lines(context.get("choice")),
         "Every fold trains on its training rows only and tests on the next block, which no training episode "
         "reaches. Intervals: percentile bootstrap of the mean over seeds, 95 %, 10,000 resamples. Sharpe over "
         "the period = mean / std of the PnL per step x sqrt(steps) (not annualized). Max position notional = "
