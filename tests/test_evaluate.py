@@ -274,3 +274,5 @@ def test_evaluate_chooses_among_seeds_on_validation(tmp_path):
     res = runner.invoke(main, ["evaluate", "--validation-s", "500", "--seeds", "4", "--folds", "2", "--horizon", "100",
                                "--out", str(tmp_path / "y")])
     assert res.exit_code == 2 and "use a shorter --validation-s" in res.output and "Traceback" not in res.output
+    res = runner.invoke(main, ["evaluate", "--choose-among", "2", "--out", str(tmp_path / "z")])
+    assert res.exit_code == 2 and "--choose-among: give it with --validation-s" in res.output, res.output
