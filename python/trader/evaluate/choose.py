@@ -20,6 +20,8 @@ import numpy as np
 from trader.evaluate.folds import Fold, need_rows
 from trader.evaluate.summary import KEY, METRICS, agent_metric
 
+CHOOSE_AMONG = 4  # seeds per group by default: 20 seeds give 5 chosen agents (benchmarks/README.md, session 7)
+
 
 def validation_folds(folds: list[Fold], ts_of: Callable[[str | None], np.ndarray], seconds: float,
                      horizon: int) -> tuple[list[Fold], list[Fold]]:

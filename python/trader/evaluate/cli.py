@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import click
 
+from trader.evaluate.choose import CHOOSE_AMONG
 from trader.options import SEED, out_option
 from trader.rl.policy import ALGOS
 from trader.run.logger import run_dir
@@ -72,7 +73,7 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
                    "best there is tested")
 @click.option("--choose-among", type=click.IntRange(min=1), default=None,
               help="--validation-s: seeds per group (--seeds must be a multiple); a group is one seed of the report "
-                   "[default: 4]")
+                   f"[default: {CHOOSE_AMONG}]")
 @click.option("--imbalance-threshold", type=float, default=0.6, help="order-imbalance baseline threshold")
 @click.option("--quote-offset-ticks", type=int, default=0, help="fixed-spread baseline: ticks from the touch")
 @click.option("--as-gamma", type=float, default=0.01, help="Avellaneda-Stoikov baseline risk aversion")
@@ -99,7 +100,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
 
     if choose_among is not None and validation_s is None:
         raise click.UsageError("--choose-among: give it with --validation-s (the seeds are chosen on those seconds)")
-    choose_among = 4 if choose_among is None else choose_among
+    choose_among = CHOOSE_AMONG if choose_among is None else choose_among
     if validation_s is not None and seeds % choose_among:
         raise click.UsageError(f"--seeds {seeds} is not a multiple of --choose-among {choose_among} (each group of "
                                f"--choose-among seeds gives one chosen agent: e.g. --seeds {5 * choose_among} for 5)")
