@@ -194,6 +194,8 @@ def _goal(row: dict) -> bool:
 
 
 def main() -> None:
+    from trader.evaluate.choose import CHOOSE_AMONG
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
     p.add_argument("--work", type=Path, default=Path("runs") / "oos")
@@ -218,7 +220,7 @@ def main() -> None:
     p.add_argument("--validation-s", type=float, default=None,
                    help="with --confirm: the agents train without the last SECONDS before each test block and, in "
                         "groups of --choose-among seeds, the one with the best PnL on those seconds is tested")
-    p.add_argument("--choose-among", type=int, default=4, help="--validation-s: seeds per group")
+    p.add_argument("--choose-among", type=int, default=CHOOSE_AMONG, help="--validation-s: seeds per group")
     p.add_argument("--jobs", type=int, default=1)
     a = p.parse_args()
     if a.validation_s is not None and not a.confirm:
