@@ -57,7 +57,10 @@ def chosen_on_validation(val: dict, test: dict, k: int) -> tuple[dict, list[dict
         seeds = sorted(s for f, s in jobs if f == fold)
         if len(seeds) % k:
             raise ValueError(f"choose_among: {len(seeds)} seeds are not groups of {k}")
-        chosen = {g: max(seeds[g * k:(g + 1) * k], key=lambda s: score[(fold, s)]) for g in range(len(seeds) // k)}
+        def val_pnl(s: int) -> float:  # undefined (None) ranks last
+            return -np.inf if score[(fold, s)] is None else score[(fold, s)]
+
+        chosen = {g: max(seeds[g * k:(g + 1) * k], key=val_pnl) for g in range(len(seeds) // k)}
         agents += [{**jobs[(fold, best)], "seed": g, "chosen_seed": best} for g, best in chosen.items()]
         x, y = (np.array(v, dtype=float) for v in zip(*[(score[(fold, s)], agent_metric(jobs[(fold, s)], KEY))
                                                          for s in seeds]))
