@@ -235,13 +235,14 @@ void EnvPool::send(const int64_t* discrete, const float* continuous, const int32
   wake_sleepers();
 }
 
-// After publishing work. The caller stores the work then loads sleepers_; a worker going to sleep stores
-// sleepers_ then loads the queues (worker_loop). Without a seq_cst fence on both sides each load may be
-// served before the other thread's store is visible (x86 lets a load pass the caller's buffered store),
-// both miss, and the worker sleeps on queued work until the next send: the store-load (Dekker) pattern.
+// After publishing work. The caller stores the work then reads sleepers_; a worker going to sleep adds
+// itself to sleepers_ then reads the queues (worker_loop). With a plain load here x86 may serve the load
+// before the caller's store is visible while the worker reads the queues before its add is visible: both
+// miss, and the worker sleeps on queued work until the next send (the store-load, Dekker, pattern). Both
+// sides use a read-modify-write of sleepers_ instead: either the caller's comes later and sees the worker,
+// or the worker's comes later and, acquiring from it, sees the work (no fence: TSan does not model them).
 void EnvPool::wake_sleepers() {
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleepers_.load(std::memory_order_relaxed) > 0) {
+  if (sleepers_.fetch_add(0, std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> lk(mu_);
     cv_.notify_all();
   }
@@ -335,8 +336,7 @@ void EnvPool::worker_loop() {
       continue;
     }
     std::unique_lock<std::mutex> lk(mu_);
-    sleepers_.fetch_add(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with wake_sleepers()
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);  // pairs with wake_sleepers()
     cv_.wait(lk, [this] {
       return stop_.load() || queues_[kWorkerHome].open() || queues_[kCallerHome].open() ||
              claim_open(sync_claim_.load(std::memory_order_acquire));
