@@ -56,7 +56,7 @@ def block_folds(data: str | None, rows: int, folds: int, horizon: int) -> list[F
     out = []
     for i in range(1, folds + 1):
         need_rows(i, "the training rows", data, bounds[i], horizon + 2,
-                   "use fewer --folds or a shorter --horizon")
+                  "use fewer --folds or a shorter --horizon")
         need_rows(i, "the test block", data, bounds[i + 1] - bounds[i], 4, "use fewer --folds")
         out.append(Fold(i, data, bounds[i], rows, data, bounds[i], bounds[i + 1] - 1))
     return out
@@ -77,7 +77,7 @@ def tail_folds(data: str | None, ts, tail_s: float, folds: int, horizon: int) ->
     out = []
     for i in range(1, folds + 1):
         need_rows(i, "the training rows", data, bounds[i - 1], horizon + 2,
-                   "hold out fewer seconds or use a shorter --horizon")
+                  "hold out fewer seconds or use a shorter --horizon")
         need_rows(i, "the test block", data, bounds[i] - bounds[i - 1], 4, "use fewer folds")
         out.append(Fold(i, data, bounds[i - 1], len(ts), data, bounds[i - 1], bounds[i] - 1))
     return out
