@@ -112,14 +112,13 @@ def head_of(shared: Path, work: Path, name: str, files: list[str], fmt: str, ts,
     return str(head)
 
 
-def train_encoder(work: Path, heads: list[str], data_dirs: list[str], log) -> str:
+def train_encoder(work: Path, heads: list[str], data_rows: dict[str, int], log) -> str:
     """trader train-encoder on the heads only (ENCODER_ARGS), once into WORK/encoder/<heads>; then the
-    embeddings of every dataset the agents train and test on, cached before their processes start. Returns
-    the model."""
+    embeddings of every dataset the agents train and test on (data_rows: its rows on the agents' grid, train's
+    default), cached before their processes start. Returns the model."""
     from trader.nn.cli import train_encoder as command
     from trader.nn.embed import agent_features
     from trader.rl.args import CommonArgs
-    from trader.sim import load_market
 
     out = work / "encoder" / "+".join(Path(h).name for h in heads)
     model = out / "tcn" / "best"
@@ -127,9 +126,8 @@ def train_encoder(work: Path, heads: list[str], data_dirs: list[str], log) -> st
         log(f"encoder: trader train-encoder on {', '.join(heads)}")
         command.main([*[x for h in heads for x in ("--data", h)], *ENCODER_ARGS, "--out", str(out)],
                      standalone_mode=False)
-    for d in dict.fromkeys(data_dirs):
+    for d, rows in data_rows.items():
         log(f"encoder: embeddings of {d}")
-        rows = len(load_market(d, interval_ms=CommonArgs.interval_ms).book)  # the agents' grid: train's default
         agent_features(str(model), d, interval_ms=CommonArgs.interval_ms, rows=rows)
     return str(model)
 
@@ -355,6 +353,7 @@ def main() -> None:
 
     held_names = [h[0] for h in HELD_OUT] if a.held_out is None else a.held_out
     plans2, keys2, heads = [], [], []
+    grid_rows: dict[str, int] = {}  # held-out dataset -> its rows on the agents' grid
     for name, fmt, files, venue, tail_s in HELD_OUT:
         if name not in held_names:
             continue
@@ -363,6 +362,7 @@ def main() -> None:
             data.main(["convert", *[str(a.shared / f) for f in files], "-o", str(path), "--format", fmt],
                       standalone_mode=False)
         ts = load_market(str(path), feature_set=2).ts
+        grid_rows[str(path)] = len(ts)
         hold_s = tail_s if a.held_out_s is None else a.held_out_s
         held_paths[name] = (str(path), hold_s)
         hf = tail_folds(str(path), ts, hold_s, a.held_out_folds, BASE["horizon"])
@@ -381,7 +381,7 @@ def main() -> None:
                                    / part, baseline_options))
                 keys2.append((schedule, name, part))
     if a.encoder:
-        encoder = train_encoder(a.work, heads, [x.folds[0].train_data for x in plans2], log)
+        encoder = train_encoder(a.work, heads, grid_rows, log)
         for x in plans2:
             x.args["encoder"] = encoder
     if plans2:
