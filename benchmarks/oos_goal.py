@@ -368,18 +368,15 @@ def main() -> None:
         hf = tail_folds(str(path), ts, hold_s, a.held_out_folds, BASE["horizon"])
         if a.encoder:
             heads.append(head_of(a.shared, a.work, name, files, fmt, ts, hf[0].test_start))
-        parts = [("", hf)]
+        val_folds: list = []
         if a.validation_s is not None:
-            parts = list(zip(("validation", "test"), validation_folds(hf, lambda _: ts, a.validation_s,
-                                                                       BASE["horizon"])))
+            val_folds, hf = validation_folds(hf, lambda _: ts, a.validation_s, BASE["horizon"])
         for schedule in a.schedules:
             cand = chosen[schedule]["name"]
-            for part, part_folds in parts:
-                plans2.append(Plan("ppo", options_of(cand, schedule, venue, a.timesteps), part_folds,
-                                   list(range(a.held_out_seeds)),
-                                   a.work / "held_out" / schedule / (cand + ("+encoder" if a.encoder else "")) / name
-                                   / part, baseline_options))
-                keys2.append((schedule, name, part))
+            plans2.append(Plan("ppo", options_of(cand, schedule, venue, a.timesteps), hf, list(range(a.held_out_seeds)),
+                               a.work / "held_out" / schedule / (cand + ("+encoder" if a.encoder else "")) / name,
+                               baseline_options, tuple(val_folds)))
+            keys2.append((schedule, name))
     if a.encoder:
         encoder = train_encoder(a.work, heads, grid_rows, log)
         for x in plans2:
@@ -389,8 +386,6 @@ def main() -> None:
         ref2 = dict(zip([k for k, _ in market_orders], quote_baselines([x for _, x in market_orders], a.jobs)))
         log(f"held out: {len(plans2)} plans, {sum(len(x.folds) * len(x.seeds) for x in plans2)} agents")
 
-        parts_done: dict[tuple, dict] = {}
-
         def add_row(schedule: str, name: str, label: str, result: dict) -> None:
             row = {"schedule": schedule, "name": chosen[schedule]["name"] + ("+encoder" if a.encoder else "") + label,
                    "data": name, "overall": summarize(result)["overall"], "trading": trading_share(result),
@@ -399,17 +394,14 @@ def main() -> None:
             report["held_out"][f"{schedule}/{name}{label}"] = row
 
         def held_done(i: int, result: dict) -> None:
-            schedule, name, part = keys2[i]
+            schedule, name = keys2[i]
             result = merged([result], [ref2[keys2[i]]] if keys2[i] in ref2 else None)
-            parts_done[keys2[i]] = result
-            if part == "":
+            if a.validation_s is None:
                 add_row(schedule, name, "", result)
-            elif (schedule, name, "validation") in parts_done and (schedule, name, "test") in parts_done:
-                test = parts_done[(schedule, name, "test")]
-                best, per_fold = chosen_on_validation(parts_done[(schedule, name, "validation")], test,
-                                                      a.choose_among)
+            else:
+                best, per_fold = chosen_on_validation(result, a.choose_among)
                 v = f"{a.validation_s / 3600:.3g} h"
-                add_row(schedule, name, f", every seed (trained without the {v} of validation)", test)
+                add_row(schedule, name, f", every seed (trained without the {v} of validation)", result)
                 add_row(schedule, name, f", the best of {a.choose_among} on the {v} of validation", best)
                 report["validation"][f"{schedule}/{name}"] = per_fold
             write()

@@ -248,15 +248,15 @@ def test_chosen_on_validation_keeps_each_groups_best_seed_on_validation():
 
     val_pnl = {0: 5.0, 1: -2.0, 2: 1.0, 3: 3.0}  # groups (0, 1) and (2, 3): seeds 0 and 3 are chosen
     test_pnl = {0: 7.0, 1: -9.0, 2: 0.5, 3: 4.0}
-    val = {"baselines": {}, "notes": {}, "agents": [job(1, s, p) for s, p in val_pnl.items()]}
-    test = {"baselines": {1: []}, "notes": {1: []}, "agents": [job(1, s, p) for s, p in test_pnl.items()]}
-    result, (fold,) = chosen_on_validation(val, test, 2)
+    run = {"baselines": {1: []}, "notes": {1: []},
+           "agents": [{**job(1, s, p), "validation": job(1, s, val_pnl[s])["agents"]} for s, p in test_pnl.items()]}
+    result, (fold,) = chosen_on_validation(run, 2)
     assert [(a["seed"], a["chosen_seed"], a["agents"][0]["metrics"]["pnl_quote"]) for a in result["agents"]] == [
         (0, 0, 7.0), (1, 3, 4.0)]
-    assert fold["chosen"] == {0: 0, 1: 3}
+    assert fold["chosen"] == {0: 0, 1: 3} and all("validation" not in a for a in result["agents"])
     assert fold["correlation"] == pytest.approx(np.corrcoef(list(val_pnl.values()), list(test_pnl.values()))[0, 1])
     with pytest.raises(ValueError, match="4 seeds are not groups of 3"):
-        chosen_on_validation(val, test, 3)
+        chosen_on_validation(run, 3)
 
 
 def test_evaluate_chooses_among_seeds_on_validation(tmp_path):
@@ -267,6 +267,10 @@ def test_evaluate_chooses_among_seeds_on_validation(tmp_path):
         best = max(fold["validation"], key=fold["validation"].get)
         assert fold["chosen"] == {"0": int(best)}
     assert "Seeds chosen on validation" in (out / "evaluation.md").read_text()
+    # one training per fold and seed serves both backtests
+    assert [len([d for d in (out / f"fold_{i}").iterdir() if d.is_dir()]) for i in (1, 2)] == [2, 2]
+    for fold in choice["folds"]:  # the validation rows are not the test rows: other numbers
+        assert all(fold["validation"][s] != fold["test"][s]["pnl_bps_of_max_notional"] for s in fold["validation"])
     runner = CliRunner()
     res = runner.invoke(main, ["evaluate", "--seeds", "3", "--choose-among", "2", "--validation-s", "20",
                                "--folds", "2", "--horizon", "100", "--out", str(tmp_path / "x")])

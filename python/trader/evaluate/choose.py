@@ -5,9 +5,9 @@ last hours before its test block says what it earns on the block, while seeds di
 
 `validation_folds` turns each walk-forward fold into two that train on the same rows, the fold's training
 rows but the last `seconds`: the first tests on those seconds (validation), the second on the fold's test
-block. Training is deterministic by seed, so one seed is the same agent in both. `chosen_on_validation`
-groups the seeds by k and keeps, per fold and group, the seed with the best validation PnL; a group is one
-seed of the result. No test row is trained on or chosen with.
+block; one training serves both (trader.evaluate.run.Plan.validation). `chosen_on_validation` groups the
+seeds by k and keeps, per fold and group, the seed with the best validation PnL; a group is one seed of
+the result. No test row is trained on or chosen with.
 """
 
 from __future__ import annotations
@@ -43,15 +43,16 @@ def validation_folds(folds: list[Fold], ts_of: Callable[[str | None], np.ndarray
     return val, test
 
 
-def chosen_on_validation(val: dict, test: dict, k: int) -> tuple[dict, list[dict]]:
-    """The test results (trader.evaluate.run.run_plan's dicts) of the agents chosen on validation: the seeds,
-    in order, in groups of k; in each fold each group keeps its seed with the best validation PnL and is
-    seed g (0, 1, ...) of the result. Also, per fold, every seed's validation and test numbers, the seeds
-    chosen and the correlation of validation and test PnL over seeds."""
+def chosen_on_validation(result: dict, k: int) -> tuple[dict, list[dict]]:
+    """The test results of the agents chosen on validation, from a run of a plan with validation folds
+    (trader.evaluate.run.run_plan's dict; each job's "validation" its curves there): the seeds, in order, in
+    groups of k; in each fold each group keeps its seed with the best validation PnL and is seed g (0, 1, ...)
+    of the result. Also, per fold, every seed's validation and test numbers, the seeds chosen and the
+    correlation of validation and test PnL over seeds."""
     if k < 1:
         raise ValueError(f"choose_among: expected >= 1, got {k}")
-    score = {(j["fold"], j["seed"]): agent_metric(j, KEY) for j in val["agents"]}
-    jobs = {(j["fold"], j["seed"]): j for j in test["agents"]}
+    score = {(j["fold"], j["seed"]): agent_metric({"agents": j["validation"]}, KEY) for j in result["agents"]}
+    jobs = {(j["fold"], j["seed"]): {key: v for key, v in j.items() if key != "validation"} for j in result["agents"]}
     agents, per_fold = [], []
     for fold in sorted({f for f, _ in jobs}):
         seeds = sorted(s for f, s in jobs if f == fold)
@@ -69,4 +70,4 @@ def chosen_on_validation(val: dict, test: dict, k: int) -> tuple[dict, list[dict
             "correlation": float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else None,
             "validation": {s: score[(fold, s)] for s in seeds},
             "test": {s: {m: agent_metric(jobs[(fold, s)], m) for m, _, _ in METRICS} for s in seeds}})
-    return {"baselines": test["baselines"], "notes": test["notes"], "agents": agents}, per_fold
+    return {"baselines": result["baselines"], "notes": result["notes"], "agents": agents}, per_fold

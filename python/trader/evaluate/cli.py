@@ -90,7 +90,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
     from trader.evaluate.folds import block_folds, dataset_folds
     from trader.evaluate.report import evaluation_context, write_evaluation
     from trader.evaluate.choose import chosen_on_validation, validation_folds
-    from trader.evaluate.run import Plan, run_plans
+    from trader.evaluate.run import Plan, run_plan
     from trader.evaluate.summary import summarize
     from trader.rl.cli import check_interval
     from trader.rl.policy import learner
@@ -139,9 +139,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
         raise click.UsageError(flag_message(str(e))) from None
     out_dir = Path(out) if out else run_dir("runs", "evaluate", algo)
     seed_list = list(range(SEED, SEED + seeds))
-    plan = Plan(algo, args, plan_folds, seed_list, out_dir / "test" if val_folds else out_dir, base_options)
-    plans = [plan] if val_folds is None else [Plan(algo, args, val_folds, seed_list, out_dir / "validation",
-                                                   base_options), plan]
+    plan = Plan(algo, args, plan_folds, seed_list, out_dir, base_options, tuple(val_folds or ()))
     click.echo(f"{len(plan_folds)} folds x {seeds} seeds -> {out_dir}")
     for f in val_folds or []:
         click.echo("  validation " + f.describe())
@@ -151,20 +149,18 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
     if progress_bar:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(plans) * len(plan_folds) * seeds, unit="agent", desc="folds x seeds")
+        bar = tqdm(total=len(plan_folds) * seeds, unit="agent", desc="folds x seeds")
     t0 = time.perf_counter()
     try:
-        results = run_plans(plans, jobs, (lambda done, total, what: bar.update(1)) if bar else None)
+        results = run_plan(plan, jobs, (lambda done, total, what: bar.update(1)) if bar else None)
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     finally:
         if bar:
             bar.close()
     context = evaluation_context(plan, by_path, time.perf_counter() - t0, cuda)
-    if val_folds is None:
-        results = results[0]
-    else:
-        results, per_fold = chosen_on_validation(*results, choose_among)
+    if val_folds is not None:
+        results, per_fold = chosen_on_validation(results, choose_among)
         context["seeds"] = sorted({j["seed"] for j in results["agents"]})
         context["choice"] = {"validation_s": validation_s, "choose_among": choose_among, "seeds": seed_list,
                              "folds": per_fold}

@@ -1,6 +1,7 @@
 """Running a walk-forward evaluation: for every fold, the baselines once (they are deterministic) and
 one agent per seed, trained by the learner's own `train` on the fold's training rows only and tested
-through the one backtest engine (trader.backtest.suite) on the fold's test rows.
+through the one backtest engine (trader.backtest.suite) on the fold's test rows (and, with a validation
+fold, on its rows too: trader.evaluate.choose).
 
 Jobs (fold x seed) run in this process or, with jobs > 1, in worker processes (spawned: each builds its
 own env pool and torch state; results do not depend on the job count).
@@ -29,9 +30,20 @@ class Plan:
     seeds: list[int]
     out_dir: Path
     baseline_options: Any  # trader.backtest.suite.BaselineOptions
+    validation: tuple[Fold, ...] = ()  # per fold (same index, same training rows): a block the agent is also tested on
+
+    def __post_init__(self) -> None:
+        for v in self.validation:  # one training serves both tests only if both folds train on the same rows
+            f = next((f for f in self.folds if f.index == v.index), None)
+            if f is None or (f.train_data, f.train_rows, f.train_earlier) != (v.train_data, v.train_rows,
+                                                                                v.train_earlier):
+                raise ValueError(f"validation fold {v.index}: no fold of the plan trains on its rows")
 
     def job_dir(self, fold: Fold) -> Path:
         return self.out_dir / f"fold_{fold.index}"
+
+    def validation_of(self, fold: Fold) -> Fold | None:
+        return next((v for v in self.validation if v.index == fold.index), None)
 
 
 def curve(result) -> dict:
@@ -63,7 +75,8 @@ def run_baselines_for(plan: Plan, fold: Fold) -> tuple[list[dict], list[str]]:
 
 
 def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
-    """Train one agent on the fold's training rows, then backtest it on the fold's test rows."""
+    """Train one agent on the fold's training rows, then backtest it on the fold's test rows ("agents") and,
+    when the plan has a validation fold for it, on that fold's test rows ("validation")."""
     from trader.backtest.engine import env_config_from_run
     from trader.backtest.suite import run_agent
     from trader.rl.policy import learner, load, observation_market
@@ -78,11 +91,22 @@ def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
     result = module.train(args)
     train_s = time.perf_counter() - t0
     trained = load(result["run_dir"])
-    market = observation_market(trained.args, fold.test_data)
-    agents = run_agent(market, lambda obs, info: trained.act(obs), plan.algo, env_config_from_run(trained.args),
-                       fold.test_start, fold.test_end, int(trained.args.get("num_agents", 1)))
-    return {"fold": fold.index, "seed": seed, "run_dir": result["run_dir"], "train_s": train_s,
-            "steps": result["global_step"], "agents": [curve(r) for r in agents]}
+    markets: dict = {}
+
+    def test(f: Fold) -> list[dict]:
+        if f.test_data not in markets:
+            markets[f.test_data] = observation_market(trained.args, f.test_data)
+        agents = run_agent(markets[f.test_data], lambda obs, info: trained.act(obs), plan.algo,
+                           env_config_from_run(trained.args), f.test_start, f.test_end,
+                           int(trained.args.get("num_agents", 1)))
+        return [curve(r) for r in agents]
+
+    job = {"fold": fold.index, "seed": seed, "run_dir": result["run_dir"], "train_s": train_s,
+           "steps": result["global_step"], "agents": test(fold)}
+    val = plan.validation_of(fold)
+    if val is not None:
+        job["validation"] = test(val)
+    return job
 
 
 def _job(plan: Plan, fold: Fold, seed: int) -> dict:
