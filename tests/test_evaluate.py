@@ -4,11 +4,13 @@ reproduce whatever the job count, and bad input gets a clear error."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import trader
 from conftest import shared
 from trader.cli import main
 from trader.evaluate.folds import block_folds, dataset_folds, tail_folds
@@ -280,3 +282,35 @@ def test_evaluate_chooses_among_seeds_on_validation(tmp_path):
     assert res.exit_code == 2 and "use a shorter --validation-s" in res.output and "Traceback" not in res.output
     res = runner.invoke(main, ["evaluate", "--choose-among", "2", "--out", str(tmp_path / "z")])
     assert res.exit_code == 2 and "--choose-among: give it with --validation-s" in res.output, res.output
+
+
+def test_train_keeps_the_best_of_its_seeds_on_validation_and_backtests_after_it(tmp_path):
+    from trader.rl.policy import load
+
+    sample = str(Path(trader.__file__).parent / "data" / "sample")
+    out = tmp_path / "choice"
+    common = ["--total-timesteps", "1024", "--num-envs", "4", "--horizon", "100", "--actions", "quote",
+              "--no-progress-bar"]
+    res = CliRunner().invoke(main, ["train", "--validation-s", "20", "--choose-among", "3", "-o", str(out), *common])
+    assert res.exit_code == 0, res.output
+    choice = json.loads((out / "choice.json").read_text())
+    assert choice["train_fraction"] == 0.7 and sorted(choice["seeds"]) == ["0", "1", "2"]
+    pnl = {int(s): v["pnl_bps_of_max_notional"] for s, v in choice["seeds"].items()}
+    assert choice["chosen"]["seed"] == max(pnl, key=pnl.get) and len(set(pnl.values())) > 1, pnl
+    assert "flat" in choice["baselines"] and f"chosen: seed {choice['chosen']['seed']}" in res.output
+    validation_start = int(choice["validation"].split("chosen on rows ")[1].split("..")[0])
+    for seed in choice["seeds"].values():  # no agent trained on the validation rows
+        args = load(out / seed["run_dir"]).args
+        assert training_start_max(1797, args["train_fraction"], 100) + 100 < validation_start
+    # the folder stands for its chosen run; its backtest starts after the rows the choice saw
+    res = CliRunner().invoke(main, ["backtest", "--checkpoint", str(out), "--out", str(tmp_path / "bt")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "bt" / "backtest.json").read_text())
+    assert report["context"]["start"] == int(1797 * 0.7) > validation_start
+    assert choice["chosen"]["run_dir"] in report["context"]["checkpoint_read"]
+    for extra, message in [(["--choose-among", "2"], "--choose-among: give it with --validation-s"),
+                           (["--validation-s", "20", "--resume", str(out)], "give no --resume"),
+                           (["--validation-s", "20", "--data", sample, "--data", sample], "give one dataset")]:
+        res = CliRunner().invoke(main, ["train", *extra, "-o", str(tmp_path / "x"), *common])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert message in res.output, res.output

@@ -48,7 +48,8 @@ def default_out_dir(checkpoint: str) -> Path:
               help="Dataset folder, collection or folder of datasets; each gets its own report "
                    "[default: the run's own data (every dataset it trained on), else the bundled sample].")
 @click.option("--train-fraction", type=float, default=None,
-              help="Rows before this fraction were for training [default: the run's].")
+              help="Rows before this fraction were for training [default: the run's; for the folder of trader "
+                   "train --choose-among, the choice's: the agent was chosen on the rows just before it]")
 @env_options(COST_OPTIONS, default_note="the run's")
 @click.option("--imbalance-threshold", type=float, default=0.6, show_default=True,
               help="Order-imbalance baseline: trade when |imbalance| exceeds this.")
@@ -76,6 +77,11 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
     policy, args, algo, used = load_trained_policy(checkpoint)
     click.echo(f"policy: {algo} checkpoint {used}")  # after a fallback, the older step actually used
+    if train_fraction is None:  # trader train --choose-among: its agent was chosen on the rows before its own
+        from trader.rl.choose import read_choice  # fraction, so its held-out rows are the choice's
+
+        choice = read_choice(checkpoint)
+        train_fraction = choice["train_fraction"] if choice else None
     out_dir = Path(out) if out else default_out_dir(checkpoint)
     data = data if data is not None else args.get("data")
     try:  # a run trained on several datasets is tested on the held-out tail of each (issue 13)

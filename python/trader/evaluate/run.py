@@ -31,6 +31,7 @@ class Plan:
     out_dir: Path
     baseline_options: Any  # trader.backtest.suite.BaselineOptions
     validation: tuple[Fold, ...] = ()  # per fold (same index, same training rows): a block the agent is also tested on
+    job_folder: str = "fold_{index}"  # each fold's runs go into out_dir / this
 
     def __post_init__(self) -> None:
         for v in self.validation:  # one training serves both tests only if both folds train on the same rows
@@ -40,7 +41,7 @@ class Plan:
                 raise ValueError(f"validation fold {v.index}: no fold of the plan trains on its rows")
 
     def job_dir(self, fold: Fold) -> Path:
-        return self.out_dir / f"fold_{fold.index}"
+        return self.out_dir / self.job_folder.format(index=fold.index)
 
     def validation_of(self, fold: Fold) -> Fold | None:
         return next((v for v in self.validation if v.index == fold.index), None)

@@ -16,6 +16,7 @@ import sys
 
 import click
 
+from trader.evaluate.choose import CHOOSE_AMONG
 from trader.options import SEED
 from trader.rl.policy import ALGOS, learner
 from trader.run import distributed
@@ -88,7 +89,16 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--train-fraction", type=float, default=None,
               help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="show a progress bar [default: on]")
-def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
+@click.option("--validation-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="trader, one dataset: train --choose-among agents (seeds SEED, SEED+1, ...) without the last "
+                   "SECONDS of the training rows, backtest each on them and keep the best (trader.rl.choose): "
+                   "OUT/choice.json names it and OUT stands for it as --checkpoint of backtest and live")
+@click.option("--choose-among", type=click.IntRange(min=2), default=None,
+              help=f"--validation-s: agents to train and choose from [default: {CHOOSE_AMONG}]")
+@click.option("--jobs", type=click.IntRange(min=1), default=1,
+              help="--choose-among: agents trained at once (processes)")
+def train(algo: str | None, config: str | None, nproc: int, validation_s: float | None, choose_among: int | None,
+          jobs: int, **options) -> None:
     """Train an agent; writes its run folder (-o/--out, default runs/{env}__{algo}__{seed}__{date-time}:
     config, TensorBoard scalars) and its checkpoints (RUN/checkpoints or --checkpoint-uri). SIGTERM, SIGINT
     or a spot notice stop it with a final checkpoint (exit status 0; 130 after SIGINT); --resume continues
@@ -104,6 +114,11 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
             raise click.UsageError("--nproc: already running under torchrun")
         relaunch(click.get_current_context(), nproc, "train")
         return
+    if validation_s is None and choose_among is not None:
+        raise click.UsageError("--choose-among: give it with --validation-s (the agents are chosen on those seconds)")
+    if validation_s is not None and (options["resume"] or options["checkpoint_uri"]):
+        raise click.UsageError("--validation-s: each of the --choose-among agents is a run of its own under "
+                               "OUT/seeds, with its checkpoints there; give no --resume or --checkpoint-uri")
     if options["runs_dir"] is not None:
         click.echo("note: --runs-dir is deprecated; use -o/--out RUN_FOLDER", err=True)
     env = pop_env_values(options)
@@ -116,6 +131,10 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
         _check_run(algo, args, {*given, *(load_config(config) if config else {})})
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
+    if validation_s is not None:
+        _choose(algo, args, {**(load_config(config) if config else {}), **given}, validation_s,
+                CHOOSE_AMONG if choose_among is None else choose_among, jobs)
+        return
     try:
         result = module.train(args)
     except ValueError as e:  # bad option combinations found when the env is built
@@ -126,6 +145,46 @@ def train(algo: str | None, config: str | None, nproc: int, **options) -> None:
     code = exit_code(result["interrupted"])
     if code:
         sys.exit(code)
+
+
+def _choose(algo: str, args, options: dict, validation_s: float, k: int, jobs: int) -> None:
+    """--validation-s: k agents, the best on the validation block kept (trader.rl.choose)."""
+    from pathlib import Path
+
+    from trader.rl.choose import train_and_choose
+    from trader.run.logger import run_dir
+    from trader.sim.env import dataset_folders
+
+    if args.env_id != "trader":
+        raise click.UsageError(f"--validation-s: agents are chosen on the trader env's rows, not on {args.env_id}")
+    folders = dataset_folders(args.data) if args.data else [None]
+    if len(folders) != 1:
+        raise click.UsageError(f"--validation-s: give one dataset (the validation block is the last seconds of its "
+                               f"training rows), got {len(folders)}; trader evaluate --validation-s takes several")
+    out = Path(args.out) if args.out else run_dir(args.runs_dir, "choose", algo, args.seed)
+    keep = {k: v for k, v in options.items() if k not in ("out", "runs_dir", "seed", "data")}
+    bar = None
+    if args.progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=k, unit="agent", desc="agents")
+    try:
+        choice = train_and_choose(algo, keep, str(folders[0]) if folders[0] else None, args.seed, validation_s, k,
+                                  out, jobs, (lambda done, total, what: bar.update(1)) if bar else None)
+    except ValueError as e:
+        raise click.UsageError(flag_message(str(e))) from None
+    finally:
+        if bar:
+            bar.close()
+    metric = choice["metric"]
+    click.echo(f"validation: {choice['validation']}; {metric}:")
+    for seed, s in choice["seeds"].items():
+        value = "n/a" if s[metric] is None else f"{s[metric]:+.2f}"
+        click.echo(f"  seed {seed}: {value} ({s['trades']:g} trades)  {out / s['run_dir']}")
+    click.echo("  baselines: " + ", ".join(f"{n} {v:+.2f}" for n, v in sorted(choice["baselines"].items())))
+    chosen = choice["chosen"]
+    click.echo(f"chosen: seed {chosen['seed']}, {out / chosen['run_dir']}")
+    click.echo(f"wrote {out}/choice.json; backtest it with: trader backtest --checkpoint {out}")
 
 
 def _check_run(algo: str, args, given: set[str]) -> None:

@@ -41,7 +41,8 @@ def locate_checkpoint(target: str | os.PathLike,
                       checkpoint_uri: str | None = None) -> tuple[CheckpointStore, int | None]:
     """(store, step or None for its latest) for a resume or backtest target: `latest` (the latest of
     `checkpoint_uri`), s3://bucket/prefix, s3://bucket/prefix/step_000000001000, a checkpoint folder,
-    one step folder in it, or a run folder (its checkpoints/, else the checkpoint_uri in its config.yaml)."""
+    one step folder in it, a run folder (its checkpoints/, else the checkpoint_uri in its config.yaml), or
+    the folder of `trader train --choose-among` (its chosen run)."""
     text = os.fspath(target)
     if text == "latest":
         if not checkpoint_uri:
@@ -63,6 +64,11 @@ def locate_checkpoint(target: str | os.PathLike,
         return open_store(p), None
     if _is_store_folder(p / "checkpoints"):
         return open_store(p / "checkpoints"), None
+    from trader.rl.choose import read_choice  # the choice file's format is declared there
+
+    choice = read_choice(p)
+    if choice is not None:
+        return locate_checkpoint(choice["chosen"]["run_dir"])
     if (p / "config.yaml").is_file():
         uri = load_config(p / "config.yaml").get("checkpoint_uri")
         if uri and os.fspath(uri) != text:

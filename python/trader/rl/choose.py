@@ -1,0 +1,91 @@
+"""`trader train --validation-s S --choose-among K` (issue 13): K agents (seeds SEED..SEED+K-1) train on the
+run's training rows but their last S seconds, each is backtested on those seconds through the one backtest
+engine, and the one with the best net PnL there is the run's agent. OUT/choice.json names it, and OUT
+stands for its run wherever a run folder is taken (`trader backtest --checkpoint OUT`, `trader live`:
+trader.run.checkpoints.locate_checkpoint).
+
+Why: seeds of one configuration differ by hundreds of bps of max notional on the same test block, and
+what a seed earns over the hours just before a block says what it earns on the block (over 20 seeds on
+held-out NEXOUSDT, validation and test PnL correlated at +0.77 to +0.97; the best of 4 on 3 h of
+validation beat every baseline where an unchosen seed did not; benchmarks/README.md, issue 13).
+`trader evaluate --validation-s S --choose-among K` measures this choice walk-forward; this command makes
+the agent it measures. The rows after --train-fraction stay untouched for `trader backtest`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CHOICE_FILE = "choice.json"
+
+
+def validation_fold(data: str | None, train_fraction: float, validation_s: float, horizon: int,
+                    feature_set: int, interval_ms: float):
+    """The fold of the choice: training on the first `train_fraction` of the dataset's rows but their last
+    `validation_s` seconds, testing on those seconds."""
+    import numpy as np
+
+    from trader.evaluate.choose import validation_folds
+    from trader.evaluate.folds import Fold
+    from trader.sim import load_market
+
+    ts = load_market(data, feature_set=feature_set, interval_ms=interval_ms).ts
+    rows = len(ts)
+    train_rows = int(rows * train_fraction)  # as trader.rl.envs.training_start_max cuts the rows
+    run = Fold(1, data, train_rows, rows, data, train_rows, rows - 1)
+    (val,), _ = validation_folds([run], lambda _: np.asarray(ts), validation_s, horizon)
+    return val
+
+
+def train_and_choose(algo: str, options: dict, data: str | None, seed: int, validation_s: float, k: int,
+                     out_dir: Path, jobs: int = 1, progress=None) -> dict:
+    """Train k agents (seeds seed..seed+k-1) with `options` (as trader train takes them; their data is
+    `data`, one dataset folder or None for the sample), backtest each and every baseline on the validation
+    block, keep the best agent; writes OUT/choice.json and returns what it holds."""
+    from trader.backtest.suite import BaselineOptions
+    from trader.evaluate.run import Plan, run_plan
+    from trader.evaluate.summary import KEY, agent_metric
+    from trader.rl.policy import learner
+    from trader.run.lifecycle import resolve_args
+
+    args = resolve_args(learner(algo).Args, None, {**options, "data": [data] if data else None})
+    val = validation_fold(data, args.train_fraction, validation_s, args.horizon, args.feature_set,
+                          args.interval_ms)
+    plan = Plan(algo, options, [val], list(range(seed, seed + k)), out_dir, BaselineOptions(), job_folder="seeds")
+    result = run_plan(plan, jobs, progress)
+    pnl = {j["seed"]: agent_metric(j, KEY) for j in result["agents"]}
+    best = max(result["agents"], key=lambda j: -float("inf") if pnl[j["seed"]] is None else pnl[j["seed"]])
+    baselines = {c["name"]: c["metrics"][KEY] for c in result["baselines"][val.index]}
+    def inside(run: str) -> str:  # relative to OUT, so that the folder can move
+        return str(Path(run).resolve().relative_to(out_dir.resolve()))
+
+    choice = {  # train_fraction: the rows after it are held out for trader backtest, as in any run
+        "validation_s": validation_s, "train_fraction": args.train_fraction, "metric": KEY,
+        "validation": f"{data or 'sample'}: trained on rows 0..{val.train_rows - 1}, chosen on rows "
+                      f"{val.test_start}..{val.test_end} (the last {validation_s:g} s of the training rows)",
+        "seeds": {str(j["seed"]): {"run_dir": inside(j["run_dir"]), KEY: pnl[j["seed"]],
+                                   "trades": agent_metric(j, "trades")} for j in result["agents"]},
+        "baselines": baselines,
+        "chosen": {"seed": best["seed"], "run_dir": inside(best["run_dir"])},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CHOICE_FILE).write_text(json.dumps(choice, indent=1) + "\n")
+    return choice
+
+
+def read_choice(folder: str | Path) -> dict | None:
+    """OUT/choice.json of a choice folder, its chosen run folder ("chosen"/"run_dir") as a path; None for
+    any other folder or an s3:// URI."""
+    if "://" in str(folder):
+        return None
+    file = Path(folder) / CHOICE_FILE
+    if not file.is_file():
+        return None
+    try:
+        choice = json.loads(file.read_text())
+        choice["chosen"]["run_dir"] = Path(folder) / choice["chosen"]["run_dir"]
+        float(choice["train_fraction"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{file}: not a choice of trader train --choose-among ({e})") from None
+    return choice
