@@ -308,9 +308,12 @@ def test_train_keeps_the_best_of_its_seeds_on_validation_and_backtests_after_it(
     report = json.loads((tmp_path / "bt" / "backtest.json").read_text())
     assert report["context"]["start"] == int(1797 * 0.7) > validation_start
     assert choice["chosen"]["run_dir"] in report["context"]["checkpoint_read"]
-    for extra, message in [(["--choose-among", "2"], "--choose-among: give it with --validation-s"),
-                           (["--validation-s", "20", "--resume", str(out)], "give no --resume"),
-                           (["--validation-s", "20", "--data", sample, "--data", sample], "give one dataset")]:
-        res = CliRunner().invoke(main, ["train", *extra, "-o", str(tmp_path / "x"), *common])
+    other = str(tmp_path / "x")
+    for extra, message in [(["--choose-among", "2", "-o", other], "--choose-among: give it with --validation-s"),
+                           (["--validation-s", "20", "--resume", str(out), "-o", other], "give no --resume"),
+                           (["--validation-s", "20", "--data", sample, "--data", sample, "-o", other],
+                            "give one dataset"),
+                           (["--validation-s", "20", "-o", str(out)], "already holds files")]:
+        res = CliRunner().invoke(main, ["train", *extra, *common])
         assert res.exit_code == 2 and "Traceback" not in res.output, res.output
         assert message in res.output, res.output

@@ -27,7 +27,8 @@ def validation_folds(folds: list[Fold], ts_of: Callable[[str | None], np.ndarray
                      horizon: int) -> tuple[list[Fold], list[Fold]]:
     """(validation folds, test folds) for `folds`; ts_of(dataset) gives its row times (ns). The validation
     block is the last `seconds` before the first row after the training rows (their last row when the
-    training dataset ends there)."""
+    training dataset ends there). A fold over several datasets trains on the same fraction of each
+    (trader.rl.envs.training_start_max), so the earlier datasets lose their tails too."""
     if not seconds > 0:
         raise ValueError(f"validation_s: expected seconds > 0, got {seconds}")
     val, test = [], []

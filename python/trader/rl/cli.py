@@ -162,6 +162,8 @@ def _choose(algo: str, args, options: dict, validation_s: float, k: int, jobs: i
         raise click.UsageError(f"--validation-s: give one dataset (the validation block is the last seconds of its "
                                f"training rows), got {len(folders)}; trader evaluate --validation-s takes several")
     out = Path(args.out) if args.out else run_dir(args.runs_dir, "choose", algo, args.seed)
+    if out.is_dir() and any(out.iterdir()):
+        raise click.UsageError(f"-o/--out: {out} already holds files; give a new folder")
     keep = {k: v for k, v in options.items() if k not in ("out", "runs_dir", "seed", "data")}
     bar = None
     if args.progress_bar:
