@@ -62,3 +62,19 @@ def test_convert_bad_option_names_the_column(tmp_path):
         res = invoke(g, "convert", "--format", "csv", "--csv-ts-column", "nope", str(csv), "-o", str(tmp_path / "x"))
         assert res.exit_code == 2
         assert "missing column 'nope'" in res.output and csv.name in res.output
+
+
+def test_duration_cuts_every_format_by_receive_time(tmp_path):
+    raw = shared("bitfinex_btcusd_book25_snapshots", "orderbook_bitfinex_btcusd_view.tsv.gz")
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert invoke("trader data", "convert", str(raw), "--format", "bitfinex", "-o", str(whole)).exit_code == 0
+    res = invoke("trader data", "convert", str(raw), "--format", "bitfinex", "--duration", "600", "-o", str(cut))
+    assert res.exit_code == 0, res.output
+    a, b = load_dataset(whole), load_dataset(cut)
+    ts = a.events["local_ts"]
+    assert ts[-1] - ts[0] > 2_000 * 10**9  # 38.5 minutes
+    kept = int(np.argmax(ts > ts[0] + 600 * 10**9))
+    assert np.array_equal(b.events, a.events[:kept]) and b.meta["duration_s"] == 600
+    assert a.events["kind"][kept] == 1  # the first event left out clears the book: a whole snapshot starts there
+    res = invoke("trader data", "convert", str(raw), "--format", "bitfinex", "--duration", "0", "-o", str(tmp_path / "z"))
+    assert res.exit_code == 2 and "--duration" in res.output

@@ -83,7 +83,8 @@ def _input_options(on_gap_default: str):
                           "snapshot."),
         click.option("--ignore-stream", "ignore_streams", multiple=True,
                      help="Binance stream kind to skip and count (streams without book data are skipped anyway)."),
-        click.option("--duration", type=float, default=None, help="Keep only the first SECONDS of each sequence."),
+        click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Keep only the first SECONDS of each sequence (by receive time)."),
         click.option("--symbol", default=None, help="Snapshot tables: instrument symbol."),
         click.option("--exchange", default=None, help="Snapshot tables: exchange name."),
         click.option("--market", type=click.Choice(["spot", "usdm", "coinm"]), default=None,
@@ -140,7 +141,7 @@ def _read_inputs(raw, opts: dict, progress: bool = True) -> list[tuple[str | Non
 
         events, meta = convert_depth_csv_files(raw, tick_size=opts["tick_size"], lot_size=opts["lot_size"],
                                                market=opts["market"])
-        return [(None, events, meta)]
+        return [(None, *_first_seconds(events, meta, opts["duration"]))]
     if fmt == "binance":
         from trader.data.binance import convert_sequence, group_sequences, sequence_name
 
@@ -162,7 +163,7 @@ def _read_inputs(raw, opts: dict, progress: bool = True) -> list[tuple[str | Non
 
         events, meta = convert_tardis_files(raw, tick_size=opts["tick_size"], lot_size=opts["lot_size"],
                                             symbol=opts["symbol"], exchange=opts["exchange"], market=opts["market"])
-        return [(None, events, meta)]
+        return [(None, *_first_seconds(events, meta, opts["duration"]))]
     from trader.data.snapshots import convert_snapshot_files
 
     events, meta = convert_snapshot_files(
@@ -170,7 +171,21 @@ def _read_inputs(raw, opts: dict, progress: bool = True) -> list[tuple[str | Non
         lot_size=opts["lot_size"], market=opts["market"], csv_ts_column=opts["csv_ts_column"],
         csv_ts_unit=opts["csv_ts_unit"], csv_bid_price=opts["csv_bid_price"], csv_bid_size=opts["csv_bid_size"],
         csv_ask_price=opts["csv_ask_price"], csv_ask_size=opts["csv_ask_size"], csv_levels=opts["csv_levels"])
-    return [(None, events, meta)]
+    return [(None, *_first_seconds(events, meta, opts["duration"]))]
+
+
+def _first_seconds(events, meta: dict, seconds: float | None):
+    """--duration for the formats converted whole (the binance parser stops reading at it): the events
+    before the first one received more than `seconds` after the first event. A book snapshot's events
+    share one receive time, so none is cut in two."""
+    if seconds is None or not len(events):
+        return events, meta
+    import numpy as np
+
+    later = np.flatnonzero(events["local_ts"] > int(events["local_ts"][0]) + int(seconds * 1e9))
+    if len(later):
+        events = events[:later[0]]
+    return events, {**meta, "duration_s": seconds}
 
 
 @data.command()
