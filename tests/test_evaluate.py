@@ -269,6 +269,9 @@ def test_evaluate_chooses_among_seeds_on_validation(tmp_path):
         best = max(fold["validation"], key=fold["validation"].get)
         assert fold["chosen"] == {"0": int(best)}
     assert "Seeds chosen on validation" in (out / "evaluation.md").read_text()
+    every = [fold["test"][s]["pnl_bps_of_max_notional"] for fold in choice["folds"] for s in fold["test"]]
+    assert choice["every_seed"]["agent"]["mean"] == pytest.approx(sum(every) / 2)  # 2 seeds, summed over folds
+    assert "without the choice, every one of the 2 seeds" in (out / "evaluation.md").read_text()
     # one training per fold and seed serves both backtests
     assert [len([d for d in (out / f"fold_{i}").iterdir() if d.is_dir()]) for i in (1, 2)] == [2, 2]
     for fold in choice["folds"]:  # the validation rows are not the test rows: other numbers

@@ -160,10 +160,12 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
             bar.close()
     context = evaluation_context(plan, by_path, time.perf_counter() - t0, cuda)
     if val_folds is not None:
+        every = summarize(results)["overall"]  # every seed, unchosen: what the choice adds to
         results, per_fold = chosen_on_validation(results, choose_among)
         context["seeds"] = sorted({j["seed"] for j in results["agents"]})
         context["choice"] = {"validation_s": validation_s, "choose_among": choose_among, "seeds": seed_list,
-                             "folds": per_fold}
+                             "folds": per_fold, "every_seed": {k: every[k] for k in (
+                                 "agent", "best_baseline", "agent_minus_best_baseline", "seeds_beating_flat")}}
     summary = summarize(results)
     write_evaluation(out_dir, results, summary, context)
     click.echo((out_dir / "evaluation.md").read_text())

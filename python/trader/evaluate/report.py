@@ -72,6 +72,11 @@ def _choice_lines(choice: dict | None) -> list[str]:
         corr = "n/a" if f["correlation"] is None else f"{f['correlation']:+.2f}"
         out.append(f"- fold {f['fold']}: chosen seeds {list(f['chosen'].values())}; correlation over seeds of "
                    f"validation and test PnL {corr}")
+    every = choice["every_seed"]
+    out.append(f"- without the choice, every one of the {len(choice['seeds'])} seeds: agent "
+               f"{_cell(every['agent'], '{:+.2f}')}, minus the best baseline ({every['best_baseline']}) "
+               f"{_cell(every['agent_minus_best_baseline'], '{:+.2f}')} (bps of max position notional, summed over "
+               "folds)")
     return out + [""]
 
 
