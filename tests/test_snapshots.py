@@ -137,7 +137,7 @@ def test_bitstamp_counts_and_first_row(bitstamp):
     }
     assert sum(rep["lines"].values()) == 276_767
     assert rep["l3_order_events"] == "counted, not converted"
-    assert "no BID/ASK aggressor" in rep["trade_side"]
+    assert rep["trade_side"] == {"maker_fill": 4_233, "quote_rule": 17, "tick_rule": 1, "unknown": 0}
     assert rep["crossed_snapshots"] == 0 and rep["zero_size_levels_skipped"] == 0
     check_structure(ev, 29_992)
     assert np.all(levels_per_snapshot(ev, BID) == 20) and np.all(levels_per_snapshot(ev, ASK) == 20)
@@ -145,9 +145,12 @@ def test_bitstamp_counts_and_first_row(bitstamp):
 
     trades = ev[ev["kind"] == TRADE]
     assert len(trades) == 4_251
-    assert np.all(trades["flags"] == END)
-    # first trade line: 1430438404645 trade {"price": 236.47, "amount": 0.21144331, "id": 8111041}
+    assert np.all((trades["flags"] == END | BID) | (trades["flags"] == END | ASK))  # every trade has a side
+    # first trade line: 1430438404645 trade {"price": 236.47, "amount": 0.21144331, "id": 8111041}; 10 ms and
+    # 8 ms before it a new bid at 236.47 shrank by 0.21144331 and a minute-old ask at 236.47 was deleted with
+    # amount 0: the ask rested, the bid took it, the aggressor bought
     t0 = trades[0]
+    assert t0["flags"] == END | BID  # a trade's BID flag: the buyer was the aggressor
     assert (t0["update_id"], t0["price"], t0["qty"], t0["local_ts"], t0["line"]) == (
         8111041, 23647, 21144331, 1430438404645 * 10**6, 4)
     assert trades["update_id"].min() == 8111041 and trades["update_id"].max() == 8116129
@@ -169,7 +172,7 @@ def test_bitstamp_counts_and_first_row(bitstamp):
     assert book[0, :, 3].tolist() == [lots(q) for _, q in first["asks"]]
     clears = ev[ev["kind"] == CLEAR]
     assert clears[0]["line"] == lineno and clears[0]["local_ts"] == int(local_ms) * 10**6
-    assert flow.sum() == 0  # no aggressor side: no signed flow
+    assert flow.sum() == trades["qty"].sum()  # every trade is bought or sold flow
 
 
 def test_lobster_counts_and_first_row():
@@ -475,3 +478,21 @@ def test_sniff_handwritten(tmp_path):
     gzp = tmp_path / "d.jsonl.gz"
     gzp.write_bytes(buf.getvalue())
     assert sniff_format(gzp) == "jsonl"
+
+
+def test_bitstamp_quotes_fill_from_trades_with_inferred_sides(bitstamp, tmp_path):
+    """The log has no exchange time: the market stream between rows is stamped on the rows' local clock
+    (stamped 0, no resting order went live before it), and its trades carry the inferred sides, so a
+    quote at the touch fills."""
+    from trader.backtest.suite import BaselineOptions, run_baselines
+    from trader.data.dataset import write_dataset
+    from trader.sim import load_market
+
+    ev, meta = bitstamp
+    _, _, _, records, _, trades = _core.sample_market(ev, 10, 2_000_000_000, "local")
+    assert trades == 4_251 and records[:, 0].min() >= ev["local_ts"].min()
+    write_dataset(tmp_path / "bs", ev, meta)
+    market = load_market(str(tmp_path / "bs"), interval_ms=2000)
+    results, _ = run_baselines(market, ev, {"actions": "quote"}, 100, 1_900, BaselineOptions())
+    fixed = next(r for r in results if r.name == "fixed_spread")
+    assert fixed.metrics["trades"] > 0 and fixed.metrics["fill_ratio"] > 0, fixed.metrics

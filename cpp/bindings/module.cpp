@@ -182,7 +182,7 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("events"), py::arg("depth"), py::arg("interval_ns") = 0, py::arg("clock") = "exchange",
       "sample_top plus the market stream between rows: returns (ts, book, trade_flow, records[E, 4] int64\n"
-      "(exch_ts ns, price ticks, qty lots, kind << 56 | previous level size), starts[T + 1], trades).\n"
+      "(ts ns on the sampling clock, price ticks, qty lots, kind << 56 | previous level size), starts[T + 1], trades).\n"
       "Kinds: 0 bid level, 1 ask level, 2 buy trade, 3 sell trade. records[starts[c]:starts[c + 1]] are\n"
       "applied after row c and before row c + 1.");
 

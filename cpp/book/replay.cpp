@@ -110,7 +110,8 @@ void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth,
     stream->starts.assign(plan.rows + 1, 0);
     stream->trades = 0;
   }
-  // Every event goes through here: the stream records what it changes before the book applies it.
+  // Every event goes through here: the stream records what it changes before the book applies it, at
+  // its time on the sampling clock (the rows' clock: a recording without exchange time uses local time).
   auto apply = [&](const Event& e) {
     if (stream) {
       std::vector<MarketEvent>& out = stream->events;
@@ -119,15 +120,15 @@ void sample_top(const Event* ev, size_t n, const SamplePlan& plan, size_t depth,
           const BookSide& side = r.book().side(bid);
           for (size_t i = 0; i < side.size(); ++i) {
             const BookLevel l = side.level(i);
-            out.push_back({e.exch_ts, l.price, 0, MarketEvent::pack(bid ? kLevelBid : kLevelAsk, l.qty)});
+            out.push_back({event_ts(e, plan.clock), l.price, 0, MarketEvent::pack(bid ? kLevelBid : kLevelAsk, l.qty)});
           }
         }
       } else if (e.kind == kBookSnapshot || e.kind == kBookDelta) {
         const bool bid = side_is_bid(e);
         const int64_t prev = e.price > 0 ? r.book().side(bid).qty_at(e.price) : 0;
-        out.push_back({e.exch_ts, e.price, e.qty, MarketEvent::pack(bid ? kLevelBid : kLevelAsk, prev)});
+        out.push_back({event_ts(e, plan.clock), e.price, e.qty, MarketEvent::pack(bid ? kLevelBid : kLevelAsk, prev)});
       } else if (e.kind == kTrade && (e.flags & (kFlagBid | kFlagAsk))) {
-        out.push_back({e.exch_ts, e.price, e.qty, MarketEvent::pack(e.flags & kFlagBid ? kTradeBuy : kTradeSell, 0)});
+        out.push_back({event_ts(e, plan.clock), e.price, e.qty, MarketEvent::pack(e.flags & kFlagBid ? kTradeBuy : kTradeSell, 0)});
         ++stream->trades;
       }
     }

@@ -78,7 +78,7 @@ enum MarketEventKind : uint8_t {
 // One book level change or trade, 32 bytes (the env walks these in its hot loop). A book clear
 // (snapshot resync) becomes one change to size 0 for every level the book held.
 struct MarketEvent {
-  int64_t exch_ts;     // ns; 0 = the exchange sent none
+  int64_t exch_ts;     // ns on the rows' sampling clock: exchange time, or local time for a recording without it
   int64_t price;       // ticks
   int64_t qty;         // level: size after the change; trade: traded lots
   uint64_t prev_kind;  // kind << 56 | level size before the change (lots; 0 for trades)
