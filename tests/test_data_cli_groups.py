@@ -75,6 +75,7 @@ def test_duration_cuts_every_format_by_receive_time(tmp_path):
     assert ts[-1] - ts[0] > 2_000 * 10**9  # 38.5 minutes
     kept = int(np.argmax(ts > ts[0] + 600 * 10**9))
     assert np.array_equal(b.events, a.events[:kept]) and b.meta["duration_s"] == 600
+    assert f"the first {kept:,} of {len(ts):,} events kept" in b.meta["report"]["notes"][-1]
     assert a.events["kind"][kept] == 1  # the first event left out clears the book: a whole snapshot starts there
     res = invoke("trader data", "convert", str(raw), "--format", "bitfinex", "--duration", "0", "-o", str(tmp_path / "z"))
     assert res.exit_code == 2 and "--duration" in res.output

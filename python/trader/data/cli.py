@@ -183,9 +183,13 @@ def _first_seconds(events, meta: dict, seconds: float | None):
     import numpy as np
 
     later = np.flatnonzero(events["local_ts"] > int(events["local_ts"][0]) + int(seconds * 1e9))
+    total = len(events)
     if len(later):
         events = events[:later[0]]
-    return events, {**meta, "duration_s": seconds}
+    report = dict(meta.get("report", {}))
+    report["notes"] = [*report.get("notes", []), f"--duration {seconds:g}: the first {len(events):,} of {total:,} "
+                       "events kept; the counts above are of the whole input"]
+    return events, {**meta, "duration_s": seconds, "report": report}
 
 
 @data.command()
