@@ -313,7 +313,9 @@ def test_train_keeps_the_best_of_its_seeds_on_validation_and_backtests_after_it(
     assert choice["chosen"]["run_dir"] in report["context"]["checkpoint_read"]
     other = str(tmp_path / "x")
     for extra, message in [(["--choose-among", "2", "-o", other], "--choose-among: give it with --validation-s"),
+                           (["--jobs", "2", "-o", other], "--jobs: give it with --validation-s"),
                            (["--validation-s", "20", "--resume", str(out), "-o", other], "give no --resume"),
+                           (["--validation-s", "20", "--nproc", "2", "-o", other], "or --nproc"),
                            (["--validation-s", "20", "--data", sample, "--data", sample, "-o", other],
                             "give one dataset"),
                            (["--validation-s", "20", "-o", str(out)], "already holds files")]:

@@ -57,6 +57,7 @@ def train_and_choose(algo: str, options: dict, data: str | None, seed: int, vali
     pnl = {j["seed"]: agent_metric(j, KEY) for j in result["agents"]}
     best = max(result["agents"], key=lambda j: -float("inf") if pnl[j["seed"]] is None else pnl[j["seed"]])
     baselines = {c["name"]: c["metrics"][KEY] for c in result["baselines"][val.index]}
+
     def inside(run: str) -> str:  # relative to OUT, so that the folder can move
         return str(Path(run).resolve().relative_to(out_dir.resolve()))
 

@@ -95,14 +95,20 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
                    "OUT/choice.json names it and OUT stands for it as --checkpoint of backtest and live")
 @click.option("--choose-among", type=click.IntRange(min=2), default=None,
               help=f"--validation-s: agents to train and choose from [default: {CHOOSE_AMONG}]")
-@click.option("--jobs", type=click.IntRange(min=1), default=1,
-              help="--choose-among: agents trained at once (processes)")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="--validation-s: agents trained at once (processes) [default: 1]")
 def train(algo: str | None, config: str | None, nproc: int, validation_s: float | None, choose_among: int | None,
-          jobs: int, **options) -> None:
+          jobs: int | None, **options) -> None:
     """Train an agent; writes its run folder (-o/--out, default runs/{env}__{algo}__{seed}__{date-time}:
     config, TensorBoard scalars) and its checkpoints (RUN/checkpoints or --checkpoint-uri). SIGTERM, SIGINT
     or a spot notice stop it with a final checkpoint (exit status 0; 130 after SIGINT); --resume continues
     from there."""
+    for flag, value in (("--choose-among", choose_among), ("--jobs", jobs)):
+        if validation_s is None and value is not None:
+            raise click.UsageError(f"{flag}: give it with --validation-s (agents chosen on those seconds)")
+    if validation_s is not None and (options["resume"] or options["checkpoint_uri"] or nproc > 1):
+        raise click.UsageError("--validation-s: each of the --choose-among agents is a run of its own under "
+                               "OUT/seeds, with its checkpoints there; give no --resume, --checkpoint-uri or --nproc")
     if algo is None:
         algo = _resumed_algo(options["resume"], options["checkpoint_uri"]) if options["resume"] else "ppo"
     module = learner(algo)
@@ -114,11 +120,6 @@ def train(algo: str | None, config: str | None, nproc: int, validation_s: float 
             raise click.UsageError("--nproc: already running under torchrun")
         relaunch(click.get_current_context(), nproc, "train")
         return
-    if validation_s is None and choose_among is not None:
-        raise click.UsageError("--choose-among: give it with --validation-s (the agents are chosen on those seconds)")
-    if validation_s is not None and (options["resume"] or options["checkpoint_uri"]):
-        raise click.UsageError("--validation-s: each of the --choose-among agents is a run of its own under "
-                               "OUT/seeds, with its checkpoints there; give no --resume or --checkpoint-uri")
     if options["runs_dir"] is not None:
         click.echo("note: --runs-dir is deprecated; use -o/--out RUN_FOLDER", err=True)
     env = pop_env_values(options)
@@ -133,7 +134,7 @@ def train(algo: str | None, config: str | None, nproc: int, validation_s: float 
         raise click.UsageError(flag_message(str(e))) from None
     if validation_s is not None:
         _choose(algo, args, {**(load_config(config) if config else {}), **given}, validation_s,
-                CHOOSE_AMONG if choose_among is None else choose_among, jobs)
+                CHOOSE_AMONG if choose_among is None else choose_among, jobs or 1)
         return
     try:
         result = module.train(args)
