@@ -4,12 +4,12 @@ engine, and the one with the best net PnL there is the run's agent. OUT/choice.j
 stands for its run wherever a run folder is taken (`trader backtest --checkpoint OUT`, `trader live`:
 trader.run.checkpoints.locate_checkpoint).
 
-Why: seeds of one configuration differ by hundreds of bps of max notional on the same test block, and
-what a seed earns over the hours just before a block says what it earns on the block (over 20 seeds on
-held-out NEXOUSDT, validation and test PnL correlated at +0.77 to +0.97; the best of 4 on 3 h of
-validation beat every baseline where an unchosen seed did not; benchmarks/README.md, issue 13).
-`trader evaluate --validation-s S --choose-among K` measures this choice walk-forward; this command makes
-the agent it measures. The rows after --train-fraction stay untouched for `trader backtest`.
+Why: seeds of one configuration differ by hundreds of bps of max notional on the same rows, and the
+choice avoids the worst of them; whether it carries to later rows depends on the data (it beat every
+baseline on NEXOUSDT's held-out last 6 h, but on rows never tested before no chosen agent's interval was
+above flat: benchmarks/README.md, sessions 7 and 8). `trader evaluate --validation-s S --choose-among K`
+measures the choice walk-forward on your data; this command makes the agent it measures. The rows after
+--train-fraction stay untouched for `trader backtest`.
 """
 
 from __future__ import annotations
