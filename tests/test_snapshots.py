@@ -449,6 +449,10 @@ def test_bitstamp_bad_lines(tmp_path):
     raises_at(p, 2, "unknown message type 'ticker'", "bitstamp")
     p.write_bytes(bz2.compress((good + '1430438404646 order_book {"bids": [["1", "1"]], "asks": [["abc", "1"]]}\n').encode()))
     raises_at(p, 2, "'asks' level 1", "bitstamp")
+    p.write_bytes(bz2.compress((good + '1430438404646 order_changed {"price": "236.47", "amount": "1"}\n').encode()))
+    raises_at(p, 2, "order_changed: expected price, amount, id and order_type", "bitstamp")
+    p.write_bytes(bz2.compress((good + '14304384046 order_changed {"price": "236.47"}\n').encode()))
+    raises_at(p, 2, "expected '<local_ts_ms \\(13 digits\\)> <type> <json>'", "bitstamp")
 
 
 def test_bitfinex_bad_json(tmp_path):

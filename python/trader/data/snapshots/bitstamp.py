@@ -45,8 +45,8 @@ def _maker_fills(path) -> dict[int, tuple[list[int], list[tuple[int, int]]]]:
     fills: dict[int, list[tuple[int, int, int]]] = {}
     for line, raw in iter_lines(path):
         parts = raw.split(b" ", 2)
-        if len(parts) != 3 or parts[1] not in (b"order_changed", b"order_deleted"):
-            continue
+        if len(parts) != 3 or parts[1] not in (b"order_changed", b"order_deleted") or not _TS.fullmatch(parts[0]):
+            continue  # parse() reads every line again and names what is wrong with it
         try:
             msg = orjson.loads(parts[2])
             price, left, oid, side = units(msg["price"]), units(msg["amount"]), msg["id"], msg["order_type"]
