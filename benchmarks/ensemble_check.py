@@ -17,7 +17,6 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from choice_confirm import summary
@@ -27,8 +26,7 @@ from sweep_defaults import _ci
 def ensemble(runs: list[str]):
     """obs batch -> the action with the highest mean probability over the PPO runs (their policies'
     logits, observations normalized by each run's own statistics)."""
-    from trader.rl.nets import RunningMeanStd
-    from trader.rl.ppo import Agent
+    from trader.rl.ppo import restore
     from trader.run.checkpoints import load_checkpoint
 
     members = []
@@ -37,17 +35,11 @@ def ensemble(runs: list[str]):
         spec = ckpt.metadata["policy_spec"]
         if ckpt.metadata.get("algo") != "ppo" or not spec["num_actions"]:
             raise SystemExit(f"{run}: expected a PPO run with discrete actions")
-        agent = Agent(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"]))
-        agent.load_state_dict(ckpt.weights["agent"])
-        rms = RunningMeanStd((spec["obs_dim"],))
-        if "obs_rms" in ckpt.weights:
-            rms.load_state_dict(ckpt.weights["obs_rms"])
-        members.append((agent, rms if spec["norm_obs"] else None))
+        members.append(restore(spec, ckpt.weights))
 
     @torch.no_grad()
     def act(obs, info):
-        x = torch.as_tensor(np.asarray(obs, np.float32))
-        probs = sum(torch.softmax(a.actor(r.normalize(x) if r is not None else x), -1) for a, r in members)
+        probs = sum(torch.softmax(agent.actor(inputs(obs)), -1) for agent, inputs in members)
         return probs.argmax(-1).numpy()
 
     return act

@@ -78,7 +78,7 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     policy, args, algo, used = load_trained_policy(checkpoint)
     click.echo(f"policy: {algo} checkpoint {used}")  # after a fallback, the older step actually used
     if train_fraction is None:  # trader train --choose-among: its agent was chosen on the rows before its own
-        from trader.rl.choose import read_choice  # fraction, so its held-out rows are the choice's
+        from trader.run.checkpoints import read_choice  # fraction, so its held-out rows are the choice's
 
         choice = read_choice(checkpoint)
         train_fraction = choice["train_fraction"] if choice else None

@@ -2,7 +2,7 @@
 run's training rows but their last S seconds, each is backtested on those seconds through the one backtest
 engine, and the one with the best net PnL there is the run's agent. OUT/choice.json names it, and OUT
 stands for its run wherever a run folder is taken (`trader backtest --checkpoint OUT`, `trader live`:
-trader.run.checkpoints.locate_checkpoint).
+trader.run.checkpoints.read_choice).
 
 Why: seeds of one configuration differ by hundreds of bps of max notional on the same rows, and the
 choice avoids the worst of them; whether it carries to later rows depends on the data (it beat every
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-CHOICE_FILE = "choice.json"
+from trader.run.checkpoints import CHOICE_FILE
 
 
 def validation_fold(data: str | None, train_fraction: float, validation_s: float, horizon: int,
@@ -72,21 +72,4 @@ def train_and_choose(algo: str, options: dict, data: str | None, seed: int, vali
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CHOICE_FILE).write_text(json.dumps(choice, indent=1) + "\n")
-    return choice
-
-
-def read_choice(folder: str | Path) -> dict | None:
-    """OUT/choice.json of a choice folder, its chosen run folder ("chosen"/"run_dir") as a path; None for
-    any other folder or an s3:// URI."""
-    if "://" in str(folder):
-        return None
-    file = Path(folder) / CHOICE_FILE
-    if not file.is_file():
-        return None
-    try:
-        choice = json.loads(file.read_text())
-        choice["chosen"]["run_dir"] = Path(folder) / choice["chosen"]["run_dir"]
-        float(choice["train_fraction"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{file}: not a choice of trader train --choose-among ({e})") from None
     return choice

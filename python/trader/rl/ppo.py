@@ -216,21 +216,30 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------------------------------
 
 
-def make_policy(spec: dict, weights: dict, device: str = "cpu"):
-    """obs batch (numpy) -> action batch (numpy) from a checkpoint's policy spec and weights: argmax of
-    the logits or the mean, clipped to the action space."""
+def restore(spec: dict, weights: dict, device: str = "cpu"):
+    """(Agent, obs -> the agent's input: obs as a tensor, normalized when the run normalized) from a
+    checkpoint's policy spec and weights."""
     agent = Agent(spec["obs_dim"], spec["num_actions"], spec["action_dim"], tuple(spec["hidden_sizes"])).to(device)
     agent.load_state_dict(weights["agent"])
     obs_rms = RunningMeanStd((spec["obs_dim"],)).to(device)
     if "obs_rms" in weights:
         obs_rms.load_state_dict(weights["obs_rms"])
 
+    def inputs(obs: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(obs, np.float32), device=device)
+        return obs_rms.normalize(x) if spec["norm_obs"] else x
+
+    return agent, inputs
+
+
+def make_policy(spec: dict, weights: dict, device: str = "cpu"):
+    """obs batch (numpy) -> action batch (numpy) from a checkpoint's policy spec and weights: argmax of
+    the logits or the mean, clipped to the action space."""
+    agent, inputs = restore(spec, weights, device)
+
     @torch.no_grad()
     def policy(obs: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(np.asarray(obs, np.float32), device=device)
-        if spec["norm_obs"]:
-            x = obs_rms.normalize(x)
-        a = agent.act_deterministic(x).cpu().numpy()
+        a = agent.act_deterministic(inputs(obs)).cpu().numpy()
         return a if agent.discrete else np.clip(a, spec["low"], spec["high"]).astype(np.float32)
 
     return policy

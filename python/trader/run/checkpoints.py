@@ -17,6 +17,7 @@ file), `latest` written last, the newest --keep-checkpoints kept. A learner's ch
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +25,10 @@ from urllib.parse import urlsplit
 from trader.run.config import load_config
 from trader.store import Checkpoint, CheckpointStore, parse_step_dir
 from trader.store import open_store as open_checkpoint_store
+
+
+CHOICE_FILE = "choice.json"
+"""in the folder of `trader train --choose-among` (trader.rl.choose): the chosen run, which the folder stands for"""
 
 
 def open_store(uri: str | os.PathLike, keep_last: int | None = None) -> CheckpointStore:
@@ -64,8 +69,6 @@ def locate_checkpoint(target: str | os.PathLike,
         return open_store(p), None
     if _is_store_folder(p / "checkpoints"):
         return open_store(p / "checkpoints"), None
-    from trader.rl.choose import read_choice  # the choice file's format is declared there
-
     choice = read_choice(p)
     if choice is not None:
         return locate_checkpoint(choice["chosen"]["run_dir"])
@@ -77,6 +80,23 @@ def locate_checkpoint(target: str | os.PathLike,
         raise FileNotFoundError(f"{text}: no such run folder, checkpoint folder or s3:// URI")
     raise FileNotFoundError(f"{text}: no checkpoint there (expected a run folder, a checkpoint folder with "
                             "`latest` and step_* folders, or s3://bucket/prefix)")
+
+
+def read_choice(folder: str | Path) -> dict | None:
+    """OUT/choice.json of a choice folder, its chosen run folder ("chosen"/"run_dir") as a path; None for
+    any other folder or an s3:// URI."""
+    if "://" in str(folder):
+        return None
+    file = Path(folder) / CHOICE_FILE
+    if not file.is_file():
+        return None
+    try:
+        choice = json.loads(file.read_text())
+        choice["chosen"]["run_dir"] = Path(folder) / choice["chosen"]["run_dir"]
+        float(choice["train_fraction"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{file}: not a choice of trader train --choose-among ({e})") from None
+    return choice
 
 
 def load_checkpoint(target: str | os.PathLike, map_location="cpu", checkpoint_uri: str | None = None,
