@@ -46,6 +46,12 @@ def test_buy_and_hold_beats_flat_on_a_rising_market_and_metrics_add_up():
     assert bm["sharpe_period"] == pytest.approx(steps.mean() / steps.std() * np.sqrt(len(steps)))
     assert bm["period_s"] == pytest.approx(0.1 * (end - start - 1))
     assert bm["steps"] == end - start - 1 and len(bh.actions) == end - start - 1
+    # the split: each fill bought 5 lots at the ask, half a tick below the mid the env marks at next (row r's mid
+    # is 1000.5 + r), so the fills earned 2 x 2.5 before fees; the rest is the position riding the rise
+    assert bm["pnl_fills_quote"] == pytest.approx(5.0 - bm["fees_paid"])
+    assert bm["pnl_inventory_quote"] == pytest.approx(bm["pnl_quote"] - bm["pnl_fills_quote"])
+    assert bm["pnl_inventory_quote"] == pytest.approx(5 + 10 * (end - start - 3))
+    assert fm["pnl_fills_quote"] == 0 and fm["pnl_inventory_quote"] == 0
 
 
 def test_policy_sees_only_rows_up_to_now():

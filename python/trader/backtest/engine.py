@@ -27,6 +27,7 @@ class BacktestResult:
     name: str
     equity: np.ndarray  # quote, one value per row from the start
     position: np.ndarray  # lots, one value per row from the start
+    mid: np.ndarray  # quote per base, one value per row from the start: the mid the env marks equity at
     lot_size: float  # base per lot
     max_position_lots: int  # the env's position limit
     maker_fees: float  # quote (negative: rebates)
@@ -90,7 +91,7 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     count = {key: np.zeros(K, dtype=np.int64) for key in ("trades", "maker", "taker", "quoted", "rejected")}
     maker_notional, taker_notional = np.zeros(K), np.zeros(K)
     mid_px = 0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2]) * market.tick_size
-    actions = []
+    actions, mids = [], [mid_px[start]]
     for _ in range(horizon):
         t = int(info["t"][0])
         action = np.asarray(policy(obs, info))
@@ -106,6 +107,7 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
         taker_notional += taker * market.lot_size * mid_px[t]
         equity.append(per("equity").astype(float))
         position.append(per("position").astype(np.int64))
+        mids.append(mid_px[t + 1])  # the env steps from row t to row t + 1 and marks there
         if term[0] or trunc[0]:
             break
     maker_fees, taker_fees = per("maker_fees").astype(float), per("taker_fees").astype(float)
@@ -115,7 +117,8 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     max_base = max_lots * market.lot_size if env_cfg["trade_notional"] > 0 else env_cfg["max_position"]
     max_notional = float(max_base * mid_px[start:end + 1].mean())
     acts = np.asarray(actions)
-    results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], market.lot_size, max_lots,
+    mid = np.array(mids)
+    results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], mid, market.lot_size, max_lots,
                               float(maker_fees[k]), float(taker_fees[k]), int(count["maker"][k]),
                               int(count["taker"][k]), float(maker_notional[k]), float(taker_notional[k]),
                               int(count["quoted"][k]), int(count["rejected"][k]), int(count["trades"][k]),
@@ -135,6 +138,11 @@ def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
     peak = np.maximum.accumulate(eq)
     drawdown = float((eq - peak).min())
     pnl = float(eq[-1] - eq[0])
+    # PnL attribution of market making (e.g. Gueant, The Financial Mathematics of Market Liquidity, 2016):
+    # inventory = the position held over each step times the mid's move (a directional bet); the rest is
+    # what the fills earned against the mid the env marks at after them, net of fees (spread captured
+    # minus adverse selection within the step).
+    inventory_pnl = float(np.sum(res.position[:-1] * res.lot_size * np.diff(res.mid)))
     notional = res.notional_traded
     inventory = np.abs(res.position)
     cap = res.max_notional
@@ -142,6 +150,10 @@ def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
         "pnl_quote": pnl,
         "pnl_bps_of_notional": pnl / notional * 1e4 if notional > 0 else None,
         "pnl_bps_of_max_notional": pnl / cap * 1e4,
+        "pnl_inventory_quote": inventory_pnl,
+        "pnl_fills_quote": pnl - inventory_pnl,
+        "pnl_inventory_bps_of_max_notional": inventory_pnl / cap * 1e4,
+        "pnl_fills_bps_of_max_notional": (pnl - inventory_pnl) / cap * 1e4,
         "sharpe_period": sharpe_step * float(np.sqrt(len(step_pnl))),
         "sharpe_per_step": sharpe_step,
         "step_s": float(interval_s),

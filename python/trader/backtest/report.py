@@ -33,16 +33,24 @@ _EXECUTION = [
     ("taker_volume_quote", "taker volume (quote)", "{:.2f}"),
     ("quoted_base", "quoted (base)", "{:.6g}"),
     ("fill_ratio", "fill ratio (filled / quoted)", "{:.3f}"),
+
     ("trades", "steps with fills", "{:.4g}"),
     ("mean_abs_inventory_base", "mean abs inventory (base)", "{:.6g}"),
     ("max_abs_inventory_base", "max abs inventory (base)", "{:.6g}"),
     ("time_at_limit_pct", "time at the limit (% of steps)", "{:.1f}"),
     ("final_position_base", "final position (base)", "{:+.6g}"),
 ]
+# the PnL split in two (trader.backtest.engine.compute_metrics): their sum is the PnL
+_ATTRIBUTION = [
+    ("pnl_inventory_quote", "inventory: position x mid move (quote)", "{:+.4f}"),
+    ("pnl_fills_quote", "fills against the next mid, net of fees (quote)", "{:+.4f}"),
+    ("pnl_inventory_bps_of_max_notional", "inventory (bps of max position notional)", "{:+.2f}"),
+    ("pnl_fills_bps_of_max_notional", "fills, net of fees (bps of max position notional)", "{:+.2f}"),
+]
 
 
 # every metric column of a report, by metric key (trader.evaluate picks its columns from here)
-COLUMNS = {key: (head, fmt) for key, head, fmt in _RESULTS + _EXECUTION}
+COLUMNS = {key: (head, fmt) for key, head, fmt in _RESULTS + _EXECUTION + _ATTRIBUTION}
 
 
 def currencies(symbol: str) -> tuple[str, str]:
@@ -102,6 +110,14 @@ def write_report(out_dir: Path, results: list[BacktestResult], context: dict) ->
         "## Execution and inventory",
         "",
         *_table(results, _EXECUTION, base, quote),
+        "",
+        "## Where the PnL came from",
+        "",
+        "Inventory: the position held over each step times the move of the mid the env marks at (a directional "
+        "bet). Fills: what the fills earned against the mid after them, net of fees (spread captured minus "
+        "adverse selection within the step). The two add up to the PnL.",
+        "",
+        *_table(results, _ATTRIBUTION, base, quote),
     ]
     if context.get("baseline_notes"):
         lines += ["", "## Baselines", ""] + [f"- {n}" for n in context["baseline_notes"]]

@@ -113,6 +113,9 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         *[f"| {name} | {value:+.2f} |" for name, value in ov["baselines"].items()],
         "",
         f"- agent minus the best baseline ({ov['best_baseline']}): {_cell(ov['agent_minus_best_baseline'], '{:+.2f}')}",
+        "- where the agent's PnL came from (mean [95 % CI] over seeds): inventory (position x mid move) "
+        f"{_cell(ov['agent_split']['inventory'], '{:+.2f}')}, fills against the next mid net of fees "
+        f"{_cell(ov['agent_split']['fills'], '{:+.2f}')}",
         f"- seeds beating flat: {ov['seeds_beating_flat']:.0%}; seeds beating every baseline: "
         f"{ov['seeds_beating_every_baseline']:.0%}",
         "- agent per seed: " + ", ".join(f"seed {s}: {v:+.2f}" for s, v in ov["agent_per_seed"].items()),

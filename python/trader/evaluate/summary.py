@@ -16,9 +16,11 @@ from trader.evaluate.stats import bootstrap_mean
 
 # (metric, header, format) of the tables: the backtest report's columns (trader.backtest.report.COLUMNS)
 METRICS = [(key, *COLUMNS[key]) for key in (
-    "pnl_quote", "pnl_bps_of_notional", "pnl_bps_of_max_notional", "sharpe_period", "max_drawdown_quote", "turnover",
+    "pnl_quote", "pnl_bps_of_notional", "pnl_bps_of_max_notional", "pnl_inventory_bps_of_max_notional",
+    "pnl_fills_bps_of_max_notional", "sharpe_period", "max_drawdown_quote", "turnover",
     "maker_fees", "taker_fees", "fill_ratio", "trades", "mean_abs_inventory_base")]
 KEY = "pnl_bps_of_max_notional"
+SPLIT = {"inventory": "pnl_inventory_bps_of_max_notional", "fills": "pnl_fills_bps_of_max_notional"}  # adds up to KEY
 
 
 def agent_metric(job: dict, key: str) -> float | None:
@@ -36,6 +38,7 @@ def _interval(values: list, seed: int) -> dict | None:
 
 def summarize(results: dict, seed: int = 0) -> dict:
     folds, totals_agent, totals_base = [], {}, {}
+    totals_split = {part: {} for part in SPLIT}
     for index, base_curves in sorted(results["baselines"].items()):
         jobs = [j for j in results["agents"] if j["fold"] == index]
         strategies = {"agent": {k: _interval([agent_metric(j, k) for j in jobs], seed) for k, _, _ in METRICS}}
@@ -50,6 +53,8 @@ def summarize(results: dict, seed: int = 0) -> dict:
         })
         for j in jobs:
             totals_agent[j["seed"]] = totals_agent.get(j["seed"], 0.0) + agent_metric(j, KEY)
+            for part, key in SPLIT.items():
+                totals_split[part][j["seed"]] = totals_split[part].get(j["seed"], 0.0) + agent_metric(j, key)
         for c in base_curves:
             totals_base[c["name"]] = totals_base.get(c["name"], 0.0) + c["metrics"][KEY]
     # A baseline that could not run in some fold (e.g. no fit) has no walk-forward total to compare with.
@@ -63,6 +68,7 @@ def summarize(results: dict, seed: int = 0) -> dict:
         "metric": f"{KEY}, summed over folds",
         "agent": _interval(agent_totals, seed),
         "agent_per_seed": dict(zip(seeds, agent_totals)),
+        "agent_split": {part: _interval([totals_split[part][s] for s in seeds], seed) for part in SPLIT},
         "baselines": totals_base,
         "baselines_not_in_every_fold": partial,
         "best_baseline": best_name,
