@@ -7,7 +7,10 @@ how the reward prices inventory:
 
 - `dampened_0.5`: session 8's agent, the dampened-PnL reward of Spooner et al. (2018) with eta 0.5;
 - `dampened_1`: eta 1, every gain of the inventory's mark-to-market removed from the reward, every loss kept;
-- `dampened_1_flatten`: the same, and the quote action may also flatten the position with a market order.
+- `dampened_1_flatten`: the same, and the quote action may also flatten the position with a market order;
+- `penalty_0.5_per_s`: the PnL reward less a holding cost of 0.5 bps of the max notional per second at full
+  inventory, quadratic in position / limit (the env's inventory_penalty, whose rate is per step: set to 0.5 x
+  the grid's seconds per step, so that a cost per second carries from one grid to another).
 
 Protocol, leave one dataset out: every candidate runs walk-forward (20 seeds, every seed tested, no choice
 among seeds, 40,000 steps, sizes 200 / 2,000 of quote currency, low fees) on Bitstamp BTC/USD's first 18 h
@@ -38,6 +41,7 @@ CANDIDATES = {
     "dampened_0.5": {},
     "dampened_1": {"dampen_eta": 1.0},
     "dampened_1_flatten": {"dampen_eta": 1.0, "quote_flatten": True},
+    "penalty_0.5_per_s": {"reward": "inventory_penalty", "inventory_penalty_bps_per_s": 0.5},
 }
 SELECT_ON, TEST_ON = "bitstamp18h", "nexo28h"
 
@@ -47,7 +51,10 @@ def run(work: Path, data: str, preset: str, name: str, seeds: int, timesteps: in
     if not (out / "evaluation.json").exists():
         *_, folds, interval_ms, venue = PRESETS[preset]
         config = work / f"{name}__{venue}.json"
-        config.write_text(json.dumps({**options_of("quote_dampened", "low", venue, timesteps), **CANDIDATES[name]}))
+        options = {**options_of("quote_dampened", "low", venue, timesteps), **CANDIDATES[name]}
+        if "inventory_penalty_bps_per_s" in options:  # the env's rate is per step
+            options["inventory_penalty_bps"] = options.pop("inventory_penalty_bps_per_s") * interval_ms / 1000
+        config.write_text(json.dumps(options))
         cmd = [sys.executable, "-m", "trader.cli", "evaluate", "--data", data, "--folds", str(folds), "--seeds",
                str(seeds), "--config", str(config), "--jobs", str(jobs), "--no-progress-bar", "--out", str(out),
                "--interval-ms", str(interval_ms)]
