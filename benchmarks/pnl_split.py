@@ -22,11 +22,28 @@ from pathlib import Path
 from sweep_defaults import _ci
 
 PARTS = ("pnl_bps_of_max_notional", "pnl_inventory_bps_of_max_notional", "pnl_fills_bps_of_max_notional")
+MARKOUTS_S = (10, 60, 300)  # fills marked at the mid this many seconds after them
+
+
+def markouts(res, step_s: float) -> dict:
+    """The fills part with each step's fills marked at the mid MARKOUTS_S seconds later (the last row's mid
+    beyond the end), bps of max notional: how the fills' edge decays as the market moves on after them
+    (the inventory part holds the rest, so a markout falling with the horizon is adverse selection)."""
+    import numpy as np
+
+    fills = res.metrics[PARTS[2]]
+    trade = np.diff(res.position) * res.lot_size  # base bought in each step, marked at res.mid[i + 1]
+    out = {}
+    for h in MARKOUTS_S:
+        k = max(1, round(h / step_s))
+        later = res.mid[np.minimum(np.arange(1, len(res.mid)) + k, len(res.mid) - 1)]
+        out[f"fills_at_{h}s"] = fills + float(np.sum(trade * (later - res.mid[1:]))) / res.max_notional * 1e4
+    return out
 
 
 def split(folder: Path) -> dict:
     from trader.backtest.engine import env_config_from_run
-    from trader.backtest.suite import run_agent, run_baselines
+    from trader.backtest.suite import run_agent, run_baselines, step_seconds
     from trader.data.dataset import load_dataset
     from trader.evaluate.stats import bootstrap_mean
     from trader.rl.policy import load, observation_market
@@ -35,7 +52,8 @@ def split(folder: Path) -> dict:
     report = json.loads((folder / "evaluation.json").read_text())
     choice = report["context"].get("choice")
     seeds = choice["seeds"] if choice else report["context"]["seeds"]
-    totals = {s: dict.fromkeys(PARTS, 0.0) for s in seeds}
+    keys = PARTS + tuple(f"fills_at_{h}s" for h in MARKOUTS_S)
+    totals = {s: dict.fromkeys(keys, 0.0) for s in seeds}
     baselines: dict[str, dict] = {}
     for i, fold in enumerate(report["context"]["folds"], start=1):
         data, start, end = re.search(r"test (\S+) rows (\d+)\.\.(\d+)", fold["describe"]).groups()
@@ -49,8 +67,9 @@ def split(folder: Path) -> dict:
                    next(j for j in report["jobs"] if j["fold"] == i and j["seed"] == s)["metrics"][0])[PARTS[0]]
             if res.metrics[PARTS[0]] != own:
                 raise SystemExit(f"{folder} fold {i} seed {s}: backtest gives {res.metrics[PARTS[0]]}, its report {own}")
-            for key in PARTS:
-                totals[s][key] += res.metrics[key]
+            for key, value in {**res.metrics, **markouts(res, step_seconds(market))}.items():
+                if key in keys:
+                    totals[s][key] += value
         # as trader.evaluate.run.run_baselines_for: the test dataset on the agents' grid, fitted on the training rows
         test = load_dataset(data)
         plain = load_market(test, interval_ms=run.args.get("interval_ms", 100.0))
@@ -64,7 +83,7 @@ def split(folder: Path) -> dict:
                 for key in PARTS:
                     acc[key] += r.metrics[key]
         print(f"{folder.name} fold {i} done", flush=True)
-    return {"seeds": {key: bootstrap_mean([totals[s][key] for s in seeds])._asdict() for key in PARTS},
+    return {"seeds": {key: bootstrap_mean([totals[s][key] for s in seeds])._asdict() for key in keys},
             "per_seed": totals, "baselines": baselines}
 
 
@@ -74,9 +93,10 @@ def main() -> None:
     p.add_argument("--runs", nargs="+", required=True, help="evaluation folders under --work")
     a = p.parse_args()
     rows = {run: split(a.work / run) for run in a.runs}
-    lines = ["| run | every seed: PnL | inventory | fills, net of fees | baselines that trade: PnL = inventory + fills |",
-             "|---|---:|---:|---:|---|",
-             *[f"| {run} | " + " | ".join(_ci(r["seeds"][k]) for k in PARTS) + " | " +
+    lines = ["| run | every seed: PnL | inventory | fills, net of fees | " +
+             " | ".join(f"fills marked {h} s later" for h in MARKOUTS_S) +
+             " | baselines that trade: PnL = inventory + fills |", "|---|" + "---:|" * (3 + len(MARKOUTS_S)) + "---|",
+             *[f"| {run} | " + " | ".join(_ci(r["seeds"][k]) for k in r["seeds"]) + " | " +
                "; ".join(f"{n} {b[PARTS[0]]:+.1f} = {b[PARTS[1]]:+.1f} + {b[PARTS[2]]:+.1f}"
                          for n, b in r["baselines"].items()) + " |" for run, r in rows.items()]]
     (a.work / "pnl_split.md").write_text("\n".join(lines) + "\n")
