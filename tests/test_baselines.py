@@ -3,6 +3,7 @@ fits never read held-out rows, and the quoters' actions on hand-made books."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -88,6 +89,10 @@ def test_arrival_depths_on_hand_made_trades():
     depths = arrival_depths(m, ev, train_rows=3)
     assert depths.tolist() == [3.0, 2.0]
     assert arrival_depths(m, ev, train_rows=4).tolist() == [3.0, 2.0, 200 - 100.5]
+    # A recording without exchange time: its rows and trades are on the local clock
+    local = ev.copy()
+    local["local_ts"], local["exch_ts"] = ev["exch_ts"], 0
+    assert arrival_depths(dataclasses.replace(m, clock="local"), local, train_rows=4).tolist() == [3.0, 2.0, 99.5]
 
 
 def test_the_fit_never_reads_held_out_rows(sample):

@@ -497,6 +497,11 @@ def test_bitstamp_quotes_fill_from_trades_with_inferred_sides(bitstamp, tmp_path
     assert trades == 4_251 and records[:, 0].min() >= ev["local_ts"].min()
     write_dataset(tmp_path / "bs", ev, meta)
     market = load_market(str(tmp_path / "bs"), interval_ms=2000)
-    results, _ = run_baselines(market, ev, {"actions": "quote"}, 100, 1_900, BaselineOptions())
+    assert market.clock == "local"
+    results, notes = run_baselines(market, ev, {"actions": "quote"}, 1_000, 1_900, BaselineOptions())
     fixed = next(r for r in results if r.name == "fixed_spread")
     assert fixed.metrics["trades"] > 0 and fixed.metrics["fill_ratio"] > 0, fixed.metrics
+    # Avellaneda-Stoikov's intensity is fitted on the same clock (it read exchange time: no trade, no fit)
+    stoikov = next((r for r in results if r.name == "avellaneda_stoikov"), None)
+    assert stoikov is not None, notes
+    assert stoikov.metrics["trades"] > 0, notes

@@ -87,20 +87,19 @@ def mid_volatility(market: Market, train_rows: int) -> float:
     return float(np.diff(mid).std())
 
 
-def arrival_depths(market: Market, events: np.ndarray, train_rows: int, clock: str = "exchange") -> np.ndarray:
+def arrival_depths(market: Market, events: np.ndarray, train_rows: int) -> np.ndarray:
     """For each step k (row k to row k + 1) with k + 1 < train_rows: how far beyond the mid of row k
     the market orders of the step reached, in ticks (buys: price - mid, sells: mid - price; the
     largest of the step; -inf when none arrived). A trade belongs to step k when its timestamp on
-    `clock` lies in (ts[k], ts[k + 1]]; trades after row train_rows - 1 are never read. The measure
-    of hftbacktest's GLFT market-making tutorial (examples/GLFT Market Making Model and Grid Trading)."""
-    if clock not in ("exchange", "local"):
-        raise ValueError(f"clock: expected 'exchange' or 'local', got {clock!r}")
+    the market's clock (that of its rows: local for a recording without exchange time) lies in
+    (ts[k], ts[k + 1]]; trades after row train_rows - 1 are never read. The measure of hftbacktest's
+    GLFT market-making tutorial (examples/GLFT Market Making Model and Grid Trading)."""
     if train_rows < 2 or train_rows > len(market.ts):
         raise ValueError(f"train_rows: need 2 to {len(market.ts)} rows, got {train_rows}")
     steps = train_rows - 1
     ts = market.ts[:train_rows]
     trades = events[events["kind"] == EventKind.TRADE]
-    t = trades["exch_ts" if clock == "exchange" else "local_ts"]
+    t = trades["exch_ts" if market.clock == "exchange" else "local_ts"]
     k = np.searchsorted(ts, t, side="left") - 1  # ts[k] < t <= ts[k + 1]
     keep = (k >= 0) & (k < steps)
     trades, k = trades[keep], k[keep]
@@ -139,12 +138,11 @@ def fit_intensity(depths: np.ndarray, min_steps: int = 10) -> IntensityFit:
     return IntensityFit(float(np.exp(intercept)), float(-slope), deltas, rates)
 
 
-def fit_avellaneda_stoikov(market: Market, events: np.ndarray, train_rows: int,
-                           clock: str = "exchange") -> AvellanedaStoikovFit:
+def fit_avellaneda_stoikov(market: Market, events: np.ndarray, train_rows: int) -> AvellanedaStoikovFit:
     """sigma and kappa from rows [0, train_rows) of `market` and the trades between them (events: the
     dataset's event array the market was sampled from)."""
     sigma = mid_volatility(market, train_rows)
-    depths = arrival_depths(market, events, train_rows, clock)
+    depths = arrival_depths(market, events, train_rows)
     return AvellanedaStoikovFit(sigma, fit_intensity(depths), int(train_rows), int(np.isfinite(depths).sum()))
 
 

@@ -71,6 +71,7 @@ class Market:
     records: np.ndarray | None = None  # int64 [E, 4]
     starts: np.ndarray | None = None  # int64 [T + 1]
     name: str = ""  # the dataset folder it came from (names it in errors)
+    clock: str = "exchange"  # the clock of ts and of the stream: "local" for a recording without exchange time
 
 
 def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock: str = "exchange",
@@ -105,7 +106,7 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
         if feats.ndim != 2 or len(feats) not in (len(book), len(book) + first):
             raise ValueError(f"features: expected shape [{len(book)}, D] (one row per sampled book row), got {feats.shape}")
         feats = np.ascontiguousarray(feats[-len(book):], dtype=np.float32)
-    return Market(book, feats, ts, tick, lot, ds.symbol, records, starts, str(ds.path))
+    return Market(book, feats, ts, tick, lot, ds.symbol, records, starts, str(ds.path), clock)
 
 
 def book_spacing_ms(data=None) -> float | None:
