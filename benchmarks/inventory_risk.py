@@ -76,6 +76,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--timesteps", type=int, default=40_000, help="env steps per agent")
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--select-only", action="store_true", help=f"stop after the runs on {SELECT_ON}")
     a = p.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -95,6 +96,8 @@ def main() -> None:
         write()
     best = max(rows, key=lambda r: r["every_seed"]["mean"])["run"].split("__")[1]
     print(f"chosen on {SELECT_ON}: {best}", flush=True)
+    if a.select_only:
+        return
     data = convert(a.shared, a.work, TEST_ON)
     for name in dict.fromkeys([best, "dampened_0.5"]):
         rows.append(run(a.work, data, TEST_ON, name, a.seeds, a.timesteps, a.jobs))
