@@ -2,7 +2,9 @@
 folders are kept), every seed's checkpoint backtested again on its fold's test block, its PnL split in two
 (trader.backtest.engine.compute_metrics): inventory, the position held times the mid's move (a directional
 bet), and fills, what the fills earned against the mid after them net of fees (spread captured minus
-adverse selection). Evaluations run before the split existed do not have it in their reports.
+adverse selection), and the fills' markouts (each step's net fill valued at the mid 10, 60 and 300 s later:
+an edge that falls with the horizon is adverse selection). Evaluations run before the split existed do not have
+it in their reports.
 
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/pnl_split.py --work runs/confirm \
         --runs bitstamp18h__quote_dampened__low bitstamp18h__quote_dampened__vip0
@@ -20,30 +22,12 @@ import re
 from pathlib import Path
 
 from sweep_defaults import _ci
+from trader.backtest.engine import MARKOUTS_S
 
 PARTS = ("pnl_bps_of_max_notional", "pnl_inventory_bps_of_max_notional", "pnl_fills_bps_of_max_notional")
-MARKOUTS_S = (10, 60, 300)  # fills marked at the mid this many seconds after them
-
-
-def markouts(res, step_s: float) -> dict:
-    """The fills part with each step's fills marked at the mid MARKOUTS_S seconds later (the last row's mid
-    beyond the end), bps of max notional: how the fills' edge decays as the market moves on after them
-    (the inventory part holds the rest, so a markout falling with the horizon is adverse selection)."""
-    import numpy as np
-
-    fills = res.metrics[PARTS[2]]
-    trade = np.diff(res.position) * res.lot_size  # base bought in each step, marked at res.mid[i + 1]
-    out = {}
-    for h in MARKOUTS_S:
-        k = max(1, round(h / step_s))
-        later = res.mid[np.minimum(np.arange(1, len(res.mid)) + k, len(res.mid) - 1)]
-        out[f"fills_at_{h}s"] = fills + float(np.sum(trade * (later - res.mid[1:]))) / res.max_notional * 1e4
-    return out
-
-
 def split(folder: Path) -> dict:
     from trader.backtest.engine import env_config_from_run
-    from trader.backtest.suite import run_agent, run_baselines, step_seconds
+    from trader.backtest.suite import run_agent, run_baselines
     from trader.data.dataset import load_dataset
     from trader.evaluate.stats import bootstrap_mean
     from trader.rl.policy import load, observation_market
@@ -52,7 +36,7 @@ def split(folder: Path) -> dict:
     report = json.loads((folder / "evaluation.json").read_text())
     choice = report["context"].get("choice")
     seeds = choice["seeds"] if choice else report["context"]["seeds"]
-    keys = PARTS + tuple(f"fills_at_{h}s" for h in MARKOUTS_S)
+    keys = PARTS + tuple(f"fills_marked_{h}s_bps_of_max_notional" for h in MARKOUTS_S)
     totals = {s: dict.fromkeys(keys, 0.0) for s in seeds}
     baselines: dict[str, dict] = {}
     for i, fold in enumerate(report["context"]["folds"], start=1):
@@ -67,16 +51,15 @@ def split(folder: Path) -> dict:
                    next(j for j in report["jobs"] if j["fold"] == i and j["seed"] == s)["metrics"][0])[PARTS[0]]
             if res.metrics[PARTS[0]] != own:
                 raise SystemExit(f"{folder} fold {i} seed {s}: backtest gives {res.metrics[PARTS[0]]}, its report {own}")
-            for key, value in {**res.metrics, **markouts(res, step_seconds(market))}.items():
-                if key in keys:
-                    totals[s][key] += value
+            for key in keys:
+                totals[s][key] += res.metrics[key]
         # as trader.evaluate.run.run_baselines_for: the test dataset on the agents' grid, fitted on the training rows
         test = load_dataset(data)
         plain = load_market(test, interval_ms=run.args.get("interval_ms", 100.0))
         for r in run_baselines(plain, test.events, env_config_from_run(run.args), int(start), int(end),
                                fit=(plain, test.events, train_end + 1))[0]:
-            own = report["baselines"][str(i)][r.name][PARTS[0]]
-            if r.metrics[PARTS[0]] != own:
+            own = report["baselines"][str(i)].get(r.name, {}).get(PARTS[0])  # None: it did not run then
+            if own is not None and r.metrics[PARTS[0]] != own:
                 raise SystemExit(f"{folder} fold {i} {r.name}: backtest gives {r.metrics[PARTS[0]]}, its report {own}")
             if r.metrics["trades"] or r.name in baselines:
                 acc = baselines.setdefault(r.name, dict.fromkeys(PARTS, 0.0))

@@ -52,6 +52,11 @@ def test_buy_and_hold_beats_flat_on_a_rising_market_and_metrics_add_up():
     assert bm["pnl_inventory_quote"] == pytest.approx(bm["pnl_quote"] - bm["pnl_fills_quote"])
     assert bm["pnl_inventory_quote"] == pytest.approx(5 + 10 * (end - start - 3))
     assert fm["pnl_fills_quote"] == 0 and fm["pnl_inventory_quote"] == 0
+    # markouts: 10 s is 100 rows of 0.1 s on, where the mid is 100 ticks higher for both fills; 60 s is past the
+    # end, so both fills are marked at the last row and the markout holds the whole PnL
+    bps = 1e4 / bh.max_notional
+    assert bm["fills_marked_10s_bps_of_max_notional"] == pytest.approx((5.0 - bm["fees_paid"] + 10 * 100) * bps)
+    assert bm["fills_marked_60s_bps_of_max_notional"] == pytest.approx(bm["pnl_bps_of_max_notional"])
 
 
 def test_policy_sees_only_rows_up_to_now():

@@ -127,6 +127,9 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     return results[0] if K == 1 else results
 
 
+MARKOUTS_S = (10, 60, 300)  # seconds after a fill at which its markouts value it
+
+
 def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
     """PnL in quote currency, in bps of the traded notional and of the notional the strategy may hold
     (its position limit at the period's mean mid); the Sharpe ratio of the period (mean / std of the
@@ -143,6 +146,12 @@ def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
     # what the fills earned against the mid the env marks at after them, net of fees (spread captured
     # minus adverse selection within the step).
     inventory_pnl = float(np.sum(res.position[:-1] * res.lot_size * np.diff(res.mid)))
+    # Markouts: each step's (net) fill valued at the mid MARKOUTS_S later instead (the last row's beyond the end);
+    # an edge that falls with the horizon is adverse selection, the fills' share of the inventory part.
+    bought = np.diff(res.position) * res.lot_size  # base, filled in step i and marked at mid[i + 1]
+    after = np.arange(1, len(res.mid))
+    markouts = {h: pnl - inventory_pnl + float(np.sum(bought * (res.mid[np.minimum(
+        after + max(1, round(h / interval_s)), len(res.mid) - 1)] - res.mid[after]))) for h in MARKOUTS_S}
     notional = res.notional_traded
     inventory = np.abs(res.position)
     cap = res.max_notional
@@ -154,6 +163,7 @@ def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
         "pnl_fills_quote": pnl - inventory_pnl,
         "pnl_inventory_bps_of_max_notional": inventory_pnl / cap * 1e4,
         "pnl_fills_bps_of_max_notional": (pnl - inventory_pnl) / cap * 1e4,
+        **{f"fills_marked_{h}s_bps_of_max_notional": v / cap * 1e4 for h, v in markouts.items()},
         "sharpe_period": sharpe_step * float(np.sqrt(len(step_pnl))),
         "sharpe_per_step": sharpe_step,
         "step_s": float(interval_s),

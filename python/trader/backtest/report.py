@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trader.backtest.engine import BacktestResult
+from trader.backtest.engine import MARKOUTS_S, BacktestResult
 
 _QUOTE_ASSETS = ("USDT", "USDC", "FDUSD", "BUSD", "USD", "BTC", "ETH", "EUR")
 
@@ -46,6 +46,8 @@ _ATTRIBUTION = [
     ("pnl_fills_quote", "fills against the next mid, net of fees (quote)", "{:+.4f}"),
     ("pnl_inventory_bps_of_max_notional", "inventory (bps of max position notional)", "{:+.2f}"),
     ("pnl_fills_bps_of_max_notional", "fills, net of fees (bps of max position notional)", "{:+.2f}"),
+    *[(f"fills_marked_{h}s_bps_of_max_notional", f"fills marked {h} s later (bps of max position notional)", "{:+.2f}")
+      for h in MARKOUTS_S],
 ]
 
 
@@ -115,7 +117,8 @@ def write_report(out_dir: Path, results: list[BacktestResult], context: dict) ->
         "",
         "Inventory: the position held over each step times the move of the mid the env marks at (a directional "
         "bet). Fills: what the fills earned against the mid after them, net of fees (spread captured minus "
-        "adverse selection within the step). The two add up to the PnL.",
+        "adverse selection within the step). The two add up to the PnL. Markouts value each step's net fill at "
+        "the mid some seconds after it instead: an edge that falls with the horizon is adverse selection.",
         "",
         *_table(results, _ATTRIBUTION, base, quote),
     ]
