@@ -15,7 +15,8 @@ how the reward prices inventory:
 Protocol, leave one dataset out: every candidate runs walk-forward (20 seeds, every seed tested, no choice
 among seeds, 40,000 steps, sizes 200 / 2,000 of quote currency, low fees) on Bitstamp BTC/USD's first 18 h
 (3 folds, 2 s grid); the candidate with the best mean there, if it is not session 8's, then runs with session
-8's on NEXOUSDT's first 28 h (4 folds, 100 ms), where the choice is tested. A run whose evaluation.json exists
+8's on NEXOUSDT's first 28 h (4 folds, 100 ms), where the choice is tested (--test-seeds seeds each: session 9
+ran 10 there, the 2-core box's time). A run whose evaluation.json exists
 is read, not run again.
 
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/inventory_risk.py --work runs/inventory_risk --jobs 16
@@ -75,6 +76,7 @@ def main() -> None:
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
     p.add_argument("--work", type=Path, default=Path("runs") / "inventory_risk")
     p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--test-seeds", type=int, default=10, help=f"seeds of the runs on {TEST_ON}")
     p.add_argument("--timesteps", type=int, default=40_000, help="env steps per agent")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--select-only", action="store_true", help=f"stop after the runs on {SELECT_ON}")
@@ -101,7 +103,7 @@ def main() -> None:
         return  # session 8's candidate again: nothing new to test on NEXOUSDT
     data = convert(a.shared, a.work, TEST_ON)
     for name in (best, BEFORE):
-        rows.append(run(a.work, data, TEST_ON, name, a.seeds, a.timesteps, a.jobs))
+        rows.append(run(a.work, data, TEST_ON, name, a.test_seeds, a.timesteps, a.jobs))
         write()
 
 
