@@ -149,9 +149,11 @@ def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
     # Markouts: each step's (net) fill valued at the mid MARKOUTS_S later instead (the last row's beyond the end);
     # an edge that falls with the horizon is adverse selection, the fills' share of the inventory part.
     bought = np.diff(res.position) * res.lot_size  # base, filled in step i and marked at mid[i + 1]
-    after = np.arange(1, len(res.mid))
-    markouts = {h: pnl - inventory_pnl + float(np.sum(bought * (res.mid[np.minimum(
-        after + max(1, round(h / interval_s)), len(res.mid) - 1)] - res.mid[after]))) for h in MARKOUTS_S}
+    marked = np.arange(1, len(res.mid))  # the row each step's fills are marked at
+
+    def markout(seconds: float) -> float:
+        later = np.minimum(marked + max(1, round(seconds / interval_s)), len(res.mid) - 1)
+        return pnl - inventory_pnl + float(np.sum(bought * (res.mid[later] - res.mid[marked])))
     notional = res.notional_traded
     inventory = np.abs(res.position)
     cap = res.max_notional
@@ -163,7 +165,7 @@ def compute_metrics(res: BacktestResult, interval_s: float) -> dict:
         "pnl_fills_quote": pnl - inventory_pnl,
         "pnl_inventory_bps_of_max_notional": inventory_pnl / cap * 1e4,
         "pnl_fills_bps_of_max_notional": (pnl - inventory_pnl) / cap * 1e4,
-        **{f"fills_marked_{h}s_bps_of_max_notional": v / cap * 1e4 for h, v in markouts.items()},
+        **{f"fills_marked_{h}s_bps_of_max_notional": markout(h) / cap * 1e4 for h in MARKOUTS_S},
         "sharpe_period": sharpe_step * float(np.sqrt(len(step_pnl))),
         "sharpe_per_step": sharpe_step,
         "step_s": float(interval_s),

@@ -33,7 +33,6 @@ _EXECUTION = [
     ("taker_volume_quote", "taker volume (quote)", "{:.2f}"),
     ("quoted_base", "quoted (base)", "{:.6g}"),
     ("fill_ratio", "fill ratio (filled / quoted)", "{:.3f}"),
-
     ("trades", "steps with fills", "{:.4g}"),
     ("mean_abs_inventory_base", "mean abs inventory (base)", "{:.6g}"),
     ("max_abs_inventory_base", "max abs inventory (base)", "{:.6g}"),
