@@ -322,3 +322,50 @@ def test_train_keeps_the_best_of_its_seeds_on_validation_and_backtests_after_it(
         res = CliRunner().invoke(main, ["train", *extra, *common])
         assert res.exit_code == 2 and "Traceback" not in res.output, res.output
         assert message in res.output, res.output
+
+
+def _spawned_workers(parent: int) -> list[int]:
+    """pids of the multiprocessing workers whose parent is `parent` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in cmd:
+            out.append(int(entry.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_killing_an_evaluation_ends_its_workers(tmp_path):
+    """A `trader evaluate --jobs 2` killed outright (SIGKILL: no handler runs) leaves no worker training on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(Path(trader.__file__).parent.parent))
+    proc = subprocess.Popen([sys.executable, "-m", "trader.cli", "evaluate", "--folds", "2", "--seeds", "2", "--jobs",
+                             "2", "--total-timesteps", "1000000", "--no-progress-bar", "--out", str(tmp_path / "ev")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers := _spawned_workers(proc.pid)) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, "the evaluation ended before its workers started"
+            time.sleep(0.2)
+        assert len(workers) == 2
+        time.sleep(2)  # past the workers' initializer
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while (alive := [w for w in workers if Path(f"/proc/{w}").exists()
+                         and "Z" != (Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0])]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert alive == [], f"workers {alive} outlived the killed evaluation"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

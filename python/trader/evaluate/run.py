@@ -4,13 +4,17 @@ through the one backtest engine (trader.backtest.suite) on the fold's test rows 
 fold, on its rows too: trader.evaluate.choose).
 
 Jobs (fold x seed) run in this process or, with jobs > 1, in worker processes (spawned: each builds its
-own env pool and torch state; results do not depend on the job count).
+own env pool and torch state; results do not depend on the job count). A worker ends with the process
+that started it: a killed evaluation leaves no worker training agents whose results nobody will read.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
+import os
+import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +121,19 @@ def _job(plan: Plan, fold: Fold, seed: int) -> dict:
     return train_and_test(plan, fold, seed)
 
 
+def _end_with(parent: int) -> None:
+    """Pool initializer: SIGKILL to this worker when the thread that spawned it ends (Linux's prctl
+    PR_SET_PDEATHSIG; not SIGTERM, which a training in the worker catches to checkpoint and go on, and which
+    an idle worker would then ignore); elsewhere workers finish the task in hand and stop when they next
+    read the queue."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+
 def run_plan(plan: Plan, jobs: int = 1, progress: Callable[[int, int, str], None] | None = None) -> dict:
     """{"baselines": {fold: [curves]}, "notes": {fold: [...]}, "agents": [job results]} for every fold and seed.
     `progress(done, total, what)` after each agent."""
@@ -152,7 +169,8 @@ def run_plans(plans: list[Plan], jobs: int = 1, progress: Callable[[int, int, st
         for p, fold, seed in work:
             finished(p, fold, seed, train_and_test(plans[p], fold, seed), baselines_of(p))
     else:
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_end_with,
+                                    initargs=(os.getpid(),)) as pool:
             base = [{fold.index: pool.submit(run_baselines_for, plan, fold) for fold in plan.folds} for plan in plans]
             agents = {pool.submit(_job, plans[p], fold, seed): (p, fold, seed) for p, fold, seed in work}
 
