@@ -11,7 +11,8 @@ it in their reports.
 
 Writes WORK/pnl_split.md and .json: per run, every seed's PnL, its inventory and fills parts (bps of max
 notional, summed over folds, mean over seeds [95 % bootstrap CI]) and the same split of the baselines that
-trade. Each seed's total is checked against its report's test PnL to the last digit.
+trade. Each seed's and baseline's PnL is checked against its report's to the last digit (a baseline its
+report lacks, as Avellaneda-Stoikov on Bitstamp before session 9, is added unchecked).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from sweep_defaults import _ci
 from trader.backtest.engine import MARKOUTS_S
 
 PARTS = ("pnl_bps_of_max_notional", "pnl_inventory_bps_of_max_notional", "pnl_fills_bps_of_max_notional")
+
+
 def split(folder: Path) -> dict:
     from trader.backtest.engine import env_config_from_run
     from trader.backtest.suite import run_agent, run_baselines
