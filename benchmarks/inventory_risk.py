@@ -16,8 +16,7 @@ Protocol, leave one dataset out: every candidate runs walk-forward (20 seeds, ev
 among seeds, 40,000 steps, sizes 200 / 2,000 of quote currency, low fees) on Bitstamp BTC/USD's first 18 h
 (3 folds, 2 s grid); the candidate with the best mean there, if it is not session 8's, then runs with session
 8's on NEXOUSDT's first 28 h (4 folds, 100 ms), where the choice is tested (--test-seeds seeds each: session 9
-ran 10 there, the 2-core box's time). A run whose evaluation.json exists
-is read, not run again.
+ran 10 there, the 2-core box's time). A run whose evaluation.json exists is read, not run again.
 
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/inventory_risk.py --work runs/inventory_risk --jobs 16
 
