@@ -123,9 +123,9 @@ def _job(plan: Plan, fold: Fold, seed: int) -> dict:
 
 def _end_with(parent: int) -> None:
     """Pool initializer: SIGKILL to this worker when the thread that spawned it ends (Linux's prctl
-    PR_SET_PDEATHSIG; not SIGTERM, which a training in the worker catches to checkpoint and go on, and which
-    an idle worker would then ignore); elsewhere workers finish the task in hand and stop when they next
-    read the queue."""
+    PR_SET_PDEATHSIG; not SIGTERM, which a training in the worker catches to checkpoint and stop, the job then
+    going on to its backtests, and which orphaned idle workers were seen to catch and outlive); elsewhere
+    workers finish the task in hand and stop when they next read the queue."""
     if sys.platform.startswith("linux"):
         import ctypes
 
