@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -51,6 +52,29 @@ def convert(shared: Path, work: Path, name: str) -> str:
         data.main(["convert", *[str(shared / f) for f in files], "-o", str(out), "--format", fmt, "--duration",
                    str(seconds)], standalone_mode=False)
     return str(out)
+
+
+def evaluate(work: Path, run: str, data: str, folds: int, seeds: int, config: Path, jobs: int,
+             interval_ms: float | None, extra: list[str] = ()) -> None:
+    """One `trader evaluate` into WORK/RUN (its output in WORK/RUN.log), the command and its time printed."""
+    cmd = [sys.executable, "-m", "trader.cli", "evaluate", "--data", data, "--folds", str(folds), "--seeds",
+           str(seeds), "--config", str(config), "--jobs", str(jobs), "--no-progress-bar", "--out", str(work / run),
+           *(["--interval-ms", str(interval_ms)] if interval_ms else []), *extra]
+    print(" ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    with open(work / f"{run}.log", "w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    print(f"{run}: {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def test_blocks(report: dict) -> list[tuple[int, str, int, int, int]]:
+    """(fold, test dataset, first and last test row, training rows) of each fold of an evaluation.json."""
+    out = []
+    for i, fold in enumerate(report["context"]["folds"], start=1):
+        data, start, end = re.search(r"test (\S+) rows (\d+)\.\.(\d+)", fold["describe"]).groups()
+        last_train = re.search(r"train \S+ rows \d+\.\.(\d+)", fold["describe"]).group(1)
+        out.append((i, data, int(start), int(end), int(last_train) + 1))
+    return out
 
 
 def summary(folder: Path) -> dict:
@@ -108,15 +132,8 @@ def main() -> None:
         if not (out / "evaluation.json").exists():
             config = a.work / f"{cand}__{venue}__{schedule}.json"
             config.write_text(json.dumps(options_of(cand, schedule, venue, a.timesteps), indent=1))
-            cmd = [sys.executable, "-m", "trader.cli", "evaluate", "--data", data, "--folds", str(folds),
-                   "--seeds", str(a.seeds), "--validation-s", str(a.validation_s), "--choose-among",
-                   str(a.choose_among), "--config", str(config), "--jobs", str(a.jobs), "--no-progress-bar",
-                   "--out", str(out), *(["--interval-ms", str(interval_ms)] if interval_ms else [])]
-            print(" ".join(cmd), flush=True)
-            t0 = time.perf_counter()
-            with open(a.work / f"{run}.log", "w") as log:
-                subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-            print(f"{run}: {time.perf_counter() - t0:.0f} s", flush=True)
+            evaluate(a.work, run, data, folds, a.seeds, config, a.jobs, interval_ms,
+                     ["--validation-s", str(a.validation_s), "--choose-among", str(a.choose_among)])
         rows.append({"run": run, "data": data, "candidate": cand, "fees": schedule, **summary(out)})
     lines = [
         "# Choosing among seeds on validation, on rows never tested (`benchmarks/choice_confirm.py`)", "",

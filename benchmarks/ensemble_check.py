@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 import torch
 
-from choice_confirm import summary
+from choice_confirm import summary, test_blocks
 from sweep_defaults import _ci
 
 
@@ -55,19 +54,18 @@ def check(folder: Path, k: int) -> dict:
     report = json.loads((folder / "evaluation.json").read_text())
     seeds = report["context"]["choice"]["seeds"]
     totals = [0.0] * (len(seeds) // k)
-    for i, fold in enumerate(report["context"]["folds"], start=1):
-        data, start, end = re.search(r"test (\S+) rows (\d+)\.\.(\d+)", fold["describe"]).groups()
+    for i, data, start, end, _ in test_blocks(report):
         runs = {s: str(next((folder / f"fold_{i}").glob(f"trader__ppo__{s}__*"))) for s in seeds}
         args = load(runs[seeds[0]]).args
         market = observation_market(args, data)
         # check: one seed alone is that seed's own backtest, to the last digit
-        (alone,) = run_agent(market, ensemble([runs[seeds[0]]]), "ppo", env_config_from_run(args), int(start), int(end))
+        (alone,) = run_agent(market, ensemble([runs[seeds[0]]]), "ppo", env_config_from_run(args), start, end)
         own = report["context"]["choice"]["folds"][i - 1]["test"][str(seeds[0])][KEY]
         if alone.metrics[KEY] != own:
             raise SystemExit(f"{folder} fold {i}: seed {seeds[0]} alone gives {alone.metrics[KEY]}, its test {own}")
         for g in range(len(totals)):
             group = [runs[s] for s in seeds[g * k:(g + 1) * k]]
-            (result,) = run_agent(market, ensemble(group), "ppo", env_config_from_run(args), int(start), int(end))
+            (result,) = run_agent(market, ensemble(group), "ppo", env_config_from_run(args), start, end)
             totals[g] += result.metrics[KEY]
         print(f"{folder.name} fold {i} done", flush=True)
     return {"ensemble": bootstrap_mean(totals)._asdict(), "per_group": totals, **summary(folder)}

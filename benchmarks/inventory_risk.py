@@ -28,12 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from choice_confirm import PRESETS, convert
+from choice_confirm import PRESETS, convert, evaluate
 from oos_goal import options_of
 from sweep_defaults import _ci
 
@@ -56,14 +53,7 @@ def run(work: Path, data: str, preset: str, name: str, seeds: int, timesteps: in
         if "inventory_penalty_bps_per_s" in options:  # the env's rate is per step
             options["inventory_penalty_bps"] = options.pop("inventory_penalty_bps_per_s") * interval_ms / 1000
         config.write_text(json.dumps(options))
-        cmd = [sys.executable, "-m", "trader.cli", "evaluate", "--data", data, "--folds", str(folds), "--seeds",
-               str(seeds), "--config", str(config), "--jobs", str(jobs), "--no-progress-bar", "--out", str(out),
-               "--interval-ms", str(interval_ms)]
-        print(" ".join(cmd), flush=True)
-        t0 = time.perf_counter()
-        with open(work / f"{preset}__{name}.log", "w") as log:
-            subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
-        print(f"{preset}__{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+        evaluate(work, out.name, data, folds, seeds, config, jobs, interval_ms)
     ov = json.loads((out / "evaluation.json").read_text())["summary"]["overall"]
     return {"run": f"{preset}__{name}", "every_seed": ov["agent"], **ov["agent_split"],
             "best_baseline": ov["best_baseline"], "best_baseline_pnl": ov["baselines"][ov["best_baseline"]],

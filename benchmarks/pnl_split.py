@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
+from choice_confirm import test_blocks
 from sweep_defaults import _ci
 from trader.backtest.engine import MARKOUTS_S
 
@@ -42,14 +42,12 @@ def split(folder: Path) -> dict:
     keys = PARTS + tuple(f"fills_marked_{h}s_bps_of_max_notional" for h in MARKOUTS_S)
     totals = {s: dict.fromkeys(keys, 0.0) for s in seeds}
     baselines: dict[str, dict] = {}
-    for i, fold in enumerate(report["context"]["folds"], start=1):
-        data, start, end = re.search(r"test (\S+) rows (\d+)\.\.(\d+)", fold["describe"]).groups()
-        train_end = int(re.search(r"train \S+ rows \d+\.\.(\d+)", fold["describe"]).group(1))
+    for i, data, start, end, train_rows in test_blocks(report):
         for s in seeds:
             run = load(next((folder / f"fold_{i}").glob(f"trader__*__{s}__*")))
             market = observation_market(run.args, data)
             (res,) = run_agent(market, lambda obs, info: run.act(obs), run.algo, env_config_from_run(run.args),
-                               int(start), int(end))
+                               start, end)
             own = (choice["folds"][i - 1]["test"][str(s)] if choice else
                    next(j for j in report["jobs"] if j["fold"] == i and j["seed"] == s)["metrics"][0])[PARTS[0]]
             if res.metrics[PARTS[0]] != own:
@@ -59,8 +57,8 @@ def split(folder: Path) -> dict:
         # as trader.evaluate.run.run_baselines_for: the test dataset on the agents' grid, fitted on the training rows
         test = load_dataset(data)
         plain = load_market(test, interval_ms=run.args.get("interval_ms", 100.0))
-        for r in run_baselines(plain, test.events, env_config_from_run(run.args), int(start), int(end),
-                               fit=(plain, test.events, train_end + 1))[0]:
+        for r in run_baselines(plain, test.events, env_config_from_run(run.args), start, end,
+                               fit=(plain, test.events, train_rows))[0]:
             own = report["baselines"][str(i)].get(r.name, {}).get(PARTS[0])  # None: it did not run then
             if own is not None and r.metrics[PARTS[0]] != own:
                 raise SystemExit(f"{folder} fold {i} {r.name}: backtest gives {r.metrics[PARTS[0]]}, its report {own}")

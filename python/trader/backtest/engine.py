@@ -91,7 +91,7 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     count = {key: np.zeros(K, dtype=np.int64) for key in ("trades", "maker", "taker", "quoted", "rejected")}
     maker_notional, taker_notional = np.zeros(K), np.zeros(K)
     mid_px = 0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2]) * market.tick_size
-    actions, mids = [], [mid_px[start]]
+    actions = []
     for _ in range(horizon):
         t = int(info["t"][0])
         action = np.asarray(policy(obs, info))
@@ -107,7 +107,6 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
         taker_notional += taker * market.lot_size * mid_px[t]
         equity.append(per("equity").astype(float))
         position.append(per("position").astype(np.int64))
-        mids.append(mid_px[t + 1])  # the env steps from row t to row t + 1 and marks there
         if term[0] or trunc[0]:
             break
     maker_fees, taker_fees = per("maker_fees").astype(float), per("taker_fees").astype(float)
@@ -117,7 +116,7 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     max_base = max_lots * market.lot_size if env_cfg["trade_notional"] > 0 else env_cfg["max_position"]
     max_notional = float(max_base * mid_px[start:end + 1].mean())
     acts = np.asarray(actions)
-    mid = np.array(mids)
+    mid = mid_px[start:start + len(eq)]  # step i goes from row start + i to the next and marks equity there
     results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], mid, market.lot_size, max_lots,
                               float(maker_fees[k]), float(taker_fees[k]), int(count["maker"][k]),
                               int(count["taker"][k]), float(maker_notional[k]), float(taker_notional[k]),

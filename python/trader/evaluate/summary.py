@@ -37,8 +37,8 @@ def _interval(values: list, seed: int) -> dict | None:
 
 
 def summarize(results: dict, seed: int = 0) -> dict:
-    folds, totals_agent, totals_base = [], {}, {}
-    totals_split = {part: {} for part in SPLIT}
+    folds, totals_base = [], {}
+    totals = {key: {} for key in (KEY, *SPLIT.values())}  # metric -> seed -> its sum over folds
     for index, base_curves in sorted(results["baselines"].items()):
         jobs = [j for j in results["agents"] if j["fold"] == index]
         strategies = {"agent": {k: _interval([agent_metric(j, k) for j in jobs], seed) for k, _, _ in METRICS}}
@@ -52,23 +52,22 @@ def summarize(results: dict, seed: int = 0) -> dict:
             "seeds_beating_flat": float(np.mean([v > _flat(base_curves) for v in agent_vals])),
         })
         for j in jobs:
-            totals_agent[j["seed"]] = totals_agent.get(j["seed"], 0.0) + agent_metric(j, KEY)
-            for part, key in SPLIT.items():
-                totals_split[part][j["seed"]] = totals_split[part].get(j["seed"], 0.0) + agent_metric(j, key)
+            for key, per_seed in totals.items():
+                per_seed[j["seed"]] = per_seed.get(j["seed"], 0.0) + agent_metric(j, key)
         for c in base_curves:
             totals_base[c["name"]] = totals_base.get(c["name"], 0.0) + c["metrics"][KEY]
     # A baseline that could not run in some fold (e.g. no fit) has no walk-forward total to compare with.
     partial = sorted(n for n in totals_base if sum(n in {c["name"] for c in cs} for cs in results["baselines"].values())
                      < len(results["baselines"]))
     totals_base = {n: v for n, v in totals_base.items() if n not in partial}
-    seeds = sorted(totals_agent)
-    agent_totals = [totals_agent[s] for s in seeds]
+    seeds = sorted(totals[KEY])
+    agent_totals = [totals[KEY][s] for s in seeds]
     best_name = max(totals_base, key=totals_base.get)
     overall = {
         "metric": f"{KEY}, summed over folds",
         "agent": _interval(agent_totals, seed),
         "agent_per_seed": dict(zip(seeds, agent_totals)),
-        "agent_split": {part: _interval([totals_split[part][s] for s in seeds], seed) for part in SPLIT},
+        "agent_split": {part: _interval([totals[key][s] for s in seeds], seed) for part, key in SPLIT.items()},
         "baselines": totals_base,
         "baselines_not_in_every_fold": partial,
         "best_baseline": best_name,
