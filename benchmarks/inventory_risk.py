@@ -44,12 +44,15 @@ SELECT_ON, TEST_ON = "bitstamp18h", "nexo28h"
 BEFORE = "dampened_0.5"  # session 8's
 
 
-def run(work: Path, data: str, preset: str, name: str, seeds: int, timesteps: int, jobs: int) -> dict:
+def run(work: Path, data: str, preset: str, name: str, seeds: int, timesteps: int, jobs: int,
+        candidates: dict = CANDIDATES) -> dict:
+    """`trader evaluate` of candidate `name` (session 8's quote_dampened options with candidates[name] on top)
+    on PRESETS[preset]: every seed's PnL, its inventory and fills parts, the best baseline."""
     out = work / f"{preset}__{name}"
     if not (out / "evaluation.json").exists():
         *_, folds, interval_ms, venue = PRESETS[preset]
         config = work / f"{name}__{venue}.json"
-        options = {**options_of("quote_dampened", "low", venue, timesteps), **CANDIDATES[name]}
+        options = {**options_of("quote_dampened", "low", venue, timesteps), **candidates[name]}
         if "inventory_penalty_bps_per_s" in options:  # the env's rate is per step
             options["inventory_penalty_bps"] = options.pop("inventory_penalty_bps_per_s") * interval_ms / 1000
         config.write_text(json.dumps(options))

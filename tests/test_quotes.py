@@ -228,6 +228,23 @@ def test_inventory_penalty_and_dampened_rewards():
         assert damp[1]["reward"] == pytest.approx(dpnl - max(0.0, 0.5 * 3 * (mid2 - 100.5)))
 
 
+def test_markout_reward_values_each_fill_at_the_later_mid():
+    # Step 0 buys 3 lots at 100 (a sell trades through 99; mid 100.5 at row 1); the best ask 101 empties
+    # in segment 1 (mid 101 at row 2), the best bid 100 in segment 2 (mid 100.5 from row 3 on). Rows are
+    # 100 ns apart.
+    m = make_market({0: [(10, "sell", 99, 1)], 1: [(10, "ask", 101, 0)], 2: [(10, "bid", 100, 0)]})
+    steps = [q(0), q(), q(), q()]
+    pnl = [s["reward"] for s in run(m, steps)]
+    assert pnl == pytest.approx([1.5, 1.5, -1.5, 0.0])  # the inventory's moves
+    # 100 ns after row 1: the fill at row 2's mid 101, net of the maker fee (10 bps of 300); no fill later
+    later = run(m, steps, reward="markout", markout_ns=100, maker_fee_bps=10.0)
+    assert [s["reward"] for s in later] == pytest.approx([3 * (101 - 100) - 0.3, 0.0, 0.0, 0.0])
+    assert later[0]["position"] == 3 and later[0]["maker_fees"] == pytest.approx(0.3)
+    # Longer than the episode (4 rows): its last row's mid (row 4: 100.5), never a row after it
+    clipped = run(m, steps, reward="markout", markout_ns=10_000)
+    assert [s["reward"] for s in clipped] == pytest.approx([1.5, 0.0, 0.0, 0.0])
+
+
 def test_quote_continuous_maps_to_the_same_grid():
     m = make_market({0: [(10, "sell", 99, 1)]})
     (s0,) = run(m, [[-1.0, 1.0]], actions="quote_continuous")  # bid index 0, ask: the top bucket = none

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("gymnasium")
 
 from conftest import shared  # noqa: E402
+from trader import _core  # noqa: E402
 from trader.data import load_dataset  # noqa: E402
 from trader.data.binance import convert_sequence, group_sequences  # noqa: E402
 from trader.data.dataset import write_dataset  # noqa: E402
@@ -86,6 +87,10 @@ CONFIGS = {
                                        reward="inventory_penalty", trade_size=0.002, max_position=0.006),
     "quote_continuous_power3": dict(actions="quote_continuous", queue_power=3.0, quote_flatten=True, quote_levels=3,
                                     reward="dampened", dampen_eta=0.3, trade_size=0.002, max_position=0.01),
+    "quote_markout_2_agents": dict(actions="quote", num_agents=2, quote_levels=3, reward="markout",
+                                   markout_ns=2_000_000_000, maker_fee_bps=0.5, trade_size=0.002, max_position=0.01),
+    "discrete_markout_latency": dict(reward="markout", markout_ns=700_000_000, order_latency_ns=150_000_000,
+                                     taker_fee_bps=2.0, trade_size=0.5, max_position=2.0),
     "quote_continuous_log_2_agents": dict(actions="quote_continuous", queue_model="log", num_agents=2,
                                           quote_levels=3, order_latency_ns=20_000_000, cancel_latency_ns=40_000_000,
                                           trade_size=0.001, max_position=0.004),
@@ -160,6 +165,12 @@ def test_unknown_and_invalid_options_raise(recording):
         ReferenceTradingEnv(market.book, market.features, ruin_fraction=1.0)
     with pytest.raises(ValueError, match="needs the market stream"):
         ReferenceTradingEnv(market.book, market.features, actions="quote")
+    with pytest.raises(ValueError, match="reward: markout needs the row times"):
+        ReferenceTradingEnv(market.book, market.features, reward="markout")
+    with pytest.raises(ValueError, match="reward: markout needs the row times"):
+        _core.EnvPool(market.book, market.features, 1, 1, 1, 0, reward="markout")
+    with pytest.raises(ValueError, match="markout_ns"):
+        _core.EnvPool(market.book, market.features, 1, 1, 1, 0, ts=market.ts, reward="markout", markout_ns=-1)
     env = ReferenceTradingEnv(market.book, market.features, horizon=10, actions="quote", quote_levels=2,
                               records=records, starts=starts)
     with pytest.raises(RuntimeError):

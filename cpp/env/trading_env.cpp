@@ -85,6 +85,7 @@ void TradingEnv::reset(OutRow& out) {
   }
   if (data_ != markets_ + m) use_market(markets_ + m);
   cursor_ = data_->start_min + static_cast<int64_t>(u - data_->start_offset);
+  markout_row_ = cursor_;
   steps_ = 0;
   needs_reset_ = false;
   for (auto& a : agents_) {
@@ -264,6 +265,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     const int k = K == 1 ? 0 : priority_[static_cast<size_t>(idx)];
     Agent& a = agents_[static_cast<size_t>(k)];
     a.filled = a.taker_filled = a.unfilled = 0;
+    a.cash_at_step = a.cash;
     if (!quoting) {
       send_market(a, order_from_action(a, discrete ? discrete[k] : 0, continuous ? continuous[k] : 0.0f));
       continue;
@@ -306,6 +308,16 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
   ++cursor_;
   ++steps_;
   const double mark = data_->mid[cursor_] * notional_per_tick_lot_;  // quote per lot at mid
+  double mark_later = mark;
+  if (reward_ == RewardType::kMarkout) {
+    // The first row markout_ns after row cursor_'s time, within the episode (its rows are training rows:
+    // trader.evaluate.folds): it only moves forward, one comparison per step on average.
+    const int64_t last = std::min(cursor_ - steps_ + horizon_, data_->rows - 1);
+    const int64_t due = data_->ts[cursor_] + cfg_.markout_ns;
+    markout_row_ = std::max(markout_row_, cursor_);
+    while (markout_row_ < last && data_->ts[markout_row_] < due) ++markout_row_;
+    mark_later = data_->mid[static_cast<size_t>(markout_row_)] * notional_per_tick_lot_;
+  }
   bool ruined = false;
   for (int k = 0; k < K; ++k) {
     Agent& a = agents_[static_cast<size_t>(k)];
@@ -319,6 +331,11 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     } else if (reward_ == RewardType::kDampened) {
       // Spooner, Fearnley, Savani, Koukorinis 2018: asymmetrically dampened PnL
       r -= std::max(0.0, cfg_.dampen_eta * q * (mark - mid_before * notional_per_tick_lot_));
+    } else if (reward_ == RewardType::kMarkout) {
+      // This step's fills (cash paid or received, fees included) against the mid markout_ns later: a
+      // fill's own edge, not the later moves of the inventory (session 9: the fills' edge against the
+      // next row's mid was gone 10 s later, benchmarks/README.md "Where the PnL comes from").
+      r = (a.cash - a.cash_at_step) + static_cast<double>(a.filled) * mark_later;
     }
     r *= reward_scale_;
     a.equity = equity;

@@ -149,6 +149,7 @@ class TradingEnv {
     double cash = 0;
     double cost = 0;  // quote paid for the open position (average-cost accounting)
     double equity = 0;
+    double cash_at_step = 0;  // cash when this step began (the markout reward)
     double episode_return = 0;
     double fees = 0, taker_fees = 0;
     int64_t filled = 0, taker_filled = 0, unfilled = 0;
@@ -231,6 +232,7 @@ class TradingEnv {
   int num_markets_;
   uint64_t total_starts_;  // usable episode starts over all datasets
   int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
+  int64_t markout_row_ = 0;  // markout reward: the first row markout_ns after the cursor's, or the episode's last
   bool died_ = false;    // an order died during the current market event
   int64_t bid_lo_, bid_hi_, ask_lo_, ask_hi_;  // price range of the orders per side (empty: lo > hi)
   int64_t reach_lo_[4], reach_hi_[4];  // per MarketEventKind: prices that can touch an order

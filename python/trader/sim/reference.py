@@ -29,7 +29,9 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      maker fills pay maker_fee_bps (negative = rebate);
   5. the cursor moves to c + 1; equity marked at row c + 1's mid; reward = change of equity net of
      fees (pnl), minus inventory_penalty_bps of the max-position notional times (q / q_max)^2, or
-     minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018); times reward_scale.
+     minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018), or (markout) only this
+     step's fills, cash paid net of fees against their lots at the mid of the first row markout_ns
+     after row c + 1's time (the episode's last row if sooner); times reward_scale.
 
 Several datasets (``markets=``, as ``_core.EnvPool.from_markets``): a reset draws one number below the
 total of the datasets' episode starts; it picks the dataset (weighted by its number of starts) and the
@@ -151,6 +153,7 @@ class ReferenceTradingEnv(gym.Env):
         for k in priority:
             a = self.agents[k]
             a.clear_step()
+            a.cash_at_step = a.cash
             if not self.quoting:
                 self._send_market(a, self._order_from_action(a, actions[k]))
                 continue
@@ -177,6 +180,11 @@ class ReferenceTradingEnv(gym.Env):
         self.cursor += 1
         self.steps += 1
         mark = self.mid[self.cursor] * self.ntl
+        if cfg["reward"] == "markout":
+            last = min(self.cursor - self.steps + cfg["horizon"], self.rows - 1)
+            due = self.ts[self.cursor] + cfg["markout_ns"]
+            later = next((r for r in range(self.cursor, last + 1) if self.ts[r] >= due), last)
+            mark_later = self.mid[later] * self.ntl
         rewards, ruined = [], False
         for a in self.agents:
             equity = a.cash + float(a.position) * mark
@@ -187,6 +195,8 @@ class ReferenceTradingEnv(gym.Env):
                 r -= cfg["inventory_penalty_bps"] * 1e-4 * float(self.max_lots) * mark * x * x
             elif cfg["reward"] == "dampened":
                 r -= max(0.0, cfg["dampen_eta"] * q * (mark - mark_before))
+            elif cfg["reward"] == "markout":
+                r = (a.cash - a.cash_at_step) + float(a.filled) * mark_later
             r *= cfg["reward_scale"]
             a.equity = equity
             a.episode_return += r
