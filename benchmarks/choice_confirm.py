@@ -54,10 +54,14 @@ def convert(shared: Path, work: Path, name: str) -> str:
     return str(out)
 
 
-def evaluate(work: Path, run: str, data: str, folds: int, seeds: int, config: Path, jobs: int,
+def evaluate(work: Path, run: str, data: str | list[str], folds: int | None, seeds: int, config: Path, jobs: int,
              interval_ms: float | None, extra: list[str] = ()) -> None:
-    """One `trader evaluate` into WORK/RUN (its output in WORK/RUN.log), the command and its time printed."""
-    cmd = [sys.executable, "-m", "trader.cli", "evaluate", "--data", data, "--folds", str(folds), "--seeds",
+    """One `trader evaluate` into WORK/RUN (its output in WORK/RUN.log), the command and its time printed;
+    `data` one dataset cut into `folds` + 1 blocks, or several in time order (folds None: one per dataset
+    after the first)."""
+    datas = [data] if isinstance(data, str) else list(data)
+    cmd = [sys.executable, "-m", "trader.cli", "evaluate", *[x for d in datas for x in ("--data", d)],
+           *(["--folds", str(folds)] if folds else []), "--seeds",
            str(seeds), "--config", str(config), "--jobs", str(jobs), "--no-progress-bar", "--out", str(work / run),
            *(["--interval-ms", str(interval_ms)] if interval_ms else []), *extra]
     print(" ".join(cmd), flush=True)

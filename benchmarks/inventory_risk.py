@@ -44,23 +44,34 @@ SELECT_ON, TEST_ON = "bitstamp18h", "nexo28h"
 BEFORE = "dampened_0.5"  # session 8's
 
 
+def write_config(work: Path, name: str, options: dict, venue: str, interval_ms: float, timesteps: int) -> Path:
+    """WORK/NAME__VENUE.json: session 8's quote_dampened options at low fees with `options` on top."""
+    config = work / f"{name}__{venue}.json"
+    options = {**options_of("quote_dampened", "low", venue, timesteps), **options}
+    if "inventory_penalty_bps_per_s" in options:  # the env's rate is per step
+        options["inventory_penalty_bps"] = options.pop("inventory_penalty_bps_per_s") * interval_ms / 1000
+    config.write_text(json.dumps(options))
+    return config
+
+
+def overall(out: Path) -> dict:
+    """An evaluation's every-seed PnL, its inventory and fills parts, the best baseline."""
+    ov = json.loads((out / "evaluation.json").read_text())["summary"]["overall"]
+    return {"run": out.name, "every_seed": ov["agent"], **ov["agent_split"],
+            "best_baseline": ov["best_baseline"], "best_baseline_pnl": ov["baselines"][ov["best_baseline"]],
+            "minus_best": ov["agent_minus_best_baseline"]}
+
+
 def run(work: Path, data: str, preset: str, name: str, seeds: int, timesteps: int, jobs: int,
         candidates: dict = CANDIDATES) -> dict:
-    """`trader evaluate` of candidate `name` (session 8's quote_dampened options with candidates[name] on top)
-    on PRESETS[preset]: every seed's PnL, its inventory and fills parts, the best baseline."""
+    """`trader evaluate` of candidate `name` (session 8's options with candidates[name] on top) on
+    PRESETS[preset], or its report if it exists: overall()."""
     out = work / f"{preset}__{name}"
     if not (out / "evaluation.json").exists():
         *_, folds, interval_ms, venue = PRESETS[preset]
-        config = work / f"{name}__{venue}.json"
-        options = {**options_of("quote_dampened", "low", venue, timesteps), **candidates[name]}
-        if "inventory_penalty_bps_per_s" in options:  # the env's rate is per step
-            options["inventory_penalty_bps"] = options.pop("inventory_penalty_bps_per_s") * interval_ms / 1000
-        config.write_text(json.dumps(options))
+        config = write_config(work, name, candidates[name], venue, interval_ms, timesteps)
         evaluate(work, out.name, data, folds, seeds, config, jobs, interval_ms)
-    ov = json.loads((out / "evaluation.json").read_text())["summary"]["overall"]
-    return {"run": f"{preset}__{name}", "every_seed": ov["agent"], **ov["agent_split"],
-            "best_baseline": ov["best_baseline"], "best_baseline_pnl": ov["baselines"][ov["best_baseline"]],
-            "minus_best": ov["agent_minus_best_baseline"]}
+    return overall(out)
 
 
 def main() -> None:

@@ -16,6 +16,11 @@ session 9's), every seed tested, 40,000 steps, sizes 200 / 2,000 of quote curren
 session 9's runs of the same seeds and rows (benchmarks/results/inventory_risk_s9/: the holding cost and
 session 8's dampened reward), seed for seed: the difference and its bootstrap interval.
 
+Then recordings the markout idea never looked at: Binance BTCUSDT and ETHUSDT (USD-M 07-18/19, spot 08-08/09,
+USD-M 08-08, evaluate_shared.py's sequences without Bitstamp; one dataset per fold in time order, the last
+two overlapping: a cross-market test), the markout reward and session 9's two rewards run there alike
+(--test-seeds seeds, the same options), each against the others seed for seed.
+
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout --jobs 2
 
 Writes WORK/markout_reward.md and .json.
@@ -30,8 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from choice_confirm import convert
-from inventory_risk import run
+from choice_confirm import convert, evaluate
+from evaluate_shared import GROUPS
+from evaluate_shared import convert as convert_group
+from inventory_risk import CANDIDATES as BEFORE_CANDIDATES
+from inventory_risk import overall, run, write_config
 from sweep_defaults import _ci
 
 CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}}
@@ -73,12 +81,29 @@ def main() -> None:
             ours = per_seed(a.work / f"{preset}__{name}" / "evaluation.md")
             row["minus"] = {b: paired(ours, per_seed(BEFORE / f"{preset}__{b}.md")) for b in BEFORE_RUNS}
             rows.append(row)
+    everyone = {**CANDIDATES, **{b: BEFORE_CANDIDATES[b] for b in BEFORE_RUNS}}
+    for group in ("BTC", "ETH"):
+        paths = [p for i, (fmt, files) in enumerate(GROUPS[group]["sources"]) if fmt == "binance"
+                 for p in convert_group(a.shared, a.work, f"binance_{group}_{i}", fmt, files)]
+        for name, options in everyone.items():
+            out = a.work / f"binance_{group}__{name}"
+            if not (out / "evaluation.json").exists():
+                config = write_config(a.work, name, options, "binance_spot", 100.0, a.timesteps)
+                evaluate(a.work, out.name, paths, None, a.test_seeds, config, a.jobs, 100.0, ["--allow-overlap"])
+        for name in CANDIDATES:
+            row = overall(a.work / f"binance_{group}__{name}")
+            ours = per_seed(a.work / f"binance_{group}__{name}" / "evaluation.md")
+            row["minus"] = {b: paired(ours, per_seed(a.work / f"binance_{group}__{b}" / "evaluation.md"))
+                            for b in BEFORE_RUNS}
+            rows.append(row)
+        rows += [{**overall(a.work / f"binance_{group}__{b}"), "minus": None} for b in BEFORE_RUNS]
     lines = ["| run | every seed: PnL | inventory | fills, net of fees | best baseline | "
              + " | ".join(f"minus {b}, seed for seed" for b in BEFORE_RUNS) + " |",
              "|---|---:|---:|---:|---|" + "---:|" * len(BEFORE_RUNS),
              *[f"| {r['run']} | {_ci(r['every_seed'])} | {_ci(r['inventory'])} | {_ci(r['fills'])} | "
                f"{r['best_baseline']} {r['best_baseline_pnl']:+.2f} | "
-               + " | ".join(f"{_ci(r['minus'][b])} ({r['minus'][b]['seeds']} seeds)" for b in BEFORE_RUNS) + " |"
+               + " | ".join(f"{_ci(r['minus'][b])} ({r['minus'][b]['seeds']} seeds)" if r["minus"] else ""
+                            for b in BEFORE_RUNS) + " |"
                for r in rows]]
     (a.work / "markout_reward.md").write_text("\n".join(lines) + "\n")
     (a.work / "markout_reward.json").write_text(json.dumps(rows, indent=1))

@@ -141,6 +141,14 @@ def test_datasets_out_of_time_order_are_refused(tmp_path, btc_days):
     assert res.exit_code == 2 and "starts before" in res.output and "usdm_0718" in res.output, res.output
 
 
+def test_folds_with_several_datasets_is_refused(tmp_path, btc_days):
+    # each dataset after the first is a fold: --folds would be ignored, so it is an error
+    res = CliRunner().invoke(main, ["evaluate", "--data", btc_days[0], "--data", btc_days[1], "--folds", "3",
+                                    "--out", str(tmp_path / "ev")])
+    assert res.exit_code == 2 and "--folds 3: with several datasets" in res.output, res.output
+    assert not (tmp_path / "ev").exists()
+
+
 def test_dataset_folds_train_on_several_datasets_together(tmp_path, btc_days):
     assert [f.train_datasets for f in dataset_folds(["a", "b", "c", "d"], [500] * 4, 100, window=2)] == [
         ["a", "b"], ["b", "c"]]

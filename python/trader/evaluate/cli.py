@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import click
+from click.core import ParameterSource
 
 from trader.evaluate.choose import CHOOSE_AMONG
 from trader.options import SEED, out_option
@@ -126,6 +127,9 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
         if len(paths) == 1:
             plan_folds = block_folds(paths[0], len(markets[0].book), folds, horizon)
         else:
+            if click.get_current_context().get_parameter_source("folds") != ParameterSource.DEFAULT:
+                raise click.UsageError(f"--folds {folds}: with several datasets each one after the first --train-window "
+                                       f"is a fold ({len(paths)} datasets here); --folds cuts one dataset into blocks")
             for (p0, m0), (p1, m1) in zip(zip(paths, markets), zip(paths[1:], markets[1:])):
                 if m1.ts[0] < m0.ts[-1] and not allow_overlap:
                     raise ValueError(f"data: {p1} starts before {p0} ends: give datasets in time order, or "
