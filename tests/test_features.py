@@ -76,8 +76,42 @@ def test_set_2_reads_btc_eth_and_nexo_on_one_footing(folders):
 
 
 def test_bad_feature_set_is_named():
-    with pytest.raises(ValueError, match="feature_set: expected one of 1, 2, got 3"):
-        load_market(feature_set=3)
+    with pytest.raises(ValueError, match="feature_set: expected one of 1, 2, 3, got 4"):
+        load_market(feature_set=4)
+    with pytest.raises(ValueError, match="feature_set 3: needs rows on a time grid"):
+        load_market(feature_set=3, interval_ms=0)
+
+
+H = 4 * L + 7  # set 3's first history column; then per half-life of HALF_LIVES_S: trend, flow, OFI, volatility
+
+
+def test_set_3_is_set_2_and_its_history_without_units_or_future_rows():
+    book, flow = _sample()
+    want = features.features(book, 1e-5, flow, feature_set=3, interval_s=0.1)
+    assert want.shape == (len(book), H + 12) and np.isfinite(want).all()
+    np.testing.assert_array_equal(want[:, :H], features.features(book, 1e-5, flow, feature_set=2))
+    for t in (1, 2, 50, len(book) // 2):
+        np.testing.assert_array_equal(features.features(book[:t], 1e-5, flow[:t], feature_set=3, interval_s=0.1),
+                                      want[:t])
+    scaled = book.copy()
+    scaled[:, :, 1::2] *= 1000  # sizes in lots 1000 times smaller
+    scaled[:, :, 0::2] *= 10  # prices in ticks 10 times smaller
+    got = features.features(scaled, 1e-8, flow * 1000, feature_set=3, interval_s=0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    # every column moves: none is a constant the agent cannot use
+    assert (want[:, H:].std(axis=0) > 0).all()
+
+
+def test_set_3_means_the_same_on_another_row_grid(folders):
+    """Half-lives in seconds, not rows: NEXOUSDT on 100 ms and 500 ms grids gives the same 10 s trend and
+    volatility at the same times (weights per row would stretch them 5 times on the coarser grid)."""
+    fine, coarse = (load_market(folders["nexo"], feature_set=3, interval_ms=ms) for ms in (100, 500))
+    at = np.searchsorted(fine.ts, coarse.ts)
+    ok = (at < len(fine.ts)) & (coarse.ts > coarse.ts[0] + 60e9)  # after a minute: both means warmed up
+    trend_10s, vol_10s = H + 4, H + 7
+    a, b = fine.features[at[ok]], coarse.features[ok]
+    assert np.corrcoef(a[:, trend_10s], b[:, trend_10s])[0, 1] > 0.9
+    assert 0.8 < np.median(a[:, vol_10s]) / np.median(b[:, vol_10s]) < 1.25
 
 
 def test_reference_env_agrees_on_set_2(folders):

@@ -109,9 +109,10 @@ def test_stale_guard_when_the_stream_goes_quiet():
     assert np.array_equal(got, want)
 
 
-@pytest.mark.parametrize("feature_set", [1, 2])
+@pytest.mark.parametrize("feature_set", [1, 2, 3])
 def test_feature_rows_equal_the_training_features(feature_set):
-    """Row by row, the set's features of every row so far, to the bit (set 2: the depth scale carried on)."""
+    """Row by row, the set's features of every row so far, to the bit (set 2: the depth scale carried on;
+    set 3: its exponential means too)."""
     from trader.data.dataset import load_dataset
     from trader.sim.features import features as training_features
 
@@ -120,8 +121,8 @@ def test_feature_rows_equal_the_training_features(feature_set):
     ok = (book[:, 0, 0] > 0) & (book[:, 0, 2] > 0)
     book, flow = book[ok], flow[ok]
     lot = float(ds.lot_size)
-    want = training_features(book, lot, flow, feature_set=feature_set)
-    features = RowFeatures(lot, feature_set=feature_set)
+    want = training_features(book, lot, flow, feature_set=feature_set, interval_s=0.1)
+    features = RowFeatures(lot, feature_set=feature_set, interval_s=0.1)
     rows = np.stack([features(book[t], flow[t]) for t in range(len(book))])
     assert np.array_equal(rows, want) and rows.dtype == np.float32 and len(rows) > 1000
 

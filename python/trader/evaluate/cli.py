@@ -59,7 +59,8 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
 @env_options()
 @click.option("--feature-set", type=click.IntRange(min=1), default=None,
               help="observation features (trader.sim.features): 1 = sizes in base units, 2 = scale-free across "
-                   "instruments (use it with --train-window > 1 over several instruments) [default: train's]")
+                   "instruments (use it with --train-window > 1 over several instruments), 3 = 2 and 1 / 10 / 60 s "
+                   "of trend, flow, OFI and volatility [default: train's]")
 @click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=None,
               help="the env's rows: the book sampled every this many ms, as trader train's [default: 100]")
 @click.option("--train-window", type=click.IntRange(min=1), default=1,

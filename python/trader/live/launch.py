@@ -142,7 +142,8 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         await _load_markets(public, venue(opts), opts.connect_timeout)
         if symbol not in public.markets:
             return EXIT_REFUSED, None, f"unknown symbol {symbol!r} on {venue(opts)}"
-        feed = LiveFeed(public, symbol, depth=policy.depth, interval_ms=opts.interval_ms or policy.interval_ms,
+        interval_ms = opts.interval_ms or policy.interval_ms
+        feed = LiveFeed(public, symbol, depth=policy.depth, interval_ms=interval_ms,
                         stale_after=opts.stale_after, record_dir=opts.record_dir, snapshot_limit=opts.snapshot_limit)
         env = dict(policy.env)
         if opts.fee_bps is not None:
@@ -150,7 +151,7 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         if opts.maker_fee_bps is not None:
             env["maker_fee_bps"] = opts.maker_fee_bps
         kernel = ExecutionKernel(env, tick=feed.tick, lot=feed.lot, levels=policy.depth,
-                                 features=RowFeatures(feed.lot_size, encoder, policy.feature_set))
+                                 features=RowFeatures(feed.lot_size, encoder, policy.feature_set, interval_ms / 1000))
         if opts.real:
             private = make_client(opts.exchange, market=opts.market, base_url=opts.base_url, testnet=opts.testnet,
                                   keys=opts.keys, recv_window_ms=opts.recv_window_ms)

@@ -67,10 +67,11 @@ class RowFeatures:
     """Feature rows of consecutive live rows: set `feature_set` of trader.sim.features, or an encoder's
     embedding of set 1's (the encoder's inputs, trader.nn.inputs)."""
 
-    def __init__(self, lot_size: float, encoder: Encoder | None = None, feature_set: int = DEFAULT_SET):
+    def __init__(self, lot_size: float, encoder: Encoder | None = None, feature_set: int = DEFAULT_SET,
+                 interval_s: float | None = None):
         self.lot_size = lot_size
         self.encoder = encoder
-        self.stream = FeatureStream(lot_size, 1 if encoder is not None else feature_set)
+        self.stream = FeatureStream(lot_size, 1 if encoder is not None else feature_set, interval_s)
 
     def __call__(self, top: np.ndarray, flow: np.ndarray) -> np.ndarray:
         """float32 [D]: the row's features (the last row of trader.sim.features.features over the rows so

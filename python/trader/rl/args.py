@@ -86,7 +86,8 @@ class CommonArgs(TraderEnvArgs):
     """trader: episodes lie in the first fraction of the data's rows; the rest is held out for backtests"""
     feature_set: int = features.DEFAULT_SET
     """trader: observation features of the book (trader.sim.features): 1 = sizes in base units, 2 = sizes
-    relative to the instrument's own depth (scale-free across instruments); recorded with the run"""
+    relative to the instrument's own depth (scale-free across instruments), 3 = 2 and exponential means of
+    trend, trade flow, OFI and volatility over 1, 10 and 60 s; recorded with the run"""
 
     @classmethod
     def migrate(cls, saved: dict, *, recorded: bool = False) -> dict:

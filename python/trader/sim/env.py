@@ -99,7 +99,7 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
     tick, lot = float(Decimal(ds.meta["tick_size"])), float(Decimal(ds.meta["lot_size"]))
     if features is None:
         feats = feature_sets.features(book, lot, flow, feature_set=feature_sets.DEFAULT_SET if feature_set is None
-                                      else feature_set)
+                                      else feature_set, interval_s=interval_ms / 1000)
     else:
         feats = np.load(features) if isinstance(features, (str, bytes)) or hasattr(features, "__fspath__") else features
         feats = np.asarray(feats)

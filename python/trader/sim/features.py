@@ -18,7 +18,18 @@ size, another instrument's typical depth) leaves set 2 unchanged. The mean level
 touch size: on 2 minutes of Binance BTCUSDT and ETHUSDT and 5 of NEXOUSDT the median of log1p(level /
 scale) is 0.19, 0.14, 0.28 with it, 0.03, 0.03, 1.46 with the touch (BTC and ETH pile size at the touch).
 
-Missing levels (price 0) get distance 0 and size 0 in both sets.
+Set 3 (set 2 and `history_features`, session 10, issue 13), D = 4 L + 7 + 12: set 2 and the recent past, in
+units that carry across instruments and row grids. Sets 1 and 2 show one row: on a 100 ms grid, 0.1 s of
+flow. Session 9's markouts found the quoting agents' fills adversely selected within seconds (the
+informed flow of Glosten and Milgrom 1985 keeps moving the price after it trades), which one row cannot
+tell. For each half-life of HALF_LIVES_S (seconds, whatever the grid: the weight per row is 1 - 2^(-row
+interval / half-life)), exponential means of: the mid, giving the trend (mid - mean) / mid in bps (clipped
+to +-50, / 5, as the return); the aggressor flow, giving its imbalance mean(bought - sold) / mean(bought +
+sold); the touch OFI, giving mean(OFI) / mean(|OFI|); and the squared mid return, giving the volatility
+log1p(sqrt(mean(return^2) / row interval)) in bps per square-root second. Every ratio is free of the
+instrument's size unit; the means start from row 0 (the mid's at row 0's, the others at 0).
+
+Missing levels (price 0) get distance 0 and size 0 in every set.
 
 A live session (trader.live) gets its rows one at a time: `FeatureStream` gives each row's features by
 the same functions on the window [previous row, row], the depth scale carried on from the row before,
@@ -30,11 +41,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-SETS = (1, 2)
+SETS = (1, 2, 3)
 DEFAULT_SET = 1  # new runs unless told (trader train's PPO defaults come from benchmarks/sweep_defaults.py)
 LEGACY_SET = 1  # the set of runs saved before sets had numbers (no feature_set in their arguments)
 SCALE_ROWS = 600  # rows of the depth scale's exponential mean (60 s on the default 100 ms grid)
 OFI_CLIP = 10.0  # touch sizes of order flow imbalance, either way
+HALF_LIVES_S = (1.0, 10.0, 60.0)  # set 3's exponential means: seconds
 
 
 def run_set(args: dict) -> int:
@@ -49,11 +61,15 @@ def check_set(feature_set) -> int:
 
 
 def features(book: np.ndarray, lot_size: float, trade_flow: np.ndarray | None = None, *,
-             feature_set: int = DEFAULT_SET) -> np.ndarray:
-    """The observation features of set `feature_set` (see the module docstring)."""
+             feature_set: int = DEFAULT_SET, interval_s: float | None = None) -> np.ndarray:
+    """The observation features of set `feature_set` (see the module docstring); set 3 needs the rows'
+    spacing `interval_s` (seconds)."""
     if check_set(feature_set) == 1:
         return book_features(book, lot_size, trade_flow)
-    return scale_free_features(book, trade_flow)
+    if feature_set == 2:
+        return scale_free_features(book, trade_flow)
+    history, _ = history_features(_history_inputs(book, trade_flow), interval_s)
+    return np.concatenate([scale_free_features(book, trade_flow), history], axis=1)
 
 
 def _prices(book: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -146,16 +162,54 @@ def scale_free_features(book: np.ndarray, trade_flow: np.ndarray | None = None,
     return np.ascontiguousarray(np.concatenate(cols, axis=1), dtype=np.float32)
 
 
+def _history_inputs(book: np.ndarray, trade_flow: np.ndarray | None) -> np.ndarray:
+    """[T, 6]: set 3's series per row: mid (ticks), bought - sold, bought + sold (lots), touch OFI, |OFI|
+    (lots), squared mid return (bps^2)."""
+    mid = 0.5 * (book[:, 0, 0] + book[:, 0, 2]).astype(np.float64)
+    flow = np.zeros((len(book), 2)) if trade_flow is None else trade_flow.astype(np.float64)
+    ofi = touch_ofi(book)
+    ret = np.zeros(len(book))
+    ret[1:] = np.log(mid[1:] / mid[:-1]) * 1e4
+    return np.stack([mid, flow[:, 0] - flow[:, 1], flow[:, 0] + flow[:, 1], ofi, np.abs(ofi), ret * ret], 1)
+
+
+def _weights(interval_s: float | None) -> list[float]:
+    """Set 3's exponential means: the weight of each new row, per half-life of HALF_LIVES_S."""
+    if interval_s is None or not interval_s > 0:
+        raise ValueError(f"feature_set 3: needs rows on a time grid (interval > 0 ms), got {interval_s} s")
+    return [1.0 - 2.0 ** (-interval_s / h) for h in HALF_LIVES_S]
+
+
+def history_features(x: np.ndarray, interval_s: float | None, state: list | None = None) -> tuple[np.ndarray, list]:
+    """Set 3's last 12 columns, float32 [T, 12], from the rows' _history_inputs `x`, and the exponential
+    means' filter states after the last row (a stream carries them on as `state`; None: start at row 0)."""
+    out, states = [], []
+    for i, a in enumerate(_weights(interval_s)):
+        zi = (1.0 - a) * x[:1] * np.array([1, 0, 0, 0, 0, 0]) if state is None else state[i]
+        m, zf = lfilter([a], [1.0, a - 1.0], x, axis=0, zi=zi)
+        states.append(zf)
+        mid = x[:, 0]
+        out += [np.clip((mid - m[:, 0]) / mid * 1e4, -50, 50) / 5.0,
+                m[:, 1] / np.maximum(m[:, 2], 1e-12),
+                m[:, 3] / np.maximum(m[:, 4], 1e-12),
+                np.log1p(np.sqrt(m[:, 5] / interval_s))]
+    return np.ascontiguousarray(np.stack(out, 1), dtype=np.float32), states
+
+
 class FeatureStream:
     """The features of set `feature_set` of one row at a time (a live feed's): each equal to the last row
     of `features` over every row pushed so far. The window [previous row, row] gives the mid return and
     the touch OFI; set 2's depth scale carries on from the exponential mean of the row before."""
 
-    def __init__(self, lot_size: float, feature_set: int = DEFAULT_SET):
+    def __init__(self, lot_size: float, feature_set: int = DEFAULT_SET, interval_s: float | None = None):
         self.lot_size = lot_size
         self.feature_set = check_set(feature_set)
+        self.interval_s = interval_s  # set 3: the rows' spacing (s)
+        if self.feature_set == 3:
+            _weights(interval_s)  # checks it
         self._prev: np.ndarray | None = None  # the previous row's levels [L, 4]
         self._before: float | None = None  # the depth mean of the row before the previous one
+        self._state: list | None = None  # set 3: the exponential means' filter states
 
     def push(self, top: np.ndarray, flow: np.ndarray) -> np.ndarray:
         """float32 [D]: the features of the next row, its levels top [L, 4] and its trade flow [2]."""
@@ -168,5 +222,9 @@ class FeatureStream:
             mean = _depth_mean(book, self._before)
             row = scale_free_features(book, flows, np.maximum(mean, 1.0))[-1]
             self._before = None if self._prev is None else float(mean[0])  # the next window's row before
+        if self.feature_set == 3:
+            x = _history_inputs(book, flows)[-1:]  # the window gives the return and OFI of the new row
+            history, self._state = history_features(x, self.interval_s, self._state)
+            row = np.concatenate([row, history[-1]])
         self._prev = top.copy()
         return row
