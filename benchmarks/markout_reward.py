@@ -7,21 +7,26 @@ row's mid and -47 marked 10 s later. Every reward tried so far (PnL, dampened Pn
 fill through the moves of the whole inventory that follow it, step by step; the markout reward
 (`--reward markout`) pays each step only for its own fills, valued at the mid `--markout-ms` later, net of
 fees, and nothing for the inventory (with the mid a martingale beyond that horizon, the same expected PnL
-with less noise per action). One candidate, fixed before it ran: session 8's agent (quote_dampened's
-options) with the markout reward at 10 s, the horizon the markouts named.
+with less noise per action). Candidates: `markout_10s`, fixed before it ran: session 8's agent
+(quote_dampened's options) with the markout reward at 10 s, the horizon the markouts named;
+`markout_10s_history`, added after markout_10s's Bitstamp run and before any of its own: the same with
+feature set 3 (trader.sim.features: 1 / 10 / 60 s of trend, flow, OFI and volatility; one 100 ms row cannot
+show the flow that precedes an adverse fill), also compared with markout_10s seed for seed.
 
-Protocol: inventory_risk.py's, one candidate, so nothing is chosen: walk-forward on Bitstamp BTC/USD's first
-18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds seeds: 10 as
-session 9's), every seed tested, 40,000 steps, sizes 200 / 2,000 of quote currency, low fees. Beside each,
+Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
+BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
+seeds: 10 as session 9's), every seed tested, 40,000 steps, sizes 200 / 2,000 of quote currency, low fees. Beside each,
 session 9's runs of the same seeds and rows (benchmarks/results/inventory_risk_s9/: the holding cost and
 session 8's dampened reward), seed for seed: the difference and its bootstrap interval.
 
 Then recordings the markout idea never looked at: Binance BTCUSDT and ETHUSDT (USD-M 07-18/19, spot 08-08/09,
 USD-M 08-08, evaluate_shared.py's sequences without Bitstamp; one dataset per fold in time order, the last
-two overlapping: a cross-market test), the markout reward and session 9's two rewards run there alike
+two overlapping: a cross-market test), the candidates and session 9's two rewards run there alike
 (--test-seeds seeds, the same options), each against the others seed for seed.
 
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout --jobs 2
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout_200k --jobs 2 \
+        --timesteps 200000 --candidates markout_10s --datasets bitstamp18h,nexo28h   # 5x longer training
 
 Writes WORK/markout_reward.md and .json.
 """
@@ -42,10 +47,13 @@ from inventory_risk import CANDIDATES as BEFORE_CANDIDATES
 from inventory_risk import overall, run, write_config
 from sweep_defaults import _ci
 
-CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}}
+CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000},
+              "markout_10s_history": {"reward": "markout", "markout_ns": 10_000_000_000, "feature_set": 3}}
+COMPARE = {"markout_10s_history": ("markout_10s",)}  # each candidate also against these, seed for seed
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = Path(__file__).parent / "results" / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")
+BEFORE_STEPS = 40_000
 
 
 def per_seed(report_md: Path) -> dict[int, float]:
@@ -68,21 +76,46 @@ def main() -> None:
     p.add_argument("--shared", type=Path, default=Path("../shared/data"))
     p.add_argument("--work", type=Path, default=Path("runs") / "markout")
     p.add_argument("--seeds", type=int, default=20)
-    p.add_argument("--test-seeds", type=int, default=10, help="seeds of the NEXOUSDT run")
+    p.add_argument("--test-seeds", type=int, default=10, help="seeds of the NEXOUSDT and Binance runs")
     p.add_argument("--timesteps", type=int, default=40_000, help="env steps per agent")
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated, of CANDIDATES")
+    p.add_argument("--datasets", default="bitstamp18h,nexo28h,BTC,ETH", help="comma-separated presets and groups")
     a = p.parse_args()
+    candidates = {c: CANDIDATES[c] for c in a.candidates.split(",")}
+    datasets = a.datasets.split(",")
+    # session 9's runs and the Binance runs of its rewards are 40,000-step runs: compared at those steps only
+    before = BEFORE_RUNS if a.timesteps == BEFORE_STEPS else ()
     a.work.mkdir(parents=True, exist_ok=True)
     rows = []
+
+    def report(run: Path, against: dict[str, Path]) -> None:
+        row = overall(run)
+        ours = per_seed(run / "evaluation.md")
+        row["minus"] = {name: paired(ours, per_seed(md)) for name, md in against.items()}
+        rows.append(row)
+        lines = ["| run | every seed: PnL | inventory | fills, net of fees | best baseline | minus, seed for seed |",
+                 "|---|---:|---:|---:|---|---|",
+                 *[f"| {r['run']} | {_ci(r['every_seed'])} | {_ci(r['inventory'])} | {_ci(r['fills'])} | "
+                   f"{r['best_baseline']} {r['best_baseline_pnl']:+.2f} | "
+                   + "; ".join(f"{k} {_ci(v)} ({v['seeds']} seeds)" for k, v in r["minus"].items()) + " |"
+                   for r in rows]]
+        (a.work / "markout_reward.md").write_text("\n".join(lines) + "\n")
+        (a.work / "markout_reward.json").write_text(json.dumps(rows, indent=1))
+        print("\n".join(lines), flush=True)
+
     for preset, seeds in (("bitstamp18h", a.seeds), ("nexo28h", a.test_seeds)):
+        if preset not in datasets:
+            continue
         data = convert(a.shared, a.work, preset)
-        for name in CANDIDATES:
-            row = run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, CANDIDATES)
-            ours = per_seed(a.work / f"{preset}__{name}" / "evaluation.md")
-            row["minus"] = {b: paired(ours, per_seed(BEFORE / f"{preset}__{b}.md")) for b in BEFORE_RUNS}
-            rows.append(row)
-    everyone = {**CANDIDATES, **{b: BEFORE_CANDIDATES[b] for b in BEFORE_RUNS}}
-    for group in ("BTC", "ETH"):
+        for name in candidates:
+            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates)
+        for name in candidates:
+            against = {b: BEFORE / f"{preset}__{b}.md" for b in before}
+            report(a.work / f"{preset}__{name}", {**against, **{c: a.work / f"{preset}__{c}" / "evaluation.md"
+                                                               for c in COMPARE.get(name, ()) if c in candidates}})
+    everyone = {**candidates, **{b: BEFORE_CANDIDATES[b] for b in before}}
+    for group in [g for g in ("BTC", "ETH") if g in datasets]:
         paths = [p for i, (fmt, files) in enumerate(GROUPS[group]["sources"]) if fmt == "binance"
                  for p in convert_group(a.shared, a.work, f"binance_{group}_{i}", fmt, files)]
         for name, options in everyone.items():
@@ -90,24 +123,10 @@ def main() -> None:
             if not (out / "evaluation.json").exists():
                 config = write_config(a.work, name, options, "binance_spot", 100.0, a.timesteps)
                 evaluate(a.work, out.name, paths, None, a.test_seeds, config, a.jobs, 100.0, ["--allow-overlap"])
-        for name in CANDIDATES:
-            row = overall(a.work / f"binance_{group}__{name}")
-            ours = per_seed(a.work / f"binance_{group}__{name}" / "evaluation.md")
-            row["minus"] = {b: paired(ours, per_seed(a.work / f"binance_{group}__{b}" / "evaluation.md"))
-                            for b in BEFORE_RUNS}
-            rows.append(row)
-        rows += [{**overall(a.work / f"binance_{group}__{b}"), "minus": None} for b in BEFORE_RUNS]
-    lines = ["| run | every seed: PnL | inventory | fills, net of fees | best baseline | "
-             + " | ".join(f"minus {b}, seed for seed" for b in BEFORE_RUNS) + " |",
-             "|---|---:|---:|---:|---|" + "---:|" * len(BEFORE_RUNS),
-             *[f"| {r['run']} | {_ci(r['every_seed'])} | {_ci(r['inventory'])} | {_ci(r['fills'])} | "
-               f"{r['best_baseline']} {r['best_baseline_pnl']:+.2f} | "
-               + " | ".join(f"{_ci(r['minus'][b])} ({r['minus'][b]['seeds']} seeds)" if r["minus"] else ""
-                            for b in BEFORE_RUNS) + " |"
-               for r in rows]]
-    (a.work / "markout_reward.md").write_text("\n".join(lines) + "\n")
-    (a.work / "markout_reward.json").write_text(json.dumps(rows, indent=1))
-    print("\n".join(lines), flush=True)
+        for name in everyone:
+            report(a.work / f"binance_{group}__{name}", {c: a.work / f"binance_{group}__{c}" / "evaluation.md"
+                                                         for c in (*before, *COMPARE.get(name, ()))
+                                                         if c != name and c in everyone})
 
 
 if __name__ == "__main__":
