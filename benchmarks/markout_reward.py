@@ -38,14 +38,13 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
-
 from choice_confirm import convert, evaluate
 from evaluate_shared import GROUPS
 from evaluate_shared import convert as convert_group
 from inventory_risk import CANDIDATES as BEFORE_CANDIDATES
 from inventory_risk import overall, run, write_config
 from sweep_defaults import _ci
+from trader.evaluate.stats import bootstrap_mean
 
 CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000},
               "markout_10s_history": {"reward": "markout", "markout_ns": 10_000_000_000, "feature_set": 3}}
@@ -62,13 +61,11 @@ def per_seed(report_md: Path) -> dict[int, float]:
     return {int(s): float(v) for s, v in re.findall(r"seed (\d+): ([-+]?\d+\.\d+)", line)}
 
 
-def paired(a: dict[int, float], b: dict[int, float], seed: int = 0) -> dict:
-    """Mean of a - b over the seeds both ran, with a 95 % percentile bootstrap interval (10,000 resamples)."""
+def paired(a: dict[int, float], b: dict[int, float]) -> dict:
+    """Mean of a - b over the seeds both ran, with its 95 % percentile bootstrap interval."""
     seeds = sorted(set(a) & set(b))
-    d = np.array([a[s] - b[s] for s in seeds])
-    boot = np.random.default_rng(seed).choice(d, size=(10_000, len(d))).mean(axis=1)
-    return {"mean": float(d.mean()), "low": float(np.percentile(boot, 2.5)), "high": float(np.percentile(boot, 97.5)),
-            "seeds": len(seeds)}
+    ci = bootstrap_mean([a[s] - b[s] for s in seeds])
+    return {"mean": ci.mean, "low": ci.low, "high": ci.high, "seeds": len(seeds)}
 
 
 def main() -> None:
