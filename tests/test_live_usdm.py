@@ -109,9 +109,6 @@ FAULTS = {
     # waits ~1 s in ccxt's throttle: one gap per 300 diffs at 20x leaves time to resync between gaps
     "sequence-gap": {"sequence_gap_every": 300},
 }
-# seconds of session per fault: a 5xx'd order is resent only after recvWindow + 1 s; the accepted orders that
-# may be dropped are drawn from a seeded sequence, and a loaded 2-core box sends few in 3.5 s (seen: none drawn)
-DURATION_S = {"5xx": 10.0, "ws-disconnect": 5.0, "drop-after-accept": 6.0}
 TRIGGERED = {"none": None, "429": "rate_limited", "5xx": "errors", "drop-after-accept": "dropped",
              "ws-disconnect": "ws_disconnects", "sequence-gap": "sequence_gaps"}
 
@@ -129,7 +126,7 @@ def test_usdm_session_under_fault(usdm_data, tmp_path, name):
     with LocalExchange(usdm_data, keys=KEYS, speed=20, loop=True, faults=Faults(seed=5, **FAULTS[name])) as ex:
         opts = LiveOptions(symbol="BTC/USDT", market="usdm", leverage=3, margin_mode="isolated",
                            checkpoint="scripted:alternate", real=True, base_url=ex.url, keys=ApiKeys(KEY, SECRET),
-                           db=str(db), duration=DURATION_S.get(name, 3.5), interval_ms=150,
+                           db=str(db), duration={"5xx": 10.0, "ws-disconnect": 5.0}.get(name, 3.5), interval_ms=150,
                            recv_window_ms=1000)  # a 5xx'd order is resent only after recvWindow + 1 s
         code, res, msg = run_live(opts, Console(file=io.StringIO()))
         stats = ex.stats
