@@ -168,8 +168,7 @@ def _history_inputs(book: np.ndarray, trade_flow: np.ndarray | None) -> np.ndarr
     mid = 0.5 * (book[:, 0, 0] + book[:, 0, 2]).astype(np.float64)
     flow = np.zeros((len(book), 2)) if trade_flow is None else trade_flow.astype(np.float64)
     ofi = touch_ofi(book)
-    ret = np.zeros(len(book))
-    ret[1:] = np.log(mid[1:] / mid[:-1]) * 1e4
+    ret = _prices(book)[2]
     return np.stack([mid, flow[:, 0] - flow[:, 1], flow[:, 0] + flow[:, 1], ofi, np.abs(ofi), ret * ret], 1)
 
 
@@ -199,7 +198,8 @@ def history_features(x: np.ndarray, interval_s: float | None, state: list | None
 class FeatureStream:
     """The features of set `feature_set` of one row at a time (a live feed's): each equal to the last row
     of `features` over every row pushed so far. The window [previous row, row] gives the mid return and
-    the touch OFI; set 2's depth scale carries on from the exponential mean of the row before."""
+    the touch OFI; set 2's depth scale carries on from the exponential mean of the row before, set 3's
+    exponential means from their filter states."""
 
     def __init__(self, lot_size: float, feature_set: int = DEFAULT_SET, interval_s: float | None = None):
         self.lot_size = lot_size
