@@ -176,3 +176,19 @@ def test_runs_record_their_feature_set_and_old_runs_keep_set_1(tmp_path, monkeyp
     from trader.run.lifecycle import resolve_args
 
     assert resolve_args(Args, None, {"resume": str(run1)}).feature_set == 1
+
+
+def test_train_takes_feature_set_3_by_flag_and_backtest_rebuilds_it(tmp_path, restore_torch_globals):
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--feature-set", "4", "--out", str(tmp_path / "bad")])
+    assert res.exit_code == 2 and "feature_set: expected one of 1, 2, 3, got 4" in res.output, res.output
+    run = tmp_path / "set3"
+    res = runner.invoke(main, ["train", "--feature-set", "3", "--actions", "quote", "--total-timesteps", "512",
+                               "--num-envs", "2", "--no-cuda", "--no-progress-bar", "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    from trader.rl.policy import load
+
+    trained = load(run)
+    assert trained.args["feature_set"] == 3 and trained.spec["obs_dim"] == 4 * L + 7 + 12 + 3 + 6  # + account, quotes
+    res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--out", str(tmp_path / "bt")])
+    assert res.exit_code == 0, res.output

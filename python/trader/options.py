@@ -1,6 +1,6 @@
 """Command-line options that every `trader` and `trader-sim` command spells the same way (issue 17):
-the output option `-o/--out`, the seed default, and hidden aliases that keep an old spelling working
-while saying it is deprecated."""
+the output option `-o/--out`, the seed default, the observation's `--feature-set`, and hidden aliases that
+keep an old spelling working while saying it is deprecated."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def out_option(help: str, *, file: bool = False, required: bool = False, old: tu
         return click.option("-o", "--out", "out", type=path, default=None, help=help)(f)
 
     return decorate
+
+
+def feature_set_option(default: str):
+    """`--feature-set N`: the observation's book features (trader.sim.features; checked there)."""
+    return click.option("--feature-set", type=click.IntRange(min=1), default=None,
+                        help="observation features (trader.sim.features): 1 = sizes in base units, 2 = sizes relative "
+                             "to the instrument's own depth (scale-free across instruments), 3 = 2 and 1 / 10 / 60 s "
+                             f"of trend, trade flow, OFI and volatility [default: {default}]")
 
 
 def _required_after_aliases(f, name: str, flag: str):

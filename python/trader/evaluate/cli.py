@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from trader.evaluate.choose import CHOOSE_AMONG
-from trader.options import SEED, out_option
+from trader.options import SEED, feature_set_option, out_option
 from trader.rl.policy import ALGOS
 from trader.run.logger import run_dir
 from trader.sim.flags import env_options, flag_message, pop_env_values
@@ -57,10 +57,7 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
               help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
                    "it to see whether embeddings help)")
 @env_options()
-@click.option("--feature-set", type=click.IntRange(min=1), default=None,
-              help="observation features (trader.sim.features): 1 = sizes in base units, 2 = scale-free across "
-                   "instruments (use it with --train-window > 1 over several instruments), 3 = 2 and 1 / 10 / 60 s "
-                   "of trend, flow, OFI and volatility [default: train's]")
+@feature_set_option("train's; 2 or 3 with --train-window > 1 over several instruments")
 @click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=None,
               help="the env's rows: the book sampled every this many ms, as trader train's [default: 100]")
 @click.option("--train-window", type=click.IntRange(min=1), default=1,

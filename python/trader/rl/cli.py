@@ -17,7 +17,7 @@ import sys
 import click
 
 from trader.evaluate.choose import CHOOSE_AMONG
-from trader.options import SEED
+from trader.options import SEED, feature_set_option
 from trader.rl.policy import ALGOS, learner
 from trader.run import distributed
 from trader.run.checkpoints import locate_checkpoint
@@ -86,6 +86,7 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--interval-ms", type=float, default=None,
               help="trader: the env's rows (its step) are the book sampled every this many ms; refused below half "
                    "the data's own update spacing unless given on purpose [default: 100]")
+@feature_set_option("1; with --resume, the run's")
 @click.option("--train-fraction", type=float, default=None,
               help="trader: episodes use the first fraction of the rows; the rest is held out [default: 0.7]")
 @click.option("--progress-bar/--no-progress-bar", default=None, help="show a progress bar [default: on]")
