@@ -26,7 +26,7 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
 
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout --jobs 2
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout_200k --jobs 2 \
-        --timesteps 200000 --candidates markout_10s --datasets bitstamp18h,nexo28h   # 5x longer training
+        --timesteps 200000 --candidates markout_10s --datasets bitstamp18h,nexo28h --against runs/markout  # 5x longer
 
 Writes WORK/markout_reward.md and .json.
 """
@@ -78,6 +78,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated, of CANDIDATES")
     p.add_argument("--datasets", default="bitstamp18h,nexo28h,BTC,ETH", help="comma-separated presets and groups")
+    p.add_argument("--against", type=Path, default=None,
+                   help="another WORK (e.g. the 40,000-step runs): each run also against its namesake there")
     a = p.parse_args()
     candidates = {c: CANDIDATES[c] for c in a.candidates.split(",")}
     datasets = a.datasets.split(",")
@@ -87,6 +89,8 @@ def main() -> None:
     rows = []
 
     def report(run: Path, against: dict[str, Path]) -> None:
+        if a.against is not None and (a.against / run.name / "evaluation.md").exists():
+            against = {**against, f"{run.name.split('__')[1]} in {a.against}": a.against / run.name / "evaluation.md"}
         row = overall(run)
         ours = per_seed(run / "evaluation.md")
         row["minus"] = {name: paired(ours, per_seed(md)) for name, md in against.items()}
