@@ -67,6 +67,7 @@ class _Agent:
         self.cost = 0.0  # quote paid for the open position (average-cost accounting)
         self.fees = self.maker_fees = self.taker_fees = 0.0
         self.equity = cash
+        self.cash_at_step = cash  # cash when the step began (the markout reward)
         self.episode_return = 0.0
         self.quote_seq = [-1, -1]    # current bid / ask order
         self.pending: list[list[int]] = []  # market orders [due row, signed lots], FIFO
