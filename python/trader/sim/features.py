@@ -183,11 +183,11 @@ def history_features(x: np.ndarray, interval_s: float | None, state: list | None
     """Set 3's last 12 columns, float32 [T, 12], from the rows' _history_inputs `x`, and the exponential
     means' filter states after the last row (a stream carries them on as `state`; None: start at row 0)."""
     out, states = [], []
+    mid, start = x[:, 0], x[:1] * np.array([1, 0, 0, 0, 0, 0])  # the means start at row 0's mid, others at 0
     for i, a in enumerate(_weights(interval_s)):
-        zi = (1.0 - a) * x[:1] * np.array([1, 0, 0, 0, 0, 0]) if state is None else state[i]
+        zi = (1.0 - a) * start if state is None else state[i]
         m, zf = lfilter([a], [1.0, a - 1.0], x, axis=0, zi=zi)
         states.append(zf)
-        mid = x[:, 0]
         out += [np.clip((mid - m[:, 0]) / mid * 1e4, -50, 50) / 5.0,
                 m[:, 1] / np.maximum(m[:, 2], 1e-12),
                 m[:, 3] / np.maximum(m[:, 4], 1e-12),
