@@ -243,6 +243,11 @@ def test_markout_reward_values_each_fill_at_the_later_mid():
     # Longer than the episode (4 rows): its last row's mid (row 4: 100.5), never a row after it
     clipped = run(m, steps, reward="markout", markout_ns=10_000)
     assert [s["reward"] for s in clipped] == pytest.approx([1.5, 0.0, 0.0, 0.0])
+    # markout_penalty: the same, minus inventory_penalty's charge on the 3 lots held after each step, at
+    # the step's mark (rows 1-4: 100.5, 101, 100.5, 100.5), 50 bps of 10 lots' notional times (3 / 10)^2
+    pen = run(m, steps, reward="markout_penalty", markout_ns=100, maker_fee_bps=10.0, inventory_penalty_bps=50.0)
+    charge = [50e-4 * 10 * mid * (3 / 10) ** 2 for mid in (100.5, 101.0, 100.5, 100.5)]
+    assert [s["reward"] for s in pen] == pytest.approx([2.7 - charge[0], -charge[1], -charge[2], -charge[3]])
 
 
 def test_quote_continuous_maps_to_the_same_grid():

@@ -97,8 +97,9 @@ MarketData make_data_checked(PyPool& self, const EnvConfig& cfg,
     d.ts = t.data();
   } else if (cfg.order_latency_ns > 0 || cfg.cancel_latency_ns > 0) {
     throw std::invalid_argument("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)");
-  } else if (cfg.reward == RewardType::kMarkout) {
-    throw std::invalid_argument("reward: markout needs the row times (ts)");
+  } else if (marks_out(cfg.reward)) {
+    throw std::invalid_argument(std::string("reward: ") + kRewardTypeNames[static_cast<int>(cfg.reward)] +
+                                " needs the row times (ts)");
   }
   if (records.is_none() != starts.is_none()) {
     throw std::invalid_argument("records / starts: pass both (from _core.sample_market) or neither");

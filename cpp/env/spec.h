@@ -20,8 +20,11 @@ inline constexpr const char* kActionTypeNames[] = {"discrete", "continuous", "qu
 enum class QueueModel : int32_t { kPower, kLog, kRiskAverse };
 inline constexpr const char* kQueueModelNames[] = {"power", "log", "risk_averse"};
 
-enum class RewardType : int32_t { kPnl, kInventoryPenalty, kDampened, kMarkout };
-inline constexpr const char* kRewardTypeNames[] = {"pnl", "inventory_penalty", "dampened", "markout"};
+enum class RewardType : int32_t { kPnl, kInventoryPenalty, kDampened, kMarkout, kMarkoutPenalty };
+inline constexpr const char* kRewardTypeNames[] = {"pnl", "inventory_penalty", "dampened", "markout",
+                                                   "markout_penalty"};
+// The rewards that value fills at a later mid (they read the row times).
+inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == RewardType::kMarkoutPenalty; }
 
 // X(name, C++ type, default, unit, doc)
 #define TRADER_ENV_OPTIONS(X)                                                                                \
@@ -54,11 +57,13 @@ inline constexpr const char* kRewardTypeNames[] = {"pnl", "inventory_penalty", "
   X(reward, RewardType, RewardType::kPnl, "",                                                                \
     "pnl: change of mark-to-mid equity net of fees; inventory_penalty: pnl - penalty; dampened: "          \
     "pnl - max(0, eta * position * change of mid) (Spooner et al. 2018); markout: this step's fills "      \
-    "valued at the mid markout_ns later (at the episode's last row if sooner), net of fees")               \
+    "valued at the mid markout_ns later (at the episode's last row if sooner), net of fees; "             \
+    "markout_penalty: markout - penalty")                                                                  \
   X(inventory_penalty_bps, double, 1.0, "bps",                                                              \
-    "inventory_penalty reward: per step, this many bps of the max-position notional times (q / q_max)^2")  \
+    "inventory_penalty and markout_penalty rewards: per step, this many bps of the max-position notional "  \
+    "times (q / q_max)^2")                                                                                  \
   X(dampen_eta, double, 0.5, "", "dampened reward: eta")                                                   \
-  X(markout_ns, int64_t, 10000000000, "ns", "markout reward: how long after a fill its mid is read")      \
+  X(markout_ns, int64_t, 10000000000, "ns", "markout rewards: how long after a fill its mid is read")      \
   X(initial_cash, double, 100000.0, "quote", "cash at the start of an episode")                            \
   X(reward_scale, double, 1.0, "", "every reward is multiplied by this")                                   \
   X(ruin_fraction, double, 0.5, "", "terminated when an agent's equity < ruin_fraction * initial_cash")    \

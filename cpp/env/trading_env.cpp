@@ -309,7 +309,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
   ++steps_;
   const double mark = data_->mid[cursor_] * notional_per_tick_lot_;  // quote per lot at mid
   double mark_later = mark;
-  if (reward_ == RewardType::kMarkout) {
+  if (marks_out(reward_)) {
     // The first row markout_ns after row cursor_'s time, within the episode (its rows are training rows:
     // trader.evaluate.folds): it only moves forward, one comparison per step on average.
     const int64_t last = std::min(cursor_ - steps_ + horizon_, data_->rows - 1);
@@ -324,18 +324,20 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     const double equity = a.cash + static_cast<double>(a.position) * mark;
     double r = equity - a.equity;
     const double q = static_cast<double>(a.position);
-    if (reward_ == RewardType::kInventoryPenalty) {
-      // bps of the max-position notional at full inventory, quadratic in q / q_max
+    if (marks_out(reward_)) {
+      // This step's fills (cash paid or received, fees included) against the mid markout_ns later: a
+      // fill's own edge, not the later moves of the inventory (session 9: the fills' edge against the
+      // next row's mid was gone 10 s later, benchmarks/README.md "Where the PnL comes from").
+      r = (a.cash - a.cash_at_step) + static_cast<double>(a.filled) * mark_later;
+    }
+    if (reward_ == RewardType::kInventoryPenalty || reward_ == RewardType::kMarkoutPenalty) {
+      // bps of the max-position notional at full inventory, quadratic in q / q_max: the running
+      // inventory penalty of Cartea, Jaimungal and Penalva (2015, ch. 10), which markout alone lacks
       const double x = q / static_cast<double>(max_lots_);
       r -= cfg_.inventory_penalty_bps * 1e-4 * static_cast<double>(max_lots_) * mark * x * x;
     } else if (reward_ == RewardType::kDampened) {
       // Spooner, Fearnley, Savani, Koukorinis 2018: asymmetrically dampened PnL
       r -= std::max(0.0, cfg_.dampen_eta * q * (mark - mid_before * notional_per_tick_lot_));
-    } else if (reward_ == RewardType::kMarkout) {
-      // This step's fills (cash paid or received, fees included) against the mid markout_ns later: a
-      // fill's own edge, not the later moves of the inventory (session 9: the fills' edge against the
-      // next row's mid was gone 10 s later, benchmarks/README.md "Where the PnL comes from").
-      r = (a.cash - a.cash_at_step) + static_cast<double>(a.filled) * mark_later;
     }
     r *= reward_scale_;
     a.equity = equity;

@@ -22,7 +22,8 @@ actions = discrete (hold/buy/sell market orders), continuous (target position), 
 post-only quotes on a grid of offsets from the touch, `trader.sim.encode_quote`), quote_continuous;
 taker_fee_bps / maker_fee_bps (negative maker fee = rebate); order_latency_ns / cancel_latency_ns
 against the exchange timestamps; queue_model power (queue_power), log or risk_averse; reward pnl,
-inventory_penalty, dampened or markout (each step's fills against the mid markout_ns later); and the
+inventory_penalty, dampened, markout (each step's fills against the mid markout_ns later) or
+markout_penalty (markout minus inventory_penalty's penalty); and the
 sizes, limits and episode window.
 
 Resting quotes see every level change and trade between two rows (the market stream the core builds

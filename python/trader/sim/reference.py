@@ -31,7 +31,8 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      fees (pnl), minus inventory_penalty_bps of the max-position notional times (q / q_max)^2, or
      minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018), or (markout) only this
      step's fills, cash paid net of fees against their lots at the mid of the first row markout_ns
-     after row c + 1's time (the episode's last row if sooner); times reward_scale.
+     after row c + 1's time (the episode's last row if sooner), minus the penalty above too
+     (markout_penalty); times reward_scale.
 
 Several datasets (``markets=``, as ``_core.EnvPool.from_markets``): a reset draws one number below the
 total of the datasets' episode starts; it picks the dataset (weighted by its number of starts) and the
@@ -181,7 +182,8 @@ class ReferenceTradingEnv(gym.Env):
         self.cursor += 1
         self.steps += 1
         mark = self.mid[self.cursor] * self.ntl
-        if cfg["reward"] == "markout":
+        marks_out = cfg["reward"] in ("markout", "markout_penalty")
+        if marks_out:
             last = min(self.cursor - self.steps + cfg["horizon"], self.rows - 1)
             due = self.ts[self.cursor] + cfg["markout_ns"]
             later = next((r for r in range(self.cursor, last + 1) if self.ts[r] >= due), last)
@@ -191,13 +193,13 @@ class ReferenceTradingEnv(gym.Env):
             equity = a.cash + float(a.position) * mark
             r = equity - a.equity
             q = float(a.position)
-            if cfg["reward"] == "inventory_penalty":
+            if marks_out:
+                r = (a.cash - a.cash_at_step) + float(a.filled) * mark_later
+            if cfg["reward"] in ("inventory_penalty", "markout_penalty"):
                 x = q / float(self.max_lots)
                 r -= cfg["inventory_penalty_bps"] * 1e-4 * float(self.max_lots) * mark * x * x
             elif cfg["reward"] == "dampened":
                 r -= max(0.0, cfg["dampen_eta"] * q * (mark - mark_before))
-            elif cfg["reward"] == "markout":
-                r = (a.cash - a.cash_at_step) + float(a.filled) * mark_later
             r *= cfg["reward_scale"]
             a.equity = equity
             a.episode_return += r
