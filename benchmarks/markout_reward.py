@@ -11,7 +11,12 @@ with less noise per action). Candidates: `markout_10s`, fixed before it ran: ses
 (quote_dampened's options) with the markout reward at 10 s, the horizon the markouts named;
 `markout_10s_history`, added after markout_10s's Bitstamp run and before any of its own: the same with
 feature set 3 (trader.sim.features: 1 / 10 / 60 s of trend, flow, OFI and volatility; one 100 ms row cannot
-show the flow that precedes an adverse fill), also compared with markout_10s seed for seed.
+show the flow that precedes an adverse fill), also compared with markout_10s seed for seed;
+`markout_10s_penalty_0.5_per_s` (session 11, fixed before it ran, after markout_10s at 200,000 steps lost
+-108.5 bps on NEXOUSDT's inventory while its fills earned +45): markout_10s minus session 9's holding cost
+(`--reward markout_penalty`: 0.5 bps of max notional per second at full inventory, quadratic in q / q_max),
+the running inventory penalty of Cartea, Jaimungal and Penalva (2015) that the markout reward lacks; against
+markout_10s seed for seed (this script's stored reports of the same steps when WORK lacks them).
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -27,6 +32,8 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout --jobs 2
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout_200k --jobs 2 \
         --timesteps 200000 --candidates markout_10s --datasets bitstamp18h,nexo28h --against runs/markout  # 5x longer
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout_penalty --jobs 16 \
+        --candidates markout_10s_penalty_0.5_per_s  # session 11, on one 16-core host
 
 Writes WORK/markout_reward.md and .json.
 """
@@ -47,8 +54,14 @@ from sweep_defaults import _ci
 from trader.evaluate.stats import bootstrap_mean
 
 CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000},
-              "markout_10s_history": {"reward": "markout", "markout_ns": 10_000_000_000, "feature_set": 3}}
-COMPARE = {"markout_10s_history": ("markout_10s",)}  # each candidate also against these, seed for seed
+              "markout_10s_history": {"reward": "markout", "markout_ns": 10_000_000_000, "feature_set": 3},
+              "markout_10s_penalty_0.5_per_s": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
+                                                "inventory_penalty_bps_per_s": 0.5}}
+# each candidate also against these, seed for seed (from this WORK, else from STORED)
+COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",)}
+# this script's earlier reports by steps per agent: a compared run not in WORK is read from there
+STORED = {40_000: Path(__file__).parent / "results" / "markout_s10",
+          200_000: Path(__file__).parent / "results" / "markout_200k_s10"}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = Path(__file__).parent / "results" / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")
@@ -79,7 +92,7 @@ def main() -> None:
     p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated, of CANDIDATES")
     p.add_argument("--datasets", default="bitstamp18h,nexo28h,BTC,ETH", help="comma-separated presets and groups")
     p.add_argument("--against", type=Path, default=None,
-                   help="another WORK (e.g. the 40,000-step runs): each run also against its namesake there")
+                   help="another WORK or stored reports (e.g. the 40,000-step runs): each run also against its namesake there")
     a = p.parse_args()
     candidates = {c: CANDIDATES[c] for c in a.candidates.split(",")}
     datasets = a.datasets.split(",")
@@ -89,8 +102,10 @@ def main() -> None:
     rows = []
 
     def report(run: Path, against: dict[str, Path]) -> None:
-        if a.against is not None and (a.against / run.name / "evaluation.md").exists():
-            against = {**against, f"{run.name.split('__')[1]} in {a.against}": a.against / run.name / "evaluation.md"}
+        for md in ([a.against / run.name / "evaluation.md", a.against / f"{run.name}.md"] if a.against else []):
+            if md.exists():  # a WORK folder's run, or a stored report of it
+                against = {**against, f"{run.name.split('__')[1]} in {a.against}": md}
+                break
         row = overall(run)
         ours = per_seed(run / "evaluation.md")
         row["minus"] = {name: paired(ours, per_seed(md)) for name, md in against.items()}
@@ -105,6 +120,13 @@ def main() -> None:
         (a.work / "markout_reward.json").write_text(json.dumps(rows, indent=1))
         print("\n".join(lines), flush=True)
 
+    def report_of(run: str) -> Path | None:
+        """RUN's evaluation.md: this WORK's, else the stored report of the same steps, else None."""
+        for md in (a.work / run / "evaluation.md", STORED.get(a.timesteps, a.work) / f"{run}.md"):
+            if md.exists():
+                return md
+        return None
+
     for preset, seeds in (("bitstamp18h", a.seeds), ("nexo28h", a.test_seeds)):
         if preset not in datasets:
             continue
@@ -113,9 +135,10 @@ def main() -> None:
             run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates)
         for name in candidates:
             against = {b: BEFORE / f"{preset}__{b}.md" for b in before}
-            report(a.work / f"{preset}__{name}", {**against, **{c: a.work / f"{preset}__{c}" / "evaluation.md"
-                                                               for c in COMPARE.get(name, ()) if c in candidates}})
-    everyone = {**candidates, **{b: BEFORE_CANDIDATES[b] for b in before}}
+            report(a.work / f"{preset}__{name}", {**against, **{c: md for c in COMPARE.get(name, ())
+                                                               if (md := report_of(f"{preset}__{c}"))}})
+    # session 9's rewards run on Binance alike, unless this script's stored reports hold them
+    everyone = {**candidates, **{b: BEFORE_CANDIDATES[b] for b in before if not report_of(f"binance_BTC__{b}")}}
     for group in [g for g in ("BTC", "ETH") if g in datasets]:
         paths = [p for i, (fmt, files) in enumerate(GROUPS[group]["sources"]) if fmt == "binance"
                  for p in convert_group(a.shared, a.work, f"binance_{group}_{i}", fmt, files)]
@@ -125,9 +148,8 @@ def main() -> None:
                 config = write_config(a.work, name, options, "binance_spot", 100.0, a.timesteps)
                 evaluate(a.work, out.name, paths, None, a.test_seeds, config, a.jobs, 100.0, ["--allow-overlap"])
         for name in everyone:
-            report(a.work / f"binance_{group}__{name}", {c: a.work / f"binance_{group}__{c}" / "evaluation.md"
-                                                         for c in (*before, *COMPARE.get(name, ()))
-                                                         if c != name and c in everyone})
+            report(a.work / f"binance_{group}__{name}", {c: md for c in (*before, *COMPARE.get(name, ()))
+                                                         if c != name and (md := report_of(f"binance_{group}__{c}"))})
 
 
 if __name__ == "__main__":
