@@ -56,17 +56,18 @@ def convert(shared: Path, work: Path, name: str) -> str:
 
 def evaluate(work: Path, run: str, data: str | list[str], folds: int | None, seeds: int, config: Path, jobs: int,
              interval_ms: float | None, extra: list[str] = ()) -> None:
-    """One `trader evaluate` into WORK/RUN (its output in WORK/RUN.log), the command and its time printed;
+    """One `trader evaluate` into WORK/RUN (its output in WORK/RUN.log), the command and its time printed
+    (--resume: the jobs a killed run of it finished there are taken back);
     `data` one dataset cut into `folds` + 1 blocks, or several in time order (folds None: one per dataset
     after the first)."""
     datas = [data] if isinstance(data, str) else list(data)
     cmd = [sys.executable, "-m", "trader.cli", "evaluate", *[x for d in datas for x in ("--data", d)],
            *(["--folds", str(folds)] if folds else []), "--seeds",
            str(seeds), "--config", str(config), "--jobs", str(jobs), "--no-progress-bar", "--out", str(work / run),
-           *(["--interval-ms", str(interval_ms)] if interval_ms else []), *extra]
+           *(["--interval-ms", str(interval_ms)] if interval_ms else []), "--resume", *extra]
     print(" ".join(cmd), flush=True)
     t0 = time.perf_counter()
-    with open(work / f"{run}.log", "w") as log:
+    with open(work / f"{run}.log", "a") as log:  # a killed run goes on (--resume) and its log too
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
     print(f"{run}: {time.perf_counter() - t0:.0f} s", flush=True)
 

@@ -377,3 +377,25 @@ def test_killing_an_evaluation_ends_its_workers(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_killed_evaluation_resumes_with_the_jobs_it_finished(tmp_path):
+    """--resume takes back the fold x seed jobs kept in --out and trains only the others: the report equals an
+    uninterrupted run's; a job kept by other options is an error, not mixed in."""
+    out, whole = _evaluate(tmp_path, "a")
+    kept = sorted(out.glob("fold_*/seed_*.job.pkl"))
+    assert len(kept) == 4  # 2 folds x 2 seeds
+    # as if killed after three jobs: one job file and the report gone (its run folder stays, half-written)
+    kept[-1].unlink()
+    (out / "evaluation.json").unlink()
+    runs_before = sorted(out.glob("fold_*/trader__*"))
+    _, resumed = _evaluate(tmp_path, "a", "--resume")
+    runs_after = sorted(out.glob("fold_*/trader__*"))
+    assert len(runs_after) == len(runs_before) + 1  # only the lost job trained again
+    assert resumed["summary"] == whole["summary"]
+    res = CliRunner().invoke(main, ["evaluate", "--folds", "2", "--seeds", "2", "--total-timesteps", "1024",
+                                    "--num-envs", "4", "--horizon", "100", "--actions", "quote", "--taker-fee-bps", "3",
+                                    "--out", str(out), "--no-progress-bar", "--resume"])
+    assert res.exit_code == 2 and "seed_" in res.output and "other options" in res.output, res.output
+    res = CliRunner().invoke(main, ["evaluate", "--resume"])
+    assert res.exit_code == 2 and "--resume" in res.output and "--out" in res.output, res.output

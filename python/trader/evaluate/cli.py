@@ -4,7 +4,7 @@
     trader evaluate --data DAY1 --data DAY2 --data DAY3 --seeds 5   # datasets in time order
 
 Writes evaluation.md, evaluation.json and plots into -o/--out (default runs/evaluate__{algo}__{date-time}), with
-every fold's runs under fold_N/.
+every fold's runs and finished jobs under fold_N/ (`--resume` goes on with a killed evaluation from them).
 """
 
 from __future__ import annotations
@@ -79,9 +79,12 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
 @click.option("--jobs", type=click.IntRange(min=1), default=1, help="fold x seed jobs run at once (processes)")
 @click.option("--cuda/--no-cuda", default=False, help="train on cuda when there is one")
 @out_option("report folder [default: runs/evaluate__{algo}__{date-time}]")
+@click.option("--resume", is_flag=True,
+              help="take back the fold x seed jobs an earlier run of the same evaluation finished in --out (a killed "
+                   "evaluation goes on where it stopped; a job of other options there is an error)")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
 def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, validation_s, choose_among,
-             imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, progress_bar, **options):
+             imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
     bootstrap 95 % intervals, the agent minus the best baseline, and the fraction of seeds beating flat."""
@@ -97,6 +100,8 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
     from trader.run.lifecycle import resolve_args
     from trader.sim import load_market, spec
 
+    if resume and not out:
+        raise click.UsageError("--resume: give the --out folder of the evaluation to go on with")
     if choose_among is not None and validation_s is None:
         raise click.UsageError("--choose-among: give it with --validation-s (the seeds are chosen on those seconds)")
     choose_among = CHOOSE_AMONG if choose_among is None else choose_among
@@ -141,7 +146,7 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
         raise click.UsageError(flag_message(str(e))) from None
     out_dir = Path(out) if out else run_dir("runs", "evaluate", algo)
     seed_list = list(range(SEED, SEED + seeds))
-    plan = Plan(algo, args, plan_folds, seed_list, out_dir, base_options, tuple(val_folds or ()))
+    plan = Plan(algo, args, plan_folds, seed_list, out_dir, base_options, tuple(val_folds or ()), resume=resume)
     click.echo(f"{len(plan_folds)} folds x {seeds} seeds -> {out_dir}")
     for f in val_folds or []:
         click.echo("  validation " + f.describe())

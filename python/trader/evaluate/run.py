@@ -6,13 +6,21 @@ fold, on its rows too: trader.evaluate.choose).
 Jobs (fold x seed) run in this process or, with jobs > 1, in worker processes (spawned: each builds its
 own env pool and torch state; results do not depend on the job count). A worker ends with the process
 that started it: a killed evaluation leaves no worker training agents whose results nobody will read.
+
+Each finished job is kept in its fold's folder (``seed_N.job.pkl``, written whole or not at all) with a key
+of what it depends on (learner, arguments, folds, seed). A plan with ``resume`` takes those jobs back instead
+of training them again, so a killed evaluation (a spot machine taken back, a time limit) goes on where it
+stopped; a job file of another plan there is an error, never mixed in. The files are pickles: resume only
+from folders an evaluation of yours wrote.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import sys
 import time
@@ -36,6 +44,7 @@ class Plan:
     baseline_options: Any  # trader.backtest.suite.BaselineOptions
     validation: tuple[Fold, ...] = ()  # per fold (same index, same training rows): a block the agent is also tested on
     job_folder: str = "fold_{index}"  # each fold's runs go into out_dir / this
+    resume: bool = False  # take back the jobs a run of this plan finished in out_dir
 
     def __post_init__(self) -> None:
         for v in self.validation:  # one training serves both tests only if both folds train on the same rows
@@ -49,6 +58,26 @@ class Plan:
 
     def validation_of(self, fold: Fold) -> Fold | None:
         return next((v for v in self.validation if v.index == fold.index), None)
+
+    def job_file(self, fold: Fold, seed: int) -> Path:
+        return self.job_dir(fold) / f"seed_{seed}.job.pkl"
+
+    def job_key(self, fold: Fold, seed: int) -> str:
+        """What one job's result depends on: the learner, its arguments, the fold and its validation block, the seed."""
+        what = (self.algo, sorted((k, repr(v)) for k, v in self.args.items()), fold, self.validation_of(fold), seed)
+        return hashlib.sha256(repr(what).encode()).hexdigest()
+
+    def finished_job(self, fold: Fold, seed: int) -> dict | None:
+        """The job a run of this plan finished and kept, when resuming; None: to be run."""
+        path = self.job_file(fold, seed)
+        if not self.resume or not path.is_file():
+            return None
+        with open(path, "rb") as f:
+            kept = pickle.load(f)
+        if kept.get("key") != self.job_key(fold, seed):
+            raise ValueError(f"{path}: a job of an evaluation with other options, data or folds; give another "
+                             "--out, or leave out --resume to run every job again")
+        return kept["job"]
 
 
 def curve(result) -> dict:
@@ -114,11 +143,24 @@ def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
     return job
 
 
+def run_job(plan: Plan, fold: Fold, seed: int) -> dict:
+    """train_and_test, its result kept in the fold's folder (a temporary file renamed: whole or absent)."""
+    job = train_and_test(plan, fold, seed)
+    path = plan.job_file(fold, seed)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump({"key": plan.job_key(fold, seed), "job": job}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return job
+
+
 def _job(plan: Plan, fold: Fold, seed: int) -> dict:
     import torch  # a spawned worker: one torch thread unless the arguments say otherwise
 
     torch.set_num_threads(max(1, int(plan.args.get("torch_threads", 1) or 1)))
-    return train_and_test(plan, fold, seed)
+    return run_job(plan, fold, seed)
 
 
 def _end_with(parent: int) -> None:
@@ -146,6 +188,8 @@ def run_plans(plans: list[Plan], jobs: int = 1, progress: Callable[[int, int, st
     every worker busy across its points). `plan_done(p, result)` as soon as plan p is complete (jobs are
     queued plan by plan, so a caller cut short keeps the plans done by then)."""
     work = [(p, fold, seed) for p in range(len(plans)) for fold in plans[p].folds for seed in plans[p].seeds]
+    kept = {(p, fold.index, seed): job for p, fold, seed in work
+            if (job := plans[p].finished_job(fold, seed)) is not None}
     out = [{"baselines": {}, "notes": {}, "agents": []} for _ in plans]
     left = [len(plan.folds) * len(plan.seeds) for plan in plans]
 
@@ -167,18 +211,23 @@ def run_plans(plans: list[Plan], jobs: int = 1, progress: Callable[[int, int, st
                     out[p]["baselines"][fold.index], out[p]["notes"][fold.index] = run_baselines_for(plans[p], fold)
             return run
         for p, fold, seed in work:
-            finished(p, fold, seed, train_and_test(plans[p], fold, seed), baselines_of(p))
+            job = kept.get((p, fold.index, seed))
+            finished(p, fold, seed, job if job is not None else run_job(plans[p], fold, seed), baselines_of(p))
     else:
         with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_end_with,
                                     initargs=(os.getpid(),)) as pool:
             base = [{fold.index: pool.submit(run_baselines_for, plan, fold) for fold in plan.folds} for plan in plans]
-            agents = {pool.submit(_job, plans[p], fold, seed): (p, fold, seed) for p, fold, seed in work}
+            agents = {pool.submit(_job, plans[p], fold, seed): (p, fold, seed) for p, fold, seed in work
+                      if (p, fold.index, seed) not in kept}
 
             def collect(p: int) -> Callable[[], None]:
                 def run() -> None:
                     for index, fut in base[p].items():
                         out[p]["baselines"][index], out[p]["notes"][index] = fut.result()
                 return run
+            for p, fold, seed in work:
+                if (p, fold.index, seed) in kept:
+                    finished(p, fold, seed, kept[p, fold.index, seed], collect(p))
             for fut in cf.as_completed(agents):
                 p, fold, seed = agents[fut]
                 finished(p, fold, seed, fut.result(), collect(p))
