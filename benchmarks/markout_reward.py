@@ -16,7 +16,12 @@ show the flow that precedes an adverse fill), also compared with markout_10s see
 -108.5 bps on NEXOUSDT's inventory while its fills earned +45): markout_10s minus session 9's holding cost
 (`--reward markout_penalty`: 0.5 bps of max notional per second at full inventory, quadratic in q / q_max),
 the running inventory penalty of Cartea, Jaimungal and Penalva (2015) that the markout reward lacks; against
-markout_10s seed for seed (this script's stored reports of the same steps when WORK lacks them).
+markout_10s seed for seed (this script's stored reports of the same steps when WORK lacks them);
+`markout_10s_penalty_flatten` (session 11, fixed before it ran, after the previous one at 40,000 steps and
+at 200,000 on Binance BTCUSDT: its agents still spent 30-50 % of the test at the position limit): the same
+with `quote_flatten` (an action flag that closes the position with a market order, paying the taker fee):
+on Binance's one-tick books a quote that would shed the inventory waits behind the whole queue, so a price
+on inventory alone cannot bring it down.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -56,9 +61,12 @@ from trader.evaluate.stats import bootstrap_mean
 CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000},
               "markout_10s_history": {"reward": "markout", "markout_ns": 10_000_000_000, "feature_set": 3},
               "markout_10s_penalty_0.5_per_s": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
-                                                "inventory_penalty_bps_per_s": 0.5}}
+                                                "inventory_penalty_bps_per_s": 0.5},
+              "markout_10s_penalty_flatten": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
+                                              "inventory_penalty_bps_per_s": 0.5, "quote_flatten": True}}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
-COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",)}
+COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
+           "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from there
 STORED = {40_000: Path(__file__).parent / "results" / "markout_s10",
           200_000: Path(__file__).parent / "results" / "markout_200k_s10"}
