@@ -21,7 +21,7 @@ pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
 from click.testing import CliRunner
-from trader.data.binance import group_sequences
+from trader.data.binance import group_sequences, scan_file
 from trader.data.dataset import load_dataset
 from trader.data.events import EventKind
 from trader.live.recorder import RawFileWriter, run_record
@@ -119,6 +119,30 @@ def test_rotation_by_size_continues_the_sequence(tmp_path):
     assert len(group_sequences(files)) == 1  # rotated files continue one sequence (no new snapshot)
     (r,) = verify(files)
     assert r["mismatched"] == 0 and r["gaps"] == [] and len(r["sources"]) == len(files)
+
+
+def test_no_rotation_before_the_sequences_snapshot(tmp_path):
+    """The stream hands the writer the diffs it buffered and then the snapshot at once: a file due to rotate
+    among them (CI under load: a slow snapshot, a small rotate_mb) keeps going until the snapshot is in it,
+    so the converter sees one sequence that starts with its book. Lines of a real recording (Binance spot
+    BTCUSDT 2024-08-08: 7 messages, then the snapshot on line 8)."""
+    from conftest import shared
+
+    with gzip.open(shared("binance_hftbacktest_raw_feed", "spot", "btcusdt_20240808.gz"), "rt") as fh:
+        lines = [fh.readline().rstrip("\n") for _ in range(60)]
+    assert '"lastUpdateId"' in lines[7] and not any('"lastUpdateId"' in ln for ln in lines[:7])
+    w = RawFileWriter(tmp_path, "btcusdt", rotate_mb=1e-4, rotate_s=None, flush_s=0)  # ~100 bytes: every line
+    for ln in lines:
+        ts, text = ln.split(" ", 1)
+        w.write(int(ts), text)
+    w.close_file()
+    written = []
+    for f in w.stats.files:
+        with gzip.open(f, "rt") as fh:
+            written.append(fh.read().splitlines())
+    assert written[0] == lines[:8]  # the buffered messages and the snapshot, in one file
+    assert written[1:] == [[ln] for ln in lines[8:]]  # then a file a line, none with a snapshot: one sequence
+    assert scan_file(w.stats.files[0]).has_snapshot
 
 
 def test_sigterm_closes_files_cleanly_and_a_cut_file_is_recovered(tmp_path):

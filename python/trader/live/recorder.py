@@ -9,7 +9,10 @@ combined-stream message (``{"stream":"btcusdt@depth@100ms","data":{...}}``, ``@t
   diffs buffered before its snapshot, the snapshot, then what follows: ``trader-sim convert`` starts a
   new sequence at each file with a snapshot and finds no gap inside one;
 * files also rotate by size (``rotate_mb`` of compressed output) or age (``rotate_s``) without a new
-  snapshot: such a file continues the previous one (the converter joins them);
+  snapshot: such a file continues the previous one (the converter joins them). Never before the
+  sequence's snapshot is written: the stream hands over the diffs it buffered and the snapshot at
+  once, and a rotation among them (a slow snapshot, a small ``rotate_mb``) put the snapshot in the
+  next file, which the converter then took for a new sequence, leaving the first without a book;
 * a file is written as ``<name>.gz.part``, flushed (gzip sync flush) every ``flush_s`` seconds, and
   renamed to ``<name>.gz`` when complete; on SIGINT/SIGTERM the current file is closed cleanly. After
   a crash, the next start recovers the readable lines of a leftover ``.part`` into a ``.gz``.
@@ -61,6 +64,7 @@ class RawFileWriter:
         self._opened = 0.0
         self._last_flush = 0.0
         self._count = 0
+        self._snapshot_due = True  # the current sequence's snapshot is not written yet: no rotation before it
 
     # ---- files ---------------------------------------------------------------------------------
     def _open(self, ts_ns: int) -> None:
@@ -93,20 +97,23 @@ class RawFileWriter:
     def new_sequence(self, reason: str) -> None:
         """The stream restarts its book: the next line starts a new file (which will hold a snapshot)."""
         self.close_file()
+        self._snapshot_due = True
 
     def write(self, ts_ns: int, text: str) -> None:
         if self._gz is None:
             self._open(ts_ns)
         data = f"{ts_ns} {text}\n".encode()
         self._gz.write(data)
+        if self._snapshot_due and '"lastUpdateId"' in text[:64]:  # a REST snapshot, as the converter tells one
+            self._snapshot_due = False
         self.stats.lines += 1
         self.stats.bytes_raw += len(data)
         now = time.monotonic()
         if now - self._last_flush >= self.flush_s:
             self._gz.flush(zlib.Z_SYNC_FLUSH)  # readable up to here if the process dies
             self._last_flush = now
-        if (self.rotate_bytes is not None and self._raw.tell() >= self.rotate_bytes) or (
-                self.rotate_s is not None and now - self._opened >= self.rotate_s):
+        if not self._snapshot_due and (self.rotate_bytes is not None and self._raw.tell() >= self.rotate_bytes or
+                                       self.rotate_s is not None and now - self._opened >= self.rotate_s):
             self.close_file()  # the next file continues this sequence (no new snapshot)
 
     # ---- crash recovery ------------------------------------------------------------------------
