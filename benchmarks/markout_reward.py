@@ -115,12 +115,16 @@ def main() -> None:
                 against = {**against, f"{run.name.split('__')[1]} in {a.against}": md}
                 break
         row = overall(run)
+        jobs = json.loads((run / "evaluation.json").read_text())["jobs"]  # each fold x seed test
+        row["time_at_limit_pct"] = sum(j["metrics"][0]["time_at_limit_pct"] for j in jobs) / len(jobs)
         ours = per_seed(run / "evaluation.md")
         row["minus"] = {name: paired(ours, per_seed(md)) for name, md in against.items()}
         rows.append(row)
-        lines = ["| run | every seed: PnL | inventory | fills, net of fees | best baseline | minus, seed for seed |",
-                 "|---|---:|---:|---:|---|---|",
+        lines = ["| run | every seed: PnL | inventory | fills, net of fees | time at the position limit | best baseline | "
+                 "minus, seed for seed |",
+                 "|---|---:|---:|---:|---:|---|---|",
                  *[f"| {r['run']} | {_ci(r['every_seed'])} | {_ci(r['inventory'])} | {_ci(r['fills'])} | "
+                   f"{r['time_at_limit_pct']:.1f} % | "
                    f"{r['best_baseline']} {r['best_baseline_pnl']:+.2f} | "
                    + "; ".join(f"{k} {_ci(v)} ({v['seeds']} seeds)" for k, v in r["minus"].items()) + " |"
                    for r in rows]]
