@@ -53,7 +53,7 @@ import numpy as np
 from trader.sim import spec
 from trader.sim.reference_queue import NEVER as _NEVER
 from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
-from trader.sim.reference_data import load_datasets
+from trader.sim.reference_data import MARKOUT_REWARDS, load_datasets
 from trader.sim.reference_numbers import MASK64 as _MASK64, below, llround, splitmix64
 
 __all__ = ["ReferenceTradingEnv", "below", "llround", "splitmix64"]
@@ -182,7 +182,7 @@ class ReferenceTradingEnv(gym.Env):
         self.cursor += 1
         self.steps += 1
         mark = self.mid[self.cursor] * self.ntl
-        marks_out = cfg["reward"] in ("markout", "markout_penalty")
+        marks_out = cfg["reward"] in MARKOUT_REWARDS
         if marks_out:
             last = min(self.cursor - self.steps + cfg["horizon"], self.rows - 1)
             due = self.ts[self.cursor] + cfg["markout_ns"]

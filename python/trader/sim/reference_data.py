@@ -13,6 +13,9 @@ import numpy as np
 from trader.sim import spec
 from trader.sim.reference_numbers import llround
 
+# the rewards that value fills at a later mid (they read the row times); spec.h's marks_out()
+MARKOUT_REWARDS = ("markout", "markout_penalty")
+
 
 def load_datasets(cfg: dict[str, Any], markets: list[dict]) -> tuple[list[dict], int]:
     """(per dataset: the env attributes it sets, with `offset` = the starts of the datasets before it;
@@ -55,7 +58,7 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
         raise ValueError(f"quote_min_ticks / quote_levels: expected a quote grid inside the book depth ({levels})")
     if ts is None and (cfg["order_latency_ns"] > 0 or cfg["cancel_latency_ns"] > 0):
         raise ValueError("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)")
-    if ts is None and cfg["reward"] in ("markout", "markout_penalty"):
+    if ts is None and cfg["reward"] in MARKOUT_REWARDS:
         raise ValueError(f"reward: {cfg['reward']} needs the row times (ts)")
     if records is None and cfg["actions"].startswith("quote"):
         raise ValueError(f"actions: '{cfg['actions']}' needs the market stream (records, starts)")
