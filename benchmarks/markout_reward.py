@@ -22,6 +22,11 @@ at 200,000 on Binance BTCUSDT: its agents still spent 30-50 % of the test at the
 with `quote_flatten` (an action flag that closes the position with a market order, paying the taker fee):
 on Binance's one-tick books a quote that would shed the inventory waits behind the whole queue, so a price
 on inventory alone cannot bring it down.
+`markout_10s_abstain_0.9` (session 12, fixed before it ran): markout_10s whose untrained policy quotes
+nothing on each side with probability 0.9 (`abstain_prior`, the PPO policy head's biases), so that an agent
+starts near flat, the best baseline on the Binance books, and its argmax (what backtests run) quotes only where
+training raised a quote above abstaining; under the markout reward abstaining earns exactly 0, so a quote is
+pushed up only by fills that paid. Against markout_10s seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -63,10 +68,12 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
               "markout_10s_penalty_0.5_per_s": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
                                                 "inventory_penalty_bps_per_s": 0.5},
               "markout_10s_penalty_flatten": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
-                                              "inventory_penalty_bps_per_s": 0.5, "quote_flatten": True}}
+                                              "inventory_penalty_bps_per_s": 0.5, "quote_flatten": True},
+              "markout_10s_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000, "abstain_prior": 0.9}}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
-           "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s")}
+           "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
+           "markout_10s_abstain_0.9": ("markout_10s",)}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from there
 STORED = {40_000: Path(__file__).parent / "results" / "markout_s10",
           200_000: Path(__file__).parent / "results" / "markout_200k_s10"}

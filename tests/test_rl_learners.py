@@ -185,3 +185,45 @@ def test_mpe_adapter_next_step_autoreset():
     assert trunc.all() and info["_episode"].all() and (info["episode"]["l"] == 25).all()
     obs, reward, term, trunc, info = env.step(np.zeros((2, 3), dtype=np.int64))  # the reset step
     assert (reward == 0).all() and not info["_episode"].any()
+
+
+# ---- --abstain-prior: the untrained quoting policy starts near flat (issue 13) ----------------------
+
+
+@pytest.mark.parametrize("prior", [0.0, 0.9])
+def test_abstain_prior_is_the_untrained_policys_chance_of_no_quote(tmp_path, prior):
+    from trader.rl.ppo import make_policy, restore
+    from trader.sim.spec import decode_quote, encode_quote
+
+    L = 5
+    # learning rate 0: the checkpoint holds the initial weights (the bundled sample's quote env)
+    args = ppo.Args(env_id="trader", actions="quote", quote_levels=L, horizon=50, num_envs=2, num_steps=16,
+                    total_timesteps=32, learning_rate=0.0, abstain_prior=prior, runs_dir=str(tmp_path),
+                    progress_bar=False, track=False)
+    ckpt = load_checkpoint(ppo.train(args)["checkpoint"], state=False)
+    env = make_env(args, 2, seed=3)
+    obs, _ = env.reset(seed=3)
+    agent, inputs = restore(ckpt.metadata["policy_spec"], ckpt.weights)
+    with torch.no_grad():
+        p = agent.distribution(inputs(obs)).probs.numpy()
+    no_bid = p[:, [a for a in range(p.shape[1]) if decode_quote(a, quote_levels=L)[0] == L]].sum(1)
+    no_ask = p[:, [a for a in range(p.shape[1]) if decode_quote(a, quote_levels=L)[1] == L]].sum(1)
+    expected = prior or 1 / (L + 1)  # off: the orthogonal init's near-uniform policy
+    np.testing.assert_allclose(no_bid, expected, atol=0.02)
+    np.testing.assert_allclose(no_ask, expected, atol=0.02)
+    if prior:  # the deterministic policy of backtests and evaluations quotes nothing
+        assert (make_policy(ckpt.metadata["policy_spec"], ckpt.weights)(obs) == encode_quote(L, L, quote_levels=L)).all()
+
+
+def test_abstain_prior_needs_quote_actions(tmp_path):
+    from click.testing import CliRunner
+
+    from trader.rl.cli import train
+
+    config = tmp_path / "ppo.yaml"  # a PPO option like ent_coef: set in --config
+    for actions, prior, expected in (("discrete", 0.9, "needs the trader env with --actions quote"),
+                                     ("quote", 1, "expected a probability in [0, 1)")):
+        config.write_text(f"abstain_prior: {prior}\n")
+        out = CliRunner().invoke(train, ["--algo", "ppo", "--actions", actions, "--config", str(config),
+                                         "--runs-dir", str(tmp_path), "--no-progress-bar"])
+        assert out.exit_code == 2 and f"abstain_prior: {expected}" in out.output, out.output

@@ -18,6 +18,7 @@ trader.run.lifecycle's, the shared pieces are in this package's args, nets, curi
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from trader.rl.episodes import EpisodeStats
 from trader.rl.nets import RunningMeanStd, mlp
 from trader.run import distributed
 from trader.run.lifecycle import Run, parse_args
+from trader.sim.spec import decode_quote
 
 DATA_PARALLEL = True
 """trains under torchrun / --nproc, one rank a process (gradients averaged over the ranks)"""
@@ -88,6 +90,12 @@ class Args(CommonArgs):
     pinned host buffers with non-blocking copies (trader.rl.cuda_rollout); no effect on the CPU"""
     bf16: bool = False
     """on CUDA: bf16 autocast for the networks' matmuls, in the rollout and in the update; no effect on the CPU"""
+    abstain_prior: float = 0.0
+    """trader env with --actions quote: the untrained policy quotes nothing on each side with this probability
+    (each offset of the grid with an equal share of the rest; with --quote-flatten, it flattens with 1 - this),
+    sides independent: the policy head's biases start at these log-probabilities, so an agent starts near flat
+    and its argmax quotes only where training moved it there (issue 13). 0: off, the near-uniform policy of the
+    orthogonal init"""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -211,6 +219,19 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     return np.nan if var_y == 0 else 1 - (returns - values).var(unbiased=False).item() / var_y
 
 
+def abstain_logits(prior: float, quote_levels: int, quote_flatten: bool) -> torch.Tensor:
+    """Log-probabilities of every `quote` action (trader.sim.spec.decode_quote's order) under --abstain-prior:
+    per side, no quote with `prior` and each of the quote_levels offsets with (1 - prior) / quote_levels;
+    flatten, when the grid carries it, with 1 - prior."""
+    side = [math.log((1.0 - prior) / quote_levels)] * quote_levels + [math.log(prior)]
+    n = (quote_levels + 1) ** 2 * (2 if quote_flatten else 1)
+    out = []
+    for a in range(n):
+        bid, ask, flatten = decode_quote(a, quote_levels=quote_levels)
+        out.append(side[bid] + side[ask] + (math.log(1.0 - prior if flatten else prior) if quote_flatten else 0.0))
+    return torch.tensor(out)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Policy from a checkpoint (trader.rl.policy: backtests, evaluation, live)
 # ---------------------------------------------------------------------------------------------------
@@ -259,6 +280,10 @@ def train(args: Args) -> dict:
         raise ValueError(f"num_env_groups: {args.num_env_groups} does not divide num_envs {args.num_envs}")
     if args.env_id == "trader" and args.num_agents != 1:
         raise ValueError("num_agents: PPO trains one agent per env; use --algo maddpg for several")
+    if not 0.0 <= args.abstain_prior < 1.0:
+        raise ValueError(f"abstain_prior: expected a probability in [0, 1), got {args.abstain_prior}")
+    if args.abstain_prior and (args.env_id != "trader" or args.actions != "quote"):
+        raise ValueError("abstain_prior: needs the trader env with --actions quote (the prior is over its quote grid)")
     if args.curiosity != "none" and distributed.under_torchrun():
         raise ValueError("curiosity: not supported in data-parallel runs (each rank would train its own module)")
     with Run.start(args, "ppo", data_parallel=DATA_PARALLEL) as run:
@@ -279,6 +304,9 @@ def train(args: Args) -> dict:
         high = None if discrete else torch.as_tensor(spaces.high, device=device)
 
         agent = Agent(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device)
+        if args.abstain_prior:
+            with torch.no_grad():
+                agent.actor[-1].bias.copy_(abstain_logits(args.abstain_prior, args.quote_levels, args.quote_flatten))
         # fused on CUDA: the whole Adam step in one kernel (the CPU keeps the reference implementation)
         optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5,
                                      fused=torch.device(device).type == "cuda")
