@@ -74,11 +74,12 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
            "markout_10s_abstain_0.9": ("markout_10s",)}
-# this script's earlier reports by steps per agent: a compared run not in WORK is read from there
-STORED = {40_000: Path(__file__).parent / "results" / "markout_s10",
-          200_000: Path(__file__).parent / "results" / "markout_200k_s10"}
+# this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
+RESULTS = Path(__file__).parent / "results"
+STORED = {40_000: (RESULTS / "markout_s10",),
+          200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11")}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
-BEFORE = Path(__file__).parent / "results" / "inventory_risk_s9"
+BEFORE = RESULTS / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")
 BEFORE_STEPS = 40_000
 
@@ -141,7 +142,7 @@ def main() -> None:
 
     def report_of(run: str) -> Path | None:
         """RUN's evaluation.md: this WORK's, else the stored report of the same steps, else None."""
-        for md in (a.work / run / "evaluation.md", STORED.get(a.timesteps, a.work) / f"{run}.md"):
+        for md in (a.work / run / "evaluation.md", *(d / f"{run}.md" for d in STORED.get(a.timesteps, ()))):
             if md.exists():
                 return md
         return None
