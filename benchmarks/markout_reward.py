@@ -26,7 +26,11 @@ on inventory alone cannot bring it down.
 nothing on each side with probability 0.9 (`abstain_prior`, the PPO policy head's biases), so that an agent
 starts near flat, the best baseline on the Binance books, and its argmax (what backtests run) quotes only where
 training raised a quote above abstaining; under the markout reward abstaining earns exactly 0, so a quote is
-pushed up only by fills that paid. Against markout_10s seed for seed.
+pushed up only by fills that paid. Against markout_10s seed for seed. `markout_10s_penalty_abstain_0.9` (session
+12, added after markout_10s_abstain_0.9's first Bitstamp fold at 40,000 steps, where 17 of 20 agents never traded
+and most of the 3 that did sat at the position limit: the markout reward prices no inventory, so a quote that
+pays keeps being sent on one side), fixed before it ran: the same prior with markout_10s_penalty_0.5_per_s's
+reward; against markout_10s, markout_10s_abstain_0.9 and markout_10s_penalty_0.5_per_s, seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -69,14 +73,17 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
                                                 "inventory_penalty_bps_per_s": 0.5},
               "markout_10s_penalty_flatten": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
                                               "inventory_penalty_bps_per_s": 0.5, "quote_flatten": True},
-              "markout_10s_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000, "abstain_prior": 0.9}}
+              "markout_10s_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000, "abstain_prior": 0.9},
+              "markout_10s_penalty_abstain_0.9": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
+                                                  "inventory_penalty_bps_per_s": 0.5, "abstain_prior": 0.9}}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
-           "markout_10s_abstain_0.9": ("markout_10s",)}
+           "markout_10s_abstain_0.9": ("markout_10s",),
+           "markout_10s_penalty_abstain_0.9": ("markout_10s", "markout_10s_abstain_0.9", "markout_10s_penalty_0.5_per_s")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
-STORED = {40_000: (RESULTS / "markout_s10",),
+STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11"),
           200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11")}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = RESULTS / "inventory_risk_s9"
