@@ -66,6 +66,7 @@ from inventory_risk import CANDIDATES as BEFORE_CANDIDATES
 from inventory_risk import overall, run, write_config
 from sweep_defaults import _ci
 from trader.evaluate.stats import bootstrap_mean
+from trader.evaluate.summary import activity
 
 CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000},
               "markout_10s_history": {"reward": "markout", "markout_ns": 10_000_000_000, "feature_set": 3},
@@ -131,15 +132,15 @@ def main() -> None:
                 break
         row = overall(run)
         jobs = json.loads((run / "evaluation.json").read_text())["jobs"]  # each fold x seed test
-        row["time_at_limit_pct"] = sum(j["metrics"][0]["time_at_limit_pct"] for j in jobs) / len(jobs)
+        row.update(activity([j["metrics"] for j in jobs]))  # also for reports written before the summary had it
         ours = per_seed(run / "evaluation.md")
         row["minus"] = {name: paired(ours, per_seed(md)) for name, md in against.items()}
         rows.append(row)
-        lines = ["| run | every seed: PnL | inventory | fills, net of fees | time at the position limit | best baseline | "
-                 "minus, seed for seed |",
-                 "|---|---:|---:|---:|---:|---|---|",
+        lines = ["| run | every seed: PnL | inventory | fills, net of fees | time at the position limit | tests that "
+                 "traded | best baseline | minus, seed for seed |",
+                 "|---|---:|---:|---:|---:|---:|---|---|",
                  *[f"| {r['run']} | {_ci(r['every_seed'])} | {_ci(r['inventory'])} | {_ci(r['fills'])} | "
-                   f"{r['time_at_limit_pct']:.1f} % | "
+                   f"{r['time_at_limit_pct']:.1f} % | {r['tests_that_traded']} of {r['tests']} | "
                    f"{r['best_baseline']} {r['best_baseline_pnl']:+.2f} | "
                    + "; ".join(f"{k} {_ci(v)} ({v['seeds']} seeds)" for k, v in r["minus"].items()) + " |"
                    for r in rows]]

@@ -104,8 +104,13 @@ def test_evaluate_on_the_sample_reproduces_and_never_trains_on_test_rows(tmp_pat
         args = load(job["run_dir"]).args
         test_start = int(fold["describe"].split("test sample rows ")[1].split("..")[0])
         assert training_start_max(1797, args["train_fraction"], args["horizon"]) + args["horizon"] < test_start
+    traded = sum(any(m["trades"] > 0 for m in job["metrics"]) for job in first["jobs"])
+    assert summary["overall"]["tests"] == 4 and summary["overall"]["tests_that_traded"] == traded
+    at_limit = [m["time_at_limit_pct"] for job in first["jobs"] for m in job["metrics"]]
+    assert summary["overall"]["time_at_limit_pct"] == pytest.approx(sum(at_limit) / len(at_limit))
     md = (out / "evaluation.md").read_text()
     assert "95 % CI" in md and "agent minus the best baseline" in md and "seeds beating flat" in md
+    assert f"tests in which the agent traded: {traded} of 4" in md
     for png in ("fold_1.png", "fold_2.png", "overall.png", "actions.png"):
         assert (out / png).stat().st_size > 5_000
 

@@ -118,6 +118,8 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         f"{_cell(ov['agent_split']['fills'], '{:+.2f}')}",
         f"- seeds beating flat: {ov['seeds_beating_flat']:.0%}; seeds beating every baseline: "
         f"{ov['seeds_beating_every_baseline']:.0%}",
+        f"- fold x seed tests in which the agent traded: {ov['tests_that_traded']} of {ov['tests']}; time at the "
+        f"position limit: {ov['time_at_limit_pct']:.1f} % of the test steps (mean over tests)",
         "- agent per seed: " + ", ".join(f"seed {s}: {v:+.2f}" for s, v in ov["agent_per_seed"].items()),
     ]
     if ov["baselines_not_in_every_fold"]:

@@ -29,6 +29,14 @@ def agent_metric(job: dict, key: str) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def activity(tests: list[list[dict]]) -> dict:
+    """How much the agents traded: `tests` holds each fold x seed test's metrics, one dict per agent. The number
+    of tests, those in which some agent traded, and the share of test steps at the position limit (mean over
+    tests and agents): an agent at 0 that never traded is flat by abstaining, one at 0 that traded is not."""
+    return {"tests": len(tests), "tests_that_traded": sum(any(m["trades"] > 0 for m in t) for t in tests),
+            "time_at_limit_pct": float(np.mean([m["time_at_limit_pct"] for t in tests for m in t]))}
+
+
 def _interval(values: list, seed: int) -> dict | None:
     vals = [v for v in values if v is not None]
     if not vals:
@@ -74,6 +82,7 @@ def summarize(results: dict, seed: int = 0) -> dict:
         "agent_minus_best_baseline": _interval([v - totals_base[best_name] for v in agent_totals], seed),
         "seeds_beating_flat": float(np.mean([v > totals_base.get("flat", 0.0) for v in agent_totals])),
         "seeds_beating_every_baseline": float(np.mean([v > max(totals_base.values()) for v in agent_totals])),
+        **activity([[a["metrics"] for a in j["agents"]] for j in results["agents"]]),
     }
     return {"folds": folds, "overall": overall}
 
