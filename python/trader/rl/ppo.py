@@ -220,7 +220,7 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
 
 
 def abstain_logits(prior: float, quote_levels: int, quote_flatten: bool) -> torch.Tensor:
-    """Log-probabilities of every `quote` action (trader.sim.spec.decode_quote's order) under --abstain-prior:
+    """Log-probabilities of every `quote` action (trader.sim.spec.decode_quote's order) under `abstain_prior`:
     per side, no quote with `prior` and each of the quote_levels offsets with (1 - prior) / quote_levels;
     flatten, when the grid carries it, with 1 - prior."""
     side = [math.log((1.0 - prior) / quote_levels)] * quote_levels + [math.log(prior)]
