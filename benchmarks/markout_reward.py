@@ -31,6 +31,11 @@ pushed up only by fills that paid. Against markout_10s seed for seed. `markout_1
 and most of the 3 that did sat at the position limit: the markout reward prices no inventory, so a quote that
 pays keeps being sent on one side), fixed before it ran: the same prior with markout_10s_penalty_0.5_per_s's
 reward; against markout_10s, markout_10s_abstain_0.9 and markout_10s_penalty_0.5_per_s, seed for seed.
+`markout_10s_detrend_abstain_0.9` (session 12, fixed before it ran, after markout_10s_abstain_0.9 at 200,000 steps
+on Bitstamp: +124.89, most of it shorts held through the two falling test blocks): the same prior with each fill
+valued against the mid 10 s later less the training rows' drift over those 10 s (`markout_detrend`), since on a
+trending training day the fills on the trend's side pay at 10 s because of the trend, and the agent learns the day's
+side; against markout_10s and markout_10s_abstain_0.9, seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -76,12 +81,15 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
                                               "inventory_penalty_bps_per_s": 0.5, "quote_flatten": True},
               "markout_10s_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000, "abstain_prior": 0.9},
               "markout_10s_penalty_abstain_0.9": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
-                                                  "inventory_penalty_bps_per_s": 0.5, "abstain_prior": 0.9}}
+                                                  "inventory_penalty_bps_per_s": 0.5, "abstain_prior": 0.9},
+              "markout_10s_detrend_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000,
+                                                  "markout_detrend": True, "abstain_prior": 0.9}}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
            "markout_10s_abstain_0.9": ("markout_10s",),
-           "markout_10s_penalty_abstain_0.9": ("markout_10s", "markout_10s_abstain_0.9", "markout_10s_penalty_0.5_per_s")}
+           "markout_10s_penalty_abstain_0.9": ("markout_10s", "markout_10s_abstain_0.9", "markout_10s_penalty_0.5_per_s"),
+           "markout_10s_detrend_abstain_0.9": ("markout_10s", "markout_10s_abstain_0.9")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11"),

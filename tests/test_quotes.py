@@ -250,6 +250,19 @@ def test_markout_reward_values_each_fill_at_the_later_mid():
     assert [s["reward"] for s in pen] == pytest.approx([2.7 - charge[0], -charge[1], -charge[2], -charge[3]])
 
 
+def test_markout_detrend_takes_the_datasets_drift_out_of_each_fill():
+    # The case above with the best ask 102 emptied in segment 3: the mid goes from 100.5 (row 0, start_min) to
+    # 101 (row 4, the last row the episode reaches), 0.5 ticks in 400 ns: a drift of 0.00125 ticks per ns.
+    m = make_market({0: [(10, "sell", 99, 1)], 1: [(10, "ask", 101, 0)], 2: [(10, "bid", 100, 0)],
+                     3: [(10, "ask", 102, 0)]})
+    steps = [q(0), q(), q(), q()]
+    plain = run(m, steps, reward="markout", markout_ns=100, maker_fee_bps=10.0)
+    assert [s["reward"] for s in plain] == pytest.approx([3 * (101 - 100) - 0.3, 0.0, 0.0, 0.0])
+    # the 3 lots bought at 100, valued at row 2's mid (100 ns after row 1) less 100 ns of the drift, net of the fee
+    detrended = run(m, steps, reward="markout", markout_ns=100, maker_fee_bps=10.0, markout_detrend=True)
+    assert [s["reward"] for s in detrended] == pytest.approx([3 * (101 - 0.00125 * 100 - 100) - 0.3, 0.0, 0.0, 0.0])
+
+
 def test_quote_continuous_maps_to_the_same_grid():
     m = make_market({0: [(10, "sell", 99, 1)]})
     (s0,) = run(m, [[-1.0, 1.0]], actions="quote_continuous")  # bid index 0, ask: the top bucket = none

@@ -91,6 +91,8 @@ CONFIGS = {
                                    markout_ns=2_000_000_000, maker_fee_bps=0.5, trade_size=0.002, max_position=0.01),
     "quote_markout_penalty": dict(actions="quote", quote_levels=3, reward="markout_penalty", markout_ns=3_000_000_000,
                                   inventory_penalty_bps=0.7, trade_size=0.002, max_position=0.008),
+    "quote_markout_detrend": dict(actions="quote", quote_levels=3, reward="markout", markout_detrend=True,
+                                  markout_ns=5_000_000_000, trade_size=0.002, max_position=0.008),
     "discrete_markout_latency": dict(reward="markout", markout_ns=700_000_000, order_latency_ns=150_000_000,
                                      taker_fee_bps=2.0, trade_size=0.5, max_position=2.0),
     "quote_continuous_log_2_agents": dict(actions="quote_continuous", queue_model="log", num_agents=2,
@@ -175,6 +177,8 @@ def test_unknown_and_invalid_options_raise(recording):
         _core.EnvPool(market.book, market.features, 1, 1, 1, 0, reward="markout_penalty")
     with pytest.raises(ValueError, match="reward: markout_penalty needs the row times"):
         ReferenceTradingEnv(market.book, market.features, reward="markout_penalty")
+    with pytest.raises(ValueError, match="markout_detrend: expected reward markout or markout_penalty"):
+        _core.EnvPool(market.book, market.features, 1, 1, 1, 0, ts=market.ts, markout_detrend=True)
     with pytest.raises(ValueError, match="markout_ns"):
         _core.EnvPool(market.book, market.features, 1, 1, 1, 0, ts=market.ts, reward="markout", markout_ns=-1)
     env = ReferenceTradingEnv(market.book, market.features, horizon=10, actions="quote", quote_levels=2,

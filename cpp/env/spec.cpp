@@ -48,6 +48,7 @@ void validate(const EnvConfig& c) {
   need(finite_at_least(c.inventory_penalty_bps, 0), "inventory_penalty_bps", "a finite value >= 0 bps");
   need(finite_at_least(c.dampen_eta, 0), "dampen_eta", "a finite value >= 0");
   need(c.markout_ns >= 0, "markout_ns", ">= 0 ns");
+  need(!c.markout_detrend || marks_out(c.reward), "markout_detrend", "reward markout or markout_penalty");
   need(c.initial_cash > 0 && std::isfinite(c.initial_cash), "initial_cash", "> 0 quote");
   need(std::isfinite(c.reward_scale), "reward_scale", "a finite number");
   need(c.ruin_fraction >= 0 && c.ruin_fraction < 1, "ruin_fraction", "in [0, 1)");

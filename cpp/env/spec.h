@@ -64,6 +64,10 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
     "times (q / q_max)^2")                                                                                  \
   X(dampen_eta, double, 0.5, "", "dampened reward: eta")                                                   \
   X(markout_ns, int64_t, 10000000000, "ns", "markout rewards: how long after a fill its mid is read")      \
+  X(markout_detrend, bool, false, "",                                                                       \
+    "markout rewards: the later mid less the dataset's drift over the same time (the mean mid change per " \
+    "ns from start_min to the last row an episode reaches), so that a trending training day does not "    \
+    "teach a side")                                                                                        \
   X(initial_cash, double, 100000.0, "quote", "cash at the start of an episode")                            \
   X(reward_scale, double, 1.0, "", "every reward is multiplied by this")                                   \
   X(ruin_fraction, double, 0.5, "", "terminated when an agent's equity < ruin_fraction * initial_cash")    \

@@ -72,6 +72,11 @@ void TradingEnv::use_market(const MarketData* m) {
   max_lots_ = lots.max;
   min_lots_ = cfg_.allow_short ? -max_lots_ : 0;
   notional_per_tick_lot_ = m->tick_size * m->lot_size;
+  markout_drift_ = 0;
+  if (cfg_.markout_detrend && m->ts != nullptr) {  // session 12: the markout reward taught the day's trend
+    const int64_t r0 = m->start_min, r1 = std::min(m->start_max + horizon_, m->rows - 1);
+    if (m->ts[r1] > m->ts[r0]) markout_drift_ = (m->mid[r1] - m->mid[r0]) / static_cast<double>(m->ts[r1] - m->ts[r0]);
+  }
 }
 
 // One draw over the usable starts of every dataset: a dataset is picked with weight its number of
@@ -316,7 +321,9 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     const int64_t due = data_->ts[cursor_] + cfg_.markout_ns;
     markout_row_ = std::max(markout_row_, cursor_);
     while (markout_row_ < last && data_->ts[markout_row_] < due) ++markout_row_;
-    mark_later = data_->mid[static_cast<size_t>(markout_row_)] * notional_per_tick_lot_;
+    double later = data_->mid[static_cast<size_t>(markout_row_)];
+    if (cfg_.markout_detrend) later -= markout_drift_ * static_cast<double>(data_->ts[markout_row_] - data_->ts[cursor_]);
+    mark_later = later * notional_per_tick_lot_;
   }
   bool ruined = false;
   for (int k = 0; k < K; ++k) {

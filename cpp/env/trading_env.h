@@ -232,6 +232,8 @@ class TradingEnv {
   int num_markets_;
   uint64_t total_starts_;  // usable episode starts over all datasets
   int64_t next_due_ts_;  // earliest arrive_ts / cancel_ts not yet handled
+  // markout_detrend: the dataset's mid drift, ticks per ns, from start_min to the last row an episode reaches
+  double markout_drift_ = 0;
   int64_t markout_row_ = 0;  // markout reward: the first row markout_ns after the cursor's, or the episode's last
   bool died_ = false;    // an order died during the current market event
   int64_t bid_lo_, bid_hi_, ask_lo_, ask_hi_;  // price range of the orders per side (empty: lo > hi)

@@ -31,8 +31,8 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      fees (pnl), minus inventory_penalty_bps of the max-position notional times (q / q_max)^2, or
      minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018), or (markout) only this
      step's fills, cash paid net of fees against their lots at the mid of the first row markout_ns
-     after row c + 1's time (the episode's last row if sooner), minus the penalty above too
-     (markout_penalty); times reward_scale.
+     after row c + 1's time (the episode's last row if sooner; with markout_detrend less the dataset's
+     drift over that time), minus the penalty above too (markout_penalty); times reward_scale.
 
 Several datasets (``markets=``, as ``_core.EnvPool.from_markets``): a reset draws one number below the
 total of the datasets' episode starts; it picks the dataset (weighted by its number of starts) and the
@@ -187,7 +187,10 @@ class ReferenceTradingEnv(gym.Env):
             last = min(self.cursor - self.steps + cfg["horizon"], self.rows - 1)
             due = self.ts[self.cursor] + cfg["markout_ns"]
             later = next((r for r in range(self.cursor, last + 1) if self.ts[r] >= due), last)
-            mark_later = self.mid[later] * self.ntl
+            mid_later = self.mid[later]
+            if cfg["markout_detrend"]:
+                mid_later -= self.drift * float(self.ts[later] - self.ts[self.cursor])
+            mark_later = mid_later * self.ntl
         rewards, ruined = [], False
         for a in self.agents:
             equity = a.cash + float(a.position) * mark

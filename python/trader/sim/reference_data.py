@@ -85,11 +85,17 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
     if trade_lots < 1:
         raise ValueError(f"trade_notional: expected at least one lot ({lot_size} base = {lot_size * ref_price} quote "
                          f"at the first row's mid {ref_price}), got {cfg['trade_notional']}")
+    mid = [0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())]  # ticks
+    drift = 0.0  # markout_detrend: ticks per ns from start_min to the last row an episode reaches
+    if cfg["markout_detrend"] and ts is not None:
+        r0, r1 = int(start_min), min(last_start + cfg["horizon"], rows - 1)
+        if int(ts[r1]) > int(ts[r0]):
+            drift = (mid[r1] - mid[r0]) / float(int(ts[r1]) - int(ts[r0]))
     return dict(book=book, features=features, rows=rows, levels=levels, dim=features.shape[1],
                 start_min=int(start_min), last_start=last_start,
                 ts=None if ts is None else [int(t) for t in ts], records=records,
                 starts=None if starts is None else [int(s) for s in starts],
-                mid=[0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())],  # ticks
+                mid=mid, drift=drift,
                 ntl=tick_size * lot_size,  # quote per tick-lot
                 trade_lots=trade_lots, max_lots=max_lots,
                 min_lots=-max_lots if cfg["allow_short"] else 0)
