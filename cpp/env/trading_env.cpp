@@ -73,7 +73,7 @@ void TradingEnv::use_market(const MarketData* m) {
   min_lots_ = cfg_.allow_short ? -max_lots_ : 0;
   notional_per_tick_lot_ = m->tick_size * m->lot_size;
   markout_drift_ = 0;
-  if (cfg_.markout_detrend && m->ts != nullptr) {  // session 12: the markout reward taught the day's trend
+  if (cfg_.markout_detrend && m->ts != nullptr) {  // session 12 (benchmarks/README.md, "without the day's drift")
     const int64_t r0 = m->start_min, r1 = std::min(m->start_max + horizon_, m->rows - 1);
     if (m->ts[r1] > m->ts[r0]) markout_drift_ = (m->mid[r1] - m->mid[r0]) / static_cast<double>(m->ts[r1] - m->ts[r0]);
   }
