@@ -18,7 +18,6 @@ trader.run.lifecycle's, the shared pieces are in this package's args, nets, curi
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import dataclass
 
@@ -35,7 +34,7 @@ from trader.rl.episodes import EpisodeStats
 from trader.rl.nets import RunningMeanStd, mlp
 from trader.run import distributed
 from trader.run.lifecycle import Run, parse_args
-from trader.sim.spec import decode_quote
+from trader.sim.spec import abstain_log_probs
 
 DATA_PARALLEL = True
 """trains under torchrun / --nproc, one rank a process (gradients averaged over the ranks)"""
@@ -219,19 +218,6 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     return np.nan if var_y == 0 else 1 - (returns - values).var(unbiased=False).item() / var_y
 
 
-def abstain_logits(prior: float, quote_levels: int, quote_flatten: bool) -> torch.Tensor:
-    """Log-probabilities of every `quote` action (trader.sim.spec.decode_quote's order) under `abstain_prior`:
-    per side, no quote with `prior` and each of the quote_levels offsets with (1 - prior) / quote_levels;
-    flatten, when the grid carries it, with 1 - prior."""
-    side = [math.log((1.0 - prior) / quote_levels)] * quote_levels + [math.log(prior)]
-    n = (quote_levels + 1) ** 2 * (2 if quote_flatten else 1)
-    out = []
-    for a in range(n):
-        bid, ask, flatten = decode_quote(a, quote_levels=quote_levels)
-        out.append(side[bid] + side[ask] + (math.log(1.0 - prior if flatten else prior) if quote_flatten else 0.0))
-    return torch.tensor(out)
-
-
 # ---------------------------------------------------------------------------------------------------
 # Policy from a checkpoint (trader.rl.policy: backtests, evaluation, live)
 # ---------------------------------------------------------------------------------------------------
@@ -306,7 +292,8 @@ def train(args: Args) -> dict:
         agent = Agent(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device)
         if args.abstain_prior:
             with torch.no_grad():
-                agent.actor[-1].bias.copy_(abstain_logits(args.abstain_prior, args.quote_levels, args.quote_flatten))
+                prior = abstain_log_probs(args.abstain_prior, args.quote_levels, args.quote_flatten)
+                agent.actor[-1].bias.copy_(torch.tensor(prior))
         # fused on CUDA: the whole Adam step in one kernel (the CPU keeps the reference implementation)
         optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5,
                                      fused=torch.device(device).type == "cuda")

@@ -25,6 +25,7 @@ the third value > 0 flattens.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, NamedTuple
 
 import gymnasium as gym
@@ -155,6 +156,18 @@ def decode_quote(action: int, *, quote_levels: int | None = None) -> tuple[int, 
     if not 0 <= a < 2 * (L + 1) ** 2:
         raise ValueError(f"action: expected 0 to {2 * (L + 1) ** 2 - 1}, got {a}")
     return (a % (L + 1) ** 2) // (L + 1), a % (L + 1), a >= (L + 1) ** 2
+
+
+def abstain_log_probs(prior: float, quote_levels: int, quote_flatten: bool) -> list[float]:
+    """Log-probabilities of every `quote` action (decode_quote's order) under a learner's abstain prior (PPO's
+    abstain_prior, issue 13): per side, no quote with `prior` and each of the quote_levels offsets with
+    (1 - prior) / quote_levels, sides independent; flatten, when the grid carries it, with 1 - prior."""
+    side = [math.log((1.0 - prior) / quote_levels)] * quote_levels + [math.log(prior)]
+    out = []
+    for a in range((quote_levels + 1) ** 2 * (2 if quote_flatten else 1)):
+        bid, ask, flatten = decode_quote(a, quote_levels=quote_levels)
+        out.append(side[bid] + side[ask] + (math.log(1.0 - prior if flatten else prior) if quote_flatten else 0.0))
+    return out
 
 
 # Option names of runs saved before issue 11 (trader train's arguments in their checkpoints and config
