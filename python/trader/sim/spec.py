@@ -164,7 +164,7 @@ def abstain_log_probs(prior: float, quote_levels: int, quote_flatten: bool) -> l
     (1 - prior) / quote_levels, sides independent; flatten, when the grid carries it, with 1 - prior."""
     side = [math.log((1.0 - prior) / quote_levels)] * quote_levels + [math.log(prior)]
     out = []
-    for a in range((quote_levels + 1) ** 2 * (2 if quote_flatten else 1)):
+    for a in range(num_quote_actions({"quote_levels": quote_levels, "quote_flatten": quote_flatten})):
         bid, ask, flatten = decode_quote(a, quote_levels=quote_levels)
         out.append(side[bid] + side[ask] + (math.log(1.0 - prior if flatten else prior) if quote_flatten else 0.0))
     return out
