@@ -36,6 +36,13 @@ on Bitstamp: +124.89, most of it shorts held through the two falling test blocks
 valued against the mid 10 s later less the training rows' drift over those 10 s (`markout_detrend`), since on a
 trending training day the fills on the trend's side pay at 10 s because of the trend, and the agent learns the day's
 side; against markout_10s and markout_10s_abstain_0.9, seed for seed.
+`markout_10s_two_sided_abstain_0.9` and `markout_10s_symmetric_abstain_0.9` (session 13, both fixed before either
+ran, after the detrended run still held shorts at the position limit): markout_10s_abstain_0.9 whose policy may
+not quote one side alone (`quote_sides: both`: two-sided quotes or none) or may quote only one offset on both
+sides (`symmetric`), the other actions' probabilities 0 for good: a position then builds only from the fills of
+two-sided quotes, and at the limit the side that would pass it is not sent, so a quote sheds the inventory. In
+session 12's 200,000-step Bitstamp run the two agents that made markets (85 and 98 trades, never at the limit)
+made +73 and +87 bps, the shorts lost in the rising block; against markout_10s_abstain_0.9 seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -83,17 +90,24 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
               "markout_10s_penalty_abstain_0.9": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
                                                   "inventory_penalty_bps_per_s": 0.5, "abstain_prior": 0.9},
               "markout_10s_detrend_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000,
-                                                  "markout_detrend": True, "abstain_prior": 0.9}}
+                                                  "markout_detrend": True, "abstain_prior": 0.9},
+              "markout_10s_two_sided_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000,
+                                                    "abstain_prior": 0.9, "quote_sides": "both"},
+              "markout_10s_symmetric_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000,
+                                                    "abstain_prior": 0.9, "quote_sides": "symmetric"}}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
            "markout_10s_abstain_0.9": ("markout_10s",),
            "markout_10s_penalty_abstain_0.9": ("markout_10s", "markout_10s_abstain_0.9", "markout_10s_penalty_0.5_per_s"),
-           "markout_10s_detrend_abstain_0.9": ("markout_10s", "markout_10s_abstain_0.9")}
+           "markout_10s_detrend_abstain_0.9": ("markout_10s", "markout_10s_abstain_0.9"),
+           "markout_10s_two_sided_abstain_0.9": ("markout_10s_abstain_0.9",),
+           "markout_10s_symmetric_abstain_0.9": ("markout_10s_abstain_0.9", "markout_10s_two_sided_abstain_0.9")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
-STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11"),
-          200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11")}
+STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
+          200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11",
+                    RESULTS / "abstain_200k_s12")}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = RESULTS / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")

@@ -221,9 +221,64 @@ def test_abstain_prior_needs_quote_actions(tmp_path):
     from trader.rl.cli import train
 
     config = tmp_path / "ppo.yaml"  # a PPO option like ent_coef: set in --config
-    for actions, prior, expected in (("discrete", 0.9, "needs the trader env with --actions quote"),
-                                     ("quote", 1, "expected a probability in [0, 1)")):
-        config.write_text(f"abstain_prior: {prior}\n")
+    for actions, option, expected in (("discrete", "abstain_prior: 0.9", "needs the trader env with --actions quote"),
+                                      ("quote", "abstain_prior: 1", "expected a probability in [0, 1)"),
+                                      ("discrete", "quote_sides: both", "needs the trader env with --actions quote"),
+                                      ("quote", "quote_sides: two", "expected one of any, both, symmetric")):
+        config.write_text(option + "\n")
         out = CliRunner().invoke(train, ["--algo", "ppo", "--actions", actions, "--config", str(config),
                                          "--runs-dir", str(tmp_path), "--no-progress-bar"])
-        assert out.exit_code == 2 and f"abstain_prior: {expected}" in out.output, out.output
+        name = option.split(":")[0]
+        assert out.exit_code == 2 and f"{name}: {expected}" in out.output, out.output
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_quote_prior_on_hand_cases(flatten):
+    from trader.sim.spec import abstain_log_probs, decode_quote
+
+    L = 3
+    for sides, prior, allowed, each_quote in (("any", 0.7, lambda b, a: True, None),
+                                              ("both", 0.7, lambda b, a: (b == L) == (a == L), 0.3 / 9),
+                                              ("symmetric", 0.7, lambda b, a: b == a, 0.3 / 3),
+                                              ("both", 0.0, lambda b, a: (b == L) == (a == L), None)):
+        lp = np.array(abstain_log_probs(prior, L, flatten, sides))
+        for action, x in enumerate(lp):
+            bid, ask, flat = decode_quote(action, quote_levels=L)
+            f = (1 - prior if flat else prior) if flatten and prior else 1.0
+            if not allowed(bid, ask):
+                assert x == -np.inf
+            elif not prior:  # off: the head's init, every allowed action alike
+                assert x == 0.0
+            elif sides == "any":  # sides independent: no quote with the prior, each offset (1 - prior) / L
+                side = [(1 - prior) / L] * L + [prior]
+                assert np.exp(x) == pytest.approx(side[bid] * side[ask] * f)
+            else:
+                assert np.exp(x) == pytest.approx((prior if bid == L else each_quote) * f)
+        if prior:
+            assert np.exp(lp).sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("sides", ["both", "symmetric"])
+def test_quote_sides_rule_out_quotes_through_training(tmp_path, sides):
+    from trader.rl.ppo import make_policy, restore
+    from trader.sim.spec import abstain_log_probs, decode_quote, quote_allowed
+
+    L = 3
+    # a high learning rate for 4 updates: whatever the gradients do, the ruled-out quotes keep probability 0
+    args = ppo.Args(env_id="trader", actions="quote", quote_levels=L, horizon=50, num_envs=4, num_steps=16,
+                    total_timesteps=256, learning_rate=0.05, quote_sides=sides, abstain_prior=0.5,
+                    runs_dir=str(tmp_path), progress_bar=False, track=False)
+    ckpt = load_checkpoint(ppo.train(args)["checkpoint"], state=False)
+    env = make_env(args, 4, seed=5)
+    obs, _ = env.reset(seed=5)
+    agent, inputs = restore(ckpt.metadata["policy_spec"], ckpt.weights)
+    allowed = np.array([quote_allowed(*decode_quote(a, quote_levels=L)[:2], L, sides)
+                        for a in range(agent.actor[-1].out_features)])
+    bias, start = agent.actor[-1].bias.detach().numpy(), np.array(abstain_log_probs(0.5, L, False, sides))
+    assert (bias[~allowed] == -np.inf).all() and np.isfinite(bias[allowed]).all()
+    assert np.abs(bias[allowed] - start[allowed]).max() > 0.01  # training moved the allowed ones
+    with torch.no_grad():
+        p = agent.distribution(inputs(obs)).probs.numpy()
+    assert (p[:, ~allowed] == 0).all() and np.allclose(p.sum(1), 1)
+    acts = make_policy(ckpt.metadata["policy_spec"], ckpt.weights)(obs)
+    assert allowed[acts].all()

@@ -90,11 +90,12 @@ class Args(CommonArgs):
     bf16: bool = False
     """on CUDA: bf16 autocast for the networks' matmuls, in the rollout and in the update; no effect on the CPU"""
     abstain_prior: float = 0.0
-    """trader env with --actions quote: the untrained policy quotes nothing on each side with this probability
-    (each offset of the grid with an equal share of the rest; with --quote-flatten, it flattens with 1 - this),
-    sides independent: the policy head's biases start at these log-probabilities, so an agent starts near flat
-    and its argmax quotes only where training moved it there (issue 13). 0: off, the near-uniform policy of the
-    orthogonal init"""
+    """trader env, --actions quote: the untrained policy quotes nothing on each side with this probability, the
+    quotes quote_sides allows sharing the rest (--quote-flatten: flatten with 1 - this), so an agent starts near
+    flat and its argmax quotes only where training moved it (issue 13). 0: off (the orthogonal init's policy)"""
+    quote_sides: str = "any"
+    """trader env, --actions quote: the quotes the policy may take: any; both (two-sided, or none); symmetric (one
+    offset both sides, or none); the others' logits stay -inf, out of reach of any gradient (issue 13)"""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -268,8 +269,12 @@ def train(args: Args) -> dict:
         raise ValueError("num_agents: PPO trains one agent per env; use --algo maddpg for several")
     if not 0.0 <= args.abstain_prior < 1.0:
         raise ValueError(f"abstain_prior: expected a probability in [0, 1), got {args.abstain_prior}")
-    if args.abstain_prior and (args.env_id != "trader" or args.actions != "quote"):
-        raise ValueError("abstain_prior: needs the trader env with --actions quote (the prior is over its quote grid)")
+    quote_grid = args.env_id == "trader" and args.actions == "quote"
+    for name in ("abstain_prior", "quote_sides"):
+        if not quote_grid and getattr(args, name) != Args.__dataclass_fields__[name].default:
+            raise ValueError(f"{name}: needs the trader env with --actions quote (the prior is over its quote grid)")
+    quote_prior = quote_grid and abstain_log_probs(args.abstain_prior, args.quote_levels, args.quote_flatten,
+                                                   args.quote_sides)
     if args.curiosity != "none" and distributed.under_torchrun():
         raise ValueError("curiosity: not supported in data-parallel runs (each rank would train its own module)")
     with Run.start(args, "ppo", data_parallel=DATA_PARALLEL) as run:
@@ -290,10 +295,9 @@ def train(args: Args) -> dict:
         high = None if discrete else torch.as_tensor(spaces.high, device=device)
 
         agent = Agent(obs_dim, num_actions, action_dim, args.hidden_sizes).to(device)
-        if args.abstain_prior:
+        if quote_prior:  # all 0 (the init) unless a prior or quote_sides is set
             with torch.no_grad():
-                prior = abstain_log_probs(args.abstain_prior, args.quote_levels, args.quote_flatten)
-                agent.actor[-1].bias.copy_(torch.tensor(prior))
+                agent.actor[-1].bias.copy_(torch.tensor(quote_prior))
         # fused on CUDA: the whole Adam step in one kernel (the CPU keeps the reference implementation)
         optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5,
                                      fused=torch.device(device).type == "cuda")

@@ -158,15 +158,45 @@ def decode_quote(action: int, *, quote_levels: int | None = None) -> tuple[int, 
     return (a % (L + 1) ** 2) // (L + 1), a % (L + 1), a >= (L + 1) ** 2
 
 
-def abstain_log_probs(prior: float, quote_levels: int, quote_flatten: bool) -> list[float]:
-    """Log-probabilities of every `quote` action (decode_quote's order) under a learner's abstain prior (PPO's
-    abstain_prior, issue 13): per side, no quote with `prior` and each of the quote_levels offsets with
-    (1 - prior) / quote_levels, sides independent; flatten, when the grid carries it, with 1 - prior."""
-    side = [math.log((1.0 - prior) / quote_levels)] * quote_levels + [math.log(prior)]
+QUOTE_SIDES = ("any", "both", "symmetric")
+"""Which `quote` actions a learner's policy may take (PPO's quote_sides, issue 13): any; both sides or none (no
+one-sided quote); the same offset on both sides or none."""
+
+
+def quote_allowed(bid_idx: int, ask_idx: int, quote_levels: int, sides: str) -> bool:
+    """Whether quote_sides `sides` lets a policy take the quote of grid indices bid_idx, ask_idx (quote_levels:
+    no quote on that side)."""
+    if sides not in QUOTE_SIDES:
+        raise ValueError(f"quote_sides: expected one of {', '.join(QUOTE_SIDES)}, got {sides!r}")
+    if sides == "both":
+        return (bid_idx == quote_levels) == (ask_idx == quote_levels)
+    return sides == "any" or bid_idx == ask_idx
+
+
+def abstain_log_probs(prior: float, quote_levels: int, quote_flatten: bool, sides: str = "any") -> list[float]:
+    """Log-probabilities of every `quote` action (decode_quote's order) under a learner's prior (PPO's
+    abstain_prior and quote_sides, issue 13): no quote on each side with `prior`; with sides "any" each of the
+    quote_levels offsets with (1 - prior) / quote_levels, sides independent; otherwise the quotes `sides` allows
+    share 1 - prior equally and the others have probability 0 (-inf); flatten, when the grid carries it, with
+    1 - prior. A prior of 0 is off: 0 for every action `sides` allows (the head's near-uniform init), -inf for the
+    others."""
+    side = [math.log((1.0 - prior) / quote_levels)] * quote_levels + [math.log(prior or 1.0)]
+    quoting = sum(quote_allowed(b, a, quote_levels, sides)
+                  for b in range(quote_levels) for a in range(quote_levels))  # pairs that quote both sides
     out = []
     for a in range(num_quote_actions({"quote_levels": quote_levels, "quote_flatten": quote_flatten})):
         bid, ask, flatten = decode_quote(a, quote_levels=quote_levels)
-        out.append(side[bid] + side[ask] + (math.log(1.0 - prior if flatten else prior) if quote_flatten else 0.0))
+        if not quote_allowed(bid, ask, quote_levels, sides):
+            lp = -math.inf
+        elif not prior:
+            lp = 0.0
+        elif sides == "any":
+            lp = side[bid] + side[ask]
+        elif bid == quote_levels:
+            lp = side[bid]
+        else:
+            lp = math.log(1.0 - prior) - math.log(quoting)
+        out.append(lp + (math.log(1.0 - prior if flatten else prior) if quote_flatten and prior else 0.0))
     return out
 
 
