@@ -301,18 +301,6 @@ def test_bad_quote_actions():
         env.step(np.array([[0.0, 1.5]], dtype=np.float32))
 
 
-def mirrored(events: np.ndarray) -> np.ndarray:
-    """A recording reflected in price: every price p becomes lowest + highest - p, bids become asks and
-    buyer-aggressor trades seller-aggressor (and back)."""
-    out = events.copy()
-    priced = out["price"] > 0
-    p = out["price"][priced]
-    out["price"][priced] = p.min() + p.max() - p
-    flags = out["flags"]
-    out["flags"] = (flags & ~np.uint8(3)) | ((flags & 1) << 1) | ((flags & 2) >> 1)
-    return out
-
-
 @pytest.mark.parametrize("queue_model", ["power", "risk_averse"])
 def test_the_fill_model_treats_both_sides_alike_on_real_data(queue_model):
     """The bundled Binance recording and its mirror image, quoted with mirrored actions (bid offset <-> ask
@@ -321,6 +309,7 @@ def test_the_fill_model_treats_both_sides_alike_on_real_data(queue_model):
     favoured one side (a tie, a rounding, a crossing test) would show here; Bitstamp's agents' short side
     (benchmarks/README.md, session 13) is the data's, not the simulator's."""
     from trader.data.dataset import load_dataset
+    from trader.data.events import mirrored
     from trader.sim.env import load_market
 
     ds = load_dataset()

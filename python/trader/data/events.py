@@ -43,3 +43,18 @@ class EventFlag(enum.IntFlag):
 
 
 BOOK_KINDS = (EventKind.BOOK_CLEAR, EventKind.BOOK_SNAPSHOT, EventKind.BOOK_DELTA)
+
+
+def mirrored(events: np.ndarray) -> np.ndarray:
+    """A copy of `events` reflected in price: every price p (> 0) becomes lowest + highest - p, bid events
+    become ask events and a buyer-aggressor trade a seller-aggressor one (and back); times, sizes and ids stay.
+    The book of the copy is the original's upside down, so a rule that treats the two sides alike gives the
+    same fills with the sides swapped (tests/test_quotes.py; benchmarks/side_markouts.py --mirror)."""
+    out = events.copy()
+    priced = out["price"] > 0
+    p = out["price"][priced]
+    out["price"][priced] = p.min() + p.max() - p
+    side = np.uint8(EventFlag.BID | EventFlag.ASK)
+    flags = out["flags"]
+    out["flags"] = (flags & ~side) | ((flags & EventFlag.BID) << 1) | ((flags & EventFlag.ASK) >> 1)
+    return out
