@@ -231,3 +231,46 @@ def test_pool_reports_each_datasets_rows(markets):
     env = TradingVectorEnv(markets, num_envs=2, horizon=HORIZON)
     assert env._pool.rows == [len(m.book) for m in markets] and env._pool.has_trades
     assert TradingVectorEnv(markets[0], num_envs=1, horizon=HORIZON)._pool.rows == [len(markets[0].book)]
+
+
+def test_a_recordings_mirror_image(folders):
+    """load_market(mirror=True): the same rows, the book upside down about the median trade price: bids where
+    asks were, at 2c - their price, with their sizes (trader.data.events.mirrored)."""
+    from trader.data.dataset import load_dataset
+    from trader.data.events import EventKind
+
+    original, mirror = load_market(folders[0]), load_market(folders[0], mirror=True)
+    events = load_dataset(folders[0]).events
+    c = int(np.median(events["price"][(events["kind"] == EventKind.TRADE) & (events["price"] > 0)]))
+    assert mirror.name == f"{folders[0]} (mirrored)" and np.array_equal(mirror.ts, original.ts)
+    np.testing.assert_array_equal(mirror.book[:, :, 0], 2 * c - original.book[:, :, 2])  # bid prices
+    np.testing.assert_array_equal(mirror.book[:, :, 1], original.book[:, :, 3])  # bid sizes
+    np.testing.assert_array_equal(mirror.book[:, :, 2], 2 * c - original.book[:, :, 0])  # ask prices
+    np.testing.assert_array_equal(mirror.book[:, :, 3], original.book[:, :, 1])
+    with pytest.raises(ValueError, match="mirror: features given for the recording"):
+        load_market(folders[0], mirror=True, features=original.features)
+
+
+def test_train_on_a_dataset_and_its_mirror_image(tmp_path, folders):
+    """`trader train --mirror` draws episodes from each dataset and its mirror image (two datasets of equal
+    rows); its backtest tests the recording's own held-out tail; with --encoder it is a usage error."""
+    from trader.rl import ppo
+    from trader.rl.envs import make_env
+
+    args = ppo.Args(data=[str(folders[0])], mirror=True, horizon=HORIZON, num_envs=8)
+    env = make_env(args, 8, seed=0)
+    rows = len(load_market(folders[0]).book)
+    assert env._pool.rows == [rows, rows] and env.markets[1].name.endswith("(mirrored)")
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--algo", "ppo", "--data", str(folders[0]), "--mirror", "--horizon", "50",
+                               "--total-timesteps", "512", "--num-envs", "4", "--out", str(tmp_path / "run"),
+                               "--no-progress-bar", "--no-cuda"])
+    assert res.exit_code == 0, res.output
+    assert "\nmirror: true\n" in (tmp_path / "run" / "config.yaml").read_text()
+    res = runner.invoke(main, ["backtest", "--checkpoint", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    report = json.loads(next((tmp_path / "run" / "backtest").rglob("backtest.json")).read_text())
+    assert report["context"]["data"] == str(folders[0])
+    res = runner.invoke(main, ["train", "--data", str(folders[0]), "--mirror", "--encoder", str(tmp_path),
+                               "--out", str(tmp_path / "run2"), "--no-progress-bar", "--no-cuda"])
+    assert res.exit_code == 2 and "mirror: not with --encoder" in res.output, res.output

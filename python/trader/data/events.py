@@ -46,14 +46,17 @@ BOOK_KINDS = (EventKind.BOOK_CLEAR, EventKind.BOOK_SNAPSHOT, EventKind.BOOK_DELT
 
 
 def mirrored(events: np.ndarray) -> np.ndarray:
-    """A copy of `events` reflected in price: every price p (> 0) becomes lowest + highest - p, bid events
-    become ask events and a buyer-aggressor trade a seller-aggressor one (and back); times, sizes and ids stay.
-    The book of the copy is the original's upside down, so a rule that treats the two sides alike gives the
-    same fills with the sides swapped (tests/test_quotes.py; benchmarks/side_markouts.py --mirror)."""
+    """A copy of `events` reflected in price about its median trade price c (of every price if it has no
+    trades): p becomes 2c - p, bid events become ask events and a buyer-aggressor trade a seller-aggressor one
+    (and back); times, sizes and ids stay. Prices at or beyond 2c (resting orders far from any depth the env
+    reads: Binance's snapshots reach 3x the price) fold onto 1 tick. The book near the touch is the original's
+    upside down at the same price level, so a rule that treats the two sides alike gives the same fills with
+    the sides swapped (tests/test_quotes.py; benchmarks/side_markouts.py --mirror; trader train --mirror)."""
     out = events.copy()
     priced = out["price"] > 0
-    p = out["price"][priced]
-    out["price"][priced] = p.min() + p.max() - p
+    trades = priced & (out["kind"] == EventKind.TRADE)
+    centre = int(np.median(out["price"][trades if trades.any() else priced]))
+    out["price"][priced] = np.maximum(2 * centre - out["price"][priced], 1)
     side = np.uint8(EventFlag.BID | EventFlag.ASK)
     flags = out["flags"]
     out["flags"] = (flags & ~side) | ((flags & EventFlag.BID) << 1) | ((flags & EventFlag.ASK) >> 1)

@@ -71,6 +71,11 @@ class CommonArgs(TraderEnvArgs):
     data: list[str] | None = None
     """trader: dataset folders, collections or folders of datasets; episodes are drawn across all of them and
     never cross from one to another (default: the bundled sample; from Python also trader.sim.Market(s))"""
+    mirror: bool = False
+    """trader: also train on every dataset's mirror image (prices reflected about its median trade price, bids <->
+    asks, buyer <-> seller aggressor: trader.data.events.mirrored), drawn as one more dataset with the same
+    held-out tail: a side that the training days paid cannot be learned as a side (issue 13; Bitstamp's asks
+    filled more and less adversely than its bids in every block: benchmarks/side_markouts.py)"""
     interval_ms: float = 100.0
     """trader: the env's rows, and so its step, are the book sampled every interval_ms milliseconds (the
     grid of train-encoder's --interval-ms; backtests and live sessions of the agent use the run's)"""

@@ -41,6 +41,9 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--data", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="trader: dataset folder, collection or folder of datasets; repeat it to train on several "
                    "(episodes never cross from one dataset to another) [default: the bundled sample]")
+@click.option("--mirror/--no-mirror", default=None,
+              help="trader: also train on each dataset's mirror image (prices reflected, bids <-> asks), drawn as "
+                   "one more dataset: no side of the training days is learned as a side [default: off]")
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best); the agent "
                    "observes its embeddings plus the account features, and backtests and live runs use it too")

@@ -50,20 +50,22 @@ def make_env(args, num_envs: int, seed: int):
 
 def training_markets(args) -> list:
     """The Markets of args.data: one Market, a list of them, or dataset folders (a folder, a collection,
-    a folder of datasets, or a list of those: trader.sim.load_markets); None: the bundled sample."""
-    from trader.sim import Market, load_market, load_markets
+    a folder of datasets, or a list of those: trader.sim.dataset_folders); None: the bundled sample. With
+    args.mirror, each folder's mirror image follows the folders' Markets."""
+    from trader.sim import Market, dataset_folders, load_market
 
-    data, interval_ms = args.data, args.interval_ms
-    if isinstance(data, Market):
-        return [data]
-    if data is None:
-        return [load_market(None, interval_ms=interval_ms, feature_set=args.feature_set)]
-    items = [data] if isinstance(data, str) else list(data)
-    if not items:
-        return [load_market(None, interval_ms=interval_ms, feature_set=args.feature_set)]
-    if all(isinstance(m, Market) for m in items):
+    data = args.data
+    items = [] if data is None else [data] if isinstance(data, (str, Market)) else list(data)
+    if items and all(isinstance(m, Market) for m in items):
+        if getattr(args, "mirror", False):
+            raise ValueError("mirror: needs dataset folders (their events are reflected), not Markets")
         return items
-    return load_markets(items, interval_ms=interval_ms, feature_set=args.feature_set)
+    folders = dataset_folders(items) if items else [None]
+    mirrors = (False, True) if getattr(args, "mirror", False) else (False,)
+    if len(mirrors) == 2 and args.encoder:
+        raise ValueError("mirror: not with --encoder (its embeddings are of the recordings themselves)")
+    return [load_market(folder, interval_ms=args.interval_ms, feature_set=args.feature_set, mirror=mirror)
+            for mirror in mirrors for folder in folders]
 
 
 def training_start_max(rows: int, train_fraction: float, horizon: int, name: str = "") -> int:

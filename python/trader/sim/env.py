@@ -77,23 +77,28 @@ class Market:
 
 
 def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock: str = "exchange",
-                features=None, feature_set: int | None = None) -> Market:
+                features=None, feature_set: int | None = None, mirror: bool = False) -> Market:
     """Sample a dataset (default: the bundled sample) on a time grid (interval_ms > 0) or after every
     book message (interval_ms = 0) and build the observation features (set `feature_set` of
     trader.sim.features; None: its DEFAULT_SET).
     Rows before both sides of the book exist are dropped. A recording without exchange time (every
     exch_ts 0) is sampled on its local clock. `features`: None, an array [T, D] aligned with the
-    sampled rows, or a path to a .npy file of one."""
+    sampled rows, or a path to a .npy file of one. `mirror`: the recording reflected in price, bids <->
+    asks (trader.data.events.mirrored), named "NAME (mirrored)"."""
     from trader.data.dataset import Dataset, load_dataset
+    from trader.data.events import mirrored
 
     ds = data if isinstance(data, Dataset) else load_dataset(data)
+    if mirror and features is not None:
+        raise ValueError("mirror: features given for the recording cannot describe its mirror image")
+    events = mirrored(ds.events) if mirror else ds.events
     parts = ds.meta.get("collection")
     if parts:  # one market stream per env: sequences must not be joined across their gaps (issue 13)
         raise ValueError(f"{ds.path}: a collection of {len(parts)} sequences; the env trades one sequence at a "
                          f"time: pass one of its dataset folders (e.g. {ds.path / parts[0].get('name', '')})")
-    if clock == "exchange" and len(ds.events) and not ds.events["exch_ts"].any():
+    if clock == "exchange" and len(events) and not events["exch_ts"].any():
         clock = "local"  # the recording has no exchange time (e.g. Bitstamp's 2015 log: meta.json notes it)
-    ts, book, flow, records, starts, _ = _core.sample_market(ds.events, depth, int(interval_ms * 1e6), clock)
+    ts, book, flow, records, starts, _ = _core.sample_market(events, depth, int(interval_ms * 1e6), clock)
     valid = (book[:, 0, 0] > 0) & (book[:, 0, 2] > 0)
     first = int(np.argmax(valid)) if valid.any() else len(valid)
     ts, book, flow = ts[first:], np.ascontiguousarray(book[first:]), flow[first:]
@@ -108,7 +113,7 @@ def load_market(data=None, *, depth: int = 10, interval_ms: float = 100.0, clock
         if feats.ndim != 2 or len(feats) not in (len(book), len(book) + first):
             raise ValueError(f"features: expected shape [{len(book)}, D] (one row per sampled book row), got {feats.shape}")
         feats = np.ascontiguousarray(feats[-len(book):], dtype=np.float32)
-    return Market(book, feats, ts, tick, lot, ds.symbol, records, starts, str(ds.path), clock)
+    return Market(book, feats, ts, tick, lot, ds.symbol, records, starts, str(ds.path) + " (mirrored)" * mirror, clock)
 
 
 def book_spacing_ms(data=None) -> float | None:
