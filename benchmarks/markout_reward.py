@@ -44,7 +44,7 @@ two-sided quotes, and at the limit the side that would pass it is not sent, so a
 session 12's 200,000-step Bitstamp run the two agents that made markets (85 and 98 trades, never at the limit)
 made +73 and +87 bps, the shorts lost in the rising block; against markout_10s_abstain_0.9 seed for seed.
 `markout_10s_mirror_abstain_0.9` (session 13, fixed before it ran, after benchmarks/side_markouts.py found
-Bitstamp's asks at the touch filled 15-50 % more often than its bids and 0.6-3.6 bps less adversely at 10 s in
+Bitstamp's asks at the touch filled 15-52 % more often than its bids and 0.7-3.6 bps less adversely at 10 s in
 every training and test block, rising or falling; the mirrored recording swaps the sides): markout_10s_abstain_0.9
 trained on each fold's rows and their mirror image (`mirror`: prices reflected, bids <-> asks), so that no side is
 paid as a side in training; against markout_10s_abstain_0.9 seed for seed.
