@@ -115,6 +115,30 @@ def test_evaluate_on_the_sample_reproduces_and_never_trains_on_test_rows(tmp_pat
         assert (out / png).stat().st_size > 5_000
 
 
+def test_evaluate_with_mirror_trains_on_the_mirror_image_of_the_training_rows_only(tmp_path):
+    """--mirror: every agent's env draws episodes from the recording and its mirror image, neither reaching
+    the fold's test rows; the tests run on the recording itself."""
+    from trader.rl import ppo
+    from trader.rl.envs import make_env
+    from trader.rl.policy import load
+
+    out, report = _evaluate(tmp_path, "m", "--mirror")
+    assert report["summary"]["overall"]["agent"]["n"] == 2
+    for job in report["jobs"]:
+        fold = report["context"]["folds"][job["fold"] - 1]
+        args = load(job["run_dir"]).args
+        assert args["mirror"] is True
+        env = make_env(ppo.Args(**{k: v for k, v in args.items() if k in ppo.Args.__dataclass_fields__}), 8, seed=0)
+        assert [m.name.endswith("(mirrored)") for m in env.markets] == [False, True]
+        test_start = int(fold["describe"].split("test sample rows ")[1].split("..")[0])
+        _, info = env.reset(seed=0)
+        rows = [info["t"].copy()]
+        for _ in range(5 * args["horizon"]):  # several episodes of each env, from both datasets
+            *_, info = env.step(np.zeros(8, dtype=np.int64))
+            rows.append(info["t"].copy())
+        assert np.max(rows) < test_start
+
+
 def test_bad_input_is_a_usage_error(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["evaluate", "--folds", "40", "--horizon", "500", "--out", str(tmp_path / "x")])

@@ -56,6 +56,9 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
                    "it to see whether embeddings help)")
+@click.option("--mirror/--no-mirror", default=None,
+              help="agents also train on each training dataset's mirror image (as trader train --mirror); the "
+                   "tests stay on the recordings [default: off]")
 @env_options()
 @feature_set_option("train's; 2 or 3 with --train-window > 1 over several instruments")
 @click.option("--interval-ms", type=click.FloatRange(min=0, min_open=True), default=None,
