@@ -65,6 +65,8 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
         --timesteps 200000 --candidates markout_10s --datasets bitstamp18h,nexo28h --against runs/markout  # 5x longer
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/markout_penalty --jobs 16 \
         --candidates markout_10s_penalty_0.5_per_s  # session 11, on one 16-core host
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/a200 --jobs 2 \
+        --timesteps 200000 --seeds 10 --candidates markout_10s_two_sided_abstain_0.9  # session 13
 
 Writes WORK/markout_reward.md and .json.
 """
