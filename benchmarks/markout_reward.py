@@ -68,7 +68,8 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/a200 --jobs 2 \
         --timesteps 200000 --seeds 10 --candidates markout_10s_two_sided_abstain_0.9  # session 13
 
-Writes WORK/markout_reward.md and .json.
+Writes WORK/markout_reward.md and .json, and for a candidate run on all four datasets (in WORK) WORK/markout_reward_all_datasets.md and .json:
+each seed's PnL summed over the four, against each baseline summed alike.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
           200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11",
-                    RESULTS / "abstain_200k_s12")}
+                    RESULTS / "abstain_200k_s12", RESULTS / "quote_sides_s13")}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = RESULTS / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")
@@ -135,6 +136,31 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict:
     seeds = sorted(set(a) & set(b))
     ci = bootstrap_mean([a[s] - b[s] for s in seeds])
     return {"mean": ci.mean, "low": ci.low, "high": ci.high, "seeds": len(seeds)}
+
+
+# the four recordings of the protocol, as this script names their runs (WORK/PRESET__CANDIDATE)
+ALL_DATASETS = ("bitstamp18h", "nexo28h", "binance_BTC", "binance_ETH")
+
+
+def across_datasets(work: Path, name: str) -> dict | None:
+    """Candidate NAME on every dataset of ALL_DATASETS together, from WORK's reports (None unless all four are
+    there): each seed's PnL summed over every dataset's folds (the same recipe run on each recording; seeds all
+    four ran), its mean [95 % CI], each baseline summed alike, the agent minus the best of them, seed for seed,
+    and the fold x seed tests that traded."""
+    runs = [work / f"{d}__{name}" / "evaluation.json" for d in ALL_DATASETS]
+    if not all(r.exists() for r in runs):
+        return None
+    overall_of = [json.loads(r.read_text())["summary"]["overall"] for r in runs]
+    seeds = sorted(set.intersection(*(set(o["agent_per_seed"]) for o in overall_of)), key=int)
+    agent = [sum(o["agent_per_seed"][s] for o in overall_of) for s in seeds]
+    baselines = {b: sum(o["baselines"][b] for o in overall_of) for b in overall_of[0]["baselines"]
+                 if all(b in o["baselines"] for o in overall_of)}
+    best = max(baselines, key=baselines.get)
+    ci = lambda x: dict(zip(("mean", "low", "high"), bootstrap_mean(x)[:3]))  # noqa: E731
+    return {"run": name, "seeds": len(seeds), "every_seed": ci(agent), "baselines": baselines, "best_baseline": best,
+            "minus_best": ci([a - baselines[best] for a in agent]),
+            "seeds_beating_every_baseline": sum(a > max(baselines.values()) for a in agent),
+            "tests": sum(o["tests"] for o in overall_of), "tests_that_traded": sum(o["tests_that_traded"] for o in overall_of)}
 
 
 def main() -> None:
@@ -210,6 +236,18 @@ def main() -> None:
         for name in everyone:
             report(a.work / f"binance_{group}__{name}", {c: md for c in (*before, *COMPARE.get(name, ()))
                                                          if c != name and (md := report_of(f"binance_{group}__{c}"))})
+
+    together = [t for name in candidates if (t := across_datasets(a.work, name))]
+    if together:
+        lines = ["| run, all four datasets together | seeds | every seed: PnL | best baseline | minus it, seed for seed | "
+                 "seeds above every baseline | tests that traded |", "|---|---:|---:|---|---:|---:|---:|",
+                 *[f"| {t['run']} | {t['seeds']} | {_ci(t['every_seed'])} | {t['best_baseline']} "
+                   f"{t['baselines'][t['best_baseline']]:+.2f} | {_ci(t['minus_best'])} | "
+                   f"{t['seeds_beating_every_baseline']} of {t['seeds']} | {t['tests_that_traded']} of {t['tests']} |"
+                   for t in together]]
+        (a.work / "markout_reward_all_datasets.md").write_text("\n".join(lines) + "\n")
+        (a.work / "markout_reward_all_datasets.json").write_text(json.dumps(together, indent=1))
+        print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":
