@@ -67,6 +67,9 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
         --candidates markout_10s_penalty_0.5_per_s  # session 11, on one 16-core host
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/a200 --jobs 2 \
         --timesteps 200000 --seeds 10 --candidates markout_10s_two_sided_abstain_0.9  # session 13
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/held_out --jobs 2 \
+        --timesteps 200000 --seeds 10 --held-out --datasets bitstamp18h,nexo28h \
+        --candidates markout_10s_symmetric_abstain_0.9,markout_10s_two_sided_abstain_0.9  # the last 6 h, never tested
 
 Writes WORK/markout_reward.md and .json, and for a candidate run on all four datasets (in WORK) WORK/markout_reward_all_datasets.md and .json:
 each seed's PnL summed over the four, against each baseline summed alike.
@@ -79,11 +82,12 @@ import json
 import re
 from pathlib import Path
 
-from choice_confirm import convert, evaluate
+from choice_confirm import PRESETS, convert, evaluate
 from evaluate_shared import GROUPS
 from evaluate_shared import convert as convert_group
 from inventory_risk import CANDIDATES as BEFORE_CANDIDATES
 from inventory_risk import overall, run, write_config
+from oos_goal import HELD_OUT
 from sweep_defaults import _ci
 from trader.evaluate.stats import bootstrap_mean
 from trader.evaluate.summary import activity
@@ -138,6 +142,8 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict:
     return {"mean": ci.mean, "low": ci.low, "high": ci.high, "seeds": len(seeds)}
 
 
+# preset -> its full recording in oos_goal.HELD_OUT (its last 6 h: --held-out)
+PRESET_HELD_OUT = {"nexo28h": 0, "bitstamp18h": 1}
 # the four recordings of the protocol, as this script names their runs (WORK/PRESET__CANDIDATE)
 ALL_DATASETS = ("bitstamp18h", "nexo28h", "binance_BTC", "binance_ETH")
 
@@ -173,11 +179,16 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated, of CANDIDATES")
     p.add_argument("--datasets", default="bitstamp18h,nexo28h,BTC,ETH", help="comma-separated presets and groups")
+    p.add_argument("--held-out", action="store_true",
+                   help="test on the held-out last 6 h of the full Bitstamp and NEXOUSDT recordings instead (oos_goal.py's "
+                        "HELD_OUT, never a test block of this script): 2 folds of 3 h, each training on every row before it")
     p.add_argument("--against", type=Path, default=None,
                    help="another WORK or stored reports (e.g. the 40,000-step runs): each run also against its namesake there")
     a = p.parse_args()
     candidates = {c: CANDIDATES[c] for c in a.candidates.split(",")}
     datasets = a.datasets.split(",")
+    if a.held_out and set(datasets) - set(PRESET_HELD_OUT):
+        p.error(f"--held-out: the held-out tails are of {', '.join(PRESET_HELD_OUT)} only, not {a.datasets}")
     # session 9's runs and the Binance runs of its rewards are 40,000-step runs: compared at those steps only
     before = BEFORE_RUNS if a.timesteps == BEFORE_STEPS else ()
     a.work.mkdir(parents=True, exist_ok=True)
@@ -215,6 +226,22 @@ def main() -> None:
 
     for preset, seeds in (("bitstamp18h", a.seeds), ("nexo28h", a.test_seeds)):
         if preset not in datasets:
+            continue
+        if a.held_out:  # the full recording whose head PRESETS[preset] is, tested on its last hours
+            name, fmt, files, _, tail_s = HELD_OUT[PRESET_HELD_OUT[preset]]
+            data = a.work / "data" / name
+            if not (data / "meta.json").exists():
+                from trader.data.cli import data as data_cli
+
+                data_cli.main(["convert", *[str(a.shared / f) for f in files], "-o", str(data), "--format", fmt],
+                              standalone_mode=False)
+            *_, interval_ms, venue = PRESETS[preset]
+            for cand in candidates:
+                config = write_config(a.work, cand, candidates[cand], venue, interval_ms, a.timesteps)
+                out = a.work / f"{name}__{cand}"
+                if not (out / "evaluation.json").exists():
+                    evaluate(a.work, out.name, str(data), 2, seeds, config, a.jobs, interval_ms, ["--tail-s", str(tail_s)])
+                report(out, {})
             continue
         data = convert(a.shared, a.work, preset)
         for name in candidates:

@@ -139,6 +139,23 @@ def test_evaluate_with_mirror_trains_on_the_mirror_image_of_the_training_rows_on
         assert np.max(rows) < test_start
 
 
+def test_evaluate_tail_s_tests_only_the_recordings_last_seconds(tmp_path):
+    """--tail-s S: the --folds test blocks tile the sample's last S seconds, each fold training on every row
+    before its block; with several datasets it is a usage error."""
+    from trader.data.dataset import sample_path
+    from trader.sim import load_market
+
+    out, report = _evaluate(tmp_path, "t", "--tail-s", "60")
+    ts = load_market(None).ts
+    first = int(np.searchsorted(ts, ts[-1] - 60 * 10**9))
+    starts = [int(f["describe"].split("test sample rows ")[1].split("..")[0]) for f in report["context"]["folds"]]
+    assert starts[0] == first and starts[1] > first and report["summary"]["overall"]["agent"]["n"] == 2
+    res = CliRunner().invoke(main, ["evaluate", "--data", str(sample_path()), "--data",
+                                    str(sample_path()), "--tail-s", "60", "--allow-overlap",
+                                    "--out", str(tmp_path / "x"), "--no-progress-bar"])
+    assert res.exit_code == 2 and "--tail-s: cuts one dataset's end" in res.output, res.output
+
+
 def test_bad_input_is_a_usage_error(tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["evaluate", "--folds", "40", "--horizon", "500", "--out", str(tmp_path / "x")])

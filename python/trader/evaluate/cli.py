@@ -43,7 +43,11 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
               help="dataset folder(s) in time order (a collection folder counts as its parts); one dataset is cut "
                    "into --folds + 1 blocks [default: the bundled sample]")
 @click.option("--folds", type=click.IntRange(min=1), default=3,
-              help="one dataset: walk-forward folds (fold i trains on blocks 0..i-1, tests on block i)")
+              help="one dataset: walk-forward folds (fold i trains on blocks 0..i-1, tests on block i; with "
+                   "--tail-s, the blocks of its tail)")
+@click.option("--tail-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="one dataset: test only its last SECONDS, cut into --folds blocks; fold i trains on every row "
+                   "before its block (a held-out check on the end of a recording whose start other runs used)")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, help=f"agents per fold (seeds {SEED}..{SEED}+N-1)")
 @click.option("--algo", type=click.Choice(ALGOS), default="ppo", help="learner")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -86,13 +90,13 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
               help="take back the fold x seed jobs an earlier run of the same evaluation finished in --out (a killed "
                    "evaluation goes on where it stopped; a job of other options there is an error)")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
-def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, validation_s, choose_among,
+def evaluate(data, folds, tail_s, seeds, algo, config, train_window, allow_overlap, validation_s, choose_among,
              imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
     bootstrap 95 % intervals, the agent minus the best baseline, and the fraction of seeds beating flat."""
     from trader.backtest.suite import BaselineOptions
-    from trader.evaluate.folds import block_folds, dataset_folds
+    from trader.evaluate.folds import block_folds, dataset_folds, tail_folds
     from trader.evaluate.report import evaluation_context, write_evaluation
     from trader.evaluate.choose import chosen_on_validation, validation_folds
     from trader.evaluate.run import Plan, run_plan
@@ -131,8 +135,12 @@ def evaluate(data, folds, seeds, algo, config, train_window, allow_overlap, vali
             raise ValueError("data: the datasets give observations of different widths "
                              + ", ".join(f"{p or 'sample'}: {m.features.shape[1]}" for p, m in zip(paths, markets)))
         if len(paths) == 1:
-            plan_folds = block_folds(paths[0], len(markets[0].book), folds, horizon)
+            plan_folds = (block_folds(paths[0], len(markets[0].book), folds, horizon) if tail_s is None
+                          else tail_folds(paths[0], markets[0].ts, tail_s, folds, horizon))
         else:
+            if tail_s is not None:
+                raise click.UsageError(f"--tail-s: cuts one dataset's end into test blocks; {len(paths)} datasets "
+                                       "given (with several, each one after the first --train-window is a fold)")
             if click.get_current_context().get_parameter_source("folds") != ParameterSource.DEFAULT:
                 raise click.UsageError(f"--folds {folds}: with several datasets each one after the first --train-window "
                                        f"is a fold ({len(paths)} datasets here); --folds cuts one dataset into blocks")
