@@ -117,11 +117,13 @@ def test_evaluate_on_the_sample_reproduces_and_never_trains_on_test_rows(tmp_pat
 
 def test_evaluate_with_mirror_trains_on_the_mirror_image_of_the_training_rows_only(tmp_path):
     """--mirror: every agent's env draws episodes from the recording and its mirror image, neither reaching
-    the fold's test rows; the tests run on the recording itself."""
+    the fold's test rows; the tests run on the recording itself; with --encoder it is a usage error."""
     from trader.rl import ppo
     from trader.rl.envs import make_env
     from trader.rl.policy import load
 
+    res = CliRunner().invoke(main, ["evaluate", "--mirror", "--encoder", str(tmp_path), "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "--mirror: not with --encoder" in res.output, res.output
     out, report = _evaluate(tmp_path, "m", "--mirror")
     assert report["summary"]["overall"]["agent"]["n"] == 2
     for job in report["jobs"]:

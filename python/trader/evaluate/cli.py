@@ -118,6 +118,8 @@ def evaluate(data, folds, tail_s, seeds, algo, config, train_window, allow_overl
     env = pop_env_values(options)
     given = {k: v for k, v in options.items() if v is not None} | env
     args = {**(load_config(config) if config else {}), **given, "cuda": cuda}
+    if args.get("mirror") and args.get("encoder"):
+        raise click.UsageError("--mirror: not with --encoder (its embeddings are of the recordings themselves)")
     module = learner(algo)
     try:
         base_options = BaselineOptions(imbalance_threshold, quote_offset_ticks, as_gamma)
