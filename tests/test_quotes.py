@@ -305,9 +305,8 @@ def test_bad_quote_actions():
 def test_the_fill_model_treats_both_sides_alike_on_real_data(queue_model):
     """The bundled Binance recording and its mirror image, quoted with mirrored actions (bid offset <-> ask
     offset): every step's fills, position and quotes are the same with the sides swapped (fees follow the
-    reflected prices). A rule that
-    favoured one side (a tie, a rounding, a crossing test) would show here; Bitstamp's agents' short side
-    (benchmarks/README.md, session 13) is the data's, not the simulator's."""
+    reflected prices). A rule that favoured one side (a tie, a rounding, a crossing test) would show here;
+    Bitstamp's agents' short side (benchmarks/README.md, session 13) is the data's, not the simulator's."""
     from trader.data.dataset import load_dataset
     from trader.data.events import mirrored
     from trader.sim.env import load_market
