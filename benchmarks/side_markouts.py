@@ -65,18 +65,13 @@ def main() -> None:
     a = p.parse_args()
 
     from trader.backtest.engine import env_config_from_run
-    from trader.data.dataset import load_dataset
-    from trader.data.events import mirrored
     from trader.evaluate.folds import block_folds
     from trader.sim.env import load_market
 
     options = json.loads(a.config.read_text())
     env_config = env_config_from_run(options)
     env_config.pop("reward", None)  # the quoter's fills, not a reward, are measured
-    ds = load_dataset(a.data)
-    if a.mirror:
-        ds.events = mirrored(ds.events)
-    market = load_market(ds, interval_ms=a.interval_ms, feature_set=options.get("feature_set"))
+    market = load_market(a.data, interval_ms=a.interval_ms, feature_set=options.get("feature_set"), mirror=a.mirror)
     folds = block_folds(a.data, len(market.ts), a.folds, options["horizon"])
     blocks = [(f"fold {f.index} train", 0, f.train_rows - 1) for f in folds]
     blocks += [(f"fold {f.index} test", f.test_start, f.test_end) for f in folds]

@@ -307,14 +307,9 @@ def test_the_fill_model_treats_both_sides_alike_on_real_data(queue_model):
     offset): every step's fills, position and quotes are the same with the sides swapped (fees follow the
     reflected prices). A rule that favoured one side (a tie, a rounding, a crossing test) would show here;
     Bitstamp's agents' short side (benchmarks/README.md, session 13) is the data's, not the simulator's."""
-    from trader.data.dataset import load_dataset
-    from trader.data.events import mirrored
     from trader.sim.env import load_market
 
-    ds = load_dataset()
-    original = load_market(ds)
-    ds.events = mirrored(ds.events)
-    mirror = load_market(ds)
+    original, mirror = load_market(), load_market(mirror=True)
     L, steps = 3, len(original.book) - 3  # every row of the 3-minute recording
     cfg = dict(actions="quote", quote_levels=L, trade_size=0.002, max_position=0.01, maker_fee_bps=-0.5,
                taker_fee_bps=1.0, order_latency_ns=20_000_000, cancel_latency_ns=10_000_000, queue_model=queue_model,

@@ -54,18 +54,17 @@ def training_markets(args) -> list:
     args.mirror, each folder's mirror image follows the folders' Markets."""
     from trader.sim import Market, dataset_folders, load_market
 
-    data = args.data
+    data, mirror = args.data, getattr(args, "mirror", False)
     items = [] if data is None else [data] if isinstance(data, (str, Market)) else list(data)
     if items and all(isinstance(m, Market) for m in items):
-        if getattr(args, "mirror", False):
+        if mirror:
             raise ValueError("mirror: needs dataset folders (their events are reflected), not Markets")
         return items
-    folders = dataset_folders(items) if items else [None]
-    mirrors = (False, True) if getattr(args, "mirror", False) else (False,)
-    if len(mirrors) == 2 and args.encoder:
+    if mirror and args.encoder:
         raise ValueError("mirror: not with --encoder (its embeddings are of the recordings themselves)")
-    return [load_market(folder, interval_ms=args.interval_ms, feature_set=args.feature_set, mirror=mirror)
-            for mirror in mirrors for folder in folders]
+    folders = dataset_folders(items) if items else [None]
+    return [load_market(folder, interval_ms=args.interval_ms, feature_set=args.feature_set, mirror=reflected)
+            for reflected in ((False, True) if mirror else (False,)) for folder in folders]
 
 
 def training_start_max(rows: int, train_fraction: float, horizon: int, name: str = "") -> int:
