@@ -48,6 +48,12 @@ Bitstamp's asks at the touch filled 15-52 % more often than its bids and 0.7-3.6
 every training and test block, rising or falling; the mirrored recording swaps the sides): markout_10s_abstain_0.9
 trained on each fold's rows and their mirror image (`mirror`: prices reflected, bids <-> asks), so that no side is
 paid as a side in training; against markout_10s_abstain_0.9 seed for seed.
+`markout_10s_lean_abstain_0.9` and `markout_10s_lean_penalty_abstain_0.9` (session 14, both fixed before either
+ran, after the symmetric agents' fills earned +54 bps on NEXOUSDT and their inventory lost -34, which one offset on
+both sides cannot lean against): quotes on both sides at offsets at most one tick apart, or none (`quote_sides:
+lean`: the grid's nearest thing to Avellaneda and Stoikov's reservation price, a lean of one tick); the second with
+markout_10s_penalty_0.5_per_s's running inventory charge, which gives a lean against the position something to
+earn; each against markout_10s_symmetric_abstain_0.9 and markout_10s_two_sided_abstain_0.9 seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -70,6 +76,8 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/held_out --jobs 2 \
         --timesteps 200000 --seeds 10 --held-out --datasets bitstamp18h,nexo28h \
         --candidates markout_10s_symmetric_abstain_0.9,markout_10s_two_sided_abstain_0.9  # the last 6 h, never tested
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s200 --jobs 16 \
+        --timesteps 200000 --seeds 10 --candidates markout_10s_lean_abstain_0.9,markout_10s_lean_penalty_abstain_0.9  # session 14
 
 Writes WORK/markout_reward.md and .json, and for a candidate run on all four datasets (in WORK) WORK/markout_reward_all_datasets.md and .json:
 each seed's PnL summed over the four, against each baseline summed alike.
@@ -108,7 +116,12 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
               "markout_10s_symmetric_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000,
                                                     "abstain_prior": 0.9, "quote_sides": "symmetric"},
               "markout_10s_mirror_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000,
-                                                 "abstain_prior": 0.9, "mirror": True}}
+                                                 "abstain_prior": 0.9, "mirror": True},
+              "markout_10s_lean_abstain_0.9": {"reward": "markout", "markout_ns": 10_000_000_000,
+                                               "abstain_prior": 0.9, "quote_sides": "lean"},
+              "markout_10s_lean_penalty_abstain_0.9": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
+                                                       "inventory_penalty_bps_per_s": 0.5, "abstain_prior": 0.9,
+                                                       "quote_sides": "lean"}}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -117,7 +130,10 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_10s_detrend_abstain_0.9": ("markout_10s", "markout_10s_abstain_0.9"),
            "markout_10s_two_sided_abstain_0.9": ("markout_10s_abstain_0.9",),
            "markout_10s_symmetric_abstain_0.9": ("markout_10s_abstain_0.9", "markout_10s_two_sided_abstain_0.9"),
-           "markout_10s_mirror_abstain_0.9": ("markout_10s_abstain_0.9",)}
+           "markout_10s_mirror_abstain_0.9": ("markout_10s_abstain_0.9",),
+           "markout_10s_lean_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9"),
+           "markout_10s_lean_penalty_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9",
+                                                    "markout_10s_lean_abstain_0.9")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),

@@ -224,7 +224,7 @@ def test_abstain_prior_needs_quote_actions(tmp_path):
     for actions, option, expected in (("discrete", "abstain_prior: 0.9", "needs the trader env with --actions quote"),
                                       ("quote", "abstain_prior: 1", "expected a probability in [0, 1)"),
                                       ("discrete", "quote_sides: both", "needs the trader env with --actions quote"),
-                                      ("quote", "quote_sides: two", "expected one of any, both, symmetric")):
+                                      ("quote", "quote_sides: two", "expected one of any, both, symmetric, lean")):
         config.write_text(option + "\n")
         out = CliRunner().invoke(train, ["--algo", "ppo", "--actions", actions, "--config", str(config),
                                          "--runs-dir", str(tmp_path), "--no-progress-bar"])
@@ -240,6 +240,8 @@ def test_quote_prior_on_hand_cases(flatten):
     for sides, prior, allowed, each_quote in (("any", 0.7, lambda b, a: True, None),
                                               ("both", 0.7, lambda b, a: (b == L) == (a == L), 0.3 / 9),
                                               ("symmetric", 0.7, lambda b, a: b == a, 0.3 / 3),
+                                              ("lean", 0.7, lambda b, a: (b == a == L) or (b < L and a < L
+                                                                                           and abs(b - a) <= 1), 0.3 / 7),
                                               ("both", 0.0, lambda b, a: (b == L) == (a == L), None)):
         lp = np.array(abstain_log_probs(prior, L, flatten, sides))
         for action, x in enumerate(lp):
@@ -258,7 +260,7 @@ def test_quote_prior_on_hand_cases(flatten):
             assert np.exp(lp).sum() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("sides", ["both", "symmetric"])
+@pytest.mark.parametrize("sides", ["both", "symmetric", "lean"])
 def test_quote_sides_rule_out_quotes_through_training(tmp_path, sides):
     from trader.rl.ppo import make_policy, restore
     from trader.sim.spec import abstain_log_probs, decode_quote, quote_allowed

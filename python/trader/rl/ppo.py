@@ -94,8 +94,8 @@ class Args(CommonArgs):
     quotes quote_sides allows sharing the rest (--quote-flatten: flatten with 1 - this), so an agent starts near
     flat and its argmax quotes only where training moved it (issue 13). 0: off (the orthogonal init's policy)"""
     quote_sides: str = "any"
-    """trader env, --actions quote: the quotes the policy may take: any; both (two-sided, or none); symmetric (one
-    offset both sides, or none); the others' logits stay -inf, out of reach of any gradient (issue 13)"""
+    """trader env, --actions quote: the quotes allowed: any; both (two-sided, or none); symmetric (one offset both
+    sides, or none); lean (offsets one level apart, or none); the others' logits stay -inf for good (issue 13)"""
 
 
 # ---------------------------------------------------------------------------------------------------

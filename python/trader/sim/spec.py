@@ -158,9 +158,10 @@ def decode_quote(action: int, *, quote_levels: int | None = None) -> tuple[int, 
     return (a % (L + 1) ** 2) // (L + 1), a % (L + 1), a >= (L + 1) ** 2
 
 
-QUOTE_SIDES = ("any", "both", "symmetric")
+QUOTE_SIDES = ("any", "both", "symmetric", "lean")
 """Which `quote` actions a learner's policy may take (PPO's quote_sides, issue 13): any; both sides or none (no
-one-sided quote); the same offset on both sides or none."""
+one-sided quote); the same offset on both sides or none; both sides at offsets at most one level apart (a lean of
+one tick, to shed inventory: Avellaneda and Stoikov 2008's reservation price, on the grid) or none."""
 
 
 def quote_allowed(bid_idx: int, ask_idx: int, quote_levels: int, sides: str) -> bool:
@@ -168,8 +169,9 @@ def quote_allowed(bid_idx: int, ask_idx: int, quote_levels: int, sides: str) -> 
     no quote on that side)."""
     if sides not in QUOTE_SIDES:
         raise ValueError(f"quote_sides: expected one of {', '.join(QUOTE_SIDES)}, got {sides!r}")
-    if sides == "both":
-        return (bid_idx == quote_levels) == (ask_idx == quote_levels)
+    if sides in ("both", "lean"):
+        two_sided = (bid_idx == quote_levels) == (ask_idx == quote_levels)
+        return two_sided and (sides == "both" or bid_idx == quote_levels or abs(bid_idx - ask_idx) <= 1)
     return sides == "any" or bid_idx == ask_idx
 
 
