@@ -54,6 +54,11 @@ both sides cannot lean against): quotes on both sides at offsets at most one tic
 lean`: the grid's nearest thing to Avellaneda and Stoikov's reservation price, a lean of one tick); the second with
 markout_10s_penalty_0.5_per_s's running inventory charge, which gives a lean against the position something to
 earn; each against markout_10s_symmetric_abstain_0.9 and markout_10s_two_sided_abstain_0.9 seed for seed.
+`markout_10s_symmetric_abstain_0.9_latency_100ms` and `markout_10s_two_sided_abstain_0.9_latency_100ms` (session 14,
+fixed before either ran): the two session-13 candidates with every order and cancel reaching the exchange 100 ms
+after it was sent (`order_latency_ns`, `cancel_latency_ns`; the protocol's 0 ms flatters a quoter: at 100 ms others
+join the queue first and the book moves before a cancel lands), in training and in every test, baselines included;
+each against itself at 0 ms seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -122,6 +127,9 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
               "markout_10s_lean_penalty_abstain_0.9": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
                                                        "inventory_penalty_bps_per_s": 0.5, "abstain_prior": 0.9,
                                                        "quote_sides": "lean"}}
+WITH_LATENCY = ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9")  # session 14, at 100 ms
+CANDIDATES.update({f"{c}_latency_100ms": {**CANDIDATES[c], "order_latency_ns": 100_000_000, "cancel_latency_ns": 100_000_000}
+                   for c in WITH_LATENCY})
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -133,7 +141,8 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_10s_mirror_abstain_0.9": ("markout_10s_abstain_0.9",),
            "markout_10s_lean_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9"),
            "markout_10s_lean_penalty_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9",
-                                                    "markout_10s_lean_abstain_0.9")}
+                                                    "markout_10s_lean_abstain_0.9"),
+           **{f"{c}_latency_100ms": (c,) for c in WITH_LATENCY}}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
@@ -257,7 +266,7 @@ def main() -> None:
                 out = a.work / f"{name}__{cand}"
                 if not (out / "evaluation.json").exists():
                     evaluate(a.work, out.name, str(data), 2, seeds, config, a.jobs, interval_ms, ["--tail-s", str(tail_s)])
-                report(out, {})
+                report(out, {c: md for c in COMPARE.get(cand, ()) if (md := a.work / f"{name}__{c}" / "evaluation.md").exists()})
             continue
         data = convert(a.shared, a.work, preset)
         for name in candidates:
