@@ -59,6 +59,11 @@ fixed before either ran): the two session-13 candidates with every order and can
 after it was sent (`order_latency_ns`, `cancel_latency_ns`; the protocol's 0 ms flatters a quoter: at 100 ms others
 join the queue first and the book moves before a cancel lands), in training and in every test, baselines included;
 each against itself at 0 ms seed for seed.
+`markout_10s_symmetric_mirror_abstain_0.9` (session 14, fixed before it ran, after side_markouts.py found NEXOUSDT's
+training rows rising in every fold, +103 to +181 bps, its bids filled more often and less adversely at 60 s there,
+and its last two test blocks falling, -69 and -122 bps, where the bids were the more adverse side): symmetric quotes
+trained on each fold's rows and their mirror image, so that no side of the training days is learned; against
+markout_10s_symmetric_abstain_0.9 and markout_10s_mirror_abstain_0.9 seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -127,6 +132,7 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
               "markout_10s_lean_penalty_abstain_0.9": {"reward": "markout_penalty", "markout_ns": 10_000_000_000,
                                                        "inventory_penalty_bps_per_s": 0.5, "abstain_prior": 0.9,
                                                        "quote_sides": "lean"}}
+CANDIDATES["markout_10s_symmetric_mirror_abstain_0.9"] = {**CANDIDATES["markout_10s_symmetric_abstain_0.9"], "mirror": True}
 WITH_LATENCY = ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9")  # session 14, at 100 ms
 CANDIDATES.update({f"{c}_latency_100ms": {**CANDIDATES[c], "order_latency_ns": 100_000_000, "cancel_latency_ns": 100_000_000}
                    for c in WITH_LATENCY})
@@ -142,6 +148,7 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_10s_lean_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9"),
            "markout_10s_lean_penalty_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9",
                                                     "markout_10s_lean_abstain_0.9"),
+           "markout_10s_symmetric_mirror_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_mirror_abstain_0.9"),
            **{f"{c}_latency_100ms": (c,) for c in WITH_LATENCY}}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
