@@ -61,7 +61,8 @@ join the queue first and the book moves before a cancel lands), in training and 
 each against itself at 0 ms seed for seed.
 `markout_10s_symmetric_mirror_abstain_0.9` (session 14, fixed before it ran, after side_markouts.py found NEXOUSDT's
 training rows rising in every fold, +103 to +181 bps, its bids filled more often and less adversely at 60 s there,
-and its last two test blocks falling, -69 and -122 bps, where the bids were the more adverse side): symmetric quotes
+and its last two test blocks falling, -69 and -122 bps; in the last the bids were the more adverse side, -7.8 against
+-4.7 bps at 10 s; and the lean candidates' NEXOUSDT inventory lost -125): symmetric quotes
 trained on each fold's rows and their mirror image, so that no side of the training days is learned; against
 markout_10s_symmetric_abstain_0.9 and markout_10s_mirror_abstain_0.9 seed for seed.
 
