@@ -365,6 +365,10 @@ class CcxtBroker(Broker):
 
     # ---- keeping up ----------------------------------------------------------------------------
     async def sync(self) -> list[OrderRow]:
+        return await self.sync_orders()
+
+    async def sync_orders(self) -> list[OrderRow]:
+        """sync's orders and fills alone (USD-M's sync also reads the funding)."""
         import ccxt
 
         out = []

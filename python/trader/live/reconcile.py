@@ -7,11 +7,12 @@ Run before the first order of every real session (after a clean stop, a crash or
    ``unknown`` orders are looked up by client id (found: its state and fills are stored; not found,
    once no attempt can still land: ``rejected``, it never reached the exchange -- it is *not* sent
    again, the decision it came from is stale); ``open`` ones are fetched by id;
-3. fills: every order with fewer recorded fills than its executed quantity gets its ``myTrades``;
-   then the account's trades after the last recorded trade id are swept for fills of our orders;
-4. open orders on the exchange for the symbol: one that the ledger does not know (placed by hand or
+3. open orders on the exchange for the symbol: one that the ledger does not know (placed by hand or
    by another program) means the state cannot be reconciled: refuse, naming it. Ours are canceled
-   (the session starts without resting orders);
+   (the session starts without resting orders) and every order is brought to its final state before
+   the fills are read, so that none fills unseen while this runs;
+4. fills: every order with fewer recorded fills than its executed quantity gets its ``myTrades``;
+   then the account's trades after the last recorded trade id are swept for fills of our orders;
 5. balances (USD-M futures: the position and the wallet balance, ``trader.live.futures``): the exchange's total of base and quote must equal the baseline recorded at the first
    start plus what the stored fills moved (fees included). A difference means trades or transfers the
    ledger does not know of: refuse, with the numbers (``--rebaseline`` accepts the exchange's balances
@@ -84,8 +85,19 @@ async def reconcile(broker: CcxtBroker, ledger: Ledger, *, rebaseline: bool = Fa
                 found = await broker.apply(row.client_id, o)
             rep.resolved.append((row.client_id, before, found.status))
             log.info("reconcile: order %s %s -> %s (filled %s)", row.client_id, before, found.status, found.filled)
-        # 3. fills
+        # 3. open orders, cancelled before the fills are read: one that fills meanwhile is counted below
         fills_before = ledger.position(sym).fills
+        opened = await broker._call(broker.client.fetch_open_orders, sym)
+        strangers = [o for o in opened if ledger.order(o.get("clientOrderId") or "") is None]
+        if strangers:
+            desc = ", ".join(f"id {o['id']} (client id {o.get('clientOrderId')}, {o.get('side')} {o.get('amount')} @ "
+                             f"{o.get('price')})" for o in strangers[:5])
+            raise ReconcileError(f"{len(strangers)} open order(s) on {sym} unknown to the ledger {ledger.path}: {desc}. "
+                                 "Cancel them (or use another account) before starting")
+        if opened:
+            rep.cancelled = await broker.cancel_all("open at start")
+        await broker.sync_orders()  # an order that filled since 2. is final now too
+        # 4. fills (every order is final now)
         for row in ledger.orders(("filled", "cancelled")):
             if row.filled > ledger.filled_of(row.client_id):
                 await broker.fetch_fills(row)
@@ -104,16 +116,6 @@ async def reconcile(broker: CcxtBroker, ledger: Ledger, *, rebaseline: bool = Fa
         rep.fills_recovered = ledger.position(sym).fills - fills_before
         if foreign:
             rep.notes.append(f"{len(foreign)} trade(s) on {sym} by orders this ledger did not place")
-        # 4. open orders
-        opened = await broker._call(broker.client.fetch_open_orders, sym)
-        strangers = [o for o in opened if ledger.order(o.get("clientOrderId") or "") is None]
-        if strangers:
-            desc = ", ".join(f"id {o['id']} (client id {o.get('clientOrderId')}, {o.get('side')} {o.get('amount')} @ "
-                             f"{o.get('price')})" for o in strangers[:5])
-            raise ReconcileError(f"{len(strangers)} open order(s) on {sym} unknown to the ledger {ledger.path}: {desc}. "
-                                 "Cancel them (or use another account) before starting")
-        if opened:
-            rep.cancelled = await broker.cancel_all("open at start")
         # 5. balances (USD-M: the position and the wallet balance, trader.live.futures)
         if getattr(broker, "futures", False):
             from trader.live.futures import check_futures_account
