@@ -102,13 +102,16 @@ FAULTS = {
     "none": {},
     "429": {"rate_limit": 6, "rate_window_s": 1.0},
     "5xx": {"error_rate": 0.25},
-    "drop-after-accept": {"drop_after_accept": 0.4},
+    "drop-after-accept": {"drop_after_accept": 0.6},  # 0.4 dropped none of the few orders of a loaded machine
     # each reconnect waits ~1 s for a futures snapshot in ccxt's throttle (weight 20): one drop per 2 s
     "ws-disconnect": {"ws_disconnect_every": 2.0},
     # USD-M diffs are denser (the recording's depth@0ms) and a futures snapshot (limit 1000, weight 20)
     # waits ~1 s in ccxt's throttle: one gap per 300 diffs at 20x leaves time to resync between gaps
     "sequence-gap": {"sequence_gap_every": 300},
 }
+# a 5xx'd order is resent only after recvWindow + 1 s. (drop-after-accept for 6 s failed the audit on a funding
+# payment that the exchange made after the session's last read: the next start would reconcile it)
+DURATION = {"5xx": 10.0, "ws-disconnect": 5.0}
 TRIGGERED = {"none": None, "429": "rate_limited", "5xx": "errors", "drop-after-accept": "dropped",
              "ws-disconnect": "ws_disconnects", "sequence-gap": "sequence_gaps"}
 
@@ -126,8 +129,7 @@ def test_usdm_session_under_fault(usdm_data, tmp_path, name):
     with LocalExchange(usdm_data, keys=KEYS, speed=20, loop=True, faults=Faults(seed=5, **FAULTS[name])) as ex:
         opts = LiveOptions(symbol="BTC/USDT", market="usdm", leverage=3, margin_mode="isolated",
                            checkpoint="scripted:alternate", real=True, base_url=ex.url, keys=ApiKeys(KEY, SECRET),
-                           db=str(db), duration={"5xx": 10.0, "ws-disconnect": 5.0}.get(name, 3.5), interval_ms=150,
-                           recv_window_ms=1000)  # a 5xx'd order is resent only after recvWindow + 1 s
+                           db=str(db), duration=DURATION.get(name, 3.5), interval_ms=150, recv_window_ms=1000)
         code, res, msg = run_live(opts, Console(file=io.StringIO()))
         stats = ex.stats
         assert code == EXIT_OK, msg
