@@ -130,7 +130,7 @@ def run_session(ex, market: str, db, agent, duration: float, *, real: bool = Tru
 def _killed_mid_replace(ex, market: str, db, err_path, agent) -> str | None:
     """Runs the command until its fifth order is accepted, SIGKILLs it there and checks the ledger: that
     order's client id when it replaced a quote (the old one of its side cancelled first), None when it did
-    not: the first quote of its side, or one after a quote refused as crossing (post-only)."""
+    not: the first quote of its side, or one after a quote refused as crossing (post-only) or filled."""
     with open(err_path, "w") as err:
         proc = subprocess.Popen(live_cmd(ex, market, db, agent), stdout=subprocess.DEVNULL, stderr=err,
                                 env=run_env(TRADER_LIVE_TEST_HOOK="after_send:60:5"))
@@ -141,7 +141,7 @@ def _killed_mid_replace(ex, market: str, db, err_path, agent) -> str | None:
     before = [o for o in st.orders() if o.side == row.side and o.seq < row.seq]
     st.close()
     assert row.status == "pending" and row.params == {"postOnly": True}
-    if not before or before[-1].status == "rejected":
+    if not before or before[-1].status in ("rejected", "filled"):
         return None
     assert before[-1].status == "cancelled"
     assert [o["clientOrderId"] for o in ex.orders(KEY)].count(marker) == 1  # the exchange has the new one
