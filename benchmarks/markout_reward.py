@@ -87,7 +87,7 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/held_out --jobs 2 \
         --timesteps 200000 --seeds 10 --held-out --datasets bitstamp18h,nexo28h \
         --candidates markout_10s_symmetric_abstain_0.9,markout_10s_two_sided_abstain_0.9  # the last 6 h, never tested
-    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s200 --jobs 16 \
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s200 --jobs 8 \
         --timesteps 200000 --seeds 10 --candidates markout_10s_lean_abstain_0.9,markout_10s_lean_penalty_abstain_0.9  # session 14
 
 Writes WORK/markout_reward.md and .json, and for a candidate run on all four datasets (in WORK) WORK/markout_reward_all_datasets.md and .json:
@@ -155,7 +155,8 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
           200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11",
-                    RESULTS / "abstain_200k_s12", RESULTS / "quote_sides_s13", RESULTS / "lean_s14")}
+                    RESULTS / "abstain_200k_s12", RESULTS / "quote_sides_s13", RESULTS / "lean_s14",
+                    RESULTS / "latency_s14", RESULTS / "mirror_s14")}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = RESULTS / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")
