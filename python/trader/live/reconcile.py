@@ -96,11 +96,8 @@ async def reconcile(broker: CcxtBroker, ledger: Ledger, *, rebaseline: bool = Fa
                                  "Cancel them (or use another account) before starting")
         if opened:
             rep.cancelled = await broker.cancel_all("open at start")
-        await broker.sync_orders()  # an order that filled since 2. is final now too
-        # 4. fills (every order is final now)
-        for row in ledger.orders(("filled", "cancelled")):
-            if row.filled > ledger.filled_of(row.client_id):
-                await broker.fetch_fills(row)
+        # 4. fills: every order is final now (one that filled since 2. too), with its myTrades; then the sweep
+        await broker.sync_orders()
         last = ledger.max_trade_id()
         foreign = []
         while last is not None:
