@@ -65,6 +65,13 @@ and its last two test blocks falling, -69 and -122 bps; in the last the bids wer
 -4.7 bps at 10 s; and the lean candidates' NEXOUSDT inventory lost -125): symmetric quotes
 trained on each fold's rows and their mirror image, so that no side of the training days is learned; against
 markout_10s_symmetric_abstain_0.9 and markout_10s_mirror_abstain_0.9 seed for seed.
+`markout_10s_symmetric_abstain_0.9_cap_600` and `markout_10s_two_sided_abstain_0.9_cap_600` (session 15, fixed
+before either ran, after session 14 found NEXOUSDT's loss to be a passive quoter's bids hit all the way down a
+-122 bps trend: symmetric's worst test held 78 % of its 2,000 limit on average and sat at it 31 % of the time):
+the two session-13 candidates with the position limit at 3 trade sizes (600 quote) instead of 10. A fill earns
+its edge per trade size whatever the limit, while a trend's loss grows with the position the limit lets build.
+Their reports are in bps of 600; every comparison with another run is in bps of 2,000 (per_seed); each against
+itself at 2,000 seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -89,6 +96,8 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
         --candidates markout_10s_symmetric_abstain_0.9,markout_10s_two_sided_abstain_0.9  # the last 6 h, never tested
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s200 --jobs 8 \
         --timesteps 200000 --seeds 10 --candidates markout_10s_lean_abstain_0.9,markout_10s_lean_penalty_abstain_0.9  # session 14
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s200 --jobs 8 --timesteps 200000 \
+        --seeds 10 --candidates markout_10s_symmetric_abstain_0.9_cap_600,markout_10s_two_sided_abstain_0.9_cap_600  # session 15
 
 Writes WORK/markout_reward.md and .json, and for a candidate run on all four datasets (in WORK) WORK/markout_reward_all_datasets.md and .json:
 each seed's PnL summed over the four, against each baseline summed alike.
@@ -107,7 +116,7 @@ from evaluate_shared import convert as convert_group
 from inventory_risk import CANDIDATES as BEFORE_CANDIDATES
 from inventory_risk import overall, run, write_config
 from oos_goal import HELD_OUT
-from sweep_defaults import _ci
+from sweep_defaults import MAX_NOTIONAL, _ci
 from trader.evaluate.stats import bootstrap_mean
 from trader.evaluate.summary import activity
 
@@ -137,6 +146,8 @@ CANDIDATES["markout_10s_symmetric_mirror_abstain_0.9"] = {**CANDIDATES["markout_
 WITH_LATENCY = ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9")  # session 14, at 100 ms
 CANDIDATES.update({f"{c}_latency_100ms": {**CANDIDATES[c], "order_latency_ns": 100_000_000, "cancel_latency_ns": 100_000_000}
                    for c in WITH_LATENCY})
+CAPPED = WITH_LATENCY  # session 15: the same two with a position limit of 3 trade sizes (600 of 200 quote)
+CANDIDATES.update({f"{c}_cap_600": {**CANDIDATES[c], "max_position_notional": 600.0} for c in CAPPED})
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -150,7 +161,7 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_10s_lean_penalty_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9",
                                                     "markout_10s_lean_abstain_0.9"),
            "markout_10s_symmetric_mirror_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_mirror_abstain_0.9"),
-           **{f"{c}_latency_100ms": (c,) for c in WITH_LATENCY}}
+           **{f"{c}_latency_100ms": (c,) for c in WITH_LATENCY}, **{f"{c}_cap_600": (c,) for c in CAPPED}}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
@@ -164,9 +175,14 @@ BEFORE_STEPS = 40_000
 
 
 def per_seed(report_md: Path) -> dict[int, float]:
-    """Each seed's PnL summed over folds, from an evaluation.md's "agent per seed" line."""
+    """Each seed's PnL summed over folds, from an evaluation.md's "agent per seed" line, in bps of MAX_NOTIONAL
+    quote (a report's own unit is bps of its run's max position notional: rescaled where its evaluation.json
+    says another; the stored reports are all of MAX_NOTIONAL)."""
     line = next(x for x in report_md.read_text().splitlines() if x.startswith("- agent per seed:"))
-    return {int(s): float(v) for s, v in re.findall(r"seed (\d+): ([-+]?\d+\.\d+)", line)}
+    scale = 1.0
+    if report_md.name == "evaluation.md" and (js := report_md.with_name("evaluation.json")).exists():
+        scale = json.loads(js.read_text())["context"]["env"]["max_position_notional"] / MAX_NOTIONAL
+    return {int(s): float(v) * scale for s, v in re.findall(r"seed (\d+): ([-+]?\d+\.\d+)", line)}
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
@@ -233,16 +249,17 @@ def main() -> None:
             if md.exists():  # a WORK folder's run, or a stored report of it
                 against = {**against, f"{run.name.split('__')[1]} in {a.against}": md}
                 break
-        row = overall(run)
+        row = overall(run)  # in bps of the run's max position notional
+        row["max_position_notional"] = json.loads((run / "evaluation.json").read_text())["context"]["env"]["max_position_notional"]
         jobs = json.loads((run / "evaluation.json").read_text())["jobs"]  # each fold x seed test
         row.update(activity([j["metrics"] for j in jobs]))  # also for reports written before the summary had it
         ours = per_seed(run / "evaluation.md")
         row["minus"] = {name: paired(ours, per_seed(md)) for name, md in against.items()}
         rows.append(row)
-        lines = ["| run | every seed: PnL | inventory | fills, net of fees | time at the position limit | tests that "
-                 "traded | best baseline | minus, seed for seed |",
-                 "|---|---:|---:|---:|---:|---:|---|---|",
-                 *[f"| {r['run']} | {_ci(r['every_seed'])} | {_ci(r['inventory'])} | {_ci(r['fills'])} | "
+        lines = ["| run | max position | every seed: PnL | inventory | fills, net of fees | time at the position limit | tests that "
+                 f"traded | best baseline | minus, seed for seed (bps of {MAX_NOTIONAL:,.0f}) |",
+                 "|---|---:|---:|---:|---:|---:|---:|---|---|",
+                 *[f"| {r['run']} | {r['max_position_notional']:,.0f} | {_ci(r['every_seed'])} | {_ci(r['inventory'])} | {_ci(r['fills'])} | "
                    f"{r['time_at_limit_pct']:.1f} % | {r['tests_that_traded']} of {r['tests']} | "
                    f"{r['best_baseline']} {r['best_baseline_pnl']:+.2f} | "
                    + "; ".join(f"{k} {_ci(v)} ({v['seeds']} seeds)" for k, v in r["minus"].items()) + " |"
