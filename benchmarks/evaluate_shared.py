@@ -16,6 +16,9 @@ time order, fold i training on the K datasets before dataset i together, whateve
 testing on dataset i; sizes in quote currency (--trade-notional, --max-position-notional: one size for
 every instrument, per dataset in its own lots at its first mid) and feature set 2 (scale-free), so that
 an agent trained on BTC and ETH reads and trades NEXO on the same footing (issue 13).
+
+Both modes run with `trader train`'s defaults: the quote mode's are the quote recipe since session 15
+(trader.rl.defaults.QUOTE_DEFAULTS); its tables in benchmarks/README.md ran before, with PPO's own.
 """
 
 from __future__ import annotations

@@ -60,7 +60,10 @@ FEES = {
 }
 VENUES = {name: "binance_usdm" if "usdm" in name else "binance_spot" for name, _, _ in DATASETS}
 
-BASE = {"learning_rate": 2.5e-4, "ent_coef": 0.01, "horizon": 500, "num_envs": 4, "feature_set": 2}
+# abstain_prior and quote_sides: PPO's own defaults, stated since `trader train --actions quote` starts from
+# trader.rl.defaults.QUOTE_DEFAULTS (session 15): every run of this protocol before had these
+BASE = {"learning_rate": 2.5e-4, "ent_coef": 0.01, "horizon": 500, "num_envs": 4, "feature_set": 2,
+        "abstain_prior": 0.0, "quote_sides": "any"}
 LONG = {"num_envs": 64, "timesteps_factor": 25}  # 64 envs x 128 steps: 122 PPO updates in 1 M steps
 CANDIDATES = {
     "market_rs10": {"actions": "discrete", "reward": "pnl", "reward_scale": 10.0},

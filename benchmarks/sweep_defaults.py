@@ -63,7 +63,9 @@ GRID = {
 def base_point() -> dict:
     from trader.rl.defaults import TRADER_DEFAULTS
 
-    return {**TRADER_DEFAULTS["ppo"], "feature_set": 2, "actions": "discrete", "reward": "pnl"}
+    # its quote point as it ran (trader.rl.defaults.QUOTE_DEFAULTS came later): PPO's own abstain_prior, quote_sides
+    return {**TRADER_DEFAULTS["ppo"], "feature_set": 2, "actions": "discrete", "reward": "pnl", "abstain_prior": 0.0,
+            "quote_sides": "any"}
 
 
 def points(base: dict, params: list[str]) -> list[tuple[str, dict]]:

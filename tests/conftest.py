@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,19 @@ PACKAGE_ROOT = Path(trader.__file__).resolve().parents[1]
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BINANCE_RAW = SHARED_DATA / "binance_hftbacktest_raw_feed"
 NEXO_RAW = SHARED_DATA / "binance_spot_nexousdt_raw_feed"
+
+
+# PPO options of a quoting agent that quotes from its first update: PPO's own abstain_prior and quote_sides, not
+# the quote recipe's (trader.rl.defaults.QUOTE_DEFAULTS), whose agents start flat and stay flat in the few
+# hundred steps a test trains; for tests of what happens to quotes (live orders, choices among seeds that differ)
+QUOTES_FROM_THE_START = {"abstain_prior": 0.0, "quote_sides": "any"}
+
+
+def quoting_config(folder: Path) -> str:
+    """A --config file of QUOTES_FROM_THE_START in `folder`."""
+    path = folder / "quotes_from_the_start.json"
+    path.write_text(json.dumps(QUOTES_FROM_THE_START))
+    return str(path)
 
 
 def shared(*parts: str) -> Path:

@@ -3,7 +3,7 @@
 import torch
 
 from trader.rl import ppo, sac
-from trader.rl.defaults import CUDA_MAX_ENVS, TRADER_DEFAULTS, cuda_num_envs, trader_defaults
+from trader.rl.defaults import CUDA_MAX_ENVS, QUOTE_DEFAULTS, TRADER_DEFAULTS, cuda_num_envs, trader_defaults
 from trader.run.lifecycle import resolve_args
 
 
@@ -26,3 +26,17 @@ def test_trader_defaults_size_ppo_for_the_gpu_only_on_cuda_and_when_num_envs_is_
     args = resolve_args(ppo.Args, None, {"total_timesteps": 10**9})
     assert args.num_envs == CUDA_MAX_ENVS
     assert resolve_args(ppo.Args, None, {"total_timesteps": 10**9, "num_envs": 8}).num_envs == 8
+
+
+def test_a_quoting_ppo_run_starts_from_the_quote_recipe_and_its_own_options_win():
+    """Session 15: `--actions quote` brings QUOTE_DEFAULTS (issue 13's recipe); any option given wins over it, and
+    market orders, SAC and a resumed run never see it."""
+    quote = resolve_args(ppo.Args, None, {"actions": "quote"})
+    assert (quote.reward, quote.reward_scale, quote.feature_set, quote.abstain_prior, quote.quote_sides) == \
+        ("markout", 10.0, 2, 0.9, "symmetric") == tuple(QUOTE_DEFAULTS["ppo"][k] for k in (
+            "reward", "reward_scale", "feature_set", "abstain_prior", "quote_sides"))
+    mine = resolve_args(ppo.Args, None, {"actions": "quote", "reward": "pnl", "abstain_prior": 0.0, "quote_sides": "both"})
+    assert (mine.reward, mine.abstain_prior, mine.quote_sides, mine.reward_scale) == ("pnl", 0.0, "both", 10.0)
+    market = resolve_args(ppo.Args, None, {})
+    assert (market.reward, market.abstain_prior, market.quote_sides, market.feature_set) == ("pnl", 0.0, "any", 1)
+    assert not set(QUOTE_DEFAULTS["ppo"]) & set(trader_defaults(sac.Args, {"actions": "quote"}))

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import trader
-from conftest import shared
+from conftest import quoting_config, shared
 from trader.cli import main
 from trader.evaluate.folds import block_folds, dataset_folds, tail_folds
 from trader.evaluate.stats import bootstrap_mean
@@ -81,7 +81,7 @@ def test_bootstrap_on_known_cases():
 def _evaluate(tmp_path, name, *extra):
     out = tmp_path / name
     res = CliRunner().invoke(main, ["evaluate", "--folds", "2", "--seeds", "2", "--total-timesteps", "1024",
-                                    "--num-envs", "4", "--horizon", "100", "--actions", "quote",
+                                    "--num-envs", "4", "--horizon", "100", "--actions", "quote", "--config", quoting_config(tmp_path),
                                     "--out", str(out), "--no-progress-bar", *extra])
     assert res.exit_code == 0, res.output
     return out, json.loads((out / "evaluation.json").read_text())
@@ -349,6 +349,7 @@ def test_train_keeps_the_best_of_its_seeds_on_validation_and_backtests_after_it(
     sample = str(Path(trader.__file__).parent / "data" / "sample")
     out = tmp_path / "choice"
     common = ["--total-timesteps", "1024", "--num-envs", "4", "--horizon", "100", "--actions", "quote",
+              "--config", quoting_config(tmp_path),
               "--no-progress-bar"]
     res = CliRunner().invoke(main, ["train", "--validation-s", "20", "--choose-among", "3", "-o", str(out), *common])
     assert res.exit_code == 0, res.output

@@ -29,7 +29,7 @@ pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 pytest.importorskip("torch")
 
-from conftest import PACKAGE_ROOT, kill_at_hook  # noqa: E402
+from conftest import PACKAGE_ROOT, QUOTES_FROM_THE_START, kill_at_hook  # noqa: E402
 from rich.console import Console  # noqa: E402
 from trader.live.audit import audit  # noqa: E402
 from trader.live.keys import ApiKeys  # noqa: E402
@@ -75,7 +75,7 @@ def quote_agent(tmp_path_factory):
         args = resolve_args(ppo.Args, None, {"total_timesteps": 128, "num_envs": 2, "num_steps": 64,
                                              "runs_dir": str(tmp_path_factory.mktemp("quote_agent")), "track": False,
                                              "progress_bar": False, "cuda": False, "actions": "quote",
-                                             "quote_levels": 3, "max_position": 0.03})
+                                             "quote_levels": 3, "max_position": 0.03, **QUOTES_FROM_THE_START})
         return ppo.train(args)["run_dir"]
     finally:
         torch.set_num_threads(threads)

@@ -13,6 +13,7 @@ import pytest
 ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
+from conftest import QUOTES_FROM_THE_START
 from trader.live.audit import audit
 from trader.live.broker import CcxtBroker
 from trader.live.exchange_client import make_client
@@ -133,7 +134,8 @@ def test_quoting_session_end_to_end_paper_and_real(tmp_path, restore_torch_globa
 
     args = resolve_args(ppo.Args, None, {"total_timesteps": 128, "num_envs": 2, "num_steps": 64, "runs_dir": str(tmp_path),
                                          "track": False, "progress_bar": False, "cuda": False, "actions": "quote",
-                                         "quote_levels": 3, "max_position": 0.03})
+                                         "quote_levels": 3, "max_position": 0.03, "feature_set": 1,
+                                         **QUOTES_FROM_THE_START})
     run_dir = ppo.train(args)["run_dir"]
     spec = load_policy(run_dir)
     assert spec.env["actions"] == "quote" and spec.env["quote_levels"] == 3 and spec.obs_dim == 46 + 3 + 6
