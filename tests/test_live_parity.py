@@ -31,7 +31,7 @@ import pytest
 ccxt = pytest.importorskip("ccxt")
 pytest.importorskip("aiohttp")
 
-from conftest import shared  # noqa: E402
+from conftest import QUOTES_FROM_THE_START, shared  # noqa: E402
 from rich.console import Console  # noqa: E402
 from trader.data import load_dataset  # noqa: E402
 from trader.live.launch import EXIT_OK, LiveOptions, run_live  # noqa: E402
@@ -219,7 +219,7 @@ def test_checkpoint_with_feature_set_2_and_notional_sizes_runs_as_in_the_env(tmp
                                          "track": False, "progress_bar": False, "cuda": False, "actions": "quote",
                                          "quote_levels": 3, "quote_flatten": True, "feature_set": 2,
                                          "trade_notional": 60.0, "max_position_notional": 300.0, "taker_fee_bps": 4.0,
-                                         "maker_fee_bps": -0.5, "horizon": 700})
+                                         "maker_fee_bps": -0.5, "horizon": 700, **QUOTES_FROM_THE_START})
     run_dir = ppo.train(args)["run_dir"]
     policy = load_policy(run_dir)
     assert policy.feature_set == 2 and policy.sizes_in_quote and policy.max_position is None
