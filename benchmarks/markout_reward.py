@@ -72,6 +72,11 @@ the two session-13 candidates with the position limit at 3 trade sizes (600 quot
 its edge per trade size whatever the limit, while a trend's loss grows with the position the limit lets build.
 Their reports are in bps of 600; every comparison with another run is in bps of 2,000 (per_seed); each against
 itself at 2,000 seed for seed.
+`markout_10s_symmetric_history_abstain_0.9` (session 15, fixed before it ran, after the symmetric candidate capped
+at 600 lost more on NEXOUSDT's inventory than at 2,000): symmetric quotes cannot lean, so their one defence against
+a trend running through them is to stop quoting, and feature set 2 shows no trend to stop at. This is the symmetric
+candidate with feature set 3 (set 2 and exponential means over 1, 10 and 60 s of the trend, the flow imbalances and
+the volatility); against markout_10s_symmetric_abstain_0.9 and markout_10s_history seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -98,6 +103,8 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
         --timesteps 200000 --seeds 10 --candidates markout_10s_lean_abstain_0.9,markout_10s_lean_penalty_abstain_0.9  # session 14
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s200 --jobs 8 --timesteps 200000 \
         --seeds 10 --candidates markout_10s_symmetric_abstain_0.9_cap_600,markout_10s_two_sided_abstain_0.9_cap_600  # session 15
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/a200 --jobs 2 --timesteps 200000 \
+        --seeds 10 --candidates markout_10s_symmetric_history_abstain_0.9 --datasets nexo28h  # then bitstamp18h
 
 Writes WORK/markout_reward.md and .json, and for a candidate run on all four datasets (in WORK) WORK/markout_reward_all_datasets.md and .json:
 each seed's PnL summed over the four, against each baseline summed alike.
@@ -148,6 +155,7 @@ CANDIDATES.update({f"{c}_latency_100ms": {**CANDIDATES[c], "order_latency_ns": 1
                    for c in WITH_LATENCY})
 CAPPED = WITH_LATENCY  # session 15: the same two with a position limit of 3 trade sizes (600 of 200 quote)
 CANDIDATES.update({f"{c}_cap_600": {**CANDIDATES[c], "max_position_notional": 600.0} for c in CAPPED})
+CANDIDATES["markout_10s_symmetric_history_abstain_0.9"] = {**CANDIDATES["markout_10s_symmetric_abstain_0.9"], "feature_set": 3}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -161,7 +169,8 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_10s_lean_penalty_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9",
                                                     "markout_10s_lean_abstain_0.9"),
            "markout_10s_symmetric_mirror_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_mirror_abstain_0.9"),
-           **{f"{c}_latency_100ms": (c,) for c in WITH_LATENCY}, **{f"{c}_cap_600": (c,) for c in CAPPED}}
+           **{f"{c}_latency_100ms": (c,) for c in WITH_LATENCY}, **{f"{c}_cap_600": (c,) for c in CAPPED},
+           "markout_10s_symmetric_history_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_history")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
