@@ -176,7 +176,7 @@ RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
           200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11",
                     RESULTS / "abstain_200k_s12", RESULTS / "quote_sides_s13", RESULTS / "lean_s14",
-                    RESULTS / "latency_s14", RESULTS / "mirror_s14")}
+                    RESULTS / "latency_s14", RESULTS / "mirror_s14", RESULTS / "cap_s15")}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = RESULTS / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")
@@ -184,14 +184,13 @@ BEFORE_STEPS = 40_000
 
 
 def per_seed(report_md: Path) -> dict[int, float]:
-    """Each seed's PnL summed over folds, from an evaluation.md's "agent per seed" line, in bps of MAX_NOTIONAL
-    quote (a report's own unit is bps of its run's max position notional: rescaled where its evaluation.json
-    says another; the stored reports are all of MAX_NOTIONAL)."""
+    """Each seed's PnL summed over folds, from an evaluation.md's "agent per seed" line (WORK/RUN/evaluation.md or a
+    stored RUN.md), in bps of MAX_NOTIONAL quote: a report's own unit is bps of its run's max position notional, the
+    candidate's in CANDIDATES (RUN is DATASET__CANDIDATE), else MAX_NOTIONAL (every run before session 15)."""
     line = next(x for x in report_md.read_text().splitlines() if x.startswith("- agent per seed:"))
-    scale = 1.0
-    if report_md.name == "evaluation.md" and (js := report_md.with_name("evaluation.json")).exists():
-        scale = json.loads(js.read_text())["context"]["env"]["max_position_notional"] / MAX_NOTIONAL
-    return {int(s): float(v) * scale for s, v in re.findall(r"seed (\d+): ([-+]?\d+\.\d+)", line)}
+    run = report_md.parent.name if report_md.name == "evaluation.md" else report_md.stem
+    cap = CANDIDATES.get(run.partition("__")[2], {}).get("max_position_notional", MAX_NOTIONAL)
+    return {int(s): float(v) * cap / MAX_NOTIONAL for s, v in re.findall(r"seed (\d+): ([-+]?\d+\.\d+)", line)}
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
