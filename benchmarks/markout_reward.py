@@ -176,7 +176,8 @@ RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
           200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11",
                     RESULTS / "abstain_200k_s12", RESULTS / "quote_sides_s13", RESULTS / "lean_s14",
-                    RESULTS / "latency_s14", RESULTS / "mirror_s14", RESULTS / "cap_s15")}
+                    RESULTS / "latency_s14", RESULTS / "mirror_s14", RESULTS / "cap_s15",
+                    RESULTS / "history_s15")}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = RESULTS / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")
