@@ -30,7 +30,7 @@ def test_trader_defaults_size_ppo_for_the_gpu_only_on_cuda_and_when_num_envs_is_
 
 def test_a_quoting_ppo_run_starts_from_the_quote_recipe_and_its_own_options_win():
     """Session 15: `--actions quote` brings QUOTE_DEFAULTS (issue 13's recipe); any option given wins over it, and
-    market orders, SAC and a resumed run never see it."""
+    market orders and SAC never see it."""
     quote = resolve_args(ppo.Args, None, {"actions": "quote"})
     assert (quote.reward, quote.reward_scale, quote.feature_set, quote.abstain_prior, quote.quote_sides) == \
         ("markout", 10.0, 2, 0.9, "symmetric") == tuple(QUOTE_DEFAULTS["ppo"][k] for k in (

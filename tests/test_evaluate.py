@@ -81,7 +81,8 @@ def test_bootstrap_on_known_cases():
 def _evaluate(tmp_path, name, *extra):
     out = tmp_path / name
     res = CliRunner().invoke(main, ["evaluate", "--folds", "2", "--seeds", "2", "--total-timesteps", "1024",
-                                    "--num-envs", "4", "--horizon", "100", "--actions", "quote", "--config", quoting_config(tmp_path),
+                                    "--num-envs", "4", "--horizon", "100", "--actions", "quote",
+                                    "--config", quoting_config(tmp_path),
                                     "--out", str(out), "--no-progress-bar", *extra])
     assert res.exit_code == 0, res.output
     return out, json.loads((out / "evaluation.json").read_text())
