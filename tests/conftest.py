@@ -17,8 +17,8 @@ NEXO_RAW = SHARED_DATA / "binance_spot_nexousdt_raw_feed"
 
 
 # PPO options of a quoting agent that quotes from its first update: PPO's own abstain_prior and quote_sides, not
-# the quote recipe's (trader.rl.defaults.QUOTE_DEFAULTS), whose agents start flat and stay flat in the few
-# hundred steps a test trains; for tests of what happens to quotes (live orders, choices among seeds that differ)
+# the quote recipe's (trader.rl.defaults.QUOTE_DEFAULTS), whose agents start flat and stay flat in the 128 to
+# 1,024 steps a test trains; for tests of what happens to quotes (live orders, choices among seeds that differ)
 QUOTES_FROM_THE_START = {"abstain_prior": 0.0, "quote_sides": "any"}
 
 
