@@ -151,11 +151,11 @@ CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000}
                                                        "inventory_penalty_bps_per_s": 0.5, "abstain_prior": 0.9,
                                                        "quote_sides": "lean"}}
 CANDIDATES["markout_10s_symmetric_mirror_abstain_0.9"] = {**CANDIDATES["markout_10s_symmetric_abstain_0.9"], "mirror": True}
-WITH_LATENCY = ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9")  # session 14, at 100 ms
+SESSION_13 = ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9")
+# session 14: at 100 ms; session 15: with a position limit of 3 trade sizes (600 of 200 quote)
 CANDIDATES.update({f"{c}_latency_100ms": {**CANDIDATES[c], "order_latency_ns": 100_000_000, "cancel_latency_ns": 100_000_000}
-                   for c in WITH_LATENCY})
-CAPPED = WITH_LATENCY  # session 15: the same two with a position limit of 3 trade sizes (600 of 200 quote)
-CANDIDATES.update({f"{c}_cap_600": {**CANDIDATES[c], "max_position_notional": 600.0} for c in CAPPED})
+                   for c in SESSION_13})
+CANDIDATES.update({f"{c}_cap_600": {**CANDIDATES[c], "max_position_notional": 600.0} for c in SESSION_13})
 CANDIDATES["markout_10s_symmetric_history_abstain_0.9"] = {**CANDIDATES["markout_10s_symmetric_abstain_0.9"], "feature_set": 3}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
@@ -170,7 +170,7 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_10s_lean_penalty_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_two_sided_abstain_0.9",
                                                     "markout_10s_lean_abstain_0.9"),
            "markout_10s_symmetric_mirror_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_mirror_abstain_0.9"),
-           **{f"{c}_latency_100ms": (c,) for c in WITH_LATENCY}, **{f"{c}_cap_600": (c,) for c in CAPPED},
+           **{f"{c}_latency_100ms": (c,) for c in SESSION_13}, **{f"{c}_cap_600": (c,) for c in SESSION_13},
            "markout_10s_symmetric_history_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_history")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
@@ -185,14 +185,19 @@ BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")
 BEFORE_STEPS = 40_000
 
 
+def max_notional_of(run: str) -> float:
+    """Run DATASET__CANDIDATE's max position notional (quote): its candidate's in CANDIDATES, else MAX_NOTIONAL (every
+    run before session 15)."""
+    return CANDIDATES.get(run.partition("__")[2], {}).get("max_position_notional", MAX_NOTIONAL)
+
+
 def per_seed(report_md: Path) -> dict[int, float]:
     """Each seed's PnL summed over folds, from an evaluation.md's "agent per seed" line (WORK/RUN/evaluation.md or a
-    stored RUN.md), in bps of MAX_NOTIONAL quote: a report's own unit is bps of its run's max position notional, the
-    candidate's in CANDIDATES (RUN is DATASET__CANDIDATE), else MAX_NOTIONAL (every run before session 15)."""
+    stored RUN.md), in bps of MAX_NOTIONAL quote (a report's own unit is bps of its run's max position notional)."""
     line = next(x for x in report_md.read_text().splitlines() if x.startswith("- agent per seed:"))
     run = report_md.parent.name if report_md.name == "evaluation.md" else report_md.stem
-    cap = CANDIDATES.get(run.partition("__")[2], {}).get("max_position_notional", MAX_NOTIONAL)
-    return {int(s): float(v) * cap / MAX_NOTIONAL for s, v in re.findall(r"seed (\d+): ([-+]?\d+\.\d+)", line)}
+    scale = max_notional_of(run) / MAX_NOTIONAL
+    return {int(s): float(v) * scale for s, v in re.findall(r"seed (\d+): ([-+]?\d+\.\d+)", line)}
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
@@ -260,10 +265,9 @@ def main() -> None:
                 against = {**against, f"{run.name.split('__')[1]} in {a.against}": md}
                 break
         row = overall(run)  # in bps of the run's max position notional
-        evaluation = json.loads((run / "evaluation.json").read_text())
-        row["max_position_notional"] = evaluation["context"]["env"]["max_position_notional"]
-        # each fold x seed test's activity, also for reports written before the summary had it
-        row.update(activity([j["metrics"] for j in evaluation["jobs"]]))
+        row["max_position_notional"] = max_notional_of(run.name)
+        jobs = json.loads((run / "evaluation.json").read_text())["jobs"]  # each fold x seed test
+        row.update(activity([j["metrics"] for j in jobs]))  # also for reports written before the summary had it
         ours = per_seed(run / "evaluation.md")
         row["minus"] = {name: paired(ours, per_seed(md)) for name, md in against.items()}
         rows.append(row)

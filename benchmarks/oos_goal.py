@@ -51,7 +51,8 @@ import json
 import time
 from pathlib import Path
 
-from sweep_defaults import DATASETS, MAX_NOTIONAL, TRADE_NOTIONAL, _ci, convert_all, trading_share
+from sweep_defaults import (BEFORE_QUOTE_DEFAULTS, DATASETS, MAX_NOTIONAL, TRADE_NOTIONAL, _ci, convert_all,
+                            trading_share)
 
 # maker, taker fee in bps of notional per venue and schedule (see the module docstring)
 FEES = {
@@ -60,10 +61,8 @@ FEES = {
 }
 VENUES = {name: "binance_usdm" if "usdm" in name else "binance_spot" for name, _, _ in DATASETS}
 
-# abstain_prior and quote_sides: PPO's own defaults, stated since `trader train --actions quote` starts from
-# trader.rl.defaults.QUOTE_DEFAULTS (session 15): every run of this protocol before had these
 BASE = {"learning_rate": 2.5e-4, "ent_coef": 0.01, "horizon": 500, "num_envs": 4, "feature_set": 2,
-        "abstain_prior": 0.0, "quote_sides": "any"}
+        **BEFORE_QUOTE_DEFAULTS}
 LONG = {"num_envs": 64, "timesteps_factor": 25}  # 64 envs x 128 steps: 122 PPO updates in 1 M steps
 CANDIDATES = {
     "market_rs10": {"actions": "discrete", "reward": "pnl", "reward_scale": 10.0},

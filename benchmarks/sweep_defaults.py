@@ -60,12 +60,15 @@ GRID = {
 }
 
 
+# PPO's own abstain_prior and quote_sides, which every quoting run of these scripts had before `trader train
+# --actions quote` started from trader.rl.defaults.QUOTE_DEFAULTS (session 15): stated, so each reproduces what it ran
+BEFORE_QUOTE_DEFAULTS = {"abstain_prior": 0.0, "quote_sides": "any"}
+
+
 def base_point() -> dict:
     from trader.rl.defaults import TRADER_DEFAULTS
 
-    # its quote point as it ran (trader.rl.defaults.QUOTE_DEFAULTS came later): PPO's own abstain_prior, quote_sides
-    return {**TRADER_DEFAULTS["ppo"], "feature_set": 2, "actions": "discrete", "reward": "pnl", "abstain_prior": 0.0,
-            "quote_sides": "any"}
+    return {**TRADER_DEFAULTS["ppo"], "feature_set": 2, "actions": "discrete", "reward": "pnl", **BEFORE_QUOTE_DEFAULTS}
 
 
 def points(base: dict, params: list[str]) -> list[tuple[str, dict]]:
