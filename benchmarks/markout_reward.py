@@ -77,6 +77,13 @@ at 600 lost more on NEXOUSDT's inventory than at 2,000): symmetric quotes cannot
 a trend running through them is to stop quoting, and feature set 2 shows no trend to stop at. This is the symmetric
 candidate with feature set 3 (set 2 and exponential means over 1, 10 and 60 s of the trend, the flow imbalances and
 the volatility); against markout_10s_symmetric_abstain_0.9 and markout_10s_history seed for seed.
+`markout_60s_symmetric_abstain_0.9` and `markout_60s_symmetric_history_abstain_0.9` (session 16, both fixed before
+either ran, after the trend input alone did not keep the symmetric agents out of NEXOUSDT's falls): the symmetric
+candidate, and its feature-set-3 twin, with each fill valued at the mid 60 s later instead of 10 s. At 10 s a fill
+into a slow trend still pays its half spread; at 60 s it is charged the trend it quotes into (session 14's
+side_markouts.py: in NEXOUSDT's falling last block the bids lost -7.8 bps at 60 s, and in the rising training rows
+the asks lost 2-4 bps more at 60 s than at 10 s). Each against markout_10s_symmetric_abstain_0.9 and its 10 s twin
+seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -157,6 +164,8 @@ CANDIDATES.update({f"{c}_latency_100ms": {**CANDIDATES[c], "order_latency_ns": 1
                    for c in SESSION_13})
 CANDIDATES.update({f"{c}_cap_600": {**CANDIDATES[c], "max_position_notional": 600.0} for c in SESSION_13})
 CANDIDATES["markout_10s_symmetric_history_abstain_0.9"] = {**CANDIDATES["markout_10s_symmetric_abstain_0.9"], "feature_set": 3}
+CANDIDATES.update({c.replace("10s", "60s"): {**CANDIDATES[c], "markout_ns": 60_000_000_000}
+                   for c in ("markout_10s_symmetric_abstain_0.9", "markout_10s_symmetric_history_abstain_0.9")})
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -171,7 +180,10 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
                                                     "markout_10s_lean_abstain_0.9"),
            "markout_10s_symmetric_mirror_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_mirror_abstain_0.9"),
            **{f"{c}_latency_100ms": (c,) for c in SESSION_13}, **{f"{c}_cap_600": (c,) for c in SESSION_13},
-           "markout_10s_symmetric_history_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_history")}
+           "markout_10s_symmetric_history_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_history"),
+           "markout_60s_symmetric_abstain_0.9": ("markout_10s_symmetric_abstain_0.9",),
+           "markout_60s_symmetric_history_abstain_0.9": ("markout_10s_symmetric_abstain_0.9",
+                                                         "markout_10s_symmetric_history_abstain_0.9")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
