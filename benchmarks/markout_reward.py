@@ -83,7 +83,10 @@ candidate, and its feature-set-3 twin, with each fill valued at the mid 60 s lat
 into a slow trend still pays its half spread; at 60 s it is charged the trend it quotes into (session 14's
 side_markouts.py: in NEXOUSDT's falling last block the bids lost -7.8 bps at 60 s, and in the rising training rows
 the asks lost 2-4 bps more at 60 s than at 10 s). Each against markout_10s_symmetric_abstain_0.9 and its 10 s twin
-seed for seed.
+seed for seed. `markout_60s_symmetric_history_flatten_abstain_0.9` (session 16, fixed with them, before any ran): the
+feature-set-3 one with `quote_flatten`, an action that closes the position with a market order. Its fill is valued
+at 60 s too, so closing a long into a fall that goes on for a minute earns, where a symmetric quote has no way to
+shed a position but to wait for the other side to fill; against the 60 s feature-set-3 candidate seed for seed.
 
 Protocol: inventory_risk.py's, and nothing is chosen (every candidate reported): walk-forward on Bitstamp
 BTC/USD's first 18 h (3 folds, 2 s grid, 20 seeds) and NEXOUSDT's first 28 h (4 folds, 100 ms, --test-seeds
@@ -166,6 +169,8 @@ CANDIDATES.update({f"{c}_cap_600": {**CANDIDATES[c], "max_position_notional": 60
 CANDIDATES["markout_10s_symmetric_history_abstain_0.9"] = {**CANDIDATES["markout_10s_symmetric_abstain_0.9"], "feature_set": 3}
 CANDIDATES.update({c.replace("10s", "60s"): {**CANDIDATES[c], "markout_ns": 60_000_000_000}
                    for c in ("markout_10s_symmetric_abstain_0.9", "markout_10s_symmetric_history_abstain_0.9")})
+CANDIDATES["markout_60s_symmetric_history_flatten_abstain_0.9"] = {**CANDIDATES["markout_60s_symmetric_history_abstain_0.9"],
+                                                                 "quote_flatten": True}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -183,7 +188,8 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_10s_symmetric_history_abstain_0.9": ("markout_10s_symmetric_abstain_0.9", "markout_10s_history"),
            "markout_60s_symmetric_abstain_0.9": ("markout_10s_symmetric_abstain_0.9",),
            "markout_60s_symmetric_history_abstain_0.9": ("markout_10s_symmetric_abstain_0.9",
-                                                         "markout_10s_symmetric_history_abstain_0.9")}
+                                                         "markout_10s_symmetric_history_abstain_0.9"),
+           "markout_60s_symmetric_history_flatten_abstain_0.9": ("markout_60s_symmetric_history_abstain_0.9",)}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
