@@ -246,3 +246,36 @@ def test_keys_never_appear_in_any_output(tmp_path):
     for text in texts:
         for secret in (SECRET, KEY, SECRET + "-wrong"):
             assert secret not in text
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_command_cleanly(tmp_path, sig):
+    """``trader live --real`` told to run for a minute, stopped by SIGINT (Ctrl-C) or SIGTERM (a supervisor)
+    once it has sent orders: exit 0, the ledger's stop event names the signal, nothing left resting on the
+    exchange, the ledger equal to it (trader.live.signals)."""
+    import signal
+
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT), "TRADER_API_KEY": KEY, "TRADER_API_SECRET": SECRET}
+    db = tmp_path / "real.sqlite"
+    with server() as ex:
+        proc = subprocess.Popen([sys.executable, "-m", "trader.live.cli", "live", "--real", "--base-url", ex.url,
+                                 "--checkpoint", "scripted:alternate", "--db", str(db), "--duration", "60",
+                                 "--recv-window-ms", "1000"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 45
+            while len(ex.orders(KEY)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.1)
+            assert proc.poll() is None and len(ex.orders(KEY)) >= 2, "no orders within 45 s"
+            proc.send_signal(getattr(signal, sig))
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == EXIT_OK, err[-3000:]
+        assert ex.call(lambda: len(ex.engine.open)) == 0
+        st = Ledger(db)
+        audit(ex, KEY, st)
+    assert f"stopped: signal {sig}" in out
+    (stop,) = st.events("stop")
+    assert stop["detail"].startswith(f"signal {sig};")

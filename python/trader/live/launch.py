@@ -11,12 +11,12 @@ import asyncio
 import logging
 import os
 import re
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
 from trader.live.keys import ApiKeys
 from trader.live.ledger import Ledger
+from trader.live.signals import install_stop_signals, remove_stop_signals
 
 log = logging.getLogger("trader.live")
 
@@ -190,19 +190,11 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
                                             warmup_timeout=opts.warmup_timeout),
                               console=console, on_step=opts.on_step)
         loop = asyncio.get_running_loop()
-        sigs = []
-        if install_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, session.stop, f"signal {signal.Signals(sig).name}")
-                    sigs.append(sig)
-                except (NotImplementedError, RuntimeError, ValueError):
-                    pass
+        sigs = install_stop_signals(loop, session.stop) if install_signals else ()
         try:
             result = await session.run()
         finally:
-            for sig in sigs:
-                loop.remove_signal_handler(sig)
+            remove_stop_signals(loop, sigs)
         if result.killed:
             return EXIT_KILLED, result, f"kill switch: {result.killed}"
         if result.error:

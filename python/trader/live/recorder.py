@@ -169,24 +169,18 @@ def run_record(exchange: str, symbol: str, out_dir, *, base_url: str | None = No
                rotate_mb: float | None = 256.0, rotate_s: float | None = 3600.0, on_stream=None, **kw):
     """Synchronous entry point: builds the ccxt client, records, closes the client; SIGINT and SIGTERM
     stop the recording cleanly."""
-    import signal
-
     from trader.live.exchange_client import make_client
+    from trader.live.signals import install_stop_signals, remove_stop_signals
 
     async def main():
         client = make_client(exchange, base_url=base_url, testnet=testnet)
         try:
             await client.load_markets()
             loop = asyncio.get_running_loop()
-            holder = {}
+            installed = []
 
             def ready(stream):
-                holder["stream"] = stream
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    try:
-                        loop.add_signal_handler(sig, stream.stop)
-                    except (NotImplementedError, RuntimeError, ValueError):
-                        pass
+                installed.extend(install_stop_signals(loop, lambda reason: stream.stop()))
                 if on_stream is not None:
                     on_stream(stream)
 
@@ -194,11 +188,7 @@ def run_record(exchange: str, symbol: str, out_dir, *, base_url: str | None = No
                 return await record(client, symbol, out_dir, duration=duration, rotate_mb=rotate_mb,
                                     rotate_s=rotate_s, stream_ready=ready, **kw)
             finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    try:
-                        loop.remove_signal_handler(sig)
-                    except (NotImplementedError, RuntimeError, ValueError):
-                        pass
+                remove_stop_signals(loop, tuple(installed))
         finally:
             await client.close()
 
