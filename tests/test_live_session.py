@@ -1,7 +1,7 @@
 """``trader live`` end to end with the real ccxt client against the local exchange replaying the
 sample: a paper session, a real-broker session (SQLite equals the exchange), restart and
-reconciliation, refusals to start, the kill switch, the stale-data guard, a trained checkpoint, and
-keys that never appear in any output."""
+reconciliation, refusals to start, the kill switch, the stale-data guard, a trained checkpoint, keys
+that never appear in any output, and SIGINT / SIGTERM stopping the command cleanly."""
 
 from __future__ import annotations
 

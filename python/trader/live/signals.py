@@ -25,7 +25,8 @@ def install_stop_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[str], 
     """On SIGINT or SIGTERM call ``stop("signal SIGINT")`` (or SIGTERM) in ``loop``; returns the signals
     installed, for :func:`remove_stop_signals` (none outside the main thread or on Windows)."""
     if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
-        log.warning("not in the main thread of a POSIX process: SIGINT and SIGTERM will not stop this run cleanly")
+        where = "on Windows" if sys.platform == "win32" else f"in thread {threading.current_thread().name!r}"
+        log.warning("running %s: SIGINT and SIGTERM will not stop this run cleanly", where)
         return ()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop, f"signal {signal.Signals(sig).name}")
