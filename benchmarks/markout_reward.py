@@ -115,7 +115,10 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
         --seeds 10 --candidates markout_10s_symmetric_abstain_0.9_cap_600 --datasets nexo28h,bitstamp18h  # session 15; then BTC,ETH
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/a200 --jobs 2 --timesteps 200000 \
         --seeds 10 --candidates markout_10s_symmetric_history_abstain_0.9 --datasets nexo28h  # then bitstamp18h; BTC,ETH
-(markout_10s_two_sided_abstain_0.9_cap_600 has not run: session 15 had no time left for it.)
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/a200 --jobs 2 --timesteps 200000 \
+        --seeds 10 --candidates markout_60s_symmetric_abstain_0.9 --datasets nexo28h  # session 16; then ..._history_flatten_...
+(Not run: markout_10s_two_sided_abstain_0.9_cap_600, session 15 had no time left for it; the session-16 candidates
+beyond NEXOUSDT, where they lost, and markout_60s_symmetric_history_abstain_0.9.)
 
 Writes WORK/markout_reward.md and .json, and for a candidate run on all four datasets (in WORK) WORK/markout_reward_all_datasets.md and .json:
 each seed's PnL summed over the four, against each baseline summed alike.
