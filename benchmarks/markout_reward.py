@@ -82,7 +82,7 @@ either ran, after the trend input alone did not keep the symmetric agents out of
 candidate, and its feature-set-3 twin, with each fill valued at the mid 60 s later instead of 10 s. At 10 s a fill
 into a slow trend still pays its half spread; at 60 s it is charged the trend it quotes into (session 14's
 side_markouts.py: in NEXOUSDT's falling last block the bids lost -7.8 bps at 60 s, and in the rising training rows
-the asks lost 2-4 bps more at 60 s than at 10 s). Each against markout_10s_symmetric_abstain_0.9 and its 10 s twin
+the bids lost 0.7-3.7 bps less than the asks at 60 s). Each against markout_10s_symmetric_abstain_0.9 and its 10 s twin
 seed for seed. `markout_60s_symmetric_history_flatten_abstain_0.9` (session 16, fixed with them, before any ran): the
 feature-set-3 one with `quote_flatten`, an action that closes the position with a market order. Its fill is valued
 at 60 s too, so closing a long into a fall that goes on for a minute earns, where a symmetric quote has no way to

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -253,8 +254,6 @@ def test_a_signal_stops_the_command_cleanly(tmp_path, sig):
     """``trader live --real`` told to run for a minute, stopped by SIGINT (Ctrl-C) or SIGTERM (a supervisor)
     once it has sent orders: exit 0, the ledger's stop event names the signal, nothing left resting on the
     exchange, the ledger equal to it (trader.live.signals)."""
-    import signal
-
     env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT), "TRADER_API_KEY": KEY, "TRADER_API_SECRET": SECRET}
     db = tmp_path / "real.sqlite"
     with server() as ex:
