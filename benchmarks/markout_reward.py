@@ -174,6 +174,15 @@ CANDIDATES.update({c.replace("10s", "60s"): {**CANDIDATES[c], "markout_ns": 60_0
                    for c in ("markout_10s_symmetric_abstain_0.9", "markout_10s_symmetric_history_abstain_0.9")})
 CANDIDATES["markout_60s_symmetric_history_flatten_abstain_0.9"] = {**CANDIDATES["markout_60s_symmetric_history_abstain_0.9"],
                                                                  "quote_flatten": True}
+# session 17: the recipe with the move guard (cpp/env/move_guard.h), at 100 ms and at 0 ms. Fixed before any agent
+# ran with it: 60 s windows (the scale of NEXOUSDT's spike minutes, session 16), 5 sigmas, a 30-minute half-life, held
+# 5 minutes. On the recordings' own mids (no agent) that holds the guard up on 1.9 % of NEXOUSDT's armed rows and 6.1 % of
+# Bitstamp's (benchmarks/move_guard_stats.py); at 4 sigmas 5.2 % and 12 %, at 6 sigmas 1.0 % and 2.4 %. We saw that
+# 5 sigmas trips inside fold 1's spike before choosing it (as 4 and 6 do).
+GUARD = {"guard_window_ns": 60_000_000_000, "guard_sigmas": 5.0, "guard_halflife_ns": 1_800_000_000_000,
+         "guard_hold_ns": 300_000_000_000}
+GUARDED = ("markout_10s_symmetric_abstain_0.9_latency_100ms", "markout_10s_symmetric_abstain_0.9")
+CANDIDATES.update({f"{c}_guard": {**CANDIDATES[c], **GUARD} for c in GUARDED})
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -192,14 +201,15 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_60s_symmetric_abstain_0.9": ("markout_10s_symmetric_abstain_0.9",),
            "markout_60s_symmetric_history_abstain_0.9": ("markout_10s_symmetric_abstain_0.9",
                                                          "markout_10s_symmetric_history_abstain_0.9"),
-           "markout_60s_symmetric_history_flatten_abstain_0.9": ("markout_60s_symmetric_history_abstain_0.9",)}
+           "markout_60s_symmetric_history_flatten_abstain_0.9": ("markout_60s_symmetric_history_abstain_0.9",),
+           **{f"{c}_guard": (c,) for c in GUARDED}}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
           200_000: (RESULTS / "markout_200k_nexo20_s11", RESULTS / "markout_200k_s10", RESULTS / "markout_200k_binance_s11",
                     RESULTS / "abstain_200k_s12", RESULTS / "quote_sides_s13", RESULTS / "lean_s14",
                     RESULTS / "latency_s14", RESULTS / "mirror_s14", RESULTS / "cap_s15",
-                    RESULTS / "history_s15")}
+                    RESULTS / "history_s15", RESULTS / "markout60_s16", RESULTS / "latency_s16")}
 # session 9's reports of the same protocol (their per-seed totals are read from them)
 BEFORE = RESULTS / "inventory_risk_s9"
 BEFORE_RUNS = ("penalty_0.5_per_s", "dampened_0.5")

@@ -237,7 +237,10 @@ def test_checkpoint_with_feature_set_2_and_notional_sizes_runs_as_in_the_env(tmp
     {"actions": "continuous", "order_latency_ns": 150_000_000},
     {"actions": "quote", "quote_flatten": True, "order_latency_ns": 30_000_000, "cancel_latency_ns": 20_000_000},
     {"actions": "quote_continuous", "quote_flatten": True, "queue_model": "log", "quote_min_ticks": -1},
-], ids=["discrete", "continuous-latency", "quote-latency", "quote_continuous-log"])
+    # the move guard (2 s windows at 2 sigmas: it trips on the sample), from the session's first row in both
+    {"actions": "quote", "guard_window_ns": 2_000_000_000, "guard_sigmas": 2.0, "guard_halflife_ns": 10_000_000_000,
+     "guard_hold_ns": 1_000_000_000},
+], ids=["discrete", "continuous-latency", "quote-latency", "quote_continuous-log", "quote-guard"])
 def test_kernel_equals_the_env_row_by_row(config):
     """The kernel alone, fed the sample's rows one at a time (no server): every action mode, latencies,
     queue models; the plan it gives before a step is what the env then does (quote prices, new orders)."""
@@ -246,7 +249,7 @@ def test_kernel_equals_the_env_row_by_row(config):
     market = load_market(None, interval_ms=100.0)
     env = spec.check_config(horizon=1000, trade_size=0.001, max_position=0.004, maker_fee_bps=-0.2, **config)
     options = {k: v for k, v in env.items() if k not in ("tick_size", "lot_size", "start_min", "start_max", "num_agents")}
-    r0, n = 40, 700
+    r0, n = (0, 740) if config.get("guard_window_ns") else (40, 700)  # the guard starts at the kernel's first row
     vec = TradingVectorEnv(market, num_envs=1, start_min=r0, start_max=r0, **options)
     obs, info = vec.reset(seed=0)
     kernel = _core.LiveKernel(market.book.shape[1], market.features.shape[1], market.tick_size, market.lot_size, **options)
@@ -255,7 +258,7 @@ def test_kernel_equals_the_env_row_by_row(config):
     assert np.array_equal(kernel.obs, obs[0])
     rng = np.random.default_rng(3)
     space = vec.single_action_space
-    fills = quotes = 0
+    fills = quotes = guarded = 0
     for i in range(1, n):
         if hasattr(space, "n"):
             a = int(rng.integers(space.n))
@@ -268,8 +271,9 @@ def test_kernel_equals_the_env_row_by_row(config):
         obs, _, _, _, info = vec.step(np.asarray([a]))
         out = kernel.outputs()
         assert np.array_equal(kernel.obs, obs[0]), f"step {i}"
-        for f in COMPARED:
+        for f in COMPARED + ("guarded",):
             assert info[f][0] == out[f], f"step {i}: {f}"
+        guarded += bool(out["guarded"]) and market.ts[r] >= market.ts[0] + 6 * env["guard_window_ns"]
         if env["actions"].startswith("quote"):
             new = [plan[s]["lots"] for s in ("bid", "ask") if plan[s]["price"] and not plan[s]["kept"]]
             assert out["quoted"] == sum(new)  # the orders the plan announced are the ones the step sent
@@ -277,6 +281,7 @@ def test_kernel_equals_the_env_row_by_row(config):
         fills += len(kernel.fills())
         assert sum(f[4] for f in kernel.fills()) == abs(out["maker_filled"]) + abs(out["taker_filled"])
     assert fills > 5 and (quotes > 50 or not env["actions"].startswith("quote"))
+    assert guarded > 10 or not env["guard_window_ns"]  # rows on which a trip held the guard up
 
 
 def test_kernel_refuses_bad_input():

@@ -95,6 +95,12 @@ CONFIGS = {
                                   markout_ns=5_000_000_000, trade_size=0.002, max_position=0.008),
     "discrete_markout_latency": dict(reward="markout", markout_ns=700_000_000, order_latency_ns=150_000_000,
                                      taker_fee_bps=2.0, trade_size=0.5, max_position=2.0),
+    # the move guard over 5 s windows, tripping at 2 sigmas, so that ~2 minutes of data trip it often
+    "quote_guard_2_agents": dict(actions="quote", num_agents=2, quote_levels=3, guard_window_ns=5_000_000_000,
+                                 guard_sigmas=2.0, guard_halflife_ns=20_000_000_000, guard_hold_ns=3_000_000_000,
+                                 order_latency_ns=20_000_000, trade_size=0.002, max_position=0.006),
+    "continuous_guard": dict(actions="continuous", guard_window_ns=5_000_000_000, guard_sigmas=2.0,
+                             guard_halflife_ns=20_000_000_000, guard_hold_ns=3_000_000_000, max_position=0.3),
     "quote_continuous_log_2_agents": dict(actions="quote_continuous", queue_model="log", num_agents=2,
                                           quote_levels=3, order_latency_ns=20_000_000, cancel_latency_ns=40_000_000,
                                           trade_size=0.001, max_position=0.004),
@@ -115,6 +121,7 @@ def _check(where, got, j, obs, reward, terminated, truncated, info, K):
                                err_msg=where)
     assert bool(got["terminated"][j]) == terminated and bool(got["truncated"][j]) == truncated, where
     assert got["t"][j] == info["t"] and got["episode_length"][j] == info["episode_length"], where
+    assert bool(got["guarded"][j]) == info["guarded"], where
     for f in spec.OUTPUTS:
         if not f.per_agent or f.name in ("obs", "reward"):
             continue
@@ -144,7 +151,7 @@ def test_reference_matches_cpp(recording, name):
     for j, (obs, info) in enumerate(outs):
         _check(f"{which}/{name}: reset env {j}", got, j, obs, np.zeros(K), False, False, info, K)
     rng = np.random.default_rng(7)
-    fills = 0
+    fills = guarded = tripped = 0
     for step in range(STEPS):
         acts = _actions(env.single_action_space, rng, NUM_ENVS)
         env._pool.send(acts)
@@ -158,7 +165,12 @@ def test_reference_matches_cpp(recording, name):
             obs, reward, terminated, truncated, info = ref.step(acts[j])
             _check(f"{which}/{name}: step {step} env {j}", got, j, obs, reward, terminated, truncated, info, K)
             fills += int(np.sum(np.abs(info["maker_filled"])) + np.sum(np.abs(info["taker_filled"])))
+            # up after it is armed (six windows in): a trip, not the start-up
+            tripped += info["guarded"] and market.ts[info["t"]] >= market.ts[0] + 6 * full["guard_window_ns"]
+            guarded += info["guarded"]
     assert fills > 0, "the trajectories never traded: the test would not see the fill rules"
+    if full["guard_window_ns"]:  # the guard was both up and down along the trajectories
+        assert 0 < tripped <= guarded < STEPS * NUM_ENVS, (tripped, guarded)
 
 
 def test_unknown_and_invalid_options_raise(recording):

@@ -154,8 +154,12 @@ MarketData make_data_checked(PyPool& self, const EnvConfig& cfg,
                                   std::to_string(row[0]) + ", ask " + std::to_string(row[2]) + " ticks)");
     }
   }
+  if (cfg.guard_window_ns > 0 && d.ts == nullptr) {
+    throw std::invalid_argument("guard_window_ns: > 0 needs the row times (ts)");
+  }
   d.start_min = start_min;
   d.start_max = last_start;
+  d.guard = MoveGuard(cfg);
   d.prepare();
   if (sizes_in_quote(cfg)) {
     const double ref_price = d.mid[0] * tick_size;

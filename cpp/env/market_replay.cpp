@@ -25,6 +25,7 @@ void MarketData::prepare(int64_t from) {
     const int64_t* row = book + r * levels * 4;
     mid[static_cast<size_t>(r)] = 0.5 * static_cast<double>(row[0] + row[2]);
   }
+  if (guard.on()) guard.extend(ts, mid, rows, guarded);
   const size_t kept = from == 0 || near_starts.empty() ? 0 : static_cast<size_t>(near_starts[static_cast<size_t>(from)]);
   near.resize(kept);
   near_far_ts.resize(kept);

@@ -49,6 +49,10 @@ void validate(const EnvConfig& c) {
   need(finite_at_least(c.dampen_eta, 0), "dampen_eta", "a finite value >= 0");
   need(c.markout_ns >= 0, "markout_ns", ">= 0 ns");
   need(!c.markout_detrend || marks_out(c.reward), "markout_detrend", "reward markout or markout_penalty");
+  need(c.guard_window_ns >= 0, "guard_window_ns", ">= 0 ns (0: off)");
+  need(std::isfinite(c.guard_sigmas) && c.guard_sigmas > 0, "guard_sigmas", "a finite value > 0");
+  need(c.guard_halflife_ns > 0, "guard_halflife_ns", "> 0 ns");
+  need(c.guard_hold_ns >= 0, "guard_hold_ns", ">= 0 ns");
   need(c.initial_cash > 0 && std::isfinite(c.initial_cash), "initial_cash", "> 0 quote");
   need(std::isfinite(c.reward_scale), "reward_scale", "a finite number");
   need(c.ruin_fraction >= 0 && c.ruin_fraction < 1, "ruin_fraction", "in [0, 1)");

@@ -68,6 +68,12 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
     "markout rewards: the later mid less the dataset's drift over the same time (the mean mid change per " \
     "ns from start_min to the last row an episode reaches), so that a trending training day does not "    \
     "teach a side")                                                                                        \
+  X(guard_window_ns, int64_t, 0, "ns",                                                                      \
+    "move guard (issue 13, cpp/env/move_guard.h): after the mid moves more than guard_sigmas times its "  \
+    "recent volatility within this window, only orders that reduce the position, for guard_hold_ns (0: off)") \
+  X(guard_sigmas, double, 5.0, "", "move guard: a move this many standard deviations of such moves trips it") \
+  X(guard_halflife_ns, int64_t, 1800000000000, "ns", "move guard: half-life of the volatility estimate")    \
+  X(guard_hold_ns, int64_t, 300000000000, "ns", "move guard: how long it stays up after the last trip")   \
   X(initial_cash, double, 100000.0, "quote", "cash at the start of an episode")                            \
   X(reward_scale, double, 1.0, "", "every reward is multiplied by this")                                   \
   X(ruin_fraction, double, 0.5, "", "terminated when an agent's equity < ruin_fraction * initial_cash")    \
@@ -107,7 +113,8 @@ struct EnvConfig {
   X(bid_price, int64_t, true, "price of the agent's current bid, ticks (0: none)")               \
   X(ask_price, int64_t, true, "price of the agent's current ask, ticks (0: none)")               \
   X(bid_queue, double, true, "market lots ahead of the current bid (NaN: not at the exchange yet)") \
-  X(ask_queue, double, true, "market lots ahead of the current ask (NaN: not at the exchange yet)")
+  X(ask_queue, double, true, "market lots ahead of the current ask (NaN: not at the exchange yet)") \
+  X(guarded, uint8_t, false, "the move guard is up at this row: the next orders may only reduce a position")
 
 constexpr int kAccountFeatures = 3;  // position / max, unrealized PnL (% of max notional), time left
 // quote modes, per side (bid then ask): has an order, (touch - price) / quote_levels (asks: price -

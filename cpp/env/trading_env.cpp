@@ -124,6 +124,7 @@ int64_t TradingEnv::order_from_action(const Agent& a, int64_t discrete, float co
     return 0;
   }
   target = std::clamp(target, min_lots_, max_lots_);
+  if (guard_up()) target = std::clamp(target, std::min<int64_t>(expected, 0), std::max<int64_t>(expected, 0));
   return target - expected;
 }
 
@@ -140,12 +141,17 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
   Agent& a = agents_[static_cast<size_t>(k)];
   const int64_t* top = data_->book + cursor_ * data_->levels * 4;
   const int64_t now = data_->ts ? data_->ts[cursor_] : 0;
+  // The move guard: a side that would add to the position (or open one) is not quoted, and its order
+  // is cancelled; the other side's limit is flat (position 0).
+  const bool guarded = guard_up();
+  const int64_t hi = guarded ? 0 : max_lots_, lo = guarded ? 0 : min_lots_;
   bool sent = false;
   for (int side = 0; side < 2; ++side) {
     const bool bid = side == 0;
     const int64_t idx = bid ? bid_idx : ask_idx;
     const int64_t offset = cfg_.quote_min_ticks + idx;
-    const int64_t price = idx == cfg_.quote_levels ? 0 : (bid ? top[0] - offset : top[2] + offset);
+    const bool adds = guarded && (bid ? a.position >= 0 : a.position <= 0);
+    const int64_t price = idx == cfg_.quote_levels || adds ? 0 : (bid ? top[0] - offset : top[2] + offset);
     LimitOrder* cur = find(a.quote_seq[side]);
     if (cur && cur->price == price) continue;  // unchanged price: keeps its queue position
     if (cur) {
@@ -157,7 +163,7 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
     // Size: position + this side's resting lots (cancels in flight included: they can still fill)
     // stay within the position limit.
     const int64_t resting = a.resting[side];
-    const int64_t room = bid ? max_lots_ - a.position - resting : a.position - min_lots_ - resting;
+    const int64_t room = bid ? hi - a.position - resting : a.position - lo - resting;
     const int64_t lots = std::min(trade_lots_, room);
     if (lots <= 0) continue;
     LimitOrder o{};
@@ -428,6 +434,7 @@ void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
   b.env_id[r] = env_id_;
   b.t[r] = cursor_;
   b.episode_length[r] = static_cast<int32_t>(steps_);
+  b.guarded[r] = guard_up();
 }
 
 }  // namespace trader

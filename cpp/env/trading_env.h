@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "book/replay.h"
+#include "env/move_guard.h"
 #include "env/spec.h"
 
 namespace trader {
@@ -54,8 +55,10 @@ struct MarketData {
   double lot_size = 1e-5;   // base per lot
   int64_t start_min = 0, start_max = 0;  // rows: episodes start in [start_min, start_max]
   uint64_t start_offset = 0;  // usable starts of the pool's datasets before this one (set by EnvPool)
+  MoveGuard guard;  // set from the env's options before prepare() (off by default)
   // Derived by prepare() (a live market: row by row, prepare(from)):
   std::vector<double> mid;  // ticks, per row
+  std::vector<uint8_t> guarded;  // per row: the move guard is up (empty: the guard is off)
   // The stream without the level changes far from the touch: segment c keeps bid levels at prices
   // >= best bid(c) - near_ticks, ask levels <= best ask(c) + near_ticks, and every trade. An env
   // whose orders all lie inside that window walks it instead of the whole segment (the far records
@@ -172,6 +175,8 @@ class TradingEnv {
     return row;
   }
   int64_t order_from_action(const Agent& a, int64_t discrete, float continuous) const;
+  // The move guard is up at the cursor's row: only orders that reduce a position (cpp/env/move_guard.h).
+  bool guard_up() const { return !data_->guarded.empty() && data_->guarded[static_cast<size_t>(cursor_)]; }
   void send_market(Agent& a, int64_t lots) {
     if (a.pending_head == a.pending.size()) {
       a.pending.clear();

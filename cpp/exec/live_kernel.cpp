@@ -33,6 +33,7 @@ MarketData empty_market(const EnvConfig& cfg, int64_t levels, int64_t dim) {
   d.tick_size = cfg.tick_size;
   d.lot_size = cfg.lot_size;
   d.has_trades = true;  // a live feed carries the trade stream
+  d.guard = MoveGuard(cfg);
   return d;
 }
 }  // namespace

@@ -255,7 +255,14 @@ class ReferenceTradingEnv(gym.Env):
             target = expected - self.trade_lots
         else:
             return 0
-        return min(max(target, self.min_lots), self.max_lots) - expected
+        target = min(max(target, self.min_lots), self.max_lots)
+        if self._guard_up():  # only toward a flat position
+            target = min(max(target, min(expected, 0)), max(expected, 0))
+        return target - expected
+
+    def _guard_up(self) -> bool:
+        """The move guard is up at the cursor's row (trader.sim.reference_guard)."""
+        return self.guarded is not None and self.guarded[self.cursor]
 
     def _send_market(self, a: _Agent, lots: int) -> None:
         if lots == 0:
@@ -277,10 +284,13 @@ class ReferenceTradingEnv(gym.Env):
         cfg, a = self.cfg, self.agents[k]
         top = self.book[self.cursor].tolist()
         now = self.ts[self.cursor] if self.ts is not None else 0
+        guarded = self._guard_up()  # a side that opens or adds to a position is not quoted (its order cancelled)
+        hi, lo = (0, 0) if guarded else (self.max_lots, self.min_lots)
         for side, idx in ((0, bid_idx), (1, ask_idx)):
             bid = side == 0
             offset = cfg["quote_min_ticks"] + idx
-            price = 0 if idx == cfg["quote_levels"] else (top[0][0] - offset if bid else top[0][2] + offset)
+            adds = guarded and (a.position >= 0 if bid else a.position <= 0)
+            price = 0 if idx == cfg["quote_levels"] or adds else (top[0][0] - offset if bid else top[0][2] + offset)
             cur = self._find(a.quote_seq[side])
             if cur is not None and cur.price == price:
                 continue  # unchanged price: keeps its queue position
@@ -290,7 +300,7 @@ class ReferenceTradingEnv(gym.Env):
             if price <= 0:
                 continue
             resting = sum(o.leaves for o in self.orders if not o.dead and o.agent == k and o.bid == bid)
-            room = self.max_lots - a.position - resting if bid else a.position - self.min_lots - resting
+            room = hi - a.position - resting if bid else a.position - lo - resting
             lots = min(self.trade_lots, room)
             if lots <= 0:
                 continue
@@ -480,4 +490,4 @@ class ReferenceTradingEnv(gym.Env):
             info[f.name] = np.asarray(values, dtype=f.dtype)
         if self.K == 1:
             info = {key: v[0] for key, v in info.items()}
-        return info | {"episode_length": self.steps, "t": self.cursor}
+        return info | {"episode_length": self.steps, "t": self.cursor, "guarded": self._guard_up()}

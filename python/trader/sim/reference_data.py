@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from trader.sim import spec
+from trader.sim.reference_guard import move_guard
 from trader.sim.reference_numbers import llround
 
 # the rewards that value fills at a later mid (they read the row times); spec.h's marks_out()
@@ -91,11 +92,16 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
         r0, r1 = int(start_min), min(last_start + cfg["horizon"], rows - 1)
         if int(ts[r1]) > int(ts[r0]):
             drift = (mid[r1] - mid[r0]) / float(int(ts[r1]) - int(ts[r0]))
+    if cfg["guard_window_ns"] > 0 and ts is None:
+        raise ValueError("guard_window_ns: > 0 needs the row times (ts)")
+    guarded = None if cfg["guard_window_ns"] == 0 else move_guard(
+        [int(t) for t in ts], mid, cfg["guard_window_ns"], cfg["guard_sigmas"], cfg["guard_halflife_ns"],
+        cfg["guard_hold_ns"])
     return dict(book=book, features=features, rows=rows, levels=levels, dim=features.shape[1],
                 start_min=int(start_min), last_start=last_start,
                 ts=None if ts is None else [int(t) for t in ts], records=records,
                 starts=None if starts is None else [int(s) for s in starts],
-                mid=mid, drift=drift,
+                mid=mid, drift=drift, guarded=guarded,
                 ntl=tick_size * lot_size,  # quote per tick-lot
                 trade_lots=trade_lots, max_lots=max_lots,
                 min_lots=-max_lots if cfg["allow_short"] else 0)
