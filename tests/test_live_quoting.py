@@ -169,3 +169,37 @@ def test_quoting_session_end_to_end_paper_and_real(tmp_path, restore_torch_globa
     assert {o["type"] for o in orders} <= {"LIMIT_MAKER", "MARKET"} and any(o["type"] == "LIMIT_MAKER" for o in orders)
     ids = [o["clientOrderId"] for o in orders]
     assert len(ids) == len(set(ids))  # never a duplicate
+
+
+def test_the_move_guard_set_at_launch_holds_quotes_back(tmp_path, restore_torch_globals):
+    """`trader live --guard-window-ms ...` over a run trained without the guard: the kernel (the env) takes the
+    guard from the launch, and until it is armed (six windows of the session's own rows) it quotes nothing
+    that would open a position, so a flat paper session sends no quote; the same run without the flag quotes."""
+    from click.testing import CliRunner
+    from rich.console import Console
+    from trader.cli import main
+    from trader.live.launch import EXIT_OK, LiveOptions, run_live
+    from trader.rl import ppo
+    from trader.run.lifecycle import resolve_args
+
+    args = resolve_args(ppo.Args, None, {"total_timesteps": 128, "num_envs": 2, "num_steps": 64, "runs_dir": str(tmp_path),
+                                         "track": False, "progress_bar": False, "cuda": False, "actions": "quote",
+                                         "quote_levels": 3, "max_position": 0.03, "feature_set": 1,
+                                         **QUOTES_FROM_THE_START})
+    run_dir = ppo.train(args)["run_dir"]
+    guard = {"guard_window_ns": 600_000_000_000}  # ten-minute windows: not armed within the session
+    quoted = {}
+    for name, options in (("guarded", guard), ("as trained", {})):
+        flags = []
+        opts = LiveOptions(checkpoint=run_dir, db=str(tmp_path / f"{name}.sqlite"), duration=3.0, guard=options,
+                           on_step=lambda s, obs, action: flags.append(s.kernel.core.outputs()["guarded"]))
+        with LocalExchange(keys=KEYS, speed=10, loop=True) as ex:
+            opts.base_url = ex.url
+            code, res, msg = run_live(opts, Console(file=io.StringIO()))
+        assert code == EXIT_OK, msg
+        assert res.steps > 10 and set(flags) == {bool(options)}
+        quoted[name] = [o for o in Ledger(tmp_path / f"{name}.sqlite").orders() if o.type == "limit"]
+    assert quoted["guarded"] == [] and quoted["as trained"]
+    # the flags, checked before anything starts
+    out = CliRunner().invoke(main, ["live", "--checkpoint", run_dir, "--guard-sigmas", "0"])
+    assert out.exit_code == 2 and "--guard-sigmas: expected a finite value > 0" in out.output

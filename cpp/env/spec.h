@@ -69,8 +69,8 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
     "ns from start_min to the last row an episode reaches), so that a trending training day does not "    \
     "teach a side")                                                                                        \
   X(guard_window_ns, int64_t, 0, "ns",                                                                      \
-    "move guard (issue 13, cpp/env/move_guard.h): after the mid moves more than guard_sigmas times its "  \
-    "recent volatility within this window, only orders that reduce the position, for guard_hold_ns (0: off)") \
+    "move guard (issue 13, cpp/env/move_guard.h): after the mid moves by more than the guard's sigmas of "  \
+    "such moves within this window, only orders that reduce a position, until the hold has passed (0: off)") \
   X(guard_sigmas, double, 5.0, "", "move guard: a move this many standard deviations of such moves trips it") \
   X(guard_halflife_ns, int64_t, 1800000000000, "ns", "move guard: half-life of the volatility estimate")    \
   X(guard_hold_ns, int64_t, 300000000000, "ns", "move guard: how long it stays up after the last trip")   \

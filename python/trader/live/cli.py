@@ -11,6 +11,8 @@ import click
 
 from trader import errors
 from trader.options import deprecated_alias, out_option
+from trader.sim import spec
+from trader.sim.flags import GUARD_OPTIONS, env_options, flag_message, pop_env_values
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -101,13 +103,14 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
               help="How long the start waits for the exchange (its markets), retries included, before it gives up "
                    "(exit status 1).")
+@env_options(GUARD_OPTIONS, default_note="the run's")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None, help="Also write the log to this file.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (orders, reconnects, reconciliation).")
 @deprecated_alias("--fee-bps", "fee_bps", "--taker-fee-bps", type=click.FloatRange(min=0))
 def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, state_dir, db, max_position, max_notional,
          max_order, daily_loss_limit, flatten_on_kill, flatten_on_exit, clear_kill, rebaseline, duration, interval_ms,
          depth, encoder, trade_size, fee_bps, max_slippage_bps, stale_after, record_dir, recv_window_ms, market,
-         leverage, margin_mode, liquidation_buffer_pct, connect_timeout, log_file, verbose):
+         leverage, margin_mode, liquidation_buffer_pct, connect_timeout, log_file, verbose, **env_flags):
     """Trade a policy live: the websocket book, the training features, the policy every step, and a
     paper or a real broker with risk limits; state in SQLite, reconciled with the exchange at start."""
     from rich.console import Console
@@ -121,6 +124,11 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
     except KeysError as exc:  # missing or malformed keys: bad input, exit status 2 (README)
         raise click.UsageError(str(exc)) from None
     _logging(verbose, log_file, keys)
+    guard = pop_env_values(env_flags)
+    try:
+        spec.check_config(**guard)
+    except ValueError as exc:
+        raise click.UsageError(flag_message(str(exc))) from None
     real = not paper
     opts = LiveOptions(symbol=symbol, checkpoint=checkpoint, real=real, exchange=exchange, base_url=base_url,
                        testnet=testnet, keys=keys if real else None, db=db,
@@ -130,7 +138,8 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
                        flatten_on_kill=flatten_on_kill, flatten_on_exit=flatten_on_exit, clear_kill=clear_kill,
                        rebaseline=rebaseline, record_dir=record_dir, recv_window_ms=recv_window_ms,
                        trade_size=trade_size, connect_timeout=connect_timeout, market=market,
-                       leverage=leverage, margin_mode=margin_mode, liquidation_buffer_pct=liquidation_buffer_pct)
+                       leverage=leverage, margin_mode=margin_mode, liquidation_buffer_pct=liquidation_buffer_pct,
+                       guard=guard)
     opts.db = db or default_db(opts, state_dir)
     console = Console(soft_wrap=True)
     where = base_url or ("binance testnet" if testnet else exchange)

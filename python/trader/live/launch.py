@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from trader.live.keys import ApiKeys
@@ -60,6 +60,7 @@ class LiveOptions:
     margin_mode: str = "cross"  # cross | isolated
     liquidation_buffer_pct: float = 10.0  # percent of the mark price
     trade_size: float | None = None
+    guard: dict = field(default_factory=dict)  # move guard options (trader.sim.flags.GUARD_OPTIONS) over the run's
     on_step: object = None  # test hook: LiveSession's on_step(session, obs, action)
 
 
@@ -105,7 +106,7 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     if opts.real and opts.keys is None:
         return EXIT_REFUSED, None, ("--real needs API keys: set TRADER_API_KEY and TRADER_API_SECRET, or pass "
                                     "--keys-file FILE (outside the repository)")
-    policy = load_policy(opts.checkpoint, trade_size=opts.trade_size)
+    policy = load_policy(opts.checkpoint, trade_size=opts.trade_size, env=opts.guard)
     if console is not None:
         console.print(f"policy: {policy.name}", highlight=False, markup=False)
     if opts.depth is not None:

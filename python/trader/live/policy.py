@@ -94,11 +94,13 @@ def _scripted(name: str) -> Callable:
 
 
 def load_policy(spec, *, trade_size: float | None = None, max_position: float | None = None,
-                continuous: bool | None = None, horizon: int | None = None, device: str = "cpu") -> PolicySpec:
+                continuous: bool | None = None, horizon: int | None = None, env: dict | None = None,
+                device: str = "cpu") -> PolicySpec:
     """A PolicySpec from a checkpoint path, ``scripted:NAME``, a callable or a PolicySpec; the keyword
-    arguments override what the checkpoint says (or the env's defaults)."""
+    arguments (and `env`, more env options such as the move guard's) override what the checkpoint says (or
+    the env's defaults)."""
     given = {"trade_size": trade_size, "max_position": max_position, "horizon": horizon,
-             "actions": None if continuous is None else ("continuous" if continuous else "discrete")}
+             "actions": None if continuous is None else ("continuous" if continuous else "discrete"), **(env or {})}
     over = {k: v for k, v in given.items() if v is not None}
     if isinstance(spec, PolicySpec):
         spec.env = env_spec.check_config(**spec.env | over)

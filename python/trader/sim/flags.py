@@ -18,6 +18,9 @@ from trader.sim import spec
 # Options set from the market (its grid) or by the command (the episode window): never flags.
 NOT_FLAGS = ("tick_size", "lot_size", "start_min", "start_max")
 _NS_PER_MS = 1_000_000
+# The move guard (cpp/env/move_guard.h), a risk rule of the execution path: `trader backtest` and `trader live` may set
+# it for a run that trained without it (or change the run's), as they may its costs.
+GUARD_OPTIONS = ("guard_window_ns", "guard_sigmas", "guard_halflife_ns", "guard_hold_ns")
 
 
 def flag_name(option: spec.Option) -> str:
