@@ -1,0 +1,130 @@
+"""The move guard as a risk rule over agents trained without it (issue 13, session 17): what `trader live
+--guard-window-ms ...` would do to a run that trained without the guard. Every agent of a finished walk-forward
+evaluation (a `trader evaluate` folder: its fold x seed job files and the agents' run folders) is tested again on
+its fold's test rows with the guard on, and the baselines with it. Each seed's PnL (bps of the max position
+notional) summed over the folds, with the guard minus without, seed for seed: the same agents on the same rows,
+only the rule differs, so the interval is the rule's alone (not training noise, as in a comparison of two
+evaluations). The guard's options default to benchmarks/markout_reward.py's GUARD.
+
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/guard_overlay.py --jobs 2 --out runs/s17/overlay.md \\
+        --run runs/a200/nexo28h__markout_10s_symmetric_abstain_0.9_latency_100ms ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import multiprocessing as mp
+import pickle
+import re
+from pathlib import Path
+
+from markout_reward import GUARD, _ci
+from trader.evaluate.stats import bootstrap_mean
+
+KEY = "pnl_bps_of_max_notional"
+_MARKETS: dict = {}  # per worker: (args' feature set, data) -> market
+
+
+def fold_rows(describe: str) -> dict:
+    """The training and test rows of a fold from its report line ("fold 1: train DATA rows 0..N; test DATA rows A..B")."""
+    m = re.search(r"train (?:.* \+ )?(\S+) rows 0\.\.(\d+); test (\S+) rows (\d+)\.\.(\d+)", describe)
+    if not m:
+        raise ValueError(f"fold without one training dataset's rows: {describe!r}")
+    return {"train_data": m[1], "train_rows": int(m[2]) + 1, "test_data": m[3], "start": int(m[4]), "end": int(m[5])}
+
+
+def retest(run_dir: str, rows: dict, guard: dict) -> float:
+    """One trained agent on its fold's test rows with the guard on: its PnL."""
+    from trader.backtest.engine import env_config_from_run
+    from trader.backtest.suite import run_agent
+    from trader.rl.policy import load, observation_market
+
+    trained = load(run_dir)
+    key = (repr(sorted(trained.args.items())), rows["test_data"])
+    if key not in _MARKETS:
+        _MARKETS.clear()  # one market per worker at a time (NEXOUSDT's is large)
+        _MARKETS[key] = observation_market(trained.args, rows["test_data"])
+    (agent,) = run_agent(_MARKETS[key], lambda obs, info: trained.act(obs), "agent",
+                         env_config_from_run(trained.args) | guard, rows["start"], rows["end"])
+    return float(agent.metrics[KEY])
+
+
+def baselines(evaluation: dict, rows: dict, guard: dict) -> dict[str, float]:
+    """Every baseline on the fold's test rows with the guard on (fitted on its training rows, as trader evaluate)."""
+    from trader.backtest.engine import env_config_from_run
+    from trader.backtest.suite import run_baselines
+    from trader.data.dataset import load_dataset
+    from trader.sim import load_market
+
+    args = evaluation["context"]["args"]
+    interval_ms = args.get("interval_ms", 100.0)
+    test = load_dataset(rows["test_data"])
+    market = load_market(test, interval_ms=interval_ms)
+    train = test if rows["train_data"] == rows["test_data"] else load_dataset(rows["train_data"])
+    fit_market = market if train is test else load_market(train, interval_ms=interval_ms)
+    results, _ = run_baselines(market, test.events, env_config_from_run(args) | guard, rows["start"], rows["end"],
+                               fit=(fit_market, train.events, rows["train_rows"]))
+    return {r.name: float(r.metrics[KEY]) for r in results}
+
+
+def overlay(run: Path, guard: dict, jobs: int) -> dict:
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    folds = {i + 1: fold_rows(f["describe"]) for i, f in enumerate(evaluation["context"]["folds"])}
+    before: dict[int, float] = {}
+    tasks = []
+    for path in sorted(run.glob("fold_*/seed_*.job.pkl")):
+        job = pickle.loads(path.read_bytes())["job"]
+        before[job["seed"]] = before.get(job["seed"], 0.0) + job["agents"][0]["metrics"][KEY]
+        tasks.append((job["seed"], job["run_dir"], folds[job["fold"]]))
+    after: dict[int, float] = {}
+    with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(retest, run_dir, rows, guard): seed for seed, run_dir, rows in tasks}
+        base = [pool.submit(baselines, evaluation, rows, guard) for rows in folds.values()]
+        for f in cf.as_completed(futures):
+            after[futures[f]] = after.get(futures[f], 0.0) + f.result()
+        guarded_baselines: dict[str, float] = {}
+        for f in base:
+            for name, v in f.result().items():
+                guarded_baselines[name] = guarded_baselines.get(name, 0.0) + v
+    plain_baselines: dict[str, float] = {}
+    for per_fold in evaluation["baselines"].values():
+        for name, metrics in per_fold.items():
+            plain_baselines[name] = plain_baselines.get(name, 0.0) + metrics[KEY]
+    seeds = sorted(before)
+    ci = lambda x: dict(zip(("mean", "low", "high"), bootstrap_mean(x)[:3]))  # noqa: E731
+    return {"run": run.name, "tests": len(tasks), "seeds": len(seeds), "without": ci([before[s] for s in seeds]),
+            "with": ci([after[s] for s in seeds]), "with_minus_without": ci([after[s] - before[s] for s in seeds]),
+            "baselines_without": plain_baselines, "baselines_with": guarded_baselines,
+            "per_seed_without": before, "per_seed_with": after}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, action="append", required=True, help="a trader evaluate folder (repeatable)")
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True, help="the report (.md; a .json beside it)")
+    for k, v in GUARD.items():
+        p.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
+    a = p.parse_args()
+    guard = {k: getattr(a, k) for k in GUARD}
+    rows = []
+    lines = [f"Move guard {guard} over agents trained without it; PnL in bps of the max position notional, each seed "
+             "summed over folds, mean [95 % CI].", "",
+             "| run | tests | without the guard | with it | with minus without, seed for seed | best baseline without | "
+             "best baseline with |", "|---|---:|---:|---:|---:|---|---|"]
+    for run in a.run:
+        r = overlay(run, guard, a.jobs)
+        rows.append(r)
+        bw = max(r["baselines_without"], key=r["baselines_without"].get)
+        bg = max(r["baselines_with"], key=r["baselines_with"].get)
+        lines.append(f"| {r['run']} | {r['tests']} | {_ci(r['without'])} | {_ci(r['with'])} | {_ci(r['with_minus_without'])} | "
+                     f"{bw} {r['baselines_without'][bw]:+.2f} | {bg} {r['baselines_with'][bg]:+.2f} |")
+        a.out.write_text("\n".join(lines) + "\n")
+        a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=float))
+        print(lines[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
