@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "feed/binance_feed.h"
+#include "feed/binance_scanner.h"
 #include "feed/decimal.h"
 
 namespace py = pybind11;

@@ -4,135 +4,19 @@
 #include <cstring>
 #include <limits>
 
+#include "feed/binance_lines.h"
 #include "feed/gzip_reader.h"
 
 namespace trader::feed {
+
+using namespace detail;  // feed/binance_lines.h
+
 namespace {
 
 constexpr uint64_t kInt64Max = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
 constexpr uint64_t kMsToNs = 1000000;
 
-bool is_depth_kind(std::string_view k) {
-  return k == "depth" || k == "depth@0ms" || k == "depth@100ms" || k == "depth@250ms" || k == "depth@500ms" ||
-         k == "depth@1000ms";
-}
-
-std::string quoted(std::string_view s, size_t max = 200) {
-  std::string out = "'";
-  out.append(s.substr(0, max));
-  out += "'";
-  return out;
-}
-
-// The line without its trailing '\r' / '\n'; n = 0 if it holds only whitespace (Python's bytes.strip).
-size_t trimmed_length(const char* p, size_t n) {
-  while (n && (p[n - 1] == '\r' || p[n - 1] == '\n')) --n;
-  for (size_t i = 0; i < n; ++i) {
-    const char c = p[i];
-    if (!(c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f')) return n;
-  }
-  return 0;
-}
-
-// "<digits> <JSON object>": parses the JSON into `doc` and returns the timestamp digits; `fail`
-// throws with the message.
-template <class Fail>
-std::string_view split_line(const char* p, size_t n, JsonDoc& doc, Fail&& fail) {
-  const char* sp = static_cast<const char*>(std::memchr(p, ' ', n));
-  if (!sp || sp == p) fail("expected '<local_receive_ts> <json>' (no space found)");
-  const std::string_view ts(p, static_cast<size_t>(sp - p));
-  for (char c : ts) {
-    if (c < '0' || c > '9') fail("local timestamp must be an integer, got " + quoted(ts, 40));
-  }
-  if (!doc.parse(sp + 1, static_cast<size_t>(p + n - sp - 1))) fail("malformed JSON (" + doc.error() + ")");
-  if (doc.root().type != JType::kObject) fail("expected a JSON object");
-  return ts;
-}
-
-// Nanoseconds per unit of a local timestamp with this many digits: 19 ns, 16 us, 13 ms; 0 otherwise.
-uint64_t ts_multiplier(size_t digits) {
-  return digits == 19 ? 1 : digits == 16 ? 1000 : digits == 13 ? 1000000 : 0;
-}
-
-std::string bad_unit(std::string_view ts) {
-  return "local timestamp " + quoted(ts) + " has " + std::to_string(ts.size()) +
-         " digits; expected 19 (ns), 16 (us) or 13 (ms)";
-}
-
-uint64_t digits_value(std::string_view ts) {
-  uint64_t v = 0;
-  for (char c : ts) v = v * 10 + static_cast<uint64_t>(c - '0');
-  return v;
-}
-
 }  // namespace
-
-// ---- scanning ----------------------------------------------------------------------------------
-
-bool BinanceScanner::feed(const char* data, size_t n) {
-  if (done_) return false;
-  if (!lines_.feed(data, n, [this](const char* p, size_t k) { return line(p, k); })) done_ = true;
-  return !done_;
-}
-
-void BinanceScanner::end() {
-  if (!done_) lines_.end([this](const char* p, size_t k) { return line(p, k); });
-}
-
-bool BinanceScanner::line(const char* p, size_t n) {
-  ++lineno_;
-  auto fail = [this](const std::string& msg) { throw FeedError(0, lineno_, msg); };
-  n = trimmed_length(p, n);
-  if (!n) return true;
-  ++r_.non_blank_lines;
-  static constexpr char kSnap[] = "\"lastUpdateId\"";
-  if (!r_.market.empty()) {
-    if (memmem(p, std::min<size_t>(n, 64), kSnap, sizeof kSnap - 1)) r_.has_snapshot = true;
-    return !r_.has_snapshot;  // both known: the rest of the file cannot change the answer
-  }
-  const std::string_view ts = split_line(p, n, doc_, fail);
-  const JNode& msg = doc_.root();
-  if (r_.ts_unit.empty()) {
-    const uint64_t mult = ts_multiplier(ts.size());
-    if (!mult) fail(bad_unit(ts));
-    r_.ts_unit = mult == 1 ? "ns" : mult == 1000 ? "us" : "ms";
-    r_.first_local_ns = digits_value(ts) * mult;
-  }
-  if (doc_.has(msg, "lastUpdateId")) {
-    r_.has_snapshot = true;
-    return true;
-  }
-  const JNode* stream = doc_.get(msg, "stream");
-  const JNode* data = doc_.get(msg, "data");
-  if (!stream || stream->type != JType::kString || !data || data->type != JType::kObject) {
-    fail("expected a REST snapshot (lastUpdateId) or a combined-stream message with 'stream' and 'data'");
-  }
-  const std::string_view name = doc_.str(*stream);
-  if (!name.empty() && name[0] == '!') return true;  // an all-market stream
-  const size_t at = name.find('@');
-  if (at == std::string_view::npos || at == 0) fail("stream name " + quoted(name) + " is not '<symbol>@<kind>'");
-  if (!is_depth_kind(name.substr(at + 1))) return true;
-  const JNode* s = doc_.get(*data, "s");
-  if (!s || s->type != JType::kString) fail("depth message: missing field 's' (symbol)");
-  r_.symbol = std::string(doc_.str(*s));
-  // COIN-M diffs carry the pair "ps", futures diffs the previous update id "pu" (data README).
-  r_.market = doc_.has(*data, "ps") ? "coinm" : doc_.has(*data, "pu") ? "usdm" : "spot";
-  return !r_.has_snapshot;
-}
-
-ScanResult scan_binance_file(const std::string& path) {
-  BinanceScanner sc;
-  try {
-    read_chunks(path, [&sc](const char* d, size_t n) { return sc.feed(d, n); });
-  } catch (const ReadError& e) {
-    if (!e.corrupt) throw FeedError(0, 0, e.what());
-    throw FeedError(0, sc.lines_read() + 1,
-                    "compressed data is truncated or corrupt after line " + std::to_string(sc.lines_read()) + " (" +
-                        e.what() + ")");
-  }
-  sc.end();
-  return sc.result();
-}
 
 // ---- parsing -----------------------------------------------------------------------------------
 

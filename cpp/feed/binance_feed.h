@@ -10,27 +10,17 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "events/event.h"
 #include "feed/decimal.h"
+#include "feed/feed_error.h"
 #include "feed/json_dom.h"
 #include "feed/line_splitter.h"
 
 namespace trader::feed {
-
-// Bad input: `file` indexes the sequence's files, `line` is 1-based (0: the file as a whole).
-// `hint` names an option that gets past it ("on_gap=resync"), or is empty.
-struct FeedError : std::runtime_error {
-  FeedError(int file, uint32_t line, const std::string& msg, std::string hint = {})
-      : std::runtime_error(msg), file(file), line(line), hint(std::move(hint)) {}
-  int file;
-  uint32_t line;
-  std::string hint;
-};
 
 struct BinanceOptions {
   std::string symbol;        // upper case, as the data's "s"
@@ -76,35 +66,6 @@ struct BinanceResult {
   BinanceReport report;
   Units tick = 0, lot = 0;
 };
-
-// What a file holds, read without decoding every message: the instrument (from the first depth
-// diff), the first local timestamp, and whether a REST snapshot is in it (which starts a sequence).
-struct ScanResult {
-  std::string symbol, market;  // market: spot, usdm or coinm; empty if there is no depth diff
-  uint64_t first_local_ns = 0;
-  std::string ts_unit;         // ns, us or ms
-  bool has_snapshot = false;
-  uint64_t non_blank_lines = 0;
-};
-
-class BinanceScanner {
- public:
-  bool feed(const char* data, size_t n);  // false: nothing more to learn, stop reading
-  void end();
-  uint32_t lines_read() const { return lineno_; }
-  const ScanResult& result() const { return r_; }
-
- private:
-  bool line(const char* p, size_t n);
-  LineSplitter lines_;
-  JsonDoc doc_;
-  ScanResult r_;
-  uint32_t lineno_ = 0;
-  bool done_ = false;
-};
-
-// Scans a gzip or plain file; FeedError (file 0) on malformed lines before the first depth diff.
-ScanResult scan_binance_file(const std::string& path);
 
 class BinanceParser {
  public:

@@ -18,6 +18,7 @@
 
 #include "book/replay.h"
 #include "feed/binance_feed.h"
+#include "feed/binance_scanner.h"
 #include "feed/decimal.h"
 #include "feed/gzip_reader.h"
 #include "feed/json_dom.h"
