@@ -54,9 +54,12 @@ def check_full(book, ref):
 
 
 def walk(seed, ops, lo, hi, step, depth_scale, far_p, del_p, del_best_p, jump_p=0.0, jump=0):
+    """Applies `ops` random level updates to the book and the reference, comparing them as it goes.
+    Returns (updates applied, top-25 comparisons, full-book comparisons, most levels on a side)."""
     rng = random.Random(seed)
     book, ref = _core.OrderBook(), Ref()
     mid = rng.randint(lo, hi)
+    applied = top_checks = full_checks = peak_levels = 0
     for op in range(ops):
         mid = min(hi, max(lo, mid + int(rng.gauss(0, step))))
         if rng.random() < jump_p:
@@ -79,14 +82,20 @@ def walk(seed, ops, lo, hi, step, depth_scale, far_p, del_p, del_best_p, jump_p=
         assert book.set(is_bid, price, qty) == ref.set(is_bid, price, qty)
         assert book.qty_at(is_bid, price) == qty
         assert book.num_levels(is_bid) == len(side)
+        applied += 1
+        peak_levels = max(peak_levels, len(side))
         if op % 64 == 0:
             np.testing.assert_array_equal(book.top(25), ref.top(25))
+            top_checks += 1
         if op % 1000 == 999:
             check_full(book, ref)
+            full_checks += 1
         if op % 4000 == 3999 and rng.random() < 0.5:
             book.clear()
             ref = Ref()
     check_full(book, ref)
+    full_checks += 1
+    return applied, top_checks, full_checks, peak_levels
 
 
 @pytest.mark.parametrize(
@@ -109,7 +118,12 @@ def walk(seed, ops, lo, hi, step, depth_scale, far_p, del_p, del_best_p, jump_p=
 )
 def test_random_walk_matches_reference(seed, lo, hi, step, depth_scale, far_p, del_p, del_best_p,
                                        jump_p, jump):
-    walk(seed, 12_000, lo, hi, step, depth_scale, far_p, del_p, del_best_p, jump_p, jump)
+    ops = 12_000
+    applied, top_checks, full_checks, peak_levels = walk(seed, ops, lo, hi, step, depth_scale, far_p, del_p,
+                                                         del_best_p, jump_p, jump)
+    assert applied == ops
+    assert top_checks == (ops + 63) // 64 and full_checks == ops // 1000 + 1
+    assert peak_levels > 1  # the walk built books of several levels, not one level set over and over
 
 
 def test_far_levels_and_window_moves():

@@ -323,7 +323,30 @@ def test_gymnasium_env_checker_passes(options):
 def test_pettingzoo_parallel_api(options):
     from pettingzoo.test import parallel_api_test
 
-    parallel_api_test(TradingParallelEnv(num_agents=3, horizon=40, **options), num_cycles=100)
+    env = TradingParallelEnv(num_agents=3, horizon=40, **options)
+    parallel_api_test(env, num_cycles=100)
+    # The same env after the API test: one episode with sampled actions, every dict keyed by all
+    # agents, observations of each agent's space, the market time moving forward, and the episode
+    # ending at the horizon (or earlier by termination) for every agent at once.
+    agents = env.possible_agents
+    assert agents == ["trader_0", "trader_1", "trader_2"]
+    obs, infos = env.reset(seed=1)
+    assert env.agents == agents and set(obs) == set(infos) == set(agents)
+    t = infos[agents[0]]["t"]
+    env.action_space(agents[0]).seed(1)
+    for step in range(1, 41):
+        obs, rewards, terms, truncs, infos = env.step({a: env.action_space(a).sample() for a in env.agents})
+        assert set(obs) == set(rewards) == set(terms) == set(truncs) == set(infos) == set(agents)
+        for a in agents:
+            space = env.observation_space(a)
+            assert obs[a].shape == space.shape and space.contains(obs[a])
+            assert np.isfinite(rewards[a]) and infos[a]["t"] == infos[agents[0]]["t"] > t
+        t = infos[agents[0]]["t"]
+        assert len(set(terms.values())) == 1 and len(set(truncs.values())) == 1
+        if terms[agents[0]] or truncs[agents[0]]:
+            break
+        assert env.agents == agents
+    assert env.agents == [] and (terms[agents[0]] or (step == 40 and truncs[agents[0]]))
 
 
 def test_options_accept_numpy_scalars_and_name_the_option_otherwise():

@@ -437,7 +437,13 @@ def write_mutated(folder: Path, parts, codecs, blob_ops) -> list[Path]:
 )
 def test_fuzz_mutated_feed(tmp_path, feed, on_gap, duration_s):
     paths = write_mutated(tmp_path, *feed)
-    event(outcome(convert_all(paths, on_gap=on_gap, duration_s=duration_s)))
+    out = convert_all(paths, on_gap=on_gap, duration_s=duration_s)
+    event(outcome(out))
+    if isinstance(out, FeedError):
+        assert out.path in {str(p) for p in paths} and (out.line is None or out.line >= 1), out
+    else:  # every sequence has events (at least its snapshot), from the files given
+        assert out and all(len(events) for events, _ in out)
+        assert {src["name"] for _, meta in out for src in meta["sources"]} <= {p.name for p in paths}
     for p in paths:
         p.unlink()
 
@@ -461,7 +467,13 @@ def test_fuzz_field_values(tmp_path, op, extra, ignore):
     for o in [op, *extra]:
         lines = apply_line_op(lines, o)
     path = write_feed(tmp_path, join(lines))
-    event(outcome(convert_all([path], on_gap="resync", ignore_streams=("kline_1m",) if ignore else ())))
+    out = convert_all([path], on_gap="resync", ignore_streams=("kline_1m",) if ignore else ())
+    event(outcome(out))
+    if isinstance(out, FeedError):
+        assert out.path == str(path) and (out.line is None or out.line >= 1), out
+    else:
+        [(events, meta)] = out
+        assert len(events) and [src["name"] for src in meta["sources"]] == [path.name]
     path.unlink()
 
 
@@ -484,7 +496,13 @@ def test_fuzz_plausible_values(tmp_path, ops, on_gap):
     for o in ops:
         lines = apply_line_op(lines, o)
     path = write_feed(tmp_path, join(lines))
-    event(outcome(convert_all([path], on_gap=on_gap)))
+    out = convert_all([path], on_gap=on_gap)
+    event(outcome(out))
+    if isinstance(out, FeedError):
+        assert out.path == str(path) and (out.line is None or out.line >= 1), out
+    else:
+        [(events, meta)] = out
+        assert len(events) and [src["name"] for src in meta["sources"]] == [path.name]
     path.unlink()
 
 
