@@ -204,12 +204,7 @@ bool BinanceParser::line(const char* p, size_t n) {
     on_snapshot(local, exch, last_id);
     return true;
   }
-  const JNode* stream = doc_.get(msg, "stream");
-  const JNode* data = doc_.get(msg, "data");
-  if (!stream || stream->type != JType::kString || !data || data->type != JType::kObject) {
-    fail("expected a REST snapshot (lastUpdateId) or a combined-stream message with 'stream' and 'data'");
-  }
-  const std::string_view name = doc_.str(*stream);
+  const auto [name, data] = stream_and_data(doc_, msg, [this](const std::string& m) { fail(m); });
   if (!name.empty() && name[0] == '!') {  // an all-market stream (!ticker@arr, !bookTicker, ...)
     count(kLineNonBook);
     count_in(rep_.skipped_streams, name);

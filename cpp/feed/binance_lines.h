@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "feed/json_dom.h"
 
@@ -47,6 +48,18 @@ std::string_view split_line(const char* p, size_t n, JsonDoc& doc, Fail&& fail) 
   if (!doc.parse(sp + 1, static_cast<size_t>(p + n - sp - 1))) fail("malformed JSON (" + doc.error() + ")");
   if (doc.root().type != JType::kObject) fail("expected a JSON object");
   return ts;
+}
+
+// A combined-stream message ({"stream": "<symbol>@<kind>", "data": {...}}): its stream name and data object;
+// `fail` throws when the message is neither that nor a REST snapshot (which the caller has ruled out).
+template <class Fail>
+std::pair<std::string_view, const JNode*> stream_and_data(const JsonDoc& doc, const JNode& msg, Fail&& fail) {
+  const JNode* stream = doc.get(msg, "stream");
+  const JNode* data = doc.get(msg, "data");
+  if (!stream || stream->type != JType::kString || !data || data->type != JType::kObject) {
+    fail("expected a REST snapshot (lastUpdateId) or a combined-stream message with 'stream' and 'data'");
+  }
+  return {doc.str(*stream), data};
 }
 
 // Nanoseconds per unit of a local timestamp with this many digits: 19 ns, 16 us, 13 ms; 0 otherwise.

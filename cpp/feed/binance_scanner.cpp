@@ -43,12 +43,7 @@ bool BinanceScanner::line(const char* p, size_t n) {
     r_.has_snapshot = true;
     return true;
   }
-  const JNode* stream = doc_.get(msg, "stream");
-  const JNode* data = doc_.get(msg, "data");
-  if (!stream || stream->type != JType::kString || !data || data->type != JType::kObject) {
-    fail("expected a REST snapshot (lastUpdateId) or a combined-stream message with 'stream' and 'data'");
-  }
-  const std::string_view name = doc_.str(*stream);
+  const auto [name, data] = stream_and_data(doc_, msg, fail);
   if (!name.empty() && name[0] == '!') return true;  // an all-market stream
   const size_t at = name.find('@');
   if (at == std::string_view::npos || at == 0) fail("stream name " + quoted(name) + " is not '<symbol>@<kind>'");
