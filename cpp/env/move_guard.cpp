@@ -6,8 +6,8 @@
 namespace trader {
 
 void MoveGuard::extend(const int64_t* ts, const std::vector<double>& mid, int64_t rows, std::vector<uint8_t>& up) {
-  up.resize(static_cast<size_t>(rows), 1);
   if (!on() || rows <= done_) return;
+  up.resize(static_cast<size_t>(rows), 1);
   const int64_t armed_ts = ts[0] + 6 * window_ns_;
   const double k2 = sigmas_ * sigmas_;
   for (int64_t r = done_; r < rows; ++r) {
