@@ -117,6 +117,9 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
         --seeds 10 --candidates markout_10s_symmetric_history_abstain_0.9 --datasets nexo28h  # then bitstamp18h; BTC,ETH
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/a200 --jobs 2 --timesteps 200000 \
         --seeds 10 --candidates markout_60s_symmetric_abstain_0.9 --datasets nexo28h  # session 16; then ..._history_flatten_...
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/g --jobs 10 --timesteps 200000 \
+        --seeds 10 --candidates markout_10s_symmetric_abstain_0.9_latency_100ms_guard \
+        --datasets nexo28h,bitstamp18h,BTC,ETH  # session 17, on one 16-core host; then --held-out, and ..._guard at 0 ms
 (Not run: markout_10s_two_sided_abstain_0.9_cap_600, session 15 had no time left for it; the session-16 candidates
 beyond NEXOUSDT, where they lost, and markout_60s_symmetric_history_abstain_0.9.)
 
