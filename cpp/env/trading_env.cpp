@@ -30,6 +30,7 @@ TradingEnv::TradingEnv(const EnvConfig& cfg, const MarketData* markets, int num_
                        uint64_t seed)
     : data_(markets),
       quoting_(is_quote(cfg.actions)),
+      guard_on_(cfg.guard_window_ns > 0),
       actions_(cfg.actions),
       num_agents_(static_cast<int>(cfg.num_agents)),
       order_latency_ns_(cfg.order_latency_ns),

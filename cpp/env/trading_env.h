@@ -176,7 +176,7 @@ class TradingEnv {
   }
   int64_t order_from_action(const Agent& a, int64_t discrete, float continuous) const;
   // The move guard is up at the cursor's row: only orders that reduce a position (cpp/env/move_guard.h).
-  bool guard_up() const { return !data_->guarded.empty() && data_->guarded[static_cast<size_t>(cursor_)]; }
+  bool guard_up() const { return guard_on_ && data_->guarded[static_cast<size_t>(cursor_)]; }
   void send_market(Agent& a, int64_t lots) {
     if (a.pending_head == a.pending.size()) {
       a.pending.clear();
@@ -212,6 +212,7 @@ class TradingEnv {
   int64_t steps_ = 0;
   bool needs_reset_ = true;
   bool quoting_;
+  bool guard_on_;  // the move guard is on (guard_window_ns > 0): every dataset has its flags
   ActionType actions_;
   int num_agents_;
   int64_t order_latency_ns_;
