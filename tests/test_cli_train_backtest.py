@@ -56,11 +56,16 @@ def test_quote_agents_train_then_backtest_next_to_market_makers(tmp_path, algo, 
     assert {"fixed_spread", "avellaneda_stoikov", "flat"} <= set(results)
     agents = [k for k in results if k.startswith(algo)]
     assert len(agents) == (2 if algo == "maddpg" else 1)
-    if algo == "ppo":  # the move guard set at backtest time for a run trained without it: until it is armed
-        # (six 10-minute windows, past the sample's end) nothing opens a position, the baselines neither
-        res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--guard-window-ms", "600000",
-                                   "--out", str(tmp_path / "guarded")])
+    if algo == "ppo":  # the move guard set at backtest time for a run trained without it (every strategy runs
+        # under it): 20 s windows, armed 120 s into the 180 s sample, tripping at half a standard deviation
+        res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--guard-window-ms", "20000",
+                                   "--guard-sigmas", "0.5", "--guard-hold-ms", "5000", "--out", str(tmp_path / "guarded")])
         assert res.exit_code == 0, res.output
-        assert "move guard: 600 s windows, 5 sigmas" in (tmp_path / "guarded" / "backtest.md").read_text()
+        assert "move guard: 20 s windows, 0.5 sigmas" in (tmp_path / "guarded" / "backtest.md").read_text()
         guarded = json.loads((tmp_path / "guarded" / "backtest.json").read_text())["results"]
-        assert results["fixed_spread"]["trades"] > 0 and all(r["trades"] == 0 for r in guarded.values())
+        for name in ("fixed_spread", "order_imbalance"):  # fewer orders get through
+            assert 0 < guarded[name]["trades"] < results[name]["trades"], name
+        # a window the sample is too short to arm: every opening order would be held back
+        res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--guard-window-ms", "600000"])
+        assert res.exit_code == 2 and "--guard-window-ms: the move guard arms after six windows of rows (3600 s), " \
+            "but the data spans" in res.output, res.output

@@ -11,6 +11,7 @@ import pytest
 from conftest import shared
 from test_quotes import make_market, q, run
 from trader.sim import TradingVectorEnv, load_market
+from trader.sim.reference import ReferenceTradingEnv
 from trader.sim.reference_guard import move_guard
 
 S = 1_000_000_000  # ns
@@ -74,6 +75,13 @@ def test_without_ts_or_with_bad_values_it_says_which_option():
     with pytest.raises(ValueError, match="guard_halflife_ns: expected > 0 ns"):
         TradingVectorEnv(m, num_envs=1, horizon=4, trade_size=1.0, max_position=3.0, guard_window_ns=100,
                          guard_halflife_ns=0)
+    # data shorter than the six windows the guard needs to arm (8 rows 100 ns apart: 700 ns): both envs refuse it
+    span = r"guard_window_ns: the move guard arms after six windows of rows \(1.2e-06 s\), but the data spans 7e-07 s"
+    with pytest.raises(ValueError, match=span):
+        TradingVectorEnv(m, num_envs=1, horizon=4, trade_size=1.0, max_position=3.0, guard_window_ns=200)
+    with pytest.raises(ValueError, match=span):
+        ReferenceTradingEnv(m.book, m.features, ts=m.ts, horizon=4, trade_size=1.0, max_position=3.0,
+                            tick_size=1.0, lot_size=1.0, guard_window_ns=200)
     bare = load_market(None, interval_ms=100.0)
     bare = type(bare)(bare.book, bare.features, None, tick_size=bare.tick_size, lot_size=bare.lot_size)
     with pytest.raises(ValueError, match=r"guard_window_ns: > 0 needs the row times \(ts\)"):

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -154,8 +155,22 @@ MarketData make_data_checked(PyPool& self, const EnvConfig& cfg,
                                   std::to_string(row[0]) + ", ask " + std::to_string(row[2]) + " ticks)");
     }
   }
-  if (cfg.guard_window_ns > 0 && d.ts == nullptr) {
-    throw std::invalid_argument("guard_window_ns: > 0 needs the row times (ts)");
+  if (cfg.guard_window_ns > 0) {
+    if (d.ts == nullptr) throw std::invalid_argument("guard_window_ns: > 0 needs the row times (ts)");
+    // The guard is up until six windows of rows have passed (cpp/env/move_guard.h): on shorter data it
+    // would hold back every order that opens a position.
+    const int64_t span = d.ts[d.rows - 1] - d.ts[0];
+    if (span < 6 * cfg.guard_window_ns) {
+      const auto s = [](double ns) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%g", ns / 1e9);
+        return std::string(buf);
+      };
+      throw std::invalid_argument("guard_window_ns: the move guard arms after six windows of rows (" +
+                                  s(6.0 * static_cast<double>(cfg.guard_window_ns)) + " s), but the data spans " +
+                                  s(static_cast<double>(span)) + " s, so nothing could open a position; use a window " +
+                                  "of at most " + s(static_cast<double>(span) / 6.0) + " s");
+    }
   }
   d.start_min = start_min;
   d.start_max = last_start;

@@ -119,7 +119,12 @@ def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, used, overr
     except ValueError as e:
         raise click.UsageError(flag_message(str(e)) if any(k in str(e) for k in overrides)
                                else f"--checkpoint: the run's env options: {e}") from None
-    results = run_agent(market, policy, algo, env_cfg, start, end, int(args.get("num_agents", 1)))
+    try:  # the env's checks against this data (e.g. a move guard that could never arm on it)
+        results = run_agent(market, policy, algo, env_cfg, start, end, int(args.get("num_agents", 1)))
+    except ValueError as e:
+        if not any(str(e).startswith(k + ":") for k in overrides):
+            raise
+        raise click.UsageError(flag_message(str(e))) from None
     try:
         baselines, notes = run_baselines(market, dataset.events, env_cfg, start, end,
                                          BaselineOptions(imbalance_threshold, quote_offset_ticks, as_gamma))

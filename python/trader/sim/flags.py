@@ -87,5 +87,5 @@ def flag_message(message: str) -> str:
     parts = [p.strip() for p in names.split(" / ")]
     if not sep or not all(p in by_name for p in parts):
         return message
-    ns = any(by_name[p].unit == "ns" for p in parts)
+    ns = any(by_name[p].unit == "ns" for p in parts) and " ns" in rest  # the message quotes values in ns
     return " / ".join(flag_name(by_name[p]) for p in parts) + ": " + rest + (" (the value in ns)" if ns else "")

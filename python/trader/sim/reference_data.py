@@ -94,6 +94,11 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
             drift = (mid[r1] - mid[r0]) / float(int(ts[r1]) - int(ts[r0]))
     if cfg["guard_window_ns"] > 0 and ts is None:
         raise ValueError("guard_window_ns: > 0 needs the row times (ts)")
+    if cfg["guard_window_ns"] > 0 and int(ts[-1]) - int(ts[0]) < 6 * cfg["guard_window_ns"]:
+        span = int(ts[-1]) - int(ts[0])
+        raise ValueError(f"guard_window_ns: the move guard arms after six windows of rows "
+                         f"({6.0 * cfg['guard_window_ns'] / 1e9:g} s), but the data spans {span / 1e9:g} s, so nothing "
+                         f"could open a position; use a window of at most {span / 6.0 / 1e9:g} s")
     guarded = None if cfg["guard_window_ns"] == 0 else move_guard(
         [int(t) for t in ts], mid, cfg["guard_window_ns"], cfg["guard_sigmas"], cfg["guard_halflife_ns"],
         cfg["guard_hold_ns"])
