@@ -24,7 +24,7 @@ from markout_reward import GUARD, _ci
 from trader.evaluate.stats import bootstrap_mean
 
 KEY = "pnl_bps_of_max_notional"
-_MARKETS: dict = {}  # per worker: (args' feature set, data) -> market
+_MARKETS: dict = {}  # per worker: (data, feature set, grid, encoder) -> the market the agents observe
 
 
 def fold_rows(describe: str) -> dict:
@@ -40,9 +40,11 @@ def retest(run_dir: str, rows: dict, guard: dict) -> float:
     from trader.backtest.engine import env_config_from_run
     from trader.backtest.suite import run_agent
     from trader.rl.policy import load, observation_market
+    from trader.sim import features
 
     trained = load(run_dir)
-    key = (repr(sorted(trained.args.items())), rows["test_data"])
+    args = trained.args
+    key = (rows["test_data"], features.run_set(args), args.get("interval_ms", 100.0), args.get("encoder"))
     if key not in _MARKETS:
         _MARKETS.clear()  # one market per worker at a time (NEXOUSDT's is large)
         _MARKETS[key] = observation_market(trained.args, rows["test_data"])

@@ -8,7 +8,9 @@
 //      >= T_c + order_latency_ns (row c with latency 0); in quote modes also a bid and an ask quote
 //      (re-quoting at an unchanged price keeps the order; a new price cancels the old order, effective
 //      at T_c + cancel_latency_ns, and sends a new one that reaches the exchange at T_c +
-//      order_latency_ns and joins the back of its level);
+//      order_latency_ns and joins the back of its level); while the move guard is up at row c
+//      (cpp/env/move_guard.h), only orders that reduce a position: the side that would open or add is not
+//      quoted (its order cancelled) and market orders are clipped toward flat;
 //   2. market orders due at row c execute against row c's levels (walking the book, taker fee in
 //      bps), agents in a seeded random priority; depth the book does not show is not filled;
 //   3. the market changes between rows c and c + 1 are replayed in file order against the resting

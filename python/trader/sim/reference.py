@@ -19,6 +19,9 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
        room under the position limit counting this side's resting lots) is sent; it reaches the
        exchange at T_c + order_latency_ns. Its level's size and the opposite levels crossing it are
        read from row c and followed through the stream;
+     - while the move guard is up at row c (trader.sim.reference_guard), only orders that reduce a
+       position: a market order's target is clipped toward flat, a quote side that would open or add to
+       the position is not quoted (its order is cancelled), the other is sized within the flat limit;
   3. market orders due at row c walk row c's levels (taker fee), agents in priority order, sharing
      the shown liquidity; depth the book does not show is not filled;
   4. the stream records between rows c and c + 1, in file order. Before a record with exch_ts > an
