@@ -20,22 +20,23 @@ import pickle
 import re
 from pathlib import Path
 
-from markout_reward import GUARD, _ci
-from trader.evaluate.stats import bootstrap_mean
+from markout_reward import GUARD, _ci, interval
+from trader.evaluate.folds import Fold
 
 KEY = "pnl_bps_of_max_notional"
 _MARKETS: dict = {}  # per worker: (data, feature set, grid, encoder) -> the market the agents observe
 
 
-def fold_rows(describe: str) -> dict:
-    """The training and test rows of a fold from its report line ("fold 1: train DATA rows 0..N; test DATA rows A..B")."""
+def fold_of(index: int, describe: str) -> Fold:
+    """A fold from its report line ("fold 1: train DATA rows 0..N; test DATA rows A..B"). The line does not give the
+    training dataset's total rows: train_total is set to train_rows (the baselines' fit reads only the rows)."""
     m = re.search(r"train (?:.* \+ )?(\S+) rows 0\.\.(\d+); test (\S+) rows (\d+)\.\.(\d+)", describe)
     if not m:
         raise ValueError(f"fold without one training dataset's rows: {describe!r}")
-    return {"train_data": m[1], "train_rows": int(m[2]) + 1, "test_data": m[3], "start": int(m[4]), "end": int(m[5])}
+    return Fold(index, m[1], int(m[2]) + 1, int(m[2]) + 1, m[3], int(m[4]), int(m[5]))
 
 
-def retest(run_dir: str, rows: dict, guard: dict) -> float:
+def retest(run_dir: str, fold: Fold, guard: dict) -> float:
     """One trained agent on its fold's test rows with the guard on: its PnL."""
     from trader.backtest.engine import env_config_from_run
     from trader.backtest.suite import run_agent
@@ -44,36 +45,29 @@ def retest(run_dir: str, rows: dict, guard: dict) -> float:
 
     trained = load(run_dir)
     args = trained.args
-    key = (rows["test_data"], features.run_set(args), args.get("interval_ms", 100.0), args.get("encoder"))
+    key = (fold.test_data, features.run_set(args), args.get("interval_ms", 100.0), args.get("encoder"))
     if key not in _MARKETS:
         _MARKETS.clear()  # one market per worker at a time (NEXOUSDT's is large)
-        _MARKETS[key] = observation_market(trained.args, rows["test_data"])
+        _MARKETS[key] = observation_market(args, fold.test_data)
     (agent,) = run_agent(_MARKETS[key], lambda obs, info: trained.act(obs), "agent",
-                         env_config_from_run(trained.args) | guard, rows["start"], rows["end"])
+                         env_config_from_run(args, **guard), fold.test_start, fold.test_end)
     return float(agent.metrics[KEY])
 
 
-def baselines(evaluation: dict, rows: dict, guard: dict) -> dict[str, float]:
-    """Every baseline on the fold's test rows with the guard on (fitted on its training rows, as trader evaluate)."""
-    from trader.backtest.engine import env_config_from_run
-    from trader.backtest.suite import run_baselines
-    from trader.data.dataset import load_dataset
-    from trader.sim import load_market
+def baselines(evaluation: dict, fold: Fold, guard: dict) -> dict[str, float]:
+    """Every baseline on the fold's test rows with the guard on, run as trader evaluate runs them."""
+    from trader.backtest.suite import BaselineOptions
+    from trader.evaluate.run import Plan, run_baselines_for
 
-    args = evaluation["context"]["args"]
-    interval_ms = args.get("interval_ms", 100.0)
-    test = load_dataset(rows["test_data"])
-    market = load_market(test, interval_ms=interval_ms)
-    train = test if rows["train_data"] == rows["test_data"] else load_dataset(rows["train_data"])
-    fit_market = market if train is test else load_market(train, interval_ms=interval_ms)
-    results, _ = run_baselines(market, test.events, env_config_from_run(args) | guard, rows["start"], rows["end"],
-                               fit=(fit_market, train.events, rows["train_rows"]))
-    return {r.name: float(r.metrics[KEY]) for r in results}
+    context = evaluation["context"]
+    plan = Plan(context["algo"], {**context["args"], **guard}, [fold], [], Path("."), BaselineOptions())
+    curves, _ = run_baselines_for(plan, fold)
+    return {c["name"]: float(c["metrics"][KEY]) for c in curves}
 
 
 def overlay(run: Path, guard: dict, jobs: int) -> dict:
     evaluation = json.loads((run / "evaluation.json").read_text())
-    folds = {i + 1: fold_rows(f["describe"]) for i, f in enumerate(evaluation["context"]["folds"])}
+    folds = {i + 1: fold_of(i + 1, f["describe"]) for i, f in enumerate(evaluation["context"]["folds"])}
     before: dict[int, float] = {}
     tasks = []
     for path in sorted(run.glob("fold_*/seed_*.job.pkl")):
@@ -82,8 +76,8 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
         tasks.append((job["seed"], job["run_dir"], folds[job["fold"]]))
     after: dict[int, float] = {}
     with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(retest, run_dir, rows, guard): seed for seed, run_dir, rows in tasks}
-        base = [pool.submit(baselines, evaluation, rows, guard) for rows in folds.values()]
+        futures = {pool.submit(retest, run_dir, fold, guard): seed for seed, run_dir, fold in tasks}
+        base = [pool.submit(baselines, evaluation, fold, guard) for fold in folds.values()]
         for f in cf.as_completed(futures):
             after[futures[f]] = after.get(futures[f], 0.0) + f.result()
         guarded_baselines: dict[str, float] = {}
@@ -95,9 +89,9 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
         for name, metrics in per_fold.items():
             plain_baselines[name] = plain_baselines.get(name, 0.0) + metrics[KEY]
     seeds = sorted(before)
-    ci = lambda x: dict(zip(("mean", "low", "high"), bootstrap_mean(x)[:3]))  # noqa: E731
-    return {"run": run.name, "tests": len(tasks), "seeds": len(seeds), "without": ci([before[s] for s in seeds]),
-            "with": ci([after[s] for s in seeds]), "with_minus_without": ci([after[s] - before[s] for s in seeds]),
+    return {"run": run.name, "tests": len(tasks), "seeds": len(seeds), "without": interval([before[s] for s in seeds]),
+            "with": interval([after[s] for s in seeds]),
+            "with_minus_without": interval([after[s] - before[s] for s in seeds]),
             "baselines_without": plain_baselines, "baselines_with": guarded_baselines,
             "per_seed_without": before, "per_seed_with": after}
 

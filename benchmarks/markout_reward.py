@@ -234,11 +234,16 @@ def per_seed(report_md: Path) -> dict[int, float]:
     return {int(s): float(v) * scale for s, v in re.findall(r"seed (\d+): ([-+]?\d+\.\d+)", line)}
 
 
+def interval(values: list[float]) -> dict:
+    """The mean of `values` with its 95 % percentile bootstrap interval, as the reports' JSON holds it."""
+    ci = bootstrap_mean(values)
+    return {"mean": ci.mean, "low": ci.low, "high": ci.high}
+
+
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
     """Mean of a - b over the seeds both ran, with its 95 % percentile bootstrap interval."""
     seeds = sorted(set(a) & set(b))
-    ci = bootstrap_mean([a[s] - b[s] for s in seeds])
-    return {"mean": ci.mean, "low": ci.low, "high": ci.high, "seeds": len(seeds)}
+    return {**interval([a[s] - b[s] for s in seeds]), "seeds": len(seeds)}
 
 
 # preset -> its full recording in oos_goal.HELD_OUT (its last 6 h: --held-out)
@@ -261,9 +266,8 @@ def across_datasets(work: Path, name: str) -> dict | None:
     baselines = {b: sum(o["baselines"][b] for o in overall_of) for b in overall_of[0]["baselines"]
                  if all(b in o["baselines"] for o in overall_of)}
     best = max(baselines, key=baselines.get)
-    ci = lambda x: dict(zip(("mean", "low", "high"), bootstrap_mean(x)[:3]))  # noqa: E731
-    return {"run": name, "seeds": len(seeds), "every_seed": ci(agent), "baselines": baselines, "best_baseline": best,
-            "minus_best": ci([a - baselines[best] for a in agent]),
+    return {"run": name, "seeds": len(seeds), "every_seed": interval(agent), "baselines": baselines, "best_baseline": best,
+            "minus_best": interval([a - baselines[best] for a in agent]),
             "seeds_beating_every_baseline": sum(a > max(baselines.values()) for a in agent),
             "tests": sum(o["tests"] for o in overall_of), "tests_that_traded": sum(o["tests_that_traded"] for o in overall_of)}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from trader.sim import load_market
-from trader.sim.reference_guard import move_guard
+from trader.sim.reference_guard import ARM_WINDOWS, move_guard
 
 S = 1_000_000_000
 # (dataset folder under WORK/data, --interval-ms) as benchmarks/choice_confirm.py's PRESETS sample them
@@ -35,7 +35,7 @@ def main() -> None:
         mid = (0.5 * (m.book[:, 0, 0] + m.book[:, 0, 2])).tolist()
         for window, sigmas, halflife, hold in SETTINGS:
             up = np.asarray(move_guard(ts.tolist(), mid, window * S, sigmas, halflife * S, hold * S))
-            armed = ts >= ts[0] + 6 * window * S
+            armed = ts >= ts[0] + ARM_WINDOWS * window * S
             trips = int(np.sum(up[armed][1:] & ~up[armed][:-1]))  # rows where it goes up again
             print(f"| {name} | {(ts[-1] - ts[0]) / 3.6e12:.1f} | {window} s | {sigmas:g} | {halflife} s | {hold} s | "
                   f"{100 * up[armed].mean():.2f} % | {trips} |", flush=True)

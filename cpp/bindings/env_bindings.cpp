@@ -160,16 +160,17 @@ MarketData make_data_checked(PyPool& self, const EnvConfig& cfg,
     // The guard is up until six windows of rows have passed (cpp/env/move_guard.h): on shorter data it
     // would hold back every order that opens a position.
     const int64_t span = d.ts[d.rows - 1] - d.ts[0];
-    if (span < 6 * cfg.guard_window_ns) {
+    if (span < MoveGuard::kArmWindows * cfg.guard_window_ns) {
       const auto s = [](double ns) {
         char buf[32];
         std::snprintf(buf, sizeof buf, "%g", ns / 1e9);
         return std::string(buf);
       };
       throw std::invalid_argument("guard_window_ns: the move guard arms after six windows of rows (" +
-                                  s(6.0 * static_cast<double>(cfg.guard_window_ns)) + " s), but the data spans " +
+                                  s(static_cast<double>(MoveGuard::kArmWindows * cfg.guard_window_ns)) +
+                                  " s), but the data spans " +
                                   s(static_cast<double>(span)) + " s, so nothing could open a position; use a window " +
-                                  "of at most " + s(static_cast<double>(span) / 6.0) + " s");
+                                  "of at most " + s(static_cast<double>(span) / MoveGuard::kArmWindows) + " s");
     }
   }
   d.start_min = start_min;

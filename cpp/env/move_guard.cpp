@@ -8,7 +8,7 @@ namespace trader {
 void MoveGuard::extend(const int64_t* ts, const std::vector<double>& mid, int64_t rows, std::vector<uint8_t>& up) {
   if (!on() || rows <= done_) return;
   up.resize(static_cast<size_t>(rows), 1);
-  const int64_t armed_ts = ts[0] + 6 * window_ns_;
+  const int64_t armed_ts = ts[0] + kArmWindows * window_ns_;
   const double k2 = sigmas_ * sigmas_;
   for (int64_t r = done_; r < rows; ++r) {
     const int64_t t = ts[r];

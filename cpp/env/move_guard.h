@@ -38,6 +38,9 @@ class MoveGuard {
         hold_ns_(cfg.guard_hold_ns),
         sigmas_(cfg.guard_sigmas) {}
 
+  // The guard is armed once this many windows of rows have passed (five windows of moves seen).
+  static constexpr int64_t kArmWindows = 6;
+
   bool on() const { return window_ns_ > 0; }
   // Decides the rows after those decided so far, up to `rows` (their mids and times never change once
   // appended), into up[0 .. rows).

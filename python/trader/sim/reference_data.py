@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from trader.sim import spec
-from trader.sim.reference_guard import move_guard
+from trader.sim.reference_guard import ARM_WINDOWS, move_guard
 from trader.sim.reference_numbers import llround
 
 # the rewards that value fills at a later mid (they read the row times); spec.h's marks_out()
@@ -92,16 +92,18 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
         r0, r1 = int(start_min), min(last_start + cfg["horizon"], rows - 1)
         if int(ts[r1]) > int(ts[r0]):
             drift = (mid[r1] - mid[r0]) / float(int(ts[r1]) - int(ts[r0]))
-    if cfg["guard_window_ns"] > 0 and ts is None:
-        raise ValueError("guard_window_ns: > 0 needs the row times (ts)")
-    if cfg["guard_window_ns"] > 0 and int(ts[-1]) - int(ts[0]) < 6 * cfg["guard_window_ns"]:
+    guarded = None  # per row: the move guard is up (None: the guard is off)
+    window = cfg["guard_window_ns"]
+    if window > 0:
+        if ts is None:
+            raise ValueError("guard_window_ns: > 0 needs the row times (ts)")
         span = int(ts[-1]) - int(ts[0])
-        raise ValueError(f"guard_window_ns: the move guard arms after six windows of rows "
-                         f"({6.0 * cfg['guard_window_ns'] / 1e9:g} s), but the data spans {span / 1e9:g} s, so nothing "
-                         f"could open a position; use a window of at most {span / 6.0 / 1e9:g} s")
-    guarded = None if cfg["guard_window_ns"] == 0 else move_guard(
-        [int(t) for t in ts], mid, cfg["guard_window_ns"], cfg["guard_sigmas"], cfg["guard_halflife_ns"],
-        cfg["guard_hold_ns"])
+        if span < ARM_WINDOWS * window:
+            raise ValueError(f"guard_window_ns: the move guard arms after six windows of rows "
+                             f"({ARM_WINDOWS * window / 1e9:g} s), but the data spans {span / 1e9:g} s, so nothing "
+                             f"could open a position; use a window of at most {span / ARM_WINDOWS / 1e9:g} s")
+        guarded = move_guard([int(t) for t in ts], mid, window, cfg["guard_sigmas"], cfg["guard_halflife_ns"],
+                             cfg["guard_hold_ns"])
     return dict(book=book, features=features, rows=rows, levels=levels, dim=features.shape[1],
                 start_min=int(start_min), last_start=last_start,
                 ts=None if ts is None else [int(t) for t in ts], records=records,

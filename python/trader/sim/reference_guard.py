@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 
+ARM_WINDOWS = 6  # the guard is armed once this many windows of rows have passed (MoveGuard::kArmWindows)
+
 
 def move_guard(ts: list[int], mid: list[float], window_ns: int, sigmas: float, halflife_ns: int,
                hold_ns: int) -> list[bool]:
     """Per row: the guard is up. ts: row times (ns, ascending); mid: ticks. From rows <= r only."""
     up = []
-    armed_ts = ts[0] + 6 * window_ns  # five windows of moves seen
+    armed_ts = ts[0] + ARM_WINDOWS * window_ns  # five windows of moves seen
     p = 0  # the last row at least a window before the current one
     total = weight = 0.0  # decayed sums of the squared moves and of their weights
     last_ts = None  # time of the last move summed
