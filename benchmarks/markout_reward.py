@@ -278,6 +278,9 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("runs") / "markout")
     p.add_argument("--seeds", type=int, default=20)
     p.add_argument("--test-seeds", type=int, default=10, help="seeds of the NEXOUSDT and Binance runs")
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds FIRST.. (trader evaluate --first-seed): more seeds of runs another WORK holds "
+                        "(benchmarks/gather_seeds.py reads them together)")
     p.add_argument("--timesteps", type=int, default=40_000, help="env steps per agent")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated, of CANDIDATES")
@@ -295,6 +298,7 @@ def main() -> None:
     # session 9's runs and the Binance runs of its rewards are 40,000-step runs: compared at those steps only
     before = BEFORE_RUNS if a.timesteps == BEFORE_STEPS else ()
     a.work.mkdir(parents=True, exist_ok=True)
+    seed_args = ["--first-seed", str(a.first_seed)]
     rows = []
 
     def report(run: Path, against: dict[str, Path]) -> None:
@@ -344,12 +348,13 @@ def main() -> None:
                 config = write_config(a.work, cand, candidates[cand], venue, interval_ms, a.timesteps)
                 out = a.work / f"{name}__{cand}"
                 if not (out / "evaluation.json").exists():
-                    evaluate(a.work, out.name, str(data), 2, seeds, config, a.jobs, interval_ms, ["--tail-s", str(tail_s)])
+                    evaluate(a.work, out.name, str(data), 2, seeds, config, a.jobs, interval_ms,
+                             ["--tail-s", str(tail_s), *seed_args])
                 report(out, {c: md for c in COMPARE.get(cand, ()) if (md := a.work / f"{name}__{c}" / "evaluation.md").exists()})
             continue
         data = convert(a.shared, a.work, preset)
         for name in candidates:
-            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates)
+            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates, seed_args)
         for name in candidates:
             against = {b: BEFORE / f"{preset}__{b}.md" for b in before}
             report(a.work / f"{preset}__{name}", {**against, **{c: md for c in COMPARE.get(name, ())
@@ -363,7 +368,8 @@ def main() -> None:
             out = a.work / f"binance_{group}__{name}"
             if not (out / "evaluation.json").exists():
                 config = write_config(a.work, name, options, "binance_spot", 100.0, a.timesteps)
-                evaluate(a.work, out.name, paths, None, a.test_seeds, config, a.jobs, 100.0, ["--allow-overlap"])
+                evaluate(a.work, out.name, paths, None, a.test_seeds, config, a.jobs, 100.0,
+                         ["--allow-overlap", *seed_args])
         for name in everyone:
             report(a.work / f"binance_{group}__{name}", {c: md for c in (*before, *COMPARE.get(name, ()))
                                                          if c != name and (md := report_of(f"binance_{group}__{c}"))})

@@ -4,6 +4,7 @@ reproduce whatever the job count, and bad input gets a clear error."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -427,6 +428,22 @@ def test_killing_an_evaluation_ends_its_workers(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_seeds_split_over_two_evaluations_gather_into_one_report(tmp_path):
+    """--first-seed runs another range of seeds (another machine's share); its job files copied into the first
+    run's --out and --resume with every seed give the report of one run of them all, training nothing again."""
+    _, whole = _evaluate(tmp_path, "whole")
+    first, _ = _evaluate(tmp_path, "first", "--seeds", "1")
+    second, part = _evaluate(tmp_path, "second", "--seeds", "1", "--first-seed", "1")
+    assert part["context"]["seeds"] == [1]
+    for job in second.glob("fold_*/seed_1.job.pkl"):
+        shutil.copy(job, first / job.parent.name / job.name)
+    runs_before = sorted(first.glob("fold_*/trader__*"))
+    _, gathered = _evaluate(tmp_path, "first", "--resume")
+    assert sorted(first.glob("fold_*/trader__*")) == runs_before  # nothing trained again
+    assert gathered["context"]["seeds"] == [0, 1]
+    assert gathered["summary"] == whole["summary"]
 
 
 def test_a_killed_evaluation_resumes_with_the_jobs_it_finished(tmp_path):

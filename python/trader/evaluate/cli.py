@@ -48,7 +48,10 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
 @click.option("--tail-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="one dataset: test only its last SECONDS, cut into --folds blocks; fold i trains on every row "
                    "before its block (a held-out check on the end of a recording whose start other runs used)")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, help=f"agents per fold (seeds {SEED}..{SEED}+N-1)")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, help="agents per fold (seeds --first-seed..+N-1)")
+@click.option("--first-seed", type=click.IntRange(min=0), default=SEED,
+              help="the first agent's seed: to split an evaluation's seeds over machines, give each its own range, "
+                   "gather their fold_*/seed_*.job.pkl in one --out and run all the seeds there with --resume")
 @click.option("--algo", type=click.Choice(ALGOS), default="ppo", help="learner")
 @click.option("--config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML or JSON file of learner options (as trader train takes)")
@@ -90,7 +93,7 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
               help="take back the fold x seed jobs an earlier run of the same evaluation finished in --out (a killed "
                    "evaluation goes on where it stopped; a job of other options there is an error)")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
-def evaluate(data, folds, tail_s, seeds, algo, config, train_window, allow_overlap, validation_s, choose_among,
+def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window, allow_overlap, validation_s, choose_among,
              imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
@@ -158,7 +161,7 @@ def evaluate(data, folds, tail_s, seeds, algo, config, train_window, allow_overl
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     out_dir = Path(out) if out else run_dir("runs", "evaluate", algo)
-    seed_list = list(range(SEED, SEED + seeds))
+    seed_list = list(range(first_seed, first_seed + seeds))
     plan = Plan(algo, args, plan_folds, seed_list, out_dir, base_options, tuple(val_folds or ()), resume=resume)
     click.echo(f"{len(plan_folds)} folds x {seeds} seeds -> {out_dir}")
     for f in val_folds or []:
