@@ -254,13 +254,18 @@ ALL_DATASETS = ("bitstamp18h", "nexo28h", "binance_BTC", "binance_ETH")
 
 def across_datasets(work: Path, name: str) -> dict | None:
     """Candidate NAME on every dataset of ALL_DATASETS together, from WORK's reports (None unless all four are
-    there): each seed's PnL summed over every dataset's folds (the same recipe run on each recording; seeds all
-    four ran), its mean [95 % CI], each baseline summed alike, the agent minus the best of them, seed for seed,
-    and the fold x seed tests that traded."""
+    there): together()."""
     runs = [work / f"{d}__{name}" / "evaluation.json" for d in ALL_DATASETS]
     if not all(r.exists() for r in runs):
         return None
-    overall_of = [json.loads(r.read_text())["summary"]["overall"] for r in runs]
+    return together(name, [json.loads(r.read_text())["summary"]["overall"] for r in runs])
+
+
+def together(name: str, overall_of: list[dict]) -> dict:
+    """One candidate's reports' overall parts (one per recording) read as one: each seed's PnL summed over every
+    dataset's folds (the same recipe run on each recording; seeds all of them ran), its mean [95 % CI], each
+    baseline summed alike, the agent minus the best of them, seed for seed, and the fold x seed tests that
+    traded."""
     seeds = sorted(set.intersection(*(set(o["agent_per_seed"]) for o in overall_of)), key=int)
     agent = [sum(o["agent_per_seed"][s] for o in overall_of) for s in seeds]
     baselines = {b: sum(o["baselines"][b] for o in overall_of) for b in overall_of[0]["baselines"]

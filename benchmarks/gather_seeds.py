@@ -1,0 +1,105 @@
+"""Issue 13: one candidate's seeds run in several WORK folders of `markout_reward.py` (`--first-seed`: another
+machine's share of the seeds), read as one evaluation of them all.
+
+Each WORK holds the same runs (PRESET__CANDIDATE, the same folds and options) for other seeds. Per run this reads
+every WORK's evaluation.json, checks that their baselines agree (the same test rows give the same baseline PnL
+whatever the machine: anything else means the runs are not the same evaluation) and that a seed in two of them has
+the same PnL, and reports the union of the seeds: each seed's PnL summed over folds, mean [95 % CI], the seeds above
+every baseline; then the four recordings together (markout_reward.together) and, for each --pair A,B, A minus B seed
+for seed, per recording and together. PnL in bps of 2,000 quote (every run here has that max position notional).
+
+    PYTHONPATH=python python3 benchmarks/gather_seeds.py --work runs/a200 --work runs/s18/n \\
+        --candidate markout_10s_symmetric_abstain_0.9_latency_100ms --out benchmarks/results/seeds20_s18
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from markout_reward import ALL_DATASETS, interval, max_notional_of, paired, together
+from sweep_defaults import MAX_NOTIONAL, _ci
+
+BASELINE_RTOL = 1e-9  # baselines of the same rows, run on two machines
+
+
+def gathered(works: list[Path], run: str) -> dict | None:
+    """RUN's overall part (as an evaluation.json's summary holds it) over the seeds of every WORK that has it; None
+    when none has it. ValueError when two WORKs disagree on a baseline or a seed."""
+    overall_of = [(w, json.loads(p.read_text())["summary"]["overall"]) for w in works
+                  if (p := w / run / "evaluation.json").exists()]
+    if not overall_of:
+        return None
+    if max_notional_of(run) != MAX_NOTIONAL:
+        raise ValueError(f"{run}: max position notional {max_notional_of(run):,.0f}, not {MAX_NOTIONAL:,.0f}")
+    (w0, first), seeds = overall_of[0], {}
+    for w, ov in overall_of:
+        for b, v in first["baselines"].items():
+            if not math.isclose(ov["baselines"].get(b, math.nan), v, rel_tol=BASELINE_RTOL, abs_tol=1e-9):
+                raise ValueError(f"{w / run}: baseline {b} made {ov['baselines'].get(b)}, {w0 / run} {v}: not the "
+                                 "same evaluation")
+        for s, v in ov["agent_per_seed"].items():
+            if s in seeds and not math.isclose(seeds[s], v, rel_tol=BASELINE_RTOL, abs_tol=1e-9):
+                raise ValueError(f"{w / run}: seed {s} made {v}, another WORK {seeds[s]}")
+            seeds[s] = v
+    return {"agent_per_seed": dict(sorted(seeds.items(), key=lambda kv: int(kv[0]))), "baselines": first["baselines"],
+            "tests": sum(ov["tests"] for _, ov in overall_of),
+            "tests_that_traded": sum(ov["tests_that_traded"] for _, ov in overall_of),
+            "works": [str(w) for w, _ in overall_of]}
+
+
+def summary(name: str, ov: dict) -> dict:
+    agent = list(ov["agent_per_seed"].values())
+    best = max(ov["baselines"], key=ov["baselines"].get)
+    return {"run": name, "seeds": len(agent), "every_seed": interval(agent), "best_baseline": best,
+            "baselines": ov["baselines"], "minus_best": interval([a - ov["baselines"][best] for a in agent]),
+            "seeds_beating_every_baseline": sum(a > max(ov["baselines"].values()) for a in agent),
+            "tests": ov["tests"], "tests_that_traded": ov["tests_that_traded"], "works": ov["works"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, action="append", required=True, help="a WORK of markout_reward.py (repeat)")
+    p.add_argument("--candidate", action="append", required=True, help="a candidate run in them (repeat)")
+    p.add_argument("--pair", action="append", default=[], help="A,B: candidate A minus candidate B, seed for seed")
+    p.add_argument("--out", type=Path, required=True, help="folder for gather_seeds.md and .json")
+    a = p.parse_args()
+    datasets = sorted({d.name.partition("__")[0] for w in a.work for c in a.candidate for d in w.glob(f"*__{c}")
+                       if (d / "evaluation.json").exists()})
+    runs = {(d, c): ov for d in datasets for c in a.candidate if (ov := gathered(a.work, f"{d}__{c}"))}
+    rows = [summary(f"{d}__{c}", ov) for (d, c), ov in runs.items()]
+    for c in a.candidate:
+        if all((d, c) in runs for d in ALL_DATASETS):
+            rows.append(together(f"all four__{c}", [runs[(d, c)] for d in ALL_DATASETS]))
+    pairs = []
+    for pair in a.pair:
+        x, _, y = pair.partition(",")
+        for d in datasets:
+            if (d, x) in runs and (d, y) in runs:
+                pairs.append({"run": d, "a": x, "b": y, **paired(runs[(d, x)]["agent_per_seed"],
+                                                                   runs[(d, y)]["agent_per_seed"])})
+        if all((d, c) in runs for d in ALL_DATASETS for c in (x, y)):
+            sums = [{s: sum(runs[(d, c)]["agent_per_seed"][s] for d in ALL_DATASETS)
+                     for s in set.intersection(*(set(runs[(d, c)]["agent_per_seed"]) for d in ALL_DATASETS))}
+                    for c in (x, y)]
+            pairs.append({"run": "all four", "a": x, "b": y, **paired(*sums)})
+    lines = [f"PnL in bps of {MAX_NOTIONAL:,.0f} quote, each seed's summed over folds; mean [95 % CI] over seeds.", "",
+             "| run | seeds | every seed: PnL | best baseline | minus it, seed for seed | seeds above every baseline | "
+             "tests that traded |", "|---|---:|---:|---|---:|---:|---:|",
+             *[f"| {r['run']} | {r['seeds']} | {_ci(r['every_seed'])} | {r['best_baseline']} "
+               f"{r['baselines'][r['best_baseline']]:+.2f} | {_ci(r['minus_best'])} | "
+               f"{r['seeds_beating_every_baseline']} of {r['seeds']} | {r['tests_that_traded']} of {r['tests']} |"
+               for r in rows]]
+    if pairs:
+        lines += ["", "| recording | A minus B, seed for seed | seeds | A | B |", "|---|---:|---:|---|---|",
+                  *[f"| {q['run']} | {_ci(q)} | {q['seeds']} | {q['a']} | {q['b']} |" for q in pairs]]
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "gather_seeds.md").write_text("\n".join(lines) + "\n")
+    (a.out / "gather_seeds.json").write_text(json.dumps({"runs": rows, "pairs": pairs}, indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
