@@ -4,9 +4,9 @@ machine's share of the seeds), read as one evaluation of them all.
 Each WORK holds the same runs (PRESET__CANDIDATE, the same folds and options) for other seeds. Per run this reads
 every WORK's evaluation.json, checks that their baselines agree (the same test rows give the same baseline PnL
 whatever the machine: anything else means the runs are not the same evaluation) and that a seed in two of them has
-the same PnL, and reports the union of the seeds: each seed's PnL summed over folds, mean [95 % CI], the seeds above
-every baseline; then the four recordings together (markout_reward.together) and, for each --pair A,B, A minus B seed
-for seed, per recording and together. PnL in bps of 2,000 quote (every run here has that max position notional).
+the same PnL, and reports the union of the seeds as markout_reward.together does (over seeds, then over test
+blocks), per recording and for the four recordings together; and, for each --pair A,B, A minus B seed for seed, per
+recording and together. PnL in bps of 2,000 quote (every run here has that max position notional).
 
     PYTHONPATH=python python3 benchmarks/gather_seeds.py --work runs/a200 --work runs/s18/n \\
         --candidate markout_10s_symmetric_abstain_0.9_latency_100ms --out benchmarks/results/seeds20_s18
@@ -19,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from markout_reward import ALL_DATASETS, interval, max_notional_of, paired, together
+from markout_reward import ALL_DATASETS, blocks_of, max_notional_of, paired, table_together, together
 from sweep_defaults import MAX_NOTIONAL, _ci
 
 BASELINE_RTOL = 1e-9  # baselines of the same rows, run on two machines
@@ -28,10 +28,10 @@ BASELINE_RTOL = 1e-9  # baselines of the same rows, run on two machines
 def gathered(works: list[Path], run: str) -> dict | None:
     """RUN's overall part (as an evaluation.json's summary holds it) over the seeds of every WORK that has it; None
     when none has it. ValueError when two WORKs disagree on a baseline or a seed."""
-    overall_of = [(w, json.loads(p.read_text())["summary"]["overall"]) for w in works
-                  if (p := w / run / "evaluation.json").exists()]
-    if not overall_of:
+    reports = [(w, json.loads(p.read_text())) for w in works if (p := w / run / "evaluation.json").exists()]
+    if not reports:
         return None
+    overall_of = [(w, r["summary"]["overall"]) for w, r in reports]
     if max_notional_of(run) != MAX_NOTIONAL:
         raise ValueError(f"{run}: max position notional {max_notional_of(run):,.0f}, not {MAX_NOTIONAL:,.0f}")
     (w0, first), seeds = overall_of[0], {}
@@ -44,19 +44,17 @@ def gathered(works: list[Path], run: str) -> dict | None:
             if s in seeds and not math.isclose(seeds[s], v, rel_tol=BASELINE_RTOL, abs_tol=1e-9):
                 raise ValueError(f"{w / run}: seed {s} made {v}, another WORK {seeds[s]}")
             seeds[s] = v
+    jobs = {(j["fold"], j["seed"]): j for _, r in reports for j in r["jobs"]}
     return {"agent_per_seed": dict(sorted(seeds.items(), key=lambda kv: int(kv[0]))), "baselines": first["baselines"],
+            "blocks": blocks_of({"jobs": list(jobs.values()), "baselines": reports[0][1]["baselines"]}),
             "tests": sum(ov["tests"] for _, ov in overall_of),
             "tests_that_traded": sum(ov["tests_that_traded"] for _, ov in overall_of),
             "works": [str(w) for w, _ in overall_of]}
 
 
 def summary(name: str, ov: dict) -> dict:
-    agent = list(ov["agent_per_seed"].values())
-    best = max(ov["baselines"], key=ov["baselines"].get)
-    return {"run": name, "seeds": len(agent), "every_seed": interval(agent), "best_baseline": best,
-            "baselines": ov["baselines"], "minus_best": interval([a - ov["baselines"][best] for a in agent]),
-            "seeds_beating_every_baseline": sum(a > max(ov["baselines"].values()) for a in agent),
-            "tests": ov["tests"], "tests_that_traded": ov["tests_that_traded"], "works": ov["works"]}
+    """One recording's gathered run: over seeds and over its test blocks, as markout_reward.together reads four."""
+    return {**together(name, [ov], [ov["blocks"]]), "works": ov["works"]}
 
 
 def main() -> None:
@@ -72,7 +70,8 @@ def main() -> None:
     rows = [summary(f"{d}__{c}", ov) for (d, c), ov in runs.items()]
     for c in a.candidate:
         if all((d, c) in runs for d in ALL_DATASETS):
-            rows.append(together(f"all four__{c}", [runs[(d, c)] for d in ALL_DATASETS]))
+            rows.append(together(f"all four__{c}", [runs[(d, c)] for d in ALL_DATASETS],
+                                 [runs[(d, c)]["blocks"] for d in ALL_DATASETS]))
     pairs = []
     for pair in a.pair:
         x, _, y = pair.partition(",")
@@ -85,13 +84,8 @@ def main() -> None:
                      for s in set.intersection(*(set(runs[(d, c)]["agent_per_seed"]) for d in ALL_DATASETS))}
                     for c in (x, y)]
             pairs.append({"run": "all four", "a": x, "b": y, **paired(*sums)})
-    lines = [f"PnL in bps of {MAX_NOTIONAL:,.0f} quote, each seed's summed over folds; mean [95 % CI] over seeds.", "",
-             "| run | seeds | every seed: PnL | best baseline | minus it, seed for seed | seeds above every baseline | "
-             "tests that traded |", "|---|---:|---:|---|---:|---:|---:|",
-             *[f"| {r['run']} | {r['seeds']} | {_ci(r['every_seed'])} | {r['best_baseline']} "
-               f"{r['baselines'][r['best_baseline']]:+.2f} | {_ci(r['minus_best'])} | "
-               f"{r['seeds_beating_every_baseline']} of {r['seeds']} | {r['tests_that_traded']} of {r['tests']} |"
-               for r in rows]]
+    lines = [f"PnL in bps of {MAX_NOTIONAL:,.0f} quote, each seed's summed over folds; mean [95 % CI] over seeds, then "
+             "over test blocks (each block's mean over seeds).", "", *table_together(rows)]
     if pairs:
         lines += ["", "| recording | A minus B, seed for seed | seeds | A | B |", "|---|---:|---:|---|---|",
                   *[f"| {q['run']} | {_ci(q)} | {q['seeds']} | {q['a']} | {q['b']} |" for q in pairs]]

@@ -134,6 +134,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from choice_confirm import PRESETS, convert, evaluate
 from evaluate_shared import GROUPS
 from evaluate_shared import convert as convert_group
@@ -142,7 +144,7 @@ from inventory_risk import overall, run, write_config
 from oos_goal import HELD_OUT
 from sweep_defaults import MAX_NOTIONAL, _ci
 from trader.evaluate.stats import bootstrap_mean
-from trader.evaluate.summary import activity
+from trader.evaluate.summary import KEY, across_blocks, activity
 
 CANDIDATES = {"markout_10s": {"reward": "markout", "markout_ns": 10_000_000_000},
               "markout_10s_history": {"reward": "markout", "markout_ns": 10_000_000_000, "feature_set": 3},
@@ -258,14 +260,24 @@ def across_datasets(work: Path, name: str) -> dict | None:
     runs = [work / f"{d}__{name}" / "evaluation.json" for d in ALL_DATASETS]
     if not all(r.exists() for r in runs):
         return None
-    return together(name, [json.loads(r.read_text())["summary"]["overall"] for r in runs])
+    reports = [json.loads(r.read_text()) for r in runs]
+    return together(name, [r["summary"]["overall"] for r in reports], [blocks_of(r) for r in reports])
 
 
-def together(name: str, overall_of: list[dict]) -> dict:
+def blocks_of(report: dict, seeds: set[str] | None = None) -> tuple[list[float], list[dict[str, float]]]:
+    """Per test block of an evaluation.json: the agent's PnL, its mean over SEEDS (default: every seed there), and
+    each baseline's, in bps of the run's max position notional."""
+    folds = sorted(report["baselines"], key=int)
+    agent = [float(np.mean([np.mean([m[KEY] for m in j["metrics"]]) for j in report["jobs"]
+                            if str(j["fold"]) == f and (seeds is None or str(j["seed"]) in seeds)])) for f in folds]
+    return agent, [{b: m[KEY] for b, m in report["baselines"][f].items()} for f in folds]
+
+
+def together(name: str, overall_of: list[dict], blocks: list[tuple[list[float], list[dict[str, float]]]]) -> dict:
     """One candidate's reports' overall parts (one per recording) read as one: each seed's PnL summed over every
     dataset's folds (the same recipe run on each recording; seeds all of them ran), its mean [95 % CI], each
-    baseline summed alike, the agent minus the best of them, seed for seed, and the fold x seed tests that
-    traded."""
+    baseline summed alike, the agent minus the best of them, seed for seed, the fold x seed tests that traded, and
+    every recording's test blocks (blocks_of each report) as one set (trader.evaluate.summary.across_blocks)."""
     seeds = sorted(set.intersection(*(set(o["agent_per_seed"]) for o in overall_of)), key=int)
     agent = [sum(o["agent_per_seed"][s] for o in overall_of) for s in seeds]
     baselines = {b: sum(o["baselines"][b] for o in overall_of) for b in overall_of[0]["baselines"]
@@ -274,7 +286,21 @@ def together(name: str, overall_of: list[dict]) -> dict:
     return {"run": name, "seeds": len(seeds), "every_seed": interval(agent), "baselines": baselines, "best_baseline": best,
             "minus_best": interval([a - baselines[best] for a in agent]),
             "seeds_beating_every_baseline": sum(a > max(baselines.values()) for a in agent),
-            "tests": sum(o["tests"] for o in overall_of), "tests_that_traded": sum(o["tests_that_traded"] for o in overall_of)}
+            "tests": sum(o["tests"] for o in overall_of), "tests_that_traded": sum(o["tests_that_traded"] for o in overall_of),
+            "blocks": across_blocks([a for b in blocks for a in b[0]], [x for b in blocks for x in b[1]], best)}
+
+
+def table_together(rows: list[dict]) -> list[str]:
+    """together()'s rows as a table: over seeds (each seed's PnL summed over the four recordings' test blocks), then
+    over the test blocks (each block's mean over seeds: the market periods' own chance)."""
+    return ["| run (a recording, or all four together) | seeds | every seed: PnL | best baseline | minus it, seed for seed | "
+            "seeds above every baseline | tests that traded | test blocks | per block: PnL | per block: minus the best "
+            "baseline | blocks above every baseline |", "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+            *[f"| {t['run']} | {t['seeds']} | {_ci(t['every_seed'])} | {t['best_baseline']} "
+              f"{t['baselines'][t['best_baseline']]:+.2f} | {_ci(t['minus_best'])} | "
+              f"{t['seeds_beating_every_baseline']} of {t['seeds']} | {t['tests_that_traded']} of {t['tests']} | "
+              f"{t['blocks']['n']} | {_ci(t['blocks']['agent'])} | {_ci(t['blocks']['agent_minus_best_baseline'])} | "
+              f"{t['blocks']['beating_every_baseline']} of {t['blocks']['n']} |" for t in rows]]
 
 
 def main() -> None:
@@ -379,16 +405,11 @@ def main() -> None:
             report(a.work / f"binance_{group}__{name}", {c: md for c in (*before, *COMPARE.get(name, ()))
                                                          if c != name and (md := report_of(f"binance_{group}__{c}"))})
 
-    together = [t for name in candidates if (t := across_datasets(a.work, name))]
-    if together:
-        lines = ["| run, all four datasets together | seeds | every seed: PnL | best baseline | minus it, seed for seed | "
-                 "seeds above every baseline | tests that traded |", "|---|---:|---:|---|---:|---:|---:|",
-                 *[f"| {t['run']} | {t['seeds']} | {_ci(t['every_seed'])} | {t['best_baseline']} "
-                   f"{t['baselines'][t['best_baseline']]:+.2f} | {_ci(t['minus_best'])} | "
-                   f"{t['seeds_beating_every_baseline']} of {t['seeds']} | {t['tests_that_traded']} of {t['tests']} |"
-                   for t in together]]
+    both = [t for name in candidates if (t := across_datasets(a.work, name))]
+    if both:
+        lines = table_together(both)
         (a.work / "markout_reward_all_datasets.md").write_text("\n".join(lines) + "\n")
-        (a.work / "markout_reward_all_datasets.json").write_text(json.dumps(together, indent=1))
+        (a.work / "markout_reward_all_datasets.json").write_text(json.dumps(both, indent=1))
         print("\n".join(lines), flush=True)
 
 

@@ -16,6 +16,7 @@ from conftest import quoting_config, shared
 from trader.cli import main
 from trader.evaluate.folds import block_folds, dataset_folds, tail_folds
 from trader.evaluate.stats import bootstrap_mean
+from trader.evaluate.summary import across_blocks
 from trader.rl.envs import training_start_max
 
 
@@ -79,6 +80,20 @@ def test_bootstrap_on_known_cases():
         bootstrap_mean([1.0, float("nan")])
 
 
+def test_across_blocks_on_known_cases():
+    """Per test block the agent's mean over seeds against the baselines of that block: the mean over blocks and,
+    from MIN_BLOCKS blocks, its bootstrap interval over them; the blocks where the agent beat every baseline."""
+    base = [{"flat": 0.0, "buy_and_hold": b} for b in (1.0, -2.0, 0.5, 3.0, -1.0)]
+    blocks = across_blocks([1.0, 2.0, 3.0, 4.0, 5.0], base, "flat", seed=3)
+    assert blocks["n"] == 5 and blocks["agent"]["mean"] == 3.0
+    assert blocks["agent"] == bootstrap_mean([1.0, 2.0, 3.0, 4.0, 5.0], seed=3)._asdict()
+    assert blocks["agent_minus_best_baseline"]["mean"] == 3.0  # minus flat's 0 in every block
+    assert blocks["beating_every_baseline"] == 4  # block 1: 1.0 does not beat buy_and_hold's 1.0
+    few = across_blocks([1.0, 2.0, 3.0], base[:3], "buy_and_hold")
+    assert few["n"] == 3 and few["agent"]["low"] is None and few["agent"]["high"] is None
+    assert few["agent_minus_best_baseline"]["mean"] == pytest.approx((0.0 + 4.0 + 2.5) / 3)
+
+
 def _evaluate(tmp_path, name, *extra):
     out = tmp_path / name
     res = CliRunner().invoke(main, ["evaluate", "--folds", "2", "--seeds", "2", "--total-timesteps", "1024",
@@ -113,6 +128,11 @@ def test_evaluate_on_the_sample_reproduces_and_never_trains_on_test_rows(tmp_pat
     md = (out / "evaluation.md").read_text()
     assert "95 % CI" in md and "agent minus the best baseline" in md and "seeds beating flat" in md
     assert f"tests in which the agent traded: {traded} of 4" in md
+    per_block = [np.mean([m["pnl_bps_of_max_notional"] for job in first["jobs"] if job["fold"] == f
+                          for m in job["metrics"]]) for f in (1, 2)]
+    blocks = summary["overall"]["blocks"]
+    assert blocks["n"] == 2 and blocks["agent"]["mean"] == pytest.approx(np.mean(per_block))
+    assert blocks["agent"]["low"] is None and "no interval from 2 blocks" in md
     for png in ("fold_1.png", "fold_2.png", "overall.png", "actions.png"):
         assert (out / png).stat().st_size > 5_000
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from trader.backtest.report import currencies, guard_text
 from trader.evaluate.stats import Interval
-from trader.evaluate.summary import KEY, METRICS
+from trader.evaluate.summary import KEY, METRICS, MIN_BLOCKS
 
 
 def _cell(value, fmt: str) -> str:
@@ -20,6 +20,20 @@ def _cell(value, fmt: str) -> str:
     if isinstance(value, dict):
         return Interval(**value).text(fmt)
     return fmt.format(value)
+
+
+def _blocks_line(blocks: dict, best: str) -> str:
+    """The overall's line on the test blocks (trader.evaluate.summary.across_blocks)."""
+    def cell(ci: dict) -> str:
+        if ci["low"] is None:
+            return f"{ci['mean']:+.2f} (no interval from {blocks['n']} blocks; {MIN_BLOCKS} or more give one)"
+        return Interval(**ci).text()
+
+    return (f"- across the {blocks['n']} test blocks (every seed trades the same rows, so the seeds' interval leaves "
+            f"out the chance of the periods themselves): the agent's PnL per block, mean over seeds, "
+            f"{cell(blocks['agent'])} (mean [95 % CI] over blocks); minus the best baseline ({best}) "
+            f"{cell(blocks['agent_minus_best_baseline'])}; blocks in which it beat every baseline: "
+            f"{blocks['beating_every_baseline']} of {blocks['n']}")
 
 
 def _fold_table(fold: dict, base: str, quote: str) -> list[str]:
@@ -119,6 +133,7 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         f"{_cell(ov['agent_split']['fills'], '{:+.2f}')}",
         f"- seeds beating flat: {ov['seeds_beating_flat']:.0%}; seeds beating every baseline: "
         f"{ov['seeds_beating_every_baseline']:.0%}",
+        _blocks_line(ov["blocks"], ov["best_baseline"]),
         f"- fold x seed tests in which the agent traded: {ov['tests_that_traded']} of {ov['tests']}; time at the "
         f"position limit: {ov['time_at_limit_pct']:.1f} % of the test steps (mean over tests)",
         "- agent per seed: " + ", ".join(f"seed {s}: {v:+.2f}" for s, v in ov["agent_per_seed"].items()),
