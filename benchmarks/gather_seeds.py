@@ -5,7 +5,8 @@ Each WORK holds the same runs (PRESET__CANDIDATE, the same folds and options) fo
 every WORK's evaluation.json, checks that their baselines agree (the same test rows give the same baseline PnL
 whatever the machine: anything else means the runs are not the same evaluation) and that a seed in two of them has
 the same PnL, and reports the union of the seeds as markout_reward.together does (over seeds, then over test
-blocks), per recording and for the four recordings together; and, for each --pair A,B, A minus B seed for seed, per
+blocks), per recording, for the four recordings together and, where the WORKs also hold the held-out tails'
+runs (markout_reward.py --held-out), for those 4 more test blocks with them; and, for each --pair A,B, A minus B seed for seed, per
 recording and together. PnL in bps of 2,000 quote (every run here has that max position notional).
 
     PYTHONPATH=python python3 benchmarks/gather_seeds.py --work runs/a200 --work runs/s18/n \\
@@ -20,9 +21,11 @@ import math
 from pathlib import Path
 
 from markout_reward import ALL_DATASETS, blocks_of, max_notional_of, paired, table_together, together
+from oos_goal import HELD_OUT
 from sweep_defaults import MAX_NOTIONAL, _ci
 
 BASELINE_RTOL = 1e-9  # baselines of the same rows, run on two machines
+TAILS = tuple(h[0] for h in HELD_OUT)  # markout_reward.py --held-out's runs: the last 6 h of two recordings
 
 
 def gathered(works: list[Path], run: str) -> dict | None:
@@ -69,9 +72,9 @@ def main() -> None:
     runs = {(d, c): ov for d in datasets for c in a.candidate if (ov := gathered(a.work, f"{d}__{c}"))}
     rows = [summary(f"{d}__{c}", ov) for (d, c), ov in runs.items()]
     for c in a.candidate:
-        if all((d, c) in runs for d in ALL_DATASETS):
-            rows.append(together(f"all four__{c}", [runs[(d, c)] for d in ALL_DATASETS],
-                                 [runs[(d, c)]["blocks"] for d in ALL_DATASETS]))
+        for label, group in (("all four", ALL_DATASETS), ("all four and the held-out tails", ALL_DATASETS + TAILS)):
+            if all((d, c) in runs for d in group):
+                rows.append(together(f"{label}__{c}", [runs[(d, c)] for d in group], [runs[(d, c)]["blocks"] for d in group]))
     pairs = []
     for pair in a.pair:
         x, _, y = pair.partition(",")

@@ -63,12 +63,14 @@ def overall(out: Path) -> dict:
 
 
 def run(work: Path, data: str, preset: str, name: str, seeds: int, timesteps: int, jobs: int,
-        candidates: dict = CANDIDATES, extra: list[str] = ()) -> dict:
+        candidates: dict = CANDIDATES, extra: list[str] = (), folds: int | None = None) -> dict:
     """`trader evaluate` of candidate `name` (session 8's options with candidates[name] on top) on
-    PRESETS[preset] (`extra`: more of its arguments), or its report if it exists: overall()."""
+    PRESETS[preset] (`extra`: more of its arguments; `folds`: other than the preset's), or its report if it
+    exists: overall()."""
     out = work / f"{preset}__{name}"
     if not (out / "evaluation.json").exists():
-        *_, folds, interval_ms, venue = PRESETS[preset]
+        *_, preset_folds, interval_ms, venue = PRESETS[preset]
+        folds = folds or preset_folds
         config = write_config(work, name, candidates[name], venue, interval_ms, timesteps)
         evaluate(work, out.name, data, folds, seeds, config, jobs, interval_ms, extra)
     return overall(out)

@@ -312,6 +312,9 @@ def main() -> None:
     p.add_argument("--first-seed", type=int, default=0,
                    help="seeds FIRST.. (trader evaluate --first-seed): more seeds of runs another WORK holds "
                         "(benchmarks/gather_seeds.py reads them together)")
+    p.add_argument("--folds", action="append", default=[], metavar="RUN=N",
+                   help="walk-forward folds of a preset (nexo28h, bitstamp18h) or a held-out tail (nexo_spot_34h, "
+                        "bitstamp_btcusd_20150501) other than its own (4, 3 and 2, 2): more, shorter test blocks")
     p.add_argument("--timesteps", type=int, default=40_000, help="env steps per agent")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated, of CANDIDATES")
@@ -328,6 +331,13 @@ def main() -> None:
         p.error(f"--held-out: the held-out tails are of {', '.join(PRESET_HELD_OUT)} only, not {a.datasets}")
     # session 9's runs and the Binance runs of its rewards are 40,000-step runs: compared at those steps only
     before = BEFORE_RUNS if a.timesteps == BEFORE_STEPS else ()
+    folds = {}
+    for f in a.folds:
+        run_name, _, n = f.partition("=")
+        if run_name not in (*PRESETS, *(h[0] for h in HELD_OUT)) or not n.isdigit() or int(n) < 1:
+            p.error(f"--folds {f}: expected RUN=N with RUN one of {', '.join([*PRESETS, *(h[0] for h in HELD_OUT)])} "
+                    "and N >= 1")
+        folds[run_name] = int(n)
     a.work.mkdir(parents=True, exist_ok=True)
     seed_args = ["--first-seed", str(a.first_seed)]
     rows = []
@@ -357,8 +367,9 @@ def main() -> None:
         print("\n".join(lines), flush=True)
 
     def report_of(run: str) -> Path | None:
-        """RUN's evaluation.md: this WORK's, else the stored report of the same steps, else None."""
-        for md in (a.work / run / "evaluation.md", *(d / f"{run}.md" for d in STORED.get(a.timesteps, ()))):
+        """RUN's evaluation.md: this WORK's, else the stored report of the same steps (unless --folds cut other test
+        blocks than theirs), else None."""
+        for md in (a.work / run / "evaluation.md", *(d / f"{run}.md" for d in (() if folds else STORED.get(a.timesteps, ())))):
             if md.exists():
                 return md
         return None
@@ -379,13 +390,13 @@ def main() -> None:
                 config = write_config(a.work, cand, candidates[cand], venue, interval_ms, a.timesteps)
                 out = a.work / f"{name}__{cand}"
                 if not (out / "evaluation.json").exists():
-                    evaluate(a.work, out.name, str(data), 2, seeds, config, a.jobs, interval_ms,
+                    evaluate(a.work, out.name, str(data), folds.get(name, 2), seeds, config, a.jobs, interval_ms,
                              ["--tail-s", str(tail_s), *seed_args])
                 report(out, {c: md for c in COMPARE.get(cand, ()) if (md := a.work / f"{name}__{c}" / "evaluation.md").exists()})
             continue
         data = convert(a.shared, a.work, preset)
         for name in candidates:
-            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates, seed_args)
+            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates, seed_args, folds.get(preset))
         for name in candidates:
             against = {b: BEFORE / f"{preset}__{b}.md" for b in before}
             report(a.work / f"{preset}__{name}", {**against, **{c: md for c in COMPARE.get(name, ())
