@@ -11,7 +11,7 @@ the best one (reward scale 10) won on the selection folds by trading in few test
 the held-out data, so these stay the values the learners and the env had before (PPO's learning rate,
 entropy coefficient and envs, the env's horizon and reward scale, feature set 1). Tables: benchmarks/README.md.
 A quoting PPO run (--actions quote) starts from QUOTE_DEFAULTS on top: the recipe of issue 13's walk-forward
-evaluations (benchmarks/markout_reward.py), the one that met its goal over the four shared recordings.
+evaluations (benchmarks/markout_reward.py), the one that met its goal over seeds on the four shared recordings.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ TRADER_DEFAULTS: dict[str, dict] = {
 # shared recordings (Bitstamp BTC/USD, NEXOUSDT, Binance BTCUSDT and ETHUSDT), 10 seeds, 200,000 steps, its mean
 # net PnL after fees +118.12 [+55.01, +185.00] bps of max notional above flat, the best baseline (benchmarks/
 # README.md, "What teaches the side, and quotes on both sides (session 13)"; later sessions' candidates in the
-# sections after it did not beat it together). What each part does: a fill is rewarded by the mid markout_ns
+# sections after it did not beat it together). Over the test blocks instead of the seeds (the market periods' own
+# chance) it holds with those 11 blocks, +10.74 [+2.13, +20.13] bps a block, but not when the same recordings are cut
+# into 18 shorter blocks: -1.29 [-10.85, +6.96] (session 18, "Across test blocks"). What each part does: a fill is rewarded by the mid markout_ns
 # later (the env's default 10 s), not by the inventory's mark (reward "markout", session 10); the policy starts
 # quoting nothing with probability 0.9 (abstain_prior, session 12) and quotes both sides at one offset or not at
 # all (quote_sides "symmetric", session 13); reward_scale 10 and feature set 2 as every run of that protocol.
