@@ -1,16 +1,17 @@
-"""Issue 13: one candidate's seeds run in several WORK folders of `markout_reward.py` (`--first-seed`: another
-machine's share of the seeds), read as one evaluation of them all.
+"""Issue 13: a candidate's runs in several WORK folders of `markout_reward.py`, read as one evaluation each: the
+same runs for other seeds (`--first-seed`: another machine's share), or other runs beside them.
 
-Each WORK holds the same runs (PRESET__CANDIDATE, the same folds and options) for other seeds. Per run this reads
-every WORK's evaluation.json, checks that their baselines agree (the same test rows give the same baseline PnL
-whatever the machine: anything else means the runs are not the same evaluation) and that a seed in two of them has
-the same PnL, and reports the union of the seeds as markout_reward.together does (over seeds, then over test
-blocks), per recording, for the four recordings together and, where the WORKs also hold the held-out tails'
-runs (markout_reward.py --held-out), for those 4 more test blocks with them; and, for each --pair A,B, A minus B seed for seed, per
-recording and together. PnL in bps of 2,000 quote (every run here has that max position notional).
+Per run (PRESET__CANDIDATE) this reads every WORK's evaluation.json that has it, checks that their baselines agree
+(the same test rows give the same baseline PnL whatever the machine: anything else means the runs are not the same
+evaluation) and that a seed in two of them has the same PnL, and reports the union of their seeds as
+markout_reward.together does (over seeds, then over test blocks): per recording, for the four recordings together
+and, where the WORKs also hold the held-out tails' runs (markout_reward.py --held-out), for those with the tails'
+blocks too. For each --pair A,B: A minus B seed for seed, per recording and together. PnL in bps of 2,000 quote
+(every run read here has that max position notional).
 
-    PYTHONPATH=python python3 benchmarks/gather_seeds.py --work runs/a200 --work runs/s18/n \\
-        --candidate markout_10s_symmetric_abstain_0.9_latency_100ms --out benchmarks/results/seeds20_s18
+    PYTHONPATH=python:benchmarks python3 benchmarks/gather_seeds.py --work runs/a200 --work runs/held_out \
+        --candidate markout_10s_symmetric_abstain_0.9 --candidate markout_10s_symmetric_abstain_0.9_latency_100ms \
+        --pair markout_10s_symmetric_abstain_0.9_latency_100ms,markout_10s_symmetric_abstain_0.9 --out OUT
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from markout_reward import ALL_DATASETS, blocks_of, max_notional_of, paired, table_together, together
 from oos_goal import HELD_OUT
 from sweep_defaults import MAX_NOTIONAL, _ci
+from trader.evaluate.summary import activity
 
 BASELINE_RTOL = 1e-9  # baselines of the same rows, run on two machines
 TAILS = tuple(h[0] for h in HELD_OUT)  # markout_reward.py --held-out's runs: the last 6 h of two recordings
@@ -47,12 +49,10 @@ def gathered(works: list[Path], run: str) -> dict | None:
             if s in seeds and not math.isclose(seeds[s], v, rel_tol=BASELINE_RTOL, abs_tol=1e-9):
                 raise ValueError(f"{w / run}: seed {s} made {v}, another WORK {seeds[s]}")
             seeds[s] = v
-    jobs = {(j["fold"], j["seed"]): j for _, r in reports for j in r["jobs"]}
+    jobs = list({(j["fold"], j["seed"]): j for _, r in reports for j in r["jobs"]}.values())  # a seed in two: once
     return {"agent_per_seed": dict(sorted(seeds.items(), key=lambda kv: int(kv[0]))), "baselines": first["baselines"],
-            "blocks": blocks_of({"jobs": list(jobs.values()), "baselines": reports[0][1]["baselines"]}),
-            "tests": sum(ov["tests"] for _, ov in overall_of),
-            "tests_that_traded": sum(ov["tests_that_traded"] for _, ov in overall_of),
-            "works": [str(w) for w, _ in overall_of]}
+            "blocks": blocks_of({"jobs": jobs, "baselines": reports[0][1]["baselines"]}),
+            **activity([j["metrics"] for j in jobs]), "works": [str(w) for w, _ in overall_of]}
 
 
 def summary(name: str, ov: dict) -> dict:
