@@ -189,10 +189,10 @@ def test_sync_step_rows_are_in_env_order_and_seeded_per_env():
     np.testing.assert_array_equal(obs[5], o1[0])  # env i is seeded with seed + i
 
 
-def async_blocks(threads, num_envs=64, batch=16, rounds=200, shuffle=False):
+def async_blocks(threads, num_envs=64, batch=16, rounds=200, shuffle=False, options=None):
     """The blocks recv returns (env ids, obs, rewards) under a fixed action plan; with shuffle the
     envs of each block are sent back in a seeded random order."""
-    env = make(num_envs=num_envs, batch_size=batch, num_threads=threads, seed=7, horizon=30)
+    env = make(num_envs=num_envs, batch_size=batch, num_threads=threads, seed=7, horizon=30, **(options or {}))
     rng = np.random.default_rng(2)
     env.async_reset()
     blocks = []
@@ -220,6 +220,22 @@ def test_async_rows_come_in_send_order_whatever_the_thread_count(shuffle):
             np.testing.assert_array_equal(rew_a, rew_b)
 
 
+@pytest.mark.parametrize("options", [MARKET_ORDERS, QUOTES], ids=["market_orders", "quotes"])
+def test_async_with_one_thread_gives_the_rows_of_more_threads_and_of_sync(options):
+    # Async with num_threads=1 steps every env on one background worker, never on the caller (issue 18,
+    # envpool's semantics): its blocks are those of 2 and 3 threads, its per-env rows those of sync.
+    ref = async_blocks(1, rounds=120, options=options)
+    for threads in (2, 3):
+        got = async_blocks(threads, rounds=120, options=options)
+        for (ids_a, obs_a, rew_a), (ids_b, obs_b, rew_b) in zip(ref, got):
+            np.testing.assert_array_equal(ids_a, ids_b)
+            np.testing.assert_array_equal(obs_a, obs_b)
+            np.testing.assert_array_equal(rew_a, rew_b)
+    sync = run_trajectories(16, 16, 1, options=options)
+    for threads in (1, 2, 3):
+        assert_same(sync, run_trajectories(16, 4, threads, options=options))
+
+
 def test_pool_stress_async_two_threads():
     num_envs, batch = 256, 32
     env = make(num_envs=num_envs, batch_size=batch, num_threads=2, seed=5, horizon=25)
@@ -236,7 +252,7 @@ def test_pool_stress_async_two_threads():
 
 
 def test_second_action_for_an_env_in_flight_is_refused():
-    env = make(num_envs=4, batch_size=2, num_threads=1)  # no background worker: tasks wait for recv
+    env = make(num_envs=4, batch_size=2, num_threads=1)  # envs stay in flight until recv, stepped or not
     env.async_reset()
     _, _, _, _, info = env.recv()
     ids = info["env_id"].copy()

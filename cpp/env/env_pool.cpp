@@ -89,12 +89,16 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
     q.chunks.reset(new Chunk[cap]);
     for (uint64_t i = 0; i < cap; ++i) q.chunks[i].claim.store(kByCaller, std::memory_order_relaxed);
   }
+  // Async with one thread: one worker steps every env and the caller none (issue 18, envpool's
+  // semantics), so stepping overlaps the caller's Python between recv and send. Otherwise the caller
+  // is one of the num_threads and steps envs while it waits in recv.
+  caller_steps_ = sync_mode_ || num_threads > 1;
+  const int num_workers = caller_steps_ ? num_threads - 1 : 1;
   // First homes: one chunk of envs in num_threads to the caller, the others to the workers.
   home_.resize(static_cast<size_t>(num_envs));
   for (int e = 0; e < num_envs; ++e) {
-    home_[static_cast<size_t>(e)] =
-        num_threads == 1 || (static_cast<size_t>(e) / chunk_) % static_cast<size_t>(num_threads) == 0 ? kCallerHome
-                                                                                                      : kWorkerHome;
+    const bool callers = num_threads == 1 || (static_cast<size_t>(e) / chunk_) % static_cast<size_t>(num_threads) == 0;
+    home_[static_cast<size_t>(e)] = caller_steps_ && callers ? kCallerHome : kWorkerHome;
   }
   task_env_.assign(cap, 0);
   task_discrete_.assign(integer_actions(cfg_) ? cap * K : 0, 0);
@@ -103,7 +107,7 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
   for (int i = 0; i < num_envs; ++i) {
     envs_.emplace_back(new TradingEnv(cfg_, markets_.data(), static_cast<int>(markets_.size()), i, seed + static_cast<uint64_t>(i)));
   }
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  for (int i = 0; i < num_workers; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 EnvPool::~EnvPool() {
@@ -361,12 +365,14 @@ size_t EnvPool::recv() {
   std::atomic<int64_t>& done = block_done_[block];
   int idle = 0;
   while (done.load(std::memory_order_acquire) < batch_size_) {
-    if (run_front(queues_[kCallerHome], true) || steal_back()) continue;  // the caller steps envs too
+    if (caller_steps_ && (run_front(queues_[kCallerHome], true) || steal_back())) continue;
     if (sent_ < read_row_ + static_cast<uint64_t>(batch_size_)) {
       throw std::runtime_error("recv: " + std::to_string(sent_ - read_row_) +
                                " results can still come but a batch needs " + std::to_string(batch_size_) +
                                "; send more actions first");
     }
+    // A short spin, then yield: on one or two cores a caller spinning on while a worker steps the
+    // block it waits for would take that worker's core (issue 18).
     if (++idle > 64) std::this_thread::yield();
     TRADER_PAUSE();
   }

@@ -5,8 +5,11 @@
 // result into its row; `recv` waits for the next full block and returns its index. So the rows of a
 // block are the results of B consecutive tasks in the order they were sent, whatever the thread count:
 // in sync mode (batch_size == num_envs) `step` returns rows in env order; otherwise `env_id` says
-// whose row it is. Threads: num_threads counts the caller, which steps envs too while it waits in
-// recv; num_threads - 1 background workers.
+// whose row it is. Threads: num_threads threads step envs. In sync mode and in async mode with
+// num_threads >= 2 they count the caller, which steps envs too while it waits in recv (num_threads - 1
+// background workers). In async mode with num_threads == 1 the one thread is a background worker and
+// the caller never steps an env, as in envpool: stepping overlaps the caller's work between recv and
+// send (issue 18).
 // Each env owns its random state (seed + env_id), so results do not depend on the thread count.
 // The pool holds one or more datasets (MarketData); each episode runs inside one (issue 13).
 #pragma once
@@ -88,6 +91,7 @@ class EnvPool {
   std::vector<MarketData> markets_;  // never resized after construction: the envs point into it
   int num_envs_, batch_size_, num_threads_;
   bool sync_mode_;
+  bool caller_steps_;  // false: async with num_threads == 1, one worker steps every env
   size_t chunk_;
   size_t num_blocks_;
   std::vector<std::unique_ptr<TradingEnv>> envs_;
@@ -109,7 +113,8 @@ class EnvPool {
   // or two per batch whenever the split point jittered (10-40 % of steps); either ran async at about
   // half the sync rate on 2 cores. A slot is reused only after its result was received: at most
   // num_envs tasks are in flight and results are received in send order, so a capacity above
-  // num_envs suffices (chunks too: each holds at least one task in flight).
+  // num_envs suffices (chunks too: each holds at least one task in flight). When the caller does not
+  // step (async, num_threads == 1) every env is homed on the workers and the caller's queue stays empty.
   struct alignas(64) Chunk {  // a line each: the caller writes one while a worker claims the one before
     // (chunk number << 2) | state (kOpen, kByWorker, kByCaller). The number makes a stale claim fail:
     // a worker that read the front long ago cannot take the slot's later chunk by mistake.
