@@ -23,9 +23,6 @@ struct PyPool {
   std::vector<py::object> keep;  // every dataset's arrays, kept alive: the pool reads them
   std::unique_ptr<EnvPool> pool;
   std::vector<int32_t> all_ids;
-  // Per row: terminated or truncated, written by recv_first for the block it returns (gymnasium's
-  // info["_episode"] mask as a view, so the Python recv computes nothing per call: issue 18).
-  std::vector<uint8_t> done;
 };
 
 template <typename T>
@@ -218,18 +215,17 @@ void start_pool(PyPool& self, const EnvConfig& cfg, std::vector<MarketData> mark
                 int num_threads, uint64_t seed) {
   if (markets.empty()) throw std::invalid_argument("markets: expected at least one dataset");
   self.pool = std::make_unique<EnvPool>(cfg, std::move(markets), num_envs, batch_size, num_threads, seed);
-  self.done.assign(self.pool->buffers().rows, 0);
   self.all_ids.resize(static_cast<size_t>(num_envs));
   for (int i = 0; i < num_envs; ++i) self.all_ids[static_cast<size_t>(i)] = i;
 }
 
-// Waits for the next block (the GIL released by the caller); sets its rows of PyPool::done.
+// Waits for the next block, the GIL released only when it is not full yet (issue 18: releasing and
+// taking back the GIL is a per-call cost, and with a worker ahead of the caller the block is often
+// full).
 size_t recv_block(PyPool& self) {
-  const size_t first = self.pool->recv();
-  const PoolBuffers& b = self.pool->buffers();
-  const size_t B = static_cast<size_t>(self.pool->batch_size());
-  for (size_t i = first; i < first + B; ++i) self.done[i] = b.terminated[i] | b.truncated[i];
-  return first;
+  if (self.pool->ready()) return self.pool->recv();
+  py::gil_scoped_release nogil;
+  return self.pool->recv();
 }
 
 template <typename T>
@@ -262,22 +258,39 @@ py::tuple results(PyPool& self, py::handle owner, size_t first) {
   return py::tuple(out);
 }
 
+// `a`'s data as T: in place when it already is a C-ordered, aligned T array in native byte order,
+// else a converted copy that `hold` keeps alive (issue 18: a conversion call per argument cost about
+// as much as stepping a few envs, and an async loop sends once per batch).
+template <typename T>
+const T* data_as(const py::array& a, py::object& hold) {
+  if (py::array_t<T, py::array::c_style>::check_(a) &&
+      py::detail::check_flags(a.ptr(), py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
+    return static_cast<const T*>(a.data());
+  }
+  auto converted = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
+  hold = converted;
+  return converted.data();
+}
+
+// obj as an array: itself when it is one (no conversion call), else numpy's conversion (null on failure).
+py::array as_array(const py::object& obj) {
+  return py::isinstance<py::array>(obj) ? py::reinterpret_borrow<py::array>(obj) : py::array::ensure(obj);
+}
+
 // The env ids of a send: every env in order (env_id None) or a 1-D integer array, as int32 (`hold`
-// keeps a converted array alive; an int32 array is used in place). Unique ids: EnvPool::send checks
-// them as it marks each env in flight (no set per call, issue 18).
+// keeps a converted array alive). Unique ids: EnvPool::send checks them as it marks each env in
+// flight (no set per call, issue 18).
 const int32_t* parse_ids(PyPool& self, const py::object& env_id, size_t& n, py::object& hold) {
   if (env_id.is_none()) {
     n = self.all_ids.size();
     return self.all_ids.data();
   }
-  py::array arr = py::array::ensure(env_id);
+  py::array arr = as_array(env_id);
   if (!arr || arr.ndim() != 1 || (arr.dtype().kind() != 'i' && arr.dtype().kind() != 'u')) {
     throw std::invalid_argument("env_id: expected a 1-D integer array");
   }
-  auto ids = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(arr);
-  n = static_cast<size_t>(ids.shape(0));
-  hold = ids;
-  return ids.data();
+  n = static_cast<size_t>(arr.shape(0));
+  return data_as<int32_t>(arr, hold);
 }
 
 // Queue work: the chunked sync path for every env in env order, else tasks. The GIL stays held: a send
@@ -302,7 +315,7 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
   const size_t K = static_cast<size_t>(cfg.num_agents);
   const size_t W = static_cast<size_t>(action_width(cfg));
   const bool ints = integer_actions(cfg);
-  py::array a = py::array::ensure(action);
+  py::array a = as_array(action);
   if (!a) throw std::invalid_argument("action: expected an array");
   // Accepted shapes: (n, K[, W]), and without the K axis when K == 1, without the W axis when W == 1.
   const size_t want[3] = {n, K > 1 ? K : W, W}, full[3] = {n, K, W};
@@ -333,8 +346,8 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
     if (kind != 'f') {
       throw std::invalid_argument("action: expected a float array (" + mode() + " mode: values in [-1, 1])");
     }
-    auto f = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
-    const float* p = f.data();
+    py::object converted;
+    const float* p = data_as<float>(a, converted);
     for (size_t i = 0; i < n * K * W; ++i) {
       if (!(p[i] >= -1.0f && p[i] <= 1.0f)) {
         throw std::invalid_argument("action: value " + std::to_string(p[i]) + " at index " + std::to_string(i) +
@@ -354,8 +367,8 @@ void send(PyPool& self, const py::object& action, const py::object& env_id) {
     if (kind != 'i' && kind != 'u') {
       throw std::invalid_argument("action: expected an integer array (" + mode() + " mode: " + what() + ")");
     }
-    auto d = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
-    const int64_t* p = d.data();
+    py::object converted;
+    const int64_t* p = data_as<int64_t>(a, converted);
     for (size_t i = 0; i < n * K; ++i) {
       if (p[i] < 0 || p[i] >= count) {
         throw std::invalid_argument("action: value " + std::to_string(p[i]) + " at index " + std::to_string(i) +
@@ -432,19 +445,12 @@ void bind_env(py::module_& m) {
       .def("recv",
            [](py::object self_obj) {
              PyPool& self = self_obj.cast<PyPool&>();
-             size_t first;
-             {
-               py::gil_scoped_release nogil;
-               first = recv_block(self);
-             }
+             const size_t first = recv_block(self);
              return results(self, self_obj, first);
            },
            "Wait for a batch; returns views in the order of env_outputs(), valid until the block is reused.")
       .def("recv_first",
-           [](PyPool& self) {
-             py::gil_scoped_release nogil;
-             return recv_block(self);
-           },
+           [](PyPool& self) { return recv_block(self); },
            "Wait for a batch; returns the index of its first row: views(first) are its results and "
            "done_view(first) their terminated | truncated.")
       .def("done_view",
@@ -455,9 +461,9 @@ void bind_env(py::module_& m) {
                throw std::invalid_argument("first: expected a row index returned by recv_first");
              }
              return py::array(py::dtype("bool"), {static_cast<ssize_t>(B)}, {static_cast<ssize_t>(1)},
-                              self.done.data() + first, self_obj);
+                              self.pool->buffers().done.data() + first, self_obj);
            },
-           py::arg("first"), "terminated | truncated of the block starting at row `first`, set by recv_first.")
+           py::arg("first"), "terminated | truncated of the block starting at row `first`.")
       .def("views", [](py::object self_obj, size_t first) {
              PyPool& self = self_obj.cast<PyPool&>();
              const size_t B = static_cast<size_t>(self.pool->batch_size());

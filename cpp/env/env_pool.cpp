@@ -14,7 +14,12 @@
 namespace trader {
 
 namespace {
-constexpr int kSpinBeforeSleep = 1 << 14;
+// Idle passes of a waiting thread: pauses, then yields (issue 18: on one or two cores a thread
+// spinning for work or a result can hold the core of the thread it waits for, e.g. the caller it
+// shares a core with while another process runs on the other: async at 1 % of sync), then, for a
+// worker, sleep.
+constexpr int kSpinBeforeYield = 64;
+constexpr int kSpinBeforeSleep = 1 << 12;
 constexpr size_t kMaxChunk = 64;  // tasks a thread claims at once, at most
 
 uint64_t pow2_above(uint64_t n) {
@@ -37,6 +42,7 @@ void PoolBuffers::allocate(size_t n, int k, int64_t dim) {
   base.name = name.data();
   TRADER_ENV_OUTPUTS(TRADER_OUT_ALLOC)
 #undef TRADER_OUT_ALLOC
+  done.assign(n, 0);
 }
 
 int action_width(const EnvConfig& cfg) {
@@ -69,8 +75,15 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
     offset += static_cast<uint64_t>(m.start_max - m.start_min + 1);
   }
   sync_mode_ = batch_size == num_envs;
+  // Async with one thread: one worker steps every env and the caller none (issue 18, envpool's
+  // semantics), so stepping overlaps the caller's Python between recv and send. Otherwise the caller
+  // is one of the num_threads and steps envs while it waits in recv.
+  caller_steps_ = sync_mode_ || num_threads > 1;
   // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
-  chunk_ = std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)), 8, kMaxChunk);
+  // A single worker shares with no one: the largest chunks, the fewest lines a send writes.
+  chunk_ = caller_steps_ ? std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)),
+                                              8, kMaxChunk)
+                         : kMaxChunk;
   sync_chunks_ = (static_cast<int64_t>(num_envs) + static_cast<int64_t>(chunk_) - 1) / static_cast<int64_t>(chunk_);
   if (static_cast<uint64_t>(sync_chunks_) > kClaimMask) throw std::invalid_argument("num_envs: too many envs");
   // Rows in flight can reach num_envs past the block the caller holds.
@@ -89,10 +102,6 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
     q.chunks.reset(new Chunk[cap]);
     for (uint64_t i = 0; i < cap; ++i) q.chunks[i].claim.store(kByCaller, std::memory_order_relaxed);
   }
-  // Async with one thread: one worker steps every env and the caller none (issue 18, envpool's
-  // semantics), so stepping overlaps the caller's Python between recv and send. Otherwise the caller
-  // is one of the num_threads and steps envs while it waits in recv.
-  caller_steps_ = sync_mode_ || num_threads > 1;
   const int num_workers = caller_steps_ ? num_threads - 1 : 1;
   // First homes: one chunk of envs in num_threads to the caller, the others to the workers.
   home_.resize(static_cast<size_t>(num_envs));
@@ -171,6 +180,7 @@ size_t EnvPool::run_sync_chunks(bool from_front) {
       } else {
         env.step(act_discrete_.data() + off, nullptr, out);
       }
+      buf_.done[out.r] = buf_.terminated[out.r] | buf_.truncated[out.r];
     }
     sync_done_.fetch_add(1, std::memory_order_release);
     ++ran;
@@ -286,6 +296,7 @@ size_t EnvPool::run_chunk(Queue& q, uint64_t c, bool by_caller) {
     } else {
       env.step(nullptr, task_continuous_.data() + slot * K * width_, out);
     }
+    buf_.done[slot_row] = buf_.terminated[slot_row] | buf_.truncated[slot_row];
     ++count;
   }
   block_done_[block].fetch_add(count, std::memory_order_release);
@@ -336,6 +347,7 @@ void EnvPool::worker_loop() {
       continue;
     }
     if (++idle < kSpinBeforeSleep) {
+      if (idle > kSpinBeforeYield) std::this_thread::yield();
       TRADER_PAUSE();
       continue;
     }
@@ -348,6 +360,12 @@ void EnvPool::worker_loop() {
     sleepers_.fetch_sub(1, std::memory_order_acq_rel);
     idle = 0;
   }
+}
+
+bool EnvPool::ready() const {
+  if (sync_pending_) return false;
+  const size_t block = static_cast<size_t>((read_row_ / static_cast<uint64_t>(batch_size_)) % num_blocks_);
+  return block_done_[block].load(std::memory_order_acquire) >= batch_size_;
 }
 
 size_t EnvPool::recv() {
@@ -371,9 +389,7 @@ size_t EnvPool::recv() {
                                " results can still come but a batch needs " + std::to_string(batch_size_) +
                                "; send more actions first");
     }
-    // A short spin, then yield: on one or two cores a caller spinning on while a worker steps the
-    // block it waits for would take that worker's core (issue 18).
-    if (++idle > 64) std::this_thread::yield();
+    if (++idle > kSpinBeforeYield) std::this_thread::yield();
     TRADER_PAUSE();
   }
   done.store(0, std::memory_order_relaxed);

@@ -36,6 +36,9 @@ struct PoolBuffers {
 #undef TRADER_OUT_VEC
 
   OutBase base;  // first elements of the buffers above
+  // [rows] terminated | truncated, written by the thread that steps the row (gymnasium's
+  // info["_episode"] mask): the caller reads neither field's line in recv (issue 18).
+  std::vector<uint8_t> done;
 
   void allocate(size_t rows, int agents, int64_t obs_dim);
   OutRow row(size_t r) const { return OutRow{&base, r, r * static_cast<size_t>(agents)}; }
@@ -65,6 +68,8 @@ class EnvPool {
   void send_all(const int64_t* discrete, const float* continuous, bool reset);
   // Wait for the next full block; returns its first row index in the buffers.
   size_t recv();
+  // recv would return at once: the next block is full (async mode).
+  bool ready() const;
   // Reseed every env with seed + env_id (takes effect at their next reset).
   void seed(uint64_t seed);
 
@@ -168,8 +173,10 @@ class EnvPool {
   bool sync_pending_ = false;
   std::vector<uint8_t> in_flight_;  // per env: sent, result not received yet
 
-  alignas(64) std::atomic<bool> stop_{false};
-  std::atomic<int> sleepers_{0};
+  alignas(64) std::atomic<bool> stop_{false};  // read by the workers on every pass of their loop
+  // Its own line: send's read-modify-write (wake_sleepers) on the line of stop_ moved that line to
+  // the caller's core and back to the workers' on every send (issue 18).
+  alignas(64) std::atomic<int> sleepers_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::thread> workers_;

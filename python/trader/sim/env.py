@@ -265,7 +265,7 @@ class TradingVectorEnv(VectorEnv):
                 value = value[:, 0]
             (step if field.name in _STEP_FIELDS else info)[field.name] = value
         info["market_has_trades"] = self._has_trades
-        # terminated | truncated, set by recv_first (issue 18: a numpy `|` per call cost as much as 16 env steps)
+        # terminated | truncated, set as each row is stepped (issue 18: a numpy `|` per call cost 16 env steps)
         info["_episode"] = self._pool.done_view(first)
         episode = {"r": info["episode_return"], "l": info["episode_length"]}
         return step["obs"], step["reward"], step["terminated"], step["truncated"], info, episode
