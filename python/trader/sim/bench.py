@@ -10,9 +10,9 @@ Scheme: sync steps all num_envs envs at once (batch_size = num_envs); async keep
 and receives batches of batch_size = num_envs // 4 (envpool's send/recv loop). With num_envs = 1
 async is the same as sync (batch 1 = num_envs). Actions are random valid actions generated before
 timing. Each cell runs for `seconds` after a warm-up; steps are env-steps (rows returned).
-Threads: ours count the thread that calls step / recv (it steps envs while it waits), except async
-with 1 thread, one worker besides the caller as in envpool, whose num_threads are worker threads
-besides the caller. The Python reference is single-threaded and
+Threads: the threads that step envs. Ours count the thread that calls step / recv (it steps envs
+while it waits), except async with 1 thread: one worker besides the caller, as in envpool, whose
+num_threads are always worker threads besides the caller. The Python reference is single-threaded and
 sync whatever the row says, and measured once per num_envs.
 """
 
