@@ -74,7 +74,8 @@ def main() -> None:
     for c in a.candidate:
         for label, group in (("all four", ALL_DATASETS), ("all four and the held-out tails", ALL_DATASETS + TAILS)):
             if all((d, c) in runs for d in group):
-                rows.append(together(f"{label}__{c}", [runs[(d, c)] for d in group], [runs[(d, c)]["blocks"] for d in group]))
+                rows.append(together(f"{label}__{c}", [runs[(d, c)] for d in group],
+                                     [runs[(d, c)]["blocks"] for d in group]))
     pairs = []
     for pair in a.pair:
         x, _, y = pair.partition(",")

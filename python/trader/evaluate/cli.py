@@ -93,8 +93,9 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
               help="take back the fold x seed jobs an earlier run of the same evaluation finished in --out (a killed "
                    "evaluation goes on where it stopped; a job of other options there is an error)")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
-def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window, allow_overlap, validation_s, choose_among,
-             imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, progress_bar, **options):
+def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window, allow_overlap, validation_s,
+             choose_among, imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, progress_bar,
+             **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
     bootstrap 95 % intervals, the agent minus the best baseline, and the fraction of seeds beating flat."""

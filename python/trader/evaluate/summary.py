@@ -1,6 +1,6 @@
 """The numbers of an evaluation: per fold and overall, the agent's mean over seeds with a bootstrap 95 %
 interval, every baseline, the agent minus the best baseline with its interval, and the fraction of
-seeds that beat flat.
+seeds that beat flat; overall also the same across the test blocks (across_blocks).
 
 Overall, one seed's track record is the sum over folds of its PnL in bps of the max position notional
 (scale-free: folds may trade different instruments and quote currencies); the best baseline is the one
@@ -23,7 +23,7 @@ KEY = "pnl_bps_of_max_notional"
 SPLIT = {"inventory": "pnl_inventory_bps_of_max_notional", "fills": "pnl_fills_bps_of_max_notional"}  # adds up to KEY
 # Test blocks below this many get no interval across them: the percentile bootstrap of a mean of n values is too
 # narrow for small n (its spread is sqrt((n - 1) / n) of the standard error and its coverage falls well below the
-# nominal level; Hesterberg 2015, "What teachers should know about the bootstrap", sec. 4).
+# nominal level; Hesterberg 2015, "What teachers should know about the bootstrap", The American Statistician 69(4)).
 MIN_BLOCKS = 5
 
 
