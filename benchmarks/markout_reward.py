@@ -264,12 +264,12 @@ def across_datasets(work: Path, name: str) -> dict | None:
     return together(name, [r["summary"]["overall"] for r in reports], [blocks_of(r) for r in reports])
 
 
-def blocks_of(report: dict, seeds: set[str] | None = None) -> tuple[list[float], list[dict[str, float]]]:
-    """Per test block of an evaluation.json: the agent's PnL, its mean over SEEDS (default: every seed there), and
-    each baseline's, in bps of the run's max position notional."""
+def blocks_of(report: dict) -> tuple[list[float], list[dict[str, float]]]:
+    """Per test block of an evaluation.json: the agent's PnL (its mean over the seeds there) and each baseline's, in
+    bps of the run's max position notional."""
     folds = sorted(report["baselines"], key=int)
-    agent = [float(np.mean([np.mean([m[KEY] for m in j["metrics"]]) for j in report["jobs"]
-                            if str(j["fold"]) == f and (seeds is None or str(j["seed"]) in seeds)])) for f in folds]
+    agent = [float(np.mean([np.mean([m[KEY] for m in j["metrics"]]) for j in report["jobs"] if str(j["fold"]) == f]))
+             for f in folds]
     return agent, [{b: m[KEY] for b, m in report["baselines"][f].items()} for f in folds]
 
 
@@ -369,7 +369,8 @@ def main() -> None:
     def report_of(run: str) -> Path | None:
         """RUN's evaluation.md: this WORK's, else the stored report of the same steps (unless --folds cut other test
         blocks than theirs), else None."""
-        for md in (a.work / run / "evaluation.md", *(d / f"{run}.md" for d in (() if folds else STORED.get(a.timesteps, ())))):
+        stored = () if folds else STORED.get(a.timesteps, ())
+        for md in (a.work / run / "evaluation.md", *(d / f"{run}.md" for d in stored)):
             if md.exists():
                 return md
         return None
