@@ -21,7 +21,8 @@ import json
 import math
 from pathlib import Path
 
-from markout_reward import ALL_DATASETS, blocks_of, max_notional_of, paired, table_together, together
+from markout_reward import (ALL_DATASETS, blocks_of, max_notional_of, paired, summed_per_seed, table_together,
+                            together)
 from oos_goal import HELD_OUT
 from sweep_defaults import MAX_NOTIONAL, _ci
 from trader.evaluate.summary import activity
@@ -84,9 +85,7 @@ def main() -> None:
                 pairs.append({"run": d, "a": x, "b": y, **paired(runs[(d, x)]["agent_per_seed"],
                                                                    runs[(d, y)]["agent_per_seed"])})
         if all((d, c) in runs for d in ALL_DATASETS for c in (x, y)):
-            sums = [{s: sum(runs[(d, c)]["agent_per_seed"][s] for d in ALL_DATASETS)
-                     for s in set.intersection(*(set(runs[(d, c)]["agent_per_seed"]) for d in ALL_DATASETS))}
-                    for c in (x, y)]
+            sums = [summed_per_seed([runs[(d, c)] for d in ALL_DATASETS]) for c in (x, y)]
             pairs.append({"run": "all four", "a": x, "b": y, **paired(*sums)})
     lines = [f"PnL in bps of {MAX_NOTIONAL:,.0f} quote, each seed's summed over folds; mean [95 % CI] over seeds, then "
              "over test blocks (each block's mean over seeds).", "", *table_together(rows)]

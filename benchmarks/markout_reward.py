@@ -273,17 +273,22 @@ def blocks_of(report: dict) -> tuple[list[float], list[dict[str, float]]]:
     return agent, [{b: m[KEY] for b, m in report["baselines"][f].items()} for f in folds]
 
 
+def summed_per_seed(overall_of: list[dict]) -> dict[str, float]:
+    """Each seed's PnL summed over the reports' overall parts (the seeds all of them ran), in seed order."""
+    seeds = sorted(set.intersection(*(set(o["agent_per_seed"]) for o in overall_of)), key=int)
+    return {s: sum(o["agent_per_seed"][s] for o in overall_of) for s in seeds}
+
+
 def together(name: str, overall_of: list[dict], blocks: list[tuple[list[float], list[dict[str, float]]]]) -> dict:
     """One candidate's reports' overall parts (one per recording) read as one: each seed's PnL summed over every
     dataset's folds (the same recipe run on each recording; seeds all of them ran), its mean [95 % CI], each
     baseline summed alike, the agent minus the best of them, seed for seed, the fold x seed tests that traded, and
     every recording's test blocks (blocks_of each report) as one set (trader.evaluate.summary.across_blocks)."""
-    seeds = sorted(set.intersection(*(set(o["agent_per_seed"]) for o in overall_of)), key=int)
-    agent = [sum(o["agent_per_seed"][s] for o in overall_of) for s in seeds]
+    agent = list(summed_per_seed(overall_of).values())
     baselines = {b: sum(o["baselines"][b] for o in overall_of) for b in overall_of[0]["baselines"]
                  if all(b in o["baselines"] for o in overall_of)}
     best = max(baselines, key=baselines.get)
-    return {"run": name, "seeds": len(seeds), "every_seed": interval(agent), "baselines": baselines, "best_baseline": best,
+    return {"run": name, "seeds": len(agent), "every_seed": interval(agent), "baselines": baselines, "best_baseline": best,
             "minus_best": interval([a - baselines[best] for a in agent]),
             "seeds_beating_every_baseline": sum(a > max(baselines.values()) for a in agent),
             "tests": sum(o["tests"] for o in overall_of), "tests_that_traded": sum(o["tests_that_traded"] for o in overall_of),

@@ -363,9 +363,7 @@ void EnvPool::worker_loop() {
 }
 
 bool EnvPool::ready() const {
-  if (sync_pending_) return false;
-  const size_t block = static_cast<size_t>((read_row_ / static_cast<uint64_t>(batch_size_)) % num_blocks_);
-  return block_done_[block].load(std::memory_order_acquire) >= batch_size_;
+  return !sync_pending_ && block_done_[next_block()].load(std::memory_order_acquire) >= batch_size_;
 }
 
 size_t EnvPool::recv() {
@@ -379,7 +377,7 @@ size_t EnvPool::recv() {
     read_row_ += static_cast<uint64_t>(batch_size_);
     return first;
   }
-  const size_t block = static_cast<size_t>((read_row_ / static_cast<uint64_t>(batch_size_)) % num_blocks_);
+  const size_t block = next_block();
   std::atomic<int64_t>& done = block_done_[block];
   int idle = 0;
   while (done.load(std::memory_order_acquire) < batch_size_) {

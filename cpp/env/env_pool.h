@@ -90,6 +90,10 @@ class EnvPool {
   // The caller takes the newest open chunk of the workers' queue; 0: none open.
   size_t steal_back();
   void worker_loop();
+  // The block recv returns next (async mode).
+  size_t next_block() const {
+    return static_cast<size_t>((read_row_ / static_cast<uint64_t>(batch_size_)) % num_blocks_);
+  }
   void wake_sleepers();
 
   EnvConfig cfg_;
