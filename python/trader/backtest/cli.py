@@ -1,5 +1,6 @@
 """`trader backtest --checkpoint RUN [--data DIR]`: the trained policy on the held-out rows, next to
-the baselines (trader.backtest.baselines), with the same execution model."""
+the baselines (trader.backtest.baselines), with the same execution model. Several --checkpoint: their committee
+(trader.rl.committee) trades as one agent."""
 
 from __future__ import annotations
 
@@ -15,22 +16,27 @@ from trader.sim.flags import GUARD_OPTIONS, env_options, flag_message, pop_env_v
 COST_OPTIONS = ("taker_fee_bps", "maker_fee_bps", "order_latency_ns", "cancel_latency_ns", "queue_model", "queue_power")
 
 
-def load_trained_policy(checkpoint: str, device: str = "cpu"):
+def load_trained_policy(checkpoints: tuple[str, ...], device: str = "cpu"):
     """(policy(obs, info) -> actions, saved training args, algo, the checkpoint read) from a run folder,
     its checkpoint store (a folder or s3://bucket/prefix) or one checkpoint in it (.../step_N), trained
-    on the trader env. A corrupt latest checkpoint falls back to the newest whole one (trader.store)."""
-    from trader.rl.policy import load
+    on the trader env; for several, their committee (trader.rl.committee). A corrupt latest checkpoint
+    falls back to the newest whole one (trader.store)."""
+    from trader.rl.committee import load_committee
     from trader.store import StoreError
 
     try:
-        trained = load(checkpoint, device)
+        trained = load_committee(checkpoints, device)
     except (FileNotFoundError, ValueError, StoreError) as e:
         raise click.UsageError(f"--checkpoint: {e}") from None
     return (lambda obs, info: trained.act(obs)), trained.args, trained.algo, trained.checkpoint
 
 
-def default_out_dir(checkpoint: str) -> Path:
-    """RUN/backtest for a run folder (or a checkpoint inside it); runs/backtest__{last part} for a store URI."""
+def default_out_dir(checkpoints: tuple[str, ...]) -> Path:
+    """RUN/backtest for a run folder (or a checkpoint inside it); runs/backtest__{last part} for a store URI;
+    runs/backtest__committee_of_{n} for several."""
+    if len(checkpoints) > 1:
+        return Path("runs") / f"backtest__committee_of_{len(checkpoints)}"
+    checkpoint = checkpoints[0]
     if "://" in checkpoint:
         return Path("runs") / ("backtest__" + checkpoint.rstrip("/").rsplit("/", 1)[-1])
     path = Path(checkpoint)
@@ -40,9 +46,10 @@ def default_out_dir(checkpoint: str) -> Path:
 
 
 @click.command("backtest")
-@click.option("--checkpoint", default=None, metavar="RUN|URI",
+@click.option("--checkpoint", multiple=True, metavar="RUN|URI",
               help="A run folder of trader train (its latest checkpoint), a checkpoint store (a folder or "
-                   "s3://bucket/prefix: its latest) or one checkpoint in it (.../step_N) "
+                   "s3://bucket/prefix: its latest) or one checkpoint in it (.../step_N); given several times, "
+                   "the committee of those agents (each step: what a strict majority of them backs) "
                    "[default: the newest runs/trader__* folder].")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder, collection or folder of datasets; each gets its own report "
@@ -66,12 +73,12 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     fitted on the training rows only."""
     from trader.sim.env import dataset_folders
 
-    if checkpoint is None:
+    if not checkpoint:
         runs = sorted(Path("runs").glob("trader__*"), key=lambda p: p.stat().st_mtime)
         if not runs:
             raise click.UsageError("--checkpoint: no runs/trader__* folder here; train one with `trader train`")
-        checkpoint = str(runs[-1])
-        click.echo(f"backtesting {checkpoint}")
+        checkpoint = (str(runs[-1]),)
+        click.echo(f"backtesting {checkpoint[0]}")
     overrides = pop_env_values(env_flags)
     if not as_gamma > 0:
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
@@ -80,8 +87,12 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     if train_fraction is None:  # trader train --choose-among: its agent was chosen on the rows before its own
         from trader.run.checkpoints import read_choice  # fraction, so its held-out rows are the choice's
 
-        choice = read_choice(checkpoint)
-        train_fraction = choice["train_fraction"] if choice else None
+        chosen = {c: (read_choice(c) or {}).get("train_fraction") for c in checkpoint}
+        if len(set(chosen.values())) > 1:
+            raise click.UsageError("--checkpoint: the agents were chosen on different rows (" + ", ".join(
+                f"{c}: {'its own training fraction' if f is None else f'train fraction {f}'}" for c, f in chosen.items())
+                + "); give --train-fraction past every member's training rows")
+        train_fraction = next(iter(chosen.values()))
     out_dir = Path(out) if out else default_out_dir(checkpoint)
     data = data if data is not None else args.get("data")
     try:  # a run trained on several datasets is tested on the held-out tail of each (issue 13)
@@ -138,7 +149,7 @@ def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, used, overr
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
            "order_latency_ns": full_cfg["order_latency_ns"], "period_utc": period_utc(market, start, end),
            **{k: full_cfg[k] for k in GUARD_OPTIONS},
-           "checkpoint": str(checkpoint), "checkpoint_read": used, "algo": algo, "train_fraction": frac,
+           "checkpoint": ", ".join(checkpoint), "checkpoint_read": used, "algo": algo, "train_fraction": frac,
            "baseline_notes": notes}
     write_report(out_dir, results, ctx)
     click.echo((out_dir / "backtest.md").read_text())

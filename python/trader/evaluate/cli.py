@@ -38,6 +38,9 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
     return out
 
 
+COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent itself
+
+
 @click.command("evaluate", context_settings={"show_default": True})
 @click.option("--data", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="dataset folder(s) in time order (a collection folder counts as its parts); one dataset is cut "
@@ -92,10 +95,13 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
 @click.option("--resume", is_flag=True,
               help="take back the fold x seed jobs an earlier run of the same evaluation finished in --out (a killed "
                    "evaluation goes on where it stopped; a job of other options there is an error)")
+@click.option("--committee/--no-committee", default=True,
+              help=f"also test, per fold, the committee of its seeds (with {COMMITTEE_MIN_SEEDS} or more): one agent "
+                   "that takes at every step what a strict majority of the seeds' actions backs (trader.rl.committee)")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
 def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window, allow_overlap, validation_s,
-             choose_among, imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, progress_bar,
-             **options):
+             choose_among, imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, committee,
+             progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with
     bootstrap 95 % intervals, the agent minus the best baseline, and the fraction of seeds beating flat."""
@@ -103,7 +109,7 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
     from trader.evaluate.folds import block_folds, dataset_folds, tail_folds
     from trader.evaluate.report import evaluation_context, write_evaluation
     from trader.evaluate.choose import chosen_on_validation, validation_folds
-    from trader.evaluate.run import Plan, run_plan
+    from trader.evaluate.run import Plan, run_committees, run_plan
     from trader.evaluate.summary import summarize
     from trader.rl.cli import check_interval
     from trader.rl.policy import learner
@@ -182,6 +188,7 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
     finally:
         if bar:
             bar.close()
+    committees = run_committees(plan, results["agents"], jobs) if committee and seeds >= COMMITTEE_MIN_SEEDS else {}
     context = evaluation_context(plan, by_path, time.perf_counter() - t0, cuda)
     if val_folds is not None:
         every = summarize(results)["overall"]  # every seed, unchosen: what the choice adds to
@@ -190,6 +197,7 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
         context["choice"] = {"validation_s": validation_s, "choose_among": choose_among, "seeds": seed_list,
                              "folds": per_fold, "every_seed": {k: every[k] for k in (
                                  "agent", "best_baseline", "agent_minus_best_baseline", "seeds_beating_flat")}}
+    results["committees"] = committees  # of every seed trained, also where --choose-among kept some of them
     summary = summarize(results)
     write_evaluation(out_dir, results, summary, context)
     click.echo((out_dir / "evaluation.md").read_text())

@@ -1,6 +1,6 @@
 """The evaluation report folder: evaluation.md, evaluation.json and plots (per fold: equity, inventory and
-drawdown of every seed and baseline; overall: each strategy's summed PnL with the agent's interval; the
-agent's action distribution per fold)."""
+drawdown of every seed, the seeds' committee and every baseline; overall: each strategy's summed PnL with the
+agent's interval; the agent's action distribution per fold)."""
 
 from __future__ import annotations
 
@@ -22,18 +22,39 @@ def _cell(value, fmt: str) -> str:
     return fmt.format(value)
 
 
+def _block_cell(ci: dict, n: int) -> str:
+    """A mean over n test blocks with its interval (trader.evaluate.summary.over_blocks)."""
+    if ci["low"] is None:
+        return f"{ci['mean']:+.2f} (no interval from {n} blocks; {MIN_BLOCKS} or more give one)"
+    return Interval(**ci).text()
+
+
 def _blocks_line(blocks: dict, best: str) -> str:
     """The overall's line on the test blocks (trader.evaluate.summary.across_blocks)."""
     def cell(ci: dict) -> str:
-        if ci["low"] is None:
-            return f"{ci['mean']:+.2f} (no interval from {blocks['n']} blocks; {MIN_BLOCKS} or more give one)"
-        return Interval(**ci).text()
+        return _block_cell(ci, blocks["n"])
 
     return (f"- across the {blocks['n']} test blocks (every seed trades the same rows, so the seeds' interval leaves "
             f"out the chance of the periods themselves): the agent's PnL per block, mean over seeds, "
             f"{cell(blocks['agent'])} (mean [95 % CI] over blocks); minus the best baseline ({best}) "
             f"{cell(blocks['agent_minus_best_baseline'])}; blocks in which it beat every baseline: "
             f"{blocks['beating_every_baseline']} of {blocks['n']}")
+
+
+def _committee_line(committee: dict | None, best: str) -> list[str]:
+    """The overall's line on the committee of the seeds (trader.evaluate.summary.committee_summary)."""
+    if committee is None:
+        return []
+    if "untested" in committee:
+        return ["- committee of the seeds: not tested (" + "; ".join(f"fold {i}: {note}" for i, note in
+                                                                    sorted(committee["untested"].items())) + ")"]
+    b, n = committee["blocks"], committee["blocks"]["n"]
+    return [f"- committee of seeds {committee['seeds']} (at every step what a strict majority of their actions backs, "
+            f"trader.rl.committee): PnL summed over folds {committee['total']:+.2f}; per test block "
+            f"{_block_cell(b['agent'], n)} (mean [95 % CI] over blocks); minus the best baseline ({best}) "
+            f"{_block_cell(b['agent_minus_best_baseline'], n)}; minus the seeds' mean, block for block, "
+            f"{_block_cell(committee['minus_seeds_mean'], n)}; blocks in which it beat every baseline: "
+            f"{b['beating_every_baseline']} of {n}"]
 
 
 def _fold_table(fold: dict, base: str, quote: str) -> list[str]:
@@ -99,8 +120,12 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
     jobs = [{k: v for k, v in j.items() if k != "agents"} | {"metrics": [a["metrics"] for a in j["agents"]]}
             for j in results["agents"]]
     baselines = {i: {c["name"]: c["metrics"] for c in curves} for i, curves in results["baselines"].items()}
+    committees = {i: {k: v for k, v in c.items() if k != "agents"} | ({"metrics": [a["metrics"] for a in c["agents"]]}
+                                                                       if "agents" in c else {})
+                  for i, c in results.get("committees", {}).items()}
     (out_dir / "evaluation.json").write_text(json.dumps(
-        {"context": context, "summary": summary, "jobs": jobs, "baselines": baselines}, indent=2, default=float))
+        {"context": context, "summary": summary, "jobs": jobs, "baselines": baselines, "committees": committees},
+        indent=2, default=float))
     ov = summary["overall"]
     lines = [
         f"# Walk-forward evaluation: {context['algo']} on {context['data']}",
@@ -134,6 +159,7 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         f"- seeds beating flat: {ov['seeds_beating_flat']:.0%}; seeds beating every baseline: "
         f"{ov['seeds_beating_every_baseline']:.0%}",
         _blocks_line(ov["blocks"], ov["best_baseline"]),
+        *_committee_line(ov.get("committee"), ov["best_baseline"]),
         f"- fold x seed tests in which the agent traded: {ov['tests_that_traded']} of {ov['tests']}; time at the "
         f"position limit: {ov['time_at_limit_pct']:.1f} % of the test steps (mean over tests)",
         "- agent per seed: " + ", ".join(f"seed {s}: {v:+.2f}" for s, v in ov["agent_per_seed"].items()),
@@ -150,6 +176,8 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
                   f"{_cell(fold['agent_minus_best_baseline'], '{:+.2f}')}",
                   f"- seeds beating flat: {fold['seeds_beating_flat']:.0%}"]
         lines += [f"- {n}" for n in results["notes"].get(fold["fold"], [])]
+        if "note" in results.get("committees", {}).get(fold["fold"], {}):
+            lines.append(f"- committee: not tested, {results['committees'][fold['fold']]['note']}")
     lines += ["", "Plots: " + ", ".join(f"`fold_{f['fold']}.png`" for f in summary["folds"]) +
               ", `overall.png`, `actions.png`."]
     (out_dir / "evaluation.md").write_text("\n".join(lines) + "\n")
@@ -168,6 +196,7 @@ def _plots(out_dir: Path, results: dict, summary: dict, context: dict) -> None:
         fig, axes = plt.subplots(3, 1, figsize=(10, 9), sharex=True)
         series = [(f"agent seed {j['seed']}", a, 0.8) for j in results["agents"] if j["fold"] == i for a in j["agents"]]
         series += [(c["name"], c, 1.4) for c in results["baselines"][i]]
+        series += [("committee", a, 2.0) for a in results.get("committees", {}).get(i, {}).get("agents", [])]
         for label, c, lw in series:
             eq = np.asarray(c["equity"])
             t = np.arange(len(eq)) * step_s

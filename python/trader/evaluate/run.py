@@ -111,9 +111,7 @@ def run_baselines_for(plan: Plan, fold: Fold) -> tuple[list[dict], list[str]]:
 def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
     """Train one agent on the fold's training rows, then backtest it on the fold's test rows ("agents") and,
     when the plan has a validation fold for it, on that fold's test rows ("validation")."""
-    from trader.backtest.engine import env_config_from_run
-    from trader.backtest.suite import run_agent
-    from trader.rl.policy import learner, load, observation_market
+    from trader.rl.policy import learner, load
     from trader.run.lifecycle import resolve_args
 
     module = learner(plan.algo)
@@ -126,21 +124,55 @@ def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
     train_s = time.perf_counter() - t0
     trained = load(result["run_dir"])
     markets: dict = {}
-
-    def test(f: Fold) -> list[dict]:
-        if f.test_data not in markets:
-            markets[f.test_data] = observation_market(trained.args, f.test_data)
-        agents = run_agent(markets[f.test_data], lambda obs, info: trained.act(obs), plan.algo,
-                           env_config_from_run(trained.args), f.test_start, f.test_end,
-                           int(trained.args.get("num_agents", 1)))
-        return [curve(r) for r in agents]
-
     job = {"fold": fold.index, "seed": seed, "run_dir": result["run_dir"], "train_s": train_s,
-           "steps": result["global_step"], "agents": test(fold)}
+           "steps": result["global_step"], "agents": test_policy(trained, plan.algo, fold, markets)}
     val = plan.validation_of(fold)
     if val is not None:
-        job["validation"] = test(val)
+        job["validation"] = test_policy(trained, plan.algo, val, markets)
     return job
+
+
+def test_policy(trained, name: str, fold: Fold, markets: dict | None = None) -> list[dict]:
+    """A trained policy (trader.rl.policy.TrainedPolicy) backtested on the fold's test rows: one curve per agent
+    (`markets`: the observation markets by test dataset, filled as they are read)."""
+    from trader.backtest.engine import env_config_from_run
+    from trader.backtest.suite import run_agent
+    from trader.rl.policy import observation_market
+
+    markets = {} if markets is None else markets
+    if fold.test_data not in markets:
+        markets[fold.test_data] = observation_market(trained.args, fold.test_data)
+    agents = run_agent(markets[fold.test_data], lambda obs, info: trained.act(obs), name,
+                       env_config_from_run(trained.args), fold.test_start, fold.test_end,
+                       int(trained.args.get("num_agents", 1)))
+    return [curve(r) for r in agents]
+
+
+def committee_test(plan: Plan, fold: Fold, jobs: list[dict]) -> dict:
+    """The committee of the fold's agents (trader.rl.committee; `jobs`: their job results) backtested on the
+    fold's test rows: {"seeds": [...], "agents": [curves]}, or {"seeds": [...], "note": why not} when a member's
+    weights are not in the fold's folder (jobs gathered from another machine without their run folders)."""
+    from trader.rl.committee import load_committee
+
+    seeds = sorted(j["seed"] for j in jobs)
+    run_dirs = [plan.job_dir(fold) / Path(j["run_dir"]).name for j in sorted(jobs, key=lambda j: j["seed"])]
+    missing = [f"seed {s} ({d})" for s, d in zip(seeds, run_dirs) if not d.is_dir()]
+    if missing:
+        return {"seeds": seeds, "note": "no weights of " + ", ".join(missing)}
+    trained = load_committee([str(d) for d in run_dirs])
+    return {"seeds": seeds, "agents": test_policy(trained, "committee", fold)}
+
+
+def run_committees(plan: Plan, agents: list[dict], jobs: int = 1) -> dict:
+    """committee_test of every fold of the plan ({fold index: its result}), in `jobs` worker processes."""
+    work = [(fold, [{"seed": j["seed"], "run_dir": j["run_dir"]} for j in agents if j["fold"] == fold.index])
+            for fold in plan.folds]
+    if jobs <= 1:
+        return {fold.index: committee_test(plan, fold, js) for fold, js in work}
+    with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_end_with,
+                                initargs=(os.getpid(),)) as pool:
+        futures = {fold.index: pool.submit(_committee_job, plan, fold, js) for fold, js in work}
+        return {index: fut.result() for index, fut in futures.items()}
 
 
 def run_job(plan: Plan, fold: Fold, seed: int) -> dict:
@@ -156,11 +188,20 @@ def run_job(plan: Plan, fold: Fold, seed: int) -> dict:
     return job
 
 
-def _job(plan: Plan, fold: Fold, seed: int) -> dict:
+def _worker_threads(plan: Plan) -> None:
     import torch  # a spawned worker: one torch thread unless the arguments say otherwise
 
     torch.set_num_threads(max(1, int(plan.args.get("torch_threads", 1) or 1)))
+
+
+def _job(plan: Plan, fold: Fold, seed: int) -> dict:
+    _worker_threads(plan)
     return run_job(plan, fold, seed)
+
+
+def _committee_job(plan: Plan, fold: Fold, jobs: list[dict]) -> dict:
+    _worker_threads(plan)
+    return committee_test(plan, fold, jobs)
 
 
 def _end_with(parent: int) -> None:

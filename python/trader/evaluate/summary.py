@@ -1,6 +1,7 @@
 """The numbers of an evaluation: per fold and overall, the agent's mean over seeds with a bootstrap 95 %
 interval, every baseline, the agent minus the best baseline with its interval, and the fraction of
-seeds that beat flat; overall also the same across the test blocks (across_blocks).
+seeds that beat flat; overall also the same across the test blocks (across_blocks), and the committee of the
+seeds (committee_summary) when the evaluation tested one.
 
 Overall, one seed's track record is the sum over folds of its PnL in bps of the max position notional
 (scale-free: folds may trade different instruments and quote currencies); the best baseline is the one
@@ -41,19 +42,36 @@ def activity(tests: list[list[dict]]) -> dict:
             "time_at_limit_pct": float(np.mean([m["time_at_limit_pct"] for t in tests for m in t]))}
 
 
+def over_blocks(values: list[float], seed: int = 0) -> dict:
+    """The mean of one value per test block with its bootstrap 95 % interval over blocks (none below MIN_BLOCKS)."""
+    ci = bootstrap_mean(values, seed=seed)._asdict()
+    return ci if len(values) >= MIN_BLOCKS else {**ci, "low": None, "high": None}
+
+
 def across_blocks(agent: list[float], baselines: list[dict[str, float]], best: str, seed: int = 0) -> dict:
     """The chance of the market periods themselves, which the seeds' interval leaves out (every seed trades the
     same rows): `agent` holds the agent's PnL per test block (its mean over seeds), `baselines` each baseline's in
     the same blocks. The mean over blocks of the agent and of the agent minus baseline `best`, each with its
     bootstrap 95 % interval over blocks (none below MIN_BLOCKS blocks), and the blocks in which the agent beat
     every baseline."""
-    def over_blocks(values: list[float]) -> dict:
-        ci = bootstrap_mean(values, seed=seed)._asdict()
-        return ci if len(values) >= MIN_BLOCKS else {**ci, "low": None, "high": None}
-
-    return {"n": len(agent), "agent": over_blocks(agent),
-            "agent_minus_best_baseline": over_blocks([a - b[best] for a, b in zip(agent, baselines)]),
+    return {"n": len(agent), "agent": over_blocks(agent, seed),
+            "agent_minus_best_baseline": over_blocks([a - b[best] for a, b in zip(agent, baselines)], seed),
             "beating_every_baseline": sum(a > max(b.values()) for a, b in zip(agent, baselines))}
+
+
+def committee_summary(committees: dict, seeds_mean: list[float], baselines: list[dict[str, float]], best: str,
+                      seed: int = 0) -> dict:
+    """The committee of each fold's seeds (trader.evaluate.run.committee_test's results by fold, in fold order) as
+    one more walk-forward agent: its PnL summed over folds, across the test blocks as across_blocks reads the
+    agent, and minus the seeds' mean block for block (what voting adds to the seeds it is made of); or the folds
+    where it could not be tested and why."""
+    untested = {i: c["note"] for i, c in committees.items() if "note" in c}
+    if untested:
+        return {"untested": untested}
+    per_block = [agent_metric(c, KEY) for _, c in sorted(committees.items())]
+    return {"seeds": next(iter(committees.values()))["seeds"], "per_block": per_block, "total": float(sum(per_block)),
+            "blocks": across_blocks(per_block, baselines, best, seed),
+            "minus_seeds_mean": over_blocks([c - a for c, a in zip(per_block, seeds_mean)], seed)}
 
 
 def _interval(values: list, seed: int) -> dict | None:
@@ -69,6 +87,9 @@ def summarize(results: dict, seed: int = 0) -> dict:
     for index, base_curves in sorted(results["baselines"].items()):
         jobs = [j for j in results["agents"] if j["fold"] == index]
         strategies = {"agent": {k: _interval([agent_metric(j, k) for j in jobs], seed) for k, _, _ in METRICS}}
+        committee = results.get("committees", {}).get(index, {})
+        if "agents" in committee:
+            strategies["committee"] = {k: agent_metric(committee, k) for k, _, _ in METRICS}
         for c in base_curves:
             strategies[c["name"]] = {k: c["metrics"][k] for k, _, _ in METRICS}
         best = max((c for c in base_curves), key=lambda c: c["metrics"][KEY])
@@ -106,6 +127,8 @@ def summarize(results: dict, seed: int = 0) -> dict:
         "blocks": across_blocks(block_agent, block_base, best_name, seed),
         **activity([[a["metrics"] for a in j["agents"]] for j in results["agents"]]),
     }
+    if results.get("committees"):
+        overall["committee"] = committee_summary(results["committees"], block_agent, block_base, best_name, seed)
     return {"folds": folds, "overall": overall}
 
 

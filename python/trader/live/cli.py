@@ -45,9 +45,10 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.command("live", context_settings=_SETTINGS)
 @click.option("--exchange", default="binance", help="ccxt exchange id (binance spot).")
 @click.option("--symbol", default="BTC/USDT", help="Market, ccxt style.")
-@click.option("--checkpoint", default="scripted:hold",
+@click.option("--checkpoint", multiple=True, default=["scripted:hold"],
               help="Policy: a trader train checkpoint (file, folder or run folder), or scripted:hold|buy|sell|"
-                   "alternate|cycle for rehearsals.")
+                   "alternate|cycle for rehearsals; given several times, the committee of those checkpoints (each "
+                   "step: what a strict majority of them backs).")
 @click.option("--paper/--real", "paper", default=True,
               help="Paper: fills against the live book with fees, nothing sent. Real: orders through ccxt.")
 @click.option("--base-url", default=None, metavar="URL",
@@ -130,6 +131,9 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
     except ValueError as exc:
         raise click.UsageError(flag_message(str(exc))) from None
     real = not paper
+    if len(checkpoint) > 1 and any(c.startswith("scripted:") for c in checkpoint):
+        raise click.UsageError("--checkpoint: a committee is of trader train checkpoints, not scripted policies")
+    checkpoint = checkpoint[0] if len(checkpoint) == 1 else list(checkpoint)
     opts = LiveOptions(symbol=symbol, checkpoint=checkpoint, real=real, exchange=exchange, base_url=base_url,
                        testnet=testnet, keys=keys if real else None, db=db,
                        max_position=max_position, max_notional=max_notional, daily_loss_limit=daily_loss_limit,
@@ -143,7 +147,7 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
     opts.db = db or default_db(opts, state_dir)
     console = Console(soft_wrap=True)
     where = base_url or ("binance testnet" if testnet else exchange)
-    console.print(f"trader live: {symbol} on {where}, {'REAL orders' if real else 'paper'}, policy {checkpoint}, "
+    console.print(f"trader live: {symbol} on {where}, {'REAL orders' if real else 'paper'}, policy {', '.join(checkpoint) if isinstance(checkpoint, list) else checkpoint}, "
                   f"state {opts.db}", highlight=False, markup=False)
     import ccxt
 

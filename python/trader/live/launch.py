@@ -26,7 +26,7 @@ EXIT_OK, EXIT_ERROR, EXIT_REFUSED, EXIT_KILLED = 0, 1, 2, 3
 @dataclass
 class LiveOptions:
     symbol: str = "BTC/USDT"
-    checkpoint: object = "scripted:hold"  # path, scripted:NAME or a callable
+    checkpoint: object = "scripted:hold"  # path, a list of paths (their committee), scripted:NAME or a callable
     real: bool = False
     exchange: str = "binance"
     base_url: str | None = None

@@ -2,8 +2,9 @@
 
 ``load_policy(spec)``:
 
-* a checkpoint of ``trader train`` (a run folder, its checkpoint store or one checkpoint in it): its
-  policy (``trader.rl.policy.load``) and what the run says about its env, read as ``trader backtest``
+* a checkpoint of ``trader train`` (a run folder, its checkpoint store or one checkpoint in it), or a list of
+  them (their committee, ``trader.rl.committee``): its policy (``trader.rl.policy.load``) and what the run says
+  about its env, read as ``trader backtest``
   reads it (``trader.backtest.engine.env_config_from_run``: action kind, sizes in base units or in quote
   currency, quote grid, fees, queue model, ...; the horizon too, for the time-left feature), its
   feature set (``trader.sim.features.run_set``), grid interval and encoder, so that live observes and
@@ -111,9 +112,10 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
             return PolicySpec(spec, getattr(spec, "__name__", "callable"), env)
         return PolicySpec(_scripted(str(spec).split(":", 1)[1]), str(spec), env)
     from trader.backtest.engine import env_config_from_run
-    from trader.rl.policy import load
+    from trader.rl.committee import load_committee
 
-    trained = load(str(spec), device)  # weights and metadata only; a ValueError unless trained on the trading env
+    # weights and metadata only; a ValueError unless trained on the trading env (every member of a committee alike)
+    trained = load_committee([str(s) for s in spec] if isinstance(spec, (list, tuple)) else [str(spec)], device)
     args = trained.args
     if args.get("trade_notional") and (trade_size is not None or max_position is not None):
         given = f"--trade-size {trade_size:g}" if trade_size is not None else f"max_position {max_position:g}"
