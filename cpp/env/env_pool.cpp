@@ -80,14 +80,21 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
   // is one of the num_threads and steps envs while it waits in recv.
   caller_steps_ = sync_mode_ || num_threads > 1;
   // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
-  // A single worker shares with no one: the largest chunks, the fewest lines a send writes.
-  chunk_ = caller_steps_ ? std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * static_cast<size_t>(num_threads)),
-                                              8, kMaxChunk)
+  // A single worker shares with no one: the largest chunks, the fewest lines a send writes. Async
+  // chunks are twice sync's: each moves its task slots, descriptor and counters between cores, and
+  // homes keep the balance (benchmarks/README.md, issue 18, session 19).
+  const size_t per_thread = sync_mode_ ? 4 : 2;
+  chunk_ = caller_steps_ ? std::clamp<size_t>(static_cast<size_t>(batch_size) /
+                                                  (per_thread * static_cast<size_t>(num_threads)), 8, kMaxChunk)
                          : kMaxChunk;
   sync_chunks_ = (static_cast<int64_t>(num_envs) + static_cast<int64_t>(chunk_) - 1) / static_cast<int64_t>(chunk_);
   if (static_cast<uint64_t>(sync_chunks_) > kClaimMask) throw std::invalid_argument("num_envs: too many envs");
-  // Rows in flight can reach num_envs past the block the caller holds.
-  num_blocks_ = static_cast<size_t>((num_envs + batch_size - 1) / batch_size) + 1;
+  // Rows in flight can reach num_envs past the block the caller holds. Async keeps twice the envs'
+  // blocks: an env sent back in the order it came then alternates between two rows, each written by
+  // the same env (on its home thread) every other round, where a ring one block longer than the envs
+  // shifts every env to a row another thread wrote last (issue 18, session 19).
+  const size_t env_blocks = static_cast<size_t>((num_envs + batch_size - 1) / batch_size);
+  num_blocks_ = sync_mode_ ? env_blocks + 1 : 2 * env_blocks;
   const size_t K = static_cast<size_t>(cfg.num_agents);
   buf_.allocate(num_blocks_ * static_cast<size_t>(batch_size), cfg.num_agents,
                 markets_[0].dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0));

@@ -188,7 +188,10 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
     finally:
         if bar:
             bar.close()
-    committees = run_committees(plan, results["agents"], jobs) if committee and seeds >= COMMITTEE_MIN_SEEDS else {}
+    committees = {}
+    if committee and seeds >= COMMITTEE_MIN_SEEDS:
+        click.echo(f"testing the committee of the {seeds} seeds in each of the {len(plan_folds)} folds")
+        committees = run_committees(plan, results["agents"], jobs)
     context = evaluation_context(plan, by_path, time.perf_counter() - t0, cuda)
     if val_folds is not None:
         every = summarize(results)["overall"]  # every seed, unchosen: what the choice adds to

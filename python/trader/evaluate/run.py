@@ -125,14 +125,14 @@ def train_and_test(plan: Plan, fold: Fold, seed: int) -> dict:
     trained = load(result["run_dir"])
     markets: dict = {}
     job = {"fold": fold.index, "seed": seed, "run_dir": result["run_dir"], "train_s": train_s,
-           "steps": result["global_step"], "agents": test_policy(trained, plan.algo, fold, markets)}
+           "steps": result["global_step"], "agents": backtest_on_fold(trained, plan.algo, fold, markets)}
     val = plan.validation_of(fold)
     if val is not None:
-        job["validation"] = test_policy(trained, plan.algo, val, markets)
+        job["validation"] = backtest_on_fold(trained, plan.algo, val, markets)
     return job
 
 
-def test_policy(trained, name: str, fold: Fold, markets: dict | None = None) -> list[dict]:
+def backtest_on_fold(trained, name: str, fold: Fold, markets: dict | None = None) -> list[dict]:
     """A trained policy (trader.rl.policy.TrainedPolicy) backtested on the fold's test rows: one curve per agent
     (`markets`: the observation markets by test dataset, filled as they are read)."""
     from trader.backtest.engine import env_config_from_run
@@ -160,7 +160,7 @@ def committee_test(plan: Plan, fold: Fold, jobs: list[dict]) -> dict:
     if missing:
         return {"seeds": seeds, "note": "no weights of " + ", ".join(missing)}
     trained = load_committee([str(d) for d in run_dirs])
-    return {"seeds": seeds, "agents": test_policy(trained, "committee", fold)}
+    return {"seeds": seeds, "agents": backtest_on_fold(trained, "committee", fold)}
 
 
 def run_committees(plan: Plan, agents: list[dict], jobs: int = 1) -> dict:

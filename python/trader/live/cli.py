@@ -147,7 +147,8 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
     opts.db = db or default_db(opts, state_dir)
     console = Console(soft_wrap=True)
     where = base_url or ("binance testnet" if testnet else exchange)
-    console.print(f"trader live: {symbol} on {where}, {'REAL orders' if real else 'paper'}, policy {', '.join(checkpoint) if isinstance(checkpoint, list) else checkpoint}, "
+    policy = ", ".join(checkpoint) if isinstance(checkpoint, list) else checkpoint
+    console.print(f"trader live: {symbol} on {where}, {'REAL orders' if real else 'paper'}, policy {policy}, "
                   f"state {opts.db}", highlight=False, markup=False)
     import ccxt
 
