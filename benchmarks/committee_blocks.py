@@ -48,7 +48,7 @@ def read_blocks(blocks: list[dict], label: str) -> dict:
             "committee_per_block": committee, "seeds_mean_per_block": seeds_mean}
 
 
-def together(works: list[list[dict]]) -> list[dict]:
+def committees_averaged(works: list[list[dict]]) -> list[dict]:
     """Several WORKs' committee_blocks of the same runs (the same test blocks, as many seeds each) as one: per block
     the mean of the committees and of all their seeds. ValueError when their baselines differ (other blocks)."""
     def flat(blocks: list[dict], key: str) -> list:
@@ -56,8 +56,8 @@ def together(works: list[list[dict]]) -> list[dict]:
 
     if any(flat(w, "baselines") != flat(works[0], "baselines") for w in works):
         raise ValueError("the WORKs' baselines differ: not the same test blocks")
-    return [{"committee": list(np.mean([flat(w, "committee") for w in works], axis=0)),
-             "seeds_mean": list(np.mean([flat(w, "seeds_mean") for w in works], axis=0)),
+    return [{"committee": np.mean([flat(w, "committee") for w in works], axis=0).tolist(),
+             "seeds_mean": np.mean([flat(w, "seeds_mean") for w in works], axis=0).tolist(),
              "baselines": flat(works[0], "baselines")}]
 
 
@@ -81,7 +81,7 @@ def main() -> None:
         for w, blocks in per_work:
             rows.append(read_blocks(blocks, f"{cand}, seeds {blocks[0]['seeds']} ({w})"))
         if len(per_work) > 1:
-            rows.append(read_blocks(together([bl for _, bl in per_work]),
+            rows.append(read_blocks(committees_averaged([bl for _, bl in per_work]),
                                     f"{cand}, the {len(per_work)} committees together"))
     lines = [f"Test blocks of {', '.join(recordings)} pooled; PnL in bps of max position notional per block; mean [95 % "
              "CI] over blocks.", "",
@@ -93,7 +93,7 @@ def main() -> None:
                f"{r['seeds_mean']['beating_every_baseline']} |" for r in rows]]
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "committee_blocks.md").write_text("\n".join(lines) + "\n")
-    (a.out / "committee_blocks.json").write_text(json.dumps(rows, indent=1, default=lambda x: x.item()))  # numpy scalars
+    (a.out / "committee_blocks.json").write_text(json.dumps(rows, indent=1))
     print("\n".join(lines))
 
 

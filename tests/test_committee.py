@@ -169,8 +169,8 @@ def test_evaluate_tests_the_committee_of_its_seeds(tmp_path):
     without, md = evaluate("--resume", "--no-committee")
     assert "committee" not in without["summary"]["overall"] and "committee" not in md
     assert without["summary"]["overall"]["agent"] == overall["agent"]
-    run = tmp_path / "ev" / "fold_2" / next(j for j in report["jobs"] if j["fold"] == 2 and j["seed"] == 1)["run_dir"].rsplit("/", 1)[1]
-    shutil.rmtree(run)
+    seed_1 = next(j for j in report["jobs"] if j["fold"] == 2 and j["seed"] == 1)
+    shutil.rmtree(tmp_path / "ev" / "fold_2" / seed_1["run_dir"].rsplit("/", 1)[1])
     gathered, md = evaluate("--resume")
     assert "no weights of seed 1" in gathered["summary"]["overall"]["committee"]["untested"]["2"]
     assert "committee of the seeds: not tested (fold 2: no weights of seed 1" in md

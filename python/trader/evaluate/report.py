@@ -31,14 +31,12 @@ def _block_cell(ci: dict, n: int) -> str:
 
 def _blocks_line(blocks: dict, best: str) -> str:
     """The overall's line on the test blocks (trader.evaluate.summary.across_blocks)."""
-    def cell(ci: dict) -> str:
-        return _block_cell(ci, blocks["n"])
-
-    return (f"- across the {blocks['n']} test blocks (every seed trades the same rows, so the seeds' interval leaves "
+    n = blocks["n"]
+    return (f"- across the {n} test blocks (every seed trades the same rows, so the seeds' interval leaves "
             f"out the chance of the periods themselves): the agent's PnL per block, mean over seeds, "
-            f"{cell(blocks['agent'])} (mean [95 % CI] over blocks); minus the best baseline ({best}) "
-            f"{cell(blocks['agent_minus_best_baseline'])}; blocks in which it beat every baseline: "
-            f"{blocks['beating_every_baseline']} of {blocks['n']}")
+            f"{_block_cell(blocks['agent'], n)} (mean [95 % CI] over blocks); minus the best baseline ({best}) "
+            f"{_block_cell(blocks['agent_minus_best_baseline'], n)}; blocks in which it beat every baseline: "
+            f"{blocks['beating_every_baseline']} of {n}")
 
 
 def _committee_line(committee: dict | None, best: str) -> list[str]:

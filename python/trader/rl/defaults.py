@@ -26,10 +26,11 @@ TRADER_DEFAULTS: dict[str, dict] = {
 # README.md, "What teaches the side, and quotes on both sides (session 13)"; later sessions' candidates in the
 # sections after it did not beat it together). Over the test blocks instead of the seeds (the market periods' own
 # chance) it holds with those 11 blocks, +10.74 [+2.13, +20.13] bps a block, but not when the same recordings are cut
-# into 18 shorter blocks: -1.29 [-10.85, +6.96] (session 18, "Across test blocks"). What each part does: a fill is rewarded by the mid markout_ns
-# later (the env's default 10 s), not by the inventory's mark (reward "markout", session 10); the policy starts
-# quoting nothing with probability 0.9 (abstain_prior, session 12) and quotes both sides at one offset or not at
-# all (quote_sides "symmetric", session 13); reward_scale 10 and feature set 2 as every run of that protocol.
+# into 18 shorter blocks: -1.29 [-10.85, +6.96] (session 18, "Across test blocks"). What each part does: a fill is
+# rewarded by the mid markout_ns later (the env's default 10 s), not by the inventory's mark (reward "markout",
+# session 10); the policy starts quoting nothing with probability 0.9 (abstain_prior, session 12) and quotes both
+# sides at one offset or not at all (quote_sides "symmetric", session 13); reward_scale 10 and feature set 2 as every
+# run of that protocol.
 QUOTE_DEFAULTS: dict[str, dict] = {
     "ppo": {"reward": "markout", "reward_scale": 10.0, "feature_set": 2, "abstain_prior": 0.9, "quote_sides": "symmetric"},
 }
