@@ -98,8 +98,7 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
   const size_t K = static_cast<size_t>(cfg.num_agents);
   buf_.allocate(num_blocks_ * static_cast<size_t>(batch_size), cfg.num_agents,
                 markets_[0].dim + kAccountFeatures + (is_quote(cfg.actions) ? kQuoteFeatures : 0));
-  block_done_.reset(new std::atomic<int64_t>[num_blocks_]);
-  for (size_t b = 0; b < num_blocks_; ++b) block_done_[b].store(0);
+  block_done_.reset(new BlockDone[num_blocks_]);
   in_flight_.assign(static_cast<size_t>(num_envs), 0);
   act_discrete_.assign(static_cast<size_t>(num_envs) * K, 0);
   act_continuous_.assign(static_cast<size_t>(num_envs) * K * width_, 0.0f);
@@ -285,7 +284,7 @@ size_t EnvPool::run_chunk(Queue& q, uint64_t c, bool by_caller) {
   int64_t count = 0;
   for (uint64_t i = 0; i < n; ++i, ++slot_row) {
     if (slot_row == block_end) {
-      block_done_[block].fetch_add(count, std::memory_order_release);
+      block_done_[block].n.fetch_add(count, std::memory_order_release);
       count = 0;
       if (slot_row == buf_.rows) slot_row = 0;
       block = slot_row / B;
@@ -306,7 +305,7 @@ size_t EnvPool::run_chunk(Queue& q, uint64_t c, bool by_caller) {
     buf_.done[slot_row] = buf_.terminated[slot_row] | buf_.truncated[slot_row];
     ++count;
   }
-  block_done_[block].fetch_add(count, std::memory_order_release);
+  block_done_[block].n.fetch_add(count, std::memory_order_release);
   return static_cast<size_t>(n);
 }
 
@@ -370,7 +369,7 @@ void EnvPool::worker_loop() {
 }
 
 bool EnvPool::ready() const {
-  return !sync_pending_ && block_done_[next_block()].load(std::memory_order_acquire) >= batch_size_;
+  return !sync_pending_ && block_done_[next_block()].n.load(std::memory_order_acquire) >= batch_size_;
 }
 
 size_t EnvPool::recv() {
@@ -385,7 +384,7 @@ size_t EnvPool::recv() {
     return first;
   }
   const size_t block = next_block();
-  std::atomic<int64_t>& done = block_done_[block];
+  std::atomic<int64_t>& done = block_done_[block].n;
   int idle = 0;
   while (done.load(std::memory_order_acquire) < batch_size_) {
     if (caller_steps_ && (run_front(queues_[kCallerHome], true) || steal_back())) continue;
