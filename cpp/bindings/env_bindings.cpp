@@ -432,7 +432,11 @@ void bind_env(py::module_& m) {
            "tick_size, lot_size, start_min, start_max); each episode runs inside one of them, drawn with weight "
            "its number of episode starts; tick_size, lot_size, start_min and start_max options are the "
            "datasets' own.")
-      .def("send", &send, py::arg("action"), py::arg("env_id") = py::none())
+      .def("send", &send, py::arg("action"), py::arg("env_id") = py::none(),
+           "Queue actions [batch, ...] for the envs `env_id` (a 1-D integer array; default: every env, in order). "
+           "Checks the shape ((n, K, W), or without the K and W axes where they are 1), the dtype (integers for "
+           "discrete and quote actions, floats in [-1, 1] for continuous ones), each value's range and the ids "
+           "(each in range, given once, none already in flight), in one call with no numpy work.")
       .def("send_reset",
            [](PyPool& self, const py::object& env_id) {
              size_t n = 0;

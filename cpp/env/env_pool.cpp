@@ -82,11 +82,16 @@ EnvPool::EnvPool(const EnvConfig& cfg, std::vector<MarketData> markets, int num_
   // Claim work in chunks: a few per thread per batch, so threads rarely touch the same cache lines.
   // A single worker shares with no one: the largest chunks, the fewest lines a send writes. Async
   // chunks are twice sync's: each moves its task slots, descriptor and counters between cores, and
-  // homes keep the balance (benchmarks/README.md, issue 18, session 19).
-  const size_t per_thread = sync_mode_ ? 4 : 2;
-  chunk_ = caller_steps_ ? std::clamp<size_t>(static_cast<size_t>(batch_size) /
-                                                  (per_thread * static_cast<size_t>(num_threads)), 8, kMaxChunk)
-                         : kMaxChunk;
+  // homes keep the balance (issue 18, session 19). And at least 8 tasks per worker: the workers claim
+  // from one queue front, whose line moves between their cores at every claim. With chunks of 16 and 8
+  // tasks, 1,024 envs ran async at 0.72-0.78 of sync at 8 and 16 threads on a 16-core H100 host, with
+  // 64 at 1.52-1.57; on 2 cores (one worker) chunks of 8 at 64 envs beat whole batches of 16
+  // (benchmarks/README.md, session 20).
+  const size_t threads = static_cast<size_t>(num_threads);
+  chunk_ = !caller_steps_ ? kMaxChunk
+           : sync_mode_   ? std::clamp<size_t>(static_cast<size_t>(batch_size) / (4 * threads), 8, kMaxChunk)
+                          : std::clamp<size_t>(static_cast<size_t>(batch_size) / (2 * threads),
+                                               std::min<size_t>(8 * (threads - 1), kMaxChunk), kMaxChunk);
   sync_chunks_ = (static_cast<int64_t>(num_envs) + static_cast<int64_t>(chunk_) - 1) / static_cast<int64_t>(chunk_);
   if (static_cast<uint64_t>(sync_chunks_) > kClaimMask) throw std::invalid_argument("num_envs: too many envs");
   // Rows in flight can reach num_envs past the block the caller holds. Async keeps twice the envs'
