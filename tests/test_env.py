@@ -463,6 +463,17 @@ def test_output_buffers_start_on_cache_lines_and_close_frees_the_pool():
     for name, view in views.items():
         assert view.ctypes.data % 64 == 0, name
     assert env.send.__self__ is env._pool
+
+    class Logged(TradingVectorEnv):  # a subclass's send is its own, and reaches the pool through super()
+        def send(self, actions, env_id=None):
+            self.sent = len(actions)
+            super().send(actions, env_id)
+
+    logged = Logged(load_market(), num_envs=4, batch_size=2)
+    logged.async_reset()
+    logged.send(np.zeros(2, dtype=np.int64), logged.recv()[-1]["env_id"])
+    assert logged.sent == 2 and logged.recv()[0].shape[0] == 2
+    logged.close()
     env.send(np.zeros(64, dtype=np.int64), info["env_id"])
     env.close()
     del obs, reward, term, trunc, info, views, view

@@ -221,9 +221,10 @@ class TradingVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, batch)
         self._has_trades = np.full(batch, self._pool.has_trades)
         self._blocks: dict[int, tuple] = {}  # first row -> (step fields, info) views of that block
-        # send(actions, env_id=None) is the pool's own method (its docstring says what it checks): a Python
-        # method around it cost 3-5 % of an async recv/send loop on 2 cores (issue 18, session 20).
-        self.send = self._pool.send
+        if type(self).send is TradingVectorEnv.send:  # not overridden by a subclass
+            # The pool's own method, bound here: the Python frame of the method below cost 3-5 % of an async
+            # recv/send loop on 2 cores (issue 18, session 20).
+            self.send = self._pool.send
 
     # -- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -241,6 +242,11 @@ class TradingVectorEnv(VectorEnv):
     def async_reset(self) -> None:
         """Reset every env; results come from recv() in batches of batch_size."""
         self._pool.send_reset()
+
+    def send(self, actions, env_id=None) -> None:
+        """Actions [batch, ...] for the envs `env_id` (default: every env, in order). The pool checks the
+        shape ((n, K, W) or without the K / W axes of size 1), dtype, range and ids in one call."""
+        self._pool.send(actions, env_id)
 
     def recv(self):
         """(obs, reward, terminated, truncated, info); info holds every other output field of
