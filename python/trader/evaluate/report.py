@@ -174,8 +174,9 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
                   f"{_cell(fold['agent_minus_best_baseline'], '{:+.2f}')}",
                   f"- seeds beating flat: {fold['seeds_beating_flat']:.0%}"]
         lines += [f"- {n}" for n in results["notes"].get(fold["fold"], [])]
-        if "note" in results.get("committees", {}).get(fold["fold"], {}):
-            lines.append(f"- committee: not tested, {results['committees'][fold['fold']]['note']}")
+        note = results.get("committees", {}).get(fold["fold"], {}).get("note")
+        if note:
+            lines.append(f"- committee: not tested, {note}")
     lines += ["", "Plots: " + ", ".join(f"`fold_{f['fold']}.png`" for f in summary["folds"]) +
               ", `overall.png`, `actions.png`."]
     (out_dir / "evaluation.md").write_text("\n".join(lines) + "\n")

@@ -66,7 +66,7 @@ def _bench_pool(env, n: int, batch: int, actions: np.ndarray, seconds: float, wa
     else:
         env.async_reset()
         acts = list(actions[:, :batch])
-        pairs = max(1, n // batch)
+        pairs = n // batch  # batch < n here
 
         def step(i: int) -> int:
             k = i * pairs
