@@ -486,3 +486,50 @@ def test_a_killed_evaluation_resumes_with_the_jobs_it_finished(tmp_path):
     assert res.exit_code == 2 and "seed_" in res.output and "other options" in res.output, res.output
     res = CliRunner().invoke(main, ["evaluate", "--resume"])
     assert res.exit_code == 2 and "--resume" in res.output and "--out" in res.output, res.output
+
+
+def test_train_also_trains_every_fold_on_other_recordings_in_full_and_never_on_test_rows(tmp_path, btc_days):
+    """--train-also: every fold's agent also trains on another recording, all of its rows (no held-out tail),
+    while the fold's own recording stays cut before its test block; a --train-also dataset that is a test
+    dataset, or whose time spans a test block, is refused (issue 13: leave one recording out and walk forward)."""
+    from trader.data.binance import convert_files
+    from trader.data.dataset import write_dataset
+    from trader.rl import ppo
+    from trader.rl.envs import make_env
+    from trader.rl.policy import load
+    from trader.sim import load_market
+
+    (events, meta), = convert_files([shared("binance_spot_nexousdt_raw_feed", "nexousdt_20240723.dat.gz")],
+                                    duration_s=300)
+    nexo = str(write_dataset(tmp_path / "nexo", events, meta))  # 2024-07-23: before the bundled sample's 08-09
+    out, report = _evaluate(tmp_path, "also", "--train-also", nexo, "--feature-set", "2", "--seeds", "1",
+                            "--interval-ms", "100")  # NEXOUSDT: a finer grid than its book on purpose
+    assert f"every fold also trains on all rows of {nexo}" in (out / "evaluation.md").read_text()
+    assert report["context"]["train_also"] == [nexo]
+    sample, other = load_market(None, feature_set=2), load_market(nexo, feature_set=2)
+    feats = [sample.features, other.features]
+    for job in report["jobs"]:
+        fold = report["context"]["folds"][job["fold"] - 1]
+        test_start = int(fold["describe"].split("test sample rows ")[1].split("..")[0])
+        args = load(job["run_dir"]).args
+        assert args["train_also"] == [nexo] and args["data"] is None
+        env = make_env(ppo.Args(**{k: v for k, v in args.items() if k in ppo.Args.__dataclass_fields__}), 16, seed=0)
+        assert [m.symbol for m in env.markets] == ["BTCUSDT", "NEXOUSDT"]
+        obs, info = env.reset(seed=0)
+        reached = [0, 0]
+        for _ in range(20 * args["horizon"]):
+            for e in range(env.num_envs):
+                t = int(info["t"][e])
+                d = [i for i, f in enumerate(feats) if t < len(f) and np.array_equal(f[t], obs[e][:f.shape[1]])]
+                assert d, "a row of neither dataset"
+                for i in d:
+                    reached[i] = max(reached[i], t)
+            obs, *_, info = env.step(np.zeros(env.num_envs, dtype=np.int64))
+        assert reached[0] < test_start  # the fold's recording: never its test rows
+        assert reached[1] > 0.7 * len(other.book)  # the other recording: past any held-out fraction
+    # refused: a test dataset as --train-also, and data over a test block's time
+    for also, said in ((btc_days[2], "it is a test dataset"), (btc_days[1], "its rows span the test block of fold 1")):
+        res = CliRunner().invoke(main, ["evaluate", "--data", btc_days[2], "--folds", "2", "--train-also", also,
+                                        "--out", str(tmp_path / "refused")])
+        assert res.exit_code == 2 and f"--train-also {also}: {said}" in res.output, res.output
+    assert not (tmp_path / "refused").exists()

@@ -38,6 +38,28 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
     return out
 
 
+def check_train_also(also: list[str], plan_folds, by_path: dict, run_args, allow_overlap: bool) -> None:
+    """--train-also: no such dataset is a test dataset, and (unless allow_overlap) none spans the time of a test
+    block, so that no fold trains on its test rows or on the market of its test period (issue 13)."""
+    from trader.sim import load_market
+
+    tests = {str(Path(f.test_data).resolve()) for f in plan_folds if f.test_data}
+    for p in also:
+        if str(Path(p).resolve()) in tests:
+            raise ValueError(f"--train-also {p}: it is a test dataset of this evaluation; its rows would be "
+                             "trained on in every fold")
+        if allow_overlap:
+            continue
+        ts = load_market(p, feature_set=run_args.feature_set, interval_ms=run_args.interval_ms).ts
+        for f in plan_folds:
+            test_ts = by_path[f.test_data].ts
+            lo, hi = int(test_ts[f.test_start]), int(test_ts[f.test_end])
+            if int(ts[0]) <= hi and lo <= int(ts[-1]):
+                raise ValueError(f"--train-also {p}: its rows span the test block of fold {f.index} "
+                                 f"({f.test_data or 'sample'} rows {f.test_start}..{f.test_end}); give data of other "
+                                 "times, or --allow-overlap for a cross-instrument test")
+
+
 COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent itself
 
 
@@ -76,9 +98,14 @@ COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent its
 @click.option("--train-window", type=click.IntRange(min=1), default=1,
               help="datasets: each fold trains on this many datasets before its test dataset, together (episodes "
                    "never cross from one to another)")
+@click.option("--train-also", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="dataset folder(s) every fold also trains on, all their rows (other recordings: leave one "
+                   "recording out and walk forward on it); refused when one is a test dataset or its time span "
+                   "overlaps a test block's, unless --allow-overlap")
 @click.option("--allow-overlap", is_flag=True,
-              help="datasets: allow a test dataset that starts before its training dataset ends (other "
-                   "instruments over the same time: a cross-instrument test, not walk-forward)")
+              help="datasets: allow a test dataset that starts before its training dataset ends, and --train-also "
+                   "data over a test block's time (other instruments over the same time: a cross-instrument test, "
+                   "not walk-forward)")
 @click.option("--validation-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="choose among seeds (trader.evaluate.choose): every agent trains without the last SECONDS of its "
                    "training rows and is backtested on them; in each fold, of every --choose-among seeds the one "
@@ -99,7 +126,7 @@ COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent its
               help=f"also test, per fold, the committee of its seeds (with {COMMITTEE_MIN_SEEDS} or more): one agent "
                    "that takes at every step what a strict majority of the seeds' actions backs (trader.rl.committee)")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
-def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window, allow_overlap, validation_s,
+def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window, train_also, allow_overlap, validation_s,
              choose_among, imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, committee,
              progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
@@ -127,6 +154,8 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
                                f"--choose-among seeds gives one chosen agent: e.g. --seeds {5 * choose_among} for 5)")
     env = pop_env_values(options)
     given = {k: v for k, v in options.items() if v is not None} | env
+    if train_also:
+        given["train_also"] = [str(p) for p in _datasets(train_also)]
     args = {**(load_config(config) if config else {}), **given, "cuda": cuda}
     if args.get("mirror") and args.get("encoder"):
         raise click.UsageError("--mirror: not with --encoder (its embeddings are of the recordings themselves)")
@@ -138,7 +167,8 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
         run_args = resolve_args(module.Args, None, args)  # what each fold's run will use (trader.rl.defaults)
         horizon = run_args.horizon
         paths = _datasets(data)
-        check_interval(SimpleNamespace(interval_ms=run_args.interval_ms, resume=None, data=[p for p in paths if p]),
+        check_interval(SimpleNamespace(interval_ms=run_args.interval_ms, resume=None, data=[p for p in paths if p],
+                                       train_also=given.get("train_also")),
                        given="interval_ms" in args)
         markets = [load_market(p, feature_set=run_args.feature_set, interval_ms=run_args.interval_ms)
                    for p in paths]
@@ -162,6 +192,8 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
                                      "--allow-overlap for a cross-instrument test")
             plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon, train_window)
         by_path = dict(zip(paths, markets))
+        if train_also:
+            check_train_also(given["train_also"], plan_folds, by_path, run_args, allow_overlap)
         val_folds = None
         if validation_s is not None:
             val_folds, plan_folds = validation_folds(plan_folds, lambda p: by_path[p].ts, validation_s, horizon)

@@ -85,6 +85,7 @@ def evaluation_context(plan, markets: dict, wall_s: float, cuda: bool) -> dict:
 
     return {
         "algo": plan.algo, "data": ", ".join(p or "<bundled sample>" for p in markets), "seeds": plan.seeds,
+        "train_also": list(plan.args.get("train_also") or []),
         "total_timesteps": run_args["total_timesteps"],
         "env": {**spec.defaults(), **env_config_from_run(run_args)}, "args": dict(plan.args),
         "folds": [fold_info(f) for f in plan.folds], "wall_s": wall_s,
@@ -137,7 +138,8 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         "",
         *_choice_lines(context.get("choice")),
         "Every fold trains on its training rows only and tests on the next block, which no training episode "
-        "reaches. Intervals: percentile bootstrap of the mean over seeds, 95 %, 10,000 resamples. Sharpe over "
+        "reaches" + (f"; every fold also trains on all rows of {', '.join(context['train_also'])} (--train-also)"
+                     if context.get("train_also") else "") + ". Intervals: percentile bootstrap of the mean over seeds, 95 %, 10,000 resamples. Sharpe over "
         "the period = mean / std of the PnL per step x sqrt(steps) (not annualized). Max position notional = "
         "the position limit at the test period's mean mid.",
         "",

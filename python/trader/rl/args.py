@@ -71,6 +71,10 @@ class CommonArgs(TraderEnvArgs):
     data: list[str] | None = None
     """trader: dataset folders, collections or folders of datasets; episodes are drawn across all of them and
     never cross from one to another (default: the bundled sample; from Python also trader.sim.Market(s))"""
+    train_also: list[str] | None = None
+    """trader: dataset folders trained on in full besides --data: all their rows, no held-out tail
+    (train_fraction cuts --data only), so other recordings add to training while --data keeps its tail for
+    backtests (trader evaluate --train-also: every fold's training)"""
     mirror: bool = False
     """trader: also train on every dataset's mirror image (prices reflected about its median trade price, bids <->
     asks, buyer <-> seller aggressor: trader.data.events.mirrored), drawn as one more dataset with the same

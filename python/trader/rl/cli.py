@@ -41,6 +41,9 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--data", type=click.Path(exists=True, file_okay=False), multiple=True,
               help="trader: dataset folder, collection or folder of datasets; repeat it to train on several "
                    "(episodes never cross from one dataset to another) [default: the bundled sample]")
+@click.option("--train-also", type=click.Path(exists=True, file_okay=False), multiple=True,
+              help="trader: dataset folder(s) also trained on, all their rows: no held-out tail, --train-fraction "
+                   "cuts --data only (other recordings add to training; --data keeps its tail for trader backtest)")
 @click.option("--mirror/--no-mirror", default=None,
               help="trader: also train on each dataset's mirror image (prices reflected, bids <-> asks), drawn as "
                    "one more dataset: no side of the training days is learned as a side [default: off]")
@@ -241,9 +244,10 @@ def check_interval(args, given: bool) -> None:
 
     if not args.interval_ms > 0:
         raise ValueError(f"--interval-ms: expected a grid > 0 ms, got {args.interval_ms}")
-    if args.resume or any(not isinstance(d, (str, os.PathLike)) for d in args.data or []):
+    also = getattr(args, "train_also", None) or []
+    if args.resume or any(not isinstance(d, (str, os.PathLike)) for d in [*(args.data or []), *also]):
         return
-    for folder in dataset_folders(args.data) if args.data else [None]:
+    for folder in [*(dataset_folders(args.data) if args.data else [None]), *(dataset_folders(also) if also else [])]:
         spacing = book_spacing_ms(folder)
         if spacing is None or args.interval_ms >= spacing / 2:
             continue

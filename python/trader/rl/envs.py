@@ -32,12 +32,15 @@ def make_env(args, num_envs: int, seed: int):
     if args.env_id == "trader":
         from trader.sim import make
 
-        markets = training_markets(args)
+        held = training_markets(args)  # their tails held out for backtests
+        also = training_markets(args, also=True) if args.train_also else []  # in full
+        markets = held + also
         if args.encoder:  # the encoder's embeddings replace the book features of every dataset (issue 14)
             from trader.rl.policy import encoder_market
 
             markets = [encoder_market(args, m) for m in markets]
-        start_max = [training_start_max(len(m.book), args.train_fraction, args.horizon, m.name) for m in markets]
+        start_max = [training_start_max(len(m.book), args.train_fraction if i < len(held) else 1.0, args.horizon,
+                                        m.name) for i, m in enumerate(markets)]
         options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TraderEnvArgs)}
         return make(markets[0] if len(markets) == 1 else markets, num_envs=num_envs, num_threads=args.num_threads,
                     seed=seed, start_max=start_max[0] if len(markets) == 1 else start_max, **options)
@@ -48,13 +51,13 @@ def make_env(args, num_envs: int, seed: int):
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
-def training_markets(args) -> list:
-    """The Markets of args.data: one Market, a list of them, or dataset folders (a folder, a collection,
-    a folder of datasets, or a list of those: trader.sim.dataset_folders); None: the bundled sample. With
-    args.mirror, each folder's mirror image follows the folders' Markets."""
+def training_markets(args, also: bool = False) -> list:
+    """The Markets of args.data (also: of args.train_also): one Market, a list of them, or dataset folders (a
+    folder, a collection, a folder of datasets, or a list of those: trader.sim.dataset_folders); None: the bundled
+    sample. With args.mirror, each folder's mirror image follows the folders' Markets."""
     from trader.sim import Market, dataset_folders, load_market
 
-    data, mirror = args.data, getattr(args, "mirror", False)
+    data, mirror = args.train_also if also else args.data, getattr(args, "mirror", False)
     items = [] if data is None else [data] if isinstance(data, (str, Market)) else list(data)
     if items and all(isinstance(m, Market) for m in items):
         if mirror:
