@@ -327,6 +327,10 @@ def main() -> None:
     p.add_argument("--held-out", action="store_true",
                    help="test on the held-out last 6 h of the full Bitstamp and NEXOUSDT recordings instead (oos_goal.py's "
                         "HELD_OUT, never a test block of this script): 2 folds of 3 h, each training on every row before it")
+    p.add_argument("--train-also", action="append", default=[], metavar="RUN=RECORDING",
+                   help="every fold of a preset or held-out tail (RUN) also trains on all rows of another full "
+                        "recording (RECORDING: nexo_spot_34h or bitstamp_btcusd_20150501; trader evaluate --train-also): "
+                        "leave one recording out and walk forward on it")
     p.add_argument("--against", type=Path, default=None,
                    help="another WORK or stored reports (e.g. the 40,000-step runs): each run also against its namesake there")
     a = p.parse_args()
@@ -345,6 +349,25 @@ def main() -> None:
         folds[run_name] = int(n)
     a.work.mkdir(parents=True, exist_ok=True)
     seed_args = ["--first-seed", str(a.first_seed)]
+
+    def full_recording(name: str) -> Path:
+        """HELD_OUT's recording NAME converted in full into WORK/data/NAME (once)."""
+        _, fmt, files, *_ = next(h for h in HELD_OUT if h[0] == name)
+        data = a.work / "data" / name
+        if not (data / "meta.json").exists():
+            from trader.data.cli import data as data_cli
+
+            data_cli.main(["convert", *[str(a.shared / f) for f in files], "-o", str(data), "--format", fmt],
+                          standalone_mode=False)
+        return data
+
+    also = {}
+    for f in a.train_also:
+        run_name, _, rec = f.partition("=")
+        if run_name not in (*PRESETS, *(h[0] for h in HELD_OUT)) or rec not in (h[0] for h in HELD_OUT) or rec == run_name:
+            p.error(f"--train-also {f}: expected RUN=RECORDING with RUN one of {', '.join([*PRESETS, *(h[0] for h in HELD_OUT)])} "
+                    f"and RECORDING another of {', '.join(h[0] for h in HELD_OUT)}")
+        also.setdefault(run_name, []).extend(["--train-also", str(full_recording(rec))])
     rows = []
 
     def report(run: Path, against: dict[str, Path]) -> None:
@@ -384,25 +407,21 @@ def main() -> None:
         if preset not in datasets:
             continue
         if a.held_out:  # the full recording whose head PRESETS[preset] is, tested on its last hours
-            name, fmt, files, _, tail_s = HELD_OUT[PRESET_HELD_OUT[preset]]
-            data = a.work / "data" / name
-            if not (data / "meta.json").exists():
-                from trader.data.cli import data as data_cli
-
-                data_cli.main(["convert", *[str(a.shared / f) for f in files], "-o", str(data), "--format", fmt],
-                              standalone_mode=False)
+            name, *_, tail_s = HELD_OUT[PRESET_HELD_OUT[preset]]
+            data = full_recording(name)
             *_, interval_ms, venue = PRESETS[preset]
             for cand in candidates:
                 config = write_config(a.work, cand, candidates[cand], venue, interval_ms, a.timesteps)
                 out = a.work / f"{name}__{cand}"
                 if not (out / "evaluation.json").exists():
                     evaluate(a.work, out.name, str(data), folds.get(name, 2), seeds, config, a.jobs, interval_ms,
-                             ["--tail-s", str(tail_s), *seed_args])
+                             ["--tail-s", str(tail_s), *seed_args, *also.get(name, [])])
                 report(out, {c: md for c in COMPARE.get(cand, ()) if (md := a.work / f"{name}__{c}" / "evaluation.md").exists()})
             continue
         data = convert(a.shared, a.work, preset)
         for name in candidates:
-            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates, seed_args, folds.get(preset))
+            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates, [*seed_args, *also.get(preset, [])],
+                folds.get(preset))
         for name in candidates:
             against = {b: BEFORE / f"{preset}__{b}.md" for b in before}
             report(a.work / f"{preset}__{name}", {**against, **{c: md for c in COMPARE.get(name, ())
