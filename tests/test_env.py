@@ -71,6 +71,28 @@ def test_no_shorting():
     assert info["position"][0] == 0 and info["filled"][0] == 0
 
 
+def test_position_cap_limits_orders_but_not_the_observations_scale():
+    """position_cap_trades (issue 13): orders stop at the cap in trade sizes; the observation and the continuous
+    target still scale by max_position, so a trained agent sees what it saw in training."""
+    env = vec(flat_market(), trade_size=2.0, max_position=10.0, position_cap_trades=2)
+    env.reset(seed=0)
+    for expected in (2, 4, 4):
+        obs, _, _, _, info = env.step(np.array([1]))
+        assert info["position"][0] == expected
+    assert obs[0, 2] == pytest.approx(4 / 10)  # position / max_position, not / the cap
+    for expected in (2, 0, -2, -4, -4):
+        _, _, _, _, info = env.step(np.array([2]))
+        assert info["position"][0] == expected
+    env = vec(flat_market(), actions="continuous", trade_size=2.0, max_position=10.0, position_cap_trades=1)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0.1], dtype=np.float32))
+    assert info["position"][0] == 1  # 0.1 of max_position, inside the cap
+    _, _, _, _, info = env.step(np.array([-1.0], dtype=np.float32))
+    assert info["position"][0] == -2  # clipped at the cap of one trade size
+    with pytest.raises(ValueError, match="position_cap_trades"):
+        vec(flat_market(), position_cap_trades=-1)
+
+
 def test_continuous_target_position():
     env = vec(flat_market(), actions="continuous", max_position=10.0)
     env.reset(seed=0)

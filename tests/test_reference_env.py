@@ -101,6 +101,9 @@ CONFIGS = {
                                  order_latency_ns=20_000_000, trade_size=0.002, max_position=0.006),
     "continuous_guard": dict(actions="continuous", guard_window_ns=5_000_000_000, guard_sigmas=2.0,
                              guard_halflife_ns=20_000_000_000, guard_hold_ns=3_000_000_000, max_position=0.3),
+    # a position cap of 2 trade sizes under a limit of 5 (observations still scale by the limit)
+    "quote_cap_2": dict(actions="quote", quote_levels=3, position_cap_trades=2, trade_size=0.002, max_position=0.01),
+    "discrete_cap_1_continuous": dict(actions="continuous", position_cap_trades=1, trade_size=0.1, max_position=0.3),
     "quote_continuous_log_2_agents": dict(actions="quote_continuous", queue_model="log", num_agents=2,
                                           quote_levels=3, order_latency_ns=20_000_000, cancel_latency_ns=40_000_000,
                                           trade_size=0.001, max_position=0.004),

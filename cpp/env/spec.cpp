@@ -53,6 +53,7 @@ void validate(const EnvConfig& c) {
   need(std::isfinite(c.guard_sigmas) && c.guard_sigmas > 0, "guard_sigmas", "a finite value > 0");
   need(c.guard_halflife_ns > 0, "guard_halflife_ns", "> 0 ns");
   need(c.guard_hold_ns >= 0, "guard_hold_ns", ">= 0 ns");
+  need(c.position_cap_trades >= 0, "position_cap_trades", ">= 0 trade sizes (0: off)");
   need(c.initial_cash > 0 && std::isfinite(c.initial_cash), "initial_cash", "> 0 quote");
   need(std::isfinite(c.reward_scale), "reward_scale", "a finite number");
   need(c.ruin_fraction >= 0 && c.ruin_fraction < 1, "ruin_fraction", "in [0, 1)");

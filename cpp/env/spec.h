@@ -74,6 +74,10 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
   X(guard_sigmas, double, 5.0, "", "move guard: a move this many standard deviations of such moves trips it") \
   X(guard_halflife_ns, int64_t, 1800000000000, "ns", "move guard: half-life of the volatility estimate")    \
   X(guard_hold_ns, int64_t, 300000000000, "ns", "move guard: how long it stays up after the last trip")   \
+  X(position_cap_trades, int64_t, 0, "trades",                                                              \
+    "a hard |position| limit of this many trade sizes (0: off) under max_position: quotes and orders that "  \
+    "would pass it are not sent, while observations and rewards still scale by max_position, so a trained " \
+    "agent can run under a tighter risk limit (issue 13)")                                                 \
   X(initial_cash, double, 100000.0, "quote", "cash at the start of an episode")                            \
   X(reward_scale, double, 1.0, "", "every reward is multiplied by this")                                   \
   X(ruin_fraction, double, 0.5, "", "terminated when an agent's equity < ruin_fraction * initial_cash")    \

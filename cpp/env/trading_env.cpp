@@ -71,7 +71,8 @@ void TradingEnv::use_market(const MarketData* m) {
   const SizeLots lots = size_lots(cfg_, m->lot_size, m->mid[0] * m->tick_size);
   trade_lots_ = lots.trade;
   max_lots_ = lots.max;
-  min_lots_ = cfg_.allow_short ? -max_lots_ : 0;
+  hi_lots_ = cfg_.position_cap_trades > 0 ? std::min(max_lots_, cfg_.position_cap_trades * trade_lots_) : max_lots_;
+  min_lots_ = cfg_.allow_short ? -hi_lots_ : 0;
   notional_per_tick_lot_ = m->tick_size * m->lot_size;
   markout_drift_ = 0;
   if (cfg_.markout_detrend && m->ts != nullptr) {  // session 12 (benchmarks/README.md, "without the day's drift")
@@ -124,7 +125,7 @@ int64_t TradingEnv::order_from_action(const Agent& a, int64_t discrete, float co
   } else {
     return 0;
   }
-  target = std::clamp(target, min_lots_, max_lots_);
+  target = std::clamp(target, min_lots_, hi_lots_);
   if (guard_up()) target = std::clamp(target, std::min<int64_t>(expected, 0), std::max<int64_t>(expected, 0));
   return target - expected;
 }
@@ -145,7 +146,7 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
   // The move guard: a side that would add to the position (or open one) is not quoted, and its order
   // is cancelled; the other side's limit is flat (position 0).
   const bool guarded = guard_up();
-  const int64_t hi = guarded ? 0 : max_lots_, lo = guarded ? 0 : min_lots_;
+  const int64_t hi = guarded ? 0 : hi_lots_, lo = guarded ? 0 : min_lots_;
   bool sent = false;
   for (int side = 0; side < 2; ++side) {
     const bool bid = side == 0;

@@ -223,7 +223,9 @@ class TradingEnv {
   RewardType reward_;
   double taker_fee_bps_, reward_scale_;
   double ruin_equity_;  // ruin_fraction * initial_cash
-  int64_t trade_lots_, max_lots_, min_lots_;  // from trade_size / max_position / allow_short
+  // from trade_size / max_position / allow_short; hi_lots_ is max_lots_ or the tighter position_cap_trades
+  // (max_lots_ stays the scale of observations and rewards)
+  int64_t trade_lots_, max_lots_, hi_lots_, min_lots_;
   double notional_per_tick_lot_;
   std::vector<ExecFill>* fill_log_ = nullptr;  // beside what execute() reads anyway (set_fill_log)
   uint64_t rng_ = 0;

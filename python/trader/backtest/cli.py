@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from trader.options import out_option
-from trader.sim.flags import GUARD_OPTIONS, env_options, flag_message, pop_env_values
+from trader.sim.flags import RISK_OPTIONS, env_options, flag_message, pop_env_values
 
 # The execution costs and timing a backtest may change from the run's (the rest is the run's own env).
 COST_OPTIONS = ("taker_fee_bps", "maker_fee_bps", "order_latency_ns", "cancel_latency_ns", "queue_model", "queue_power")
@@ -57,7 +57,7 @@ def default_out_dir(checkpoints: tuple[str, ...]) -> Path:
 @click.option("--train-fraction", type=float, default=None,
               help="Rows before this fraction were for training [default: the run's; for the folder of trader "
                    "train --choose-among, the choice's: the agent was chosen on the rows just before it]")
-@env_options(COST_OPTIONS + GUARD_OPTIONS, default_note="the run's")
+@env_options(COST_OPTIONS + RISK_OPTIONS, default_note="the run's")
 @click.option("--imbalance-threshold", type=float, default=0.6, show_default=True,
               help="Order-imbalance baseline: trade when |imbalance| exceeds this.")
 @click.option("--quote-offset-ticks", type=int, default=0, show_default=True,
@@ -148,7 +148,7 @@ def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, used, overr
            "steps": end - start - 1, "interval_s": interval_s, "actions": full_cfg["actions"],
            "maker_fee_bps": full_cfg["maker_fee_bps"], "taker_fee_bps": full_cfg["taker_fee_bps"],
            "order_latency_ns": full_cfg["order_latency_ns"], "period_utc": period_utc(market, start, end),
-           **{k: full_cfg[k] for k in GUARD_OPTIONS},
+           **{k: full_cfg[k] for k in RISK_OPTIONS},
            "checkpoint": ", ".join(checkpoint), "checkpoint_read": used, "algo": algo, "train_fraction": frac,
            "baseline_notes": notes}
     write_report(out_dir, results, ctx)

@@ -68,20 +68,23 @@ def period_text(context: dict) -> str:
     return f", {period[0]} to {period[1]} UTC" if period else ""
 
 
-def guard_text(env: dict) -> str:
-    """", move guard: 60 s windows, 5 sigmas, ..." when the env's move guard (cpp/env/move_guard.h) is on, else ""."""
-    window = env.get("guard_window_ns", 0) or 0
-    if not window:
-        return ""
-    return (f", move guard: {window / 1e9:g} s windows, {env['guard_sigmas']:g} sigmas, volatility half-life "
-            f"{env['guard_halflife_ns'] / 1e9:g} s, held {env['guard_hold_ns'] / 1e9:g} s")
+def risk_text(env: dict) -> str:
+    """The env's risk rules when on, else "": ", move guard: 60 s windows, 5 sigmas, ..." (cpp/env/move_guard.h) and
+    ", position cap 1 trade size(s)" (position_cap_trades)."""
+    out, window, cap = "", env.get("guard_window_ns", 0) or 0, env.get("position_cap_trades", 0) or 0
+    if window:
+        out += (f", move guard: {window / 1e9:g} s windows, {env['guard_sigmas']:g} sigmas, volatility half-life "
+                f"{env['guard_halflife_ns'] / 1e9:g} s, held {env['guard_hold_ns'] / 1e9:g} s")
+    if cap:
+        out += f", position cap {cap} trade size(s)"
+    return out
 
 
 def title(context: dict) -> str:
-    """What was tested and under which costs: symbol, data, fees, latency (and the move guard, when on)."""
+    """What was tested and under which costs: symbol, data, fees, latency (and the risk rules, when on)."""
     latency = context.get("order_latency_ns", 0) or 0
     return (f"{context.get('symbol', '')} on {context.get('data')}, maker {context.get('maker_fee_bps', 0.0)} bps / "
-            f"taker {context.get('taker_fee_bps', 0.0)} bps, order latency {latency / 1e6:g} ms{guard_text(context)}")
+            f"taker {context.get('taker_fee_bps', 0.0)} bps, order latency {latency / 1e6:g} ms{risk_text(context)}")
 
 
 def _table(results: list[BacktestResult], columns: list, base: str, quote: str) -> list[str]:

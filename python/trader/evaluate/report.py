@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trader.backtest.report import currencies, guard_text
+from trader.backtest.report import currencies, risk_text
 from trader.evaluate.stats import Interval
 from trader.evaluate.summary import KEY, METRICS, MIN_BLOCKS
 
@@ -132,7 +132,7 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         f"{len(context['folds'])} folds x {len(context['seeds'])} seeds (seeds {context['seeds']}); actions "
         f"{context['env']['actions']}; maker {context['env']['maker_fee_bps']} bps / taker "
         f"{context['env']['taker_fee_bps']} bps; order latency {context['env']['order_latency_ns'] / 1e6:g} ms, "
-        f"cancel latency {context['env']['cancel_latency_ns'] / 1e6:g} ms{guard_text(context['env'])}; "
+        f"cancel latency {context['env']['cancel_latency_ns'] / 1e6:g} ms{risk_text(context['env'])}; "
         f"{context['total_timesteps']} env steps "
         f"per agent; wall time {context['wall_s']:.0f} s on {context['device']}.",
         "",

@@ -258,7 +258,7 @@ class ReferenceTradingEnv(gym.Env):
             target = expected - self.trade_lots
         else:
             return 0
-        target = min(max(target, self.min_lots), self.max_lots)
+        target = min(max(target, self.min_lots), self.hi_lots)
         if self._guard_up():  # only toward a flat position
             target = min(max(target, min(expected, 0)), max(expected, 0))
         return target - expected
@@ -288,7 +288,7 @@ class ReferenceTradingEnv(gym.Env):
         top = self.book[self.cursor].tolist()
         now = self.ts[self.cursor] if self.ts is not None else 0
         guarded = self._guard_up()  # a side that opens or adds to a position is not quoted (its order cancelled)
-        hi, lo = (0, 0) if guarded else (self.max_lots, self.min_lots)
+        hi, lo = (0, 0) if guarded else (self.hi_lots, self.min_lots)
         for side, idx in ((0, bid_idx), (1, ask_idx)):
             bid = side == 0
             offset = cfg["quote_min_ticks"] + idx

@@ -86,6 +86,8 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
     if trade_lots < 1:
         raise ValueError(f"trade_notional: expected at least one lot ({lot_size} base = {lot_size * ref_price} quote "
                          f"at the first row's mid {ref_price}), got {cfg['trade_notional']}")
+    # position_cap_trades: a tighter limit for orders; max_lots stays the scale of observations and rewards
+    hi_lots = min(max_lots, cfg["position_cap_trades"] * trade_lots) if cfg["position_cap_trades"] > 0 else max_lots
     mid = [0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())]  # ticks
     drift = 0.0  # markout_detrend: ticks per ns from start_min to the last row an episode reaches
     if cfg["markout_detrend"] and ts is not None:
@@ -110,5 +112,5 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
                 starts=None if starts is None else [int(s) for s in starts],
                 mid=mid, drift=drift, guarded=guarded,
                 ntl=tick_size * lot_size,  # quote per tick-lot
-                trade_lots=trade_lots, max_lots=max_lots,
-                min_lots=-max_lots if cfg["allow_short"] else 0)
+                trade_lots=trade_lots, max_lots=max_lots, hi_lots=hi_lots,
+                min_lots=-hi_lots if cfg["allow_short"] else 0)

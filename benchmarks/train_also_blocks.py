@@ -1,0 +1,94 @@
+"""Issue 13: does training on another recording as well help the quote recipe on a recording's own test blocks?
+
+Two `markout_reward.py` WORKs of the same candidate, seeds and folds: WITH, whose every fold also trained on the other
+full recording (`--train-also`: Bitstamp's folds on all 34 h of NEXOUSDT, NEXOUSDT's on all 24 h of Bitstamp), and
+WITHOUT, the same folds trained on their own past only. Per run (a preset, or a held-out tail) and pooled over runs:
+each seed's PnL summed over folds (mean [95 % CI] over seeds), its inventory and fills parts, the tests that traded,
+then per test block (the agent's mean over seeds; mean [95 % CI] over blocks) for both, WITH minus WITHOUT block for
+block, and the committee of the seeds per block. PnL in bps of 2,000 quote a block.
+
+    PYTHONPATH=python:benchmarks python3 benchmarks/train_also_blocks.py --with runs/s21/x --without runs/s19/z \
+        --candidate markout_10s_symmetric_abstain_0.9 --out OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from markout_reward import blocks_of, interval
+from sweep_defaults import _ci
+
+RUNS = ("bitstamp18h", "nexo28h", "bitstamp_btcusd_20150501", "nexo_spot_34h")
+POOLS = {"both presets (14 blocks)": RUNS[:2], "presets and tails (22 blocks)": RUNS}
+
+
+def read(work: Path, run: str) -> dict:
+    report = json.loads((work / run / "evaluation.json").read_text())
+    ov = report["summary"]["overall"]
+    committee = ov.get("committee") or {}
+    return {"per_seed": ov["agent_per_seed"], "split": ov["agent_split"], "tests": ov["tests"],
+            "traded": ov["tests_that_traded"], "blocks": blocks_of(report)[0],
+            "committee": committee.get("per_block")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--with", dest="with_", type=Path, required=True)
+    p.add_argument("--without", type=Path, required=True)
+    p.add_argument("--candidate", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    a = p.parse_args()
+    rows = []
+    runs = {r: (read(a.with_, f"{r}__{a.candidate}"), read(a.without, f"{r}__{a.candidate}")) for r in RUNS
+            if (a.with_ / f"{r}__{a.candidate}" / "evaluation.json").exists()}
+    for r, (w, wo) in runs.items():
+        if w["per_seed"].keys() != wo["per_seed"].keys() or len(w["blocks"]) != len(wo["blocks"]):
+            raise SystemExit(f"{r}: the two WORKs ran other seeds or folds")
+        seeds = sorted(w["per_seed"], key=int)
+        rows.append({"run": r, "blocks_n": len(w["blocks"]),
+                     "with_every_seed": interval([w["per_seed"][s] for s in seeds]),
+                     "without_every_seed": interval([wo["per_seed"][s] for s in seeds]),
+                     "with_split": w["split"], "without_split": wo["split"],
+                     "with_traded": f"{w['traded']} of {w['tests']}", "without_traded": f"{wo['traded']} of {wo['tests']}",
+                     "with_blocks": w["blocks"], "without_blocks": wo["blocks"],
+                     "with_committee": w["committee"], "without_committee": wo["committee"]})
+    pooled = []
+    for name, members in POOLS.items():
+        got = [x for x in rows if x["run"] in members]
+        if len(got) != len(members):
+            continue
+        cat = {k: [v for x in got for v in (x[k] or [])] for k in ("with_blocks", "without_blocks", "with_committee",
+                                                                   "without_committee")}
+        pooled.append({"pool": name, "n": len(cat["with_blocks"]),
+                       "with": interval(cat["with_blocks"]), "without": interval(cat["without_blocks"]),
+                       "with_minus_without": interval([x - y for x, y in zip(cat["with_blocks"], cat["without_blocks"])]),
+                       "with_committee": interval(cat["with_committee"]) if cat["with_committee"] else None,
+                       "without_committee": interval(cat["without_committee"]) if cat["without_committee"] else None})
+    lines = [f"`{a.candidate}`: {a.with_} (every fold also trained on the other recording) against {a.without} (own "
+             "past only); PnL in bps of 2,000 quote.", "",
+             "| run | blocks | every seed, with | every seed, without | inventory / fills, with | inventory / fills, "
+             "without | tests that traded, with / without | per block, with | per block, without | with minus without, "
+             "block for block |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for x in rows:
+        wb, ob = x["with_blocks"], x["without_blocks"]
+        lines.append(f"| {x['run']} | {x['blocks_n']} | {_ci(x['with_every_seed'])} | {_ci(x['without_every_seed'])} | "
+                     f"{x['with_split']['inventory']['mean']:+.2f} / {x['with_split']['fills']['mean']:+.2f} | "
+                     f"{x['without_split']['inventory']['mean']:+.2f} / {x['without_split']['fills']['mean']:+.2f} | "
+                     f"{x['with_traded']} / {x['without_traded']} | {sum(wb) / len(wb):+.2f} | {sum(ob) / len(ob):+.2f} | "
+                     f"{sum(u - v for u, v in zip(wb, ob)) / len(wb):+.2f} |")
+    lines += ["", "| pooled | blocks | per block, with | per block, without | with minus without | committee per block, "
+              "with | committee per block, without |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for x in pooled:
+        lines.append(f"| {x['pool']} | {x['n']} | {_ci(x['with'])} | {_ci(x['without'])} | {_ci(x['with_minus_without'])} | "
+                     + " | ".join(_ci(x[k]) if x[k] else "n/a" for k in ("with_committee", "without_committee")) + " |")
+    a.out.mkdir(parents=True, exist_ok=True)
+    stem = a.out / f"train_also__{a.candidate}"
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps({"runs": rows, "pooled": pooled}, indent=1))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
