@@ -1,13 +1,18 @@
-"""The move guard as a risk rule over agents trained without it (issue 13, session 17): what `trader live
---guard-window-ms ...` would do to a run that trained without the guard. Every agent of a finished walk-forward
+"""Risk rules over trained agents: the move guard over agents trained without it (issue 13, session 17: what `trader
+live --guard-window-ms ...` would do to a run that trained without the guard), or a position cap of a few trade sizes
+(`--position-cap-trades N --no-guard`, session 21: what `trader backtest --position-cap-trades N` does). Every agent of a finished walk-forward
 evaluation (a `trader evaluate` folder: its fold x seed job files and the agents' run folders) is tested again on
 its fold's test rows with the guard on, and the baselines with it. Each seed's PnL (bps of the max position
 notional) summed over the folds, with the guard minus without, seed for seed: the same agents on the same rows,
 only the rule differs, so the interval is the rule's alone (not training noise, as in a comparison of two
-evaluations). The guard's options default to benchmarks/markout_reward.py's GUARD.
+evaluations). The guard's options default to benchmarks/markout_reward.py's GUARD. Per test block (each fold's mean
+over seeds), with and without the rule, pooled over every --run: mean [95 % CI] over blocks, and with minus without
+block for block.
 
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/guard_overlay.py --jobs 2 --out runs/s17/overlay.md \\
         --run runs/a200/nexo28h__markout_10s_symmetric_abstain_0.9_latency_100ms ...
+    PYTHONPATH=python:benchmarks OMP_NUM_THREADS=1 python3 benchmarks/guard_overlay.py --jobs 2 --no-guard \\
+        --position-cap-trades 1 --out runs/s21/cap1.md --run runs/s19/z/nexo28h__markout_10s_symmetric_abstain_0.9 ...
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import multiprocessing as mp
 import pickle
 import re
 from pathlib import Path
+
+import numpy as np
 
 from markout_reward import GUARD, _ci, interval
 from trader.evaluate.folds import Fold
@@ -69,27 +76,38 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
     evaluation = json.loads((run / "evaluation.json").read_text())
     folds = {i + 1: fold_of(i + 1, f["describe"]) for i, f in enumerate(evaluation["context"]["folds"])}
     before: dict[int, float] = {}
+    per_test_before: dict[tuple[int, int], float] = {}  # (seed, fold) -> PnL
     tasks = []
     for path in sorted(run.glob("fold_*/seed_*.job.pkl")):
         job = pickle.loads(path.read_bytes())["job"]
         before[job["seed"]] = before.get(job["seed"], 0.0) + job["agents"][0]["metrics"][KEY]
-        tasks.append((job["seed"], job["run_dir"], folds[job["fold"]]))
+        per_test_before[job["seed"], job["fold"]] = job["agents"][0]["metrics"][KEY]
+        # the agent's folder beside its job file (a run trained on another machine names that machine's path)
+        tasks.append((job["seed"], str(path.parent / Path(job["run_dir"]).name), folds[job["fold"]]))
     after: dict[int, float] = {}
+    per_test_after: dict[tuple[int, int], float] = {}
     with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(retest, run_dir, fold, guard): seed for seed, run_dir, fold in tasks}
-        base = [pool.submit(baselines, evaluation, fold, guard) for fold in folds.values()]
+        futures = {pool.submit(retest, run_dir, fold, guard): (seed, fold.index) for seed, run_dir, fold in tasks}
+        base = {i: pool.submit(baselines, evaluation, fold, guard) for i, fold in folds.items()}
         for f in cf.as_completed(futures):
-            after[futures[f]] = after.get(futures[f], 0.0) + f.result()
+            seed, index = futures[f]
+            after[seed] = after.get(seed, 0.0) + f.result()
+            per_test_after[seed, index] = f.result()
+        per_fold_baselines = {i: f.result() for i, f in base.items()}
         guarded_baselines: dict[str, float] = {}
-        for f in base:
-            for name, v in f.result().items():
+        for per_fold in per_fold_baselines.values():
+            for name, v in per_fold.items():
                 guarded_baselines[name] = guarded_baselines.get(name, 0.0) + v
     plain_baselines: dict[str, float] = {}
     for per_fold in evaluation["baselines"].values():
         for name, metrics in per_fold.items():
             plain_baselines[name] = plain_baselines.get(name, 0.0) + metrics[KEY]
     seeds = sorted(before)
+    blocks_without = [float(np.mean([m for (s, f), m in per_test_before.items() if f == i])) for i in folds]
+    blocks_with = [float(np.mean([m for (s, f), m in per_test_after.items() if f == i])) for i in folds]
     return {"run": run.name, "tests": len(tasks), "seeds": len(seeds), "without": interval([before[s] for s in seeds]),
+            "blocks_without": blocks_without, "blocks_with": blocks_with,
+            "block_baselines_with": [per_fold_baselines[i] for i in folds],
             "with": interval([after[s] for s in seeds]),
             "with_minus_without": interval([after[s] - before[s] for s in seeds]),
             "baselines_without": plain_baselines, "baselines_with": guarded_baselines,
@@ -103,12 +121,19 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="the report (.md; a .json beside it)")
     for k, v in GUARD.items():
         p.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
+    p.add_argument("--no-guard", action="store_true", help="no move guard over the runs' own options")
+    p.add_argument("--position-cap-trades", type=int, default=0,
+                   help="a position cap of this many trade sizes (the env's position_cap_trades; 0: the runs' own)")
     a = p.parse_args()
-    guard = {k: getattr(a, k) for k in GUARD}
+    guard = {} if a.no_guard else {k: getattr(a, k) for k in GUARD}
+    if a.position_cap_trades:
+        guard["position_cap_trades"] = a.position_cap_trades
+    if not guard:
+        p.error("no rule: give --position-cap-trades N, or leave out --no-guard")
     rows = []
-    lines = [f"Move guard {guard} over agents trained without it; PnL in bps of the max position notional, each seed "
+    lines = [f"Risk rule {guard} over agents trained without it; PnL in bps of the max position notional, each seed "
              "summed over folds, mean [95 % CI].", "",
-             "| run | tests | without the guard | with it | with minus without, seed for seed | best baseline without | "
+             "| run | tests | without the rule | with it | with minus without, seed for seed | best baseline without | "
              "best baseline with |", "|---|---:|---:|---:|---:|---|---|"]
     for run in a.run:
         r = overlay(run, guard, a.jobs)
@@ -120,6 +145,21 @@ def main() -> None:
         a.out.write_text("\n".join(lines) + "\n")
         a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=float))
         print(lines[-1], flush=True)
+    # per test block: runs of one name (the same evaluation for other seeds, e.g. --first-seed 5) are one block
+    blocks: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    for r in rows:
+        for i, (o, w, b) in enumerate(zip(r["blocks_without"], r["blocks_with"], r["block_baselines_with"])):
+            blocks.setdefault((r["run"], i), []).append((o, w, max(b.values())))
+    without, with_, best_with = ([float(np.mean([v[k] for v in vs])) for vs in blocks.values()] for k in range(3))
+    lines += ["", f"Per test block (each fold's mean over seeds; runs of one name together), the {len(with_)} blocks of "
+              "the runs above, mean [95 % CI] over blocks:", "",
+              f"- without the rule: {_ci(interval(without))}",
+              f"- with it: {_ci(interval(with_))}; minus the best baseline with it, block for block: "
+              f"{_ci(interval([w - b for w, b in zip(with_, best_with)]))}; blocks above every baseline: "
+              f"{sum(w > b for w, b in zip(with_, best_with))} of {len(with_)}",
+              f"- with minus without, block for block: {_ci(interval([w - o for w, o in zip(with_, without)]))}"]
+    a.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[-5:]), flush=True)
 
 
 if __name__ == "__main__":

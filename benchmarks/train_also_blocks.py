@@ -84,9 +84,9 @@ def main() -> None:
         lines.append(f"| {x['pool']} | {x['n']} | {_ci(x['with'])} | {_ci(x['without'])} | {_ci(x['with_minus_without'])} | "
                      + " | ".join(_ci(x[k]) if x[k] else "n/a" for k in ("with_committee", "without_committee")) + " |")
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = a.out / f"train_also__{a.candidate}"
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    stem.with_suffix(".json").write_text(json.dumps({"runs": rows, "pooled": pooled}, indent=1))
+    stem = f"train_also__{a.candidate}"  # a candidate's name has dots: no with_suffix
+    (a.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    (a.out / f"{stem}.json").write_text(json.dumps({"runs": rows, "pooled": pooled}, indent=1))
     print("\n".join(lines))
 
 

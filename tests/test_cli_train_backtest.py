@@ -65,6 +65,19 @@ def test_quote_agents_train_then_backtest_next_to_market_makers(tmp_path, algo, 
         guarded = json.loads((tmp_path / "guarded" / "backtest.json").read_text())["results"]
         for name in ("fixed_spread", "order_imbalance"):  # fewer orders get through
             assert 0 < guarded[name]["trades"] < results[name]["trades"], name
+        # a position cap of one trade size over the run's limit: no strategy holds more than one quote's size
+        res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--position-cap-trades", "1",
+                                   "--out", str(tmp_path / "capped")])
+        assert res.exit_code == 0, res.output
+        assert "position cap 1 trade size(s)" in (tmp_path / "capped" / "backtest.md").read_text()
+        capped = json.loads((tmp_path / "capped" / "backtest.json").read_text())["results"]
+        from trader.backtest.engine import env_config_from_run
+        from trader.rl.policy import load
+        from trader.sim import spec
+
+        size = {**spec.defaults(), **env_config_from_run(load(str(run)).args)}["trade_size"]
+        held = [r["fixed_spread"]["max_abs_inventory_base"] for r in (results, capped)]
+        assert held[0] > size and held[1] == pytest.approx(size), (held, size)  # it quotes one size a side
         # a window the sample is too short to arm: every opening order would be held back
         res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--guard-window-ms", "600000"])
         assert res.exit_code == 2 and "--guard-window-ms: the move guard arms after six windows of rows (3600 s), " \
