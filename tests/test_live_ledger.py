@@ -80,6 +80,28 @@ def test_fills_deduplicated_and_position_follows_env_average_cost(tmp_path):
     assert st.position("BTC/USDT").base == D("-0.00002")
 
 
+def test_a_fill_recorded_after_a_later_trade_is_applied_in_the_exchanges_trade_order(tmp_path):
+    """The average-cost basis, and so the realized PnL that the futures wallet check reads (quote + cost), depend on
+    the order fills are applied in; a REST backfill can record a trade after a later one from the stream. The
+    position must be the one of the exchange's trade order whatever the arrival order, funding kept."""
+    trades = [(1, "buy", "100", "0.02"), (2, "sell", "110", "0.01"), (3, "buy", "120", "0.01"), (4, "sell", "90", "0.03")]
+    positions = []
+    for order in ([0, 1, 2, 3], [0, 2, 1, 3], [2, 0, 3, 1], [3, 2, 1, 0]):
+        st = Ledger(tmp_path / f"{order}.sqlite")
+        o = st.new_order("BTC/USDT", "buy", "limit", D("0.07"))
+        st.add_funding("f1", "BTC/USDT", D("-0.05"), "USDT", 1)
+        for i in order:
+            tid, side, price, amount = trades[i]
+            assert st.add_fill(fill(tid, o.client_id, side, price, amount, "0.01"), "BTC", "USDT")
+        p = st.position("BTC/USDT")
+        positions.append((p.base, p.quote, p.cost, p.fees, p.fills))
+    assert all(x == positions[0] for x in positions), positions
+    # in trade order: 0.02 @ 100 (cost 2), sell 0.01 (cost 1), buy 0.01 @ 120 (cost 2.2), sell 0.03 @ 90 (flip: -0.9)
+    base, quote, cost, _, fills = positions[0]
+    assert (base, cost, fills) == (D("-0.01"), D("-0.90"), 4)
+    assert quote == D("-2") + D("1.1") - D("1.2") + D("2.7") - 4 * D("0.01") - D("0.05")
+
+
 def test_kill_records_and_day_start(tmp_path):
     st = Ledger(tmp_path / "s.sqlite")
     assert st.active_kill() is None

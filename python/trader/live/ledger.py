@@ -359,8 +359,11 @@ class Ledger:
                  S(fill.amount), S(fill.fee), fill.fee_currency, fill.ts_ms, now_ns())).rowcount
             if n == 0:
                 return False
-            pos = self._position(fill.symbol)
-            pos.apply(fill, base_asset, quote_asset)
+            if self._fills_after(fill):  # arrived after a later trade (a REST backfill behind the stream)
+                pos = self._replayed(fill.symbol, base_asset, quote_asset)
+            else:
+                pos = self._position(fill.symbol)
+                pos.apply(fill, base_asset, quote_asset)
             self.db.execute(
                 "INSERT INTO positions (symbol, base, quote, cost, fees, fills, updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (symbol) DO UPDATE SET base = excluded.base, quote = excluded.quote, "
@@ -368,6 +371,26 @@ class Ledger:
                 (pos.symbol, S(pos.base), S(pos.quote), S(pos.cost),
                  json.dumps({k: S(v) for k, v in pos.fees.items()}), pos.fills, now_ns()))
         return True
+
+    def _fills_after(self, fill: Fill) -> bool:
+        """Whether a recorded fill of the symbol is a later exchange trade (a larger numeric trade id: the
+        exchange's trade ids rise per symbol) than `fill`."""
+        if not str(fill.trade_id).isdigit():
+            return False
+        return self.db.execute("SELECT 1 FROM fills WHERE symbol = ? AND trade_id GLOB '[0-9]*' AND "
+                               "CAST(trade_id AS INTEGER) > ? LIMIT 1", (fill.symbol, int(fill.trade_id))).fetchone() is not None
+
+    def _replayed(self, symbol: str, base_asset: str, quote_asset: str) -> Position:
+        """The position from every recorded fill of the symbol in exchange trade order, plus its funding: the
+        average-cost basis, and so the realized PnL, depend on the order the fills are applied in, and the
+        exchange's wallet follows its own trade order."""
+        pos = Position(symbol)
+        rows = self.db.execute("SELECT * FROM fills WHERE symbol = ? ORDER BY CASE WHEN trade_id GLOB '[0-9]*' THEN "
+                               "CAST(trade_id AS INTEGER) END, recorded_ns", (symbol,)).fetchall()
+        for r in rows:
+            pos.apply(self._fill(r), base_asset, quote_asset)
+        pos.quote += sum((a for _, a, _ in self.funding(symbol)), Decimal(0))
+        return pos
 
     def add_funding(self, income_id: str, symbol: str, amount: Decimal, asset: str, ts_ms: int) -> bool:
         """Record a funding payment once (by income id; > 0 received, < 0 paid) and move the position's
@@ -395,8 +418,12 @@ class Ledger:
     def fills(self, client_id: str | None = None) -> list[Fill]:
         q = "SELECT * FROM fills" + (" WHERE client_id = ?" if client_id else "") + " ORDER BY recorded_ns, trade_id"
         rows = self.db.execute(q, (client_id,) if client_id else ()).fetchall()
-        return [Fill(r["trade_id"], r["client_id"], r["exchange_order_id"], r["symbol"], r["side"], D(r["price"]),
-                     D(r["amount"]), D(r["fee"]), r["fee_currency"], r["ts_ms"]) for r in rows]
+        return [self._fill(r) for r in rows]
+
+    @staticmethod
+    def _fill(r: sqlite3.Row) -> Fill:
+        return Fill(r["trade_id"], r["client_id"], r["exchange_order_id"], r["symbol"], r["side"], D(r["price"]),
+                    D(r["amount"]), D(r["fee"]), r["fee_currency"], r["ts_ms"])
 
     def filled_of(self, client_id: str) -> Decimal:
         """Sum of the recorded fills of one order."""
