@@ -93,6 +93,21 @@ def test_position_cap_limits_orders_but_not_the_observations_scale():
         vec(flat_market(), position_cap_trades=-1)
 
 
+def test_markout_hurdle_charges_each_fill_in_the_reward_only():
+    """markout_hurdle_bps (issue 13): a fill's markout reward less that many bps of its notional at the mid; the
+    account (equity, fees) is the same with and without it."""
+    out = {}
+    for hurdle in (0.0, 10.0):
+        env = vec(flat_market(), trade_size=3.0, reward="markout", markout_ns=5, markout_hurdle_bps=hurdle)
+        env.reset(seed=0)
+        _, reward, _, _, info = env.step(np.array([1]))
+        out[hurdle] = (float(reward[0]), float(info["equity"][0]), float(info["fees"][0]))
+    assert out[10.0][1:] == out[0.0][1:]
+    assert out[0.0][0] - out[10.0][0] == pytest.approx(10e-4 * 3 * 100.5)  # 3 lots at the mid, 10 bps
+    with pytest.raises(ValueError, match="markout_hurdle_bps"):
+        vec(flat_market(), markout_hurdle_bps=1.0)  # the pnl reward has no fills' markouts to charge
+
+
 def test_continuous_target_position():
     env = vec(flat_market(), actions="continuous", max_position=10.0)
     env.reset(seed=0)

@@ -91,6 +91,8 @@ CONFIGS = {
                                    markout_ns=2_000_000_000, maker_fee_bps=0.5, trade_size=0.002, max_position=0.01),
     "quote_markout_penalty": dict(actions="quote", quote_levels=3, reward="markout_penalty", markout_ns=3_000_000_000,
                                   inventory_penalty_bps=0.7, trade_size=0.002, max_position=0.008),
+    "quote_markout_hurdle": dict(actions="quote", quote_levels=3, reward="markout", markout_hurdle_bps=2.0,
+                                 markout_ns=3_000_000_000, trade_size=0.002, max_position=0.01),
     "quote_markout_detrend": dict(actions="quote", quote_levels=3, reward="markout", markout_detrend=True,
                                   markout_ns=5_000_000_000, trade_size=0.002, max_position=0.008),
     "discrete_markout_latency": dict(reward="markout", markout_ns=700_000_000, order_latency_ns=150_000_000,

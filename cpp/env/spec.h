@@ -68,6 +68,10 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
     "markout rewards: the later mid less the dataset's drift over the same time (the mean mid change per " \
     "ns from start_min to the last row an episode reaches), so that a trending training day does not "    \
     "teach a side")                                                                                        \
+  X(markout_hurdle_bps, double, 0.0, "bps",                                                                 \
+    "markout rewards: each fill is also charged this many bps of its notional at the mid, in the reward "   \
+    "only (not in PnL): the edge a fill must clear to be learned, so that noise in the training rows "      \
+    "does not teach quotes that lose out of sample (issue 13)")                                            \
   X(guard_window_ns, int64_t, 0, "ns",                                                                      \
     "move guard (issue 13, cpp/env/move_guard.h): after the mid moves by more than the guard's sigmas of "  \
     "such moves within this window, only orders that reduce a position, until the hold has passed (0: off)") \

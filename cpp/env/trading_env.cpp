@@ -344,6 +344,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
       // fill's own edge, not the later moves of the inventory (session 9: the fills' edge against the
       // next row's mid was gone 10 s later, benchmarks/README.md "Where the PnL comes from").
       r = (a.cash - a.cash_at_step) + static_cast<double>(a.filled) * mark_later;
+      r -= cfg_.markout_hurdle_bps * 1e-4 * static_cast<double>(std::abs(a.filled)) * mark;  // session 21
     }
     if (reward_ == RewardType::kInventoryPenalty || reward_ == RewardType::kMarkoutPenalty) {
       // bps of the max-position notional at full inventory, quadratic in q / q_max: the running

@@ -201,6 +201,7 @@ class ReferenceTradingEnv(gym.Env):
             q = float(a.position)
             if marks_out:
                 r = (a.cash - a.cash_at_step) + float(a.filled) * mark_later
+                r -= cfg["markout_hurdle_bps"] * 1e-4 * float(abs(a.filled)) * mark
             if cfg["reward"] in ("inventory_penalty", "markout_penalty"):
                 x = q / float(self.max_lots)
                 r -= cfg["inventory_penalty_bps"] * 1e-4 * float(self.max_lots) * mark * x * x
