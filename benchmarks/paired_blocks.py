@@ -1,14 +1,17 @@
-"""Issue 13: does training on another recording as well help the quote recipe on a recording's own test blocks?
-
-Two `markout_reward.py` WORKs of the same candidate, seeds and folds: WITH, whose every fold also trained on the other
-full recording (`--train-also`: Bitstamp's folds on all 34 h of NEXOUSDT, NEXOUSDT's on all 24 h of Bitstamp), and
-WITHOUT, the same folds trained on their own past only. Per run (a preset, or a held-out tail) and pooled over runs:
+"""Issue 13: one recipe change read block for block: two `markout_reward.py` WORKs of the same seeds and folds, WITH
+the change (its runs of --candidate) and WITHOUT it (its runs of --without-candidate, default the same name). Session
+21 read two changes so: every fold also training on the other full recording (`--train-also`: Bitstamp's folds on
+all 34 h of NEXOUSDT, NEXOUSDT's on all 24 h of Bitstamp), against session 19's runs that trained on their own past
+only; and a 2 bps markout hurdle (`markout_hurdle_bps`). Per run (a preset, or a held-out tail) and pooled over runs:
 each seed's PnL summed over folds (mean [95 % CI] over seeds), its inventory and fills parts, the tests that traded,
 then per test block (the agent's mean over seeds; mean [95 % CI] over blocks) for both, WITH minus WITHOUT block for
 block, and the committee of the seeds per block. PnL in bps of 2,000 quote a block.
 
-    PYTHONPATH=python:benchmarks python3 benchmarks/train_also_blocks.py --with runs/s21/x --without runs/s19/z \
+    PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s21/x --without runs/s19/z \
         --candidate markout_10s_symmetric_abstain_0.9 --out OUT
+    PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s21/h --without runs/s19/z \
+        --candidate markout_10s_symmetric_abstain_0.9_hurdle_2bps --without-candidate markout_10s_symmetric_abstain_0.9 \
+        --out OUT
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ def main() -> None:
     p.add_argument("--with", dest="with_", type=Path, required=True)
     p.add_argument("--without", type=Path, required=True)
     p.add_argument("--candidate", required=True)
+    p.add_argument("--without-candidate", default=None, help="WITHOUT's candidate [default: --candidate]")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     rows = []
-    runs = {r: (read(a.with_, f"{r}__{a.candidate}"), read(a.without, f"{r}__{a.candidate}")) for r in RUNS
+    other = a.without_candidate or a.candidate
+    runs = {r: (read(a.with_, f"{r}__{a.candidate}"), read(a.without, f"{r}__{other}")) for r in RUNS
             if (a.with_ / f"{r}__{a.candidate}" / "evaluation.json").exists()}
     for r, (w, wo) in runs.items():
         if w["per_seed"].keys() != wo["per_seed"].keys() or len(w["blocks"]) != len(wo["blocks"]):
@@ -66,8 +71,8 @@ def main() -> None:
                        "with_minus_without": interval([x - y for x, y in zip(cat["with_blocks"], cat["without_blocks"])]),
                        "with_committee": interval(cat["with_committee"]) if cat["with_committee"] else None,
                        "without_committee": interval(cat["without_committee"]) if cat["without_committee"] else None})
-    lines = [f"`{a.candidate}`: {a.with_} (every fold also trained on the other recording) against {a.without} (own "
-             "past only); PnL in bps of 2,000 quote.", "",
+    lines = [f"`{a.candidate}` in {a.with_} against `{other}` in {a.without}, the same seeds and folds; PnL in bps "
+             "of 2,000 quote.", "",
              "| run | blocks | every seed, with | every seed, without | inventory / fills, with | inventory / fills, "
              "without | tests that traded, with / without | per block, with | per block, without | with minus without, "
              "block for block |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -84,7 +89,7 @@ def main() -> None:
         lines.append(f"| {x['pool']} | {x['n']} | {_ci(x['with'])} | {_ci(x['without'])} | {_ci(x['with_minus_without'])} | "
                      + " | ".join(_ci(x[k]) if x[k] else "n/a" for k in ("with_committee", "without_committee")) + " |")
     a.out.mkdir(parents=True, exist_ok=True)
-    stem = f"train_also__{a.candidate}"  # a candidate's name has dots: no with_suffix
+    stem = f"paired__{a.candidate}"  # a candidate's name has dots: no with_suffix
     (a.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     (a.out / f"{stem}.json").write_text(json.dumps({"runs": rows, "pooled": pooled}, indent=1))
     print("\n".join(lines))
