@@ -155,8 +155,11 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
     env = pop_env_values(options)
     given = {k: v for k, v in options.items() if v is not None} | env
     if train_also:
-        given["train_also"] = [str(p) for p in _datasets(train_also)]
+        given["train_also"] = list(train_also)
     args = {**(load_config(config) if config else {}), **given, "cuda": cuda}
+    also = args.get("train_also") or []  # the flag's or the config file's: checked alike below
+    if also:
+        args["train_also"] = also = [str(p) for p in _datasets(tuple(also))]
     if args.get("mirror") and args.get("encoder"):
         raise click.UsageError("--mirror: not with --encoder (its embeddings are of the recordings themselves)")
     module = learner(algo)
@@ -168,7 +171,7 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
         horizon = run_args.horizon
         paths = _datasets(data)
         check_interval(SimpleNamespace(interval_ms=run_args.interval_ms, resume=None, data=[p for p in paths if p],
-                                       train_also=given.get("train_also")),
+                                       train_also=also),
                        given="interval_ms" in args)
         markets = [load_market(p, feature_set=run_args.feature_set, interval_ms=run_args.interval_ms)
                    for p in paths]
@@ -192,8 +195,8 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
                                      "--allow-overlap for a cross-instrument test")
             plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon, train_window)
         by_path = dict(zip(paths, markets))
-        if train_also:
-            check_train_also(given["train_also"], plan_folds, by_path, run_args, allow_overlap)
+        if also:
+            check_train_also(also, plan_folds, by_path, run_args, allow_overlap)
         val_folds = None
         if validation_s is not None:
             val_folds, plan_folds = validation_folds(plan_folds, lambda p: by_path[p].ts, validation_s, horizon)

@@ -247,7 +247,11 @@ def check_interval(args, given: bool) -> None:
     also = getattr(args, "train_also", None) or []
     if args.resume or any(not isinstance(d, (str, os.PathLike)) for d in [*(args.data or []), *also]):
         return
-    for folder in [*(dataset_folders(args.data) if args.data else [None]), *(dataset_folders(also) if also else [])]:
+    try:
+        extra = dataset_folders(also) if also else []
+    except ValueError as e:
+        raise ValueError(f"--train-also: {e}") from None
+    for folder in [*(dataset_folders(args.data) if args.data else [None]), *extra]:
         spacing = book_spacing_ms(folder)
         if spacing is None or args.interval_ms >= spacing / 2:
             continue
