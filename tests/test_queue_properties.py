@@ -51,7 +51,7 @@ options = st.fixed_dictionaries({
     "cancel_latency_ns": st.sampled_from([0, 5_000_000, 120_000_000]),
     "quote_min_ticks": st.integers(-1, 2),
     "quote_levels": st.integers(1, 4),
-    "maker_fee_bps": st.floats(-1.0, 2.0),
+    "maker_fee_bps": st.floats(-1.0, 2.0, allow_subnormal=False),  # a subnormal rate makes a fee of 0.0
     "num_agents": st.integers(1, 2),
 })
 
