@@ -120,6 +120,13 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/g --jobs 10 --timesteps 200000 \
         --seeds 10 --candidates markout_10s_symmetric_abstain_0.9_latency_100ms_guard \
         --datasets nexo28h,bitstamp18h,BTC,ETH  # session 17, on one 16-core host; then --held-out, and ..._guard at 0 ms
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s21/x --jobs 8 --timesteps 200000 \
+        --seeds 5 --test-seeds 5 --folds nexo28h=8 --folds bitstamp18h=6 --train-also nexo28h=bitstamp_btcusd_20150501 \
+        --train-also bitstamp18h=nexo_spot_34h --candidates markout_10s_symmetric_abstain_0.9 \
+        --datasets bitstamp18h,nexo28h  # session 21: every fold also trains on the other recording
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s21/h --jobs 2 --timesteps 200000 \
+        --seeds 5 --test-seeds 5 --folds nexo28h=8 --folds bitstamp18h=6 \
+        --candidates markout_10s_symmetric_abstain_0.9_hurdle_2bps --datasets bitstamp18h,nexo28h  # session 21
 (Not run: markout_10s_two_sided_abstain_0.9_cap_600, session 15 had no time left for it; the session-16 candidates
 beyond NEXOUSDT, where they lost, and markout_60s_symmetric_history_abstain_0.9.)
 
