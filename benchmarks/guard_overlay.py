@@ -1,8 +1,8 @@
 """Risk rules over trained agents: the move guard over agents trained without it (issue 13, session 17: what `trader
 live --guard-window-ms ...` would do to a run that trained without the guard), or a position cap of a few trade sizes
-(`--position-cap-trades N --no-guard`, session 21: what `trader backtest --position-cap-trades N` does). Every agent of a finished walk-forward
-evaluation (a `trader evaluate` folder: its fold x seed job files and the agents' run folders) is tested again on
-its fold's test rows with the guard on, and the baselines with it. Each seed's PnL (bps of the max position
+(`--position-cap-trades N --no-guard`, session 21: what `trader backtest --position-cap-trades N` does). Every agent
+of a finished walk-forward evaluation (a `trader evaluate` folder: its fold x seed job files and the agents' run
+folders) is tested again on its fold's test rows with the rule on, and the baselines with it. Each seed's PnL (bps of the max position
 notional) summed over the folds, with the guard minus without, seed for seed: the same agents on the same rows,
 only the rule differs, so the interval is the rule's alone (not training noise, as in a comparison of two
 evaluations). The guard's options default to benchmarks/markout_reward.py's GUARD. Per test block (each fold's mean
@@ -44,7 +44,7 @@ def fold_of(index: int, describe: str) -> Fold:
 
 
 def retest(run_dir: str, fold: Fold, guard: dict) -> float:
-    """One trained agent on its fold's test rows with the guard on: its PnL."""
+    """One trained agent on its fold's test rows with the rule on: its PnL."""
     from trader.backtest.engine import env_config_from_run
     from trader.backtest.suite import run_agent
     from trader.rl.policy import load, observation_market
@@ -62,7 +62,7 @@ def retest(run_dir: str, fold: Fold, guard: dict) -> float:
 
 
 def baselines(evaluation: dict, fold: Fold, guard: dict) -> dict[str, float]:
-    """Every baseline on the fold's test rows with the guard on, run as trader evaluate runs them."""
+    """Every baseline on the fold's test rows with the rule on, run as trader evaluate runs them."""
     from trader.backtest.suite import BaselineOptions
     from trader.evaluate.run import Plan, run_baselines_for
 

@@ -64,8 +64,9 @@ def main() -> None:
         got = [x for x in rows if x["run"] in members]
         if len(got) != len(members):
             continue
-        cat = {k: [v for x in got for v in (x[k] or [])] for k in ("with_blocks", "without_blocks", "with_committee",
-                                                                   "without_committee")}
+        # a committee per block only where every run tested one (else its blocks would not be these)
+        cat = {k: [v for x in got for v in x[k]] if all(x[k] for x in got) else [] for k in (
+            "with_blocks", "without_blocks", "with_committee", "without_committee")}
         pooled.append({"pool": name, "n": len(cat["with_blocks"]),
                        "with": interval(cat["with_blocks"]), "without": interval(cat["without_blocks"]),
                        "with_minus_without": interval([x - y for x, y in zip(cat["with_blocks"], cat["without_blocks"])]),
