@@ -1,5 +1,6 @@
-"""Issue 13: one recipe change read block for block: two `markout_reward.py` WORKs of the same seeds and folds, WITH
-the change (its runs of --candidate) and WITHOUT it (its runs of --without-candidate, default the same name). Session
+"""Issue 13: one recipe change read block for block: `markout_reward.py` WORKs of the same seeds and folds, WITH the
+change (their runs of --candidate) and WITHOUT it (their runs of --without-candidate, default the same name); several
+WORKs a side are seed groups of the same runs (`--first-seed`), read as one. Session
 21 read two changes so: every fold also training on the other full recording (`--train-also`: Bitstamp's folds on
 all 34 h of NEXOUSDT, NEXOUSDT's on all 24 h of Bitstamp), against session 19's runs that trained on their own past
 only; and a 2 bps markout hurdle (`markout_hurdle_bps`). Per run (a preset, or a held-out tail) and pooled over runs:
@@ -12,6 +13,9 @@ block, and the committee of the seeds per block. PnL in bps of 2,000 quote a blo
     PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s21/h --without runs/s19/z \
         --candidate markout_10s_symmetric_abstain_0.9_hurdle_2bps --without-candidate markout_10s_symmetric_abstain_0.9 \
         --out OUT
+    PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s21/h --with runs/s21/h5 \
+        --without runs/s19/z --without runs/s19/z5 --candidate markout_10s_symmetric_abstain_0.9_hurdle_2bps \
+        --without-candidate markout_10s_symmetric_abstain_0.9 --out OUT   # ten seeds a side
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from markout_reward import blocks_of, interval
 from sweep_defaults import _ci
 
@@ -27,19 +33,27 @@ RUNS = ("bitstamp18h", "nexo28h", "bitstamp_btcusd_20150501", "nexo_spot_34h")
 POOLS = {"both presets (14 blocks)": RUNS[:2], "presets and tails (22 blocks)": RUNS}
 
 
-def read(work: Path, run: str) -> dict:
-    report = json.loads((work / run / "evaluation.json").read_text())
-    ov = report["summary"]["overall"]
-    committee = ov.get("committee") or {}
-    return {"per_seed": ov["agent_per_seed"], "split": ov["agent_split"], "tests": ov["tests"],
-            "traded": ov["tests_that_traded"], "blocks": blocks_of(report)[0],
-            "committee": committee.get("per_block")}
+def read(works: list[Path], run: str) -> dict:
+    """RUN over the seeds of every WORK (seed groups of one evaluation, e.g. --first-seed 5): each seed's PnL, the
+    inventory and fills parts and each block's PnL as means over all the seeds, the tests, and per block the mean of
+    the WORKs' committees (None unless every WORK tested one)."""
+    reports = [json.loads((w / run / "evaluation.json").read_text()) for w in works]
+    ovs = [r["summary"]["overall"] for r in reports]
+    n = [len(ov["agent_per_seed"]) for ov in ovs]
+    committees = [(ov.get("committee") or {}).get("per_block") for ov in ovs]
+    return {"per_seed": {s: v for ov in ovs for s, v in ov["agent_per_seed"].items()},
+            "split": {k: {"mean": float(np.average([ov["agent_split"][k]["mean"] for ov in ovs], weights=n))}
+                      for k in ("inventory", "fills")},
+            "tests": sum(ov["tests"] for ov in ovs), "traded": sum(ov["tests_that_traded"] for ov in ovs),
+            "blocks": list(np.average([blocks_of(r)[0] for r in reports], axis=0, weights=n)),
+            "committee": list(np.mean(committees, axis=0)) if all(committees) else None}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--with", dest="with_", type=Path, required=True)
-    p.add_argument("--without", type=Path, required=True)
+    p.add_argument("--with", dest="with_", type=Path, action="append", required=True,
+                   help="a WORK with the change; repeat it for more seed groups of the same runs")
+    p.add_argument("--without", type=Path, action="append", required=True, help="a WORK without it (repeatable)")
     p.add_argument("--candidate", required=True)
     p.add_argument("--without-candidate", default=None, help="WITHOUT's candidate [default: --candidate]")
     p.add_argument("--out", type=Path, required=True)
@@ -47,7 +61,7 @@ def main() -> None:
     rows = []
     other = a.without_candidate or a.candidate
     runs = {r: (read(a.with_, f"{r}__{a.candidate}"), read(a.without, f"{r}__{other}")) for r in RUNS
-            if (a.with_ / f"{r}__{a.candidate}" / "evaluation.json").exists()}
+            if all((w / f"{r}__{a.candidate}" / "evaluation.json").exists() for w in a.with_)}
     for r, (w, wo) in runs.items():
         if w["per_seed"].keys() != wo["per_seed"].keys() or len(w["blocks"]) != len(wo["blocks"]):
             raise SystemExit(f"{r}: the two WORKs ran other seeds or folds")
@@ -72,7 +86,8 @@ def main() -> None:
                        "with_minus_without": interval([x - y for x, y in zip(cat["with_blocks"], cat["without_blocks"])]),
                        "with_committee": interval(cat["with_committee"]) if cat["with_committee"] else None,
                        "without_committee": interval(cat["without_committee"]) if cat["without_committee"] else None})
-    lines = [f"`{a.candidate}` in {a.with_} against `{other}` in {a.without}, the same seeds and folds; PnL in bps "
+    lines = [f"`{a.candidate}` in {', '.join(map(str, a.with_))} against `{other}` in {', '.join(map(str, a.without))}, "
+             "the same seeds and folds; PnL in bps "
              "of 2,000 quote.", "",
              "| run | blocks | every seed, with | every seed, without | inventory / fills, with | inventory / fills, "
              "without | tests that traded, with / without | per block, with | per block, without | with minus without, "
