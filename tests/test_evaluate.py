@@ -534,7 +534,8 @@ def test_train_also_trains_every_fold_on_other_recordings_in_full_and_never_on_t
         assert res.exit_code == 2 and f"--train-also {also}: {said}" in res.output, res.output
     assert not (tmp_path / "refused").exists()
     # the same from a config file, and a folder that is not a dataset
-    for also, said in ((btc_days[2], "it is a test dataset"), (str(tmp_path / "none"), "--train-also: " + str(tmp_path / "none") + ": not a folder")):
+    missing = str(tmp_path / "none")
+    for also, said in ((btc_days[2], "it is a test dataset"), (missing, f"--train-also: {missing}: not a folder")):
         (tmp_path / "also.json").write_text(json.dumps({"train_also": [also]}))
         res = CliRunner().invoke(main, ["evaluate", "--data", btc_days[2], "--folds", "2", "--config",
                                         str(tmp_path / "also.json"), "--out", str(tmp_path / "refused")])
