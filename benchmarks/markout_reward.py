@@ -376,11 +376,12 @@ def main() -> None:
         return data
 
     also = {}
+    recordings = [h[0] for h in HELD_OUT]
     for f in a.train_also:
         run_name, _, rec = f.partition("=")
-        if run_name not in (*PRESETS, *(h[0] for h in HELD_OUT)) or rec not in (h[0] for h in HELD_OUT) or rec == run_name:
-            p.error(f"--train-also {f}: expected RUN=RECORDING with RUN one of {', '.join([*PRESETS, *(h[0] for h in HELD_OUT)])} "
-                    f"and RECORDING another of {', '.join(h[0] for h in HELD_OUT)}")
+        if run_name not in (*PRESETS, *recordings) or rec not in recordings or rec == run_name:
+            p.error(f"--train-also {f}: expected RUN=RECORDING with RUN one of {', '.join([*PRESETS, *recordings])} "
+                    f"and RECORDING another of {', '.join(recordings)}")
         also.setdefault(run_name, []).extend(["--train-also", str(full_recording(rec))])
     rows = []
 

@@ -126,8 +126,8 @@ COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent its
               help=f"also test, per fold, the committee of its seeds (with {COMMITTEE_MIN_SEEDS} or more): one agent "
                    "that takes at every step what a strict majority of the seeds' actions backs (trader.rl.committee)")
 @click.option("--progress-bar/--no-progress-bar", default=True, help="show a progress bar over folds x seeds")
-def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window, train_also, allow_overlap, validation_s,
-             choose_among, imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, committee,
+def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window, train_also, allow_overlap,
+             validation_s, choose_among, imbalance_threshold, quote_offset_ticks, as_gamma, jobs, cuda, out, resume, committee,
              progress_bar, **options):
     """Walk-forward evaluation: every fold trains --seeds agents on its past and backtests them and every
     baseline on its next, unseen block through the `trader backtest` engine; reports means over seeds with

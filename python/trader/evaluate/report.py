@@ -139,9 +139,10 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         *_choice_lines(context.get("choice")),
         "Every fold trains on its training rows only and tests on the next block, which no training episode "
         "reaches" + (f"; every fold also trains on all rows of {', '.join(context['train_also'])} (--train-also)"
-                     if context.get("train_also") else "") + ". Intervals: percentile bootstrap of the mean over seeds, 95 %, 10,000 resamples. Sharpe over "
-        "the period = mean / std of the PnL per step x sqrt(steps) (not annualized). Max position notional = "
-        "the position limit at the test period's mean mid.",
+                     if context.get("train_also") else "") +
+        ". Intervals: percentile bootstrap of the mean over seeds, 95 %, 10,000 resamples. Sharpe over the period = "
+        "mean / std of the PnL per step x sqrt(steps) (not annualized). Max position notional = the position limit "
+        "at the test period's mean mid.",
         "",
         "## Overall",
         "",

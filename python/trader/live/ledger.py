@@ -377,8 +377,9 @@ class Ledger:
         exchange's trade ids rise per symbol) than `fill`."""
         if not str(fill.trade_id).isdigit():
             return False
-        return self.db.execute("SELECT 1 FROM fills WHERE symbol = ? AND trade_id GLOB '[0-9]*' AND "
-                               "CAST(trade_id AS INTEGER) > ? LIMIT 1", (fill.symbol, int(fill.trade_id))).fetchone() is not None
+        later = self.db.execute("SELECT 1 FROM fills WHERE symbol = ? AND trade_id GLOB '[0-9]*' AND "
+                                "CAST(trade_id AS INTEGER) > ? LIMIT 1", (fill.symbol, int(fill.trade_id))).fetchone()
+        return later is not None
 
     def _replayed(self, symbol: str, base_asset: str, quote_asset: str) -> Position:
         """The position from every recorded fill of the symbol in exchange trade order, plus its funding: the
