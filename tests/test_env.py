@@ -94,18 +94,26 @@ def test_position_cap_limits_orders_but_not_the_observations_scale():
 
 
 def test_markout_hurdle_charges_each_fill_in_the_reward_only():
-    """markout_hurdle_bps (issue 13): a fill's markout reward less that many bps of its notional at the mid; the
-    account (equity, fees) is the same with and without it."""
-    out = {}
-    for hurdle in (0.0, 10.0):
-        env = vec(flat_market(), trade_size=3.0, reward="markout", markout_ns=5, markout_hurdle_bps=hurdle)
+    """markout_hurdle_bps (issue 13): a fill's markout reward less that many bps of its notional at the mid;
+    markout_hurdle_spreads: less that fraction of the bid-ask spread per lot. The account (equity, fees) is the same
+    with and without them."""
+    out, wide = {}, flat_market(asks=((103, 2), (104, 3), (105, 5)))  # a 3-tick spread, the mid at 101.5
+    hurdles = {"none": {}, "bps": {"markout_hurdle_bps": 10.0}, "spreads": {"markout_hurdle_spreads": 0.25},
+               "both": {"markout_hurdle_bps": 10.0, "markout_hurdle_spreads": 0.25}}
+    for name, hurdle in hurdles.items():
+        env = vec(wide, trade_size=3.0, reward="markout", markout_ns=5, **hurdle)
         env.reset(seed=0)
         _, reward, _, _, info = env.step(np.array([1]))
-        out[hurdle] = (float(reward[0]), float(info["equity"][0]), float(info["fees"][0]))
-    assert out[10.0][1:] == out[0.0][1:]
-    assert out[0.0][0] - out[10.0][0] == pytest.approx(10e-4 * 3 * 100.5)  # 3 lots at the mid, 10 bps
-    with pytest.raises(ValueError, match="markout_hurdle_bps"):
-        vec(flat_market(), markout_hurdle_bps=1.0)  # the pnl reward has no fills' markouts to charge
+        out[name] = (float(reward[0]), float(info["equity"][0]), float(info["fees"][0]))
+    assert {v[1:] for v in out.values()} == {out["none"][1:]}
+    assert out["none"][0] - out["bps"][0] == pytest.approx(10e-4 * 3 * 101.5)  # 3 lots at the mid, 10 bps
+    assert out["none"][0] - out["spreads"][0] == pytest.approx(0.25 * 3 * 3.0)  # 3 lots, a quarter of 3 ticks
+    assert out["none"][0] - out["both"][0] == pytest.approx(10e-4 * 3 * 101.5 + 0.25 * 3 * 3.0)
+    for option in ("markout_hurdle_bps", "markout_hurdle_spreads"):
+        with pytest.raises(ValueError, match=option):
+            vec(flat_market(), **{option: 1.0})  # the pnl reward has no fills' markouts to charge
+        with pytest.raises(ValueError, match=option):
+            vec(flat_market(), reward="markout", **{option: -0.5})
 
 
 def test_continuous_target_position():

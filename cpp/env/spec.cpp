@@ -51,6 +51,9 @@ void validate(const EnvConfig& c) {
   need(!c.markout_detrend || marks_out(c.reward), "markout_detrend", "reward markout or markout_penalty");
   need(std::isfinite(c.markout_hurdle_bps) && c.markout_hurdle_bps >= 0, "markout_hurdle_bps", "a finite value >= 0 bps");
   need(c.markout_hurdle_bps == 0 || marks_out(c.reward), "markout_hurdle_bps", "reward markout or markout_penalty");
+  need(std::isfinite(c.markout_hurdle_spreads) && c.markout_hurdle_spreads >= 0, "markout_hurdle_spreads",
+       "a finite value >= 0 spreads");
+  need(c.markout_hurdle_spreads == 0 || marks_out(c.reward), "markout_hurdle_spreads", "reward markout or markout_penalty");
   need(c.guard_window_ns >= 0, "guard_window_ns", ">= 0 ns (0: off)");
   need(std::isfinite(c.guard_sigmas) && c.guard_sigmas > 0, "guard_sigmas", "a finite value > 0");
   need(c.guard_halflife_ns > 0, "guard_halflife_ns", "> 0 ns");

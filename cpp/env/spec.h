@@ -72,6 +72,10 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
     "markout rewards: each fill is also charged this many bps of its notional at the mid, in the reward "   \
     "only (not in PnL): the edge a fill must clear to be learned, so that noise in the training rows "      \
     "does not teach quotes that lose out of sample (issue 13)")                                            \
+  X(markout_hurdle_spreads, double, 0.0, "spreads",                                                        \
+    "markout rewards: each fill is also charged this fraction of the bid-ask spread (at the row its fills are " \
+    "marked at) per lot, in the reward only: markout_hurdle_bps in the book's own unit, so that one value "   \
+    "asks the same of a one-tick book and of a wide one (issue 13, session 22)")                             \
   X(guard_window_ns, int64_t, 0, "ns",                                                                      \
     "move guard (issue 13, cpp/env/move_guard.h): after the mid moves by more than the guard's sigmas of "  \
     "such moves within this window, only orders that reduce a position, until the hold has passed (0: off)") \

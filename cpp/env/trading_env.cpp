@@ -322,6 +322,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
   ++steps_;
   const double mark = data_->mid[cursor_] * notional_per_tick_lot_;  // quote per lot at mid
   double mark_later = mark;
+  double hurdle = 0.0;  // quote per lot filled, in markout rewards only (session 21: bps; session 22: spreads)
   if (marks_out(reward_)) {
     // The first row markout_ns after row cursor_'s time, within the episode (its rows are training rows:
     // trader.evaluate.folds): it only moves forward, one comparison per step on average.
@@ -332,6 +333,9 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     double later = data_->mid[static_cast<size_t>(markout_row_)];
     if (cfg_.markout_detrend) later -= markout_drift_ * static_cast<double>(data_->ts[markout_row_] - data_->ts[cursor_]);
     mark_later = later * notional_per_tick_lot_;
+    const int64_t* top = data_->book + cursor_ * data_->levels * 4;
+    hurdle = cfg_.markout_hurdle_bps * 1e-4 * mark +
+             cfg_.markout_hurdle_spreads * static_cast<double>(top[2] - top[0]) * notional_per_tick_lot_;
   }
   bool ruined = false;
   for (int k = 0; k < K; ++k) {
@@ -344,7 +348,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
       // fill's own edge, not the later moves of the inventory (session 9: the fills' edge against the
       // next row's mid was gone 10 s later, benchmarks/README.md "Where the PnL comes from").
       r = (a.cash - a.cash_at_step) + static_cast<double>(a.filled) * mark_later;
-      r -= cfg_.markout_hurdle_bps * 1e-4 * static_cast<double>(std::abs(a.filled)) * mark;  // session 21
+      r -= hurdle * static_cast<double>(std::abs(a.filled));
     }
     if (reward_ == RewardType::kInventoryPenalty || reward_ == RewardType::kMarkoutPenalty) {
       // bps of the max-position notional at full inventory, quadratic in q / q_max: the running

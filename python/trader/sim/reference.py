@@ -194,6 +194,9 @@ class ReferenceTradingEnv(gym.Env):
             if cfg["markout_detrend"]:
                 mid_later -= self.drift * float(self.ts[later] - self.ts[self.cursor])
             mark_later = mid_later * self.ntl
+            top = self.book[self.cursor, 0].tolist()
+            hurdle = (cfg["markout_hurdle_bps"] * 1e-4 * mark
+                      + cfg["markout_hurdle_spreads"] * float(top[2] - top[0]) * self.ntl)
         rewards, ruined = [], False
         for a in self.agents:
             equity = a.cash + float(a.position) * mark
@@ -201,7 +204,7 @@ class ReferenceTradingEnv(gym.Env):
             q = float(a.position)
             if marks_out:
                 r = (a.cash - a.cash_at_step) + float(a.filled) * mark_later
-                r -= cfg["markout_hurdle_bps"] * 1e-4 * float(abs(a.filled)) * mark
+                r -= hurdle * float(abs(a.filled))
             if cfg["reward"] in ("inventory_penalty", "markout_penalty"):
                 x = q / float(self.max_lots)
                 r -= cfg["inventory_penalty_bps"] * 1e-4 * float(self.max_lots) * mark * x * x
