@@ -6,7 +6,9 @@ all 34 h of NEXOUSDT, NEXOUSDT's on all 24 h of Bitstamp), against session 19's 
 only; and a 2 bps markout hurdle (`markout_hurdle_bps`). Per run (a preset, or a held-out tail) and pooled over runs:
 each seed's PnL summed over folds (mean [95 % CI] over seeds), its inventory and fills parts, the tests that traded,
 then per test block (the agent's mean over seeds; mean [95 % CI] over blocks) for both, WITH minus WITHOUT block for
-block, and the committee of the seeds per block. PnL in bps of 2,000 quote a block.
+block, and the committee of the seeds per block; issue 13's goal read both ways for each side (each seed's PnL summed
+over a pool's blocks, and per block against every baseline), and with two seed groups a side how well they agree
+block for block. PnL in bps of 2,000 quote a block.
 
     PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s21/x --without runs/s19/z \
         --candidate markout_10s_symmetric_abstain_0.9 --out OUT
@@ -28,6 +30,7 @@ import numpy as np
 
 from markout_reward import blocks_of, interval
 from sweep_defaults import _ci
+from trader.evaluate.summary import across_blocks
 
 RUNS = ("bitstamp18h", "nexo28h", "bitstamp_btcusd_20150501", "nexo_spot_34h")
 POOLS = {"both presets (14 blocks)": RUNS[:2], "presets and tails (22 blocks)": RUNS}
@@ -45,7 +48,9 @@ def read(works: list[Path], run: str) -> dict:
             "split": {k: {"mean": float(np.average([ov["agent_split"][k]["mean"] for ov in ovs], weights=n))}
                       for k in ("inventory", "fills")},
             "tests": sum(ov["tests"] for ov in ovs), "traded": sum(ov["tests_that_traded"] for ov in ovs),
-            "blocks": list(np.average([blocks_of(r)[0] for r in reports], axis=0, weights=n)),
+            "blocks": [float(v) for v in np.average([blocks_of(r)[0] for r in reports], axis=0, weights=n)],
+            "baseline_blocks": blocks_of(reports[0])[1],
+            "group_blocks": [[float(v) for v in blocks_of(r)[0]] for r in reports],
             "committee": list(np.mean(committees, axis=0)) if all(committees) else None}
 
 
@@ -71,7 +76,9 @@ def main() -> None:
                      "without_every_seed": interval([wo["per_seed"][s] for s in seeds]),
                      "with_split": w["split"], "without_split": wo["split"],
                      "with_traded": f"{w['traded']} of {w['tests']}", "without_traded": f"{wo['traded']} of {wo['tests']}",
-                     "with_blocks": w["blocks"], "without_blocks": wo["blocks"],
+                     "with_blocks": w["blocks"], "without_blocks": wo["blocks"], "baseline_blocks": w["baseline_blocks"],
+                     "with_per_seed": w["per_seed"], "without_per_seed": wo["per_seed"],
+                     "with_groups": w["group_blocks"], "without_groups": wo["group_blocks"],
                      "with_committee": w["committee"], "without_committee": wo["committee"]})
     pooled = []
     for name, members in POOLS.items():
@@ -81,7 +88,24 @@ def main() -> None:
         # a committee per block only where every run tested one (else its blocks would not be these)
         cat = {k: [v for x in got for v in x[k]] if all(x[k] for x in got) else [] for k in (
             "with_blocks", "without_blocks", "with_committee", "without_committee")}
-        pooled.append({"pool": name, "n": len(cat["with_blocks"]),
+        goal = {}
+        for side in ("with", "without"):
+            # issue 13's goal read both ways: each seed's PnL summed over the pool's blocks, and per block (the chance
+            # of the market periods) against the best baseline (by its sum over the blocks) and every other
+            base = [b for x in got for b in x["baseline_blocks"]]
+            total = {b: sum(row[b] for row in base) for b in base[0]}
+            best = max(total, key=total.get)
+            summed = [sum(x[f"{side}_per_seed"][s] for x in got) for s in got[0][f"{side}_per_seed"]]
+            goal[side] = {"every_seed_summed": interval(summed), "seeds_above_flat": int(sum(v > 0 for v in summed)),
+                          "seeds": len(summed), "best_baseline": best,
+                          **across_blocks(cat[f"{side}_blocks"], base, best),
+                          "minus_each_baseline": {b: interval([a - row[b] for a, row in zip(cat[f"{side}_blocks"], base)])
+                                                  for b in total}}
+            # with two seed groups a side: do they agree block for block (a recipe's own per-block profile) or not
+            if all(len(x[f"{side}_groups"]) >= 2 for x in got):
+                g0, g1 = ([v for x in got for v in x[f"{side}_groups"][i]] for i in (0, 1))
+                goal[side]["seed_groups_correlation"] = float(np.corrcoef(g0, g1)[0, 1])
+        pooled.append({"pool": name, "n": len(cat["with_blocks"]), "goal": goal,
                        "with": interval(cat["with_blocks"]), "without": interval(cat["without_blocks"]),
                        "with_minus_without": interval([x - y for x, y in zip(cat["with_blocks"], cat["without_blocks"])]),
                        "with_committee": interval(cat["with_committee"]) if cat["with_committee"] else None,
@@ -104,6 +128,19 @@ def main() -> None:
     for x in pooled:
         lines.append(f"| {x['pool']} | {x['n']} | {_ci(x['with'])} | {_ci(x['without'])} | {_ci(x['with_minus_without'])} | "
                      + " | ".join(_ci(x[k]) if x[k] else "n/a" for k in ("with_committee", "without_committee")) + " |")
+    lines += ["", "| pooled | side | every seed, summed over the blocks | seeds above flat | per block minus the best "
+              "baseline | per block minus each other baseline | blocks beating every baseline |", "|---|---|---:|---:|---:|---|---:|"]
+    for x in pooled:
+        for side, g in x["goal"].items():
+            others = ", ".join(f"{b} {_ci(i)}" for b, i in g["minus_each_baseline"].items() if b != g["best_baseline"])
+            lines.append(f"| {x['pool']} | {side} | {_ci(g['every_seed_summed'])} | {g['seeds_above_flat']} of {g['seeds']} | "
+                         f"{g['best_baseline']} {_ci(g['minus_each_baseline'][g['best_baseline']])} | {others} | "
+                         f"{g['beating_every_baseline']} of {g['n']} |")
+    for x in pooled:
+        for side, g in x["goal"].items():
+            if "seed_groups_correlation" in g:
+                lines.append(f"\n{x['pool']}, {side}: the first two seed groups' per-block PnL correlate "
+                             f"{g['seed_groups_correlation']:+.2f}.")
     a.out.mkdir(parents=True, exist_ok=True)
     stem = f"paired__{a.candidate}"  # a candidate's name has dots: no with_suffix
     (a.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
