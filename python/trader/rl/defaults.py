@@ -31,8 +31,8 @@ TRADER_DEFAULTS: dict[str, dict] = {
 # session 10); the policy starts quoting nothing with probability 0.9 (abstain_prior, session 12) and quotes both
 # sides at one offset or not at all (quote_sides "symmetric", session 13); reward_scale 10 and feature set 2 as every
 # run of that protocol. Not in it: a 2 bps markout hurdle (--markout-hurdle-bps 2) met the goal over the 22 blocks at
-# 0 ms with ten seeds, +4.69 [+0.57, +10.35] bps a block, but lost its gain at 100 ms of latency (session 22,
-# "A hurdle in each book's unit").
+# 0 ms with ten seeds, +4.69 [+0.57, +10.35] bps a block, but at 100 ms of latency it fell below this recipe, +1.71
+# against +5.33 a block (session 22, "A hurdle in each book's unit": the rule fixed before that run keeps this one).
 QUOTE_DEFAULTS: dict[str, dict] = {
     "ppo": {"reward": "markout", "reward_scale": 10.0, "feature_set": 2, "abstain_prior": 0.9, "quote_sides": "symmetric"},
 }
