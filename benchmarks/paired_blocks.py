@@ -76,7 +76,8 @@ def main() -> None:
                      "without_every_seed": interval([wo["per_seed"][s] for s in seeds]),
                      "with_split": w["split"], "without_split": wo["split"],
                      "with_traded": f"{w['traded']} of {w['tests']}", "without_traded": f"{wo['traded']} of {wo['tests']}",
-                     "with_blocks": w["blocks"], "without_blocks": wo["blocks"], "baseline_blocks": w["baseline_blocks"],
+                     "with_blocks": w["blocks"], "without_blocks": wo["blocks"],
+                     "with_baselines": w["baseline_blocks"], "without_baselines": wo["baseline_blocks"],
                      "with_per_seed": w["per_seed"], "without_per_seed": wo["per_seed"],
                      "with_groups": w["group_blocks"], "without_groups": wo["group_blocks"],
                      "with_committee": w["committee"], "without_committee": wo["committee"]})
@@ -92,10 +93,13 @@ def main() -> None:
         for side in ("with", "without"):
             # issue 13's goal read both ways: each seed's PnL summed over the pool's blocks, and per block (the chance
             # of the market periods) against the best baseline (by its sum over the blocks) and every other
-            base = [b for x in got for b in x["baseline_blocks"]]
+            # of the seeds every run of the pool tested; each side against its own baselines (the same blocks, but a
+            # side may run at another latency)
+            base = [b for x in got for b in x[f"{side}_baselines"]]
             total = {b: sum(row[b] for row in base) for b in base[0]}
             best = max(total, key=total.get)
-            summed = [sum(x[f"{side}_per_seed"][s] for x in got) for s in got[0][f"{side}_per_seed"]]
+            seeds = set.intersection(*(set(x[f"{side}_per_seed"]) for x in got))
+            summed = [sum(x[f"{side}_per_seed"][s] for x in got) for s in sorted(seeds, key=int)]
             goal[side] = {"every_seed_summed": interval(summed), "seeds_above_flat": int(sum(v > 0 for v in summed)),
                           "seeds": len(summed), "best_baseline": best,
                           **across_blocks(cat[f"{side}_blocks"], base, best),
