@@ -75,24 +75,19 @@ def baselines(evaluation: dict, fold: Fold, guard: dict) -> dict[str, float]:
 def overlay(run: Path, guard: dict, jobs: int) -> dict:
     evaluation = json.loads((run / "evaluation.json").read_text())
     folds = {i + 1: fold_of(i + 1, f["describe"]) for i, f in enumerate(evaluation["context"]["folds"])}
-    before: dict[int, float] = {}
     per_test_before: dict[tuple[int, int], float] = {}  # (seed, fold) -> PnL
     tasks = []
     for path in sorted(run.glob("fold_*/seed_*.job.pkl")):
         job = pickle.loads(path.read_bytes())["job"]
-        before[job["seed"]] = before.get(job["seed"], 0.0) + job["agents"][0]["metrics"][KEY]
         per_test_before[job["seed"], job["fold"]] = job["agents"][0]["metrics"][KEY]
         # the agent's folder beside its job file (a run trained on another machine names that machine's path)
         tasks.append((job["seed"], str(path.parent / Path(job["run_dir"]).name), folds[job["fold"]]))
-    after: dict[int, float] = {}
     per_test_after: dict[tuple[int, int], float] = {}
     with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
         futures = {pool.submit(retest, run_dir, fold, guard): (seed, fold.index) for seed, run_dir, fold in tasks}
         base = {i: pool.submit(baselines, evaluation, fold, guard) for i, fold in folds.items()}
         for f in cf.as_completed(futures):
-            seed, index = futures[f]
-            after[seed] = after.get(seed, 0.0) + f.result()
-            per_test_after[seed, index] = f.result()
+            per_test_after[futures[f]] = f.result()
         per_fold_baselines = {i: f.result() for i, f in base.items()}
         guarded_baselines: dict[str, float] = {}
         for per_fold in per_fold_baselines.values():
@@ -102,7 +97,9 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
     for per_fold in evaluation["baselines"].values():
         for name, metrics in per_fold.items():
             plain_baselines[name] = plain_baselines.get(name, 0.0) + metrics[KEY]
-    seeds = sorted(before)
+    seeds = sorted({s for s, _ in per_test_before})
+    before, after = ({s: sum(m for (t, _), m in per_test.items() if t == s) for s in seeds}
+                     for per_test in (per_test_before, per_test_after))  # each seed summed over folds
     blocks_without = [float(np.mean([m for (s, f), m in per_test_before.items() if f == i])) for i in folds]
     blocks_with = [float(np.mean([m for (s, f), m in per_test_after.items() if f == i])) for i in folds]
     return {"run": run.name, "tests": len(tasks), "seeds": len(seeds), "without": interval([before[s] for s in seeds]),

@@ -44,13 +44,14 @@ def read(works: list[Path], run: str) -> dict:
     ovs = [r["summary"]["overall"] for r in reports]
     n = [len(ov["agent_per_seed"]) for ov in ovs]
     committees = [(ov.get("committee") or {}).get("per_block") for ov in ovs]
+    groups = [blocks_of(r) for r in reports]  # per WORK: (its agent's blocks, the baselines' blocks)
     return {"per_seed": {s: v for ov in ovs for s, v in ov["agent_per_seed"].items()},
             "split": {k: {"mean": float(np.average([ov["agent_split"][k]["mean"] for ov in ovs], weights=n))}
                       for k in ("inventory", "fills")},
             "tests": sum(ov["tests"] for ov in ovs), "traded": sum(ov["tests_that_traded"] for ov in ovs),
-            "blocks": [float(v) for v in np.average([blocks_of(r)[0] for r in reports], axis=0, weights=n)],
-            "baseline_blocks": blocks_of(reports[0])[1],
-            "group_blocks": [[float(v) for v in blocks_of(r)[0]] for r in reports],
+            "blocks": [float(v) for v in np.average([g[0] for g in groups], axis=0, weights=n)],
+            "baseline_blocks": groups[0][1],
+            "group_blocks": [[float(v) for v in g[0]] for g in groups],
             "committee": list(np.mean(committees, axis=0)) if all(committees) else None}
 
 
