@@ -130,6 +130,9 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s22/q --jobs 16 --timesteps 200000 \
         --seeds 5 --test-seeds 5 --folds nexo28h=8 --folds bitstamp18h=6 \
         --candidates markout_10s_symmetric_abstain_0.9_hurdle_quarter_spread --datasets bitstamp18h,nexo28h  # session 22
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s23/w --jobs 8 --timesteps 200000 \
+        --seeds 5 --test-seeds 5 --folds nexo28h=8 --folds bitstamp18h=6 \
+        --candidates markout_10s_symmetric_abstain_0.9_loss_weight_2.25 --datasets bitstamp18h,nexo28h  # session 23
 (Not run: markout_10s_two_sided_abstain_0.9_cap_600, session 15 had no time left for it; the session-16 candidates
 beyond NEXOUSDT, where they lost, and markout_60s_symmetric_history_abstain_0.9.)
 
@@ -212,6 +215,14 @@ CANDIDATES.update({f"{c}_hurdle_2bps": {**CANDIDATES[c], "markout_hurdle_bps": 2
 # traded) because it is most of the edge where the spread is narrow. A quarter of the spread is half of what a quote
 # at the touch earns against the mid: a fill must keep half its edge 10 s later, on any book. At 0 ms and 100 ms.
 CANDIDATES.update({f"{c}_hurdle_quarter_spread": {**CANDIDATES[c], "markout_hurdle_spreads": 0.25} for c in GUARDED})
+# session 23, fixed before it ran (committed before any agent trained with it, with the rule for the default in
+# benchmarks/README.md): the recipe whose steps with losing fills count the loss 2.25 times in the reward only
+# (`markout_loss_weight`; Tversky and Kahneman's 1992 loss-aversion coefficient, not chosen on these recordings). Both
+# hurdles are one number; this one follows the fills' own markout noise: with gains and losses of s against the later
+# mid, a fill must win 2.25 / 3.25 = 69 % of the time where 50 % paid before, so on NEXOUSDT's one-tick book (a touch
+# fill +4 bps if the mid stays, -4 if it moves a tick) it asks about what 2 bps did (75 %), and on Bitstamp's slow wide
+# book, where a fill rarely loses within 10 s, little. At 100 ms a late quote's losses grow and so does the hurdle.
+CANDIDATES.update({f"{c}_loss_weight_2.25": {**CANDIDATES[c], "markout_loss_weight": 2.25} for c in GUARDED})
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -232,7 +243,8 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
                                                          "markout_10s_symmetric_history_abstain_0.9"),
            "markout_60s_symmetric_history_flatten_abstain_0.9": ("markout_60s_symmetric_history_abstain_0.9",),
            **{f"{c}_guard": (c,) for c in GUARDED}, **{f"{c}_hurdle_2bps": (c,) for c in GUARDED},
-           **{f"{c}_hurdle_quarter_spread": (c, f"{c}_hurdle_2bps") for c in GUARDED}}
+           **{f"{c}_hurdle_quarter_spread": (c, f"{c}_hurdle_2bps") for c in GUARDED},
+           **{f"{c}_loss_weight_2.25": (c, f"{c}_hurdle_2bps") for c in GUARDED}}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),

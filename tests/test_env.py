@@ -116,6 +116,32 @@ def test_markout_hurdle_charges_each_fill_in_the_reward_only():
             vec(flat_market(), reward="markout", **{option: -0.5})
 
 
+def test_markout_loss_weight_counts_losing_fills_more_in_the_reward_only():
+    """markout_loss_weight (issue 13, session 23): a step whose fills lose against the later mid counts the loss that
+    many times; a gain counts once; a hurdle is charged after it, unweighted; the account is the same."""
+    wide = flat_market(asks=((103, 2), (104, 3), (105, 5)))  # buying 3 lots (2 at 103, 1 at 104) loses 5.5 to the mid
+    rising = flat_market(step_px=1)  # buying at 101 gains 5 ticks of mid 5 rows later less the half spread
+    out = {}
+    for market_name, market in (("wide", wide), ("rising", rising)):
+        for w in (1.0, 2.25):
+            for bps in (0.0, 10.0):
+                env = vec(market, trade_size=3.0, reward="markout", markout_ns=5, markout_loss_weight=w,
+                          markout_hurdle_bps=bps)
+                env.reset(seed=0)
+                _, reward, _, _, info = env.step(np.array([1]))
+                out[market_name, w, bps] = (float(reward[0]), float(info["equity"][0]), float(info["fees"][0]))
+    assert out["wide", 1.0, 0.0][0] == pytest.approx(-5.5)
+    assert out["wide", 2.25, 0.0][0] == pytest.approx(-2.25 * 5.5)
+    assert out["wide", 2.25, 10.0][0] == pytest.approx(-2.25 * 5.5 - 10e-4 * 3 * 101.5)
+    assert out["rising", 1.0, 0.0][0] > 0 and out["rising", 2.25, 0.0][0] == out["rising", 1.0, 0.0][0]
+    for market_name in ("wide", "rising"):
+        assert {v[1:] for k, v in out.items() if k[0] == market_name} == {out[market_name, 1.0, 0.0][1:]}
+    with pytest.raises(ValueError, match="markout_loss_weight"):
+        vec(flat_market(), markout_loss_weight=2.0)  # the pnl reward has no fills' markouts to weigh
+    with pytest.raises(ValueError, match="markout_loss_weight"):
+        vec(flat_market(), reward="markout", markout_loss_weight=0.5)
+
+
 def test_continuous_target_position():
     env = vec(flat_market(), actions="continuous", max_position=10.0)
     env.reset(seed=0)

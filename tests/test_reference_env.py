@@ -96,6 +96,9 @@ CONFIGS = {
     "quote_markout_hurdle_spreads": dict(actions="quote", quote_levels=3, reward="markout_penalty", markout_hurdle_bps=0.5,
                                          markout_hurdle_spreads=0.25, markout_ns=2_000_000_000, trade_size=0.002,
                                          max_position=0.01),
+    "quote_markout_loss_weight": dict(actions="quote", quote_levels=3, reward="markout", markout_loss_weight=2.25,
+                                      markout_hurdle_bps=0.5, markout_ns=2_000_000_000, trade_size=0.002,
+                                      max_position=0.01),
     "quote_markout_detrend": dict(actions="quote", quote_levels=3, reward="markout", markout_detrend=True,
                                   markout_ns=5_000_000_000, trade_size=0.002, max_position=0.008),
     "discrete_markout_latency": dict(reward="markout", markout_ns=700_000_000, order_latency_ns=150_000_000,
@@ -159,7 +162,7 @@ def test_reference_matches_cpp(recording, name):
     for j, (obs, info) in enumerate(outs):
         _check(f"{which}/{name}: reset env {j}", got, j, obs, np.zeros(K), False, False, info, K)
     rng = np.random.default_rng(7)
-    fills = guarded = tripped = 0
+    fills = guarded = tripped = losses = 0
     for step in range(STEPS):
         acts = _actions(env.single_action_space, rng, NUM_ENVS)
         env._pool.send(acts)
@@ -176,7 +179,10 @@ def test_reference_matches_cpp(recording, name):
             # up after it is armed (six windows in): a trip, not the start-up
             tripped += info["guarded"] and market.ts[info["t"]] >= market.ts[0] + 6 * full["guard_window_ns"]
             guarded += info["guarded"]
+            losses += int(np.sum(np.asarray(reward) < 0))
     assert fills > 0, "the trajectories never traded: the test would not see the fill rules"
+    if full["markout_loss_weight"] != 1:  # some fills lost, so the weight was applied
+        assert losses > 0
     if full["guard_window_ns"]:  # the guard was both up and down along the trajectories
         assert 0 < tripped <= guarded < STEPS * NUM_ENVS, (tripped, guarded)
 

@@ -54,6 +54,9 @@ void validate(const EnvConfig& c) {
   need(std::isfinite(c.markout_hurdle_spreads) && c.markout_hurdle_spreads >= 0, "markout_hurdle_spreads",
        "a finite value >= 0 spreads");
   need(c.markout_hurdle_spreads == 0 || marks_out(c.reward), "markout_hurdle_spreads", "reward markout or markout_penalty");
+  need(std::isfinite(c.markout_loss_weight) && c.markout_loss_weight >= 1, "markout_loss_weight",
+       "a finite value >= 1 (1: a loss counts once)");
+  need(c.markout_loss_weight == 1 || marks_out(c.reward), "markout_loss_weight", "reward markout or markout_penalty");
   need(c.guard_window_ns >= 0, "guard_window_ns", ">= 0 ns (0: off)");
   need(std::isfinite(c.guard_sigmas) && c.guard_sigmas > 0, "guard_sigmas", "a finite value > 0");
   need(c.guard_halflife_ns > 0, "guard_halflife_ns", "> 0 ns");

@@ -76,6 +76,10 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
     "markout rewards: each fill is also charged this fraction of the bid-ask spread (at the row its fills are " \
     "marked at) per lot, in the reward only: markout_hurdle_bps in the book's own unit, so that one value "   \
     "asks the same of a one-tick book and of a wide one (issue 13, session 22)")                             \
+  X(markout_loss_weight, double, 1.0, "",                                                                   \
+    "markout rewards: a step whose fills lose against the later mid (fees included) counts that loss this "  \
+    "many times, in the reward only: loss aversion (Tversky and Kahneman 1992), a hurdle that grows with "   \
+    "the fills' own markout noise where markout_hurdle_bps is one number (issue 13, session 23; 1: off)")    \
   X(guard_window_ns, int64_t, 0, "ns",                                                                      \
     "move guard (issue 13, cpp/env/move_guard.h): after the mid moves by more than the guard's sigmas of "  \
     "such moves within this window, only orders that reduce a position, until the hold has passed (0: off)") \

@@ -348,6 +348,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
       // fill's own edge, not the later moves of the inventory (session 9: the fills' edge against the
       // next row's mid was gone 10 s later, benchmarks/README.md "Where the PnL comes from").
       r = (a.cash - a.cash_at_step) + static_cast<double>(a.filled) * mark_later;
+      if (r < 0) r *= cfg_.markout_loss_weight;  // session 23: losses weigh more than gains
       r -= hurdle * static_cast<double>(std::abs(a.filled));
     }
     if (reward_ == RewardType::kInventoryPenalty || reward_ == RewardType::kMarkoutPenalty) {

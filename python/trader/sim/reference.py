@@ -204,6 +204,8 @@ class ReferenceTradingEnv(gym.Env):
             q = float(a.position)
             if marks_out:
                 r = (a.cash - a.cash_at_step) + float(a.filled) * mark_later
+                if r < 0:
+                    r *= cfg["markout_loss_weight"]
                 r -= hurdle * float(abs(a.filled))
             if cfg["reward"] in ("inventory_penalty", "markout_penalty"):
                 x = q / float(self.max_lots)
