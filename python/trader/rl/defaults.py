@@ -33,6 +33,8 @@ TRADER_DEFAULTS: dict[str, dict] = {
 # run of that protocol. Not in it: a 2 bps markout hurdle (--markout-hurdle-bps 2) met the goal over the 22 blocks at
 # 0 ms with ten seeds, +4.69 [+0.57, +10.35] bps a block, but at 100 ms of latency it fell below this recipe, +1.71
 # against +5.33 a block (session 22, "A hurdle in each book's unit": the rule fixed before that run keeps this one).
+# Nor a loss weight of 2.25 on losing fills (--markout-loss-weight 2.25): at 100 ms +3.79 [-3.01, +11.28] a block
+# against this recipe's +5.33 (session 23, "Loss aversion in the markout reward": its rule, fixed before, keeps this).
 QUOTE_DEFAULTS: dict[str, dict] = {
     "ppo": {"reward": "markout", "reward_scale": 10.0, "feature_set": 2, "abstain_prior": 0.9, "quote_sides": "symmetric"},
 }
