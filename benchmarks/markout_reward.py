@@ -130,7 +130,7 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s22/q --jobs 16 --timesteps 200000 \
         --seeds 5 --test-seeds 5 --folds nexo28h=8 --folds bitstamp18h=6 \
         --candidates markout_10s_symmetric_abstain_0.9_hurdle_quarter_spread --datasets bitstamp18h,nexo28h  # session 22
-    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s23/w --jobs 8 --timesteps 200000 \
+    PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s23/wd --jobs 8 --timesteps 200000 \
         --seeds 5 --test-seeds 5 --folds nexo28h=8 --folds bitstamp18h=6 \
         --candidates markout_10s_symmetric_abstain_0.9_loss_weight_2.25 --datasets bitstamp18h,nexo28h  # session 23
 (Not run: markout_10s_two_sided_abstain_0.9_cap_600, session 15 had no time left for it; the session-16 candidates

@@ -97,8 +97,7 @@ CONFIGS = {
                                          markout_hurdle_spreads=0.25, markout_ns=2_000_000_000, trade_size=0.002,
                                          max_position=0.01),
     "quote_markout_loss_weight": dict(actions="quote", quote_levels=3, reward="markout", markout_loss_weight=2.25,
-                                      markout_hurdle_bps=0.5, markout_ns=2_000_000_000, trade_size=0.002,
-                                      max_position=0.01),
+                                      markout_ns=2_000_000_000, trade_size=0.002, max_position=0.01),
     "quote_markout_detrend": dict(actions="quote", quote_levels=3, reward="markout", markout_detrend=True,
                                   markout_ns=5_000_000_000, trade_size=0.002, max_position=0.008),
     "discrete_markout_latency": dict(reward="markout", markout_ns=700_000_000, order_latency_ns=150_000_000,
@@ -181,7 +180,7 @@ def test_reference_matches_cpp(recording, name):
             guarded += info["guarded"]
             losses += int(np.sum(np.asarray(reward) < 0))
     assert fills > 0, "the trajectories never traded: the test would not see the fill rules"
-    if full["markout_loss_weight"] != 1:  # some fills lost, so the weight was applied
+    if full["markout_loss_weight"] != 1:  # some fills lost (no hurdle or penalty there), so the weight was applied
         assert losses > 0
     if full["guard_window_ns"]:  # the guard was both up and down along the trajectories
         assert 0 < tripped <= guarded < STEPS * NUM_ENVS, (tripped, guarded)

@@ -204,9 +204,7 @@ class ReferenceTradingEnv(gym.Env):
             q = float(a.position)
             if marks_out:
                 r = (a.cash - a.cash_at_step) + float(a.filled) * mark_later
-                if r < 0:
-                    r *= cfg["markout_loss_weight"]
-                r -= hurdle * float(abs(a.filled))
+                r = r * (cfg["markout_loss_weight"] if r < 0 else 1.0) - hurdle * float(abs(a.filled))
             if cfg["reward"] in ("inventory_penalty", "markout_penalty"):
                 x = q / float(self.max_lots)
                 r -= cfg["inventory_penalty_bps"] * 1e-4 * float(self.max_lots) * mark * x * x
