@@ -49,13 +49,11 @@ void validate(const EnvConfig& c) {
   need(finite_at_least(c.dampen_eta, 0), "dampen_eta", "a finite value >= 0");
   need(c.markout_ns >= 0, "markout_ns", ">= 0 ns");
   need(!c.markout_detrend || marks_out(c.reward), "markout_detrend", "reward markout or markout_penalty");
-  need(std::isfinite(c.markout_hurdle_bps) && c.markout_hurdle_bps >= 0, "markout_hurdle_bps", "a finite value >= 0 bps");
+  need(finite_at_least(c.markout_hurdle_bps, 0), "markout_hurdle_bps", "a finite value >= 0 bps");
   need(c.markout_hurdle_bps == 0 || marks_out(c.reward), "markout_hurdle_bps", "reward markout or markout_penalty");
-  need(std::isfinite(c.markout_hurdle_spreads) && c.markout_hurdle_spreads >= 0, "markout_hurdle_spreads",
-       "a finite value >= 0 spreads");
+  need(finite_at_least(c.markout_hurdle_spreads, 0), "markout_hurdle_spreads", "a finite value >= 0 spreads");
   need(c.markout_hurdle_spreads == 0 || marks_out(c.reward), "markout_hurdle_spreads", "reward markout or markout_penalty");
-  need(std::isfinite(c.markout_loss_weight) && c.markout_loss_weight >= 1, "markout_loss_weight",
-       "a finite value >= 1 (1: a loss counts once)");
+  need(finite_at_least(c.markout_loss_weight, 1), "markout_loss_weight", "a finite value >= 1 (1: a loss counts once)");
   need(c.markout_loss_weight == 1 || marks_out(c.reward), "markout_loss_weight", "reward markout or markout_penalty");
   need(c.guard_window_ns >= 0, "guard_window_ns", ">= 0 ns (0: off)");
   need(std::isfinite(c.guard_sigmas) && c.guard_sigmas > 0, "guard_sigmas", "a finite value > 0");
