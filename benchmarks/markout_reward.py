@@ -154,7 +154,7 @@ from evaluate_shared import GROUPS
 from evaluate_shared import convert as convert_group
 from inventory_risk import CANDIDATES as BEFORE_CANDIDATES
 from inventory_risk import overall, run, write_config
-from oos_goal import HELD_OUT
+from oos_goal import HELD_OUT, head_of, train_encoder
 from sweep_defaults import MAX_NOTIONAL, _ci
 from trader.evaluate.stats import bootstrap_mean
 from trader.evaluate.summary import KEY, across_blocks, activity
@@ -223,6 +223,14 @@ CANDIDATES.update({f"{c}_hurdle_quarter_spread": {**CANDIDATES[c], "markout_hurd
 # fill +4 bps if the mid stays, -4 if it moves a tick) it asks about what 2 bps did (75 %), and on Bitstamp's slow wide
 # book, where a fill rarely loses within 10 s, little. At 100 ms a late quote's losses grow and so does the hurdle.
 CANDIDATES.update({f"{c}_loss_weight_2.25": {**CANDIDATES[c], "markout_loss_weight": 2.25} for c in GUARDED})
+# session 24, fixed before it ran (committed before any agent trained with it, with its reading in benchmarks/README.md):
+# the recipe whose agents observe the embeddings of issue 14's encoder (oos_goal.ENCODER_ARGS: the TCN with the OFI
+# regression's skip, the of+ofi+trend inputs) instead of the book features. Each recording's encoder is trained on its
+# rows before its first test block only (fold 1's training rows, which every later fold and the held-out tail train on
+# too; head_encoder), on the agents' grid. The markout reward asks for the mid 10 s after a fill, and the encoder is
+# trained to predict the mid 1 to 10 s ahead on NEXOUSDT's 100 ms rows (20 to 200 s on Bitstamp's 2 s rows); session 7
+# tried it only under the PnL reward. At 100 ms and 0 ms.
+CANDIDATES.update({f"{c}_encoder": {**CANDIDATES[c], "head_encoder": True} for c in GUARDED})
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -244,7 +252,8 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            "markout_60s_symmetric_history_flatten_abstain_0.9": ("markout_60s_symmetric_history_abstain_0.9",),
            **{f"{c}_guard": (c,) for c in GUARDED}, **{f"{c}_hurdle_2bps": (c,) for c in GUARDED},
            **{f"{c}_hurdle_quarter_spread": (c, f"{c}_hurdle_2bps") for c in GUARDED},
-           **{f"{c}_loss_weight_2.25": (c, f"{c}_hurdle_2bps") for c in GUARDED}}
+           **{f"{c}_loss_weight_2.25": (c, f"{c}_hurdle_2bps") for c in GUARDED},
+           **{f"{c}_encoder": (c,) for c in GUARDED}}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),
@@ -283,6 +292,28 @@ def paired(a: dict[int, float], b: dict[int, float]) -> dict:
     """Mean of a - b over the seeds both ran, with its 95 % percentile bootstrap interval."""
     seeds = sorted(set(a) & set(b))
     return {**interval([a[s] - b[s] for s in seeds]), "seeds": len(seeds)}
+
+
+def head_encoder(work: Path, shared: Path, preset: str, folds: int, more_data: tuple[str, ...] = ()) -> str:
+    """Issue 14's encoder (oos_goal.ENCODER_ARGS) trained on PRESETS[preset]'s rows before the first test block of
+    its `folds` walk-forward folds (a dataset of its own, oos_goal.head_of), on the preset's grid, with the embeddings
+    of the preset and `more_data` cached; the model folder (trader evaluate --encoder checks it saw no test block)."""
+    from trader.evaluate.folds import block_folds
+    from trader.sim import load_market
+
+    fmt, files, _, _, interval_ms, _ = PRESETS[preset]
+    data = convert(shared, work, preset)
+    ts = load_market(data, feature_set=2, interval_ms=interval_ms).ts
+    rows = {data: len(ts), **{d: len(load_market(d, feature_set=2, interval_ms=interval_ms).ts) for d in more_data}}
+    head = head_of(shared, work, preset, files, fmt, ts, block_folds(data, len(ts), folds, 1)[0].test_start)
+    return train_encoder(work, [head], rows, print, interval_ms)
+
+
+def without_head_encoder(candidates: dict) -> tuple[dict, dict[str, bool]]:
+    """The candidates' env and learner options (head_encoder is this script's, not trader's), and which of them
+    run with head_encoder()'s encoder."""
+    return ({c: {k: v for k, v in o.items() if k != "head_encoder"} for c, o in candidates.items()},
+            {c: bool(o.get("head_encoder")) for c, o in candidates.items()})
 
 
 # preset -> its full recording in oos_goal.HELD_OUT (its last 6 h: --held-out)
@@ -371,8 +402,10 @@ def main() -> None:
     p.add_argument("--against", type=Path, default=None,
                    help="another WORK or stored reports (e.g. the 40,000-step runs): each run also against its namesake there")
     a = p.parse_args()
-    candidates = {c: CANDIDATES[c] for c in a.candidates.split(",")}
+    candidates, encoded = without_head_encoder({c: CANDIDATES[c] for c in a.candidates.split(",")})
     datasets = a.datasets.split(",")
+    if any(encoded.values()) and set(datasets) - set(PRESET_HELD_OUT):
+        p.error(f"the _encoder candidates run on {', '.join(PRESET_HELD_OUT)} only (an encoder per recording)")
     if a.held_out and set(datasets) - set(PRESET_HELD_OUT):
         p.error(f"--held-out: the held-out tails are of {', '.join(PRESET_HELD_OUT)} only, not {a.datasets}")
     # session 9's runs and the Binance runs of its rewards are 40,000-step runs: compared at those steps only
@@ -444,6 +477,7 @@ def main() -> None:
     for preset, seeds in (("bitstamp18h", a.seeds), ("nexo28h", a.test_seeds)):
         if preset not in datasets:
             continue
+        preset_folds = folds.get(preset, PRESETS[preset][3])  # the encoder's head ends before the first of them
         if a.held_out:  # the full recording whose head PRESETS[preset] is, tested on its last hours
             name, *_, tail_s = HELD_OUT[PRESET_HELD_OUT[preset]]
             data = full_recording(name)
@@ -452,14 +486,18 @@ def main() -> None:
                 config = write_config(a.work, cand, candidates[cand], venue, interval_ms, a.timesteps)
                 out = a.work / f"{name}__{cand}"
                 if not (out / "evaluation.json").exists():
+                    encoder = (["--encoder", head_encoder(a.work, a.shared, preset, preset_folds, (str(data),))]
+                               if encoded[cand] else [])
                     evaluate(a.work, out.name, str(data), folds.get(name, 2), seeds, config, a.jobs, interval_ms,
-                             ["--tail-s", str(tail_s), *seed_args, *also.get(name, [])])
+                             ["--tail-s", str(tail_s), *seed_args, *also.get(name, []), *encoder])
                 report(out, {c: md for c in COMPARE.get(cand, ()) if (md := a.work / f"{name}__{c}" / "evaluation.md").exists()})
             continue
         data = convert(a.shared, a.work, preset)
         for name in candidates:
-            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates, [*seed_args, *also.get(preset, [])],
-                folds.get(preset))
+            encoder = (["--encoder", head_encoder(a.work, a.shared, preset, preset_folds)]
+                       if encoded[name] and not (a.work / f"{preset}__{name}" / "evaluation.json").exists() else [])
+            run(a.work, data, preset, name, seeds, a.timesteps, a.jobs, candidates,
+                [*seed_args, *also.get(preset, []), *encoder], folds.get(preset))
         for name in candidates:
             against = {b: BEFORE / f"{preset}__{b}.md" for b in before}
             report(a.work / f"{preset}__{name}", {**against, **{c: md for c in COMPARE.get(name, ())

@@ -114,23 +114,24 @@ def head_of(shared: Path, work: Path, name: str, files: list[str], fmt: str, ts,
     return str(head)
 
 
-def train_encoder(work: Path, heads: list[str], data_rows: dict[str, int], log) -> str:
-    """trader train-encoder on the heads only (ENCODER_ARGS), once into WORK/encoder/<heads>; then the
-    embeddings of every dataset the agents train and test on (data_rows: its rows on the agents' grid, train's
-    default), cached before their processes start. Returns the model."""
+def train_encoder(work: Path, heads: list[str], data_rows: dict[str, int], log, interval_ms: float | None = None) -> str:
+    """trader train-encoder on the heads only (ENCODER_ARGS), once into WORK/encoder/<heads>, on rows every
+    `interval_ms` (default: train's); then the embeddings of every dataset the agents train and test on
+    (data_rows: its rows on that grid), cached before their processes start. Returns the model."""
     from trader.nn.cli import train_encoder as command
     from trader.nn.embed import agent_features
     from trader.rl.args import CommonArgs
 
+    interval_ms = interval_ms or CommonArgs.interval_ms
     out = work / "encoder" / "+".join(Path(h).name for h in heads)
     model = out / "tcn" / "best"
     if not (model / "config.json").exists():
         log(f"encoder: trader train-encoder on {', '.join(heads)}")
-        command.main([*[x for h in heads for x in ("--data", h)], *ENCODER_ARGS, "--out", str(out)],
-                     standalone_mode=False)
+        command.main([*[x for h in heads for x in ("--data", h)], *ENCODER_ARGS, "--interval-ms", str(interval_ms),
+                      "--out", str(out)], standalone_mode=False)
     for d, rows in data_rows.items():
         log(f"encoder: embeddings of {d}")
-        agent_features(str(model), d, interval_ms=CommonArgs.interval_ms, rows=rows)
+        agent_features(str(model), d, interval_ms=interval_ms, rows=rows)
     return str(model)
 
 

@@ -236,27 +236,37 @@ def test_dataset_folds_train_on_several_datasets_together(tmp_path, btc_days):
     assert "usdm_0718 + " in report["context"]["folds"][0]["describe"]
 
 
-def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path):
+def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path, btc_days):
     """Issue 13, encoder in the loop: `--encoder RUN/MODEL` reaches every fold's training run, whose agent
     observes the embeddings (obs_dim = embedding + account features) and records the encoder; the test
-    rows are embedded by the same encoder (the backtest would refuse another)."""
+    rows are embedded by the same encoder (the backtest would refuse another). An encoder whose run trained on a
+    test dataset, or on data over a test block's time, is refused (it would carry the test rows into every fold)."""
     from trader.rl.policy import load
 
-    r = CliRunner().invoke(main, ["train-encoder", "--out", str(tmp_path / "enc"), "--model", "tcn", "--epochs", "1",
-                                  "--max-steps-per-epoch", "2", "--seeds", "0", "--window", "50", "--horizons",
-                                  "10,20", "--device", "cpu", "--no-baselines"])
-    assert r.exit_code == 0, r.output
-    encoder = tmp_path / "enc" / "tcn" / "best"
+    def encoder(data: str, name: str) -> Path:
+        r = CliRunner().invoke(main, ["train-encoder", "--data", data, "--out", str(tmp_path / name), "--model", "tcn",
+                                      "--epochs", "1", "--max-steps-per-epoch", "2", "--seeds", "0", "--window", "50",
+                                      "--horizons", "10,20", "--device", "cpu", "--no-baselines"])
+        assert r.exit_code == 0, r.output
+        return tmp_path / name / "tcn" / "best"
+
+    july, spot, usdm_august = btc_days  # the evaluation's data: spot BTCUSDT 2024-08-08/09
+    for data, said in ((spot, "it is a test dataset"), (usdm_august, "its rows span the test block of fold 1")):
+        res = CliRunner().invoke(main, ["evaluate", "--data", spot, "--folds", "1", "--encoder",
+                                        str(encoder(data, Path(data).name)), "--out", str(tmp_path / "refused")])
+        assert res.exit_code == 2 and f"trained on {data}: {said}" in res.output, res.output
+    assert not (tmp_path / "refused").exists()
+    model = encoder(july, "july")  # another instrument, weeks before
     out = tmp_path / "ev"
-    res = CliRunner().invoke(main, ["evaluate", "--folds", "1", "--seeds", "1", "--encoder", str(encoder),
+    res = CliRunner().invoke(main, ["evaluate", "--data", spot, "--folds", "1", "--seeds", "1", "--encoder", str(model),
                                     "--total-timesteps", "512", "--num-envs", "2", "--horizon", "100",
                                     "--out", str(out), "--no-progress-bar"])
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "evaluation.json").read_text())
     (job,) = doc["jobs"]
     trained = load(job["run_dir"])
-    dim = json.loads((encoder / "config.json").read_text())["train"]["embedding_dim"]
-    assert trained.spec["obs_dim"] == dim + 3 and trained.args["encoder"] == str(encoder)
+    dim = json.loads((model / "config.json").read_text())["train"]["embedding_dim"]
+    assert trained.spec["obs_dim"] == dim + 3 and trained.args["encoder"] == str(model)
     assert trained.args["encoder_sha256"]
     assert set(doc["summary"]["folds"][0]["strategies"]) >= {"agent", "flat"}
 

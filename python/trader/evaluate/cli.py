@@ -38,16 +38,21 @@ def _datasets(data: tuple[str, ...]) -> list[str | None]:
     return out
 
 
-def check_train_also(also: list[str], plan_folds, by_path: dict, run_args, allow_overlap: bool) -> None:
-    """--train-also: no such dataset is a test dataset, and (unless allow_overlap) none spans the time of a test
-    block, so that no fold trains on its test rows or on the market of its test period (issue 13)."""
+def check_outside_tests(flag: str, paths: list[str | None], plan_folds, by_path: dict, run_args,
+                        allow_overlap: bool) -> None:
+    """Data trained on beside the folds' own rows (--train-also, the encoder's): no such dataset is a test dataset,
+    and (unless allow_overlap) none spans the time of a test block, so that no fold learns from its test rows or
+    from the market of its test period (issue 13)."""
     from trader.sim import load_market
 
-    tests = {str(Path(f.test_data).resolve()) for f in plan_folds if f.test_data}
-    for p in also:
-        if str(Path(p).resolve()) in tests:
-            raise ValueError(f"--train-also {p}: it is a test dataset of this evaluation; its rows would be "
-                             "trained on in every fold")
+    def key(p):
+        return str(Path(p).resolve()) if p else "sample"
+
+    tests = {key(f.test_data) for f in plan_folds}
+    for p in paths:
+        if key(p) in tests:
+            raise ValueError(f"{flag} {p or 'the bundled sample'}: it is a test dataset of this evaluation; "
+                             "every fold would learn from its test rows")
         if allow_overlap:
             continue
         ts = load_market(p, feature_set=run_args.feature_set, interval_ms=run_args.interval_ms).ts
@@ -55,7 +60,7 @@ def check_train_also(also: list[str], plan_folds, by_path: dict, run_args, allow
             test_ts = by_path[f.test_data].ts
             lo, hi = int(test_ts[f.test_start]), int(test_ts[f.test_end])
             if int(ts[0]) <= hi and lo <= int(ts[-1]):
-                raise ValueError(f"--train-also {p}: its rows span the test block of fold {f.index} "
+                raise ValueError(f"{flag} {p or 'the bundled sample'}: its rows span the test block of fold {f.index} "
                                  f"({f.test_data or 'sample'} rows {f.test_start}..{f.test_end}); give data of other "
                                  "times, or --allow-overlap for a cross-instrument test")
 
@@ -87,7 +92,8 @@ COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent its
 @click.option("--learning-rate", type=float, default=None, help="[default: the learner's]")
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
-                   "it to see whether embeddings help)")
+                   "it to see whether embeddings help); refused when its run trained on a test dataset or, unless "
+                   "--allow-overlap, on data over a test block's time")
 @click.option("--mirror/--no-mirror", default=None,
               help="agents also train on each training dataset's mirror image (as trader train --mirror); the "
                    "tests stay on the recordings [default: off]")
@@ -104,7 +110,7 @@ COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent its
                    "overlaps a test block's, unless --allow-overlap")
 @click.option("--allow-overlap", is_flag=True,
               help="datasets: allow a test dataset that starts before its training dataset ends, and --train-also "
-                   "data over a test block's time (other instruments over the same time: a cross-instrument test, "
+                   "data or the encoder's training data over a test block's time (other instruments over the same time: a cross-instrument test, "
                    "not walk-forward)")
 @click.option("--validation-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="choose among seeds (trader.evaluate.choose): every agent trains without the last SECONDS of its "
@@ -196,7 +202,12 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
             plan_folds = dataset_folds(paths, [len(m.book) for m in markets], horizon, train_window)
         by_path = dict(zip(paths, markets))
         if also:
-            check_train_also(also, plan_folds, by_path, run_args, allow_overlap)
+            check_outside_tests("--train-also", also, plan_folds, by_path, run_args, allow_overlap)
+        if args.get("encoder"):  # an encoder trained on a test block would carry its rows into every fold
+            from trader.nn.embed import encoder_training_data
+
+            check_outside_tests(f"--encoder {args['encoder']} trained on", encoder_training_data(args["encoder"]),
+                                plan_folds, by_path, run_args, allow_overlap)
         val_folds = None
         if validation_s is not None:
             val_folds, plan_folds = validation_folds(plan_folds, lambda p: by_path[p].ts, validation_s, horizon)

@@ -63,14 +63,30 @@ def checkpoint_sha256(model_dir) -> str:
     return h.hexdigest()
 
 
+def _run_data(model_dir) -> dict | None:
+    """The data.json of the train-encoder run an encoder folder (RUN/MODEL, RUN/MODEL/best, or a seed's or
+    fold's under RUN) belongs to; None if none is found."""
+    for parent in list(Path(model_dir).resolve().parents)[:3]:
+        if (parent / "data.json").is_file():
+            return json.loads((parent / "data.json").read_text())
+    return None
+
+
 def encoder_interval_ms(model_dir, config: dict) -> float:
     """The row spacing the encoder was trained on: its config, or (older runs) the run's data.json."""
     if "interval_ms" in config:
         return float(config["interval_ms"])
-    for parent in list(Path(model_dir).resolve().parents)[:3]:
-        if (parent / "data.json").is_file():
-            return float(json.loads((parent / "data.json").read_text()).get("interval_ms", 100.0))
-    return 100.0
+    return float((_run_data(model_dir) or {}).get("interval_ms", 100.0))
+
+
+def encoder_training_data(model_dir) -> list[str | None]:
+    """The dataset folders the encoder's train-encoder run read (None: the bundled sample), from its data.json;
+    what trader evaluate checks against its test blocks. ValueError if the run's data.json is gone."""
+    run = _run_data(model_dir)
+    if run is None:
+        raise ValueError(f"encoder {model_dir}: no data.json of its trader train-encoder run in the folders "
+                                "above it, so what it trained on is unknown; keep the encoder inside its run folder")
+    return [None if d == "<bundled sample>" else d for d in run["data"]]
 
 
 def _embed(model_dir, data_dir, depth: int | None = None):
