@@ -255,8 +255,20 @@ def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path, b
         res = CliRunner().invoke(main, ["evaluate", "--data", spot, "--folds", "1", "--encoder",
                                         str(encoder(data, Path(data).name)), "--out", str(tmp_path / "refused")])
         assert res.exit_code == 2 and f"trained on {data}: {said}" in res.output, res.output
-    assert not (tmp_path / "refused").exists()
     model = encoder(july, "july")  # another instrument, weeks before
+    # refused too: an encoder whose training data is gone, or kept outside its run folder (nothing says what it read)
+    moved = tmp_path / "moved"
+    shutil.copytree(tmp_path / "july", moved)
+    run_json = json.loads((moved / "data.json").read_text())
+    (moved / "data.json").write_text(json.dumps({**run_json, "data": [str(tmp_path / "gone")]}))
+    alone = tmp_path / "alone"
+    shutil.copytree(model, alone)
+    for path, said in ((moved / "tcn" / "best", f"trained on {tmp_path / 'gone'}: no such folder"),
+                       (alone, "no data.json of its trader train-encoder run")):
+        res = CliRunner().invoke(main, ["evaluate", "--data", spot, "--folds", "1", "--encoder", str(path),
+                                        "--out", str(tmp_path / "refused")])
+        assert res.exit_code == 2 and said in res.output, res.output
+    assert not (tmp_path / "refused").exists()
     out = tmp_path / "ev"
     res = CliRunner().invoke(main, ["evaluate", "--data", spot, "--folds", "1", "--seeds", "1", "--encoder", str(model),
                                     "--total-timesteps", "512", "--num-envs", "2", "--horizon", "100",

@@ -55,6 +55,9 @@ def check_outside_tests(flag: str, paths: list[str | None], plan_folds, by_path:
                              "every fold would learn from its test rows")
         if allow_overlap:
             continue
+        if p and not Path(p).is_dir():  # an encoder's data moved since it trained
+            raise ValueError(f"{flag} {p}: no such folder, so its time cannot be checked against the test blocks; "
+                             "give it back at that path, or --allow-overlap")
         ts = load_market(p, feature_set=run_args.feature_set, interval_ms=run_args.interval_ms).ts
         for f in plan_folds:
             test_ts = by_path[f.test_data].ts
