@@ -231,6 +231,12 @@ CANDIDATES.update({f"{c}_loss_weight_2.25": {**CANDIDATES[c], "markout_loss_weig
 # trained to predict the mid 1 to 10 s ahead on NEXOUSDT's 100 ms rows (20 to 200 s on Bitstamp's 2 s rows); session 7
 # tried it only under the PnL reward. At 100 ms and 0 ms.
 CANDIDATES.update({f"{c}_encoder": {**CANDIDATES[c], "head_encoder": True} for c in GUARDED})
+# session 24, fixed before it ran (committed before any agent trained with it, after the _encoder candidates' seeds 0-4 at
+# both latencies): their fills earned about half the recipe's, so the embeddings in place of the book features lose what
+# the quoting agent reads there (the spread, the queue). The same encoder beside the features (`encoder_with_features`):
+# the recipe's observation plus the embeddings, so that against the recipe it reads what the encoder adds.
+CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_encoder_with_features"] = {
+    **CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_encoder"], "encoder_with_features": True}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -253,7 +259,9 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            **{f"{c}_guard": (c,) for c in GUARDED}, **{f"{c}_hurdle_2bps": (c,) for c in GUARDED},
            **{f"{c}_hurdle_quarter_spread": (c, f"{c}_hurdle_2bps") for c in GUARDED},
            **{f"{c}_loss_weight_2.25": (c, f"{c}_hurdle_2bps") for c in GUARDED},
-           **{f"{c}_encoder": (c,) for c in GUARDED}}
+           **{f"{c}_encoder": (c,) for c in GUARDED},
+           "markout_10s_symmetric_abstain_0.9_latency_100ms_encoder_with_features": (
+               "markout_10s_symmetric_abstain_0.9_latency_100ms", "markout_10s_symmetric_abstain_0.9_latency_100ms_encoder")}
 # this script's earlier reports by steps per agent: a compared run not in WORK is read from the first that has it
 RESULTS = Path(__file__).parent / "results"
 STORED = {40_000: (RESULTS / "markout_s10", RESULTS / "markout_penalty_s11", RESULTS / "abstain_s12"),

@@ -240,8 +240,10 @@ def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path, b
     """Issue 13, encoder in the loop: `--encoder RUN/MODEL` reaches every fold's training run, whose agent
     observes the embeddings (obs_dim = embedding + account features) and records the encoder; the test
     rows are embedded by the same encoder (the backtest would refuse another). An encoder whose run trained on a
-    test dataset, or on data over a test block's time, is refused (it would carry the test rows into every fold)."""
+    test dataset, or on data over a test block's time, is refused (it would carry the test rows into every fold).
+    With --encoder-with-features the agent observes the book features beside the embeddings."""
     from trader.rl.policy import load
+    from trader.sim import load_market
 
     def encoder(data: str, name: str) -> Path:
         r = CliRunner().invoke(main, ["train-encoder", "--data", data, "--out", str(tmp_path / name), "--model", "tcn",
@@ -281,6 +283,18 @@ def test_evaluate_with_an_encoder_trains_and_tests_on_its_embeddings(tmp_path, b
     assert trained.spec["obs_dim"] == dim + 3 and trained.args["encoder"] == str(model)
     assert trained.args["encoder_sha256"]
     assert set(doc["summary"]["folds"][0]["strategies"]) >= {"agent", "flat"}
+    # the book features beside the embeddings: the set's width more, in training and in the fold's test
+    res = CliRunner().invoke(main, ["evaluate", "--data", spot, "--folds", "1", "--seeds", "1", "--encoder", str(model),
+                                    "--encoder-with-features", "--feature-set", "2", "--total-timesteps", "512",
+                                    "--num-envs", "2", "--horizon", "100", "--out", str(tmp_path / "both"),
+                                    "--no-progress-bar"])
+    assert res.exit_code == 0, res.output
+    (job,) = json.loads((tmp_path / "both" / "evaluation.json").read_text())["jobs"]
+    both = load(job["run_dir"])
+    width = load_market(spot, feature_set=2).features.shape[1]
+    assert both.spec["obs_dim"] == width + dim + 3 and both.args["encoder_with_features"] is True
+    res = CliRunner().invoke(main, ["evaluate", "--data", spot, "--encoder-with-features", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "--encoder-with-features: give it with --encoder" in res.output, res.output
 
 
 def test_folds_that_mix_instruments(tmp_path):

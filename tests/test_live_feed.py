@@ -137,6 +137,7 @@ def test_encoder_embeddings_equal_embed_rows(tmp_path, kind, inputs, norm):
     from trader.nn.embed import embed_rows
     from trader.nn.inputs import RollingNorm, encoder_inputs
     from trader.nn.models import build_model
+    from trader.sim.features import features as training_features
 
     ds = load_dataset()
     _ts, book, flow = ds.sample_top(depth=10, interval_ns=100_000_000)
@@ -164,3 +165,9 @@ def test_encoder_embeddings_equal_embed_rows(tmp_path, kind, inputs, norm):
     live = np.stack([features(book[t], flow[t]) for t in range(n)])
     want = embed_rows(features.encoder.model, x, 16)
     assert live.shape == want.shape == (n, model.embedding_dim) and np.allclose(live, want, atol=1e-5)
+    # with_features: the book features of the set first, then the embedding (trader.rl.policy.encoder_market's layout)
+    both = RowFeatures(lot, Encoder(tmp_path), feature_set=2, interval_s=0.1, with_features=True)
+    live = np.stack([both(book[t], flow[t]) for t in range(n)])
+    book_part = training_features(book, lot, flow, feature_set=2, interval_s=0.1)
+    assert np.array_equal(live[:, :book_part.shape[1]], book_part)
+    assert np.allclose(live[:, book_part.shape[1]:], want, atol=1e-5)

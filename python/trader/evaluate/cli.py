@@ -97,6 +97,9 @@ COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent its
               help="an encoder of trader train-encoder: agents observe its embeddings (evaluate with and without "
                    "it to see whether embeddings help); refused when its run trained on a test dataset or, unless "
                    "--allow-overlap, on data over a test block's time")
+@click.option("--encoder-with-features/--encoder-alone", default=None,
+              help="with --encoder: agents observe the book features (--feature-set) beside its embeddings, or its "
+                   "embeddings alone (as trader train's) [default: alone]")
 @click.option("--mirror/--no-mirror", default=None,
               help="agents also train on each training dataset's mirror image (as trader train --mirror); the "
                    "tests stay on the recordings [default: off]")
@@ -171,6 +174,8 @@ def evaluate(data, folds, tail_s, seeds, first_seed, algo, config, train_window,
         args["train_also"] = also = [str(p) for p in _datasets(tuple(also))]
     if args.get("mirror") and args.get("encoder"):
         raise click.UsageError("--mirror: not with --encoder (its embeddings are of the recordings themselves)")
+    if args.get("encoder_with_features") and not args.get("encoder"):
+        raise click.UsageError("--encoder-with-features: give it with --encoder")
     module = learner(algo)
     try:
         base_options = BaselineOptions(imbalance_threshold, quote_offset_ticks, as_gamma)

@@ -152,7 +152,8 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
         if opts.maker_fee_bps is not None:
             env["maker_fee_bps"] = opts.maker_fee_bps
         kernel = ExecutionKernel(env, tick=feed.tick, lot=feed.lot, levels=policy.depth,
-                                 features=RowFeatures(feed.lot_size, encoder, policy.feature_set, interval_ms / 1000))
+                                 features=RowFeatures(feed.lot_size, encoder, policy.feature_set, interval_ms / 1000,
+                                                      with_features=policy.encoder_with_features))
         if opts.real:
             private = make_client(opts.exchange, market=opts.market, base_url=opts.base_url, testnet=opts.testnet,
                                   keys=opts.keys, recv_window_ms=opts.recv_window_ms)

@@ -65,18 +65,23 @@ class Encoder:
 
 class RowFeatures:
     """Feature rows of consecutive live rows: set `feature_set` of trader.sim.features, or an encoder's
-    embedding of set 1's (the encoder's inputs, trader.nn.inputs)."""
+    embedding of set 1's (the encoder's inputs, trader.nn.inputs), or (with_features) both, the set's first, as
+    trader.rl.policy.encoder_market lays them out."""
 
     def __init__(self, lot_size: float, encoder: Encoder | None = None, feature_set: int = DEFAULT_SET,
-                 interval_s: float | None = None):
+                 interval_s: float | None = None, with_features: bool = False):
         self.lot_size = lot_size
         self.encoder = encoder
         self.stream = FeatureStream(lot_size, 1 if encoder is not None else feature_set, interval_s)
+        self.features = (FeatureStream(lot_size, feature_set, interval_s) if encoder is not None and with_features
+                         else None)
 
     def __call__(self, top: np.ndarray, flow: np.ndarray) -> np.ndarray:
         """float32 [D]: the row's features (the last row of trader.sim.features.features over the rows so
-        far) or its embedding."""
+        far), its embedding, or both."""
         row = self.stream.push(top, flow)
         if self.encoder is not None:
             row = self.encoder(row, top, self.lot_size)
+        if self.features is not None:
+            row = np.concatenate([self.features.push(top, flow), row])
         return np.ascontiguousarray(row, dtype=np.float32)

@@ -50,6 +50,7 @@ class PolicySpec:
     num_agents: int = 1  # MADDPG checkpoints: the observation is given to every agent, agent 0 acts
     encoder: str | None = None  # the encoder folder the agent was trained with (trader train --encoder)
     encoder_sha256: str | None = None  # and the sha256 of its files (trader.nn.embed.checkpoint_sha256)
+    encoder_with_features: bool = False  # the book features of feature_set beside the embeddings (trader train's)
     feature_set: int = features.DEFAULT_SET  # trader.sim.features; scripted and callable policies: the default
 
     @property
@@ -128,4 +129,5 @@ def load_policy(spec, *, trade_size: float | None = None, max_position: float | 
     return PolicySpec(trained.act, f"{trained.algo}:{trained.checkpoint}", env, obs_dim=int(trained.spec["obs_dim"]),
                       interval_ms=float(args.get("interval_ms", 100.0)),
                       num_agents=int(trained.spec.get("num_agents", 1)), encoder=args.get("encoder"),
-                      encoder_sha256=args.get("encoder_sha256"), feature_set=features.run_set(args))
+                      encoder_sha256=args.get("encoder_sha256"),
+                      encoder_with_features=bool(args.get("encoder_with_features")), feature_set=features.run_set(args))

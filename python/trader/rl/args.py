@@ -86,6 +86,10 @@ class CommonArgs(TraderEnvArgs):
     encoder: str | None = None
     """trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best): observations are
     its embeddings of every row (cached beside it, trader.nn.embed.agent_features) plus the account features"""
+    encoder_with_features: bool = False
+    """trader: with --encoder, observe the book features of --feature-set and the embeddings side by side
+    (evaluate with and without the encoder, all else equal, to see what its embeddings add; session 24 found the
+    embeddings alone, in place of the features, halved the quoting agents' fill edge)"""
     encoder_sha256: str | None = None
     """trader: the sha256 of --encoder's files, recorded by the run at its start; backtests and live runs
     of the agent refuse an encoder with other files"""

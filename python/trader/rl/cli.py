@@ -50,6 +50,9 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
 @click.option("--encoder", type=click.Path(exists=True, file_okay=False), default=None,
               help="trader: an encoder folder of trader train-encoder (RUN/MODEL or RUN/MODEL/best); the agent "
                    "observes its embeddings plus the account features, and backtests and live runs use it too")
+@click.option("--encoder-with-features/--encoder-alone", default=None,
+              help="trader, with --encoder: observe the book features (--feature-set) beside its embeddings, or its "
+                   "embeddings alone [default: alone]")
 @click.option("--config", "config", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML or JSON file of learner options (flags given here override it)")
 @click.option("--seed", type=int, default=None, help=f"seed of the experiment [default: {SEED}]")

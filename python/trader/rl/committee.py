@@ -31,7 +31,7 @@ import numpy as np
 
 from trader.rl.policy import TrainedPolicy, load
 
-OBSERVATION_ARGS = ("feature_set", "encoder", "encoder_sha256", "interval_ms")
+OBSERVATION_ARGS = ("feature_set", "encoder", "encoder_sha256", "encoder_with_features", "interval_ms")
 """what a member observes besides the env options (trader.rl.policy.observation_market)"""
 TRAINING_ROWS_ARGS = ("data", "train_fraction", "train_also")
 """what a member trained on: a committee's held-out rows must be held out for every member"""

@@ -65,6 +65,9 @@ def training_markets(args, also: bool = False) -> list:
         return items
     if mirror and args.encoder:
         raise ValueError("mirror: not with --encoder (its embeddings are of the recordings themselves)")
+    if getattr(args, "encoder_with_features", False) and not args.encoder:
+        raise ValueError("--encoder-with-features: give it with --encoder (the features it puts beside its embeddings "
+                         "are the observation without one)")
     folders = dataset_folders(items) if items else [None]
     return [load_market(folder, interval_ms=args.interval_ms, feature_set=args.feature_set, mirror=reflected)
             for reflected in ((False, True) if mirror else (False,)) for folder in folders]
