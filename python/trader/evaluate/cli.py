@@ -116,8 +116,8 @@ COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent its
                    "overlaps a test block's, unless --allow-overlap")
 @click.option("--allow-overlap", is_flag=True,
               help="datasets: allow a test dataset that starts before its training dataset ends, and --train-also "
-                   "data or the encoder's training data over a test block's time (other instruments over the same time: a cross-instrument test, "
-                   "not walk-forward)")
+                   "data or the encoder's training data over a test block's time (other instruments over the same "
+                   "time: a cross-instrument test, not walk-forward)")
 @click.option("--validation-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="choose among seeds (trader.evaluate.choose): every agent trains without the last SECONDS of its "
                    "training rows and is backtested on them; in each fold, of every --choose-among seeds the one "

@@ -85,7 +85,7 @@ def encoder_training_data(model_dir) -> list[str | None]:
     run = _run_data(model_dir)
     if run is None:
         raise ValueError(f"encoder {model_dir}: no data.json of its trader train-encoder run in the folders "
-                                "above it, so what it trained on is unknown; keep the encoder inside its run folder")
+                         "above it, so what it trained on is unknown; keep the encoder inside its run folder")
     return [None if d == "<bundled sample>" else d for d in run["data"]]
 
 

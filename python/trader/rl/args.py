@@ -88,8 +88,9 @@ class CommonArgs(TraderEnvArgs):
     its embeddings of every row (cached beside it, trader.nn.embed.agent_features) plus the account features"""
     encoder_with_features: bool = False
     """trader: with --encoder, observe the book features of --feature-set and the embeddings side by side
-    (evaluate with and without the encoder, all else equal, to see what its embeddings add; session 24 found the
-    embeddings alone, in place of the features, halved the quoting agents' fill edge)"""
+    (evaluate with and without the encoder, all else equal, to see what its embeddings add; in session 24 the
+    embeddings alone, in place of the features, cut what the quoting agents' fills earned to a third to two thirds of
+    the recipe's: benchmarks/README.md)"""
     encoder_sha256: str | None = None
     """trader: the sha256 of --encoder's files, recorded by the run at its start; backtests and live runs
     of the agent refuse an encoder with other files"""

@@ -95,6 +95,8 @@ def committee(members: Sequence[TrainedPolicy]) -> TrainedPolicy:
     def defining(m: TrainedPolicy) -> dict:
         return {"algo": m.algo, **{f"env option {k}": v for k, v in env_config_from_run(m.args).items()},
                 **{k: m.args.get(k) for k in (*OBSERVATION_ARGS, *TRAINING_ROWS_ARGS)},
+                # runs saved before session 24 did not record it: they observed the embeddings alone
+                "encoder_with_features": bool(m.args.get("encoder_with_features")),
                 **{f"policy {k}": m.spec.get(k) for k in ("obs_dim", "num_actions", "action_dim")}}
 
     ref = defining(first)
