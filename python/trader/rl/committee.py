@@ -31,8 +31,9 @@ import numpy as np
 
 from trader.rl.policy import TrainedPolicy, load
 
-OBSERVATION_ARGS = ("feature_set", "encoder", "encoder_sha256", "encoder_with_features", "interval_ms")
-"""what a member observes besides the env options (trader.rl.policy.observation_market)"""
+OBSERVATION_ARGS = ("feature_set", "encoder", "encoder_sha256", "interval_ms")
+"""what a member observes besides the env options (trader.rl.policy.observation_market), and whether its encoder's
+embeddings come with the book features (encoder_with_features, which runs before session 24 did not record)"""
 TRAINING_ROWS_ARGS = ("data", "train_fraction", "train_also")
 """what a member trained on: a committee's held-out rows must be held out for every member"""
 
@@ -95,8 +96,7 @@ def committee(members: Sequence[TrainedPolicy]) -> TrainedPolicy:
     def defining(m: TrainedPolicy) -> dict:
         return {"algo": m.algo, **{f"env option {k}": v for k, v in env_config_from_run(m.args).items()},
                 **{k: m.args.get(k) for k in (*OBSERVATION_ARGS, *TRAINING_ROWS_ARGS)},
-                # runs saved before session 24 did not record it: they observed the embeddings alone
-                "encoder_with_features": bool(m.args.get("encoder_with_features")),
+                "encoder_with_features": bool(m.args.get("encoder_with_features")),  # unrecorded: alone
                 **{f"policy {k}": m.spec.get(k) for k in ("obs_dim", "num_actions", "action_dim")}}
 
     ref = defining(first)

@@ -69,7 +69,8 @@ def load(target: str | os.PathLike, device: str = "cpu", env_id: str | None = "t
 
 def encoder_market(args, market):
     """`market` (loaded from a dataset folder: market.name) with its features replaced by the embeddings
-    of args.encoder for that dataset (with args.encoder_with_features: its features, then the embeddings) (args: a learner's Args or a checkpoint's saved args dict); records
+    of args.encoder for that dataset, or with args.encoder_with_features by its features, then the embeddings
+    (args: a learner's Args or a checkpoint's saved args dict); records
     the encoder's sha256 in args the first time (training) and checks it afterwards. A ValueError on
     another encoder, a sampling mismatch or data given as Markets."""
     from dataclasses import replace
