@@ -16,7 +16,7 @@ from conftest import quoting_config, shared
 from trader.cli import main
 from trader.evaluate.folds import block_folds, dataset_folds, tail_folds
 from trader.evaluate.stats import bootstrap_mean
-from trader.evaluate.summary import across_blocks
+from trader.evaluate.summary import across_blocks, gate_summary, track_record_gate
 from trader.rl.envs import training_start_max
 
 
@@ -94,6 +94,24 @@ def test_across_blocks_on_known_cases():
     assert few["agent_minus_best_baseline"]["mean"] == pytest.approx((0.0 + 4.0 + 2.5) / 3)
 
 
+def test_track_record_gate_reads_only_earlier_blocks():
+    """Paper first: a seed trades block k only while its PnL over blocks 1..k-1 (traded or not) is above zero; the
+    first block has no record and is flat; a record at exactly 0 does not open the gate."""
+    gated = track_record_gate({0: [5.0, -2.0, -4.0, 3.0, 7.0], 1: [-1.0, 4.0, 2.0, -3.0, 1.0], 2: [0.0, 6.0, -6.0, 2.0, 9.0]})
+    assert gated[0] == [0.0, -2.0, -4.0, 0.0, 7.0]  # records 0, 5, 3, -1, 2
+    assert gated[1] == [0.0, 0.0, 2.0, -3.0, 1.0]  # records 0, -1, 3, 5, 2
+    assert gated[2] == [0.0, 0.0, -6.0, 0.0, 9.0]  # records 0, 0, 6, 0, 2
+    # what block k's decision sees cannot change with what came after it
+    assert track_record_gate({0: [5.0, -2.0, -4.0, 3.0, 70.0]})[0][:4] == gated[0][:4]
+    base = [{"flat": 0.0}] * 5
+    blocks = {0: [5.0, -2.0, -4.0, 3.0, 7.0], 1: [-1.0, 4.0, 2.0, -3.0, 1.0], 2: [0.0, 6.0, -6.0, 2.0, 9.0]}
+    seeds_mean = [float(np.mean(v)) for v in zip(*blocks.values())]
+    g = gate_summary(blocks, seeds_mean, base, "flat")
+    assert g["per_block"] == pytest.approx([0.0, -2 / 3, -8 / 3, -1.0, 17 / 3])
+    assert g["per_seed"] == {0: 1.0, 1: 0.0, 2: 3.0} and g["open"] == 8 and g["tests"] == 15
+    assert g["minus_seeds_mean"]["mean"] == pytest.approx(np.mean(np.subtract(g["per_block"], seeds_mean)))
+
+
 def _evaluate(tmp_path, name, *extra):
     out = tmp_path / name
     res = CliRunner().invoke(main, ["evaluate", "--folds", "2", "--seeds", "2", "--total-timesteps", "1024",
@@ -133,6 +151,12 @@ def test_evaluate_on_the_sample_reproduces_and_never_trains_on_test_rows(tmp_pat
     blocks = summary["overall"]["blocks"]
     assert blocks["n"] == 2 and blocks["agent"]["mean"] == pytest.approx(np.mean(per_block))
     assert blocks["agent"]["low"] is None and "no interval from 2 blocks" in md
+    gate = summary["overall"]["track_record_gate"]  # fold 1 flat; fold 2 where the seed's fold 1 earned
+    pnl = {(j["fold"], j["seed"]): np.mean([m["pnl_bps_of_max_notional"] for m in j["metrics"]]) for j in first["jobs"]}
+    seeds = sorted({s for _, s in pnl})
+    assert gate["per_block"][0] == 0.0
+    assert gate["per_block"][1] == pytest.approx(np.mean([pnl[2, s] if pnl[1, s] > 0 else 0.0 for s in seeds]))
+    assert "paper first" in md
     for png in ("fold_1.png", "fold_2.png", "overall.png", "actions.png"):
         assert (out / png).stat().st_size > 5_000
 

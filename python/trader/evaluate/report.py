@@ -55,6 +55,18 @@ def _committee_line(committee: dict | None, best: str) -> list[str]:
             f"{b['beating_every_baseline']} of {n}"]
 
 
+def _gate_line(gate: dict | None, best: str) -> list[str]:
+    """The overall's line on the seeds under the paper-first gate (trader.evaluate.summary.gate_summary)."""
+    if gate is None:
+        return []
+    b, n = gate["blocks"], gate["blocks"]["n"]
+    return [f"- paper first (each seed trades a block only while its PnL over the earlier test blocks is above zero; "
+            f"flat in the first, trader.evaluate.summary.track_record_gate): trading in {gate['open']} of "
+            f"{gate['tests']} fold x seed tests; PnL per test block {_block_cell(b['agent'], n)} (mean [95 % CI] over "
+            f"blocks); minus the best baseline ({best}) {_block_cell(b['agent_minus_best_baseline'], n)}; minus the "
+            f"seeds ungated, block for block, {_block_cell(gate['minus_seeds_mean'], n)}"]
+
+
 def _fold_table(fold: dict, base: str, quote: str) -> list[str]:
     heads = [h.replace("(quote)", f"({quote})").replace("(base)", f"({base})") for _, h, _ in METRICS]
     lines = ["| strategy | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(METRICS)]
@@ -161,6 +173,7 @@ def write_evaluation(out_dir: Path, results: dict, summary: dict, context: dict)
         f"{ov['seeds_beating_every_baseline']:.0%}",
         _blocks_line(ov["blocks"], ov["best_baseline"]),
         *_committee_line(ov.get("committee"), ov["best_baseline"]),
+        *_gate_line(ov.get("track_record_gate"), ov["best_baseline"]),
         f"- fold x seed tests in which the agent traded: {ov['tests_that_traded']} of {ov['tests']}; time at the "
         f"position limit: {ov['time_at_limit_pct']:.1f} % of the test steps (mean over tests)",
         "- agent per seed: " + ", ".join(f"seed {s}: {v:+.2f}" for s, v in ov["agent_per_seed"].items()),

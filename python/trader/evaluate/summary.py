@@ -1,7 +1,8 @@
 """The numbers of an evaluation: per fold and overall, the agent's mean over seeds with a bootstrap 95 %
 interval, every baseline, the agent minus the best baseline with its interval, and the fraction of
 seeds that beat flat; overall also the same across the test blocks (across_blocks), and the committee of the
-seeds (committee_summary) when the evaluation tested one.
+seeds (committee_summary) when the evaluation tested one, and the seeds under the paper-first gate
+(track_record_gate).
 
 Overall, one seed's track record is the sum over folds of its PnL in bps of the max position notional
 (scale-free: folds may trade different instruments and quote currencies); the best baseline is the one
@@ -59,6 +60,37 @@ def across_blocks(agent: list[float], baselines: list[dict[str, float]], best: s
             "beating_every_baseline": sum(a > max(b.values()) for a, b in zip(agent, baselines))}
 
 
+def track_record_gate(blocks_by_seed: dict) -> dict:
+    """Paper first (issue 13): each seed trades test block k only while its agents' PnL over the test blocks before
+    k is above zero, and stays flat (0) otherwise, the first block included, which has no record. The record counts
+    every earlier block whether the seed traded it or not, as a deployment that keeps paper trading while it is
+    flat knows it; so every decision reads only blocks that ended before block k begins. `blocks_by_seed`: each
+    seed's PnL per test block in time order; returns the gated PnL alike."""
+    out = {}
+    for seed, blocks in blocks_by_seed.items():
+        record, gated = 0.0, []
+        for value in blocks:
+            gated.append(value if record > 0 else 0.0)
+            record += value
+        out[seed] = gated
+    return out
+
+
+def gate_summary(blocks_by_seed: dict, seeds_mean: list[float], baselines: list[dict[str, float]], best: str,
+                 seed: int = 0) -> dict:
+    """The seeds under track_record_gate as one more walk-forward agent: per test block their mean, its sum over
+    folds, across the blocks as across_blocks reads the agent, minus the seeds' mean block for block (what the gate
+    adds), each seed's gated sum, and the fold x seed tests the gate let trade."""
+    gated = track_record_gate(blocks_by_seed)
+    per_block = [float(np.mean(v)) for v in zip(*gated.values())]
+    return {"per_block": per_block, "total": float(sum(per_block)),
+            "per_seed": {s: float(sum(v)) for s, v in gated.items()},
+            "open": sum(sum(sum(v[:k]) > 0 for k in range(len(v))) for v in blocks_by_seed.values()),
+            "tests": sum(len(v) for v in blocks_by_seed.values()),
+            "blocks": across_blocks(per_block, baselines, best, seed),
+            "minus_seeds_mean": over_blocks([g - a for g, a in zip(per_block, seeds_mean)], seed)}
+
+
 def committee_summary(committees: dict, seeds_mean: list[float], baselines: list[dict[str, float]], best: str,
                       seed: int = 0) -> dict:
     """The committee of each fold's seeds (trader.evaluate.run.committee_test's results by fold, in fold order) as
@@ -82,7 +114,7 @@ def _interval(values: list, seed: int) -> dict | None:
 
 
 def summarize(results: dict, seed: int = 0) -> dict:
-    folds, totals_base, block_agent, block_base = [], {}, [], []
+    folds, totals_base, block_agent, block_base, by_seed = [], {}, [], [], {}
     totals = {key: {} for key in (KEY, *SPLIT.values())}  # metric -> seed -> its sum over folds
     for index, base_curves in sorted(results["baselines"].items()):
         jobs = [j for j in results["agents"] if j["fold"] == index]
@@ -104,6 +136,7 @@ def summarize(results: dict, seed: int = 0) -> dict:
         for j in jobs:
             for key, per_seed in totals.items():
                 per_seed[j["seed"]] = per_seed.get(j["seed"], 0.0) + agent_metric(j, key)
+            by_seed.setdefault(j["seed"], []).append(agent_metric(j, KEY))
         for c in base_curves:
             totals_base[c["name"]] = totals_base.get(c["name"], 0.0) + c["metrics"][KEY]
     # A baseline that could not run in some fold (e.g. no fit) has no walk-forward total to compare with.
@@ -127,6 +160,8 @@ def summarize(results: dict, seed: int = 0) -> dict:
         "blocks": across_blocks(block_agent, block_base, best_name, seed),
         **activity([[a["metrics"] for a in j["agents"]] for j in results["agents"]]),
     }
+    if len(block_agent) > 1 and len({len(v) for v in by_seed.values()}) == 1:  # every seed in every fold
+        overall["track_record_gate"] = gate_summary(by_seed, block_agent, block_base, best_name, seed)
     if results.get("committees"):
         overall["committee"] = committee_summary(results["committees"], block_agent, block_base, best_name, seed)
     return {"folds": folds, "overall": overall}
