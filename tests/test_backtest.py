@@ -123,6 +123,12 @@ def test_quote_baselines_in_the_quote_env_on_the_sample(tmp_path):
         assert metrics["max_abs_inventory_base"] == pytest.approx(inv.max() * lot)
         assert r.max_position_lots == round(0.005 / lot) and inv.max() <= r.max_position_lots
         assert metrics["time_at_limit_pct"] == pytest.approx(100 * np.mean(inv == r.max_position_lots))
+    # under a position cap of one trade size the quoters stop there, and the time at the limit is read at the cap
+    capped = run_backtest(m, quoters[0][1], "capped", start=start, end=end, **cfg, position_cap_trades=1)
+    inv = np.abs(capped.position)
+    assert capped.max_position_lots == round(0.001 / m.lot_size) and 0 < inv.max() <= capped.max_position_lots
+    assert compute_metrics(capped, 0.1)["time_at_limit_pct"] == pytest.approx(100 * np.mean(inv == capped.max_position_lots))
+    assert compute_metrics(capped, 0.1)["time_at_limit_pct"] > 0
     write_report(tmp_path, results, {"data": "sample", "start": start, "end": end, "steps": end - start - 1,
                                      "interval_s": 0.1, "initial_cash": 100_000.0, "symbol": m.symbol,
                                      "actions": "quote", "maker_fee_bps": -0.5, "taker_fee_bps": 4.0,

@@ -29,7 +29,7 @@ class BacktestResult:
     position: np.ndarray  # lots, one value per row from the start
     mid: np.ndarray  # quote per base, one value per row from the start: the mid the env marks equity at
     lot_size: float  # base per lot
-    max_position_lots: int  # the env's position limit
+    max_position_lots: int  # the position the env lets orders reach (its limit, or the tighter position cap)
     maker_fees: float  # quote (negative: rebates)
     taker_fees: float  # quote
     maker_lots: int  # filled by resting limit orders
@@ -112,12 +112,13 @@ def run_backtest(market: Market, policy: Policy, name: str, *, start: int, end: 
     maker_fees, taker_fees = per("maker_fees").astype(float), per("taker_fees").astype(float)
     eq, pos = np.array(equity), np.array(position)
     env_cfg = env.env_config
-    _, max_lots = spec.size_lots(env_cfg, market.lot_size, spec.reference_price(market.book, market.tick_size))
+    trade_lots, max_lots = spec.size_lots(env_cfg, market.lot_size, spec.reference_price(market.book, market.tick_size))
     max_base = max_lots * market.lot_size if env_cfg["trade_notional"] > 0 else env_cfg["max_position"]
     max_notional = float(max_base * mid_px[start:end + 1].mean())
     acts = np.asarray(actions)
     mid = mid_px[start:start + len(eq)]  # step i goes from row start + i to the next and marks equity there
-    results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], mid, market.lot_size, max_lots,
+    limit = spec.order_limit_lots(env_cfg, trade_lots, max_lots)
+    results = [BacktestResult(name if K == 1 else f"{name}/agent_{k}", eq[:, k], pos[:, k], mid, market.lot_size, limit,
                               float(maker_fees[k]), float(taker_fees[k]), int(count["maker"][k]),
                               int(count["taker"][k]), float(maker_notional[k]), float(taker_notional[k]),
                               int(count["quoted"][k]), int(count["rejected"][k]), int(count["trades"][k]),

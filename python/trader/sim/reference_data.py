@@ -86,8 +86,7 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
     if trade_lots < 1:
         raise ValueError(f"trade_notional: expected at least one lot ({lot_size} base = {lot_size * ref_price} quote "
                          f"at the first row's mid {ref_price}), got {cfg['trade_notional']}")
-    # position_cap_trades: a tighter limit for orders; max_lots stays the scale of observations and rewards
-    hi_lots = min(max_lots, cfg["position_cap_trades"] * trade_lots) if cfg["position_cap_trades"] > 0 else max_lots
+    hi_lots = spec.order_limit_lots(cfg, trade_lots, max_lots)
     mid = [0.5 * float(b + a) for b, a in zip(bid.tolist(), ask.tolist())]  # ticks
     drift = 0.0  # markout_detrend: ticks per ns from start_min to the last row an episode reaches
     if cfg["markout_detrend"] and ts is not None:

@@ -97,6 +97,13 @@ def size_lots(config: dict[str, Any], lot_size: float, ref_price: float) -> tupl
     return llround(config["trade_size"] / lot_size), llround(config["max_position"] / lot_size)
 
 
+def order_limit_lots(config: dict[str, Any], trade_lots: int, max_lots: int) -> int:
+    """The position orders may reach, in lots: max_lots, or position_cap_trades trade sizes when that is tighter
+    (cpp/env/trading_env.cpp, hi_lots_); max_lots stays the scale of observations and rewards."""
+    cap = config["position_cap_trades"]
+    return min(max_lots, cap * trade_lots) if cap > 0 else max_lots
+
+
 def reference_price(book: np.ndarray, tick_size: float) -> float:
     """Quote per base at which sizes in quote currency become lots: the mid of the first row of `book`
     (int64 [T, L, 4] ticks), computed as the C++ env does."""
