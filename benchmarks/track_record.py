@@ -27,7 +27,7 @@ import numpy as np
 from markout_reward import blocks_of, interval
 from paired_blocks import POOLS, RUNS
 from sweep_defaults import _ci
-from trader.evaluate.summary import KEY, track_record_gate
+from trader.evaluate.summary import KEY, gate_open, track_record_gate
 
 
 def read(works: list[Path], run: str) -> dict:
@@ -55,7 +55,7 @@ def reading(runs: dict[str, dict]) -> dict:
         ungated += [float(np.mean(v)) for v in zip(*r["by_seed"].values())]
         gated += [float(np.mean(v)) for v in zip(*g.values())]
         base += r["baselines"]
-        open_ += sum(sum(sum(v[:k]) > 0 for k in range(len(v))) for v in r["by_seed"].values())
+        open_ += sum(sum(gate_open(v)) for v in r["by_seed"].values())
         tests += sum(len(v) for v in r["by_seed"].values())
         for s, v in g.items():
             summed[s] = summed.get(s, 0.0) + sum(v)

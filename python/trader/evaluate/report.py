@@ -61,7 +61,7 @@ def _gate_line(gate: dict | None, best: str) -> list[str]:
         return []
     b, n = gate["blocks"], gate["blocks"]["n"]
     return [f"- paper first (each seed trades a block only while its PnL over the earlier test blocks is above zero; "
-            f"flat in the first, trader.evaluate.summary.track_record_gate): trading in {gate['open']} of "
+            f"flat in the first, trader.evaluate.summary.gate_open): trading in {gate['open']} of "
             f"{gate['tests']} fold x seed tests; PnL per test block {_block_cell(b['agent'], n)} (mean [95 % CI] over "
             f"blocks); minus the best baseline ({best}) {_block_cell(b['agent_minus_best_baseline'], n)}; minus the "
             f"seeds ungated, block for block, {_block_cell(gate['minus_seeds_mean'], n)}"]

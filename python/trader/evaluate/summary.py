@@ -2,7 +2,7 @@
 interval, every baseline, the agent minus the best baseline with its interval, and the fraction of
 seeds that beat flat; overall also the same across the test blocks (across_blocks), and the committee of the
 seeds (committee_summary) when the evaluation tested one, and the seeds under the paper-first gate
-(track_record_gate).
+(gate_open).
 
 Overall, one seed's track record is the sum over folds of its PnL in bps of the max position notional
 (scale-free: folds may trade different instruments and quote currencies); the best baseline is the one
@@ -60,20 +60,23 @@ def across_blocks(agent: list[float], baselines: list[dict[str, float]], best: s
             "beating_every_baseline": sum(a > max(b.values()) for a, b in zip(agent, baselines))}
 
 
-def track_record_gate(blocks_by_seed: dict) -> dict:
-    """Paper first (issue 13): each seed trades test block k only while its agents' PnL over the test blocks before
-    k is above zero, and stays flat (0) otherwise, the first block included, which has no record. The record counts
-    every earlier block whether the seed traded it or not, as a deployment that keeps paper trading while it is
-    flat knows it; so every decision reads only blocks that ended before block k begins. `blocks_by_seed`: each
-    seed's PnL per test block in time order; returns the gated PnL alike."""
-    out = {}
-    for seed, blocks in blocks_by_seed.items():
-        record, gated = 0.0, []
-        for value in blocks:
-            gated.append(value if record > 0 else 0.0)
-            record += value
-        out[seed] = gated
+def gate_open(blocks: list[float]) -> list[bool]:
+    """Paper first (issue 13): a seed trades test block k only while its agents' PnL over the test blocks before k
+    is above zero, and stays flat otherwise, the first block included, which has no record. The record counts every
+    earlier block whether the seed traded it or not, as a deployment that keeps paper trading while it is flat
+    knows it; so every decision reads only blocks that ended before block k begins. `blocks`: one seed's PnL per
+    test block in time order; whether the gate is open in each."""
+    record, out = 0.0, []
+    for value in blocks:
+        out.append(record > 0)
+        record += value
     return out
+
+
+def track_record_gate(blocks_by_seed: dict) -> dict:
+    """Each seed's PnL per test block (in time order) under the paper-first gate (gate_open): flat's 0 where it
+    is closed."""
+    return {s: [v if o else 0.0 for v, o in zip(blocks, gate_open(blocks))] for s, blocks in blocks_by_seed.items()}
 
 
 def gate_summary(blocks_by_seed: dict, seeds_mean: list[float], baselines: list[dict[str, float]], best: str,
@@ -85,7 +88,7 @@ def gate_summary(blocks_by_seed: dict, seeds_mean: list[float], baselines: list[
     per_block = [float(np.mean(v)) for v in zip(*gated.values())]
     return {"per_block": per_block, "total": float(sum(per_block)),
             "per_seed": {s: float(sum(v)) for s, v in gated.items()},
-            "open": sum(sum(sum(v[:k]) > 0 for k in range(len(v))) for v in blocks_by_seed.values()),
+            "open": sum(sum(gate_open(v)) for v in blocks_by_seed.values()),
             "tests": sum(len(v) for v in blocks_by_seed.values()),
             "blocks": across_blocks(per_block, baselines, best, seed),
             "minus_seeds_mean": over_blocks([g - a for g, a in zip(per_block, seeds_mean)], seed)}
