@@ -35,6 +35,8 @@ TRADER_DEFAULTS: dict[str, dict] = {
 # against +5.33 a block (session 22, "A hurdle in each book's unit": the rule fixed before that run keeps this one).
 # Nor a loss weight of 2.25 on losing fills (--markout-loss-weight 2.25): at 100 ms +3.79 [-3.01, +11.28] a block
 # against this recipe's +5.33 (session 23, "Loss aversion in the markout reward": its rule, fixed before, keeps this).
+# Nor a position cap of one trade size in training (--position-cap-trades 1): -1.60 [-4.45, +0.93] a block at 100 ms
+# (session 25, "Paper first, and a position cap": its rule, fixed before, keeps this).
 QUOTE_DEFAULTS: dict[str, dict] = {
     "ppo": {"reward": "markout", "reward_scale": 10.0, "feature_set": 2, "abstain_prior": 0.9, "quote_sides": "symmetric"},
 }
