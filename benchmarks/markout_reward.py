@@ -237,14 +237,14 @@ CANDIDATES.update({f"{c}_encoder": {**CANDIDATES[c], "head_encoder": True} for c
 # the recipe's observation plus the embeddings, so that against the recipe it reads what the encoder adds.
 CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_encoder_with_features"] = {
     **CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_encoder"], "encoder_with_features": True}
-# session 25, fixed before it ran (committed before any agent trained with it, with its reading in benchmarks/README.md):
-# the recipe trained and tested under a position cap of one trade size (`position_cap_trades` 1; the observation and
-# the PnL keep the scale of the 2,000 limit). Across blocks the recipe's losses are its inventory (100 ms, ten seeds:
-# Bitstamp's tail -50.62 inventory against +38.69 fills), and the cap set over agents trained without it narrowed the
-# blocks' interval about fivefold and took the mean with it (+0.59 [-1.57, +2.90] at 100 ms, session 21): those agents
-# quoted as if they could hold ten trade sizes. Trained under the cap, an agent learns which quotes pay as round
-# trips of one trade size. Session 15's limit of three trade sizes made NEXOUSDT's inventory worse (-84.30 against
-# -34.39), so this can fail there. At 100 ms and 0 ms.
+# session 25, fixed before it ran (committed before any agent trained with it, with its reading in
+# benchmarks/README.md): the recipe trained and tested under a position cap of one trade size (`position_cap_trades`
+# 1; the observation and the PnL keep the scale of the 2,000 limit). Across blocks the recipe's losses are its
+# inventory (100 ms, ten seeds: Bitstamp's tail -50.62 inventory against +38.69 fills), and the cap set over agents
+# trained without it narrowed the blocks' interval about fivefold and took the mean with it (+0.59 [-1.57, +2.90] at
+# 100 ms, session 21): those agents quoted as if they could hold ten trade sizes. Trained under the cap, an agent
+# learns which quotes pay as round trips of one trade size. Session 15's limit of three trade sizes made NEXOUSDT's
+# inventory worse (-84.30 against -34.39), so this can fail there. At 100 ms (read in session 25) and 0 ms (not run).
 CANDIDATES.update({f"{c}_position_cap_1": {**CANDIDATES[c], "position_cap_trades": 1} for c in GUARDED})
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),

@@ -86,7 +86,8 @@ def main() -> None:
              "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for name, x in rows.items():
         minus = ", ".join(f"{b} {_ci(i)}" for b, i in x["gated_minus"].items())
-        lines.append(f"| {name} | {x['blocks']} | {_ci(x['ungated'])} | {_ci(x['gated'])} | {_ci(x['gated_minus_ungated'])} "
+        lines.append(f"| {name} | {x['blocks']} | {_ci(x['ungated'])} | {_ci(x['gated'])} | "
+                     f"{_ci(x['gated_minus_ungated'])} "
                      f"| {minus} | {_ci(x['gated_summed'])} | {x['seeds_above_flat']} of {x['seeds']} | "
                      f"{x['open']} of {x['tests']} |")
     a.out.mkdir(parents=True, exist_ok=True)

@@ -97,14 +97,14 @@ def test_across_blocks_on_known_cases():
 def test_track_record_gate_reads_only_earlier_blocks():
     """Paper first: a seed trades block k only while its PnL over blocks 1..k-1 (traded or not) is above zero; the
     first block has no record and is flat; a record at exactly 0 does not open the gate."""
-    gated = track_record_gate({0: [5.0, -2.0, -4.0, 3.0, 7.0], 1: [-1.0, 4.0, 2.0, -3.0, 1.0], 2: [0.0, 6.0, -6.0, 2.0, 9.0]})
+    blocks = {0: [5.0, -2.0, -4.0, 3.0, 7.0], 1: [-1.0, 4.0, 2.0, -3.0, 1.0], 2: [0.0, 6.0, -6.0, 2.0, 9.0]}
+    gated = track_record_gate(blocks)
     assert gated[0] == [0.0, -2.0, -4.0, 0.0, 7.0]  # records 0, 5, 3, -1, 2
     assert gated[1] == [0.0, 0.0, 2.0, -3.0, 1.0]  # records 0, -1, 3, 5, 2
     assert gated[2] == [0.0, 0.0, -6.0, 0.0, 9.0]  # records 0, 0, 6, 0, 2
     # what block k's decision sees cannot change with what came after it
     assert track_record_gate({0: [5.0, -2.0, -4.0, 3.0, 70.0]})[0][:4] == gated[0][:4]
     base = [{"flat": 0.0}] * 5
-    blocks = {0: [5.0, -2.0, -4.0, 3.0, 7.0], 1: [-1.0, 4.0, 2.0, -3.0, 1.0], 2: [0.0, 6.0, -6.0, 2.0, 9.0]}
     seeds_mean = [float(np.mean(v)) for v in zip(*blocks.values())]
     g = gate_summary(blocks, seeds_mean, base, "flat")
     assert g["per_block"] == pytest.approx([0.0, -2 / 3, -8 / 3, -1.0, 17 / 3])
