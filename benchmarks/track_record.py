@@ -65,7 +65,7 @@ def reading(runs: dict[str, dict]) -> dict:
             "gated_minus": {b: interval([a - row[b] for a, row in zip(gated, base)]) for b in base[0]},
             "gated_summed": interval([summed[s] for s in seeds]), "seeds": len(seeds),
             "seeds_above_flat": sum(summed[s] > 0 for s in seeds), "open": open_, "tests": tests,
-            "blocks_per_block": {"ungated": ungated, "gated": gated}}
+            "per_block": {"ungated": ungated, "gated": gated}}
 
 
 def main() -> None:
