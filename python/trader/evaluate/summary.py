@@ -163,7 +163,7 @@ def summarize(results: dict, seed: int = 0) -> dict:
         "blocks": across_blocks(block_agent, block_base, best_name, seed),
         **activity([[a["metrics"] for a in j["agents"]] for j in results["agents"]]),
     }
-    if len(block_agent) > 1 and len({len(v) for v in by_seed.values()}) == 1:  # every seed in every fold
+    if len(block_agent) > 1 and all(len(v) == len(block_agent) for v in by_seed.values()):  # every seed, every fold
         overall["track_record_gate"] = gate_summary(by_seed, block_agent, block_base, best_name, seed)
     if results.get("committees"):
         overall["committee"] = committee_summary(results["committees"], block_agent, block_base, best_name, seed)
