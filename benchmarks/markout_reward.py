@@ -246,8 +246,8 @@ CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_encoder_with_feature
 # learns which quotes pay as round trips of one trade size. Session 15's limit of three trade sizes made NEXOUSDT's
 # inventory worse (-84.30 against -34.39), so this can fail there. At 100 ms (read in session 25) and 0 ms (not run).
 CANDIDATES.update({f"{c}_position_cap_1": {**CANDIDATES[c], "position_cap_trades": 1} for c in GUARDED})
-# session 25, a pilot fixed before it ran (NEXOUSDT's presets, seeds 0-4, against the capped recipe block for block; not a
-# reading of the goal): the capped recipe at 100 ms with session 11's running inventory charge (reward
+# session 25, a pilot fixed before it ran (NEXOUSDT's presets, seeds 0-4, against the capped recipe block for block;
+# not a reading of the goal): the capped recipe at 100 ms with session 11's running inventory charge (reward
 # "markout_penalty", 0.5 bps of max notional a second at full inventory, quadratic in it). Trained under the cap, the
 # agents held one trade size through NEXOUSDT's moves (inventory -84.46 against the recipe's -12.28): the markout reward
 # does not see how long a position waits for its closing fill; the charge does.
