@@ -27,7 +27,7 @@ import numpy as np
 from markout_reward import blocks_of, interval
 from paired_blocks import POOLS, RUNS
 from sweep_defaults import _ci
-from trader.evaluate.summary import KEY, gate_open, track_record_gate
+from trader.evaluate.summary import KEY, gate_summary
 
 
 def read(works: list[Path], run: str) -> dict:
@@ -45,20 +45,20 @@ def read(works: list[Path], run: str) -> dict:
 
 
 def reading(runs: dict[str, dict]) -> dict:
-    """The runs' blocks as one set, ungated and gated: per block the mean over seeds with its interval over blocks, the
-    gated minus the ungated block for block, the gated minus each baseline, each seed's gated PnL summed over the
-    blocks (over seeds), and the fold x seed tests the gate let trade."""
+    """The runs' blocks as one set, ungated and gated (each run's gate_summary, concatenated): per block the mean over
+    seeds with its interval over blocks, the gated minus the ungated block for block, the gated minus each baseline,
+    each seed's gated PnL summed over the blocks (over seeds), and the fold x seed tests the gate let trade."""
     ungated, gated, base, open_, tests = [], [], [], 0, 0
     summed: dict = {}
     for r in runs.values():
-        g = track_record_gate(r["by_seed"])
-        ungated += [float(np.mean(v)) for v in zip(*r["by_seed"].values())]
-        gated += [float(np.mean(v)) for v in zip(*g.values())]
+        seeds_mean = [float(np.mean(v)) for v in zip(*r["by_seed"].values())]
+        g = gate_summary(r["by_seed"], seeds_mean, r["baselines"], "flat")
+        ungated += seeds_mean
+        gated += g["per_block"]
         base += r["baselines"]
-        open_ += sum(sum(gate_open(v)) for v in r["by_seed"].values())
-        tests += sum(len(v) for v in r["by_seed"].values())
-        for s, v in g.items():
-            summed[s] = summed.get(s, 0.0) + sum(v)
+        open_, tests = open_ + g["open"], tests + g["tests"]
+        for s, v in g["per_seed"].items():
+            summed[s] = summed.get(s, 0.0) + v
     seeds = sorted(summed, key=int)
     return {"blocks": len(gated), "ungated": interval(ungated), "gated": interval(gated),
             "gated_minus_ungated": interval([a - b for a, b in zip(gated, ungated)]),
