@@ -233,8 +233,9 @@ CANDIDATES.update({f"{c}_loss_weight_2.25": {**CANDIDATES[c], "markout_loss_weig
 CANDIDATES.update({f"{c}_encoder": {**CANDIDATES[c], "head_encoder": True} for c in GUARDED})
 # session 24, fixed before it ran (committed before any agent trained with it, after the _encoder candidates' seeds 0-4 at
 # both latencies): their fills earned a third to a half of the recipe's, so the embeddings in place of the book
-# features lose what the quoting agent reads there (the spread, the queue). The same encoder beside the features (`encoder_with_features`):
-# the recipe's observation plus the embeddings, so that against the recipe it reads what the encoder adds.
+# features lose what the quoting agent reads there (the spread, the queue). The same encoder beside the features
+# (`encoder_with_features`): the recipe's observation plus the embeddings, so that against the recipe it reads what the
+# encoder adds.
 CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_encoder_with_features"] = {
     **CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_encoder"], "encoder_with_features": True}
 # session 25, fixed before it ran (committed before any agent trained with it, with its reading in
