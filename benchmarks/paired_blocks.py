@@ -18,6 +18,10 @@ block for block. PnL in bps of 2,000 quote a block.
     PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s21/h --with runs/s21/h5 \
         --without runs/s19/z --without runs/s19/z5 --candidate markout_10s_symmetric_abstain_0.9_hurdle_2bps \
         --without-candidate markout_10s_symmetric_abstain_0.9 --out OUT   # ten seeds a side
+    PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s26/p --with runs/s26/p5 \
+        --without-stored results/cap_s25/vs_recipe_100ms/paired__...position_cap_1.json --without-side with \
+        --candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penalty_2 \
+        --without-candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1 --out OUT  # a stored side
 """
 
 from __future__ import annotations
@@ -55,18 +59,40 @@ def read(works: list[Path], run: str) -> dict:
             "committee": list(np.mean(committees, axis=0)) if all(committees) else None}
 
 
+def stored(path: Path, side: str, run: str) -> dict:
+    """RUN as read() gives it, from one side ("with" or "without") of a paired report this script wrote (its
+    JSON): the runs a report compared need not be kept to be compared again."""
+    rows = [x for x in json.loads(path.read_text())["runs"] if x["run"] == run]
+    if not rows:
+        raise SystemExit(f"{path}: no run {run}")
+    x = rows[0]
+    traded, tests = (int(v) for v in x[f"{side}_traded"].split(" of "))
+    return {"per_seed": x[f"{side}_per_seed"], "split": x[f"{side}_split"], "tests": tests, "traded": traded,
+            "blocks": x[f"{side}_blocks"], "baseline_blocks": x[f"{side}_baselines"], "group_blocks": x[f"{side}_groups"],
+            "committee": x[f"{side}_committee"]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--with", dest="with_", type=Path, action="append", required=True,
                    help="a WORK with the change; repeat it for more seed groups of the same runs")
-    p.add_argument("--without", type=Path, action="append", required=True, help="a WORK without it (repeatable)")
+    p.add_argument("--without", type=Path, action="append", default=[], help="a WORK without it (repeatable)")
+    p.add_argument("--without-stored", type=Path, default=None, metavar="JSON",
+                   help="instead of --without: a paired report's JSON (this script's), its side --without-side")
+    p.add_argument("--without-side", choices=("with", "without"), default="without")
     p.add_argument("--candidate", required=True)
     p.add_argument("--without-candidate", default=None, help="WITHOUT's candidate [default: --candidate]")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
+    if bool(a.without) == bool(a.without_stored):
+        p.error("give --without WORKs or --without-stored JSON, one of the two")
     rows = []
     other = a.without_candidate or a.candidate
-    runs = {r: (read(a.with_, f"{r}__{a.candidate}"), read(a.without, f"{r}__{other}")) for r in RUNS
+
+    def without(r: str) -> dict:
+        return stored(a.without_stored, a.without_side, r) if a.without_stored else read(a.without, f"{r}__{other}")
+
+    runs = {r: (read(a.with_, f"{r}__{a.candidate}"), without(r)) for r in RUNS
             if all((w / f"{r}__{a.candidate}" / "evaluation.json").exists() for w in a.with_)}
     for r, (w, wo) in runs.items():
         if w["per_seed"].keys() != wo["per_seed"].keys() or len(w["blocks"]) != len(wo["blocks"]):
@@ -115,7 +141,8 @@ def main() -> None:
                        "with_minus_without": interval([x - y for x, y in zip(cat["with_blocks"], cat["without_blocks"])]),
                        "with_committee": interval(cat["with_committee"]) if cat["with_committee"] else None,
                        "without_committee": interval(cat["without_committee"]) if cat["without_committee"] else None})
-    lines = [f"`{a.candidate}` in {', '.join(map(str, a.with_))} against `{other}` in {', '.join(map(str, a.without))}, "
+    source = f"{a.without_stored}'s {a.without_side} side" if a.without_stored else ", ".join(map(str, a.without))
+    lines = [f"`{a.candidate}` in {', '.join(map(str, a.with_))} against `{other}` in {source}, "
              "the same seeds and folds; PnL in bps "
              "of 2,000 quote.", "",
              "| run | blocks | every seed, with | every seed, without | inventory / fills, with | inventory / fills, "

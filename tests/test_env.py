@@ -93,6 +93,29 @@ def test_position_cap_limits_orders_but_not_the_observations_scale():
         vec(flat_market(), position_cap_trades=-1)
 
 
+def test_max_hold_closes_a_position_held_that_long():
+    """max_hold_ns (issue 13, session 26): a position opened at row t (the row after its fill) is closed by a market
+    order at the first row at or after t + max_hold_ns (taker fee), whatever the action asks; once flat, the next
+    position starts its own clock; 0 (the default) never closes. The market's rows are 1 ns apart."""
+    def positions(actions, **kw):
+        env = vec(flat_market(), trade_size=2.0, max_position=4.0, taker_fee_bps=10.0, **kw)
+        env.reset(seed=0)
+        out = []
+        for a in actions:
+            _, _, _, _, info = env.step(np.array([a]))
+            out.append((int(info["position"][0]), int(info["taker_filled"][0])))
+        return out
+
+    held = positions([1, 0, 0, 0, 0, 0], max_hold_ns=3)
+    assert [p for p, _ in held] == [2, 2, 2, 2, 0, 0]  # bought at row 0, opened at row 1, closed at row 4
+    assert [f for _, f in held] == [2, 0, 0, 0, 2, 0]  # the close: a market order of the whole position
+    assert [p for p, _ in positions([1, 1, 1, 1, 1, 1, 1], max_hold_ns=3)] == [2, 4, 4, 4, 0, 2, 4]
+    assert [p for p, _ in positions([2, 0, 0, 0, 0], max_hold_ns=3)] == [-2, -2, -2, -2, 0]  # shorts too
+    assert [p for p, _ in positions([1, 0, 0, 0, 0, 0])] == [2] * 6
+    with pytest.raises(ValueError, match="max_hold_ns"):
+        vec(flat_market(), max_hold_ns=-1)
+
+
 def test_markout_hurdle_charges_each_fill_in_the_reward_only():
     """markout_hurdle_bps (issue 13): a fill's markout reward less that many bps of its notional at the mid;
     markout_hurdle_spreads: less that fraction of the bid-ask spread per lot. The account (equity, fees) is the same

@@ -240,7 +240,11 @@ def test_checkpoint_with_feature_set_2_and_notional_sizes_runs_as_in_the_env(tmp
     # the move guard (2 s windows at 2 sigmas: it trips on the sample), from the session's first row in both
     {"actions": "quote", "guard_window_ns": 2_000_000_000, "guard_sigmas": 2.0, "guard_halflife_ns": 10_000_000_000,
      "guard_hold_ns": 1_000_000_000},
-], ids=["discrete", "continuous-latency", "quote-latency", "quote_continuous-log", "quote-guard"])
+    # positions closed 1 s after they open (issue 13, session 26): the plan announces the close the step sends
+    {"actions": "quote", "max_hold_ns": 1_000_000_000, "order_latency_ns": 30_000_000},
+    {"actions": "discrete", "max_hold_ns": 500_000_000},
+], ids=["discrete", "continuous-latency", "quote-latency", "quote_continuous-log", "quote-guard", "quote-max-hold",
+        "discrete-max-hold"])
 def test_kernel_equals_the_env_row_by_row(config):
     """The kernel alone, fed the sample's rows one at a time (no server): every action mode, latencies,
     queue models; the plan it gives before a step is what the env then does (quote prices, new orders)."""
@@ -258,13 +262,14 @@ def test_kernel_equals_the_env_row_by_row(config):
     assert np.array_equal(kernel.obs, obs[0])
     rng = np.random.default_rng(3)
     space = vec.single_action_space
-    fills = quotes = guarded = 0
+    fills = quotes = guarded = closes = 0
     for i in range(1, n):
         if hasattr(space, "n"):
             a = int(rng.integers(space.n))
         else:
             a = np.clip(rng.normal(0, 0.7, space.shape), -1, 1).astype(np.float32)
         plan = kernel.plan(a)
+        closes += env["actions"] == "quote" and plan["market_lots"] != 0  # no flatten action: only a close sends one
         r = r0 + i
         kernel.append(market.book[r], market.features[r], int(market.ts[r]), market.records[market.starts[r - 1]:market.starts[r]])
         kernel.step(a)
@@ -282,6 +287,7 @@ def test_kernel_equals_the_env_row_by_row(config):
         assert sum(f[4] for f in kernel.fills()) == abs(out["maker_filled"]) + abs(out["taker_filled"])
     assert fills > 5 and (quotes > 50 or not env["actions"].startswith("quote"))
     assert guarded > 10 or not env["guard_window_ns"]  # rows on which a trip held the guard up
+    assert closes > 0 or not (env["max_hold_ns"] and env["actions"] == "quote")
 
 
 def test_kernel_refuses_bad_input():

@@ -111,6 +111,11 @@ CONFIGS = {
     # a position cap of 2 trade sizes under a limit of 5 (observations still scale by the limit)
     "quote_cap_2": dict(actions="quote", quote_levels=3, position_cap_trades=2, trade_size=0.002, max_position=0.01),
     "discrete_cap_1_continuous": dict(actions="continuous", position_cap_trades=1, trade_size=0.1, max_position=0.3),
+    # positions closed 0.1 s (one row) and 1.5 s after they open (issue 13, session 26), beside the quotes or instead of the market orders
+    "quote_max_hold_latency": dict(actions="quote", quote_levels=3, quote_min_ticks=-1, max_hold_ns=100_000_000,
+                                   order_latency_ns=20_000_000,
+                                   position_cap_trades=1, trade_size=0.002, max_position=0.01),
+    "discrete_max_hold_2_agents": dict(num_agents=2, max_hold_ns=1_500_000_000, trade_size=0.4, max_position=1.0),
     "quote_continuous_log_2_agents": dict(actions="quote_continuous", queue_model="log", num_agents=2,
                                           quote_levels=3, order_latency_ns=20_000_000, cancel_latency_ns=40_000_000,
                                           trade_size=0.001, max_position=0.004),
@@ -161,7 +166,7 @@ def test_reference_matches_cpp(recording, name):
     for j, (obs, info) in enumerate(outs):
         _check(f"{which}/{name}: reset env {j}", got, j, obs, np.zeros(K), False, False, info, K)
     rng = np.random.default_rng(7)
-    fills = guarded = tripped = losses = 0
+    fills = guarded = tripped = losses = closed = 0
     for step in range(STEPS):
         acts = _actions(env.single_action_space, rng, NUM_ENVS)
         env._pool.send(acts)
@@ -172,6 +177,7 @@ def test_reference_matches_cpp(recording, name):
                 _check(f"{which}/{name}: step {step} env {j} (autoreset)", got, j, obs, np.zeros(K), False, False,
                        info, K)
                 continue
+            closed += sum(ref._hold_expired(a) for a in ref.agents)
             obs, reward, terminated, truncated, info = ref.step(acts[j])
             _check(f"{which}/{name}: step {step} env {j}", got, j, obs, reward, terminated, truncated, info, K)
             fills += int(np.sum(np.abs(info["maker_filled"])) + np.sum(np.abs(info["taker_filled"])))
@@ -182,6 +188,8 @@ def test_reference_matches_cpp(recording, name):
     assert fills > 0, "the trajectories never traded: the test would not see the fill rules"
     if full["markout_loss_weight"] != 1:  # some fills lost (no hurdle or penalty there), so the weight was applied
         assert losses > 0
+    if full["max_hold_ns"]:  # some positions were held that long and closed
+        assert closed > 0
     if full["guard_window_ns"]:  # the guard was both up and down along the trajectories
         assert 0 < tripped <= guarded < STEPS * NUM_ENVS, (tripped, guarded)
 

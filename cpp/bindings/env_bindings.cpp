@@ -95,6 +95,8 @@ MarketData make_data_checked(PyPool& self, const EnvConfig& cfg,
     d.ts = t.data();
   } else if (cfg.order_latency_ns > 0 || cfg.cancel_latency_ns > 0) {
     throw std::invalid_argument("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)");
+  } else if (cfg.max_hold_ns > 0) {
+    throw std::invalid_argument("max_hold_ns: > 0 needs the row times (ts)");
   } else if (marks_out(cfg.reward)) {
     throw std::invalid_argument(std::string("reward: ") + kRewardTypeNames[static_cast<int>(cfg.reward)] +
                                 " needs the row times (ts)");

@@ -60,6 +60,7 @@ void validate(const EnvConfig& c) {
   need(c.guard_halflife_ns > 0, "guard_halflife_ns", "> 0 ns");
   need(c.guard_hold_ns >= 0, "guard_hold_ns", ">= 0 ns");
   need(c.position_cap_trades >= 0, "position_cap_trades", ">= 0 trade sizes (0: off)");
+  need(c.max_hold_ns >= 0, "max_hold_ns", ">= 0 ns (0: off)");
   need(c.initial_cash > 0 && std::isfinite(c.initial_cash), "initial_cash", "> 0 quote");
   need(std::isfinite(c.reward_scale), "reward_scale", "a finite number");
   need(c.ruin_fraction >= 0 && c.ruin_fraction < 1, "ruin_fraction", "in [0, 1)");

@@ -90,6 +90,10 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
     "a hard |position| limit of this many trade sizes (0: off) under max_position: quotes and orders that "  \
     "would pass it are not sent, while observations and rewards still scale by max_position, so a trained " \
     "agent can run under a tighter risk limit (issue 13)")                                                 \
+  X(max_hold_ns, int64_t, 0, "ns",                                                                          \
+    "a position held this long since the agent was last flat is closed with a market order (taker fee), as " \
+    "the flatten action closes it (0: off): the inventory's risk ends within this time of a fill, the "     \
+    "markout reward's horizon when set to markout_ns (issue 13, session 26)")                              \
   X(initial_cash, double, 100000.0, "quote", "cash at the start of an episode")                            \
   X(reward_scale, double, 1.0, "", "every reward is multiplied by this")                                   \
   X(ruin_fraction, double, 0.5, "", "terminated when an agent's equity < ruin_fraction * initial_cash")    \

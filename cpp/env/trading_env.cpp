@@ -279,8 +279,11 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     Agent& a = agents_[static_cast<size_t>(k)];
     a.filled = a.taker_filled = a.unfilled = 0;
     a.cash_at_step = a.cash;
+    a.position_at_step = a.position;
+    const bool expired = hold_expired(a);  // closed instead of what the action asks (market orders) or beside it
     if (!quoting) {
-      send_market(a, order_from_action(a, discrete ? discrete[k] : 0, continuous ? continuous[k] : 0.0f));
+      send_market(a, expired ? -(a.position + pending_lots(a))
+                             : order_from_action(a, discrete ? discrete[k] : 0, continuous ? continuous[k] : 0.0f));
       continue;
     }
     a.maker_filled = a.quoted = 0;
@@ -300,7 +303,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
       ask_idx = grid_index(c[1], cfg_.quote_levels);
       flatten = action_width_ == 3 && c[2] > 0.0f;
     }
-    send_market(a, flatten ? -(a.position + pending_lots(a)) : 0);
+    send_market(a, flatten || expired ? -(a.position + pending_lots(a)) : 0);
     quote(k, bid_idx, ask_idx);
   }
   // 2. market orders due now execute against this row, agents in the priority order
@@ -340,6 +343,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
   bool ruined = false;
   for (int k = 0; k < K; ++k) {
     Agent& a = agents_[static_cast<size_t>(k)];
+    if (cfg_.max_hold_ns > 0) track_hold(a, a.position_at_step, data_->ts[cursor_]);
     const double equity = a.cash + static_cast<double>(a.position) * mark;
     double r = equity - a.equity;
     const double q = static_cast<double>(a.position);

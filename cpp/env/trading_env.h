@@ -165,6 +165,8 @@ class TradingEnv {
     int32_t rejected = 0;
     int64_t quote_seq[2] = {-1, -1};  // the current bid / ask order (seq), -1: none
     int64_t resting[2] = {0, 0};      // leaves of its orders not removed yet, bid / ask (cancels in flight too)
+    int64_t position_at_step = 0;     // position when this step began
+    int64_t held_since = -1;          // ts (ns) of the row at which the position was opened since flat; -1: flat
   };
 
   uint64_t next_random();
@@ -177,6 +179,19 @@ class TradingEnv {
     return row;
   }
   int64_t order_from_action(const Agent& a, int64_t discrete, float continuous) const;
+  // max_hold_ns: the agent's position has been held that long at the cursor's row, so it is closed (issue 13).
+  bool hold_expired(const Agent& a) const {
+    return cfg_.max_hold_ns > 0 && a.position != 0 && a.held_since >= 0 &&
+           data_->ts[cursor_] - a.held_since >= cfg_.max_hold_ns;
+  }
+  // After the position moved from `before` to a.position: it was opened (from flat, or across zero) at `ts`.
+  static void track_hold(Agent& a, int64_t before, int64_t ts) {
+    if (a.position == 0) {
+      a.held_since = -1;
+    } else if (before == 0 || (before > 0) != (a.position > 0) || a.held_since < 0) {
+      a.held_since = ts;
+    }
+  }
   // The move guard is up at the cursor's row: only orders that reduce a position (cpp/env/move_guard.h).
   bool guard_up() const { return guard_on_ && data_->guarded[static_cast<size_t>(cursor_)]; }
   void send_market(Agent& a, int64_t lots) {

@@ -112,7 +112,8 @@ OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) con
   TradingEnv::Agent& a = sim.agents_[0];
   OrderPlan p;
   if (!sim.quoting_) {
-    p.market_lots = sim.order_from_action(a, discrete ? discrete[0] : 0, continuous ? continuous[0] : 0.0f);
+    p.market_lots = sim.hold_expired(a) ? -(a.position + sim.pending_lots(a))
+                                        : sim.order_from_action(a, discrete ? discrete[0] : 0, continuous ? continuous[0] : 0.0f);
     return p;
   }
   // The quote action's fields, decoded as step() decodes them (trader.sim.spec.encode_quote).
@@ -133,7 +134,7 @@ OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) con
     ask_idx = grid(continuous[1]);
     flatten = sim.action_width_ == 3 && continuous[2] > 0.0f;
   }
-  p.market_lots = flatten ? -(a.position + sim.pending_lots(a)) : 0;
+  p.market_lots = flatten || sim.hold_expired(a) ? -(a.position + sim.pending_lots(a)) : 0;
   const int64_t before[2] = {a.quote_seq[0], a.quote_seq[1]};
   const bool resting[2] = {sim.find(before[0]) != nullptr, sim.find(before[1]) != nullptr};
   sim.quote(0, bid_idx, ask_idx);
@@ -169,7 +170,9 @@ void LiveKernel::market(int64_t lots) {
   fills_.clear();
   TradingEnv::Agent& a = env_->agents_[0];
   a.filled = a.taker_filled = a.unfilled = 0;
+  const int64_t before = a.position;
   env_->execute(a, lots, env_->cursor_);
+  TradingEnv::track_hold(a, before, data_.ts[static_cast<size_t>(env_->cursor_)]);
   const double mark = data_.mid[static_cast<size_t>(env_->cursor_)] * env_->notional_per_tick_lot_;
   a.equity = a.cash + static_cast<double>(a.position) * mark;
   write();
@@ -186,7 +189,9 @@ int64_t LiveKernel::leaves(int64_t seq) const {
 void LiveKernel::set_account(int64_t position, double cash, double cost) {
   if (!env_) throw std::logic_error("set_account: reset first");
   TradingEnv::Agent& a = env_->agents_[0];
+  const int64_t before = a.position;
   a.position = position;
+  TradingEnv::track_hold(a, before, data_.ts[static_cast<size_t>(env_->cursor_)]);
   a.cash = cash;
   a.cost = cost;
   a.equity = cash + static_cast<double>(position) * data_.mid[static_cast<size_t>(env_->cursor_)] *

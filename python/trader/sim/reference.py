@@ -19,6 +19,9 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
        room under the position limit counting this side's resting lots) is sent; it reaches the
        exchange at T_c + order_latency_ns. Its level's size and the opposite levels crossing it are
        read from row c and followed through the stream;
+     - max_hold_ns: an agent whose position was opened (from flat, or across zero) at a row at least
+       max_hold_ns before T_c sends a market order that closes it (with the quotes its action asks; for
+       market-order actions instead of the action's order);
      - while the move guard is up at row c (trader.sim.reference_guard), only orders that reduce a
        position: a market order's target is clipped toward flat, a quote side that would open or add to
        the position is not quoted (its order is cancelled), the other is sized within the flat limit;
@@ -30,7 +33,8 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      Then a level change at its price or a trade at its price moves it (trader.sim.reference_queue);
      a trade through its price, or an opposite level crossing it, fills it in full at its price;
      maker fills pay maker_fee_bps (negative = rebate);
-  5. the cursor moves to c + 1; equity marked at row c + 1's mid; reward = change of equity net of
+  5. the cursor moves to c + 1; an agent whose position left flat (or crossed zero) during the step
+     opened it at T_{c+1}; equity marked at row c + 1's mid; reward = change of equity net of
      fees (pnl), minus inventory_penalty_bps of the max-position notional times (q / q_max)^2, or
      minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018), or (markout) only this
      step's fills, cash paid net of fees against their lots at the mid of the first row markout_ns
@@ -75,6 +79,8 @@ class _Agent:
         self.episode_return = 0.0
         self.quote_seq = [-1, -1]    # current bid / ask order
         self.pending: list[list[int]] = []  # market orders [due row, signed lots], FIFO
+        self.position_at_step = 0  # position when the step began
+        self.held_since = -1  # ts (ns) of the row at which the position was opened since flat; -1: flat
         self.clear_step()
 
     def clear_step(self) -> None:
@@ -159,8 +165,11 @@ class ReferenceTradingEnv(gym.Env):
             a = self.agents[k]
             a.clear_step()
             a.cash_at_step = a.cash
+            a.position_at_step = a.position
+            expired = self._hold_expired(a)  # closed instead of what the action asks (market orders) or beside it
             if not self.quoting:
-                self._send_market(a, self._order_from_action(a, actions[k]))
+                self._send_market(a, -(a.position + self._pending_lots(a)) if expired
+                                  else self._order_from_action(a, actions[k]))
                 continue
             L1 = cfg["quote_levels"] + 1
             if cfg["actions"] == "quote":
@@ -169,7 +178,7 @@ class ReferenceTradingEnv(gym.Env):
                 x = actions[k]
                 bid_idx, ask_idx = (min(max(math.floor((v + 1.0) * 0.5 * L1), 0), L1 - 1) for v in x[:2])
                 flatten = len(x) == 3 and x[2] > 0.0
-            self._send_market(a, -(a.position + self._pending_lots(a)) if flatten else 0)
+            self._send_market(a, -(a.position + self._pending_lots(a)) if flatten or expired else 0)
             self._quote(k, bid_idx, ask_idx)
         # 3. market orders due now walk this row
         consumed = {True: [0] * self.levels, False: [0] * self.levels}  # buy side -> ask levels taken
@@ -199,6 +208,8 @@ class ReferenceTradingEnv(gym.Env):
                       + cfg["markout_hurdle_spreads"] * float(top[2] - top[0]) * self.ntl)
         rewards, ruined = [], False
         for a in self.agents:
+            if cfg["max_hold_ns"] > 0:
+                self._track_hold(a)
             equity = a.cash + float(a.position) * mark
             r = equity - a.equity
             q = float(a.position)
@@ -266,6 +277,18 @@ class ReferenceTradingEnv(gym.Env):
         if self._guard_up():  # only toward a flat position
             target = min(max(target, min(expected, 0)), max(expected, 0))
         return target - expected
+
+    def _hold_expired(self, a: _Agent) -> bool:
+        """max_hold_ns: the agent's position has been held that long at the cursor's row, so it is closed."""
+        return (self.cfg["max_hold_ns"] > 0 and a.position != 0 and a.held_since >= 0
+                and self.ts[self.cursor] - a.held_since >= self.cfg["max_hold_ns"])
+
+    def _track_hold(self, a: _Agent) -> None:
+        """max_hold_ns: a position that left flat (or crossed zero) during the step was opened at the cursor's row."""
+        if a.position == 0:
+            a.held_since = -1
+        elif a.position_at_step == 0 or (a.position_at_step > 0) != (a.position > 0) or a.held_since < 0:
+            a.held_since = self.ts[self.cursor]
 
     def _guard_up(self) -> bool:
         """The move guard is up at the cursor's row (trader.sim.reference_guard)."""

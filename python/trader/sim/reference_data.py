@@ -59,6 +59,8 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
         raise ValueError(f"quote_min_ticks / quote_levels: expected a quote grid inside the book depth ({levels})")
     if ts is None and (cfg["order_latency_ns"] > 0 or cfg["cancel_latency_ns"] > 0):
         raise ValueError("order_latency_ns / cancel_latency_ns: > 0 needs the row times (ts)")
+    if ts is None and cfg["max_hold_ns"] > 0:
+        raise ValueError("max_hold_ns: > 0 needs the row times (ts)")
     if ts is None and cfg["reward"] in MARKOUT_REWARDS:
         raise ValueError(f"reward: {cfg['reward']} needs the row times (ts)")
     if records is None and cfg["actions"].startswith("quote"):
