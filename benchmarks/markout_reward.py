@@ -264,6 +264,15 @@ CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penal
 CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penalty_2"] = {
     **CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1"], "reward": "markout_penalty",
     "inventory_penalty_bps_per_s": 2.0}
+# session 26, fixed before it ran (committed before any agent trained with it, with its reading in benchmarks/README.md,
+# after the capped candidates' test plots showed positions held for thousands of seconds to a block's end): the recipe
+# with every position closed by a market order 10 s after the agent was last flat (`max_hold_ns`, the markout horizon).
+# The markout reward pays a fill its value 10 s on and nothing after; a training episode (500 rows) is 50 s on
+# NEXOUSDT's grid, so no agent ever saw a position held for an hour, which a test block of hours lets it do. With the
+# rule, the PnL an agent makes is what its reward measured, less the cost of closing what did not round-trip in time,
+# which the reward now charges (the close is a fill, marked 10 s later like any other).
+CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms_max_hold_10s"] = {
+    **CANDIDATES["markout_10s_symmetric_abstain_0.9_latency_100ms"], "max_hold_ns": 10_000_000_000}
 # each candidate also against these, seed for seed (from this WORK, else from STORED)
 COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per_s": ("markout_10s",),
            "markout_10s_penalty_flatten": ("markout_10s", "markout_10s_penalty_0.5_per_s"),
@@ -289,6 +298,7 @@ COMPARE = {"markout_10s_history": ("markout_10s",), "markout_10s_penalty_0.5_per
            **{f"{c}_encoder": (c,) for c in GUARDED}, **{f"{c}_position_cap_1": (c,) for c in GUARDED},
            "markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penalty": (
                "markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1",),
+           "markout_10s_symmetric_abstain_0.9_latency_100ms_max_hold_10s": ("markout_10s_symmetric_abstain_0.9_latency_100ms",),
            "markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penalty_2": (
                "markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1",),
            "markout_10s_symmetric_abstain_0.9_latency_100ms_encoder_with_features": (
