@@ -59,17 +59,26 @@ def read(works: list[Path], run: str) -> dict:
             "committee": list(np.mean(committees, axis=0)) if all(committees) else None}
 
 
-def stored(path: Path, side: str, run: str) -> dict:
+def stored(path: Path, side: str, run: str, group: int | None = None) -> dict:
     """RUN as read() gives it, from one side ("with" or "without") of a paired report this script wrote (its
-    JSON): the runs a report compared need not be kept to be compared again."""
+    JSON): the runs a report compared need not be kept to be compared again. `group`: only that seed group (its
+    WORK's place on that side: 0 is the first, seeds 0-4 in every report so far), whose per-block means the report
+    keeps; the split into inventory and fills, the tests and the committee are not kept per group (None)."""
     rows = [x for x in json.loads(path.read_text())["runs"] if x["run"] == run]
     if not rows:
         raise SystemExit(f"{path}: no run {run}")
     x = rows[0]
     traded, tests = (int(v) for v in x[f"{side}_traded"].split(" of "))
-    return {"per_seed": x[f"{side}_per_seed"], "split": x[f"{side}_split"], "tests": tests, "traded": traded,
-            "blocks": x[f"{side}_blocks"], "baseline_blocks": x[f"{side}_baselines"], "group_blocks": x[f"{side}_groups"],
-            "committee": x[f"{side}_committee"]}
+    out = {"per_seed": x[f"{side}_per_seed"], "split": x[f"{side}_split"], "tests": tests, "traded": traded,
+           "blocks": x[f"{side}_blocks"], "baseline_blocks": x[f"{side}_baselines"], "group_blocks": x[f"{side}_groups"],
+           "committee": x[f"{side}_committee"]}
+    if group is None:
+        return out
+    seeds = sorted(out["per_seed"], key=int)
+    size = len(seeds) // len(out["group_blocks"])  # groups of equal size, in seed order
+    mine = seeds[group * size:(group + 1) * size]
+    return {**out, "per_seed": {s: out["per_seed"][s] for s in mine}, "split": None, "tests": None, "traded": None,
+            "blocks": out["group_blocks"][group], "group_blocks": [out["group_blocks"][group]], "committee": None}
 
 
 def main() -> None:
@@ -80,6 +89,8 @@ def main() -> None:
     p.add_argument("--without-stored", type=Path, default=None, metavar="JSON",
                    help="instead of --without: a paired report's JSON (this script's), its side --without-side")
     p.add_argument("--without-side", choices=("with", "without"), default="without")
+    p.add_argument("--without-group", type=int, default=None, metavar="G",
+                   help="with --without-stored: only its seed group G (0: the first WORK of that side)")
     p.add_argument("--candidate", required=True)
     p.add_argument("--without-candidate", default=None, help="WITHOUT's candidate [default: --candidate]")
     p.add_argument("--out", type=Path, required=True)
@@ -90,7 +101,9 @@ def main() -> None:
     other = a.without_candidate or a.candidate
 
     def without(r: str) -> dict:
-        return stored(a.without_stored, a.without_side, r) if a.without_stored else read(a.without, f"{r}__{other}")
+        if a.without_stored:
+            return stored(a.without_stored, a.without_side, r, a.without_group)
+        return read(a.without, f"{r}__{other}")
 
     runs = {r: (read(a.with_, f"{r}__{a.candidate}"), without(r)) for r in RUNS
             if all((w / f"{r}__{a.candidate}" / "evaluation.json").exists() for w in a.with_)}
@@ -102,7 +115,8 @@ def main() -> None:
                      "with_every_seed": interval([w["per_seed"][s] for s in seeds]),
                      "without_every_seed": interval([wo["per_seed"][s] for s in seeds]),
                      "with_split": w["split"], "without_split": wo["split"],
-                     "with_traded": f"{w['traded']} of {w['tests']}", "without_traded": f"{wo['traded']} of {wo['tests']}",
+                     "with_traded": f"{w['traded']} of {w['tests']}",
+                     "without_traded": f"{wo['traded']} of {wo['tests']}" if wo["tests"] is not None else "n/a",
                      "with_blocks": w["blocks"], "without_blocks": wo["blocks"],
                      "with_baselines": w["baseline_blocks"], "without_baselines": wo["baseline_blocks"],
                      "with_per_seed": w["per_seed"], "without_per_seed": wo["per_seed"],
@@ -141,7 +155,9 @@ def main() -> None:
                        "with_minus_without": interval([x - y for x, y in zip(cat["with_blocks"], cat["without_blocks"])]),
                        "with_committee": interval(cat["with_committee"]) if cat["with_committee"] else None,
                        "without_committee": interval(cat["without_committee"]) if cat["without_committee"] else None})
-    source = f"{a.without_stored}'s {a.without_side} side" if a.without_stored else ", ".join(map(str, a.without))
+    source = (f"{a.without_stored}'s {a.without_side} side"
+              + (f", seed group {a.without_group}" if a.without_group is not None else "") if a.without_stored
+              else ", ".join(map(str, a.without)))
     lines = [f"`{a.candidate}` in {', '.join(map(str, a.with_))} against `{other}` in {source}, "
              "the same seeds and folds; PnL in bps "
              "of 2,000 quote.", "",
@@ -152,7 +168,8 @@ def main() -> None:
         wb, ob = x["with_blocks"], x["without_blocks"]
         lines.append(f"| {x['run']} | {x['blocks_n']} | {_ci(x['with_every_seed'])} | {_ci(x['without_every_seed'])} | "
                      f"{x['with_split']['inventory']['mean']:+.2f} / {x['with_split']['fills']['mean']:+.2f} | "
-                     f"{x['without_split']['inventory']['mean']:+.2f} / {x['without_split']['fills']['mean']:+.2f} | "
+                     + (f"{x['without_split']['inventory']['mean']:+.2f} / {x['without_split']['fills']['mean']:+.2f} | "
+                        if x["without_split"] else "n/a | ") +
                      f"{x['with_traded']} / {x['without_traded']} | {sum(wb) / len(wb):+.2f} | {sum(ob) / len(ob):+.2f} | "
                      f"{sum(u - v for u, v in zip(wb, ob)) / len(wb):+.2f} |")
     lines += ["", "| pooled | blocks | per block, with | per block, without | with minus without | committee per block, "
