@@ -78,6 +78,14 @@ def test_quote_agents_train_then_backtest_next_to_market_makers(tmp_path, algo, 
         size = {**spec.defaults(), **env_config_from_run(load(str(run)).args)}["trade_size"]
         held = [r["fixed_spread"]["max_abs_inventory_base"] for r in (results, capped)]
         assert held[0] > size and held[1] == pytest.approx(size), (held, size)  # it quotes one size a side
+        # positions closed 2 s after the last flat (max_hold_ns, session 26): the quoting baseline, which never sends a
+        # market order of its own, now pays taker fees for the closes
+        res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--max-hold-ms", "2000",
+                                   "--out", str(tmp_path / "held")])
+        assert res.exit_code == 0, res.output
+        assert "positions closed 2 s after the last flat" in (tmp_path / "held" / "backtest.md").read_text()
+        held_2s = json.loads((tmp_path / "held" / "backtest.json").read_text())["results"]
+        assert results["fixed_spread"]["taker_volume_base"] == 0 < held_2s["fixed_spread"]["taker_volume_base"]
         # a window the sample is too short to arm: every opening order would be held back
         res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--guard-window-ms", "600000"])
         assert res.exit_code == 2 and "--guard-window-ms: the move guard arms after six windows of rows (3600 s), " \
