@@ -269,7 +269,8 @@ def test_kernel_equals_the_env_row_by_row(config):
         else:
             a = np.clip(rng.normal(0, 0.7, space.shape), -1, 1).astype(np.float32)
         plan = kernel.plan(a)
-        closes += env["actions"] == "quote" and plan["market_lots"] != 0  # no flatten action: only a close sends one
+        closes += plan["close"] and plan["market_lots"] != 0  # a close announced (not one already in flight)
+        assert plan["close"] or not (env["actions"] == "quote" and not env["quote_flatten"] and plan["market_lots"])
         r = r0 + i
         kernel.append(market.book[r], market.features[r], int(market.ts[r]), market.records[market.starts[r - 1]:market.starts[r]])
         kernel.step(a)
@@ -287,7 +288,7 @@ def test_kernel_equals_the_env_row_by_row(config):
         assert sum(f[4] for f in kernel.fills()) == abs(out["maker_filled"]) + abs(out["taker_filled"])
     assert fills > 5 and (quotes > 50 or not env["actions"].startswith("quote"))
     assert guarded > 10 or not env["guard_window_ns"]  # rows on which a trip held the guard up
-    assert closes > 0 or not (env["max_hold_ns"] and env["actions"] == "quote")
+    assert (closes > 0) == bool(env["max_hold_ns"])
 
 
 def test_kernel_refuses_bad_input():

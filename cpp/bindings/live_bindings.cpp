@@ -114,6 +114,7 @@ void bind_live(py::module_& m) {
             const OrderPlan p = k.plan(&a.discrete, a.continuous);
             py::dict d;
             d["market_lots"] = p.market_lots;
+            d["close"] = p.close;
             d["bid"] = side_dict(p.side[0]);
             d["ask"] = side_dict(p.side[1]);
             return d;

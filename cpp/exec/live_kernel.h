@@ -27,6 +27,7 @@ namespace trader {
 // The orders an action implies at the current row (what TradingEnv::step sends in its phase 1).
 struct OrderPlan {
   int64_t market_lots = 0;  // signed market order (0: none)
+  bool close = false;       // it closes a position held max_hold_ns (whatever the action asks)
   struct Side {
     int64_t price = 0;    // ticks; 0: no quote on this side after the action
     int64_t lots = 0;     // size of the order at that price (a kept order: what it still leaves)

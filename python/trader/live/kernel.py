@@ -42,6 +42,7 @@ class Plan:
     market_lots: int  # signed; 0: no market order
     bid: Quote
     ask: Quote
+    close: bool = False  # the market order closes a position held max_hold_ns (issue 13), whatever the action asks
 
 
 class ExecutionKernel:
@@ -78,7 +79,7 @@ class ExecutionKernel:
 
     def plan(self, action) -> Plan:
         p = self.core.plan(action)
-        return Plan(int(p["market_lots"]), Quote(**p["bid"]), Quote(**p["ask"]))
+        return Plan(int(p["market_lots"]), Quote(**p["bid"]), Quote(**p["ask"]), bool(p["close"]))
 
     def outputs(self) -> dict:
         return self.core.outputs()

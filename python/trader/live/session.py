@@ -251,7 +251,9 @@ class LiveSession:
             await broker.sync()
         unresolved = broker.kind == "real" and bool(self.ledger.orders(UNRESOLVED))
         plan = k.plan(action)
-        if plan.market_lots and (unresolved or not self._market_allowed(plan, pos, mid)):
+        # a close of a position held max_hold_ns only reduces it: sent like the kill switch's flatten, whatever the
+        # order limits say (the kernel, the paper broker's execution, sends it in its next step in any case)
+        if plan.market_lots and not plan.close and (unresolved or not self._market_allowed(plan, pos, mid)):
             res.skipped_orders += 1
             action = self._without_market_order(action)
             plan = k.plan(action)
