@@ -194,15 +194,20 @@ def assert_parity(ds, env: dict, feature_set: int, steps, db, symbol: str = "BTC
         assert not quotes
 
 
-@pytest.mark.parametrize("actions,data", [("quote", "sample"), ("discrete", "sample"), ("quote", "usdm")])
-def test_paper_session_equals_the_env(tmp_path, actions, data):
+@pytest.mark.parametrize("actions,data,max_hold_ns", [("quote", "sample", 0), ("discrete", "sample", 0), ("quote", "usdm", 0),
+                                                     ("quote", "sample", 500_000_000)])
+def test_paper_session_equals_the_env(tmp_path, actions, data, max_hold_ns):
+    """A paper session with seeded actions is the env, row by row, in its ledger too (assert_parity); also with
+    positions closed 0.5 s after the session was last flat (max_hold_ns): the closes the kernel's plans announce are
+    the market orders the paper broker records and the env sends."""
     ds = in_live_lots(load_dataset(None if data == "sample" else usdm_dataset(tmp_path)), tmp_path / "live_lots")
-    env = env_config(actions, 0.001)
+    env = {**env_config(actions, 0.001), "max_hold_ns": max_hold_ns}
     acts = seeded_actions(env, 10_000)
     steps, res = paper_session(ds, seeded_policy(env, acts), tmp_path / "paper.sqlite", seconds=8.0,
                                market="usdm" if data == "usdm" else "spot")
     assert res.skipped_orders == 0 and res.stale_steps == 0 and len(steps) > 60
     assert [s[2] for s in steps] == acts[:len(steps)].tolist()
+    assert (sum(s[4] is not None and s[4].close and s[4].market_lots != 0 for s in steps) > 0) == bool(max_hold_ns)
     assert_parity(ds, env, 1, steps, tmp_path / "paper.sqlite", "BTC/USDT:USDT" if data == "usdm" else "BTC/USDT")
 
 

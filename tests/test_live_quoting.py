@@ -191,7 +191,7 @@ def test_the_move_guard_set_at_launch_holds_quotes_back(tmp_path, restore_torch_
     quoted = {}
     for name, options in (("guarded", guard), ("as trained", {})):
         flags = []
-        opts = LiveOptions(checkpoint=run_dir, db=str(tmp_path / f"{name}.sqlite"), duration=3.0, guard=options,
+        opts = LiveOptions(checkpoint=run_dir, db=str(tmp_path / f"{name}.sqlite"), duration=3.0, risk=options,
                            on_step=lambda s, obs, action: flags.append(s.kernel.core.outputs()["guarded"]))
         with LocalExchange(keys=KEYS, speed=10, loop=True) as ex:
             opts.base_url = ex.url

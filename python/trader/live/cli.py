@@ -12,7 +12,7 @@ import click
 from trader import errors
 from trader.options import deprecated_alias, out_option
 from trader.sim import spec
-from trader.sim.flags import GUARD_OPTIONS, env_options, flag_message, pop_env_values
+from trader.sim.flags import LIVE_RISK_OPTIONS, env_options, flag_message, pop_env_values
 
 _SETTINGS = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -104,7 +104,7 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, metavar="SECONDS",
               help="How long the start waits for the exchange (its markets), retries included, before it gives up "
                    "(exit status 1).")
-@env_options(GUARD_OPTIONS, default_note="the run's")
+@env_options(LIVE_RISK_OPTIONS, default_note="the run's")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None, help="Also write the log to this file.")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level (orders, reconnects, reconciliation).")
 @deprecated_alias("--fee-bps", "fee_bps", "--taker-fee-bps", type=click.FloatRange(min=0))
@@ -125,9 +125,9 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
     except KeysError as exc:  # missing or malformed keys: bad input, exit status 2 (README)
         raise click.UsageError(str(exc)) from None
     _logging(verbose, log_file, keys)
-    guard = pop_env_values(env_flags)
+    risk = pop_env_values(env_flags)
     try:
-        spec.check_config(**guard)
+        spec.check_config(**risk)
     except ValueError as exc:
         raise click.UsageError(flag_message(str(exc))) from None
     real = not paper
@@ -143,7 +143,7 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
                        rebaseline=rebaseline, record_dir=record_dir, recv_window_ms=recv_window_ms,
                        trade_size=trade_size, connect_timeout=connect_timeout, market=market,
                        leverage=leverage, margin_mode=margin_mode, liquidation_buffer_pct=liquidation_buffer_pct,
-                       guard=guard)
+                       risk=risk)
     opts.db = db or default_db(opts, state_dir)
     console = Console(soft_wrap=True)
     where = base_url or ("binance testnet" if testnet else exchange)

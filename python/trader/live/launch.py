@@ -60,7 +60,7 @@ class LiveOptions:
     margin_mode: str = "cross"  # cross | isolated
     liquidation_buffer_pct: float = 10.0  # percent of the mark price
     trade_size: float | None = None
-    guard: dict = field(default_factory=dict)  # move guard options (trader.sim.flags.GUARD_OPTIONS) over the run's
+    risk: dict = field(default_factory=dict)  # env risk rules (trader.sim.flags.LIVE_RISK_OPTIONS) over the run's
     on_step: object = None  # test hook: LiveSession's on_step(session, obs, action)
 
 
@@ -106,7 +106,7 @@ async def run_live_async(opts: LiveOptions, console=None, install_signals: bool 
     if opts.real and opts.keys is None:
         return EXIT_REFUSED, None, ("--real needs API keys: set TRADER_API_KEY and TRADER_API_SECRET, or pass "
                                     "--keys-file FILE (outside the repository)")
-    policy = load_policy(opts.checkpoint, trade_size=opts.trade_size, env=opts.guard)
+    policy = load_policy(opts.checkpoint, trade_size=opts.trade_size, env=opts.risk)
     if console is not None:
         console.print(f"policy: {policy.name}", highlight=False, markup=False)
     if opts.depth is not None:

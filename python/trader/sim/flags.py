@@ -24,6 +24,8 @@ GUARD_OPTIONS = ("guard_window_ns", "guard_sigmas", "guard_halflife_ns", "guard_
 # The execution path's risk rules that `trader backtest` may set over a run's: the move guard, a tighter position cap
 # and a longest holding time (`trader live` has its own --max-position).
 RISK_OPTIONS = (*GUARD_OPTIONS, "position_cap_trades", "max_hold_ns")
+# Those that `trader live` may set over a run's at launch (its position limit is its own --max-position).
+LIVE_RISK_OPTIONS = (*GUARD_OPTIONS, "max_hold_ns")
 
 
 def flag_name(option: spec.Option) -> str:
