@@ -114,7 +114,7 @@ OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) con
   p.close = sim.hold_expired(a);
   if (!sim.quoting_) {
     p.market_lots = p.close ? -(a.position + sim.pending_lots(a))
-                                        : sim.order_from_action(a, discrete ? discrete[0] : 0, continuous ? continuous[0] : 0.0f);
+                            : sim.order_from_action(a, discrete ? discrete[0] : 0, continuous ? continuous[0] : 0.0f);
     return p;
   }
   // The quote action's fields, decoded as step() decodes them (trader.sim.spec.encode_quote).
