@@ -18,9 +18,9 @@ block for block. PnL in bps of 2,000 quote a block.
     PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s21/h --with runs/s21/h5 \
         --without runs/s19/z --without runs/s19/z5 --candidate markout_10s_symmetric_abstain_0.9_hurdle_2bps \
         --without-candidate markout_10s_symmetric_abstain_0.9 --out OUT   # ten seeds a side
-    PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s26/p --with runs/s26/p5 \
+    PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s26/p \
         --without-stored results/cap_s25/vs_recipe_100ms/paired__...position_cap_1.json --without-side with \
-        --candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penalty_2 \
+        --without-group 0 --candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penalty_2 \
         --without-candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1 --out OUT  # a stored side
 """
 
@@ -70,8 +70,8 @@ def stored(path: Path, side: str, run: str, group: int | None = None) -> dict:
     x = rows[0]
     traded, tests = (int(v) for v in x[f"{side}_traded"].split(" of "))
     out = {"per_seed": x[f"{side}_per_seed"], "split": x[f"{side}_split"], "tests": tests, "traded": traded,
-           "blocks": x[f"{side}_blocks"], "baseline_blocks": x[f"{side}_baselines"], "group_blocks": x[f"{side}_groups"],
-           "committee": x[f"{side}_committee"]}
+           "blocks": x[f"{side}_blocks"], "baseline_blocks": x[f"{side}_baselines"],
+           "group_blocks": x[f"{side}_groups"], "committee": x[f"{side}_committee"]}
     if group is None:
         return out
     seeds = sorted(out["per_seed"], key=int)
@@ -168,8 +168,8 @@ def main() -> None:
         wb, ob = x["with_blocks"], x["without_blocks"]
         lines.append(f"| {x['run']} | {x['blocks_n']} | {_ci(x['with_every_seed'])} | {_ci(x['without_every_seed'])} | "
                      f"{x['with_split']['inventory']['mean']:+.2f} / {x['with_split']['fills']['mean']:+.2f} | "
-                     + (f"{x['without_split']['inventory']['mean']:+.2f} / {x['without_split']['fills']['mean']:+.2f} | "
-                        if x["without_split"] else "n/a | ") +
+                     + (f"{x['without_split']['inventory']['mean']:+.2f} / "
+                        f"{x['without_split']['fills']['mean']:+.2f} | " if x["without_split"] else "n/a | ") +
                      f"{x['with_traded']} / {x['without_traded']} | {sum(wb) / len(wb):+.2f} | {sum(ob) / len(ob):+.2f} | "
                      f"{sum(u - v for u, v in zip(wb, ob)) / len(wb):+.2f} |")
     lines += ["", "| pooled | blocks | per block, with | per block, without | with minus without | committee per block, "

@@ -194,8 +194,8 @@ def assert_parity(ds, env: dict, feature_set: int, steps, db, symbol: str = "BTC
         assert not quotes
 
 
-@pytest.mark.parametrize("actions,data,max_hold_ns", [("quote", "sample", 0), ("discrete", "sample", 0), ("quote", "usdm", 0),
-                                                     ("quote", "sample", 500_000_000)])
+@pytest.mark.parametrize("actions,data,max_hold_ns", [("quote", "sample", 0), ("discrete", "sample", 0),
+                                                     ("quote", "usdm", 0), ("quote", "sample", 500_000_000)])
 def test_paper_session_equals_the_env(tmp_path, actions, data, max_hold_ns):
     """A paper session with seeded actions is the env, row by row, in its ledger too (assert_parity); also with
     positions closed 0.5 s after the session was last flat (max_hold_ns): the closes the kernel's plans announce are

@@ -111,7 +111,8 @@ CONFIGS = {
     # a position cap of 2 trade sizes under a limit of 5 (observations still scale by the limit)
     "quote_cap_2": dict(actions="quote", quote_levels=3, position_cap_trades=2, trade_size=0.002, max_position=0.01),
     "discrete_cap_1_continuous": dict(actions="continuous", position_cap_trades=1, trade_size=0.1, max_position=0.3),
-    # positions closed 0.1 s (one row) and 1.5 s after they open (issue 13, session 26), beside the quotes or instead of the market orders
+    # positions closed 0.1 s (one row) and 1.5 s after they open (issue 13, session 26), beside the quotes or instead
+    # of the market orders
     "quote_max_hold_latency": dict(actions="quote", quote_levels=3, quote_min_ticks=-1, max_hold_ns=100_000_000,
                                    order_latency_ns=20_000_000,
                                    position_cap_trades=1, trade_size=0.002, max_position=0.01),

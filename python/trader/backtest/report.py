@@ -69,8 +69,9 @@ def period_text(context: dict) -> str:
 
 
 def risk_text(env: dict) -> str:
-    """The env's risk rules when on, else "": ", move guard: 60 s windows, 5 sigmas, ..." (cpp/env/move_guard.h) and
-    ", position cap 1 trade size(s)" (position_cap_trades), ", positions closed 10 s after the last flat" (max_hold_ns)."""
+    """The env's risk rules when on, else "": ", move guard: 60 s windows, 5 sigmas, ..." (cpp/env/move_guard.h),
+    ", position cap 1 trade size(s)" (position_cap_trades) and ", positions closed 10 s after the last flat"
+    (max_hold_ns)."""
     out, window, cap = "", env.get("guard_window_ns", 0) or 0, env.get("position_cap_trades", 0) or 0
     hold = env.get("max_hold_ns", 0) or 0
     if window:

@@ -34,7 +34,7 @@ class PaperBroker(Broker):
         k, rows = self.kernel, []
         if plan.market_lots:
             rows.append(self._new("buy" if plan.market_lots > 0 else "sell", "market", abs(plan.market_lots), None,
-                                  "policy"))
+                                  "max hold" if plan.close else "policy"))
             self._markets.append([rows[-1].client_id, abs(plan.market_lots)])
         for side, q in (("buy", plan.bid), ("sell", plan.ask)):
             if q.cancel in self._quotes:

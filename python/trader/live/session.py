@@ -322,7 +322,7 @@ class LiveSession:
                 f = self.config.max_slippage_bps / 1e4
                 ref = float(k.price(row.top[0, 2])) * (1 + f) if side == "buy" else float(k.price(row.top[0, 0])) * (1 - f)
                 price = broker.round_price(D(ref), up=side == "sell")
-            order = await broker.submit(OrderRequest(side, amount, "policy", price))
+            order = await broker.submit(OrderRequest(side, amount, "max hold" if plan.close else "policy", price))
             res.orders += 1
             avg = f" @ {order.average:.2f}" if order.average else ""
             self.last_action = f"{side} {amount} -> {order.status} {order.filled}{avg}"
