@@ -135,8 +135,9 @@ two overlapping: a cross-market test), the candidates and session 9's two reward
         --candidates markout_10s_symmetric_abstain_0.9_loss_weight_2.25 --datasets bitstamp18h,nexo28h  # session 23
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/markout_reward.py --work runs/s26/m --jobs 2 \
         --timesteps 200000 --seeds 5 --test-seeds 5 --folds bitstamp18h=6 --folds bitstamp_btcusd_20150501=4 \
-        --folds nexo28h=8 --folds nexo_spot_34h=4 --candidates markout_10s_symmetric_abstain_0.9_latency_100ms_max_hold_10s \
-        --datasets bitstamp18h,nexo28h  # session 26, then --held-out; ..._position_cap_1_penalty_2 alike
+        --folds nexo28h=8 --folds nexo_spot_34h=4 --datasets bitstamp18h,nexo28h \
+        --candidates markout_10s_symmetric_abstain_0.9_latency_100ms_max_hold_10s  # session 26, then --held-out; alike
+        # for ..._position_cap_1_penalty_2 (--work runs/s26/p)
 (Not run: markout_10s_two_sided_abstain_0.9_cap_600, session 15 had no time left for it; the session-16 candidates
 beyond NEXOUSDT, where they lost, and markout_60s_symmetric_history_abstain_0.9.)
 
