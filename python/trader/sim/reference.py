@@ -58,6 +58,7 @@ import gymnasium as gym
 import numpy as np
 
 from trader.sim import spec
+from trader.sim.reference_actions import parse_action
 from trader.sim.reference_queue import NEVER as _NEVER
 from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
 from trader.sim.reference_data import MARKOUT_REWARDS, load_datasets
@@ -153,7 +154,7 @@ class ReferenceTradingEnv(gym.Env):
         if self.needs_reset:
             raise RuntimeError("step: the episode has ended (or never started); call reset() first")
         cfg, K = self.cfg, self.K
-        actions = self._parse_action(action)
+        actions = parse_action(action, self.cfg, self.K)
         priority = list(range(K))
         if K > 1:
             for k in range(K - 1, 0, -1):  # Fisher-Yates
@@ -235,30 +236,6 @@ class ReferenceTradingEnv(gym.Env):
         return self._observation(), reward[0] if K == 1 else reward, bool(ruined), bool(truncated), self._info()
 
     # ------------------------------------------------------------------ actions
-
-    def _parse_action(self, action) -> list:
-        K, cfg = self.K, self.cfg
-        a = np.asarray(action)
-        width = spec.action_width(cfg)
-        integer = cfg["actions"] in ("discrete", "quote")
-        if a.size != K * (1 if integer else width):
-            raise ValueError(f"action: expected {K * (1 if integer else width)} value(s), got shape {a.shape}")
-        if not integer:
-            if a.dtype.kind != "f":
-                raise ValueError(f"action: expected a float array ({cfg['actions']} mode: values in [-1, 1])")
-            values = [float(v) for v in a.astype(np.float32).reshape(-1)]  # the C++ takes float32
-            for i, v in enumerate(values):
-                if not -1.0 <= v <= 1.0:
-                    raise ValueError(f"action: value {v} at index {i} is not in [-1, 1]")
-            return values if width == 1 else [values[k * width:(k + 1) * width] for k in range(K)]
-        count = 3 if cfg["actions"] == "discrete" else spec.num_quote_actions(cfg)
-        if a.dtype.kind not in "iu":
-            raise ValueError(f"action: expected an integer array ({cfg['actions']} mode)")
-        values = [int(v) for v in a.reshape(-1)]
-        for i, v in enumerate(values):
-            if not 0 <= v < count:
-                raise ValueError(f"action: value {v} at index {i} is not in [0, {count})")
-        return values
 
     def _pending_lots(self, a: _Agent) -> int:
         return sum(lots for _, lots in a.pending)

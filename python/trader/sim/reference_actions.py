@@ -1,0 +1,35 @@
+"""The actions of the pure-Python reference env (trader.sim.reference): one step's action for its K agents,
+parsed and checked as the C++ binding checks it (cpp/bindings/env_bindings.cpp), in the agents' order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trader.sim import spec
+
+
+def parse_action(action, cfg: dict[str, Any], K: int) -> list:
+    """Per agent: an int (discrete, quote), a float (continuous) or a list of floats (quote_continuous)."""
+    a = np.asarray(action)
+    width = spec.action_width(cfg)
+    integer = cfg["actions"] in ("discrete", "quote")
+    if a.size != K * (1 if integer else width):
+        raise ValueError(f"action: expected {K * (1 if integer else width)} value(s), got shape {a.shape}")
+    if not integer:
+        if a.dtype.kind != "f":
+            raise ValueError(f"action: expected a float array ({cfg['actions']} mode: values in [-1, 1])")
+        values = [float(v) for v in a.astype(np.float32).reshape(-1)]  # the C++ takes float32
+        for i, v in enumerate(values):
+            if not -1.0 <= v <= 1.0:
+                raise ValueError(f"action: value {v} at index {i} is not in [-1, 1]")
+        return values if width == 1 else [values[k * width:(k + 1) * width] for k in range(K)]
+    count = 3 if cfg["actions"] == "discrete" else spec.num_quote_actions(cfg)
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"action: expected an integer array ({cfg['actions']} mode)")
+    values = [int(v) for v in a.reshape(-1)]
+    for i, v in enumerate(values):
+        if not 0 <= v < count:
+            raise ValueError(f"action: value {v} at index {i} is not in [0, {count})")
+    return values
