@@ -282,7 +282,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     a.position_at_step = a.position;
     const bool expired = hold_expired(a);  // closed instead of what the action asks (market orders) or beside it
     if (!quoting) {
-      send_market(a, expired ? -(a.position + pending_lots(a))
+      send_market(a, expired ? closing_lots(a)
                              : order_from_action(a, discrete ? discrete[k] : 0, continuous ? continuous[k] : 0.0f));
       continue;
     }
@@ -303,7 +303,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
       ask_idx = grid_index(c[1], cfg_.quote_levels);
       flatten = action_width_ == 3 && c[2] > 0.0f;
     }
-    send_market(a, flatten || expired ? -(a.position + pending_lots(a)) : 0);
+    send_market(a, flatten || expired ? closing_lots(a) : 0);
     quote(k, bid_idx, ask_idx);
   }
   // 2. market orders due now execute against this row, agents in the priority order

@@ -179,6 +179,8 @@ class TradingEnv {
     return row;
   }
   int64_t order_from_action(const Agent& a, int64_t discrete, float continuous) const;
+  // The market order that closes the position once every pending one has filled (flatten, max_hold_ns).
+  int64_t closing_lots(const Agent& a) const { return -(a.position + pending_lots(a)); }
   // max_hold_ns: the agent's position has been held that long at the cursor's row, so it is closed (issue 13).
   bool hold_expired(const Agent& a) const {
     return cfg_.max_hold_ns > 0 && a.position != 0 && a.held_since >= 0 &&

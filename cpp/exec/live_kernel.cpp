@@ -113,7 +113,7 @@ OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) con
   OrderPlan p;
   p.close = sim.hold_expired(a);
   if (!sim.quoting_) {
-    p.market_lots = p.close ? -(a.position + sim.pending_lots(a))
+    p.market_lots = p.close ? sim.closing_lots(a)
                             : sim.order_from_action(a, discrete ? discrete[0] : 0, continuous ? continuous[0] : 0.0f);
     return p;
   }
@@ -135,7 +135,7 @@ OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) con
     ask_idx = grid(continuous[1]);
     flatten = sim.action_width_ == 3 && continuous[2] > 0.0f;
   }
-  p.market_lots = flatten || p.close ? -(a.position + sim.pending_lots(a)) : 0;
+  p.market_lots = flatten || p.close ? sim.closing_lots(a) : 0;
   const int64_t before[2] = {a.quote_seq[0], a.quote_seq[1]};
   const bool resting[2] = {sim.find(before[0]) != nullptr, sim.find(before[1]) != nullptr};
   sim.quote(0, bid_idx, ask_idx);

@@ -42,7 +42,7 @@ class Plan:
     market_lots: int  # signed; 0: no market order
     bid: Quote
     ask: Quote
-    close: bool = False  # the market order closes a position held max_hold_ns (issue 13), whatever the action asks
+    close: bool  # the market order closes a position held max_hold_ns (issue 13), whatever the action asks
 
 
 class ExecutionKernel:
