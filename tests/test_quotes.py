@@ -212,6 +212,25 @@ def test_flatten_sends_a_market_order():
     assert s1["taker_fees"] == pytest.approx(3 * 100 * 1e-3)
 
 
+def test_quote_exit_touch_quotes_a_position_out_at_the_touch():
+    """quote_exit_touch (issue 13, session 27): while the agent holds a position, the side that reduces it rests at
+    the grid's first price (quote_min_ticks from the touch) whatever the action asks for it; the other side is the
+    action's; flat, the action alone decides. Without the option the action decides both sides."""
+    m = make_market({0: [(10, "sell", 99, 1)], 1: [(10, "buy", 102, 1)]})  # the bid at 100 fills, then an ask at 101
+    s0, s1, s2 = run(m, [q(0), q(), q()], quote_exit_touch=True)
+    assert s0["position"] == 3
+    assert (s1["bid_price"], s1["quoted"], s1["maker_filled"], s1["position"]) == (0, 3, 3, 0)  # sold at 101
+    assert (s2["bid_price"], s2["ask_price"], s2["quoted"]) == (0, 0, 0)  # flat: no quote asked, none sent
+    long_ = run(make_market({0: [(10, "sell", 99, 1)]}), [q(0), q(bid=2, ask=2)], quote_exit_touch=True)[1]
+    assert (long_["bid_price"], long_["ask_price"]) == (98, 101)  # the ask asked 2 ticks out, sent at the touch
+    short = run(make_market({0: [(10, "buy", 102, 1)]}), [q(ask=0), q(bid=NONE, ask=1)], quote_exit_touch=True)[1]
+    assert (short["position"], short["bid_price"], short["ask_price"]) == (-3, 100, 102)
+    plain = run(make_market({0: [(10, "sell", 99, 1)]}), [q(0), q(bid=2, ask=2)])[1]
+    assert (plain["bid_price"], plain["ask_price"]) == (98, 103)
+    with pytest.raises(ValueError, match="quote_exit_touch"):
+        TradingVectorEnv(m, num_envs=1, actions="discrete", trade_size=3.0, max_position=10.0, quote_exit_touch=True)
+
+
 def test_inventory_penalty_and_dampened_rewards():
     # Long 3 lots from step 0 (mid 100.5). Step 1: the best bid 100 empties (mid 100: a loss) or the
     # best ask 101 empties (mid 101: a gain).

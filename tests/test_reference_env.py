@@ -117,6 +117,12 @@ CONFIGS = {
                                    order_latency_ns=20_000_000,
                                    position_cap_trades=1, trade_size=0.002, max_position=0.01),
     "discrete_max_hold_2_agents": dict(num_agents=2, max_hold_ns=1_500_000_000, trade_size=0.4, max_position=1.0),
+    # positions quoted out at the touch under a cap of one trade size (issue 13, session 27)
+    "quote_exit_touch_cap_1_latency": dict(actions="quote", quote_levels=3, quote_exit_touch=True, position_cap_trades=1,
+                                           order_latency_ns=20_000_000, cancel_latency_ns=40_000_000,
+                                           trade_size=0.002, max_position=0.01),
+    "quote_continuous_exit_touch_2_agents": dict(actions="quote_continuous", num_agents=2, quote_levels=3,
+                                                 quote_exit_touch=True, trade_size=0.002, max_position=0.006),
     "quote_continuous_log_2_agents": dict(actions="quote_continuous", queue_model="log", num_agents=2,
                                           quote_levels=3, order_latency_ns=20_000_000, cancel_latency_ns=40_000_000,
                                           trade_size=0.001, max_position=0.004),
@@ -167,7 +173,7 @@ def test_reference_matches_cpp(recording, name):
     for j, (obs, info) in enumerate(outs):
         _check(f"{which}/{name}: reset env {j}", got, j, obs, np.zeros(K), False, False, info, K)
     rng = np.random.default_rng(7)
-    fills = guarded = tripped = losses = closed = 0
+    fills = guarded = tripped = losses = closed = held = 0
     for step in range(STEPS):
         acts = _actions(env.single_action_space, rng, NUM_ENVS)
         env._pool.send(acts)
@@ -179,6 +185,7 @@ def test_reference_matches_cpp(recording, name):
                        info, K)
                 continue
             closed += sum(ref._hold_expired(a) for a in ref.agents)
+            held += sum(a.position != 0 for a in ref.agents)
             obs, reward, terminated, truncated, info = ref.step(acts[j])
             _check(f"{which}/{name}: step {step} env {j}", got, j, obs, reward, terminated, truncated, info, K)
             fills += int(np.sum(np.abs(info["maker_filled"])) + np.sum(np.abs(info["taker_filled"])))
@@ -191,6 +198,8 @@ def test_reference_matches_cpp(recording, name):
         assert losses > 0
     if full["max_hold_ns"]:  # some positions were held that long and closed
         assert closed > 0
+    if full["quote_exit_touch"]:  # positions were held, so the rule set a side's price
+        assert held > 0
     if full["guard_window_ns"]:  # the guard was both up and down along the trajectories
         assert 0 < tripped <= guarded < STEPS * NUM_ENVS, (tripped, guarded)
 

@@ -45,6 +45,7 @@ void validate(const EnvConfig& c) {
   need(c.cancel_latency_ns >= 0, "cancel_latency_ns", ">= 0 ns");
   need(finite_at_least(c.queue_power, 0) && c.queue_power > 0, "queue_power", "a finite value > 0");
   need(c.quote_levels >= 1, "quote_levels", ">= 1 offsets per side");
+  need(!c.quote_exit_touch || is_quote(c.actions), "quote_exit_touch", "actions quote or quote_continuous");
   need(finite_at_least(c.inventory_penalty_bps, 0), "inventory_penalty_bps", "a finite value >= 0 bps");
   need(finite_at_least(c.dampen_eta, 0), "dampen_eta", "a finite value >= 0");
   need(c.markout_ns >= 0, "markout_ns", ">= 0 ns");

@@ -54,6 +54,10 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
   X(quote_min_ticks, int64_t, 0, "ticks", "smallest quote offset from the same-side touch (-1: one tick inside)") \
   X(quote_levels, int64_t, 5, "levels", "quote offsets per side: quote_min_ticks .. quote_min_ticks + quote_levels - 1") \
   X(quote_flatten, bool, false, "", "quote actions carry a flag: flatten the position with a market order") \
+  X(quote_exit_touch, bool, false, "",                                                                       \
+    "quote actions: while the agent holds a position, the side that reduces it rests at the grid's nearest "  \
+    "price (quote_min_ticks from the touch), whatever the action asks for that side, so a position waits for " \
+    "its closing fill at the touch, not for the policy to quote again (issue 13, session 27)")               \
   X(reward, RewardType, RewardType::kPnl, "",                                                                \
     "pnl: change of mark-to-mid equity net of fees; inventory_penalty: pnl - penalty; dampened: "          \
     "pnl - max(0, eta * position * change of mid) (Spooner et al. 2018); markout: this step's fills "      \

@@ -303,6 +303,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
       ask_idx = grid_index(c[1], cfg_.quote_levels);
       flatten = action_width_ == 3 && c[2] > 0.0f;
     }
+    exit_at_touch(a, bid_idx, ask_idx);
     send_market(a, flatten || expired ? closing_lots(a) : 0);
     quote(k, bid_idx, ask_idx);
   }

@@ -136,6 +136,7 @@ OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) con
     flatten = sim.action_width_ == 3 && continuous[2] > 0.0f;
   }
   p.market_lots = flatten || p.close ? sim.closing_lots(a) : 0;
+  sim.exit_at_touch(a, bid_idx, ask_idx);
   const int64_t before[2] = {a.quote_seq[0], a.quote_seq[1]};
   const bool resting[2] = {sim.find(before[0]) != nullptr, sim.find(before[1]) != nullptr};
   sim.quote(0, bid_idx, ask_idx);

@@ -71,7 +71,7 @@ def period_text(context: dict) -> str:
 def risk_text(env: dict) -> str:
     """The env's risk rules when on, else "": ", move guard: 60 s windows, 5 sigmas, ..." (cpp/env/move_guard.h),
     ", position cap 1 trade size(s)" (position_cap_trades) and ", positions closed 10 s after the last flat"
-    (max_hold_ns)."""
+    (max_hold_ns), ", positions quoted out at the touch" (quote_exit_touch)."""
     out, window, cap = "", env.get("guard_window_ns", 0) or 0, env.get("position_cap_trades", 0) or 0
     hold = env.get("max_hold_ns", 0) or 0
     if window:
@@ -81,6 +81,8 @@ def risk_text(env: dict) -> str:
         out += f", position cap {cap} trade size(s)"
     if hold:
         out += f", positions closed {hold / 1e9:g} s after the last flat"
+    if env.get("quote_exit_touch"):
+        out += ", positions quoted out at the touch"
     return out
 
 

@@ -19,6 +19,8 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
        room under the position limit counting this side's resting lots) is sent; it reaches the
        exchange at T_c + order_latency_ns. Its level's size and the opposite levels crossing it are
        read from row c and followed through the stream;
+     - quote_exit_touch: while the agent holds a position, the side that reduces it takes grid index 0,
+       whatever the action asks for that side;
      - max_hold_ns: an agent whose position was opened (from flat, or across zero) at a row at least
        max_hold_ns before T_c sends a market order that closes it (with the quotes its action asks; for
        market-order actions instead of the action's order);
@@ -58,7 +60,7 @@ import gymnasium as gym
 import numpy as np
 
 from trader.sim import spec
-from trader.sim.reference_actions import parse_action
+from trader.sim.reference_actions import parse_action, quote_fields
 from trader.sim.reference_queue import NEVER as _NEVER
 from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
 from trader.sim.reference_data import MARKOUT_REWARDS, load_datasets
@@ -172,13 +174,7 @@ class ReferenceTradingEnv(gym.Env):
                 self._send_market(a, -(a.position + self._pending_lots(a)) if expired
                                   else self._order_from_action(a, actions[k]))
                 continue
-            L1 = cfg["quote_levels"] + 1
-            if cfg["actions"] == "quote":
-                bid_idx, ask_idx, flatten = spec.decode_quote(actions[k], quote_levels=cfg["quote_levels"])
-            else:
-                x = actions[k]
-                bid_idx, ask_idx = (min(max(math.floor((v + 1.0) * 0.5 * L1), 0), L1 - 1) for v in x[:2])
-                flatten = len(x) == 3 and x[2] > 0.0
+            bid_idx, ask_idx, flatten = quote_fields(actions[k], cfg, a.position)
             self._send_market(a, -(a.position + self._pending_lots(a)) if flatten or expired else 0)
             self._quote(k, bid_idx, ask_idx)
         # 3. market orders due now walk this row

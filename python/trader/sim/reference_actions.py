@@ -3,6 +3,7 @@ parsed and checked as the C++ binding checks it (cpp/bindings/env_bindings.cpp),
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,3 +34,17 @@ def parse_action(action, cfg: dict[str, Any], K: int) -> list:
         if not 0 <= v < count:
             raise ValueError(f"action: value {v} at index {i} is not in [0, {count})")
     return values
+
+
+def quote_fields(action, cfg: dict[str, Any], position: int) -> tuple[int, int, bool]:
+    """One agent's quote action as the C++ step decodes it: (bid grid index, ask grid index, flatten), index
+    quote_levels meaning no quote; with quote_exit_touch the side that reduces `position` takes index 0."""
+    if cfg["actions"] == "quote":
+        bid_idx, ask_idx, flatten = spec.decode_quote(action, quote_levels=cfg["quote_levels"])
+    else:
+        L1 = cfg["quote_levels"] + 1
+        bid_idx, ask_idx = (min(max(math.floor((v + 1.0) * 0.5 * L1), 0), L1 - 1) for v in action[:2])
+        flatten = len(action) == 3 and action[2] > 0.0
+    if cfg["quote_exit_touch"] and position:
+        bid_idx, ask_idx = (bid_idx, 0) if position > 0 else (0, ask_idx)
+    return bid_idx, ask_idx, flatten
