@@ -54,7 +54,8 @@ def run_baselines(market: Market, events: np.ndarray, env_cfg: dict, start: int,
     options.check()
     actions = {**spec.defaults(), **env_cfg}["actions"]
     quoting = actions.startswith("quote")
-    orders_cfg = dict(env_cfg, actions="discrete" if quoting else actions)
+    # a quoting run's market-order baselines trade its env with market orders, where its quote-only rule is off
+    orders_cfg = dict(env_cfg, actions="discrete", quote_exit_touch=False) if quoting else dict(env_cfg)
     cont = orders_cfg["actions"] == "continuous"
     results = [run_backtest(market, pol, name, start=start, end=end, **orders_cfg)
                for name, pol in (("buy_and_hold", buy_and_hold_policy(cont)), ("flat", flat_policy(cont)),
