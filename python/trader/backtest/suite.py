@@ -55,7 +55,7 @@ def run_baselines(market: Market, events: np.ndarray, env_cfg: dict, start: int,
     actions = {**spec.defaults(), **env_cfg}["actions"]
     quoting = actions.startswith("quote")
     # a quoting run's market-order baselines trade its env with market orders, where its quote-only rule is off
-    orders_cfg = dict(env_cfg, actions="discrete", quote_exit_touch=False) if quoting else dict(env_cfg)
+    orders_cfg = dict(env_cfg, actions="discrete", quote_exit_touch=False) if quoting else dict(env_cfg, actions=actions)
     cont = orders_cfg["actions"] == "continuous"
     results = [run_backtest(market, pol, name, start=start, end=end, **orders_cfg)
                for name, pol in (("buy_and_hold", buy_and_hold_policy(cont)), ("flat", flat_policy(cont)),
