@@ -22,6 +22,11 @@ block for block. PnL in bps of 2,000 quote a block.
         --without-stored results/cap_s25/vs_recipe_100ms/paired__...position_cap_1.json --without-side with \
         --without-group 0 --candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penalty_2 \
         --without-candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1 --out OUT  # a stored side
+    PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s27/p5 \
+        --with-stored results/charge_s26/vs_capped_recipe/paired__...penalty_2.json \
+        --without-stored results/cap_s25/vs_recipe_100ms/paired__...position_cap_1.json --without-side with \
+        --candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1_penalty_2 \
+        --without-candidate markout_10s_symmetric_abstain_0.9_latency_100ms_position_cap_1 --out OUT  # seeds 0-4 stored
 """
 
 from __future__ import annotations
@@ -81,6 +86,30 @@ def stored(path: Path, side: str, run: str, group: int | None = None) -> dict:
             "blocks": out["group_blocks"][group], "group_blocks": [out["group_blocks"][group]], "committee": None}
 
 
+def merged(parts: list[dict]) -> dict:
+    """Seed groups of one run (read() or stored() each) as one side: their seeds together, the means weighted by their
+    seed counts; the split, the tests and the committee only where every group has them."""
+    n = [len(x["per_seed"]) for x in parts]
+    if len(parts) == 1:
+        return parts[0]
+    if len({s for x in parts for s in x["per_seed"]}) != sum(n):
+        raise SystemExit("seed groups that share seeds: give groups of other seeds (--first-seed)")
+    if any(not np.allclose(x["baseline_blocks"][i][b], parts[0]["baseline_blocks"][i][b]) for x in parts
+           for i in range(len(parts[0]["baseline_blocks"])) for b in parts[0]["baseline_blocks"][i]):
+        raise SystemExit("seed groups whose baselines differ: not the same runs")
+    every = all(x["split"] for x in parts) and all(x["tests"] is not None for x in parts)
+    committees = [x["committee"] for x in parts]
+    return {"per_seed": {s: v for x in parts for s, v in x["per_seed"].items()},
+            "split": {k: {"mean": float(np.average([x["split"][k]["mean"] for x in parts], weights=n))}
+                      for k in ("inventory", "fills")} if every else None,
+            "tests": sum(x["tests"] for x in parts) if every else None,
+            "traded": sum(x["traded"] for x in parts) if every else None,
+            "blocks": [float(v) for v in np.average([x["blocks"] for x in parts], axis=0, weights=n)],
+            "baseline_blocks": parts[0]["baseline_blocks"],
+            "group_blocks": [g for x in parts for g in x["group_blocks"]],
+            "committee": list(np.mean(committees, axis=0)) if all(committees) else None}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--with", dest="with_", type=Path, action="append", required=True,
@@ -91,6 +120,11 @@ def main() -> None:
     p.add_argument("--without-side", choices=("with", "without"), default="without")
     p.add_argument("--without-group", type=int, default=None, metavar="G",
                    help="with --without-stored: only its seed group G (0: the first WORK of that side)")
+    p.add_argument("--with-stored", type=Path, default=None, metavar="JSON",
+                   help="beside --with: one more seed group of the change, from a paired report's JSON (its side "
+                        "--with-side, seed group --with-group), e.g. seeds 0-4 whose WORK is not kept")
+    p.add_argument("--with-side", choices=("with", "without"), default="with")
+    p.add_argument("--with-group", type=int, default=None, metavar="G")
     p.add_argument("--candidate", required=True)
     p.add_argument("--without-candidate", default=None, help="WITHOUT's candidate [default: --candidate]")
     p.add_argument("--out", type=Path, required=True)
@@ -105,7 +139,11 @@ def main() -> None:
             return stored(a.without_stored, a.without_side, r, a.without_group)
         return read(a.without, f"{r}__{other}")
 
-    runs = {r: (read(a.with_, f"{r}__{a.candidate}"), without(r)) for r in RUNS
+    def with_(r: str) -> dict:
+        mine = read(a.with_, f"{r}__{a.candidate}")
+        return merged([stored(a.with_stored, a.with_side, r, a.with_group), mine]) if a.with_stored else mine
+
+    runs = {r: (with_(r), without(r)) for r in RUNS
             if all((w / f"{r}__{a.candidate}" / "evaluation.json").exists() for w in a.with_)}
     for r, (w, wo) in runs.items():
         if w["per_seed"].keys() != wo["per_seed"].keys() or len(w["blocks"]) != len(wo["blocks"]):
@@ -158,7 +196,9 @@ def main() -> None:
     source = (f"{a.without_stored}'s {a.without_side} side"
               + (f", seed group {a.without_group}" if a.without_group is not None else "") if a.without_stored
               else ", ".join(map(str, a.without)))
-    lines = [f"`{a.candidate}` in {', '.join(map(str, a.with_))} against `{other}` in {source}, "
+    mine = ", ".join(map(str, a.with_)) + (f" and {a.with_stored}'s {a.with_side} side" + (
+        f", seed group {a.with_group}" if a.with_group is not None else "") if a.with_stored else "")
+    lines = [f"`{a.candidate}` in {mine} against `{other}` in {source}, "
              "the same seeds and folds; PnL in bps "
              "of 2,000 quote.", "",
              "| run | blocks | every seed, with | every seed, without | inventory / fills, with | inventory / fills, "
