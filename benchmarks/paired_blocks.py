@@ -46,22 +46,20 @@ POOLS = {"both presets (14 blocks)": RUNS[:2], "presets and tails (22 blocks)": 
 
 
 def read(works: list[Path], run: str) -> dict:
-    """RUN over the seeds of every WORK (seed groups of one evaluation, e.g. --first-seed 5): each seed's PnL, the
-    inventory and fills parts and each block's PnL as means over all the seeds, the tests, and per block the mean of
-    the WORKs' committees (None unless every WORK tested one)."""
-    reports = [json.loads((w / run / "evaluation.json").read_text()) for w in works]
-    ovs = [r["summary"]["overall"] for r in reports]
-    n = [len(ov["agent_per_seed"]) for ov in ovs]
-    committees = [(ov.get("committee") or {}).get("per_block") for ov in ovs]
-    groups = [blocks_of(r) for r in reports]  # per WORK: (its agent's blocks, the baselines' blocks)
-    return {"per_seed": {s: v for ov in ovs for s, v in ov["agent_per_seed"].items()},
-            "split": {k: {"mean": float(np.average([ov["agent_split"][k]["mean"] for ov in ovs], weights=n))}
-                      for k in ("inventory", "fills")},
-            "tests": sum(ov["tests"] for ov in ovs), "traded": sum(ov["tests_that_traded"] for ov in ovs),
-            "blocks": [float(v) for v in np.average([g[0] for g in groups], axis=0, weights=n)],
-            "baseline_blocks": groups[0][1],
-            "group_blocks": [[float(v) for v in g[0]] for g in groups],
-            "committee": list(np.mean(committees, axis=0)) if all(committees) else None}
+    """RUN over the seeds of every WORK (seed groups of one evaluation, e.g. --first-seed 5), as merged() reads seed
+    groups: each seed's PnL, the inventory and fills parts and each block's PnL as means over all the seeds, the
+    tests, and per block the mean of the WORKs' committees (None unless every WORK tested one)."""
+    groups = []
+    for w in works:
+        report = json.loads((w / run / "evaluation.json").read_text())
+        ov = report["summary"]["overall"]
+        blocks, baselines = blocks_of(report)
+        groups.append({"per_seed": ov["agent_per_seed"],
+                       "split": {k: {"mean": ov["agent_split"][k]["mean"]} for k in ("inventory", "fills")},
+                       "tests": ov["tests"], "traded": ov["tests_that_traded"], "blocks": [float(v) for v in blocks],
+                       "baseline_blocks": baselines, "group_blocks": [[float(v) for v in blocks]],
+                       "committee": (ov.get("committee") or {}).get("per_block")})
+    return merged(groups)
 
 
 def stored(path: Path, side: str, run: str, group: int | None = None) -> dict:
@@ -124,7 +122,8 @@ def main() -> None:
                    help="beside --with: one more seed group of the change, from a paired report's JSON (its side "
                         "--with-side, seed group --with-group), e.g. seeds 0-4 whose WORK is not kept")
     p.add_argument("--with-side", choices=("with", "without"), default="with")
-    p.add_argument("--with-group", type=int, default=None, metavar="G")
+    p.add_argument("--with-group", type=int, default=None, metavar="G",
+                   help="with --with-stored: only its seed group G (0: the first WORK of that side)")
     p.add_argument("--candidate", required=True)
     p.add_argument("--without-candidate", default=None, help="WITHOUT's candidate [default: --candidate]")
     p.add_argument("--out", type=Path, required=True)
