@@ -10,7 +10,7 @@ import pytest
 from trader.backtest.baselines import buy_and_hold_policy, flat_policy, imbalance_policy, market_making_baselines
 from trader.backtest.engine import compute_metrics, env_config_from_run, held_out_rows, period_utc, run_backtest
 from trader.backtest.report import write_report
-from trader.backtest.suite import run_baselines
+from trader.backtest.suite import BaselineOptions, run_baselines
 from trader.data.dataset import load_dataset
 from trader.sim import Market, load_market
 
@@ -140,17 +140,20 @@ def test_quote_baselines_in_the_quote_env_on_the_sample(tmp_path):
     assert f"fitted on rows 0..{start - 1} only" in md
 
 
-def test_baselines_of_a_run_that_quotes_positions_out_at_the_touch(tmp_path):
+def test_baselines_of_a_run_that_quotes_positions_out_at_the_touch():
     """quote_exit_touch (issue 13, session 27) is a quote-action rule: the market-order baselines of such a run trade
-    without it, the market makers under it."""
+    as without it, the market makers under it (a fixed spread 2 ticks out sheds its position at the touch)."""
     ds = load_dataset(None)
     m = load_market(ds)
     start, end = held_out_rows(len(m.book), 0.7, 0)
-    cfg = dict(actions="quote", trade_size=0.001, max_position=0.005, position_cap_trades=1, quote_exit_touch=True)
-    results, _ = run_baselines(m, ds.events, cfg, start, end)
-    assert [r.name for r in results] == ["buy_and_hold", "flat", "order_imbalance", "fixed_spread",
-                                         "avellaneda_stoikov"]
-    assert all(r.maker_lots > 0 for r in results[3:])
+    cfg = dict(actions="quote", trade_size=0.001, max_position=0.005, position_cap_trades=1)
+    options = BaselineOptions(quote_offset_ticks=2)
+    plain, _ = run_baselines(m, ds.events, cfg, start, end, options)
+    exits, _ = run_baselines(m, ds.events, dict(cfg, quote_exit_touch=True), start, end, options)
+    assert [r.name for r in exits] == ["buy_and_hold", "flat", "order_imbalance", "fixed_spread", "avellaneda_stoikov"]
+    for a, b in zip(plain[:3], exits[:3]):
+        assert np.array_equal(a.equity, b.equity) and np.array_equal(a.position, b.position)
+    assert exits[3].maker_lots > 0 and not np.array_equal(plain[3].position, exits[3].position)
 
 
 def test_env_config_from_a_run_translates_old_names_and_takes_overrides():
