@@ -258,6 +258,26 @@ void TradingEnv::execute(Agent& a, int64_t lots, int64_t row) {
   book_fill(a, buy, filled, notional, fee);
 }
 
+TradingEnv::QuoteFields TradingEnv::quote_fields(const Agent& a, int k, const int64_t* discrete,
+                                                 const float* continuous) const {
+  QuoteFields q;
+  if (cfg_.actions == ActionType::kQuote) {
+    // 32-bit divisions: the action is below 2 (L + 1)^2 (the binding checks it), and they cost a
+    // fraction of 64-bit ones.
+    const uint32_t v = static_cast<uint32_t>(discrete[k]), L1 = static_cast<uint32_t>(cfg_.quote_levels + 1);
+    q.flatten = v >= L1 * L1;
+    q.bid = (v % (L1 * L1)) / L1;
+    q.ask = v % L1;
+  } else {
+    const float* c = continuous + static_cast<size_t>(k) * static_cast<size_t>(action_width_);
+    q.bid = grid_index(c[0], cfg_.quote_levels);
+    q.ask = grid_index(c[1], cfg_.quote_levels);
+    q.flatten = action_width_ == 3 && c[2] > 0.0f;
+  }
+  if (cfg_.quote_exit_touch && a.position != 0) (a.position > 0 ? q.ask : q.bid) = 0;
+  return q;
+}
+
 void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& out) {
   if (needs_reset_) {
     reset(out);
@@ -288,24 +308,9 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     }
     a.maker_filled = a.quoted = 0;
     a.rejected = 0;
-    int64_t bid_idx, ask_idx;
-    bool flatten;
-    if (cfg_.actions == ActionType::kQuote) {  // trader.sim.spec.encode_quote
-      // 32-bit divisions: the action is below 2 (L + 1)^2 (the binding checks it), and they cost a
-      // fraction of 64-bit ones.
-      const uint32_t v = static_cast<uint32_t>(discrete[k]), L1 = static_cast<uint32_t>(cfg_.quote_levels + 1);
-      flatten = v >= L1 * L1;
-      bid_idx = (v % (L1 * L1)) / L1;
-      ask_idx = v % L1;
-    } else {
-      const float* c = continuous + static_cast<size_t>(k) * static_cast<size_t>(action_width_);
-      bid_idx = grid_index(c[0], cfg_.quote_levels);
-      ask_idx = grid_index(c[1], cfg_.quote_levels);
-      flatten = action_width_ == 3 && c[2] > 0.0f;
-    }
-    exit_at_touch(a, bid_idx, ask_idx);
-    send_market(a, flatten || expired ? closing_lots(a) : 0);
-    quote(k, bid_idx, ask_idx);
+    const QuoteFields q = quote_fields(a, k, discrete, continuous);
+    send_market(a, q.flatten || expired ? closing_lots(a) : 0);
+    quote(k, q.bid, q.ask);
   }
   // 2. market orders due now execute against this row, agents in the priority order
   for (int idx = 0; idx < K; ++idx) {

@@ -181,11 +181,14 @@ class TradingEnv {
   int64_t order_from_action(const Agent& a, int64_t discrete, float continuous) const;
   // The market order that closes the position once every pending one has filled (flatten, max_hold_ns).
   int64_t closing_lots(const Agent& a) const { return -(a.position + pending_lots(a)); }
-  // quote_exit_touch: the side that reduces a's position takes the grid's first price, whatever the action asks.
-  void exit_at_touch(const Agent& a, int64_t& bid_idx, int64_t& ask_idx) const {
-    if (!cfg_.quote_exit_touch || a.position == 0) return;
-    (a.position > 0 ? ask_idx : bid_idx) = 0;
-  }
+  // Agent k's quote action as step() reads it (trader.sim.spec.encode_quote): the bid and ask grid indices
+  // (quote_levels: no quote) and the flatten flag; with quote_exit_touch the side that reduces a's position takes the
+  // grid's first price, whatever the action asks (issue 13, session 27).
+  struct QuoteFields {
+    int64_t bid, ask;
+    bool flatten;
+  };
+  QuoteFields quote_fields(const Agent& a, int k, const int64_t* discrete, const float* continuous) const;
   // max_hold_ns: the agent's position has been held that long at the cursor's row, so it is closed (issue 13).
   bool hold_expired(const Agent& a) const {
     return cfg_.max_hold_ns > 0 && a.position != 0 && a.held_since >= 0 &&

@@ -117,29 +117,11 @@ OrderPlan LiveKernel::plan(const int64_t* discrete, const float* continuous) con
                             : sim.order_from_action(a, discrete ? discrete[0] : 0, continuous ? continuous[0] : 0.0f);
     return p;
   }
-  // The quote action's fields, decoded as step() decodes them (trader.sim.spec.encode_quote).
-  const int64_t L1 = cfg_.quote_levels + 1;
-  int64_t bid_idx, ask_idx;
-  bool flatten;
-  if (cfg_.actions == ActionType::kQuote) {
-    const int64_t v = discrete[0];
-    flatten = v >= L1 * L1;
-    bid_idx = (v % (L1 * L1)) / L1;
-    ask_idx = v % L1;
-  } else {
-    const auto grid = [&](float x) {  // step()'s grid_index
-      const double b = std::floor((static_cast<double>(x) + 1.0) * 0.5 * static_cast<double>(L1));
-      return std::clamp<int64_t>(static_cast<int64_t>(b), 0, cfg_.quote_levels);
-    };
-    bid_idx = grid(continuous[0]);
-    ask_idx = grid(continuous[1]);
-    flatten = sim.action_width_ == 3 && continuous[2] > 0.0f;
-  }
-  p.market_lots = flatten || p.close ? sim.closing_lots(a) : 0;
-  sim.exit_at_touch(a, bid_idx, ask_idx);
+  const TradingEnv::QuoteFields q = sim.quote_fields(a, 0, discrete, continuous);
+  p.market_lots = q.flatten || p.close ? sim.closing_lots(a) : 0;
   const int64_t before[2] = {a.quote_seq[0], a.quote_seq[1]};
   const bool resting[2] = {sim.find(before[0]) != nullptr, sim.find(before[1]) != nullptr};
-  sim.quote(0, bid_idx, ask_idx);
+  sim.quote(0, q.bid, q.ask);
   for (int side = 0; side < 2; ++side) {
     OrderPlan::Side& s = p.side[side];
     const TradingEnv::LimitOrder* o = sim.find(a.quote_seq[side]);

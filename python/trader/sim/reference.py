@@ -171,11 +171,11 @@ class ReferenceTradingEnv(gym.Env):
             a.position_at_step = a.position
             expired = self._hold_expired(a)  # closed instead of what the action asks (market orders) or beside it
             if not self.quoting:
-                self._send_market(a, -(a.position + self._pending_lots(a)) if expired
+                self._send_market(a, self._closing_lots(a) if expired
                                   else self._order_from_action(a, actions[k]))
                 continue
             bid_idx, ask_idx, flatten = quote_fields(actions[k], cfg, a.position)
-            self._send_market(a, -(a.position + self._pending_lots(a)) if flatten or expired else 0)
+            self._send_market(a, self._closing_lots(a) if flatten or expired else 0)
             self._quote(k, bid_idx, ask_idx)
         # 3. market orders due now walk this row
         consumed = {True: [0] * self.levels, False: [0] * self.levels}  # buy side -> ask levels taken
@@ -235,6 +235,9 @@ class ReferenceTradingEnv(gym.Env):
 
     def _pending_lots(self, a: _Agent) -> int:
         return sum(lots for _, lots in a.pending)
+
+    def _closing_lots(self, a: _Agent) -> int:  # TradingEnv::closing_lots (flatten, max_hold_ns)
+        return -(a.position + self._pending_lots(a))
 
     def _order_from_action(self, a: _Agent, action) -> int:
         expected = a.position + self._pending_lots(a)  # as if every pending order fills
