@@ -1,6 +1,7 @@
-"""Issue 13: one recipe change read block for block: `markout_reward.py` WORKs of the same seeds and folds, WITH the
-change (their runs of --candidate) and WITHOUT it (their runs of --without-candidate, default the same name); several
-WORKs a side are seed groups of the same runs (`--first-seed`), read as one. Session
+"""Issue 13: one recipe change read block for block: `markout_reward.py` WORKs of the same folds, WITH the change
+(their runs of --candidate) and WITHOUT it (their runs of --without-candidate, default the same name), of the same
+seeds or of other ones (a block's PnL is each side's mean over its seeds); several WORKs a side are seed groups of
+the same runs (`--first-seed`), read as one. Session
 21 read two changes so: every fold also training on the other full recording (`--train-also`: Bitstamp's folds on
 all 34 h of NEXOUSDT, NEXOUSDT's on all 24 h of Bitstamp), against session 19's runs that trained on their own past
 only; and a 2 bps markout hurdle (`markout_hurdle_bps`). Per run (a preset, or a held-out tail) and pooled over runs:
@@ -86,7 +87,8 @@ def stored(path: Path, side: str, run: str, group: int | None = None) -> dict:
 
 def merged(parts: list[dict]) -> dict:
     """Seed groups of one run (read() or stored() each) as one side: their seeds together, the means weighted by their
-    seed counts; the split, the tests and the committee only where every group has them."""
+    seed counts, the committees per block by their groups' counts (each group's committee counts once); the split,
+    the tests and the committee only where every group has them."""
     n = [len(x["per_seed"]) for x in parts]
     if len(parts) == 1:
         return parts[0]
@@ -105,7 +107,9 @@ def merged(parts: list[dict]) -> dict:
             "blocks": [float(v) for v in np.average([x["blocks"] for x in parts], axis=0, weights=n)],
             "baseline_blocks": parts[0]["baseline_blocks"],
             "group_blocks": [g for x in parts for g in x["group_blocks"]],
-            "committee": list(np.mean(committees, axis=0)) if all(committees) else None}
+            # a part's committee is the mean of its seed groups' committees (a stored side may hold several)
+            "committee": list(np.average(committees, axis=0, weights=[len(x["group_blocks"]) for x in parts]))
+            if all(committees) else None}
 
 
 def main() -> None:
@@ -145,12 +149,11 @@ def main() -> None:
     runs = {r: (with_(r), without(r)) for r in RUNS
             if all((w / f"{r}__{a.candidate}" / "evaluation.json").exists() for w in a.with_)}
     for r, (w, wo) in runs.items():
-        if w["per_seed"].keys() != wo["per_seed"].keys() or len(w["blocks"]) != len(wo["blocks"]):
-            raise SystemExit(f"{r}: the two WORKs ran other seeds or folds")
-        seeds = sorted(w["per_seed"], key=int)
+        if len(w["blocks"]) != len(wo["blocks"]):
+            raise SystemExit(f"{r}: the two sides ran other folds ({len(w['blocks'])} and {len(wo['blocks'])} blocks)")
         rows.append({"run": r, "blocks_n": len(w["blocks"]),
-                     "with_every_seed": interval([w["per_seed"][s] for s in seeds]),
-                     "without_every_seed": interval([wo["per_seed"][s] for s in seeds]),
+                     "with_every_seed": interval([w["per_seed"][s] for s in sorted(w["per_seed"], key=int)]),
+                     "without_every_seed": interval([wo["per_seed"][s] for s in sorted(wo["per_seed"], key=int)]),
                      "with_split": w["split"], "without_split": wo["split"],
                      "with_traded": f"{w['traded']} of {w['tests']}",
                      "without_traded": f"{wo['traded']} of {wo['tests']}" if wo["tests"] is not None else "n/a",
@@ -197,8 +200,10 @@ def main() -> None:
               else ", ".join(map(str, a.without)))
     mine = ", ".join(map(str, a.with_)) + (f" and {a.with_stored}'s {a.with_side} side" + (
         f", seed group {a.with_group}" if a.with_group is not None else "") if a.with_stored else "")
+    same = all(x["with_per_seed"].keys() == x["without_per_seed"].keys() for x in rows)
     lines = [f"`{a.candidate}` in {mine} against `{other}` in {source}, "
-             "the same seeds and folds; PnL in bps "
+             + ("the same seeds and folds" if same else "the same folds, other seeds (each side's own, every seed "
+                "summed over its seeds; the blocks compared as each side's mean over its seeds)") + "; PnL in bps "
              "of 2,000 quote.", "",
              "| run | blocks | every seed, with | every seed, without | inventory / fills, with | inventory / fills, "
              "without | tests that traded, with / without | per block, with | per block, without | with minus without, "
