@@ -186,6 +186,9 @@ def main() -> None:
                           **across_blocks(cat[f"{side}_blocks"], base, best),
                           "minus_each_baseline": {b: interval([a - row[b] for a, row in zip(cat[f"{side}_blocks"], base)])
                                                   for b in total}}
+            if cat[f"{side}_committee"]:  # the committees (per block their mean) read against the same baselines
+                goal[side]["committee_minus_each_baseline"] = {
+                    b: interval([c - row[b] for c, row in zip(cat[f"{side}_committee"], base)]) for b in total}
             # with two seed groups a side: do they agree block for block (a recipe's own per-block profile) or not
             if all(len(x[f"{side}_groups"]) >= 2 for x in got):
                 g0, g1 = ([v for x in got for v in x[f"{side}_groups"][i]] for i in (0, 1))
@@ -229,6 +232,12 @@ def main() -> None:
             lines.append(f"| {x['pool']} | {side} | {_ci(g['every_seed_summed'])} | {g['seeds_above_flat']} of {g['seeds']} | "
                          f"{g['best_baseline']} {_ci(g['minus_each_baseline'][g['best_baseline']])} | {others} | "
                          f"{g['beating_every_baseline']} of {g['n']} |")
+    committees = [(x["pool"], side, g) for x in pooled for side, g in x["goal"].items() if "committee_minus_each_baseline" in g]
+    if committees:
+        lines += ["", "| pooled | side | committee per block minus each baseline (per block the mean of the seed groups' "
+                  "committees) |", "|---|---|---|"]
+        lines += [f"| {pool} | {side} | " + ", ".join(f"{b} {_ci(i)}" for b, i in g["committee_minus_each_baseline"].items())
+                  + " |" for pool, side, g in committees]
     for x in pooled:
         for side, g in x["goal"].items():
             if "seed_groups_correlation" in g:
