@@ -112,6 +112,11 @@ def merged(parts: list[dict]) -> dict:
             if all(committees) else None}
 
 
+def minus_each_baseline(blocks: list[float], baselines: list[dict]) -> dict:
+    """Per baseline: the blocks' PnL minus that baseline's, block for block, as interval() reads it."""
+    return {b: interval([v - row[b] for v, row in zip(blocks, baselines)]) for b in baselines[0]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--with", dest="with_", type=Path, action="append", required=True,
@@ -184,11 +189,9 @@ def main() -> None:
             goal[side] = {"every_seed_summed": interval(summed), "seeds_above_flat": int(sum(v > 0 for v in summed)),
                           "seeds": len(summed), "best_baseline": best,
                           **across_blocks(cat[f"{side}_blocks"], base, best),
-                          "minus_each_baseline": {b: interval([a - row[b] for a, row in zip(cat[f"{side}_blocks"], base)])
-                                                  for b in total}}
+                          "minus_each_baseline": minus_each_baseline(cat[f"{side}_blocks"], base)}
             if cat[f"{side}_committee"]:  # the committees (per block their mean) read against the same baselines
-                goal[side]["committee_minus_each_baseline"] = {
-                    b: interval([c - row[b] for c, row in zip(cat[f"{side}_committee"], base)]) for b in total}
+                goal[side]["committee_minus_each_baseline"] = minus_each_baseline(cat[f"{side}_committee"], base)
             # with two seed groups a side: do they agree block for block (a recipe's own per-block profile) or not
             if all(len(x[f"{side}_groups"]) >= 2 for x in got):
                 g0, g1 = ([v for x in got for v in x[f"{side}_groups"][i]] for i in (0, 1))
