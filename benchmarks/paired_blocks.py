@@ -40,7 +40,7 @@ import numpy as np
 
 from markout_reward import blocks_of, interval
 from sweep_defaults import _ci
-from trader.evaluate.summary import across_blocks
+from trader.evaluate.summary import across_blocks, blocks_needed
 
 RUNS = ("bitstamp18h", "nexo28h", "bitstamp_btcusd_20150501", "nexo_spot_34h")
 POOLS = {"both presets (14 blocks)": RUNS[:2], "presets and tails (22 blocks)": RUNS}
@@ -110,6 +110,14 @@ def merged(parts: list[dict]) -> dict:
             # a part's committee is the mean of its seed groups' committees (a stored side may hold several)
             "committee": list(np.average(committees, axis=0, weights=[len(x["group_blocks"]) for x in parts]))
             if all(committees) else None}
+
+
+def _needed(ci: dict, needed: int | None) -> str:
+    """Where an interval over blocks crosses zero: the blocks like these it needs to lie above zero
+    (trader.evaluate.summary.blocks_needed), or that none do (a mean at or below zero)."""
+    if ci["low"] > 0:
+        return ""
+    return f" (needs {needed} blocks)" if needed is not None else " (no number of blocks)"
 
 
 def minus_each_baseline(blocks: list[float], baselines: list[dict]) -> dict:
@@ -192,6 +200,7 @@ def main() -> None:
                           "minus_each_baseline": minus_each_baseline(cat[f"{side}_blocks"], base)}
             if cat[f"{side}_committee"]:  # the committees (per block their mean) read against the same baselines
                 goal[side]["committee_minus_each_baseline"] = minus_each_baseline(cat[f"{side}_committee"], base)
+                goal[side]["committee_blocks_needed"] = blocks_needed([c - b[best] for c, b in zip(cat[f"{side}_committee"], base)])
             # with two seed groups a side: do they agree block for block (a recipe's own per-block profile) or not
             if all(len(x[f"{side}_groups"]) >= 2 for x in got):
                 g0, g1 = ([v for x in got for v in x[f"{side}_groups"][i]] for i in (0, 1))
@@ -232,15 +241,17 @@ def main() -> None:
     for x in pooled:
         for side, g in x["goal"].items():
             others = ", ".join(f"{b} {_ci(i)}" for b, i in g["minus_each_baseline"].items() if b != g["best_baseline"])
+            best = g["minus_each_baseline"][g["best_baseline"]]
             lines.append(f"| {x['pool']} | {side} | {_ci(g['every_seed_summed'])} | {g['seeds_above_flat']} of {g['seeds']} | "
-                         f"{g['best_baseline']} {_ci(g['minus_each_baseline'][g['best_baseline']])} | {others} | "
+                         f"{g['best_baseline']} {_ci(best)}{_needed(best, g['blocks_needed'])} | {others} | "
                          f"{g['beating_every_baseline']} of {g['n']} |")
     committees = [(x["pool"], side, g) for x in pooled for side, g in x["goal"].items() if "committee_minus_each_baseline" in g]
     if committees:
         lines += ["", "| pooled | side | committee per block minus each baseline (per block the mean of the seed groups' "
                   "committees) |", "|---|---|---|"]
-        lines += [f"| {pool} | {side} | " + ", ".join(f"{b} {_ci(i)}" for b, i in g["committee_minus_each_baseline"].items())
-                  + " |" for pool, side, g in committees]
+        lines += [f"| {pool} | {side} | " + ", ".join(
+            f"{b} {_ci(i)}" + (_needed(i, g["committee_blocks_needed"]) if b == g["best_baseline"] else "")
+            for b, i in g["committee_minus_each_baseline"].items()) + " |" for pool, side, g in committees]
     for x in pooled:
         for side, g in x["goal"].items():
             if "seed_groups_correlation" in g:

@@ -16,7 +16,7 @@ from conftest import quoting_config, shared
 from trader.cli import main
 from trader.evaluate.folds import block_folds, dataset_folds, tail_folds
 from trader.evaluate.stats import bootstrap_mean
-from trader.evaluate.summary import across_blocks, gate_summary, track_record_gate
+from trader.evaluate.summary import MIN_BLOCKS, Z95, across_blocks, blocks_needed, gate_summary, track_record_gate
 from trader.rl.envs import training_start_max
 
 
@@ -92,6 +92,25 @@ def test_across_blocks_on_known_cases():
     few = across_blocks([1.0, 2.0, 3.0], base[:3], "buy_and_hold")
     assert few["n"] == 3 and few["agent"]["low"] is None and few["agent"]["high"] is None
     assert few["agent_minus_best_baseline"]["mean"] == pytest.approx((0.0 + 4.0 + 2.5) / 3)
+
+
+def test_blocks_needed_on_known_cases():
+    """The blocks a 95 % interval over blocks needs to clear zero at the blocks' mean and spread: the smallest n with
+    mean - 1.96 sd / sqrt(n) > 0, never below MIN_BLOCKS; none for a mean at or below zero or too few blocks; and the
+    report says it where the interval crosses zero."""
+    from trader.evaluate.report import _blocks_line
+
+    wide = [-3.0, -1.0, 1.0, 3.0, 5.0]  # mean 1, sd sqrt(10): 1.96^2 * 10 = 38.4
+    assert blocks_needed(wide) == 39
+    assert 1.0 - Z95 * np.std(wide, ddof=1) / np.sqrt(39) > 0 > 1.0 - Z95 * np.std(wide, ddof=1) / np.sqrt(38)
+    assert blocks_needed([1.0, 2.0, 3.0, 4.0, 5.0]) == MIN_BLOCKS  # 2 would do; no interval below MIN_BLOCKS
+    assert blocks_needed([-1.0, -2.0, 0.0, 1.0, -3.0]) is None and blocks_needed([0.0] * 5) is None
+    assert blocks_needed([1.0, 2.0, 3.0]) is None
+    flat = [{"flat": 0.0}] * 5
+    assert across_blocks(wide, flat, "flat")["blocks_needed"] == 39
+    assert "needs about 39 such blocks" in _blocks_line(across_blocks(wide, flat, "flat"), "flat")
+    assert "such blocks" not in _blocks_line(across_blocks([1.0, 2.0, 3.0, 4.0, 5.0], flat, "flat"), "flat")
+    assert "no number of such blocks" in _blocks_line(across_blocks([-1.0, -2.0, 0.0, 1.0, -3.0], flat, "flat"), "flat")
 
 
 def test_track_record_gate_reads_only_earlier_blocks():

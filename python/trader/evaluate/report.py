@@ -29,14 +29,25 @@ def _block_cell(ci: dict, n: int) -> str:
     return Interval(**ci).text()
 
 
+def _needed(blocks: dict) -> str:
+    """What the agent minus the best baseline needs to clear zero over blocks (trader.evaluate.summary.blocks_needed);
+    nothing where that interval is above zero already or fewer than MIN_BLOCKS blocks give none."""
+    ci, needed = blocks["agent_minus_best_baseline"], blocks["blocks_needed"]
+    if ci["low"] is None or ci["low"] > 0:
+        return ""
+    if needed is None:
+        return "; its mean is not above zero, so no number of such blocks puts that interval above zero"
+    return f"; at this mean and spread that interval needs about {needed} such blocks to lie above zero (normal approximation)"
+
+
 def _blocks_line(blocks: dict, best: str) -> str:
     """The overall's line on the test blocks (trader.evaluate.summary.across_blocks)."""
     n = blocks["n"]
     return (f"- across the {n} test blocks (every seed trades the same rows, so the seeds' interval leaves "
             f"out the chance of the periods themselves): the agent's PnL per block, mean over seeds, "
             f"{_block_cell(blocks['agent'], n)} (mean [95 % CI] over blocks); minus the best baseline ({best}) "
-            f"{_block_cell(blocks['agent_minus_best_baseline'], n)}; blocks in which it beat every baseline: "
-            f"{blocks['beating_every_baseline']} of {n}")
+            f"{_block_cell(blocks['agent_minus_best_baseline'], n)}{_needed(blocks)}; blocks in which it beat every "
+            f"baseline: {blocks['beating_every_baseline']} of {n}")
 
 
 def _committee_line(committee: dict | None, best: str) -> list[str]:
@@ -50,7 +61,7 @@ def _committee_line(committee: dict | None, best: str) -> list[str]:
     return [f"- committee of seeds {committee['seeds']} (at every step what a strict majority of their actions backs, "
             f"trader.rl.committee): PnL summed over folds {committee['total']:+.2f}; per test block "
             f"{_block_cell(b['agent'], n)} (mean [95 % CI] over blocks); minus the best baseline ({best}) "
-            f"{_block_cell(b['agent_minus_best_baseline'], n)}; minus the seeds' mean, block for block, "
+            f"{_block_cell(b['agent_minus_best_baseline'], n)}{_needed(b)}; minus the seeds' mean, block for block, "
             f"{_block_cell(committee['minus_seeds_mean'], n)}; blocks in which it beat every baseline: "
             f"{b['beating_every_baseline']} of {n}"]
 
