@@ -23,8 +23,8 @@ So the committee never acts where most members abstain, and with one member it i
 is not a better estimate of its members' mean: members that quote only where training raised a quote above abstaining
 (PPO's abstain_prior) rarely quote at the same step, so more of them back a quote less often. Ten seeds of issue 13's
 loss-weight recipe traded 18 times over 22 test blocks as a committee, flat by abstaining, where their own tests
-traded in 100 of 220; five committees of five seeds of the same recipe made +4.13 bps of max notional a block together, above
-their 25 seeds' mean of +2.60 (benchmarks/README.md, sessions 28 and 29).
+traded in 100 of 220; five committees of five seeds of the same recipe made +4.13 bps of max notional a block
+together, above their 25 seeds' mean of +2.60 (benchmarks/README.md, sessions 28 and 29).
 """
 
 from __future__ import annotations
