@@ -200,7 +200,8 @@ def main() -> None:
                           "minus_each_baseline": minus_each_baseline(cat[f"{side}_blocks"], base)}
             if cat[f"{side}_committee"]:  # the committees (per block their mean) read against the same baselines
                 goal[side]["committee_minus_each_baseline"] = minus_each_baseline(cat[f"{side}_committee"], base)
-                goal[side]["committee_blocks_needed"] = blocks_needed([c - b[best] for c, b in zip(cat[f"{side}_committee"], base)])
+                goal[side]["committee_blocks_needed"] = blocks_needed(
+                    [c - b[best] for c, b in zip(cat[f"{side}_committee"], base)])
             # with two seed groups a side: do they agree block for block (a recipe's own per-block profile) or not
             if all(len(x[f"{side}_groups"]) >= 2 for x in got):
                 g0, g1 = ([v for x in got for v in x[f"{side}_groups"][i]] for i in (0, 1))

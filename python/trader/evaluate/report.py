@@ -37,7 +37,8 @@ def _needed(blocks: dict) -> str:
         return ""
     if needed is None:
         return "; its mean is not above zero, so no number of such blocks puts that interval above zero"
-    return f"; at this mean and spread that interval needs about {needed} such blocks to lie above zero (normal approximation)"
+    return (f"; at this mean and spread that interval needs about {needed} such blocks to lie above zero (normal "
+            "approximation)")
 
 
 def _blocks_line(blocks: dict, best: str) -> str:

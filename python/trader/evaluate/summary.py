@@ -72,8 +72,8 @@ def across_blocks(agent: list[float], baselines: list[dict[str, float]], best: s
     minus `best` would need to lie above zero at its mean and spread (blocks_needed), and the blocks in which the
     agent beat every baseline."""
     minus_best = [a - b[best] for a, b in zip(agent, baselines)]
-    return {"n": len(agent), "agent": over_blocks(agent, seed), "agent_minus_best_baseline": over_blocks(minus_best, seed),
-            "blocks_needed": blocks_needed(minus_best),
+    return {"n": len(agent), "agent": over_blocks(agent, seed),
+            "agent_minus_best_baseline": over_blocks(minus_best, seed), "blocks_needed": blocks_needed(minus_best),
             "beating_every_baseline": sum(a > max(b.values()) for a, b in zip(agent, baselines))}
 
 
