@@ -242,9 +242,9 @@ def main() -> None:
     for x in pooled:
         for side, g in x["goal"].items():
             others = ", ".join(f"{b} {_ci(i)}" for b, i in g["minus_each_baseline"].items() if b != g["best_baseline"])
-            best = g["minus_each_baseline"][g["best_baseline"]]
+            vs_best = g["minus_each_baseline"][g["best_baseline"]]
             lines.append(f"| {x['pool']} | {side} | {_ci(g['every_seed_summed'])} | {g['seeds_above_flat']} of {g['seeds']} | "
-                         f"{g['best_baseline']} {_ci(best)}{_needed(best, g['blocks_needed'])} | {others} | "
+                         f"{g['best_baseline']} {_ci(vs_best)}{_needed(vs_best, g['blocks_needed'])} | {others} | "
                          f"{g['beating_every_baseline']} of {g['n']} |")
     committees = [(x["pool"], side, g) for x in pooled for side, g in x["goal"].items() if "committee_minus_each_baseline" in g]
     if committees:
