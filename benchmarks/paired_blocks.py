@@ -8,8 +8,10 @@ only; and a 2 bps markout hurdle (`markout_hurdle_bps`). Per run (a preset, or a
 each seed's PnL summed over folds (mean [95 % CI] over seeds), its inventory and fills parts, the tests that traded,
 then per test block (the agent's mean over seeds; mean [95 % CI] over blocks) for both, WITH minus WITHOUT block for
 block, and the committee of the seeds per block; issue 13's goal read both ways for each side (each seed's PnL summed
-over a pool's blocks, and per block against every baseline), and with two seed groups a side how well they agree
-block for block. PnL in bps of 2,000 quote a block.
+over a pool's blocks, and per block against every baseline), with two seed groups a side how well they agree
+block for block, and, where all four runs are there, the choice between the two sides made leaving one recording out
+(each recording scored with the side that did better on the other's blocks: what choosing on these recordings is
+worth on a recording it was not made on). PnL in bps of 2,000 quote a block.
 
     PYTHONPATH=python:benchmarks python3 benchmarks/paired_blocks.py --with runs/s21/x --without runs/s19/z \
         --candidate markout_10s_symmetric_abstain_0.9 --out OUT
@@ -44,6 +46,8 @@ from trader.evaluate.summary import across_blocks, blocks_needed
 
 RUNS = ("bitstamp18h", "nexo28h", "bitstamp_btcusd_20150501", "nexo_spot_34h")
 POOLS = {"both presets (14 blocks)": RUNS[:2], "presets and tails (22 blocks)": RUNS}
+# the recordings the runs cut: a preset is the head of its recording, the held-out tail its last 6 h
+RECORDINGS = {"Bitstamp BTC/USD": ("bitstamp18h", "bitstamp_btcusd_20150501"), "NEXOUSDT": ("nexo28h", "nexo_spot_34h")}
 
 
 def read(works: list[Path], run: str) -> dict:
@@ -123,6 +127,31 @@ def _needed(ci: dict, needed: int | None) -> str:
 def minus_each_baseline(blocks: list[float], baselines: list[dict]) -> dict:
     """Per baseline: the blocks' PnL minus that baseline's, block for block, as interval() reads it."""
     return {b: interval([v - row[b] for v, row in zip(blocks, baselines)]) for b in baselines[0]}
+
+
+def left_one_recording_out(rows: list[dict]) -> dict | None:
+    """The choice between the two sides made as a user makes it, without the blocks it is judged on (leave one
+    recording out): for each recording, the side whose mean PnL per block is higher on the other recordings' blocks
+    (a tie keeps "without", the status quo), scored on that recording's blocks; pooled over every recording's blocks,
+    beside always choosing either side. None unless every run of RECORDINGS is in `rows`."""
+    by_run = {x["run"]: x for x in rows}
+    if not all(r in by_run for runs in RECORDINGS.values() for r in runs):
+        return None
+
+    def blocks(side: str, recordings) -> list[float]:
+        return [v for rec in recordings for r in RECORDINGS[rec] for v in by_run[r][f"{side}_blocks"]]
+
+    choices, side_of = {}, {}
+    for rec, runs in RECORDINGS.items():
+        others = [o for o in RECORDINGS if o != rec]
+        elsewhere = {side: float(np.mean(blocks(side, others))) for side in ("with", "without")}
+        side = "with" if elsewhere["with"] > elsewhere["without"] else "without"
+        choices[rec] = {"chosen": side, "elsewhere": elsewhere, "here": float(np.mean(blocks(side, [rec])))}
+        side_of.update({r: side for r in runs})
+    # the blocks in RUNS order, as the pooled table's, so that "always" reads the same interval there and here
+    chosen = [v for r in RUNS for v in by_run[r][f"{side_of[r]}_blocks"]]
+    always = {side: interval([v for r in RUNS for v in by_run[r][f"{side}_blocks"]]) for side in ("with", "without")}
+    return {"choices": choices, "chosen": interval(chosen), **always, "n": len(chosen)}
 
 
 def main() -> None:
@@ -253,6 +282,16 @@ def main() -> None:
         lines += [f"| {pool} | {side} | " + ", ".join(
             f"{b} {_ci(i)}" + (_needed(i, g["committee_blocks_needed"]) if b == g["best_baseline"] else "")
             for b, i in g["committee_minus_each_baseline"].items()) + " |" for pool, side, g in committees]
+    loro = left_one_recording_out(rows)
+    if loro:
+        lines += ["", f"Leave one recording out: each recording gets the side with the higher mean per block on the "
+                  f"other's blocks ({loro['n']} blocks, per block mean [95 % CI] over blocks).", "",
+                  "| recording | per block elsewhere, with / without | chosen | per block here, the chosen side |",
+                  "|---|---:|---|---:|"]
+        lines += [f"| {rec} | {c['elsewhere']['with']:+.2f} / {c['elsewhere']['without']:+.2f} | {c['chosen']} | "
+                  f"{c['here']:+.2f} |" for rec, c in loro["choices"].items()]
+        lines.append(f"| **every recording, the choices made so** | | | **{_ci(loro['chosen'])}** (always with "
+                     f"{_ci(loro['with'])}, always without {_ci(loro['without'])}) |")
     for x in pooled:
         for side, g in x["goal"].items():
             if "seed_groups_correlation" in g:
@@ -261,7 +300,8 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     stem = f"paired__{a.candidate}"  # a candidate's name has dots: no with_suffix
     (a.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    (a.out / f"{stem}.json").write_text(json.dumps({"runs": rows, "pooled": pooled}, indent=1))
+    (a.out / f"{stem}.json").write_text(json.dumps({"runs": rows, "pooled": pooled, "left_one_recording_out": loro},
+                                                   indent=1))
     print("\n".join(lines))
 
 
