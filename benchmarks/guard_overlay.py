@@ -127,6 +127,7 @@ def main() -> None:
         guard["position_cap_trades"] = a.position_cap_trades
     if not guard:
         p.error("no rule: give --position-cap-trades N, or leave out --no-guard")
+    a.out.parent.mkdir(parents=True, exist_ok=True)  # before the runs' tests, which its absence would throw away
     rows = []
     lines = [f"Risk rule {guard} over agents trained without it; PnL in bps of the max position notional, each seed "
              "summed over folds, mean [95 % CI].", "",
