@@ -1,6 +1,7 @@
 """Risk rules over trained agents: the move guard over agents trained without it (issue 13, session 17: what `trader
 live --guard-window-ms ...` would do to a run that trained without the guard), or a position cap of a few trade sizes
-(`--position-cap-trades N --no-guard`, session 21: what `trader backtest --position-cap-trades N` does). Every agent
+(`--position-cap-trades N --no-guard`, session 21: what `trader backtest --position-cap-trades N` does); with
+`--guard-sides against_move` (session 31) the guard bars only the position against the move. Every agent
 of a finished walk-forward evaluation (a `trader evaluate` folder: its fold x seed job files and the agents' run
 folders) is tested again on its fold's test rows with the rule on, and the baselines with it. Each seed's PnL (bps of the max position
 notional) summed over the folds, with the guard minus without, seed for seed: the same agents on the same rows,
@@ -102,7 +103,7 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
                      for per_test in (per_test_before, per_test_after))  # each seed summed over folds
     blocks_without = [float(np.mean([m for (s, f), m in per_test_before.items() if f == i])) for i in folds]
     blocks_with = [float(np.mean([m for (s, f), m in per_test_after.items() if f == i])) for i in folds]
-    return {"run": run.name, "tests": len(tasks), "seeds": len(seeds), "without": interval([before[s] for s in seeds]),
+    return {"run": run.name, "rule": guard, "tests": len(tasks), "seeds": len(seeds), "without": interval([before[s] for s in seeds]),
             "blocks_without": blocks_without, "blocks_with": blocks_with,
             "block_baselines_with": [per_fold_baselines[i] for i in folds],
             "with": interval([after[s] for s in seeds]),
@@ -113,20 +114,33 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, action="append", required=True, help="a trader evaluate folder (repeatable)")
+    p.add_argument("--run", type=Path, action="append", default=[], help="a trader evaluate folder (repeatable)")
+    p.add_argument("--pool", type=Path, action="append", default=[],
+                   help="an earlier overlay's .json under the same rule (e.g. from another machine), whose runs join the "
+                        "per-block summary (repeatable)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, required=True, help="the report (.md; a .json beside it)")
     for k, v in GUARD.items():
         p.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
+    p.add_argument("--guard-sides", choices=("both", "against_move"), default="both",
+                   help="what the guard bars while up: both sides (reduce only) or the position against the move")
     p.add_argument("--no-guard", action="store_true", help="no move guard over the runs' own options")
     p.add_argument("--position-cap-trades", type=int, default=0,
                    help="a position cap of this many trade sizes (the env's position_cap_trades; 0: the runs' own)")
     a = p.parse_args()
-    guard = {} if a.no_guard else {k: getattr(a, k) for k in GUARD}
+    guard = {} if a.no_guard else {**{k: getattr(a, k) for k in GUARD}, "guard_sides": a.guard_sides}
     if a.position_cap_trades:
         guard["position_cap_trades"] = a.position_cap_trades
     if not guard:
         p.error("no rule: give --position-cap-trades N, or leave out --no-guard")
+    if not a.run and not a.pool:
+        p.error("nothing to test: give --run (a trader evaluate folder) or --pool (an earlier overlay's .json)")
+    pooled = []
+    for path in a.pool:
+        for r in json.loads(path.read_text()):
+            if r.get("rule") != guard:
+                p.error(f"--pool {path}: run {r['run']} was tested under {r.get('rule')}, not this rule {guard}")
+            pooled.append(r)
     a.out.parent.mkdir(parents=True, exist_ok=True)  # before the runs' tests, which its absence would throw away
     rows = []
     lines = [f"Risk rule {guard} over agents trained without it; PnL in bps of the max position notional, each seed "
@@ -143,21 +157,37 @@ def main() -> None:
         a.out.write_text("\n".join(lines) + "\n")
         a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=float))
         print(lines[-1], flush=True)
-    # per test block: runs of one name (the same evaluation for other seeds, e.g. --first-seed 5) are one block
-    blocks: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    for r in pooled:
+        lines.append(f"| {r['run']} (pooled from --pool) | {r['tests']} | {_ci(r['without'])} | {_ci(r['with'])} | "
+                     f"{_ci(r['with_minus_without'])} | | |")
+    rows += pooled
+    a.out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=float))
+    summary = block_summary(rows)
+    a.out.write_text("\n".join(lines + summary) + "\n")
+    print("\n".join(summary), flush=True)
+
+
+def block_summary(rows: list[dict]) -> list[str]:
+    """Per test block (each fold's mean over seeds; runs of one name, the same evaluation for other seeds, are one
+    block): without and with the rule, with it minus the best baseline of each block, minus each baseline, and with
+    minus without, each a mean [95 % CI] over the blocks."""
+    blocks: dict[tuple[str, int], list[tuple[float, float, dict]]] = {}
     for r in rows:
         for i, (o, w, b) in enumerate(zip(r["blocks_without"], r["blocks_with"], r["block_baselines_with"])):
-            blocks.setdefault((r["run"], i), []).append((o, w, max(b.values())))
-    without, with_, best_with = ([float(np.mean([v[k] for v in vs])) for vs in blocks.values()] for k in range(3))
-    lines += ["", f"Per test block (each fold's mean over seeds; runs of one name together), the {len(with_)} blocks of "
-              "the runs above, mean [95 % CI] over blocks:", "",
-              f"- without the rule: {_ci(interval(without))}",
-              f"- with it: {_ci(interval(with_))}; minus the best baseline with it, block for block: "
-              f"{_ci(interval([w - b for w, b in zip(with_, best_with)]))}; blocks above every baseline: "
-              f"{sum(w > b for w, b in zip(with_, best_with))} of {len(with_)}",
-              f"- with minus without, block for block: {_ci(interval([w - o for w, o in zip(with_, without)]))}"]
-    a.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-5:]), flush=True)
+            blocks.setdefault((r["run"], i), []).append((o, w, b))
+    without, with_ = ([float(np.mean([v[k] for v in vs])) for vs in blocks.values()] for k in range(2))
+    base = [{n: float(np.mean([v[2][n] for v in vs])) for n in vs[0][2]} for vs in blocks.values()]
+    best_with = [max(b.values()) for b in base]
+    lines = ["", f"Per test block (each fold's mean over seeds; runs of one name together), the {len(with_)} blocks of "
+             "the runs above, mean [95 % CI] over blocks:", "",
+             f"- without the rule: {_ci(interval(without))}",
+             f"- with it: {_ci(interval(with_))}; minus the best baseline with it, block for block: "
+             f"{_ci(interval([w - b for w, b in zip(with_, best_with)]))}; blocks above every baseline: "
+             f"{sum(w > b for w, b in zip(with_, best_with))} of {len(with_)}"]
+    lines += [f"- with it minus {name} with it, block for block: {_ci(interval([w - b[name] for w, b in zip(with_, base)]))}"
+              for name in sorted(base[0])]
+    lines.append(f"- with minus without, block for block: {_ci(interval([w - o for w, o in zip(with_, without)]))}")
+    return lines
 
 
 if __name__ == "__main__":

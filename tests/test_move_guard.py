@@ -12,7 +12,7 @@ from conftest import shared
 from test_quotes import make_market, q, run
 from trader.sim import TradingVectorEnv, load_market
 from trader.sim.reference import ReferenceTradingEnv
-from trader.sim.reference_guard import move_guard
+from trader.sim.reference_guard import NO_LONG, NO_SHORT, REDUCE_ONLY, move_guard
 
 S = 1_000_000_000  # ns
 
@@ -45,7 +45,27 @@ def test_gaps_and_the_window_row():
     mid = [1000.0, 1000.0, 1000.0, 1000.0, 1000.0, 1000.0, 1003.0]
     # window 10 s, armed at 60 s: row 6 (91 s) compares with row 4 (31 s), the last one <= 81 s
     up = move_guard(ts, mid, 10 * S, 1.5, 3600 * S, 0)
-    assert up == [True, True, True, True, True, False, True]
+    assert up == [REDUCE_ONLY] * 5 + [0, REDUCE_ONLY]
+
+
+def test_against_move_bars_only_the_position_the_move_hurts():
+    """guard_sides "against_move": a fall bars longs, a rise shorts, moves both ways within the hold both; before
+    it is armed both, as "both" would. Rows 1 s apart, a 10 s window, armed 60 s in, one tick of noise."""
+    ts = [i * S for i in range(200)]
+    noise = [10_000.0 + (i % 2) for i in range(80)]
+    fall = noise + [9_990.0] * 120  # -10 ticks at row 80
+    up = move_guard(ts, fall, 10 * S, 5.0, 3600 * S, 20 * S, "against_move")
+    assert set(up[:60]) == {REDUCE_ONLY} and not any(up[60:80])
+    assert set(up[80:104]) == {NO_LONG} and not any(up[104:])  # trips at rows 80-83 (then the variance has grown)
+    both = move_guard(ts, fall, 10 * S, 5.0, 3600 * S, 20 * S)  # the same trips, reduce only
+    assert [bool(b) for b in both] == [bool(u) for u in up] and set(both[80:104]) == {REDUCE_ONLY}
+    rise = noise + [10_010.0] * 120
+    up = move_guard(ts, rise, 10 * S, 5.0, 3600 * S, 20 * S, "against_move")
+    both = move_guard(ts, rise, 10 * S, 5.0, 3600 * S, 20 * S)
+    assert up[80] == NO_SHORT and up[60:] == [NO_SHORT if b else 0 for b in both[60:]]
+    whipsaw = noise + [9_990.0] * 20 + [10_010.0] * 100  # down at row 80, up at row 100: both within the hold
+    up = move_guard(ts, whipsaw, 10 * S, 5.0, 3600 * S, 20 * S, "against_move")
+    assert set(up[80:100]) == {NO_LONG} and set(up[100:104]) == {REDUCE_ONLY} and set(up[104:121]) == {NO_SHORT}
 
 
 def test_a_trip_leaves_only_the_side_that_reduces():
@@ -65,6 +85,25 @@ def test_a_trip_leaves_only_the_side_that_reduces():
     assert (s8["bid_price"], s8["ask_price"], s8["quoted"]) == (0, 102, 3)
     s11 = infos[11]  # row 11: down again, the bid comes back (the ask at 102 is kept)
     assert (s11["bid_price"], s11["ask_price"], s11["quoted"]) == (101, 102, 3)
+
+
+
+def test_against_move_keeps_the_side_with_the_move():
+    """The same book and actions as above with guard_sides "against_move": the trip is a rise (the mid +1 tick at
+    row 8), so only shorts are barred. Long 3 at row 8, both sides may quote: the bid (long, with the move) and the
+    ask; while flat or short the ask would not be sent."""
+    segments = {6: [(10, "sell", 100, 8)], 7: [(10, "ask", 101, 0), (20, "bid", 101, 5)]}
+    m = make_market(segments, rows=14)
+    both = q(0, 0)
+    steps = [both] * 6 + [q(0), q(), both, both, both, both]
+    guard = dict(guard_window_ns=100, guard_sigmas=0.5, guard_halflife_ns=1000, guard_hold_ns=200)
+    infos = run(m, steps, guard_sides="against_move", **guard)
+    assert [s["quoted"] for s in infos[:6]] == [0] * 6  # not armed: both sides barred, as "both" bars them
+    assert [bool(s["guarded"]) for s in infos] == [True] * 5 + [False, False, True, True, True, False, False]
+    s8 = infos[8]  # long 3 after a rise: the bid adds to the long (with the move) and is sent, sized to the limit
+    assert (s8["position"], s8["bid_price"], s8["ask_price"]) == (3, 101, 102)
+    reduce_only = run(m, steps, **guard)[8]
+    assert (reduce_only["bid_price"], reduce_only["ask_price"]) == (0, 102)
 
 
 def test_without_ts_or_with_bad_values_it_says_which_option():
@@ -99,7 +138,7 @@ def test_on_a_real_recording_guarded_steps_never_add_to_a_position(actions, usdm
     sizes = dict(trade_size=0.002, max_position=0.006) if actions == "quote" else dict(trade_size=0.01,
                                                                                        max_position=0.03)
     mid = (0.5 * (market.book[:, 0, 0] + market.book[:, 0, 2])).tolist()
-    flags = move_guard(market.ts.tolist(), mid, guard["guard_window_ns"], 2.0, 20 * S, 3 * S)
+    flags = [bool(f) for f in move_guard(market.ts.tolist(), mid, guard["guard_window_ns"], 2.0, 20 * S, 3 * S)]
     added = {}
     for on in (True, False):
         env = TradingVectorEnv(market, num_envs=4, seed=5, actions=actions, horizon=200, quote_levels=3,

@@ -18,6 +18,7 @@ from trader.data.dataset import write_dataset  # noqa: E402
 from trader.sim import spec  # noqa: E402
 from trader.sim.env import TradingVectorEnv, load_market  # noqa: E402
 from trader.sim.reference import ReferenceTradingEnv, below, llround, splitmix64  # noqa: E402
+from trader.sim.reference_guard import NO_LONG, NO_SHORT  # noqa: E402
 from trader.sim.reference_stream import market_stream  # noqa: E402
 
 SEED = 1234
@@ -108,6 +109,14 @@ CONFIGS = {
                                  order_latency_ns=20_000_000, trade_size=0.002, max_position=0.006),
     "continuous_guard": dict(actions="continuous", guard_window_ns=5_000_000_000, guard_sigmas=2.0,
                              guard_halflife_ns=20_000_000_000, guard_hold_ns=3_000_000_000, max_position=0.3),
+    # the guard barring only the position against the move (session 31)
+    "quote_guard_against_move": dict(actions="quote", quote_levels=3, guard_window_ns=5_000_000_000, guard_sigmas=2.0,
+                                     guard_halflife_ns=20_000_000_000, guard_hold_ns=3_000_000_000,
+                                     guard_sides="against_move", order_latency_ns=20_000_000, trade_size=0.002,
+                                     max_position=0.006),
+    "discrete_guard_against_move": dict(guard_window_ns=5_000_000_000, guard_sigmas=2.0, guard_halflife_ns=20_000_000_000,
+                                        guard_hold_ns=3_000_000_000, guard_sides="against_move", trade_size=0.1,
+                                        max_position=0.3),
     # a position cap of 2 trade sizes under a limit of 5 (observations still scale by the limit)
     "quote_cap_2": dict(actions="quote", quote_levels=3, position_cap_trades=2, trade_size=0.002, max_position=0.01),
     "discrete_cap_1_continuous": dict(actions="continuous", position_cap_trades=1, trade_size=0.1, max_position=0.3),
@@ -173,7 +182,7 @@ def test_reference_matches_cpp(recording, name):
     for j, (obs, info) in enumerate(outs):
         _check(f"{which}/{name}: reset env {j}", got, j, obs, np.zeros(K), False, False, info, K)
     rng = np.random.default_rng(7)
-    fills = guarded = tripped = losses = closed = held = 0
+    fills = guarded = tripped = losses = closed = held = one_sided = 0
     for step in range(STEPS):
         acts = _actions(env.single_action_space, rng, NUM_ENVS)
         env._pool.send(acts)
@@ -186,6 +195,7 @@ def test_reference_matches_cpp(recording, name):
                 continue
             closed += sum(ref._hold_expired(a) for a in ref.agents)
             held += sum(a.position != 0 for a in ref.agents)
+            one_sided += ref._guard_bars() in (NO_LONG, NO_SHORT)
             obs, reward, terminated, truncated, info = ref.step(acts[j])
             _check(f"{which}/{name}: step {step} env {j}", got, j, obs, reward, terminated, truncated, info, K)
             fills += int(np.sum(np.abs(info["maker_filled"])) + np.sum(np.abs(info["taker_filled"])))
@@ -202,6 +212,8 @@ def test_reference_matches_cpp(recording, name):
         assert held > 0
     if full["guard_window_ns"]:  # the guard was both up and down along the trajectories
         assert 0 < tripped <= guarded < STEPS * NUM_ENVS, (tripped, guarded)
+    # against_move: some steps barred one side only (else the test would not see that rule); both: none did
+    assert (one_sided > 0) == (full["guard_sides"] == "against_move"), one_sided
 
 
 def test_unknown_and_invalid_options_raise(recording):

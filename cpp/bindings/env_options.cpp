@@ -86,6 +86,8 @@ template <>
 struct Option<QueueModel> : EnumOption<QueueModel, kQueueModelNames, std::size(kQueueModelNames)> {};
 template <>
 struct Option<RewardType> : EnumOption<RewardType, kRewardTypeNames, std::size(kRewardTypeNames)> {};
+template <>
+struct Option<GuardSides> : EnumOption<GuardSides, kGuardSidesNames, std::size(kGuardSidesNames)> {};
 
 }  // namespace
 

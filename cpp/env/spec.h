@@ -24,6 +24,10 @@ enum class RewardType : int32_t { kPnl, kInventoryPenalty, kDampened, kMarkout, 
 inline constexpr const char* kRewardTypeNames[] = {"pnl", "inventory_penalty", "dampened", "markout",
                                                    "markout_penalty"};
 // The rewards that value fills at a later mid (they read the row times).
+// The move guard's rule while up (cpp/env/move_guard.h).
+enum class GuardSides : int32_t { kBoth, kAgainstMove };
+inline constexpr const char* kGuardSidesNames[] = {"both", "against_move"};
+
 inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == RewardType::kMarkoutPenalty; }
 
 // X(name, C++ type, default, unit, doc)
@@ -90,6 +94,10 @@ inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == R
   X(guard_sigmas, double, 5.0, "", "move guard: a move this many standard deviations of such moves trips it") \
   X(guard_halflife_ns, int64_t, 1800000000000, "ns", "move guard: half-life of the volatility estimate")    \
   X(guard_hold_ns, int64_t, 300000000000, "ns", "move guard: how long it stays up after the last trip")   \
+  X(guard_sides, GuardSides, GuardSides::kBoth, "",                                                         \
+    "move guard: both: while up, only orders that reduce a position; against_move: after a fall, no order "  \
+    "opens or adds to a long position, after a rise a short one, and the other side quotes as usual (both " \
+    "before it is armed and after moves both ways within the hold) (issue 13, session 31)")                 \
   X(position_cap_trades, int64_t, 0, "trades",                                                              \
     "a hard |position| limit of this many trade sizes (0: off) under max_position: quotes and orders that "  \
     "would pass it are not sent, while observations and rewards still scale by max_position, so a trained " \
@@ -138,7 +146,7 @@ struct EnvConfig {
   X(ask_price, int64_t, true, "price of the agent's current ask, ticks (0: none)")               \
   X(bid_queue, double, true, "market lots ahead of the current bid (NaN: not at the exchange yet)") \
   X(ask_queue, double, true, "market lots ahead of the current ask (NaN: not at the exchange yet)") \
-  X(guarded, uint8_t, false, "the move guard is up at this row: the next orders may only reduce a position")
+  X(guarded, uint8_t, false, "the move guard bars a side at this row: no next order opens or adds to a position on it")
 
 constexpr int kAccountFeatures = 3;  // position / max, unrealized PnL (% of max notional), time left
 // quote modes, per side (bid then ask): has an order, (touch - price) / quote_levels (asks: price -

@@ -126,7 +126,9 @@ int64_t TradingEnv::order_from_action(const Agent& a, int64_t discrete, float co
     return 0;
   }
   target = std::clamp(target, min_lots_, hi_lots_);
-  if (guard_up()) target = std::clamp(target, std::min<int64_t>(expected, 0), std::max<int64_t>(expected, 0));
+  const uint8_t bars = guard_bars();  // toward flat on a barred side
+  if (bars & MoveGuard::kNoLong) target = std::min(target, std::max<int64_t>(expected, 0));
+  if (bars & MoveGuard::kNoShort) target = std::max(target, std::min<int64_t>(expected, 0));
   return target - expected;
 }
 
@@ -143,16 +145,17 @@ void TradingEnv::quote(int k, int64_t bid_idx, int64_t ask_idx) {
   Agent& a = agents_[static_cast<size_t>(k)];
   const int64_t* top = data_->book + cursor_ * data_->levels * 4;
   const int64_t now = data_->ts ? data_->ts[cursor_] : 0;
-  // The move guard: a side that would add to the position (or open one) is not quoted, and its order
-  // is cancelled; the other side's limit is flat (position 0).
-  const bool guarded = guard_up();
-  const int64_t hi = guarded ? 0 : hi_lots_, lo = guarded ? 0 : min_lots_;
+  // The move guard: a quote that would add to a position the guard bars (or open one) is not sent, and
+  // its order is cancelled; the barred side's limit is flat (position 0).
+  const uint8_t bars = guard_bars();
+  const bool no_long = bars & MoveGuard::kNoLong, no_short = bars & MoveGuard::kNoShort;
+  const int64_t hi = no_long ? 0 : hi_lots_, lo = no_short ? 0 : min_lots_;
   bool sent = false;
   for (int side = 0; side < 2; ++side) {
     const bool bid = side == 0;
     const int64_t idx = bid ? bid_idx : ask_idx;
     const int64_t offset = cfg_.quote_min_ticks + idx;
-    const bool adds = guarded && (bid ? a.position >= 0 : a.position <= 0);
+    const bool adds = bid ? no_long && a.position >= 0 : no_short && a.position <= 0;
     const int64_t price = idx == cfg_.quote_levels || adds ? 0 : (bid ? top[0] - offset : top[2] + offset);
     LimitOrder* cur = find(a.quote_seq[side]);
     if (cur && cur->price == price) continue;  // unchanged price: keeps its queue position
@@ -452,7 +455,7 @@ void TradingEnv::write(OutRow& out, bool terminated, bool truncated) {
   b.env_id[r] = env_id_;
   b.t[r] = cursor_;
   b.episode_length[r] = static_cast<int32_t>(steps_);
-  b.guarded[r] = guard_up();
+  b.guarded[r] = guard_bars() != 0;
 }
 
 }  // namespace trader

@@ -8,9 +8,10 @@
 //      >= T_c + order_latency_ns (row c with latency 0); in quote modes also a bid and an ask quote
 //      (re-quoting at an unchanged price keeps the order; a new price cancels the old order, effective
 //      at T_c + cancel_latency_ns, and sends a new one that reaches the exchange at T_c +
-//      order_latency_ns and joins the back of its level); while the move guard is up at row c
-//      (cpp/env/move_guard.h), only orders that reduce a position: the side that would open or add is not
-//      quoted (its order cancelled) and market orders are clipped toward flat;
+//      order_latency_ns and joins the back of its level); while the move guard bars a side at row c
+//      (cpp/env/move_guard.h: both, or the position against the move), no order opens or adds to a
+//      position on that side: its quote is not sent (its order cancelled) and market orders are clipped
+//      toward flat;
 //   2. market orders due at row c execute against row c's levels (walking the book, taker fee in
 //      bps), agents in a seeded random priority; depth the book does not show is not filled;
 //   3. the market changes between rows c and c + 1 are replayed in file order against the resting
@@ -60,7 +61,7 @@ struct MarketData {
   MoveGuard guard;  // set from the env's options before prepare() (off by default)
   // Derived by prepare() (a live market: row by row, prepare(from)):
   std::vector<double> mid;  // ticks, per row
-  std::vector<uint8_t> guarded;  // per row: the move guard is up (empty: the guard is off)
+  std::vector<uint8_t> guarded;  // per row: what the move guard bars, MoveGuard's bits (empty: the guard is off)
   // The stream without the level changes far from the touch: segment c keeps bid levels at prices
   // >= best bid(c) - near_ticks, ask levels <= best ask(c) + near_ticks, and every trade. An env
   // whose orders all lie inside that window walks it instead of the whole segment (the far records
@@ -202,8 +203,8 @@ class TradingEnv {
       a.held_since = ts;
     }
   }
-  // The move guard is up at the cursor's row: only orders that reduce a position (cpp/env/move_guard.h).
-  bool guard_up() const { return guard_on_ && data_->guarded[static_cast<size_t>(cursor_)]; }
+  // What the move guard bars at the cursor's row: MoveGuard::kNoLong, kNoShort, both or none (cpp/env/move_guard.h).
+  uint8_t guard_bars() const { return guard_on_ ? data_->guarded[static_cast<size_t>(cursor_)] : 0; }
   void send_market(Agent& a, int64_t lots) {
     if (a.pending_head == a.pending.size()) {
       a.pending.clear();

@@ -77,6 +77,8 @@ def risk_text(env: dict) -> str:
     if window:
         out += (f", move guard: {window / 1e9:g} s windows, {env['guard_sigmas']:g} sigmas, volatility half-life "
                 f"{env['guard_halflife_ns'] / 1e9:g} s, held {env['guard_hold_ns'] / 1e9:g} s")
+        if env.get("guard_sides") == "against_move":
+            out += ", barring only the position against the move"
     if cap:
         out += f", position cap {cap} trade size(s)"
     if hold:

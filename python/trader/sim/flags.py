@@ -20,7 +20,7 @@ NOT_FLAGS = ("tick_size", "lot_size", "start_min", "start_max")
 _NS_PER_MS = 1_000_000
 # The move guard (cpp/env/move_guard.h), a risk rule of the execution path: `trader backtest` and `trader live` may set
 # it for a run that trained without it (or change the run's), as they may its costs.
-GUARD_OPTIONS = ("guard_window_ns", "guard_sigmas", "guard_halflife_ns", "guard_hold_ns")
+GUARD_OPTIONS = ("guard_window_ns", "guard_sigmas", "guard_halflife_ns", "guard_hold_ns", "guard_sides")
 # The execution path's risk rules that `trader backtest` may set over a run's: the move guard, a tighter position cap,
 # a longest holding time and quoting a position out at the touch (`trader live` has its own --max-position).
 RISK_OPTIONS = (*GUARD_OPTIONS, "position_cap_trades", "max_hold_ns", "quote_exit_touch")

@@ -24,9 +24,10 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      - max_hold_ns: an agent whose position was opened (from flat, or across zero) at a row at least
        max_hold_ns before T_c sends a market order that closes it (with the quotes its action asks; for
        market-order actions instead of the action's order);
-     - while the move guard is up at row c (trader.sim.reference_guard), only orders that reduce a
-       position: a market order's target is clipped toward flat, a quote side that would open or add to
-       the position is not quoted (its order is cancelled), the other is sized within the flat limit;
+     - while the move guard bars a side at row c (trader.sim.reference_guard: both, or the position
+       against the move), no order opens or adds to a position on that side: a market order's target is
+       clipped toward flat, a quote that would is not sent (its order is cancelled), a quote that reduces
+       a barred position is sized within the flat limit;
   3. market orders due at row c walk row c's levels (taker fee), agents in priority order, sharing
      the shown liquidity; depth the book does not show is not filled;
   4. the stream records between rows c and c + 1, in file order. Before a record with exch_ts > an
@@ -64,6 +65,7 @@ from trader.sim.reference_actions import parse_action, quote_fields
 from trader.sim.reference_queue import NEVER as _NEVER
 from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
 from trader.sim.reference_data import MARKOUT_REWARDS, load_datasets
+from trader.sim.reference_guard import NO_LONG, NO_SHORT
 from trader.sim.reference_numbers import MASK64 as _MASK64, below, llround, splitmix64
 
 __all__ = ["ReferenceTradingEnv", "below", "llround", "splitmix64"]
@@ -250,8 +252,11 @@ class ReferenceTradingEnv(gym.Env):
         else:
             return 0
         target = min(max(target, self.min_lots), self.hi_lots)
-        if self._guard_up():  # only toward a flat position
-            target = min(max(target, min(expected, 0)), max(expected, 0))
+        bars = self._guard_bars()  # toward flat on a barred side
+        if bars & NO_LONG:
+            target = min(target, max(expected, 0))
+        if bars & NO_SHORT:
+            target = max(target, min(expected, 0))
         return target - expected
 
     def _hold_expired(self, a: _Agent) -> bool:
@@ -266,9 +271,9 @@ class ReferenceTradingEnv(gym.Env):
         elif a.position_at_step == 0 or (a.position_at_step > 0) != (a.position > 0) or a.held_since < 0:
             a.held_since = self.ts[self.cursor]
 
-    def _guard_up(self) -> bool:
-        """The move guard is up at the cursor's row (trader.sim.reference_guard)."""
-        return self.guarded is not None and self.guarded[self.cursor]
+    def _guard_bars(self) -> int:
+        """What the move guard bars at the cursor's row: NO_LONG | NO_SHORT bits (trader.sim.reference_guard)."""
+        return 0 if self.guarded is None else self.guarded[self.cursor]
 
     def _send_market(self, a: _Agent, lots: int) -> None:
         if lots == 0:
@@ -290,12 +295,13 @@ class ReferenceTradingEnv(gym.Env):
         cfg, a = self.cfg, self.agents[k]
         top = self.book[self.cursor].tolist()
         now = self.ts[self.cursor] if self.ts is not None else 0
-        guarded = self._guard_up()  # a side that opens or adds to a position is not quoted (its order cancelled)
-        hi, lo = (0, 0) if guarded else (self.hi_lots, self.min_lots)
+        bars = self._guard_bars()  # a quote that opens or adds to a barred position is not sent (its order cancelled)
+        no_long, no_short = bool(bars & NO_LONG), bool(bars & NO_SHORT)
+        hi, lo = 0 if no_long else self.hi_lots, 0 if no_short else self.min_lots
         for side, idx in ((0, bid_idx), (1, ask_idx)):
             bid = side == 0
             offset = cfg["quote_min_ticks"] + idx
-            adds = guarded and (a.position >= 0 if bid else a.position <= 0)
+            adds = no_long and a.position >= 0 if bid else no_short and a.position <= 0
             price = 0 if idx == cfg["quote_levels"] or adds else (top[0][0] - offset if bid else top[0][2] + offset)
             cur = self._find(a.quote_seq[side])
             if cur is not None and cur.price == price:
@@ -496,4 +502,4 @@ class ReferenceTradingEnv(gym.Env):
             info[f.name] = np.asarray(values, dtype=f.dtype)
         if self.K == 1:
             info = {key: v[0] for key, v in info.items()}
-        return info | {"episode_length": self.steps, "t": self.cursor, "guarded": self._guard_up()}
+        return info | {"episode_length": self.steps, "t": self.cursor, "guarded": self._guard_bars() != 0}

@@ -95,7 +95,7 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
         r0, r1 = int(start_min), min(last_start + cfg["horizon"], rows - 1)
         if int(ts[r1]) > int(ts[r0]):
             drift = (mid[r1] - mid[r0]) / float(int(ts[r1]) - int(ts[r0]))
-    guarded = None  # per row: the move guard is up (None: the guard is off)
+    guarded = None  # per row: what the move guard bars, reference_guard's bits (None: the guard is off)
     window = cfg["guard_window_ns"]
     if window > 0:
         if ts is None:
@@ -106,7 +106,7 @@ def _load(cfg, book, features, ts, records, starts, start_min, start_max, tick_s
                              f"({ARM_WINDOWS * window / 1e9:g} s), but the data spans {span / 1e9:g} s, so nothing "
                              f"could open a position; use a window of at most {span / ARM_WINDOWS / 1e9:g} s")
         guarded = move_guard([int(t) for t in ts], mid, window, cfg["guard_sigmas"], cfg["guard_halflife_ns"],
-                             cfg["guard_hold_ns"])
+                             cfg["guard_hold_ns"], cfg["guard_sides"])
     return dict(book=book, features=features, rows=rows, levels=levels, dim=features.shape[1],
                 start_min=int(start_min), last_start=last_start,
                 ts=None if ts is None else [int(t) for t in ts], records=records,
