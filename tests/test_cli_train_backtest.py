@@ -90,3 +90,13 @@ def test_quote_agents_train_then_backtest_next_to_market_makers(tmp_path, algo, 
         res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--guard-window-ms", "600000"])
         assert res.exit_code == 2 and "--guard-window-ms: the move guard arms after six windows of rows (3600 s), " \
             "but the data spans" in res.output, res.output
+        # the guard barring only the position against the move (session 31), named in the report
+        res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--guard-window-ms", "20000", "--guard-sigmas",
+                                   "0.5", "--guard-hold-ms", "5000", "--guard-sides", "against_move",
+                                   "--out", str(tmp_path / "against")])
+        assert res.exit_code == 0, res.output
+        assert "barring only the position against the move" in (tmp_path / "against" / "backtest.md").read_text()
+        # without a guard (this run trained without one) no side would be barred: refused, naming both flags
+        res = runner.invoke(main, ["backtest", "--checkpoint", str(run), "--guard-sides", "against_move"])
+        assert res.exit_code == 2 and "--guard-sides / --guard-window-ms: expected a window > 0 for 'against_move'" \
+            in res.output, res.output

@@ -481,7 +481,8 @@ def test_spec_is_the_one_declaration():
     assert {o.name: o.choices for o in spec.options() if o.choices} == {
         "actions": ("discrete", "continuous", "quote", "quote_continuous"),
         "queue_model": ("power", "log", "risk_averse"), "reward": ("pnl", "inventory_penalty", "dampened", "markout",
-                                                                        "markout_penalty")}
+                                                                        "markout_penalty"),
+        "guard_sides": ("both", "against_move")}
     fields = spec.dataclass_fields()
     assert all(f[2].metadata["help"] for f in fields) and "tick_size" not in [f[0] for f in fields]
     env = make(num_envs=2)

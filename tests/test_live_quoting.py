@@ -178,7 +178,7 @@ def test_the_move_guard_set_at_launch_holds_quotes_back(tmp_path, restore_torch_
     from click.testing import CliRunner
     from rich.console import Console
     from trader.cli import main
-    from trader.live.launch import EXIT_OK, LiveOptions, run_live
+    from trader.live.launch import EXIT_OK, EXIT_REFUSED, LiveOptions, run_live
     from trader.rl import ppo
     from trader.run.lifecycle import resolve_args
 
@@ -203,3 +203,6 @@ def test_the_move_guard_set_at_launch_holds_quotes_back(tmp_path, restore_torch_
     # the flags, checked before anything starts
     out = CliRunner().invoke(main, ["live", "--checkpoint", run_dir, "--guard-sigmas", "0"])
     assert out.exit_code == 2 and "--guard-sigmas: expected a finite value > 0" in out.output
+    # --guard-sides needs a guard, the run's or the launch's: this run has none, so the start is refused once it is read
+    out = CliRunner().invoke(main, ["live", "--checkpoint", run_dir, "--guard-sides", "against_move"])
+    assert out.exit_code == EXIT_REFUSED and "guard_sides / guard_window_ns: expected a window > 0" in out.output

@@ -121,6 +121,11 @@ def test_without_ts_or_with_bad_values_it_says_which_option():
     with pytest.raises(ValueError, match=span):
         ReferenceTradingEnv(m.book, m.features, ts=m.ts, horizon=4, trade_size=1.0, max_position=3.0,
                             tick_size=1.0, lot_size=1.0, guard_window_ns=200)
+    with pytest.raises(ValueError, match="guard_sides / guard_window_ns: expected a window > 0 for 'against_move'"):
+        TradingVectorEnv(m, num_envs=1, horizon=4, trade_size=1.0, max_position=3.0, guard_sides="against_move")
+    with pytest.raises(ValueError, match=r"guard_sides: expected one of 'both', 'against_move', got 'against'"):
+        TradingVectorEnv(m, num_envs=1, horizon=4, trade_size=1.0, max_position=3.0, guard_window_ns=100,
+                         guard_sides="against")
     bare = load_market(None, interval_ms=100.0)
     bare = type(bare)(bare.book, bare.features, None, tick_size=bare.tick_size, lot_size=bare.lot_size)
     with pytest.raises(ValueError, match=r"guard_window_ns: > 0 needs the row times \(ts\)"):

@@ -1,9 +1,10 @@
 // The move guard (issue 13): after the mid moves by more than guard_sigmas times its recent volatility
 // within guard_window_ns, the env accepts only orders that reduce a position, for guard_hold_ns after
 // the last such move (guard_sides "both"); or, with guard_sides "against_move", only the position
-// against the move is barred: after a fall no order opens or adds to a long, after a rise to a short. A rule of the execution path, shared by the simulator and live quoting (the
-// live kernel is the env), like a venue's volatility interruption or hummingbot's volatility buffer,
-// not a reward the agent may learn to ignore.
+// against the move is barred: after a fall no order opens or adds to a long, after a rise to a short.
+// A rule of the execution path, shared by the simulator and live quoting (the live kernel is the env),
+// like a venue's volatility interruption or hummingbot's volatility buffer, not a reward the agent may
+// learn to ignore.
 //
 // Why (benchmarks/README.md, session 16): in NEXOUSDT's fold-1 test block the mid rose 377 bps in 18
 // minutes, two 1-minute moves 12 and 13 times the 1-minute standard deviation; symmetric quotes were
@@ -26,9 +27,9 @@
 // Why "against_move" (benchmarks/README.md, session 31): the reduce-only guard over a 30-minute window
 // halved the loss of the largest fall, where the quoter's fills earned and the long it held lost, and
 // took as much from the ordinary blocks, where it also stopped the quotes that earn after moves that do
-// not go on. Barring only the position the move would hurt keeps the other side's quotes; measured over the 22
-// blocks, it cut the largest fall's loss further and cost the ordinary blocks as much (after a rise the asks that
-// earn when the move reverts are the orders it bars), so neither rule is on by default.
+// not go on. Barring only the position the move would hurt keeps the other side's quotes. Measured over
+// the 22 blocks it cut the largest fall's loss further and cost the ordinary blocks as much (after a
+// rise, the asks that earn when the move reverts are the orders it bars), so neither rule is a default.
 #pragma once
 
 #include <cstdint>

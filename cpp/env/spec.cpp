@@ -60,6 +60,8 @@ void validate(const EnvConfig& c) {
   need(std::isfinite(c.guard_sigmas) && c.guard_sigmas > 0, "guard_sigmas", "a finite value > 0");
   need(c.guard_halflife_ns > 0, "guard_halflife_ns", "> 0 ns");
   need(c.guard_hold_ns >= 0, "guard_hold_ns", ">= 0 ns");
+  need(c.guard_sides == GuardSides::kBoth || c.guard_window_ns > 0, "guard_sides / guard_window_ns",
+       "a window > 0 for 'against_move' (0: the move guard is off, so no side would be barred)");
   need(c.position_cap_trades >= 0, "position_cap_trades", ">= 0 trade sizes (0: off)");
   need(c.max_hold_ns >= 0, "max_hold_ns", ">= 0 ns (0: off)");
   need(c.initial_cash > 0 && std::isfinite(c.initial_cash), "initial_cash", "> 0 quote");

@@ -24,11 +24,11 @@ enum class RewardType : int32_t { kPnl, kInventoryPenalty, kDampened, kMarkout, 
 inline constexpr const char* kRewardTypeNames[] = {"pnl", "inventory_penalty", "dampened", "markout",
                                                    "markout_penalty"};
 // The rewards that value fills at a later mid (they read the row times).
-// The move guard's rule while up (cpp/env/move_guard.h).
+inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == RewardType::kMarkoutPenalty; }
+
+// What the move guard bars while up (cpp/env/move_guard.h): both sides, or the position against the move.
 enum class GuardSides : int32_t { kBoth, kAgainstMove };
 inline constexpr const char* kGuardSidesNames[] = {"both", "against_move"};
-
-inline bool marks_out(RewardType r) { return r == RewardType::kMarkout || r == RewardType::kMarkoutPenalty; }
 
 // X(name, C++ type, default, unit, doc)
 #define TRADER_ENV_OPTIONS(X)                                                                                \

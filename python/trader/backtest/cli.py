@@ -126,7 +126,7 @@ def _backtest_dataset(data, out_dir, policy, args, algo, checkpoint, used, overr
     start, end = held_out_rows(len(market.book), frac, 0)
     try:
         env_cfg = env_config_from_run(args, **overrides)
-        spec.check_config(**{k: v for k, v in env_cfg.items() if k in overrides})
+        spec.check_config(**env_cfg)  # the flags with the run's own options (e.g. --guard-sides and its guard window)
     except ValueError as e:
         raise click.UsageError(flag_message(str(e)) if any(k in str(e) for k in overrides)
                                else f"--checkpoint: the run's env options: {e}") from None

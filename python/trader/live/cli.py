@@ -126,8 +126,8 @@ def live(exchange, symbol, checkpoint, paper, base_url, testnet, keys_file, stat
         raise click.UsageError(str(exc)) from None
     _logging(verbose, log_file, keys)
     risk = pop_env_values(env_flags)
-    try:
-        spec.check_config(**risk)
+    try:  # each flag's own values; --guard-sides is checked with the run's guard window once it is read (trader.live.policy)
+        spec.check_config(**{k: v for k, v in risk.items() if k != "guard_sides"})
     except ValueError as exc:
         raise click.UsageError(flag_message(str(exc))) from None
     real = not paper
