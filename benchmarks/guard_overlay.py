@@ -103,7 +103,8 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
                      for per_test in (per_test_before, per_test_after))  # each seed summed over folds
     blocks_without = [float(np.mean([m for (s, f), m in per_test_before.items() if f == i])) for i in folds]
     blocks_with = [float(np.mean([m for (s, f), m in per_test_after.items() if f == i])) for i in folds]
-    return {"run": run.name, "rule": guard, "tests": len(tasks), "seeds": len(seeds), "without": interval([before[s] for s in seeds]),
+    return {"run": run.name, "rule": guard, "tests": len(tasks), "seeds": len(seeds),
+            "without": interval([before[s] for s in seeds]),
             "blocks_without": blocks_without, "blocks_with": blocks_with,
             "block_baselines_with": [per_fold_baselines[i] for i in folds],
             "with": interval([after[s] for s in seeds]),
@@ -116,8 +117,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, action="append", default=[], help="a trader evaluate folder (repeatable)")
     p.add_argument("--pool", type=Path, action="append", default=[],
-                   help="an earlier overlay's .json under the same rule (e.g. from another machine), whose runs join the "
-                        "per-block summary (repeatable)")
+                   help="an earlier overlay's .json under the same rule (e.g. from another machine), whose runs "
+                        "join the per-block summary (repeatable)")
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--out", type=Path, required=True, help="the report (.md; a .json beside it)")
     for k, v in GUARD.items():
@@ -184,8 +185,8 @@ def block_summary(rows: list[dict]) -> list[str]:
              f"- with it: {_ci(interval(with_))}; minus the best baseline with it, block for block: "
              f"{_ci(interval([w - b for w, b in zip(with_, best_with)]))}; blocks above every baseline: "
              f"{sum(w > b for w, b in zip(with_, best_with))} of {len(with_)}"]
-    lines += [f"- with it minus {name} with it, block for block: {_ci(interval([w - b[name] for w, b in zip(with_, base)]))}"
-              for name in sorted(base[0])]
+    lines += [f"- with it minus {name} with it, block for block: "
+              f"{_ci(interval([w - b[name] for w, b in zip(with_, base)]))}" for name in sorted(base[0])]
     lines.append(f"- with minus without, block for block: {_ci(interval([w - o for w, o in zip(with_, without)]))}")
     return lines
 

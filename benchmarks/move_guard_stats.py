@@ -25,8 +25,8 @@ S = 1_000_000_000
 RECORDINGS = (("nexo28h_first_101223s", 100.0), ("bitstamp18h_first_64500s", 2000.0), ("nexo_spot_34h", 100.0),
               ("bitstamp_btcusd_20150501", 2000.0))
 # (window s, sigmas, half-life s, hold s); the last: session 30's slow guard
-SETTINGS = ((60, 4.0, 1800, 300), (60, 5.0, 1800, 300), (60, 6.0, 1800, 300), (60, 5.0, 3600, 600), (300, 4.0, 3600, 600),
-            (1800, 2.0, 21600, 1800))
+SETTINGS = ((60, 4.0, 1800, 300), (60, 5.0, 1800, 300), (60, 6.0, 1800, 300), (60, 5.0, 3600, 600),
+            (300, 4.0, 3600, 600), (1800, 2.0, 21600, 1800))
 
 
 def after_trips(ts: np.ndarray, mid: np.ndarray, sides: list[int], window_ns: int) -> np.ndarray:

@@ -245,12 +245,15 @@ def test_checkpoint_with_feature_set_2_and_notional_sizes_runs_as_in_the_env(tmp
     # the move guard (2 s windows at 2 sigmas: it trips on the sample), from the session's first row in both
     {"actions": "quote", "guard_window_ns": 2_000_000_000, "guard_sigmas": 2.0, "guard_halflife_ns": 10_000_000_000,
      "guard_hold_ns": 1_000_000_000},
+    {"actions": "quote", "guard_window_ns": 2_000_000_000, "guard_sigmas": 2.0, "guard_halflife_ns": 10_000_000_000,
+     "guard_hold_ns": 1_000_000_000, "guard_sides": "against_move"},
     # positions closed 1 s after they open (issue 13, session 26): the plan announces the close the step sends
     {"actions": "quote", "max_hold_ns": 1_000_000_000, "order_latency_ns": 30_000_000},
     {"actions": "discrete", "max_hold_ns": 500_000_000},
     # positions quoted out at the touch (issue 13, session 27): the plan's prices are the rule's
     {"actions": "quote", "quote_exit_touch": True, "position_cap_trades": 1, "order_latency_ns": 30_000_000},
-], ids=["discrete", "continuous-latency", "quote-latency", "quote_continuous-log", "quote-guard", "quote-max-hold",
+], ids=["discrete", "continuous-latency", "quote-latency", "quote_continuous-log", "quote-guard",
+        "quote-guard-against-move", "quote-max-hold",
         "discrete-max-hold", "quote-exit-touch"])
 def test_kernel_equals_the_env_row_by_row(config):
     """The kernel alone, fed the sample's rows one at a time (no server): every action mode, latencies,
