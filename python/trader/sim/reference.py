@@ -24,10 +24,9 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      - max_hold_ns: an agent whose position was opened (from flat, or across zero) at a row at least
        max_hold_ns before T_c sends a market order that closes it (with the quotes its action asks; for
        market-order actions instead of the action's order);
-     - while the move guard bars a side at row c (trader.sim.reference_guard: both, or the position
-       against the move), no order opens or adds to a position on that side: a market order's target is
-       clipped toward flat, a quote that would is not sent (its order is cancelled), a quote that reduces
-       a barred position is sized within the flat limit;
+     - while the move guard bars a side at row c (trader.sim.reference_guard: both, or the position against
+       the move), no order opens or adds to a position there: a market order is clipped toward flat, such a
+       quote is not sent (its order cancelled), one that reduces a barred position is sized within flat;
   3. market orders due at row c walk row c's levels (taker fee), agents in priority order, sharing
      the shown liquidity; depth the book does not show is not filled;
   4. the stream records between rows c and c + 1, in file order. Before a record with exch_ts > an
@@ -65,7 +64,7 @@ from trader.sim.reference_actions import parse_action, quote_fields
 from trader.sim.reference_queue import NEVER as _NEVER
 from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
 from trader.sim.reference_data import MARKOUT_REWARDS, load_datasets
-from trader.sim.reference_guard import NO_LONG, NO_SHORT
+from trader.sim.reference_guard import barred, toward_flat
 from trader.sim.reference_numbers import MASK64 as _MASK64, below, llround, splitmix64
 
 __all__ = ["ReferenceTradingEnv", "below", "llround", "splitmix64"]
@@ -252,11 +251,7 @@ class ReferenceTradingEnv(gym.Env):
         else:
             return 0
         target = min(max(target, self.min_lots), self.hi_lots)
-        bars = self._guard_bars()  # toward flat on a barred side
-        if bars & NO_LONG:
-            target = min(target, max(expected, 0))
-        if bars & NO_SHORT:
-            target = max(target, min(expected, 0))
+        target = toward_flat(target, expected, self._guard_bars())
         return target - expected
 
     def _hold_expired(self, a: _Agent) -> bool:
@@ -295,8 +290,7 @@ class ReferenceTradingEnv(gym.Env):
         cfg, a = self.cfg, self.agents[k]
         top = self.book[self.cursor].tolist()
         now = self.ts[self.cursor] if self.ts is not None else 0
-        bars = self._guard_bars()  # a quote that opens or adds to a barred position is not sent (its order cancelled)
-        no_long, no_short = bool(bars & NO_LONG), bool(bars & NO_SHORT)
+        no_long, no_short = barred(self._guard_bars())  # a quote opening or adding to a barred position is not sent
         hi, lo = 0 if no_long else self.hi_lots, 0 if no_short else self.min_lots
         for side, idx in ((0, bid_idx), (1, ask_idx)):
             bid = side == 0

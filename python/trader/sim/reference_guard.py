@@ -1,5 +1,6 @@
 """The move guard of the pure-Python reference env, written out row by row as cpp/env/move_guard.h
-states it (issue 13): what each row of one dataset bars, a long position, a short one or both."""
+states it (issue 13): what each row of one dataset bars, a long position, a short one or both, and how a
+market order's target is clipped on a barred side (cpp/env/trading_env.cpp, order_from_action)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,16 @@ def move_guard(ts: list[int], mid: list[float], window_ns: int, sigmas: float, h
         weight = decay * weight + 1.0
         last_ts = t
     return up
+
+
+def barred(bars: int) -> tuple[bool, bool]:
+    """(no long, no short): what a row's bits bar."""
+    return bool(bars & NO_LONG), bool(bars & NO_SHORT)
+
+
+def toward_flat(target: int, expected: int, bars: int) -> int:
+    """A market order's target position (lots) clipped toward flat on each side the row's bits bar, `expected` the
+    position once every pending order fills."""
+    no_long, no_short = barred(bars)
+    target = min(target, max(expected, 0)) if no_long else target
+    return max(target, min(expected, 0)) if no_short else target
