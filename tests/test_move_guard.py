@@ -87,11 +87,10 @@ def test_a_trip_leaves_only_the_side_that_reduces():
     assert (s11["bid_price"], s11["ask_price"], s11["quoted"]) == (101, 102, 3)
 
 
-
 def test_against_move_keeps_the_side_with_the_move():
     """The same book and actions as above with guard_sides "against_move": the trip is a rise (the mid +1 tick at
-    row 8), so only shorts are barred. Long 3 at row 8, both sides may quote: the bid (long, with the move) and the
-    ask; while flat or short the ask would not be sent."""
+    row 8), so only shorts are barred. Long 3 at row 8, the bid that adds to the long (with the move) is quoted
+    beside the ask that reduces it; the reduce-only guard quotes the ask alone."""
     segments = {6: [(10, "sell", 100, 8)], 7: [(10, "ask", 101, 0), (20, "bid", 101, 5)]}
     m = make_market(segments, rows=14)
     both = q(0, 0)
@@ -100,7 +99,7 @@ def test_against_move_keeps_the_side_with_the_move():
     infos = run(m, steps, guard_sides="against_move", **guard)
     assert [s["quoted"] for s in infos[:6]] == [0] * 6  # not armed: both sides barred, as "both" bars them
     assert [bool(s["guarded"]) for s in infos] == [True] * 5 + [False, False, True, True, True, False, False]
-    s8 = infos[8]  # long 3 after a rise: the bid adds to the long (with the move) and is sent, sized to the limit
+    s8 = infos[8]  # long 3 after a rise: the bid adds to the long (with the move) and is quoted
     assert (s8["position"], s8["bid_price"], s8["ask_price"]) == (3, 101, 102)
     reduce_only = run(m, steps, **guard)[8]
     assert (reduce_only["bid_price"], reduce_only["ask_price"]) == (0, 102)
