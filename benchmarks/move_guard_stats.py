@@ -29,11 +29,12 @@ SETTINGS = ((60, 4.0, 1800, 300), (60, 5.0, 1800, 300), (60, 6.0, 1800, 300), (6
             (300, 4.0, 3600, 600), (1800, 2.0, 21600, 1800))
 
 
-def after_trips(ts: np.ndarray, mid: np.ndarray, sides: list[int], window_ns: int) -> np.ndarray:
-    """For each row where the guard goes up on a move one way (NO_LONG alone: a fall; NO_SHORT alone: a rise) from
-    nothing barred, the mid's move over the next window in that direction, bps (+: the move went on); trips with
-    less than a window of rows after them are left out."""
-    bars = np.asarray(sides)
+def after_trips(ts: np.ndarray, mid: np.ndarray, row_bars: list[int], window_ns: int) -> np.ndarray:
+    """For each row where the guard goes up on a move one way (its bits `row_bars` as move_guard(..., "against_move")
+    gives them: NO_LONG alone after a fall, NO_SHORT alone after a rise) from nothing barred, the mid's move over the
+    next window in that direction, bps (+: the move went on); trips with less than a window of rows after them are
+    left out."""
+    bars = np.asarray(row_bars)
     out = []
     for r in np.flatnonzero((bars[1:] != 0) & (bars[:-1] == 0)) + 1:
         if bars[r] not in (NO_LONG, NO_SHORT):
