@@ -30,6 +30,7 @@ import numpy as np
 
 from markout_reward import GUARD, _ci, interval
 from trader.evaluate.folds import Fold
+from trader.sim import spec
 
 KEY = "pnl_bps_of_max_notional"
 _MARKETS: dict = {}  # per worker: (data, feature set, grid, encoder) -> the market the agents observe
@@ -123,8 +124,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="the report (.md; a .json beside it)")
     for k, v in GUARD.items():
         p.add_argument("--" + k.replace("_", "-"), type=type(v), default=v)
-    p.add_argument("--guard-sides", choices=("both", "against_move"), default="both",
-                   help="what the guard bars while up: both sides (reduce only) or the position against the move")
+    sides = next(o for o in spec.options() if o.name == "guard_sides")
+    p.add_argument("--guard-sides", choices=sides.choices, default=sides.default, help=f"the env's {sides.doc}")
     p.add_argument("--no-guard", action="store_true", help="no move guard over the runs' own options")
     p.add_argument("--position-cap-trades", type=int, default=0,
                    help="a position cap of this many trade sizes (the env's position_cap_trades; 0: the runs' own)")

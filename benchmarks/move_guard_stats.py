@@ -65,11 +65,12 @@ def main() -> None:
         ts = m.ts.astype(np.int64)
         mid = (0.5 * (m.book[:, 0, 0] + m.book[:, 0, 2])).tolist()
         for window, sigmas, halflife, hold in SETTINGS:
-            guard = (ts.tolist(), mid, window * S, sigmas, halflife * S, hold * S)
-            up = np.asarray(move_guard(*guard)).astype(bool)
+            # one pass: "both" is up on exactly the rows where "against_move" bars anything
+            bars = move_guard(ts.tolist(), mid, window * S, sigmas, halflife * S, hold * S, "against_move")
+            up = np.asarray(bars) != 0
             armed = ts >= ts[0] + ARM_WINDOWS * window * S
             trips = int(np.sum(up[armed][1:] & ~up[armed][:-1]))  # rows where it goes up again
-            went = after_trips(ts, np.asarray(mid), move_guard(*guard, "against_move"), window * S)
+            went = after_trips(ts, np.asarray(mid), bars, window * S)
             moved = f"{went.mean():+.1f} / {np.median(went):+.1f}" if len(went) else ""
             print(f"| {name} | {(ts[-1] - ts[0]) / 3.6e12:.1f} | {window} s | {sigmas:g} | {halflife} s | {hold} s | "
                   f"{100 * up[armed].mean():.2f} % | {trips} | {len(went)} | {moved} | {int(np.sum(went > 0))} |",
