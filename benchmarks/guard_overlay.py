@@ -45,14 +45,16 @@ def fold_of(index: int, describe: str) -> Fold:
     return Fold(index, m[1], int(m[2]) + 1, int(m[2]) + 1, m[3], int(m[4]), int(m[5]))
 
 
-def retest(run_dir: str, fold: Fold, guard: dict) -> float:
-    """One trained agent on its fold's test rows with the rule on: its PnL."""
+def retest(run_dirs: list[str], fold: Fold, guard: dict) -> float:
+    """One trained agent, or the committee of several (trader.rl.committee, as `trader evaluate` tests it), on its
+    fold's test rows with the rule on: its PnL."""
     from trader.backtest.engine import env_config_from_run
     from trader.backtest.suite import run_agent
-    from trader.rl.policy import load, observation_market
+    from trader.rl.committee import load_committee
+    from trader.rl.policy import observation_market
     from trader.sim import features
 
-    trained = load(run_dir)
+    trained = load_committee(run_dirs)
     args = trained.args
     key = (fold.test_data, features.run_set(args), args.get("interval_ms", 100.0), args.get("encoder"))
     if key not in _MARKETS:
@@ -74,7 +76,8 @@ def baselines(evaluation: dict, fold: Fold, guard: dict) -> dict[str, float]:
     return {c["name"]: float(c["metrics"][KEY]) for c in curves}
 
 
-def overlay(run: Path, guard: dict, jobs: int) -> dict:
+def overlay(run: Path, guard: dict, jobs: int, committee: bool = False) -> dict:
+    """The run's agents (and with `committee`, per fold the committee of its seeds) tested again under `guard`."""
     evaluation = json.loads((run / "evaluation.json").read_text())
     folds = {i + 1: fold_of(i + 1, f["describe"]) for i, f in enumerate(evaluation["context"]["folds"])}
     per_test_before: dict[tuple[int, int], float] = {}  # (seed, fold) -> PnL
@@ -86,11 +89,14 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
         tasks.append((job["seed"], str(path.parent / Path(job["run_dir"]).name), folds[job["fold"]]))
     per_test_after: dict[tuple[int, int], float] = {}
     with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(retest, run_dir, fold, guard): (seed, fold.index) for seed, run_dir, fold in tasks}
+        futures = {pool.submit(retest, [run_dir], fold, guard): (seed, fold.index) for seed, run_dir, fold in tasks}
         base = {i: pool.submit(baselines, evaluation, fold, guard) for i, fold in folds.items()}
+        councils = {i: pool.submit(retest, [d for _, d in sorted((s, d) for s, d, f in tasks if f.index == i)],
+                                   fold, guard) for i, fold in folds.items()} if committee else {}
         for f in cf.as_completed(futures):
             per_test_after[futures[f]] = f.result()
         per_fold_baselines = {i: f.result() for i, f in base.items()}
+        committee_with = [councils[i].result() for i in folds] if committee else None
         guarded_baselines: dict[str, float] = {}
         for per_fold in per_fold_baselines.values():
             for name, v in per_fold.items():
@@ -104,7 +110,13 @@ def overlay(run: Path, guard: dict, jobs: int) -> dict:
                      for per_test in (per_test_before, per_test_after))  # each seed summed over folds
     blocks_without = [float(np.mean([m for (s, f), m in per_test_before.items() if f == i])) for i in folds]
     blocks_with = [float(np.mean([m for (s, f), m in per_test_after.items() if f == i])) for i in folds]
-    return {"run": run.name, "rule": guard, "tests": len(tasks), "seeds": len(seeds),
+    extra = {}
+    if committee:
+        own = evaluation["summary"]["overall"].get("committee") or {}
+        if "per_block" not in own:
+            raise ValueError(f"{run}: its evaluation tested no committee in every fold ({own.get('untested')})")
+        extra = {"committee_blocks_without": own["per_block"], "committee_blocks_with": committee_with}
+    return {"run": run.name, "rule": guard, "tests": len(tasks), "seeds": len(seeds), **extra,
             "without": interval([before[s] for s in seeds]),
             "blocks_without": blocks_without, "blocks_with": blocks_with,
             "block_baselines_with": [per_fold_baselines[i] for i in folds],
@@ -127,6 +139,9 @@ def main() -> None:
     sides = next(o for o in spec.options() if o.name == "guard_sides")
     p.add_argument("--guard-sides", choices=sides.choices, default=sides.default, help=f"the env's {sides.doc}")
     p.add_argument("--no-guard", action="store_true", help="no move guard over the runs' own options")
+    p.add_argument("--committee", action="store_true",
+                   help="also test, per fold, the committee of its seeds under the rule (trader.rl.committee), "
+                        "beside the evaluation's own committee without it")
     p.add_argument("--position-cap-trades", type=int, default=0,
                    help="a position cap of this many trade sizes (the env's position_cap_trades; 0: the runs' own)")
     a = p.parse_args()
@@ -150,7 +165,7 @@ def main() -> None:
              "| run | tests | without the rule | with it | with minus without, seed for seed | best baseline without | "
              "best baseline with |", "|---|---:|---:|---:|---:|---|---|"]
     for run in a.run:
-        r = overlay(run, guard, a.jobs)
+        r = overlay(run, guard, a.jobs, a.committee)
         rows.append(r)
         bw = max(r["baselines_without"], key=r["baselines_without"].get)
         bg = max(r["baselines_with"], key=r["baselines_with"].get)
@@ -172,23 +187,40 @@ def main() -> None:
 def block_summary(rows: list[dict]) -> list[str]:
     """Per test block (each fold's mean over seeds; runs of one name, the same evaluation for other seeds, are one
     block): without and with the rule, with it minus the best baseline of each block, minus each baseline, and with
-    minus without, each a mean [95 % CI] over the blocks."""
-    blocks: dict[tuple[str, int], list[tuple[float, float, dict]]] = {}
+    minus without, each a mean [95 % CI] over the blocks. Where every row tested its committee (--committee), the
+    same for the committee (runs of one name: their committees' mean), and the committee minus the seeds' mean."""
+    keys = ["blocks_without", "blocks_with"]
+    if all("committee_blocks_with" in r for r in rows):
+        keys += ["committee_blocks_without", "committee_blocks_with"]
+    blocks: dict[tuple[str, int], list[tuple]] = {}
     for r in rows:
-        for i, (o, w, b) in enumerate(zip(r["blocks_without"], r["blocks_with"], r["block_baselines_with"])):
-            blocks.setdefault((r["run"], i), []).append((o, w, b))
-    without, with_ = ([float(np.mean([v[k] for v in vs])) for vs in blocks.values()] for k in range(2))
-    base = [{n: float(np.mean([v[2][n] for v in vs])) for n in vs[0][2]} for vs in blocks.values()]
-    best_with = [max(b.values()) for b in base]
+        for i, v in enumerate(zip(r["block_baselines_with"], *(r[k] for k in keys))):
+            blocks.setdefault((r["run"], i), []).append(v)
+    base = [{n: float(np.mean([v[0][n] for v in vs])) for n in vs[0][0]} for vs in blocks.values()]
+    series = {k: [float(np.mean([v[j + 1] for v in vs])) for vs in blocks.values()] for j, k in enumerate(keys)}
+    without, with_ = series["blocks_without"], series["blocks_with"]
     lines = ["", f"Per test block (each fold's mean over seeds; runs of one name together), the {len(with_)} blocks of "
-             "the runs above, mean [95 % CI] over blocks:", "",
-             f"- without the rule: {_ci(interval(without))}",
-             f"- with it: {_ci(interval(with_))}; minus the best baseline with it, block for block: "
+             "the runs above, mean [95 % CI] over blocks:", ""]
+    for label, off, on in [("", without, with_)] + ([("the committee of the seeds ",
+                                                       series["committee_blocks_without"],
+                                                       series["committee_blocks_with"])] if len(keys) > 2 else []):
+        lines += _against_baselines(label, off, on, base)
+    if len(keys) > 2:
+        lines.append("- the committee with it minus the seeds' mean with it, block for block: "
+                     f"{_ci(interval([c - w for c, w in zip(series['committee_blocks_with'], with_)]))}")
+    return lines
+
+
+def _against_baselines(label: str, without: list[float], with_: list[float], base: list[dict]) -> list[str]:
+    """One strategy's blocks without and with the rule, set against each baseline with it, block for block."""
+    best_with = [max(b.values()) for b in base]
+    lines = [f"- {label}without the rule: {_ci(interval(without))}",
+             f"- {label}with it: {_ci(interval(with_))}; minus the best baseline with it, block for block: "
              f"{_ci(interval([w - b for w, b in zip(with_, best_with)]))}; blocks above every baseline: "
              f"{sum(w > b for w, b in zip(with_, best_with))} of {len(with_)}"]
-    lines += [f"- with it minus {name} with it, block for block: "
+    lines += [f"- {label}with it minus {name} with it, block for block: "
               f"{_ci(interval([w - b[name] for w, b in zip(with_, base)]))}" for name in sorted(base[0])]
-    lines.append(f"- with minus without, block for block: {_ci(interval([w - o for w, o in zip(with_, without)]))}")
+    lines.append(f"- {label}with minus without, block for block: {_ci(interval([w - o for w, o in zip(with_, without)]))}")
     return lines
 
 
