@@ -101,6 +101,14 @@ CONFIGS = {
                                       markout_ns=2_000_000_000, trade_size=0.002, max_position=0.01),
     "quote_markout_detrend": dict(actions="quote", quote_levels=3, reward="markout", markout_detrend=True,
                                   markout_ns=5_000_000_000, trade_size=0.002, max_position=0.008),
+    # the inventory's later moves in the markout reward (session 32), beside the loss weight, and with the fills'
+    # later mid detrended (the inventory's is not)
+    "quote_markout_inventory_2_agents": dict(actions="quote", num_agents=2, quote_levels=3, reward="markout",
+                                             markout_inventory_weight=0.6, markout_loss_weight=2.25,
+                                             markout_ns=2_000_000_000, trade_size=0.002, max_position=0.01),
+    "quote_markout_inventory_detrend": dict(actions="quote", quote_levels=3, reward="markout_penalty",
+                                            markout_inventory_weight=1.0, markout_detrend=True,
+                                            markout_ns=5_000_000_000, trade_size=0.002, max_position=0.008),
     "discrete_markout_latency": dict(reward="markout", markout_ns=700_000_000, order_latency_ns=150_000_000,
                                      taker_fee_bps=2.0, trade_size=0.5, max_position=2.0),
     # the move guard over 5 s windows, tripping at 2 sigmas, so that ~2 minutes of data trip it often
@@ -208,12 +216,43 @@ def test_reference_matches_cpp(recording, name):
         assert losses > 0
     if full["max_hold_ns"]:  # some positions were held that long and closed
         assert closed > 0
-    if full["quote_exit_touch"]:  # positions were held, so the rule set a side's price
+    if full["quote_exit_touch"] or full["markout_inventory_weight"]:  # positions were held: the rule acted
         assert held > 0
     if full["guard_window_ns"]:  # the guard was both up and down along the trajectories
         assert 0 < tripped <= guarded < STEPS * NUM_ENVS, (tripped, guarded)
     # against_move: some steps barred one side only (else the test would not see that rule); both: none did
     assert (one_sided > 0) == (full["guard_sides"] == "against_move"), one_sided
+
+
+def test_markout_inventory_weight_moves_the_markout_reward_to_the_pnl(recording):
+    """markout_inventory_weight (session 32): the same trajectories (the reward does not move the market) with weight
+    0, 0.4 and 1; at 1 every episode's rewards sum to its PnL (fees included), and in between the return is that
+    fraction of the way from the markout reward's to the PnL. Real data, random quotes, two agents."""
+    which, market, _, _ = recording
+    cfg = dict(actions="quote", num_agents=2, quote_levels=3, reward="markout", markout_ns=2_000_000_000,
+               maker_fee_bps=0.3, trade_size=0.002, max_position=0.01, horizon=150)
+    returns = {}
+    for w in (0.0, 0.4, 1.0):
+        env = TradingVectorEnv(market, num_envs=NUM_ENVS, num_threads=1, seed=SEED, markout_inventory_weight=w, **cfg)
+        env.reset(seed=SEED)
+        rng = np.random.default_rng(3)
+        ends = []
+        for _ in range(3 * cfg["horizon"]):
+            _, _, terminated, truncated, info = env.step(_actions(env.single_action_space, rng, NUM_ENVS))
+            assert not terminated.any()
+            for j in np.flatnonzero(truncated):
+                ends.append((info["episode_return"][j].copy(), info["equity"][j] - env.env_config["initial_cash"]))
+        returns[w] = np.array(ends)
+    markout, pnl = returns[0.0][:, 0], returns[1.0][:, 1]
+    assert len(pnl) >= 2 * NUM_ENVS and np.abs(pnl).max() > 0, f"{which}: no episode traded"
+    np.testing.assert_array_equal(returns[0.0][:, 1], pnl)  # the same trajectories
+    np.testing.assert_allclose(returns[1.0][:, 0], pnl, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(returns[0.4][:, 0], 0.6 * markout + 0.4 * pnl, rtol=1e-4, atol=1e-4)
+    assert np.abs(pnl - markout).max() > 1e-3  # the inventory moved after the fills' markouts: the test sees it
+    with pytest.raises(ValueError, match="markout_inventory_weight"):
+        TradingVectorEnv(market, num_envs=1, markout_inventory_weight=0.5)  # the pnl reward has no markouts
+    with pytest.raises(ValueError, match="markout_inventory_weight"):
+        TradingVectorEnv(market, num_envs=1, reward="markout", markout_inventory_weight=1.5)
 
 
 def test_unknown_and_invalid_options_raise(recording):

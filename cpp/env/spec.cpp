@@ -56,6 +56,10 @@ void validate(const EnvConfig& c) {
   need(c.markout_hurdle_spreads == 0 || marks_out(c.reward), "markout_hurdle_spreads", "reward markout or markout_penalty");
   need(finite_at_least(c.markout_loss_weight, 1), "markout_loss_weight", "a finite value >= 1 (1: a loss counts once)");
   need(c.markout_loss_weight == 1 || marks_out(c.reward), "markout_loss_weight", "reward markout or markout_penalty");
+  need(finite_at_least(c.markout_inventory_weight, 0) && c.markout_inventory_weight <= 1, "markout_inventory_weight",
+       "a value in [0, 1] (1: the inventory's whole later move)");
+  need(c.markout_inventory_weight == 0 || marks_out(c.reward), "markout_inventory_weight",
+       "reward markout or markout_penalty");
   need(c.guard_window_ns >= 0, "guard_window_ns", ">= 0 ns (0: off)");
   need(std::isfinite(c.guard_sigmas) && c.guard_sigmas > 0, "guard_sigmas", "a finite value > 0");
   need(c.guard_halflife_ns > 0, "guard_halflife_ns", "> 0 ns");

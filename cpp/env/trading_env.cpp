@@ -334,6 +334,7 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
   ++steps_;
   const double mark = data_->mid[cursor_] * notional_per_tick_lot_;  // quote per lot at mid
   double mark_later = mark;
+  double later_move = 0.0;  // the change of the undetrended later mid over this step, quote per lot
   double hurdle = 0.0;  // quote per lot filled, in markout rewards only (session 21: bps; session 22: spreads)
   if (marks_out(reward_)) {
     // The first row markout_ns after row cursor_'s time, within the episode (its rows are training rows:
@@ -343,6 +344,8 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     markout_row_ = std::max(markout_row_, cursor_);
     while (markout_row_ < last && data_->ts[markout_row_] < due) ++markout_row_;
     double later = data_->mid[static_cast<size_t>(markout_row_)];
+    if (steps_ > 1) later_move = later * notional_per_tick_lot_ - later_mark_;  // a flat start: 0 either way
+    later_mark_ = later * notional_per_tick_lot_;
     if (cfg_.markout_detrend) later -= markout_drift_ * static_cast<double>(data_->ts[markout_row_] - data_->ts[cursor_]);
     mark_later = later * notional_per_tick_lot_;
     const int64_t* top = data_->book + cursor_ * data_->levels * 4;
@@ -363,6 +366,9 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
       r = (a.cash - a.cash_at_step) + static_cast<double>(a.filled) * mark_later;
       if (r < 0) r *= cfg_.markout_loss_weight;  // session 23: losses weigh more than gains
       r -= hurdle * static_cast<double>(std::abs(a.filled));
+      // The lots held before this step's fills, marked from the last step's later mid to this step's: each
+      // fill's markout, then these, telescope to the fill's move to the episode's last row (session 32).
+      r += cfg_.markout_inventory_weight * static_cast<double>(a.position_at_step) * later_move;
     }
     if (reward_ == RewardType::kInventoryPenalty || reward_ == RewardType::kMarkoutPenalty) {
       // bps of the max-position notional at full inventory, quadratic in q / q_max: the running

@@ -271,6 +271,7 @@ class TradingEnv {
   // markout_detrend: the dataset's mid drift, ticks per ns, from start_min to the last row an episode reaches
   double markout_drift_ = 0;
   int64_t markout_row_ = 0;  // markout reward: the first row markout_ns after the cursor's, or the episode's last
+  double later_mark_ = 0;  // markout_inventory_weight: the previous step's mid markout_ns on, quote per lot
   bool died_ = false;    // an order died during the current market event
   int64_t bid_lo_, bid_hi_, ask_lo_, ask_hi_;  // price range of the orders per side (empty: lo > hi)
   int64_t reach_lo_[4], reach_hi_[4];  // per MarketEventKind: prices that can touch an order

@@ -41,7 +41,9 @@ One step (cursor c = the book row the agents observed, T_c = ts[c]):
      minus max(0, eta * q * change of mid) (dampened, Spooner et al. 2018), or (markout) only this
      step's fills, cash paid net of fees against their lots at the mid of the first row markout_ns
      after row c + 1's time (the episode's last row if sooner; with markout_detrend less the dataset's
-     drift over that time), minus the penalty above too (markout_penalty); times reward_scale.
+     drift over that time), plus markout_inventory_weight of the lots held before the step's fills
+     times the undetrended later mid's change since the last step, minus the penalty above too
+     (markout_penalty); times reward_scale (trader.sim.reference_reward).
 
 Several datasets (``markets=``, as ``_core.EnvPool.from_markets``): a reset draws one number below the
 total of the datasets' episode starts; it picks the dataset (weighted by its number of starts) and the
@@ -63,6 +65,7 @@ from trader.sim import spec
 from trader.sim.reference_actions import parse_action, quote_fields
 from trader.sim.reference_queue import NEVER as _NEVER
 from trader.sim.reference_queue import LimitOrder, on_depth, on_trade_at_price
+from trader.sim.reference_reward import agent_reward, later_marks
 from trader.sim.reference_data import MARKOUT_REWARDS, load_datasets
 from trader.sim.reference_guard import barred, toward_flat
 from trader.sim.reference_numbers import MASK64 as _MASK64, below, llround, splitmix64
@@ -119,6 +122,7 @@ class ReferenceTradingEnv(gym.Env):
         self.agents = [_Agent(cfg["initial_cash"]) for _ in range(K)]
         self.orders: list[LimitOrder] = []
         self.cursor = self.steps = self.rng = self.next_seq = 0
+        self.later_mark = 0.0  # the markout rewards' last later mid (reference_reward.Later.raw)
         self.next_due = _NEVER
         self.needs_reset = True
         self.reseed(seed + self.env_id)
@@ -192,33 +196,16 @@ class ReferenceTradingEnv(gym.Env):
         self.cursor += 1
         self.steps += 1
         mark = self.mid[self.cursor] * self.ntl
-        marks_out = cfg["reward"] in MARKOUT_REWARDS
-        if marks_out:
-            last = min(self.cursor - self.steps + cfg["horizon"], self.rows - 1)
-            due = self.ts[self.cursor] + cfg["markout_ns"]
-            later = next((r for r in range(self.cursor, last + 1) if self.ts[r] >= due), last)
-            mid_later = self.mid[later]
-            if cfg["markout_detrend"]:
-                mid_later -= self.drift * float(self.ts[later] - self.ts[self.cursor])
-            mark_later = mid_later * self.ntl
-            top = self.book[self.cursor, 0].tolist()
-            hurdle = (cfg["markout_hurdle_bps"] * 1e-4 * mark
-                      + cfg["markout_hurdle_spreads"] * float(top[2] - top[0]) * self.ntl)
+        at = None
+        if cfg["reward"] in MARKOUT_REWARDS:
+            at = later_marks(self, mark, self.later_mark)
+            self.later_mark = at.raw
         rewards, ruined = [], False
         for a in self.agents:
             if cfg["max_hold_ns"] > 0:
                 self._track_hold(a)
             equity = a.cash + float(a.position) * mark
-            r = equity - a.equity
-            q = float(a.position)
-            if marks_out:
-                r = (a.cash - a.cash_at_step) + float(a.filled) * mark_later
-                r = r * (cfg["markout_loss_weight"] if r < 0 else 1.0) - hurdle * float(abs(a.filled))
-            if cfg["reward"] in ("inventory_penalty", "markout_penalty"):
-                x = q / float(self.max_lots)
-                r -= cfg["inventory_penalty_bps"] * 1e-4 * float(self.max_lots) * mark * x * x
-            elif cfg["reward"] == "dampened":
-                r -= max(0.0, cfg["dampen_eta"] * q * (mark - mark_before))
+            r = agent_reward(cfg, a, equity, mark, mark_before, at, self.max_lots)
             r *= cfg["reward_scale"]
             a.equity = equity
             a.episode_return += r
