@@ -220,7 +220,8 @@ def _against_baselines(label: str, without: list[float], with_: list[float], bas
              f"{sum(w > b for w, b in zip(with_, best_with))} of {len(with_)}"]
     lines += [f"- {label}with it minus {name} with it, block for block: "
               f"{_ci(interval([w - b[name] for w, b in zip(with_, base)]))}" for name in sorted(base[0])]
-    lines.append(f"- {label}with minus without, block for block: {_ci(interval([w - o for w, o in zip(with_, without)]))}")
+    lines.append(f"- {label}with minus without, block for block: "
+                 f"{_ci(interval([w - o for w, o in zip(with_, without)]))}")
     return lines
 
 
