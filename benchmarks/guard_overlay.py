@@ -8,7 +8,8 @@ notional) summed over the folds, with the guard minus without, seed for seed: th
 only the rule differs, so the interval is the rule's alone (not training noise, as in a comparison of two
 evaluations). The guard's options default to benchmarks/markout_reward.py's GUARD. Per test block (each fold's mean
 over seeds), with and without the rule, pooled over every --run: mean [95 % CI] over blocks, and with minus without
-block for block.
+block for block. With --committee (session 32), also per fold the committee of its seeds under the rule, beside the
+evaluation's own committee without it, and the committee minus the seeds' mean.
 
     PYTHONPATH=python OMP_NUM_THREADS=1 python3 benchmarks/guard_overlay.py --jobs 2 --out runs/s17/overlay.md \\
         --run runs/a200/nexo28h__markout_10s_symmetric_abstain_0.9_latency_100ms ...

@@ -30,7 +30,6 @@ def test_blocks_pool_runs_of_one_name_and_set_each_baseline_against_the_agent():
     assert "- with minus without, block for block: +1.00" in text
 
 
-
 def test_the_committee_is_read_like_the_seeds_and_set_against_their_mean():
     rows = [{**_row("a", [1.0, 2.0], [3.0, 5.0], [0.0, 0.0], [-1.0, 6.0]),
              "committee_blocks_without": [0.0, 4.0], "committee_blocks_with": [2.0, 8.0]},
