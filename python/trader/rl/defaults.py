@@ -40,7 +40,9 @@ TRADER_DEFAULTS: dict[str, dict] = {
 # 600,000 steps instead of 200,000: +7.12 [-2.09, +17.25] a block at 100 ms, its gain all on one recording's blocks
 # (session 30, "The loss weight at 600,000 steps, fresh seeds": its rule, fixed before, keeps this). Nor that with a
 # 30-minute move guard barring the position against the move: +5.49 [-0.44, +11.72] a block minus flat (session 31,
-# "A slow guard that bars only the position against the move": its rule, fixed before, keeps this).
+# "A slow guard that bars only the position against the move": its rule, fixed before, keeps this), nor the five
+# seeds' committee under that guard: +6.07 [-0.52, +13.37] (session 32, "The committee of the seeds under the slow
+# guard against the move").
 QUOTE_DEFAULTS: dict[str, dict] = {
     "ppo": {"reward": "markout", "reward_scale": 10.0, "feature_set": 2, "abstain_prior": 0.9, "quote_sides": "symmetric"},
 }
