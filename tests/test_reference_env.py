@@ -226,7 +226,7 @@ def test_reference_matches_cpp(recording, name):
 
 def test_markout_inventory_weight_moves_the_markout_reward_to_the_pnl(recording):
     """markout_inventory_weight (session 32): the same trajectories (the reward does not move the market) with weight
-    0, 0.4 and 1; at 1 every episode's rewards sum to its PnL (fees included), and in between the return is that
+    0, 0.4 and 1; at 1 every (truncated) episode's rewards sum to its PnL (fees included), and in between the return is that
     fraction of the way from the markout reward's to the PnL. Real data, random quotes, two agents."""
     which, market, _, _ = recording
     cfg = dict(actions="quote", num_agents=2, quote_levels=3, reward="markout", markout_ns=2_000_000_000,

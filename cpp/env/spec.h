@@ -90,8 +90,8 @@ inline constexpr const char* kGuardSidesNames[] = {"both", "against_move"};
     "the fills' own markout noise where markout_hurdle_bps is one number (issue 13, session 23; 1: off)")    \
   X(markout_inventory_weight, double, 0.0, "",                                                              \
     "markout rewards: also this fraction of the inventory's later moves: each step, the position held before " \
-    "its fills times the step's change of the mid markout_ns later (not detrended). With 1 an episode's "     \
-    "rewards sum to its PnL (each fill's markout, then its lots' moves to the episode's end); 0: off (issue " \
+    "its fills times the step's change of the mid markout_ns later (not detrended). With 1 a truncated "      \
+    "episode's rewards sum to its PnL (each fill's markout, then its lots' moves to the last row); 0: off (issue " \
     "13, session 32: the markout reward alone never sees a position held into a trend)")                    \
   X(guard_window_ns, int64_t, 0, "ns",                                                                      \
     "move guard (issue 13, cpp/env/move_guard.h): after the mid moves by more than the guard's sigmas of "  \
