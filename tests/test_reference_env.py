@@ -101,8 +101,8 @@ CONFIGS = {
                                       markout_ns=2_000_000_000, trade_size=0.002, max_position=0.01),
     "quote_markout_detrend": dict(actions="quote", quote_levels=3, reward="markout", markout_detrend=True,
                                   markout_ns=5_000_000_000, trade_size=0.002, max_position=0.008),
-    # the inventory's later moves in the markout reward (session 32), beside the loss weight, and with the fills'
-    # later mid detrended (the inventory's is not)
+    # the inventory's later moves in the markout reward (session 32), beside the loss weight, and beside the penalty
+    # with the fills' later mid detrended (the inventory's is not)
     "quote_markout_inventory_2_agents": dict(actions="quote", num_agents=2, quote_levels=3, reward="markout",
                                              markout_inventory_weight=0.6, markout_loss_weight=2.25,
                                              markout_ns=2_000_000_000, trade_size=0.002, max_position=0.01),
@@ -226,8 +226,8 @@ def test_reference_matches_cpp(recording, name):
 
 def test_markout_inventory_weight_moves_the_markout_reward_to_the_pnl(recording):
     """markout_inventory_weight (session 32): the same trajectories (the reward does not move the market) with weight
-    0, 0.4 and 1; at 1 every (truncated) episode's rewards sum to its PnL (fees included), and in between the return is that
-    fraction of the way from the markout reward's to the PnL. Real data, random quotes, two agents."""
+    0, 0.4 and 1; at 1 every (truncated) episode's rewards sum to its PnL (fees included), and in between the return
+    is that fraction of the way from the markout reward's to the PnL. Real data, random quotes, two agents."""
     which, market, _, _ = recording
     cfg = dict(actions="quote", num_agents=2, quote_levels=3, reward="markout", markout_ns=2_000_000_000,
                maker_fee_bps=0.3, trade_size=0.002, max_position=0.01, horizon=150)
