@@ -344,7 +344,8 @@ void TradingEnv::step(const int64_t* discrete, const float* continuous, OutRow& 
     markout_row_ = std::max(markout_row_, cursor_);
     while (markout_row_ < last && data_->ts[markout_row_] < due) ++markout_row_;
     double later = data_->mid[static_cast<size_t>(markout_row_)];
-    if (steps_ > 1) later_move = later * notional_per_tick_lot_ - later_mark_;  // a flat start: 0 either way
+    // Against the last step's (another episode's at a first step, whose position_at_step is 0, so unused)
+    later_move = later * notional_per_tick_lot_ - later_mark_;
     later_mark_ = later * notional_per_tick_lot_;
     if (cfg_.markout_detrend) later -= markout_drift_ * static_cast<double>(data_->ts[markout_row_] - data_->ts[cursor_]);
     mark_later = later * notional_per_tick_lot_;

@@ -10,7 +10,7 @@ from typing import NamedTuple
 class Later(NamedTuple):
     """What the markout rewards read at a step, in quote per lot."""
     mark: float  # mid of the first row markout_ns after the cursor's (the episode's last if sooner), detrended
-    move: float  # the undetrended later mid's change since the last step (markout_inventory_weight; 0 at the first)
+    move: float  # the undetrended later mid's change since the last step's (markout_inventory_weight)
     hurdle: float  # charged per lot filled (markout_hurdle_bps, markout_hurdle_spreads)
     raw: float  # the undetrended later mid: the next step's `move` starts from it
 
@@ -27,7 +27,7 @@ def later_marks(env, mark: float, previous: float) -> Later:
         mid_later -= env.drift * float(env.ts[row] - env.ts[env.cursor])
     top = env.book[env.cursor, 0].tolist()
     hurdle = cfg["markout_hurdle_bps"] * 1e-4 * mark + cfg["markout_hurdle_spreads"] * float(top[2] - top[0]) * env.ntl
-    return Later(mid_later * env.ntl, raw - previous if env.steps > 1 else 0.0, hurdle, raw)
+    return Later(mid_later * env.ntl, raw - previous, hurdle, raw)  # a first step's move meets a flat position
 
 
 def agent_reward(cfg: dict, a, equity: float, mark: float, mark_before: float, at: Later | None,
