@@ -42,7 +42,10 @@ TRADER_DEFAULTS: dict[str, dict] = {
 # 30-minute move guard barring the position against the move: +5.49 [-0.44, +11.72] a block minus flat (session 31,
 # "A slow guard that bars only the position against the move": its rule, fixed before, keeps this), nor the five
 # seeds' committee under that guard: +6.07 [-0.52, +13.37] (session 32, "The committee of the seeds under the slow
-# guard against the move").
+# guard against the move"). Nor half the inventory's later moves in that reward (--markout-inventory-weight 0.5):
+# the seeds' committee +5.59 [+0.50, +11.40] a block minus flat, above every baseline, but the seeds' mean +4.02
+# [-2.25, +10.33], and the rule fixed before asked both (session 32's "What the 22-block reading did"); a fresh
+# draw of seeds reads the committee again (session 33, "A fresh draw of seeds for the committee").
 QUOTE_DEFAULTS: dict[str, dict] = {
     "ppo": {"reward": "markout", "reward_scale": 10.0, "feature_set": 2, "abstain_prior": 0.9, "quote_sides": "symmetric"},
 }
