@@ -482,6 +482,57 @@ def test_train_keeps_the_best_of_its_seeds_on_validation_and_backtests_after_it(
         assert message in res.output, res.output
 
 
+def test_train_committee_is_one_agent_for_backtest_and_its_members_each_a_run(tmp_path):
+    sample = str(Path(trader.__file__).parent / "data" / "sample")
+    out = tmp_path / "committee"
+    common = ["--total-timesteps", "1024", "--num-envs", "4", "--horizon", "100", "--actions", "quote",
+              "--config", quoting_config(tmp_path), "--no-progress-bar"]
+    res = CliRunner().invoke(main, ["train", "--committee", "3", "--jobs", "2", "-o", str(out), *common])
+    assert res.exit_code == 0, res.output
+    committee = json.loads((out / "committee.json").read_text())
+    assert committee["train_fraction"] == 0.7 and sorted(committee["members"]) == ["0", "1", "2"]
+    assert f"tested on rows {int(1797 * 0.7)}..1796" in committee["held_out"], committee["held_out"]
+    assert "flat" in committee["baselines"] and "the committee of the 3" in res.output
+    members = [str(out / committee["members"][s]["run_dir"]) for s in ("0", "1", "2")]
+    # the folder is the committee of its members: the same backtest as the three given one by one, on the rows
+    # after the members' training rows, and the PnL the run reported for it
+    reports = {}
+    for name, given in (("folder", [str(out)]), ("members", members)):
+        res = CliRunner().invoke(main, ["backtest", *[a for m in given for a in ("--checkpoint", m)],
+                                        "--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        reports[name] = json.loads((tmp_path / name / "backtest.json").read_text())
+        assert reports[name]["context"]["start"] == int(1797 * 0.7)
+    agent = next(n for n in reports["folder"]["results"] if n not in committee["baselines"])
+    pnl = reports["folder"]["results"][agent]["pnl_bps_of_max_notional"]
+    assert pnl == reports["members"]["results"][agent]["pnl_bps_of_max_notional"]
+    assert pnl == pytest.approx(committee["committee"]["pnl_bps_of_max_notional"], abs=1e-9)
+    assert committee["committee"]["trades"] > 0  # so the PnL compared is the committee's trading, not a flat 0
+    # trader live takes the folder as the same committee
+    from trader.live.policy import load_policy
+
+    folder, given = load_policy(str(out)), load_policy(members)
+    assert folder.name == given.name and folder.name.startswith("ppo:committee of 3: ") and folder.env == given.env
+    other = str(tmp_path / "x")
+    for extra, message in [(["--committee", "2", "-o", other], "2 is not in the range x>=3"),
+                           (["--committee", "3", "--validation-s", "20", "-o", other], "give one of the two"),
+                           (["--committee", "3", "--nproc", "2", "-o", other], "or --nproc"),
+                           (["--jobs", "2", "-o", other], "--jobs: give it with --validation-s or --committee"),
+                           (["--committee", "3", "--data", sample, "--data", sample, "-o", other],
+                            "--committee: give one dataset"),
+                           (["--committee", "3", "-o", str(out)], "already holds files"),
+                           (["--committee", "3", "--train-fraction", "1", "-o", other], "keeps 0 of its 1797 rows"),
+                           (["--resume", str(out)], "the committee of 3 agents (trader train --committee)")]:
+        res = CliRunner().invoke(main, ["train", *extra, *common])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert message in res.output, res.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "committee.json").write_text(json.dumps({"train_fraction": 0.7, "members": {}}))
+    res = CliRunner().invoke(main, ["backtest", "--checkpoint", str(broken), "--out", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "not a committee of trader train --committee (no members)" in res.output, res.output
+
+
 def _spawned_workers(parent: int) -> list[int]:
     """pids of the multiprocessing workers whose parent is `parent` (Linux /proc)."""
     out = []

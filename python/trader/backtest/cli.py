@@ -49,7 +49,8 @@ def default_out_dir(checkpoints: tuple[str, ...]) -> Path:
 @click.option("--checkpoint", multiple=True, metavar="RUN|URI",
               help="A run folder of trader train (its latest checkpoint), a checkpoint store (a folder or "
                    "s3://bucket/prefix: its latest) or one checkpoint in it (.../step_N); given several times, "
-                   "the committee of those agents (each step: what a strict majority of them backs) "
+                   "the committee of those agents (each step: what a strict majority of them backs), as is the "
+                   "folder of trader train --committee "
                    "[default: the newest runs/trader__* folder].")
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Dataset folder, collection or folder of datasets; each gets its own report "
@@ -85,9 +86,10 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
     policy, args, algo, used = load_trained_policy(checkpoint)
     click.echo(f"policy: {algo} checkpoint {used}")  # after a fallback, the older step actually used
     if train_fraction is None:  # trader train --choose-among: its agent was chosen on the rows before its own
-        from trader.run.checkpoints import read_choice  # fraction, so its held-out rows are the choice's
+        from trader.run.checkpoints import read_choice, read_committee  # fraction, so its held-out rows are the
+        # choice's; trader train --committee: its members' held-out rows
 
-        chosen = {c: (read_choice(c) or {}).get("train_fraction") for c in checkpoint}
+        chosen = {c: (read_choice(c) or read_committee(c) or {}).get("train_fraction") for c in checkpoint}
         if len(set(chosen.values())) > 1:
             raise click.UsageError("--checkpoint: the agents were chosen on different rows (" + ", ".join(
                 f"{c}: {'its own training fraction' if f is None else f'train fraction {f}'}" for c, f in chosen.items())

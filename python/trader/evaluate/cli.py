@@ -18,6 +18,7 @@ from click.core import ParameterSource
 
 from trader.evaluate.choose import CHOOSE_AMONG
 from trader.options import SEED, feature_set_option, out_option
+from trader.rl.committee import COMMITTEE_MIN_SEEDS
 from trader.rl.policy import ALGOS
 from trader.run.logger import run_dir
 from trader.sim.flags import env_options, flag_message, pop_env_values
@@ -66,9 +67,6 @@ def check_outside_tests(flag: str, paths: list[str | None], plan_folds, by_path:
                 raise ValueError(f"{flag} {p or 'the bundled sample'}: its rows span the test block of fold {f.index} "
                                  f"({f.test_data or 'sample'} rows {f.test_start}..{f.test_end}); give data of other "
                                  "times, or --allow-overlap for a cross-instrument test")
-
-
-COMMITTEE_MIN_SEEDS = 3  # a vote of two members is a veto, of one the agent itself
 
 
 @click.command("evaluate", context_settings={"show_default": True})

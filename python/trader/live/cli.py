@@ -48,7 +48,7 @@ def _logging(verbose: bool, log_file: str | None, keys=None) -> None:
 @click.option("--checkpoint", multiple=True, default=["scripted:hold"],
               help="Policy: a trader train checkpoint (file, folder or run folder), or scripted:hold|buy|sell|"
                    "alternate|cycle for rehearsals; given several times, the committee of those checkpoints (each "
-                   "step: what a strict majority of them backs).")
+                   "step: what a strict majority of them backs), as is the folder of trader train --committee.")
 @click.option("--paper/--real", "paper", default=True,
               help="Paper: fills against the live book with fees, nothing sent. Real: orders through ccxt.")
 @click.option("--base-url", default=None, metavar="URL",

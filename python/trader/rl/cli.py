@@ -18,6 +18,7 @@ import click
 
 from trader.evaluate.choose import CHOOSE_AMONG
 from trader.options import SEED, feature_set_option
+from trader.rl.committee import COMMITTEE_MIN_SEEDS
 from trader.rl.policy import ALGOS, learner
 from trader.run import distributed
 from trader.run.checkpoints import locate_checkpoint
@@ -105,20 +106,32 @@ _RENAMED = {"env": "env_id", "track_tensorboard": "track"}
                    "OUT/choice.json names it and OUT stands for it as --checkpoint of backtest and live")
 @click.option("--choose-among", type=click.IntRange(min=2), default=None,
               help=f"--validation-s: agents to train and choose from [default: {CHOOSE_AMONG}]")
+@click.option("--committee", type=click.IntRange(min=COMMITTEE_MIN_SEEDS), default=None, metavar="K",
+              help="trader, one dataset: train K agents (seeds SEED, SEED+1, ...) and make their committee the run's "
+                   "agent (at every step what a strict majority of their actions backs; trader.rl.train_committee), "
+                   "each member and the committee backtested on the held-out rows: OUT/committee.json names the "
+                   "members and OUT stands for their committee as --checkpoint of backtest and live")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="--validation-s: agents trained at once (processes) [default: 1]")
+              help="--validation-s, --committee: agents trained at once (processes) [default: 1]")
 def train(algo: str | None, config: str | None, nproc: int, validation_s: float | None, choose_among: int | None,
-          jobs: int | None, **options) -> None:
+          committee: int | None, jobs: int | None, **options) -> None:
     """Train an agent; writes its run folder (-o/--out, default runs/{env}__{algo}__{seed}__{date-time}:
     config, TensorBoard scalars) and its checkpoints (RUN/checkpoints or --checkpoint-uri). SIGTERM, SIGINT
     or a spot notice stop it with a final checkpoint (exit status 0; 130 after SIGINT); --resume continues
     from there."""
-    for flag, value in (("--choose-among", choose_among), ("--jobs", jobs)):
-        if validation_s is None and value is not None:
-            raise click.UsageError(f"{flag}: give it with --validation-s (agents chosen on those seconds)")
-    if validation_s is not None and (options["resume"] or options["checkpoint_uri"] or nproc > 1):
-        raise click.UsageError("--validation-s: each of the --choose-among agents is a run of its own under "
-                               "OUT/seeds, with its checkpoints there; give no --resume, --checkpoint-uri or --nproc")
+    if choose_among is not None and validation_s is None:
+        raise click.UsageError("--choose-among: give it with --validation-s (agents chosen on those seconds)")
+    if jobs is not None and validation_s is None and committee is None:
+        raise click.UsageError("--jobs: give it with --validation-s or --committee (the agents trained at once)")
+    if validation_s is not None and committee is not None:
+        raise click.UsageError("--committee: the run's agent is the committee of its seeds, and --validation-s "
+                               "chooses one of them; give one of the two")
+    many = "--validation-s: each of the --choose-among agents" if validation_s is not None else \
+        "--committee: each member"
+    if (validation_s is not None or committee is not None) and (options["resume"] or options["checkpoint_uri"]
+                                                                or nproc > 1):
+        raise click.UsageError(f"{many} is a run of its own under OUT/seeds, with its checkpoints there; give no "
+                               "--resume, --checkpoint-uri or --nproc")
     if algo is None:
         algo = _resumed_algo(options["resume"], options["checkpoint_uri"]) if options["resume"] else "ppo"
     module = learner(algo)
@@ -146,6 +159,9 @@ def train(algo: str | None, config: str | None, nproc: int, validation_s: float 
         _choose(algo, args, {**(load_config(config) if config else {}), **given}, validation_s,
                 CHOOSE_AMONG if choose_among is None else choose_among, jobs or 1)
         return
+    if committee is not None:
+        _committee(algo, args, {**(load_config(config) if config else {}), **given}, committee, jobs or 1)
+        return
     try:
         result = module.train(args)
     except ValueError as e:  # bad option combinations found when the env is built
@@ -158,21 +174,21 @@ def train(algo: str | None, config: str | None, nproc: int, validation_s: float 
         sys.exit(code)
 
 
-def _choose(algo: str, args, options: dict, validation_s: float, k: int, jobs: int) -> None:
-    """--validation-s: k agents, the best on the validation block kept (trader.rl.choose)."""
+def _seeds_run(flag: str, why: str, name: str, algo: str, args, options: dict, k: int, train) -> tuple:
+    """--validation-s or --committee (`flag`): k agents of one dataset's run trained into OUT/seeds by
+    `train(keep, data, out, progress)`, which returns what the run writes; (that, OUT). `why`: why one dataset;
+    `name`: the default folder's prefix."""
     from pathlib import Path
 
-    from trader.rl.choose import train_and_choose
     from trader.run.logger import run_dir
     from trader.sim.env import dataset_folders
 
     if args.env_id != "trader":
-        raise click.UsageError(f"--validation-s: agents are chosen on the trader env's rows, not on {args.env_id}")
+        raise click.UsageError(f"{flag}: the agents are tested on the trader env's rows, not on {args.env_id}")
     folders = dataset_folders(args.data) if args.data else [None]
     if len(folders) != 1:
-        raise click.UsageError(f"--validation-s: give one dataset (the validation block is the last seconds of its "
-                               f"training rows), got {len(folders)}; trader evaluate --validation-s takes several")
-    out = Path(args.out) if args.out else run_dir(args.runs_dir, "choose", algo, args.seed)
+        raise click.UsageError(f"{flag}: give one dataset ({why}), got {len(folders)}")
+    out = Path(args.out) if args.out else run_dir(args.runs_dir, name, algo, args.seed)
     if out.is_dir() and any(out.iterdir()):
         raise click.UsageError(f"-o/--out: {out} already holds files; give a new folder")
     keep = {k: v for k, v in options.items() if k not in ("out", "runs_dir", "seed", "data")}
@@ -182,22 +198,55 @@ def _choose(algo: str, args, options: dict, validation_s: float, k: int, jobs: i
 
         bar = tqdm(total=k, unit="agent", desc="agents")
     try:
-        choice = train_and_choose(algo, keep, str(folders[0]) if folders[0] else None, args.seed, validation_s, k,
-                                  out, jobs, (lambda done, total, what: bar.update(1)) if bar else None)
+        return train(keep, str(folders[0]) if folders[0] else None, out,
+                     (lambda done, total, what: bar.update(1)) if bar else None), out
     except ValueError as e:
         raise click.UsageError(flag_message(str(e))) from None
     finally:
         if bar:
             bar.close()
+
+
+def _value(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.2f}"
+
+
+def _choose(algo: str, args, options: dict, validation_s: float, k: int, jobs: int) -> None:
+    """--validation-s: k agents, the best on the validation block kept (trader.rl.choose)."""
+    from trader.rl.choose import train_and_choose
+
+    choice, out = _seeds_run(
+        "--validation-s", "the validation block is the last seconds of its training rows; trader evaluate "
+        "--validation-s takes several", "choose", algo, args, options, k,
+        lambda keep, data, out, progress: train_and_choose(algo, keep, data, args.seed, validation_s, k, out, jobs,
+                                                           progress))
     metric = choice["metric"]
     click.echo(f"validation: {choice['validation']}; {metric}:")
     for seed, s in choice["seeds"].items():
-        value = "n/a" if s[metric] is None else f"{s[metric]:+.2f}"
-        click.echo(f"  seed {seed}: {value} ({s['trades']:g} trades)  {out / s['run_dir']}")
+        click.echo(f"  seed {seed}: {_value(s[metric])} ({s['trades']:g} trades)  {out / s['run_dir']}")
     click.echo("  baselines: " + ", ".join(f"{n} {v:+.2f}" for n, v in sorted(choice["baselines"].items())))
     chosen = choice["chosen"]
     click.echo(f"chosen: seed {chosen['seed']}, {out / chosen['run_dir']}")
     click.echo(f"wrote {out}/choice.json; backtest it with: trader backtest --checkpoint {out}")
+
+
+def _committee(algo: str, args, options: dict, k: int, jobs: int) -> None:
+    """--committee: k agents whose committee is the run's agent (trader.rl.train_committee)."""
+    from trader.rl.train_committee import train_committee
+
+    committee, out = _seeds_run(
+        "--committee", "the members and their committee are tested on its held-out rows; trader evaluate --seeds "
+        "tests committees walk-forward over several", "committee", algo, args, options, k,
+        lambda keep, data, out, progress: train_committee(algo, keep, data, args.seed, k, out, jobs, progress))
+    metric = committee["metric"]
+    click.echo(f"held out: {committee['held_out']}; {metric}:")
+    for seed, s in committee["members"].items():
+        click.echo(f"  seed {seed}: {_value(s[metric])} ({s['trades']:g} trades)  {out / s['run_dir']}")
+    c = committee["committee"]
+    click.echo(f"  the committee of the {k}: {_value(c[metric])} ({c['trades']:g} trades)")
+    click.echo("  baselines: " + ", ".join(f"{n} {v:+.2f}" for n, v in sorted(committee["baselines"].items())))
+    click.echo(f"wrote {out}/committee.json; the folder is their committee: trader backtest --checkpoint {out}, "
+               f"trader live --checkpoint {out}")
 
 
 def _check_run(algo: str, args, given: set[str]) -> None:

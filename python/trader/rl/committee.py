@@ -36,6 +36,9 @@ import numpy as np
 
 from trader.rl.policy import TrainedPolicy, load
 
+COMMITTEE_MIN_SEEDS = 3
+"""the fewest members a committee of seeds is made of (trader evaluate, trader train --committee): a vote of two
+members is a veto, of one the agent itself"""
 OBSERVATION_ARGS = ("feature_set", "encoder", "encoder_sha256", "interval_ms")
 """what a member observes besides the env options (trader.rl.policy.observation_market), and whether its encoder's
 embeddings come with the book features (encoder_with_features, which runs before session 24 did not record)"""
@@ -125,5 +128,9 @@ def committee(members: Sequence[TrainedPolicy]) -> TrainedPolicy:
 
 def load_committee(targets: Sequence[str | os.PathLike], device: str = "cpu",
                    env_id: str | None = "trader") -> TrainedPolicy:
-    """The committee of the checkpoints `targets` (each as trader.rl.policy.load takes it); one target: its policy."""
-    return committee([load(t, device, env_id) for t in targets])
+    """The committee of the checkpoints `targets` (each as trader.rl.policy.load takes it, or the folder of
+    `trader train --committee`: its members); one target: its policy."""
+    from trader.run.checkpoints import read_committee
+
+    members = [m for t in targets for m in ((read_committee(t) or {}).get("members") or [t])]
+    return committee([load(m, device, env_id) for m in members])

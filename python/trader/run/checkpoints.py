@@ -29,6 +29,9 @@ from trader.store import open_store as open_checkpoint_store
 
 CHOICE_FILE = "choice.json"
 """in the folder of `trader train --choose-among` (trader.rl.choose): the chosen run, which the folder stands for"""
+COMMITTEE_FILE = "committee.json"
+"""in the folder of `trader train --committee` (trader.rl.train_committee): the members, whose committee the folder
+stands for"""
 
 
 def open_store(uri: str | os.PathLike, keep_last: int | None = None) -> CheckpointStore:
@@ -72,6 +75,11 @@ def locate_checkpoint(target: str | os.PathLike,
     choice = read_choice(p)
     if choice is not None:
         return locate_checkpoint(choice["chosen"]["run_dir"])
+    committee = read_committee(p)
+    if committee is not None:
+        raise ValueError(f"{text}: the committee of {len(committee['members'])} agents (trader train --committee), "
+                         "not one checkpoint; trader backtest and trader live take it as one agent, and each member "
+                         f"is a run of its own: {', '.join(str(m) for m in committee['members'])}")
     if (p / "config.yaml").is_file():
         uri = load_config(p / "config.yaml").get("checkpoint_uri")
         if uri and os.fspath(uri) != text:
@@ -82,21 +90,42 @@ def locate_checkpoint(target: str | os.PathLike,
                             "`latest` and step_* folders, or s3://bucket/prefix)")
 
 
-def read_choice(folder: str | Path) -> dict | None:
-    """OUT/choice.json of a choice folder, its chosen run folder ("chosen"/"run_dir") as a path; None for
-    any other folder or an s3:// URI."""
+def _seeds_file(folder: str | Path, name: str, what: str, paths) -> dict | None:
+    """FOLDER/NAME of trader train's seeds (`what` made it), its run folders made paths by `paths(content)`; None
+    for any other folder or an s3:// URI; a ValueError naming the file when it is not such a file."""
     if "://" in str(folder):
         return None
-    file = Path(folder) / CHOICE_FILE
+    file = Path(folder) / name
     if not file.is_file():
         return None
     try:
-        choice = json.loads(file.read_text())
-        choice["chosen"]["run_dir"] = Path(folder) / choice["chosen"]["run_dir"]
-        float(choice["train_fraction"])
+        content = json.loads(file.read_text())
+        paths(content)
+        float(content["train_fraction"])
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{file}: not a choice of trader train --choose-among ({e})") from None
-    return choice
+        raise ValueError(f"{file}: not {what} ({e})") from None
+    return content
+
+
+def read_choice(folder: str | Path) -> dict | None:
+    """OUT/choice.json of a choice folder, its chosen run folder ("chosen"/"run_dir") as a path; None for
+    any other folder or an s3:// URI."""
+    def paths(choice: dict) -> None:
+        choice["chosen"]["run_dir"] = Path(folder) / choice["chosen"]["run_dir"]
+
+    return _seeds_file(folder, CHOICE_FILE, "a choice of trader train --choose-among", paths)
+
+
+def read_committee(folder: str | Path) -> dict | None:
+    """OUT/committee.json of a committee folder, its "members" as run folder paths in seed order; None for any
+    other folder or an s3:// URI."""
+    def paths(committee: dict) -> None:
+        members = committee["members"]
+        if not members:
+            raise ValueError("no members")
+        committee["members"] = [Path(folder) / members[s]["run_dir"] for s in sorted(members, key=int)]
+
+    return _seeds_file(folder, COMMITTEE_FILE, "a committee of trader train --committee", paths)
 
 
 def load_checkpoint(target: str | os.PathLike, map_location="cpu", checkpoint_uri: str | None = None,
