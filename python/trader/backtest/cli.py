@@ -85,9 +85,9 @@ def backtest(checkpoint, data, train_fraction, imbalance_threshold, quote_offset
         raise click.BadParameter(f"expected a number > 0, got {as_gamma}", param_hint="--as-gamma")
     policy, args, algo, used = load_trained_policy(checkpoint)
     click.echo(f"policy: {algo} checkpoint {used}")  # after a fallback, the older step actually used
-    if train_fraction is None:  # trader train --choose-among: its agent was chosen on the rows before its own
-        from trader.run.checkpoints import read_choice, read_committee  # fraction, so its held-out rows are the
-        # choice's; trader train --committee: its members' held-out rows
+    if train_fraction is None:  # the folder of trader train --choose-among: its agent was chosen on the rows before
+        # its own fraction, so its held-out rows are the choice's; of --committee: the rows its members were tested on
+        from trader.run.checkpoints import read_choice, read_committee
 
         chosen = {c: (read_choice(c) or read_committee(c) or {}).get("train_fraction") for c in checkpoint}
         if len(set(chosen.values())) > 1:
