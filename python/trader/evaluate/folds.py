@@ -42,6 +42,13 @@ class Fold:
         return f"fold {self.index}: train {train}; test {self.test_data or 'sample'} rows {self.test_start}..{self.test_end}"
 
 
+def held_out_fold(data: str | None, rows: int, train_fraction: float) -> Fold:
+    """A run's own split of its `rows` as a fold: training on rows [0, int(rows x train_fraction)) (as
+    trader.rl.envs.training_start_max and trader backtest cut them), testing on the rest."""
+    train_rows = int(rows * train_fraction)
+    return Fold(1, data, train_rows, rows, data, train_rows, rows - 1)
+
+
 def need_rows(fold: int, what: str, data: str | None, rows: int, need: int, hint: str) -> None:
     if rows < need:
         raise ValueError(f"fold {fold}: {what} of {data or 'the bundled sample'} has {rows} rows, fewer than the "

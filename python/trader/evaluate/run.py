@@ -163,6 +163,15 @@ def committee_test(plan: Plan, fold: Fold, jobs: list[dict]) -> dict:
     return {"seeds": seeds, "agents": backtest_on_fold(trained, "committee", fold)}
 
 
+def seed_runs(agents: list[dict], out_dir: Path) -> dict[str, dict]:
+    """Per seed of finished jobs (`agents`, one fold): its run folder relative to `out_dir` (so that the folder can
+    move), its PnL (trader.evaluate.summary.KEY) and trades: what trader train --validation-s and --committee record."""
+    from trader.evaluate.summary import KEY, agent_metric
+
+    return {str(j["seed"]): {"run_dir": str(Path(j["run_dir"]).resolve().relative_to(out_dir.resolve())),
+                             KEY: agent_metric(j, KEY), "trades": agent_metric(j, "trades")} for j in agents}
+
+
 def run_committees(plan: Plan, agents: list[dict], jobs: int = 1) -> dict:
     """committee_test of every fold of the plan ({fold index: its result}), in `jobs` worker processes."""
     work = [(fold, [{"seed": j["seed"], "run_dir": j["run_dir"]} for j in agents if j["fold"] == fold.index])

@@ -27,13 +27,11 @@ def validation_fold(data: str | None, train_fraction: float, validation_s: float
     import numpy as np
 
     from trader.evaluate.choose import validation_folds
-    from trader.evaluate.folds import Fold
+    from trader.evaluate.folds import held_out_fold
     from trader.sim import load_market
 
     ts = load_market(data, feature_set=feature_set, interval_ms=interval_ms).ts
-    rows = len(ts)
-    train_rows = int(rows * train_fraction)  # as trader.rl.envs.training_start_max cuts the rows
-    run = Fold(1, data, train_rows, rows, data, train_rows, rows - 1)
+    run = held_out_fold(data, len(ts), train_fraction)
     (val,), _ = validation_folds([run], lambda _: np.asarray(ts), validation_s, horizon)
     return val
 
@@ -44,8 +42,8 @@ def train_and_choose(algo: str, options: dict, data: str | None, seed: int, vali
     `data`, one dataset folder or None for the sample), backtest each and every baseline on the validation
     block, keep the best agent; writes OUT/choice.json and returns what it holds."""
     from trader.backtest.suite import BaselineOptions
-    from trader.evaluate.run import Plan, run_plan
-    from trader.evaluate.summary import KEY, agent_metric
+    from trader.evaluate.run import Plan, run_plan, seed_runs
+    from trader.evaluate.summary import KEY
     from trader.rl.policy import learner
     from trader.run.lifecycle import resolve_args
 
@@ -54,21 +52,16 @@ def train_and_choose(algo: str, options: dict, data: str | None, seed: int, vali
                           args.interval_ms)
     plan = Plan(algo, options, [val], list(range(seed, seed + k)), out_dir, BaselineOptions(), job_folder="seeds")
     result = run_plan(plan, jobs, progress)
-    pnl = {j["seed"]: agent_metric(j, KEY) for j in result["agents"]}
-    best = max(result["agents"], key=lambda j: -float("inf") if pnl[j["seed"]] is None else pnl[j["seed"]])
+    seeds = seed_runs(result["agents"], out_dir)
+    best = max(seeds, key=lambda s: -float("inf") if seeds[s][KEY] is None else seeds[s][KEY])
     baselines = {c["name"]: c["metrics"][KEY] for c in result["baselines"][val.index]}
-
-    def inside(run: str) -> str:  # relative to OUT, so that the folder can move
-        return str(Path(run).resolve().relative_to(out_dir.resolve()))
-
     choice = {  # train_fraction: the rows after it are held out for trader backtest, as in any run
         "validation_s": validation_s, "train_fraction": args.train_fraction, "metric": KEY,
         "validation": f"{data or 'sample'}: trained on rows 0..{val.train_rows - 1}, chosen on rows "
                       f"{val.test_start}..{val.test_end} (the last {validation_s:g} s of the training rows)",
-        "seeds": {str(j["seed"]): {"run_dir": inside(j["run_dir"]), KEY: pnl[j["seed"]],
-                                   "trades": agent_metric(j, "trades")} for j in result["agents"]},
+        "seeds": seeds,
         "baselines": baselines,
-        "chosen": {"seed": best["seed"], "run_dir": inside(best["run_dir"])},
+        "chosen": {"seed": int(best), "run_dir": seeds[best]["run_dir"]},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CHOICE_FILE).write_text(json.dumps(choice, indent=1) + "\n")

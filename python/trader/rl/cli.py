@@ -126,11 +126,10 @@ def train(algo: str | None, config: str | None, nproc: int, validation_s: float 
     if validation_s is not None and committee is not None:
         raise click.UsageError("--committee: the run's agent is the committee of its seeds, and --validation-s "
                                "chooses one of them; give one of the two")
-    many = "--validation-s: each of the --choose-among agents" if validation_s is not None else \
-        "--committee: each member"
-    if (validation_s is not None or committee is not None) and (options["resume"] or options["checkpoint_uri"]
-                                                                or nproc > 1):
-        raise click.UsageError(f"{many} is a run of its own under OUT/seeds, with its checkpoints there; give no "
+    seeds = ("--validation-s: each of the --choose-among agents" if validation_s is not None else
+             "--committee: each member" if committee is not None else None)
+    if seeds and (options["resume"] or options["checkpoint_uri"] or nproc > 1):
+        raise click.UsageError(f"{seeds} is a run of its own under OUT/seeds, with its checkpoints there; give no "
                                "--resume, --checkpoint-uri or --nproc")
     if algo is None:
         algo = _resumed_algo(options["resume"], options["checkpoint_uri"]) if options["resume"] else "ppo"

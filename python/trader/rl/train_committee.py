@@ -20,45 +20,33 @@ from pathlib import Path
 from trader.run.checkpoints import COMMITTEE_FILE
 
 
-def held_out_fold(data: str | None, train_fraction: float, feature_set: int, interval_ms: float):
-    """The run's own split as a fold: training on rows [0, train_fraction x rows), testing on the rest."""
-    from trader.evaluate.folds import Fold
-    from trader.sim import load_market
-
-    rows = len(load_market(data, feature_set=feature_set, interval_ms=interval_ms).ts)
-    train_rows = int(rows * train_fraction)  # as trader.rl.envs.training_start_max and trader backtest cut the rows
-    if rows - train_rows < 2:
-        raise ValueError(f"--train-fraction {train_fraction:g}: {data or 'the bundled sample'} keeps "
-                         f"{rows - train_rows} of its {rows} rows held out; the committee is tested on them")
-    return Fold(1, data, train_rows, rows, data, train_rows, rows - 1)
-
-
 def train_committee(algo: str, options: dict, data: str | None, seed: int, k: int, out_dir: Path, jobs: int = 1,
                     progress=None) -> dict:
     """Train k agents (seeds seed..seed+k-1) with `options` (as trader train takes them; their data is `data`,
     one dataset folder or None for the sample), backtest each, their committee and every baseline on the held-out
     rows; writes OUT/committee.json and returns what it holds."""
     from trader.backtest.suite import BaselineOptions
-    from trader.evaluate.run import Plan, committee_test, run_plan
+    from trader.evaluate.folds import held_out_fold
+    from trader.evaluate.run import Plan, committee_test, run_plan, seed_runs
     from trader.evaluate.summary import KEY, agent_metric
     from trader.rl.policy import learner
     from trader.run.lifecycle import resolve_args
+    from trader.sim import load_market
 
     args = resolve_args(learner(algo).Args, None, {**options, "data": [data] if data else None})
-    fold = held_out_fold(data, args.train_fraction, args.feature_set, args.interval_ms)
+    rows = len(load_market(data, feature_set=args.feature_set, interval_ms=args.interval_ms).ts)
+    fold = held_out_fold(data, rows, args.train_fraction)
+    if fold.test_end - fold.test_start < 1:
+        raise ValueError(f"--train-fraction {args.train_fraction:g}: {data or 'the bundled sample'} keeps "
+                         f"{rows - fold.train_rows} of its {rows} rows held out; the committee is tested on them")
     plan = Plan(algo, options, [fold], list(range(seed, seed + k)), out_dir, BaselineOptions(), job_folder="seeds")
     result = run_plan(plan, jobs, progress)
     tested = committee_test(plan, fold, result["agents"])
-
-    def inside(run: str) -> str:  # relative to OUT, so that the folder can move
-        return str(Path(run).resolve().relative_to(out_dir.resolve()))
-
     committee = {  # train_fraction: the rows after it are the held-out rows of trader backtest, as in any run
         "train_fraction": args.train_fraction, "metric": KEY,
         "held_out": f"{data or 'sample'}: trained on rows 0..{fold.train_rows - 1}, tested on rows "
                     f"{fold.test_start}..{fold.test_end}",
-        "members": {str(j["seed"]): {"run_dir": inside(j["run_dir"]), KEY: agent_metric(j, KEY),
-                                     "trades": agent_metric(j, "trades")} for j in result["agents"]},
+        "members": seed_runs(result["agents"], out_dir),
         "committee": {KEY: agent_metric(tested, KEY), "trades": agent_metric(tested, "trades")},
         "baselines": {c["name"]: c["metrics"][KEY] for c in result["baselines"][fold.index]},
     }
