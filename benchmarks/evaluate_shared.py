@@ -18,7 +18,8 @@ every instrument, per dataset in its own lots at its first mid) and feature set 
 an agent trained on BTC and ETH reads and trades NEXO on the same footing (issue 13).
 
 Both modes run with `trader train`'s defaults: the quote mode's are the quote recipe since session 15
-(trader.rl.defaults.QUOTE_DEFAULTS); its tables in benchmarks/README.md ran before, with PPO's own.
+(trader.rl.defaults.QUOTE_DEFAULTS, with its markout loss and inventory weights since session 34); its tables in
+benchmarks/README.md ran before, with PPO's own.
 """
 
 from __future__ import annotations

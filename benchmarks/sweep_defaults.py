@@ -61,8 +61,11 @@ GRID = {
 
 
 # PPO's own abstain_prior and quote_sides, which every quoting run of these scripts had before `trader train
-# --actions quote` started from trader.rl.defaults.QUOTE_DEFAULTS (session 15): stated, so each reproduces what it ran
-BEFORE_QUOTE_DEFAULTS = {"abstain_prior": 0.0, "quote_sides": "any"}
+# --actions quote` started from trader.rl.defaults.QUOTE_DEFAULTS (session 15), and the env's markout weights, which
+# they had before those defaults took the loss and inventory weights (session 34): stated, so each reproduces what it
+# ran (a candidate that names a weight sets it)
+BEFORE_QUOTE_DEFAULTS = {"abstain_prior": 0.0, "quote_sides": "any", "markout_loss_weight": 1.0,
+                         "markout_inventory_weight": 0.0}
 
 
 def base_point() -> dict:

@@ -32,11 +32,16 @@ def test_a_quoting_ppo_run_starts_from_the_quote_recipe_and_its_own_options_win(
     """Session 15: `--actions quote` brings QUOTE_DEFAULTS (issue 13's recipe); any option given wins over it, and
     market orders and SAC never see it."""
     quote = resolve_args(ppo.Args, None, {"actions": "quote"})
-    assert (quote.reward, quote.reward_scale, quote.feature_set, quote.abstain_prior, quote.quote_sides) == \
-        ("markout", 10.0, 2, 0.9, "symmetric") == tuple(QUOTE_DEFAULTS["ppo"][k] for k in (
-            "reward", "reward_scale", "feature_set", "abstain_prior", "quote_sides"))
+    recipe = ("reward", "reward_scale", "feature_set", "abstain_prior", "quote_sides", "markout_loss_weight",
+              "markout_inventory_weight")
+    assert tuple(getattr(quote, k) for k in recipe) == ("markout", 10.0, 2, 0.9, "symmetric", 2.25, 0.5) == \
+        tuple(QUOTE_DEFAULTS["ppo"][k] for k in recipe)
     mine = resolve_args(ppo.Args, None, {"actions": "quote", "reward": "pnl", "abstain_prior": 0.0, "quote_sides": "both"})
     assert (mine.reward, mine.abstain_prior, mine.quote_sides, mine.reward_scale) == ("pnl", 0.0, "both", 10.0)
+    # the recipe's markout weights stay with its markout reward: another reward keeps the env's (which it accepts)
+    assert (mine.markout_loss_weight, mine.markout_inventory_weight) == (1.0, 0.0)
+    penalty = resolve_args(ppo.Args, None, {"actions": "quote", "reward": "markout_penalty", "markout_loss_weight": 3.0})
+    assert (penalty.markout_loss_weight, penalty.markout_inventory_weight) == (3.0, 0.5)
     market = resolve_args(ppo.Args, None, {})
     assert (market.reward, market.abstain_prior, market.quote_sides, market.feature_set) == ("pnl", 0.0, "any", 1)
     assert not set(QUOTE_DEFAULTS["ppo"]) & set(trader_defaults(sac.Args, {"actions": "quote"}))
